@@ -1,0 +1,13 @@
+//! Twinspect: a dual-energy X-ray inspection workstation, "one machine, two screens".
+//!
+//! Layers (see `ARCHITECTURE.md`): [`domain`] (pure core) -> [`pipeline`] (CPU twin and wgpu
+//! compute) -> [`io`] (files) -> [`source`] (live line streams) -> [`ui`] (eframe window) -> the
+//! `twinspect` binary's commands.
+
+pub mod assemble;
+pub mod cli;
+pub mod domain;
+pub mod io;
+pub mod pipeline;
+pub mod source;
+pub mod ui;
