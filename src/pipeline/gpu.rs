@@ -1,0 +1,840 @@
+//! The GPU pipeline: wgpu compute kernels (`shaders/*.wgsl`) over storage buffers, on whatever
+//! device it is given (eframe's own device in the workstation, a headless one for `render`,
+//! tests and benchmarks).
+//!
+//! Owns: [`GpuContext`] (headless device), [`Kernels`] (compiled pipelines, one set per device),
+//! [`GpuImage`] (the buffers of one image: raw, calibration, features, CLAHE tables, output
+//! texture), [`LiveView`] (a ring of lines for the live display that processes only new lines and
+//! re-renders everything after a settings change), and readback.
+//!
+//! Must not import: egui, the UI, sources. Kernel maths lives in the WGSL; its CPU twin in
+//! [`super::cpu`].
+
+use std::num::NonZeroU64;
+
+use ndarray::{Array3, ArrayView2};
+
+use super::params::{CLAHE_BINS, Params};
+use crate::domain::calib::Calibration;
+use crate::domain::material::MaterialLut;
+use crate::domain::scan::RawFrame;
+use crate::domain::view::ViewSettings;
+
+const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
+/// The kernels: `(name, source without the common prelude)`.
+pub const KERNELS: [(&str, &str); 3] = [
+    ("prepare", include_str!("../../shaders/prepare.wgsl")),
+    ("clahe", include_str!("../../shaders/clahe.wgsl")),
+    ("compose", include_str!("../../shaders/compose.wgsl")),
+];
+
+/// Full WGSL source of a kernel (common prelude + kernel).
+pub fn kernel_source(kernel: &str) -> String {
+    format!("{COMMON_WGSL}\n{kernel}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter found ({0}); for software rendering install Mesa's Vulkan driver (Debian: mesa-vulkan-drivers) and set WGPU_BACKEND=vulkan"
+    )]
+    NoAdapter(String),
+    #[error("GPU device request failed: {0}")]
+    Device(String),
+    #[error("image of {lines} lines x {channels} channels exceeds this GPU's limits ({why})")]
+    TooLarge {
+        lines: u32,
+        channels: u32,
+        why: String,
+    },
+    #[error("reading back from the GPU failed: {0}")]
+    Readback(String),
+}
+
+/// A device and queue of our own (no window).
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+}
+
+/// Limits we ask for: the adapter's own storage and texture sizes on top of the downlevel set, so
+/// big frames fit, and compute works on GL backends too.
+pub fn required_limits(adapter: &wgpu::Adapter) -> wgpu::Limits {
+    let a = adapter.limits();
+    wgpu::Limits {
+        max_storage_buffer_binding_size: a.max_storage_buffer_binding_size,
+        max_buffer_size: a.max_buffer_size,
+        max_texture_dimension_2d: a.max_texture_dimension_2d,
+        max_storage_buffers_per_shader_stage: a.max_storage_buffers_per_shader_stage.max(4),
+        max_compute_workgroup_storage_size: a.max_compute_workgroup_storage_size,
+        ..wgpu::Limits::downlevel_defaults().using_resolution(a)
+    }
+}
+
+impl GpuContext {
+    /// A headless device honouring `WGPU_BACKEND` / `WGPU_ADAPTER_NAME`.
+    pub fn headless() -> Result<Self, GpuError> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(
+            &instance, None,
+        ))
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("twinspect headless"),
+            required_limits: required_limits(&adapter),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+        Ok(GpuContext {
+            device,
+            queue,
+            info: adapter.get_info(),
+        })
+    }
+
+    /// "name (backend, type)" for status bars and benchmark records.
+    pub fn describe(&self) -> String {
+        describe_adapter(&self.info)
+    }
+}
+
+pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} ({:?}, {:?}, driver {})",
+        info.name, info.backend, info.device_type, info.driver_info
+    )
+}
+
+/// The three compute pipelines and their layouts.
+pub struct Kernels {
+    prepare: wgpu::ComputePipeline,
+    clahe: wgpu::ComputePipeline,
+    compose: wgpu::ComputePipeline,
+    prepare_bgl: wgpu::BindGroupLayout,
+    clahe_bgl: wgpu::BindGroupLayout,
+    compose_bgl: wgpu::BindGroupLayout,
+}
+
+fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
+        },
+        count: None,
+    }
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Self {
+        let layout = |label: &str, entries: &[wgpu::BindGroupLayoutEntry]| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries,
+            })
+        };
+        let prepare_bgl = layout(
+            "prepare bgl",
+            &[
+                uniform_entry(0),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 3,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    count: None,
+                },
+                storage_entry(4, false),
+                storage_entry(5, false),
+            ],
+        );
+        let clahe_bgl = layout(
+            "clahe bgl",
+            &[
+                uniform_entry(0),
+                storage_entry(1, true),
+                storage_entry(2, false),
+            ],
+        );
+        let compose_bgl = layout(
+            "compose bgl",
+            &[
+                uniform_entry(0),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, true),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 4,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: wgpu::TextureFormat::Rgba8Unorm,
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                    },
+                    count: None,
+                },
+            ],
+        );
+        let pipeline = |name: &str, src: &str, bgl: &wgpu::BindGroupLayout| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(kernel_source(src).into()),
+            });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(bgl)],
+                immediate_size: 0,
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        Kernels {
+            prepare: pipeline("prepare", KERNELS[0].1, &prepare_bgl),
+            clahe: pipeline("clahe", KERNELS[1].1, &clahe_bgl),
+            compose: pipeline("compose", KERNELS[2].1, &compose_bgl),
+            prepare_bgl,
+            clahe_bgl,
+            compose_bgl,
+        }
+    }
+}
+
+/// Uniform slots, one per kernel, so all three can run in one submission with their own regions.
+const SLOT: u64 = 256;
+const SLOT_PREPARE: u64 = 0;
+const SLOT_CLAHE: u64 = 1;
+const SLOT_COMPOSE: u64 = 2;
+
+/// What to dispatch: line regions `(line0, nlines)` modulo the image's lines, and CLAHE tile rows
+/// `(tile_row0, ntile_rows)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Work {
+    pub prepare: Option<(u32, u32)>,
+    pub clahe: Option<(u32, u32)>,
+    pub compose: Option<(u32, u32)>,
+}
+
+impl Work {
+    /// Everything, for a frame of `lines` lines.
+    pub fn full(lines: u32, tile: u32) -> Self {
+        Work {
+            prepare: Some((0, lines)),
+            clahe: Some((0, lines.div_ceil(tile))),
+            compose: Some((0, lines)),
+        }
+    }
+}
+
+/// The GPU buffers of one image of `lines x channels` (a frame, or the live ring).
+pub struct GpuImage {
+    pub channels: u32,
+    pub lines: u32,
+    full_scale: u16,
+    lut: MaterialLut,
+    raw: wgpu::Buffer,
+    calib: wgpu::Buffer,
+    /// `(A_low, A_high)` per pixel.
+    feat_a: wgpu::Buffer,
+    /// `(Zeff, I)` per pixel.
+    feat_b: wgpu::Buffer,
+    luts: wgpu::Buffer,
+    params: wgpu::Buffer,
+    out_tex: wgpu::Texture,
+    /// The RGBA8 output (x = line, y = channel from the top), for display.
+    pub out_view: wgpu::TextureView,
+    bg_prepare: wgpu::BindGroup,
+    bg_clahe: wgpu::BindGroup,
+    bg_compose: wgpu::BindGroup,
+}
+
+/// Smallest CLAHE tile: the luts buffer is sized for it.
+const MIN_TILE: u32 = 16;
+
+impl GpuImage {
+    pub fn new(
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        kernels: &Kernels,
+        channels: u32,
+        lines: u32,
+        full_scale: u16,
+        lut: &MaterialLut,
+    ) -> Result<Self, GpuError> {
+        let limits = device.limits();
+        let too_large = |why: String| GpuError::TooLarge {
+            lines,
+            channels,
+            why,
+        };
+        if channels == 0 || lines == 0 {
+            return Err(too_large("empty image".into()));
+        }
+        let max_tex = limits.max_texture_dimension_2d;
+        if lines > max_tex || channels > max_tex {
+            return Err(too_large(format!("texture side limit {max_tex}")));
+        }
+        let px = lines as u64 * channels as u64;
+        let feat_bytes = px * 8;
+        if feat_bytes > limits.max_storage_buffer_binding_size
+            || feat_bytes > limits.max_buffer_size
+        {
+            return Err(too_large(format!(
+                "{} MiB feature buffers, storage binding limit {} MiB",
+                feat_bytes >> 20,
+                limits.max_storage_buffer_binding_size >> 20
+            )));
+        }
+        if lines.div_ceil(4) > limits.max_compute_workgroups_per_dimension {
+            return Err(too_large("too many lines for one dispatch".into()));
+        }
+        let buf = |label: &str, size: u64, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        use wgpu::BufferUsages as U;
+        let raw = buf("raw", px * 4, U::STORAGE | U::COPY_DST);
+        let calib = buf(
+            "calibration",
+            channels as u64 * 16,
+            U::STORAGE | U::COPY_DST,
+        );
+        let feat_a = buf("features a", feat_bytes, U::STORAGE | U::COPY_SRC);
+        let feat_b = buf("features b", feat_bytes, U::STORAGE | U::COPY_SRC);
+        let max_tiles = lines.div_ceil(MIN_TILE) as u64 * channels.div_ceil(MIN_TILE) as u64;
+        let luts = buf(
+            "clahe tables",
+            max_tiles * CLAHE_BINS as u64 * 4,
+            U::STORAGE | U::COPY_SRC,
+        );
+        let params = buf("params", SLOT * 3, U::UNIFORM | U::COPY_DST);
+
+        let lut_tex = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("zeff lut"),
+            size: wgpu::Extent3d {
+                width: lut.n_r,
+                height: lut.n_a,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::R32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &lut_tex,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytemuck::cast_slice(&lut.zeff),
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(lut.n_r * 4),
+                rows_per_image: Some(lut.n_a),
+            },
+            wgpu::Extent3d {
+                width: lut.n_r,
+                height: lut.n_a,
+                depth_or_array_layers: 1,
+            },
+        );
+        let lut_view = lut_tex.create_view(&Default::default());
+        let out_tex = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("display rgba"),
+            size: wgpu::Extent3d {
+                width: lines,
+                height: channels,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::STORAGE_BINDING
+                | wgpu::TextureUsages::TEXTURE_BINDING
+                | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        let out_view = out_tex.create_view(&Default::default());
+
+        let slot = |k: u64| {
+            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &params,
+                offset: k * SLOT,
+                size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
+            })
+        };
+        let bg_prepare = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("prepare"),
+            layout: &kernels.prepare_bgl,
+            entries: &[
+                bge(0, slot(SLOT_PREPARE)),
+                bge(1, raw.as_entire_binding()),
+                bge(2, calib.as_entire_binding()),
+                bge(3, wgpu::BindingResource::TextureView(&lut_view)),
+                bge(4, feat_a.as_entire_binding()),
+                bge(5, feat_b.as_entire_binding()),
+            ],
+        });
+        let bg_clahe = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("clahe"),
+            layout: &kernels.clahe_bgl,
+            entries: &[
+                bge(0, slot(SLOT_CLAHE)),
+                bge(1, feat_b.as_entire_binding()),
+                bge(2, luts.as_entire_binding()),
+            ],
+        });
+        let bg_compose = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("compose"),
+            layout: &kernels.compose_bgl,
+            entries: &[
+                bge(0, slot(SLOT_COMPOSE)),
+                bge(1, feat_a.as_entire_binding()),
+                bge(2, feat_b.as_entire_binding()),
+                bge(3, luts.as_entire_binding()),
+                bge(4, wgpu::BindingResource::TextureView(&out_view)),
+            ],
+        });
+        Ok(GpuImage {
+            channels,
+            lines,
+            full_scale,
+            lut: lut.clone(),
+            raw,
+            calib,
+            feat_a,
+            feat_b,
+            luts,
+            params,
+            out_tex,
+            out_view,
+            bg_prepare,
+            bg_clahe,
+            bg_compose,
+        })
+    }
+
+    /// Parameters of this image under a view.
+    pub fn params(&self, view: &ViewSettings, wrap: bool) -> Params {
+        Params::new(
+            view,
+            &self.lut,
+            self.channels,
+            self.lines,
+            self.full_scale,
+            wrap,
+        )
+    }
+
+    /// Upload the calibration table (`Calibration::table`).
+    pub fn set_calibration(&self, queue: &wgpu::Queue, table: &[[f32; 4]]) {
+        assert_eq!(table.len(), self.channels as usize, "calibration width");
+        queue.write_buffer(&self.calib, 0, bytemuck::cast_slice(table));
+    }
+
+    /// Upload whole lines starting at line `line0` (wrapping at the end of the image).
+    pub fn write_lines(&self, queue: &wgpu::Queue, line0: u32, low: &[u16], high: &[u16]) {
+        let ch = self.channels as usize;
+        assert!(
+            low.len() == high.len() && low.len().is_multiple_of(ch),
+            "whole lines of both energies"
+        );
+        let n = (low.len() / ch) as u32;
+        assert!(n <= self.lines, "more lines than the image holds");
+        let packed: Vec<u32> = low
+            .iter()
+            .zip(high)
+            .map(|(&l, &h)| l as u32 | (h as u32) << 16)
+            .collect();
+        let first = n.min(self.lines - line0 % self.lines);
+        let start = (line0 % self.lines) as u64 * ch as u64 * 4;
+        queue.write_buffer(
+            &self.raw,
+            start,
+            bytemuck::cast_slice(&packed[..first as usize * ch]),
+        );
+        if first < n {
+            queue.write_buffer(
+                &self.raw,
+                0,
+                bytemuck::cast_slice(&packed[first as usize * ch..]),
+            );
+        }
+    }
+
+    /// Upload a whole frame (`[line, channel]` arrays).
+    pub fn write_frame(&self, queue: &wgpu::Queue, low: ArrayView2<u16>, high: ArrayView2<u16>) {
+        let low: Vec<u16> = low.iter().copied().collect();
+        let high: Vec<u16> = high.iter().copied().collect();
+        self.write_lines(queue, 0, &low, &high);
+    }
+
+    /// Record the dispatches of `work` under parameters `p` into `encoder`.
+    pub fn encode(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        kernels: &Kernels,
+        p: &Params,
+        work: Work,
+    ) {
+        let write = |slot: u64, params: Params| {
+            queue.write_buffer(&self.params, slot * SLOT, bytemuck::bytes_of(&params))
+        };
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("twinspect"),
+            timestamp_writes: None,
+        });
+        if let Some((l0, n)) = work.prepare.filter(|w| w.1 > 0) {
+            write(SLOT_PREPARE, p.with_region(l0, n.min(self.lines)));
+            pass.set_pipeline(&kernels.prepare);
+            pass.set_bind_group(0, &self.bg_prepare, &[]);
+            pass.dispatch_workgroups(self.channels.div_ceil(64), n.min(self.lines).div_ceil(4), 1);
+        }
+        if p.local_contrast > 0.0
+            && let Some((t0, n)) = work.clahe.filter(|w| w.1 > 0)
+        {
+            write(SLOT_CLAHE, p.with_region(t0 * p.tile, n * p.tile));
+            pass.set_pipeline(&kernels.clahe);
+            pass.set_bind_group(0, &self.bg_clahe, &[]);
+            pass.dispatch_workgroups(p.tiles_c, n.min(p.tiles_l), 1);
+        }
+        if let Some((l0, n)) = work.compose.filter(|w| w.1 > 0) {
+            write(SLOT_COMPOSE, p.with_region(l0, n.min(self.lines)));
+            pass.set_pipeline(&kernels.compose);
+            pass.set_bind_group(0, &self.bg_compose, &[]);
+            pass.dispatch_workgroups(self.channels.div_ceil(64), n.min(self.lines).div_ceil(4), 1);
+        }
+    }
+
+    /// Run `work` now and wait for it.
+    pub fn run(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        kernels: &Kernels,
+        p: &Params,
+        work: Work,
+    ) {
+        let mut enc =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+        self.encode(queue, &mut enc, kernels, p, work);
+        let idx = queue.submit([enc.finish()]);
+        let _ = device.poll(wgpu::PollType::Wait {
+            submission_index: Some(idx),
+            timeout: None,
+        });
+    }
+
+    fn read_buffer(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        src: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<u8>, GpuError> {
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+        queue.submit([enc.finish()]);
+        map_read(device, &staging)
+    }
+
+    /// Features `[line, channel, (A_low, A_high, Zeff, I)]` (for tests).
+    pub fn read_features(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+    ) -> Result<Array3<f32>, GpuError> {
+        let n = self.lines as u64 * self.channels as u64;
+        let a: Vec<f32> =
+            bytemuck::pod_collect_to_vec(&self.read_buffer(device, queue, &self.feat_a, n * 8)?);
+        let b: Vec<f32> =
+            bytemuck::pod_collect_to_vec(&self.read_buffer(device, queue, &self.feat_b, n * 8)?);
+        let v: Vec<f32> = a
+            .chunks_exact(2)
+            .zip(b.chunks_exact(2))
+            .flat_map(|(a, b)| [a[0], a[1], b[0], b[1]])
+            .collect();
+        Array3::from_shape_vec((self.lines as usize, self.channels as usize, 4), v)
+            .map_err(|e| GpuError::Readback(e.to_string()))
+    }
+
+    /// CLAHE tables `[tile_line, tile_channel, bin]` for parameters `p` (for tests).
+    pub fn read_luts(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        p: &Params,
+    ) -> Result<Array3<f32>, GpuError> {
+        let n = p.tiles_l as u64 * p.tiles_c as u64 * CLAHE_BINS as u64;
+        let bytes = self.read_buffer(device, queue, &self.luts, n * 4)?;
+        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        Array3::from_shape_vec(
+            (p.tiles_l as usize, p.tiles_c as usize, CLAHE_BINS as usize),
+            v,
+        )
+        .map_err(|e| GpuError::Readback(e.to_string()))
+    }
+
+    /// The display image `[y, x, rgba]` (`x` = line, `y` = channels - 1 - channel).
+    pub fn read_rgba(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+    ) -> Result<Array3<u8>, GpuError> {
+        let (w, h) = (self.lines, self.channels);
+        let row = (w * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
+            * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("rgba readback"),
+            size: row as u64 * h as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = device.create_command_encoder(&Default::default());
+        enc.copy_texture_to_buffer(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.out_tex,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::TexelCopyBufferInfo {
+                buffer: &staging,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(row),
+                    rows_per_image: Some(h),
+                },
+            },
+            wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+        );
+        queue.submit([enc.finish()]);
+        let bytes = map_read(device, &staging)?;
+        let mut out = Vec::with_capacity((w * h * 4) as usize);
+        for y in 0..h as usize {
+            out.extend_from_slice(&bytes[y * row as usize..y * row as usize + w as usize * 4]);
+        }
+        Array3::from_shape_vec((h as usize, w as usize, 4), out)
+            .map_err(|e| GpuError::Readback(e.to_string()))
+    }
+}
+
+fn bge(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource }
+}
+
+fn map_read(device: &wgpu::Device, buffer: &wgpu::Buffer) -> Result<Vec<u8>, GpuError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    rx.recv()
+        .map_err(|e| GpuError::Readback(e.to_string()))?
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    let data = buffer
+        .get_mapped_range(..)
+        .map_err(|e| GpuError::Readback(e.to_string()))?
+        .to_vec();
+    buffer.unmap();
+    Ok(data)
+}
+
+/// Render one raw frame under one view on the GPU: the whole chain, read back as `[y, x, rgba]`.
+pub fn render_frame(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    kernels: &Kernels,
+    frame: &RawFrame,
+    calib: &Calibration,
+    lut: &MaterialLut,
+    view: &ViewSettings,
+) -> Result<Array3<u8>, GpuError> {
+    let (lines, channels) = (frame.lines() as u32, frame.channels() as u32);
+    let img = GpuImage::new(
+        device,
+        queue,
+        kernels,
+        channels,
+        lines,
+        calib.full_scale,
+        lut,
+    )?;
+    img.set_calibration(queue, &calib.table());
+    img.write_frame(queue, frame.low.view(), frame.high.view());
+    let p = img.params(view, false);
+    img.run(device, queue, kernels, &p, Work::full(lines, p.tile));
+    img.read_rgba(device, queue)
+}
+
+/// The live display: a ring of `lines` detector lines on the GPU. New lines are processed as they
+/// arrive (attenuation and material for the new lines only, CLAHE for the tile rows they touch,
+/// compose for the lines whose neighbourhood changed); a change of view re-renders the ring.
+pub struct LiveView {
+    pub image: GpuImage,
+    /// Lines received since start; the newest is at ring index `(head - 1) % lines`.
+    pub head: u64,
+    pending: Option<(u64, u64)>,
+    rendered_view: Option<ViewSettings>,
+}
+
+impl LiveView {
+    /// `lines` is rounded up to a multiple of 256 (the largest CLAHE tile) so tiles never
+    /// straddle the ring's seam.
+    pub fn new(
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        kernels: &Kernels,
+        channels: u32,
+        lines: u32,
+        full_scale: u16,
+        lut: &MaterialLut,
+    ) -> Result<Self, GpuError> {
+        let lines = lines.max(256).div_ceil(256) * 256;
+        let image = GpuImage::new(device, queue, kernels, channels, lines, full_scale, lut)?;
+        // Lines not received yet hold full-scale samples, which read as air under any
+        // calibration: an empty ring is white, never black or flagged dense.
+        let fs = vec![full_scale; (lines * channels) as usize];
+        image.write_lines(queue, 0, &fs, &fs);
+        image.set_calibration(queue, &vec![[0.0, 0.0, -1.0, -1.0]; channels as usize]);
+        let mut live = LiveView {
+            image,
+            head: 0,
+            pending: None,
+            rendered_view: None,
+        };
+        live.mark(0, lines as u64);
+        Ok(live)
+    }
+
+    /// Add absolute lines `a..b` to the lines to (re)process, keeping only the last ring's worth.
+    fn mark(&mut self, a: u64, b: u64) {
+        let (a, b) = match self.pending {
+            Some((pa, pb)) => (pa.min(a), pb.max(b)),
+            None => (a, b),
+        };
+        self.pending = Some((a.max(b.saturating_sub(self.capacity() as u64)), b));
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.image.lines
+    }
+
+    /// New calibration: everything on screen is re-derived from raw.
+    pub fn set_calibration(&mut self, queue: &wgpu::Queue, table: &[[f32; 4]]) {
+        self.image.set_calibration(queue, table);
+        self.mark(self.head.saturating_sub(self.capacity() as u64), self.head);
+    }
+
+    /// Append whole lines (`n * channels` samples of each energy).
+    pub fn push_lines(&mut self, queue: &wgpu::Queue, low: &[u16], high: &[u16]) {
+        let ch = self.image.channels as usize;
+        let n = (low.len() / ch) as u64;
+        if n == 0 {
+            return;
+        }
+        let cap = self.capacity() as u64;
+        let (low, high, skip) = if n > cap {
+            let s = ((n - cap) as usize) * ch;
+            (&low[s..], &high[s..], n - cap)
+        } else {
+            (low, high, 0)
+        };
+        let start = self.head + skip;
+        self.image
+            .write_lines(queue, (start % cap) as u32, low, high);
+        self.head += n;
+        self.mark(start, self.head);
+    }
+
+    /// Record this frame's GPU work for `view`; returns true when anything was dispatched.
+    pub fn encode(
+        &mut self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        kernels: &Kernels,
+        view: &ViewSettings,
+    ) -> bool {
+        let p = self.image.params(view, true);
+        let cap = self.capacity() as u64;
+        let view_changed = self.rendered_view.as_ref() != Some(view);
+        let mut work = Work::default();
+        if let Some((a, b)) = self.pending.take().filter(|(a, b)| b > a) {
+            work.prepare = Some(((a % cap) as u32, (b - a) as u32));
+            let t = p.tile as u64;
+            let (t0, t1) = (a / t, b.div_ceil(t));
+            let ntiles = (t1 - t0).min(p.tiles_l as u64);
+            work.clahe = Some(((t0 % p.tiles_l as u64) as u32, ntiles as u32));
+            // Lines whose 3x3 neighbourhood or tile interpolation changed.
+            let (c0, c1) = if p.local_contrast > 0.0 {
+                ((t0 * t).saturating_sub(t), (t1 + 1) * t)
+            } else {
+                (a.saturating_sub(1), b + 1)
+            };
+            let n = (c1 - c0).min(cap);
+            work.compose = Some(((c0 % cap) as u32, n as u32));
+        }
+        if view_changed {
+            if p.local_contrast > 0.0 {
+                work.clahe = Some((0, p.tiles_l));
+            }
+            work.compose = Some((0, self.capacity()));
+            self.rendered_view = Some(view.clone());
+        }
+        let any = work != Work::default();
+        if any {
+            self.image.encode(queue, encoder, kernels, &p, work);
+        }
+        any
+    }
+}
