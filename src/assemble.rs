@@ -1,0 +1,204 @@
+//! Assembly of a line stream into what the display needs: the calibration cycle (dark, then air),
+//! air re-calibration on empty-belt lines, sequence-gap accounting, and batches of calibrated-ready
+//! raw lines for the live view.
+//!
+//! Owns: [`Assembler`] and [`AssemblyStats`]. Driven by [`crate::source::SourceEvent`]s; knows
+//! nothing of the GPU or the window, so it is tested directly.
+//!
+//! Must not import: egui, wgpu.
+
+use crate::domain::calib::{AirTracker, CalibError, Calibration};
+use crate::domain::scan::{LineKind, RawLine};
+use crate::source::SourceEvent;
+
+/// What the assembler has to say after a batch of events.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Raw lines ready for display, concatenated (`n * channels` samples each).
+    pub low: Vec<u16>,
+    pub high: Vec<u16>,
+    pub lines: usize,
+    /// A new calibration (table form) to upload: `true` after a calibration cycle or an air update.
+    pub calibration_changed: bool,
+    /// The new calibration re-derives what is already on screen (a full calibration cycle).
+    pub recalibrate_visible: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AssemblyStats {
+    pub lines_in: u64,
+    pub lines_shown: u64,
+    /// Lines the sequence numbers say were lost before reaching us.
+    pub lines_missing: u64,
+    pub calibrations: u64,
+    /// Empty-belt lines used to re-take air.
+    pub air_updates: u64,
+    /// Lines since the last full calibration cycle.
+    pub lines_since_calibration: u64,
+    pub faults: Vec<String>,
+    pub last_error: Option<String>,
+}
+
+pub struct Assembler {
+    pub channels: usize,
+    pub full_scale: u16,
+    dark: Vec<RawLine>,
+    air: Vec<RawLine>,
+    pub calibration: Option<Calibration>,
+    tracker: AirTracker,
+    last_seq: Option<u64>,
+    pub stats: AssemblyStats,
+    /// Re-upload the calibration table after this many air updates.
+    pub air_upload_every: u64,
+}
+
+impl Assembler {
+    pub fn new(channels: usize, full_scale: u16) -> Self {
+        Assembler {
+            channels,
+            full_scale,
+            dark: Vec::new(),
+            air: Vec::new(),
+            calibration: None,
+            tracker: AirTracker::default(),
+            last_seq: None,
+            stats: AssemblyStats::default(),
+            air_upload_every: 16,
+        }
+    }
+
+    fn finish_calibration(&mut self, batch: &mut Batch) {
+        if self.dark.is_empty() || self.air.is_empty() {
+            return;
+        }
+        let dark: Vec<&RawLine> = self.dark.iter().collect();
+        let air: Vec<&RawLine> = self.air.iter().collect();
+        match Calibration::from_lines(&dark, &air, self.full_scale) {
+            Ok(c) => {
+                self.calibration = Some(c);
+                self.stats.calibrations += 1;
+                self.stats.lines_since_calibration = 0;
+                batch.calibration_changed = true;
+                batch.recalibrate_visible = true;
+            }
+            Err(
+                e @ (CalibError::TooManyDead { .. }
+                | CalibError::Width { .. }
+                | CalibError::TooFewLines { .. }),
+            ) => {
+                self.stats.last_error = Some(format!("calibration failed: {e}"));
+            }
+        }
+        self.dark.clear();
+        self.air.clear();
+    }
+
+    /// Feed events; returns the lines to show and whether the calibration changed.
+    pub fn feed(&mut self, events: impl IntoIterator<Item = SourceEvent>) -> Batch {
+        let mut batch = Batch::default();
+        for ev in events {
+            let line = match ev {
+                SourceEvent::Line(l) => l,
+                SourceEvent::Fault(f) => {
+                    self.stats.faults.push(f);
+                    continue;
+                }
+                SourceEvent::BagStart { .. } | SourceEvent::BagEnd { .. } => continue,
+            };
+            self.stats.lines_in += 1;
+            if line.low.len() != self.channels || line.high.len() != self.channels {
+                self.stats.last_error = Some(format!(
+                    "line {} has {}/{} samples, expected {}: dropped",
+                    line.seq,
+                    line.low.len(),
+                    line.high.len(),
+                    self.channels
+                ));
+                continue;
+            }
+            if let Some(prev) = self.last_seq
+                && line.seq > prev + 1
+            {
+                self.stats.lines_missing += line.seq - prev - 1;
+            }
+            self.last_seq = Some(line.seq);
+            match line.kind {
+                LineKind::Dark => {
+                    if !self.air.is_empty() {
+                        self.air.clear(); // a new cycle restarts
+                    }
+                    self.dark.push(line);
+                }
+                LineKind::Air => self.air.push(line),
+                LineKind::Scan => {
+                    if !self.air.is_empty() {
+                        self.finish_calibration(&mut batch);
+                    }
+                    let Some(cal) = self.calibration.as_mut() else {
+                        continue; // nothing can be shown before the first calibration
+                    };
+                    self.stats.lines_since_calibration += 1;
+                    if self.tracker.observe(cal, &line) {
+                        self.stats.air_updates += 1;
+                        if self.stats.air_updates.is_multiple_of(self.air_upload_every) {
+                            batch.calibration_changed = true;
+                        }
+                    }
+                    batch.low.extend_from_slice(&line.low);
+                    batch.high.extend_from_slice(&line.high);
+                    batch.lines += 1;
+                    self.stats.lines_shown += 1;
+                }
+            }
+        }
+        if !self.air.is_empty() && self.air.len() >= crate::source::CALIBRATION_LINES {
+            self.finish_calibration(&mut batch);
+        }
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: u64, kind: LineKind, v: u16) -> SourceEvent {
+        SourceEvent::Line(RawLine {
+            seq,
+            kind,
+            low: vec![v; 8],
+            high: vec![v; 8],
+        })
+    }
+
+    #[test]
+    fn calibrates_then_passes_scan_lines_and_counts_gaps() {
+        let mut a = Assembler::new(8, 65535);
+        let mut ev = vec![line(0, LineKind::Scan, 30000)]; // before calibration: not shown
+        ev.extend((1..5).map(|s| line(s, LineKind::Dark, 1000)));
+        ev.extend((5..9).map(|s| line(s, LineKind::Air, 41000)));
+        ev.push(line(9, LineKind::Scan, 21000));
+        ev.push(line(15, LineKind::Scan, 21000)); // 5 lines lost
+        ev.push(SourceEvent::Line(RawLine {
+            seq: 16,
+            kind: LineKind::Scan,
+            low: vec![1; 3],
+            high: vec![1; 3],
+        }));
+        let b = a.feed(ev);
+        assert!(b.calibration_changed && b.recalibrate_visible);
+        assert_eq!(b.lines, 2);
+        assert_eq!(b.low.len(), 16);
+        assert_eq!(a.stats.lines_missing, 5);
+        assert!(
+            a.stats
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("expected 8")
+        );
+        let c = a.calibration.as_ref().unwrap();
+        assert_eq!(c.dark_low[0], 1000.0);
+        assert_eq!(c.air_low[0], 41000.0);
+    }
+}

@@ -1,0 +1,336 @@
+//! Command line: argument parsing and the headless commands (`classify`, `render`), plus
+//! starting the workstation window.
+//!
+//! Owns: user-facing command behaviour and messages. Uses every other layer; nothing imports it.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::domain::calib::Calibration;
+use crate::domain::material::MaterialLut;
+use crate::domain::profile::{DEFAULT_PROFILE, ScannerProfile};
+use crate::domain::scan::RawFrame;
+use crate::domain::synth::{SyntheticScanner, generate_bag};
+use crate::domain::view::{Preset, ViewSettings};
+use crate::pipeline::{cpu, gpu};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "twinspect",
+    version,
+    about = "Dual-energy X-ray inspection workstation (one machine, two screens)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Scanner profile (built-in name or path to a .toml) for the workstation.
+    #[arg(long, default_value = DEFAULT_PROFILE, global = true)]
+    pub profile: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Open the workstation window fed by the built-in scanner emulator (the default).
+    Run {
+        /// Seed of the emulator's bags.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Classify attenuation pairs: reads CSV with `log_att_low,log_att_high` columns (stdin when
+    /// no file), writes every input column plus `zeff` and `class`.
+    Classify { file: Option<PathBuf> },
+    /// Render a scan to PNG with the same pipeline as the workstation, without a window.
+    Render {
+        /// Scan a synthetic bag generated from this seed.
+        #[arg(long, conflicts_with = "raw")]
+        synthetic: Option<u64>,
+        /// Render a raw scan saved with --tiff-out (reads FILE and FILE.calib.json).
+        #[arg(long)]
+        raw: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "standard")]
+        preset: Preset,
+        /// Full view settings as JSON (overrides --preset).
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// Position of the VDE sweep (0 dense end .. 1 thin end) for --preset vde.
+        #[arg(long, default_value_t = 0.5)]
+        vde_phase: f32,
+        /// Output PNG.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also write the raw scan as a two-page 16-bit TIFF (low, high) and its calibration.
+        #[arg(long)]
+        tiff_out: Option<PathBuf>,
+        /// Use the CPU twin instead of the GPU.
+        #[arg(long)]
+        cpu: bool,
+    },
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => run_workstation(&cli.profile, 1),
+        Some(Command::Run { seed }) => run_workstation(&cli.profile, seed),
+        Some(Command::Classify { file }) => {
+            let profile = ScannerProfile::load(&cli.profile)?;
+            let lut = MaterialLut::for_profile(&profile)?;
+            let input: Box<dyn Read> = match &file {
+                Some(p) => Box::new(
+                    std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+                ),
+                None => Box::new(std::io::stdin().lock()),
+            };
+            let stdout = std::io::stdout().lock();
+            classify_csv(input, stdout, &lut)
+        }
+        Some(Command::Render {
+            synthetic,
+            raw,
+            preset,
+            settings,
+            vde_phase,
+            out,
+            tiff_out,
+            cpu,
+        }) => {
+            let profile = ScannerProfile::load(&cli.profile)?;
+            let mut view = match settings {
+                Some(p) => serde_json::from_str::<ViewSettings>(
+                    &std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                )
+                .with_context(|| format!("{}: not valid view settings", p.display()))?,
+                None => preset.settings(),
+            };
+            if let Some(v) = &mut view.vde {
+                v.phase = vde_phase;
+            }
+            if out.is_none() && tiff_out.is_none() {
+                bail!("nothing to do: give --out FILE.png and/or --tiff-out FILE.tiff");
+            }
+            let (frame, calib) = match (synthetic, raw) {
+                (Some(seed), None) => scan_synthetic(&profile, seed)?,
+                (None, Some(path)) => load_raw(&path, &profile)?,
+                _ => bail!("give --synthetic SEED or --raw FILE.tiff"),
+            };
+            if let Some(t) = &tiff_out {
+                save_raw(t, &frame, &calib, &profile)?;
+                eprintln!(
+                    "wrote {} ({} lines x {} channels, 2 pages)",
+                    t.display(),
+                    frame.lines(),
+                    frame.channels()
+                );
+            }
+            if let Some(out) = &out {
+                let lut = MaterialLut::for_profile(&profile)?;
+                let rgba = if cpu {
+                    let p = crate::pipeline::params::Params::new(
+                        &view,
+                        &lut,
+                        frame.channels() as u32,
+                        frame.lines() as u32,
+                        profile.full_scale(),
+                        false,
+                    );
+                    cpu::render(
+                        frame.low.view(),
+                        frame.high.view(),
+                        &calib.table(),
+                        &lut,
+                        &p,
+                    )
+                } else {
+                    let ctx = gpu::GpuContext::headless()?;
+                    let kernels = gpu::Kernels::new(&ctx.device);
+                    gpu::render_frame(
+                        &ctx.device,
+                        &ctx.queue,
+                        &kernels,
+                        &frame,
+                        &calib,
+                        &lut,
+                        &view,
+                    )?
+                };
+                crate::io::write_png(out, &rgba)?;
+                eprintln!(
+                    "wrote {} ({} x {})",
+                    out.display(),
+                    rgba.dim().1,
+                    rgba.dim().0
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Calibrate a synthetic scanner and scan the bag of `seed`.
+pub fn scan_synthetic(
+    profile: &ScannerProfile,
+    seed: u64,
+) -> anyhow::Result<(RawFrame, Calibration)> {
+    let mut scanner = SyntheticScanner::new(profile, seed)?;
+    let (dark, air) = scanner.calibration_lines(crate::source::CALIBRATION_LINES);
+    let calib = Calibration::from_lines(
+        &dark.iter().collect::<Vec<_>>(),
+        &air.iter().collect::<Vec<_>>(),
+        profile.full_scale(),
+    )?;
+    let bag = generate_bag(seed, profile);
+    Ok((scanner.scan_bag(&bag), calib))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CalibFile {
+    profile: String,
+    dark_low: Vec<f32>,
+    dark_high: Vec<f32>,
+    air_low: Vec<f32>,
+    air_high: Vec<f32>,
+}
+
+fn calib_path(tiff: &Path) -> PathBuf {
+    let mut s = tiff.as_os_str().to_owned();
+    s.push(".calib.json");
+    PathBuf::from(s)
+}
+
+fn save_raw(
+    path: &Path,
+    frame: &RawFrame,
+    calib: &Calibration,
+    profile: &ScannerProfile,
+) -> anyhow::Result<()> {
+    crate::io::write_raw_tiff(
+        path,
+        frame,
+        &format!("twinspect raw scan; profile={}", profile.name),
+    )?;
+    let c = CalibFile {
+        profile: profile.name.clone(),
+        dark_low: calib.dark_low.clone(),
+        dark_high: calib.dark_high.clone(),
+        air_low: calib.air_low.clone(),
+        air_high: calib.air_high.clone(),
+    };
+    let cp = calib_path(path);
+    std::fs::write(&cp, serde_json::to_vec(&c)?)
+        .with_context(|| format!("writing {}", cp.display()))?;
+    Ok(())
+}
+
+fn load_raw(path: &Path, profile: &ScannerProfile) -> anyhow::Result<(RawFrame, Calibration)> {
+    let frame = crate::io::read_raw_tiff(path)?;
+    let cp = calib_path(path);
+    let text = std::fs::read_to_string(&cp)
+        .with_context(|| format!("reading the scan's calibration {}", cp.display()))?;
+    let c: CalibFile = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a calibration file", cp.display()))?;
+    let n = frame.channels();
+    if [&c.dark_low, &c.dark_high, &c.air_low, &c.air_high]
+        .iter()
+        .any(|v| v.len() != n)
+    {
+        bail!(
+            "{}: calibration is for a different number of channels than the scan ({n})",
+            cp.display()
+        );
+    }
+    let to_line = |lo: &[f32], hi: &[f32], kind| crate::domain::scan::RawLine {
+        seq: 0,
+        kind,
+        low: lo
+            .iter()
+            .map(|v| v.round().clamp(0.0, 65535.0) as u16)
+            .collect(),
+        high: hi
+            .iter()
+            .map(|v| v.round().clamp(0.0, 65535.0) as u16)
+            .collect(),
+    };
+    use crate::domain::scan::LineKind;
+    let mut calib = Calibration::from_lines(
+        &[&to_line(&c.dark_low, &c.dark_high, LineKind::Dark)],
+        &[&to_line(&c.air_low, &c.air_high, LineKind::Air)],
+        profile.full_scale(),
+    )?;
+    // keep the exact (fractional) levels
+    calib.dark_low = c.dark_low;
+    calib.dark_high = c.dark_high;
+    calib.air_low = c.air_low;
+    calib.air_high = c.air_high;
+    Ok((frame, calib))
+}
+
+/// The `classify` filter: every input column, then `zeff` and `class`.
+pub fn classify_csv(input: impl Read, output: impl Write, lut: &MaterialLut) -> anyhow::Result<()> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(input);
+    let headers = rdr.headers().context("reading the CSV header")?.clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .with_context(|| {
+                format!(
+                    "input has no `{name}` column (columns: {})",
+                    headers.iter().collect::<Vec<_>>().join(",")
+                )
+            })
+    };
+    let (i_lo, i_hi) = (col("log_att_low")?, col("log_att_high")?);
+    let mut wtr = csv::Writer::from_writer(output);
+    let mut out_headers = headers.clone();
+    out_headers.push_field("zeff");
+    out_headers.push_field("class");
+    wtr.write_record(&out_headers)?;
+    for (n, rec) in rdr.records().enumerate() {
+        let row = n + 2;
+        let rec = rec.with_context(|| format!("CSV row {row}"))?;
+        let num = |i: usize, name: &str| -> anyhow::Result<f32> {
+            let s = rec.get(i).unwrap_or("").trim();
+            let v: f32 = s
+                .parse()
+                .with_context(|| format!("row {row}: {name} {s:?} is not a number"))?;
+            if !v.is_finite() {
+                bail!("row {row}: {name} {s:?} is not finite");
+            }
+            Ok(v)
+        };
+        let (lo, hi) = (num(i_lo, "log_att_low")?, num(i_hi, "log_att_high")?);
+        let c = lut.classify(lo, hi);
+        let mut out = rec.clone();
+        out.push_field(&format!("{:.2}", c.zeff));
+        out.push_field(c.class.as_str());
+        wtr.write_record(&out)?;
+    }
+    wtr.flush()?;
+    Ok(())
+}
+
+fn run_workstation(profile: &str, seed: u64) -> anyhow::Result<()> {
+    let profile = ScannerProfile::load(profile)?;
+    let lut = MaterialLut::for_profile(&profile)?;
+    let source = crate::source::spawn_synthetic(
+        &profile,
+        crate::source::SyntheticOptions {
+            seed,
+            ..Default::default()
+        },
+    )?;
+    let title = format!("Twinspect — {}", profile.description);
+    eframe::run_native(
+        "twinspect",
+        crate::ui::native_options(&title),
+        Box::new(move |cc| {
+            Ok(Box::new(crate::ui::Workstation::new(
+                cc, profile, source, lut,
+            )))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("window: {e}"))
+}
