@@ -1,0 +1,142 @@
+//! The commands as a user runs them: `render` (GPU and CPU twin, raw TIFF out and back in) and
+//! `classify` on stdin.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn twinspect() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_twinspect"));
+    c.env(
+        "WGPU_BACKEND",
+        std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()),
+    );
+    c
+}
+
+fn run_ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{c:?} failed: {err}");
+    err
+}
+
+#[test]
+fn render_writes_png_and_raw_tiff_that_renders_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("bag.png");
+    let tiff = dir.path().join("bag.tiff");
+    run_ok(
+        twinspect()
+            .args([
+                "render",
+                "--synthetic",
+                "11",
+                "--preset",
+                "standard",
+                "--out",
+            ])
+            .arg(&png)
+            .arg("--tiff-out")
+            .arg(&tiff),
+    );
+    let img = image::open(&png).unwrap().to_rgba8();
+    assert_eq!(img.height(), 1536, "one row per channel");
+    assert!(img.width() > 300);
+    // a bag, not a blank: orange, green or blue pixels and white air
+    let coloured = img.pixels().filter(|p| p[0].abs_diff(p[2]) > 60).count();
+    let white = img
+        .pixels()
+        .filter(|p| p[0] > 245 && p[1] > 245 && p[2] > 245)
+        .count();
+    assert!(
+        coloured > 5000 && white > 50000,
+        "coloured {coloured}, white {white}"
+    );
+
+    let frame = twinspect::io::read_raw_tiff(&tiff).unwrap();
+    assert_eq!(frame.channels(), 1536);
+    assert_eq!(frame.lines() as u32, img.width());
+
+    let png2 = dir.path().join("again.png");
+    run_ok(
+        twinspect()
+            .args(["render", "--raw"])
+            .arg(&tiff)
+            .arg("--out")
+            .arg(&png2),
+    );
+    assert_eq!(
+        image::open(&png2).unwrap().to_rgba8(),
+        img,
+        "raw TIFF renders the same as the live scan"
+    );
+
+    let cpu_png = dir.path().join("cpu.png");
+    run_ok(
+        twinspect()
+            .args(["render", "--synthetic", "11", "--cpu", "--out"])
+            .arg(&cpu_png),
+    );
+    let cpu = image::open(&cpu_png).unwrap().to_rgba8();
+    let far = img
+        .as_raw()
+        .iter()
+        .zip(cpu.as_raw())
+        .filter(|(a, b)| a.abs_diff(**b) > 2)
+        .count();
+    assert!(
+        (far as f64) < 0.005 * img.as_raw().len() as f64,
+        "GPU and CPU renders differ in {far} samples"
+    );
+}
+
+#[test]
+fn render_refuses_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.tiff");
+    std::fs::write(&bogus, b"not a tiff").unwrap();
+    let out = twinspect()
+        .args(["render", "--raw"])
+        .arg(&bogus)
+        .args(["--out", "x.png"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus.tiff"));
+    let out = twinspect()
+        .args([
+            "render",
+            "--synthetic",
+            "1",
+            "--profile",
+            "nope",
+            "--out",
+            "x.png",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+#[test]
+fn classify_reads_stdin() {
+    let mut child = twinspect()
+        .args(["classify", "--profile", "hub-160"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"log_att_low,log_att_high\n0.8,0.65\n2.4,1.2\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "log_att_low,log_att_high,zeff,class");
+    assert!(rows[1].ends_with("organic"), "{text}");
+    assert!(rows[2].ends_with("metal"), "{text}");
+}

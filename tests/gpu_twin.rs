@@ -1,0 +1,362 @@
+//! The GPU kernels held to their CPU twins, stage by stage, on random and edge-case frames
+//! (1x1, odd sizes, all air, all dark, saturated), under every preset, and the live ring's
+//! incremental path held to a full re-render.
+//!
+//! Needs a GPU adapter: in CI that is Mesa's lavapipe (`WGPU_BACKEND=vulkan`). A missing adapter
+//! fails these tests; it never skips them.
+//!
+//! Tolerances: each stage is fed the *GPU's own* output of the previous stage, so the only
+//! differences left are the GPU's `log`/`exp`/`pow` against Rust's (a few ulp on lavapipe, at most
+//! 1e-5 relative; we allow 2e-5 plus 2e-5 absolute), Zeff through the LUT slope (0.05), CLAHE
+//! tables where a pixel sits exactly on a histogram bin edge (1 %), and rgba8 rounding (2 levels).
+
+use ndarray::{Array2, Array3};
+use twinspect::domain::material::MaterialLut;
+use twinspect::domain::profile::ScannerProfile;
+use twinspect::domain::rng::Rng;
+use twinspect::domain::view::{Preset, ViewSettings};
+use twinspect::pipeline::cpu;
+use twinspect::pipeline::gpu::{GpuContext, GpuImage, Kernels, LiveView, Work};
+
+struct Rig {
+    ctx: GpuContext,
+    kernels: Kernels,
+    lut: MaterialLut,
+}
+
+fn rig() -> Rig {
+    let ctx = ctx();
+    let kernels = Kernels::new(&ctx.device);
+    Rig {
+        ctx,
+        kernels,
+        lut: lut(),
+    }
+}
+
+fn ctx() -> GpuContext {
+    GpuContext::headless()
+        .expect("a GPU adapter is required (CI: mesa-vulkan-drivers + WGPU_BACKEND=vulkan)")
+}
+
+fn lut() -> MaterialLut {
+    MaterialLut::for_profile(&ScannerProfile::load("desk-140").unwrap()).unwrap()
+}
+
+const FULL: u16 = 65535;
+
+fn calib_table(channels: usize, rng: &mut Rng) -> Vec<[f32; 4]> {
+    (0..channels)
+        .map(|c| {
+            let dl = 1000.0 + 50.0 * rng.normal() as f32;
+            let dh = 1100.0 + 50.0 * rng.normal() as f32;
+            let span = |r: &mut Rng| {
+                if c == 2 && channels > 4 {
+                    -1.0
+                } else {
+                    (40000.0 + 2000.0 * r.normal() as f32).ln()
+                }
+            };
+            [dl, dh, span(rng), span(rng)]
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fill {
+    Random,
+    Air,
+    Dark,
+    Saturated,
+    Ramp,
+}
+
+fn frame(lines: usize, channels: usize, fill: Fill, rng: &mut Rng) -> (Array2<u16>, Array2<u16>) {
+    let mut sample = |l: usize, c: usize| -> u16 {
+        match fill {
+            Fill::Air => (41000.0 + 200.0 * rng.normal()) as u16,
+            Fill::Dark => (1000.0 + 5.0 * rng.normal()) as u16,
+            Fill::Saturated => FULL,
+            Fill::Ramp => (1000 + ((l * 37 + c * 11) % 40000)) as u16,
+            Fill::Random => match rng.int(0, 9) {
+                0 => 0,
+                1 => FULL,
+                2 => rng.int(900, 1200) as u16,
+                _ => (1000.0 + 40000.0 * (-rng.range(0.0, 7.0)).exp()) as u16,
+            },
+        }
+    };
+    let low = Array2::from_shape_fn((lines, channels), |(l, c)| sample(l, c));
+    let high = Array2::from_shape_fn((lines, channels), |(l, c)| sample(l, c).saturating_add(100));
+    (low, high)
+}
+
+fn assert_close(what: &str, gpu: &Array3<f32>, cpu: &Array3<f32>, k: usize, abs: f32, rel: f32) {
+    assert_eq!(gpu.dim(), cpu.dim(), "{what}");
+    let mut worst = 0.0f32;
+    for ((idx, &g), &c) in gpu.indexed_iter().zip(cpu.iter()) {
+        if idx.2 != k {
+            continue;
+        }
+        assert!(g.is_finite(), "{what} {idx:?}: GPU gave {g}");
+        let d = (g - c).abs();
+        worst = worst.max(d);
+        assert!(
+            d <= abs + rel * c.abs(),
+            "{what} {idx:?}: GPU {g} vs CPU {c}"
+        );
+    }
+    let _ = worst;
+}
+
+fn max_rgba_diff(a: &Array3<u8>, b: &Array3<u8>) -> (u8, f64) {
+    assert_eq!(a.dim(), b.dim());
+    let mut worst = 0u8;
+    let mut over = 0usize;
+    for (x, y) in a.iter().zip(b.iter()) {
+        let d = x.abs_diff(*y);
+        worst = worst.max(d);
+        if d > 2 {
+            over += 1;
+        }
+    }
+    (worst, over as f64 / a.len() as f64)
+}
+
+/// Runs all three stages on the GPU and checks each against the CPU twin fed the same inputs.
+fn check_frame(
+    rig: &Rig,
+    lines: usize,
+    channels: usize,
+    fill: Fill,
+    view: &ViewSettings,
+    seed: u64,
+) {
+    let (ctx, kernels, lut) = (&rig.ctx, &rig.kernels, &rig.lut);
+    let mut rng = Rng::new(seed);
+    let calib = calib_table(channels, &mut rng);
+    let (low, high) = frame(lines, channels, fill, &mut rng);
+    let img = GpuImage::new(
+        &ctx.device,
+        &ctx.queue,
+        kernels,
+        channels as u32,
+        lines as u32,
+        FULL,
+        lut,
+    )
+    .unwrap();
+    img.set_calibration(&ctx.queue, &calib);
+    img.write_frame(&ctx.queue, low.view(), high.view());
+    let p = img.params(view, false);
+    img.run(
+        &ctx.device,
+        &ctx.queue,
+        kernels,
+        &p,
+        Work::full(lines as u32, p.tile),
+    );
+    let what = format!("{lines}x{channels} {fill:?} {view:?}");
+
+    let g_feat = img.read_features(&ctx.device, &ctx.queue).unwrap();
+    let c_feat = cpu::prepare(low.view(), high.view(), &calib, lut, &p);
+    assert_close(&format!("A_low {what}"), &g_feat, &c_feat, 0, 2e-5, 2e-5);
+    assert_close(&format!("A_high {what}"), &g_feat, &c_feat, 1, 2e-5, 2e-5);
+    // Zeff is compared where the beam was attenuated: in air (A_high < 0.02) the ratio of two
+    // near-zero attenuations amplifies ulp differences, and the display shows no colour there
+    // (saturation is 0 below A_high = 0.02), so Zeff is meaningless and invisible.
+    let mut g_z = g_feat.clone();
+    for ((l, c, k), v) in g_z.indexed_iter_mut() {
+        if k == 2 && c_feat[[l, c, 1]] < 0.02 {
+            *v = c_feat[[l, c, 2]];
+        }
+    }
+    assert_close(&format!("Zeff {what}"), &g_z, &c_feat, 2, 0.05, 0.0);
+    assert_close(&format!("I {what}"), &g_feat, &c_feat, 3, 2e-5, 2e-5);
+
+    let c_luts = cpu::clahe_luts(g_feat.view(), &p);
+    if p.local_contrast > 0.0 {
+        let g_luts = img.read_luts(&ctx.device, &ctx.queue, &p).unwrap();
+        for k in 0..256 {
+            assert_close(&format!("CLAHE {what}"), &g_luts, &c_luts, k, 0.01, 0.0);
+        }
+        let g_rgba = img.read_rgba(&ctx.device, &ctx.queue).unwrap();
+        let c_rgba = cpu::compose(g_feat.view(), g_luts.view(), &p);
+        let (worst, _) = max_rgba_diff(&g_rgba, &c_rgba);
+        assert!(worst <= 2, "compose {what}: worst {worst}");
+    } else {
+        let g_rgba = img.read_rgba(&ctx.device, &ctx.queue).unwrap();
+        let c_rgba = cpu::compose(g_feat.view(), c_luts.view(), &p);
+        let (worst, _) = max_rgba_diff(&g_rgba, &c_rgba);
+        assert!(worst <= 2, "compose {what}: worst {worst}");
+    }
+
+    // End to end from raw: pixels whose Zeff or intensity sits on a class or bin boundary may
+    // round the other way; those must be rare.
+    let g_rgba = img.read_rgba(&ctx.device, &ctx.queue).unwrap();
+    let e2e = cpu::render(low.view(), high.view(), &calib, lut, &p);
+    let (_, frac) = max_rgba_diff(&g_rgba, &e2e);
+    assert!(
+        frac < 0.005,
+        "end to end {what}: {:.3} % of samples differ by more than 2",
+        frac * 100.0
+    );
+}
+
+#[test]
+fn every_stage_matches_the_cpu_twin_on_edge_case_frames() {
+    let rig = rig();
+    eprintln!("adapter: {}", rig.ctx.describe());
+    let std = Preset::Standard.settings();
+    let sizes = [(1, 1), (1, 7), (7, 1), (3, 5), (67, 33), (130, 257)];
+    let mut seed = 0;
+    for (lines, channels) in sizes {
+        for fill in [
+            Fill::Random,
+            Fill::Air,
+            Fill::Dark,
+            Fill::Saturated,
+            Fill::Ramp,
+        ] {
+            seed += 1;
+            check_frame(&rig, lines, channels, fill, &std, seed);
+        }
+    }
+}
+
+#[test]
+fn every_preset_matches_the_cpu_twin() {
+    let rig = rig();
+    for (k, preset) in Preset::ALL.into_iter().enumerate() {
+        check_frame(
+            &rig,
+            200,
+            150,
+            Fill::Random,
+            &preset.settings(),
+            100 + k as u64,
+        );
+        check_frame(
+            &rig,
+            129,
+            65,
+            Fill::Ramp,
+            &preset.settings(),
+            200 + k as u64,
+        );
+    }
+    let custom = ViewSettings {
+        clahe_tile: 16,
+        clahe_clip: 1.5,
+        local_contrast: 0.7,
+        edge: 1.0,
+        gamma: 0.6,
+        ..Default::default()
+    };
+    check_frame(&rig, 100, 90, Fill::Random, &custom, 7);
+}
+
+#[test]
+fn live_ring_processes_new_lines_like_a_full_render() {
+    let ctx = ctx();
+    let kernels = Kernels::new(&ctx.device);
+    let lut = lut();
+    let channels = 96usize;
+    let mut rng = Rng::new(99);
+    let calib = calib_table(channels, &mut rng);
+    let mut live = LiveView::new(
+        &ctx.device,
+        &ctx.queue,
+        &kernels,
+        channels as u32,
+        256,
+        FULL,
+        &lut,
+    )
+    .unwrap();
+    let cap = live.capacity() as usize;
+    assert_eq!(cap, 256);
+    live.set_calibration(&ctx.queue, &calib);
+    // lines not yet received are full scale (air) in the ring
+    let mut ring_low = Array2::<u16>::from_elem((cap, channels), FULL);
+    let mut ring_high = Array2::<u16>::from_elem((cap, channels), FULL);
+    let mut total = 0usize;
+    let views = [
+        Preset::Standard.settings(),
+        Preset::Edge.settings(),
+        Preset::Local.settings(),
+    ];
+    for (step, chunk) in [1usize, 5, 60, 200, 3, 300, 17, 255, 1]
+        .into_iter()
+        .enumerate()
+    {
+        let (low, high) = frame(chunk, channels, Fill::Random, &mut rng);
+        for l in 0..chunk {
+            ring_low.row_mut((total + l) % cap).assign(&low.row(l));
+            ring_high.row_mut((total + l) % cap).assign(&high.row(l));
+        }
+        total += chunk;
+        live.push_lines(
+            &ctx.queue,
+            low.as_slice().unwrap(),
+            high.as_slice().unwrap(),
+        );
+        // the view changes only every third step: the others exercise the incremental path
+        let view = &views[step / 3];
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        assert!(live.encode(&ctx.queue, &mut enc, &kernels, view));
+        ctx.queue.submit([enc.finish()]);
+
+        let p = live.image.params(view, true);
+        let feat = cpu::prepare(ring_low.view(), ring_high.view(), &calib, &lut, &p);
+        let g_feat = live.image.read_features(&ctx.device, &ctx.queue).unwrap();
+        assert_close(
+            &format!("live step {step} A_high"),
+            &g_feat,
+            &feat,
+            1,
+            2e-5,
+            2e-5,
+        );
+        let luts = if p.local_contrast > 0.0 {
+            live.image.read_luts(&ctx.device, &ctx.queue, &p).unwrap()
+        } else {
+            cpu::clahe_luts(g_feat.view(), &p)
+        };
+        if p.local_contrast > 0.0 {
+            let c_luts = cpu::clahe_luts(g_feat.view(), &p);
+            for k in 0..256 {
+                assert_close(
+                    &format!("live step {step} CLAHE"),
+                    &luts,
+                    &c_luts,
+                    k,
+                    0.01,
+                    0.0,
+                );
+            }
+        }
+        let want = cpu::compose(g_feat.view(), luts.view(), &p);
+        let got = live.image.read_rgba(&ctx.device, &ctx.queue).unwrap();
+        let (worst, _) = max_rgba_diff(&got, &want);
+        assert!(
+            worst <= 2,
+            "live step {step} (chunk {chunk}, total {total}): worst {worst}"
+        );
+    }
+    assert_eq!(live.head, total as u64);
+    // nothing new and nothing changed: no work at all
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    assert!(!live.encode(&ctx.queue, &mut enc, &kernels, &views[2]));
+}
+
+#[test]
+fn frames_beyond_the_device_limits_are_refused_cleanly() {
+    let ctx = ctx();
+    let kernels = Kernels::new(&ctx.device);
+    let lut = lut();
+    let max = ctx.device.limits().max_texture_dimension_2d;
+    let r = GpuImage::new(&ctx.device, &ctx.queue, &kernels, 16, max + 1, FULL, &lut);
+    assert!(r.is_err());
+    assert!(GpuImage::new(&ctx.device, &ctx.queue, &kernels, 0, 10, FULL, &lut).is_err());
+}

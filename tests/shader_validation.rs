@@ -1,0 +1,52 @@
+//! Every WGSL kernel parses and validates with naga (no GPU needed): shaders compile lazily at
+//! pipeline creation, so a broken one would otherwise only show up on a device.
+
+use twinspect::pipeline::gpu::{KERNELS, kernel_source};
+
+#[test]
+fn every_kernel_parses_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wgsl") && n != "common.wgsl")
+        .collect();
+    on_disk.sort();
+    let mut kernels: Vec<String> = KERNELS.iter().map(|(n, _)| format!("{n}.wgsl")).collect();
+    kernels.sort();
+    assert_eq!(
+        on_disk, kernels,
+        "every shader file is a kernel the pipeline builds"
+    );
+    for (name, src) in KERNELS {
+        let full = kernel_source(src);
+        let module = naga::front::wgsl::parse_str(&full)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&full)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert!(
+            module.entry_points.iter().any(|e| e.name == "main"),
+            "{name} has no main"
+        );
+    }
+}
+
+#[test]
+fn a_broken_shader_is_caught() {
+    let broken = kernel_source("@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }");
+    assert!(
+        naga::front::wgsl::parse_str(&broken).is_err() || {
+            let m = naga::front::wgsl::parse_str(&broken).unwrap();
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default(),
+            )
+            .validate(&m)
+            .is_err()
+        }
+    );
+}
