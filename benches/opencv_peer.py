@@ -17,20 +17,15 @@ import numpy as np
 
 
 def chain(low, high, cal):
-    dl, dh, sl, sh = cal[:, 0], cal[:, 1], cal[:, 2], cal[:, 3]
-    lo = cv2.subtract(low.astype(np.float32), dl[None, :])
-    hi = cv2.subtract(high.astype(np.float32), dh[None, :])
-    lo = np.maximum(lo, 1.0, out=lo)
-    hi = np.maximum(hi, 1.0, out=hi)
-    a_lo = cv2.subtract(np.broadcast_to(sl[None, :], lo.shape).astype(np.float32), cv2.log(lo))
-    a_hi = cv2.subtract(np.broadcast_to(sh[None, :], hi.shape).astype(np.float32), cv2.log(hi))
-    a_lo = np.clip(a_lo, 0, 12, out=a_lo)
-    a_hi = np.clip(a_hi, 0, 12, out=a_hi)
-    r = cv2.divide(a_lo, cv2.max(a_hi, 1e-4))
-    i = cv2.exp(cv2.multiply(cv2.add(a_lo, a_hi), -0.5))
+    dl, dh, sl, sh = (cal[:, k][None, :] for k in range(4))
+    lo = np.maximum(low.astype(np.float32) - dl, 1.0)
+    hi = np.maximum(high.astype(np.float32) - dh, 1.0)
+    a_lo = np.clip(sl - cv2.log(lo), 0, 12)
+    a_hi = np.clip(sh - cv2.log(hi), 0, 12)
+    r = cv2.divide(a_lo, np.maximum(a_hi, 1e-4))
+    i = cv2.exp((a_lo + a_hi) * -0.5)
     blur = cv2.blur(i, (3, 3), borderType=cv2.BORDER_REPLICATE)
-    v = cv2.add(i, cv2.multiply(cv2.subtract(i, blur), 0.0))
-    v = np.clip(v, 0, 1, out=v)
+    v = np.clip(i + (i - blur) * 0.0, 0, 1)
     t = np.clip((r - 1.2) / 0.6, 0, 1)
     rgb = cv2.merge([v * (1 - 0.8 * t), v * (0.58 + 0.2 * t), v * (0.1 + 0.1 * t), np.ones_like(v)])
     out = cv2.convertScaleAbs(rgb, alpha=255.0)

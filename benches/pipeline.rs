@@ -1,6 +1,6 @@
 //! Pipeline benchmarks: the full-frame chain (raw -> RGBA, standard preset) on the GPU and on its
-//! CPU twin at 512x512, 2048x1536 and 2304x4096 (lines x channels as width x height of the
-//! displayed image), live strip throughput in lines/s at 2048 channels, and OpenCV doing the
+//! CPU twin at 512x512, 2048x1536 and 2304x4096 (channels x lines), live throughput in lines/s at
+//! 2048 channels (assembly + GPU, strips of new lines), and OpenCV doing the
 //! equivalent chain on the same frames in the same run (`benches/opencv_peer.py`), with the ratio.
 //!
 //! `cargo bench --bench pipeline` (set WGPU_BACKEND=vulkan on a machine without a GPU).
@@ -11,13 +11,16 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use ndarray::Array2;
+use twinspect::assemble::Assembler;
 use twinspect::domain::calib::Calibration;
 use twinspect::domain::material::MaterialLut;
 use twinspect::domain::profile::ScannerProfile;
+use twinspect::domain::scan::{LineKind, RawLine};
 use twinspect::domain::synth::{SyntheticScanner, generate_bag};
 use twinspect::domain::view::Preset;
 use twinspect::pipeline::cpu;
 use twinspect::pipeline::gpu::{GpuContext, GpuImage, Kernels, LiveView, Work};
+use twinspect::source::{CALIBRATION_LINES, SourceEvent};
 
 /// (lines, channels); named "channels x lines" as in the issue (2048 channels x 1536 lines).
 const SIZES: [(usize, usize); 3] = [(512, 512), (1536, 2048), (4096, 2304)];
@@ -58,6 +61,15 @@ fn make_frame(lines: usize, channels: usize) -> Frame {
         high,
         calib: cal.table(),
     }
+}
+
+/// A calibration cycle as the scanner sends it: dark lines, then air lines.
+fn calibration_events(channels: usize) -> Vec<SourceEvent> {
+    let mut profile = ScannerProfile::load("hub-160").unwrap();
+    profile.channels = channels as u32;
+    let mut s = SyntheticScanner::new(&profile, 5).unwrap();
+    let (dark, air) = s.calibration_lines(CALIBRATION_LINES);
+    dark.into_iter().chain(air).map(SourceEvent::Line).collect()
 }
 
 fn write_peer_input(dir: &Path, name: &str, f: &Frame) {
@@ -130,39 +142,47 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
-    // Live path: strips of new lines into the ring (2048 channels), processed as they arrive.
+    // Live path: source events -> assembler (air tracking, gap accounting) -> the GPU ring,
+    // processing only the new lines, in strips as a frame's worth of lines arrives.
     let mut g = c.benchmark_group("live");
     g.sample_size(10).measurement_time(Duration::from_secs(6));
-    let channels = 2048;
+    let channels = 2048usize;
     let mut live = LiveView::new(
         &ctx.device,
         &ctx.queue,
         &kernels,
-        channels,
+        channels as u32,
         4096,
         65535,
         &lut,
     )
     .unwrap();
-    let f = make_frame(1024, channels as usize);
-    live.set_calibration(&ctx.queue, &f.calib);
+    let f = make_frame(1024, channels);
+    let mut asm = Assembler::new(channels, 65535);
+    let cal_events = calibration_events(channels);
+    let b = asm.feed(cal_events);
+    assert!(b.calibration_changed);
+    live.set_calibration(&ctx.queue, &asm.calibration.as_ref().unwrap().table());
+    let mut seq = 1000u64;
     for strip in [16usize, 64, 256] {
-        let low: Vec<u16> = f
-            .low
-            .iter()
-            .take(strip * channels as usize)
-            .copied()
-            .collect();
-        let high: Vec<u16> = f
-            .high
-            .iter()
-            .take(strip * channels as usize)
-            .copied()
+        let lines: Vec<RawLine> = (0..strip)
+            .map(|l| RawLine {
+                seq: 0,
+                kind: LineKind::Scan,
+                low: f.low.row(l).to_vec(),
+                high: f.high.row(l).to_vec(),
+            })
             .collect();
         g.throughput(Throughput::Elements(strip as u64));
         g.bench_function(BenchmarkId::new("lines_2048ch_strip", strip), |b| {
             b.iter(|| {
-                live.push_lines(&ctx.queue, &low, &high);
+                let events = lines.iter().cloned().map(|mut l| {
+                    seq += 1;
+                    l.seq = seq;
+                    SourceEvent::Line(l)
+                });
+                let batch = asm.feed(events);
+                live.push_lines(&ctx.queue, &batch.low, &batch.high);
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 live.encode(&ctx.queue, &mut enc, &kernels, &view);
                 let idx = ctx.queue.submit([enc.finish()]);

@@ -1,19 +1,24 @@
 // Stage 2: CLAHE tables. One workgroup per tile: a shared histogram of the intensity I
-// (feat_b.y), then one thread clips it, spreads the excess and writes the normalised cumulative
+// (feat.w), then one thread clips it, spreads the excess and writes the normalised cumulative
 // table, in the same order as the CPU twin (pipeline::cpu::tile_lut) so the sums agree.
 // Dispatch: x = tiles across channels, y = tile rows starting at tile row p.line0 / p.tile.
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> feat_b: array<vec2<f32>>;
+// Features (A_low, A_high, Zeff, I), x = channel, y = line.
+@group(0) @binding(1) var feat: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read_write> luts: array<f32>;
 
 var<workgroup> hist: array<atomic<u32>, 256>;
 
-@compute @workgroup_size(256)
+// CLAHE_WG (invocations per tile): a constant set per adapter when the source is assembled
+// (gpu.rs, Tuning).
+@compute @workgroup_size(CLAHE_WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let tc = wg.x;
     let tl = (p.line0 / p.tile + wg.y) % p.tiles_l;
-    atomicStore(&hist[li], 0u);
+    for (var b = li; b < BINS; b += CLAHE_WG) {
+        atomicStore(&hist[b], 0u);
+    }
     workgroupBarrier();
 
     let l_start = tl * p.tile;
@@ -22,10 +27,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let c_end = min(c_start + p.tile, p.channels);
     let w = c_end - c_start;
     let n = (l_end - l_start) * w;
-    for (var k = li; k < n; k += 256u) {
+    for (var k = li; k < n; k += CLAHE_WG) {
         let l = l_start + k / w;
         let c = c_start + k % w;
-        atomicAdd(&hist[bin_of(feat_b[l * p.channels + c].y)], 1u);
+        atomicAdd(&hist[bin_of(textureLoad(feat, vec2<u32>(c, l), 0).w)], 1u);
     }
     workgroupBarrier();
 

@@ -1,5 +1,6 @@
-// Shared by every kernel: prepended to each shader's source when it is compiled
-// (see src/pipeline/gpu.rs and tests/shader_validation.rs). Mirrors src/pipeline/params.rs.
+// Shared by every kernel: prepended to each shader's source when it is compiled, after the
+// workgroup-size constants WG_X, WG_Y, RUN and CLAHE_WG (see src/pipeline/gpu.rs, `kernel_source`, and
+// tests/shader_validation.rs). Mirrors src/pipeline/params.rs.
 
 struct Params {
     channels: u32,

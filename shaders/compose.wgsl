@@ -1,14 +1,15 @@
-// Stage 3: features -> display RGBA8. Edge enhancement (3x3 unsharp detail), local contrast
+// Stage 3: features -> display RGBA8. Material from the 3x3 mean Zeff, edge enhancement (3x3
+// unsharp detail), local contrast
 // (bilinear between the four nearest CLAHE tile tables), density window, gamma, material colour
 // / grey / pseudo-colour, class stripping, negative, dense-object alert.
 // CPU twin: pipeline::cpu::compose_pixel (every formula below is written in the same order).
 // Output orientation: x = line (belt direction), y = channels - 1 - channel.
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> feat_a: array<vec2<f32>>;
-@group(0) @binding(2) var<storage, read> feat_b: array<vec2<f32>>;
-@group(0) @binding(3) var<storage, read> luts: array<f32>;
-@group(0) @binding(4) var out_tex: texture_storage_2d<rgba8unorm, write>;
+// Features (A_low, A_high, Zeff, I), x = channel, y = line.
+@group(0) @binding(1) var feat: texture_2d<f32>;
+@group(0) @binding(2) var<storage, read> luts: array<f32>;
+@group(0) @binding(3) var out_tex: texture_storage_2d<rgba8unorm, write>;
 
 const ORGANIC_RGB = vec3<f32>(1.0, 0.58, 0.1);
 const INORGANIC_RGB = vec3<f32>(0.25, 0.78, 0.2);
@@ -56,16 +57,36 @@ fn class_code(a_high: f32, zeff: f32) -> u32 {
     return 3u;
 }
 
-fn intensity(l: i32, c: i32) -> f32 {
-    var ll: u32;
-    if (p.flags & FLAG_WRAP) != 0u {
-        let n = i32(p.lines);
-        ll = u32(((l % n) + n) % n);
-    } else {
-        ll = u32(clamp(l, 0, i32(p.lines) - 1));
+// Neighbouring line: wraps in the live ring, clamps at the edges of a frame.
+fn line_step(l: u32, up: bool) -> u32 {
+    let wrap = (p.flags & FLAG_WRAP) != 0u;
+    if up {
+        if l + 1u < p.lines {
+            return l + 1u;
+        }
+        return select(l, 0u, wrap);
     }
-    let cc = u32(clamp(c, 0, i32(p.channels) - 1));
-    return feat_b[ll * p.channels + cc].y;
+    if l > 0u {
+        return l - 1u;
+    }
+    return select(0u, p.lines - 1u, wrap);
+}
+
+// (Zeff, I) of channels c-1, c, c+1 (clamped) on line l.
+struct Row {
+    left: vec2<f32>,
+    mid: vec2<f32>,
+    right: vec2<f32>,
+}
+
+fn zi(c: u32, l: u32) -> vec2<f32> {
+    return textureLoad(feat, vec2<u32>(c, l), 0).zw;
+}
+
+fn row_at(l: u32, c: u32) -> Row {
+    let cm = select(c - 1u, 0u, c == 0u);
+    let cp = min(c + 1u, p.channels - 1u);
+    return Row(zi(cm, l), zi(c, l), zi(cp, l));
 }
 
 // (i0, i1, t) of the bilinear tile interpolation along one axis.
@@ -87,23 +108,60 @@ fn lut_at(tl: u32, tc: u32, b: u32) -> f32 {
     return luts[(tl * p.tiles_c + tc) * BINS + b];
 }
 
-@compute @workgroup_size(64, 4)
+// WG_X, WG_Y, RUN: constants set per adapter when the source is assembled (gpu.rs, Tuning).
+// Each invocation walks RUN consecutive lines of one channel with a 3x3 window held in
+// registers: three loads per new line instead of nine per pixel.
+@compute @workgroup_size(WG_X, WG_Y)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
-    let k = gid.y;
-    if c >= p.channels || k >= p.nlines {
+    let k0 = gid.y * RUN;
+    if c >= p.channels || k0 >= p.nlines {
         return;
     }
-    let l = (p.line0 + k) % p.lines;
-    let fa = feat_a[l * p.channels + c];
-    let fb = feat_b[l * p.channels + c];
-    let i0 = fb.y;
-    var sum = 0.0;
-    for (var dl = -1; dl <= 1; dl++) {
-        for (var dc = -1; dc <= 1; dc++) {
-            sum += intensity(i32(l) + dl, i32(c) + dc);
+    let k1 = min(k0 + RUN, p.nlines);
+    var l = p.line0 + k0;
+    if l >= p.lines {
+        l -= p.lines;
+    }
+    var above = row_at(line_step(l, false), c);
+    var here = row_at(l, c);
+    for (var k = k0; k < k1; k++) {
+        let below = row_at(line_step(l, true), c);
+        compose_pixel(l, c, above, here, below);
+        above = here;
+        here = below;
+        l += 1u;
+        if l == p.lines {
+            l = 0u;
         }
     }
+}
+
+fn compose_pixel(l: u32, c: u32, above: Row, here: Row, below: Row) {
+    let a_high = textureLoad(feat, vec2<u32>(c, l), 0).y;
+    let i0 = here.mid.y;
+    // 3x3 sums of Zeff (material shown from the local mean) and intensity (unsharp detail), in the
+    // CPU twin's order (line -1, 0, +1; channel -1, 0, +1).
+    var zsum = 0.0;
+    var sum = 0.0;
+    zsum += above.left.x;
+    sum += above.left.y;
+    zsum += above.mid.x;
+    sum += above.mid.y;
+    zsum += above.right.x;
+    sum += above.right.y;
+    zsum += here.left.x;
+    sum += here.left.y;
+    zsum += here.mid.x;
+    sum += here.mid.y;
+    zsum += here.right.x;
+    sum += here.right.y;
+    zsum += below.left.x;
+    sum += below.left.y;
+    zsum += below.mid.x;
+    sum += below.mid.y;
+    zsum += below.right.x;
+    sum += below.right.y;
     let detail = i0 - sum / 9.0;
     var i = i0;
     if p.local_contrast > 0.0 {
@@ -127,8 +185,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         v = 0.0;
     }
 
-    let a_high = fa.y;
-    let zeff = fb.x;
+    let zeff = zsum / 9.0;
     let sat = smoothstep(0.02, 0.2, a_high);
     var rgb: vec3<f32>;
     if p.colour_mode == 1u {

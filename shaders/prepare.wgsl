@@ -9,10 +9,10 @@
 @group(0) @binding(2) var<storage, read> calib: array<vec4<f32>>;
 // Zeff table: width n_r (ratio), height n_a (A_high), r32float.
 @group(0) @binding(3) var zeff_lut: texture_2d<f32>;
-// Features, split so each buffer stays within the 128 MiB storage binding many devices allow:
-// feat_a = (A_low, A_high), feat_b = (Zeff, I).
-@group(0) @binding(4) var<storage, read_write> feat_a: array<vec2<f32>>;
-@group(0) @binding(5) var<storage, read_write> feat_b: array<vec2<f32>>;
+// Features (A_low, A_high, Zeff, I) as an rgba32float texture (x = channel, y = line). A texture,
+// not a storage buffer: the neighbour reads of the later stages are several times cheaper as
+// texel fetches on lavapipe, one store per pixel beats two, and no 128 MiB binding limit applies.
+@group(0) @binding(4) var feat: texture_storage_2d<rgba32float, write>;
 
 fn attenuation(raw_value: u32, dark: f32, ln_span: f32) -> f32 {
     if ln_span < 0.0 || raw_value >= p.full_scale {
@@ -46,19 +46,32 @@ fn zeff_of(a_low: f32, a_high: f32) -> f32 {
     return z0 + (z1 - z0) * ta;
 }
 
-@compute @workgroup_size(64, 4)
+// WG_X, WG_Y, RUN: constants set per adapter when the source is assembled (gpu.rs, Tuning).
+// Each invocation walks RUN consecutive lines of one channel: the channel's calibration is loaded
+// once per run (on lavapipe every storage load is a per-lane gather, so loads are what cost).
+@compute @workgroup_size(WG_X, WG_Y)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
-    let k = gid.y;
-    if c >= p.channels || k >= p.nlines {
+    let k0 = gid.y * RUN;
+    if c >= p.channels || k0 >= p.nlines {
         return;
     }
-    let l = (p.line0 + k) % p.lines;
-    let i = l * p.channels + c;
-    let v = raw[i];
+    let k1 = min(k0 + RUN, p.nlines);
     let cal = calib[c];
-    let a_low = attenuation(v & 0xffffu, cal.x, cal.z);
-    let a_high = attenuation(v >> 16u, cal.y, cal.w);
-    feat_a[i] = vec2<f32>(a_low, a_high);
-    feat_b[i] = vec2<f32>(zeff_of(a_low, a_high), exp(-(a_low + a_high) * 0.5));
+    var l = p.line0 + k0;
+    if l >= p.lines {
+        l -= p.lines;
+    }
+    for (var k = k0; k < k1; k++) {
+        let i = l * p.channels + c;
+        let v = raw[i];
+        let a_low = attenuation(v & 0xffffu, cal.x, cal.z);
+        let a_high = attenuation(v >> 16u, cal.y, cal.w);
+        let f = vec4<f32>(a_low, a_high, zeff_of(a_low, a_high), exp(-(a_low + a_high) * 0.5));
+        textureStore(feat, vec2<u32>(c, l), f);
+        l += 1u;
+        if l == p.lines {
+            l = 0u;
+        }
+    }
 }

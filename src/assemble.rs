@@ -201,4 +201,40 @@ mod tests {
         assert_eq!(c.dark_low[0], 1000.0);
         assert_eq!(c.air_low[0], 41000.0);
     }
+
+    #[test]
+    fn air_is_retaken_between_bags_when_the_tube_drifts_but_never_from_a_bag() {
+        use crate::domain::profile::ScannerProfile;
+        use crate::domain::synth::{SyntheticScanner, generate_bag};
+        let p = ScannerProfile::load("desk-140").unwrap();
+        let mut s = SyntheticScanner::new(&p, 2).unwrap();
+        let mut a = Assembler::new(p.channels as usize, p.full_scale());
+        let (dark, air) = s.calibration_lines(crate::source::CALIBRATION_LINES);
+        a.feed(dark.into_iter().chain(air).map(SourceEvent::Line));
+        let air0 = a.calibration.as_ref().unwrap().air_high.clone();
+        // the tube loses 3 %: empty belt between bags re-takes the air level
+        s.tube_output = 0.97;
+        let gap: Vec<SourceEvent> = (0..150).map(|_| SourceEvent::Line(s.air_line())).collect();
+        a.feed(gap);
+        assert!(a.stats.air_updates > 100, "{}", a.stats.air_updates);
+        let air1 = a.calibration.as_ref().unwrap().air_high.clone();
+        let ratio: f32 = air1
+            .iter()
+            .zip(&air0)
+            .map(|(n, o)| (n - 1200.0) / (o - 1200.0))
+            .sum::<f32>()
+            / air0.len() as f32;
+        assert!(
+            (ratio - 0.97).abs() < 0.005,
+            "air follows the tube: {ratio}"
+        );
+        // a bag's lines are never taken for air
+        let before = a.stats.air_updates;
+        let bag = generate_bag(4, &p);
+        let lines: Vec<SourceEvent> = s.bag_lines(&bag).map(SourceEvent::Line).collect();
+        let n = lines.len();
+        let b = a.feed(lines.into_iter().skip(80).take(n - 160));
+        assert_eq!(a.stats.air_updates, before, "bag lines used as air");
+        assert_eq!(b.lines, n - 160);
+    }
 }

@@ -53,6 +53,22 @@ fn render_writes_png_and_raw_tiff_that_renders_the_same() {
         "coloured {coloured}, white {white}"
     );
 
+    // An independent reader (ImageMagick, installed by .ci/test) sees two 16-bit pages.
+    let id = Command::new("identify")
+        .args(["-format", "%w %h %z\n"])
+        .arg(&tiff)
+        .output()
+        .expect("ImageMagick's identify");
+    assert!(
+        id.status.success(),
+        "{}",
+        String::from_utf8_lossy(&id.stderr)
+    );
+    let pages: Vec<String> = String::from_utf8_lossy(&id.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pages, vec![format!("1536 {} 16", img.width()); 2]);
     let frame = twinspect::io::read_raw_tiff(&tiff).unwrap();
     assert_eq!(frame.channels(), 1536);
     assert_eq!(frame.lines() as u32, img.width());

@@ -168,7 +168,7 @@ impl Calibration {
 pub struct AirTracker {
     /// Weight of one empty line in the running air level.
     pub alpha: f32,
-    /// Attenuation deviation from the line median that marks a channel as covered.
+    /// Relative transmission deviation from the line median that marks a channel as covered.
     pub tolerance: f32,
     /// Fraction of channels allowed above the tolerance (noise, dead channels).
     pub max_covered_fraction: f32,
@@ -188,26 +188,41 @@ impl Default for AirTracker {
 }
 
 impl AirTracker {
-    /// Is this line of the belt empty (nothing in the beam)?
+    /// Is this line of the belt empty (nothing in the beam)? Works on transmissions (no
+    /// logarithms: it runs on every scanned line): each channel's `T` must be within
+    /// `tolerance` (relative) of the line's median, which itself must be near air.
     pub fn is_empty(&self, calib: &Calibration, line: &RawLine) -> bool {
-        let (lo, hi) = calib.attenuate_line(line);
+        let n = calib.channels();
+        let t = |raw: &[u16], dark: &[f32], air: &[f32]| -> Vec<f32> {
+            (0..n)
+                .map(|i| {
+                    let span = air[i] - dark[i];
+                    if span < DEAD_SPAN {
+                        1.0
+                    } else {
+                        (raw[i] as f32 - dark[i]) / span
+                    }
+                })
+                .collect()
+        };
+        let lo = t(&line.low, &calib.dark_low, &calib.air_low);
+        let hi = t(&line.high, &calib.dark_high, &calib.air_high);
         let median = |v: &[f32]| {
             let mut s = v.to_vec();
             let mid = s.len() / 2;
             *s.select_nth_unstable_by(mid, f32::total_cmp).1
         };
         let (m_lo, m_hi) = (median(&lo), median(&hi));
-        if m_hi > 0.25 {
+        if m_hi < (-0.25f32).exp() || m_lo <= 0.0 {
             return false; // the whole width covered, or the beam is off
         }
+        let tol = self.tolerance;
         let covered = lo
             .iter()
             .zip(&hi)
-            .filter(|(l, h)| {
-                (**l - m_lo).abs() > self.tolerance || (**h - m_hi).abs() > self.tolerance
-            })
+            .filter(|(l, h)| ((**l / m_lo) - 1.0).abs() > tol || ((**h / m_hi) - 1.0).abs() > tol)
             .count();
-        (covered as f32) <= self.max_covered_fraction * lo.len() as f32
+        (covered as f32) <= self.max_covered_fraction * n as f32
     }
 
     /// Feed a scanned line; returns true when it was used to update the air level.

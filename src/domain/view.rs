@@ -200,8 +200,8 @@ impl Preset {
                 s.gamma = 0.7;
             }
             Preset::Lp => {
-                s.window_low = 0.55;
-                s.gamma = 1.4;
+                s.window_low = 0.45;
+                s.gamma = 1.2;
             }
             Preset::Os => s.only = Some(MaterialClass::Organic),
             Preset::Is => s.only = Some(MaterialClass::Inorganic),

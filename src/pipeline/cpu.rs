@@ -199,6 +199,16 @@ pub fn tile_axis(x: u32, tile: u32, tiles: u32, wrap: bool) -> (usize, usize, f3
     }
 }
 
+/// The CLAHE-equalised value of bin `b` at pixel `(l, c)`: bilinear between the tables of the
+/// four nearest tile centres.
+pub fn clahe_value(luts: ArrayView3<f32>, p: &Params, l: u32, c: u32, b: usize) -> f32 {
+    let (l0, l1, tl) = tile_axis(l, p.tile, p.tiles_l, p.wrap());
+    let (c0, c1, tc) = tile_axis(c, p.tile, p.tiles_c, false);
+    let top = luts[[l0, c0, b]] + (luts[[l0, c1, b]] - luts[[l0, c0, b]]) * tc;
+    let bot = luts[[l1, c0, b]] + (luts[[l1, c1, b]] - luts[[l1, c0, b]]) * tc;
+    top + (bot - top) * tl
+}
+
 /// Stage 3 for one pixel: RGBA in 0..1.
 pub fn compose_pixel(
     feat: ArrayView3<f32>,
@@ -208,28 +218,27 @@ pub fn compose_pixel(
     c: u32,
 ) -> [f32; 4] {
     let wrap = p.wrap();
-    let f = |ll: i64, cc: i64| {
+    let at = |ll: i64, cc: i64| {
         let ll = neighbour_line(ll, p.lines as i64, wrap);
         let cc = cc.clamp(0, p.channels as i64 - 1) as usize;
-        feat[[ll, cc, 3]]
+        (feat[[ll, cc, 2]], feat[[ll, cc, 3]])
     };
     let (li, ci) = (l as i64, c as i64);
     let i0 = feat[[l as usize, c as usize, 3]];
-    let mut sum = 0.0f32;
+    // 3x3 sums of intensity (for the unsharp detail) and of Zeff (material is shown from the
+    // local mean: a single noisy pixel does not flip class).
+    let (mut zsum, mut sum) = (0.0f32, 0.0f32);
     for dl in -1..=1 {
         for dc in -1..=1 {
-            sum += f(li + dl, ci + dc);
+            let (z, i) = at(li + dl, ci + dc);
+            zsum += z;
+            sum += i;
         }
     }
     let detail = i0 - sum / 9.0;
     let mut i = i0;
     if p.local_contrast > 0.0 {
-        let b = bin_of(i0);
-        let (l0, l1, tl) = tile_axis(l, p.tile, p.tiles_l, wrap);
-        let (c0, c1, tc) = tile_axis(c, p.tile, p.tiles_c, false);
-        let top = luts[[l0, c0, b]] + (luts[[l0, c1, b]] - luts[[l0, c0, b]]) * tc;
-        let bot = luts[[l1, c0, b]] + (luts[[l1, c1, b]] - luts[[l1, c0, b]]) * tc;
-        let eq = top + (bot - top) * tl;
+        let eq = clahe_value(luts, p, l, c, bin_of(i0));
         i += (eq - i) * p.local_contrast;
     }
     i += p.edge * detail;
@@ -237,7 +246,7 @@ pub fn compose_pixel(
     v = if v > 0.0 { v.powf(p.gamma) } else { 0.0 };
 
     let a_hi = feat[[l as usize, c as usize, 1]];
-    let zeff = feat[[l as usize, c as usize, 2]];
+    let zeff = zsum / 9.0;
     let sat = smoothstep(0.02, 0.2, a_hi);
     let mut rgb = match p.colour_mode {
         1 => [v, v, v],
