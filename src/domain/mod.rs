@@ -1,11 +1,14 @@
 //! The domain core: scanner physics, profiles, synthetic bags, calibration, material
-//! discrimination and the meaning of view settings.
+//! discrimination, the meaning of view settings, and inspection by two agencies (bags,
+//! annotations, disposals, outcomes, operators).
 //!
 //! Pure: no egui, no wgpu, no tokio, no files except what is embedded at compile time. Everything
 //! here can be tested and driven without a window or a GPU.
 
 pub mod calib;
+pub mod inspection;
 pub mod material;
+pub mod operators;
 pub mod physics;
 pub mod profile;
 pub mod rng;

@@ -1,0 +1,874 @@
+//! Inspection by two agencies of one bag: agencies and their decision codes and annotation
+//! categories (configuration with defaults), annotations with per-agency ownership, disposals with
+//! their history, and the joint outcome of the bag.
+//!
+//! Owns: the rules of "inspect together at the front, dispose separately at the back"
+//! (前台共同查验、后台分别处置): only an operator of an agency decides or annotates for it; a changed
+//! decision needs a reason; a bag is released only when every agency released it, waits while any
+//! agency is undecided, and one joint opening serves every agency that wants it opened
+//! (一次开箱、联合查验). History is append-only: every decision and who made it stays visible.
+//!
+//! Must not import: egui, wgpu, tokio. Time is passed in (milliseconds since the Unix epoch).
+
+use serde::{Deserialize, Serialize};
+
+/// A text in both UI languages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    pub en: String,
+    pub zh: String,
+}
+
+fn label(en: &str, zh: &str) -> Label {
+    Label {
+        en: en.into(),
+        zh: zh.into(),
+    }
+}
+
+/// What a decision means for the bag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispositionKind {
+    /// Nothing to do: the agency lets the bag go.
+    Release,
+    /// Open the bag for a physical inspection.
+    Open,
+    /// The agency keeps the bag or goods (detain, seize, treat, destroy, return).
+    Hold,
+    /// Hand over to another authority or a supervisor.
+    Refer,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionCode {
+    pub code: String,
+    pub label: Label,
+    pub kind: DispositionKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryDef {
+    pub id: String,
+    pub label: Label,
+}
+
+/// Operator roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customs,
+    Quarantine,
+    Supervisor,
+    Trainer,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "customs" => Some(Role::Customs),
+            "quarantine" => Some(Role::Quarantine),
+            "supervisor" => Some(Role::Supervisor),
+            "trainer" => Some(Role::Trainer),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgencyConfig {
+    pub id: String,
+    pub name: Label,
+    /// The role an operator needs to decide and annotate for this agency.
+    pub role: Role,
+    pub decisions: Vec<DecisionCode>,
+    pub categories: Vec<CategoryDef>,
+}
+
+impl AgencyConfig {
+    pub fn decision(&self, code: &str) -> Option<&DecisionCode> {
+        self.decisions.iter().find(|d| d.code == code)
+    }
+}
+
+/// Agencies of the workstation, in screen order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionConfig {
+    pub agencies: Vec<AgencyConfig>,
+}
+
+impl Default for InspectionConfig {
+    /// Customs (海关) and inspection and quarantine (检验检疫), with their usual codes.
+    fn default() -> Self {
+        use DispositionKind::*;
+        let code = |c: &str, en: &str, zh: &str, kind| DecisionCode {
+            code: c.into(),
+            label: label(en, zh),
+            kind,
+        };
+        let cat = |id: &str, en: &str, zh: &str| CategoryDef {
+            id: id.into(),
+            label: label(en, zh),
+        };
+        InspectionConfig {
+            agencies: vec![
+                AgencyConfig {
+                    id: "customs".into(),
+                    name: label("Customs", "海关"),
+                    role: Role::Customs,
+                    decisions: vec![
+                        code("release", "Release", "放行", Release),
+                        code("open", "Open for inspection", "开箱查验", Open),
+                        code("detain", "Detain / seize", "扣留/查扣", Hold),
+                        code("refer", "Refer", "移交", Refer),
+                    ],
+                    categories: vec![
+                        cat("weapon", "Weapon", "武器"),
+                        cat("drugs", "Drugs", "毒品"),
+                        cat("currency", "Currency", "货币"),
+                        cat("contraband", "Contraband", "违禁品"),
+                        cat("undeclared", "Undeclared goods", "未申报物品"),
+                        cat("other", "Other", "其他"),
+                    ],
+                },
+                AgencyConfig {
+                    id: "quarantine".into(),
+                    name: label("Quarantine", "检验检疫"),
+                    role: Role::Quarantine,
+                    decisions: vec![
+                        code("release", "Release", "放行", Release),
+                        code("open", "Open for inspection", "开箱查验", Open),
+                        code("treat", "Treat", "检疫处理", Hold),
+                        code("destroy", "Destroy", "销毁", Hold),
+                        code("return", "Return", "退运", Hold),
+                        code("refer", "Refer", "移交", Refer),
+                    ],
+                    categories: vec![
+                        cat("fruit_veg", "Fruit and vegetables", "水果蔬菜"),
+                        cat("meat", "Meat and animal products", "肉类及动物产品"),
+                        cat("plants", "Plants and seeds", "植物及种子"),
+                        cat("soil", "Soil", "土壤"),
+                        cat("live_animals", "Live animals", "活体动物"),
+                        cat("biological", "Biological material", "生物材料"),
+                        cat("other", "Other", "其他"),
+                    ],
+                },
+            ],
+        }
+    }
+}
+
+impl InspectionConfig {
+    pub fn agency(&self, id: &str) -> Option<&AgencyConfig> {
+        self.agencies.iter().find(|a| a.id == id)
+    }
+
+    /// Check a configuration read from a file.
+    pub fn validate(&self) -> Result<(), InspectionError> {
+        let bad = |m: String| Err(InspectionError::Config(m));
+        if self.agencies.is_empty() {
+            return bad("no agencies".into());
+        }
+        for (i, a) in self.agencies.iter().enumerate() {
+            if self.agencies[..i].iter().any(|b| b.id == a.id) {
+                return bad(format!("agency {} twice", a.id));
+            }
+            if a.decisions.is_empty() || a.categories.is_empty() {
+                return bad(format!(
+                    "agency {} needs decision codes and categories",
+                    a.id
+                ));
+            }
+            if !a
+                .decisions
+                .iter()
+                .any(|d| d.kind == DispositionKind::Release)
+            {
+                return bad(format!("agency {} has no release code", a.id));
+            }
+            for (j, d) in a.decisions.iter().enumerate() {
+                if a.decisions[..j].iter().any(|e| e.code == d.code) {
+                    return bad(format!("agency {}: code {} twice", a.id, d.code));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Someone logged in at a station.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
+impl Operator {
+    pub fn may_act_for(&self, agency: &AgencyConfig) -> bool {
+        self.roles.contains(&agency.role)
+    }
+}
+
+/// One recorded decision (never edited; a change is a new decision with a reason).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub agency: String,
+    pub code: String,
+    pub operator: String,
+    pub at_ms: u64,
+    /// Why the previous decision of this agency was changed.
+    pub reason: Option<String>,
+}
+
+/// Where on the scan a mark is: `x` along the belt (line index), `y` across (channel index).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Shape {
+    Rect { x0: f32, y0: f32, x1: f32, y1: f32 },
+    Ellipse { cx: f32, cy: f32, rx: f32, ry: f32 },
+    Polygon { points: Vec<[f32; 2]> },
+    Arrow { from: [f32; 2], to: [f32; 2] },
+    Text { at: [f32; 2] },
+}
+
+/// Most vertices a polygon may have.
+pub const MAX_POLYGON_POINTS: usize = 256;
+/// Longest note, in characters.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+impl Shape {
+    fn points(&self) -> Vec<f32> {
+        match self {
+            Shape::Rect { x0, y0, x1, y1 } => vec![*x0, *y0, *x1, *y1],
+            Shape::Ellipse { cx, cy, rx, ry } => vec![*cx, *cy, *rx, *ry],
+            Shape::Polygon { points } => points.iter().flatten().copied().collect(),
+            Shape::Arrow { from, to } => vec![from[0], from[1], to[0], to[1]],
+            Shape::Text { at } => at.to_vec(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), InspectionError> {
+        let bad = |m: &str| Err(InspectionError::BadShape(m.into()));
+        if self.points().iter().any(|v| !v.is_finite()) {
+            return bad("coordinates must be finite");
+        }
+        match self {
+            Shape::Rect { x0, y0, x1, y1 } if x0 == x1 || y0 == y1 => bad("empty rectangle"),
+            Shape::Ellipse { rx, ry, .. } if *rx <= 0.0 || *ry <= 0.0 => bad("empty ellipse"),
+            Shape::Polygon { points } if points.len() < 3 => bad("a polygon needs three points"),
+            Shape::Polygon { points } if points.len() > MAX_POLYGON_POINTS => {
+                bad("too many points")
+            }
+            Shape::Arrow { from, to } if from == to => bad("an arrow needs two distinct ends"),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Annotation {
+    pub id: u64,
+    pub agency: String,
+    pub operator: String,
+    pub shape: Shape,
+    pub category: String,
+    pub note: String,
+    pub created_ms: u64,
+    pub edited_ms: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InspectionError {
+    #[error("unknown agency {0:?}")]
+    UnknownAgency(String),
+    #[error("{agency} has no decision code {code:?}")]
+    UnknownCode { agency: String, code: String },
+    #[error("{agency} has no annotation category {category:?}")]
+    UnknownCategory { agency: String, category: String },
+    #[error("operator {operator} may not act for {agency}")]
+    NotPermitted { operator: String, agency: String },
+    #[error("{agency} already decided {code:?}; changing it needs a reason")]
+    ReasonRequired { agency: String, code: String },
+    #[error("{agency} has already recorded {code:?}")]
+    Unchanged { agency: String, code: String },
+    #[error("annotation {id} belongs to {owner}; only {owner} may change it")]
+    NotOwner { id: u64, owner: String },
+    #[error("no annotation {0}")]
+    NoSuchAnnotation(u64),
+    #[error("bad shape: {0}")]
+    BadShape(String),
+    #[error("note longer than {MAX_NOTE_CHARS} characters")]
+    NoteTooLong,
+    #[error("inspection configuration: {0}")]
+    Config(String),
+}
+
+/// The joint state of a bag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OutcomeState {
+    /// Some agency has not decided yet: the bag waits.
+    Pending { waiting_for: Vec<String> },
+    /// Every agency released it.
+    Released,
+    /// Opened once for every agency that asked (joint when more than one did).
+    Opened { by: Vec<String>, joint: bool },
+    /// Kept by these agencies.
+    Held { by: Vec<String> },
+    /// Handed over by these agencies.
+    Referred { by: Vec<String> },
+}
+
+/// The outcome and each agency's current decision (`None`: undecided).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub state: OutcomeState,
+    pub decisions: Vec<(String, Option<Decision>)>,
+}
+
+/// A bag under inspection.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BagRecord {
+    pub id: u64,
+    /// Parcel barcode or baggage tag read upstream, when the scanner sends one.
+    pub item_id: Option<String>,
+    /// Every decision ever recorded, in order.
+    pub decisions: Vec<Decision>,
+    pub annotations: Vec<Annotation>,
+    next_annotation: u64,
+}
+
+impl BagRecord {
+    pub fn new(id: u64, item_id: Option<String>) -> Self {
+        BagRecord {
+            id,
+            item_id,
+            ..Default::default()
+        }
+    }
+
+    fn agency<'a>(
+        &self,
+        cfg: &'a InspectionConfig,
+        agency: &str,
+    ) -> Result<&'a AgencyConfig, InspectionError> {
+        cfg.agency(agency)
+            .ok_or_else(|| InspectionError::UnknownAgency(agency.into()))
+    }
+
+    fn check_operator(op: &Operator, a: &AgencyConfig) -> Result<(), InspectionError> {
+        if op.may_act_for(a) {
+            Ok(())
+        } else {
+            Err(InspectionError::NotPermitted {
+                operator: op.id.clone(),
+                agency: a.id.clone(),
+            })
+        }
+    }
+
+    /// The agency's decision in force.
+    pub fn current(&self, agency: &str) -> Option<&Decision> {
+        self.decisions.iter().rev().find(|d| d.agency == agency)
+    }
+
+    /// Record `code` for `agency`. A first decision needs no reason; a change does.
+    pub fn decide(
+        &mut self,
+        cfg: &InspectionConfig,
+        agency: &str,
+        code: &str,
+        operator: &Operator,
+        at_ms: u64,
+        reason: Option<&str>,
+    ) -> Result<&Decision, InspectionError> {
+        let a = self.agency(cfg, agency)?;
+        Self::check_operator(operator, a)?;
+        if a.decision(code).is_none() {
+            return Err(InspectionError::UnknownCode {
+                agency: agency.into(),
+                code: code.into(),
+            });
+        }
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if let Some(cur) = self.current(agency) {
+            if cur.code == code {
+                return Err(InspectionError::Unchanged {
+                    agency: agency.into(),
+                    code: code.into(),
+                });
+            }
+            if reason.is_none() {
+                return Err(InspectionError::ReasonRequired {
+                    agency: agency.into(),
+                    code: cur.code.clone(),
+                });
+            }
+        }
+        self.decisions.push(Decision {
+            agency: agency.into(),
+            code: code.into(),
+            operator: operator.id.clone(),
+            at_ms,
+            reason: reason.map(str::to_owned),
+        });
+        Ok(self.decisions.last().expect("just pushed"))
+    }
+
+    /// The joint outcome: pending while any agency is undecided; then hold before open before
+    /// refer before release (the strongest disposition governs; every decision stays listed).
+    pub fn outcome(&self, cfg: &InspectionConfig) -> Outcome {
+        let decisions: Vec<(String, Option<Decision>)> = cfg
+            .agencies
+            .iter()
+            .map(|a| (a.id.clone(), self.current(&a.id).cloned()))
+            .collect();
+        let waiting: Vec<String> = decisions
+            .iter()
+            .filter(|(_, d)| d.is_none())
+            .map(|(a, _)| a.clone())
+            .collect();
+        if !waiting.is_empty() {
+            return Outcome {
+                state: OutcomeState::Pending {
+                    waiting_for: waiting,
+                },
+                decisions,
+            };
+        }
+        let by = |kind: DispositionKind| -> Vec<String> {
+            decisions
+                .iter()
+                .filter(|(a, d)| {
+                    let d = d.as_ref().expect("all decided");
+                    cfg.agency(a)
+                        .and_then(|ac| ac.decision(&d.code))
+                        .map(|c| c.kind)
+                        == Some(kind)
+                })
+                .map(|(a, _)| a.clone())
+                .collect()
+        };
+        let (hold, open, refer) = (
+            by(DispositionKind::Hold),
+            by(DispositionKind::Open),
+            by(DispositionKind::Refer),
+        );
+        let state = if !hold.is_empty() {
+            OutcomeState::Held { by: hold }
+        } else if !open.is_empty() {
+            let joint = open.len() > 1;
+            OutcomeState::Opened { by: open, joint }
+        } else if !refer.is_empty() {
+            OutcomeState::Referred { by: refer }
+        } else {
+            OutcomeState::Released
+        };
+        Outcome { state, decisions }
+    }
+
+    /// Add a mark for `agency`; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn annotate(
+        &mut self,
+        cfg: &InspectionConfig,
+        agency: &str,
+        operator: &Operator,
+        shape: Shape,
+        category: &str,
+        note: &str,
+        at_ms: u64,
+    ) -> Result<u64, InspectionError> {
+        let a = self.agency(cfg, agency)?;
+        Self::check_operator(operator, a)?;
+        Self::check_content(a, &shape, category, note)?;
+        self.next_annotation += 1;
+        let id = self.next_annotation;
+        self.annotations.push(Annotation {
+            id,
+            agency: agency.into(),
+            operator: operator.id.clone(),
+            shape,
+            category: category.into(),
+            note: note.into(),
+            created_ms: at_ms,
+            edited_ms: None,
+        });
+        Ok(id)
+    }
+
+    fn check_content(
+        a: &AgencyConfig,
+        shape: &Shape,
+        category: &str,
+        note: &str,
+    ) -> Result<(), InspectionError> {
+        shape.validate()?;
+        if !a.categories.iter().any(|c| c.id == category) {
+            return Err(InspectionError::UnknownCategory {
+                agency: a.id.clone(),
+                category: category.into(),
+            });
+        }
+        if note.chars().count() > MAX_NOTE_CHARS {
+            return Err(InspectionError::NoteTooLong);
+        }
+        Ok(())
+    }
+
+    fn owned_mut(
+        &mut self,
+        cfg: &InspectionConfig,
+        id: u64,
+        operator: &Operator,
+    ) -> Result<&mut Annotation, InspectionError> {
+        let ann = self
+            .annotations
+            .iter()
+            .find(|a| a.id == id)
+            .ok_or(InspectionError::NoSuchAnnotation(id))?;
+        let a = self.agency(cfg, &ann.agency)?;
+        if !operator.may_act_for(a) {
+            return Err(InspectionError::NotOwner {
+                id,
+                owner: ann.agency.clone(),
+            });
+        }
+        Ok(self
+            .annotations
+            .iter_mut()
+            .find(|a| a.id == id)
+            .expect("found above"))
+    }
+
+    /// Change a mark: only an operator of the agency that made it may.
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit_annotation(
+        &mut self,
+        cfg: &InspectionConfig,
+        id: u64,
+        operator: &Operator,
+        shape: Shape,
+        category: &str,
+        note: &str,
+        at_ms: u64,
+    ) -> Result<(), InspectionError> {
+        let owner = self
+            .annotations
+            .iter()
+            .find(|a| a.id == id)
+            .map(|a| a.agency.clone())
+            .ok_or(InspectionError::NoSuchAnnotation(id))?;
+        let a = self.agency(cfg, &owner)?.clone();
+        let ann = self.owned_mut(cfg, id, operator)?;
+        Self::check_content(&a, &shape, category, note)?;
+        ann.shape = shape;
+        ann.category = category.into();
+        ann.note = note.into();
+        ann.edited_ms = Some(at_ms);
+        Ok(())
+    }
+
+    /// Remove a mark: only an operator of the agency that made it may.
+    pub fn delete_annotation(
+        &mut self,
+        cfg: &InspectionConfig,
+        id: u64,
+        operator: &Operator,
+    ) -> Result<Annotation, InspectionError> {
+        self.owned_mut(cfg, id, operator)?;
+        let pos = self
+            .annotations
+            .iter()
+            .position(|a| a.id == id)
+            .expect("checked");
+        Ok(self.annotations.remove(pos))
+    }
+
+    pub fn annotations_of<'a>(
+        &'a self,
+        agency: &'a str,
+    ) -> impl Iterator<Item = &'a Annotation> + 'a {
+        self.annotations.iter().filter(move |a| a.agency == agency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(id: &str, roles: &[Role]) -> Operator {
+        Operator {
+            id: id.into(),
+            name: id.into(),
+            roles: roles.to_vec(),
+        }
+    }
+
+    fn cfg() -> InspectionConfig {
+        InspectionConfig::default()
+    }
+
+    #[test]
+    fn default_configuration_is_valid_and_bilingual() {
+        let c = cfg();
+        c.validate().unwrap();
+        let q = c.agency("quarantine").unwrap();
+        assert_eq!(q.decision("treat").unwrap().label.zh, "检疫处理");
+        assert_eq!(c.agency("customs").unwrap().name.zh, "海关");
+        let mut broken = c.clone();
+        broken.agencies[0]
+            .decisions
+            .retain(|d| d.kind != DispositionKind::Release);
+        assert!(broken.validate().is_err());
+        let toml_text = toml::to_string(&c).unwrap();
+        assert_eq!(toml::from_str::<InspectionConfig>(&toml_text).unwrap(), c);
+    }
+
+    #[test]
+    fn a_bag_waits_until_both_decide_and_is_released_only_when_both_release() {
+        let (c, cu, qa) = (
+            cfg(),
+            op("c1", &[Role::Customs]),
+            op("q1", &[Role::Quarantine]),
+        );
+        let mut bag = BagRecord::new(1, Some("TAG123".into()));
+        assert_eq!(
+            bag.outcome(&c).state,
+            OutcomeState::Pending {
+                waiting_for: vec!["customs".into(), "quarantine".into()]
+            }
+        );
+        bag.decide(&c, "customs", "release", &cu, 10, None).unwrap();
+        assert_eq!(
+            bag.outcome(&c).state,
+            OutcomeState::Pending {
+                waiting_for: vec!["quarantine".into()]
+            }
+        );
+        bag.decide(&c, "quarantine", "release", &qa, 20, None)
+            .unwrap();
+        let o = bag.outcome(&c);
+        assert_eq!(o.state, OutcomeState::Released);
+        assert_eq!(o.decisions[0].1.as_ref().unwrap().operator, "c1");
+        assert_eq!(o.decisions[1].1.as_ref().unwrap().operator, "q1");
+    }
+
+    #[test]
+    fn both_wanting_to_open_is_one_joint_opening_and_hold_governs() {
+        let (c, cu, qa) = (
+            cfg(),
+            op("c1", &[Role::Customs]),
+            op("q1", &[Role::Quarantine]),
+        );
+        let mut bag = BagRecord::new(2, None);
+        bag.decide(&c, "customs", "open", &cu, 1, None).unwrap();
+        bag.decide(&c, "quarantine", "open", &qa, 2, None).unwrap();
+        assert_eq!(
+            bag.outcome(&c).state,
+            OutcomeState::Opened {
+                by: vec!["customs".into(), "quarantine".into()],
+                joint: true
+            }
+        );
+        // quarantine changes its mind after opening: destroy the fruit; needs a reason
+        assert_eq!(
+            bag.decide(&c, "quarantine", "destroy", &qa, 3, None)
+                .unwrap_err(),
+            InspectionError::ReasonRequired {
+                agency: "quarantine".into(),
+                code: "open".into()
+            }
+        );
+        bag.decide(
+            &c,
+            "quarantine",
+            "destroy",
+            &qa,
+            3,
+            Some("  fresh mangoes found "),
+        )
+        .unwrap();
+        assert_eq!(
+            bag.outcome(&c).state,
+            OutcomeState::Held {
+                by: vec!["quarantine".into()]
+            }
+        );
+        assert_eq!(bag.decisions.len(), 3, "history keeps every decision");
+        assert_eq!(
+            bag.current("quarantine").unwrap().reason.as_deref(),
+            Some("fresh mangoes found")
+        );
+        let mut one = BagRecord::new(3, None);
+        one.decide(&c, "customs", "release", &cu, 1, None).unwrap();
+        one.decide(&c, "quarantine", "open", &qa, 2, None).unwrap();
+        assert_eq!(
+            one.outcome(&c).state,
+            OutcomeState::Opened {
+                by: vec!["quarantine".into()],
+                joint: false
+            }
+        );
+        let mut r = BagRecord::new(4, None);
+        r.decide(&c, "customs", "refer", &cu, 1, None).unwrap();
+        r.decide(&c, "quarantine", "release", &qa, 2, None).unwrap();
+        assert_eq!(
+            r.outcome(&c).state,
+            OutcomeState::Referred {
+                by: vec!["customs".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn nobody_decides_for_the_other_agency() {
+        let (c, cu) = (cfg(), op("c1", &[Role::Customs]));
+        let mut bag = BagRecord::new(5, None);
+        assert_eq!(
+            bag.decide(&c, "quarantine", "release", &cu, 1, None)
+                .unwrap_err(),
+            InspectionError::NotPermitted {
+                operator: "c1".into(),
+                agency: "quarantine".into()
+            }
+        );
+        let sup = op("s1", &[Role::Supervisor]);
+        assert!(
+            bag.decide(&c, "customs", "release", &sup, 1, None).is_err(),
+            "a supervisor is not customs"
+        );
+        assert!(matches!(
+            bag.decide(&c, "customs", "treat", &cu, 1, None),
+            Err(InspectionError::UnknownCode { .. })
+        ));
+        assert!(matches!(
+            bag.decide(&c, "navy", "release", &cu, 1, None),
+            Err(InspectionError::UnknownAgency(_))
+        ));
+        bag.decide(&c, "customs", "release", &cu, 1, None).unwrap();
+        assert!(matches!(
+            bag.decide(&c, "customs", "release", &cu, 2, Some("again")),
+            Err(InspectionError::Unchanged { .. })
+        ));
+        assert!(bag.decisions.len() == 1);
+    }
+
+    #[test]
+    fn marks_belong_to_their_agency() {
+        let (c, cu, qa) = (
+            cfg(),
+            op("c1", &[Role::Customs]),
+            op("q1", &[Role::Quarantine]),
+        );
+        let mut bag = BagRecord::new(6, None);
+        let rect = Shape::Rect {
+            x0: 10.0,
+            y0: 20.0,
+            x1: 110.0,
+            y1: 90.0,
+        };
+        let id = bag
+            .annotate(&c, "customs", &cu, rect.clone(), "weapon", "knife-like", 5)
+            .unwrap();
+        assert!(matches!(
+            bag.annotate(&c, "customs", &cu, rect.clone(), "fruit_veg", "", 5),
+            Err(InspectionError::UnknownCategory { .. })
+        ));
+        assert!(matches!(
+            bag.annotate(&c, "customs", &qa, rect.clone(), "weapon", "", 5),
+            Err(InspectionError::NotPermitted { .. })
+        ));
+        let q = bag
+            .annotate(
+                &c,
+                "quarantine",
+                &qa,
+                Shape::Ellipse {
+                    cx: 5.0,
+                    cy: 5.0,
+                    rx: 3.0,
+                    ry: 2.0,
+                },
+                "fruit_veg",
+                "apples",
+                6,
+            )
+            .unwrap();
+        assert_ne!(id, q);
+        assert_eq!(
+            bag.delete_annotation(&c, id, &qa).unwrap_err(),
+            InspectionError::NotOwner {
+                id,
+                owner: "customs".into()
+            }
+        );
+        assert!(
+            bag.edit_annotation(&c, id, &qa, rect.clone(), "weapon", "", 7)
+                .is_err()
+        );
+        bag.edit_annotation(
+            &c,
+            id,
+            &cu,
+            Shape::Arrow {
+                from: [0.0, 0.0],
+                to: [5.0, 5.0],
+            },
+            "other",
+            "moved",
+            8,
+        )
+        .unwrap();
+        assert_eq!(
+            bag.annotations_of("customs").next().unwrap().edited_ms,
+            Some(8)
+        );
+        bag.delete_annotation(&c, id, &cu).unwrap();
+        assert_eq!(bag.annotations.len(), 1);
+        assert_eq!(
+            bag.delete_annotation(&c, id, &cu).unwrap_err(),
+            InspectionError::NoSuchAnnotation(id)
+        );
+        for bad in [
+            Shape::Rect {
+                x0: 1.0,
+                y0: 1.0,
+                x1: 1.0,
+                y1: 5.0,
+            },
+            Shape::Polygon {
+                points: vec![[0.0, 0.0], [1.0, 1.0]],
+            },
+            Shape::Ellipse {
+                cx: 0.0,
+                cy: 0.0,
+                rx: f32::NAN,
+                ry: 1.0,
+            },
+            Shape::Polygon {
+                points: vec![[0.0, 0.0]; MAX_POLYGON_POINTS + 1],
+            },
+        ] {
+            assert!(
+                bag.annotate(&c, "customs", &cu, bad, "other", "", 9)
+                    .is_err()
+            );
+        }
+        assert_eq!(
+            bag.annotate(
+                &c,
+                "customs",
+                &cu,
+                rect,
+                "other",
+                &"x".repeat(MAX_NOTE_CHARS + 1),
+                9
+            ),
+            Err(InspectionError::NoteTooLong)
+        );
+    }
+}
