@@ -155,6 +155,7 @@ fn benches(c: &mut Criterion) {
         4096,
         65535,
         &lut,
+        2,
     )
     .unwrap();
     let f = make_frame(1024, channels);
@@ -164,6 +165,8 @@ fn benches(c: &mut Criterion) {
     assert!(b.calibration_changed);
     live.set_calibration(&ctx.queue, &asm.calibration.as_ref().unwrap().table());
     let mut seq = 1000u64;
+    // Both stations live, as in the workstation: customs standard, quarantine organic-only.
+    let two_stations = [view.clone(), Preset::Os.settings()];
     for strip in [16usize, 64, 256] {
         let lines: Vec<RawLine> = (0..strip)
             .map(|l| RawLine {
@@ -184,7 +187,7 @@ fn benches(c: &mut Criterion) {
                 let batch = asm.feed(events);
                 live.push_lines(&ctx.queue, &batch.low, &batch.high);
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
-                live.encode(&ctx.queue, &mut enc, &kernels, &view);
+                live.encode(&ctx.queue, &mut enc, &kernels, &two_stations);
                 let idx = ctx.queue.submit([enc.finish()]);
                 let _ = ctx.device.poll(wgpu::PollType::Wait {
                     submission_index: Some(idx),

@@ -257,7 +257,7 @@ fn every_preset_matches_the_cpu_twin() {
 }
 
 #[test]
-fn live_ring_processes_new_lines_like_a_full_render() {
+fn live_ring_processes_new_lines_like_a_full_render_for_two_stations() {
     let ctx = ctx();
     let kernels = Kernels::new(&ctx.device);
     let lut = lut();
@@ -272,6 +272,7 @@ fn live_ring_processes_new_lines_like_a_full_render() {
         256,
         FULL,
         &lut,
+        2,
     )
     .unwrap();
     let cap = live.capacity() as usize;
@@ -301,11 +302,13 @@ fn live_ring_processes_new_lines_like_a_full_render() {
             low.as_slice().unwrap(),
             high.as_slice().unwrap(),
         );
-        // the view changes only every third step: the others exercise the incremental path
-        let view = &views[step / 3];
+        // Station 0's view changes every third step (the others exercise the incremental path);
+        // station 1 keeps pseudo-colour throughout and must follow the new lines all the same.
+        let stations = [views[step / 3].clone(), Preset::Pseudo.settings()];
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        assert!(live.encode(&ctx.queue, &mut enc, &kernels, view));
+        assert!(live.encode(&ctx.queue, &mut enc, &kernels, &stations));
         ctx.queue.submit([enc.finish()]);
+        let view = &stations[0];
 
         let p = live.image.params(view, true);
         let feat = cpu::prepare(ring_low.view(), ring_high.view(), &calib, &lut, &p);
@@ -343,11 +346,22 @@ fn live_ring_processes_new_lines_like_a_full_render() {
             worst <= 2,
             "live step {step} (chunk {chunk}, total {total}): worst {worst}"
         );
+        let p1 = live.image.params(&stations[1], true);
+        let want1 = cpu::compose(
+            g_feat.view(),
+            cpu::clahe_luts(g_feat.view(), &p1).view(),
+            &p1,
+        );
+        let got1 = live.image.read_rgba_of(&ctx.device, &ctx.queue, 1).unwrap();
+        let (worst1, _) = max_rgba_diff(&got1, &want1);
+        assert!(worst1 <= 2, "station 1, live step {step}: worst {worst1}");
+        assert_ne!(got, got1, "the two stations show their own image functions");
     }
     assert_eq!(live.head, total as u64);
     // nothing new and nothing changed: no work at all
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    assert!(!live.encode(&ctx.queue, &mut enc, &kernels, &views[2]));
+    let last = [views[2].clone(), Preset::Pseudo.settings()];
+    assert!(!live.encode(&ctx.queue, &mut enc, &kernels, &last));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Smoke test of the real workstation window: start it under Xvfb on lavapipe, check that the
-# window exists (xwininfo), let bags scroll in, take a screenshot, check it is not blank.
+# Smoke test of the real workstation: start it under Xvfb on lavapipe, check that both station
+# windows exist (xwininfo: Customs 海关 and Quarantine 检验检疫), let bags scroll in, take a
+# screenshot of the screen, check it is not blank.
 # Writes target/screenshots/workstation.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,14 +28,30 @@ for _ in $(seq 120); do
   if ! kill -0 "$app" 2>/dev/null; then
     echo "workstation exited early:"; cat "$out/workstation.log"; exit 1
   fi
-  if xwininfo -root -tree | grep -q "Twinspect"; then found=1; break; fi
+  tree=$(xwininfo -root -tree)
+  if grep -q "Twinspect Customs" <<<"$tree" && grep -q "Twinspect Quarantine" <<<"$tree"; then found=1; break; fi
   sleep 0.5
 done
-[ -n "$found" ] || { echo "no Twinspect window appeared"; xwininfo -root -tree; exit 1; }
+[ -n "$found" ] || { echo "the two station windows did not both appear"; xwininfo -root -tree | grep -i twinspect; cat "$out/workstation.log"; exit 1; }
 sleep "${SMOKE_SECONDS:-12}"
 kill -0 "$app" 2>/dev/null || { echo "workstation died:"; cat "$out/workstation.log"; exit 1; }
 import -window root "$out/workstation.png"
 # Not blank: the image must have many distinct colours (bags, not a flat fill).
 colours=$(convert "$out/workstation.png" -format %k info:)
-echo "window found; screenshot $out/workstation.png has $colours colours"
+echo "both station windows found; screenshot $out/workstation.png has $colours colours"
 [ "$colours" -gt 200 ] || { echo "screenshot looks blank"; exit 1; }
+# Each station has its own image functions: F11 (pseudo-colour) on the quarantine window changes
+# that screen only. Compare the image areas of the two windows before and after.
+halves() {
+  convert "$1" -crop 940x800+10+80 +repage "$out/left.png"
+  convert "$1" -crop 940x800+970+80 +repage "$out/right.png"
+  compare -metric AE -fuzz 10% "$out/left.png" "$out/right.png" null: 2>&1 || true
+}
+before=$(halves "$out/workstation.png")
+q=$(xdotool search --name "Twinspect Quarantine" | head -1)
+xdotool windowfocus --sync "$q" key F11
+sleep 3
+import -window root "$out/workstation-quarantine-pseudo.png"
+after=$(halves "$out/workstation-quarantine-pseudo.png")
+echo "pixels differing between the screens: before F11 $before, after $after"
+[ "${after%%.*}" -gt $(( ${before%%.*} + 20000 )) ] || { echo "F11 on the quarantine screen did not change it alone"; exit 1; }

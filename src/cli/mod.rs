@@ -315,6 +315,8 @@ pub fn classify_csv(input: impl Read, output: impl Write, lut: &MaterialLut) -> 
 fn run_workstation(profile: &str, seed: u64) -> anyhow::Result<()> {
     let profile = ScannerProfile::load(profile)?;
     let lut = MaterialLut::for_profile(&profile)?;
+    let inspection = crate::domain::inspection::InspectionConfig::default();
+    inspection.validate()?;
     let source = crate::source::spawn_synthetic(
         &profile,
         crate::source::SyntheticOptions {
@@ -322,13 +324,13 @@ fn run_workstation(profile: &str, seed: u64) -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
-    let title = format!("Twinspect — {}", profile.description);
+    let title = crate::ui::station_title(&inspection.agencies[0]);
     eframe::run_native(
         "twinspect",
         crate::ui::native_options(&title),
         Box::new(move |cc| {
             Ok(Box::new(crate::ui::Workstation::new(
-                cc, profile, source, lut,
+                cc, profile, source, lut, inspection,
             )))
         }),
     )

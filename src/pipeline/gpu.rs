@@ -291,11 +291,11 @@ impl Kernels {
     }
 }
 
-/// Uniform slots, one per kernel, so all three can run in one submission with their own regions.
+/// Uniform slots of a view (CLAHE, compose), so its kernels can run in one submission with their
+/// own regions; prepare has its own buffer.
 const SLOT: u64 = 256;
-const SLOT_PREPARE: u64 = 0;
-const SLOT_CLAHE: u64 = 1;
-const SLOT_COMPOSE: u64 = 2;
+const SLOT_CLAHE: u64 = 0;
+const SLOT_COMPOSE: u64 = 1;
 
 /// What to dispatch: line regions `(line0, nlines)` modulo the image's lines, and CLAHE tile rows
 /// `(tile_row0, ntile_rows)`.
@@ -327,12 +327,19 @@ pub struct GpuImage {
     calib: wgpu::Buffer,
     /// `(A_low, A_high, Zeff, I)` per pixel (rgba32float, x = channel, y = line).
     feat: wgpu::Texture,
+    params: wgpu::Buffer,
+    bg_prepare: wgpu::BindGroup,
+    /// One per station: its own view settings, CLAHE tables and display texture.
+    targets: Vec<ViewTarget>,
+}
+
+/// What one station's view of an image needs on the GPU.
+struct ViewTarget {
     luts: wgpu::Buffer,
     params: wgpu::Buffer,
     out_tex: wgpu::Texture,
     /// The RGBA8 output (x = line, y = channel from the top), for display.
-    pub out_view: wgpu::TextureView,
-    bg_prepare: wgpu::BindGroup,
+    out_view: wgpu::TextureView,
     bg_clahe: wgpu::BindGroup,
     bg_compose: wgpu::BindGroup,
 }
@@ -349,6 +356,21 @@ impl GpuImage {
         lines: u32,
         full_scale: u16,
         lut: &MaterialLut,
+    ) -> Result<Self, GpuError> {
+        Self::with_views(device, queue, kernels, channels, lines, full_scale, lut, 1)
+    }
+
+    /// An image shown under `views` independent view settings (one per station).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_views(
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        kernels: &Kernels,
+        channels: u32,
+        lines: u32,
+        full_scale: u16,
+        lut: &MaterialLut,
+        views: usize,
     ) -> Result<Self, GpuError> {
         let limits = device.limits();
         let too_large = |why: String| GpuError::TooLarge {
@@ -406,13 +428,7 @@ impl GpuImage {
             view_formats: &[],
         });
         let feat_view = feat.create_view(&Default::default());
-        let max_tiles = lines.div_ceil(MIN_TILE) as u64 * channels.div_ceil(MIN_TILE) as u64;
-        let luts = buf(
-            "clahe tables",
-            max_tiles * CLAHE_BINS as u64 * 4,
-            U::STORAGE | U::COPY_SRC,
-        );
-        let params = buf("params", SLOT * 3, U::UNIFORM | U::COPY_DST);
+        let params = buf("prepare params", SLOT, U::UNIFORM | U::COPY_DST);
 
         let lut_tex = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("zeff lut"),
@@ -448,61 +464,72 @@ impl GpuImage {
             },
         );
         let lut_view = lut_tex.create_view(&Default::default());
-        let out_tex = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("display rgba"),
-            size: wgpu::Extent3d {
-                width: lines,
-                height: channels,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba8Unorm,
-            usage: wgpu::TextureUsages::STORAGE_BINDING
-                | wgpu::TextureUsages::TEXTURE_BINDING
-                | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
-        let out_view = out_tex.create_view(&Default::default());
-
-        let slot = |k: u64| {
-            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &params,
-                offset: k * SLOT,
-                size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
-            })
-        };
         let bg_prepare = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("prepare"),
             layout: &kernels.prepare_bgl,
             entries: &[
-                bge(0, slot(SLOT_PREPARE)),
+                bge(0, slot(&params, 0)),
                 bge(1, raw.as_entire_binding()),
                 bge(2, calib.as_entire_binding()),
                 bge(3, wgpu::BindingResource::TextureView(&lut_view)),
                 bge(4, wgpu::BindingResource::TextureView(&feat_view)),
             ],
         });
-        let bg_clahe = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("clahe"),
-            layout: &kernels.clahe_bgl,
-            entries: &[
-                bge(0, slot(SLOT_CLAHE)),
-                bge(1, wgpu::BindingResource::TextureView(&feat_view)),
-                bge(2, luts.as_entire_binding()),
-            ],
-        });
-        let bg_compose = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("compose"),
-            layout: &kernels.compose_bgl,
-            entries: &[
-                bge(0, slot(SLOT_COMPOSE)),
-                bge(1, wgpu::BindingResource::TextureView(&feat_view)),
-                bge(2, luts.as_entire_binding()),
-                bge(3, wgpu::BindingResource::TextureView(&out_view)),
-            ],
-        });
+        let max_tiles = lines.div_ceil(MIN_TILE) as u64 * channels.div_ceil(MIN_TILE) as u64;
+        let targets = (0..views.max(1))
+            .map(|_| {
+                let luts = buf(
+                    "clahe tables",
+                    max_tiles * CLAHE_BINS as u64 * 4,
+                    U::STORAGE | U::COPY_SRC,
+                );
+                let params = buf("view params", SLOT * 2, U::UNIFORM | U::COPY_DST);
+                let out_tex = device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some("display rgba"),
+                    size: wgpu::Extent3d {
+                        width: lines,
+                        height: channels,
+                        depth_or_array_layers: 1,
+                    },
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba8Unorm,
+                    usage: wgpu::TextureUsages::STORAGE_BINDING
+                        | wgpu::TextureUsages::TEXTURE_BINDING
+                        | wgpu::TextureUsages::COPY_SRC,
+                    view_formats: &[],
+                });
+                let out_view = out_tex.create_view(&Default::default());
+                let bg_clahe = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("clahe"),
+                    layout: &kernels.clahe_bgl,
+                    entries: &[
+                        bge(0, slot(&params, SLOT_CLAHE)),
+                        bge(1, wgpu::BindingResource::TextureView(&feat_view)),
+                        bge(2, luts.as_entire_binding()),
+                    ],
+                });
+                let bg_compose = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("compose"),
+                    layout: &kernels.compose_bgl,
+                    entries: &[
+                        bge(0, slot(&params, SLOT_COMPOSE)),
+                        bge(1, wgpu::BindingResource::TextureView(&feat_view)),
+                        bge(2, luts.as_entire_binding()),
+                        bge(3, wgpu::BindingResource::TextureView(&out_view)),
+                    ],
+                });
+                ViewTarget {
+                    luts,
+                    params,
+                    out_tex,
+                    out_view,
+                    bg_clahe,
+                    bg_compose,
+                }
+            })
+            .collect();
         Ok(GpuImage {
             channels,
             lines,
@@ -511,14 +538,19 @@ impl GpuImage {
             raw,
             calib,
             feat,
-            luts,
             params,
-            out_tex,
-            out_view,
             bg_prepare,
-            bg_clahe,
-            bg_compose,
+            targets,
         })
+    }
+
+    /// The display texture of view `i` (x = line, y = channel from the top).
+    pub fn out_view(&self, i: usize) -> &wgpu::TextureView {
+        &self.targets[i].out_view
+    }
+
+    pub fn views(&self) -> usize {
+        self.targets.len()
     }
 
     /// Parameters of this image under a view.
@@ -581,7 +613,7 @@ impl GpuImage {
         }
     }
 
-    /// Record the dispatches of `work` under parameters `p` into `encoder`.
+    /// Record the dispatches of `work` under parameters `p` into `encoder`, for view 0.
     pub fn encode(
         &self,
         queue: &wgpu::Queue,
@@ -590,16 +622,32 @@ impl GpuImage {
         p: &Params,
         work: Work,
     ) {
-        let write = |slot: u64, params: Params| {
-            queue.write_buffer(&self.params, slot * SLOT, bytemuck::bytes_of(&params))
-        };
+        self.encode_views(queue, encoder, kernels, &[(p, work)]);
+    }
+
+    /// Prepare once (the region of the first entry that asks for it), then CLAHE and compose for
+    /// each view `i` under its own parameters.
+    pub fn encode_views(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        kernels: &Kernels,
+        views: &[(&Params, Work)],
+    ) {
         let t = kernels.tuning;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("twinspect"),
             timestamp_writes: None,
         });
-        if let Some((l0, n)) = work.prepare.filter(|w| w.1 > 0) {
-            write(SLOT_PREPARE, p.with_region(l0, n.min(self.lines)));
+        if let Some((p, (l0, n))) = views
+            .iter()
+            .find_map(|(p, w)| w.prepare.filter(|w| w.1 > 0).map(|r| (*p, r)))
+        {
+            queue.write_buffer(
+                &self.params,
+                0,
+                bytemuck::bytes_of(&p.with_region(l0, n.min(self.lines))),
+            );
             pass.set_pipeline(&kernels.prepare);
             pass.set_bind_group(0, &self.bg_prepare, &[]);
             pass.dispatch_workgroups(
@@ -608,23 +656,28 @@ impl GpuImage {
                 1,
             );
         }
-        if p.local_contrast > 0.0
-            && let Some((t0, n)) = work.clahe.filter(|w| w.1 > 0)
-        {
-            write(SLOT_CLAHE, p.with_region(t0 * p.tile, n * p.tile));
-            pass.set_pipeline(&kernels.clahe);
-            pass.set_bind_group(0, &self.bg_clahe, &[]);
-            pass.dispatch_workgroups(p.tiles_c, n.min(p.tiles_l), 1);
-        }
-        if let Some((l0, n)) = work.compose.filter(|w| w.1 > 0) {
-            write(SLOT_COMPOSE, p.with_region(l0, n.min(self.lines)));
-            pass.set_pipeline(&kernels.compose);
-            pass.set_bind_group(0, &self.bg_compose, &[]);
-            pass.dispatch_workgroups(
-                self.channels.div_ceil(t.wg_x),
-                n.min(self.lines).div_ceil(t.wg_y * t.run),
-                1,
-            );
+        for (target, (p, work)) in self.targets.iter().zip(views) {
+            let write = |slot: u64, params: Params| {
+                queue.write_buffer(&target.params, slot * SLOT, bytemuck::bytes_of(&params))
+            };
+            if p.local_contrast > 0.0
+                && let Some((t0, n)) = work.clahe.filter(|w| w.1 > 0)
+            {
+                write(SLOT_CLAHE, p.with_region(t0 * p.tile, n * p.tile));
+                pass.set_pipeline(&kernels.clahe);
+                pass.set_bind_group(0, &target.bg_clahe, &[]);
+                pass.dispatch_workgroups(p.tiles_c, n.min(p.tiles_l), 1);
+            }
+            if let Some((l0, n)) = work.compose.filter(|w| w.1 > 0) {
+                write(SLOT_COMPOSE, p.with_region(l0, n.min(self.lines)));
+                pass.set_pipeline(&kernels.compose);
+                pass.set_bind_group(0, &target.bg_compose, &[]);
+                pass.dispatch_workgroups(
+                    self.channels.div_ceil(t.wg_x),
+                    n.min(self.lines).div_ceil(t.wg_y * t.run),
+                    1,
+                );
+            }
         }
     }
 
@@ -686,7 +739,7 @@ impl GpuImage {
         p: &Params,
     ) -> Result<Array3<f32>, GpuError> {
         let n = p.tiles_l as u64 * p.tiles_c as u64 * CLAHE_BINS as u64;
-        let bytes = self.read_buffer(device, queue, &self.luts, n * 4)?;
+        let bytes = self.read_buffer(device, queue, &self.targets[0].luts, n * 4)?;
         let v: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
         Array3::from_shape_vec(
             (p.tiles_l as usize, p.tiles_c as usize, CLAHE_BINS as usize),
@@ -695,13 +748,23 @@ impl GpuImage {
         .map_err(|e| GpuError::Readback(e.to_string()))
     }
 
-    /// The display image `[y, x, rgba]` (`x` = line, `y` = channels - 1 - channel).
+    /// The display image `[y, x, rgba]` (`x` = line, `y` = channels - 1 - channel) of view 0.
     pub fn read_rgba(
         &self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
     ) -> Result<Array3<u8>, GpuError> {
-        let bytes = read_texture(device, queue, &self.out_tex, 4)?;
+        self.read_rgba_of(device, queue, 0)
+    }
+
+    /// The display image of view `i`.
+    pub fn read_rgba_of(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        i: usize,
+    ) -> Result<Array3<u8>, GpuError> {
+        let bytes = read_texture(device, queue, &self.targets[i].out_tex, 4)?;
         Array3::from_shape_vec((self.channels as usize, self.lines as usize, 4), bytes)
             .map_err(|e| GpuError::Readback(e.to_string()))
     }
@@ -753,6 +816,15 @@ fn read_texture(
         out.extend_from_slice(&bytes[y * row as usize..y * row as usize + row_bytes as usize]);
     }
     Ok(out)
+}
+
+/// The uniform block in slot `k` of a params buffer.
+fn slot(buffer: &wgpu::Buffer, k: u64) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: k * SLOT,
+        size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
+    })
 }
 
 fn bge(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
@@ -813,12 +885,14 @@ pub struct LiveView {
     /// Lines received since start; the newest is at ring index `(head - 1) % lines`.
     pub head: u64,
     pending: Option<(u64, u64)>,
-    rendered_view: Option<ViewSettings>,
+    /// What each view's texture currently shows.
+    rendered: Vec<Option<ViewSettings>>,
 }
 
 impl LiveView {
     /// `lines` is rounded up to a multiple of 256 (the largest CLAHE tile) so tiles never
-    /// straddle the ring's seam.
+    /// straddle the ring's seam. `views`: how many stations look at it, each with its own settings.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         device: &wgpu::Device,
         queue: &wgpu::Queue,
@@ -827,9 +901,12 @@ impl LiveView {
         lines: u32,
         full_scale: u16,
         lut: &MaterialLut,
+        views: usize,
     ) -> Result<Self, GpuError> {
         let lines = lines.max(256).div_ceil(256) * 256;
-        let image = GpuImage::new(device, queue, kernels, channels, lines, full_scale, lut)?;
+        let image = GpuImage::with_views(
+            device, queue, kernels, channels, lines, full_scale, lut, views,
+        )?;
         // Lines not received yet hold full-scale samples, which read as air under any
         // calibration: an empty ring is white, never black or flagged dense.
         let fs = vec![full_scale; (lines * channels) as usize];
@@ -839,7 +916,7 @@ impl LiveView {
             image,
             head: 0,
             pending: None,
-            rendered_view: None,
+            rendered: vec![None; views.max(1)],
         };
         live.mark(0, lines as u64);
         Ok(live)
@@ -885,43 +962,57 @@ impl LiveView {
         self.mark(start, self.head);
     }
 
-    /// Record this frame's GPU work for `view`; returns true when anything was dispatched.
+    /// Record this frame's GPU work for one view per station (`views[i]` for texture `i`):
+    /// the new lines are prepared once; each view composes what changed for it, or everything
+    /// when its settings changed. Returns true when anything was dispatched.
     pub fn encode(
         &mut self,
         queue: &wgpu::Queue,
         encoder: &mut wgpu::CommandEncoder,
         kernels: &Kernels,
-        view: &ViewSettings,
+        views: &[ViewSettings],
     ) -> bool {
-        let p = self.image.params(view, true);
         let cap = self.capacity() as u64;
-        let view_changed = self.rendered_view.as_ref() != Some(view);
-        let mut work = Work::default();
-        if let Some((a, b)) = self.pending.take().filter(|(a, b)| b > a) {
-            work.prepare = Some(((a % cap) as u32, (b - a) as u32));
-            let t = p.tile as u64;
-            let (t0, t1) = (a / t, b.div_ceil(t));
-            let ntiles = (t1 - t0).min(p.tiles_l as u64);
-            work.clahe = Some(((t0 % p.tiles_l as u64) as u32, ntiles as u32));
-            // Lines whose 3x3 neighbourhood or tile interpolation changed.
-            let (c0, c1) = if p.local_contrast > 0.0 {
-                ((t0 * t).saturating_sub(t), (t1 + 1) * t)
-            } else {
-                (a.saturating_sub(1), b + 1)
-            };
-            let n = (c1 - c0).min(cap);
-            work.compose = Some(((c0 % cap) as u32, n as u32));
-        }
-        if view_changed {
-            if p.local_contrast > 0.0 {
-                work.clahe = Some((0, p.tiles_l));
+        let pending = self.pending.take().filter(|(a, b)| b > a);
+        let params: Vec<Params> = views.iter().map(|v| self.image.params(v, true)).collect();
+        let mut works = Vec::with_capacity(views.len());
+        for (i, (view, p)) in views
+            .iter()
+            .zip(&params)
+            .enumerate()
+            .take(self.image.views())
+        {
+            let mut work = Work::default();
+            if let Some((a, b)) = pending {
+                if i == 0 {
+                    work.prepare = Some(((a % cap) as u32, (b - a) as u32));
+                }
+                let t = p.tile as u64;
+                let (t0, t1) = (a / t, b.div_ceil(t));
+                let ntiles = (t1 - t0).min(p.tiles_l as u64);
+                work.clahe = Some(((t0 % p.tiles_l as u64) as u32, ntiles as u32));
+                // Lines whose 3x3 neighbourhood or tile interpolation changed.
+                let (c0, c1) = if p.local_contrast > 0.0 {
+                    ((t0 * t).saturating_sub(t), (t1 + 1) * t)
+                } else {
+                    (a.saturating_sub(1), b + 1)
+                };
+                let n = (c1 - c0).min(cap);
+                work.compose = Some(((c0 % cap) as u32, n as u32));
             }
-            work.compose = Some((0, self.capacity()));
-            self.rendered_view = Some(view.clone());
+            if self.rendered[i].as_ref() != Some(view) {
+                if p.local_contrast > 0.0 {
+                    work.clahe = Some((0, p.tiles_l));
+                }
+                work.compose = Some((0, self.capacity()));
+                self.rendered[i] = Some(view.clone());
+            }
+            works.push(work);
         }
-        let any = work != Work::default();
+        let any = works.iter().any(|w| *w != Work::default());
         if any {
-            self.image.encode(queue, encoder, kernels, &p, work);
+            let pairs: Vec<(&Params, Work)> = params.iter().zip(works).collect();
+            self.image.encode_views(queue, encoder, kernels, &pairs);
         }
         any
     }

@@ -1,10 +1,17 @@
-//! The workstation window (eframe, wgpu renderer): the live image from a source, the console
-//! image functions on a toolbar and on F-keys, and a status bar.
+//! The workstation: two synchronized screens, Customs 海关 and Quarantine 检验检疫, each in its
+//! own native window, both showing the same live scan, each with its own image functions on a
+//! toolbar and on F-keys, and a status bar.
 //!
-//! Owns: drawing and input only. It drains the source's channel on a time budget each frame,
-//! hands lines to the [`Assembler`](crate::assemble::Assembler), and records the GPU work of
-//! [`LiveView`] on eframe's own device, whose output texture egui shows without a CPU copy.
-//! UI functions end in `_ui`. Must not do file or network I/O.
+//! Owns: drawing and input only. Once per frame it drains the source's channel on a time budget,
+//! hands lines to the [`Assembler`](crate::assemble::Assembler), and records the GPU work of the
+//! [`LiveView`] on eframe's own device: the new lines are prepared once and composed once per
+//! station under that station's settings; egui shows each station's output texture without a CPU
+//! copy. Both windows are drawn in the same frame from the same ring head, so they always show
+//! the same newest line (synchronized on data, not on repaint counters). The second window is an
+//! immediate viewport: it shares this state and repaints with the first.
+//! UI functions end in `_ui`. Must not do file or network I/O (fonts at start-up excepted).
+
+mod fonts;
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +19,7 @@ use eframe::egui;
 use eframe::egui_wgpu;
 
 use crate::assemble::Assembler;
+use crate::domain::inspection::{AgencyConfig, InspectionConfig};
 use crate::domain::material::MaterialLut;
 use crate::domain::profile::ScannerProfile;
 use crate::domain::view::{Preset, ViewSettings};
@@ -37,8 +45,16 @@ pub const PRESET_KEYS: [(egui::Key, Preset); 12] = [
 /// Ring length of the live image in lines (the visible history).
 pub const LIVE_LINES: u32 = 2048;
 
+/// Size of each station's window when both share one monitor (side by side).
+pub const STATION_SIZE: [f32; 2] = [960.0, 1000.0];
+
+/// Window title of a station: English and Chinese agency names.
+pub fn station_title(agency: &AgencyConfig) -> String {
+    format!("Twinspect {} {}", agency.name.en, agency.name.zh)
+}
+
 /// eframe options for the workstation: the wgpu renderer, with the device limits the compute
-/// pipeline needs (storage buffers also on GL, big frames).
+/// pipeline needs; the first station's window.
 pub fn native_options(title: &str) -> eframe::NativeOptions {
     let mut setup = egui_wgpu::WgpuSetupCreateNew::without_display_handle();
     setup.device_descriptor = std::sync::Arc::new(|adapter| wgpu::DeviceDescriptor {
@@ -52,7 +68,8 @@ pub fn native_options(title: &str) -> eframe::NativeOptions {
     eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(title)
-            .with_inner_size([1600.0, 900.0]),
+            .with_inner_size(STATION_SIZE)
+            .with_position([0.0, 0.0]),
         renderer: eframe::Renderer::Wgpu,
         wgpu_options: egui_wgpu::WgpuConfiguration {
             wgpu_setup: egui_wgpu::WgpuSetup::CreateNew(setup),
@@ -65,21 +82,15 @@ pub fn native_options(title: &str) -> eframe::NativeOptions {
 struct Gpu {
     kernels: Kernels,
     live: LiveView,
-    texture: egui::TextureId,
+    textures: Vec<egui::TextureId>,
     adapter: String,
 }
 
-/// The single-window live workstation.
-pub struct Workstation {
-    profile: ScannerProfile,
-    source: RunningSource,
-    assembler: Assembler,
+/// One agency's screen.
+struct Station {
+    agency: AgencyConfig,
     view: ViewSettings,
     preset: Preset,
-    gpu: Option<Gpu>,
-    error: Option<String>,
-    last_frame: Instant,
-    rate: RateMeter,
 }
 
 /// Lines per second over a sliding second.
@@ -104,13 +115,37 @@ impl RateMeter {
     }
 }
 
+/// The two-screen live workstation.
+pub struct Workstation {
+    profile: ScannerProfile,
+    source: RunningSource,
+    assembler: Assembler,
+    stations: Vec<Station>,
+    gpu: Option<Gpu>,
+    error: Option<String>,
+    font: Option<&'static str>,
+    last_frame: Instant,
+    rate: RateMeter,
+}
+
 impl Workstation {
     pub fn new(
         cc: &eframe::CreationContext<'_>,
         profile: ScannerProfile,
         source: RunningSource,
         lut: MaterialLut,
+        inspection: InspectionConfig,
     ) -> Self {
+        let font = fonts::install_cjk(&cc.egui_ctx);
+        let stations: Vec<Station> = inspection
+            .agencies
+            .iter()
+            .map(|a| Station {
+                agency: a.clone(),
+                view: Preset::Standard.settings(),
+                preset: Preset::Standard,
+            })
+            .collect();
         let mut error = None;
         let gpu = match cc.wgpu_render_state.as_ref() {
             Some(rs) => {
@@ -123,17 +158,22 @@ impl Workstation {
                     LIVE_LINES,
                     profile.full_scale(),
                     &lut,
+                    stations.len(),
                 ) {
                     Ok(live) => {
-                        let texture = rs.renderer.write().register_native_texture(
-                            &rs.device,
-                            &live.image.out_view,
-                            wgpu::FilterMode::Linear,
-                        );
+                        let textures = (0..stations.len())
+                            .map(|i| {
+                                rs.renderer.write().register_native_texture(
+                                    &rs.device,
+                                    live.image.out_view(i),
+                                    wgpu::FilterMode::Linear,
+                                )
+                            })
+                            .collect();
                         Some(Gpu {
                             kernels,
                             live,
-                            texture,
+                            textures,
                             adapter: describe_adapter(&rs.adapter.get_info()),
                         })
                     }
@@ -154,21 +194,17 @@ impl Workstation {
             profile,
             source,
             assembler: Assembler::new(channels, fs),
-            view: Preset::Standard.settings(),
-            preset: Preset::Standard,
+            stations,
             gpu,
             error,
+            font,
             last_frame: Instant::now(),
             rate: RateMeter::default(),
         }
     }
 
-    fn set_preset(&mut self, p: Preset) {
-        self.preset = p;
-        self.view = p.settings();
-    }
-
-    /// Drain the source for at most `budget`, feed the assembler and the GPU.
+    /// Drain the source for at most `budget`, feed the assembler and the GPU (once for all
+    /// stations).
     fn ingest(&mut self, frame: &eframe::Frame, budget: Duration) {
         let start = Instant::now();
         let mut events: Vec<SourceEvent> = Vec::new();
@@ -195,31 +231,57 @@ impl Workstation {
         if batch.lines > 0 {
             gpu.live.push_lines(&rs.queue, &batch.low, &batch.high);
         }
+        let views: Vec<ViewSettings> = self.stations.iter().map(|s| s.view.clone()).collect();
         let mut enc = rs
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("live"),
             });
-        if gpu
-            .live
-            .encode(&rs.queue, &mut enc, &gpu.kernels, &self.view)
-        {
+        if gpu.live.encode(&rs.queue, &mut enc, &gpu.kernels, &views) {
             rs.queue.submit([enc.finish()]);
         }
     }
 
-    fn toolbar_ui(&mut self, ui: &mut egui::Ui) {
+    /// Everything one station's window shows.
+    fn station_ui(&mut self, ui: &mut egui::Ui, i: usize) {
+        let pressed: Vec<Preset> = ui.input(|inp| {
+            PRESET_KEYS
+                .iter()
+                .filter(|(k, _)| inp.key_pressed(*k))
+                .map(|(_, p)| *p)
+                .collect()
+        });
+        let escape = ui.input(|inp| inp.key_pressed(egui::Key::Escape));
+        let st = &mut self.stations[i];
+        if let Some(p) = pressed.last() {
+            st.preset = *p;
+            st.view = p.settings();
+        }
+        if escape {
+            st.preset = Preset::Standard;
+            st.view = Preset::Standard.settings();
+        }
+        egui::Panel::top(format!("toolbar{i}")).show(ui, |ui| self.toolbar_ui(ui, i));
+        egui::Panel::bottom(format!("status{i}")).show(ui, |ui| self.status_ui(ui, i));
+        egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui, i));
+    }
+
+    fn toolbar_ui(&mut self, ui: &mut egui::Ui, i: usize) {
+        let st = &mut self.stations[i];
         ui.horizontal_wrapped(|ui| {
+            ui.heading(format!("{} {}", st.agency.name.zh, st.agency.name.en));
+            ui.separator();
             for (key, p) in PRESET_KEYS {
                 let label = format!("{} {}", key.name(), p.name().to_uppercase());
-                if ui.selectable_label(self.preset == p, label).clicked() {
-                    self.set_preset(p);
+                if ui.selectable_label(st.preset == p, label).clicked() {
+                    st.preset = p;
+                    st.view = p.settings();
                 }
             }
         });
     }
 
-    fn status_ui(&self, ui: &mut egui::Ui) {
+    fn status_ui(&self, ui: &mut egui::Ui, i: usize) {
         let s = &self.assembler.stats;
         let st = &self.source.stats;
         use std::sync::atomic::Ordering::Relaxed;
@@ -234,7 +296,8 @@ impl Workstation {
             ui.label(format!("{health}, {:.0} lines/s", self.rate.rate));
             ui.separator();
             ui.label(format!(
-                "missing {} · dropped {} · bags {}",
+                "line {} · missing {} · dropped {} · bags {}",
+                self.gpu.as_ref().map_or(0, |g| g.live.head),
                 s.lines_missing,
                 st.lines_dropped.load(Relaxed),
                 st.bags.load(Relaxed)
@@ -251,9 +314,16 @@ impl Workstation {
             ));
             ui.separator();
             ui.label(format!(
-                "{} · {} kVp · {} ch",
-                self.profile.name, self.profile.kvp, self.profile.channels
+                "{} · {} kVp · {} ch · {}",
+                self.profile.name,
+                self.profile.kvp,
+                self.profile.channels,
+                self.stations[i].preset.name()
             ));
+            if self.font.is_none() {
+                ui.separator();
+                ui.colored_label(egui::Color32::YELLOW, "no CJK font: install fonts-noto-cjk");
+            }
             if let Some(e) = self.error.as_ref().or(s.last_error.as_ref()) {
                 ui.separator();
                 ui.colored_label(egui::Color32::RED, e);
@@ -261,17 +331,18 @@ impl Workstation {
         });
     }
 
-    fn image_ui(&self, ui: &mut egui::Ui) {
+    fn image_ui(&self, ui: &mut egui::Ui, i: usize) {
         let rect = ui.available_rect_before_wrap();
         ui.painter().rect_filled(rect, 0.0, egui::Color32::WHITE);
         let Some(gpu) = &self.gpu else { return };
+        let texture = gpu.textures[i];
         let cap = gpu.live.capacity() as f32;
         let channels = self.profile.channels as f32;
         // Channels fill the height; lines are as wide as a channel is tall (square pixels).
         let scale = rect.height() / channels;
         let visible = (rect.width() / scale).min(cap).floor();
         let newest = (gpu.live.head % cap as u64) as f32; // ring index one past the newest line
-        // Draw the `visible` newest lines, newest at the right edge: up to two pieces of the ring.
+        // The `visible` newest lines, newest at the right edge: up to two pieces of the ring.
         let mut x_right = rect.right();
         let mut remaining = visible;
         let mut end = newest;
@@ -286,7 +357,7 @@ impl Workstation {
                 egui::pos2(x_right, rect.top() + channels * scale),
             );
             ui.painter().image(
-                gpu.texture,
+                texture,
                 r,
                 egui::Rect::from_min_max(egui::pos2(u0, 0.0), egui::pos2(u1, 1.0)),
                 egui::Color32::WHITE,
@@ -303,25 +374,29 @@ impl eframe::App for Workstation {
         let now = Instant::now();
         let dt = now.duration_since(self.last_frame).as_secs_f32();
         self.last_frame = now;
-        self.view.advance_vde(dt);
-        let pressed: Vec<Preset> = ui.input(|i| {
-            PRESET_KEYS
-                .iter()
-                .filter(|(k, _)| i.key_pressed(*k))
-                .map(|(_, p)| *p)
-                .collect()
-        });
-        if let Some(p) = pressed.last() {
-            self.set_preset(*p);
+        for st in &mut self.stations {
+            st.view.advance_vde(dt);
         }
-        if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
-            self.set_preset(Preset::Standard);
-        }
+        // Once per frame, for every screen: both draw from the same ring head below.
         self.ingest(frame, Duration::from_millis(8));
 
-        egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
-        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui));
-        ui.ctx().request_repaint();
+        let ctx = ui.ctx().clone();
+        for i in 1..self.stations.len() {
+            let id = egui::ViewportId::from_hash_of(("station", i));
+            let builder = egui::ViewportBuilder::default()
+                .with_title(station_title(&self.stations[i].agency))
+                .with_inner_size(STATION_SIZE)
+                .with_position([STATION_SIZE[0] * i as f32, 0.0]);
+            ctx.show_viewport_immediate(id, builder, |ui, _class| {
+                if ui.input(|inp| inp.viewport().close_requested()) {
+                    // A station's screen stays open while the workstation runs.
+                    ui.ctx()
+                        .send_viewport_cmd(egui::ViewportCommand::CancelClose);
+                }
+                self.station_ui(ui, i);
+            });
+        }
+        self.station_ui(ui, 0);
+        ctx.request_repaint();
     }
 }
