@@ -11,6 +11,17 @@ use crate::domain::calib::{AirTracker, CalibError, Calibration};
 use crate::domain::scan::{LineKind, RawLine};
 use crate::source::SourceEvent;
 
+/// A bag as the stream delimits it: its id, tag and the line range it occupies (absolute line
+/// numbers of what was shown, so the display can find it in the ring).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BagSpan {
+    pub bag: u64,
+    pub item_id: Option<String>,
+    pub first_line: u64,
+    /// One past the last line; `None` while the bag is still coming in.
+    pub end_line: Option<u64>,
+}
+
 /// What the assembler has to say after a batch of events.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -22,6 +33,8 @@ pub struct Batch {
     pub calibration_changed: bool,
     /// The new calibration re-derives what is already on screen (a full calibration cycle).
     pub recalibrate_visible: bool,
+    /// Bags that started or ended in this batch (latest state of each).
+    pub bags: Vec<BagSpan>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -50,6 +63,8 @@ pub struct Assembler {
     pub stats: AssemblyStats,
     /// Re-upload the calibration table after this many air updates.
     pub air_upload_every: u64,
+    /// The bag coming in now, if the scanner signalled one.
+    open_bag: Option<BagSpan>,
 }
 
 impl Assembler {
@@ -64,6 +79,7 @@ impl Assembler {
             last_seq: None,
             stats: AssemblyStats::default(),
             air_upload_every: 16,
+            open_bag: None,
         }
     }
 
@@ -103,7 +119,31 @@ impl Assembler {
                     self.stats.faults.push(f);
                     continue;
                 }
-                SourceEvent::BagStart { .. } | SourceEvent::BagEnd { .. } => continue,
+                SourceEvent::BagStart { bag, item_id } => {
+                    if let Some(mut prev) = self.open_bag.take() {
+                        // no end was signalled: the bag ends where the next begins
+                        prev.end_line = Some(self.stats.lines_shown);
+                        batch.bags.retain(|b| b.bag != prev.bag);
+                        batch.bags.push(prev);
+                    }
+                    let span = BagSpan {
+                        bag,
+                        item_id,
+                        first_line: self.stats.lines_shown,
+                        end_line: None,
+                    };
+                    batch.bags.push(span.clone());
+                    self.open_bag = Some(span);
+                    continue;
+                }
+                SourceEvent::BagEnd { bag } => {
+                    if let Some(mut span) = self.open_bag.take_if(|b| b.bag == bag) {
+                        span.end_line = Some(self.stats.lines_shown);
+                        batch.bags.retain(|b| b.bag != bag);
+                        batch.bags.push(span);
+                    }
+                    continue;
+                }
             };
             self.stats.lines_in += 1;
             if line.low.len() != self.channels || line.high.len() != self.channels {
@@ -169,6 +209,47 @@ mod tests {
             low: vec![v; 8],
             high: vec![v; 8],
         })
+    }
+
+    #[test]
+    fn bags_signalled_by_the_scanner_get_their_line_ranges() {
+        let mut a = Assembler::new(8, 65535);
+        let mut ev: Vec<SourceEvent> = (0..4).map(|s| line(s, LineKind::Dark, 1000)).collect();
+        ev.extend((4..8).map(|s| line(s, LineKind::Air, 41000)));
+        ev.extend((8..10).map(|s| line(s, LineKind::Scan, 41000)));
+        ev.push(SourceEvent::BagStart {
+            bag: 7,
+            item_id: Some("EMS123".into()),
+        });
+        ev.extend((10..15).map(|s| line(s, LineKind::Scan, 20000)));
+        let b = a.feed(ev);
+        assert_eq!(
+            b.bags,
+            vec![BagSpan {
+                bag: 7,
+                item_id: Some("EMS123".into()),
+                first_line: 2,
+                end_line: None
+            }]
+        );
+        let b = a.feed(vec![
+            line(15, LineKind::Scan, 20000),
+            SourceEvent::BagEnd { bag: 7 },
+            SourceEvent::BagStart {
+                bag: 8,
+                item_id: None,
+            },
+        ]);
+        assert_eq!(
+            b.bags[0],
+            BagSpan {
+                bag: 7,
+                item_id: Some("EMS123".into()),
+                first_line: 2,
+                end_line: Some(8)
+            }
+        );
+        assert_eq!(b.bags[1].first_line, 8);
     }
 
     #[test]

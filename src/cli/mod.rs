@@ -325,12 +325,18 @@ fn run_workstation(profile: &str, seed: u64) -> anyhow::Result<()> {
         },
     )?;
     let title = crate::ui::station_title(&inspection.agencies[0]);
+    // The emulator runs with two demonstration accounts (shown as such on screen).
+    let desk = crate::ui::disposal::Desk::new(
+        inspection.clone(),
+        crate::ui::disposal::Desk::demo_operators(),
+        true,
+    );
     eframe::run_native(
         "twinspect",
         crate::ui::native_options(&title),
         Box::new(move |cc| {
             Ok(Box::new(crate::ui::Workstation::new(
-                cc, profile, source, lut, inspection,
+                cc, profile, source, lut, inspection, desk,
             )))
         }),
     )

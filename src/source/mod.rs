@@ -23,10 +23,13 @@ use crate::domain::synth::{SyntheticScanner, generate_bag};
 #[derive(Clone, Debug)]
 pub enum SourceEvent {
     Line(RawLine),
-    /// A bag starts with the next line (when the scanner says so).
+    /// A bag starts with the next line (when the scanner says so), with the parcel barcode or
+    /// baggage tag read upstream, if any.
     BagStart {
         bag: u64,
+        item_id: Option<String>,
     },
+    /// The bag's last line has been sent.
     BagEnd {
         bag: u64,
     },
@@ -157,6 +160,18 @@ pub fn spawn_synthetic(
                     &profile,
                 );
                 st.bags.fetch_add(1, Ordering::Relaxed);
+                // A baggage tag as an upstream reader would deliver it (every bag has one here).
+                let item_id = Some(format!("TS{:06}{:02}", opts.seed % 1_000_000, bag_no % 100));
+                if !send(
+                    &tx,
+                    &st,
+                    SourceEvent::BagStart {
+                        bag: bag_no,
+                        item_id,
+                    },
+                ) {
+                    return;
+                }
                 let lines: Vec<RawLine> = scanner.bag_lines(&bag).collect();
                 for l in lines {
                     if sp.load(Ordering::Relaxed) || !send(&tx, &st, SourceEvent::Line(l)) {
@@ -164,6 +179,9 @@ pub fn spawn_synthetic(
                     }
                     sent += 1;
                     pace(sent);
+                }
+                if !send(&tx, &st, SourceEvent::BagEnd { bag: bag_no }) {
+                    return;
                 }
                 bag_no += 1;
             }

@@ -11,13 +11,15 @@
 //! immediate viewport: it shares this state and repaints with the first.
 //! UI functions end in `_ui`. Must not do file or network I/O (fonts at start-up excepted).
 
-mod fonts;
+pub mod disposal;
+pub mod fonts;
 
 use std::time::{Duration, Instant};
 
 use eframe::egui;
 use eframe::egui_wgpu;
 
+use self::disposal::{Desk, StationPanel};
 use crate::assemble::Assembler;
 use crate::domain::inspection::{AgencyConfig, InspectionConfig};
 use crate::domain::material::MaterialLut;
@@ -121,6 +123,9 @@ pub struct Workstation {
     source: RunningSource,
     assembler: Assembler,
     stations: Vec<Station>,
+    /// Login and decision forms, one per station.
+    panels: Vec<StationPanel>,
+    desk: Desk,
     gpu: Option<Gpu>,
     error: Option<String>,
     font: Option<&'static str>,
@@ -135,6 +140,7 @@ impl Workstation {
         source: RunningSource,
         lut: MaterialLut,
         inspection: InspectionConfig,
+        desk: Desk,
     ) -> Self {
         let font = fonts::install_cjk(&cc.egui_ctx);
         let stations: Vec<Station> = inspection
@@ -190,11 +196,17 @@ impl Workstation {
         };
         let channels = profile.channels as usize;
         let fs = profile.full_scale();
+        let panels = stations
+            .iter()
+            .map(|s| StationPanel::new(&s.agency.id))
+            .collect();
         Workstation {
             profile,
             source,
             assembler: Assembler::new(channels, fs),
             stations,
+            panels,
+            desk,
             gpu,
             error,
             font,
@@ -216,6 +228,7 @@ impl Workstation {
         }
         let batch = self.assembler.feed(events);
         self.rate.add(batch.lines as u64);
+        self.desk.update_bags(&batch.bags);
         let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), frame.wgpu_render_state()) else {
             return;
         };
@@ -263,6 +276,13 @@ impl Workstation {
         }
         egui::Panel::top(format!("toolbar{i}")).show(ui, |ui| self.toolbar_ui(ui, i));
         egui::Panel::bottom(format!("status{i}")).show(ui, |ui| self.status_ui(ui, i));
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let (panels, desk) = (&mut self.panels, &mut self.desk);
+        egui::Panel::right(format!("disposal{i}"))
+            .default_size(300.0)
+            .show(ui, |ui| panels[i].ui(ui, desk, now_ms));
         egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui, i));
     }
 

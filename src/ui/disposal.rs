@@ -1,0 +1,296 @@
+//! The disposal side of a station: log in, see the bag on screen and its tag, record the agency's
+//! decision (with a reason when changing it), and see the joint outcome and every decision on
+//! both screens; a strip of recent bags with their state, click to recall.
+//!
+//! Owns: per-screen login and form state ([`StationPanel`]) and the state both screens share
+//! ([`Desk`]). All rules come from the domain (`inspection`, `operators`); nothing here decides.
+//! Drawn without the GPU, so it is tested with egui_kittest by its labels.
+
+use eframe::egui;
+
+use crate::assemble::BagSpan;
+use crate::domain::inspection::{
+    AgencyConfig, BagRecord, InspectionConfig, InspectionError, Operator, OutcomeState, Role,
+};
+use crate::domain::operators::OperatorStore;
+
+/// Bags kept for recall on screen.
+pub const RECENT_BAGS: usize = 50;
+
+/// What both screens share: configuration, accounts, and the bags with their records.
+pub struct Desk {
+    pub config: InspectionConfig,
+    pub operators: OperatorStore,
+    /// Oldest first.
+    pub bags: Vec<(BagSpan, BagRecord)>,
+    /// The accounts are the built-in demonstration ones (emulator only).
+    pub demo_accounts: bool,
+}
+
+impl Desk {
+    pub fn new(config: InspectionConfig, operators: OperatorStore, demo_accounts: bool) -> Self {
+        Desk {
+            config,
+            operators,
+            bags: Vec::new(),
+            demo_accounts,
+        }
+    }
+
+    /// Demonstration accounts for the emulator: c001 / 1111 (customs), q001 / 2222 (quarantine).
+    pub fn demo_operators() -> OperatorStore {
+        let mut s = OperatorStore::default();
+        let _ = s.add("c001", "Demo customs", &[Role::Customs], "1111", 0);
+        let _ = s.add("q001", "Demo quarantine", &[Role::Quarantine], "2222", 0);
+        s
+    }
+
+    /// Bags the stream has started or ended.
+    pub fn update_bags(&mut self, spans: &[BagSpan]) {
+        for span in spans {
+            match self.bags.iter_mut().find(|(s, _)| s.bag == span.bag) {
+                Some((s, _)) => *s = span.clone(),
+                None => self
+                    .bags
+                    .push((span.clone(), BagRecord::new(span.bag, span.item_id.clone()))),
+            }
+        }
+        let excess = self.bags.len().saturating_sub(RECENT_BAGS);
+        self.bags.drain(..excess);
+    }
+
+    fn bag_mut(&mut self, id: u64) -> Option<&mut BagRecord> {
+        self.bags
+            .iter_mut()
+            .find(|(s, _)| s.bag == id)
+            .map(|(_, r)| r)
+    }
+}
+
+/// Short bilingual text of an outcome.
+pub fn outcome_text(state: &OutcomeState) -> String {
+    match state {
+        OutcomeState::Pending { waiting_for } => {
+            format!("Waiting 待处置: {}", waiting_for.join(", "))
+        }
+        OutcomeState::Released => "Released 放行".into(),
+        OutcomeState::Opened { joint: true, .. } => "Joint opening 联合开箱查验".into(),
+        OutcomeState::Opened { by, .. } => format!("Open 开箱查验: {}", by.join(", ")),
+        OutcomeState::Held { by } => format!("Held 扣留处置: {}", by.join(", ")),
+        OutcomeState::Referred { by } => format!("Referred 移交: {}", by.join(", ")),
+    }
+}
+
+/// One screen's login and forms.
+pub struct StationPanel {
+    pub agency: String,
+    pub operator: Option<Operator>,
+    login_id: String,
+    login_pin: String,
+    reason: String,
+    /// Last message: (is an error, text).
+    pub message: Option<(bool, String)>,
+    /// Bag chosen from the strip; `None`: the newest.
+    selected: Option<u64>,
+}
+
+impl StationPanel {
+    pub fn new(agency: &str) -> Self {
+        StationPanel {
+            agency: agency.into(),
+            operator: None,
+            login_id: String::new(),
+            login_pin: String::new(),
+            reason: String::new(),
+            message: None,
+            selected: None,
+        }
+    }
+
+    fn agency_cfg(&self, desk: &Desk) -> Option<AgencyConfig> {
+        desk.config.agency(&self.agency).cloned()
+    }
+
+    /// The bag this screen is working on.
+    pub fn bag_id(&self, desk: &Desk) -> Option<u64> {
+        self.selected
+            .or_else(|| desk.bags.last().map(|(s, _)| s.bag))
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, now_ms: u64) {
+        let Some(agency) = self.agency_cfg(desk) else {
+            ui.colored_label(
+                egui::Color32::RED,
+                format!("unknown agency {}", self.agency),
+            );
+            return;
+        };
+        ui.heading("Disposal 处置");
+        self.login_ui(ui, desk, &agency, now_ms);
+        ui.separator();
+        self.decision_ui(ui, desk, &agency, now_ms);
+        if let Some((err, text)) = &self.message {
+            let colour = if *err {
+                egui::Color32::RED
+            } else {
+                egui::Color32::LIGHT_GREEN
+            };
+            ui.colored_label(colour, text);
+        }
+        ui.separator();
+        self.recent_ui(ui, desk);
+    }
+
+    fn login_ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, agency: &AgencyConfig, now_ms: u64) {
+        if let Some(op) = &self.operator {
+            let who = format!("Operator 操作员: {} ({})", op.id, op.name);
+            let out = ui.horizontal(|ui| {
+                ui.label(who);
+                ui.button("Log out 退出").clicked()
+            });
+            if out.inner {
+                self.operator = None;
+                self.message = None;
+            }
+            return;
+        }
+        let l = ui.label("Operator ID 工号");
+        ui.add(egui::TextEdit::singleline(&mut self.login_id).desired_width(160.0))
+            .labelled_by(l.id);
+        let l = ui.label("PIN 密码");
+        let pin = ui
+            .add(
+                egui::TextEdit::singleline(&mut self.login_pin)
+                    .password(true)
+                    .desired_width(160.0),
+            )
+            .labelled_by(l.id);
+        let enter = pin.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if ui.button("Log in 登录").clicked() || enter {
+            let pin = std::mem::take(&mut self.login_pin);
+            match desk.operators.login(self.login_id.trim(), &pin, now_ms) {
+                Ok(op) if op.may_act_for(agency) => {
+                    self.message = Some((false, format!("Logged in 已登录: {}", op.id)));
+                    self.operator = Some(op);
+                }
+                Ok(op) => {
+                    // The wrong station for this person: the next login is someone else's.
+                    self.login_id.clear();
+                    self.message = Some((
+                        true,
+                        format!(
+                            "{} is not a {} operator 无此岗位权限",
+                            op.id, agency.name.en
+                        ),
+                    ));
+                }
+                Err(e) => self.message = Some((true, format!("{e} 登录失败"))),
+            }
+        }
+        if desk.demo_accounts {
+            ui.small("Demo accounts 演示账号: c001/1111 customs, q001/2222 quarantine");
+        }
+    }
+
+    fn decision_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        desk: &mut Desk,
+        agency: &AgencyConfig,
+        now_ms: u64,
+    ) {
+        let Some(bag_id) = self.bag_id(desk) else {
+            ui.label("No bag yet 暂无行李");
+            return;
+        };
+        let config = desk.config.clone();
+        let Some(bag) = desk.bag_mut(bag_id) else {
+            return;
+        };
+        ui.label(format!(
+            "Bag 行李 #{} · tag 标签 {}",
+            bag.id,
+            bag.item_id.as_deref().unwrap_or("-")
+        ));
+        let current = bag.current(&agency.id).cloned();
+        if current.is_some() {
+            let l = ui.label("Reason for change 更改原因");
+            ui.add(egui::TextEdit::singleline(&mut self.reason).desired_width(220.0))
+                .labelled_by(l.id);
+        }
+        ui.horizontal_wrapped(|ui| {
+            for code in &agency.decisions {
+                let selected = current.as_ref().is_some_and(|d| d.code == code.code);
+                let button = egui::Button::new(format!("{} {}", code.label.en, code.label.zh))
+                    .selected(selected);
+                if ui.add_enabled(self.operator.is_some(), button).clicked()
+                    && let Some(op) = &self.operator
+                {
+                    let reason = Some(self.reason.as_str()).filter(|r| !r.trim().is_empty());
+                    match bag.decide(&config, &agency.id, &code.code, op, now_ms, reason) {
+                        Ok(d) => {
+                            self.message = Some((
+                                false,
+                                format!("Recorded 已记录: {} by {}", d.code, d.operator),
+                            ));
+                            self.reason.clear();
+                        }
+                        Err(e @ InspectionError::ReasonRequired { .. }) => {
+                            self.message = Some((true, format!("{e} 更改处置需填写原因")))
+                        }
+                        Err(e) => self.message = Some((true, e.to_string())),
+                    }
+                }
+            }
+        });
+        if self.operator.is_none() {
+            ui.small("Log in to decide 登录后方可处置");
+        }
+        let outcome = bag.outcome(&config);
+        ui.strong(format!("Outcome 结果: {}", outcome_text(&outcome.state)));
+        for (ag, d) in &outcome.decisions {
+            let name = config
+                .agency(ag)
+                .map_or(ag.as_str(), |a| a.name.zh.as_str());
+            match d {
+                Some(d) => ui.label(format!(
+                    "{name}: {} ({}){}",
+                    d.code,
+                    d.operator,
+                    d.reason
+                        .as_deref()
+                        .map(|r| format!(" — {r}"))
+                        .unwrap_or_default()
+                )),
+                None => ui.label(format!("{name}: undecided 未处置")),
+            };
+        }
+    }
+
+    fn recent_ui(&mut self, ui: &mut egui::Ui, desk: &Desk) {
+        ui.label("Recent bags 最近行李");
+        let current = self.bag_id(desk);
+        egui::ScrollArea::vertical()
+            .max_height(220.0)
+            .show(ui, |ui| {
+                for (span, rec) in desk.bags.iter().rev().take(12) {
+                    let text = format!(
+                        "#{} {}",
+                        span.bag,
+                        outcome_text(&rec.outcome(&desk.config).state)
+                    );
+                    if ui
+                        .selectable_label(current == Some(span.bag), text)
+                        .clicked()
+                    {
+                        let newest = desk.bags.last().map(|(s, _)| s.bag);
+                        self.selected = if Some(span.bag) == newest {
+                            None
+                        } else {
+                            Some(span.bag)
+                        };
+                    }
+                }
+            });
+    }
+}

@@ -1,0 +1,126 @@
+//! The disposal panels of the two screens driven like an operator would, by their labels
+//! (egui_kittest; no GPU needed): log in, refuse the other agency's operator, decide, change a
+//! decision only with a reason, and see the joint outcome on the other screen.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use twinspect::assemble::BagSpan;
+use twinspect::domain::inspection::InspectionConfig;
+use twinspect::ui::disposal::{Desk, StationPanel};
+
+type Shared = Rc<RefCell<Desk>>;
+
+fn station(desk: &Shared, agency: &str) -> Harness<'static, StationPanel> {
+    let desk = desk.clone();
+    Harness::builder()
+        .with_size([420.0, 700.0])
+        // The real CJK font, and egui's default policy of failing on a missing glyph: every
+        // Chinese string of the panel must render with what the README's set-up installs.
+        .with_context_setup(|ctx| {
+            twinspect::ui::fonts::install_cjk(ctx).expect("a CJK font (Debian fonts-noto-cjk)");
+        })
+        .build_ui_state(
+            move |ui, panel: &mut StationPanel| panel.ui(ui, &mut desk.borrow_mut(), 1_000),
+            StationPanel::new(agency),
+        )
+}
+
+fn type_into(h: &mut Harness<'_, StationPanel>, label: &str, text: &str) {
+    let role = if h
+        .query_by_role_and_label(Role::PasswordInput, label)
+        .is_some()
+    {
+        Role::PasswordInput
+    } else {
+        Role::TextInput
+    };
+    h.get_by_role_and_label(role, label).focus();
+    h.run();
+    h.get_by_role_and_label(role, label).type_text(text);
+    h.run();
+}
+
+fn log_in(h: &mut Harness<'_, StationPanel>, id: &str, pin: &str) {
+    type_into(h, "Operator ID 工号", id);
+    type_into(h, "PIN 密码", pin);
+    h.get_by_label("Log in 登录").click();
+    h.run();
+}
+
+#[test]
+fn two_agencies_decide_separately_and_see_the_joint_outcome() {
+    let desk: Shared = Rc::new(RefCell::new(Desk::new(
+        InspectionConfig::default(),
+        Desk::demo_operators(),
+        true,
+    )));
+    desk.borrow_mut().update_bags(&[BagSpan {
+        bag: 41,
+        item_id: Some("EMS0041".into()),
+        first_line: 0,
+        end_line: Some(800),
+    }]);
+    let mut customs = station(&desk, "customs");
+    let mut quarantine = station(&desk, "quarantine");
+    customs.run();
+    quarantine.run();
+    customs.get_by_label("Bag 行李 #41 · tag 标签 EMS0041");
+
+    // Nobody logged in: decision buttons do nothing.
+    customs.get_by_label("Release 放行").click();
+    customs.run();
+    assert!(desk.borrow().bags[0].1.decisions.is_empty());
+
+    // A wrong PIN is refused with a clear message.
+    log_in(&mut customs, "c001", "9999");
+    assert!(customs.state().operator.is_none());
+    customs.get_by_label_contains("wrong operator id or PIN");
+
+    // The id stays filled in after a wrong PIN: only the PIN is typed again.
+    type_into(&mut customs, "PIN 密码", "1111");
+    customs.get_by_label("Log in 登录").click();
+    customs.run();
+    assert_eq!(customs.state().operator.as_ref().unwrap().id, "c001");
+    customs.get_by_label("Release 放行").click();
+    customs.run();
+    customs.get_by_label("Outcome 结果: Waiting 待处置: quarantine");
+
+    // A customs operator cannot log in at the quarantine screen.
+    log_in(&mut quarantine, "c001", "1111");
+    assert!(quarantine.state().operator.is_none());
+    quarantine.get_by_label_contains("is not a Quarantine operator");
+
+    log_in(&mut quarantine, "q001", "2222");
+    quarantine
+        .get_by_label("Open for inspection 开箱查验")
+        .click();
+    quarantine.run();
+    customs.run();
+    customs.get_by_label("Outcome 结果: Open 开箱查验: quarantine");
+
+    // Customs changes its mind: refused without a reason, recorded with one.
+    customs.get_by_label("Open for inspection 开箱查验").click();
+    customs.run();
+    customs.get_by_label_contains("更改处置需填写原因");
+    type_into(
+        &mut customs,
+        "Reason for change 更改原因",
+        "batteries seen on a second look",
+    );
+    customs.get_by_label("Open for inspection 开箱查验").click();
+    customs.run();
+    quarantine.run();
+    // One joint opening, shown on the other screen too, with both decisions and who made them.
+    quarantine.get_by_label("Outcome 结果: Joint opening 联合开箱查验");
+    quarantine.get_by_label("海关: open (c001) — batteries seen on a second look");
+    quarantine.get_by_label("检验检疫: open (q001)");
+    assert_eq!(
+        desk.borrow().bags[0].1.decisions.len(),
+        3,
+        "the first customs decision stays in the history"
+    );
+}
