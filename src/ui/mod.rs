@@ -13,6 +13,7 @@
 
 pub mod disposal;
 pub mod fonts;
+pub mod zoom;
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use eframe::egui;
 use eframe::egui_wgpu;
 
 use self::disposal::{Desk, StationPanel};
+use self::zoom::ImageView;
 use crate::assemble::Assembler;
 use crate::domain::inspection::{AgencyConfig, InspectionConfig};
 use crate::domain::material::MaterialLut;
@@ -93,6 +95,7 @@ struct Station {
     agency: AgencyConfig,
     view: ViewSettings,
     preset: Preset,
+    image: ImageView,
 }
 
 /// Lines per second over a sliding second.
@@ -150,6 +153,7 @@ impl Workstation {
                 agency: a.clone(),
                 view: Preset::Standard.settings(),
                 preset: Preset::Standard,
+                image: ImageView::default(),
             })
             .collect();
         let mut error = None;
@@ -271,8 +275,10 @@ impl Workstation {
             st.view = p.settings();
         }
         if escape {
+            // One key back to the plain standard image: preset, zoom and pan.
             st.preset = Preset::Standard;
             st.view = Preset::Standard.settings();
+            st.image.reset();
         }
         egui::Panel::top(format!("toolbar{i}")).show(ui, |ui| self.toolbar_ui(ui, i));
         egui::Panel::bottom(format!("status{i}")).show(ui, |ui| self.status_ui(ui, i));
@@ -351,40 +357,100 @@ impl Workstation {
         });
     }
 
-    fn image_ui(&self, ui: &mut egui::Ui, i: usize) {
+    /// The live image of station `i`: zoom (wheel, + and -, up to 64x), pan (drag, arrows),
+    /// Home or Esc back to the whole live image.
+    fn image_ui(&mut self, ui: &mut egui::Ui, i: usize) {
         let rect = ui.available_rect_before_wrap();
+        let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
         ui.painter().rect_filled(rect, 0.0, egui::Color32::WHITE);
         let Some(gpu) = &self.gpu else { return };
-        let texture = gpu.textures[i];
-        let cap = gpu.live.capacity() as f32;
-        let channels = self.profile.channels as f32;
-        // Channels fill the height; lines are as wide as a channel is tall (square pixels).
-        let scale = rect.height() / channels;
-        let visible = (rect.width() / scale).min(cap).floor();
-        let newest = (gpu.live.head % cap as u64) as f32; // ring index one past the newest line
-        // The `visible` newest lines, newest at the right edge: up to two pieces of the ring.
-        let mut x_right = rect.right();
-        let mut remaining = visible;
-        let mut end = newest;
-        while remaining > 0.0 {
-            let start = if end == 0.0 { cap } else { end };
-            let take = remaining.min(start);
-            let u0 = (start - take) / cap;
-            let u1 = start / cap;
-            let w = take * scale;
+        let (texture, cap, head) = (gpu.textures[i], gpu.live.capacity() as u64, gpu.live.head);
+        let rows = self.profile.channels;
+        let view = &mut self.stations[i].image;
+
+        let m = view.mapping(rect.width(), rect.height(), rows, head);
+        if response.dragged() {
+            let d = response.drag_delta();
+            view.pan_by(d.x, d.y, &m, head);
+        }
+        if let Some(pos) = response.hover_pos() {
+            let scroll = ui.input(|inp| inp.smooth_scroll_delta.y);
+            if scroll != 0.0 {
+                let p = pos - rect.min;
+                view.zoom_at((scroll / 200.0).exp(), p.x, p.y, &m, rows, head);
+            }
+        }
+        let (zoom_in, zoom_out, home) = ui.input(|inp| {
+            (
+                inp.key_pressed(egui::Key::Plus) || inp.key_pressed(egui::Key::Equals),
+                inp.key_pressed(egui::Key::Minus),
+                inp.key_pressed(egui::Key::Home),
+            )
+        });
+        let centre = (rect.width() / 2.0, rect.height() / 2.0);
+        if zoom_in {
+            view.zoom_at(2.0, centre.0, centre.1, &m, rows, head);
+        }
+        if zoom_out {
+            view.zoom_at(0.5, centre.0, centre.1, &m, rows, head);
+        }
+        let step = rect.width() / 8.0;
+        let arrows = ui.input(|inp| {
+            let k = |key| if inp.key_pressed(key) { 1.0 } else { 0.0 };
+            (
+                k(egui::Key::ArrowLeft) - k(egui::Key::ArrowRight),
+                k(egui::Key::ArrowUp) - k(egui::Key::ArrowDown),
+            )
+        });
+        if arrows != (0.0, 0.0) {
+            view.pan_by(arrows.0 * step, arrows.1 * step, &m, head);
+        }
+        if home {
+            view.reset();
+        }
+
+        // Draw the lines in view that the ring still holds (older ones are gone: white).
+        let m = view.mapping(rect.width(), rect.height(), rows, head);
+        let oldest = head.saturating_sub(cap) as f64;
+        let mut l = (m.right_line - m.visible_lines()).max(oldest);
+        let v0 = m.top_row / rows as f32;
+        let v1 = ((m.top_row + m.visible_rows()) / rows as f32).min(1.0);
+        let bottom = rect.top() + ((rows as f32 - m.top_row) * m.scale).min(rect.height());
+        let x_of = |line: f64| rect.right() - ((m.right_line - line) as f32) * m.scale;
+        while l < m.right_line {
+            let pos = l.rem_euclid(cap as f64);
+            let end = m.right_line.min(l + (cap as f64 - pos));
+            let (u0, u1) = (
+                (pos / cap as f64) as f32,
+                ((pos + end - l) / cap as f64) as f32,
+            );
             let r = egui::Rect::from_min_max(
-                egui::pos2(x_right - w, rect.top()),
-                egui::pos2(x_right, rect.top() + channels * scale),
+                egui::pos2(x_of(l), rect.top()),
+                egui::pos2(x_of(end), bottom),
             );
-            ui.painter().image(
-                texture,
-                r,
-                egui::Rect::from_min_max(egui::pos2(u0, 0.0), egui::pos2(u1, 1.0)),
-                egui::Color32::WHITE,
+            let uv = egui::Rect::from_min_max(egui::pos2(u0, v0), egui::pos2(u1, v1));
+            ui.painter()
+                .with_clip_rect(rect)
+                .image(texture, r, uv, egui::Color32::WHITE);
+            l = end;
+        }
+        if view.zoom > 1.0 || !view.is_live() {
+            let text = format!(
+                "{:.1}x{}",
+                view.zoom,
+                if view.is_live() {
+                    ""
+                } else {
+                    " · held 已暂停 (Home)"
+                }
             );
-            x_right -= w;
-            remaining -= take;
-            end = start - take;
+            ui.painter().text(
+                rect.left_top() + egui::vec2(8.0, 8.0),
+                egui::Align2::LEFT_TOP,
+                text,
+                egui::FontId::proportional(16.0),
+                egui::Color32::from_rgb(200, 30, 30),
+            );
         }
     }
 }
