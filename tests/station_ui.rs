@@ -78,7 +78,7 @@ fn two_agencies_decide_separately_and_see_the_joint_outcome() {
     // A wrong PIN is refused with a clear message.
     log_in(&mut customs, "c001", "9999");
     assert!(customs.state().operator.is_none());
-    customs.get_by_label_contains("wrong operator id or PIN");
+    customs.get_by_label("wrong operator id or PIN 工号或密码错误");
 
     // The id stays filled in after a wrong PIN: only the PIN is typed again.
     type_into(&mut customs, "PIN 密码", "1111");
@@ -87,12 +87,12 @@ fn two_agencies_decide_separately_and_see_the_joint_outcome() {
     assert_eq!(customs.state().operator.as_ref().unwrap().id, "c001");
     customs.get_by_label("Release 放行").click();
     customs.run();
-    customs.get_by_label("Outcome 结果: Waiting 待处置: quarantine");
+    customs.get_by_label("Outcome 结果: Waiting 待处置: Quarantine 检验检疫");
 
     // A customs operator cannot log in at the quarantine screen.
     log_in(&mut quarantine, "c001", "1111");
     assert!(quarantine.state().operator.is_none());
-    quarantine.get_by_label_contains("is not a Quarantine operator");
+    quarantine.get_by_label("c001 is not a Quarantine operator c001 无检验检疫岗位权限");
 
     log_in(&mut quarantine, "q001", "2222");
     quarantine
@@ -100,7 +100,7 @@ fn two_agencies_decide_separately_and_see_the_joint_outcome() {
         .click();
     quarantine.run();
     customs.run();
-    customs.get_by_label("Outcome 结果: Open 开箱查验: quarantine");
+    customs.get_by_label("Outcome 结果: Open 开箱查验: Quarantine 检验检疫");
 
     // Customs changes its mind: refused without a reason, recorded with one.
     customs.get_by_label("Open for inspection 开箱查验").click();
@@ -116,8 +116,10 @@ fn two_agencies_decide_separately_and_see_the_joint_outcome() {
     quarantine.run();
     // One joint opening, shown on the other screen too, with both decisions and who made them.
     quarantine.get_by_label("Outcome 结果: Joint opening 联合开箱查验");
-    quarantine.get_by_label("海关: open (c001) — batteries seen on a second look");
-    quarantine.get_by_label("检验检疫: open (q001)");
+    quarantine.get_by_label(
+        "Customs 海关: Open for inspection 开箱查验 (c001) — batteries seen on a second look",
+    );
+    quarantine.get_by_label("Quarantine 检验检疫: Open for inspection 开箱查验 (q001)");
     assert_eq!(
         desk.borrow().bags[0].1.decisions.len(),
         3,

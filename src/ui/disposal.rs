@@ -8,11 +8,12 @@
 
 use eframe::egui;
 
+use super::i18n::Lang;
 use crate::assemble::BagSpan;
 use crate::domain::inspection::{
     AgencyConfig, BagRecord, InspectionConfig, InspectionError, Operator, OutcomeState, Role,
 };
-use crate::domain::operators::OperatorStore;
+use crate::domain::operators::{LoginError, OperatorStore};
 
 /// Bags kept for recall on screen.
 pub const RECENT_BAGS: usize = 50;
@@ -67,18 +68,50 @@ impl Desk {
     }
 }
 
-/// Short bilingual text of an outcome.
-pub fn outcome_text(state: &OutcomeState) -> String {
+/// Agency names in the screen's language.
+fn names(lang: Lang, cfg: &InspectionConfig, ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| {
+            cfg.agency(id)
+                .map_or(id.clone(), |a| lang.tr(&a.name.en, &a.name.zh))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Short text of an outcome.
+pub fn outcome_text(lang: Lang, cfg: &InspectionConfig, state: &OutcomeState) -> String {
     match state {
         OutcomeState::Pending { waiting_for } => {
-            format!("Waiting 待处置: {}", waiting_for.join(", "))
+            format!(
+                "{}: {}",
+                lang.tr("Waiting", "待处置"),
+                names(lang, cfg, waiting_for)
+            )
         }
-        OutcomeState::Released => "Released 放行".into(),
-        OutcomeState::Opened { joint: true, .. } => "Joint opening 联合开箱查验".into(),
-        OutcomeState::Opened { by, .. } => format!("Open 开箱查验: {}", by.join(", ")),
-        OutcomeState::Held { by } => format!("Held 扣留处置: {}", by.join(", ")),
-        OutcomeState::Referred { by } => format!("Referred 移交: {}", by.join(", ")),
+        OutcomeState::Released => lang.tr("Released", "放行"),
+        OutcomeState::Opened { joint: true, .. } => lang.tr("Joint opening", "联合开箱查验"),
+        OutcomeState::Opened { by, .. } => {
+            format!("{}: {}", lang.tr("Open", "开箱查验"), names(lang, cfg, by))
+        }
+        OutcomeState::Held { by } => {
+            format!("{}: {}", lang.tr("Held", "扣留处置"), names(lang, cfg, by))
+        }
+        OutcomeState::Referred { by } => {
+            format!("{}: {}", lang.tr("Referred", "移交"), names(lang, cfg, by))
+        }
     }
+}
+
+fn login_error_text(lang: Lang, e: &LoginError) -> String {
+    let zh = match e {
+        LoginError::WrongCredentials => "工号或密码错误".to_owned(),
+        LoginError::LockedOut { remaining_secs } => {
+            format!("密码错误次数过多，请 {remaining_secs} 秒后再试")
+        }
+        LoginError::Disabled => "账号已停用".to_owned(),
+    };
+    lang.tr(&e.to_string(), &zh)
 }
 
 /// One screen's login and forms.
@@ -92,6 +125,8 @@ pub struct StationPanel {
     pub message: Option<(bool, String)>,
     /// Bag chosen from the strip; `None`: the newest.
     selected: Option<u64>,
+    /// This screen's language.
+    pub lang: Lang,
 }
 
 impl StationPanel {
@@ -104,11 +139,8 @@ impl StationPanel {
             reason: String::new(),
             message: None,
             selected: None,
+            lang: Lang::default(),
         }
-    }
-
-    fn agency_cfg(&self, desk: &Desk) -> Option<AgencyConfig> {
-        desk.config.agency(&self.agency).cloned()
     }
 
     /// The bag this screen is working on.
@@ -118,14 +150,15 @@ impl StationPanel {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, now_ms: u64) {
-        let Some(agency) = self.agency_cfg(desk) else {
+        let lang = self.lang;
+        let Some(agency) = desk.config.agency(&self.agency).cloned() else {
             ui.colored_label(
                 egui::Color32::RED,
                 format!("unknown agency {}", self.agency),
             );
             return;
         };
-        ui.heading("Disposal 处置");
+        ui.heading(lang.tr("Disposal", "处置"));
         self.login_ui(ui, desk, &agency, now_ms);
         ui.separator();
         self.decision_ui(ui, desk, &agency, now_ms);
@@ -142,11 +175,12 @@ impl StationPanel {
     }
 
     fn login_ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, agency: &AgencyConfig, now_ms: u64) {
+        let lang = self.lang;
         if let Some(op) = &self.operator {
-            let who = format!("Operator 操作员: {} ({})", op.id, op.name);
+            let who = format!("{}: {} ({})", lang.tr("Operator", "操作员"), op.id, op.name);
             let out = ui.horizontal(|ui| {
                 ui.label(who);
-                ui.button("Log out 退出").clicked()
+                ui.button(lang.tr("Log out", "退出")).clicked()
             });
             if out.inner {
                 self.operator = None;
@@ -154,10 +188,10 @@ impl StationPanel {
             }
             return;
         }
-        let l = ui.label("Operator ID 工号");
+        let l = ui.label(lang.tr("Operator ID", "工号"));
         ui.add(egui::TextEdit::singleline(&mut self.login_id).desired_width(160.0))
             .labelled_by(l.id);
-        let l = ui.label("PIN 密码");
+        let l = ui.label(lang.tr("PIN", "密码"));
         let pin = ui
             .add(
                 egui::TextEdit::singleline(&mut self.login_pin)
@@ -166,29 +200,33 @@ impl StationPanel {
             )
             .labelled_by(l.id);
         let enter = pin.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        if ui.button("Log in 登录").clicked() || enter {
+        if ui.button(lang.tr("Log in", "登录")).clicked() || enter {
             let pin = std::mem::take(&mut self.login_pin);
             match desk.operators.login(self.login_id.trim(), &pin, now_ms) {
                 Ok(op) if op.may_act_for(agency) => {
-                    self.message = Some((false, format!("Logged in 已登录: {}", op.id)));
+                    self.message = Some((
+                        false,
+                        format!("{}: {}", lang.tr("Logged in", "已登录"), op.id),
+                    ));
                     self.operator = Some(op);
                 }
                 Ok(op) => {
                     // The wrong station for this person: the next login is someone else's.
                     self.login_id.clear();
-                    self.message = Some((
-                        true,
-                        format!(
-                            "{} is not a {} operator 无此岗位权限",
-                            op.id, agency.name.en
-                        ),
-                    ));
+                    let en = format!("{} is not a {} operator", op.id, agency.name.en);
+                    let zh = format!("{} 无{}岗位权限", op.id, agency.name.zh);
+                    self.message = Some((true, lang.tr(&en, &zh)));
                 }
-                Err(e) => self.message = Some((true, format!("{e} 登录失败"))),
+                Err(e) => self.message = Some((true, login_error_text(lang, &e))),
             }
         }
         if desk.demo_accounts {
-            ui.small("Demo accounts 演示账号: c001/1111 customs, q001/2222 quarantine");
+            ui.small(format!(
+                "{}: c001/1111 {}, q001/2222 {}",
+                lang.tr("Demo accounts", "演示账号"),
+                lang.tr("customs", "海关"),
+                lang.tr("quarantine", "检验检疫")
+            ));
         }
     }
 
@@ -199,8 +237,9 @@ impl StationPanel {
         agency: &AgencyConfig,
         now_ms: u64,
     ) {
+        let lang = self.lang;
         let Some(bag_id) = self.bag_id(desk) else {
-            ui.label("No bag yet 暂无行李");
+            ui.label(lang.tr("No bag yet", "暂无行李"));
             return;
         };
         let config = desk.config.clone();
@@ -208,35 +247,41 @@ impl StationPanel {
             return;
         };
         ui.label(format!(
-            "Bag 行李 #{} · tag 标签 {}",
+            "{} #{} · {} {}",
+            lang.tr("Bag", "行李"),
             bag.id,
+            lang.tr("tag", "标签"),
             bag.item_id.as_deref().unwrap_or("-")
         ));
         let current = bag.current(&agency.id).cloned();
         if current.is_some() {
-            let l = ui.label("Reason for change 更改原因");
+            let l = ui.label(lang.tr("Reason for change", "更改原因"));
             ui.add(egui::TextEdit::singleline(&mut self.reason).desired_width(220.0))
                 .labelled_by(l.id);
         }
         ui.horizontal_wrapped(|ui| {
             for code in &agency.decisions {
                 let selected = current.as_ref().is_some_and(|d| d.code == code.code);
-                let button = egui::Button::new(format!("{} {}", code.label.en, code.label.zh))
-                    .selected(selected);
+                let button =
+                    egui::Button::new(lang.tr(&code.label.en, &code.label.zh)).selected(selected);
                 if ui.add_enabled(self.operator.is_some(), button).clicked()
                     && let Some(op) = &self.operator
                 {
                     let reason = Some(self.reason.as_str()).filter(|r| !r.trim().is_empty());
                     match bag.decide(&config, &agency.id, &code.code, op, now_ms, reason) {
                         Ok(d) => {
-                            self.message = Some((
-                                false,
-                                format!("Recorded 已记录: {} by {}", d.code, d.operator),
-                            ));
+                            let text = format!(
+                                "{}: {} ({})",
+                                lang.tr("Recorded", "已记录"),
+                                d.code,
+                                d.operator
+                            );
+                            self.message = Some((false, text));
                             self.reason.clear();
                         }
                         Err(e @ InspectionError::ReasonRequired { .. }) => {
-                            self.message = Some((true, format!("{e} 更改处置需填写原因")))
+                            self.message =
+                                Some((true, lang.tr(&e.to_string(), "更改处置需填写原因")))
                         }
                         Err(e) => self.message = Some((true, e.to_string())),
                     }
@@ -244,41 +289,45 @@ impl StationPanel {
             }
         });
         if self.operator.is_none() {
-            ui.small("Log in to decide 登录后方可处置");
+            ui.small(lang.tr("Log in to decide", "登录后方可处置"));
         }
         let outcome = bag.outcome(&config);
-        ui.strong(format!("Outcome 结果: {}", outcome_text(&outcome.state)));
+        ui.strong(format!(
+            "{}: {}",
+            lang.tr("Outcome", "结果"),
+            outcome_text(lang, &config, &outcome.state)
+        ));
         for (ag, d) in &outcome.decisions {
-            let name = config
-                .agency(ag)
-                .map_or(ag.as_str(), |a| a.name.zh.as_str());
+            let Some(a) = config.agency(ag) else { continue };
+            let name = lang.tr(&a.name.en, &a.name.zh);
             match d {
-                Some(d) => ui.label(format!(
-                    "{name}: {} ({}){}",
-                    d.code,
-                    d.operator,
-                    d.reason
+                Some(d) => {
+                    let code = a
+                        .decision(&d.code)
+                        .map_or(d.code.clone(), |c| lang.tr(&c.label.en, &c.label.zh));
+                    let reason = d
+                        .reason
                         .as_deref()
                         .map(|r| format!(" — {r}"))
-                        .unwrap_or_default()
-                )),
-                None => ui.label(format!("{name}: undecided 未处置")),
+                        .unwrap_or_default();
+                    ui.label(format!("{name}: {code} ({}){reason}", d.operator))
+                }
+                None => ui.label(format!("{name}: {}", lang.tr("undecided", "未处置"))),
             };
         }
     }
 
     fn recent_ui(&mut self, ui: &mut egui::Ui, desk: &Desk) {
-        ui.label("Recent bags 最近行李");
+        let lang = self.lang;
+        ui.label(lang.tr("Recent bags", "最近行李"));
         let current = self.bag_id(desk);
         egui::ScrollArea::vertical()
             .max_height(220.0)
             .show(ui, |ui| {
                 for (span, rec) in desk.bags.iter().rev().take(12) {
-                    let text = format!(
-                        "#{} {}",
-                        span.bag,
-                        outcome_text(&rec.outcome(&desk.config).state)
-                    );
+                    let state = rec.outcome(&desk.config).state;
+                    let text =
+                        format!("#{} {}", span.bag, outcome_text(lang, &desk.config, &state));
                     if ui
                         .selectable_label(current == Some(span.bag), text)
                         .clicked()

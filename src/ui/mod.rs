@@ -13,6 +13,7 @@
 
 pub mod disposal;
 pub mod fonts;
+pub mod i18n;
 pub mod zoom;
 
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use eframe::egui_wgpu;
 use self::disposal::{Desk, StationPanel};
 use self::zoom::ImageView;
 use crate::assemble::Assembler;
-use crate::domain::inspection::{AgencyConfig, InspectionConfig};
+use crate::domain::inspection::{AgencyConfig, InspectionConfig, OutcomeState};
 use crate::domain::material::MaterialLut;
 use crate::domain::profile::ScannerProfile;
 use crate::domain::view::{Preset, ViewSettings};
@@ -293,45 +294,72 @@ impl Workstation {
     }
 
     fn toolbar_ui(&mut self, ui: &mut egui::Ui, i: usize) {
+        let lang = self.panels[i].lang;
+        let mut switch = false;
         let st = &mut self.stations[i];
         ui.horizontal_wrapped(|ui| {
-            ui.heading(format!("{} {}", st.agency.name.zh, st.agency.name.en));
+            ui.heading(lang.tr(&st.agency.name.en, &st.agency.name.zh));
+            switch = ui
+                .button(lang.switch_label())
+                .on_hover_text("Language 语言")
+                .clicked();
             ui.separator();
             for (key, p) in PRESET_KEYS {
-                let label = format!("{} {}", key.name(), p.name().to_uppercase());
+                let (en, zh) = i18n::preset_name(p);
+                let label = format!("{} {}", key.name(), lang.tr(en, zh));
                 if ui.selectable_label(st.preset == p, label).clicked() {
                     st.preset = p;
                     st.view = p.settings();
                 }
             }
         });
+        if switch {
+            self.panels[i].lang = lang.next();
+        }
     }
 
     fn status_ui(&self, ui: &mut egui::Ui, i: usize) {
+        let lang = self.panels[i].lang;
         let s = &self.assembler.stats;
         let st = &self.source.stats;
         use std::sync::atomic::Ordering::Relaxed;
         ui.horizontal_wrapped(|ui| {
-            ui.label(format!("Source: {}", self.source.description));
+            ui.label(format!(
+                "{}: {}",
+                lang.tr("Source", "信号源"),
+                self.source.description
+            ));
             ui.separator();
             let health = if self.assembler.calibration.is_none() {
-                "calibrating"
+                lang.tr("calibrating", "校准中")
             } else {
-                "connected"
+                lang.tr("connected", "已连接")
             };
-            ui.label(format!("{health}, {:.0} lines/s", self.rate.rate));
+            ui.label(format!(
+                "{health}, {:.0} {}",
+                self.rate.rate,
+                lang.tr("lines/s", "线/秒")
+            ));
             ui.separator();
             ui.label(format!(
-                "line {} · missing {} · dropped {} · bags {}",
+                "{} {} · {} {} · {} {} · {} {}",
+                lang.tr("line", "线号"),
                 self.gpu.as_ref().map_or(0, |g| g.live.head),
+                lang.tr("missing", "缺失"),
                 s.lines_missing,
+                lang.tr("dropped", "丢弃"),
                 st.lines_dropped.load(Relaxed),
+                lang.tr("bags", "行李数"),
                 st.bags.load(Relaxed)
             ));
             ui.separator();
             ui.label(format!(
-                "calibration: {} lines ago, {} air updates",
-                s.lines_since_calibration, s.air_updates
+                "{}: {} {}, {} {}",
+                lang.tr("calibration", "校准"),
+                s.lines_since_calibration,
+                lang.tr("lines ago", "线前"),
+                s.air_updates,
+                lang.tr("air updates", "次空气更新")
             ));
             ui.separator();
             ui.label(format!(
@@ -339,16 +367,43 @@ impl Workstation {
                 self.gpu.as_ref().map_or("none", |g| g.adapter.as_str())
             ));
             ui.separator();
+            let (en, zh) = i18n::preset_name(self.stations[i].preset);
             ui.label(format!(
-                "{} · {} kVp · {} ch · {}",
+                "{} · {} kVp · {} {} · {}",
                 self.profile.name,
                 self.profile.kvp,
                 self.profile.channels,
-                self.stations[i].preset.name()
+                lang.tr("ch", "通道"),
+                lang.tr(en, zh)
             ));
+            let pending = self
+                .desk
+                .bags
+                .iter()
+                .filter(|(_, r)| {
+                    matches!(
+                        r.outcome(&self.desk.config).state,
+                        OutcomeState::Pending { .. }
+                    )
+                })
+                .count();
+            ui.separator();
+            ui.label(format!(
+                "{}: {pending}",
+                lang.tr("pending bags", "待处置行李")
+            ));
+            let op = self.panels[i]
+                .operator
+                .as_ref()
+                .map_or(lang.tr("not logged in", "未登录"), |o| o.id.clone());
+            ui.separator();
+            ui.label(format!("{}: {op}", lang.tr("operator", "操作员")));
             if self.font.is_none() {
                 ui.separator();
-                ui.colored_label(egui::Color32::YELLOW, "no CJK font: install fonts-noto-cjk");
+                ui.colored_label(
+                    egui::Color32::YELLOW,
+                    "no CJK font: install fonts-noto-cjk (中文字体缺失)",
+                );
             }
             if let Some(e) = self.error.as_ref().or(s.last_error.as_ref()) {
                 ui.separator();
