@@ -56,11 +56,7 @@ fn make_frame(lines: usize, channels: usize) -> Frame {
         l += f.lines();
         seed += 1;
     }
-    Frame {
-        low,
-        high,
-        calib: cal.table(),
-    }
+    Frame { low, high, calib: cal.table() }
 }
 
 /// A calibration cycle as the scanner sends it: dark lines, then air lines.
@@ -76,12 +72,7 @@ fn write_peer_input(dir: &Path, name: &str, f: &Frame) {
     let bytes = |a: &Array2<u16>| a.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
     std::fs::write(dir.join(format!("{name}.low.u16")), bytes(&f.low)).unwrap();
     std::fs::write(dir.join(format!("{name}.high.u16")), bytes(&f.high)).unwrap();
-    let cal: Vec<u8> = f
-        .calib
-        .iter()
-        .flatten()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let cal: Vec<u8> = f.calib.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(dir.join(format!("{name}.calib.f32")), cal).unwrap();
 }
 
@@ -96,24 +87,15 @@ fn benches(c: &mut Criterion) {
     let mut ours_ms: Vec<(String, f64)> = Vec::new();
 
     let mut g = c.benchmark_group("full_frame");
-    g.sample_size(10)
-        .measurement_time(Duration::from_secs(8))
-        .warm_up_time(Duration::from_secs(1));
+    g.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(1));
     for (lines, channels) in SIZES {
         let name = format!("{channels}x{lines}");
         let f = make_frame(lines, channels);
         write_peer_input(peer_dir.path(), &name, &f);
         g.throughput(Throughput::Elements((lines * channels) as u64));
-        let img = GpuImage::new(
-            &ctx.device,
-            &ctx.queue,
-            &kernels,
-            channels as u32,
-            lines as u32,
-            65535,
-            &lut,
-        )
-        .unwrap();
+        let img =
+            GpuImage::new(&ctx.device, &ctx.queue, &kernels, channels as u32, lines as u32, 65535, &lut)
+                .unwrap();
         img.set_calibration(&ctx.queue, &f.calib);
         let p = img.params(&view, false);
         // Upload, the whole chain, wait: what a new frame costs before it can be shown.
@@ -122,13 +104,7 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let t = Instant::now();
                 img.write_frame(&ctx.queue, f.low.view(), f.high.view());
-                img.run(
-                    &ctx.device,
-                    &ctx.queue,
-                    &kernels,
-                    &p,
-                    Work::full(lines as u32, p.tile),
-                );
+                img.run(&ctx.device, &ctx.queue, &kernels, &p, Work::full(lines as u32, p.tile));
                 times.push(t.elapsed().as_secs_f64() * 1e3);
             })
         });
@@ -147,17 +123,8 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("live");
     g.sample_size(10).measurement_time(Duration::from_secs(6));
     let channels = 2048usize;
-    let mut live = LiveView::new(
-        &ctx.device,
-        &ctx.queue,
-        &kernels,
-        channels as u32,
-        4096,
-        65535,
-        &lut,
-        2,
-    )
-    .unwrap();
+    let mut live =
+        LiveView::new(&ctx.device, &ctx.queue, &kernels, channels as u32, 4096, 65535, &lut, 2).unwrap();
     let f = make_frame(1024, channels);
     let mut asm = Assembler::new(channels, 65535);
     let cal_events = calibration_events(channels);
@@ -189,10 +156,7 @@ fn benches(c: &mut Criterion) {
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 live.encode(&ctx.queue, &mut enc, &kernels, &two_stations);
                 let idx = ctx.queue.submit([enc.finish()]);
-                let _ = ctx.device.poll(wgpu::PollType::Wait {
-                    submission_index: Some(idx),
-                    timeout: None,
-                });
+                let _ = ctx.device.poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None });
             })
         });
     }
@@ -200,18 +164,14 @@ fn benches(c: &mut Criterion) {
 
     // The peer, same frames, same run.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/opencv_peer.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(peer_dir.path())
-        .output();
+    let out = Command::new("python3").arg(&script).arg(peer_dir.path()).output();
     match out {
         Ok(o) if o.status.success() => {
             let text = String::from_utf8_lossy(&o.stdout);
             println!("\nOpenCV peer (median ms, {}):", adapter);
             for line in text.lines() {
                 let mut it = line.split_whitespace();
-                if let (Some(name), Some(ms)) =
-                    (it.next(), it.next().and_then(|s| s.parse::<f64>().ok()))
+                if let (Some(name), Some(ms)) = (it.next(), it.next().and_then(|s| s.parse::<f64>().ok()))
                     && let Some((_, ours)) = ours_ms.iter().find(|(n, _)| n == name)
                 {
                     println!(
@@ -230,7 +190,5 @@ criterion_group!(pipeline, benches);
 
 fn main() {
     pipeline();
-    criterion::Criterion::default()
-        .configure_from_args()
-        .final_summary();
+    criterion::Criterion::default().configure_from_args().final_summary();
 }

@@ -126,12 +126,7 @@ impl Assembler {
                         batch.bags.retain(|b| b.bag != prev.bag);
                         batch.bags.push(prev);
                     }
-                    let span = BagSpan {
-                        bag,
-                        item_id,
-                        first_line: self.stats.lines_shown,
-                        end_line: None,
-                    };
+                    let span = BagSpan { bag, item_id, first_line: self.stats.lines_shown, end_line: None };
                     batch.bags.push(span.clone());
                     self.open_bag = Some(span);
                     continue;
@@ -203,12 +198,7 @@ mod tests {
     use super::*;
 
     fn line(seq: u64, kind: LineKind, v: u16) -> SourceEvent {
-        SourceEvent::Line(RawLine {
-            seq,
-            kind,
-            low: vec![v; 8],
-            high: vec![v; 8],
-        })
+        SourceEvent::Line(RawLine { seq, kind, low: vec![v; 8], high: vec![v; 8] })
     }
 
     #[test]
@@ -217,37 +207,21 @@ mod tests {
         let mut ev: Vec<SourceEvent> = (0..4).map(|s| line(s, LineKind::Dark, 1000)).collect();
         ev.extend((4..8).map(|s| line(s, LineKind::Air, 41000)));
         ev.extend((8..10).map(|s| line(s, LineKind::Scan, 41000)));
-        ev.push(SourceEvent::BagStart {
-            bag: 7,
-            item_id: Some("EMS123".into()),
-        });
+        ev.push(SourceEvent::BagStart { bag: 7, item_id: Some("EMS123".into()) });
         ev.extend((10..15).map(|s| line(s, LineKind::Scan, 20000)));
         let b = a.feed(ev);
         assert_eq!(
             b.bags,
-            vec![BagSpan {
-                bag: 7,
-                item_id: Some("EMS123".into()),
-                first_line: 2,
-                end_line: None
-            }]
+            vec![BagSpan { bag: 7, item_id: Some("EMS123".into()), first_line: 2, end_line: None }]
         );
         let b = a.feed(vec![
             line(15, LineKind::Scan, 20000),
             SourceEvent::BagEnd { bag: 7 },
-            SourceEvent::BagStart {
-                bag: 8,
-                item_id: None,
-            },
+            SourceEvent::BagStart { bag: 8, item_id: None },
         ]);
         assert_eq!(
             b.bags[0],
-            BagSpan {
-                bag: 7,
-                item_id: Some("EMS123".into()),
-                first_line: 2,
-                end_line: Some(8)
-            }
+            BagSpan { bag: 7, item_id: Some("EMS123".into()), first_line: 2, end_line: Some(8) }
         );
         assert_eq!(b.bags[1].first_line, 8);
     }
@@ -271,13 +245,7 @@ mod tests {
         assert_eq!(b.lines, 2);
         assert_eq!(b.low.len(), 16);
         assert_eq!(a.stats.lines_missing, 5);
-        assert!(
-            a.stats
-                .last_error
-                .as_deref()
-                .unwrap()
-                .contains("expected 8")
-        );
+        assert!(a.stats.last_error.as_deref().unwrap().contains("expected 8"));
         let c = a.calibration.as_ref().unwrap();
         assert_eq!(c.dark_low[0], 1000.0);
         assert_eq!(c.air_low[0], 41000.0);
@@ -299,16 +267,9 @@ mod tests {
         a.feed(gap);
         assert!(a.stats.air_updates > 100, "{}", a.stats.air_updates);
         let air1 = a.calibration.as_ref().unwrap().air_high.clone();
-        let ratio: f32 = air1
-            .iter()
-            .zip(&air0)
-            .map(|(n, o)| (n - 1200.0) / (o - 1200.0))
-            .sum::<f32>()
-            / air0.len() as f32;
-        assert!(
-            (ratio - 0.97).abs() < 0.005,
-            "air follows the tube: {ratio}"
-        );
+        let ratio: f32 =
+            air1.iter().zip(&air0).map(|(n, o)| (n - 1200.0) / (o - 1200.0)).sum::<f32>() / air0.len() as f32;
+        assert!((ratio - 0.97).abs() < 0.005, "air follows the tube: {ratio}");
         // a bag's lines are never taken for air
         let before = a.stats.air_updates;
         let bag = generate_bag(4, &p);

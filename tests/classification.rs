@@ -13,10 +13,7 @@ const STEPS: [f64; 7] = [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 #[test]
 fn leave_one_out_classification_is_at_least_97_percent() {
     let rows = reference_rows().unwrap();
-    let names: Vec<String> = PhysicsTables::builtin()
-        .object_materials()
-        .map(|m| m.name.clone())
-        .collect();
+    let names: Vec<String> = PhysicsTables::builtin().object_materials().map(|m| m.name.clone()).collect();
     let (mut total, mut correct) = (0, 0);
     let mut misses = Vec::new();
     for kvp in [140, 160] {
@@ -44,10 +41,7 @@ fn leave_one_out_classification_is_at_least_97_percent() {
         }
     }
     let acc = correct as f64 / total as f64;
-    eprintln!(
-        "leave-one-out: {correct}/{total} = {:.1} %; misses: {misses:#?}",
-        acc * 100.0
-    );
+    eprintln!("leave-one-out: {correct}/{total} = {:.1} %; misses: {misses:#?}", acc * 100.0);
     assert!(total > 150, "{total} rows");
     assert!(acc >= 0.97, "{:.1} % < 97 %: {misses:#?}", acc * 100.0);
 }
@@ -66,13 +60,7 @@ fn profile_calibration_classifies_its_unseen_materials() {
                 && r.log_att_high <= 5.0
         }) {
             let c = lut.classify(r.log_att_low as f32, r.log_att_high as f32);
-            assert_eq!(
-                Some(c.class),
-                r.class,
-                "{name} {} g/cm2: Zeff {}",
-                r.areal_g_cm2,
-                c.zeff
-            );
+            assert_eq!(Some(c.class), r.class, "{name} {} g/cm2: Zeff {}", r.areal_g_cm2, c.zeff);
         }
     }
 }
@@ -87,11 +75,7 @@ fn classify_filter_keeps_columns_and_appends_zeff_and_class() {
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "id,log_att_high,note,log_att_low,zeff,class");
-    assert!(
-        lines[1].starts_with("1,0.7049,water,0.9047,") && lines[1].ends_with(",organic"),
-        "{}",
-        lines[1]
-    );
+    assert!(lines[1].starts_with("1,0.7049,water,0.9047,") && lines[1].ends_with(",organic"), "{}", lines[1]);
     assert!(
         lines[2].starts_with("2,1.6594,\"iron, 4g\",3.1811,") && lines[2].ends_with(",metal"),
         "{}",

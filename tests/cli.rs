@@ -6,10 +6,7 @@ use std::process::{Command, Stdio};
 
 fn twinspect() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_twinspect"));
-    c.env(
-        "WGPU_BACKEND",
-        std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()),
-    );
+    c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
     c
 }
 
@@ -27,14 +24,7 @@ fn render_writes_png_and_raw_tiff_that_renders_the_same() {
     let tiff = dir.path().join("bag.tiff");
     run_ok(
         twinspect()
-            .args([
-                "render",
-                "--synthetic",
-                "11",
-                "--preset",
-                "standard",
-                "--out",
-            ])
+            .args(["render", "--synthetic", "11", "--preset", "standard", "--out"])
             .arg(&png)
             .arg("--tiff-out")
             .arg(&tiff),
@@ -44,14 +34,8 @@ fn render_writes_png_and_raw_tiff_that_renders_the_same() {
     assert!(img.width() > 300);
     // a bag, not a blank: orange, green or blue pixels and white air
     let coloured = img.pixels().filter(|p| p[0].abs_diff(p[2]) > 60).count();
-    let white = img
-        .pixels()
-        .filter(|p| p[0] > 245 && p[1] > 245 && p[2] > 245)
-        .count();
-    assert!(
-        coloured > 5000 && white > 50000,
-        "coloured {coloured}, white {white}"
-    );
+    let white = img.pixels().filter(|p| p[0] > 245 && p[1] > 245 && p[2] > 245).count();
+    assert!(coloured > 5000 && white > 50000, "coloured {coloured}, white {white}");
 
     // An independent reader (ImageMagick, installed by .ci/test) sees two 16-bit pages.
     let id = Command::new("identify")
@@ -59,51 +43,22 @@ fn render_writes_png_and_raw_tiff_that_renders_the_same() {
         .arg(&tiff)
         .output()
         .expect("ImageMagick's identify");
-    assert!(
-        id.status.success(),
-        "{}",
-        String::from_utf8_lossy(&id.stderr)
-    );
-    let pages: Vec<String> = String::from_utf8_lossy(&id.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    assert!(id.status.success(), "{}", String::from_utf8_lossy(&id.stderr));
+    let pages: Vec<String> = String::from_utf8_lossy(&id.stdout).lines().map(str::to_owned).collect();
     assert_eq!(pages, vec![format!("1536 {} 16", img.width()); 2]);
     let frame = twinspect::io::read_raw_tiff(&tiff).unwrap();
     assert_eq!(frame.channels(), 1536);
     assert_eq!(frame.lines() as u32, img.width());
 
     let png2 = dir.path().join("again.png");
-    run_ok(
-        twinspect()
-            .args(["render", "--raw"])
-            .arg(&tiff)
-            .arg("--out")
-            .arg(&png2),
-    );
-    assert_eq!(
-        image::open(&png2).unwrap().to_rgba8(),
-        img,
-        "raw TIFF renders the same as the live scan"
-    );
+    run_ok(twinspect().args(["render", "--raw"]).arg(&tiff).arg("--out").arg(&png2));
+    assert_eq!(image::open(&png2).unwrap().to_rgba8(), img, "raw TIFF renders the same as the live scan");
 
     let cpu_png = dir.path().join("cpu.png");
-    run_ok(
-        twinspect()
-            .args(["render", "--synthetic", "11", "--cpu", "--out"])
-            .arg(&cpu_png),
-    );
+    run_ok(twinspect().args(["render", "--synthetic", "11", "--cpu", "--out"]).arg(&cpu_png));
     let cpu = image::open(&cpu_png).unwrap().to_rgba8();
-    let far = img
-        .as_raw()
-        .iter()
-        .zip(cpu.as_raw())
-        .filter(|(a, b)| a.abs_diff(**b) > 2)
-        .count();
-    assert!(
-        (far as f64) < 0.005 * img.as_raw().len() as f64,
-        "GPU and CPU renders differ in {far} samples"
-    );
+    let far = img.as_raw().iter().zip(cpu.as_raw()).filter(|(a, b)| a.abs_diff(**b) > 2).count();
+    assert!((far as f64) < 0.005 * img.as_raw().len() as f64, "GPU and CPU renders differ in {far} samples");
 }
 
 #[test]
@@ -111,24 +66,11 @@ fn render_refuses_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let bogus = dir.path().join("bogus.tiff");
     std::fs::write(&bogus, b"not a tiff").unwrap();
-    let out = twinspect()
-        .args(["render", "--raw"])
-        .arg(&bogus)
-        .args(["--out", "x.png"])
-        .output()
-        .unwrap();
+    let out = twinspect().args(["render", "--raw"]).arg(&bogus).args(["--out", "x.png"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus.tiff"));
     let out = twinspect()
-        .args([
-            "render",
-            "--synthetic",
-            "1",
-            "--profile",
-            "nope",
-            "--out",
-            "x.png",
-        ])
+        .args(["render", "--synthetic", "1", "--profile", "nope", "--out", "x.png"])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
@@ -142,12 +84,7 @@ fn classify_reads_stdin() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"log_att_low,log_att_high\n0.8,0.65\n2.4,1.2\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(b"log_att_low,log_att_high\n0.8,0.65\n2.4,1.2\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -155,4 +92,47 @@ fn classify_reads_stdin() {
     assert_eq!(rows[0], "log_att_low,log_att_high,zeff,class");
     assert!(rows[1].ends_with("organic"), "{text}");
     assert!(rows[2].ends_with("metal"), "{text}");
+}
+
+#[test]
+fn operators_are_managed_from_the_command_line_and_pins_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("operators.toml");
+    let add = |id: &str, role: &str, pin: &str| {
+        let mut child = twinspect()
+            .args(["operators", "--file"])
+            .arg(&file)
+            .args(["add", "--id", id, "--name", "Zhang San", "--role", role])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{pin}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(add("c100", "customs", "482913").status.success());
+    assert!(add("q100", "quarantine", "771204").status.success());
+    let bad_role = add("x1", "navy", "123456");
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("unknown role"));
+    assert!(!add("x2", "customs", "12").status.success(), "a 2-digit PIN is refused");
+    assert!(!add("c100", "customs", "999999").status.success(), "ids are unique");
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("$argon2id$") && !text.contains("482913") && !text.contains("771204"));
+    let list = twinspect().args(["operators", "--file"]).arg(&file).arg("list").output().unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        vec!["c100\tZhang San\tcustoms", "q100\tZhang San\tquarantine"]
+    );
+    run_ok(twinspect().args(["operators", "--file"]).arg(&file).args(["disable", "--id", "q100"]));
+    let list = twinspect().args(["operators", "--file"]).arg(&file).arg("list").output().unwrap();
+    assert!(String::from_utf8(list.stdout).unwrap().contains("q100\tZhang San\tquarantine\tdisabled"));
+    let store = twinspect::cli::load_operators(&file).unwrap();
+    assert_eq!(store.records().count(), 2);
+    std::fs::write(&file, "this is [not toml").unwrap();
+    let out = twinspect().args(["operators", "--file"]).arg(&file).arg("list").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an operators file"));
 }

@@ -27,16 +27,11 @@ struct Rig {
 fn rig() -> Rig {
     let ctx = ctx();
     let kernels = Kernels::new(&ctx.device);
-    Rig {
-        ctx,
-        kernels,
-        lut: lut(),
-    }
+    Rig { ctx, kernels, lut: lut() }
 }
 
 fn ctx() -> GpuContext {
-    GpuContext::headless()
-        .expect("a GPU adapter is required (CI: mesa-vulkan-drivers + WGPU_BACKEND=vulkan)")
+    GpuContext::headless().expect("a GPU adapter is required (CI: mesa-vulkan-drivers + WGPU_BACKEND=vulkan)")
 }
 
 fn lut() -> MaterialLut {
@@ -51,11 +46,7 @@ fn calib_table(channels: usize, rng: &mut Rng) -> Vec<[f32; 4]> {
             let dl = 1000.0 + 50.0 * rng.normal() as f32;
             let dh = 1100.0 + 50.0 * rng.normal() as f32;
             let span = |r: &mut Rng| {
-                if c == 2 && channels > 4 {
-                    -1.0
-                } else {
-                    (40000.0 + 2000.0 * r.normal() as f32).ln()
-                }
+                if c == 2 && channels > 4 { -1.0 } else { (40000.0 + 2000.0 * r.normal() as f32).ln() }
             };
             [dl, dh, span(rng), span(rng)]
         })
@@ -101,10 +92,7 @@ fn assert_close(what: &str, gpu: &Array3<f32>, cpu: &Array3<f32>, k: usize, abs:
         assert!(g.is_finite(), "{what} {idx:?}: GPU gave {g}");
         let d = (g - c).abs();
         worst = worst.max(d);
-        assert!(
-            d <= abs + rel * c.abs(),
-            "{what} {idx:?}: GPU {g} vs CPU {c}"
-        );
+        assert!(d <= abs + rel * c.abs(), "{what} {idx:?}: GPU {g} vs CPU {c}");
     }
     let _ = worst;
 }
@@ -124,38 +112,17 @@ fn max_rgba_diff(a: &Array3<u8>, b: &Array3<u8>) -> (u8, f64) {
 }
 
 /// Runs all three stages on the GPU and checks each against the CPU twin fed the same inputs.
-fn check_frame(
-    rig: &Rig,
-    lines: usize,
-    channels: usize,
-    fill: Fill,
-    view: &ViewSettings,
-    seed: u64,
-) {
+fn check_frame(rig: &Rig, lines: usize, channels: usize, fill: Fill, view: &ViewSettings, seed: u64) {
     let (ctx, kernels, lut) = (&rig.ctx, &rig.kernels, &rig.lut);
     let mut rng = Rng::new(seed);
     let calib = calib_table(channels, &mut rng);
     let (low, high) = frame(lines, channels, fill, &mut rng);
-    let img = GpuImage::new(
-        &ctx.device,
-        &ctx.queue,
-        kernels,
-        channels as u32,
-        lines as u32,
-        FULL,
-        lut,
-    )
-    .unwrap();
+    let img =
+        GpuImage::new(&ctx.device, &ctx.queue, kernels, channels as u32, lines as u32, FULL, lut).unwrap();
     img.set_calibration(&ctx.queue, &calib);
     img.write_frame(&ctx.queue, low.view(), high.view());
     let p = img.params(view, false);
-    img.run(
-        &ctx.device,
-        &ctx.queue,
-        kernels,
-        &p,
-        Work::full(lines as u32, p.tile),
-    );
+    img.run(&ctx.device, &ctx.queue, kernels, &p, Work::full(lines as u32, p.tile));
     let what = format!("{lines}x{channels} {fill:?} {view:?}");
 
     let g_feat = img.read_features(&ctx.device, &ctx.queue).unwrap();
@@ -196,11 +163,7 @@ fn check_frame(
     let g_rgba = img.read_rgba(&ctx.device, &ctx.queue).unwrap();
     let e2e = cpu::render(low.view(), high.view(), &calib, lut, &p);
     let (_, frac) = max_rgba_diff(&g_rgba, &e2e);
-    assert!(
-        frac < 0.005,
-        "end to end {what}: {:.3} % of samples differ by more than 2",
-        frac * 100.0
-    );
+    assert!(frac < 0.005, "end to end {what}: {:.3} % of samples differ by more than 2", frac * 100.0);
 }
 
 #[test]
@@ -211,13 +174,7 @@ fn every_stage_matches_the_cpu_twin_on_edge_case_frames() {
     let sizes = [(1, 1), (1, 7), (7, 1), (3, 5), (67, 33), (130, 257)];
     let mut seed = 0;
     for (lines, channels) in sizes {
-        for fill in [
-            Fill::Random,
-            Fill::Air,
-            Fill::Dark,
-            Fill::Saturated,
-            Fill::Ramp,
-        ] {
+        for fill in [Fill::Random, Fill::Air, Fill::Dark, Fill::Saturated, Fill::Ramp] {
             seed += 1;
             check_frame(&rig, lines, channels, fill, &std, seed);
         }
@@ -228,22 +185,8 @@ fn every_stage_matches_the_cpu_twin_on_edge_case_frames() {
 fn every_preset_matches_the_cpu_twin() {
     let rig = rig();
     for (k, preset) in Preset::ALL.into_iter().enumerate() {
-        check_frame(
-            &rig,
-            200,
-            150,
-            Fill::Random,
-            &preset.settings(),
-            100 + k as u64,
-        );
-        check_frame(
-            &rig,
-            129,
-            65,
-            Fill::Ramp,
-            &preset.settings(),
-            200 + k as u64,
-        );
+        check_frame(&rig, 200, 150, Fill::Random, &preset.settings(), 100 + k as u64);
+        check_frame(&rig, 129, 65, Fill::Ramp, &preset.settings(), 200 + k as u64);
     }
     let custom = ViewSettings {
         clahe_tile: 16,
@@ -264,17 +207,8 @@ fn live_ring_processes_new_lines_like_a_full_render_for_two_stations() {
     let channels = 96usize;
     let mut rng = Rng::new(99);
     let calib = calib_table(channels, &mut rng);
-    let mut live = LiveView::new(
-        &ctx.device,
-        &ctx.queue,
-        &kernels,
-        channels as u32,
-        256,
-        FULL,
-        &lut,
-        2,
-    )
-    .unwrap();
+    let mut live =
+        LiveView::new(&ctx.device, &ctx.queue, &kernels, channels as u32, 256, FULL, &lut, 2).unwrap();
     let cap = live.capacity() as usize;
     assert_eq!(cap, 256);
     live.set_calibration(&ctx.queue, &calib);
@@ -282,26 +216,15 @@ fn live_ring_processes_new_lines_like_a_full_render_for_two_stations() {
     let mut ring_low = Array2::<u16>::from_elem((cap, channels), FULL);
     let mut ring_high = Array2::<u16>::from_elem((cap, channels), FULL);
     let mut total = 0usize;
-    let views = [
-        Preset::Standard.settings(),
-        Preset::Edge.settings(),
-        Preset::Local.settings(),
-    ];
-    for (step, chunk) in [1usize, 5, 60, 200, 3, 300, 17, 255, 1]
-        .into_iter()
-        .enumerate()
-    {
+    let views = [Preset::Standard.settings(), Preset::Edge.settings(), Preset::Local.settings()];
+    for (step, chunk) in [1usize, 5, 60, 200, 3, 300, 17, 255, 1].into_iter().enumerate() {
         let (low, high) = frame(chunk, channels, Fill::Random, &mut rng);
         for l in 0..chunk {
             ring_low.row_mut((total + l) % cap).assign(&low.row(l));
             ring_high.row_mut((total + l) % cap).assign(&high.row(l));
         }
         total += chunk;
-        live.push_lines(
-            &ctx.queue,
-            low.as_slice().unwrap(),
-            high.as_slice().unwrap(),
-        );
+        live.push_lines(&ctx.queue, low.as_slice().unwrap(), high.as_slice().unwrap());
         // Station 0's view changes every third step (the others exercise the incremental path);
         // station 1 keeps pseudo-colour throughout and must follow the new lines all the same.
         let stations = [views[step / 3].clone(), Preset::Pseudo.settings()];
@@ -313,14 +236,7 @@ fn live_ring_processes_new_lines_like_a_full_render_for_two_stations() {
         let p = live.image.params(view, true);
         let feat = cpu::prepare(ring_low.view(), ring_high.view(), &calib, &lut, &p);
         let g_feat = live.image.read_features(&ctx.device, &ctx.queue).unwrap();
-        assert_close(
-            &format!("live step {step} A_high"),
-            &g_feat,
-            &feat,
-            1,
-            2e-5,
-            2e-5,
-        );
+        assert_close(&format!("live step {step} A_high"), &g_feat, &feat, 1, 2e-5, 2e-5);
         let luts = if p.local_contrast > 0.0 {
             live.image.read_luts(&ctx.device, &ctx.queue, &p).unwrap()
         } else {
@@ -329,29 +245,15 @@ fn live_ring_processes_new_lines_like_a_full_render_for_two_stations() {
         if p.local_contrast > 0.0 {
             let c_luts = cpu::clahe_luts(g_feat.view(), &p);
             for k in 0..256 {
-                assert_close(
-                    &format!("live step {step} CLAHE"),
-                    &luts,
-                    &c_luts,
-                    k,
-                    0.01,
-                    0.0,
-                );
+                assert_close(&format!("live step {step} CLAHE"), &luts, &c_luts, k, 0.01, 0.0);
             }
         }
         let want = cpu::compose(g_feat.view(), luts.view(), &p);
         let got = live.image.read_rgba(&ctx.device, &ctx.queue).unwrap();
         let (worst, _) = max_rgba_diff(&got, &want);
-        assert!(
-            worst <= 2,
-            "live step {step} (chunk {chunk}, total {total}): worst {worst}"
-        );
+        assert!(worst <= 2, "live step {step} (chunk {chunk}, total {total}): worst {worst}");
         let p1 = live.image.params(&stations[1], true);
-        let want1 = cpu::compose(
-            g_feat.view(),
-            cpu::clahe_luts(g_feat.view(), &p1).view(),
-            &p1,
-        );
+        let want1 = cpu::compose(g_feat.view(), cpu::clahe_luts(g_feat.view(), &p1).view(), &p1);
         let got1 = live.image.read_rgba_of(&ctx.device, &ctx.queue, 1).unwrap();
         let (worst1, _) = max_rgba_diff(&got1, &want1);
         assert!(worst1 <= 2, "station 1, live step {step}: worst {worst1}");

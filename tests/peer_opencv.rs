@@ -27,11 +27,7 @@ fn clahe_matches_opencv() {
             let v = 110.0
                 + 60.0 * (x / 47.0).sin() * (y / 83.0).cos()
                 + 40.0 * ((x + y) / 150.0).sin()
-                + if (x - 300.0).hypot(y - 200.0) < 60.0 {
-                    -70.0
-                } else {
-                    0.0
-                }
+                + if (x - 300.0).hypot(y - 200.0) < 60.0 { -70.0 } else { 0.0 }
                 + 6.0 * rng.normal();
             v.clamp(0.0, 255.0) as u8
         })
@@ -45,12 +41,7 @@ fn clahe_matches_opencv() {
             .arg(script)
             .arg(&src)
             .arg(&dst)
-            .args([
-                rows.to_string(),
-                cols.to_string(),
-                tile.to_string(),
-                clip.to_string(),
-            ])
+            .args([rows.to_string(), cols.to_string(), tile.to_string(), clip.to_string()])
             .output()
             .expect("python3");
         assert!(
@@ -60,12 +51,8 @@ fn clahe_matches_opencv() {
         );
         let theirs = std::fs::read(&dst).unwrap();
 
-        let view = ViewSettings {
-            clahe_tile: tile,
-            clahe_clip: clip,
-            local_contrast: 1.0,
-            ..Default::default()
-        };
+        let view =
+            ViewSettings { clahe_tile: tile, clahe_clip: clip, local_contrast: 1.0, ..Default::default() };
         let lut = MaterialLut::for_profile(&ScannerProfile::load("desk-140").unwrap()).unwrap();
         // lines = rows, channels = cols; intensity at the bin centre so bin_of gives the 8-bit value
         let p = Params::new(&view, &lut, cols as u32, rows as u32, 65535, false);
@@ -76,13 +63,7 @@ fn clahe_matches_opencv() {
         let luts = cpu::clahe_luts(feat.view(), &p);
         let (mut sum, mut signed, mut worst) = (0.0f64, 0.0f64, 0u8);
         for (k, &v) in img.iter().enumerate() {
-            let ours = cpu::clahe_value(
-                luts.view(),
-                &p,
-                (k / cols) as u32,
-                (k % cols) as u32,
-                v as usize,
-            );
+            let ours = cpu::clahe_value(luts.view(), &p, (k / cols) as u32, (k % cols) as u32, v as usize);
             let ours = (ours * 255.0).round().clamp(0.0, 255.0) as u8;
             let d = ours.abs_diff(theirs[k]);
             sum += d as f64;
@@ -91,9 +72,7 @@ fn clahe_matches_opencv() {
         }
         let mean = sum / img.len() as f64;
         let bias = signed / img.len() as f64;
-        eprintln!(
-            "clip {clip}: mean |ours - OpenCV| = {mean:.3} levels, bias {bias:+.3}, worst {worst}"
-        );
+        eprintln!("clip {clip}: mean |ours - OpenCV| = {mean:.3} levels, bias {bias:+.3}, worst {worst}");
         // OpenCV rounds twice (8-bit tables, then the interpolated value) and spreads the clipped
         // excess in whole counts, the remainder from the lowest bins up (so its tables run a
         // little high): about one level on average, under one level of bias.
@@ -101,11 +80,7 @@ fn clahe_matches_opencv() {
         assert!(bias.abs() < 1.0, "clip {clip}: bias {bias}");
         assert!(worst <= 6, "clip {clip}: worst difference {worst}");
         // and CLAHE did something: the result is not the input
-        let changed = img
-            .iter()
-            .zip(&theirs)
-            .filter(|(a, b)| a.abs_diff(**b) > 8)
-            .count();
+        let changed = img.iter().zip(&theirs).filter(|(a, b)| a.abs_diff(**b) > 8).count();
         assert!(changed > img.len() / 10);
     }
 }

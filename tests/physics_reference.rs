@@ -34,16 +34,7 @@ fn the_model_is_sensitive_to_the_detector() {
     // Not a tautology: a different filter changes the answer well beyond the tolerance.
     let mut d = Detector::reference();
     d.filter.thickness_mm = 1.0;
-    let thick = ForwardModel::new(140, &d)
-        .unwrap()
-        .material("water", 8.0)
-        .unwrap();
-    let reference = ForwardModel::new(140, &Detector::reference())
-        .unwrap()
-        .material("water", 8.0)
-        .unwrap();
-    assert!(
-        (thick.1 / reference.1 - 1.0).abs() > 0.005,
-        "{thick:?} vs {reference:?}"
-    );
+    let thick = ForwardModel::new(140, &d).unwrap().material("water", 8.0).unwrap();
+    let reference = ForwardModel::new(140, &Detector::reference()).unwrap().material("water", 8.0).unwrap();
+    assert!((thick.1 / reference.1 - 1.0).abs() > 0.005, "{thick:?} vs {reference:?}");
 }

@@ -14,10 +14,7 @@ fn every_kernel_parses_and_validates() {
     on_disk.sort();
     let mut kernels: Vec<String> = KERNELS.iter().map(|(n, _)| format!("{n}.wgsl")).collect();
     kernels.sort();
-    assert_eq!(
-        on_disk, kernels,
-        "every shader file is a kernel the pipeline builds"
-    );
+    assert_eq!(on_disk, kernels, "every shader file is a kernel the pipeline builds");
     for (name, src) in KERNELS {
         let full = kernel_source(src);
         let module = naga::front::wgsl::parse_str(&full)
@@ -28,10 +25,7 @@ fn every_kernel_parses_and_validates() {
         )
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        assert!(
-            module.entry_points.iter().any(|e| e.name == "main"),
-            "{name} has no main"
-        );
+        assert!(module.entry_points.iter().any(|e| e.name == "main"), "{name} has no main");
     }
 }
 

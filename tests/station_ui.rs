@@ -30,10 +30,7 @@ fn station(desk: &Shared, agency: &str) -> Harness<'static, StationPanel> {
 }
 
 fn type_into(h: &mut Harness<'_, StationPanel>, label: &str, text: &str) {
-    let role = if h
-        .query_by_role_and_label(Role::PasswordInput, label)
-        .is_some()
-    {
+    let role = if h.query_by_role_and_label(Role::PasswordInput, label).is_some() {
         Role::PasswordInput
     } else {
         Role::TextInput
@@ -53,11 +50,8 @@ fn log_in(h: &mut Harness<'_, StationPanel>, id: &str, pin: &str) {
 
 #[test]
 fn two_agencies_decide_separately_and_see_the_joint_outcome() {
-    let desk: Shared = Rc::new(RefCell::new(Desk::new(
-        InspectionConfig::default(),
-        Desk::demo_operators(),
-        true,
-    )));
+    let desk: Shared =
+        Rc::new(RefCell::new(Desk::new(InspectionConfig::default(), Desk::demo_operators(), true)));
     desk.borrow_mut().update_bags(&[BagSpan {
         bag: 41,
         item_id: Some("EMS0041".into()),
@@ -95,9 +89,7 @@ fn two_agencies_decide_separately_and_see_the_joint_outcome() {
     quarantine.get_by_label("c001 is not a Quarantine operator c001 无检验检疫岗位权限");
 
     log_in(&mut quarantine, "q001", "2222");
-    quarantine
-        .get_by_label("Open for inspection 开箱查验")
-        .click();
+    quarantine.get_by_label("Open for inspection 开箱查验").click();
     quarantine.run();
     customs.run();
     customs.get_by_label("Outcome 结果: Open 开箱查验: Quarantine 检验检疫");
@@ -106,23 +98,38 @@ fn two_agencies_decide_separately_and_see_the_joint_outcome() {
     customs.get_by_label("Open for inspection 开箱查验").click();
     customs.run();
     customs.get_by_label_contains("更改处置需填写原因");
-    type_into(
-        &mut customs,
-        "Reason for change 更改原因",
-        "batteries seen on a second look",
-    );
+    type_into(&mut customs, "Reason for change 更改原因", "batteries seen on a second look");
     customs.get_by_label("Open for inspection 开箱查验").click();
     customs.run();
     quarantine.run();
     // One joint opening, shown on the other screen too, with both decisions and who made them.
     quarantine.get_by_label("Outcome 结果: Joint opening 联合开箱查验");
-    quarantine.get_by_label(
-        "Customs 海关: Open for inspection 开箱查验 (c001) — batteries seen on a second look",
-    );
+    quarantine
+        .get_by_label("Customs 海关: Open for inspection 开箱查验 (c001) — batteries seen on a second look");
     quarantine.get_by_label("Quarantine 检验检疫: Open for inspection 开箱查验 (q001)");
-    assert_eq!(
-        desk.borrow().bags[0].1.decisions.len(),
-        3,
-        "the first customs decision stays in the history"
-    );
+    assert_eq!(desk.borrow().bags[0].1.decisions.len(), 3, "the first customs decision stays in the history");
+}
+
+#[test]
+fn an_idle_screen_locks_and_a_long_shift_gets_a_break_reminder() {
+    let desk: Shared =
+        Rc::new(RefCell::new(Desk::new(InspectionConfig::default(), Desk::demo_operators(), true)));
+    let mut customs = station(&desk, "customs");
+    customs.run();
+    log_in(&mut customs, "c001", "1111");
+    let t0 = customs.state().session.expect("a session starts at login").started_ms;
+    let minute = 60_000;
+    // busy for 21 minutes: a reminder, no lock
+    for m in 1..=21 {
+        customs.state_mut().tick(&desk.borrow(), t0 + m * minute, true);
+    }
+    assert!(customs.state().operator.is_some() && customs.state().break_reminder);
+    customs.run();
+    customs.get_by_label_contains("请休息");
+    // then five minutes without input: locked
+    customs.state_mut().tick(&desk.borrow(), t0 + 26 * minute, false);
+    assert!(customs.state().operator.is_none());
+    customs.run();
+    customs.get_by_label_contains("已锁定");
+    customs.get_by_label("Log in 登录");
 }

@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::domain::calib::Calibration;
+use crate::domain::inspection::Role;
 use crate::domain::material::MaterialLut;
+use crate::domain::operators::OperatorStore;
 use crate::domain::profile::{DEFAULT_PROFILE, ScannerProfile};
 use crate::domain::scan::RawFrame;
 use crate::domain::synth::{SyntheticScanner, generate_bag};
@@ -32,12 +34,52 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum OperatorAction {
+    /// Add an account; the PIN (4-12 digits) is the first line of standard input.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// customs, quarantine, supervisor, trainer or admin (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// List accounts (never PINs).
+    List,
+    Remove {
+        #[arg(long)]
+        id: String,
+    },
+    Disable {
+        #[arg(long)]
+        id: String,
+    },
+    Enable {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum Command {
     /// Open the workstation window fed by the built-in scanner emulator (the default).
     Run {
         /// Seed of the emulator's bags.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Operator accounts (made with `twinspect operators`); without it the emulator runs
+        /// with two demonstration accounts.
+        #[arg(long)]
+        operators: Option<PathBuf>,
+    },
+    /// Manage operator accounts (PINs are read from standard input and stored as Argon2id hashes).
+    Operators {
+        /// The accounts file (TOML).
+        #[arg(long)]
+        file: PathBuf,
+        #[command(subcommand)]
+        action: OperatorAction,
     },
     /// Classify attenuation pairs: reads CSV with `log_att_low,log_att_high` columns (stdin when
     /// no file), writes every input column plus `zeff` and `class`.
@@ -72,35 +114,26 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => run_workstation(&cli.profile, 1),
-        Some(Command::Run { seed }) => run_workstation(&cli.profile, seed),
+        None => run_workstation(&cli.profile, 1, None),
+        Some(Command::Run { seed, operators }) => run_workstation(&cli.profile, seed, operators.as_deref()),
+        Some(Command::Operators { file, action }) => operators_command(&file, action),
         Some(Command::Classify { file }) => {
             let profile = ScannerProfile::load(&cli.profile)?;
             let lut = MaterialLut::for_profile(&profile)?;
             let input: Box<dyn Read> = match &file {
-                Some(p) => Box::new(
-                    std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
-                ),
+                Some(p) => {
+                    Box::new(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?)
+                }
                 None => Box::new(std::io::stdin().lock()),
             };
             let stdout = std::io::stdout().lock();
             classify_csv(input, stdout, &lut)
         }
-        Some(Command::Render {
-            synthetic,
-            raw,
-            preset,
-            settings,
-            vde_phase,
-            out,
-            tiff_out,
-            cpu,
-        }) => {
+        Some(Command::Render { synthetic, raw, preset, settings, vde_phase, out, tiff_out, cpu }) => {
             let profile = ScannerProfile::load(&cli.profile)?;
             let mut view = match settings {
                 Some(p) => serde_json::from_str::<ViewSettings>(
-                    &std::fs::read_to_string(&p)
-                        .with_context(|| format!("reading {}", p.display()))?,
+                    &std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
                 )
                 .with_context(|| format!("{}: not valid view settings", p.display()))?,
                 None => preset.settings(),
@@ -136,33 +169,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         profile.full_scale(),
                         false,
                     );
-                    cpu::render(
-                        frame.low.view(),
-                        frame.high.view(),
-                        &calib.table(),
-                        &lut,
-                        &p,
-                    )
+                    cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &lut, &p)
                 } else {
                     let ctx = gpu::GpuContext::headless()?;
                     let kernels = gpu::Kernels::new(&ctx.device);
-                    gpu::render_frame(
-                        &ctx.device,
-                        &ctx.queue,
-                        &kernels,
-                        &frame,
-                        &calib,
-                        &lut,
-                        &view,
-                    )?
+                    gpu::render_frame(&ctx.device, &ctx.queue, &kernels, &frame, &calib, &lut, &view)?
                 };
                 crate::io::write_png(out, &rgba)?;
-                eprintln!(
-                    "wrote {} ({} x {})",
-                    out.display(),
-                    rgba.dim().1,
-                    rgba.dim().0
-                );
+                eprintln!("wrote {} ({} x {})", out.display(), rgba.dim().1, rgba.dim().0);
             }
             Ok(())
         }
@@ -170,10 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Calibrate a synthetic scanner and scan the bag of `seed`.
-pub fn scan_synthetic(
-    profile: &ScannerProfile,
-    seed: u64,
-) -> anyhow::Result<(RawFrame, Calibration)> {
+pub fn scan_synthetic(profile: &ScannerProfile, seed: u64) -> anyhow::Result<(RawFrame, Calibration)> {
     let mut scanner = SyntheticScanner::new(profile, seed)?;
     let (dark, air) = scanner.calibration_lines(crate::source::CALIBRATION_LINES);
     let calib = Calibration::from_lines(
@@ -206,11 +217,7 @@ fn save_raw(
     calib: &Calibration,
     profile: &ScannerProfile,
 ) -> anyhow::Result<()> {
-    crate::io::write_raw_tiff(
-        path,
-        frame,
-        &format!("twinspect raw scan; profile={}", profile.name),
-    )?;
+    crate::io::write_raw_tiff(path, frame, &format!("twinspect raw scan; profile={}", profile.name))?;
     let c = CalibFile {
         profile: profile.name.clone(),
         dark_low: calib.dark_low.clone(),
@@ -219,8 +226,7 @@ fn save_raw(
         air_high: calib.air_high.clone(),
     };
     let cp = calib_path(path);
-    std::fs::write(&cp, serde_json::to_vec(&c)?)
-        .with_context(|| format!("writing {}", cp.display()))?;
+    std::fs::write(&cp, serde_json::to_vec(&c)?).with_context(|| format!("writing {}", cp.display()))?;
     Ok(())
 }
 
@@ -229,29 +235,17 @@ fn load_raw(path: &Path, profile: &ScannerProfile) -> anyhow::Result<(RawFrame, 
     let cp = calib_path(path);
     let text = std::fs::read_to_string(&cp)
         .with_context(|| format!("reading the scan's calibration {}", cp.display()))?;
-    let c: CalibFile = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a calibration file", cp.display()))?;
+    let c: CalibFile =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a calibration file", cp.display()))?;
     let n = frame.channels();
-    if [&c.dark_low, &c.dark_high, &c.air_low, &c.air_high]
-        .iter()
-        .any(|v| v.len() != n)
-    {
-        bail!(
-            "{}: calibration is for a different number of channels than the scan ({n})",
-            cp.display()
-        );
+    if [&c.dark_low, &c.dark_high, &c.air_low, &c.air_high].iter().any(|v| v.len() != n) {
+        bail!("{}: calibration is for a different number of channels than the scan ({n})", cp.display());
     }
     let to_line = |lo: &[f32], hi: &[f32], kind| crate::domain::scan::RawLine {
         seq: 0,
         kind,
-        low: lo
-            .iter()
-            .map(|v| v.round().clamp(0.0, 65535.0) as u16)
-            .collect(),
-        high: hi
-            .iter()
-            .map(|v| v.round().clamp(0.0, 65535.0) as u16)
-            .collect(),
+        low: lo.iter().map(|v| v.round().clamp(0.0, 65535.0) as u16).collect(),
+        high: hi.iter().map(|v| v.round().clamp(0.0, 65535.0) as u16).collect(),
     };
     use crate::domain::scan::LineKind;
     let mut calib = Calibration::from_lines(
@@ -272,15 +266,12 @@ pub fn classify_csv(input: impl Read, output: impl Write, lut: &MaterialLut) -> 
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(input);
     let headers = rdr.headers().context("reading the CSV header")?.clone();
     let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim() == name)
-            .with_context(|| {
-                format!(
-                    "input has no `{name}` column (columns: {})",
-                    headers.iter().collect::<Vec<_>>().join(",")
-                )
-            })
+        headers.iter().position(|h| h.trim() == name).with_context(|| {
+            format!(
+                "input has no `{name}` column (columns: {})",
+                headers.iter().collect::<Vec<_>>().join(",")
+            )
+        })
     };
     let (i_lo, i_hi) = (col("log_att_low")?, col("log_att_high")?);
     let mut wtr = csv::Writer::from_writer(output);
@@ -293,9 +284,7 @@ pub fn classify_csv(input: impl Read, output: impl Write, lut: &MaterialLut) -> 
         let rec = rec.with_context(|| format!("CSV row {row}"))?;
         let num = |i: usize, name: &str| -> anyhow::Result<f32> {
             let s = rec.get(i).unwrap_or("").trim();
-            let v: f32 = s
-                .parse()
-                .with_context(|| format!("row {row}: {name} {s:?} is not a number"))?;
+            let v: f32 = s.parse().with_context(|| format!("row {row}: {name} {s:?} is not a number"))?;
             if !v.is_finite() {
                 bail!("row {row}: {name} {s:?} is not finite");
             }
@@ -312,32 +301,111 @@ pub fn classify_csv(input: impl Read, output: impl Write, lut: &MaterialLut) -> 
     Ok(())
 }
 
-fn run_workstation(profile: &str, seed: u64) -> anyhow::Result<()> {
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Read an accounts file; a missing file is an empty store.
+pub fn load_operators(path: &Path) -> anyhow::Result<OperatorStore> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            toml::from_str(&text).with_context(|| format!("{}: not an operators file", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(OperatorStore::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Write an accounts file atomically (temporary file, then rename), so a crash or a full disk
+/// never leaves a half-written file in place of the accounts.
+pub fn save_operators(path: &Path, store: &OperatorStore) -> anyhow::Result<()> {
+    let text = toml::to_string(store)?;
+    let tmp = path.with_extension("toml.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all().with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+fn operators_command(file: &Path, action: OperatorAction) -> anyhow::Result<()> {
+    let mut store = load_operators(file)?;
+    match action {
+        OperatorAction::Add { id, name, roles } => {
+            let roles: Vec<Role> = roles
+                .iter()
+                .map(|r| {
+                    Role::parse(r).with_context(|| {
+                        format!("unknown role {r:?} (customs, quarantine, supervisor, trainer, admin)")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let mut pin = String::new();
+            std::io::stdin().read_line(&mut pin).context("reading the PIN from standard input")?;
+            store.add(&id, &name, &roles, pin.trim(), now_ms())?;
+            save_operators(file, &store)?;
+            eprintln!("added {id}");
+        }
+        OperatorAction::List => {
+            for r in store.records() {
+                let roles: Vec<String> = r.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+                println!(
+                    "{}\t{}\t{}{}",
+                    r.id,
+                    r.name,
+                    roles.join(","),
+                    if r.disabled { "\tdisabled" } else { "" }
+                );
+            }
+        }
+        OperatorAction::Remove { id } => {
+            store.remove(&id, now_ms())?;
+            save_operators(file, &store)?;
+        }
+        OperatorAction::Disable { id } => {
+            store.set_disabled(&id, true, now_ms())?;
+            save_operators(file, &store)?;
+        }
+        OperatorAction::Enable { id } => {
+            store.set_disabled(&id, false, now_ms())?;
+            save_operators(file, &store)?;
+        }
+    }
+    Ok(())
+}
+
+fn run_workstation(profile: &str, seed: u64, operators: Option<&Path>) -> anyhow::Result<()> {
     let profile = ScannerProfile::load(profile)?;
     let lut = MaterialLut::for_profile(&profile)?;
     let inspection = crate::domain::inspection::InspectionConfig::default();
     inspection.validate()?;
     let source = crate::source::spawn_synthetic(
         &profile,
-        crate::source::SyntheticOptions {
-            seed,
-            ..Default::default()
-        },
+        crate::source::SyntheticOptions { seed, ..Default::default() },
     )?;
     let title = crate::ui::station_title(&inspection.agencies[0]);
-    // The emulator runs with two demonstration accounts (shown as such on screen).
-    let desk = crate::ui::disposal::Desk::new(
-        inspection.clone(),
-        crate::ui::disposal::Desk::demo_operators(),
-        true,
-    );
+    // Without an accounts file the emulator runs with two demonstration accounts (shown as such).
+    let desk = match operators {
+        Some(path) => {
+            let store = load_operators(path)?;
+            if store.records().next().is_none() {
+                bail!("{} has no operator accounts: add some with `twinspect operators`", path.display());
+            }
+            crate::ui::disposal::Desk::new(inspection.clone(), store, false)
+        }
+        None => crate::ui::disposal::Desk::new(
+            inspection.clone(),
+            crate::ui::disposal::Desk::demo_operators(),
+            true,
+        ),
+    };
     eframe::run_native(
         "twinspect",
         crate::ui::native_options(&title),
         Box::new(move |cc| {
-            Ok(Box::new(crate::ui::Workstation::new(
-                cc, profile, source, lut, inspection, desk,
-            )))
+            Ok(Box::new(crate::ui::Workstation::new(cc, profile, source, lut, inspection, desk)))
         }),
     )
     .map_err(|e| anyhow::anyhow!("window: {e}"))

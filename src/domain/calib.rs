@@ -64,31 +64,19 @@ fn mean_of(lines: &[&RawLine], channels: usize, pick: impl Fn(&RawLine) -> &[u16
             *a += v as f64;
         }
     }
-    acc.iter()
-        .map(|a| (*a / lines.len() as f64) as f32)
-        .collect()
+    acc.iter().map(|a| (*a / lines.len() as f64) as f32).collect()
 }
 
 impl Calibration {
     /// Average dark (beam off) and air (beam on, empty belt) lines.
-    pub fn from_lines(
-        dark: &[&RawLine],
-        air: &[&RawLine],
-        full_scale: u16,
-    ) -> Result<Self, CalibError> {
+    pub fn from_lines(dark: &[&RawLine], air: &[&RawLine], full_scale: u16) -> Result<Self, CalibError> {
         if dark.is_empty() || air.is_empty() {
-            return Err(CalibError::TooFewLines {
-                dark: dark.len(),
-                air: air.len(),
-            });
+            return Err(CalibError::TooFewLines { dark: dark.len(), air: air.len() });
         }
         let channels = dark[0].low.len();
         for l in dark.iter().chain(air) {
             if l.low.len() != channels || l.high.len() != channels {
-                return Err(CalibError::Width {
-                    expected: channels,
-                    got: l.low.len(),
-                });
+                return Err(CalibError::Width { expected: channels, got: l.low.len() });
             }
         }
         let mut c = Calibration {
@@ -101,10 +89,7 @@ impl Calibration {
         };
         c.update_dead();
         if c.dead.len() * 2 > channels {
-            return Err(CalibError::TooManyDead {
-                dead: c.dead.len(),
-                channels,
-            });
+            return Err(CalibError::TooManyDead { dead: c.dead.len(), channels });
         }
         Ok(c)
     }
@@ -146,16 +131,8 @@ impl Calibration {
     /// `(A_low, A_high)` of a whole line (CPU; the table form is the reference).
     pub fn attenuate_line(&self, line: &RawLine) -> (Vec<f32>, Vec<f32>) {
         let t = self.table();
-        let lo = line
-            .low
-            .iter()
-            .zip(&t)
-            .map(|(&r, c)| attenuation(r, c[0], c[2], self.full_scale));
-        let hi = line
-            .high
-            .iter()
-            .zip(&t)
-            .map(|(&r, c)| attenuation(r, c[1], c[3], self.full_scale));
+        let lo = line.low.iter().zip(&t).map(|(&r, c)| attenuation(r, c[0], c[2], self.full_scale));
+        let hi = line.high.iter().zip(&t).map(|(&r, c)| attenuation(r, c[1], c[3], self.full_scale));
         (lo.collect(), hi.collect())
     }
 }
@@ -178,12 +155,7 @@ pub struct AirTracker {
 
 impl Default for AirTracker {
     fn default() -> Self {
-        AirTracker {
-            alpha: 0.05,
-            tolerance: 0.04,
-            max_covered_fraction: 0.005,
-            empty_lines: 0,
-        }
+        AirTracker { alpha: 0.05, tolerance: 0.04, max_covered_fraction: 0.005, empty_lines: 0 }
     }
 }
 
@@ -197,11 +169,7 @@ impl AirTracker {
             (0..n)
                 .map(|i| {
                     let span = air[i] - dark[i];
-                    if span < DEAD_SPAN {
-                        1.0
-                    } else {
-                        (raw[i] as f32 - dark[i]) / span
-                    }
+                    if span < DEAD_SPAN { 1.0 } else { (raw[i] as f32 - dark[i]) / span }
                 })
                 .collect()
         };
@@ -249,36 +217,19 @@ mod tests {
     use crate::domain::scan::LineKind;
 
     fn line(v_lo: u16, v_hi: u16, n: usize) -> RawLine {
-        RawLine {
-            seq: 0,
-            kind: LineKind::Scan,
-            low: vec![v_lo; n],
-            high: vec![v_hi; n],
-        }
+        RawLine { seq: 0, kind: LineKind::Scan, low: vec![v_lo; n], high: vec![v_hi; n] }
     }
 
     #[test]
     fn attenuation_edge_cases_are_finite() {
         let ln_span = (40000f32).ln();
-        assert_eq!(
-            attenuation(65535, 1000.0, ln_span, 65535),
-            0.0,
-            "saturated reads as air"
-        );
-        assert_eq!(
-            attenuation(0, 1000.0, ln_span, 65535),
-            A_MAX,
-            "below dark is starved"
-        );
+        assert_eq!(attenuation(65535, 1000.0, ln_span, 65535), 0.0, "saturated reads as air");
+        assert_eq!(attenuation(0, 1000.0, ln_span, 65535), A_MAX, "below dark is starved");
         assert_eq!(attenuation(1000, 1000.0, ln_span, 65535), A_MAX);
         assert_eq!(attenuation(5000, 1000.0, -1.0, 65535), 0.0, "dead channel");
         let a = attenuation(21000, 1000.0, ln_span, 65535);
         assert!((a - 2f32.ln()).abs() < 1e-6, "{a}");
-        assert_eq!(
-            attenuation(50000, 1000.0, ln_span, 65535),
-            0.0,
-            "above air clamps to 0"
-        );
+        assert_eq!(attenuation(50000, 1000.0, ln_span, 65535), 0.0, "above air clamps to 0");
         for raw in [0u16, 1, 999, 1000, 1001, 41000, 65534, 65535] {
             for dark in [0.0, 1000.0, 70000.0] {
                 for span in [-1.0, 0.0, 11.0] {
@@ -306,10 +257,7 @@ mod tests {
             Err(CalibError::TooFewLines { dark: 0, air: 1 })
         );
         let narrow = line(1, 1, 3);
-        assert!(matches!(
-            Calibration::from_lines(&[&d1], &[&narrow], 65535),
-            Err(CalibError::Width { .. })
-        ));
+        assert!(matches!(Calibration::from_lines(&[&d1], &[&narrow], 65535), Err(CalibError::Width { .. })));
         let all_dead = line(1000, 1100, 4);
         assert!(matches!(
             Calibration::from_lines(&[&d1], &[&all_dead], 65535),

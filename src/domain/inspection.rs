@@ -20,10 +20,7 @@ pub struct Label {
 }
 
 fn label(en: &str, zh: &str) -> Label {
-    Label {
-        en: en.into(),
-        zh: zh.into(),
-    }
+    Label { en: en.into(), zh: zh.into() }
 }
 
 /// What a decision means for the bag.
@@ -103,15 +100,9 @@ impl Default for InspectionConfig {
     /// Customs (海关) and inspection and quarantine (检验检疫), with their usual codes.
     fn default() -> Self {
         use DispositionKind::*;
-        let code = |c: &str, en: &str, zh: &str, kind| DecisionCode {
-            code: c.into(),
-            label: label(en, zh),
-            kind,
-        };
-        let cat = |id: &str, en: &str, zh: &str| CategoryDef {
-            id: id.into(),
-            label: label(en, zh),
-        };
+        let code =
+            |c: &str, en: &str, zh: &str, kind| DecisionCode { code: c.into(), label: label(en, zh), kind };
+        let cat = |id: &str, en: &str, zh: &str| CategoryDef { id: id.into(), label: label(en, zh) };
         InspectionConfig {
             agencies: vec![
                 AgencyConfig {
@@ -176,16 +167,9 @@ impl InspectionConfig {
                 return bad(format!("agency {} twice", a.id));
             }
             if a.decisions.is_empty() || a.categories.is_empty() {
-                return bad(format!(
-                    "agency {} needs decision codes and categories",
-                    a.id
-                ));
+                return bad(format!("agency {} needs decision codes and categories", a.id));
             }
-            if !a
-                .decisions
-                .iter()
-                .any(|d| d.kind == DispositionKind::Release)
-            {
+            if !a.decisions.iter().any(|d| d.kind == DispositionKind::Release) {
                 return bad(format!("agency {} has no release code", a.id));
             }
             for (j, d) in a.decisions.iter().enumerate() {
@@ -259,9 +243,7 @@ impl Shape {
             Shape::Rect { x0, y0, x1, y1 } if x0 == x1 || y0 == y1 => bad("empty rectangle"),
             Shape::Ellipse { rx, ry, .. } if *rx <= 0.0 || *ry <= 0.0 => bad("empty ellipse"),
             Shape::Polygon { points } if points.len() < 3 => bad("a polygon needs three points"),
-            Shape::Polygon { points } if points.len() > MAX_POLYGON_POINTS => {
-                bad("too many points")
-            }
+            Shape::Polygon { points } if points.len() > MAX_POLYGON_POINTS => bad("too many points"),
             Shape::Arrow { from, to } if from == to => bad("an arrow needs two distinct ends"),
             _ => Ok(()),
         }
@@ -343,11 +325,7 @@ pub struct BagRecord {
 
 impl BagRecord {
     pub fn new(id: u64, item_id: Option<String>) -> Self {
-        BagRecord {
-            id,
-            item_id,
-            ..Default::default()
-        }
+        BagRecord { id, item_id, ..Default::default() }
     }
 
     fn agency<'a>(
@@ -355,18 +333,14 @@ impl BagRecord {
         cfg: &'a InspectionConfig,
         agency: &str,
     ) -> Result<&'a AgencyConfig, InspectionError> {
-        cfg.agency(agency)
-            .ok_or_else(|| InspectionError::UnknownAgency(agency.into()))
+        cfg.agency(agency).ok_or_else(|| InspectionError::UnknownAgency(agency.into()))
     }
 
     fn check_operator(op: &Operator, a: &AgencyConfig) -> Result<(), InspectionError> {
         if op.may_act_for(a) {
             Ok(())
         } else {
-            Err(InspectionError::NotPermitted {
-                operator: op.id.clone(),
-                agency: a.id.clone(),
-            })
+            Err(InspectionError::NotPermitted { operator: op.id.clone(), agency: a.id.clone() })
         }
     }
 
@@ -388,18 +362,12 @@ impl BagRecord {
         let a = self.agency(cfg, agency)?;
         Self::check_operator(operator, a)?;
         if a.decision(code).is_none() {
-            return Err(InspectionError::UnknownCode {
-                agency: agency.into(),
-                code: code.into(),
-            });
+            return Err(InspectionError::UnknownCode { agency: agency.into(), code: code.into() });
         }
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         if let Some(cur) = self.current(agency) {
             if cur.code == code {
-                return Err(InspectionError::Unchanged {
-                    agency: agency.into(),
-                    code: code.into(),
-                });
+                return Err(InspectionError::Unchanged { agency: agency.into(), code: code.into() });
             }
             if reason.is_none() {
                 return Err(InspectionError::ReasonRequired {
@@ -421,42 +389,25 @@ impl BagRecord {
     /// The joint outcome: pending while any agency is undecided; then hold before open before
     /// refer before release (the strongest disposition governs; every decision stays listed).
     pub fn outcome(&self, cfg: &InspectionConfig) -> Outcome {
-        let decisions: Vec<(String, Option<Decision>)> = cfg
-            .agencies
-            .iter()
-            .map(|a| (a.id.clone(), self.current(&a.id).cloned()))
-            .collect();
-        let waiting: Vec<String> = decisions
-            .iter()
-            .filter(|(_, d)| d.is_none())
-            .map(|(a, _)| a.clone())
-            .collect();
+        let decisions: Vec<(String, Option<Decision>)> =
+            cfg.agencies.iter().map(|a| (a.id.clone(), self.current(&a.id).cloned())).collect();
+        let waiting: Vec<String> =
+            decisions.iter().filter(|(_, d)| d.is_none()).map(|(a, _)| a.clone()).collect();
         if !waiting.is_empty() {
-            return Outcome {
-                state: OutcomeState::Pending {
-                    waiting_for: waiting,
-                },
-                decisions,
-            };
+            return Outcome { state: OutcomeState::Pending { waiting_for: waiting }, decisions };
         }
         let by = |kind: DispositionKind| -> Vec<String> {
             decisions
                 .iter()
                 .filter(|(a, d)| {
                     let d = d.as_ref().expect("all decided");
-                    cfg.agency(a)
-                        .and_then(|ac| ac.decision(&d.code))
-                        .map(|c| c.kind)
-                        == Some(kind)
+                    cfg.agency(a).and_then(|ac| ac.decision(&d.code)).map(|c| c.kind) == Some(kind)
                 })
                 .map(|(a, _)| a.clone())
                 .collect()
         };
-        let (hold, open, refer) = (
-            by(DispositionKind::Hold),
-            by(DispositionKind::Open),
-            by(DispositionKind::Refer),
-        );
+        let (hold, open, refer) =
+            (by(DispositionKind::Hold), by(DispositionKind::Open), by(DispositionKind::Refer));
         let state = if !hold.is_empty() {
             OutcomeState::Held { by: hold }
         } else if !open.is_empty() {
@@ -508,10 +459,7 @@ impl BagRecord {
     ) -> Result<(), InspectionError> {
         shape.validate()?;
         if !a.categories.iter().any(|c| c.id == category) {
-            return Err(InspectionError::UnknownCategory {
-                agency: a.id.clone(),
-                category: category.into(),
-            });
+            return Err(InspectionError::UnknownCategory { agency: a.id.clone(), category: category.into() });
         }
         if note.chars().count() > MAX_NOTE_CHARS {
             return Err(InspectionError::NoteTooLong);
@@ -525,23 +473,13 @@ impl BagRecord {
         id: u64,
         operator: &Operator,
     ) -> Result<&mut Annotation, InspectionError> {
-        let ann = self
-            .annotations
-            .iter()
-            .find(|a| a.id == id)
-            .ok_or(InspectionError::NoSuchAnnotation(id))?;
+        let ann =
+            self.annotations.iter().find(|a| a.id == id).ok_or(InspectionError::NoSuchAnnotation(id))?;
         let a = self.agency(cfg, &ann.agency)?;
         if !operator.may_act_for(a) {
-            return Err(InspectionError::NotOwner {
-                id,
-                owner: ann.agency.clone(),
-            });
+            return Err(InspectionError::NotOwner { id, owner: ann.agency.clone() });
         }
-        Ok(self
-            .annotations
-            .iter_mut()
-            .find(|a| a.id == id)
-            .expect("found above"))
+        Ok(self.annotations.iter_mut().find(|a| a.id == id).expect("found above"))
     }
 
     /// Change a mark: only an operator of the agency that made it may.
@@ -580,18 +518,11 @@ impl BagRecord {
         operator: &Operator,
     ) -> Result<Annotation, InspectionError> {
         self.owned_mut(cfg, id, operator)?;
-        let pos = self
-            .annotations
-            .iter()
-            .position(|a| a.id == id)
-            .expect("checked");
+        let pos = self.annotations.iter().position(|a| a.id == id).expect("checked");
         Ok(self.annotations.remove(pos))
     }
 
-    pub fn annotations_of<'a>(
-        &'a self,
-        agency: &'a str,
-    ) -> impl Iterator<Item = &'a Annotation> + 'a {
+    pub fn annotations_of<'a>(&'a self, agency: &'a str) -> impl Iterator<Item = &'a Annotation> + 'a {
         self.annotations.iter().filter(move |a| a.agency == agency)
     }
 }
@@ -601,11 +532,7 @@ mod tests {
     use super::*;
 
     fn op(id: &str, roles: &[Role]) -> Operator {
-        Operator {
-            id: id.into(),
-            name: id.into(),
-            roles: roles.to_vec(),
-        }
+        Operator { id: id.into(), name: id.into(), roles: roles.to_vec() }
     }
 
     fn cfg() -> InspectionConfig {
@@ -620,9 +547,7 @@ mod tests {
         assert_eq!(q.decision("treat").unwrap().label.zh, "检疫处理");
         assert_eq!(c.agency("customs").unwrap().name.zh, "海关");
         let mut broken = c.clone();
-        broken.agencies[0]
-            .decisions
-            .retain(|d| d.kind != DispositionKind::Release);
+        broken.agencies[0].decisions.retain(|d| d.kind != DispositionKind::Release);
         assert!(broken.validate().is_err());
         let toml_text = toml::to_string(&c).unwrap();
         assert_eq!(toml::from_str::<InspectionConfig>(&toml_text).unwrap(), c);
@@ -630,27 +555,15 @@ mod tests {
 
     #[test]
     fn a_bag_waits_until_both_decide_and_is_released_only_when_both_release() {
-        let (c, cu, qa) = (
-            cfg(),
-            op("c1", &[Role::Customs]),
-            op("q1", &[Role::Quarantine]),
-        );
+        let (c, cu, qa) = (cfg(), op("c1", &[Role::Customs]), op("q1", &[Role::Quarantine]));
         let mut bag = BagRecord::new(1, Some("TAG123".into()));
         assert_eq!(
             bag.outcome(&c).state,
-            OutcomeState::Pending {
-                waiting_for: vec!["customs".into(), "quarantine".into()]
-            }
+            OutcomeState::Pending { waiting_for: vec!["customs".into(), "quarantine".into()] }
         );
         bag.decide(&c, "customs", "release", &cu, 10, None).unwrap();
-        assert_eq!(
-            bag.outcome(&c).state,
-            OutcomeState::Pending {
-                waiting_for: vec!["quarantine".into()]
-            }
-        );
-        bag.decide(&c, "quarantine", "release", &qa, 20, None)
-            .unwrap();
+        assert_eq!(bag.outcome(&c).state, OutcomeState::Pending { waiting_for: vec!["quarantine".into()] });
+        bag.decide(&c, "quarantine", "release", &qa, 20, None).unwrap();
         let o = bag.outcome(&c);
         assert_eq!(o.state, OutcomeState::Released);
         assert_eq!(o.decisions[0].1.as_ref().unwrap().operator, "c1");
@@ -659,69 +572,34 @@ mod tests {
 
     #[test]
     fn both_wanting_to_open_is_one_joint_opening_and_hold_governs() {
-        let (c, cu, qa) = (
-            cfg(),
-            op("c1", &[Role::Customs]),
-            op("q1", &[Role::Quarantine]),
-        );
+        let (c, cu, qa) = (cfg(), op("c1", &[Role::Customs]), op("q1", &[Role::Quarantine]));
         let mut bag = BagRecord::new(2, None);
         bag.decide(&c, "customs", "open", &cu, 1, None).unwrap();
         bag.decide(&c, "quarantine", "open", &qa, 2, None).unwrap();
         assert_eq!(
             bag.outcome(&c).state,
-            OutcomeState::Opened {
-                by: vec!["customs".into(), "quarantine".into()],
-                joint: true
-            }
+            OutcomeState::Opened { by: vec!["customs".into(), "quarantine".into()], joint: true }
         );
         // quarantine changes its mind after opening: destroy the fruit; needs a reason
         assert_eq!(
-            bag.decide(&c, "quarantine", "destroy", &qa, 3, None)
-                .unwrap_err(),
-            InspectionError::ReasonRequired {
-                agency: "quarantine".into(),
-                code: "open".into()
-            }
+            bag.decide(&c, "quarantine", "destroy", &qa, 3, None).unwrap_err(),
+            InspectionError::ReasonRequired { agency: "quarantine".into(), code: "open".into() }
         );
-        bag.decide(
-            &c,
-            "quarantine",
-            "destroy",
-            &qa,
-            3,
-            Some("  fresh mangoes found "),
-        )
-        .unwrap();
-        assert_eq!(
-            bag.outcome(&c).state,
-            OutcomeState::Held {
-                by: vec!["quarantine".into()]
-            }
-        );
+        bag.decide(&c, "quarantine", "destroy", &qa, 3, Some("  fresh mangoes found ")).unwrap();
+        assert_eq!(bag.outcome(&c).state, OutcomeState::Held { by: vec!["quarantine".into()] });
         assert_eq!(bag.decisions.len(), 3, "history keeps every decision");
-        assert_eq!(
-            bag.current("quarantine").unwrap().reason.as_deref(),
-            Some("fresh mangoes found")
-        );
+        assert_eq!(bag.current("quarantine").unwrap().reason.as_deref(), Some("fresh mangoes found"));
         let mut one = BagRecord::new(3, None);
         one.decide(&c, "customs", "release", &cu, 1, None).unwrap();
         one.decide(&c, "quarantine", "open", &qa, 2, None).unwrap();
         assert_eq!(
             one.outcome(&c).state,
-            OutcomeState::Opened {
-                by: vec!["quarantine".into()],
-                joint: false
-            }
+            OutcomeState::Opened { by: vec!["quarantine".into()], joint: false }
         );
         let mut r = BagRecord::new(4, None);
         r.decide(&c, "customs", "refer", &cu, 1, None).unwrap();
         r.decide(&c, "quarantine", "release", &qa, 2, None).unwrap();
-        assert_eq!(
-            r.outcome(&c).state,
-            OutcomeState::Referred {
-                by: vec!["customs".into()]
-            }
-        );
+        assert_eq!(r.outcome(&c).state, OutcomeState::Referred { by: vec!["customs".into()] });
     }
 
     #[test]
@@ -729,18 +607,11 @@ mod tests {
         let (c, cu) = (cfg(), op("c1", &[Role::Customs]));
         let mut bag = BagRecord::new(5, None);
         assert_eq!(
-            bag.decide(&c, "quarantine", "release", &cu, 1, None)
-                .unwrap_err(),
-            InspectionError::NotPermitted {
-                operator: "c1".into(),
-                agency: "quarantine".into()
-            }
+            bag.decide(&c, "quarantine", "release", &cu, 1, None).unwrap_err(),
+            InspectionError::NotPermitted { operator: "c1".into(), agency: "quarantine".into() }
         );
         let sup = op("s1", &[Role::Supervisor]);
-        assert!(
-            bag.decide(&c, "customs", "release", &sup, 1, None).is_err(),
-            "a supervisor is not customs"
-        );
+        assert!(bag.decide(&c, "customs", "release", &sup, 1, None).is_err(), "a supervisor is not customs");
         assert!(matches!(
             bag.decide(&c, "customs", "treat", &cu, 1, None),
             Err(InspectionError::UnknownCode { .. })
@@ -759,21 +630,10 @@ mod tests {
 
     #[test]
     fn marks_belong_to_their_agency() {
-        let (c, cu, qa) = (
-            cfg(),
-            op("c1", &[Role::Customs]),
-            op("q1", &[Role::Quarantine]),
-        );
+        let (c, cu, qa) = (cfg(), op("c1", &[Role::Customs]), op("q1", &[Role::Quarantine]));
         let mut bag = BagRecord::new(6, None);
-        let rect = Shape::Rect {
-            x0: 10.0,
-            y0: 20.0,
-            x1: 110.0,
-            y1: 90.0,
-        };
-        let id = bag
-            .annotate(&c, "customs", &cu, rect.clone(), "weapon", "knife-like", 5)
-            .unwrap();
+        let rect = Shape::Rect { x0: 10.0, y0: 20.0, x1: 110.0, y1: 90.0 };
+        let id = bag.annotate(&c, "customs", &cu, rect.clone(), "weapon", "knife-like", 5).unwrap();
         assert!(matches!(
             bag.annotate(&c, "customs", &cu, rect.clone(), "fruit_veg", "", 5),
             Err(InspectionError::UnknownCategory { .. })
@@ -787,12 +647,7 @@ mod tests {
                 &c,
                 "quarantine",
                 &qa,
-                Shape::Ellipse {
-                    cx: 5.0,
-                    cy: 5.0,
-                    rx: 3.0,
-                    ry: 2.0,
-                },
+                Shape::Ellipse { cx: 5.0, cy: 5.0, rx: 3.0, ry: 2.0 },
                 "fruit_veg",
                 "apples",
                 6,
@@ -801,73 +656,33 @@ mod tests {
         assert_ne!(id, q);
         assert_eq!(
             bag.delete_annotation(&c, id, &qa).unwrap_err(),
-            InspectionError::NotOwner {
-                id,
-                owner: "customs".into()
-            }
+            InspectionError::NotOwner { id, owner: "customs".into() }
         );
-        assert!(
-            bag.edit_annotation(&c, id, &qa, rect.clone(), "weapon", "", 7)
-                .is_err()
-        );
+        assert!(bag.edit_annotation(&c, id, &qa, rect.clone(), "weapon", "", 7).is_err());
         bag.edit_annotation(
             &c,
             id,
             &cu,
-            Shape::Arrow {
-                from: [0.0, 0.0],
-                to: [5.0, 5.0],
-            },
+            Shape::Arrow { from: [0.0, 0.0], to: [5.0, 5.0] },
             "other",
             "moved",
             8,
         )
         .unwrap();
-        assert_eq!(
-            bag.annotations_of("customs").next().unwrap().edited_ms,
-            Some(8)
-        );
+        assert_eq!(bag.annotations_of("customs").next().unwrap().edited_ms, Some(8));
         bag.delete_annotation(&c, id, &cu).unwrap();
         assert_eq!(bag.annotations.len(), 1);
-        assert_eq!(
-            bag.delete_annotation(&c, id, &cu).unwrap_err(),
-            InspectionError::NoSuchAnnotation(id)
-        );
+        assert_eq!(bag.delete_annotation(&c, id, &cu).unwrap_err(), InspectionError::NoSuchAnnotation(id));
         for bad in [
-            Shape::Rect {
-                x0: 1.0,
-                y0: 1.0,
-                x1: 1.0,
-                y1: 5.0,
-            },
-            Shape::Polygon {
-                points: vec![[0.0, 0.0], [1.0, 1.0]],
-            },
-            Shape::Ellipse {
-                cx: 0.0,
-                cy: 0.0,
-                rx: f32::NAN,
-                ry: 1.0,
-            },
-            Shape::Polygon {
-                points: vec![[0.0, 0.0]; MAX_POLYGON_POINTS + 1],
-            },
+            Shape::Rect { x0: 1.0, y0: 1.0, x1: 1.0, y1: 5.0 },
+            Shape::Polygon { points: vec![[0.0, 0.0], [1.0, 1.0]] },
+            Shape::Ellipse { cx: 0.0, cy: 0.0, rx: f32::NAN, ry: 1.0 },
+            Shape::Polygon { points: vec![[0.0, 0.0]; MAX_POLYGON_POINTS + 1] },
         ] {
-            assert!(
-                bag.annotate(&c, "customs", &cu, bad, "other", "", 9)
-                    .is_err()
-            );
+            assert!(bag.annotate(&c, "customs", &cu, bad, "other", "", 9).is_err());
         }
         assert_eq!(
-            bag.annotate(
-                &c,
-                "customs",
-                &cu,
-                rect,
-                "other",
-                &"x".repeat(MAX_NOTE_CHARS + 1),
-                9
-            ),
+            bag.annotate(&c, "customs", &cu, rect, "other", &"x".repeat(MAX_NOTE_CHARS + 1), 9),
             Err(InspectionError::NoteTooLong)
         );
     }

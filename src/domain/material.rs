@@ -109,11 +109,7 @@ impl MaterialLut {
             });
         }
         curves.sort_by(|a, b| a.zeff.total_cmp(&b.zeff));
-        Ok(Self::from_curves(
-            &curves,
-            materials.to_vec(),
-            dense_threshold,
-        ))
+        Ok(Self::from_curves(&curves, materials.to_vec(), dense_threshold))
     }
 
     /// The table a profile's configuration asks for (its calibration materials and wedge steps).
@@ -129,11 +125,7 @@ impl MaterialLut {
 
     fn from_curves(curves: &[Curve], calibrated_on: Vec<String>, dense_threshold: f32) -> Self {
         let (n_a, n_r) = (Self::DEFAULT_N_A, Self::DEFAULT_N_R);
-        let (a_max, r_min, r_max) = (
-            Self::DEFAULT_A_MAX,
-            Self::DEFAULT_R_MIN,
-            Self::DEFAULT_R_MAX,
-        );
+        let (a_max, r_min, r_max) = (Self::DEFAULT_A_MAX, Self::DEFAULT_R_MIN, Self::DEFAULT_R_MAX);
         let mut zeff = vec![0f32; (n_a * n_r) as usize];
         let mut knots: Vec<(f64, f64)> = Vec::with_capacity(curves.len());
         for ia in 0..n_a {
@@ -152,16 +144,7 @@ impl MaterialLut {
                 zeff[(ia * n_r + ir) as usize] = interp_knots(&knots, r) as f32;
             }
         }
-        MaterialLut {
-            n_a,
-            n_r,
-            a_max,
-            r_min,
-            r_max,
-            zeff,
-            dense_threshold,
-            calibrated_on,
-        }
+        MaterialLut { n_a, n_r, a_max, r_min, r_max, zeff, dense_threshold, calibrated_on }
     }
 
     /// Zeff at `(A_low, A_high)`: bilinear on the grid, clamped at its edges. The WGSL in
@@ -188,22 +171,15 @@ impl MaterialLut {
 
     pub fn classify(&self, a_low: f32, a_high: f32) -> Classification {
         let zeff = self.zeff(a_low, a_high);
-        let class = if a_high > self.dense_threshold {
-            MaterialClass::Dense
-        } else {
-            MaterialClass::from_zeff(zeff)
-        };
+        let class =
+            if a_high > self.dense_threshold { MaterialClass::Dense } else { MaterialClass::from_zeff(zeff) };
         Classification { zeff, class }
     }
 }
 
 /// Low/high attenuation ratio with a guard for air (no NaN, no infinity).
 pub fn ratio(a_low: f32, a_high: f32) -> f32 {
-    if a_high > A_HIGH_EPS {
-        a_low / a_high
-    } else {
-        1.0
-    }
+    if a_high > A_HIGH_EPS { a_low / a_high } else { 1.0 }
 }
 
 /// Piecewise-linear Zeff(R) through knots ascending in R; constant beyond the ends.
@@ -219,9 +195,7 @@ fn interp_knots(knots: &[(f64, f64)], r: f64) -> f64 {
             if r >= last.0 {
                 return last.1;
             }
-            let k = knots
-                .partition_point(|&(kr, _)| kr <= r)
-                .clamp(1, knots.len() - 1);
+            let k = knots.partition_point(|&(kr, _)| kr <= r).clamp(1, knots.len() - 1);
             let (r0, z0) = knots[k - 1];
             let (r1, z1) = knots[k];
             z0 + (r - r0) / (r1 - r0) * (z1 - z0)
@@ -256,13 +230,7 @@ mod tests {
     #[test]
     fn air_and_garbage_give_finite_results() {
         let l = lut(&["water", "iron"]);
-        for (lo, hi) in [
-            (0.0, 0.0),
-            (-1.0, -1.0),
-            (50.0, 0.0),
-            (0.0, 50.0),
-            (1e30, 1e30),
-        ] {
+        for (lo, hi) in [(0.0, 0.0), (-1.0, -1.0), (50.0, 0.0), (0.0, 50.0), (1e30, 1e30)] {
             let c = l.classify(lo, hi);
             assert!(c.zeff.is_finite(), "{lo},{hi}");
         }
@@ -271,23 +239,11 @@ mod tests {
 
     #[test]
     fn lut_rows_are_monotone_in_ratio() {
-        let l = lut(&[
-            "polyethylene",
-            "water",
-            "glass",
-            "aluminium",
-            "calcite",
-            "iron",
-            "copper",
-            "tin",
-            "lead",
-        ]);
+        let l =
+            lut(&["polyethylene", "water", "glass", "aluminium", "calcite", "iron", "copper", "tin", "lead"]);
         for ia in 0..l.n_a {
             let row = &l.zeff[(ia * l.n_r) as usize..((ia + 1) * l.n_r) as usize];
-            assert!(
-                row.windows(2).all(|w| w[1] >= w[0] - 1e-4),
-                "row {ia} not monotone"
-            );
+            assert!(row.windows(2).all(|w| w[1] >= w[0] - 1e-4), "row {ia} not monotone");
         }
     }
 }

@@ -13,5 +13,6 @@ pub mod physics;
 pub mod profile;
 pub mod rng;
 pub mod scan;
+pub mod session;
 pub mod synth;
 pub mod view;

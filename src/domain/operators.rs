@@ -36,10 +36,7 @@ pub struct LockoutPolicy {
 
 impl Default for LockoutPolicy {
     fn default() -> Self {
-        LockoutPolicy {
-            max_failures: 5,
-            lockout_ms: 5 * 60 * 1000,
-        }
+        LockoutPolicy { max_failures: 5, lockout_ms: 5 * 60 * 1000 }
     }
 }
 
@@ -97,10 +94,7 @@ pub struct OperatorStore {
 }
 
 fn valid_id(id: &str) -> bool {
-    (1..=32).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    (1..=32).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn valid_pin(pin: &str) -> bool {
@@ -110,12 +104,7 @@ fn valid_pin(pin: &str) -> bool {
 /// A hash to verify against when the id is unknown, so both paths cost the same time.
 fn dummy_hash() -> &'static str {
     static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    H.get_or_init(|| {
-        Argon2::default()
-            .hash_password(b"000000")
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+    H.get_or_init(|| Argon2::default().hash_password(b"000000").map(|h| h.to_string()).unwrap_or_default())
 }
 
 impl OperatorStore {
@@ -148,56 +137,24 @@ impl OperatorStore {
         roles.dedup();
         self.operators.insert(
             id.into(),
-            OperatorRecord {
-                id: id.into(),
-                name: name.into(),
-                roles,
-                pin_hash,
-                disabled: false,
-            },
+            OperatorRecord { id: id.into(), name: name.into(), roles, pin_hash, disabled: false },
         );
-        self.log.push(SecurityEvent {
-            at_ms,
-            operator: id.into(),
-            what: "account created".into(),
-        });
+        self.log.push(SecurityEvent { at_ms, operator: id.into(), what: "account created".into() });
         Ok(())
     }
 
     pub fn remove(&mut self, id: &str, at_ms: u64) -> Result<(), AccountError> {
-        self.operators
-            .remove(id)
-            .ok_or_else(|| AccountError::Unknown(id.into()))?;
+        self.operators.remove(id).ok_or_else(|| AccountError::Unknown(id.into()))?;
         self.attempts.remove(id);
-        self.log.push(SecurityEvent {
-            at_ms,
-            operator: id.into(),
-            what: "account removed".into(),
-        });
+        self.log.push(SecurityEvent { at_ms, operator: id.into(), what: "account removed".into() });
         Ok(())
     }
 
-    pub fn set_disabled(
-        &mut self,
-        id: &str,
-        disabled: bool,
-        at_ms: u64,
-    ) -> Result<(), AccountError> {
-        let r = self
-            .operators
-            .get_mut(id)
-            .ok_or_else(|| AccountError::Unknown(id.into()))?;
+    pub fn set_disabled(&mut self, id: &str, disabled: bool, at_ms: u64) -> Result<(), AccountError> {
+        let r = self.operators.get_mut(id).ok_or_else(|| AccountError::Unknown(id.into()))?;
         r.disabled = disabled;
-        let what = if disabled {
-            "account disabled"
-        } else {
-            "account enabled"
-        };
-        self.log.push(SecurityEvent {
-            at_ms,
-            operator: id.into(),
-            what: what.into(),
-        });
+        let what = if disabled { "account disabled" } else { "account enabled" };
+        self.log.push(SecurityEvent { at_ms, operator: id.into(), what: what.into() });
         Ok(())
     }
 
@@ -226,11 +183,7 @@ impl OperatorStore {
             return Err(LoginError::WrongCredentials);
         };
         let ok = PasswordHash::new(&rec.pin_hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(pin.as_bytes(), &h)
-                    .is_ok()
-            })
+            .map(|h| Argon2::default().verify_password(pin.as_bytes(), &h).is_ok())
             .unwrap_or(false);
         if !ok {
             let a = self.attempts.entry(id.into()).or_default();
@@ -245,11 +198,7 @@ impl OperatorStore {
                     self.policy.max_failures
                 );
             }
-            self.log.push(SecurityEvent {
-                at_ms: now_ms,
-                operator: id.into(),
-                what,
-            });
+            self.log.push(SecurityEvent { at_ms: now_ms, operator: id.into(), what });
             return Err(LoginError::WrongCredentials);
         }
         if rec.disabled {
@@ -260,17 +209,9 @@ impl OperatorStore {
             });
             return Err(LoginError::Disabled);
         }
-        let op = Operator {
-            id: rec.id.clone(),
-            name: rec.name.clone(),
-            roles: rec.roles.clone(),
-        };
+        let op = Operator { id: rec.id.clone(), name: rec.name.clone(), roles: rec.roles.clone() };
         self.attempts.remove(id);
-        self.log.push(SecurityEvent {
-            at_ms: now_ms,
-            operator: id.into(),
-            what: "logged in".into(),
-        });
+        self.log.push(SecurityEvent { at_ms: now_ms, operator: id.into(), what: "logged in".into() });
         Ok(op)
     }
 }
@@ -282,34 +223,21 @@ mod tests {
     #[test]
     fn pins_are_hashed_and_checked() {
         let mut s = OperatorStore::default();
-        s.add("c001", "Li Wei", &[Role::Customs], "2468", 0)
-            .unwrap();
+        s.add("c001", "Li Wei", &[Role::Customs], "2468", 0).unwrap();
         let rec = s.records().next().unwrap();
         assert!(rec.pin_hash.starts_with("$argon2id$"), "{}", rec.pin_hash);
         assert!(!rec.pin_hash.contains("2468"));
         let op = s.login("c001", "2468", 1).unwrap();
         assert_eq!(op.roles, vec![Role::Customs]);
-        assert_eq!(
-            s.login("c001", "1357", 2),
-            Err(LoginError::WrongCredentials)
-        );
+        assert_eq!(s.login("c001", "1357", 2), Err(LoginError::WrongCredentials));
         assert_eq!(
             s.login("nobody", "2468", 3),
             Err(LoginError::WrongCredentials),
             "same answer for an unknown id"
         );
-        assert_eq!(
-            s.add("c001", "x", &[Role::Customs], "1111", 4),
-            Err(AccountError::Exists("c001".into()))
-        );
-        assert_eq!(
-            s.add("c 2", "x", &[Role::Customs], "1111", 4),
-            Err(AccountError::BadId)
-        );
-        assert_eq!(
-            s.add("c2", "x", &[Role::Customs], "12a4", 4),
-            Err(AccountError::BadPin)
-        );
+        assert_eq!(s.add("c001", "x", &[Role::Customs], "1111", 4), Err(AccountError::Exists("c001".into())));
+        assert_eq!(s.add("c 2", "x", &[Role::Customs], "1111", 4), Err(AccountError::BadId));
+        assert_eq!(s.add("c2", "x", &[Role::Customs], "12a4", 4), Err(AccountError::BadPin));
         assert_eq!(s.add("c2", "x", &[], "1234", 4), Err(AccountError::NoRole));
         // the store survives a round trip through its file format
         let text = toml::to_string(&s).unwrap();
@@ -320,14 +248,10 @@ mod tests {
     #[test]
     fn repeated_wrong_pins_lock_the_account_for_a_while_and_are_logged() {
         let mut s = OperatorStore {
-            policy: LockoutPolicy {
-                max_failures: 3,
-                lockout_ms: 60_000,
-            },
+            policy: LockoutPolicy { max_failures: 3, lockout_ms: 60_000 },
             ..Default::default()
         };
-        s.add("q7", "Wang Fang", &[Role::Quarantine], "9999", 0)
-            .unwrap();
+        s.add("q7", "Wang Fang", &[Role::Quarantine], "9999", 0).unwrap();
         for t in 1..=3 {
             assert_eq!(s.login("q7", "0000", t), Err(LoginError::WrongCredentials));
         }
@@ -336,11 +260,7 @@ mod tests {
             Err(LoginError::LockedOut { remaining_secs: 51 }),
             "even the right PIN waits"
         );
-        assert!(
-            s.log
-                .iter()
-                .any(|e| e.operator == "q7" && e.what.starts_with("locked out"))
-        );
+        assert!(s.log.iter().any(|e| e.operator == "q7" && e.what.starts_with("locked out")));
         assert!(s.login("q7", "9999", 60_004).is_ok(), "the lock expires");
         s.set_disabled("q7", true, 70_000).unwrap();
         assert_eq!(s.login("q7", "9999", 70_001), Err(LoginError::Disabled));

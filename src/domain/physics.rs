@@ -20,10 +20,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum PhysicsError {
     #[error("physics table {table}: {message}")]
-    Table {
-        table: &'static str,
-        message: String,
-    },
+    Table { table: &'static str, message: String },
     #[error("unknown material {0:?} (not in mass_attenuation.csv)")]
     UnknownMaterial(String),
     #[error("no tube spectrum for {0} kVp (spectra.csv has {1:?})")]
@@ -107,14 +104,10 @@ const SPECTRA_CSV: &str = include_str!("../../assets/physics/spectra.csv");
 const MU_CSV: &str = include_str!("../../assets/physics/mass_attenuation.csv");
 const MATERIALS_CSV: &str = include_str!("../../assets/physics/materials.csv");
 /// The reference table, embedded for tests and for `twinspect classify` self-checks.
-pub const REFERENCE_RESPONSE_CSV: &str =
-    include_str!("../../assets/physics/reference_detector_response.csv");
+pub const REFERENCE_RESPONSE_CSV: &str = include_str!("../../assets/physics/reference_detector_response.csv");
 
 fn table_err(table: &'static str, message: impl Into<String>) -> PhysicsError {
-    PhysicsError::Table {
-        table,
-        message: message.into(),
-    }
+    PhysicsError::Table { table, message: message.into() }
 }
 
 fn parse_numeric_table(
@@ -122,33 +115,21 @@ fn parse_numeric_table(
     text: &str,
 ) -> Result<(Vec<String>, Vec<Vec<f64>>), PhysicsError> {
     let mut rdr = csv::ReaderBuilder::new().from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| table_err(table, e.to_string()))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let headers: Vec<String> =
+        rdr.headers().map_err(|e| table_err(table, e.to_string()))?.iter().map(str::to_owned).collect();
     let mut cols = vec![Vec::new(); headers.len()];
     for (row, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| table_err(table, e.to_string()))?;
         if rec.len() != headers.len() {
-            return Err(table_err(
-                table,
-                format!("row {} has {} fields", row + 2, rec.len()),
-            ));
+            return Err(table_err(table, format!("row {} has {} fields", row + 2, rec.len())));
         }
         for (c, field) in rec.iter().enumerate() {
-            let v: f64 = field.trim().parse().map_err(|_| {
-                table_err(
-                    table,
-                    format!("row {} column {}: {field:?}", row + 2, headers[c]),
-                )
-            })?;
+            let v: f64 = field
+                .trim()
+                .parse()
+                .map_err(|_| table_err(table, format!("row {} column {}: {field:?}", row + 2, headers[c])))?;
             if !v.is_finite() || v < 0.0 {
-                return Err(table_err(
-                    table,
-                    format!("row {} column {}: {v}", row + 2, headers[c]),
-                ));
+                return Err(table_err(table, format!("row {} column {}: {v}", row + 2, headers[c])));
             }
             cols[c].push(v);
         }
@@ -175,10 +156,7 @@ impl PhysicsTables {
             return Err(table_err("spectra.csv", "first column must be energy_kev"));
         }
         if sc[0] != mc[0] {
-            return Err(table_err(
-                "mass_attenuation.csv",
-                "energy grid differs from spectra.csv",
-            ));
+            return Err(table_err("mass_attenuation.csv", "energy grid differs from spectra.csv"));
         }
         let mut spectra_map = BTreeMap::new();
         for (h, col) in sh.iter().zip(&sc).skip(1) {
@@ -189,8 +167,7 @@ impl PhysicsTables {
                 .ok_or_else(|| table_err("spectra.csv", format!("bad column {h:?}")))?;
             spectra_map.insert(kvp, col.clone());
         }
-        let mu_map: BTreeMap<String, Vec<f64>> =
-            mh.iter().cloned().zip(mc.iter().cloned()).skip(1).collect();
+        let mu_map: BTreeMap<String, Vec<f64>> = mh.iter().cloned().zip(mc.iter().cloned()).skip(1).collect();
 
         let mut rdr = csv::ReaderBuilder::new().from_reader(materials.as_bytes());
         let mut infos = Vec::new();
@@ -199,30 +176,15 @@ impl PhysicsTables {
             let get = |i: usize| rec.get(i).unwrap_or("").trim().to_owned();
             let name = get(0);
             if !mu_map.contains_key(&name) {
-                return Err(table_err(
-                    "materials.csv",
-                    format!("{name} has no attenuation data"),
-                ));
+                return Err(table_err("materials.csv", format!("{name} has no attenuation data")));
             }
-            let density_g_cm3 = get(2)
-                .parse()
-                .map_err(|_| table_err("materials.csv", format!("{name}: bad density")))?;
+            let density_g_cm3 =
+                get(2).parse().map_err(|_| table_err("materials.csv", format!("{name}: bad density")))?;
             let zeff = get(3).parse().ok();
             let class = MaterialClass::parse(&get(4));
-            infos.push(MaterialInfo {
-                name,
-                composition: get(1),
-                density_g_cm3,
-                zeff,
-                class,
-            });
+            infos.push(MaterialInfo { name, composition: get(1), density_g_cm3, zeff, class });
         }
-        Ok(PhysicsTables {
-            energies_kev: sc[0].clone(),
-            spectra: spectra_map,
-            mu: mu_map,
-            materials: infos,
-        })
+        Ok(PhysicsTables { energies_kev: sc[0].clone(), spectra: spectra_map, mu: mu_map, materials: infos })
     }
 
     pub fn spectrum(&self, kvp: u32) -> Result<&[f64], PhysicsError> {
@@ -281,21 +243,9 @@ impl Detector {
     /// The reference detector of the physics table: 0.5 mm CsI, 0.5 mm Cu, 3 mm CdWO4.
     pub fn reference() -> Self {
         Detector {
-            low: DetectorLayer {
-                material: "csi".into(),
-                thickness_mm: 0.5,
-                density_g_cm3: 4.51,
-            },
-            filter: DetectorLayer {
-                material: "cu_filter".into(),
-                thickness_mm: 0.5,
-                density_g_cm3: 8.96,
-            },
-            high: DetectorLayer {
-                material: "cdwo4".into(),
-                thickness_mm: 3.0,
-                density_g_cm3: 7.9,
-            },
+            low: DetectorLayer { material: "csi".into(), thickness_mm: 0.5, density_g_cm3: 4.51 },
+            filter: DetectorLayer { material: "cu_filter".into(), thickness_mm: 0.5, density_g_cm3: 8.96 },
+            high: DetectorLayer { material: "cdwo4".into(), thickness_mm: 3.0, density_g_cm3: 7.9 },
         }
     }
 }
@@ -337,13 +287,7 @@ impl ForwardModel {
         }
         let air_low = w_low.iter().sum();
         let air_high = w_high.iter().sum();
-        Ok(ForwardModel {
-            w_low,
-            w_high,
-            air_low,
-            air_high,
-            tables,
-        })
+        Ok(ForwardModel { w_low, w_high, air_low, air_high, tables })
     }
 
     /// `(A_low, A_high)` behind an object whose linear attenuation integral at energy bin `i`
@@ -366,10 +310,8 @@ impl ForwardModel {
 
     /// `(A_low, A_high)` behind a stack of materials `(name, g/cm^2)`.
     pub fn stack(&self, layers: &[(&str, f64)]) -> Result<(f64, f64), PhysicsError> {
-        let mus: Vec<(&[f64], f64)> = layers
-            .iter()
-            .map(|(n, a)| Ok((self.tables.mu(n)?, *a)))
-            .collect::<Result<_, _>>()?;
+        let mus: Vec<(&[f64], f64)> =
+            layers.iter().map(|(n, a)| Ok((self.tables.mu(n)?, *a))).collect::<Result<_, _>>()?;
         Ok(self.log_att_with(|i| mus.iter().map(|(mu, a)| mu[i] * a).sum()))
     }
 
@@ -377,10 +319,7 @@ impl ForwardModel {
     /// per-pixel use. Accurate to about 1 % in A below A_high = 8 with 2 keV bins (tested).
     pub fn fast(&self, bin_kev: f64, materials: &[&str]) -> Result<FastModel, PhysicsError> {
         let e = &self.tables.energies_kev;
-        let mus: Vec<&[f64]> = materials
-            .iter()
-            .map(|m| self.tables.mu(m))
-            .collect::<Result<_, _>>()?;
+        let mus: Vec<&[f64]> = materials.iter().map(|m| self.tables.mu(m)).collect::<Result<_, _>>()?;
         // Bins `bin_kev` wide, and a new bin at every absorption edge (a jump of mu between
         // neighbouring grid points), so no bin averages across a K-edge.
         let mut bins: Vec<(f64, f64, Vec<f64>, f64)> = Vec::new(); // w_lo, w_hi, mu*w, weight
@@ -484,12 +423,10 @@ pub fn reference_rows() -> Result<Vec<ReferenceRow>, PhysicsError> {
     for rec in rdr.records() {
         let rec = rec.map_err(|e| table_err("reference_detector_response.csv", e.to_string()))?;
         let num = |i: usize| -> Result<f64, PhysicsError> {
-            rec.get(i).unwrap_or("").parse().map_err(|_| {
-                table_err(
-                    "reference_detector_response.csv",
-                    format!("bad number in {rec:?}"),
-                )
-            })
+            rec.get(i)
+                .unwrap_or("")
+                .parse()
+                .map_err(|_| table_err("reference_detector_response.csv", format!("bad number in {rec:?}")))
         };
         rows.push(ReferenceRow {
             material: rec.get(0).unwrap_or("").to_owned(),
@@ -512,10 +449,7 @@ mod tests {
         let t = PhysicsTables::builtin();
         assert_eq!(t.energies_kev.len(), 318);
         assert!(t.spectrum(140).is_ok() && t.spectrum(160).is_ok());
-        assert!(matches!(
-            t.spectrum(120),
-            Err(PhysicsError::UnknownKvp(120, _))
-        ));
+        assert!(matches!(t.spectrum(120), Err(PhysicsError::UnknownKvp(120, _))));
         assert_eq!(t.object_materials().count(), 21);
         assert!(t.mu("unobtainium").is_err());
     }
@@ -544,14 +478,8 @@ mod tests {
                 v[k] = areal as f32;
                 let (t_lo, t_hi) = fast.transmission(&v, &mut scratch);
                 let (f_lo, f_hi) = (-(t_lo as f64).ln(), -(t_hi as f64).ln());
-                assert!(
-                    (f_lo - a_lo).abs() / a_lo < 0.01,
-                    "{name} {areal}: {f_lo} vs {a_lo}"
-                );
-                assert!(
-                    (f_hi - a_hi).abs() / a_hi < 0.01,
-                    "{name} {areal}: {f_hi} vs {a_hi}"
-                );
+                assert!((f_lo - a_lo).abs() / a_lo < 0.01, "{name} {areal}: {f_lo} vs {a_lo}");
+                assert!((f_hi - a_hi).abs() / a_hi < 0.01, "{name} {areal}: {f_hi} vs {a_hi}");
             }
         }
     }

@@ -14,15 +14,9 @@ pub enum ProfileError {
     #[error("profile {0:?} not found (built in: {1}); give a name or a path to a .toml file")]
     NotFound(String, String),
     #[error("reading profile {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("profile {path}: {source}")]
-    Toml {
-        path: String,
-        source: toml::de::Error,
-    },
+    Toml { path: String, source: toml::de::Error },
     #[error("profile {name}: {message}")]
     Invalid { name: String, message: String },
 }
@@ -72,14 +66,8 @@ pub struct MaterialConfig {
 }
 
 const BUILTIN: &[(&str, &str)] = &[
-    (
-        "desk-140",
-        include_str!("../../hardware/scanners/desk-140.toml"),
-    ),
-    (
-        "hub-160",
-        include_str!("../../hardware/scanners/hub-160.toml"),
-    ),
+    ("desk-140", include_str!("../../hardware/scanners/desk-140.toml")),
+    ("hub-160", include_str!("../../hardware/scanners/hub-160.toml")),
 ];
 
 /// Name of the default profile (the passenger-baggage desk scanner).
@@ -98,34 +86,22 @@ impl ScannerProfile {
         }
         let p = std::path::Path::new(name_or_path);
         if p.extension().is_some_and(|e| e == "toml") || p.exists() {
-            let text = std::fs::read_to_string(p).map_err(|source| ProfileError::Io {
-                path: name_or_path.into(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(p)
+                .map_err(|source| ProfileError::Io { path: name_or_path.into(), source })?;
             return Self::from_toml(&text, name_or_path);
         }
-        Err(ProfileError::NotFound(
-            name_or_path.into(),
-            Self::builtin_names().join(", "),
-        ))
+        Err(ProfileError::NotFound(name_or_path.into(), Self::builtin_names().join(", ")))
     }
 
     pub fn from_toml(text: &str, path: &str) -> Result<Self, ProfileError> {
-        let p: ScannerProfile = toml::from_str(text).map_err(|source| ProfileError::Toml {
-            path: path.into(),
-            source,
-        })?;
+        let p: ScannerProfile =
+            toml::from_str(text).map_err(|source| ProfileError::Toml { path: path.into(), source })?;
         p.validate()?;
         Ok(p)
     }
 
     fn validate(&self) -> Result<(), ProfileError> {
-        let bad = |m: String| {
-            Err(ProfileError::Invalid {
-                name: self.name.clone(),
-                message: m,
-            })
-        };
+        let bad = |m: String| Err(ProfileError::Invalid { name: self.name.clone(), message: m });
         let t = PhysicsTables::builtin();
         if t.spectrum(self.kvp).is_err() {
             return bad(format!("no tube spectrum for {} kVp", self.kvp));
@@ -137,8 +113,7 @@ impl ScannerProfile {
             return bad(format!("bit_depth {} outside 8..=16", self.bit_depth));
         }
         let full = self.full_scale() as f64;
-        if !(self.dark_level >= 0.0
-            && self.dark_level + self.air_signal_low.max(self.air_signal_high) < full)
+        if !(self.dark_level >= 0.0 && self.dark_level + self.air_signal_low.max(self.air_signal_high) < full)
         {
             return bad("dark_level + air signal must stay below full scale".into());
         }
@@ -158,16 +133,9 @@ impl ScannerProfile {
         if !(0.0..0.5).contains(&self.gain_spread) || !(0.0..1000.0).contains(&self.dark_noise) {
             return bad("gain_spread must be in [0, 0.5) and dark_noise in [0, 1000)".into());
         }
-        for layer in [
-            &self.detector.low,
-            &self.detector.filter,
-            &self.detector.high,
-        ] {
+        for layer in [&self.detector.low, &self.detector.filter, &self.detector.high] {
             if t.mu(&layer.material).is_err() {
-                return bad(format!(
-                    "detector material {:?} not in the tables",
-                    layer.material
-                ));
+                return bad(format!("detector material {:?} not in the tables", layer.material));
             }
         }
         if self.material.calibration.len() < 2 {
@@ -177,18 +145,12 @@ impl ScannerProfile {
             match t.material(m) {
                 Some(info) if info.class.is_some() && info.zeff.is_some() => {}
                 _ => {
-                    return bad(format!(
-                        "calibration material {m:?} has no Zeff in the tables"
-                    ));
+                    return bad(format!("calibration material {m:?} has no Zeff in the tables"));
                 }
             }
         }
         if self.material.wedge_steps_g_cm2.is_empty()
-            || self
-                .material
-                .wedge_steps_g_cm2
-                .iter()
-                .any(|s| !(*s > 0.0 && *s < 1000.0))
+            || self.material.wedge_steps_g_cm2.iter().any(|s| !(*s > 0.0 && *s < 1000.0))
         {
             return bad("material.wedge_steps_g_cm2 must be positive".into());
         }
@@ -239,9 +201,7 @@ mod tests {
     fn absurd_profiles_are_rejected_with_a_reason() {
         let text = include_str!("../../hardware/scanners/desk-140.toml");
         let bad = text.replace("kvp = 140", "kvp = 120");
-        let e = ScannerProfile::from_toml(&bad, "x")
-            .unwrap_err()
-            .to_string();
+        let e = ScannerProfile::from_toml(&bad, "x").unwrap_err().to_string();
         assert!(e.contains("120 kVp"), "{e}");
         let bad = text.replace("channels = 1536", "channels = 0");
         assert!(ScannerProfile::from_toml(&bad, "x").is_err());
@@ -249,9 +209,6 @@ mod tests {
         assert!(ScannerProfile::from_toml(&bad, "x").is_err());
         let bad = format!("{text}\nsurprise = 1\n");
         assert!(ScannerProfile::from_toml(&bad, "x").is_err());
-        assert!(matches!(
-            ScannerProfile::load("nope"),
-            Err(ProfileError::NotFound(..))
-        ));
+        assert!(matches!(ScannerProfile::load("nope"), Err(ProfileError::NotFound(..))));
     }
 }

@@ -38,10 +38,7 @@ pub struct RawFrame {
 
 impl RawFrame {
     pub fn zeros(lines: usize, channels: usize) -> Self {
-        RawFrame {
-            low: Array2::zeros((lines, channels)),
-            high: Array2::zeros((lines, channels)),
-        }
+        RawFrame { low: Array2::zeros((lines, channels)), high: Array2::zeros((lines, channels)) }
     }
 
     pub fn lines(&self) -> usize {
@@ -58,13 +55,7 @@ impl RawFrame {
         let mut high = Vec::new();
         let mut n = 0;
         for l in lines {
-            assert_eq!(
-                l.low.len(),
-                channels,
-                "line {} has {} channels",
-                l.seq,
-                l.low.len()
-            );
+            assert_eq!(l.low.len(), channels, "line {} has {} channels", l.seq, l.low.len());
             low.extend_from_slice(&l.low);
             high.extend_from_slice(&l.high);
             n += 1;

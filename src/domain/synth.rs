@@ -71,10 +71,7 @@ impl Category {
 
     /// Of interest to quarantine (animal and plant products, soil).
     pub fn quarantine_interest(self) -> bool {
-        matches!(
-            self,
-            Category::Fruit | Category::Meat | Category::Plant | Category::Soil
-        )
+        matches!(self, Category::Fruit | Category::Meat | Category::Plant | Category::Soil)
     }
 
     /// Of interest to customs (weapons, shielding and concealment).
@@ -103,11 +100,7 @@ pub enum Profile {
     Dome(f64),
     /// A box seen from above: two walls (`wall_cm` each) everywhere, and `side_cm` of wall along
     /// the beam within `rim_mm` of the border.
-    Shell {
-        wall_cm: f64,
-        side_cm: f64,
-        rim_mm: f64,
-    },
+    Shell { wall_cm: f64, side_cm: f64, rim_mm: f64 },
 }
 
 /// One object (or one part of a composite object) in a bag.
@@ -166,17 +159,9 @@ impl Object {
                 };
                 t * (1.0 - q).max(0.04).sqrt()
             }
-            Profile::Shell {
-                wall_cm,
-                side_cm,
-                rim_mm,
-            } => {
+            Profile::Shell { wall_cm, side_cm, rim_mm } => {
                 let edge = (self.half_w - u.abs()).min(self.half_h - v.abs());
-                if edge < rim_mm {
-                    side_cm
-                } else {
-                    2.0 * wall_cm
-                }
+                if edge < rim_mm { side_cm } else { 2.0 * wall_cm }
             }
         };
         t_cm * self.density_g_cm3
@@ -223,19 +208,16 @@ impl Bag {
 
     /// Ground-truth class of an object's material.
     pub fn object_class(&self, i: usize) -> Option<MaterialClass> {
-        PhysicsTables::builtin()
-            .material(self.objects[i].material)
-            .and_then(|m| m.class)
+        PhysicsTables::builtin().material(self.objects[i].material).and_then(|m| m.class)
     }
 
     /// Footprint of object `i` on the scan grid: `mask[[line, channel]]`.
     pub fn object_mask(&self, i: usize, profile: &ScannerProfile) -> Array2<bool> {
         let (lp, cp) = (profile.line_pitch_mm(), profile.pixel_pitch_mm);
         let o = &self.objects[i];
-        Array2::from_shape_fn(
-            (self.lines(profile), profile.channels as usize),
-            |(l, c)| o.areal_at((l as f64 + 0.5) * lp, (c as f64 + 0.5) * cp) > 0.0,
-        )
+        Array2::from_shape_fn((self.lines(profile), profile.channels as usize), |(l, c)| {
+            o.areal_at((l as f64 + 0.5) * lp, (c as f64 + 0.5) * cp) > 0.0
+        })
     }
 }
 
@@ -253,16 +235,8 @@ pub fn generate_bag(seed: u64, profile: &ScannerProfile) -> Bag {
     };
     let wid = wid.min(belt_mm * 0.85);
     let cx = MARGIN_MM + len / 2.0;
-    let cy = rng
-        .range(
-            wid / 2.0 + 0.04 * belt_mm,
-            belt_mm - wid / 2.0 - 0.04 * belt_mm,
-        )
-        .max(wid / 2.0);
-    let mut b = Builder {
-        objects: Vec::new(),
-        rng: rng.fork(1),
-    };
+    let cy = rng.range(wid / 2.0 + 0.04 * belt_mm, belt_mm - wid / 2.0 - 0.04 * belt_mm).max(wid / 2.0);
+    let mut b = Builder { objects: Vec::new(), rng: rng.fork(1) };
     let rect = |cx, cy, hw, hh, angle| (cx, cy, hw, hh, angle);
     match kind {
         BagKind::HardSuitcase => {
@@ -271,11 +245,7 @@ pub fn generate_bag(seed: u64, profile: &ScannerProfile) -> Bag {
                 "pmma",
                 1.2,
                 Outline::Rect,
-                Profile::Shell {
-                    wall_cm: 0.3,
-                    side_cm: 22.0,
-                    rim_mm: 4.0,
-                },
+                Profile::Shell { wall_cm: 0.3, side_cm: 22.0, rim_mm: 4.0 },
                 rect(cx, cy, len / 2.0, wid / 2.0, 0.0),
             );
             let item = b.objects.len();
@@ -298,13 +268,7 @@ pub fn generate_bag(seed: u64, profile: &ScannerProfile) -> Bag {
                     0.95,
                     Outline::Ellipse,
                     Profile::Dome(4.0),
-                    rect(
-                        cx + dx * (len / 2.0 - 30.0),
-                        cy + dy * (wid / 2.0 - 30.0),
-                        25.0,
-                        25.0,
-                        0.0,
-                    ),
+                    rect(cx + dx * (len / 2.0 - 30.0), cy + dy * (wid / 2.0 - 30.0), 25.0, 25.0, 0.0),
                 );
                 b.part(
                     item,
@@ -313,13 +277,7 @@ pub fn generate_bag(seed: u64, profile: &ScannerProfile) -> Bag {
                     7.87,
                     Outline::Rect,
                     Profile::Cylinder(0.8),
-                    rect(
-                        cx + dx * (len / 2.0 - 30.0),
-                        cy + dy * (wid / 2.0 - 30.0),
-                        4.0,
-                        28.0,
-                        0.0,
-                    ),
+                    rect(cx + dx * (len / 2.0 - 30.0), cy + dy * (wid / 2.0 - 30.0), 4.0, 28.0, 0.0),
                 );
             }
         }
@@ -329,11 +287,7 @@ pub fn generate_bag(seed: u64, profile: &ScannerProfile) -> Bag {
                 "nylon6",
                 0.6,
                 Outline::Rect,
-                Profile::Shell {
-                    wall_cm: 0.15,
-                    side_cm: 8.0,
-                    rim_mm: 6.0,
-                },
+                Profile::Shell { wall_cm: 0.15, side_cm: 8.0, rim_mm: 6.0 },
                 rect(cx, cy, len / 2.0, wid / 2.0, 0.0),
             );
             let item = b.objects.len() - 1;
@@ -353,28 +307,14 @@ pub fn generate_bag(seed: u64, profile: &ScannerProfile) -> Bag {
                 "cellulose",
                 0.25,
                 Outline::Rect,
-                Profile::Shell {
-                    wall_cm: 0.6,
-                    side_cm: 30.0,
-                    rim_mm: 5.0,
-                },
+                Profile::Shell { wall_cm: 0.6, side_cm: 30.0, rim_mm: 5.0 },
                 rect(cx, cy, len / 2.0, wid / 2.0, 0.0),
             );
         }
     }
-    let inner = (
-        cx - len / 2.0 + 25.0,
-        cx + len / 2.0 - 25.0,
-        cy - wid / 2.0 + 25.0,
-        cy + wid / 2.0 - 25.0,
-    );
+    let inner = (cx - len / 2.0 + 25.0, cx + len / 2.0 - 25.0, cy - wid / 2.0 + 25.0, cy + wid / 2.0 - 25.0);
     b.fill(kind, inner);
-    Bag {
-        seed,
-        kind,
-        length_mm: len + 2.0 * MARGIN_MM,
-        objects: b.objects,
-    }
+    Bag { seed, kind, length_mm: len + 2.0 * MARGIN_MM, objects: b.objects }
 }
 
 struct Builder {
@@ -432,10 +372,7 @@ impl Builder {
         let (x0, x1, y0, y1) = area;
         let extents = |a: f64| {
             let (s, c) = a.sin_cos();
-            (
-                (hw * c).abs() + (hh * s).abs(),
-                (hw * s).abs() + (hh * c).abs(),
-            )
+            ((hw * c).abs() + (hh * s).abs(), (hw * s).abs() + (hh * c).abs())
         };
         let fits = |(ex, ey): (f64, f64)| 2.0 * ex <= x1 - x0 && 2.0 * ey <= y1 - y0;
         let mut angle = self.rng.range(-std::f64::consts::PI, std::f64::consts::PI);
@@ -448,23 +385,11 @@ impl Builder {
         if !fits(extents(angle)) {
             let over = |(ex, ey): (f64, f64)| (2.0 * ex - (x1 - x0)).max(2.0 * ey - (y1 - y0));
             let half_pi = std::f64::consts::FRAC_PI_2;
-            angle = if over(extents(0.0)) <= over(extents(half_pi)) {
-                0.0
-            } else {
-                half_pi
-            };
+            angle = if over(extents(0.0)) <= over(extents(half_pi)) { 0.0 } else { half_pi };
         }
         let (ex, ey) = extents(angle);
-        let cx = if x1 - x0 > 2.0 * ex {
-            self.rng.range(x0 + ex, x1 - ex)
-        } else {
-            (x0 + x1) / 2.0
-        };
-        let cy = if y1 - y0 > 2.0 * ey {
-            self.rng.range(y0 + ey, y1 - ey)
-        } else {
-            (y0 + y1) / 2.0
-        };
+        let cx = if x1 - x0 > 2.0 * ex { self.rng.range(x0 + ex, x1 - ex) } else { (x0 + x1) / 2.0 };
+        let cy = if y1 - y0 > 2.0 * ey { self.rng.range(y0 + ey, y1 - ey) } else { (y0 + y1) / 2.0 };
         (cx, cy, hw, hh, angle)
     }
 
@@ -472,28 +397,13 @@ impl Builder {
         let (aw, ah) = (area.1 - area.0, area.3 - area.2);
         let r = |b: &mut Builder, lo: f64, hi: f64| b.rng.range(lo, hi);
         // Clothes and paper first: they lie under everything else.
-        let n_clothes = if kind == BagKind::Parcel {
-            self.rng.int(0, 2)
-        } else {
-            self.rng.int(2, 5)
-        };
+        let n_clothes = if kind == BagKind::Parcel { self.rng.int(0, 2) } else { self.rng.int(2, 5) };
         for _ in 0..n_clothes {
             let (hw, hh) = (r(self, 0.25, 0.45) * aw, r(self, 0.25, 0.45) * ah);
-            let (mat, dens) = if self.rng.chance(0.6) {
-                ("cellulose", 0.2)
-            } else {
-                ("nylon6", 0.15)
-            };
+            let (mat, dens) = if self.rng.chance(0.6) { ("cellulose", 0.2) } else { ("nylon6", 0.15) };
             let t = r(self, 3.0, 8.0);
             let p = self.spot(area, hw, hh);
-            self.add(
-                Category::Clothing,
-                mat,
-                dens,
-                Outline::Rect,
-                Profile::Dome(t),
-                p,
-            );
+            self.add(Category::Clothing, mat, dens, Outline::Rect, Profile::Dome(t), p);
         }
         let mut extras: Vec<u8> = Vec::new();
         let menu: &[(u8, f64)] = &[
@@ -527,14 +437,7 @@ impl Builder {
                     let (hw, hh) = (r(self, 70.0, 120.0), r(self, 50.0, 90.0));
                     let p = self.spot(area, hw, hh);
                     let t = r(self, 1.5, 4.0);
-                    self.add(
-                        Category::Paper,
-                        "cellulose",
-                        0.9,
-                        Outline::Rect,
-                        Profile::Slab(t),
-                        p,
-                    );
+                    self.add(Category::Paper, "cellulose", 0.9, Outline::Rect, Profile::Slab(t), p);
                 }
                 1 => {
                     // water bottle with a cap
@@ -564,14 +467,8 @@ impl Builder {
                     // laptop: case, screen glass, board, battery cells, hinges
                     let (hw, hh) = (r(self, 150.0, 175.0), r(self, 100.0, 120.0));
                     let p = self.spot(area, hw, hh);
-                    let item = self.add(
-                        Category::Laptop,
-                        "aluminium",
-                        2.7,
-                        Outline::Rect,
-                        Profile::Slab(0.25),
-                        p,
-                    );
+                    let item =
+                        self.add(Category::Laptop, "aluminium", 2.7, Outline::Rect, Profile::Slab(0.25), p);
                     self.part(
                         item,
                         Category::Laptop,
@@ -620,13 +517,7 @@ impl Builder {
                             2.7,
                             Outline::Rect,
                             Profile::Cylinder(0.9),
-                            (
-                                x,
-                                y,
-                                hw * 0.2,
-                                13.0,
-                                p.4 + std::f64::consts::FRAC_PI_2 * 0.0,
-                            ),
+                            (x, y, hw * 0.2, 13.0, p.4 + std::f64::consts::FRAC_PI_2 * 0.0),
                         );
                     }
                     for side in [-1.0, 1.0] {
@@ -689,14 +580,7 @@ impl Builder {
                     let (hw, hh) = (r(self, 60.0, 90.0), r(self, 40.0, 60.0));
                     let p = self.spot(area, hw, hh);
                     let t = r(self, 3.0, 5.0);
-                    let item = self.add(
-                        Category::Meat,
-                        "meat",
-                        1.06,
-                        Outline::Ellipse,
-                        Profile::Dome(t),
-                        p,
-                    );
+                    let item = self.add(Category::Meat, "meat", 1.06, Outline::Ellipse, Profile::Dome(t), p);
                     if self.rng.chance(0.5) {
                         self.part(
                             item,
@@ -738,14 +622,7 @@ impl Builder {
                     // a bag of soil
                     let (hw, hh) = (r(self, 50.0, 80.0), r(self, 40.0, 60.0));
                     let p = self.spot(area, hw, hh);
-                    self.add(
-                        Category::Soil,
-                        "soil",
-                        1.4,
-                        Outline::Rect,
-                        Profile::Dome(3.0),
-                        p,
-                    );
+                    self.add(Category::Soil, "soil", 1.4, Outline::Rect, Profile::Dome(3.0), p);
                 }
                 8 => {
                     // coins
@@ -784,37 +661,22 @@ impl Builder {
                             (-12.0, 11.0),
                             (-30.0, 11.0),
                         ];
-                        let mat = if self.rng.chance(0.5) {
-                            "iron"
-                        } else {
-                            "copper"
-                        };
+                        let mat = if self.rng.chance(0.5) { "iron" } else { "copper" };
                         self.add(
                             Category::Key,
                             mat,
                             8.0,
                             Outline::Polygon(key),
                             Profile::Slab(0.22),
-                            (
-                                p.0 + k as f64 * 8.0,
-                                p.1 + k as f64 * 10.0,
-                                30.0,
-                                11.0,
-                                p.4 + k as f64 * 0.6,
-                            ),
+                            (p.0 + k as f64 * 8.0, p.1 + k as f64 * 10.0, 30.0, 11.0, p.4 + k as f64 * 0.6),
                         );
                     }
                 }
                 10 => {
                     // knife: steel blade, plastic handle
                     let p = self.spot(area, 120.0, 15.0);
-                    let blade = vec![
-                        (-20.0, -11.0),
-                        (100.0, -11.0),
-                        (120.0, -2.0),
-                        (100.0, 8.0),
-                        (-20.0, 11.0),
-                    ];
+                    let blade =
+                        vec![(-20.0, -11.0), (100.0, -11.0), (120.0, -2.0), (100.0, 8.0), (-20.0, 11.0)];
                     let item = self.add(
                         Category::Blade,
                         "iron",
@@ -831,13 +693,7 @@ impl Builder {
                         1.0,
                         Outline::Rect,
                         Profile::Cylinder(2.2),
-                        (
-                            p.0 - c * 70.0,
-                            p.1 - s * 70.0,
-                            50.0,
-                            13.0,
-                            p.4 + std::f64::consts::FRAC_PI_2,
-                        ),
+                        (p.0 - c * 70.0, p.1 - s * 70.0, 50.0, 13.0, p.4 + std::f64::consts::FRAC_PI_2),
                     );
                 }
                 11 => {
@@ -870,35 +726,14 @@ impl Builder {
                     let (hw, hh) = (r(self, 25.0, 45.0), r(self, 20.0, 35.0));
                     let p = self.spot(area, hw, hh);
                     let t = r(self, 0.4, 1.5);
-                    self.add(
-                        Category::DenseBlock,
-                        "lead",
-                        11.35,
-                        Outline::Rect,
-                        Profile::Slab(t),
-                        p,
-                    );
+                    self.add(Category::DenseBlock, "lead", 11.35, Outline::Rect, Profile::Slab(t), p);
                 }
                 _ => {
                     // toiletries: an aerosol can and a glass jar
                     let p = self.spot(area, 26.0, 80.0);
-                    self.add(
-                        Category::Toiletry,
-                        "aluminium",
-                        2.7,
-                        Outline::Rect,
-                        Profile::Slab(0.04),
-                        p,
-                    );
+                    self.add(Category::Toiletry, "aluminium", 2.7, Outline::Rect, Profile::Slab(0.04), p);
                     let q = self.spot(area, 35.0, 35.0);
-                    self.add(
-                        Category::Toiletry,
-                        "glass",
-                        2.5,
-                        Outline::Ellipse,
-                        Profile::Slab(0.5),
-                        q,
-                    );
+                    self.add(Category::Toiletry, "glass", 2.5, Outline::Ellipse, Profile::Slab(0.5), q);
                 }
             }
         }
@@ -924,24 +759,17 @@ pub struct SyntheticScanner {
 impl SyntheticScanner {
     pub fn new(profile: &ScannerProfile, seed: u64) -> Result<Self, PhysicsError> {
         let model = ForwardModel::new(profile.kvp, &profile.detector)?;
-        let names: Vec<&str> = PhysicsTables::builtin()
-            .object_materials()
-            .map(|m| m.name.as_str())
-            .collect();
+        let names: Vec<&str> = PhysicsTables::builtin().object_materials().map(|m| m.name.as_str()).collect();
         let fast = model.fast(2.0, &names)?;
         let mut rng = Rng::new(seed ^ 0xDE7EC7);
         let n = profile.channels as usize;
         let gains = |rng: &mut Rng| -> Vec<f32> {
-            (0..n)
-                .map(|_| (1.0 + profile.gain_spread * rng.normal()).clamp(0.5, 1.5) as f32)
-                .collect()
+            (0..n).map(|_| (1.0 + profile.gain_spread * rng.normal()).clamp(0.5, 1.5) as f32).collect()
         };
         let gain_low = gains(&mut rng);
         let gain_high = gains(&mut rng);
         let darks = |rng: &mut Rng| -> Vec<f32> {
-            (0..n)
-                .map(|_| (profile.dark_level * (1.0 + 0.05 * rng.normal())).max(0.0) as f32)
-                .collect()
+            (0..n).map(|_| (profile.dark_level * (1.0 + 0.05 * rng.normal())).max(0.0) as f32).collect()
         };
         let dark_low = darks(&mut rng);
         let dark_high = darks(&mut rng);
@@ -968,20 +796,10 @@ impl SyntheticScanner {
 
     /// Index of a material in the per-pixel areal density vector.
     fn material_index(&self, name: &str) -> usize {
-        self.fast
-            .material_index(name)
-            .expect("bag materials are object materials of the tables")
+        self.fast.material_index(name).expect("bag materials are object materials of the tables")
     }
 
-    fn sample(
-        &mut self,
-        t: f32,
-        dark: f32,
-        gain: f32,
-        quanta: f64,
-        signal: f64,
-        beam: bool,
-    ) -> u16 {
+    fn sample(&mut self, t: f32, dark: f32, gain: f32, quanta: f64, signal: f64, beam: bool) -> u16 {
         let mut v = dark as f64 + self.profile.dark_noise * self.rng.normal();
         if beam {
             let q = self.rng.poisson(quanta * self.tube_output * t as f64);
@@ -1016,17 +834,8 @@ impl SyntheticScanner {
             ));
         }
         self.seq += 1;
-        let kind = if t.is_some() {
-            LineKind::Scan
-        } else {
-            LineKind::Dark
-        };
-        RawLine {
-            seq: self.seq - 1,
-            kind,
-            low,
-            high,
-        }
+        let kind = if t.is_some() { LineKind::Scan } else { LineKind::Dark };
+        RawLine { seq: self.seq - 1, kind, low, high }
     }
 
     pub fn dark_line(&mut self) -> RawLine {
@@ -1047,13 +856,10 @@ impl SyntheticScanner {
     ) -> (Vec<f32>, Vec<f32>) {
         let n = self.channels();
         let x = (l as f64 + 0.5) * self.profile.line_pitch_mm();
-        let active: Vec<usize> = (0..bag.objects.len())
-            .filter(|&i| boxes[i].0 <= x && x <= boxes[i].1)
-            .collect();
-        let mat_idx: Vec<usize> = active
-            .iter()
-            .map(|&i| self.material_index(bag.objects[i].material))
-            .collect();
+        let active: Vec<usize> =
+            (0..bag.objects.len()).filter(|&i| boxes[i].0 <= x && x <= boxes[i].1).collect();
+        let mat_idx: Vec<usize> =
+            active.iter().map(|&i| self.material_index(bag.objects[i].material)).collect();
         let (mut tl, mut th) = (vec![1.0f32; n], vec![1.0f32; n]);
         let mut last: Option<(Vec<f32>, (f32, f32))> = None;
         for c in 0..n {
@@ -1105,12 +911,7 @@ impl SyntheticScanner {
     /// `n` dark and `n` air lines for calibration.
     pub fn calibration_lines(&mut self, n: usize) -> (Vec<RawLine>, Vec<RawLine>) {
         let dark = (0..n).map(|_| self.dark_line()).collect();
-        let air = (0..n)
-            .map(|_| RawLine {
-                kind: LineKind::Air,
-                ..self.air_line()
-            })
-            .collect();
+        let air = (0..n).map(|_| RawLine { kind: LineKind::Air, ..self.air_line() }).collect();
         (dark, air)
     }
 }
@@ -1140,10 +941,7 @@ mod tests {
             for o in &bag.objects {
                 seen.insert(o.category);
                 let (x0, x1, y0, y1) = o.bbox();
-                assert!(
-                    x0 >= 0.0 && x1 <= bag.length_mm && y0 >= 0.0 && y1 <= belt,
-                    "seed {seed}: {o:?}"
-                );
+                assert!(x0 >= 0.0 && x1 <= bag.length_mm && y0 >= 0.0 && y1 <= belt, "seed {seed}: {o:?}");
                 assert!(PhysicsTables::builtin().material(o.material).is_some());
             }
         }
@@ -1188,12 +986,7 @@ mod tests {
             angle: 0.0,
             item: 0,
         };
-        let bag = Bag {
-            seed: 0,
-            kind: BagKind::Parcel,
-            length_mm: 200.0,
-            objects: vec![slab],
-        };
+        let bag = Bag { seed: 0, kind: BagKind::Parcel, length_mm: 200.0, objects: vec![slab] };
         let frame = s.scan_bag(&bag);
         let (mut sum_lo, mut sum_hi, mut n) = (0.0, 0.0, 0.0);
         for l in 100..150 {
@@ -1210,22 +1003,9 @@ mod tests {
                 n += 1.0;
             }
         }
-        let exact = ForwardModel::new(140, &p.detector)
-            .unwrap()
-            .material("water", 10.0)
-            .unwrap();
-        assert!(
-            (sum_lo / n / exact.0 - 1.0).abs() < 0.01,
-            "{} vs {}",
-            sum_lo / n,
-            exact.0
-        );
-        assert!(
-            (sum_hi / n / exact.1 - 1.0).abs() < 0.01,
-            "{} vs {}",
-            sum_hi / n,
-            exact.1
-        );
+        let exact = ForwardModel::new(140, &p.detector).unwrap().material("water", 10.0).unwrap();
+        assert!((sum_lo / n / exact.0 - 1.0).abs() < 0.01, "{} vs {}", sum_lo / n, exact.0);
+        assert!((sum_hi / n / exact.1 - 1.0).abs() < 0.01, "{} vs {}", sum_hi / n, exact.1);
         // air outside the slab stays near zero attenuation
         let line = RawLine {
             seq: 0,

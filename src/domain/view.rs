@@ -90,11 +90,7 @@ impl ViewSettings {
         match self.vde {
             Some(v) => {
                 let w = v.width.clamp(0.02, 1.0);
-                let folded = if v.phase > 1.0 {
-                    2.0 - v.phase
-                } else {
-                    v.phase
-                };
+                let folded = if v.phase > 1.0 { 2.0 - v.phase } else { v.phase };
                 let c = folded.clamp(0.0, 1.0) * (1.0 - w) + w / 2.0;
                 (c - w / 2.0, c + w / 2.0)
             }
@@ -214,13 +210,7 @@ impl Preset {
             Preset::Negative => s.negative = true,
             Preset::Bw => s.colour = ColourMode::Gray,
             Preset::Pseudo => s.colour = ColourMode::Pseudo,
-            Preset::Vde => {
-                s.vde = Some(VdeSweep {
-                    period_secs: 4.0,
-                    width: 0.3,
-                    phase: 0.5,
-                })
-            }
+            Preset::Vde => s.vde = Some(VdeSweep { period_secs: 4.0, width: 0.3, phase: 0.5 }),
         }
         s
     }
@@ -236,10 +226,7 @@ mod tests {
         for p in Preset::ALL.into_iter().skip(1) {
             assert_ne!(p.settings(), std, "{p:?}");
             let json = serde_json::to_string(&p.settings()).unwrap();
-            assert_eq!(
-                serde_json::from_str::<ViewSettings>(&json).unwrap(),
-                p.settings()
-            );
+            assert_eq!(serde_json::from_str::<ViewSettings>(&json).unwrap(), p.settings());
         }
         assert!(serde_json::from_str::<ViewSettings>(r#"{"gamma": 2.0, "bogus": 1}"#).is_err());
     }
@@ -254,21 +241,14 @@ mod tests {
             assert!(lo >= 0.0 && hi <= 1.0 && hi > lo);
             lows.push(lo);
         }
-        let (min, max) = lows
-            .iter()
-            .fold((1f32, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
+        let (min, max) = lows.iter().fold((1f32, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
         assert!(min < 0.05 && max > 0.65, "{min} {max}");
     }
 
     #[test]
     fn sanitized_clamps_hostile_values() {
-        let mut s = ViewSettings {
-            gamma: f32::NAN,
-            window_low: 2.0,
-            clahe_tile: 0,
-            edge: 1e9,
-            ..Default::default()
-        };
+        let mut s =
+            ViewSettings { gamma: f32::NAN, window_low: 2.0, clahe_tile: 0, edge: 1e9, ..Default::default() };
         s = s.sanitized();
         assert_eq!(s.gamma, 1.0);
         assert!(s.window_low < s.window_high && s.window_high <= 1.0);

@@ -12,10 +12,7 @@ use crate::domain::scan::RawFrame;
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
     #[error("{path}: {source}")]
-    File {
-        path: String,
-        source: std::io::Error,
-    },
+    File { path: String, source: std::io::Error },
     #[error("{path}: PNG: {message}")]
     Png { path: String, message: String },
     #[error("{path}: TIFF: {message}")]
@@ -30,38 +27,23 @@ pub const MAX_TIFF_CHANNELS: u32 = 16384;
 pub fn write_png(path: &Path, rgba: &Array3<u8>) -> Result<(), IoError> {
     let (h, w, _) = rgba.dim();
     let data: Vec<u8> = rgba.iter().copied().collect();
-    image::save_buffer(path, &data, w as u32, h as u32, image::ColorType::Rgba8).map_err(|e| {
-        IoError::Png {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        }
-    })
+    image::save_buffer(path, &data, w as u32, h as u32, image::ColorType::Rgba8)
+        .map_err(|e| IoError::Png { path: path.display().to_string(), message: e.to_string() })
 }
 
 /// Write a raw scan as a two-page 16-bit greyscale TIFF: page 1 low energy, page 2 high energy;
 /// one row per detector line, one column per channel, values as the detector delivered them.
 pub fn write_raw_tiff(path: &Path, frame: &RawFrame, description: &str) -> Result<(), IoError> {
     use tiff::encoder::{TiffEncoder, colortype::Gray16};
-    let err = |m: String| IoError::Tiff {
-        path: path.display().to_string(),
-        message: m,
-    };
-    let file = std::fs::File::create(path).map_err(|source| IoError::File {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let mut enc =
-        TiffEncoder::new(std::io::BufWriter::new(file)).map_err(|e| err(e.to_string()))?;
+    let err = |m: String| IoError::Tiff { path: path.display().to_string(), message: m };
+    let file = std::fs::File::create(path)
+        .map_err(|source| IoError::File { path: path.display().to_string(), source })?;
+    let mut enc = TiffEncoder::new(std::io::BufWriter::new(file)).map_err(|e| err(e.to_string()))?;
     for (page, data) in [("low", &frame.low), ("high", &frame.high)] {
         let (h, w) = data.dim();
-        let mut img = enc
-            .new_image::<Gray16>(w as u32, h as u32)
-            .map_err(|e| err(e.to_string()))?;
+        let mut img = enc.new_image::<Gray16>(w as u32, h as u32).map_err(|e| err(e.to_string()))?;
         img.encoder()
-            .write_tag(
-                tiff::tags::Tag::ImageDescription,
-                format!("{description}; energy={page}").as_str(),
-            )
+            .write_tag(tiff::tags::Tag::ImageDescription, format!("{description}; energy={page}").as_str())
             .map_err(|e| err(e.to_string()))?;
         let flat: Vec<u16> = data.iter().copied().collect();
         img.write_data(&flat).map_err(|e| err(e.to_string()))?;
@@ -73,19 +55,13 @@ pub fn write_raw_tiff(path: &Path, frame: &RawFrame, description: &str) -> Resul
 /// page sizes).
 pub fn read_raw_tiff(path: &Path) -> Result<RawFrame, IoError> {
     use tiff::decoder::{Decoder, DecodingResult, Limits};
-    let err = |m: String| IoError::Tiff {
-        path: path.display().to_string(),
-        message: m,
-    };
-    let file = std::fs::File::open(path).map_err(|source| IoError::File {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let err = |m: String| IoError::Tiff { path: path.display().to_string(), message: m };
+    let file = std::fs::File::open(path)
+        .map_err(|source| IoError::File { path: path.display().to_string(), source })?;
     let mut limits = Limits::default();
     limits.decoding_buffer_size = (MAX_TIFF_SIDE as usize) * (MAX_TIFF_CHANNELS as usize) * 2;
-    let mut dec = Decoder::new(std::io::BufReader::new(file))
-        .map_err(|e| err(e.to_string()))?
-        .with_limits(limits);
+    let mut dec =
+        Decoder::new(std::io::BufReader::new(file)).map_err(|e| err(e.to_string()))?.with_limits(limits);
     let mut pages: Vec<Array2<u16>> = Vec::new();
     loop {
         let (w, h) = dec.dimensions().map_err(|e| err(e.to_string()))?;
@@ -95,10 +71,8 @@ pub fn read_raw_tiff(path: &Path) -> Result<RawFrame, IoError> {
             )));
         }
         match dec.read_image().map_err(|e| err(e.to_string()))? {
-            DecodingResult::U16(v) if v.len() == w as usize * h as usize => pages.push(
-                Array2::from_shape_vec((h as usize, w as usize), v)
-                    .map_err(|e| err(e.to_string()))?,
-            ),
+            DecodingResult::U16(v) if v.len() == w as usize * h as usize => pages
+                .push(Array2::from_shape_vec((h as usize, w as usize), v).map_err(|e| err(e.to_string()))?),
             _ => return Err(err("pages must be 16-bit single-channel greyscale".into())),
         }
         if pages.len() == 2 || !dec.more_images() {
@@ -107,10 +81,7 @@ pub fn read_raw_tiff(path: &Path) -> Result<RawFrame, IoError> {
         dec.next_image().map_err(|e| err(e.to_string()))?;
     }
     if pages.len() != 2 || pages[0].dim() != pages[1].dim() {
-        return Err(err(format!(
-            "need two pages (low, high) of equal size, found {}",
-            pages.len()
-        )));
+        return Err(err(format!("need two pages (low, high) of equal size, found {}", pages.len())));
     }
     let high = pages.pop().expect("two pages");
     let low = pages.pop().expect("two pages");

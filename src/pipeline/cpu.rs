@@ -118,11 +118,7 @@ pub fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
 type Rgb = [f32; 3];
 
 fn mix3(a: Rgb, b: Rgb, t: f32) -> Rgb {
-    [
-        a[0] + (b[0] - a[0]) * t,
-        a[1] + (b[1] - a[1]) * t,
-        a[2] + (b[2] - a[2]) * t,
-    ]
+    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
 }
 
 pub const ORGANIC_RGB: Rgb = [1.0, 0.58, 0.1];
@@ -137,13 +133,8 @@ pub fn material_hue(zeff: f32) -> Rgb {
     mix3(mix3(ORGANIC_RGB, INORGANIC_RGB, t1), METAL_RGB, t2)
 }
 
-const PSEUDO: [Rgb; 5] = [
-    [0.05, 0.0, 0.25],
-    [0.1, 0.25, 0.95],
-    [0.1, 0.8, 0.4],
-    [1.0, 0.85, 0.1],
-    [1.0, 1.0, 1.0],
-];
+const PSEUDO: [Rgb; 5] =
+    [[0.05, 0.0, 0.25], [0.1, 0.25, 0.95], [0.1, 0.8, 0.4], [1.0, 0.85, 0.1], [1.0, 1.0, 1.0]];
 
 pub fn pseudo_colour(v: f32) -> Rgb {
     let x = v.clamp(0.0, 1.0) * 4.0;
@@ -167,11 +158,7 @@ pub fn class_code(a_high: f32, zeff: f32, dense_threshold: f32) -> u32 {
 /// Neighbour line index: wraps in the live ring, clamps in a frame.
 #[inline]
 pub fn neighbour_line(l: i64, lines: i64, wrap: bool) -> usize {
-    if wrap {
-        l.rem_euclid(lines) as usize
-    } else {
-        l.clamp(0, lines - 1) as usize
-    }
+    if wrap { l.rem_euclid(lines) as usize } else { l.clamp(0, lines - 1) as usize }
 }
 
 /// Bilinear tile coordinates for one axis: `(i0, i1, t)`.
@@ -183,19 +170,11 @@ pub fn tile_axis(x: u32, tile: u32, tiles: u32, wrap: bool) -> (usize, usize, f3
         let t = f - i0;
         let n = tiles as i64;
         let i0 = i0 as i64;
-        (
-            i0.rem_euclid(n) as usize,
-            (i0 + 1).rem_euclid(n) as usize,
-            t,
-        )
+        (i0.rem_euclid(n) as usize, (i0 + 1).rem_euclid(n) as usize, t)
     } else {
         let f = f.clamp(0.0, (tiles - 1) as f32);
         let i0 = f.floor();
-        (
-            i0 as usize,
-            (i0 as usize + 1).min(tiles as usize - 1),
-            f - i0,
-        )
+        (i0 as usize, (i0 as usize + 1).min(tiles as usize - 1), f - i0)
     }
 }
 
@@ -210,13 +189,7 @@ pub fn clahe_value(luts: ArrayView3<f32>, p: &Params, l: u32, c: u32, b: usize) 
 }
 
 /// Stage 3 for one pixel: RGBA in 0..1.
-pub fn compose_pixel(
-    feat: ArrayView3<f32>,
-    luts: ArrayView3<f32>,
-    p: &Params,
-    l: u32,
-    c: u32,
-) -> [f32; 4] {
+pub fn compose_pixel(feat: ArrayView3<f32>, luts: ArrayView3<f32>, p: &Params, l: u32, c: u32) -> [f32; 4] {
     let wrap = p.wrap();
     let at = |ll: i64, cc: i64| {
         let ll = neighbour_line(ll, p.lines as i64, wrap);
@@ -262,10 +235,7 @@ pub fn compose_pixel(
     if p.flags & FLAG_NEGATIVE != 0 {
         rgb = [1.0 - rgb[0], 1.0 - rgb[1], 1.0 - rgb[2]];
     }
-    if p.flags & FLAG_DENSE_ALERT != 0
-        && a_hi > p.dense_threshold
-        && ((l + c) / 4).is_multiple_of(2)
-    {
+    if p.flags & FLAG_DENSE_ALERT != 0 && a_hi > p.dense_threshold && ((l + c) / 4).is_multiple_of(2) {
         rgb = ALERT_RGB;
     }
     [rgb[0], rgb[1], rgb[2], 1.0]

@@ -51,11 +51,7 @@ pub enum GpuError {
     #[error("GPU device request failed: {0}")]
     Device(String),
     #[error("image of {lines} lines x {channels} channels exceeds this GPU's limits ({why})")]
-    TooLarge {
-        lines: u32,
-        channels: u32,
-        why: String,
-    },
+    TooLarge { lines: u32, channels: u32, why: String },
     #[error("reading back from the GPU failed: {0}")]
     Readback(String),
 }
@@ -84,23 +80,16 @@ pub fn required_limits(adapter: &wgpu::Adapter) -> wgpu::Limits {
 impl GpuContext {
     /// A headless device honouring `WGPU_BACKEND` / `WGPU_ADAPTER_NAME`.
     pub fn headless() -> Result<Self, GpuError> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(
-            &instance, None,
-        ))
-        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(&instance, None))
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("twinspect headless"),
             required_limits: required_limits(&adapter),
             ..Default::default()
         }))
         .map_err(|e| GpuError::Device(e.to_string()))?;
-        Ok(GpuContext {
-            device,
-            queue,
-            info: adapter.get_info(),
-        })
+        Ok(GpuContext { device, queue, info: adapter.get_info() })
     }
 
     /// "name (backend, type)" for status bars and benchmark records.
@@ -110,10 +99,7 @@ impl GpuContext {
 }
 
 pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
-    format!(
-        "{} ({:?}, {:?}, driver {})",
-        info.name, info.backend, info.device_type, info.driver_info
-    )
+    format!("{} ({:?}, {:?}, driver {})", info.name, info.backend, info.device_type, info.driver_info)
 }
 
 /// Workgroup sizes, chosen per adapter (literal WGSL constants, see [`kernel_source_tuned`]). On lavapipe a workgroup runs
@@ -132,25 +118,11 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    pub const GPU: Tuning = Tuning {
-        wg_x: 64,
-        wg_y: 1,
-        run: 4,
-        clahe_wg: 256,
-    };
-    pub const CPU: Tuning = Tuning {
-        wg_x: 64,
-        wg_y: 1,
-        run: 16,
-        clahe_wg: 16,
-    };
+    pub const GPU: Tuning = Tuning { wg_x: 64, wg_y: 1, run: 4, clahe_wg: 256 };
+    pub const CPU: Tuning = Tuning { wg_x: 64, wg_y: 1, run: 16, clahe_wg: 16 };
 
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
-        if info.device_type == wgpu::DeviceType::Cpu {
-            Tuning::CPU
-        } else {
-            Tuning::GPU
-        }
+        if info.device_type == wgpu::DeviceType::Cpu { Tuning::CPU } else { Tuning::GPU }
     }
 }
 
@@ -228,10 +200,7 @@ impl Kernels {
     /// for shader development and experiments.
     pub fn from_sources(device: &wgpu::Device, sources: [&str; 3], tuning: Tuning) -> Self {
         let layout = |label: &str, entries: &[wgpu::BindGroupLayoutEntry]| {
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(label),
-                entries,
-            })
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries })
         };
         let prepare_bgl = layout(
             "prepare bgl",
@@ -243,10 +212,7 @@ impl Kernels {
                 storage_texture_entry(4, wgpu::TextureFormat::Rgba32Float),
             ],
         );
-        let clahe_bgl = layout(
-            "clahe bgl",
-            &[uniform_entry(0), texture_entry(1), storage_entry(2, false)],
-        );
+        let clahe_bgl = layout("clahe bgl", &[uniform_entry(0), texture_entry(1), storage_entry(2, false)]);
         let compose_bgl = layout(
             "compose bgl",
             &[
@@ -309,11 +275,7 @@ pub struct Work {
 impl Work {
     /// Everything, for a frame of `lines` lines.
     pub fn full(lines: u32, tile: u32) -> Self {
-        Work {
-            prepare: Some((0, lines)),
-            clahe: Some((0, lines.div_ceil(tile))),
-            compose: Some((0, lines)),
-        }
+        Work { prepare: Some((0, lines)), clahe: Some((0, lines.div_ceil(tile))), compose: Some((0, lines)) }
     }
 }
 
@@ -373,11 +335,7 @@ impl GpuImage {
         views: usize,
     ) -> Result<Self, GpuError> {
         let limits = device.limits();
-        let too_large = |why: String| GpuError::TooLarge {
-            lines,
-            channels,
-            why,
-        };
+        let too_large = |why: String| GpuError::TooLarge { lines, channels, why };
         if channels == 0 || lines == 0 {
             return Err(too_large("empty image".into()));
         }
@@ -399,11 +357,7 @@ impl GpuImage {
         };
         use wgpu::BufferUsages as U;
         let raw = buf("raw", px * 4, U::STORAGE | U::COPY_DST);
-        let calib = buf(
-            "calibration",
-            channels as u64 * 16,
-            U::STORAGE | U::COPY_DST,
-        );
+        let calib = buf("calibration", channels as u64 * 16, U::STORAGE | U::COPY_DST);
         if px * 4 > limits.max_storage_buffer_binding_size {
             return Err(too_large(format!(
                 "{} MiB raw buffer, storage binding limit {} MiB",
@@ -413,11 +367,7 @@ impl GpuImage {
         }
         let feat = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("features"),
-            size: wgpu::Extent3d {
-                width: channels,
-                height: lines,
-                depth_or_array_layers: 1,
-            },
+            size: wgpu::Extent3d { width: channels, height: lines, depth_or_array_layers: 1 },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -432,11 +382,7 @@ impl GpuImage {
 
         let lut_tex = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("zeff lut"),
-            size: wgpu::Extent3d {
-                width: lut.n_r,
-                height: lut.n_a,
-                depth_or_array_layers: 1,
-            },
+            size: wgpu::Extent3d { width: lut.n_r, height: lut.n_a, depth_or_array_layers: 1 },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -457,11 +403,7 @@ impl GpuImage {
                 bytes_per_row: Some(lut.n_r * 4),
                 rows_per_image: Some(lut.n_a),
             },
-            wgpu::Extent3d {
-                width: lut.n_r,
-                height: lut.n_a,
-                depth_or_array_layers: 1,
-            },
+            wgpu::Extent3d { width: lut.n_r, height: lut.n_a, depth_or_array_layers: 1 },
         );
         let lut_view = lut_tex.create_view(&Default::default());
         let bg_prepare = device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -478,19 +420,11 @@ impl GpuImage {
         let max_tiles = lines.div_ceil(MIN_TILE) as u64 * channels.div_ceil(MIN_TILE) as u64;
         let targets = (0..views.max(1))
             .map(|_| {
-                let luts = buf(
-                    "clahe tables",
-                    max_tiles * CLAHE_BINS as u64 * 4,
-                    U::STORAGE | U::COPY_SRC,
-                );
+                let luts = buf("clahe tables", max_tiles * CLAHE_BINS as u64 * 4, U::STORAGE | U::COPY_SRC);
                 let params = buf("view params", SLOT * 2, U::UNIFORM | U::COPY_DST);
                 let out_tex = device.create_texture(&wgpu::TextureDescriptor {
                     label: Some("display rgba"),
-                    size: wgpu::Extent3d {
-                        width: lines,
-                        height: channels,
-                        depth_or_array_layers: 1,
-                    },
+                    size: wgpu::Extent3d { width: lines, height: channels, depth_or_array_layers: 1 },
                     mip_level_count: 1,
                     sample_count: 1,
                     dimension: wgpu::TextureDimension::D2,
@@ -520,14 +454,7 @@ impl GpuImage {
                         bge(3, wgpu::BindingResource::TextureView(&out_view)),
                     ],
                 });
-                ViewTarget {
-                    luts,
-                    params,
-                    out_tex,
-                    out_view,
-                    bg_clahe,
-                    bg_compose,
-                }
+                ViewTarget { luts, params, out_tex, out_view, bg_clahe, bg_compose }
             })
             .collect();
         Ok(GpuImage {
@@ -555,14 +482,7 @@ impl GpuImage {
 
     /// Parameters of this image under a view.
     pub fn params(&self, view: &ViewSettings, wrap: bool) -> Params {
-        Params::new(
-            view,
-            &self.lut,
-            self.channels,
-            self.lines,
-            self.full_scale,
-            wrap,
-        )
+        Params::new(view, &self.lut, self.channels, self.lines, self.full_scale, wrap)
     }
 
     /// Upload the calibration table (`Calibration::table`).
@@ -574,30 +494,15 @@ impl GpuImage {
     /// Upload whole lines starting at line `line0` (wrapping at the end of the image).
     pub fn write_lines(&self, queue: &wgpu::Queue, line0: u32, low: &[u16], high: &[u16]) {
         let ch = self.channels as usize;
-        assert!(
-            low.len() == high.len() && low.len().is_multiple_of(ch),
-            "whole lines of both energies"
-        );
+        assert!(low.len() == high.len() && low.len().is_multiple_of(ch), "whole lines of both energies");
         let n = (low.len() / ch) as u32;
         assert!(n <= self.lines, "more lines than the image holds");
-        let packed: Vec<u32> = low
-            .iter()
-            .zip(high)
-            .map(|(&l, &h)| l as u32 | (h as u32) << 16)
-            .collect();
+        let packed: Vec<u32> = low.iter().zip(high).map(|(&l, &h)| l as u32 | (h as u32) << 16).collect();
         let first = n.min(self.lines - line0 % self.lines);
         let start = (line0 % self.lines) as u64 * ch as u64 * 4;
-        queue.write_buffer(
-            &self.raw,
-            start,
-            bytemuck::cast_slice(&packed[..first as usize * ch]),
-        );
+        queue.write_buffer(&self.raw, start, bytemuck::cast_slice(&packed[..first as usize * ch]));
         if first < n {
-            queue.write_buffer(
-                &self.raw,
-                0,
-                bytemuck::cast_slice(&packed[first as usize * ch..]),
-            );
+            queue.write_buffer(&self.raw, 0, bytemuck::cast_slice(&packed[first as usize * ch..]));
         }
     }
 
@@ -639,15 +544,10 @@ impl GpuImage {
             label: Some("twinspect"),
             timestamp_writes: None,
         });
-        if let Some((p, (l0, n))) = views
-            .iter()
-            .find_map(|(p, w)| w.prepare.filter(|w| w.1 > 0).map(|r| (*p, r)))
+        if let Some((p, (l0, n))) =
+            views.iter().find_map(|(p, w)| w.prepare.filter(|w| w.1 > 0).map(|r| (*p, r)))
         {
-            queue.write_buffer(
-                &self.params,
-                0,
-                bytemuck::bytes_of(&p.with_region(l0, n.min(self.lines))),
-            );
+            queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&p.with_region(l0, n.min(self.lines))));
             pass.set_pipeline(&kernels.prepare);
             pass.set_bind_group(0, &self.bg_prepare, &[]);
             pass.dispatch_workgroups(
@@ -682,22 +582,11 @@ impl GpuImage {
     }
 
     /// Run `work` now and wait for it.
-    pub fn run(
-        &self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        kernels: &Kernels,
-        p: &Params,
-        work: Work,
-    ) {
-        let mut enc =
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+    pub fn run(&self, device: &wgpu::Device, queue: &wgpu::Queue, kernels: &Kernels, p: &Params, work: Work) {
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
         self.encode(queue, &mut enc, kernels, p, work);
         let idx = queue.submit([enc.finish()]);
-        let _ = device.poll(wgpu::PollType::Wait {
-            submission_index: Some(idx),
-            timeout: None,
-        });
+        let _ = device.poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None });
     }
 
     fn read_buffer(
@@ -720,13 +609,8 @@ impl GpuImage {
     }
 
     /// Features `[line, channel, (A_low, A_high, Zeff, I)]` (for tests).
-    pub fn read_features(
-        &self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-    ) -> Result<Array3<f32>, GpuError> {
-        let v: Vec<f32> =
-            bytemuck::pod_collect_to_vec(&read_texture(device, queue, &self.feat, 16)?);
+    pub fn read_features(&self, device: &wgpu::Device, queue: &wgpu::Queue) -> Result<Array3<f32>, GpuError> {
+        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&read_texture(device, queue, &self.feat, 16)?);
         Array3::from_shape_vec((self.lines as usize, self.channels as usize, 4), v)
             .map_err(|e| GpuError::Readback(e.to_string()))
     }
@@ -741,19 +625,12 @@ impl GpuImage {
         let n = p.tiles_l as u64 * p.tiles_c as u64 * CLAHE_BINS as u64;
         let bytes = self.read_buffer(device, queue, &self.targets[0].luts, n * 4)?;
         let v: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-        Array3::from_shape_vec(
-            (p.tiles_l as usize, p.tiles_c as usize, CLAHE_BINS as usize),
-            v,
-        )
-        .map_err(|e| GpuError::Readback(e.to_string()))
+        Array3::from_shape_vec((p.tiles_l as usize, p.tiles_c as usize, CLAHE_BINS as usize), v)
+            .map_err(|e| GpuError::Readback(e.to_string()))
     }
 
     /// The display image `[y, x, rgba]` (`x` = line, `y` = channels - 1 - channel) of view 0.
-    pub fn read_rgba(
-        &self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-    ) -> Result<Array3<u8>, GpuError> {
+    pub fn read_rgba(&self, device: &wgpu::Device, queue: &wgpu::Queue) -> Result<Array3<u8>, GpuError> {
         self.read_rgba_of(device, queue, 0)
     }
 
@@ -779,8 +656,7 @@ fn read_texture(
 ) -> Result<Vec<u8>, GpuError> {
     let (w, h) = (texture.width(), texture.height());
     let row_bytes = w * bytes_per_texel;
-    let row =
-        row_bytes.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+    let row = row_bytes.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
     let staging = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("texture readback"),
         size: row as u64 * h as u64,
@@ -803,11 +679,7 @@ fn read_texture(
                 rows_per_image: Some(h),
             },
         },
-        wgpu::Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
+        wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
     );
     queue.submit([enc.finish()]);
     let bytes = map_read(device, &staging)?;
@@ -836,16 +708,11 @@ fn map_read(device: &wgpu::Device, buffer: &wgpu::Buffer) -> Result<Vec<u8>, Gpu
     buffer.map_async(wgpu::MapMode::Read, .., move |r| {
         let _ = tx.send(r);
     });
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
     rx.recv()
         .map_err(|e| GpuError::Readback(e.to_string()))?
         .map_err(|e| GpuError::Readback(e.to_string()))?;
-    let data = buffer
-        .get_mapped_range(..)
-        .map_err(|e| GpuError::Readback(e.to_string()))?
-        .to_vec();
+    let data = buffer.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?.to_vec();
     buffer.unmap();
     Ok(data)
 }
@@ -861,15 +728,7 @@ pub fn render_frame(
     view: &ViewSettings,
 ) -> Result<Array3<u8>, GpuError> {
     let (lines, channels) = (frame.lines() as u32, frame.channels() as u32);
-    let img = GpuImage::new(
-        device,
-        queue,
-        kernels,
-        channels,
-        lines,
-        calib.full_scale,
-        lut,
-    )?;
+    let img = GpuImage::new(device, queue, kernels, channels, lines, calib.full_scale, lut)?;
     img.set_calibration(queue, &calib.table());
     img.write_frame(queue, frame.low.view(), frame.high.view());
     let p = img.params(view, false);
@@ -904,20 +763,13 @@ impl LiveView {
         views: usize,
     ) -> Result<Self, GpuError> {
         let lines = lines.max(256).div_ceil(256) * 256;
-        let image = GpuImage::with_views(
-            device, queue, kernels, channels, lines, full_scale, lut, views,
-        )?;
+        let image = GpuImage::with_views(device, queue, kernels, channels, lines, full_scale, lut, views)?;
         // Lines not received yet hold full-scale samples, which read as air under any
         // calibration: an empty ring is white, never black or flagged dense.
         let fs = vec![full_scale; (lines * channels) as usize];
         image.write_lines(queue, 0, &fs, &fs);
         image.set_calibration(queue, &vec![[0.0, 0.0, -1.0, -1.0]; channels as usize]);
-        let mut live = LiveView {
-            image,
-            head: 0,
-            pending: None,
-            rendered: vec![None; views.max(1)],
-        };
+        let mut live = LiveView { image, head: 0, pending: None, rendered: vec![None; views.max(1)] };
         live.mark(0, lines as u64);
         Ok(live)
     }
@@ -956,8 +808,7 @@ impl LiveView {
             (low, high, 0)
         };
         let start = self.head + skip;
-        self.image
-            .write_lines(queue, (start % cap) as u32, low, high);
+        self.image.write_lines(queue, (start % cap) as u32, low, high);
         self.head += n;
         self.mark(start, self.head);
     }
@@ -976,12 +827,7 @@ impl LiveView {
         let pending = self.pending.take().filter(|(a, b)| b > a);
         let params: Vec<Params> = views.iter().map(|v| self.image.params(v, true)).collect();
         let mut works = Vec::with_capacity(views.len());
-        for (i, (view, p)) in views
-            .iter()
-            .zip(&params)
-            .enumerate()
-            .take(self.image.views())
-        {
+        for (i, (view, p)) in views.iter().zip(&params).enumerate().take(self.image.views()) {
             let mut work = Work::default();
             if let Some((a, b)) = pending {
                 if i == 0 {

@@ -80,13 +80,7 @@ pub struct SyntheticOptions {
 
 impl Default for SyntheticOptions {
     fn default() -> Self {
-        SyntheticOptions {
-            seed: 1,
-            speed: 1.0,
-            gap_mm: 250.0,
-            drift: 0.02,
-            capacity: 8192,
-        }
+        SyntheticOptions { seed: 1, speed: 1.0, gap_mm: 250.0, drift: 0.02, capacity: 8192 }
     }
 }
 
@@ -146,8 +140,8 @@ pub fn spawn_synthetic(
             let mut bag_no = 0u64;
             loop {
                 for _ in 0..gap_lines {
-                    scanner.tube_output = 1.0
-                        + opts.drift * (sent as f64 / rate / 60.0 * std::f64::consts::TAU).sin();
+                    scanner.tube_output =
+                        1.0 + opts.drift * (sent as f64 / rate / 60.0 * std::f64::consts::TAU).sin();
                     let l = scanner.air_line();
                     if sp.load(Ordering::Relaxed) || !send(&tx, &st, SourceEvent::Line(l)) {
                         return;
@@ -155,21 +149,11 @@ pub fn spawn_synthetic(
                     sent += 1;
                     pace(sent);
                 }
-                let bag = generate_bag(
-                    opts.seed.wrapping_mul(1_000_003).wrapping_add(bag_no),
-                    &profile,
-                );
+                let bag = generate_bag(opts.seed.wrapping_mul(1_000_003).wrapping_add(bag_no), &profile);
                 st.bags.fetch_add(1, Ordering::Relaxed);
                 // A baggage tag as an upstream reader would deliver it (every bag has one here).
                 let item_id = Some(format!("TS{:06}{:02}", opts.seed % 1_000_000, bag_no % 100));
-                if !send(
-                    &tx,
-                    &st,
-                    SourceEvent::BagStart {
-                        bag: bag_no,
-                        item_id,
-                    },
-                ) {
+                if !send(&tx, &st, SourceEvent::BagStart { bag: bag_no, item_id }) {
                     return;
                 }
                 let lines: Vec<RawLine> = scanner.bag_lines(&bag).collect();
@@ -187,13 +171,7 @@ pub fn spawn_synthetic(
             }
         })
         .expect("spawn synthetic scanner thread");
-    Ok(RunningSource {
-        events: rx,
-        stats,
-        description,
-        stop,
-        thread: Some(thread),
-    })
+    Ok(RunningSource { events: rx, stats, description, stop, thread: Some(thread) })
 }
 
 #[cfg(test)]
@@ -204,19 +182,11 @@ mod tests {
     #[test]
     fn synthetic_source_calibrates_first_then_scans_and_stops_on_drop() {
         let p = ScannerProfile::load("desk-140").unwrap();
-        let src = spawn_synthetic(
-            &p,
-            SyntheticOptions {
-                speed: 50.0,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let src = spawn_synthetic(&p, SyntheticOptions { speed: 50.0, ..Default::default() }).unwrap();
         let mut kinds = Vec::new();
         let mut last_seq = None;
         while kinds.len() < 2 * CALIBRATION_LINES + 50 {
-            if let SourceEvent::Line(l) = src.events.recv_timeout(Duration::from_secs(20)).unwrap()
-            {
+            if let SourceEvent::Line(l) = src.events.recv_timeout(Duration::from_secs(20)).unwrap() {
                 if let Some(s) = last_seq {
                     assert_eq!(l.seq, s + 1, "sequence numbers are contiguous");
                 }
@@ -225,21 +195,9 @@ mod tests {
                 kinds.push(l.kind);
             }
         }
-        assert!(
-            kinds[..CALIBRATION_LINES]
-                .iter()
-                .all(|k| *k == LineKind::Dark)
-        );
-        assert!(
-            kinds[CALIBRATION_LINES..2 * CALIBRATION_LINES]
-                .iter()
-                .all(|k| *k == LineKind::Air)
-        );
-        assert!(
-            kinds[2 * CALIBRATION_LINES..]
-                .iter()
-                .all(|k| *k == LineKind::Scan)
-        );
+        assert!(kinds[..CALIBRATION_LINES].iter().all(|k| *k == LineKind::Dark));
+        assert!(kinds[CALIBRATION_LINES..2 * CALIBRATION_LINES].iter().all(|k| *k == LineKind::Air));
+        assert!(kinds[2 * CALIBRATION_LINES..].iter().all(|k| *k == LineKind::Scan));
         drop(src); // joins the thread: must not hang
     }
 }

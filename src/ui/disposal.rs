@@ -14,6 +14,7 @@ use crate::domain::inspection::{
     AgencyConfig, BagRecord, InspectionConfig, InspectionError, Operator, OutcomeState, Role,
 };
 use crate::domain::operators::{LoginError, OperatorStore};
+use crate::domain::session::{Session, SessionEvent, SessionPolicy};
 
 /// Bags kept for recall on screen.
 pub const RECENT_BAGS: usize = 50;
@@ -26,16 +27,12 @@ pub struct Desk {
     pub bags: Vec<(BagSpan, BagRecord)>,
     /// The accounts are the built-in demonstration ones (emulator only).
     pub demo_accounts: bool,
+    pub session_policy: SessionPolicy,
 }
 
 impl Desk {
     pub fn new(config: InspectionConfig, operators: OperatorStore, demo_accounts: bool) -> Self {
-        Desk {
-            config,
-            operators,
-            bags: Vec::new(),
-            demo_accounts,
-        }
+        Desk { config, operators, bags: Vec::new(), demo_accounts, session_policy: SessionPolicy::default() }
     }
 
     /// Demonstration accounts for the emulator: c001 / 1111 (customs), q001 / 2222 (quarantine).
@@ -51,9 +48,7 @@ impl Desk {
         for span in spans {
             match self.bags.iter_mut().find(|(s, _)| s.bag == span.bag) {
                 Some((s, _)) => *s = span.clone(),
-                None => self
-                    .bags
-                    .push((span.clone(), BagRecord::new(span.bag, span.item_id.clone()))),
+                None => self.bags.push((span.clone(), BagRecord::new(span.bag, span.item_id.clone()))),
             }
         }
         let excess = self.bags.len().saturating_sub(RECENT_BAGS);
@@ -61,20 +56,14 @@ impl Desk {
     }
 
     fn bag_mut(&mut self, id: u64) -> Option<&mut BagRecord> {
-        self.bags
-            .iter_mut()
-            .find(|(s, _)| s.bag == id)
-            .map(|(_, r)| r)
+        self.bags.iter_mut().find(|(s, _)| s.bag == id).map(|(_, r)| r)
     }
 }
 
 /// Agency names in the screen's language.
 fn names(lang: Lang, cfg: &InspectionConfig, ids: &[String]) -> String {
     ids.iter()
-        .map(|id| {
-            cfg.agency(id)
-                .map_or(id.clone(), |a| lang.tr(&a.name.en, &a.name.zh))
-        })
+        .map(|id| cfg.agency(id).map_or(id.clone(), |a| lang.tr(&a.name.en, &a.name.zh)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -83,11 +72,7 @@ fn names(lang: Lang, cfg: &InspectionConfig, ids: &[String]) -> String {
 pub fn outcome_text(lang: Lang, cfg: &InspectionConfig, state: &OutcomeState) -> String {
     match state {
         OutcomeState::Pending { waiting_for } => {
-            format!(
-                "{}: {}",
-                lang.tr("Waiting", "待处置"),
-                names(lang, cfg, waiting_for)
-            )
+            format!("{}: {}", lang.tr("Waiting", "待处置"), names(lang, cfg, waiting_for))
         }
         OutcomeState::Released => lang.tr("Released", "放行"),
         OutcomeState::Opened { joint: true, .. } => lang.tr("Joint opening", "联合开箱查验"),
@@ -127,6 +112,10 @@ pub struct StationPanel {
     selected: Option<u64>,
     /// This screen's language.
     pub lang: Lang,
+    /// The logged-in operator's session (idle lock, break reminder).
+    pub session: Option<Session>,
+    /// A reminder to take a break is showing.
+    pub break_reminder: bool,
 }
 
 impl StationPanel {
@@ -140,22 +129,42 @@ impl StationPanel {
             message: None,
             selected: None,
             lang: Lang::default(),
+            session: None,
+            break_reminder: false,
+        }
+    }
+
+    /// Input at this screen, and the session's timers: an idle screen locks, a long shift
+    /// brings a reminder.
+    pub fn tick(&mut self, desk: &Desk, now_ms: u64, input: bool) {
+        let Some(session) = self.session.as_mut() else { return };
+        if input {
+            session.activity(now_ms);
+        }
+        match session.check(now_ms, &desk.session_policy) {
+            Some(SessionEvent::IdleLock) => {
+                let mins = desk.session_policy.idle_lock_ms / 60_000;
+                self.operator = None;
+                self.session = None;
+                self.break_reminder = false;
+                let en = format!("Locked after {mins} minutes without input: log in again");
+                let zh = format!("{mins} 分钟无操作，已锁定，请重新登录");
+                self.message = Some((true, self.lang.tr(&en, &zh)));
+            }
+            Some(SessionEvent::BreakReminder) => self.break_reminder = true,
+            None => {}
         }
     }
 
     /// The bag this screen is working on.
     pub fn bag_id(&self, desk: &Desk) -> Option<u64> {
-        self.selected
-            .or_else(|| desk.bags.last().map(|(s, _)| s.bag))
+        self.selected.or_else(|| desk.bags.last().map(|(s, _)| s.bag))
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, now_ms: u64) {
         let lang = self.lang;
         let Some(agency) = desk.config.agency(&self.agency).cloned() else {
-            ui.colored_label(
-                egui::Color32::RED,
-                format!("unknown agency {}", self.agency),
-            );
+            ui.colored_label(egui::Color32::RED, format!("unknown agency {}", self.agency));
             return;
         };
         ui.heading(lang.tr("Disposal", "处置"));
@@ -163,11 +172,7 @@ impl StationPanel {
         ui.separator();
         self.decision_ui(ui, desk, &agency, now_ms);
         if let Some((err, text)) = &self.message {
-            let colour = if *err {
-                egui::Color32::RED
-            } else {
-                egui::Color32::LIGHT_GREEN
-            };
+            let colour = if *err { egui::Color32::RED } else { egui::Color32::LIGHT_GREEN };
             ui.colored_label(colour, text);
         }
         ui.separator();
@@ -184,31 +189,32 @@ impl StationPanel {
             });
             if out.inner {
                 self.operator = None;
+                self.session = None;
+                self.break_reminder = false;
                 self.message = None;
+            }
+            if self.break_reminder {
+                let mins = self.session.map_or(0, |s| s.screening_minutes(now_ms));
+                let en = format!("You have screened for {mins} minutes: time for a break");
+                let zh = format!("已连续判图 {mins} 分钟，请休息");
+                ui.colored_label(egui::Color32::YELLOW, lang.tr(&en, &zh));
             }
             return;
         }
         let l = ui.label(lang.tr("Operator ID", "工号"));
-        ui.add(egui::TextEdit::singleline(&mut self.login_id).desired_width(160.0))
-            .labelled_by(l.id);
+        ui.add(egui::TextEdit::singleline(&mut self.login_id).desired_width(160.0)).labelled_by(l.id);
         let l = ui.label(lang.tr("PIN", "密码"));
         let pin = ui
-            .add(
-                egui::TextEdit::singleline(&mut self.login_pin)
-                    .password(true)
-                    .desired_width(160.0),
-            )
+            .add(egui::TextEdit::singleline(&mut self.login_pin).password(true).desired_width(160.0))
             .labelled_by(l.id);
         let enter = pin.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if ui.button(lang.tr("Log in", "登录")).clicked() || enter {
             let pin = std::mem::take(&mut self.login_pin);
             match desk.operators.login(self.login_id.trim(), &pin, now_ms) {
                 Ok(op) if op.may_act_for(agency) => {
-                    self.message = Some((
-                        false,
-                        format!("{}: {}", lang.tr("Logged in", "已登录"), op.id),
-                    ));
+                    self.message = Some((false, format!("{}: {}", lang.tr("Logged in", "已登录"), op.id)));
                     self.operator = Some(op);
+                    self.session = Some(Session::new(now_ms));
                 }
                 Ok(op) => {
                     // The wrong station for this person: the next login is someone else's.
@@ -230,13 +236,7 @@ impl StationPanel {
         }
     }
 
-    fn decision_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        desk: &mut Desk,
-        agency: &AgencyConfig,
-        now_ms: u64,
-    ) {
+    fn decision_ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, agency: &AgencyConfig, now_ms: u64) {
         let lang = self.lang;
         let Some(bag_id) = self.bag_id(desk) else {
             ui.label(lang.tr("No bag yet", "暂无行李"));
@@ -256,32 +256,25 @@ impl StationPanel {
         let current = bag.current(&agency.id).cloned();
         if current.is_some() {
             let l = ui.label(lang.tr("Reason for change", "更改原因"));
-            ui.add(egui::TextEdit::singleline(&mut self.reason).desired_width(220.0))
-                .labelled_by(l.id);
+            ui.add(egui::TextEdit::singleline(&mut self.reason).desired_width(220.0)).labelled_by(l.id);
         }
         ui.horizontal_wrapped(|ui| {
             for code in &agency.decisions {
                 let selected = current.as_ref().is_some_and(|d| d.code == code.code);
-                let button =
-                    egui::Button::new(lang.tr(&code.label.en, &code.label.zh)).selected(selected);
+                let button = egui::Button::new(lang.tr(&code.label.en, &code.label.zh)).selected(selected);
                 if ui.add_enabled(self.operator.is_some(), button).clicked()
                     && let Some(op) = &self.operator
                 {
                     let reason = Some(self.reason.as_str()).filter(|r| !r.trim().is_empty());
                     match bag.decide(&config, &agency.id, &code.code, op, now_ms, reason) {
                         Ok(d) => {
-                            let text = format!(
-                                "{}: {} ({})",
-                                lang.tr("Recorded", "已记录"),
-                                d.code,
-                                d.operator
-                            );
+                            let text =
+                                format!("{}: {} ({})", lang.tr("Recorded", "已记录"), d.code, d.operator);
                             self.message = Some((false, text));
                             self.reason.clear();
                         }
                         Err(e @ InspectionError::ReasonRequired { .. }) => {
-                            self.message =
-                                Some((true, lang.tr(&e.to_string(), "更改处置需填写原因")))
+                            self.message = Some((true, lang.tr(&e.to_string(), "更改处置需填写原因")))
                         }
                         Err(e) => self.message = Some((true, e.to_string())),
                     }
@@ -292,24 +285,15 @@ impl StationPanel {
             ui.small(lang.tr("Log in to decide", "登录后方可处置"));
         }
         let outcome = bag.outcome(&config);
-        ui.strong(format!(
-            "{}: {}",
-            lang.tr("Outcome", "结果"),
-            outcome_text(lang, &config, &outcome.state)
-        ));
+        ui.strong(format!("{}: {}", lang.tr("Outcome", "结果"), outcome_text(lang, &config, &outcome.state)));
         for (ag, d) in &outcome.decisions {
             let Some(a) = config.agency(ag) else { continue };
             let name = lang.tr(&a.name.en, &a.name.zh);
             match d {
                 Some(d) => {
-                    let code = a
-                        .decision(&d.code)
-                        .map_or(d.code.clone(), |c| lang.tr(&c.label.en, &c.label.zh));
-                    let reason = d
-                        .reason
-                        .as_deref()
-                        .map(|r| format!(" — {r}"))
-                        .unwrap_or_default();
+                    let code =
+                        a.decision(&d.code).map_or(d.code.clone(), |c| lang.tr(&c.label.en, &c.label.zh));
+                    let reason = d.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
                     ui.label(format!("{name}: {code} ({}){reason}", d.operator))
                 }
                 None => ui.label(format!("{name}: {}", lang.tr("undecided", "未处置"))),
@@ -321,25 +305,15 @@ impl StationPanel {
         let lang = self.lang;
         ui.label(lang.tr("Recent bags", "最近行李"));
         let current = self.bag_id(desk);
-        egui::ScrollArea::vertical()
-            .max_height(220.0)
-            .show(ui, |ui| {
-                for (span, rec) in desk.bags.iter().rev().take(12) {
-                    let state = rec.outcome(&desk.config).state;
-                    let text =
-                        format!("#{} {}", span.bag, outcome_text(lang, &desk.config, &state));
-                    if ui
-                        .selectable_label(current == Some(span.bag), text)
-                        .clicked()
-                    {
-                        let newest = desk.bags.last().map(|(s, _)| s.bag);
-                        self.selected = if Some(span.bag) == newest {
-                            None
-                        } else {
-                            Some(span.bag)
-                        };
-                    }
+        egui::ScrollArea::vertical().max_height(220.0).show(ui, |ui| {
+            for (span, rec) in desk.bags.iter().rev().take(12) {
+                let state = rec.outcome(&desk.config).state;
+                let text = format!("#{} {}", span.bag, outcome_text(lang, &desk.config, &state));
+                if ui.selectable_label(current == Some(span.bag), text).clicked() {
+                    let newest = desk.bags.last().map(|(s, _)| s.bag);
+                    self.selected = if Some(span.bag) == newest { None } else { Some(span.bag) };
                 }
-            });
+            }
+        });
     }
 }

@@ -17,15 +17,12 @@ const CJK_FONTS: &[(&str, u32)] = &[
 /// Register a CJK font as a fallback for both families; returns its path, or `None` (then
 /// Chinese shows as boxes, and the status bar says so).
 pub fn install_cjk(ctx: &egui::Context) -> Option<&'static str> {
-    let (path, index) = CJK_FONTS
-        .iter()
-        .find(|(p, _)| std::path::Path::new(p).exists())?;
+    let (path, index) = CJK_FONTS.iter().find(|(p, _)| std::path::Path::new(p).exists())?;
     let bytes = std::fs::read(path).ok()?;
     let mut defs = egui::FontDefinitions::default();
     let mut data = egui::FontData::from_owned(bytes);
     data.index = *index;
-    defs.font_data
-        .insert("cjk".into(), std::sync::Arc::new(data));
+    defs.font_data.insert("cjk".into(), std::sync::Arc::new(data));
     for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
         defs.families.entry(family).or_default().push("cjk".into());
     }

@@ -47,6 +47,15 @@ pub const PRESET_KEYS: [(egui::Key, Preset); 12] = [
     (egui::Key::F12, Preset::Vde),
 ];
 
+/// Keys besides the console functions: (key, English, Chinese).
+pub const HELP_KEYS: &[(&str, &str, &str)] = &[
+    ("Esc", "Standard image, whole and live", "标准图像（复位缩放、实时）"),
+    ("Wheel, + / -", "Zoom (to 64x)", "缩放（最大64倍）"),
+    ("Drag, arrows", "Pan; back in time holds the view", "平移；回看时画面暂停"),
+    ("Home", "Whole live image", "整幅实时图像"),
+    ("?", "This help", "按键说明"),
+];
+
 /// Ring length of the live image in lines (the visible history).
 pub const LIVE_LINES: u32 = 2048;
 
@@ -97,6 +106,8 @@ struct Station {
     view: ViewSettings,
     preset: Preset,
     image: ImageView,
+    /// The key help is showing.
+    help: bool,
 }
 
 /// Lines per second over a sliding second.
@@ -155,6 +166,7 @@ impl Workstation {
                 view: Preset::Standard.settings(),
                 preset: Preset::Standard,
                 image: ImageView::default(),
+                help: false,
             })
             .collect();
         let mut error = None;
@@ -201,10 +213,7 @@ impl Workstation {
         };
         let channels = profile.channels as usize;
         let fs = profile.full_scale();
-        let panels = stations
-            .iter()
-            .map(|s| StationPanel::new(&s.agency.id))
-            .collect();
+        let panels = stations.iter().map(|s| StationPanel::new(&s.agency.id)).collect();
         Workstation {
             profile,
             source,
@@ -250,11 +259,8 @@ impl Workstation {
             gpu.live.push_lines(&rs.queue, &batch.low, &batch.high);
         }
         let views: Vec<ViewSettings> = self.stations.iter().map(|s| s.view.clone()).collect();
-        let mut enc = rs
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("live"),
-            });
+        let mut enc =
+            rs.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("live") });
         if gpu.live.encode(&rs.queue, &mut enc, &gpu.kernels, &views) {
             rs.queue.submit([enc.finish()]);
         }
@@ -262,13 +268,8 @@ impl Workstation {
 
     /// Everything one station's window shows.
     fn station_ui(&mut self, ui: &mut egui::Ui, i: usize) {
-        let pressed: Vec<Preset> = ui.input(|inp| {
-            PRESET_KEYS
-                .iter()
-                .filter(|(k, _)| inp.key_pressed(*k))
-                .map(|(_, p)| *p)
-                .collect()
-        });
+        let pressed: Vec<Preset> = ui
+            .input(|inp| PRESET_KEYS.iter().filter(|(k, _)| inp.key_pressed(*k)).map(|(_, p)| *p).collect());
         let escape = ui.input(|inp| inp.key_pressed(egui::Key::Escape));
         let st = &mut self.stations[i];
         if let Some(p) = pressed.last() {
@@ -286,11 +287,40 @@ impl Workstation {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        let input = ui.input(|inp| !inp.events.is_empty() || inp.pointer.is_moving());
+        self.panels[i].tick(&self.desk, now_ms, input);
         let (panels, desk) = (&mut self.panels, &mut self.desk);
         egui::Panel::right(format!("disposal{i}"))
             .default_size(300.0)
             .show(ui, |ui| panels[i].ui(ui, desk, now_ms));
         egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui, i));
+        let typing = ui.ctx().egui_wants_keyboard_input();
+        if !typing && ui.input(|inp| inp.key_pressed(egui::Key::Questionmark)) {
+            self.stations[i].help = !self.stations[i].help;
+        }
+        if self.stations[i].help {
+            let lang = self.panels[i].lang;
+            let mut open = true;
+            egui::Window::new(lang.tr("Keys", "按键说明")).open(&mut open).collapsible(false).show(
+                ui.ctx(),
+                |ui| {
+                    egui::Grid::new(format!("help{i}")).striped(true).show(ui, |ui| {
+                        for (key, p) in PRESET_KEYS {
+                            let (en, zh) = i18n::preset_name(p);
+                            ui.label(key.name());
+                            ui.label(lang.tr(en, zh));
+                            ui.end_row();
+                        }
+                        for (k, en, zh) in HELP_KEYS {
+                            ui.label(*k);
+                            ui.label(lang.tr(en, zh));
+                            ui.end_row();
+                        }
+                    });
+                },
+            );
+            self.stations[i].help = open;
+        }
     }
 
     fn toolbar_ui(&mut self, ui: &mut egui::Ui, i: usize) {
@@ -299,10 +329,10 @@ impl Workstation {
         let st = &mut self.stations[i];
         ui.horizontal_wrapped(|ui| {
             ui.heading(lang.tr(&st.agency.name.en, &st.agency.name.zh));
-            switch = ui
-                .button(lang.switch_label())
-                .on_hover_text("Language 语言")
-                .clicked();
+            switch = ui.button(lang.switch_label()).on_hover_text("Language 语言").clicked();
+            if ui.selectable_label(st.help, "?").on_hover_text(lang.tr("Keys", "按键说明")).clicked() {
+                st.help = !st.help;
+            }
             ui.separator();
             for (key, p) in PRESET_KEYS {
                 let (en, zh) = i18n::preset_name(p);
@@ -324,22 +354,14 @@ impl Workstation {
         let st = &self.source.stats;
         use std::sync::atomic::Ordering::Relaxed;
         ui.horizontal_wrapped(|ui| {
-            ui.label(format!(
-                "{}: {}",
-                lang.tr("Source", "信号源"),
-                self.source.description
-            ));
+            ui.label(format!("{}: {}", lang.tr("Source", "信号源"), self.source.description));
             ui.separator();
             let health = if self.assembler.calibration.is_none() {
                 lang.tr("calibrating", "校准中")
             } else {
                 lang.tr("connected", "已连接")
             };
-            ui.label(format!(
-                "{health}, {:.0} {}",
-                self.rate.rate,
-                lang.tr("lines/s", "线/秒")
-            ));
+            ui.label(format!("{health}, {:.0} {}", self.rate.rate, lang.tr("lines/s", "线/秒")));
             ui.separator();
             ui.label(format!(
                 "{} {} · {} {} · {} {} · {} {}",
@@ -362,10 +384,7 @@ impl Workstation {
                 lang.tr("air updates", "次空气更新")
             ));
             ui.separator();
-            ui.label(format!(
-                "GPU: {}",
-                self.gpu.as_ref().map_or("none", |g| g.adapter.as_str())
-            ));
+            ui.label(format!("GPU: {}", self.gpu.as_ref().map_or("none", |g| g.adapter.as_str())));
             ui.separator();
             let (en, zh) = i18n::preset_name(self.stations[i].preset);
             ui.label(format!(
@@ -380,18 +399,10 @@ impl Workstation {
                 .desk
                 .bags
                 .iter()
-                .filter(|(_, r)| {
-                    matches!(
-                        r.outcome(&self.desk.config).state,
-                        OutcomeState::Pending { .. }
-                    )
-                })
+                .filter(|(_, r)| matches!(r.outcome(&self.desk.config).state, OutcomeState::Pending { .. }))
                 .count();
             ui.separator();
-            ui.label(format!(
-                "{}: {pending}",
-                lang.tr("pending bags", "待处置行李")
-            ));
+            ui.label(format!("{}: {pending}", lang.tr("pending bags", "待处置行李")));
             let op = self.panels[i]
                 .operator
                 .as_ref()
@@ -400,10 +411,7 @@ impl Workstation {
             ui.label(format!("{}: {op}", lang.tr("operator", "操作员")));
             if self.font.is_none() {
                 ui.separator();
-                ui.colored_label(
-                    egui::Color32::YELLOW,
-                    "no CJK font: install fonts-noto-cjk (中文字体缺失)",
-                );
+                ui.colored_label(egui::Color32::YELLOW, "no CJK font: install fonts-noto-cjk (中文字体缺失)");
             }
             if let Some(e) = self.error.as_ref().or(s.last_error.as_ref()) {
                 ui.separator();
@@ -475,30 +483,15 @@ impl Workstation {
         while l < m.right_line {
             let pos = l.rem_euclid(cap as f64);
             let end = m.right_line.min(l + (cap as f64 - pos));
-            let (u0, u1) = (
-                (pos / cap as f64) as f32,
-                ((pos + end - l) / cap as f64) as f32,
-            );
-            let r = egui::Rect::from_min_max(
-                egui::pos2(x_of(l), rect.top()),
-                egui::pos2(x_of(end), bottom),
-            );
+            let (u0, u1) = ((pos / cap as f64) as f32, ((pos + end - l) / cap as f64) as f32);
+            let r = egui::Rect::from_min_max(egui::pos2(x_of(l), rect.top()), egui::pos2(x_of(end), bottom));
             let uv = egui::Rect::from_min_max(egui::pos2(u0, v0), egui::pos2(u1, v1));
-            ui.painter()
-                .with_clip_rect(rect)
-                .image(texture, r, uv, egui::Color32::WHITE);
+            ui.painter().with_clip_rect(rect).image(texture, r, uv, egui::Color32::WHITE);
             l = end;
         }
         if view.zoom > 1.0 || !view.is_live() {
-            let text = format!(
-                "{:.1}x{}",
-                view.zoom,
-                if view.is_live() {
-                    ""
-                } else {
-                    " · held 已暂停 (Home)"
-                }
-            );
+            let text =
+                format!("{:.1}x{}", view.zoom, if view.is_live() { "" } else { " · held 已暂停 (Home)" });
             ui.painter().text(
                 rect.left_top() + egui::vec2(8.0, 8.0),
                 egui::Align2::LEFT_TOP,
@@ -531,8 +524,7 @@ impl eframe::App for Workstation {
             ctx.show_viewport_immediate(id, builder, |ui, _class| {
                 if ui.input(|inp| inp.viewport().close_requested()) {
                     // A station's screen stays open while the workstation runs.
-                    ui.ctx()
-                        .send_viewport_cmd(egui::ViewportCommand::CancelClose);
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::CancelClose);
                 }
                 self.station_ui(ui, i);
             });

@@ -20,11 +20,7 @@ pub struct ImageView {
 
 impl Default for ImageView {
     fn default() -> Self {
-        ImageView {
-            zoom: 1.0,
-            right_line: None,
-            top_row: 0.0,
-        }
+        ImageView { zoom: 1.0, right_line: None, top_row: 0.0 }
     }
 }
 
@@ -44,10 +40,7 @@ pub struct Mapping {
 impl Mapping {
     /// Scan coordinates (line, row) of a point `(x, y)` relative to the area's top-left corner.
     pub fn to_scan(&self, x: f32, y: f32) -> (f64, f32) {
-        (
-            self.right_line - ((self.width - x) / self.scale) as f64,
-            self.top_row + y / self.scale,
-        )
+        (self.right_line - ((self.width - x) / self.scale) as f64, self.top_row + y / self.scale)
     }
 
     /// Lines visible across the area.
@@ -70,17 +63,9 @@ impl ImageView {
     pub fn mapping(&self, width: f32, height: f32, rows: u32, head: u64) -> Mapping {
         let scale = height.max(1.0) / rows.max(1) as f32 * self.zoom;
         let visible_rows = height / scale;
-        let top_row = self
-            .top_row
-            .clamp(0.0, (rows as f32 - visible_rows).max(0.0));
+        let top_row = self.top_row.clamp(0.0, (rows as f32 - visible_rows).max(0.0));
         let right_line = self.right_line.unwrap_or(head as f64).min(head as f64);
-        Mapping {
-            scale,
-            right_line,
-            top_row,
-            width,
-            height,
-        }
+        Mapping { scale, right_line, top_row, width, height }
     }
 
     /// Zoom by `factor` keeping the scan point under `(x, y)` where it is.
@@ -95,21 +80,14 @@ impl ImageView {
         let right = line + ((m.width - x) / scale) as f64;
         self.top_row = row - y / scale;
         // Zooming in on the live edge keeps following it; anywhere else the view holds still.
-        self.right_line = if zoom == 1.0 || (self.is_live() && right >= head as f64) {
-            None
-        } else {
-            Some(right)
-        };
+        self.right_line =
+            if zoom == 1.0 || (self.is_live() && right >= head as f64) { None } else { Some(right) };
     }
 
     /// Move the image by `(dx, dy)` screen points (dragging it).
     pub fn pan_by(&mut self, dx: f32, dy: f32, m: &Mapping, head: u64) {
         let right = m.right_line - (dx / m.scale) as f64;
-        self.right_line = if right >= head as f64 {
-            None
-        } else {
-            Some(right)
-        };
+        self.right_line = if right >= head as f64 { None } else { Some(right) };
         self.top_row = m.top_row - dy / m.scale;
     }
 
@@ -147,10 +125,7 @@ mod tests {
 
     #[test]
     fn panning_back_holds_the_view_and_panning_to_the_edge_follows_live() {
-        let mut v = ImageView {
-            zoom: 2.0,
-            ..Default::default()
-        };
+        let mut v = ImageView { zoom: 2.0, ..Default::default() };
         let m = v.mapping(800.0, 600.0, 1536, 5_000);
         v.pan_by(400.0, 0.0, &m, 5_000); // drag right: older lines come into view
         let held = v.right_line.expect("no longer live");
@@ -159,10 +134,7 @@ mod tests {
         assert_eq!(v.mapping(800.0, 600.0, 1536, 6_000).right_line, held);
         let m = v.mapping(800.0, 600.0, 1536, 6_000);
         v.pan_by(-10_000.0, 0.0, &m, 6_000);
-        assert!(
-            v.is_live(),
-            "dragging past the newest line follows live again"
-        );
+        assert!(v.is_live(), "dragging past the newest line follows live again");
         // rows clamp inside the detector
         let m = v.mapping(800.0, 600.0, 1536, 6_000);
         v.pan_by(0.0, -1e6, &m, 6_000);
