@@ -9,6 +9,7 @@
 use eframe::egui;
 
 use super::i18n::Lang;
+use super::marks::{MarkTool, Tool};
 use crate::assemble::BagSpan;
 use crate::domain::inspection::{
     AgencyConfig, BagRecord, InspectionConfig, InspectionError, Operator, OutcomeState, Role,
@@ -116,6 +117,8 @@ pub struct StationPanel {
     pub session: Option<Session>,
     /// A reminder to take a break is showing.
     pub break_reminder: bool,
+    /// Marking tool, category and note of this screen.
+    pub marks: MarkTool,
 }
 
 impl StationPanel {
@@ -131,6 +134,7 @@ impl StationPanel {
             lang: Lang::default(),
             session: None,
             break_reminder: false,
+            marks: MarkTool::new("other"),
         }
     }
 
@@ -176,7 +180,61 @@ impl StationPanel {
             ui.colored_label(colour, text);
         }
         ui.separator();
+        self.marks_ui(ui, desk, &agency, now_ms);
+        ui.separator();
         self.recent_ui(ui, desk);
+    }
+
+    /// Tool, category and note for new marks; this screen's marks on the bag, with delete.
+    fn marks_ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, agency: &AgencyConfig, _now_ms: u64) {
+        let lang = self.lang;
+        ui.label(lang.tr("Marks", "标记"));
+        ui.horizontal_wrapped(|ui| {
+            for t in Tool::ALL {
+                let (en, zh) = t.name();
+                if ui.selectable_label(self.marks.tool == t, lang.tr(en, zh)).clicked() {
+                    self.marks.tool = t;
+                    self.marks.polygon.clear();
+                }
+            }
+        });
+        let current = agency.categories.iter().find(|c| c.id == self.marks.category);
+        let shown = current.map_or(self.marks.category.clone(), |c| lang.tr(&c.label.en, &c.label.zh));
+        egui::ComboBox::from_label(lang.tr("Category", "类别")).selected_text(shown).show_ui(ui, |ui| {
+            for c in &agency.categories {
+                ui.selectable_value(
+                    &mut self.marks.category,
+                    c.id.clone(),
+                    lang.tr(&c.label.en, &c.label.zh),
+                );
+            }
+        });
+        let l = ui.label(lang.tr("Note", "备注"));
+        ui.add(egui::TextEdit::singleline(&mut self.marks.note).desired_width(220.0)).labelled_by(l.id);
+        ui.checkbox(&mut self.marks.show_others, lang.tr("Show the other agency's marks", "显示对方标记"));
+        let Some(bag_id) = self.bag_id(desk) else { return };
+        let config = desk.config.clone();
+        let Some(bag) = desk.bag_mut(bag_id) else { return };
+        let mut delete = None;
+        for a in &bag.annotations {
+            let mine = a.agency == agency.id;
+            if !mine && !self.marks.show_others {
+                continue;
+            }
+            let who = config.agency(&a.agency).map_or(a.agency.clone(), |g| lang.tr(&g.name.en, &g.name.zh));
+            let cat = super::marks::category_label(lang, &config, &a.agency, &a.category);
+            ui.horizontal(|ui| {
+                ui.label(format!("#{} {who}: {cat} {}", a.id, a.note));
+                if mine && self.operator.is_some() && ui.small_button(lang.tr("Delete", "删除")).clicked() {
+                    delete = Some(a.id);
+                }
+            });
+        }
+        if let (Some(id), Some(op)) = (delete, &self.operator)
+            && let Err(e) = bag.delete_annotation(&config, id, op)
+        {
+            self.message = Some((true, e.to_string()));
+        }
     }
 
     fn login_ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, agency: &AgencyConfig, now_ms: u64) {

@@ -14,6 +14,7 @@
 pub mod disposal;
 pub mod fonts;
 pub mod i18n;
+pub mod marks;
 pub mod zoom;
 
 use std::time::{Duration, Instant};
@@ -22,8 +23,10 @@ use eframe::egui;
 use eframe::egui_wgpu;
 
 use self::disposal::{Desk, StationPanel};
+use self::marks::{BagFrame, Tool};
 use self::zoom::ImageView;
 use crate::assemble::Assembler;
+use crate::domain::inspection::Shape;
 use crate::domain::inspection::{AgencyConfig, InspectionConfig, OutcomeState};
 use crate::domain::material::MaterialLut;
 use crate::domain::profile::ScannerProfile;
@@ -432,7 +435,12 @@ impl Workstation {
         let view = &mut self.stations[i].image;
 
         let m = view.mapping(rect.width(), rect.height(), rows, head);
-        if response.dragged() {
+        // The primary button marks when a marking tool is chosen (and someone is logged in);
+        // otherwise it pans, and the secondary button always pans.
+        let marking = self.panels[i].marks.tool != Tool::Pan && self.panels[i].operator.is_some();
+        if response.dragged_by(egui::PointerButton::Secondary)
+            || (!marking && response.dragged_by(egui::PointerButton::Primary))
+        {
             let d = response.drag_delta();
             view.pan_by(d.x, d.y, &m, head);
         }
@@ -489,6 +497,9 @@ impl Workstation {
             ui.painter().with_clip_rect(rect).image(texture, r, uv, egui::Color32::WHITE);
             l = end;
         }
+        let view_copy = *view;
+        self.marks_ui(ui, i, &response, rect, &view_copy.mapping(rect.width(), rect.height(), rows, head));
+        let view = &self.stations[i].image;
         if view.zoom > 1.0 || !view.is_live() {
             let text =
                 format!("{:.1}x{}", view.zoom, if view.is_live() { "" } else { " · held 已暂停 (Home)" });
@@ -499,6 +510,102 @@ impl Workstation {
                 egui::FontId::proportional(16.0),
                 egui::Color32::from_rgb(200, 30, 30),
             );
+        }
+    }
+
+    /// Draw the marks of the bags in view, and make new ones with the screen's tool.
+    fn marks_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        i: usize,
+        response: &egui::Response,
+        rect: egui::Rect,
+        m: &zoom::Mapping,
+    ) {
+        let rows = self.profile.channels;
+        let panel = &mut self.panels[i];
+        let lang = panel.lang;
+        let agency = panel.agency.clone();
+        let frame_of = |first_line: u64| BagFrame { m: *m, origin: rect.min, first_line, rows };
+        let painter = ui.painter().with_clip_rect(rect);
+        let left_line = m.right_line - m.visible_lines();
+        for (span, rec) in &self.desk.bags {
+            let end = span.end_line.map_or(f64::INFINITY, |e| e as f64);
+            if end < left_line || span.first_line as f64 > m.right_line {
+                continue;
+            }
+            let f = frame_of(span.first_line);
+            for a in &rec.annotations {
+                if a.agency != agency && !panel.marks.show_others {
+                    continue;
+                }
+                let colour = marks::agency_colour(&self.desk.config, &a.agency);
+                let mut label = marks::category_label(lang, &self.desk.config, &a.agency, &a.category);
+                if !a.note.is_empty() {
+                    label = format!("{label}: {}", a.note);
+                }
+                marks::paint_shape(&painter, &f, &a.shape, colour, &label);
+            }
+        }
+        // Making a mark on the bag this screen works on.
+        let Some(op) = panel.operator.clone() else { return };
+        let Some(bag_id) = panel.bag_id(&self.desk) else { return };
+        let Some((span, _)) = self.desk.bags.iter().find(|(s, _)| s.bag == bag_id) else { return };
+        let f = frame_of(span.first_line);
+        let colour = marks::agency_colour(&self.desk.config, &agency);
+        let tool = panel.marks.tool;
+        let mut made: Option<Shape> = None;
+        match tool {
+            Tool::Pan => {}
+            Tool::Rect | Tool::Ellipse | Tool::Arrow => {
+                // The press position is kept here: egui forgets it on release.
+                if response.drag_started_by(egui::PointerButton::Primary) {
+                    panel.marks.drag_origin = ui.input(|i| i.pointer.press_origin()).map(|p| f.to_bag(p));
+                }
+                let now = ui.input(|i| i.pointer.latest_pos()).map(|p| f.to_bag(p));
+                if let (Some(origin), Some(now)) = (panel.marks.drag_origin, now) {
+                    if let Some(shape) = marks::dragged_shape(tool, origin, now) {
+                        marks::paint_shape(&painter, &f, &shape, colour, "");
+                    }
+                    if response.drag_stopped_by(egui::PointerButton::Primary) {
+                        made = marks::dragged_shape(tool, origin, now);
+                        panel.marks.drag_origin = None;
+                    }
+                }
+            }
+            Tool::Text => {
+                if response.clicked_by(egui::PointerButton::Primary)
+                    && let Some(p) = response.interact_pointer_pos()
+                {
+                    made = Some(Shape::Text { at: f.to_bag(p) });
+                }
+            }
+            Tool::Polygon => {
+                if response.clicked_by(egui::PointerButton::Primary)
+                    && let Some(p) = response.interact_pointer_pos()
+                {
+                    panel.marks.polygon.push(f.to_bag(p));
+                }
+                let pts: Vec<egui::Pos2> = panel.marks.polygon.iter().map(|p| f.to_screen(*p)).collect();
+                painter.add(egui::Shape::line(pts, egui::Stroke::new(2.0, colour)));
+                let finish = response.double_clicked() || ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if finish && panel.marks.polygon.len() >= 3 {
+                    made = Some(Shape::Polygon { points: std::mem::take(&mut panel.marks.polygon) });
+                }
+            }
+        }
+        if let Some(shape) = made {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let (category, note) = (panel.marks.category.clone(), panel.marks.note.clone());
+            let config = self.desk.config.clone();
+            if let Some((_, rec)) = self.desk.bags.iter_mut().find(|(s, _)| s.bag == bag_id) {
+                match rec.annotate(&config, &agency, &op, shape, &category, &note, now_ms) {
+                    Ok(id) => panel.message = Some((false, format!("{} #{id}", lang.tr("Marked", "已标记")))),
+                    Err(e) => panel.message = Some((true, e.to_string())),
+                }
+            }
         }
     }
 }
