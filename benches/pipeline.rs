@@ -152,7 +152,7 @@ fn benches(c: &mut Criterion) {
                     SourceEvent::Line(l)
                 });
                 let batch = asm.feed(events);
-                live.push_lines(&ctx.queue, &batch.low, &batch.high);
+                live.push_lines(&ctx.queue, &batch.low, &batch.high, &batch.missing);
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 live.encode(&ctx.queue, &mut enc, &kernels, &two_stations);
                 let idx = ctx.queue.submit([enc.finish()]);

@@ -10,6 +10,9 @@
 @group(0) @binding(1) var feat: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read> luts: array<f32>;
 @group(0) @binding(3) var out_tex: texture_storage_2d<rgba8unorm, write>;
+// Per line: non-zero where the scanner's sequence numbers say lines were lost. Such lines are
+// shown as a grey hatch, never stitched over.
+@group(0) @binding(4) var<storage, read> missing: array<u32>;
 
 const ORGANIC_RGB = vec3<f32>(1.0, 0.58, 0.1);
 const INORGANIC_RGB = vec3<f32>(0.25, 0.78, 0.2);
@@ -203,6 +206,9 @@ fn compose_pixel(l: u32, c: u32, above: Row, here: Row, below: Row) {
     }
     if (p.flags & FLAG_DENSE_ALERT) != 0u && a_high > p.dense_threshold && ((l + c) / 4u) % 2u == 0u {
         rgb = ALERT_RGB;
+    }
+    if missing[l] != 0u {
+        rgb = vec3<f32>(select(0.55, 0.8, ((l + c) / 3u) % 2u == 0u));
     }
     textureStore(out_tex, vec2<u32>(l, p.channels - 1u - c), vec4<f32>(rgb, 1.0));
 }

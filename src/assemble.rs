@@ -35,6 +35,8 @@ pub struct Batch {
     pub recalibrate_visible: bool,
     /// Bags that started or ended in this batch (latest state of each).
     pub bags: Vec<BagSpan>,
+    /// Per line of the batch: lost before it reached us (an inserted placeholder, shown hatched).
+    pub missing: Vec<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -51,6 +53,9 @@ pub struct AssemblyStats {
     pub faults: Vec<String>,
     pub last_error: Option<String>,
 }
+
+/// Most placeholder lines shown for one gap (a ring's worth; longer gaps are only counted).
+pub const MAX_GAP_LINES: u64 = 4096;
 
 pub struct Assembler {
     pub channels: usize,
@@ -154,7 +159,18 @@ impl Assembler {
             if let Some(prev) = self.last_seq
                 && line.seq > prev + 1
             {
-                self.stats.lines_missing += line.seq - prev - 1;
+                let lost = line.seq - prev - 1;
+                self.stats.lines_missing += lost;
+                // While scanning, lost lines keep their place on screen as placeholders (at most
+                // one ring's worth): the image is never stitched across a gap.
+                if line.kind == LineKind::Scan && self.calibration.is_some() {
+                    let shown = lost.min(MAX_GAP_LINES) as usize;
+                    batch.low.resize(batch.low.len() + shown * self.channels, 0);
+                    batch.high.resize(batch.high.len() + shown * self.channels, 0);
+                    batch.missing.resize(batch.missing.len() + shown, true);
+                    batch.lines += shown;
+                    self.stats.lines_shown += shown as u64;
+                }
             }
             self.last_seq = Some(line.seq);
             match line.kind {
@@ -181,6 +197,7 @@ impl Assembler {
                     }
                     batch.low.extend_from_slice(&line.low);
                     batch.high.extend_from_slice(&line.high);
+                    batch.missing.push(false);
                     batch.lines += 1;
                     self.stats.lines_shown += 1;
                 }
@@ -242,9 +259,11 @@ mod tests {
         }));
         let b = a.feed(ev);
         assert!(b.calibration_changed && b.recalibrate_visible);
-        assert_eq!(b.lines, 2);
-        assert_eq!(b.low.len(), 16);
+        assert_eq!(b.lines, 7, "two lines and five placeholders");
+        assert_eq!(b.low.len(), 7 * 8);
         assert_eq!(a.stats.lines_missing, 5);
+        // the five lost lines keep their place on screen, marked
+        assert_eq!(b.missing, vec![false, true, true, true, true, true, false]);
         assert!(a.stats.last_error.as_deref().unwrap().contains("expected 8"));
         let c = a.calibration.as_ref().unwrap();
         assert_eq!(c.dark_low[0], 1000.0);
@@ -277,6 +296,8 @@ mod tests {
         let n = lines.len();
         let b = a.feed(lines.into_iter().skip(80).take(n - 160));
         assert_eq!(a.stats.air_updates, before, "bag lines used as air");
-        assert_eq!(b.lines, n - 160);
+        // the 80 skipped lines are a gap in the sequence: shown as placeholders, not stitched
+        assert_eq!(b.lines, n - 160 + 80);
+        assert_eq!(b.missing.iter().filter(|m| **m).count(), 80);
     }
 }

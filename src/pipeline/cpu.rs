@@ -249,10 +249,27 @@ pub fn to_unorm8(x: f32) -> u8 {
 
 /// Stage 3 for a whole frame: `[y, x, rgba]` with `x` = line and `y = channels - 1 - channel`.
 pub fn compose(feat: ArrayView3<f32>, luts: ArrayView3<f32>, p: &Params) -> Array3<u8> {
+    compose_with_missing(feat, luts, p, &[])
+}
+
+/// The hatch that shows a lost line (never stitched over).
+pub fn missing_hatch(l: u32, c: u32) -> [f32; 4] {
+    let v = if ((l + c) / 3).is_multiple_of(2) { 0.8 } else { 0.55 };
+    [v, v, v, 1.0]
+}
+
+/// Stage 3 with lines marked lost (`missing[l]`; shorter slices mean the rest are present).
+pub fn compose_with_missing(
+    feat: ArrayView3<f32>,
+    luts: ArrayView3<f32>,
+    p: &Params,
+    missing: &[bool],
+) -> Array3<u8> {
     let mut out = Array3::zeros((p.channels as usize, p.lines as usize, 4));
     for l in 0..p.lines {
+        let lost = missing.get(l as usize).copied().unwrap_or(false);
         for c in 0..p.channels {
-            let px = compose_pixel(feat, luts, p, l, c);
+            let px = if lost { missing_hatch(l, c) } else { compose_pixel(feat, luts, p, l, c) };
             let y = (p.channels - 1 - c) as usize;
             for k in 0..4 {
                 out[[y, l as usize, k]] = to_unorm8(px[k]);

@@ -220,6 +220,7 @@ impl Kernels {
                 texture_entry(1),
                 storage_entry(2, true),
                 storage_texture_entry(3, wgpu::TextureFormat::Rgba8Unorm),
+                storage_entry(4, true),
             ],
         );
         let pipeline = |name: &str, src: &str, bgl: &wgpu::BindGroupLayout| {
@@ -289,6 +290,8 @@ pub struct GpuImage {
     calib: wgpu::Buffer,
     /// `(A_low, A_high, Zeff, I)` per pixel (rgba32float, x = channel, y = line).
     feat: wgpu::Texture,
+    /// One u32 per line: lost lines (shown hatched).
+    missing: wgpu::Buffer,
     params: wgpu::Buffer,
     bg_prepare: wgpu::BindGroup,
     /// One per station: its own view settings, CLAHE tables and display texture.
@@ -379,6 +382,8 @@ impl GpuImage {
         });
         let feat_view = feat.create_view(&Default::default());
         let params = buf("prepare params", SLOT, U::UNIFORM | U::COPY_DST);
+        // Zero-initialised by wgpu: no line is missing until the stream says so.
+        let missing = buf("missing lines", lines as u64 * 4, U::STORAGE | U::COPY_DST);
 
         let lut_tex = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("zeff lut"),
@@ -452,6 +457,7 @@ impl GpuImage {
                         bge(1, wgpu::BindingResource::TextureView(&feat_view)),
                         bge(2, luts.as_entire_binding()),
                         bge(3, wgpu::BindingResource::TextureView(&out_view)),
+                        bge(4, missing.as_entire_binding()),
                     ],
                 });
                 ViewTarget { luts, params, out_tex, out_view, bg_clahe, bg_compose }
@@ -465,6 +471,7 @@ impl GpuImage {
             raw,
             calib,
             feat,
+            missing,
             params,
             bg_prepare,
             targets,
@@ -492,6 +499,17 @@ impl GpuImage {
     }
 
     /// Upload whole lines starting at line `line0` (wrapping at the end of the image).
+    /// Mark lines from `line0` (wrapping) as missing (lost before they reached us) or present.
+    pub fn write_missing(&self, queue: &wgpu::Queue, line0: u32, missing: &[bool]) {
+        let flags: Vec<u32> = missing.iter().map(|&m| m as u32).collect();
+        let line0 = line0 % self.lines;
+        let first = flags.len().min((self.lines - line0) as usize);
+        queue.write_buffer(&self.missing, line0 as u64 * 4, bytemuck::cast_slice(&flags[..first]));
+        if first < flags.len() {
+            queue.write_buffer(&self.missing, 0, bytemuck::cast_slice(&flags[first..]));
+        }
+    }
+
     pub fn write_lines(&self, queue: &wgpu::Queue, line0: u32, low: &[u16], high: &[u16]) {
         let ch = self.channels as usize;
         assert!(low.len() == high.len() && low.len().is_multiple_of(ch), "whole lines of both energies");
@@ -794,7 +812,8 @@ impl LiveView {
     }
 
     /// Append whole lines (`n * channels` samples of each energy).
-    pub fn push_lines(&mut self, queue: &wgpu::Queue, low: &[u16], high: &[u16]) {
+    /// `missing[k]` marks line `k` as lost (shown hatched); empty means none is.
+    pub fn push_lines(&mut self, queue: &wgpu::Queue, low: &[u16], high: &[u16], missing: &[bool]) {
         let ch = self.image.channels as usize;
         let n = (low.len() / ch) as u64;
         if n == 0 {
@@ -809,6 +828,12 @@ impl LiveView {
         };
         let start = self.head + skip;
         self.image.write_lines(queue, (start % cap) as u32, low, high);
+        let flags: Vec<bool> = if missing.len() as u64 == n {
+            missing[skip as usize..].to_vec()
+        } else {
+            vec![false; (n - skip) as usize]
+        };
+        self.image.write_missing(queue, (start % cap) as u32, &flags);
         self.head += n;
         self.mark(start, self.head);
     }

@@ -259,7 +259,7 @@ impl Workstation {
             }
         }
         if batch.lines > 0 {
-            gpu.live.push_lines(&rs.queue, &batch.low, &batch.high);
+            gpu.live.push_lines(&rs.queue, &batch.low, &batch.high, &batch.missing);
         }
         let views: Vec<ViewSettings> = self.stations.iter().map(|s| s.view.clone()).collect();
         let mut enc =
