@@ -368,33 +368,28 @@ impl GpuImage {
                 limits.max_storage_buffer_binding_size >> 20
             )));
         }
-        let feat = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("features"),
-            size: wgpu::Extent3d { width: channels, height: lines, depth_or_array_layers: 1 },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::STORAGE_BINDING
-                | wgpu::TextureUsages::TEXTURE_BINDING
-                | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
+        use wgpu::TextureUsages as T;
+        let feat = texture_2d(
+            device,
+            "features",
+            channels,
+            lines,
+            wgpu::TextureFormat::Rgba32Float,
+            T::STORAGE_BINDING | T::TEXTURE_BINDING | T::COPY_SRC,
+        );
         let feat_view = feat.create_view(&Default::default());
         let params = buf("prepare params", SLOT, U::UNIFORM | U::COPY_DST);
         // Zero-initialised by wgpu: no line is missing until the stream says so.
         let missing = buf("missing lines", lines as u64 * 4, U::STORAGE | U::COPY_DST);
 
-        let lut_tex = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("zeff lut"),
-            size: wgpu::Extent3d { width: lut.n_r, height: lut.n_a, depth_or_array_layers: 1 },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::R32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
+        let lut_tex = texture_2d(
+            device,
+            "zeff lut",
+            lut.n_r,
+            lut.n_a,
+            wgpu::TextureFormat::R32Float,
+            T::TEXTURE_BINDING | T::COPY_DST,
+        );
         queue.write_texture(
             wgpu::TexelCopyTextureInfo {
                 texture: &lut_tex,
@@ -427,18 +422,14 @@ impl GpuImage {
             .map(|_| {
                 let luts = buf("clahe tables", max_tiles * CLAHE_BINS as u64 * 4, U::STORAGE | U::COPY_SRC);
                 let params = buf("view params", SLOT * 2, U::UNIFORM | U::COPY_DST);
-                let out_tex = device.create_texture(&wgpu::TextureDescriptor {
-                    label: Some("display rgba"),
-                    size: wgpu::Extent3d { width: lines, height: channels, depth_or_array_layers: 1 },
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::Rgba8Unorm,
-                    usage: wgpu::TextureUsages::STORAGE_BINDING
-                        | wgpu::TextureUsages::TEXTURE_BINDING
-                        | wgpu::TextureUsages::COPY_SRC,
-                    view_formats: &[],
-                });
+                let out_tex = texture_2d(
+                    device,
+                    "display rgba",
+                    lines,
+                    channels,
+                    wgpu::TextureFormat::Rgba8Unorm,
+                    T::STORAGE_BINDING | T::TEXTURE_BINDING | T::COPY_SRC,
+                );
                 let out_view = out_tex.create_view(&Default::default());
                 let bg_clahe = device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("clahe"),
@@ -706,6 +697,27 @@ fn read_texture(
         out.extend_from_slice(&bytes[y * row as usize..y * row as usize + row_bytes as usize]);
     }
     Ok(out)
+}
+
+/// A plain 2-D texture, one mip level.
+fn texture_2d(
+    device: &wgpu::Device,
+    label: &str,
+    width: u32,
+    height: u32,
+    format: wgpu::TextureFormat,
+    usage: wgpu::TextureUsages,
+) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage,
+        view_formats: &[],
+    })
 }
 
 /// The uniform block in slot `k` of a params buffer.
