@@ -133,3 +133,19 @@ fn an_idle_screen_locks_and_a_long_shift_gets_a_break_reminder() {
     customs.get_by_label_contains("已锁定");
     customs.get_by_label("Log in 登录");
 }
+
+#[test]
+fn picking_a_previous_bag_recalls_it_and_its_record() {
+    let desk: Shared =
+        Rc::new(RefCell::new(Desk::new(InspectionConfig::default(), Desk::demo_operators(), true)));
+    let old = BagSpan { bag: 7, item_id: Some("OLD7".into()), first_line: 100, end_line: Some(900) };
+    let new = BagSpan { bag: 8, item_id: None, first_line: 1200, end_line: None };
+    desk.borrow_mut().update_bags(&[old.clone(), new]);
+    let mut customs = station(&desk, "customs");
+    customs.run();
+    customs.get_by_label("Bag 行李 #8 · tag 标签 -");
+    customs.get_by_label_contains("#7 Waiting").click();
+    customs.run();
+    assert_eq!(customs.state().recall, Some(old), "the screen is asked to bring bag 7's image back");
+    customs.get_by_label("Bag 行李 #7 · tag 标签 OLD7");
+}

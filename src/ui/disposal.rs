@@ -119,6 +119,10 @@ pub struct StationPanel {
     pub break_reminder: bool,
     /// Marking tool, category and note of this screen.
     pub marks: MarkTool,
+    /// A bag picked from the strip whose image the screen should bring back (taken by the UI).
+    pub recall: Option<BagSpan>,
+    /// Zoom and pan follow the other screen.
+    pub link_view: bool,
 }
 
 impl StationPanel {
@@ -135,6 +139,8 @@ impl StationPanel {
             session: None,
             break_reminder: false,
             marks: MarkTool::new("other"),
+            recall: None,
+            link_view: false,
         }
     }
 
@@ -361,6 +367,10 @@ impl StationPanel {
 
     fn recent_ui(&mut self, ui: &mut egui::Ui, desk: &Desk) {
         let lang = self.lang;
+        ui.checkbox(
+            &mut self.link_view,
+            lang.tr("Follow the other screen's zoom and pan", "缩放平移与对方联动"),
+        );
         ui.label(lang.tr("Recent bags", "最近行李"));
         let current = self.bag_id(desk);
         egui::ScrollArea::vertical().max_height(220.0).show(ui, |ui| {
@@ -370,6 +380,7 @@ impl StationPanel {
                 if ui.selectable_label(current == Some(span.bag), text).clicked() {
                     let newest = desk.bags.last().map(|(s, _)| s.bag);
                     self.selected = if Some(span.bag) == newest { None } else { Some(span.bag) };
+                    self.recall = Some(span.clone());
                 }
             }
         });

@@ -513,6 +513,37 @@ impl Workstation {
         }
     }
 
+    /// Recalled bags and linked views: a bag picked from the strip brings its image back (held
+    /// where the bag ends, if the ring still holds it); a screen that follows the other takes
+    /// its zoom and pan.
+    fn follow_views(&mut self) {
+        let (head, cap) = self.gpu.as_ref().map_or((0, 0), |g| (g.live.head, g.live.capacity() as u64));
+        for i in 0..self.stations.len() {
+            if let Some(span) = self.panels[i].recall.take() {
+                let end = span.end_line.unwrap_or(head).min(head);
+                if end > head.saturating_sub(cap) {
+                    let margin = 40.0;
+                    self.stations[i].image.right_line =
+                        if end >= head { None } else { Some(end as f64 + margin) };
+                } else {
+                    self.panels[i].message = Some((
+                        true,
+                        self.panels[i]
+                            .lang
+                            .tr("That bag's image has left the live view", "该行李图像已移出实时画面"),
+                    ));
+                }
+            }
+        }
+        for i in 0..self.stations.len() {
+            if self.panels[i].link_view
+                && let Some(other) = (0..self.stations.len()).find(|&j| j != i && !self.panels[j].link_view)
+            {
+                self.stations[i].image = self.stations[other].image;
+            }
+        }
+    }
+
     /// Draw the marks of the bags in view, and make new ones with the screen's tool.
     fn marks_ui(
         &mut self,
@@ -637,6 +668,7 @@ impl eframe::App for Workstation {
             });
         }
         self.station_ui(ui, 0);
+        self.follow_views();
         ctx.request_repaint();
     }
 }
