@@ -72,6 +72,10 @@ pub enum Command {
         /// with two demonstration accounts.
         #[arg(long)]
         operators: Option<PathBuf>,
+        /// Window placement (TOML: one [[stations]] with position, size, fullscreen per screen);
+        /// default: side by side on one monitor.
+        #[arg(long)]
+        layout: Option<PathBuf>,
     },
     /// Manage operator accounts (PINs are read from standard input and stored as Argon2id hashes).
     Operators {
@@ -114,8 +118,10 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => run_workstation(&cli.profile, 1, None),
-        Some(Command::Run { seed, operators }) => run_workstation(&cli.profile, seed, operators.as_deref()),
+        None => run_workstation(&cli.profile, 1, None, None),
+        Some(Command::Run { seed, operators, layout }) => {
+            run_workstation(&cli.profile, seed, operators.as_deref(), layout.as_deref())
+        }
         Some(Command::Operators { file, action }) => operators_command(&file, action),
         Some(Command::Classify { file }) => {
             let profile = ScannerProfile::load(&cli.profile)?;
@@ -376,7 +382,12 @@ fn operators_command(file: &Path, action: OperatorAction) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn run_workstation(profile: &str, seed: u64, operators: Option<&Path>) -> anyhow::Result<()> {
+fn run_workstation(
+    profile: &str,
+    seed: u64,
+    operators: Option<&Path>,
+    layout: Option<&Path>,
+) -> anyhow::Result<()> {
     let profile = ScannerProfile::load(profile)?;
     let lut = MaterialLut::for_profile(&profile)?;
     let inspection = crate::domain::inspection::InspectionConfig::default();
@@ -386,6 +397,15 @@ fn run_workstation(profile: &str, seed: u64, operators: Option<&Path>) -> anyhow
         crate::source::SyntheticOptions { seed, ..Default::default() },
     )?;
     let title = crate::ui::station_title(&inspection.agencies[0]);
+    let layout = match layout {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            crate::ui::layout::Layout::from_toml(&text, inspection.agencies.len())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => crate::ui::layout::Layout::side_by_side(inspection.agencies.len(), 1920.0, 1000.0),
+    };
     // Without an accounts file the emulator runs with two demonstration accounts (shown as such).
     let desk = match operators {
         Some(path) => {
@@ -403,9 +423,9 @@ fn run_workstation(profile: &str, seed: u64, operators: Option<&Path>) -> anyhow
     };
     eframe::run_native(
         "twinspect",
-        crate::ui::native_options(&title),
+        crate::ui::native_options(&title, &layout.placement(0)),
         Box::new(move |cc| {
-            Ok(Box::new(crate::ui::Workstation::new(cc, profile, source, lut, inspection, desk)))
+            Ok(Box::new(crate::ui::Workstation::new(cc, profile, source, lut, inspection, desk, layout)))
         }),
     )
     .map_err(|e| anyhow::anyhow!("window: {e}"))

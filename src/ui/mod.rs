@@ -14,6 +14,7 @@
 pub mod disposal;
 pub mod fonts;
 pub mod i18n;
+pub mod layout;
 pub mod marks;
 pub mod zoom;
 
@@ -62,9 +63,6 @@ pub const HELP_KEYS: &[(&str, &str, &str)] = &[
 /// Ring length of the live image in lines (the visible history).
 pub const LIVE_LINES: u32 = 2048;
 
-/// Size of each station's window when both share one monitor (side by side).
-pub const STATION_SIZE: [f32; 2] = [960.0, 1000.0];
-
 /// Window title of a station: English and Chinese agency names.
 pub fn station_title(agency: &AgencyConfig) -> String {
     format!("Twinspect {} {}", agency.name.en, agency.name.zh)
@@ -72,7 +70,7 @@ pub fn station_title(agency: &AgencyConfig) -> String {
 
 /// eframe options for the workstation: the wgpu renderer, with the device limits the compute
 /// pipeline needs; the first station's window.
-pub fn native_options(title: &str) -> eframe::NativeOptions {
+pub fn native_options(title: &str, place: &layout::WindowPlacement) -> eframe::NativeOptions {
     let mut setup = egui_wgpu::WgpuSetupCreateNew::without_display_handle();
     setup.device_descriptor = std::sync::Arc::new(|adapter| wgpu::DeviceDescriptor {
         label: Some("twinspect workstation"),
@@ -85,8 +83,9 @@ pub fn native_options(title: &str) -> eframe::NativeOptions {
     eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(title)
-            .with_inner_size(STATION_SIZE)
-            .with_position([0.0, 0.0]),
+            .with_inner_size(place.size)
+            .with_position(place.position)
+            .with_fullscreen(place.fullscreen),
         renderer: eframe::Renderer::Wgpu,
         wgpu_options: egui_wgpu::WgpuConfiguration {
             wgpu_setup: egui_wgpu::WgpuSetup::CreateNew(setup),
@@ -144,6 +143,7 @@ pub struct Workstation {
     /// Login and decision forms, one per station.
     panels: Vec<StationPanel>,
     desk: Desk,
+    layout: layout::Layout,
     gpu: Option<Gpu>,
     error: Option<String>,
     font: Option<&'static str>,
@@ -159,6 +159,7 @@ impl Workstation {
         lut: MaterialLut,
         inspection: InspectionConfig,
         desk: Desk,
+        layout: layout::Layout,
     ) -> Self {
         let font = fonts::install_cjk(&cc.egui_ctx);
         let stations: Vec<Station> = inspection
@@ -224,6 +225,7 @@ impl Workstation {
             stations,
             panels,
             desk,
+            layout,
             gpu,
             error,
             font,
@@ -657,8 +659,9 @@ impl eframe::App for Workstation {
             let id = egui::ViewportId::from_hash_of(("station", i));
             let builder = egui::ViewportBuilder::default()
                 .with_title(station_title(&self.stations[i].agency))
-                .with_inner_size(STATION_SIZE)
-                .with_position([STATION_SIZE[0] * i as f32, 0.0]);
+                .with_inner_size(self.layout.placement(i).size)
+                .with_position(self.layout.placement(i).position)
+                .with_fullscreen(self.layout.placement(i).fullscreen);
             ctx.show_viewport_immediate(id, builder, |ui, _class| {
                 if ui.input(|inp| inp.viewport().close_requested()) {
                     // A station's screen stays open while the workstation runs.

@@ -1,0 +1,97 @@
+//! Where each station's window goes: one monitor side by side by default, or each on its own
+//! monitor (position and size per station, optionally fullscreen), from a TOML file.
+//!
+//! Owns: [`Layout`] and its validation. Reading the file is the command line's job.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowPlacement {
+    /// Top-left corner in desktop coordinates (a second monitor starts where the first ends,
+    /// e.g. `[1920, 0]`).
+    pub position: [f32; 2],
+    pub size: [f32; 2],
+    #[serde(default)]
+    pub fullscreen: bool,
+}
+
+/// One placement per station, in the order of the agencies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    pub stations: Vec<WindowPlacement>,
+}
+
+impl Layout {
+    /// Both windows side by side on one monitor of `width x height`.
+    pub fn side_by_side(stations: usize, width: f32, height: f32) -> Self {
+        let w = (width / stations.max(1) as f32).floor();
+        Layout {
+            stations: (0..stations)
+                .map(|i| WindowPlacement {
+                    position: [w * i as f32, 0.0],
+                    size: [w, height],
+                    fullscreen: false,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn from_toml(text: &str, stations: usize) -> Result<Self, String> {
+        let l: Layout = toml::from_str(text).map_err(|e| e.to_string())?;
+        if l.stations.len() != stations {
+            return Err(format!(
+                "the layout places {} windows; the workstation has {stations} stations",
+                l.stations.len()
+            ));
+        }
+        for (i, s) in l.stations.iter().enumerate() {
+            let ok = s.position.iter().chain(&s.size).all(|v| v.is_finite())
+                && (200.0..=16384.0).contains(&s.size[0])
+                && (200.0..=16384.0).contains(&s.size[1]);
+            if !ok {
+                return Err(format!(
+                    "station {}: size must be 200 to 16384 points, coordinates finite",
+                    i + 1
+                ));
+            }
+        }
+        Ok(l)
+    }
+
+    pub fn placement(&self, i: usize) -> WindowPlacement {
+        self.stations
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| Layout::side_by_side(i + 1, 1920.0, 1000.0).stations[i].clone())
+    }
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout::side_by_side(2, 1920.0, 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_parse_and_bad_ones_are_refused() {
+        let two_monitors = "[[stations]]\nposition = [0, 0]\nsize = [1920, 1080]\nfullscreen = true\n\n\
+                            [[stations]]\nposition = [1920, 0]\nsize = [1920, 1080]\nfullscreen = true\n";
+        let l = Layout::from_toml(two_monitors, 2).unwrap();
+        assert_eq!(l.placement(1).position, [1920.0, 0.0]);
+        assert!(l.placement(0).fullscreen);
+        assert!(Layout::from_toml(two_monitors, 3).is_err());
+        assert!(Layout::from_toml("[[stations]]\nposition = [0, 0]\nsize = [5, 5]\n", 1).is_err());
+        assert!(Layout::from_toml("nonsense", 2).is_err());
+        let shipped = include_str!("../../hardware/layouts/two-monitors.toml");
+        assert!(Layout::from_toml(shipped, 2).unwrap().placement(1).fullscreen);
+        let d = Layout::default();
+        assert_eq!(d.placement(0).position, [0.0, 0.0]);
+        assert_eq!(d.placement(1).position, [960.0, 0.0]);
+    }
+}
