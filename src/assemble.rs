@@ -50,9 +50,13 @@ pub struct AssemblyStats {
     pub air_updates: u64,
     /// Lines since the last full calibration cycle.
     pub lines_since_calibration: u64,
+    /// The most recent source faults (at most [`MAX_FAULTS`]).
     pub faults: Vec<String>,
     pub last_error: Option<String>,
 }
+
+/// Source faults kept for display.
+pub const MAX_FAULTS: usize = 100;
 
 /// Most placeholder lines shown for one gap (a ring's worth; longer gaps are only counted).
 pub const MAX_GAP_LINES: u64 = 4096;
@@ -121,6 +125,10 @@ impl Assembler {
             let line = match ev {
                 SourceEvent::Line(l) => l,
                 SourceEvent::Fault(f) => {
+                    // Keep the most recent faults only: a flapping source must not grow memory.
+                    if self.stats.faults.len() >= MAX_FAULTS {
+                        self.stats.faults.remove(0);
+                    }
                     self.stats.faults.push(f);
                     continue;
                 }
@@ -265,6 +273,9 @@ mod tests {
         // the five lost lines keep their place on screen, marked
         assert_eq!(b.missing, vec![false, true, true, true, true, true, false]);
         assert!(a.stats.last_error.as_deref().unwrap().contains("expected 8"));
+        a.feed((0..250).map(|k| SourceEvent::Fault(format!("fault {k}"))));
+        assert_eq!(a.stats.faults.len(), MAX_FAULTS);
+        assert_eq!(a.stats.faults.last().map(String::as_str), Some("fault 249"));
         let c = a.calibration.as_ref().unwrap();
         assert_eq!(c.dark_low[0], 1000.0);
         assert_eq!(c.air_low[0], 41000.0);
