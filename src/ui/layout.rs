@@ -20,6 +20,9 @@ pub struct WindowPlacement {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layout {
+    /// The belt moves the other way on screen: the newest line is drawn at the left edge.
+    #[serde(default)]
+    pub newest_at_left: bool,
     pub stations: Vec<WindowPlacement>,
 }
 
@@ -28,6 +31,7 @@ impl Layout {
     pub fn side_by_side(stations: usize, width: f32, height: f32) -> Self {
         let w = (width / stations.max(1) as f32).floor();
         Layout {
+            newest_at_left: false,
             stations: (0..stations)
                 .map(|i| WindowPlacement {
                     position: [w * i as f32, 0.0],

@@ -90,7 +90,7 @@ impl BagFrame {
         let line = self.first_line as f64 + b[0] as f64;
         let row = self.rows as f32 - b[1];
         egui::pos2(
-            self.origin.x + self.m.width - ((self.m.right_line - line) as f32) * self.m.scale,
+            self.origin.x + self.m.x_of_line(line),
             self.origin.y + (row - self.m.top_row) * self.m.scale,
         )
     }
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn screen_and_bag_coordinates_round_trip_at_any_zoom() {
         for zoom in [1.0, 3.0, 64.0] {
-            let v = ImageView { zoom, right_line: Some(5000.0), top_row: 100.0 };
+            let v = ImageView { zoom, right_line: Some(5000.0), top_row: 100.0, mirror: zoom > 2.0 };
             let m = v.mapping(900.0, 700.0, 1536, 6000);
             let f = BagFrame { m, origin: egui::pos2(10.0, 40.0), first_line: 4200, rows: 1536 };
             let p = egui::pos2(400.0, 300.0);

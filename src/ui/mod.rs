@@ -169,7 +169,7 @@ impl Workstation {
                 agency: a.clone(),
                 view: Preset::Standard.settings(),
                 preset: Preset::Standard,
-                image: ImageView::default(),
+                image: ImageView { mirror: layout.newest_at_left, ..ImageView::default() },
                 help: false,
             })
             .collect();
@@ -489,13 +489,16 @@ impl Workstation {
         let v0 = m.top_row / rows as f32;
         let v1 = ((m.top_row + m.visible_rows()) / rows as f32).min(1.0);
         let bottom = rect.top() + ((rows as f32 - m.top_row) * m.scale).min(rect.height());
-        let x_of = |line: f64| rect.right() - ((m.right_line - line) as f32) * m.scale;
+        let x_of = |line: f64| rect.left() + m.x_of_line(line);
         while l < m.right_line {
             let pos = l.rem_euclid(cap as f64);
             let end = m.right_line.min(l + (cap as f64 - pos));
             let (u0, u1) = ((pos / cap as f64) as f32, ((pos + end - l) / cap as f64) as f32);
-            let r = egui::Rect::from_min_max(egui::pos2(x_of(l), rect.top()), egui::pos2(x_of(end), bottom));
-            let uv = egui::Rect::from_min_max(egui::pos2(u0, v0), egui::pos2(u1, v1));
+            // A mirrored belt draws the piece right to left: its texture coordinates swap too.
+            let (x0, x1, ua, ub) =
+                if m.mirror { (x_of(end), x_of(l), u1, u0) } else { (x_of(l), x_of(end), u0, u1) };
+            let r = egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, bottom));
+            let uv = egui::Rect::from_min_max(egui::pos2(ua, v0), egui::pos2(ub, v1));
             ui.painter().with_clip_rect(rect).image(texture, r, uv, egui::Color32::WHITE);
             l = end;
         }

@@ -16,11 +16,14 @@ pub struct ImageView {
     pub right_line: Option<f64>,
     /// Channel row (from the top of the image) at the top edge.
     pub top_row: f32,
+    /// The belt runs the other way: the newest line is at the left edge (the "right line" of
+    /// the names below is then at the left).
+    pub mirror: bool,
 }
 
 impl Default for ImageView {
     fn default() -> Self {
-        ImageView { zoom: 1.0, right_line: None, top_row: 0.0 }
+        ImageView { zoom: 1.0, right_line: None, top_row: 0.0, mirror: false }
     }
 }
 
@@ -35,12 +38,25 @@ pub struct Mapping {
     pub top_row: f32,
     pub width: f32,
     pub height: f32,
+    /// Newest line at the left edge.
+    pub mirror: bool,
 }
 
 impl Mapping {
+    /// `x` measured from the edge where the newest lines are drawn, mirrored back.
+    fn unmirror(&self, x: f32) -> f32 {
+        if self.mirror { self.width - x } else { x }
+    }
+
     /// Scan coordinates (line, row) of a point `(x, y)` relative to the area's top-left corner.
     pub fn to_scan(&self, x: f32, y: f32) -> (f64, f32) {
+        let x = self.unmirror(x);
         (self.right_line - ((self.width - x) / self.scale) as f64, self.top_row + y / self.scale)
+    }
+
+    /// `x` (from the area's left edge) where `line` is drawn.
+    pub fn x_of_line(&self, line: f64) -> f32 {
+        self.unmirror(self.width - ((self.right_line - line) as f32) * self.scale)
     }
 
     /// Lines visible across the area.
@@ -65,12 +81,13 @@ impl ImageView {
         let visible_rows = height / scale;
         let top_row = self.top_row.clamp(0.0, (rows as f32 - visible_rows).max(0.0));
         let right_line = self.right_line.unwrap_or(head as f64).min(head as f64);
-        Mapping { scale, right_line, top_row, width, height }
+        Mapping { scale, right_line, top_row, width, height, mirror: self.mirror }
     }
 
     /// Zoom by `factor` keeping the scan point under `(x, y)` where it is.
     pub fn zoom_at(&mut self, factor: f32, x: f32, y: f32, m: &Mapping, rows: u32, head: u64) {
         let (line, row) = m.to_scan(x, y);
+        let x = m.unmirror(x);
         let zoom = (self.zoom * factor).clamp(1.0, MAX_ZOOM);
         if zoom == self.zoom {
             return;
@@ -86,13 +103,15 @@ impl ImageView {
 
     /// Move the image by `(dx, dy)` screen points (dragging it).
     pub fn pan_by(&mut self, dx: f32, dy: f32, m: &Mapping, head: u64) {
+        let dx = if m.mirror { -dx } else { dx };
         let right = m.right_line - (dx / m.scale) as f64;
         self.right_line = if right >= head as f64 { None } else { Some(right) };
         self.top_row = m.top_row - dy / m.scale;
     }
 
+    /// Back to the whole live image (the belt direction stays).
     pub fn reset(&mut self) {
-        *self = ImageView::default();
+        *self = ImageView { mirror: self.mirror, ..ImageView::default() };
     }
 }
 
@@ -121,6 +140,26 @@ mod tests {
         assert_eq!(v.zoom, MAX_ZOOM);
         v.reset();
         assert_eq!(v, ImageView::default());
+    }
+
+    #[test]
+    fn a_mirrored_belt_draws_the_newest_line_on_the_left_and_zooms_the_same() {
+        let mut v = ImageView { mirror: true, ..Default::default() };
+        let m = v.mapping(800.0, 600.0, 1536, 10_000);
+        assert!(m.x_of_line(10_000.0).abs() < 1e-3, "newest at the left edge");
+        assert!(m.x_of_line(9_999.0) > 0.0);
+        let (line, _) = m.to_scan(m.x_of_line(9_500.0), 10.0);
+        assert!((line - 9_500.0).abs() < 1e-3);
+        let before = m.to_scan(300.0, 200.0);
+        v.zoom_at(4.0, 300.0, 200.0, &m, 1536, 10_000);
+        let after = v.mapping(800.0, 600.0, 1536, 10_000).to_scan(300.0, 200.0);
+        assert!((before.0 - after.0).abs() < 1e-3 && (before.1 - after.1).abs() < 1e-3);
+        // dragging towards the old side (right, here) holds the view
+        let m = v.mapping(800.0, 600.0, 1536, 10_000);
+        v.pan_by(-200.0, 0.0, &m, 10_000);
+        assert!(v.right_line.is_some());
+        v.reset();
+        assert!(v.mirror && v.is_live());
     }
 
     #[test]
