@@ -42,3 +42,14 @@ const BINS: u32 = 256u;
 fn bin_of(i: f32) -> u32 {
     return min(u32(max(i * f32(BINS), 0.0)), BINS - 1u);
 }
+
+// Ring index of line `k` of a region starting at `line0` (line0 < lines, k < lines).
+fn ring_line(line0: u32, k: u32, lines: u32) -> u32 {
+    let l = line0 + k;
+    return select(l, l - lines, l >= lines);
+}
+
+// The next line of the ring.
+fn next_ring_line(l: u32, lines: u32) -> u32 {
+    return select(l + 1u, 0u, l + 1u == lines);
+}

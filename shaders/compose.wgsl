@@ -122,10 +122,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let k1 = min(k0 + RUN, p.nlines);
-    var l = p.line0 + k0;
-    if l >= p.lines {
-        l -= p.lines;
-    }
+    var l = ring_line(p.line0, k0, p.lines);
     var above = row_at(line_step(l, false), c);
     var here = row_at(l, c);
     for (var k = k0; k < k1; k++) {
@@ -133,10 +130,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         compose_pixel(l, c, above, here, below);
         above = here;
         here = below;
-        l += 1u;
-        if l == p.lines {
-            l = 0u;
-        }
+        l = next_ring_line(l, p.lines);
     }
 }
 

@@ -58,10 +58,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let k1 = min(k0 + RUN, p.nlines);
     let cal = calib[c];
-    var l = p.line0 + k0;
-    if l >= p.lines {
-        l -= p.lines;
-    }
+    var l = ring_line(p.line0, k0, p.lines);
     for (var k = k0; k < k1; k++) {
         let i = l * p.channels + c;
         let v = raw[i];
@@ -69,9 +66,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let a_high = attenuation(v >> 16u, cal.y, cal.w);
         let f = vec4<f32>(a_low, a_high, zeff_of(a_low, a_high), exp(-(a_low + a_high) * 0.5));
         textureStore(feat, vec2<u32>(c, l), f);
-        l += 1u;
-        if l == p.lines {
-            l = 0u;
-        }
+        l = next_ring_line(l, p.lines);
     }
 }
