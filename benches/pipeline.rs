@@ -19,7 +19,7 @@ use twinspect::domain::scan::{LineKind, RawLine};
 use twinspect::domain::synth::{SyntheticScanner, generate_bag};
 use twinspect::domain::view::Preset;
 use twinspect::pipeline::cpu;
-use twinspect::pipeline::gpu::{GpuContext, GpuImage, Kernels, LiveView, Work};
+use twinspect::pipeline::gpu::{GpuContext, GpuImage, ImageSpec, Kernels, LiveView, Work};
 use twinspect::source::{CALIBRATION_LINES, SourceEvent};
 
 /// (lines, channels); named "channels x lines" as in the issue (2048 channels x 1536 lines).
@@ -123,8 +123,14 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("live");
     g.sample_size(10).measurement_time(Duration::from_secs(6));
     let channels = 2048usize;
-    let mut live =
-        LiveView::new(&ctx.device, &ctx.queue, &kernels, channels as u32, 4096, 65535, &lut, 2).unwrap();
+    let mut live = LiveView::new(
+        &ctx.device,
+        &ctx.queue,
+        &kernels,
+        ImageSpec { channels: channels as u32, lines: 4096, full_scale: 65535, views: 2 },
+        &lut,
+    )
+    .unwrap();
     let f = make_frame(1024, channels);
     let mut asm = Assembler::new(channels, 65535);
     let cal_events = calibration_events(channels);

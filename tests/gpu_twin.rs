@@ -16,7 +16,7 @@ use twinspect::domain::profile::ScannerProfile;
 use twinspect::domain::rng::Rng;
 use twinspect::domain::view::{Preset, ViewSettings};
 use twinspect::pipeline::cpu;
-use twinspect::pipeline::gpu::{GpuContext, GpuImage, Kernels, LiveView, Work};
+use twinspect::pipeline::gpu::{GpuContext, GpuImage, ImageSpec, Kernels, LiveView, Work};
 
 struct Rig {
     ctx: GpuContext,
@@ -207,8 +207,14 @@ fn live_ring_processes_new_lines_like_a_full_render_for_two_stations() {
     let channels = 96usize;
     let mut rng = Rng::new(99);
     let calib = calib_table(channels, &mut rng);
-    let mut live =
-        LiveView::new(&ctx.device, &ctx.queue, &kernels, channels as u32, 256, FULL, &lut, 2).unwrap();
+    let mut live = LiveView::new(
+        &ctx.device,
+        &ctx.queue,
+        &kernels,
+        ImageSpec { channels: channels as u32, lines: 256, full_scale: FULL, views: 2 },
+        &lut,
+    )
+    .unwrap();
     let cap = live.capacity() as usize;
     assert_eq!(cap, 256);
     live.set_calibration(&ctx.queue, &calib);

@@ -280,6 +280,16 @@ impl Work {
     }
 }
 
+/// Size of an image on the GPU and how many stations view it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageSpec {
+    pub channels: u32,
+    pub lines: u32,
+    /// Largest ADC code of the raw samples.
+    pub full_scale: u16,
+    pub views: usize,
+}
+
 /// The GPU buffers of one image of `lines x channels` (a frame, or the live ring).
 pub struct GpuImage {
     pub channels: u32,
@@ -322,21 +332,18 @@ impl GpuImage {
         full_scale: u16,
         lut: &MaterialLut,
     ) -> Result<Self, GpuError> {
-        Self::with_views(device, queue, kernels, channels, lines, full_scale, lut, 1)
+        Self::with_views(device, queue, kernels, ImageSpec { channels, lines, full_scale, views: 1 }, lut)
     }
 
-    /// An image shown under `views` independent view settings (one per station).
-    #[allow(clippy::too_many_arguments)]
+    /// An image shown under `spec.views` independent view settings (one per station).
     pub fn with_views(
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         kernels: &Kernels,
-        channels: u32,
-        lines: u32,
-        full_scale: u16,
+        spec: ImageSpec,
         lut: &MaterialLut,
-        views: usize,
     ) -> Result<Self, GpuError> {
+        let ImageSpec { channels, lines, full_scale, views } = spec;
         let limits = device.limits();
         let too_large = |why: String| GpuError::TooLarge { lines, channels, why };
         if channels == 0 || lines == 0 {
@@ -780,20 +787,18 @@ pub struct LiveView {
 
 impl LiveView {
     /// `lines` is rounded up to a multiple of 256 (the largest CLAHE tile) so tiles never
-    /// straddle the ring's seam. `views`: how many stations look at it, each with its own settings.
-    #[allow(clippy::too_many_arguments)]
+    /// straddle the ring's seam. `spec.views`: how many stations look at it, each with its own
+    /// settings.
     pub fn new(
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         kernels: &Kernels,
-        channels: u32,
-        lines: u32,
-        full_scale: u16,
+        spec: ImageSpec,
         lut: &MaterialLut,
-        views: usize,
     ) -> Result<Self, GpuError> {
-        let lines = lines.max(256).div_ceil(256) * 256;
-        let image = GpuImage::with_views(device, queue, kernels, channels, lines, full_scale, lut, views)?;
+        let lines = spec.lines.max(256).div_ceil(256) * 256;
+        let ImageSpec { channels, full_scale, views, .. } = spec;
+        let image = GpuImage::with_views(device, queue, kernels, ImageSpec { lines, ..spec }, lut)?;
         // Lines not received yet hold full-scale samples, which read as air under any
         // calibration: an empty ring is white, never black or flagged dense.
         let fs = vec![full_scale; (lines * channels) as usize];

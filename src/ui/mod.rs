@@ -32,7 +32,7 @@ use crate::domain::inspection::{AgencyConfig, InspectionConfig, OutcomeState};
 use crate::domain::material::MaterialLut;
 use crate::domain::profile::ScannerProfile;
 use crate::domain::view::{Preset, ViewSettings};
-use crate::pipeline::gpu::{Kernels, LiveView, describe_adapter, required_limits};
+use crate::pipeline::gpu::{ImageSpec, Kernels, LiveView, describe_adapter, required_limits};
 use crate::source::{RunningSource, SourceEvent};
 
 /// Console keys: F1 is always the plain standard image.
@@ -177,16 +177,13 @@ impl Workstation {
         let gpu = match cc.wgpu_render_state.as_ref() {
             Some(rs) => {
                 let kernels = Kernels::new(&rs.device);
-                match LiveView::new(
-                    &rs.device,
-                    &rs.queue,
-                    &kernels,
-                    profile.channels,
-                    LIVE_LINES,
-                    profile.full_scale(),
-                    &lut,
-                    stations.len(),
-                ) {
+                let spec = ImageSpec {
+                    channels: profile.channels,
+                    lines: LIVE_LINES,
+                    full_scale: profile.full_scale(),
+                    views: stations.len(),
+                };
+                match LiveView::new(&rs.device, &rs.queue, &kernels, spec, &lut) {
                     Ok(live) => {
                         let textures = (0..stations.len())
                             .map(|i| {
