@@ -53,6 +53,10 @@ pub struct AssemblyStats {
     /// The most recent source faults (at most [`MAX_FAULTS`]).
     pub faults: Vec<String>,
     pub last_error: Option<String>,
+    /// The scanner's latest own report, if it sends any.
+    pub scanner: Option<crate::source::ScannerStatus>,
+    /// The link as the source last reported it (`None`: never reported, as for the emulator).
+    pub link: Option<(bool, String)>,
 }
 
 /// Source faults kept for display.
@@ -118,6 +122,14 @@ impl Assembler {
         self.air.clear();
     }
 
+    fn fault(&mut self, f: String) {
+        // Keep the most recent faults only: a flapping source must not grow memory.
+        if self.stats.faults.len() >= MAX_FAULTS {
+            self.stats.faults.remove(0);
+        }
+        self.stats.faults.push(f);
+    }
+
     /// Feed events; returns the lines to show and whether the calibration changed.
     pub fn feed(&mut self, events: impl IntoIterator<Item = SourceEvent>) -> Batch {
         let mut batch = Batch::default();
@@ -125,11 +137,18 @@ impl Assembler {
             let line = match ev {
                 SourceEvent::Line(l) => l,
                 SourceEvent::Fault(f) => {
-                    // Keep the most recent faults only: a flapping source must not grow memory.
-                    if self.stats.faults.len() >= MAX_FAULTS {
-                        self.stats.faults.remove(0);
+                    self.fault(f);
+                    continue;
+                }
+                SourceEvent::Status(s) => {
+                    self.stats.scanner = Some(s);
+                    continue;
+                }
+                SourceEvent::Link { up, detail } => {
+                    if !up {
+                        self.fault(format!("link down: {detail}"));
                     }
-                    self.stats.faults.push(f);
+                    self.stats.link = Some((up, detail));
                     continue;
                 }
                 SourceEvent::BagStart { bag, item_id } => {

@@ -1,12 +1,17 @@
 //! Line sources: everything that delivers detector lines to the workstation arrives as
 //! [`SourceEvent`]s on one bounded channel, so the rest of the program cannot tell a live scanner
-//! from the emulator (serial, GigE Vision and replay sources join here later).
+//! from the emulator. Sources are named by URL ([`url::SourceUrl`], [`open`]).
 //!
-//! Owns: [`SourceEvent`], [`SourceStats`], and the built-in synthetic scanner thread
-//! ([`spawn_synthetic`]) that paces lines at the profile's line rate. A full channel never blocks
-//! a source: like a real scanner it drops the line and counts it.
+//! Owns: [`SourceEvent`], [`SourceStats`], [`open`], the built-in synthetic scanner thread
+//! ([`spawn_synthetic`]) that paces lines at the profile's line rate, the serial driver
+//! ([`serial`]) and the scanner emulator ([`emulator`]). A full channel never blocks a source:
+//! like a real scanner it drops the line and counts it.
 //!
 //! Must not import: egui, wgpu.
+
+pub mod emulator;
+pub mod serial;
+pub mod url;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +40,28 @@ pub enum SourceEvent {
     },
     /// Source-level problem, shown to the operator; the source may recover.
     Fault(String),
+    /// The scanner's own state report.
+    Status(ScannerStatus),
+    /// The link came up or went down (cable pulled, device gone, silence), with why.
+    Link {
+        up: bool,
+        detail: String,
+    },
+}
+
+/// What a scanner reports about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ScannerStatus {
+    pub tube_on: bool,
+    pub belt_running: bool,
+    pub belt_reversed: bool,
+    pub interlock_open: bool,
+    pub fault: bool,
+    pub kv: f32,
+    pub ma: f32,
+    pub temp_c: f32,
+    pub belt_mm_s: f32,
+    pub line_rate_hz: f32,
 }
 
 /// Counters shared between a source and whoever shows its health.
@@ -44,6 +71,28 @@ pub struct SourceStats {
     /// Lines dropped because the consumer did not keep up.
     pub lines_dropped: AtomicU64,
     pub bags: AtomicU64,
+    /// The link is up (always for the synthetic scanner).
+    pub connected: AtomicBool,
+    /// Times the link came back after being lost.
+    pub reconnects: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Frames or headers refused by a checksum.
+    pub crc_errors: AtomicU64,
+    /// Bytes skipped while resynchronising.
+    pub bytes_skipped: AtomicU64,
+    /// Frames with good checksums that made no sense (or of unknown type).
+    pub malformed: AtomicU64,
+    /// Frames lost on the link according to their sequence numbers.
+    pub frames_lost: AtomicU64,
+    /// Packet resends asked for / honoured (GigE Vision).
+    pub resends_requested: AtomicU64,
+    pub resends_honoured: AtomicU64,
+}
+
+impl SourceStats {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
 }
 
 /// A running source: its events, its counters, and a stop switch (also on drop).
@@ -51,8 +100,48 @@ pub struct RunningSource {
     pub events: Receiver<SourceEvent>,
     pub stats: Arc<SourceStats>,
     pub description: String,
+    /// Host commands to the scanner, where the source can carry them (serial).
+    pub commands: Option<Sender<serial::codec::Command>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl RunningSource {
+    /// Ask the scanner to do something; false when this source cannot carry commands.
+    pub fn command(&self, c: serial::codec::Command) -> bool {
+        self.commands.as_ref().is_some_and(|tx| tx.try_send(c).is_ok())
+    }
+}
+
+/// Where the profile comes from when a URL names one.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Url(#[from] url::UrlError),
+    #[error("gige:// sources are not available yet")]
+    NotYet,
+    #[error(transparent)]
+    Physics(#[from] crate::domain::physics::PhysicsError),
+}
+
+/// Start the source a URL names, delivering lines of `profile`'s width.
+pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSource, OpenError> {
+    match u.scheme.as_str() {
+        "synthetic" => {
+            u.only_keys(&["seed", "profile", "speed", "drift", "gap_mm"])?;
+            let d = SyntheticOptions::default();
+            let opts = SyntheticOptions {
+                seed: u.get("seed", d.seed)?,
+                speed: u.get("speed", d.speed)?,
+                drift: u.get("drift", d.drift)?,
+                gap_mm: u.get("gap_mm", d.gap_mm)?,
+                ..d
+            };
+            Ok(spawn_synthetic(profile, opts)?)
+        }
+        "serial" => Ok(serial::spawn(serial::SerialOptions::from_url(u)?)),
+        _ => Err(OpenError::NotYet),
+    }
 }
 
 impl Drop for RunningSource {
@@ -87,7 +176,17 @@ impl Default for SyntheticOptions {
 /// Dark and air lines the synthetic scanner sends first (its calibration cycle).
 pub const CALIBRATION_LINES: usize = 64;
 
-fn send(tx: &Sender<SourceEvent>, stats: &SourceStats, ev: SourceEvent) -> bool {
+/// Hand an event to the consumer. A line finding the channel full is dropped and counted (a
+/// scanner cannot wait); bag, status and link events wait up to a second, since losing one would
+/// merge two bags or hide a fault. False when the consumer is gone.
+pub(crate) fn send(tx: &Sender<SourceEvent>, stats: &SourceStats, ev: SourceEvent) -> bool {
+    if !matches!(ev, SourceEvent::Line(_)) {
+        return match tx.send_timeout(ev, Duration::from_secs(1)) {
+            Ok(()) => true,
+            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => true,
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => false,
+        };
+    }
     match tx.try_send(ev) {
         Ok(()) => {
             stats.lines_sent.fetch_add(1, Ordering::Relaxed);
@@ -109,6 +208,7 @@ pub fn spawn_synthetic(
 ) -> Result<RunningSource, crate::domain::physics::PhysicsError> {
     let (tx, rx) = bounded(opts.capacity.max(16));
     let stats = Arc::new(SourceStats::default());
+    stats.connected.store(true, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
     let mut scanner = SyntheticScanner::new(profile, opts.seed)?;
     let profile = profile.clone();
@@ -171,7 +271,7 @@ pub fn spawn_synthetic(
             }
         })
         .expect("spawn synthetic scanner thread");
-    Ok(RunningSource { events: rx, stats, description, stop, thread: Some(thread) })
+    Ok(RunningSource { events: rx, stats, description, commands: None, stop, thread: Some(thread) })
 }
 
 #[cfg(test)]

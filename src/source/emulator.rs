@@ -1,0 +1,552 @@
+//! The scanner emulator: the physics-based synthetic scanner speaking the serial line protocol
+//! (`hardware/serial-protocol.md`) at the profile's line rate, over a pseudo-terminal it creates
+//! or a serial device it opens, with injectable faults (lost frames, corrupted bytes, noise bursts,
+//! disconnects). Integrators test their set-up with it; the tests test the driver with it.
+//!
+//! Owns: [`Script`] (what a scanner sends, line by line: calibration cycle, empty belt, bags with
+//! tags, status and heartbeat), [`Impairments`], [`serve_serial`] and its [`EmulatorStats`]; the
+//! host-command handling (belt start/stop/reverse, status, calibrate, each acknowledged).
+//!
+//! Must not import: egui, wgpu.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serialport::SerialPort;
+
+use super::serial::SerialOptions;
+use super::serial::codec::{self, Command, Decoder, Frame, Status, WireLineKind};
+use crate::domain::physics::PhysicsError;
+use crate::domain::profile::ScannerProfile;
+use crate::domain::rng::Rng;
+use crate::domain::scan::{LineKind, RawLine};
+use crate::domain::synth::{SyntheticScanner, generate_bag};
+
+/// What the emulated scanner sends next, one item at a time (no timing, no I/O).
+pub struct Script {
+    scanner: SyntheticScanner,
+    profile: ScannerProfile,
+    seed: u64,
+    bag_no: u32,
+    queue: VecDeque<Frame>,
+    next_line: u32,
+    gap_lines: usize,
+    /// Send BAG_START/BAG_END (some scanners do not: the workstation then segments the image).
+    pub signal_bags: bool,
+    /// Relative tube output drift amplitude (slow sine, one period a minute at the line rate).
+    pub drift: f64,
+    lines_made: u64,
+}
+
+impl Script {
+    pub fn new(profile: &ScannerProfile, seed: u64, gap_mm: f64) -> Result<Self, PhysicsError> {
+        let mut s = Script {
+            scanner: SyntheticScanner::new(profile, seed)?,
+            profile: profile.clone(),
+            seed,
+            bag_no: 0,
+            queue: VecDeque::new(),
+            next_line: 0,
+            gap_lines: (gap_mm / profile.line_pitch_mm()).ceil().max(1.0) as usize,
+            signal_bags: true,
+            drift: 0.0,
+            lines_made: 0,
+        };
+        s.calibrate();
+        Ok(s)
+    }
+
+    fn push_line(&mut self, l: RawLine) {
+        let kind = match l.kind {
+            LineKind::Dark => WireLineKind::Dark,
+            LineKind::Air => WireLineKind::Air,
+            LineKind::Scan => WireLineKind::Scan,
+        };
+        self.queue.push_back(Frame::Line { line: self.next_line, kind, low: l.low, high: l.high });
+        self.next_line = self.next_line.wrapping_add(1);
+        self.lines_made += 1;
+    }
+
+    /// Queue a calibration cycle (dark, then air), sent before anything else still to come.
+    pub fn calibrate(&mut self) {
+        let pending: Vec<Frame> = self.queue.drain(..).collect();
+        // Lines already numbered but not sent are renumbered after the cycle.
+        let unsent = pending.iter().filter(|f| matches!(f, Frame::Line { .. })).count() as u32;
+        self.next_line = self.next_line.wrapping_sub(unsent);
+        self.lines_made -= u64::from(unsent);
+        let (dark, air) = self.scanner.calibration_lines(super::CALIBRATION_LINES);
+        for l in dark.into_iter().chain(air) {
+            self.push_line(l);
+        }
+        for f in pending {
+            match f {
+                Frame::Line { kind, low, high, .. } => {
+                    let kind = match kind {
+                        WireLineKind::Dark => LineKind::Dark,
+                        WireLineKind::Air => LineKind::Air,
+                        WireLineKind::Scan => LineKind::Scan,
+                    };
+                    self.push_line(RawLine { seq: 0, kind, low, high });
+                }
+                other => self.queue.push_back(other),
+            }
+        }
+    }
+
+    fn refill(&mut self) {
+        let rate = self.profile.line_rate_hz;
+        for _ in 0..self.gap_lines {
+            self.scanner.tube_output =
+                1.0 + self.drift * (self.lines_made as f64 / rate / 60.0 * std::f64::consts::TAU).sin();
+            let l = self.scanner.air_line();
+            self.push_line(l);
+        }
+        let bag = generate_bag(
+            self.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(self.bag_no)),
+            &self.profile,
+        );
+        let no = self.bag_no;
+        self.bag_no = self.bag_no.wrapping_add(1);
+        if self.signal_bags {
+            let tag = format!("TS{:06}{:04}", self.seed % 1_000_000, no % 10_000);
+            self.queue.push_back(Frame::BagStart { bag: no, tag });
+        }
+        let lines: Vec<RawLine> = self.scanner.bag_lines(&bag).collect();
+        for l in lines {
+            self.push_line(l);
+        }
+        if self.signal_bags {
+            self.queue.push_back(Frame::BagEnd { bag: no });
+        }
+    }
+
+    /// The next frame (lines, bag markers), forever.
+    pub fn next_frame(&mut self) -> Frame {
+        if self.queue.is_empty() {
+            self.refill();
+        }
+        self.queue.pop_front().expect("refill queues lines")
+    }
+
+    /// Bags begun so far.
+    pub fn bags(&self) -> u32 {
+        self.bag_no
+    }
+}
+
+/// Faults to inject on the link (probabilities per frame).
+#[derive(Clone, Debug, Default)]
+pub struct Impairments {
+    /// Drop the whole frame.
+    pub loss: f64,
+    /// Flip one random byte of the frame.
+    pub corrupt: f64,
+    /// Send 1-64 random bytes before the frame.
+    pub noise: f64,
+    /// Drop the link this often (pty: the terminal disappears and a new one takes its place)...
+    pub disconnect_every: Option<Duration>,
+    /// ...for this long (the scanner keeps scanning: what it scans meanwhile is lost).
+    pub disconnect_for: Duration,
+    pub seed: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct EmulatorStats {
+    pub frames: AtomicU64,
+    pub lines: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Frames dropped on purpose (loss) or while disconnected.
+    pub frames_dropped: AtomicU64,
+    pub frames_corrupted: AtomicU64,
+    pub noise_bursts: AtomicU64,
+    pub disconnects: AtomicU64,
+    /// Frames that could not be written (nobody reading: the port's buffer stayed full).
+    pub unsent: AtomicU64,
+    pub commands: AtomicU64,
+    pub bags: AtomicU64,
+}
+
+#[derive(Clone, Debug)]
+pub enum SerialTarget {
+    /// Create a pseudo-terminal; optionally keep a symlink at this path pointing at it (it moves
+    /// to the new terminal after an injected disconnect, like a USB adapter's by-id name).
+    Pty { link: Option<PathBuf> },
+    /// Open this device.
+    Device(SerialOptions),
+}
+
+#[derive(Clone, Debug)]
+pub struct EmulatorOptions {
+    pub seed: u64,
+    /// Line rate relative to the profile's.
+    pub speed: f64,
+    pub gap_mm: f64,
+    pub drift: f64,
+    pub signal_bags: bool,
+    pub impair: Impairments,
+}
+
+impl Default for EmulatorOptions {
+    fn default() -> Self {
+        EmulatorOptions {
+            seed: 1,
+            speed: 1.0,
+            gap_mm: 250.0,
+            drift: 0.0,
+            signal_bags: true,
+            impair: Impairments::default(),
+        }
+    }
+}
+
+/// A running emulator; stops (and removes its symlink) when dropped.
+pub struct Emulator {
+    pub stats: Arc<EmulatorStats>,
+    path: Arc<Mutex<String>>,
+    link: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Where a client connects: the symlink if one was asked for, else the current device.
+    pub fn path(&self) -> String {
+        match &self.link {
+            Some(l) => l.display().to_string(),
+            None => self.path.lock().map(|p| p.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Stop at once (also on drop).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(l) = &self.link {
+            let _ = std::fs::remove_file(l);
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Bytes a second a line needs on the wire at the profile's line rate.
+pub fn link_bytes_per_second(profile: &ScannerProfile, speed: f64) -> f64 {
+    (codec::OVERHEAD + 8 + 4 * profile.channels as usize) as f64 * profile.line_rate_hz * speed
+}
+
+struct Port {
+    port: Box<dyn SerialPort>,
+    /// The pty's other end, held so the terminal exists while no client has it open.
+    _slave: Option<serialport::TTYPort>,
+}
+
+fn replace_link(link: &Path, target: &str) -> std::io::Result<()> {
+    let tmp = link.with_extension("twinspect-tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    std::fs::rename(&tmp, link)
+}
+
+fn open_target(target: &SerialTarget) -> anyhow::Result<(Port, String)> {
+    match target {
+        SerialTarget::Pty { link } => {
+            let (mut master, mut slave) = serialport::TTYPort::pair()
+                .map_err(|e| anyhow::anyhow!("cannot create a pseudo-terminal: {e}"))?;
+            // Let the client open the terminal too (the pair is opened exclusive).
+            slave.set_exclusive(false)?;
+            master.set_timeout(Duration::from_millis(200))?;
+            let name = slave.name().ok_or_else(|| anyhow::anyhow!("pseudo-terminal without a name"))?;
+            if let Some(l) = link {
+                replace_link(l, &name).map_err(|e| anyhow::anyhow!("symlink {}: {e}", l.display()))?;
+            }
+            Ok((Port { port: Box::new(master), _slave: Some(slave) }, name))
+        }
+        SerialTarget::Device(o) => {
+            let port = serialport::new(&o.path, o.baud)
+                .parity(o.parity)
+                .data_bits(o.data_bits)
+                .stop_bits(o.stop_bits)
+                .flow_control(o.flow)
+                .timeout(Duration::from_millis(200))
+                .open()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", o.path))?;
+            Ok((Port { port, _slave: None }, o.path.clone()))
+        }
+    }
+}
+
+struct Link {
+    seq: u32,
+    rng: Rng,
+    impair: Impairments,
+    stats: Arc<EmulatorStats>,
+    bytes: Vec<u8>,
+}
+
+impl Link {
+    /// Encode and send one frame through the impairments. False when the port failed.
+    fn send(&mut self, port: &mut dyn SerialPort, frame: &Frame) -> bool {
+        let r = Ordering::Relaxed;
+        self.bytes.clear();
+        if codec::encode(self.seq, frame, &mut self.bytes).is_err() {
+            return true; // the script never makes such frames
+        }
+        self.seq = self.seq.wrapping_add(1);
+        if matches!(frame, Frame::Line { .. }) {
+            self.stats.lines.fetch_add(1, r);
+        }
+        if self.rng.chance(self.impair.loss) {
+            self.stats.frames_dropped.fetch_add(1, r);
+            return true;
+        }
+        if self.rng.chance(self.impair.corrupt) {
+            let i = self.rng.int(0, self.bytes.len() as i64 - 1) as usize;
+            self.bytes[i] ^= 1 << self.rng.int(0, 7);
+            self.stats.frames_corrupted.fetch_add(1, r);
+        }
+        if self.rng.chance(self.impair.noise) {
+            let n = self.rng.int(1, 64) as usize;
+            let noise: Vec<u8> = (0..n).map(|_| self.rng.next_u64() as u8).collect();
+            self.bytes.splice(0..0, noise);
+            self.stats.noise_bursts.fetch_add(1, r);
+        }
+        match port.write_all(&self.bytes) {
+            Ok(()) => {
+                self.stats.frames.fetch_add(1, r);
+                self.stats.bytes.fetch_add(self.bytes.len() as u64, r);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                self.stats.unsent.fetch_add(1, r);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+struct State {
+    belt_running: bool,
+    reversed: bool,
+    started: Instant,
+}
+
+impl State {
+    fn status(&self, profile: &ScannerProfile, speed: f64) -> Frame {
+        let mut state = Status::TUBE_ON;
+        if self.belt_running {
+            state |= Status::BELT_RUNNING;
+        }
+        if self.reversed {
+            state |= Status::BELT_REVERSED;
+        }
+        Frame::Status(Status {
+            state,
+            kv_x10: (profile.kvp * 10).min(u32::from(u16::MAX)) as u16,
+            ma_x100: 100,
+            temp_c_x10: 315,
+            belt_mm_s: (profile.belt_speed_m_s * 1000.0 * speed).round().min(65535.0) as u16,
+            line_rate_hz: (profile.line_rate_hz * speed).round().min(65535.0) as u16,
+        })
+    }
+}
+
+/// Serve the synthetic scanner over a serial link until dropped.
+pub fn serve_serial(
+    profile: &ScannerProfile,
+    opts: EmulatorOptions,
+    target: SerialTarget,
+) -> anyhow::Result<Emulator> {
+    let mut script = Script::new(profile, opts.seed, opts.gap_mm)?;
+    script.signal_bags = opts.signal_bags;
+    script.drift = opts.drift;
+    let (port, name) = open_target(&target)?;
+    let stats = Arc::new(EmulatorStats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let path = Arc::new(Mutex::new(name));
+    let link = match &target {
+        SerialTarget::Pty { link } => link.clone(),
+        SerialTarget::Device(_) => None,
+    };
+    let profile = profile.clone();
+    let (st, sp, pa) = (stats.clone(), stop.clone(), path.clone());
+    let thread = std::thread::Builder::new().name("scanner emulator".into()).spawn(move || {
+        let mut link = Link {
+            seq: 0,
+            rng: Rng::new(opts.impair.seed ^ 0x5EED),
+            impair: opts.impair.clone(),
+            stats: st.clone(),
+            bytes: Vec::new(),
+        };
+        let mut port = Some(port);
+        let rate = profile.line_rate_hz * opts.speed.max(1e-3);
+        let mut state = State { belt_running: true, reversed: false, started: Instant::now() };
+        let t0 = Instant::now();
+        let mut lines_due_done: u64 = 0;
+        let mut last_tick = Instant::now() - Duration::from_secs(1);
+        let mut next_disconnect = opts.impair.disconnect_every.map(|d| t0 + d);
+        let mut reconnect_at: Option<Instant> = None;
+        let mut decoder = Decoder::new();
+        let mut rx = vec![0u8; 4096];
+        let mut pending_acks: Vec<Frame> = Vec::new();
+        while !sp.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            // Injected disconnects: the link disappears, the belt keeps running.
+            if let Some(at) = next_disconnect
+                && now >= at
+                && port.is_some()
+            {
+                port = None;
+                st.disconnects.fetch_add(1, Ordering::Relaxed);
+                reconnect_at = Some(now + opts.impair.disconnect_for);
+                next_disconnect = opts.impair.disconnect_every.map(|d| now + opts.impair.disconnect_for + d);
+            }
+            if let Some(at) = reconnect_at
+                && now >= at
+            {
+                match open_target(&target) {
+                    Ok((p, name)) => {
+                        if let Ok(mut g) = pa.lock() {
+                            *g = name;
+                        }
+                        port = Some(p);
+                        reconnect_at = None;
+                    }
+                    Err(e) => {
+                        log::warn!("emulator: reopening the link: {e}");
+                        reconnect_at = Some(now + Duration::from_millis(200));
+                    }
+                }
+            }
+            // Host commands.
+            if let Some(p) = port.as_mut()
+                && p.port.bytes_to_read().unwrap_or(0) > 0
+                && let Ok(n) = p.port.read(&mut rx)
+            {
+                decoder.push(&rx[..n], |r| {
+                    if let Frame::Command { command } = r.frame {
+                        st.commands.fetch_add(1, Ordering::Relaxed);
+                        let result = match Command::from_u8(command) {
+                            Some(Command::BeltStart) => {
+                                state.belt_running = true;
+                                0
+                            }
+                            Some(Command::BeltStop) => {
+                                state.belt_running = false;
+                                0
+                            }
+                            Some(Command::BeltReverse) => {
+                                state.reversed = !state.reversed;
+                                0
+                            }
+                            Some(Command::SendStatus) => 0,
+                            Some(Command::Calibrate) => {
+                                script.calibrate();
+                                0
+                            }
+                            None => 2,
+                        };
+                        pending_acks.push(Frame::Ack { frame: r.seq, command, result });
+                        pending_acks.push(state.status(&profile, opts.speed));
+                    }
+                });
+            }
+            let mut frames: Vec<Frame> = std::mem::take(&mut pending_acks);
+            // Once a second: heartbeat and status.
+            if now.duration_since(last_tick) >= Duration::from_secs(1) {
+                last_tick = now;
+                let uptime_ms = state.started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
+                frames.push(Frame::Heartbeat { uptime_ms });
+                frames.push(state.status(&profile, opts.speed));
+            }
+            // Lines due by now (the belt moves whether or not anyone listens).
+            let due = (t0.elapsed().as_secs_f64() * rate) as u64;
+            let n = due.saturating_sub(lines_due_done).min(4096);
+            lines_due_done = due.max(lines_due_done);
+            if state.belt_running {
+                let mut made = 0;
+                while made < n {
+                    let f = script.next_frame();
+                    if matches!(f, Frame::Line { .. }) {
+                        made += 1;
+                    }
+                    frames.push(f);
+                }
+            }
+            st.bags.store(u64::from(script.bags()), Ordering::Relaxed);
+            match port.as_mut() {
+                Some(p) => {
+                    for f in &frames {
+                        if !link.send(p.port.as_mut(), f) {
+                            // the far end is gone for good (device removed): try again later
+                            port = None;
+                            reconnect_at = Some(Instant::now() + Duration::from_millis(200));
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    st.frames_dropped.fetch_add(frames.len() as u64, Ordering::Relaxed);
+                }
+            }
+            if frames.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    })?;
+    Ok(Emulator { stats, path, link, stop, thread: Some(thread) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_calibrates_then_scans_bags_with_contiguous_numbers() {
+        let p = ScannerProfile::load("desk-140").unwrap();
+        let mut s = Script::new(&p, 3, 20.0).unwrap();
+        let mut kinds = Vec::new();
+        let mut markers = Vec::new();
+        let mut last = None;
+        while markers.len() < 4 {
+            match s.next_frame() {
+                Frame::Line { line, kind, low, .. } => {
+                    assert_eq!(low.len(), 1536);
+                    if let Some(l) = last {
+                        assert_eq!(line, l + 1);
+                    }
+                    last = Some(line);
+                    kinds.push(kind);
+                }
+                m => markers.push(m),
+            }
+        }
+        let c = super::super::CALIBRATION_LINES;
+        assert!(kinds[..c].iter().all(|k| *k == WireLineKind::Dark));
+        assert!(kinds[c..2 * c].iter().all(|k| *k == WireLineKind::Air));
+        assert!(kinds[2 * c..].iter().all(|k| *k == WireLineKind::Scan));
+        assert!(matches!(&markers[0], Frame::BagStart { bag: 0, tag } if tag == "TS0000030000"));
+        assert_eq!(markers[1], Frame::BagEnd { bag: 0 });
+        assert!(matches!(markers[2], Frame::BagStart { bag: 1, .. }));
+        // a calibration on command comes next, numbered on
+        s.calibrate();
+        match s.next_frame() {
+            Frame::Line { line, kind, .. } => {
+                assert_eq!(kind, WireLineKind::Dark);
+                assert_eq!(line, last.unwrap() + 1);
+            }
+            f => panic!("{f:?}"),
+        }
+    }
+}
