@@ -247,7 +247,6 @@ pub fn link_bytes_per_second(profile: &ScannerProfile, speed: f64) -> f64 {
 
 struct Port {
     port: Box<dyn SerialPort>,
-    /// The pty's other end, held so the terminal exists while no client has it open.
     _slave: Option<serialport::TTYPort>,
 }
 
@@ -258,18 +257,56 @@ fn replace_link(link: &Path, target: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, link)
 }
 
+fn set_nonblocking(port: &serialport::TTYPort) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = port.as_raw_fd();
+    // SAFETY: fcntl on a file descriptor this port owns; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Write all of `bytes` unless the port stays full for `patience` (then `TimedOut`).
+fn write_within(port: &mut dyn SerialPort, mut bytes: &[u8], patience: Duration) -> std::io::Result<()> {
+    let mut stalled_since: Option<Instant> = None;
+    while !bytes.is_empty() {
+        match port.write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                bytes = &bytes[n..];
+                stalled_since = None;
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= patience {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn open_target(target: &SerialTarget) -> anyhow::Result<(Port, String)> {
     match target {
         SerialTarget::Pty { link } => {
-            let (mut master, mut slave) = serialport::TTYPort::pair()
+            let (mut master, slave) = serialport::TTYPort::pair()
                 .map_err(|e| anyhow::anyhow!("cannot create a pseudo-terminal: {e}"))?;
-            // Let the client open the terminal too (the pair is opened exclusive).
-            slave.set_exclusive(false)?;
-            master.set_timeout(Duration::from_millis(200))?;
+            master.set_timeout(Duration::from_millis(50))?;
+            // Non-blocking: a write to a terminal nobody reads must time out, not hang (a blocking
+            // write waits for the whole frame however long that takes).
+            set_nonblocking(&master)?;
             let name = slave.name().ok_or_else(|| anyhow::anyhow!("pseudo-terminal without a name"))?;
             if let Some(l) = link {
                 replace_link(l, &name).map_err(|e| anyhow::anyhow!("symlink {}: {e}", l.display()))?;
             }
+            // The pair's own terminal end stays open (unlocked: a client may open it too), so
+            // writes do not fail while no client is there; they fill its buffer and time out.
             Ok((Port { port: Box::new(master), _slave: Some(slave) }, name))
         }
         SerialTarget::Device(o) => {
@@ -286,6 +323,15 @@ fn open_target(target: &SerialTarget) -> anyhow::Result<(Port, String)> {
     }
 }
 
+enum Sent {
+    Yes,
+    /// Nobody is reading: the port's buffer stayed full for the write timeout.
+    Blocked,
+    /// The port is gone.
+    Failed,
+}
+
+/// The emulator's side of the link: frame numbering and the impairments.
 struct Link {
     seq: u32,
     rng: Rng,
@@ -295,12 +341,12 @@ struct Link {
 }
 
 impl Link {
-    /// Encode and send one frame through the impairments. False when the port failed.
-    fn send(&mut self, port: &mut dyn SerialPort, frame: &Frame) -> bool {
+    /// Encode and send one frame through the impairments.
+    fn send(&mut self, port: &mut dyn SerialPort, frame: &Frame) -> Sent {
         let r = Ordering::Relaxed;
         self.bytes.clear();
         if codec::encode(self.seq, frame, &mut self.bytes).is_err() {
-            return true; // the script never makes such frames
+            return Sent::Yes; // the script never makes such frames
         }
         self.seq = self.seq.wrapping_add(1);
         if matches!(frame, Frame::Line { .. }) {
@@ -308,7 +354,7 @@ impl Link {
         }
         if self.rng.chance(self.impair.loss) {
             self.stats.frames_dropped.fetch_add(1, r);
-            return true;
+            return Sent::Yes;
         }
         if self.rng.chance(self.impair.corrupt) {
             let i = self.rng.int(0, self.bytes.len() as i64 - 1) as usize;
@@ -321,29 +367,42 @@ impl Link {
             self.bytes.splice(0..0, noise);
             self.stats.noise_bursts.fetch_add(1, r);
         }
-        match port.write_all(&self.bytes) {
+        match write_within(port, &self.bytes, Duration::from_millis(50)) {
             Ok(()) => {
                 self.stats.frames.fetch_add(1, r);
                 self.stats.bytes.fetch_add(self.bytes.len() as u64, r);
-                true
+                Sent::Yes
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 self.stats.unsent.fetch_add(1, r);
-                true
+                Sent::Blocked
             }
-            Err(_) => false,
+            Err(_) => Sent::Failed,
         }
     }
 }
 
-struct State {
+/// The emulated scanner's running state.
+struct Server {
+    profile: ScannerProfile,
+    opts: EmulatorOptions,
+    target: SerialTarget,
+    script: Script,
+    link: Link,
+    port: Option<Port>,
+    path: Arc<Mutex<String>>,
+    stats: Arc<EmulatorStats>,
+    stop: Arc<AtomicBool>,
     belt_running: bool,
     reversed: bool,
     started: Instant,
+    decoder: Decoder,
+    /// Answers to commands, sent before the next lines.
+    replies: Vec<Frame>,
 }
 
-impl State {
-    fn status(&self, profile: &ScannerProfile, speed: f64) -> Frame {
+impl Server {
+    fn status(&self) -> Frame {
         let mut state = Status::TUBE_ON;
         if self.belt_running {
             state |= Status::BELT_RUNNING;
@@ -351,14 +410,157 @@ impl State {
         if self.reversed {
             state |= Status::BELT_REVERSED;
         }
+        let (p, speed) = (&self.profile, self.opts.speed);
         Frame::Status(Status {
             state,
-            kv_x10: (profile.kvp * 10).min(u32::from(u16::MAX)) as u16,
+            kv_x10: (p.kvp * 10).min(u32::from(u16::MAX)) as u16,
             ma_x100: 100,
             temp_c_x10: 315,
-            belt_mm_s: (profile.belt_speed_m_s * 1000.0 * speed).round().min(65535.0) as u16,
-            line_rate_hz: (profile.line_rate_hz * speed).round().min(65535.0) as u16,
+            belt_mm_s: (p.belt_speed_m_s * 1000.0 * speed).round().min(65535.0) as u16,
+            line_rate_hz: (p.line_rate_hz * speed).round().min(65535.0) as u16,
         })
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Read and answer host commands.
+    fn commands(&mut self) {
+        let Some(p) = self.port.as_mut() else { return };
+        if p.port.bytes_to_read().unwrap_or(0) == 0 {
+            return;
+        }
+        let mut rx = [0u8; 1024];
+        let Ok(n) = p.port.read(&mut rx) else { return };
+        let mut got = Vec::new();
+        self.decoder.push(&rx[..n], |r| got.push(r));
+        for r in got {
+            let Frame::Command { command } = r.frame else { continue };
+            self.stats.commands.fetch_add(1, Ordering::Relaxed);
+            let result = match Command::from_u8(command) {
+                Some(Command::BeltStart) => {
+                    self.belt_running = true;
+                    0
+                }
+                Some(Command::BeltStop) => {
+                    self.belt_running = false;
+                    0
+                }
+                Some(Command::BeltReverse) => {
+                    self.reversed = !self.reversed;
+                    0
+                }
+                Some(Command::SendStatus) => 0,
+                Some(Command::Calibrate) => {
+                    self.script.calibrate();
+                    0
+                }
+                None => 2,
+            };
+            self.replies.push(Frame::Ack { frame: r.seq, command, result });
+            let st = self.status();
+            self.replies.push(st);
+        }
+    }
+
+    /// Send a batch; the rest of it is lost when nobody reads or the port fails.
+    fn transmit(&mut self, frames: &[Frame]) {
+        let Some(p) = self.port.as_mut() else {
+            self.stats.frames_dropped.fetch_add(frames.len() as u64, Ordering::Relaxed);
+            return;
+        };
+        for (k, f) in frames.iter().enumerate() {
+            match self.link.send(p.port.as_mut(), f) {
+                Sent::Yes => {}
+                Sent::Blocked => {
+                    // Like bits sent down a cable with nothing at the other end.
+                    self.stats.unsent.fetch_add((frames.len() - k - 1) as u64, Ordering::Relaxed);
+                    return;
+                }
+                Sent::Failed => {
+                    self.port = None;
+                    return;
+                }
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+
+    fn reopen(&mut self) -> bool {
+        match open_target(&self.target) {
+            Ok((p, name)) => {
+                if let Ok(mut g) = self.path.lock() {
+                    *g = name;
+                }
+                self.port = Some(p);
+                true
+            }
+            Err(e) => {
+                log::warn!("emulator: reopening the link: {e}");
+                false
+            }
+        }
+    }
+
+    fn run(mut self) {
+        let rate = self.profile.line_rate_hz * self.opts.speed.max(1e-3);
+        let t0 = Instant::now();
+        let mut lines_done: u64 = 0;
+        let mut last_tick = t0 - Duration::from_secs(1);
+        let every = self.opts.impair.disconnect_every;
+        let outage = self.opts.impair.disconnect_for;
+        let mut next_disconnect = every.map(|d| t0 + d);
+        let mut reconnect_at: Option<Instant> = None;
+        while !self.stopped() {
+            let now = Instant::now();
+            // Injected disconnects: the link disappears, the belt keeps running.
+            if let (Some(at), Some(every)) = (next_disconnect, every)
+                && now >= at
+                && self.port.is_some()
+            {
+                self.port = None;
+                self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                reconnect_at = Some(now + outage);
+                next_disconnect = Some(now + outage + every);
+            }
+            if self.port.is_none() && reconnect_at.is_none() {
+                reconnect_at = Some(now + Duration::from_millis(200)); // the device failed
+            }
+            if let Some(at) = reconnect_at
+                && now >= at
+            {
+                reconnect_at = if self.reopen() { None } else { Some(now + Duration::from_millis(200)) };
+            }
+            self.commands();
+            let mut frames = std::mem::take(&mut self.replies);
+            if now.duration_since(last_tick) >= Duration::from_secs(1) {
+                last_tick = now;
+                let uptime_ms = self.started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
+                frames.push(Frame::Heartbeat { uptime_ms });
+                frames.push(self.status());
+            }
+            // Lines due by now, at most 50 ms of them per round: a slow machine falls behind
+            // (and says so in its line rate), it does not stall.
+            let due = (t0.elapsed().as_secs_f64() * rate) as u64;
+            let n = due.saturating_sub(lines_done).min((rate * 0.05).ceil() as u64 + 1);
+            lines_done = lines_done.max(due.saturating_sub((rate * 0.5) as u64)) + n;
+            if self.belt_running {
+                let mut made = 0;
+                while made < n && !self.stopped() {
+                    let f = self.script.next_frame();
+                    made += u64::from(matches!(f, Frame::Line { .. }));
+                    frames.push(f);
+                }
+            }
+            self.stats.bags.store(u64::from(self.script.bags()), Ordering::Relaxed);
+            self.transmit(&frames);
+            if frames.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
     }
 }
 
@@ -379,132 +581,29 @@ pub fn serve_serial(
         SerialTarget::Pty { link } => link.clone(),
         SerialTarget::Device(_) => None,
     };
-    let profile = profile.clone();
-    let (st, sp, pa) = (stats.clone(), stop.clone(), path.clone());
-    let thread = std::thread::Builder::new().name("scanner emulator".into()).spawn(move || {
-        let mut link = Link {
+    let server = Server {
+        profile: profile.clone(),
+        link: Link {
             seq: 0,
             rng: Rng::new(opts.impair.seed ^ 0x5EED),
             impair: opts.impair.clone(),
-            stats: st.clone(),
+            stats: stats.clone(),
             bytes: Vec::new(),
-        };
-        let mut port = Some(port);
-        let rate = profile.line_rate_hz * opts.speed.max(1e-3);
-        let mut state = State { belt_running: true, reversed: false, started: Instant::now() };
-        let t0 = Instant::now();
-        let mut lines_due_done: u64 = 0;
-        let mut last_tick = Instant::now() - Duration::from_secs(1);
-        let mut next_disconnect = opts.impair.disconnect_every.map(|d| t0 + d);
-        let mut reconnect_at: Option<Instant> = None;
-        let mut decoder = Decoder::new();
-        let mut rx = vec![0u8; 4096];
-        let mut pending_acks: Vec<Frame> = Vec::new();
-        while !sp.load(Ordering::Relaxed) {
-            let now = Instant::now();
-            // Injected disconnects: the link disappears, the belt keeps running.
-            if let Some(at) = next_disconnect
-                && now >= at
-                && port.is_some()
-            {
-                port = None;
-                st.disconnects.fetch_add(1, Ordering::Relaxed);
-                reconnect_at = Some(now + opts.impair.disconnect_for);
-                next_disconnect = opts.impair.disconnect_every.map(|d| now + opts.impair.disconnect_for + d);
-            }
-            if let Some(at) = reconnect_at
-                && now >= at
-            {
-                match open_target(&target) {
-                    Ok((p, name)) => {
-                        if let Ok(mut g) = pa.lock() {
-                            *g = name;
-                        }
-                        port = Some(p);
-                        reconnect_at = None;
-                    }
-                    Err(e) => {
-                        log::warn!("emulator: reopening the link: {e}");
-                        reconnect_at = Some(now + Duration::from_millis(200));
-                    }
-                }
-            }
-            // Host commands.
-            if let Some(p) = port.as_mut()
-                && p.port.bytes_to_read().unwrap_or(0) > 0
-                && let Ok(n) = p.port.read(&mut rx)
-            {
-                decoder.push(&rx[..n], |r| {
-                    if let Frame::Command { command } = r.frame {
-                        st.commands.fetch_add(1, Ordering::Relaxed);
-                        let result = match Command::from_u8(command) {
-                            Some(Command::BeltStart) => {
-                                state.belt_running = true;
-                                0
-                            }
-                            Some(Command::BeltStop) => {
-                                state.belt_running = false;
-                                0
-                            }
-                            Some(Command::BeltReverse) => {
-                                state.reversed = !state.reversed;
-                                0
-                            }
-                            Some(Command::SendStatus) => 0,
-                            Some(Command::Calibrate) => {
-                                script.calibrate();
-                                0
-                            }
-                            None => 2,
-                        };
-                        pending_acks.push(Frame::Ack { frame: r.seq, command, result });
-                        pending_acks.push(state.status(&profile, opts.speed));
-                    }
-                });
-            }
-            let mut frames: Vec<Frame> = std::mem::take(&mut pending_acks);
-            // Once a second: heartbeat and status.
-            if now.duration_since(last_tick) >= Duration::from_secs(1) {
-                last_tick = now;
-                let uptime_ms = state.started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
-                frames.push(Frame::Heartbeat { uptime_ms });
-                frames.push(state.status(&profile, opts.speed));
-            }
-            // Lines due by now (the belt moves whether or not anyone listens).
-            let due = (t0.elapsed().as_secs_f64() * rate) as u64;
-            let n = due.saturating_sub(lines_due_done).min(4096);
-            lines_due_done = due.max(lines_due_done);
-            if state.belt_running {
-                let mut made = 0;
-                while made < n {
-                    let f = script.next_frame();
-                    if matches!(f, Frame::Line { .. }) {
-                        made += 1;
-                    }
-                    frames.push(f);
-                }
-            }
-            st.bags.store(u64::from(script.bags()), Ordering::Relaxed);
-            match port.as_mut() {
-                Some(p) => {
-                    for f in &frames {
-                        if !link.send(p.port.as_mut(), f) {
-                            // the far end is gone for good (device removed): try again later
-                            port = None;
-                            reconnect_at = Some(Instant::now() + Duration::from_millis(200));
-                            break;
-                        }
-                    }
-                }
-                None => {
-                    st.frames_dropped.fetch_add(frames.len() as u64, Ordering::Relaxed);
-                }
-            }
-            if frames.is_empty() {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    })?;
+        },
+        opts,
+        target,
+        script,
+        port: Some(port),
+        path: path.clone(),
+        stats: stats.clone(),
+        stop: stop.clone(),
+        belt_running: true,
+        reversed: false,
+        started: Instant::now(),
+        decoder: Decoder::new(),
+        replies: Vec::new(),
+    };
+    let thread = std::thread::Builder::new().name("scanner emulator".into()).spawn(move || server.run())?;
     Ok(Emulator { stats, path, link, stop, thread: Some(thread) })
 }
 

@@ -304,11 +304,19 @@ impl Driver {
     }
 
     fn pump(&mut self, mut port: Box<dyn serialport::SerialPort>) -> Ended {
+        // Whatever the scanner sent before we listened is gone, its calibration cycle with it:
+        // ask for a fresh one (dark and air lines are never shown, so this costs no image).
+        let mut out = Vec::new();
+        codec::encode(self.command_seq, &Frame::Command { command: Command::Calibrate as u8 }, &mut out)
+            .expect("a command always encodes");
+        self.command_seq = self.command_seq.wrapping_add(1);
+        if let Err(e) = port.write_all(&out).and_then(|_| port.flush()) {
+            return Ended::Lost(format!("{}: write failed: {e}", self.opts.path));
+        }
         let mut buf = vec![0u8; 1 << 16];
         let mut events = Vec::new();
         let mut last_rx = Instant::now();
         let mut silent = false;
-        let mut out = Vec::new();
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ended::Stop;

@@ -1,0 +1,192 @@
+//! The serial driver against the emulator over real pseudo-terminals: a clean link, a link with
+//! injected noise, corruption and loss, a mid-stream disconnect (the terminal disappears and a new
+//! one takes its place behind the same symlink, as a re-plugged USB adapter does), and host
+//! commands answered by the scanner.
+
+use std::time::{Duration, Instant};
+
+use twinspect::assemble::Assembler;
+use twinspect::domain::profile::ScannerProfile;
+use twinspect::source::emulator::{EmulatorOptions, Impairments, SerialTarget, serve_serial};
+use twinspect::source::serial::codec::Command;
+use twinspect::source::serial::{SerialOptions, spawn};
+use twinspect::source::{SourceEvent, SourceStats};
+
+fn profile() -> ScannerProfile {
+    ScannerProfile::load("desk-140").unwrap()
+}
+
+/// Drain `src` into an assembler until `done` or the deadline; returns the events' kinds seen.
+struct Run {
+    assembler: Assembler,
+    shown_missing: usize,
+    bags_started: Vec<(u64, Option<String>)>,
+    links: Vec<(bool, String)>,
+    statuses: Vec<twinspect::source::ScannerStatus>,
+}
+
+fn drive(
+    src: &twinspect::source::RunningSource,
+    secs: f64,
+    mut done: impl FnMut(&Run) -> bool,
+    mut each: impl FnMut(&Run),
+) -> Run {
+    let p = profile();
+    let mut run = Run {
+        assembler: Assembler::new(p.channels as usize, p.full_scale()),
+        shown_missing: 0,
+        bags_started: Vec::new(),
+        links: Vec::new(),
+        statuses: Vec::new(),
+    };
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < until && !done(&run) {
+        let mut evs = Vec::new();
+        if let Ok(e) = src.events.recv_timeout(Duration::from_millis(100)) {
+            evs.push(e);
+            evs.extend(src.events.try_iter().take(4096));
+        }
+        for e in &evs {
+            match e {
+                SourceEvent::BagStart { bag, item_id } => run.bags_started.push((*bag, item_id.clone())),
+                SourceEvent::Link { up, detail } => run.links.push((*up, detail.clone())),
+                SourceEvent::Status(s) => run.statuses.push(*s),
+                _ => {}
+            }
+        }
+        let b = run.assembler.feed(evs);
+        run.shown_missing += b.missing.iter().filter(|m| **m).count();
+        each(&run);
+    }
+    run
+}
+
+#[test]
+fn a_clean_link_delivers_every_line_bags_with_tags_and_status() {
+    let emu = serve_serial(
+        &profile(),
+        EmulatorOptions { speed: 2.0, gap_mm: 60.0, ..Default::default() },
+        SerialTarget::Pty { link: None },
+    )
+    .unwrap();
+    let src = spawn(SerialOptions::new(emu.path()));
+    let run = drive(&src, 30.0, |r| r.bags_started.len() >= 2 && !r.statuses.is_empty(), |_| {});
+    let s = &run.assembler.stats;
+    assert!(run.assembler.calibration.is_some(), "calibrated from the scanner's dark/air cycle");
+    assert!(run.bags_started.len() >= 2, "bags: {:?}", run.bags_started);
+    assert_eq!(run.bags_started[0], (0, Some("TS0000010000".into())), "the baggage tag arrives with the bag");
+    assert_eq!(s.lines_missing, 0, "a clean link loses nothing");
+    assert!(s.lines_shown > 500, "{}", s.lines_shown);
+    assert_eq!(SourceStats::get(&src.stats.crc_errors), 0);
+    assert_eq!(SourceStats::get(&src.stats.frames_lost), 0);
+    assert_eq!(SourceStats::get(&src.stats.bytes_skipped), 0);
+    let st = run.statuses[0];
+    assert!(st.tube_on && st.belt_running && (st.kv - 140.0).abs() < 0.01, "{st:?}");
+    assert!(run.links.first().is_some_and(|(up, _)| *up));
+}
+
+#[test]
+fn noise_corruption_and_loss_are_counted_and_lost_lines_stay_marked() {
+    let impair = Impairments { loss: 0.01, corrupt: 0.01, noise: 0.02, seed: 5, ..Default::default() };
+    let emu = serve_serial(
+        &profile(),
+        EmulatorOptions { speed: 2.0, gap_mm: 60.0, impair, ..Default::default() },
+        SerialTarget::Pty { link: None },
+    )
+    .unwrap();
+    let src = spawn(SerialOptions::new(emu.path()));
+    let run = drive(
+        &src,
+        40.0,
+        |r| r.assembler.stats.lines_shown > 1500 && r.assembler.stats.lines_missing > 10,
+        |_| {},
+    );
+    let s = &run.assembler.stats;
+    assert!(run.assembler.calibration.is_some());
+    let crc = SourceStats::get(&src.stats.crc_errors);
+    let skipped = SourceStats::get(&src.stats.bytes_skipped);
+    let lost = SourceStats::get(&src.stats.frames_lost);
+    assert!(crc > 0 && skipped > 0 && lost > 0, "crc {crc} skipped {skipped} lost {lost}");
+    assert!(s.lines_missing > 10, "{}", s.lines_missing);
+    // Every missing line after calibration is shown in place as missing, never stitched over.
+    assert!(run.shown_missing as u64 <= s.lines_missing);
+    assert!(run.shown_missing > 0);
+    let e = &emu.stats;
+    let dropped = e.frames_dropped.load(std::sync::atomic::Ordering::Relaxed);
+    let corrupted = e.frames_corrupted.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(lost <= dropped + corrupted + 1, "the receiver never counts more than was injected");
+}
+
+#[test]
+fn a_pulled_cable_is_reported_reconnected_and_the_gap_is_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("scanner");
+    let impair = Impairments {
+        disconnect_every: Some(Duration::from_secs(4)),
+        disconnect_for: Duration::from_millis(700),
+        seed: 1,
+        ..Default::default()
+    };
+    let emu = serve_serial(
+        &profile(),
+        EmulatorOptions { speed: 1.0, gap_mm: 60.0, impair, ..Default::default() },
+        SerialTarget::Pty { link: Some(link.clone()) },
+    )
+    .unwrap();
+    let mut o = SerialOptions::new(link.display().to_string());
+    o.reconnect = Duration::from_millis(100);
+    let src = spawn(o);
+    let run = drive(
+        &src,
+        40.0,
+        |r| SourceStats::get(&src.stats.reconnects) >= 1 && r.assembler.stats.lines_shown > 2000,
+        |_| {},
+    );
+    assert!(SourceStats::get(&src.stats.reconnects) >= 1, "links: {:?}", run.links);
+    let downs: Vec<_> = run.links.iter().filter(|(up, _)| !up).collect();
+    assert!(!downs.is_empty(), "the operator is told: {:?}", run.links);
+    assert!(run.assembler.stats.faults.iter().any(|f| f.starts_with("link down")));
+    // 0.7 s at 300 lines/s lost while the cable was out: a marked gap of about 210 lines.
+    let missing = run.assembler.stats.lines_missing;
+    assert!((100..2000).contains(&missing), "missing {missing}");
+    assert!(run.shown_missing > 0);
+    drop(src);
+    drop(emu);
+    assert!(!link.exists(), "the emulator removes its symlink");
+}
+
+#[test]
+fn host_commands_stop_and_start_the_belt_and_are_acknowledged() {
+    let emu = serve_serial(
+        &profile(),
+        EmulatorOptions { speed: 1.0, gap_mm: 60.0, ..Default::default() },
+        SerialTarget::Pty { link: None },
+    )
+    .unwrap();
+    let src = spawn(SerialOptions::new(emu.path()));
+    let mut sent_stop = false;
+    let run = drive(
+        &src,
+        20.0,
+        |r| r.statuses.iter().any(|s| !s.belt_running),
+        |r| {
+            if !sent_stop && r.assembler.calibration.is_some() {
+                sent_stop = src.command(Command::BeltStop);
+            }
+        },
+    );
+    assert!(sent_stop);
+    assert!(run.statuses.iter().any(|s| !s.belt_running), "status after the stop command");
+    assert!(emu.stats.commands.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    // With the belt stopped no lines come.
+    let before = run.assembler.stats.lines_in;
+    let more = drive(&src, 1.0, |_| false, |_| {});
+    assert!(
+        more.assembler.stats.lines_in <= 2,
+        "{} lines after stop (had {before})",
+        more.assembler.stats.lines_in
+    );
+    assert!(src.command(Command::BeltStart));
+    let more = drive(&src, 10.0, |r| r.assembler.stats.lines_in > 50, |_| {});
+    assert!(more.assembler.stats.lines_in > 50, "the belt runs again");
+}
