@@ -112,7 +112,7 @@ fn benches(c: &mut Criterion) {
         ours_ms.push((name.clone(), times[times.len() / 2]));
         if lines * channels <= 2048 * 1536 {
             g.bench_function(BenchmarkId::new("cpu_twin", &name), |b| {
-                b.iter(|| cpu::render(f.low.view(), f.high.view(), &f.calib, &lut, &p))
+                b.iter(|| cpu::render(f.low.view(), f.high.view(), &f.calib, &lut, &p, &[]))
             });
         }
     }

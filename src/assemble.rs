@@ -53,6 +53,8 @@ pub struct AssemblyStats {
     /// The most recent source faults (at most [`MAX_FAULTS`]).
     pub faults: Vec<String>,
     pub last_error: Option<String>,
+    /// Bags begun: signalled by the scanner or found in the image.
+    pub bags: u64,
     /// The scanner's latest own report, if it sends any.
     pub scanner: Option<crate::source::ScannerStatus>,
     /// The link as the source last reported it (`None`: never reported, as for the emulator).
@@ -76,8 +78,50 @@ pub struct Assembler {
     pub stats: AssemblyStats,
     /// Re-upload the calibration table after this many air updates.
     pub air_upload_every: u64,
-    /// The bag coming in now, if the scanner signalled one.
+    /// The bag coming in now (signalled by the scanner or found in the image).
     open_bag: Option<BagSpan>,
+    pub segmenter: Segmenter,
+}
+
+/// Finds bags in the image when the scanner does not signal them: a bag starts after
+/// `start_lines` consecutive lines with something in the beam and ends after `end_lines` empty
+/// ones; `margin` empty lines are kept on each side. Off for good once the scanner signals a bag.
+#[derive(Clone, Debug)]
+pub struct Segmenter {
+    pub start_lines: u32,
+    pub end_lines: u32,
+    pub margin: u64,
+    /// The scanner signals bags itself: segmentation is off.
+    pub scanner_signals: bool,
+    run_full: u32,
+    run_empty: u32,
+    next_bag: u64,
+    last_end: u64,
+}
+
+impl Default for Segmenter {
+    fn default() -> Self {
+        Segmenter {
+            start_lines: 3,
+            end_lines: 40,
+            margin: 4,
+            scanner_signals: false,
+            run_full: 0,
+            run_empty: 0,
+            next_bag: 0,
+            last_end: 0,
+        }
+    }
+}
+
+impl Segmenter {
+    /// `end_lines` for an empty stretch of `mm` of belt.
+    pub fn for_profile(profile: &crate::domain::profile::ScannerProfile, end_mm: f64) -> Self {
+        Segmenter {
+            end_lines: (end_mm / profile.line_pitch_mm()).ceil().max(2.0) as u32,
+            ..Default::default()
+        }
+    }
 }
 
 impl Assembler {
@@ -93,6 +137,7 @@ impl Assembler {
             stats: AssemblyStats::default(),
             air_upload_every: 16,
             open_bag: None,
+            segmenter: Segmenter::default(),
         }
     }
 
@@ -120,6 +165,42 @@ impl Assembler {
         }
         self.dark.clear();
         self.air.clear();
+    }
+
+    /// Segmentation step for the line just shown (index `lines_shown - 1`).
+    fn segment(&mut self, empty: bool, batch: &mut Batch) {
+        let idx = self.stats.lines_shown - 1;
+        let sg = &mut self.segmenter;
+        match self.open_bag.as_mut() {
+            None if !empty => {
+                sg.run_full += 1;
+                if sg.run_full >= sg.start_lines {
+                    let first =
+                        (idx + 1 - u64::from(sg.start_lines)).saturating_sub(sg.margin).max(sg.last_end);
+                    let span = BagSpan { bag: sg.next_bag, item_id: None, first_line: first, end_line: None };
+                    sg.next_bag += 1;
+                    sg.run_full = 0;
+                    sg.run_empty = 0;
+                    self.stats.bags += 1;
+                    batch.bags.push(span.clone());
+                    self.open_bag = Some(span);
+                }
+            }
+            None => sg.run_full = 0,
+            Some(_) if !empty => sg.run_empty = 0,
+            Some(span) => {
+                sg.run_empty += 1;
+                if sg.run_empty >= sg.end_lines {
+                    let end = idx + 1 - u64::from(sg.end_lines) + sg.margin;
+                    span.end_line = Some(end);
+                    sg.last_end = end;
+                    sg.run_empty = 0;
+                    let span = self.open_bag.take().expect("open");
+                    batch.bags.retain(|b| b.bag != span.bag);
+                    batch.bags.push(span);
+                }
+            }
+        }
     }
 
     fn fault(&mut self, f: String) {
@@ -152,6 +233,8 @@ impl Assembler {
                     continue;
                 }
                 SourceEvent::BagStart { bag, item_id } => {
+                    self.segmenter.scanner_signals = true;
+                    self.stats.bags += 1;
                     if let Some(mut prev) = self.open_bag.take() {
                         // no end was signalled: the bag ends where the next begins
                         prev.end_line = Some(self.stats.lines_shown);
@@ -216,7 +299,8 @@ impl Assembler {
                         continue; // nothing can be shown before the first calibration
                     };
                     self.stats.lines_since_calibration += 1;
-                    if self.tracker.observe(cal, &line) {
+                    let empty = self.tracker.observe(cal, &line);
+                    if empty {
                         self.stats.air_updates += 1;
                         if self.stats.air_updates.is_multiple_of(self.air_upload_every) {
                             batch.calibration_changed = true;
@@ -227,6 +311,9 @@ impl Assembler {
                     batch.missing.push(false);
                     batch.lines += 1;
                     self.stats.lines_shown += 1;
+                    if !self.segmenter.scanner_signals {
+                        self.segment(empty, &mut batch);
+                    }
                 }
             }
         }
@@ -268,6 +355,54 @@ mod tests {
             BagSpan { bag: 7, item_id: Some("EMS123".into()), first_line: 2, end_line: Some(8) }
         );
         assert_eq!(b.bags[1].first_line, 8);
+    }
+
+    #[test]
+    fn bags_are_found_in_the_image_when_the_scanner_does_not_signal_them() {
+        use crate::domain::profile::ScannerProfile;
+        use crate::domain::synth::{SyntheticScanner, generate_bag};
+        let p = ScannerProfile::load("desk-140").unwrap();
+        let mut s = SyntheticScanner::new(&p, 9).unwrap();
+        let mut a = Assembler::new(p.channels as usize, p.full_scale());
+        a.segmenter = Segmenter::for_profile(&p, 30.0);
+        let (dark, air) = s.calibration_lines(crate::source::CALIBRATION_LINES);
+        a.feed(dark.into_iter().chain(air).map(SourceEvent::Line));
+        let mut truth = Vec::new();
+        let mut spans: Vec<BagSpan> = Vec::new();
+        for seed in [11, 12] {
+            let gap: Vec<SourceEvent> = (0..120).map(|_| SourceEvent::Line(s.air_line())).collect();
+            a.feed(gap);
+            let bag = generate_bag(seed, &p);
+            let first = a.stats.lines_shown;
+            let lines: Vec<SourceEvent> = s.bag_lines(&bag).map(SourceEvent::Line).collect();
+            // ground truth: from the first to the last line any object is in the beam
+            let pitch = p.line_pitch_mm();
+            let x0 = bag.objects.iter().map(|o| o.bbox().0).fold(f64::MAX, f64::min);
+            let x1 = bag.objects.iter().map(|o| o.bbox().1).fold(f64::MIN, f64::max);
+            truth.push((first + (x0 / pitch).floor() as u64, first + (x1 / pitch).ceil() as u64));
+            for chunk in lines.chunks(97) {
+                for b in a.feed(chunk.to_vec()).bags {
+                    spans.retain(|x| x.bag != b.bag);
+                    spans.push(b);
+                }
+            }
+        }
+        let tail: Vec<SourceEvent> = (0..120).map(|_| SourceEvent::Line(s.air_line())).collect();
+        for b in a.feed(tail).bags {
+            spans.retain(|x| x.bag != b.bag);
+            spans.push(b);
+        }
+        assert_eq!(spans.len(), 2, "{spans:?}");
+        assert_eq!(a.stats.bags, 2);
+        for (span, (t0, t1)) in spans.iter().zip(&truth) {
+            let end = span.end_line.expect("closed on empty belt");
+            // Found within a few lines of where the objects begin and end (plus the margin).
+            assert!(span.first_line <= t0 + 8 && span.first_line + 12 >= *t0, "{span:?} vs {t0}..{t1}");
+            assert!(end + 8 >= *t1 && end <= t1 + 12, "{span:?} vs {t0}..{t1}");
+        }
+        // once the scanner signals a bag, the image no longer decides
+        a.feed(vec![SourceEvent::BagStart { bag: 100, item_id: None }]);
+        assert!(a.segmenter.scanner_signals);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `twinspect` binary's commands.
 
 pub mod assemble;
+pub mod capture;
 pub mod cli;
 pub mod domain;
 pub mod io;

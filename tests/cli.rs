@@ -136,3 +136,94 @@ fn operators_are_managed_from_the_command_line_and_pins_never_stored() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an operators file"));
 }
+
+/// `emulate` on a pseudo-terminal with injected faults and no bag signals, `capture` from it:
+/// bags found in the image, written as two-page TIFFs with their lost lines listed, statistics
+/// printed; the raw blocks read back by an independent reader (tifffile, installed by .ci/test).
+#[test]
+fn capture_records_bags_from_the_serial_emulator_with_its_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("scanner");
+    let mut emu = twinspect()
+        .args(["emulate", "--serial", "pty", "--speed", "2", "--gap-mm", "80", "--no-bag-signals"])
+        .args(["--loss", "0.01", "--noise", "0.01", "--seconds", "60", "--link"])
+        .arg(&link)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(emu.stdout.as_mut().unwrap()), &mut first)
+        .unwrap();
+    assert_eq!(first.trim(), format!("serial: {}", link.display()));
+    let out_dir = dir.path().join("cap");
+    let out = twinspect()
+        .args(["capture", "--bags", "2", "--seconds", "40", "--raw", "--source"])
+        .arg(format!("serial://{}", link.display()))
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let _ = emu.kill();
+    let _ = emu.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stat = |name: &str| -> u64 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no `{name}` in {stdout}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(stat("bags"), 2);
+    assert!(stat("lines") > 500);
+    assert!(stat("missing lines") > 0 && stat("frames lost") > 0, "{stdout}");
+    assert!(stat("bytes skipped") > 0, "noise was skipped: {stdout}");
+    for n in 0..2 {
+        let tiff = out_dir.join(format!("bag-{n:06}.tiff"));
+        let frame = twinspect::io::read_raw_tiff(&tiff).unwrap();
+        assert_eq!(frame.channels(), 1536);
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join(format!("bag-{n:06}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(meta["lines"].as_u64().unwrap() as usize, frame.lines());
+        assert!(meta["item_id"].is_null(), "no tags without bag signals");
+        // listed lost rows are placeholders (zero), and render shows them hatched
+        for r in meta["missing_rows"].as_array().unwrap() {
+            let r = r.as_u64().unwrap() as usize;
+            assert!(frame.low.row(r).iter().all(|&v| v == 0));
+        }
+    }
+    let png = dir.path().join("bag0.png");
+    run_ok(
+        twinspect()
+            .args(["render", "--cpu", "--raw"])
+            .arg(out_dir.join("bag-000000.tiff"))
+            .arg("--out")
+            .arg(&png),
+    );
+    // raw blocks as received: one 16-bit page, 2 x 1536 samples a row
+    let py = "import sys, tifffile; a = tifffile.imread(sys.argv[1]); print(a.dtype, a.shape)";
+    let o = Command::new("python3").args(["-c", py]).arg(out_dir.join("block-000000.tiff")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "uint16 (256, 3072)");
+}
+
+#[test]
+fn stream_commands_refuse_bad_options_clearly() {
+    for (args, needle) in [
+        (vec!["capture", "--source", "usb://x", "--bags", "1", "--out", "/tmp/x"], "unknown source"),
+        (
+            vec!["capture", "--source", "serial:///dev/x?parity=mark", "--bags", "1", "--out", "/tmp/x"],
+            "none, odd or even",
+        ),
+        (vec!["capture", "--source", "synthetic://?seed=1", "--out", "/tmp/x"], "--bags"),
+        (vec!["emulate", "--serial", "pty", "--loss", "2"], "probability"),
+        (vec!["emulate", "--serial", "gige://1.2.3.4"], "serial:// URL"),
+    ] {
+        let out = twinspect().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{args:?}: {err}");
+    }
+}

@@ -161,7 +161,7 @@ fn check_frame(rig: &Rig, lines: usize, channels: usize, fill: Fill, view: &View
     // End to end from raw: pixels whose Zeff or intensity sits on a class or bin boundary may
     // round the other way; those must be rare.
     let g_rgba = img.read_rgba(&ctx.device, &ctx.queue).unwrap();
-    let e2e = cpu::render(low.view(), high.view(), &calib, lut, &p);
+    let e2e = cpu::render(low.view(), high.view(), &calib, lut, &p, &[]);
     let (_, frac) = max_rgba_diff(&g_rgba, &e2e);
     assert!(frac < 0.005, "end to end {what}: {:.3} % of samples differ by more than 2", frac * 100.0);
 }
@@ -292,4 +292,55 @@ fn frames_beyond_the_device_limits_are_refused_cleanly() {
     let r = GpuImage::new(&ctx.device, &ctx.queue, &kernels, 16, max + 1, FULL, &lut);
     assert!(r.is_err());
     assert!(GpuImage::new(&ctx.device, &ctx.queue, &kernels, 0, 10, FULL, &lut).is_err());
+}
+
+/// `render_frame` (what `twinspect render --raw` uses on a captured bag) shows the lost lines it is
+/// told of as the hatch, exactly as the CPU twin does, and the rest of the image as before.
+#[test]
+fn a_captured_bag_renders_its_lost_lines_hatched_like_the_cpu_twin() {
+    use twinspect::domain::calib::Calibration;
+    use twinspect::domain::scan::{RawFrame, RawLine};
+    let rig = rig();
+    let p = ScannerProfile::load("desk-140").unwrap();
+    let mut s = twinspect::domain::synth::SyntheticScanner::new(&p, 4).unwrap();
+    let bag = twinspect::domain::synth::generate_bag(21, &p);
+    let lines: Vec<RawLine> = s.bag_lines(&bag).take(200).collect();
+    let mut frame = RawFrame::from_lines(&lines, p.channels as usize);
+    let mut missing = vec![false; 200];
+    for l in [10, 11, 12, 150] {
+        missing[l] = true;
+        frame.low.row_mut(l).fill(0);
+        frame.high.row_mut(l).fill(0);
+    }
+    let (dark, air) = s.calibration_lines(16);
+    let calib = Calibration::from_lines(
+        &dark.iter().collect::<Vec<_>>(),
+        &air.iter().map(|l| l as &RawLine).collect::<Vec<_>>(),
+        p.full_scale(),
+    )
+    .unwrap();
+    let view = Preset::Standard.settings();
+    let scan = twinspect::pipeline::gpu::Scan { frame: &frame, calib: &calib, missing: &missing };
+    let g = twinspect::pipeline::gpu::render_frame(
+        &rig.ctx.device,
+        &rig.ctx.queue,
+        &rig.kernels,
+        scan,
+        &rig.lut,
+        &view,
+    )
+    .unwrap();
+    let params =
+        twinspect::pipeline::params::Params::new(&view, &rig.lut, p.channels, 200, p.full_scale(), false);
+    let c = cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &rig.lut, &params, &missing);
+    let (_, frac) = max_rgba_diff(&g, &c);
+    assert!(frac < 0.005, "{:.3} % differ", frac * 100.0);
+    let h = p.channels as usize;
+    for l in [10usize, 150] {
+        for y in [0, h / 2, h - 1] {
+            let c_hat = cpu::missing_hatch(l as u32, (h - 1 - y) as u32);
+            let want = (c_hat[0] * 255.0).round() as u8;
+            assert!(g[[y, l, 0]].abs_diff(want) <= 1 && g[[y, l, 0]] == g[[y, l, 2]], "line {l} row {y}");
+        }
+    }
 }

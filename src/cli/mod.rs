@@ -19,6 +19,8 @@ use crate::domain::synth::{SyntheticScanner, generate_bag};
 use crate::domain::view::{Preset, ViewSettings};
 use crate::pipeline::{cpu, gpu};
 
+mod stream;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "twinspect",
@@ -76,7 +78,17 @@ pub enum Command {
         /// default: side by side on one monitor.
         #[arg(long)]
         layout: Option<PathBuf>,
+        /// Where the lines come from: a source URL (`serial:///dev/ttyUSB0?baud=3000000`,
+        /// `synthetic://?seed=7`); default: the built-in emulator with --seed.
+        #[arg(long)]
+        source: Option<String>,
     },
+    /// Serve the physics-based scanner emulator over a serial link (a pseudo-terminal or a
+    /// device), with optional injected loss, corruption, noise and disconnects.
+    Emulate(stream::EmulateArgs),
+    /// Record bags from a source, headless: bag-NNNNNN.tiff (two pages) per bag, then the link's
+    /// statistics (lines, bags, missing lines, CRC errors, resends).
+    Capture(stream::CaptureArgs),
     /// Manage operator accounts (PINs are read from standard input and stored as Argon2id hashes).
     Operators {
         /// The accounts file (TOML).
@@ -118,10 +130,12 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => run_workstation(&cli.profile, 1, None, None),
-        Some(Command::Run { seed, operators, layout }) => {
-            run_workstation(&cli.profile, seed, operators.as_deref(), layout.as_deref())
+        None => run_workstation(&cli.profile, 1, None, None, None),
+        Some(Command::Run { seed, operators, layout, source }) => {
+            run_workstation(&cli.profile, seed, operators.as_deref(), layout.as_deref(), source.as_deref())
         }
+        Some(Command::Emulate(a)) => stream::emulate(&ScannerProfile::load(&cli.profile)?, a),
+        Some(Command::Capture(a)) => stream::capture(&cli.profile, a),
         Some(Command::Operators { file, action }) => operators_command(&file, action),
         Some(Command::Classify { file }) => {
             let profile = ScannerProfile::load(&cli.profile)?;
@@ -150,9 +164,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if out.is_none() && tiff_out.is_none() {
                 bail!("nothing to do: give --out FILE.png and/or --tiff-out FILE.tiff");
             }
-            let (frame, calib) = match (synthetic, raw) {
-                (Some(seed), None) => scan_synthetic(&profile, seed)?,
-                (None, Some(path)) => load_raw(&path, &profile)?,
+            let (frame, calib, missing) = match (synthetic, raw) {
+                (Some(seed), None) => {
+                    let (f, c) = scan_synthetic(&profile, seed)?;
+                    (f, c, Vec::new())
+                }
+                (None, Some(path)) => {
+                    let (f, c) = load_raw(&path, &profile)?;
+                    let missing = missing_rows(&path, f.lines())?;
+                    (f, c, missing)
+                }
                 _ => bail!("give --synthetic SEED or --raw FILE.tiff"),
             };
             if let Some(t) = &tiff_out {
@@ -175,11 +196,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         profile.full_scale(),
                         false,
                     );
-                    cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &lut, &p)
+                    cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &lut, &p, &missing)
                 } else {
                     let ctx = gpu::GpuContext::headless()?;
                     let kernels = gpu::Kernels::new(&ctx.device);
-                    gpu::render_frame(&ctx.device, &ctx.queue, &kernels, &frame, &calib, &lut, &view)?
+                    gpu::render_frame(
+                        &ctx.device,
+                        &ctx.queue,
+                        &kernels,
+                        gpu::Scan { frame: &frame, calib: &calib, missing: &missing },
+                        &lut,
+                        &view,
+                    )?
                 };
                 crate::io::write_png(out, &rgba)?;
                 eprintln!("wrote {} ({} x {})", out.display(), rgba.dim().1, rgba.dim().0);
@@ -231,9 +259,28 @@ fn save_raw(
         air_low: calib.air_low.clone(),
         air_high: calib.air_high.clone(),
     };
-    let cp = calib_path(path);
-    std::fs::write(&cp, serde_json::to_vec(&c)?).with_context(|| format!("writing {}", cp.display()))?;
+    crate::io::write_atomically(&calib_path(path), &serde_json::to_vec(&c)?)?;
     Ok(())
+}
+
+/// Lost lines of a captured bag, from the `bag-NNNNNN.json` that `capture` writes beside its
+/// TIFF (none when there is no such file): shown hatched, never as image.
+fn missing_rows(tiff: &Path, lines: usize) -> anyhow::Result<Vec<bool>> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        missing_rows: Vec<usize>,
+    }
+    let meta = tiff.with_extension("json");
+    let Ok(text) = std::fs::read_to_string(&meta) else { return Ok(Vec::new()) };
+    let m: Meta =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a capture record", meta.display()))?;
+    let mut flags = vec![false; lines];
+    for r in m.missing_rows {
+        *flags
+            .get_mut(r)
+            .with_context(|| format!("{}: missing row {r} is past the scan's end", meta.display()))? = true;
+    }
+    Ok(flags)
 }
 
 fn load_raw(path: &Path, profile: &ScannerProfile) -> anyhow::Result<(RawFrame, Calibration)> {
@@ -387,15 +434,17 @@ fn run_workstation(
     seed: u64,
     operators: Option<&Path>,
     layout: Option<&Path>,
+    source: Option<&str>,
 ) -> anyhow::Result<()> {
-    let profile = ScannerProfile::load(profile)?;
+    let url = match source {
+        Some(s) => crate::source::url::SourceUrl::parse(s)?,
+        None => crate::source::url::SourceUrl::parse(&format!("synthetic://?seed={seed}"))?,
+    };
+    let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile))?;
     let lut = MaterialLut::for_profile(&profile)?;
     let inspection = crate::domain::inspection::InspectionConfig::default();
     inspection.validate()?;
-    let source = crate::source::spawn_synthetic(
-        &profile,
-        crate::source::SyntheticOptions { seed, ..Default::default() },
-    )?;
+    let source = crate::source::open(&url, &profile)?;
     let title = crate::ui::station_title(&inspection.agencies[0]);
     let layout = match layout {
         Some(path) => {

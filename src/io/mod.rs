@@ -31,24 +31,53 @@ pub fn write_png(path: &Path, rgba: &Array3<u8>) -> Result<(), IoError> {
         .map_err(|e| IoError::Png { path: path.display().to_string(), message: e.to_string() })
 }
 
+/// Write `bytes` to `path` so that the file is either complete or absent: a temporary file in
+/// the same folder, flushed to disk, then renamed (a full disk or a pulled power cord never
+/// leaves a truncated scan that looks whole).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    use std::io::Write;
+    let e = |source| IoError::File { path: path.display().to_string(), source };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = std::path::PathBuf::from(tmp);
+    let r = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.map_err(e)
+}
+
 /// Write a raw scan as a two-page 16-bit greyscale TIFF: page 1 low energy, page 2 high energy;
 /// one row per detector line, one column per channel, values as the detector delivered them.
 pub fn write_raw_tiff(path: &Path, frame: &RawFrame, description: &str) -> Result<(), IoError> {
+    let pages = [("low", &frame.low), ("high", &frame.high)].map(|(page, data)| {
+        let (h, w) = data.dim();
+        (w, h, data.iter().copied().collect::<Vec<u16>>(), format!("{description}; energy={page}"))
+    });
+    write_gray16_pages(path, &pages)
+}
+
+/// Write one or more 16-bit greyscale pages `(width, height, samples, description)`.
+pub fn write_gray16_pages(path: &Path, pages: &[(usize, usize, Vec<u16>, String)]) -> Result<(), IoError> {
     use tiff::encoder::{TiffEncoder, colortype::Gray16};
     let err = |m: String| IoError::Tiff { path: path.display().to_string(), message: m };
-    let file = std::fs::File::create(path)
-        .map_err(|source| IoError::File { path: path.display().to_string(), source })?;
-    let mut enc = TiffEncoder::new(std::io::BufWriter::new(file)).map_err(|e| err(e.to_string()))?;
-    for (page, data) in [("low", &frame.low), ("high", &frame.high)] {
-        let (h, w) = data.dim();
-        let mut img = enc.new_image::<Gray16>(w as u32, h as u32).map_err(|e| err(e.to_string()))?;
-        img.encoder()
-            .write_tag(tiff::tags::Tag::ImageDescription, format!("{description}; energy={page}").as_str())
-            .map_err(|e| err(e.to_string()))?;
-        let flat: Vec<u16> = data.iter().copied().collect();
-        img.write_data(&flat).map_err(|e| err(e.to_string()))?;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut enc = TiffEncoder::new(&mut buf).map_err(|e| err(e.to_string()))?;
+        for (w, h, data, description) in pages {
+            let mut img = enc.new_image::<Gray16>(*w as u32, *h as u32).map_err(|e| err(e.to_string()))?;
+            img.encoder()
+                .write_tag(tiff::tags::Tag::ImageDescription, description.as_str())
+                .map_err(|e| err(e.to_string()))?;
+            img.write_data(data).map_err(|e| err(e.to_string()))?;
+        }
     }
-    Ok(())
+    write_atomically(path, &buf.into_inner())
 }
 
 /// Read a raw scan written by [`write_raw_tiff`] (or any two-page 16-bit greyscale TIFF of equal

@@ -279,17 +279,19 @@ pub fn compose_with_missing(
     out
 }
 
-/// The whole chain on the CPU: raw frame to display RGBA.
+/// The whole chain on the CPU: raw frame to display RGBA (`missing[l]`: line `l` was lost and
+/// is shown hatched; an empty slice means none was).
 pub fn render(
     low: ArrayView2<u16>,
     high: ArrayView2<u16>,
     calib: &[[f32; 4]],
     lut: &MaterialLut,
     p: &Params,
+    missing: &[bool],
 ) -> Array3<u8> {
     let feat = prepare(low, high, calib, lut, p);
     let luts = clahe_luts(feat.view(), p);
-    compose(feat.view(), luts.view(), p)
+    compose_with_missing(feat.view(), luts.view(), p, missing)
 }
 
 #[cfg(test)]

@@ -754,20 +754,31 @@ fn map_read(device: &wgpu::Device, buffer: &wgpu::Buffer) -> Result<Vec<u8>, Gpu
     Ok(data)
 }
 
+/// A scan to render: its raw lines, their calibration, and which lines were lost (`missing[l]`,
+/// shown hatched; empty: none).
+pub struct Scan<'a> {
+    pub frame: &'a RawFrame,
+    pub calib: &'a Calibration,
+    pub missing: &'a [bool],
+}
+
 /// Render one raw frame under one view on the GPU: the whole chain, read back as `[y, x, rgba]`.
 pub fn render_frame(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
     kernels: &Kernels,
-    frame: &RawFrame,
-    calib: &Calibration,
+    scan: Scan<'_>,
     lut: &MaterialLut,
     view: &ViewSettings,
 ) -> Result<Array3<u8>, GpuError> {
+    let Scan { frame, calib, missing } = scan;
     let (lines, channels) = (frame.lines() as u32, frame.channels() as u32);
     let img = GpuImage::new(device, queue, kernels, channels, lines, calib.full_scale, lut)?;
     img.set_calibration(queue, &calib.table());
     img.write_frame(queue, frame.low.view(), frame.high.view());
+    if missing.iter().any(|&m| m) {
+        img.write_missing(queue, 0, &missing[..missing.len().min(lines as usize)]);
+    }
     let p = img.params(view, false);
     img.run(device, queue, kernels, &p, Work::full(lines, p.tile));
     img.read_rgba(device, queue)

@@ -215,10 +215,13 @@ impl Workstation {
         let channels = profile.channels as usize;
         let fs = profile.full_scale();
         let panels = stations.iter().map(|s| StationPanel::new(&s.agency.id)).collect();
+        let mut assembler = Assembler::new(channels, fs);
+        // Scanners that do not signal bags: 30 mm of empty belt ends a bag.
+        assembler.segmenter = crate::assemble::Segmenter::for_profile(&profile, 30.0);
         Workstation {
             profile,
             source,
-            assembler: Assembler::new(channels, fs),
+            assembler,
             stations,
             panels,
             desk,
@@ -358,12 +361,31 @@ impl Workstation {
         ui.horizontal_wrapped(|ui| {
             ui.label(format!("{}: {}", lang.tr("Source", "信号源"), self.source.description));
             ui.separator();
-            let health = if self.assembler.calibration.is_none() {
+            let link_down = !st.connected.load(Relaxed);
+            let health = if link_down {
+                lang.tr("link down", "链路中断")
+            } else if self.assembler.calibration.is_none() {
                 lang.tr("calibrating", "校准中")
             } else {
                 lang.tr("connected", "已连接")
             };
-            ui.label(format!("{health}, {:.0} {}", self.rate.rate, lang.tr("lines/s", "线/秒")));
+            let text = format!("{health}, {:.0} {}", self.rate.rate, lang.tr("lines/s", "线/秒"));
+            if link_down {
+                let detail = s.link.as_ref().map_or(String::new(), |(_, d)| d.clone());
+                ui.colored_label(egui::Color32::from_rgb(255, 90, 90), text).on_hover_text(detail);
+            } else {
+                ui.label(text);
+            }
+            let (crc, lost, reconnects) =
+                (st.crc_errors.load(Relaxed), st.frames_lost.load(Relaxed), st.reconnects.load(Relaxed));
+            if crc + lost + reconnects > 0 {
+                ui.label(format!(
+                    "{} {crc} · {} {lost} · {} {reconnects}",
+                    lang.tr("CRC errors", "校验错误"),
+                    lang.tr("frames lost", "丢帧"),
+                    lang.tr("reconnects", "重连")
+                ));
+            }
             ui.separator();
             ui.label(format!(
                 "{} {} · {} {} · {} {} · {} {}",
@@ -374,7 +396,7 @@ impl Workstation {
                 lang.tr("dropped", "丢弃"),
                 st.lines_dropped.load(Relaxed),
                 lang.tr("bags", "行李数"),
-                st.bags.load(Relaxed)
+                s.bags
             ));
             ui.separator();
             ui.label(format!(

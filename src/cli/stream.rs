@@ -1,0 +1,325 @@
+//! The stream commands: `emulate` (serve the synthetic scanner over a serial link) and `capture`
+//! (record bags from any source URL, headless, and print link statistics).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::assemble::{Assembler, Segmenter};
+use crate::capture::{BagCollector, CapturedBag};
+use crate::domain::profile::ScannerProfile;
+use crate::source::emulator::{
+    EmulatorOptions, Impairments, SerialTarget, link_bytes_per_second, serve_serial,
+};
+use crate::source::serial::SerialOptions;
+use crate::source::url::SourceUrl;
+use crate::source::{SourceEvent, SourceStats};
+
+/// Options of `twinspect emulate`.
+#[derive(clap::Args, Debug)]
+pub struct EmulateArgs {
+    /// `pty` to create a pseudo-terminal (its path is printed), or a device URL such as
+    /// `serial:///dev/ttyUSB1?baud=3000000`.
+    #[arg(long)]
+    pub serial: String,
+    /// With `pty`: keep a symlink here pointing at the terminal (it follows the terminal across
+    /// injected disconnects, like a USB adapter's stable name).
+    #[arg(long)]
+    pub link: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Line rate relative to the profile's.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Empty belt between bags (mm).
+    #[arg(long, default_value_t = 250.0)]
+    pub gap_mm: f64,
+    /// Tube output drift (relative amplitude of a one-minute sine).
+    #[arg(long, default_value_t = 0.0)]
+    pub drift: f64,
+    /// Probability per frame of dropping it.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Probability per frame of flipping one bit in it.
+    #[arg(long, default_value_t = 0.0)]
+    pub corrupt: f64,
+    /// Probability per frame of a burst of 1-64 noise bytes before it.
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f64,
+    /// Drop the link every this many seconds...
+    #[arg(long)]
+    pub disconnect_every: Option<f64>,
+    /// ...for this many seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub disconnect_for: f64,
+    /// Do not send bag start/end (the workstation must find bags in the image).
+    #[arg(long)]
+    pub no_bag_signals: bool,
+    /// Stop after this many seconds (default: run until killed).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+}
+
+pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
+    for (name, p) in [("--loss", a.loss), ("--corrupt", a.corrupt), ("--noise", a.noise)] {
+        if !(0.0..=1.0).contains(&p) {
+            bail!("{name} {p}: a probability is between 0 and 1");
+        }
+    }
+    if !(a.speed > 0.0 && a.speed <= 100.0) {
+        bail!("--speed {}: between 0 and 100 times the profile's line rate", a.speed);
+    }
+    let positive = |s: f64, name: &str| -> anyhow::Result<Duration> {
+        if !(s.is_finite() && s > 0.0 && s < 1e6) {
+            bail!("{name} {s}: a number of seconds above 0");
+        }
+        Ok(Duration::from_secs_f64(s))
+    };
+    let impair = Impairments {
+        loss: a.loss,
+        corrupt: a.corrupt,
+        noise: a.noise,
+        disconnect_every: a.disconnect_every.map(|s| positive(s, "--disconnect-every")).transpose()?,
+        disconnect_for: positive(a.disconnect_for, "--disconnect-for")?,
+        seed: a.seed,
+    };
+    let target = if a.serial == "pty" {
+        SerialTarget::Pty { link: a.link.clone() }
+    } else {
+        if a.link.is_some() {
+            bail!("--link goes with --serial pty");
+        }
+        let u = SourceUrl::parse(&a.serial)?;
+        if u.scheme != "serial" {
+            bail!("--serial takes `pty` or a serial:// URL, not {}://", u.scheme);
+        }
+        SerialTarget::Device(SerialOptions::from_url(&u)?)
+    };
+    let baud = match &target {
+        SerialTarget::Device(o) => o.baud,
+        SerialTarget::Pty { .. } => 3_000_000,
+    };
+    let opts = EmulatorOptions {
+        seed: a.seed,
+        speed: a.speed,
+        gap_mm: a.gap_mm,
+        drift: a.drift,
+        signal_bags: !a.no_bag_signals,
+        impair,
+    };
+    let emu = serve_serial(profile, opts, target)?;
+    let need = link_bytes_per_second(profile, a.speed);
+    println!("serial: {}", emu.path());
+    println!(
+        "scanner: {} ({} channels, {:.0} lines/s); the link needs {:.2} MB/s = {:.1} Mbaud at 10 bits a byte{}",
+        profile.name,
+        profile.channels,
+        profile.line_rate_hz * a.speed,
+        need / 1e6,
+        need * 10.0 / 1e6,
+        if need * 10.0 > f64::from(baud) {
+            format!(" (more than {baud} baud: a real line at that rate would fall behind; a pty does not)")
+        } else {
+            String::new()
+        }
+    );
+    let t0 = Instant::now();
+    let mut last = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let done = a.seconds.is_some_and(|s| t0.elapsed().as_secs_f64() >= s);
+        if done || last.elapsed() >= Duration::from_secs(5) {
+            last = Instant::now();
+            let s = &emu.stats;
+            eprintln!(
+                "{:.0} s: {} lines, {} bags, {} frames ({} dropped, {} corrupted, {} noise bursts, {} unsent), {} disconnects, {} commands",
+                t0.elapsed().as_secs_f64(),
+                s.lines.load(Relaxed),
+                s.bags.load(Relaxed),
+                s.frames.load(Relaxed),
+                s.frames_dropped.load(Relaxed),
+                s.frames_corrupted.load(Relaxed),
+                s.noise_bursts.load(Relaxed),
+                s.unsent.load(Relaxed),
+                s.disconnects.load(Relaxed),
+                s.commands.load(Relaxed),
+            );
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Options of `twinspect capture`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("until").required(true).multiple(true).args(["bags", "seconds"])))]
+pub struct CaptureArgs {
+    /// Source URL: synthetic://?seed=7, serial:///dev/ttyUSB0?baud=3000000, ...
+    #[arg(long)]
+    pub source: String,
+    /// Stop after this many complete bags.
+    #[arg(long)]
+    pub bags: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Folder for bag-NNNNNN.tiff (two pages, low and high), its .calib.json and .json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write every received line as it arrived (all kinds, no calibration, no gaps filled),
+    /// in blocks of 256 lines: block-NNNNNN.tiff, one 16-bit page, each row low then high samples.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(serde::Serialize)]
+struct BagMeta<'a> {
+    bag: u64,
+    item_id: Option<&'a str>,
+    profile: &'a str,
+    source: &'a str,
+    lines: usize,
+    channels: usize,
+    /// Rows lost before they reached the workstation (placeholders, not image).
+    missing_rows: &'a [usize],
+    truncated: bool,
+    captured_unix_ms: u64,
+}
+
+const RAW_BLOCK: usize = 256;
+
+fn write_raw_block(dir: &Path, n: u64, block: &mut Vec<(Vec<u16>, Vec<u16>)>) -> anyhow::Result<()> {
+    if block.is_empty() {
+        return Ok(());
+    }
+    let w = block[0].0.len() * 2;
+    let rows: Vec<&(Vec<u16>, Vec<u16>)> = block.iter().filter(|(lo, hi)| lo.len() + hi.len() == w).collect();
+    let mut data = Vec::with_capacity(rows.len() * w);
+    for (lo, hi) in &rows {
+        data.extend_from_slice(lo);
+        data.extend_from_slice(hi);
+    }
+    let path = dir.join(format!("block-{n:06}.tiff"));
+    let desc = "twinspect raw lines as received; row = low samples then high samples".to_string();
+    crate::io::write_gray16_pages(&path, &[(w, rows.len(), data, desc)])?;
+    block.clear();
+    Ok(())
+}
+
+pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
+    let url = SourceUrl::parse(&a.source)?;
+    let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile_name))?;
+    if let Some(s) = a.seconds
+        && !(s.is_finite() && s > 0.0)
+    {
+        bail!("--seconds {s}: a number of seconds above 0");
+    }
+    if a.bags == Some(0) {
+        bail!("--bags 0: nothing to capture");
+    }
+    let src = crate::source::open(&url, &profile)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let channels = profile.channels as usize;
+    let mut asm = Assembler::new(channels, profile.full_scale());
+    asm.segmenter = Segmenter::for_profile(&profile, 30.0);
+    let mut collector = BagCollector::new(channels, 16_384);
+    let t0 = Instant::now();
+    let deadline = a.seconds.map(|s| t0 + Duration::from_secs_f64(s));
+    let mut written = 0u64;
+    let (mut raw_block, mut raw_blocks) = (Vec::new(), 0u64);
+    let mut faults_shown = 0;
+    eprintln!("capturing from {} ({} channels) into {}", src.description, channels, a.out.display());
+    while a.bags.is_none_or(|n| written < n) && deadline.is_none_or(|d| Instant::now() < d) {
+        let mut events = Vec::new();
+        if let Ok(e) = src.events.recv_timeout(Duration::from_millis(100)) {
+            events.push(e);
+            events.extend(src.events.try_iter().take(8192));
+        }
+        if a.raw {
+            for e in &events {
+                if let SourceEvent::Line(l) = e {
+                    raw_block.push((l.low.clone(), l.high.clone()));
+                    if raw_block.len() == RAW_BLOCK {
+                        write_raw_block(&a.out, raw_blocks, &mut raw_block)?;
+                        raw_blocks += 1;
+                    }
+                }
+            }
+        }
+        let batch = asm.feed(events);
+        for f in asm.stats.faults.iter().skip(faults_shown) {
+            eprintln!("source: {f}");
+        }
+        faults_shown = asm.stats.faults.len();
+        for bag in collector.push(&batch, asm.calibration.as_ref()) {
+            if a.bags.is_some_and(|n| written >= n) {
+                break;
+            }
+            write_bag(&a.out, written, &bag, &profile, &src.description)?;
+            eprintln!(
+                "bag {} ({}): {} lines, {} missing{}",
+                written,
+                bag.span.item_id.as_deref().unwrap_or("no tag"),
+                bag.frame.lines(),
+                bag.missing.len(),
+                if bag.truncated { ", truncated (longer than the limit)" } else { "" }
+            );
+            written += 1;
+        }
+    }
+    if a.raw && !raw_block.is_empty() {
+        write_raw_block(&a.out, raw_blocks, &mut raw_block)?;
+        raw_blocks += 1;
+    }
+    let st = &src.stats;
+    let s = &asm.stats;
+    println!("seconds: {:.1}", t0.elapsed().as_secs_f64());
+    println!("lines: {}", s.lines_in);
+    println!("bags: {written}");
+    println!("missing lines: {}", s.lines_missing);
+    println!("crc errors: {}", SourceStats::get(&st.crc_errors));
+    println!("frames lost: {}", SourceStats::get(&st.frames_lost));
+    println!("bytes skipped: {}", SourceStats::get(&st.bytes_skipped));
+    println!("malformed frames: {}", SourceStats::get(&st.malformed));
+    println!("reconnects: {}", SourceStats::get(&st.reconnects));
+    println!("lines dropped (workstation too slow): {}", SourceStats::get(&st.lines_dropped));
+    println!("resends requested: {}", SourceStats::get(&st.resends_requested));
+    println!("resends honoured: {}", SourceStats::get(&st.resends_honoured));
+    if a.raw {
+        println!("raw blocks: {raw_blocks}");
+    }
+    if let Some(n) = a.bags
+        && written < n
+    {
+        bail!("only {written} of {n} bags in {:.1} s", t0.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn write_bag(
+    dir: &Path,
+    n: u64,
+    bag: &CapturedBag,
+    profile: &ScannerProfile,
+    source: &str,
+) -> anyhow::Result<()> {
+    let tiff = dir.join(format!("bag-{n:06}.tiff"));
+    super::save_raw(&tiff, &bag.frame, &bag.calibration, profile)?;
+    let meta = BagMeta {
+        bag: bag.span.bag,
+        item_id: bag.span.item_id.as_deref(),
+        profile: &profile.name,
+        source,
+        lines: bag.frame.lines(),
+        channels: bag.frame.channels(),
+        missing_rows: &bag.missing,
+        truncated: bag.truncated,
+        captured_unix_ms: super::now_ms(),
+    };
+    let path = dir.join(format!("bag-{n:06}.json"));
+    crate::io::write_atomically(&path, &serde_json::to_vec_pretty(&meta)?)?;
+    Ok(())
+}
