@@ -5,7 +5,7 @@
 //! Owns: [`SourceUrl`] (scheme, location, query) and its parsing with clear errors. Knows nothing
 //! of what each source does with its options.
 //!
-//! Must not import: egui, wgpu.
+//! Must not import: anything of the crate (the fuzz target includes this file by path).
 
 use std::collections::BTreeMap;
 use std::fmt;
