@@ -10,6 +10,7 @@
 //! Must not import: egui, wgpu.
 
 pub mod emulator;
+pub mod gige;
 pub mod serial;
 pub mod url;
 
@@ -118,7 +119,7 @@ impl RunningSource {
 pub enum OpenError {
     #[error(transparent)]
     Url(#[from] url::UrlError),
-    #[error("gige:// sources are not available yet")]
+    #[error("gige:// sources are not available yet: the GigE Vision client is not wired to lines")]
     NotYet,
     #[error(transparent)]
     Physics(#[from] crate::domain::physics::PhysicsError),

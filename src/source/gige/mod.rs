@@ -1,0 +1,210 @@
+//! GigE Vision: the control channel client (GVCP over UDP: discovery, registers, memory, the
+//! GenICam XML, control privilege and its heartbeat) on top of the wire formats in [`gvcp`] and
+//! [`gvsp`]. Streaming into lines joins here next.
+//!
+//! Owns: [`Gvcp`] (one device's control channel: request ids, timeouts, retries, PENDING_ACK),
+//! [`GigeError`].
+//!
+//! Must not import: egui, wgpu.
+
+pub mod gvcp;
+pub mod gvsp;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use gvcp::{Ack, AckError, Cmd, DeviceInfo, XmlUrl, reg};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GigeError {
+    #[error("GigE Vision socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no answer from {device} to {what} after {tries} tries of {timeout_ms} ms")]
+    Timeout { device: SocketAddr, what: &'static str, tries: u32, timeout_ms: u128 },
+    #[error("{what} at {addr:#010x}: {source}")]
+    Device { what: &'static str, addr: u32, source: AckError },
+    #[error("{0}")]
+    Command(#[from] gvcp::CmdError),
+    #[error("GenICam XML: {0}")]
+    Xml(String),
+}
+
+/// One device's control channel.
+pub struct Gvcp {
+    sock: UdpSocket,
+    pub device: SocketAddr,
+    req_id: u16,
+    pub timeout: Duration,
+    pub tries: u32,
+    /// Acks that came too late or were for someone else (counted, ignored).
+    pub stray_acks: u64,
+}
+
+fn what(c: &Cmd) -> &'static str {
+    match c {
+        Cmd::Discovery => "DISCOVERY",
+        Cmd::ReadReg(_) => "READREG",
+        Cmd::WriteReg(_) => "WRITEREG",
+        Cmd::ReadMem { .. } => "READMEM",
+        Cmd::WriteMem { .. } => "WRITEMEM",
+        Cmd::PacketResend { .. } => "PACKETRESEND",
+    }
+}
+
+impl Gvcp {
+    /// A control channel to the device at `ip` (port 3956), from an ephemeral local port.
+    pub fn new(ip: Ipv4Addr) -> Result<Gvcp, GigeError> {
+        let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+        Ok(Gvcp {
+            sock,
+            device: SocketAddr::V4(SocketAddrV4::new(ip, gvcp::PORT)),
+            // Aravis starts at 0xFF15 too; any non-zero start works.
+            req_id: 0xFF14,
+            timeout: Duration::from_millis(500),
+            tries: 5,
+            stray_acks: 0,
+        })
+    }
+
+    fn next_id(&mut self) -> u16 {
+        self.req_id = if self.req_id == 0xFFFF { 1 } else { self.req_id + 1 };
+        self.req_id
+    }
+
+    /// Send `cmd` and wait for its ack (retrying on silence, waiting longer on PENDING_ACK);
+    /// returns the raw ack packet.
+    fn transact(&mut self, cmd: &Cmd) -> Result<Vec<u8>, GigeError> {
+        let id = if matches!(cmd, Cmd::Discovery) { 0xFFFF } else { self.next_id() };
+        let packet = cmd.encode(id)?;
+        let mut buf = vec![0u8; 1500];
+        for _ in 0..self.tries.max(1) {
+            self.sock.send_to(&packet, self.device)?;
+            let mut deadline = Instant::now() + self.timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                self.sock.set_read_timeout(Some(left))?;
+                let (n, from) = match self.sock.recv_from(&mut buf) {
+                    Ok(x) => x,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let Ok(ack) = Ack::parse(&buf[..n]) else {
+                    self.stray_acks += 1;
+                    continue;
+                };
+                if ack.id != id || (from.ip() != self.device.ip() && !matches!(cmd, Cmd::Discovery)) {
+                    self.stray_acks += 1;
+                    continue;
+                }
+                if let Some(ms) = ack.pending_ms() {
+                    deadline = Instant::now() + Duration::from_millis(u64::from(ms)) + self.timeout;
+                    continue;
+                }
+                return Ok(buf[..n].to_vec());
+            }
+        }
+        Err(GigeError::Timeout {
+            device: self.device,
+            what: what(cmd),
+            tries: self.tries,
+            timeout_ms: self.timeout.as_millis(),
+        })
+    }
+
+    /// Ask the device (unicast) who it is.
+    pub fn discover(&mut self) -> Result<DeviceInfo, GigeError> {
+        let raw = self.transact(&Cmd::Discovery)?;
+        let ack =
+            Ack::parse(&raw).map_err(|e| GigeError::Device { what: "DISCOVERY", addr: 0, source: e })?;
+        ack.discovery().map_err(|e| GigeError::Device { what: "DISCOVERY", addr: 0, source: e })
+    }
+
+    pub fn read_reg(&mut self, addr: u32) -> Result<u32, GigeError> {
+        let raw = self.transact(&Cmd::ReadReg(vec![addr]))?;
+        let r = Ack::parse(&raw).and_then(|a| a.read_regs(1));
+        r.map(|v| v[0]).map_err(|e| GigeError::Device { what: "READREG", addr, source: e })
+    }
+
+    pub fn write_reg(&mut self, addr: u32, value: u32) -> Result<(), GigeError> {
+        let raw = self.transact(&Cmd::WriteReg(vec![(addr, value)]))?;
+        let r = Ack::parse(&raw).and_then(|a| a.write_regs());
+        match r {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(GigeError::Device {
+                what: "WRITEREG",
+                addr,
+                source: AckError::Payload("nothing written"),
+            }),
+            Err(e) => Err(GigeError::Device { what: "WRITEREG", addr, source: e }),
+        }
+    }
+
+    /// Read `len` bytes of device memory (in 512-byte requests, the last rounded up to 4).
+    pub fn read_mem(&mut self, addr: u32, len: usize) -> Result<Vec<u8>, GigeError> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let a = addr + out.len() as u32;
+            let want = (len - out.len()).min(gvcp::MAX_MEM);
+            let count = want.div_ceil(4) * 4;
+            let raw = self.transact(&Cmd::ReadMem { addr: a, count: count as u16 })?;
+            let data = Ack::parse(&raw)
+                .and_then(|x| x.read_mem(a, count).map(<[u8]>::to_vec))
+                .map_err(|e| GigeError::Device { what: "READMEM", addr: a, source: e })?;
+            out.extend_from_slice(&data[..want]);
+        }
+        Ok(out)
+    }
+
+    pub fn write_mem(&mut self, addr: u32, data: &[u8]) -> Result<(), GigeError> {
+        for (k, c) in data.chunks(gvcp::MAX_MEM).enumerate() {
+            let a = addr + (k * gvcp::MAX_MEM) as u32;
+            let raw = self.transact(&Cmd::WriteMem { addr: a, data: c.to_vec() })?;
+            Ack::parse(&raw).and_then(|x| x.write_mem()).map_err(|e| GigeError::Device {
+                what: "WRITEMEM",
+                addr: a,
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The device's GenICam XML as stored (a `.zip` name means a zip archive), and its URL.
+    pub fn xml(&mut self) -> Result<(XmlUrl, Vec<u8>), GigeError> {
+        let raw = self.read_mem(reg::XML_URL_1, 512)?;
+        let url = XmlUrl::parse(&raw).map_err(GigeError::Xml)?;
+        match &url {
+            XmlUrl::Local { addr, len, .. } => {
+                let bytes = self.read_mem(*addr, *len as usize)?;
+                Ok((url, bytes))
+            }
+            XmlUrl::Other(s) => {
+                Err(GigeError::Xml(format!("`{s}`: only XML in device memory (Local:) is read")))
+            }
+        }
+    }
+
+    /// Become the controlling host (CCP = control). Keep it with [`Gvcp::heartbeat`] well within
+    /// the device's heartbeat timeout (register 0x0938).
+    pub fn take_control(&mut self) -> Result<(), GigeError> {
+        self.write_reg(reg::CCP, reg::CCP_CONTROL)
+    }
+
+    /// Keep control: a read of CCP (what refreshes the heartbeat on every device seen).
+    pub fn heartbeat(&mut self) -> Result<u32, GigeError> {
+        self.read_reg(reg::CCP)
+    }
+
+    pub fn release(&mut self) -> Result<(), GigeError> {
+        self.write_reg(reg::CCP, 0)
+    }
+}
