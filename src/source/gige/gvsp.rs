@@ -200,9 +200,24 @@ pub struct Block {
     pub missing_packets: Vec<u32>,
     /// Lines the trailer says were delivered.
     pub trailer_height: Option<u32>,
+    /// Data bytes per payload packet (packet `k` holds bytes `(k-1)*chunk..k*chunk`).
+    pub chunk: usize,
 }
 
 impl Block {
+    /// Did every packet holding bytes `range` of `data` arrive?
+    pub fn bytes_present(&self, range: std::ops::Range<usize>) -> bool {
+        if range.is_empty() {
+            return true;
+        }
+        let first = (range.start / self.chunk) as u32 + 1;
+        let last = ((range.end - 1) / self.chunk) as u32 + 1;
+        !self.missing_packets.iter().any(|p| (first..=last).contains(p))
+    }
+}
+
+impl Block {
+    /// Every packet and the trailer arrived.
     pub fn complete(&self) -> bool {
         self.missing_packets.is_empty() && self.trailer_height.is_some()
     }
@@ -376,6 +391,7 @@ impl Blocks {
             data: o.data,
             missing_packets: missing,
             trailer_height: o.trailer.map(|t| t.height),
+            chunk: self.chunk,
         };
         if b.complete() {
             self.stats.blocks_complete += 1;

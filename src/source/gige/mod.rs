@@ -9,6 +9,7 @@
 
 pub mod gvcp;
 pub mod gvsp;
+pub mod lines;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
