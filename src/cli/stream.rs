@@ -22,8 +22,14 @@ use crate::source::{SourceEvent, SourceStats};
 pub struct EmulateArgs {
     /// `pty` to create a pseudo-terminal (its path is printed), or a device URL such as
     /// `serial:///dev/ttyUSB1?baud=3000000`.
+    #[arg(long, required_unless_present = "gige")]
+    pub serial: Option<String>,
+    /// Also (or instead) be a GigE Vision device on this address (GVCP port 3956), e.g. 127.0.0.2.
     #[arg(long)]
-    pub serial: String,
+    pub gige: Option<std::net::Ipv4Addr>,
+    /// Probability that a GigE stream packet's first transmission is lost (resends recover it).
+    #[arg(long, default_value_t = 0.0)]
+    pub gige_loss: f64,
     /// With `pty`: keep a symlink here pointing at the terminal (it follows the terminal across
     /// injected disconnects, like a USB adapter's stable name).
     #[arg(long)]
@@ -63,7 +69,9 @@ pub struct EmulateArgs {
 }
 
 pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
-    for (name, p) in [("--loss", a.loss), ("--corrupt", a.corrupt), ("--noise", a.noise)] {
+    for (name, p) in
+        [("--loss", a.loss), ("--corrupt", a.corrupt), ("--noise", a.noise), ("--gige-loss", a.gige_loss)]
+    {
         if !(0.0..=1.0).contains(&p) {
             bail!("{name} {p}: a probability is between 0 and 1");
         }
@@ -85,13 +93,48 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
         disconnect_for: positive(a.disconnect_for, "--disconnect-for")?,
         seed: a.seed,
     };
-    let target = if a.serial == "pty" {
+    let gige = match a.gige {
+        Some(ip) => {
+            let dev = crate::source::gige::device::serve(
+                profile,
+                crate::source::gige::device::GigeOptions {
+                    ip,
+                    seed: a.seed,
+                    speed: a.speed,
+                    gap_mm: a.gap_mm,
+                    loss: a.gige_loss,
+                    ..Default::default()
+                },
+            )?;
+            println!("gige: {} (GVCP; XML in device memory; low/high as alternating Mono16 rows)", dev.addr);
+            Some(dev)
+        }
+        None => None,
+    };
+    let Some(serial) = a.serial.as_deref() else {
+        let dev = gige.expect("clap requires --serial or --gige");
+        return run_for(a.seconds, || {
+            let s = &dev.stats;
+            format!(
+                "{} commands, {} blocks, {} packets ({} dropped, {} resend requests, {} resent, {} unavailable), {} heartbeat expiries",
+                s.commands.load(Relaxed),
+                s.blocks.load(Relaxed),
+                s.packets.load(Relaxed),
+                s.packets_dropped.load(Relaxed),
+                s.resend_requests.load(Relaxed),
+                s.packets_resent.load(Relaxed),
+                s.packets_unavailable.load(Relaxed),
+                s.heartbeat_expired.load(Relaxed),
+            )
+        });
+    };
+    let target = if serial == "pty" {
         SerialTarget::Pty { link: a.link.clone() }
     } else {
         if a.link.is_some() {
             bail!("--link goes with --serial pty");
         }
-        let u = SourceUrl::parse(&a.serial)?;
+        let u = SourceUrl::parse(serial)?;
         if u.scheme != "serial" {
             bail!("--serial takes `pty` or a serial:// URL, not {}://", u.scheme);
         }
@@ -125,27 +168,34 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
             String::new()
         }
     );
+    let _gige = gige;
+    run_for(a.seconds, || {
+        let s = &emu.stats;
+        format!(
+            "{} lines, {} bags, {} frames ({} dropped, {} corrupted, {} noise bursts, {} unsent), {} disconnects, {} commands",
+            s.lines.load(Relaxed),
+            s.bags.load(Relaxed),
+            s.frames.load(Relaxed),
+            s.frames_dropped.load(Relaxed),
+            s.frames_corrupted.load(Relaxed),
+            s.noise_bursts.load(Relaxed),
+            s.unsent.load(Relaxed),
+            s.disconnects.load(Relaxed),
+            s.commands.load(Relaxed),
+        )
+    })
+}
+
+/// Print `stats()` every 5 s (and at the end) until `seconds` have passed, or forever.
+fn run_for(seconds: Option<f64>, stats: impl Fn() -> String) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut last = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        let done = a.seconds.is_some_and(|s| t0.elapsed().as_secs_f64() >= s);
+        let done = seconds.is_some_and(|s| t0.elapsed().as_secs_f64() >= s);
         if done || last.elapsed() >= Duration::from_secs(5) {
             last = Instant::now();
-            let s = &emu.stats;
-            eprintln!(
-                "{:.0} s: {} lines, {} bags, {} frames ({} dropped, {} corrupted, {} noise bursts, {} unsent), {} disconnects, {} commands",
-                t0.elapsed().as_secs_f64(),
-                s.lines.load(Relaxed),
-                s.bags.load(Relaxed),
-                s.frames.load(Relaxed),
-                s.frames_dropped.load(Relaxed),
-                s.frames_corrupted.load(Relaxed),
-                s.noise_bursts.load(Relaxed),
-                s.unsent.load(Relaxed),
-                s.disconnects.load(Relaxed),
-                s.commands.load(Relaxed),
-            );
+            eprintln!("{:.0} s: {}", t0.elapsed().as_secs_f64(), stats());
         }
         if done {
             return Ok(());

@@ -133,6 +133,20 @@ impl Script {
         self.queue.pop_front().expect("refill queues lines")
     }
 
+    /// A line with the beam off (for a host-driven dark calibration).
+    pub fn dark_line(&mut self) -> RawLine {
+        self.scanner.dark_line()
+    }
+
+    /// A line of empty belt (for a host-driven air calibration).
+    pub fn air_line(&mut self) -> RawLine {
+        RawLine { kind: LineKind::Air, ..self.scanner.air_line() }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.scanner.channels()
+    }
+
     /// Bags begun so far.
     pub fn bags(&self) -> u32 {
         self.bag_no

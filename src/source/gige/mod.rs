@@ -7,6 +7,7 @@
 //!
 //! Must not import: egui, wgpu.
 
+pub mod device;
 pub mod gvcp;
 pub mod gvsp;
 pub mod lines;

@@ -1,0 +1,630 @@
+//! The scanner emulator as a GigE Vision device: GVCP on `ADDR:3956` (discovery, READREG,
+//! WRITEREG, READMEM, WRITEMEM, control privilege with heartbeat, PACKETRESEND), the GenICam XML
+//! of `assets/gige/twinspect-linescan.xml` in device memory, and GVSP blocks of dual-energy lines
+//! (low and high as alternating Mono16 rows) from the physics-based synthetic scanner at the
+//! profile's line rate, with optional packet loss that resends recover.
+//!
+//! Owns: [`serve`], [`GigeOptions`], [`DeviceStats`], the device's register map. Aravis's
+//! `arv-tool-0.8` and `arv-camera-test-0.8` are its peers in the tests.
+//!
+//! Must not import: egui, wgpu.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::gvcp::{self, DeviceInfo, cmd, reg, status};
+use super::gvsp::{self, Leader, Trailer};
+use crate::domain::profile::ScannerProfile;
+use crate::domain::rng::Rng;
+use crate::domain::scan::RawLine;
+use crate::source::emulator::Script;
+use crate::source::serial::codec::Frame;
+
+pub const XML: &str = include_str!("../../../assets/gige/twinspect-linescan.xml");
+/// Where the XML lives in device memory.
+pub const XML_ADDR: u32 = 0x0010_0000;
+
+/// Device registers (see the XML).
+pub mod dreg {
+    pub const SENSOR_WIDTH: u32 = 0x20000;
+    pub const WIDTH: u32 = 0x20004;
+    pub const HEIGHT: u32 = 0x20008;
+    pub const PIXEL_FORMAT: u32 = 0x2000C;
+    pub const PAYLOAD_SIZE: u32 = 0x20010;
+    pub const ACQUISITION_MODE: u32 = 0x20014;
+    pub const ACQUISITION_START: u32 = 0x20018;
+    pub const ACQUISITION_STOP: u32 = 0x2001C;
+    pub const LINE_RATE: u32 = 0x20020;
+    pub const TL_PARAMS_LOCKED: u32 = 0x20024;
+    pub const XRAY_MODE: u32 = 0x20028;
+}
+
+#[derive(Clone, Debug)]
+pub struct GigeOptions {
+    pub ip: Ipv4Addr,
+    pub seed: u64,
+    pub speed: f64,
+    pub gap_mm: f64,
+    /// Probability that a stream packet's first transmission is lost (resends always go).
+    pub loss: f64,
+    pub serial_number: String,
+}
+
+impl Default for GigeOptions {
+    fn default() -> Self {
+        GigeOptions {
+            ip: Ipv4Addr::new(127, 0, 0, 2),
+            seed: 1,
+            speed: 1.0,
+            gap_mm: 250.0,
+            loss: 0.0,
+            serial_number: "TS-GIGE-0001".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct DeviceStats {
+    pub commands: AtomicU64,
+    pub blocks: AtomicU64,
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub packets_dropped: AtomicU64,
+    pub resend_requests: AtomicU64,
+    pub packets_resent: AtomicU64,
+    /// Resends asked for packets no longer kept (answered with PACKET_UNAVAILABLE).
+    pub packets_unavailable: AtomicU64,
+    pub heartbeat_expired: AtomicU64,
+}
+
+struct Regs {
+    boot: Vec<u8>,
+    channels: u32,
+    height: u32,
+    acquisition_mode: u32,
+    streaming: bool,
+    tl_locked: u32,
+    xray_mode: u32,
+    line_rate: u32,
+    controller: Option<SocketAddr>,
+    last_from_controller: Instant,
+}
+
+impl Regs {
+    fn u32_at(&self, a: u32) -> u32 {
+        let i = a as usize;
+        u32::from_be_bytes(self.boot[i..i + 4].try_into().expect("4 bytes"))
+    }
+
+    fn set(&mut self, a: u32, v: u32) {
+        let i = a as usize;
+        self.boot[i..i + 4].copy_from_slice(&v.to_be_bytes());
+    }
+
+    fn read(&self, a: u32) -> Result<u32, u16> {
+        if !a.is_multiple_of(4) {
+            return Err(status::BAD_ALIGNMENT);
+        }
+        Ok(match a {
+            a if (a as usize) + 4 <= self.boot.len() => self.u32_at(a),
+            dreg::SENSOR_WIDTH | dreg::WIDTH => self.channels,
+            dreg::HEIGHT => self.height,
+            dreg::PIXEL_FORMAT => gvsp::MONO16,
+            dreg::PAYLOAD_SIZE => self.channels * self.height * 2,
+            dreg::ACQUISITION_MODE => self.acquisition_mode,
+            dreg::ACQUISITION_START | dreg::ACQUISITION_STOP => 0,
+            dreg::LINE_RATE => self.line_rate,
+            dreg::TL_PARAMS_LOCKED => self.tl_locked,
+            dreg::XRAY_MODE => self.xray_mode,
+            _ => return Err(status::INVALID_ADDRESS),
+        })
+    }
+
+    fn write(&mut self, a: u32, v: u32) -> Result<(), u16> {
+        if !a.is_multiple_of(4) {
+            return Err(status::BAD_ALIGNMENT);
+        }
+        match a {
+            reg::CCP => self.set(a, v & 0x3),
+            reg::SCP0 => self.set(a, v & 0xFFFF),
+            reg::SCPS0 => {
+                let size = v & 0xFFFF;
+                if !(576..=9000).contains(&size) || !size.is_multiple_of(4) {
+                    return Err(status::INVALID_PARAMETER);
+                }
+                self.set(a, size)
+            }
+            reg::SCPD0 | reg::SCDA0 | 0x0954 => self.set(a, v),
+            // Tolerated and ignored: GVSP configuration (no extended ids), stream channel config.
+            reg::GVSP_CONFIG | 0x0D24 => {}
+            dreg::HEIGHT => {
+                if self.tl_locked != 0 || self.streaming {
+                    return Err(status::WRITE_PROTECT);
+                }
+                if !(2..=16384).contains(&v) || !v.is_multiple_of(2) {
+                    return Err(status::INVALID_PARAMETER);
+                }
+                self.height = v;
+            }
+            dreg::PIXEL_FORMAT if v == gvsp::MONO16 => {}
+            dreg::PIXEL_FORMAT => return Err(status::INVALID_PARAMETER),
+            dreg::ACQUISITION_MODE if v == 1 => self.acquisition_mode = v,
+            dreg::ACQUISITION_MODE => return Err(status::INVALID_PARAMETER),
+            dreg::ACQUISITION_START => {
+                if v == 1 {
+                    self.streaming = true;
+                    self.tl_locked = 1;
+                }
+            }
+            dreg::ACQUISITION_STOP => {
+                if v == 1 {
+                    self.streaming = false;
+                    self.tl_locked = 0;
+                }
+            }
+            dreg::TL_PARAMS_LOCKED if v <= 1 => self.tl_locked = v,
+            dreg::XRAY_MODE if v <= 2 => self.xray_mode = v,
+            dreg::TL_PARAMS_LOCKED | dreg::XRAY_MODE => return Err(status::INVALID_PARAMETER),
+            a if (a as usize) < self.boot.len() => return Err(status::WRITE_PROTECT),
+            dreg::SENSOR_WIDTH | dreg::WIDTH | dreg::PAYLOAD_SIZE | dreg::LINE_RATE => {
+                return Err(status::WRITE_PROTECT);
+            }
+            _ => return Err(status::INVALID_ADDRESS),
+        }
+        Ok(())
+    }
+
+    fn read_mem(&self, a: u32, n: usize) -> Result<Vec<u8>, u16> {
+        let end = a as usize + n;
+        let xml = XML.as_bytes();
+        if a >= XML_ADDR && end <= XML_ADDR as usize + xml.len().div_ceil(4) * 4 {
+            let mut out = vec![0u8; n];
+            let from = (a - XML_ADDR) as usize;
+            let have = xml.len().saturating_sub(from).min(n);
+            out[..have].copy_from_slice(&xml[from..from + have]);
+            return Ok(out);
+        }
+        if end <= self.boot.len() {
+            // strings and registers alike; live registers through `read`
+            let mut out = self.boot[a as usize..end].to_vec();
+            for (k, w) in out.chunks_exact_mut(4).enumerate() {
+                if let Ok(v) = self.read(a + 4 * k as u32) {
+                    w.copy_from_slice(&v.to_be_bytes());
+                }
+            }
+            return Ok(out);
+        }
+        if !a.is_multiple_of(4) || !n.is_multiple_of(4) {
+            return Err(status::BAD_ALIGNMENT);
+        }
+        let mut out = Vec::with_capacity(n);
+        for k in 0..n / 4 {
+            out.extend_from_slice(&self.read(a + 4 * k as u32)?.to_be_bytes());
+        }
+        Ok(out)
+    }
+}
+
+/// A block as sent, kept for resends.
+struct Sent {
+    wire_id: u16,
+    packets: Vec<Vec<u8>>,
+}
+
+struct Shared {
+    regs: Mutex<Regs>,
+    stats: Arc<DeviceStats>,
+    stream: UdpSocket,
+    history: Mutex<VecDeque<Sent>>,
+}
+
+/// A running GigE Vision emulator; stops when dropped.
+pub struct GigeDevice {
+    pub stats: Arc<DeviceStats>,
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Drop for GigeDevice {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn info(o: &GigeOptions, profile: &ScannerProfile) -> DeviceInfo {
+    DeviceInfo {
+        version: (1, 2),
+        device_mode: 0x8000_0000, // big-endian registers, class transmitter
+        mac: [0x02, 0x54, 0x53, o.ip.octets()[1], o.ip.octets()[2], o.ip.octets()[3]],
+        ip: o.ip,
+        subnet: Ipv4Addr::new(255, 0, 0, 0),
+        gateway: Ipv4Addr::UNSPECIFIED,
+        manufacturer: "Twinspect".into(),
+        model: "LineScanEmulator".into(),
+        device_version: env!("CARGO_PKG_VERSION").into(),
+        manufacturer_info: format!("{} {} kVp", profile.name, profile.kvp),
+        serial: o.serial_number.clone(),
+        user_name: String::new(),
+    }
+}
+
+/// Start the emulator on `opts.ip` (GVCP port 3956).
+pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<GigeDevice> {
+    let control = UdpSocket::bind(SocketAddrV4::new(opts.ip, gvcp::PORT))
+        .map_err(|e| anyhow::anyhow!("GigE Vision emulator on {}:{}: {e}", opts.ip, gvcp::PORT))?;
+    control.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let stream = UdpSocket::bind(SocketAddrV4::new(opts.ip, 0))?;
+    let mut boot = vec![0u8; 0x1000];
+    let record = info(&opts, profile).encode();
+    boot[..record.len()].copy_from_slice(&record);
+    let url = format!("Local:twinspect-linescan.xml;{XML_ADDR:x};{:x}", XML.len());
+    boot[0x200..0x200 + url.len()].copy_from_slice(url.as_bytes());
+    let line_rate = (profile.line_rate_hz * opts.speed).round() as u32;
+    let mut regs = Regs {
+        boot,
+        channels: profile.channels,
+        height: 512,
+        acquisition_mode: 1,
+        streaming: false,
+        tl_locked: 0,
+        xray_mode: 0,
+        line_rate,
+        controller: None,
+        last_from_controller: Instant::now(),
+    };
+    regs.set(0x0014, 0x0000_0004); // current IP configuration: LLA (a fixed address here)
+    regs.set(0x0600, 1); // network interfaces
+    regs.set(reg::STREAM_CHANNELS, 1);
+    regs.set(reg::GVCP_CAPABILITY, reg::CAP_PACKETRESEND | 0x1); // resend, multiple READREG/WRITEREG
+    regs.set(reg::HEARTBEAT_TIMEOUT, 3000);
+    regs.set(reg::TICK_FREQ_LOW, 1_000_000_000);
+    regs.set(reg::SCPS0, 1400);
+    regs.set(reg::SCSP0, u32::from(stream.local_addr()?.port()));
+    let stats = Arc::new(DeviceStats::default());
+    let shared = Arc::new(Shared {
+        regs: Mutex::new(regs),
+        stats: stats.clone(),
+        stream,
+        history: Mutex::new(VecDeque::new()),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = control.local_addr()?;
+    let (sh, sp) = (shared.clone(), stop.clone());
+    let gvcp_thread = std::thread::Builder::new()
+        .name("gige emulator gvcp".into())
+        .spawn(move || control_loop(control, sh, sp))?;
+    let mut script = Script::new(profile, opts.seed, opts.gap_mm)?;
+    script.signal_bags = false;
+    let (sh, sp) = (shared, stop.clone());
+    let loss = opts.loss;
+    let seed = opts.seed;
+    let stream_thread = std::thread::Builder::new()
+        .name("gige emulator gvsp".into())
+        .spawn(move || stream_loop(script, sh, sp, f64::from(line_rate.max(1)), loss, seed))?;
+    Ok(GigeDevice { stats, addr, stop, threads: vec![gvcp_thread, stream_thread] })
+}
+
+fn ack(status: u16, ack: u16, id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + payload.len());
+    p.extend_from_slice(&status.to_be_bytes());
+    p.extend_from_slice(&ack.to_be_bytes());
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+fn be32(b: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+fn control_loop(sock: UdpSocket, sh: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let mut buf = vec![0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        // Heartbeat: a controller that has gone quiet loses control and the stream stops.
+        if let Ok(mut r) = sh.regs.lock()
+            && r.controller.is_some()
+        {
+            let timeout = Duration::from_millis(u64::from(r.u32_at(reg::HEARTBEAT_TIMEOUT)));
+            if r.last_from_controller.elapsed() > timeout {
+                r.controller = None;
+                r.set(reg::CCP, 0);
+                r.set(reg::SCP0, 0);
+                r.streaming = false;
+                r.tl_locked = 0;
+                sh.stats.heartbeat_expired.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+        let p = &buf[..n];
+        if n < 8 || p[0] != 0x42 {
+            continue; // not a GVCP command
+        }
+        sh.stats.commands.fetch_add(1, Ordering::Relaxed);
+        let (flags, code, len, id) = (
+            p[1],
+            u16::from_be_bytes([p[2], p[3]]),
+            u16::from_be_bytes([p[4], p[5]]),
+            u16::from_be_bytes([p[6], p[7]]),
+        );
+        let body = &p[8..];
+        if usize::from(len) != body.len() {
+            let _ = sock.send_to(&ack(status::INVALID_PARAMETER, code.wrapping_add(1), id, &[]), from);
+            continue;
+        }
+        if code == cmd::PACKETRESEND {
+            resend(&sh, body);
+            continue;
+        }
+        let reply = handle(&sh, from, code, id, body);
+        if flags & 0x01 != 0 {
+            let _ = sock.send_to(&reply, from);
+        }
+    }
+}
+
+fn handle(sh: &Shared, from: SocketAddr, code: u16, id: u16, body: &[u8]) -> Vec<u8> {
+    let mut r = match sh.regs.lock() {
+        Ok(r) => r,
+        Err(e) => e.into_inner(),
+    };
+    let is_controller = r.controller == Some(from);
+    if is_controller {
+        r.last_from_controller = Instant::now();
+    }
+    let may_write = r.controller.is_none() || is_controller;
+    let a = code.wrapping_add(1);
+    match code {
+        cmd::DISCOVERY => ack(status::SUCCESS, a, id, &r.boot[..DeviceInfo::LEN]),
+        cmd::READREG => {
+            if body.is_empty() || !body.len().is_multiple_of(4) {
+                return ack(status::INVALID_PARAMETER, a, id, &[]);
+            }
+            let mut out = Vec::with_capacity(body.len());
+            for k in 0..body.len() / 4 {
+                match r.read(be32(body, 4 * k)) {
+                    Ok(v) => out.extend_from_slice(&v.to_be_bytes()),
+                    Err(s) => return ack(s, a, id, &[]),
+                }
+            }
+            ack(status::SUCCESS, a, id, &out)
+        }
+        cmd::WRITEREG => {
+            if body.is_empty() || !body.len().is_multiple_of(8) {
+                return ack(status::INVALID_PARAMETER, a, id, &[]);
+            }
+            if !may_write {
+                return ack(status::ACCESS_DENIED, a, id, &[0, 0, 0, 0]);
+            }
+            for k in 0..body.len() / 8 {
+                let (addr, v) = (be32(body, 8 * k), be32(body, 8 * k + 4));
+                if let Err(s) = write(&mut r, from, addr, v) {
+                    return ack(s, a, id, &[0, 0, 0, k as u8]);
+                }
+            }
+            let n = (body.len() / 8) as u16;
+            ack(status::SUCCESS, a, id, &[0, 0, (n >> 8) as u8, n as u8])
+        }
+        cmd::READMEM => {
+            if body.len() != 8 {
+                return ack(status::INVALID_PARAMETER, a, id, &[]);
+            }
+            let (addr, count) = (be32(body, 0), usize::from(u16::from_be_bytes([body[6], body[7]])));
+            if count == 0 || count > gvcp::MAX_MEM + 24 || count % 4 != 0 {
+                return ack(status::INVALID_PARAMETER, a, id, &[]);
+            }
+            match r.read_mem(addr, count) {
+                Ok(data) => {
+                    let mut out = addr.to_be_bytes().to_vec();
+                    out.extend(data);
+                    ack(status::SUCCESS, a, id, &out)
+                }
+                Err(s) => ack(s, a, id, &[]),
+            }
+        }
+        cmd::WRITEMEM => {
+            if body.len() < 8 || !(body.len() - 4).is_multiple_of(4) {
+                return ack(status::INVALID_PARAMETER, a, id, &[]);
+            }
+            if !may_write {
+                return ack(status::ACCESS_DENIED, a, id, &[0, 0, 0, 0]);
+            }
+            let addr = be32(body, 0);
+            let data = &body[4..];
+            for k in 0..data.len() / 4 {
+                if let Err(s) = write(&mut r, from, addr + 4 * k as u32, be32(data, 4 * k)) {
+                    return ack(s, a, id, &[0, 0, 0, 0]);
+                }
+            }
+            let n = data.len() as u16;
+            ack(status::SUCCESS, a, id, &[0, 0, (n >> 8) as u8, n as u8])
+        }
+        _ => ack(status::NOT_IMPLEMENTED, a, id, &[]),
+    }
+}
+
+fn write(r: &mut Regs, from: SocketAddr, addr: u32, v: u32) -> Result<(), u16> {
+    r.write(addr, v)?;
+    if addr == reg::CCP {
+        if v & 0x3 != 0 {
+            r.controller = Some(from);
+            r.last_from_controller = Instant::now();
+        } else {
+            r.controller = None;
+            r.streaming = false;
+            r.tl_locked = 0;
+        }
+    }
+    Ok(())
+}
+
+fn resend(sh: &Shared, body: &[u8]) {
+    if body.len() < 12 {
+        return;
+    }
+    let block = u16::from_be_bytes([body[2], body[3]]);
+    let (first, last) = (be32(body, 4) & 0xFF_FFFF, be32(body, 8) & 0xFF_FFFF);
+    sh.stats.resend_requests.fetch_add(1, Ordering::Relaxed);
+    let dest = match sh.regs.lock() {
+        Ok(r) => SocketAddrV4::new(Ipv4Addr::from(r.u32_at(reg::SCDA0)), r.u32_at(reg::SCP0) as u16),
+        Err(_) => return,
+    };
+    if dest.port() == 0 || last < first || last - first > 100_000 {
+        return;
+    }
+    let history = match sh.history.lock() {
+        Ok(h) => h,
+        Err(_) => return,
+    };
+    match history.iter().find(|s| s.wire_id == block) {
+        Some(sent) => {
+            for k in first..=last {
+                if let Some(p) = sent.packets.get(k as usize) {
+                    let _ = sh.stream.send_to(p, dest);
+                    sh.stats.packets_resent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        None => {
+            for k in first..=last {
+                let mut p = Vec::new();
+                gvsp::encode(block, k, gvsp::format::PAYLOAD, status::PACKET_UNAVAILABLE, &[], &mut p);
+                let _ = sh.stream.send_to(&p, dest);
+                sh.stats.packets_unavailable.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Blocks kept for resends.
+const HISTORY_BLOCKS: usize = 64;
+
+fn next_line(script: &mut Script, mode: u32) -> RawLine {
+    match mode {
+        1 => script.dark_line(),
+        2 => script.air_line(),
+        _ => loop {
+            if let Frame::Line { low, high, line, .. } = script.next_frame() {
+                break RawLine { seq: u64::from(line), kind: crate::domain::scan::LineKind::Scan, low, high };
+            }
+        },
+    }
+}
+
+fn stream_loop(mut script: Script, sh: Arc<Shared>, stop: Arc<AtomicBool>, rate: f64, loss: f64, seed: u64) {
+    let mut rng = Rng::new(seed ^ 0x6196);
+    let mut wire_id: u16 = 0;
+    let mut rows: Vec<u8> = Vec::new();
+    let mut lines_in_block = 0u32;
+    let mut t0 = Instant::now();
+    let mut made: u64 = 0;
+    let mut was_streaming = false;
+    while !stop.load(Ordering::Relaxed) {
+        let (streaming, dest, scps, height, mode) = match sh.regs.lock() {
+            Ok(r) => (
+                r.streaming,
+                SocketAddrV4::new(Ipv4Addr::from(r.u32_at(reg::SCDA0)), r.u32_at(reg::SCP0) as u16),
+                (r.u32_at(reg::SCPS0) & 0xFFFF) as usize,
+                r.height,
+                r.xray_mode,
+            ),
+            Err(_) => return,
+        };
+        if !streaming || dest.port() == 0 {
+            was_streaming = false;
+            rows.clear();
+            lines_in_block = 0;
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        if !was_streaming {
+            was_streaming = true;
+            t0 = Instant::now();
+            made = 0;
+        }
+        // Lines due by now (at most 50 ms worth per round).
+        let due = (t0.elapsed().as_secs_f64() * rate) as u64;
+        if due <= made {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        let n = (due - made).min((rate * 0.05).ceil() as u64 + 1);
+        made = made.max(due.saturating_sub((rate * 0.5) as u64)) + n;
+        let lines_per_block = height / 2;
+        for _ in 0..n {
+            let l = next_line(&mut script, mode);
+            for s in l.low.iter().chain(&l.high) {
+                rows.extend_from_slice(&s.to_le_bytes());
+            }
+            lines_in_block += 1;
+            if lines_in_block == lines_per_block {
+                wire_id = if wire_id == u16::MAX { 1 } else { wire_id + 1 };
+                let chunk = scps.saturating_sub(gvsp::STANDARD_OVERHEAD).max(4);
+                let packets = block_packets(wire_id, &rows, script_channels(&script), height, chunk, t0);
+                send_block(&sh, &packets, dest, loss, &mut rng);
+                if let Ok(mut h) = sh.history.lock() {
+                    h.push_back(Sent { wire_id, packets });
+                    while h.len() > HISTORY_BLOCKS {
+                        h.pop_front();
+                    }
+                }
+                sh.stats.blocks.fetch_add(1, Ordering::Relaxed);
+                rows.clear();
+                lines_in_block = 0;
+            }
+        }
+    }
+}
+
+fn script_channels(s: &Script) -> u32 {
+    s.channels() as u32
+}
+
+fn block_packets(id: u16, rows: &[u8], width: u32, height: u32, chunk: usize, t0: Instant) -> Vec<Vec<u8>> {
+    let leader = Leader {
+        payload_type: gvsp::PAYLOAD_IMAGE,
+        timestamp: t0.elapsed().as_nanos() as u64,
+        pixel_format: gvsp::MONO16,
+        width,
+        height,
+        offset_x: 0,
+        offset_y: 0,
+    };
+    let mut packets = Vec::with_capacity(rows.len() / chunk + 3);
+    let mut p = Vec::new();
+    gvsp::encode(id, 0, gvsp::format::LEADER, 0, &gvsp::leader_body(&leader), &mut p);
+    packets.push(p);
+    for (k, c) in rows.chunks(chunk).enumerate() {
+        let mut p = Vec::with_capacity(8 + c.len());
+        gvsp::encode(id, k as u32 + 1, gvsp::format::PAYLOAD, 0, c, &mut p);
+        packets.push(p);
+    }
+    let mut p = Vec::new();
+    let t = Trailer { payload_type: gvsp::PAYLOAD_IMAGE, height };
+    gvsp::encode(id, packets.len() as u32, gvsp::format::TRAILER, 0, &gvsp::trailer_body(&t), &mut p);
+    packets.push(p);
+    packets
+}
+
+fn send_block(sh: &Shared, packets: &[Vec<u8>], dest: SocketAddrV4, loss: f64, rng: &mut Rng) {
+    for (k, p) in packets.iter().enumerate() {
+        // Loss only on data packets: a lost leader or trailer cannot be asked for by id here.
+        let data = k > 0 && k + 1 < packets.len();
+        if data && rng.chance(loss) {
+            sh.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if sh.stream.send_to(p, dest).is_ok() {
+            sh.stats.packets.fetch_add(1, Ordering::Relaxed);
+            sh.stats.bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
+        }
+    }
+}

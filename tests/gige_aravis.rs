@@ -1,0 +1,163 @@
+//! `twinspect emulate --gige` as a GigE Vision device, held to Aravis's own client tools
+//! (`arv-tool-0.8`, `arv-camera-test-0.8`, Debian `aravis-tools-cli`) and to our client, each test
+//! in a private network namespace whose only interface is `lo`. Needs root.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use twinspect::source::gige::gvcp::reg;
+use twinspect::source::gige::lines::{DualLayout, block_lines};
+use twinspect::source::gige::{Gvcp, device::dreg, gvsp};
+
+struct Emulator {
+    ns: String,
+    child: Child,
+}
+
+impl Emulator {
+    fn start(tag: &str, extra: &[&str]) -> Emulator {
+        assert!(unsafe { libc::geteuid() } == 0, "network namespaces need root (CI runs as root)");
+        let ns = format!("twinspect-{tag}-{}", std::process::id());
+        let ok = |c: &mut Command| {
+            let o = c.output().unwrap();
+            assert!(o.status.success(), "{c:?}: {}", String::from_utf8_lossy(&o.stderr));
+        };
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        ok(Command::new("ip").args(["netns", "add", &ns]));
+        ok(Command::new("ip").args(["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_twinspect"), "emulate", "--gige", "127.0.0.2"])
+            .args(["--seconds", "120"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let e = Emulator { ns, child };
+        // Wait until it answers discovery (run in the namespace by arv-tool).
+        let until = Instant::now() + Duration::from_secs(15);
+        while !e.arv(&["arv-tool-0.8", "-a", "127.0.0.2"]).contains("127.0.0.2") {
+            assert!(Instant::now() < until, "the emulator did not come up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        e
+    }
+
+    fn arv(&self, args: &[&str]) -> String {
+        let o = Command::new("ip").args(["netns", "exec", &self.ns]).args(args).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    }
+
+    /// Join the namespace with this thread (sockets made afterwards live there).
+    fn enter(&self) {
+        let f = File::open(format!("/var/run/netns/{}", self.ns)).unwrap();
+        // SAFETY: setns on a namespace file we opened; it changes only this thread's namespace.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+fn field(out: &str, name: &str) -> String {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(name).and_then(|r| r.trim_start().strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no `{name}` in:\n{out}"))
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn arv_tool_reads_our_features_and_our_device_refuses_bad_values() {
+    let e = Emulator::start("arvtool", &[]);
+    let features = e.arv(&["arv-tool-0.8", "-a", "127.0.0.2", "features"]);
+    for f in ["'Width'", "'Height'", "'PixelFormat'", "'PayloadSize'", "'AcquisitionStart'", "'XrayMode'"] {
+        assert!(features.contains(f), "{f} missing:\n{features}");
+    }
+    let c = e.arv(&[
+        "arv-tool-0.8",
+        "-a",
+        "127.0.0.2",
+        "control",
+        "DeviceVendorName",
+        "DeviceSerialNumber",
+        "Width",
+        "Height=64",
+        "PayloadSize",
+        "PixelFormat",
+    ]);
+    assert_eq!(field(&c, "DeviceVendorName"), "Twinspect");
+    assert_eq!(field(&c, "DeviceSerialNumber"), "TS-GIGE-0001");
+    assert_eq!(field(&c, "Width"), "1536", "one pixel per detector channel");
+    assert_eq!(field(&c, "PayloadSize"), (1536 * 64 * 2).to_string());
+    assert_eq!(field(&c, "PixelFormat"), "Mono16");
+    // An odd height (half a line) is refused by the device itself, and nothing changes.
+    let bad = e.arv(&["arv-tool-0.8", "-a", "127.0.0.2", "control", "Height=63"]);
+    assert!(bad.to_lowercase().contains("error"), "{bad}");
+    assert_eq!(field(&e.arv(&["arv-tool-0.8", "-a", "127.0.0.2", "control", "Height"]), "Height"), "64");
+}
+
+#[test]
+fn arv_camera_test_completes_every_buffer_and_resends_recover_one_percent_loss() {
+    let e = Emulator::start("arvcam", &["--gige-loss", "0.01", "--speed", "2"]);
+    e.arv(&["arv-tool-0.8", "-a", "127.0.0.2", "control", "Height=64"]);
+    let out = e.arv(&["timeout", "30", "arv-camera-test-0.8", "-n", "127.0.0.2", "--duration=4"]);
+    let n = |k: &str| field(&out, k).parse::<u64>().unwrap();
+    assert!(n("n_completed_buffers") >= 20, "{out}");
+    assert_eq!(n("n_failures"), 0, "{out}");
+    assert_eq!(n("n_missing_packets"), 0, "every lost packet recovered:\n{out}");
+    assert!(n("n_resend_requests") > 0, "loss was injected:\n{out}");
+    assert_eq!(n("n_resent_packets"), n("n_resend_requests"), "{out}");
+}
+
+#[test]
+fn our_client_reads_our_device_and_its_blocks_become_dual_energy_lines() {
+    let e = Emulator::start("ours", &["--speed", "2"]);
+    e.enter();
+    let mut c = Gvcp::new(Ipv4Addr::new(127, 0, 0, 2)).unwrap();
+    let info = c.discover().unwrap();
+    assert_eq!((info.manufacturer.as_str(), info.ip), ("Twinspect", Ipv4Addr::new(127, 0, 0, 2)));
+    let (_, xml) = c.xml().unwrap();
+    assert_eq!(xml, include_bytes!("../assets/gige/twinspect-linescan.xml"), "the XML byte for byte");
+    c.take_control().unwrap();
+    c.write_reg(dreg::HEIGHT, 32).unwrap();
+    c.write_reg(dreg::XRAY_MODE, 1).unwrap(); // dark: beam off
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    c.write_reg(reg::SCDA0, u32::from(Ipv4Addr::LOCALHOST)).unwrap();
+    c.write_reg(reg::SCP0, u32::from(rx.local_addr().unwrap().port())).unwrap();
+    c.write_reg(dreg::ACQUISITION_START, 1).unwrap();
+    // Locked while streaming: the image format cannot change under the stream.
+    assert!(c.write_reg(dreg::HEIGHT, 64).is_err());
+    let mut blocks = gvsp::Blocks::new(1400 - gvsp::STANDARD_OVERHEAD);
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let t0 = Instant::now();
+    while got.len() < 6 && t0.elapsed() < Duration::from_secs(20) {
+        if let Ok(n) = rx.recv(&mut buf) {
+            got.extend(blocks.push(&buf[..n]).into_iter().filter(|b| b.complete()));
+        }
+    }
+    c.write_reg(dreg::ACQUISITION_STOP, 1).unwrap();
+    c.release().unwrap();
+    assert!(got.len() >= 6, "{:?}", blocks.stats);
+    // Skip the first block (it may hold lines from before the mode took effect).
+    for b in &got[1..] {
+        let (lines, skipped) = block_lines(b, DualLayout::AlternatingRows, 1536, 0).unwrap();
+        assert_eq!((lines.len(), skipped), (16, 0));
+        for l in &lines {
+            let mean = l.low.iter().map(|&v| f64::from(v)).sum::<f64>() / 1536.0;
+            assert!(mean < 3000.0, "beam off reads the dark level, not air: {mean}");
+        }
+    }
+}
