@@ -257,6 +257,9 @@ pub struct Blocks {
     done_up_to: Option<u64>,
     /// How many packets (of any block) may pass before an incomplete block is given up.
     pub patience: u64,
+    /// Largest block accepted: set it to the PayloadSize the device was configured for, so a
+    /// corrupt leader cannot make us allocate more.
+    pub max_bytes: usize,
     clock: u64,
     pub stats: BlockStats,
 }
@@ -269,6 +272,7 @@ impl Blocks {
             last: None,
             done_up_to: None,
             patience: 4096,
+            max_bytes: MAX_BLOCK_BYTES,
             clock: 0,
             stats: BlockStats::default(),
         }
@@ -329,6 +333,7 @@ impl Blocks {
         });
         match h.format {
             format::LEADER => match Leader::parse(body).and_then(|l| l.image_bytes().map(|n| (l, n))) {
+                Ok((_, n)) if n > self.max_bytes => self.stats.malformed += 1,
                 Ok((l, n)) if o.leader.is_none() => {
                     o.leader = Some(l);
                     o.data.resize(n, 0);
@@ -580,5 +585,9 @@ mod tests {
         encode(99, 0, format::LEADER, 0, &leader_body(&leader(u32::MAX, u32::MAX)), &mut p);
         b.push(&p);
         assert_eq!(b.stats.malformed, 2);
+        // a leader larger than the configured payload is refused before anything is allocated
+        b.max_bytes = 100;
+        b.push(&block_packets(200, 100, 4, 100, |_| 0)[0]);
+        assert_eq!(b.stats.malformed, 3);
     }
 }
