@@ -13,12 +13,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(u) = url::SourceUrl::parse(s) {
         let _ = u.get("baud", 0u32);
         let _ = u.only_keys(&["baud"]);
-        // Display does not re-encode, so parts holding '%' or '&' do not round-trip; all
-        // others must.
-        let plain = |t: &str| !t.contains(['%', '&']);
-        if plain(&u.location) && u.query.iter().all(|(k, v)| plain(k) && plain(v)) {
-            let printed = u.to_string();
-            assert_eq!(url::SourceUrl::parse(&printed).as_ref(), Ok(&u), "{printed}");
-        }
+        // What is printed (delimiters escaped) parses back to the same URL.
+        let printed = u.to_string();
+        assert_eq!(url::SourceUrl::parse(&printed).as_ref(), Ok(&u), "{printed}");
     }
 });

@@ -112,11 +112,29 @@ impl SourceUrl {
     }
 }
 
+/// Percent-encode `%`, control characters and the given delimiters, so a printed URL parses back
+/// to the same thing.
+fn escape(s: &str, delimiters: &[char]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '%' || c.is_ascii_control() || delimiters.contains(&c) {
+            let mut b = [0u8; 4];
+            for byte in c.encode_utf8(&mut b).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl fmt::Display for SourceUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.location)?;
+        write!(f, "{}://{}", self.scheme, escape(&self.location, &['?']))?;
         for (i, (k, v)) in self.query.iter().enumerate() {
-            write!(f, "{}{k}={v}", if i == 0 { '?' } else { '&' })?;
+            let sep = if i == 0 { '?' } else { '&' };
+            write!(f, "{sep}{}={}", escape(k, &['&', '=']), escape(v, &['&']))?;
         }
         Ok(())
     }
@@ -141,6 +159,10 @@ mod tests {
         let u = SourceUrl::parse("serial:///tmp/my%20scanner?parity=even").unwrap();
         assert_eq!(u.location, "/tmp/my scanner");
         assert_eq!(u.to_string(), "serial:///tmp/my scanner?parity=even");
+        // delimiters inside names and values are escaped, so what is printed parses back the same
+        let u = SourceUrl::parse("serial:///a%3Fb?k%3Dx=v%26w&e=%25").unwrap();
+        assert_eq!((u.location.as_str(), u.get_str("k=x"), u.get_str("e")), ("/a?b", Some("v&w"), Some("%")));
+        assert_eq!(SourceUrl::parse(&u.to_string()), Ok(u));
     }
 
     #[test]
