@@ -52,6 +52,9 @@ pub struct GigeOptions {
     /// Probability that a stream packet's first transmission is lost (resends always go).
     pub loss: f64,
     pub serial_number: String,
+    /// Scan this many lines once and send them over and over (for throughput tests: the physics
+    /// model is slower than a fast link); `None`: scan live.
+    pub loop_lines: Option<usize>,
 }
 
 impl Default for GigeOptions {
@@ -63,6 +66,7 @@ impl Default for GigeOptions {
             gap_mm: 250.0,
             loss: 0.0,
             serial_number: "TS-GIGE-0001".into(),
+            loop_lines: None,
         }
     }
 }
@@ -303,12 +307,19 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
         .spawn(move || control_loop(control, sh, sp))?;
     let mut script = Script::new(profile, opts.seed, opts.gap_mm)?;
     script.signal_bags = false;
+    let lines = match opts.loop_lines {
+        Some(n) => {
+            let scan: Vec<RawLine> = (0..n.max(1)).map(|_| next_line(&mut script, 0)).collect();
+            Lines::Loop { dark: script.dark_line(), air: script.air_line(), scan, next: 0 }
+        }
+        None => Lines::Live(Box::new(script)),
+    };
     let (sh, sp) = (shared, stop.clone());
     let loss = opts.loss;
     let seed = opts.seed;
     let stream_thread = std::thread::Builder::new()
         .name("gige emulator gvsp".into())
-        .spawn(move || stream_loop(script, sh, sp, f64::from(line_rate.max(1)), loss, seed))?;
+        .spawn(move || stream_loop(lines, sh, sp, f64::from(line_rate.max(1)), loss, seed))?;
     Ok(GigeDevice { stats, addr, stop, threads: vec![gvcp_thread, stream_thread] })
 }
 
@@ -519,7 +530,38 @@ fn next_line(script: &mut Script, mode: u32) -> RawLine {
     }
 }
 
-fn stream_loop(mut script: Script, sh: Arc<Shared>, stop: Arc<AtomicBool>, rate: f64, loss: f64, seed: u64) {
+/// Where the streamed lines come from.
+enum Lines {
+    Live(Box<Script>),
+    Loop { dark: RawLine, air: RawLine, scan: Vec<RawLine>, next: usize },
+}
+
+impl Lines {
+    fn next(&mut self, mode: u32) -> std::borrow::Cow<'_, RawLine> {
+        use std::borrow::Cow;
+        match self {
+            Lines::Live(s) => Cow::Owned(next_line(s, mode)),
+            Lines::Loop { dark, air, scan, next } => match mode {
+                1 => Cow::Borrowed(dark),
+                2 => Cow::Borrowed(air),
+                _ => {
+                    let k = *next;
+                    *next = (k + 1) % scan.len();
+                    Cow::Borrowed(&scan[k])
+                }
+            },
+        }
+    }
+
+    fn channels(&self) -> u32 {
+        match self {
+            Lines::Live(s) => s.channels() as u32,
+            Lines::Loop { dark, .. } => dark.low.len() as u32,
+        }
+    }
+}
+
+fn stream_loop(mut script: Lines, sh: Arc<Shared>, stop: Arc<AtomicBool>, rate: f64, loss: f64, seed: u64) {
     let mut rng = Rng::new(seed ^ 0x6196);
     let mut wire_id: u16 = 0;
     let mut rows: Vec<u8> = Vec::new();
@@ -560,7 +602,7 @@ fn stream_loop(mut script: Script, sh: Arc<Shared>, stop: Arc<AtomicBool>, rate:
         made = made.max(due.saturating_sub((rate * 0.5) as u64)) + n;
         let lines_per_block = height / 2;
         for _ in 0..n {
-            let l = next_line(&mut script, mode);
+            let l = script.next(mode);
             for s in l.low.iter().chain(&l.high) {
                 rows.extend_from_slice(&s.to_le_bytes());
             }
@@ -568,7 +610,8 @@ fn stream_loop(mut script: Script, sh: Arc<Shared>, stop: Arc<AtomicBool>, rate:
             if lines_in_block == lines_per_block {
                 wire_id = if wire_id == u16::MAX { 1 } else { wire_id + 1 };
                 let chunk = scps.saturating_sub(gvsp::STANDARD_OVERHEAD).max(4);
-                let packets = block_packets(wire_id, &rows, script_channels(&script), height, chunk, t0);
+                let width = script.channels();
+                let packets = block_packets(wire_id, &rows, width, height, chunk, t0);
                 send_block(&sh, &packets, dest, loss, &mut rng);
                 if let Ok(mut h) = sh.history.lock() {
                     h.push_back(Sent { wire_id, packets });
@@ -582,10 +625,6 @@ fn stream_loop(mut script: Script, sh: Arc<Shared>, stop: Arc<AtomicBool>, rate:
             }
         }
     }
-}
-
-fn script_channels(s: &Script) -> u32 {
-    s.channels() as u32
 }
 
 fn block_packets(id: u16, rows: &[u8], width: u32, height: u32, chunk: usize, t0: Instant) -> Vec<Vec<u8>> {
