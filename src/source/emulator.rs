@@ -324,12 +324,8 @@ fn open_target(target: &SerialTarget) -> anyhow::Result<(Port, String)> {
             Ok((Port { port: Box::new(master), _slave: Some(slave) }, name))
         }
         SerialTarget::Device(o) => {
-            let port = serialport::new(&o.path, o.baud)
-                .parity(o.parity)
-                .data_bits(o.data_bits)
-                .stop_bits(o.stop_bits)
-                .flow_control(o.flow)
-                .timeout(Duration::from_millis(200))
+            let port = o
+                .builder(Duration::from_millis(200))
                 .open()
                 .map_err(|e| anyhow::anyhow!("{}: {e}", o.path))?;
             Ok((Port { port, _slave: None }, o.path.clone()))

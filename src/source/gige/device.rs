@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::gvcp::{self, DeviceInfo, cmd, reg, status};
+use super::gvcp::{self, DeviceInfo, be16, be32, cmd, reg, status};
 use super::gvsp::{self, Leader, Trailer};
 use crate::domain::profile::ScannerProfile;
 use crate::domain::rng::Rng;
@@ -333,10 +333,6 @@ fn ack(status: u16, ack: u16, id: u16, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-fn be32(b: &[u8], i: usize) -> u32 {
-    u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
-}
-
 fn control_loop(sock: UdpSocket, sh: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut buf = vec![0u8; 2048];
     while !stop.load(Ordering::Relaxed) {
@@ -360,12 +356,7 @@ fn control_loop(sock: UdpSocket, sh: Arc<Shared>, stop: Arc<AtomicBool>) {
             continue; // not a GVCP command
         }
         sh.stats.commands.fetch_add(1, Ordering::Relaxed);
-        let (flags, code, len, id) = (
-            p[1],
-            u16::from_be_bytes([p[2], p[3]]),
-            u16::from_be_bytes([p[4], p[5]]),
-            u16::from_be_bytes([p[6], p[7]]),
-        );
+        let (flags, code, len, id) = (p[1], be16(p, 2), be16(p, 4), be16(p, 6));
         let body = &p[8..];
         if usize::from(len) != body.len() {
             let _ = sock.send_to(&ack(status::INVALID_PARAMETER, code.wrapping_add(1), id, &[]), from);
@@ -428,7 +419,7 @@ fn handle(sh: &Shared, from: SocketAddr, code: u16, id: u16, body: &[u8]) -> Vec
             if body.len() != 8 {
                 return ack(status::INVALID_PARAMETER, a, id, &[]);
             }
-            let (addr, count) = (be32(body, 0), usize::from(u16::from_be_bytes([body[6], body[7]])));
+            let (addr, count) = (be32(body, 0), usize::from(be16(body, 6)));
             if count == 0 || count > gvcp::MAX_MEM + 24 || count % 4 != 0 {
                 return ack(status::INVALID_PARAMETER, a, id, &[]);
             }
@@ -481,7 +472,7 @@ fn resend(sh: &Shared, body: &[u8]) {
     if body.len() < 12 {
         return;
     }
-    let block = u16::from_be_bytes([body[2], body[3]]);
+    let block = be16(body, 2);
     let (first, last) = (be32(body, 4) & 0xFF_FFFF, be32(body, 8) & 0xFF_FFFF);
     sh.stats.resend_requests.fetch_add(1, Ordering::Relaxed);
     let dest = match sh.regs.lock() {

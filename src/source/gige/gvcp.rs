@@ -242,11 +242,11 @@ impl fmt::Display for AckError {
 
 impl std::error::Error for AckError {}
 
-fn be16(b: &[u8], i: usize) -> u16 {
+pub(crate) fn be16(b: &[u8], i: usize) -> u16 {
     u16::from_be_bytes([b[i], b[i + 1]])
 }
 
-fn be32(b: &[u8], i: usize) -> u32 {
+pub(crate) fn be32(b: &[u8], i: usize) -> u32 {
     u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 

@@ -114,6 +114,17 @@ impl SerialOptions {
         Ok(o)
     }
 
+    /// The port with these settings and a read/write timeout (the driver and the emulator open
+    /// devices the same way).
+    pub fn builder(&self, timeout: Duration) -> serialport::SerialPortBuilder {
+        serialport::new(&self.path, self.baud)
+            .parity(self.parity)
+            .data_bits(self.data_bits)
+            .stop_bits(self.stop_bits)
+            .flow_control(self.flow)
+            .timeout(timeout)
+    }
+
     pub fn url(&self) -> String {
         format!("serial://{}?baud={}", self.path, self.baud)
     }
@@ -199,13 +210,7 @@ impl FrameMapper {
 }
 
 fn open_port(o: &SerialOptions) -> serialport::Result<Box<dyn serialport::SerialPort>> {
-    let port = serialport::new(&o.path, o.baud)
-        .parity(o.parity)
-        .data_bits(o.data_bits)
-        .stop_bits(o.stop_bits)
-        .flow_control(o.flow)
-        .timeout(Duration::from_millis(50))
-        .open()?;
+    let port = o.builder(Duration::from_millis(50)).open()?;
     // What was queued before we opened belongs to nobody: start clean.
     let _ = port.clear(serialport::ClearBuffer::Input);
     Ok(port)
