@@ -2,41 +2,34 @@
 //! (`arv-tool-0.8`, `arv-camera-test-0.8`, Debian `aravis-tools-cli`) and to our client, each test
 //! in a private network namespace whose only interface is `lo`. Needs root.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use twinspect::source::gige::gvcp::reg;
 use twinspect::source::gige::lines::{DualLayout, block_lines};
 use twinspect::source::gige::{Gvcp, device::dreg, gvsp};
 
+mod common;
+
+/// `twinspect emulate --gige 127.0.0.2` in its own namespace.
 struct Emulator {
-    ns: String,
-    child: Child,
+    ns: common::Netns,
 }
 
 impl Emulator {
     fn start(tag: &str, extra: &[&str]) -> Emulator {
-        assert!(unsafe { libc::geteuid() } == 0, "network namespaces need root (CI runs as root)");
-        let ns = format!("twinspect-{tag}-{}", std::process::id());
-        let ok = |c: &mut Command| {
-            let o = c.output().unwrap();
-            assert!(o.status.success(), "{c:?}: {}", String::from_utf8_lossy(&o.stderr));
-        };
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-        ok(Command::new("ip").args(["netns", "add", &ns]));
-        ok(Command::new("ip").args(["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]));
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_twinspect"), "emulate", "--gige", "127.0.0.2"])
-            .args(["--seconds", "120"])
+        let mut ns = common::Netns::new(tag);
+        let child = ns
+            .cmd(env!("CARGO_BIN_EXE_twinspect"))
+            .args(["emulate", "--gige", "127.0.0.2", "--seconds", "120"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let e = Emulator { ns, child };
+        ns.child = Some(child);
+        let e = Emulator { ns };
         // Wait until it answers discovery (run in the namespace by arv-tool).
         let until = Instant::now() + Duration::from_secs(15);
         while !e.arv(&["arv-tool-0.8", "-a", "127.0.0.2"]).contains("127.0.0.2") {
@@ -47,23 +40,11 @@ impl Emulator {
     }
 
     fn arv(&self, args: &[&str]) -> String {
-        let o = Command::new("ip").args(["netns", "exec", &self.ns]).args(args).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+        self.ns.run(args)
     }
 
-    /// Join the namespace with this thread (sockets made afterwards live there).
     fn enter(&self) {
-        let f = File::open(format!("/var/run/netns/{}", self.ns)).unwrap();
-        // SAFETY: setns on a namespace file we opened; it changes only this thread's namespace.
-        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+        self.ns.enter();
     }
 }
 
@@ -170,13 +151,14 @@ fn tshark_finds_no_malformed_packet_from_our_emulator() {
     let e = Emulator::start("tshark", &["--gige-loss", "0.01", "--speed", "2"]);
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("gige.pcapng");
-    let mut cap = Command::new("ip")
-        .args(["netns", "exec", &e.ns, "tshark", "-q", "-i", "lo", "-f", "udp", "-w"])
-        .arg(&pcap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tshark (Debian package tshark)");
+    let mut cap =
+        e.ns.cmd("tshark")
+            .args(["-q", "-i", "lo", "-f", "udp", "-w"])
+            .arg(&pcap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tshark (Debian package tshark)");
     // tshark needs a moment before it captures.
     let until = Instant::now() + Duration::from_secs(10);
     while std::fs::metadata(&pcap).map_or(true, |m| m.len() == 0) && Instant::now() < until {

@@ -3,49 +3,35 @@
 //! only interface is `lo` (nothing can leave the machine; discovery may broadcast there safely).
 //! Needs root (network namespaces); `.ci/test` installs the camera.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use twinspect::source::gige::Gvcp;
 use twinspect::source::gige::gvcp::{XmlUrl, reg};
 use twinspect::source::gige::gvsp::{self, Blocks};
 
-/// A private network namespace with a fake camera in it; the calling thread joins the namespace
+mod common;
+
+/// A fake camera in a private network namespace; the calling thread joins the namespace
 /// (sockets it creates live there). Both go away on drop.
 struct FakeCamera {
-    ns: String,
-    camera: Child,
+    ns: common::Netns,
 }
 
 impl FakeCamera {
     fn start(tag: &str, extra: &[&str]) -> FakeCamera {
-        assert!(
-            unsafe { libc::geteuid() } == 0,
-            "network namespaces need root (CI runs as root); run this test as root"
-        );
-        let ns = format!("twinspect-{tag}-{}", std::process::id());
-        let ok = |c: &mut Command| {
-            let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
-            assert!(o.status.success(), "{c:?}: {}", String::from_utf8_lossy(&o.stderr));
-        };
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-        ok(Command::new("ip").args(["netns", "add", &ns]));
-        ok(Command::new("ip").args(["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]));
-        let camera = Command::new("ip")
-            .args(["netns", "exec", &ns, "arv-fake-gv-camera-0.8", "-i", "127.0.0.1", "-s", "XRAY0001"])
+        let mut ns = common::Netns::new(tag);
+        let camera = ns
+            .cmd("arv-fake-gv-camera-0.8")
+            .args(["-i", "127.0.0.1", "-s", "XRAY0001"])
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("arv-fake-gv-camera-0.8 (Debian package aravis-tools)");
-        let f = File::open(format!("/var/run/netns/{ns}")).unwrap();
-        // SAFETY: setns on a namespace file we opened; it changes only this thread's namespace.
-        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        FakeCamera { ns, camera }
+        ns.child = Some(camera);
+        ns.enter();
+        FakeCamera { ns }
     }
 
     /// A client once the camera answers.
@@ -61,20 +47,6 @@ impl FakeCamera {
             }
             assert!(Instant::now() < until, "the fake camera did not answer in 10 s");
         }
-    }
-}
-
-impl Drop for FakeCamera {
-    fn drop(&mut self) {
-        // The camera stops on SIGINT; `ip netns exec` passes the signal on.
-        unsafe { libc::kill(self.camera.id() as i32, libc::SIGINT) };
-        let until = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < until && matches!(self.camera.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.camera.kill();
-        let _ = self.camera.wait();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
 }
 
@@ -103,11 +75,8 @@ fn discovery_xml_and_registers_of_the_aravis_fake_camera() {
     assert!(xml.starts_with("<?xml"), "{}", &xml[..40]);
     assert!(xml.trim_end().ends_with("</RegisterDescription>"), "the whole file, not a prefix");
     // The same file as Aravis's own client reads.
-    let peer = Command::new("ip")
-        .args(["netns", "exec", &cam.ns, "arv-tool-0.8", "-a", "127.0.0.1", "genicam"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&peer.stdout).contains(xml.lines().nth(3).unwrap().trim()));
+    let peer = cam.ns.run(&["arv-tool-0.8", "-a", "127.0.0.1", "genicam"]);
+    assert!(peer.contains(xml.lines().nth(3).unwrap().trim()));
 
     assert_eq!(c.read_reg(reg::STREAM_CHANNELS).unwrap(), 1);
     assert_eq!(c.read_reg(reg::HEARTBEAT_TIMEOUT).unwrap(), 3000);

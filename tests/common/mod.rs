@@ -1,0 +1,66 @@
+//! Shared by the GigE Vision tests: a private network namespace whose only interface is `lo`
+//! (nothing can leave the machine, and discovery may broadcast there safely). Needs root.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A namespace named `twinspect-<tag>-<pid>`; deleted on drop, after the process started in it.
+pub struct Netns {
+    pub name: String,
+    pub child: Option<Child>,
+}
+
+fn ok(c: &mut Command) {
+    let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    assert!(o.status.success(), "{c:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        assert!(unsafe { libc::geteuid() } == 0, "network namespaces need root (CI runs as root)");
+        let name = format!("twinspect-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ok(Command::new("ip").args(["netns", "add", &name]));
+        ok(Command::new("ip").args(["netns", "exec", &name, "ip", "link", "set", "lo", "up"]));
+        Netns { name, child: None }
+    }
+
+    /// A command run inside the namespace.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Run inside the namespace; stdout and stderr together.
+    pub fn run(&self, args: &[&str]) -> String {
+        let o = self.cmd(args[0]).args(&args[1..]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    }
+
+    /// Join the namespace with this thread (sockets made afterwards live there).
+    pub fn enter(&self) {
+        let f = File::open(format!("/var/run/netns/{}", self.name)).unwrap();
+        // SAFETY: setns on a namespace file we opened; it changes only this thread's namespace.
+        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            // SIGINT stops Aravis's fake camera and our emulator alike; `ip netns exec` passes it on.
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
