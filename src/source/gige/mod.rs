@@ -1,6 +1,7 @@
 //! GigE Vision: the control channel client (GVCP over UDP: discovery, registers, memory, the
 //! GenICam XML, control privilege and its heartbeat) on top of the wire formats in [`gvcp`] and
-//! [`gvsp`]. Streaming into lines joins here next.
+//! [`gvsp`]; [`genicam`] reads the device's features through it, [`driver`] turns a device into
+//! a line source (`gige://`).
 //!
 //! Owns: [`Gvcp`] (one device's control channel: request ids, timeouts, retries, PENDING_ACK),
 //! [`GigeError`].
@@ -8,6 +9,7 @@
 //! Must not import: egui, wgpu.
 
 pub mod device;
+pub mod genicam;
 pub mod gvcp;
 pub mod gvsp;
 pub mod lines;
@@ -208,5 +210,51 @@ impl Gvcp {
 
     pub fn release(&mut self) -> Result<(), GigeError> {
         self.write_reg(reg::CCP, 0)
+    }
+
+    /// Ask for stream packets `first..=last` of block `block` again (no acknowledgement comes:
+    /// the packets do, or a PACKET_UNAVAILABLE status in their place).
+    pub fn packet_resend(&mut self, block: u16, first: u32, last: u32) -> Result<(), GigeError> {
+        let id = self.next_id();
+        let packet = Cmd::PacketResend { channel: 0, block, first, last }.encode(id)?;
+        self.sock.send_to(&packet, self.device)?;
+        Ok(())
+    }
+
+    /// The local address that reaches the device (where its stream should be sent). Connecting
+    /// a UDP socket sends nothing; it only asks the routing table.
+    pub fn local_ip(&self) -> Result<Ipv4Addr, GigeError> {
+        let probe = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+        probe.connect(self.device)?;
+        match probe.local_addr()? {
+            SocketAddr::V4(a) => Ok(*a.ip()),
+            SocketAddr::V6(_) => Err(GigeError::Xml("no IPv4 route to the device".into())),
+        }
+    }
+}
+
+/// GenICam features reach the device through its control channel: 4-byte aligned registers by
+/// READREG/WRITEREG (what every device implements), anything else by READMEM/WRITEMEM.
+impl genicam::Port for Gvcp {
+    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
+        let a = u32::try_from(addr).map_err(|_| format!("address {addr:#x} beyond 32 bits"))?;
+        let r = if len == 4 && a.is_multiple_of(4) {
+            self.read_reg(a).map(|v| v.to_be_bytes().to_vec())
+        } else {
+            self.read_mem(a & !3, len + (a & 3) as usize).map(|b| b[(a & 3) as usize..].to_vec())
+        };
+        r.map_err(|e| e.to_string())
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), String> {
+        let a = u32::try_from(addr).map_err(|_| format!("address {addr:#x} beyond 32 bits"))?;
+        let r = if data.len() == 4 && a.is_multiple_of(4) {
+            self.write_reg(a, u32::from_be_bytes([data[0], data[1], data[2], data[3]]))
+        } else if a.is_multiple_of(4) && data.len().is_multiple_of(4) {
+            self.write_mem(a, data)
+        } else {
+            return Err(format!("{} bytes at {a:#x}: GigE Vision writes whole 32-bit words", data.len()));
+        };
+        r.map_err(|e| e.to_string())
     }
 }

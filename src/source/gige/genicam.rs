@@ -1,0 +1,1054 @@
+//! GenICam GenApi, the part a line-scan detector needs: the device's XML (plain, or zipped as
+//! many cameras store it) read into a node map, and features read and written through a register
+//! [`Port`]: `Integer`, `IntReg`, `MaskedIntReg` (and `StructReg` entries), `Enumeration`,
+//! `Command`, `Boolean`, `StringReg` and `IntSwissKnife` (integer formulas). Other node kinds
+//! (`Float`, `Converter`, ...) are known by name and refused with what they are when used.
+//!
+//! Hostile XML is refused, never obeyed: no DTD (so no entity expansion), at most
+//! [`MAX_XML_BYTES`] after unzipping, references at most [`MAX_DEPTH`] deep (so a cycle is an
+//! error, not a hang), registers of sane lengths, formulas of bounded size.
+//!
+//! Owns: [`NodeMap`], [`Port`], [`GenicamError`], the formula evaluator. No I/O of its own (the
+//! [`Port`] does it), so the fuzz target includes this file by path.
+//!
+//! Must not import: egui, wgpu, tokio, the rest of the crate.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+/// Largest XML accepted (after unzipping).
+pub const MAX_XML_BYTES: usize = 16 << 20;
+/// Deepest chain of references (pValue, pMax, pVariable, ...) followed.
+pub const MAX_DEPTH: u32 = 32;
+const MAX_FORMULA: usize = 4096;
+const MAX_STRING_REG: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GenicamError {
+    #[error("GenICam XML: {0}")]
+    Xml(String),
+    #[error("the device's XML has no feature `{0}`")]
+    Missing(String),
+    #[error("feature `{name}` is a {kind}, which is not supported here")]
+    Unsupported { name: String, kind: String },
+    #[error("feature `{0}` is read-only")]
+    ReadOnly(String),
+    #[error("{name} = {value} is out of range (min {min}, max {max}, increment {inc})")]
+    Range { name: String, value: i64, min: i64, max: i64, inc: i64 },
+    #[error("{name} has no entry `{entry}` (it has: {entries})")]
+    NoEntry { name: String, entry: String, entries: String },
+    #[error("{name} reads {value}, which is none of its entries")]
+    UnknownValue { name: String, value: i64 },
+    #[error("feature `{0}`: references nest deeper than 32 (a cycle?)")]
+    Depth(String),
+    #[error("formula of `{name}`: {msg}")]
+    Formula { name: String, msg: String },
+    #[error("register of `{name}`: {msg}")]
+    Register { name: String, msg: String },
+    #[error("register of `{name}` at {addr:#x}: {msg}")]
+    Port { name: String, addr: i64, msg: String },
+}
+
+type R<T> = Result<T, GenicamError>;
+
+/// Where register bytes come from: the device's memory as the XML addresses it (bytes in the
+/// device's order; the node says how to read them).
+pub trait Port {
+    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, String>;
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), String>;
+}
+
+/// An integer that is either written in the XML or read from another node.
+#[derive(Clone, Debug, PartialEq)]
+enum IVal {
+    Const(i64),
+    Node(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum AddrPart {
+    Const(i64),
+    Node(String),
+    /// `pIndex`: the node's value times the offset.
+    Index {
+        node: String,
+        offset: IVal,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Reg {
+    address: Vec<AddrPart>,
+    length: IVal,
+    writable: bool,
+    big_endian: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Node {
+    Integer { value: IVal, min: Option<IVal>, max: Option<IVal>, inc: Option<IVal> },
+    IntReg { reg: Reg, signed: bool },
+    MaskedIntReg { reg: Reg, lsb: u32, msb: u32, signed: bool },
+    StringReg { reg: Reg },
+    Enumeration { entries: Vec<(String, i64)>, value: IVal },
+    Command { value: IVal, command: IVal },
+    Boolean { value: IVal, on: i64, off: i64 },
+    IntSwissKnife { vars: Vec<(String, String)>, consts: Vec<(String, i64)>, formula: Result<Expr, String> },
+    Other(String),
+}
+
+/// A device's features, from its GenICam XML.
+#[derive(Debug, Default)]
+pub struct NodeMap {
+    nodes: HashMap<String, Node>,
+    pub model: String,
+    pub vendor: String,
+    /// Values of `Integer` nodes with a fixed `<Value>` the host has set.
+    local: HashMap<String, i64>,
+}
+
+/// Parse `0x1F`, `31`, `-4`, `+4` (GenICam writes both hex and decimal).
+fn int(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let v = if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()? as i64
+    } else {
+        body.parse::<i64>().ok()?
+    };
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+fn text<'a>(n: roxmltree::Node<'a, '_>) -> &'a str {
+    n.text().unwrap_or("").trim()
+}
+
+fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, tag: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    n.children().find(|c| c.is_element() && c.tag_name().name() == tag)
+}
+
+/// `<Tag>` as a constant or `<pTag>` as a reference.
+fn ival(n: roxmltree::Node<'_, '_>, tag: &str) -> R<Option<IVal>> {
+    if let Some(c) = child(n, tag) {
+        let v = int(text(c))
+            .ok_or_else(|| GenicamError::Xml(format!("<{tag}>{}</{tag}> is no integer", text(c))))?;
+        return Ok(Some(IVal::Const(v)));
+    }
+    Ok(child(n, &format!("p{tag}")).map(|c| IVal::Node(text(c).to_string())))
+}
+
+/// The register part of an `IntReg`-like element (`base` supplies a `StructReg`'s address etc.).
+fn reg(n: roxmltree::Node<'_, '_>, base: Option<roxmltree::Node<'_, '_>>) -> R<Reg> {
+    let src = base.unwrap_or(n);
+    let mut address = Vec::new();
+    for c in src.children().filter(|c| c.is_element()) {
+        match c.tag_name().name() {
+            "Address" => address.push(AddrPart::Const(
+                int(text(c)).ok_or_else(|| GenicamError::Xml(format!("address `{}`", text(c))))?,
+            )),
+            "pAddress" => address.push(AddrPart::Node(text(c).to_string())),
+            "pIndex" => {
+                let offset = match (c.attribute("Offset"), c.attribute("pOffset")) {
+                    (Some(o), _) => {
+                        IVal::Const(int(o).ok_or_else(|| GenicamError::Xml(format!("offset `{o}`")))?)
+                    }
+                    (None, Some(p)) => IVal::Node(p.to_string()),
+                    (None, None) => IVal::Const(1),
+                };
+                address.push(AddrPart::Index { node: text(c).to_string(), offset });
+            }
+            _ => {}
+        }
+    }
+    let length = ival(src, "Length")?.unwrap_or(IVal::Const(4));
+    let access = child(n, "AccessMode").or_else(|| child(src, "AccessMode")).map(text).unwrap_or("RW");
+    let big_endian = child(src, "Endianess").map(text) == Some("BigEndian");
+    Ok(Reg { address, length, writable: access != "RO", big_endian })
+}
+
+fn signed(n: roxmltree::Node<'_, '_>) -> bool {
+    child(n, "Sign").map(text) == Some("Signed")
+}
+
+fn bit(n: roxmltree::Node<'_, '_>, tag: &str) -> R<Option<u32>> {
+    match child(n, tag) {
+        None => Ok(None),
+        Some(c) => match int(text(c)) {
+            Some(v) if (0..64).contains(&v) => Ok(Some(v as u32)),
+            _ => Err(GenicamError::Xml(format!("<{tag}>{}</{tag}> is no bit number", text(c)))),
+        },
+    }
+}
+
+fn masked(n: roxmltree::Node<'_, '_>, base: Option<roxmltree::Node<'_, '_>>) -> R<Node> {
+    let (lsb, msb) = match (bit(n, "Bit")?, bit(n, "LSB")?, bit(n, "MSB")?) {
+        (Some(b), _, _) => (b, b),
+        (None, Some(l), Some(m)) => (l, m),
+        _ => return Err(GenicamError::Xml("a masked register needs <Bit> or <LSB> and <MSB>".into())),
+    };
+    Ok(Node::MaskedIntReg { reg: reg(n, base)?, lsb, msb, signed: signed(n) })
+}
+
+fn value_of(n: roxmltree::Node<'_, '_>) -> R<IVal> {
+    ival(n, "Value")?.ok_or_else(|| GenicamError::Xml("a node without <Value> or <pValue>".into()))
+}
+
+fn parse_node(n: roxmltree::Node<'_, '_>) -> R<Node> {
+    Ok(match n.tag_name().name() {
+        "Integer" => Node::Integer {
+            value: value_of(n)?,
+            min: ival(n, "Min")?,
+            max: ival(n, "Max")?,
+            inc: ival(n, "Inc")?,
+        },
+        "IntReg" => Node::IntReg { reg: reg(n, None)?, signed: signed(n) },
+        "MaskedIntReg" => masked(n, None)?,
+        "StringReg" => Node::StringReg { reg: reg(n, None)? },
+        "Enumeration" => {
+            let mut entries = Vec::new();
+            for e in n.children().filter(|c| c.is_element() && c.tag_name().name() == "EnumEntry") {
+                let name = e.attribute("Name").unwrap_or("").to_string();
+                let v = child(e, "Value").and_then(|v| int(text(v)));
+                let v = v.ok_or_else(|| GenicamError::Xml(format!("enum entry `{name}` without a value")))?;
+                entries.push((name, v));
+            }
+            Node::Enumeration { entries, value: value_of(n)? }
+        }
+        "Command" => {
+            Node::Command { value: value_of(n)?, command: ival(n, "CommandValue")?.unwrap_or(IVal::Const(1)) }
+        }
+        "Boolean" => Node::Boolean {
+            value: value_of(n)?,
+            on: child(n, "OnValue").and_then(|v| int(text(v))).unwrap_or(1),
+            off: child(n, "OffValue").and_then(|v| int(text(v))).unwrap_or(0),
+        },
+        "IntSwissKnife" => {
+            let mut vars = Vec::new();
+            let mut consts = Vec::new();
+            for c in n.children().filter(|c| c.is_element()) {
+                let name = c.attribute("Name").unwrap_or("").to_string();
+                match c.tag_name().name() {
+                    "pVariable" => vars.push((name, text(c).to_string())),
+                    "Constant" => consts.push((
+                        name,
+                        int(text(c)).ok_or_else(|| GenicamError::Xml(format!("constant `{}`", text(c))))?,
+                    )),
+                    _ => {}
+                }
+            }
+            let f = child(n, "Formula").map(text).unwrap_or("");
+            Node::IntSwissKnife { vars, consts, formula: formula::parse(f) }
+        }
+        other => Node::Other(other.to_string()),
+    })
+}
+
+/// Node elements we know; anything else with a `Name` (categories, ports, groups' members of
+/// unknown kinds) is recorded as `Other` so an error can say what it is.
+const SKIP: &[&str] = &["Category", "Port", "EnumEntry", "StructEntry", "pFeature", "RegisterDescription"];
+
+impl NodeMap {
+    /// Read a device's XML as stored on it: plain text, or a zip archive holding one `.xml`.
+    pub fn load(bytes: &[u8]) -> R<NodeMap> {
+        let unzipped;
+        let bytes = if bytes.starts_with(b"PK\x03\x04") {
+            unzipped = unzip(bytes)?;
+            &unzipped[..]
+        } else {
+            bytes
+        };
+        if bytes.len() > MAX_XML_BYTES {
+            return Err(GenicamError::Xml(format!("{} bytes is more than any device's XML", bytes.len())));
+        }
+        let s = std::str::from_utf8(bytes).map_err(|e| GenicamError::Xml(format!("not UTF-8: {e}")))?;
+        let s = s.trim_start_matches('\u{feff}').trim_end_matches('\0');
+        let opts =
+            roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: 4_000_000, ..Default::default() };
+        let doc =
+            roxmltree::Document::parse_with_options(s, opts).map_err(|e| GenicamError::Xml(e.to_string()))?;
+        let root = doc.root_element();
+        if root.tag_name().name() != "RegisterDescription" {
+            return Err(GenicamError::Xml(format!(
+                "root element is <{}>, not <RegisterDescription>",
+                root.tag_name().name()
+            )));
+        }
+        let mut map = NodeMap {
+            model: root.attribute("ModelName").unwrap_or("").to_string(),
+            vendor: root.attribute("VendorName").unwrap_or("").to_string(),
+            ..Default::default()
+        };
+        for n in root.descendants().filter(|n| n.is_element()) {
+            let kind = n.tag_name().name();
+            if kind == "StructReg" {
+                for e in n.children().filter(|c| c.is_element() && c.tag_name().name() == "StructEntry") {
+                    if let Some(name) = e.attribute("Name") {
+                        let node =
+                            masked(e, Some(n)).map_err(|err| GenicamError::Xml(format!("{name}: {err}")))?;
+                        map.nodes.insert(name.to_string(), node);
+                    }
+                }
+                continue;
+            }
+            let Some(name) = n.attribute("Name") else { continue };
+            if SKIP.contains(&kind)
+                || n.parent_element().is_some_and(|p| p.tag_name().name() == "Enumeration")
+            {
+                continue;
+            }
+            let node = parse_node(n).map_err(|err| GenicamError::Xml(format!("{name}: {err}")))?;
+            map.nodes.insert(name.to_string(), node);
+        }
+        Ok(map)
+    }
+
+    /// Is there a feature of this name (of any kind)?
+    pub fn has(&self, name: &str) -> bool {
+        self.nodes.contains_key(name)
+    }
+
+    fn node(&self, name: &str) -> R<&Node> {
+        self.nodes.get(name).ok_or_else(|| GenicamError::Missing(name.to_string()))
+    }
+
+    fn ival(&self, port: &mut dyn Port, v: &IVal, depth: u32) -> R<i64> {
+        match v {
+            IVal::Const(c) => Ok(*c),
+            IVal::Node(n) => self.int_at(port, n, depth + 1),
+        }
+    }
+
+    fn address(&self, port: &mut dyn Port, name: &str, r: &Reg, depth: u32) -> R<(u64, usize)> {
+        let mut a: i64 = 0;
+        for part in &r.address {
+            let v = match part {
+                AddrPart::Const(c) => *c,
+                AddrPart::Node(n) => self.int_at(port, n, depth + 1)?,
+                AddrPart::Index { node, offset } => {
+                    self.int_at(port, node, depth + 1)?.wrapping_mul(self.ival(port, offset, depth)?)
+                }
+            };
+            a = a.wrapping_add(v);
+        }
+        let len = self.ival(port, &r.length, depth)?;
+        if a < 0 {
+            return Err(GenicamError::Register {
+                name: name.into(),
+                msg: format!("address {a} is negative"),
+            });
+        }
+        Ok((a as u64, usize::try_from(len).unwrap_or(usize::MAX)))
+    }
+
+    fn read_reg(&self, port: &mut dyn Port, name: &str, r: &Reg, depth: u32) -> R<(Vec<u8>, u64)> {
+        let (addr, len) = self.address(port, name, r, depth)?;
+        if !(1..=8).contains(&len) {
+            return Err(GenicamError::Register {
+                name: name.into(),
+                msg: format!("length {len} (1 to 8 bytes)"),
+            });
+        }
+        let b = port.read(addr, len).map_err(|msg| GenicamError::Port {
+            name: name.into(),
+            addr: addr as i64,
+            msg,
+        })?;
+        if b.len() != len {
+            return Err(GenicamError::Port {
+                name: name.into(),
+                addr: addr as i64,
+                msg: format!("{} bytes for {len}", b.len()),
+            });
+        }
+        Ok((b, addr))
+    }
+
+    fn int_at(&self, port: &mut dyn Port, name: &str, depth: u32) -> R<i64> {
+        if depth > MAX_DEPTH {
+            return Err(GenicamError::Depth(name.into()));
+        }
+        match self.node(name)? {
+            Node::Integer { value: IVal::Const(c), .. } => Ok(self.local.get(name).copied().unwrap_or(*c)),
+            Node::Integer { value, .. } | Node::Command { value, .. } | Node::Enumeration { value, .. } => {
+                self.ival(port, value, depth)
+            }
+            Node::Boolean { value, on, .. } => Ok(i64::from(self.ival(port, value, depth)? == *on)),
+            Node::IntReg { reg, signed } => {
+                let (b, _) = self.read_reg(port, name, reg, depth)?;
+                Ok(decode(&b, reg.big_endian, 0, (b.len() * 8 - 1) as u32, *signed))
+            }
+            Node::MaskedIntReg { reg, lsb, msb, signed } => {
+                let (b, _) = self.read_reg(port, name, reg, depth)?;
+                let (lo, hi) =
+                    bits(&b, reg.big_endian, *lsb, *msb).ok_or_else(|| GenicamError::Register {
+                        name: name.into(),
+                        msg: format!("bits {lsb}..{msb} outside {} bytes", b.len()),
+                    })?;
+                Ok(decode(&b, reg.big_endian, lo, hi, *signed))
+            }
+            Node::IntSwissKnife { vars, consts, formula } => {
+                let expr = formula
+                    .as_ref()
+                    .map_err(|m| GenicamError::Formula { name: name.into(), msg: m.clone() })?;
+                let mut values: Vec<(&str, i64)> = consts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                for (k, n) in vars {
+                    values.push((k, self.int_at(port, n, depth + 1)?));
+                }
+                expr.eval(&values).map_err(|msg| GenicamError::Formula { name: name.into(), msg })
+            }
+            Node::StringReg { .. } => Err(GenicamError::Unsupported {
+                name: name.into(),
+                kind: "StringReg (read it as a string)".into(),
+            }),
+            Node::Other(kind) => Err(GenicamError::Unsupported { name: name.into(), kind: kind.clone() }),
+        }
+    }
+
+    fn set_at(&mut self, port: &mut dyn Port, name: &str, v: i64, depth: u32) -> R<()> {
+        if depth > MAX_DEPTH {
+            return Err(GenicamError::Depth(name.into()));
+        }
+        match self.node(name)?.clone() {
+            Node::Integer { value, min, max, inc } => {
+                let lo = match &min {
+                    Some(m) => self.ival(port, m, depth)?,
+                    None => i64::MIN,
+                };
+                let hi = match &max {
+                    Some(m) => self.ival(port, m, depth)?,
+                    None => i64::MAX,
+                };
+                let step = match &inc {
+                    Some(m) => self.ival(port, m, depth)?,
+                    None => 1,
+                };
+                let off_step = step > 1 && (v.wrapping_sub(lo)).rem_euclid(step) != 0;
+                if v < lo || v > hi || off_step {
+                    return Err(GenicamError::Range {
+                        name: name.into(),
+                        value: v,
+                        min: lo,
+                        max: hi,
+                        inc: step,
+                    });
+                }
+                match value {
+                    IVal::Const(_) => {
+                        self.local.insert(name.to_string(), v);
+                        Ok(())
+                    }
+                    IVal::Node(n) => self.set_at(port, &n, v, depth + 1),
+                }
+            }
+            Node::IntReg { reg, signed } => {
+                if !reg.writable {
+                    return Err(GenicamError::ReadOnly(name.into()));
+                }
+                let (addr, len) = self.address(port, name, &reg, depth)?;
+                if !(1..=8).contains(&len) {
+                    return Err(GenicamError::Register {
+                        name: name.into(),
+                        msg: format!("length {len} (1 to 8 bytes)"),
+                    });
+                }
+                let bits = len as u32 * 8;
+                let fits = if signed {
+                    bits == 64 || (v >= -(1i64 << (bits - 1)) && v < (1i64 << (bits - 1)))
+                } else {
+                    v >= 0 && (bits == 64 || v < (1i64 << bits))
+                };
+                if !fits {
+                    return Err(GenicamError::Range {
+                        name: name.into(),
+                        value: v,
+                        min: 0,
+                        max: (1i64 << (bits - 1).min(62)) - 1,
+                        inc: 1,
+                    });
+                }
+                let b = encode(v, len, reg.big_endian);
+                port.write(addr, &b).map_err(|msg| GenicamError::Port {
+                    name: name.into(),
+                    addr: addr as i64,
+                    msg,
+                })
+            }
+            Node::MaskedIntReg { reg, lsb, msb, .. } => {
+                if !reg.writable {
+                    return Err(GenicamError::ReadOnly(name.into()));
+                }
+                let (old, addr) = self.read_reg(port, name, &reg, depth)?;
+                let (lo, hi) = bits(&old, reg.big_endian, lsb, msb).ok_or_else(|| {
+                    GenicamError::Register { name: name.into(), msg: format!("bits {lsb}..{msb}") }
+                })?;
+                let width = hi - lo + 1;
+                let mask: u64 = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << lo };
+                let raw = decode(&old, reg.big_endian, 0, (old.len() * 8 - 1) as u32, false) as u64;
+                let new = (raw & !mask) | (((v as u64) << lo) & mask);
+                let b = encode(new as i64, old.len(), reg.big_endian);
+                port.write(addr, &b).map_err(|msg| GenicamError::Port {
+                    name: name.into(),
+                    addr: addr as i64,
+                    msg,
+                })
+            }
+            Node::Boolean { value, on, off } => {
+                let raw = if v != 0 { on } else { off };
+                self.set_ival(port, name, &value, raw, depth)
+            }
+            Node::Enumeration { value, entries } => {
+                if !entries.iter().any(|(_, e)| *e == v) {
+                    return Err(GenicamError::UnknownValue { name: name.into(), value: v });
+                }
+                self.set_ival(port, name, &value, v, depth)
+            }
+            Node::Command { value, .. } => self.set_ival(port, name, &value, v, depth),
+            Node::IntSwissKnife { .. } => Err(GenicamError::ReadOnly(name.into())),
+            Node::StringReg { .. } => {
+                Err(GenicamError::Unsupported { name: name.into(), kind: "StringReg".into() })
+            }
+            Node::Other(kind) => Err(GenicamError::Unsupported { name: name.into(), kind }),
+        }
+    }
+
+    fn set_ival(&mut self, port: &mut dyn Port, name: &str, target: &IVal, v: i64, depth: u32) -> R<()> {
+        match target {
+            IVal::Const(_) => {
+                self.local.insert(name.to_string(), v);
+                Ok(())
+            }
+            IVal::Node(n) => self.set_at(port, n, v, depth + 1),
+        }
+    }
+
+    /// An integer feature's value (also an enumeration's or boolean's integer, a formula's result).
+    pub fn int(&self, port: &mut dyn Port, name: &str) -> R<i64> {
+        self.int_at(port, name, 0)
+    }
+
+    /// Set an integer feature, refused outside its Min/Max/Inc.
+    pub fn set_int(&mut self, port: &mut dyn Port, name: &str, v: i64) -> R<()> {
+        self.set_at(port, name, v, 0)
+    }
+
+    /// An enumeration's current entry.
+    pub fn enum_entry(&self, port: &mut dyn Port, name: &str) -> R<String> {
+        let Node::Enumeration { entries, .. } = self.node(name)? else {
+            return Err(GenicamError::Unsupported {
+                name: name.into(),
+                kind: "non-enumeration read as one".into(),
+            });
+        };
+        let v = self.int(port, name)?;
+        entries
+            .iter()
+            .find(|(_, e)| *e == v)
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| GenicamError::UnknownValue { name: name.into(), value: v })
+    }
+
+    /// Set an enumeration by entry name.
+    pub fn set_enum(&mut self, port: &mut dyn Port, name: &str, entry: &str) -> R<()> {
+        let Node::Enumeration { entries, .. } = self.node(name)? else {
+            return Err(GenicamError::Unsupported {
+                name: name.into(),
+                kind: "non-enumeration set as one".into(),
+            });
+        };
+        let Some(v) = entries.iter().find(|(n, _)| n == entry).map(|(_, v)| *v) else {
+            let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(GenicamError::NoEntry {
+                name: name.into(),
+                entry: entry.into(),
+                entries: names.join(", "),
+            });
+        };
+        self.set_at(port, name, v, 0)
+    }
+
+    /// The entry names of an enumeration.
+    pub fn entries(&self, name: &str) -> R<Vec<String>> {
+        match self.node(name)? {
+            Node::Enumeration { entries, .. } => Ok(entries.iter().map(|(n, _)| n.clone()).collect()),
+            _ => Err(GenicamError::Unsupported { name: name.into(), kind: "non-enumeration".into() }),
+        }
+    }
+
+    /// Run a command feature (write its CommandValue).
+    pub fn execute(&mut self, port: &mut dyn Port, name: &str) -> R<()> {
+        let Node::Command { value, command } = self.node(name)?.clone() else {
+            return Err(GenicamError::Unsupported { name: name.into(), kind: "non-command executed".into() });
+        };
+        let v = self.ival(port, &command, 0)?;
+        self.set_ival(port, name, &value, v, 0)
+    }
+
+    /// A string register's text (up to its first NUL).
+    pub fn string(&self, port: &mut dyn Port, name: &str) -> R<String> {
+        let Node::StringReg { reg } = self.node(name)? else {
+            return Err(GenicamError::Unsupported {
+                name: name.into(),
+                kind: "non-string read as text".into(),
+            });
+        };
+        let (addr, len) = self.address(port, name, reg, 0)?;
+        if len > MAX_STRING_REG {
+            return Err(GenicamError::Register { name: name.into(), msg: format!("string of {len} bytes") });
+        }
+        let b = port.read(addr, len).map_err(|msg| GenicamError::Port {
+            name: name.into(),
+            addr: addr as i64,
+            msg,
+        })?;
+        let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+        Ok(String::from_utf8_lossy(&b[..end]).into_owned())
+    }
+}
+
+/// The register bit range `lsb..msb` as GenICam numbers it, as (low, high) bit positions counted
+/// from the value's least significant bit. Big-endian registers number bit 0 as the most
+/// significant bit of the register.
+fn bits(b: &[u8], big_endian: bool, lsb: u32, msb: u32) -> Option<(u32, u32)> {
+    let n = (b.len() * 8) as u32;
+    let (lo, hi) = if big_endian { (n.checked_sub(1 + lsb)?, n.checked_sub(1 + msb)?) } else { (lsb, msb) };
+    (lo <= hi && hi < n).then_some((lo, hi))
+}
+
+/// Bits `lo..=hi` of the register bytes as an integer.
+fn decode(b: &[u8], big_endian: bool, lo: u32, hi: u32, signed: bool) -> i64 {
+    let mut raw: u64 = 0;
+    for k in 0..b.len().min(8) {
+        let byte = if big_endian { b[k] } else { b[b.len() - 1 - k] };
+        raw = (raw << 8) | u64::from(byte);
+    }
+    let width = hi - lo + 1;
+    let v = if width >= 64 { raw >> lo } else { (raw >> lo) & ((1u64 << width) - 1) };
+    if signed && width < 64 && v >> (width - 1) & 1 == 1 {
+        (v | !((1u64 << width) - 1)) as i64
+    } else {
+        v as i64
+    }
+}
+
+fn encode(v: i64, len: usize, big_endian: bool) -> Vec<u8> {
+    let all = (v as u64).to_be_bytes();
+    let mut b = all[8 - len..].to_vec();
+    if !big_endian {
+        b.reverse();
+    }
+    b
+}
+
+fn unzip(bytes: &[u8]) -> R<Vec<u8>> {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| GenicamError::Xml(format!("zip: {e}")))?;
+    let index = (0..z.len())
+        .find(|k| {
+            z.name_for_index(*k).is_some_and(|n| n.is_ok_and(|n| n.to_ascii_lowercase().ends_with(".xml")))
+        })
+        .ok_or_else(|| GenicamError::Xml("the zip holds no .xml file".into()))?;
+    let f = z.by_index(index).map_err(|e| GenicamError::Xml(format!("zip: {e}")))?;
+    let mut out = Vec::new();
+    f.take(MAX_XML_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| GenicamError::Xml(format!("zip: {e}")))?;
+    Ok(out)
+}
+
+/// Integer formulas of SwissKnife nodes: C-like operators as GenICam defines them (`? :`,
+/// `|| && | ^ &`, `= <>`, `< > <= >=`, `<< >>`, `+ -`, `* / %`, `**`, unary `- + ~ !`), decimal
+/// and hex literals, variables, and `ABS`, `SGN`, `NEG`.
+pub mod formula {
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Expr {
+        Num(i64),
+        Var(String),
+        Un(u8, Box<Expr>),
+        Bin(&'static str, Box<Expr>, Box<Expr>),
+        Cond(Box<Expr>, Box<Expr>, Box<Expr>),
+        Call(String, Box<Expr>),
+    }
+
+    #[derive(Clone, Debug, PartialEq)]
+    enum Tok {
+        Num(i64),
+        Id(String),
+        Op(&'static str),
+    }
+
+    const OPS: &[&str] = &[
+        "**", "<<", ">>", "<=", ">=", "<>", "&&", "||", "(", ")", "?", ":", "+", "-", "*", "/", "%", "&",
+        "|", "^", "~", "!", "=", "<", ">",
+    ];
+
+    fn lex(s: &str) -> Result<Vec<Tok>, String> {
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut out = Vec::new();
+        'outer: while i < b.len() {
+            let c = b[i];
+            if c.is_ascii_whitespace() {
+                i += 1;
+                continue;
+            }
+            if c.is_ascii_digit() {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric()) {
+                    i += 1;
+                }
+                let t = &s[start..i];
+                let v = super::int(t).ok_or_else(|| format!("`{t}` is no integer"))?;
+                out.push(Tok::Num(v));
+                continue;
+            }
+            if c.is_ascii_alphabetic() || c == b'_' {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
+                    i += 1;
+                }
+                out.push(Tok::Id(s[start..i].to_string()));
+                continue;
+            }
+            for op in OPS {
+                if b[i..].starts_with(op.as_bytes()) {
+                    out.push(Tok::Op(op));
+                    i += op.len();
+                    continue 'outer;
+                }
+            }
+            return Err(format!("unexpected `{}`", &s[i..].chars().next().unwrap_or(' ')));
+        }
+        Ok(out)
+    }
+
+    fn binding(op: &str) -> Option<(u8, bool)> {
+        // (precedence, right-associative)
+        Some(match op {
+            "||" => (2, false),
+            "&&" => (3, false),
+            "|" => (4, false),
+            "^" => (5, false),
+            "&" => (6, false),
+            "=" | "<>" => (7, false),
+            "<" | ">" | "<=" | ">=" => (8, false),
+            "<<" | ">>" => (9, false),
+            "+" | "-" => (10, false),
+            "*" | "/" | "%" => (11, false),
+            "**" => (12, true),
+            _ => return None,
+        })
+    }
+
+    struct P {
+        t: Vec<Tok>,
+        i: usize,
+        depth: u32,
+    }
+
+    impl P {
+        fn peek(&self) -> Option<&Tok> {
+            self.t.get(self.i)
+        }
+        fn next(&mut self) -> Option<Tok> {
+            let t = self.t.get(self.i).cloned();
+            self.i += 1;
+            t
+        }
+        fn expect(&mut self, op: &str) -> Result<(), String> {
+            match self.next() {
+                Some(Tok::Op(o)) if o == op => Ok(()),
+                other => Err(format!("expected `{op}`, found {other:?}")),
+            }
+        }
+
+        fn expr(&mut self, min: u8) -> Result<Expr, String> {
+            self.depth += 1;
+            if self.depth > 64 {
+                return Err("nested too deep".into());
+            }
+            let mut lhs = self.unary()?;
+            while let Some(Tok::Op(op)) = self.peek() {
+                let op = *op;
+                if op == "?" {
+                    if min > 1 {
+                        break;
+                    }
+                    self.i += 1;
+                    let a = self.expr(1)?;
+                    self.expect(":")?;
+                    let b = self.expr(1)?;
+                    lhs = Expr::Cond(Box::new(lhs), Box::new(a), Box::new(b));
+                    continue;
+                }
+                let Some((prec, right)) = binding(op) else { break };
+                if prec < min {
+                    break;
+                }
+                self.i += 1;
+                let rhs = self.expr(if right { prec } else { prec + 1 })?;
+                lhs = Expr::Bin(op, Box::new(lhs), Box::new(rhs));
+            }
+            self.depth -= 1;
+            Ok(lhs)
+        }
+
+        fn unary(&mut self) -> Result<Expr, String> {
+            self.depth += 1;
+            if self.depth > 64 {
+                return Err("nested too deep".into());
+            }
+            let e = match self.next() {
+                Some(Tok::Num(v)) => Expr::Num(v),
+                Some(Tok::Op("(")) => {
+                    let e = self.expr(1)?;
+                    self.expect(")")?;
+                    e
+                }
+                Some(Tok::Op(o @ ("-" | "+" | "~" | "!"))) => {
+                    Expr::Un(o.as_bytes()[0], Box::new(self.unary()?))
+                }
+                Some(Tok::Id(name)) => {
+                    if matches!(self.peek(), Some(Tok::Op("("))) {
+                        self.i += 1;
+                        let a = self.expr(1)?;
+                        self.expect(")")?;
+                        Expr::Call(name.to_ascii_uppercase(), Box::new(a))
+                    } else {
+                        Expr::Var(name)
+                    }
+                }
+                other => return Err(format!("expected a value, found {other:?}")),
+            };
+            self.depth -= 1;
+            Ok(e)
+        }
+    }
+
+    /// Parse a formula (at most 4096 characters).
+    pub fn parse(s: &str) -> Result<Expr, String> {
+        if s.len() > super::MAX_FORMULA {
+            return Err(format!("{} characters", s.len()));
+        }
+        let mut p = P { t: lex(s)?, i: 0, depth: 0 };
+        let e = p.expr(1)?;
+        if p.i != p.t.len() {
+            return Err(format!("unexpected {:?}", p.t[p.i]));
+        }
+        Ok(e)
+    }
+
+    impl Expr {
+        /// Evaluate with the given variables (64-bit two's complement, wrapping).
+        pub fn eval(&self, vars: &[(&str, i64)]) -> Result<i64, String> {
+            Ok(match self {
+                Expr::Num(v) => *v,
+                Expr::Var(n) => vars
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| *v)
+                    .ok_or_else(|| format!("no variable `{n}`"))?,
+                Expr::Un(op, a) => {
+                    let a = a.eval(vars)?;
+                    match op {
+                        b'-' => a.wrapping_neg(),
+                        b'~' => !a,
+                        b'!' => i64::from(a == 0),
+                        _ => a,
+                    }
+                }
+                Expr::Cond(c, a, b) => {
+                    if c.eval(vars)? != 0 {
+                        a.eval(vars)?
+                    } else {
+                        b.eval(vars)?
+                    }
+                }
+                Expr::Call(f, a) => {
+                    let a = a.eval(vars)?;
+                    match f.as_str() {
+                        "ABS" => a.wrapping_abs(),
+                        "SGN" => a.signum(),
+                        "NEG" => a.wrapping_neg(),
+                        _ => return Err(format!("function {f} is not supported in integer formulas")),
+                    }
+                }
+                Expr::Bin(op, a, b) => {
+                    let (a, b) = (a.eval(vars)?, b.eval(vars)?);
+                    match *op {
+                        "+" => a.wrapping_add(b),
+                        "-" => a.wrapping_sub(b),
+                        "*" => a.wrapping_mul(b),
+                        "/" => a.checked_div(b).ok_or("division by zero")?,
+                        "%" => a.checked_rem(b).ok_or("division by zero")?,
+                        "**" => {
+                            let e = u32::try_from(b).map_err(|_| format!("power {b}"))?;
+                            a.wrapping_pow(e)
+                        }
+                        "<<" | ">>" if !(0..64).contains(&b) => return Err(format!("shift by {b}")),
+                        "<<" => a.wrapping_shl(b as u32),
+                        ">>" => a.wrapping_shr(b as u32),
+                        "&" => a & b,
+                        "|" => a | b,
+                        "^" => a ^ b,
+                        "=" => i64::from(a == b),
+                        "<>" => i64::from(a != b),
+                        "<" => i64::from(a < b),
+                        ">" => i64::from(a > b),
+                        "<=" => i64::from(a <= b),
+                        ">=" => i64::from(a >= b),
+                        "&&" => i64::from(a != 0 && b != 0),
+                        "||" => i64::from(a != 0 || b != 0),
+                        _ => unreachable!("operators come from OPS"),
+                    }
+                }
+            })
+        }
+    }
+}
+
+use formula::Expr;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Device memory as a map of bytes.
+    #[derive(Default)]
+    pub struct Mem(pub HashMap<u64, u8>);
+
+    impl Port for Mem {
+        fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
+            Ok((0..len as u64).map(|k| self.0.get(&(addr + k)).copied().unwrap_or(0)).collect())
+        }
+        fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), String> {
+            for (k, b) in data.iter().enumerate() {
+                self.0.insert(addr + k as u64, *b);
+            }
+            Ok(())
+        }
+    }
+
+    const XML: &str = r#"<?xml version="1.0"?>
+<RegisterDescription ModelName="M" VendorName="V" xmlns="http://www.genicam.org/GenApi/Version_1_0">
+  <Category Name="Root"><pFeature>Width</pFeature></Category>
+  <Integer Name="Width"><pValue>WidthReg</pValue><Min>4</Min><pMax>SensorWidth</pMax><Inc>4</Inc></Integer>
+  <IntReg Name="WidthReg"><Address>0x100</Address><Length>4</Length><AccessMode>RW</AccessMode><pPort>Device</pPort><Sign>Unsigned</Sign><Endianess>BigEndian</Endianess></IntReg>
+  <Integer Name="SensorWidth"><Value>2048</Value></Integer>
+  <Integer Name="Height"><pValue>HeightReg</pValue></Integer>
+  <IntReg Name="HeightReg"><Address>0x104</Address><Length>2</Length><AccessMode>RW</AccessMode><pPort>Device</pPort></IntReg>
+  <Enumeration Name="PixelFormat"><EnumEntry Name="Mono8"><Value>0x01080001</Value></EnumEntry><EnumEntry Name="Mono16"><Value>0x01100007</Value></EnumEntry><pValue>PfReg</pValue></Enumeration>
+  <IntReg Name="PfReg"><Address>0x108</Address><Length>4</Length><AccessMode>RW</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess></IntReg>
+  <IntSwissKnife Name="PayloadSize"><pVariable Name="W">Width</pVariable><pVariable Name="H">Height</pVariable><pVariable Name="PF">PixelFormat</pVariable><Formula>W * H * ((PF&gt;&gt;16)&amp;0xFF) / 8</Formula></IntSwissKnife>
+  <Command Name="Start"><pValue>CmdReg</pValue><CommandValue>1</CommandValue></Command>
+  <IntReg Name="CmdReg"><Address>0x10C</Address><Length>4</Length><AccessMode>WO</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess></IntReg>
+  <StructReg Comment="s"><Address>0x110</Address><Length>4</Length><AccessMode>RW</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess>
+    <StructEntry Name="Low16"><LSB>31</LSB><MSB>16</MSB></StructEntry>
+    <StructEntry Name="Bit15"><Bit>15</Bit></StructEntry>
+  </StructReg>
+  <Integer Name="Loop1"><pValue>Loop2</pValue></Integer>
+  <Integer Name="Loop2"><pValue>Loop1</pValue></Integer>
+  <Float Name="Gain"><Value>1.0</Value></Float>
+  <IntReg Name="Serial"><Address>0x200</Address><Length>4</Length><AccessMode>RO</AccessMode><pPort>Device</pPort></IntReg>
+  <Port Name="Device"/>
+</RegisterDescription>"#;
+
+    #[test]
+    fn features_read_and_write_registers_as_the_xml_says() {
+        let mut map = NodeMap::load(XML.as_bytes()).unwrap();
+        assert_eq!((map.model.as_str(), map.vendor.as_str()), ("M", "V"));
+        let mut m = Mem::default();
+        map.set_int(&mut m, "Width", 1536).unwrap();
+        assert_eq!(m.read(0x100, 4).unwrap(), 1536u32.to_be_bytes(), "big-endian register");
+        map.set_int(&mut m, "Height", 512).unwrap();
+        assert_eq!(m.read(0x104, 2).unwrap(), 512u16.to_le_bytes(), "little-endian is GenApi's default");
+        map.set_enum(&mut m, "PixelFormat", "Mono16").unwrap();
+        assert_eq!(map.enum_entry(&mut m, "PixelFormat").unwrap(), "Mono16");
+        assert_eq!(map.int(&mut m, "PayloadSize").unwrap(), 1536 * 512 * 2);
+        map.execute(&mut m, "Start").unwrap();
+        assert_eq!(m.read(0x10C, 4).unwrap(), [0, 0, 0, 1]);
+        // struct entries: big-endian bit numbering (bit 0 is the most significant)
+        map.set_int(&mut m, "Low16", 0xBEEF).unwrap();
+        assert_eq!(m.read(0x110, 4).unwrap(), [0, 0, 0xBE, 0xEF]);
+        map.set_int(&mut m, "Bit15", 1).unwrap();
+        assert_eq!(m.read(0x110, 4).unwrap(), [0, 1, 0xBE, 0xEF]);
+        assert_eq!(map.int(&mut m, "Low16").unwrap(), 0xBEEF);
+        // host-side values
+        map.set_int(&mut m, "SensorWidth", 1024).unwrap();
+        assert!(matches!(map.set_int(&mut m, "Width", 1536), Err(GenicamError::Range { max: 1024, .. })));
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let mut map = NodeMap::load(XML.as_bytes()).unwrap();
+        let mut m = Mem::default();
+        let e = map.set_int(&mut m, "Width", 1538).unwrap_err();
+        assert!(e.to_string().contains("increment 4"), "{e}");
+        assert!(matches!(map.set_int(&mut m, "Width", 0), Err(GenicamError::Range { .. })));
+        assert_eq!(map.set_int(&mut m, "Serial", 3), Err(GenicamError::ReadOnly("Serial".into())));
+        let e = map.set_enum(&mut m, "PixelFormat", "Mono12").unwrap_err();
+        assert!(e.to_string().contains("Mono8, Mono16"), "{e}");
+        assert!(matches!(map.int(&mut m, "Loop1"), Err(GenicamError::Depth(_))), "a cycle ends");
+        assert!(matches!(map.int(&mut m, "Gain"), Err(GenicamError::Unsupported { .. })));
+        assert_eq!(map.int(&mut m, "Nope"), Err(GenicamError::Missing("Nope".into())));
+        assert!(
+            matches!(map.set_int(&mut m, "Height", 70000), Err(GenicamError::Range { .. })),
+            "16-bit register"
+        );
+        m.write(0x108, &[0, 0, 0, 9]).unwrap();
+        assert!(matches!(
+            map.enum_entry(&mut m, "PixelFormat"),
+            Err(GenicamError::UnknownValue { value: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn hostile_xml_is_refused() {
+        let dtd = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><RegisterDescription/>"#;
+        assert!(NodeMap::load(dtd.as_bytes()).is_err(), "no DTD, no entity expansion");
+        assert!(NodeMap::load(b"<Other/>").is_err());
+        assert!(NodeMap::load(b"\xff\xfe").is_err());
+        assert!(NodeMap::load(b"PK\x03\x04garbage").is_err());
+        let bad =
+            r#"<RegisterDescription><IntReg Name="X"><Address>zz</Address></IntReg></RegisterDescription>"#;
+        assert!(NodeMap::load(bad.as_bytes()).unwrap_err().to_string().contains("X"));
+        let len = r#"<RegisterDescription><IntReg Name="X"><Address>0</Address><Length>4000000000</Length></IntReg></RegisterDescription>"#;
+        let map = NodeMap::load(len.as_bytes()).unwrap();
+        assert!(matches!(map.int(&mut Mem::default(), "X"), Err(GenicamError::Register { .. })));
+    }
+
+    #[test]
+    fn zipped_xml_loads_like_plain() {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut buf);
+        z.start_file("Device.xml", zip::write::SimpleFileOptions::default()).unwrap();
+        z.write_all(XML.as_bytes()).unwrap();
+        z.finish().unwrap();
+        let map = NodeMap::load(buf.get_ref()).unwrap();
+        assert_eq!(map.model, "M");
+        assert!(map.has("PayloadSize"));
+    }
+
+    #[test]
+    fn formulas_follow_c_precedence() {
+        let f = |s: &str| formula::parse(s).and_then(|e| e.eval(&[("A", 6), ("B", 4)]));
+        assert_eq!(f("A + B * 2"), Ok(14));
+        assert_eq!(f("(A + B) * 2"), Ok(20));
+        assert_eq!(f("A - B - 1"), Ok(1), "left-associative");
+        assert_eq!(f("2 ** 3 ** 2"), Ok(512), "power is right-associative");
+        assert_eq!(f("A > B ? A : B"), Ok(6));
+        assert_eq!(f("A = 6 && B <> 4"), Ok(0));
+        assert_eq!(f("0x1000 >> 4 | 1"), Ok(0x101));
+        assert_eq!(f("-A + ~0"), Ok(-7));
+        assert_eq!(f("ABS(B - A)"), Ok(2));
+        assert_eq!(f("A / (B - 4)"), Err("division by zero".into()));
+        assert!(f("A +").is_err());
+        assert!(f("C").is_err());
+        assert!(f(&"(".repeat(1000)).is_err(), "depth is bounded");
+        assert!(f("1 << 64").is_err());
+    }
+}
