@@ -119,8 +119,6 @@ impl RunningSource {
 pub enum OpenError {
     #[error(transparent)]
     Url(#[from] url::UrlError),
-    #[error("gige:// sources are not available yet: the GigE Vision client is not wired to lines")]
-    NotYet,
     #[error(transparent)]
     Physics(#[from] crate::domain::physics::PhysicsError),
 }
@@ -141,7 +139,14 @@ pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSourc
             Ok(spawn_synthetic(profile, opts)?)
         }
         "serial" => Ok(serial::spawn(serial::SerialOptions::from_url(u)?)),
-        _ => Err(OpenError::NotYet),
+        _ => {
+            let o = gige::driver::GigeSourceOptions::from_url(
+                u,
+                profile.channels as usize,
+                profile.line_rate_hz,
+            )?;
+            Ok(gige::driver::spawn(o))
+        }
     }
 }
 

@@ -46,8 +46,9 @@ pub fn block_lines(
     if w != want_w {
         return Err(format!("block is {w} pixels wide; {channels} channels as {layout:?} need {want_w}"));
     }
-    // The trailer says how many rows were really delivered (a line-scan device may end early).
-    let rows = block.trailer_height.map_or(h, |t| (t as usize).min(h));
+    // The trailer says how many rows were really delivered (a line-scan device may end early);
+    // area-scan devices such as Aravis's fake camera send 0 there, meaning "as the leader said".
+    let rows = block.trailer_height.filter(|t| *t > 0).map_or(h, |t| (t as usize).min(h));
     let row_bytes = 2 * w;
     let sample = |i: usize| u16::from_le_bytes([block.data[2 * i], block.data[2 * i + 1]]);
     let mut out = Vec::with_capacity(rows / rows_per_line);
@@ -124,6 +125,8 @@ mod tests {
         let mut b = block(4, 8, 1000, vec![]);
         b.trailer_height = Some(4);
         assert_eq!(block_lines(&b, DualLayout::AlternatingRows, 4, 0).unwrap().0.len(), 2);
+        b.trailer_height = Some(0); // "as the leader said" (Aravis's fake camera)
+        assert_eq!(block_lines(&b, DualLayout::AlternatingRows, 4, 0).unwrap().0.len(), 4);
         assert!(block_lines(&b, DualLayout::AlternatingRows, 5, 0).unwrap_err().contains("wide"));
         b.leader.pixel_format = 0x0108_0001;
         assert!(block_lines(&b, DualLayout::AlternatingRows, 4, 0).unwrap_err().contains("Mono16"));

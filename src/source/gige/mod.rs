@@ -9,6 +9,7 @@
 //! Must not import: egui, wgpu.
 
 pub mod device;
+pub mod driver;
 pub mod genicam;
 pub mod gvcp;
 pub mod gvsp;
