@@ -306,6 +306,11 @@ impl NodeMap {
         Ok(map)
     }
 
+    /// Every node's name (features and the registers behind them), in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+
     /// Is there a feature of this name (of any kind)?
     pub fn has(&self, name: &str) -> bool {
         self.nodes.contains_key(name)
