@@ -151,46 +151,72 @@ pub struct AirTracker {
     pub max_covered_fraction: f32,
     /// Empty lines seen / used.
     pub empty_lines: u64,
+    /// Scratch: the line's transmissions and the median's sample (reused, never reallocated).
+    t_low: Vec<f32>,
+    t_high: Vec<f32>,
+    sample: Vec<f32>,
 }
 
 impl Default for AirTracker {
     fn default() -> Self {
-        AirTracker { alpha: 0.05, tolerance: 0.04, max_covered_fraction: 0.005, empty_lines: 0 }
+        AirTracker {
+            alpha: 0.05,
+            tolerance: 0.04,
+            max_covered_fraction: 0.005,
+            empty_lines: 0,
+            t_low: Vec::new(),
+            t_high: Vec::new(),
+            sample: Vec::new(),
+        }
     }
 }
 
 impl AirTracker {
     /// Is this line of the belt empty (nothing in the beam)? Works on transmissions (no
     /// logarithms: it runs on every scanned line): each channel's `T` must be within
-    /// `tolerance` (relative) of the line's median, which itself must be near air.
-    pub fn is_empty(&self, calib: &Calibration, line: &RawLine) -> bool {
+    /// `tolerance` (relative) of the line's median, which itself must be near air. Straight loops
+    /// over slices into reused buffers, so they vectorise and allocate nothing.
+    pub fn is_empty(&mut self, calib: &Calibration, line: &RawLine) -> bool {
         let n = calib.channels();
-        let t = |raw: &[u16], dark: &[f32], air: &[f32], i: usize| -> f32 {
-            let span = air[i] - dark[i];
-            if span < DEAD_SPAN { 1.0 } else { (raw[i] as f32 - dark[i]) / span }
-        };
-        let lo = |i| t(&line.low, &calib.dark_low, &calib.air_low, i);
-        let hi = |i| t(&line.high, &calib.dark_high, &calib.air_high, i);
-        // The line's level from every 4th channel (runs on every scanned line: no full sort).
-        let median = |f: &dyn Fn(usize) -> f32| {
-            let mut s: Vec<f32> = (0..n).step_by(4).map(f).collect();
+        fn transmissions(raw: &[u16], dark: &[f32], air: &[f32], out: &mut Vec<f32>) {
+            let n = raw.len().min(dark.len()).min(air.len());
+            out.resize(n, 0.0);
+            let (raw, dark, air, out) = (&raw[..n], &dark[..n], &air[..n], &mut out[..n]);
+            for i in 0..n {
+                let span = air[i] - dark[i];
+                // divided either way, then chosen: no branch, so the loop vectorises
+                let t = (f32::from(raw[i]) - dark[i]) / span;
+                out[i] = if span < DEAD_SPAN { 1.0 } else { t };
+            }
+        }
+        transmissions(&line.low, &calib.dark_low, &calib.air_low, &mut self.t_low);
+        transmissions(&line.high, &calib.dark_high, &calib.air_high, &mut self.t_high);
+        // The line's level from every 8th channel (no full sort).
+        let median = |t: &[f32], s: &mut Vec<f32>| {
+            s.clear();
+            s.extend(t.iter().step_by(8).copied());
             let mid = s.len() / 2;
             *s.select_nth_unstable_by(mid, f32::total_cmp).1
         };
-        let (m_lo, m_hi) = (median(&lo), median(&hi));
+        let m_lo = median(&self.t_low, &mut self.sample);
+        let m_hi = median(&self.t_high, &mut self.sample);
         if m_hi < (-0.25f32).exp() || m_lo <= 0.0 {
             return false; // the whole width covered, or the beam is off
         }
         let tol = self.tolerance;
         let allowed = (self.max_covered_fraction * n as f32) as usize;
         let (r_lo, r_hi) = (1.0 / m_lo, 1.0 / m_hi);
-        let mut covered = 0;
-        for i in 0..n {
-            if (lo(i) * r_lo - 1.0).abs() > tol || (hi(i) * r_hi - 1.0).abs() > tol {
-                covered += 1;
-                if covered > allowed {
-                    return false; // something is in the beam: no need to look further
-                }
+        // Count in blocks so the loop vectorises, and stop at the first block over the limit
+        // (something is in the beam).
+        let mut covered = 0u32;
+        for (lo, hi) in self.t_low.chunks(256).zip(self.t_high.chunks(256)) {
+            let m = lo.len().min(hi.len());
+            let (lo, hi) = (&lo[..m], &hi[..m]);
+            for i in 0..m {
+                covered += u32::from(((lo[i] * r_lo - 1.0).abs() > tol) | ((hi[i] * r_hi - 1.0).abs() > tol));
+            }
+            if covered as usize > allowed {
+                return false;
             }
         }
         true
@@ -202,13 +228,28 @@ impl AirTracker {
             return false;
         }
         let a = self.alpha;
-        for i in 0..calib.channels() {
-            if line.low[i] < calib.full_scale && line.high[i] < calib.full_scale {
-                calib.air_low[i] += a * (line.low[i] as f32 - calib.air_low[i]);
-                calib.air_high[i] += a * (line.high[i] as f32 - calib.air_high[i]);
-            }
+        let fs = calib.full_scale;
+        // One branch-free pass (it vectorises): saturated channels keep their air level; a
+        // channel crossing the dead threshold asks for the dead list to be rebuilt.
+        let n = calib.channels();
+        let c = &mut *calib;
+        let (al, ah) = (&mut c.air_low[..n], &mut c.air_high[..n]);
+        let (dl, dh) = (&c.dark_low[..n], &c.dark_high[..n]);
+        let (rl, rh) = (&line.low[..n], &line.high[..n]);
+        let mut changed = 0u32;
+        for i in 0..n {
+            let ok = (rl[i] < fs) & (rh[i] < fs);
+            let was = (al[i] - dl[i] < DEAD_SPAN) | (ah[i] - dh[i] < DEAD_SPAN);
+            let (nl, nh) = (al[i] + a * (f32::from(rl[i]) - al[i]), ah[i] + a * (f32::from(rh[i]) - ah[i]));
+            al[i] = if ok { nl } else { al[i] };
+            ah[i] = if ok { nh } else { ah[i] };
+            let now = (al[i] - dl[i] < DEAD_SPAN) | (ah[i] - dh[i] < DEAD_SPAN);
+            changed |= u32::from(was ^ now);
         }
-        calib.update_dead();
+        let dead_changed = changed != 0;
+        if dead_changed {
+            calib.update_dead();
+        }
         self.empty_lines += 1;
         true
     }
