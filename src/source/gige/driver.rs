@@ -157,6 +157,8 @@ struct Session {
 struct Acquisition {
     blocks: Blocks,
     first_id: Option<u64>,
+    /// The newest block delivered.
+    last_id: Option<u64>,
     seq_base: u64,
     /// One past the last line number this acquisition can have used.
     end_seq: u64,
@@ -185,18 +187,31 @@ fn wire_id(id: u64) -> u16 {
     ((id.saturating_sub(1)) % 65535 + 1) as u16
 }
 
-fn set_receive_buffer(sock: &UdpSocket, bytes: usize) {
-    let size = bytes.min(i32::MAX as usize) as libc::c_int;
-    // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int and its size. A
-    // refusal (a lower system maximum) leaves the default, which is only slower to recover.
+/// Ask for a large kernel receive buffer: a stream arrives in bursts faster than one thread
+/// turns it into lines, and what overflows the buffer is lost for good (whole blocks). As root
+/// (or with CAP_NET_ADMIN) SO_RCVBUFFORCE passes the system's `net.core.rmem_max`; otherwise the
+/// request is capped by it. Returns the size the kernel granted (it reports double the request).
+fn set_receive_buffer(sock: &UdpSocket, bytes: usize) -> usize {
+    let size = bytes.min(i32::MAX as usize / 2) as libc::c_int;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let fd = sock.as_raw_fd();
+    // SAFETY: setsockopt/getsockopt on a socket we own, with pointers to live c_ints and their
+    // sizes. A refusal leaves the smaller size, which the caller reports.
     unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
+        let p = (&size as *const libc::c_int).cast();
+        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, p, len) != 0 {
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, p, len);
+        }
+        let mut got: libc::c_int = 0;
+        let mut got_len = len;
+        libc::getsockopt(
+            fd,
             libc::SOL_SOCKET,
             libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut got_len,
         );
+        usize::try_from(got).unwrap_or(0) / 2
     }
 }
 
@@ -313,7 +328,7 @@ impl Driver {
         let local = ctl.local_ip().map_err(at)?;
         let rx = UdpSocket::bind(SocketAddrV4::new(local, 0))
             .map_err(|e| format!("stream socket on {local}: {e}"))?;
-        set_receive_buffer(&rx, 32 << 20);
+        let rcvbuf = set_receive_buffer(&rx, 64 << 20);
         rx.set_read_timeout(Some(Duration::from_millis(20))).map_err(err)?;
         let port = rx.local_addr().map_err(err)?.port();
         ctl.write_reg(reg::SCDA0, u32::from(local)).map_err(at)?;
@@ -327,8 +342,13 @@ impl Driver {
         let beat = Duration::from_millis(u64::from(timeout_ms) / 3);
         let has_xray_mode = map.has("XrayMode");
         let detail = format!(
-            "{} {} (serial {}) at {}: {w} x {h} Mono16 blocks, {scps}-byte packets to {local}:{port}",
-            info.manufacturer, info.model, info.serial, o.ip
+            "{} {} (serial {}) at {}: {w} x {h} Mono16 blocks, {scps}-byte packets to {local}:{port}, {} MiB receive buffer{}",
+            info.manufacturer,
+            info.model,
+            info.serial,
+            o.ip,
+            rcvbuf >> 20,
+            if rcvbuf < 8 << 20 { " (small: raise net.core.rmem_max or run with CAP_NET_ADMIN)" } else { "" }
         );
         self.stats.connected.store(true, Ordering::Relaxed);
         if !self.emit(SourceEvent::Link { up: true, detail }) {
@@ -363,6 +383,7 @@ impl Driver {
         let mut acq = Acquisition {
             blocks,
             first_id: None,
+            last_id: None,
             seq_base: self.next_seq,
             end_seq: self.next_seq,
             requested: HashMap::new(),
@@ -491,6 +512,14 @@ impl Driver {
         }
         let first = *acq.first_id.get_or_insert(block.id);
         let Some(k) = block.id.checked_sub(first) else { return Ok(0) };
+        // Blocks of which not a single packet arrived never reach the assembler of blocks: the
+        // jump in ids says how many.
+        if let Some(last) = acq.last_id
+            && block.id > last + 1
+        {
+            self.stats.frames_lost.fetch_add(block.id - last - 1, Ordering::Relaxed);
+        }
+        acq.last_id = Some(acq.last_id.map_or(block.id, |l| l.max(block.id)));
         let per = u64::from(self.opts.lines_per_block);
         let first_seq = acq.seq_base + k * per;
         acq.end_seq = acq.end_seq.max(first_seq + per);
