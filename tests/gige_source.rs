@@ -220,3 +220,38 @@ fn capture_from_the_gige_emulator_writes_bags() {
         assert!(dir.path().join(format!("bag-{n:06}.tiff")).exists());
     }
 }
+
+#[test]
+fn devices_found_by_broadcast_discovery_and_opened_by_serial_number() {
+    let ns = common::Netns::new("gdisc");
+    ns.enter();
+    let p = ScannerProfile::load("desk-140").unwrap();
+    let serve_at = |last: u8, serial: &str| {
+        let ip = Ipv4Addr::new(127, 0, 0, last);
+        serve(&p, GigeOptions { ip, speed: 4.0, serial_number: serial.into(), ..Default::default() }).unwrap()
+    };
+    let _a = serve_at(2, "TS-A");
+    let _b = serve_at(3, "TS-B");
+    let mut found = twinspect::source::gige::discover_all(Duration::from_millis(500)).unwrap();
+    found.sort_by_key(|(ip, _)| *ip);
+    let seen: Vec<(Ipv4Addr, &str)> = found.iter().map(|(ip, i)| (*ip, i.serial.as_str())).collect();
+    assert_eq!(seen, [(Ipv4Addr::new(127, 0, 0, 2), "TS-A"), (Ipv4Addr::new(127, 0, 0, 3), "TS-B")]);
+
+    let src = open(&SourceUrl::parse("gige://TS-B?lines=32").unwrap(), &p).unwrap();
+    let evs = collect(&src, 30, |evs| lines(evs).iter().filter(|l| l.kind == LineKind::Scan).count() >= 100);
+    match &evs[0] {
+        SourceEvent::Link { up: true, detail } => assert!(detail.contains("TS-B) at 127.0.0.3"), "{detail}"),
+        other => panic!("first event {other:?}"),
+    }
+    drop(src);
+
+    let src = open(&SourceUrl::parse("gige://TS-C").unwrap(), &p).unwrap();
+    let evs = collect(&src, 10, |evs| !evs.is_empty());
+    match &evs[0] {
+        SourceEvent::Link { up: false, detail } => {
+            assert!(detail.contains("no device with serial number TS-C"), "{detail}");
+            assert!(detail.contains("TS-A at 127.0.0.2") && detail.contains("TS-B at 127.0.0.3"), "{detail}");
+        }
+        other => panic!("first event {other:?}"),
+    }
+}

@@ -1,4 +1,5 @@
-//! The scanner emulator as a GigE Vision device: GVCP on `ADDR:3956` (discovery, READREG,
+//! The scanner emulator as a GigE Vision device: GVCP on `ADDR:3956` (discovery, also by
+//! broadcast on the network's broadcast address, READREG,
 //! WRITEREG, READMEM, WRITEMEM, control privilege with heartbeat, PACKETRESEND), the GenICam XML
 //! of `assets/gige/twinspect-linescan.xml` in device memory, and GVSP blocks of dual-energy lines
 //! (low and high as alternating Mono16 rows) from the physics-based synthetic scanner at the
@@ -301,6 +302,14 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
     });
     let stop = Arc::new(AtomicBool::new(false));
     let addr = control.local_addr()?;
+    // Broadcast DISCOVERY reaches a socket bound to the broadcast address, not to ours; the
+    // answer goes from our own address, as a device's does.
+    let discovery = broadcast_socket(opts.ip)?;
+    discovery.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let (answer, sh, sp) = (control.try_clone()?, shared.clone(), stop.clone());
+    let discovery_thread = std::thread::Builder::new()
+        .name("gige emulator discovery".into())
+        .spawn(move || discovery_loop(discovery, answer, sh, sp))?;
     let (sh, sp) = (shared.clone(), stop.clone());
     let gvcp_thread = std::thread::Builder::new()
         .name("gige emulator gvcp".into())
@@ -320,7 +329,58 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
     let stream_thread = std::thread::Builder::new()
         .name("gige emulator gvsp".into())
         .spawn(move || stream_loop(lines, sh, sp, f64::from(line_rate.max(1)), loss, seed))?;
-    Ok(GigeDevice { stats, addr, stop, threads: vec![gvcp_thread, stream_thread] })
+    Ok(GigeDevice { stats, addr, stop, threads: vec![gvcp_thread, stream_thread, discovery_thread] })
+}
+
+/// A socket on port 3956 of the broadcast address of `ip`'s network (127.255.255.255 for
+/// loopback, else the limited broadcast), shared (SO_REUSEADDR) so several emulators can listen.
+fn broadcast_socket(ip: Ipv4Addr) -> std::io::Result<UdpSocket> {
+    use std::os::fd::FromRawFd;
+    let bcast = if ip.is_loopback() { Ipv4Addr::new(127, 255, 255, 255) } else { Ipv4Addr::BROADCAST };
+    // SAFETY: a fresh socket whose descriptor UdpSocket takes over at once (closed on every
+    // path); setsockopt and bind get pointers to live values of the sizes given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let sock = UdpSocket::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&one as *const libc::c_int).cast(), len);
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: gvcp::PORT.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(bcast).to_be() },
+            sin_zero: [0; 8],
+        };
+        let r = libc::bind(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(e.kind(), format!("discovery on {bcast}:{}: {e}", gvcp::PORT)));
+        }
+        Ok(sock)
+    }
+}
+
+fn discovery_loop(sock: UdpSocket, answer: UdpSocket, sh: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let mut buf = vec![0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+        let p = &buf[..n];
+        if n < 8 || p[0] != 0x42 || be16(p, 2) != cmd::DISCOVERY {
+            continue; // only discovery is answered to a broadcast
+        }
+        let reply = match sh.regs.lock() {
+            Ok(r) => ack(status::SUCCESS, cmd::DISCOVERY + 1, be16(p, 6), &r.boot[..DeviceInfo::LEN]),
+            Err(_) => return,
+        };
+        let _ = answer.send_to(&reply, from);
+    }
 }
 
 fn ack(status: u16, ack: u16, id: u16, payload: &[u8]) -> Vec<u8> {

@@ -36,7 +36,10 @@ use crate::source::{RunningSource, SourceEvent, SourceStats, send};
 /// How to reach and drive a GigE Vision detector.
 #[derive(Clone, Debug)]
 pub struct GigeSourceOptions {
+    /// The device's address (found by discovery when `serial` names it instead).
     pub ip: Ipv4Addr,
+    /// Find the device by its serial number (broadcast discovery on every interface).
+    pub serial: Option<String>,
     /// Detector channels per energy (the scanner profile's).
     pub channels: usize,
     pub layout: DualLayout,
@@ -61,6 +64,7 @@ impl GigeSourceOptions {
     pub fn new(ip: Ipv4Addr, channels: usize) -> Self {
         GigeSourceOptions {
             ip,
+            serial: None,
             channels,
             layout: DualLayout::AlternatingRows,
             lines_per_block: 64,
@@ -93,10 +97,22 @@ impl GigeSourceOptions {
             value: u.get_str(key).unwrap_or(&u.location).into(),
             why: why.into(),
         };
-        let ip: Ipv4Addr = u.location.trim_end_matches('/').parse().map_err(|_| {
-            bad("address", "gige://ADDRESS names the device by its IPv4 address, e.g. gige://192.168.1.20")
-        })?;
+        // gige://192.168.1.20, or gige://SERIAL (found by broadcast discovery)
+        let loc = u.location.trim_end_matches('/');
+        let (ip, serial) = match loc.parse::<Ipv4Addr>() {
+            Ok(ip) => (ip, None),
+            Err(_) if !loc.is_empty() && loc.len() <= 16 && loc.bytes().all(|b| b.is_ascii_graphic()) => {
+                (Ipv4Addr::UNSPECIFIED, Some(loc.to_string()))
+            }
+            Err(_) => {
+                return Err(bad(
+                    "address",
+                    "gige://ADDRESS names the device by its IPv4 address (gige://192.168.1.20) or its serial number (gige://TS-GIGE-0001, at most 16 characters)",
+                ));
+            }
+        };
         let mut o = GigeSourceOptions::new(ip, channels);
+        o.serial = serial;
         o.line_rate_hz = line_rate_hz;
         o.layout = match u.get_str("layout").unwrap_or("alternating_rows") {
             "alternating_rows" => DualLayout::AlternatingRows,
@@ -129,10 +145,8 @@ impl GigeSourceOptions {
             DualLayout::AlternatingRows => "alternating_rows",
             DualLayout::HalvesOfRow => "halves_of_row",
         };
-        format!(
-            "gige://{}?layout={layout}&lines={}&packet={}",
-            self.ip, self.lines_per_block, self.packet_size
-        )
+        let at = self.serial.clone().unwrap_or_else(|| self.ip.to_string());
+        format!("gige://{at}?layout={layout}&lines={}&packet={}", self.lines_per_block, self.packet_size)
     }
 }
 
@@ -291,6 +305,18 @@ impl Driver {
 
     /// Take control and configure the device for dual-energy lines.
     fn connect(&mut self) -> Result<Session, String> {
+        if let Some(sn) = self.opts.serial.clone() {
+            // Looked up on every connect: a device may come back with another address (DHCP).
+            let found = super::discover_all(Duration::from_millis(500)).map_err(err)?;
+            let Some((ip, _)) = found.iter().find(|(_, info)| info.serial == sn) else {
+                let seen: Vec<String> = found.iter().map(|(ip, i)| format!("{} at {ip}", i.serial)).collect();
+                return Err(format!(
+                    "gige://{sn}: no device with serial number {sn} answered discovery (seen: {})",
+                    if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+                ));
+            };
+            self.opts.ip = *ip;
+        }
         let o = &self.opts;
         let at = |e: GigeError| format!("gige://{}: {e}", o.ip);
         let mut ctl = Gvcp::new(o.ip).map_err(at)?;
@@ -584,8 +610,13 @@ mod tests {
         );
         let again = GigeSourceOptions::from_url(&SourceUrl::parse(&o.url()).unwrap(), 1536, 300.0).unwrap();
         assert_eq!((again.ip, again.layout, again.lines_per_block), (o.ip, o.layout, o.lines_per_block));
+        let by_serial =
+            GigeSourceOptions::from_url(&SourceUrl::parse("gige://TS-GIGE-0001").unwrap(), 1536, 300.0)
+                .unwrap();
+        assert_eq!(by_serial.serial.as_deref(), Some("TS-GIGE-0001"));
+        assert_eq!(by_serial.url(), "gige://TS-GIGE-0001?layout=alternating_rows&lines=64&packet=1500");
         for (url, needle) in [
-            ("gige://scanner?lines=8", "IPv4 address"),
+            ("gige://a-serial-number-too-long?lines=8", "IPv4 address"),
             ("gige://10.0.0.1?layout=diagonal", "alternating_rows or halves_of_row"),
             ("gige://10.0.0.1?lines=0", "1 to 8192"),
             ("gige://10.0.0.1?packet=100", "576 to 16384"),

@@ -234,6 +234,84 @@ impl Gvcp {
     }
 }
 
+/// Every device that answers a broadcast DISCOVERY within `wait`, on every IPv4 interface that is
+/// up (its broadcast address; 127.255.255.255 on loopback), as (address it answered from, record).
+/// A device on a foreign subnet answers too (it can still be reached to be given an address).
+pub fn discover_all(wait: Duration) -> Result<Vec<(Ipv4Addr, DeviceInfo)>, GigeError> {
+    let packet = Cmd::Discovery.encode(0xFFFF)?;
+    let mut socks = Vec::new();
+    for (local, bcast) in broadcast_targets() {
+        let Ok(s) = UdpSocket::bind(SocketAddrV4::new(local, 0)) else { continue };
+        if s.set_broadcast(true).is_err() || s.send_to(&packet, SocketAddrV4::new(bcast, gvcp::PORT)).is_err()
+        {
+            continue;
+        }
+        socks.push(s);
+    }
+    let mut found: Vec<(Ipv4Addr, DeviceInfo)> = Vec::new();
+    let until = Instant::now() + wait;
+    let mut buf = vec![0u8; 1500];
+    while Instant::now() < until && !socks.is_empty() {
+        for s in &socks {
+            s.set_read_timeout(Some(Duration::from_millis(10)))?;
+            while let Ok((n, SocketAddr::V4(from))) = s.recv_from(&mut buf) {
+                let info = Ack::parse(&buf[..n]).and_then(|a| a.discovery());
+                if let Ok(info) = info
+                    && !found.iter().any(|(ip, _)| ip == from.ip())
+                {
+                    found.push((*from.ip(), info));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// (local address, broadcast address) of each IPv4 interface that is up.
+fn broadcast_targets() -> Vec<(Ipv4Addr, Ipv4Addr)> {
+    fn v4(sa: *const libc::sockaddr) -> Option<Ipv4Addr> {
+        // SAFETY: the caller passes a non-null sockaddr from getifaddrs; AF_INET ones are
+        // sockaddr_in.
+        unsafe {
+            if sa.is_null() || i32::from((*sa).sa_family) != libc::AF_INET {
+                return None;
+            }
+            let sin = &*(sa as *const libc::sockaddr_in);
+            Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+        }
+    }
+    let mut out = Vec::new();
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we walk read-only and free once with freeifaddrs.
+    unsafe {
+        if libc::getifaddrs(&mut ifap) != 0 {
+            return out;
+        }
+        let mut p = ifap;
+        while !p.is_null() {
+            let ifa = &*p;
+            p = ifa.ifa_next;
+            let flags = ifa.ifa_flags as libc::c_int;
+            let Some(local) = v4(ifa.ifa_addr) else { continue };
+            if flags & libc::IFF_UP == 0 {
+                continue;
+            }
+            let bcast = if flags & libc::IFF_LOOPBACK != 0 {
+                Some(Ipv4Addr::new(127, 255, 255, 255))
+            } else if flags & libc::IFF_BROADCAST != 0 {
+                v4(ifa.ifa_ifu)
+            } else {
+                None
+            };
+            if let Some(b) = bcast {
+                out.push((local, b));
+            }
+        }
+        libc::freeifaddrs(ifap);
+    }
+    out
+}
+
 /// GenICam features reach the device through its control channel: 4-byte aligned registers by
 /// READREG/WRITEREG (what every device implements), anything else by READMEM/WRITEMEM.
 impl genicam::Port for Gvcp {
