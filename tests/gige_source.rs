@@ -1,6 +1,7 @@
 //! `gige://` as a line source, end to end, each test in a private network namespace whose only
 //! interface is `lo` (needs root, as CI runs): our driver against our GigE Vision emulator
-//! (calibration through its XrayMode feature, 2 % packet loss recovered by resends, a pulled
+//! (calibration through its XrayMode feature, 2 % packet loss recovered by resends and 5 %
+//! reordered, a pulled
 //! cable), against Aravis's fake camera (a device no one here wrote: its GenICam XML drives the
 //! set-up, its ramp arrives as lines), and `twinspect capture` from `twinspect emulate --gige`.
 
@@ -53,7 +54,7 @@ fn our_emulator_calibrated_streamed_with_resends_and_reconnected_after_a_pulled_
     ns.enter();
     let p = ScannerProfile::load("desk-140").unwrap();
     let ip = Ipv4Addr::new(127, 0, 0, 2);
-    let dev_opts = GigeOptions { ip, speed: 4.0, loss: 0.02, ..Default::default() };
+    let dev_opts = GigeOptions { ip, speed: 4.0, loss: 0.02, reorder: 0.05, ..Default::default() };
     let dev = serve(&p, dev_opts.clone()).unwrap();
     let src = open(&SourceUrl::parse("gige://127.0.0.2?lines=32&packet=1500").unwrap(), &p).unwrap();
 
@@ -85,6 +86,7 @@ fn our_emulator_calibrated_streamed_with_resends_and_reconnected_after_a_pulled_
     assert_eq!(st.resends_honoured.load(Ordering::Relaxed), requested);
     assert_eq!(st.frames_lost.load(Ordering::Relaxed), 0);
     assert!(dev.stats.packets_dropped.load(Ordering::Relaxed) > 0);
+    assert!(dev.stats.packets_reordered.load(Ordering::Relaxed) > 0, "out-of-order packets placed right");
     let last_seq = ls.last().unwrap().seq;
 
     // The cable is pulled: the device is gone. Then it is back.

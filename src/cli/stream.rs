@@ -30,6 +30,9 @@ pub struct EmulateArgs {
     /// Probability that a GigE stream packet's first transmission is lost (resends recover it).
     #[arg(long, default_value_t = 0.0)]
     pub gige_loss: f64,
+    /// Probability that a GigE stream packet arrives after the one that follows it.
+    #[arg(long, default_value_t = 0.0)]
+    pub gige_reorder: f64,
     /// With `pty`: keep a symlink here pointing at the terminal (it follows the terminal across
     /// injected disconnects, like a USB adapter's stable name).
     #[arg(long)]
@@ -69,9 +72,13 @@ pub struct EmulateArgs {
 }
 
 pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
-    for (name, p) in
-        [("--loss", a.loss), ("--corrupt", a.corrupt), ("--noise", a.noise), ("--gige-loss", a.gige_loss)]
-    {
+    for (name, p) in [
+        ("--loss", a.loss),
+        ("--corrupt", a.corrupt),
+        ("--noise", a.noise),
+        ("--gige-loss", a.gige_loss),
+        ("--gige-reorder", a.gige_reorder),
+    ] {
         if !(0.0..=1.0).contains(&p) {
             bail!("{name} {p}: a probability is between 0 and 1");
         }
@@ -103,6 +110,7 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
                     speed: a.speed,
                     gap_mm: a.gap_mm,
                     loss: a.gige_loss,
+                    reorder: a.gige_reorder,
                     ..Default::default()
                 },
             )?;
@@ -116,11 +124,12 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
         return run_for(a.seconds, || {
             let s = &dev.stats;
             format!(
-                "{} commands, {} blocks, {} packets ({} dropped, {} resend requests, {} resent, {} unavailable), {} heartbeat expiries",
+                "{} commands, {} blocks, {} packets ({} dropped, {} reordered, {} resend requests, {} resent, {} unavailable), {} heartbeat expiries",
                 s.commands.load(Relaxed),
                 s.blocks.load(Relaxed),
                 s.packets.load(Relaxed),
                 s.packets_dropped.load(Relaxed),
+                s.packets_reordered.load(Relaxed),
                 s.resend_requests.load(Relaxed),
                 s.packets_resent.load(Relaxed),
                 s.packets_unavailable.load(Relaxed),

@@ -386,6 +386,11 @@ impl Workstation {
                     lang.tr("reconnects", "重连")
                 ));
             }
+            // GigE Vision: packets asked for again, and how many came.
+            let (asked, came) = (st.resends_requested.load(Relaxed), st.resends_honoured.load(Relaxed));
+            if asked > 0 {
+                ui.label(format!("{} {came}/{asked}", lang.tr("resent packets", "重传包")));
+            }
             ui.separator();
             ui.label(format!(
                 "{} {} · {} {} · {} {} · {} {}",

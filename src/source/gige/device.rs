@@ -52,6 +52,8 @@ pub struct GigeOptions {
     pub gap_mm: f64,
     /// Probability that a stream packet's first transmission is lost (resends always go).
     pub loss: f64,
+    /// Probability that a stream packet is sent after the one that follows it.
+    pub reorder: f64,
     pub serial_number: String,
     /// Scan this many lines once and send them over and over (for throughput tests: the physics
     /// model is slower than a fast link); `None`: scan live.
@@ -66,6 +68,7 @@ impl Default for GigeOptions {
             speed: 1.0,
             gap_mm: 250.0,
             loss: 0.0,
+            reorder: 0.0,
             serial_number: "TS-GIGE-0001".into(),
             loop_lines: None,
         }
@@ -79,6 +82,7 @@ pub struct DeviceStats {
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
     pub packets_dropped: AtomicU64,
+    pub packets_reordered: AtomicU64,
     pub resend_requests: AtomicU64,
     pub packets_resent: AtomicU64,
     /// Resends asked for packets no longer kept (answered with PACKET_UNAVAILABLE).
@@ -324,11 +328,11 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
         None => Lines::Live(Box::new(script)),
     };
     let (sh, sp) = (shared, stop.clone());
-    let loss = opts.loss;
+    let faults = Faults { loss: opts.loss, reorder: opts.reorder };
     let seed = opts.seed;
     let stream_thread = std::thread::Builder::new()
         .name("gige emulator gvsp".into())
-        .spawn(move || stream_loop(lines, sh, sp, f64::from(line_rate.max(1)), loss, seed))?;
+        .spawn(move || stream_loop(lines, sh, sp, f64::from(line_rate.max(1)), faults, seed))?;
     Ok(GigeDevice { stats, addr, stop, threads: vec![gvcp_thread, stream_thread, discovery_thread] })
 }
 
@@ -612,7 +616,14 @@ impl Lines {
     }
 }
 
-fn stream_loop(mut script: Lines, sh: Arc<Shared>, stop: Arc<AtomicBool>, rate: f64, loss: f64, seed: u64) {
+fn stream_loop(
+    mut script: Lines,
+    sh: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    rate: f64,
+    faults: Faults,
+    seed: u64,
+) {
     let mut rng = Rng::new(seed ^ 0x6196);
     let mut wire_id: u16 = 0;
     let mut rows: Vec<u8> = Vec::new();
@@ -663,7 +674,7 @@ fn stream_loop(mut script: Lines, sh: Arc<Shared>, stop: Arc<AtomicBool>, rate: 
                 let chunk = scps.saturating_sub(gvsp::STANDARD_OVERHEAD).max(4);
                 let width = script.channels();
                 let packets = block_packets(wire_id, &rows, width, height, chunk, t0);
-                send_block(&sh, &packets, dest, loss, &mut rng);
+                send_block(&sh, &packets, dest, faults, &mut rng);
                 if let Ok(mut h) = sh.history.lock() {
                     h.push_back(Sent { wire_id, packets });
                     while h.len() > HISTORY_BLOCKS {
@@ -704,17 +715,40 @@ fn block_packets(id: u16, rows: &[u8], width: u32, height: u32, chunk: usize, t0
     packets
 }
 
-fn send_block(sh: &Shared, packets: &[Vec<u8>], dest: SocketAddrV4, loss: f64, rng: &mut Rng) {
-    for (k, p) in packets.iter().enumerate() {
-        // Loss only on data packets: a lost leader or trailer cannot be asked for by id here.
-        let data = k > 0 && k + 1 < packets.len();
-        if data && rng.chance(loss) {
-            sh.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
+/// Faults the stream injects.
+#[derive(Clone, Copy, Debug, Default)]
+struct Faults {
+    loss: f64,
+    reorder: f64,
+}
+
+fn send_block(sh: &Shared, packets: &[Vec<u8>], dest: SocketAddrV4, f: Faults, rng: &mut Rng) {
+    let send = |p: &Vec<u8>| {
         if sh.stream.send_to(p, dest).is_ok() {
             sh.stats.packets.fetch_add(1, Ordering::Relaxed);
             sh.stats.bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
         }
+    };
+    let mut held: Option<&Vec<u8>> = None;
+    for (k, p) in packets.iter().enumerate() {
+        // Loss only on data packets: a lost leader or trailer cannot be asked for by id here.
+        let data = k > 0 && k + 1 < packets.len();
+        if data && rng.chance(f.loss) {
+            sh.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        // Reordering: a data packet held back goes out after the next one.
+        if data && held.is_none() && rng.chance(f.reorder) {
+            held = Some(p);
+            sh.stats.packets_reordered.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        send(p);
+        if let Some(h) = held.take() {
+            send(h);
+        }
+    }
+    if let Some(h) = held {
+        send(h);
     }
 }

@@ -15,7 +15,7 @@
 //! Owns: [`GigeSourceOptions`] (from `gige://ADDRESS?layout=...&lines=...&packet=...`),
 //! [`spawn`]. Must not import: egui, wgpu.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -178,6 +178,8 @@ struct Acquisition {
     end_seq: u64,
     /// Packets asked for again, per block.
     requested: HashMap<u64, u64>,
+    /// Finished blocks waiting for an older one (still open) to finish first.
+    finished: BTreeMap<u64, Block>,
     last_resend_check: Instant,
 }
 
@@ -413,6 +415,7 @@ impl Driver {
             seq_base: self.next_seq,
             end_seq: self.next_seq,
             requested: HashMap::new(),
+            finished: BTreeMap::new(),
             last_resend_check: Instant::now(),
         };
         if let Err(e) = s.map.execute(&mut s.ctl, "AcquisitionStart") {
@@ -480,6 +483,15 @@ impl Driver {
                         }
                     }
                     for block in acq.blocks.push(&buf[..n]) {
+                        acq.finished.insert(block.id, block);
+                    }
+                    // In id order: a block still waiting for a resend holds back later ones.
+                    let hold_from = acq.blocks.oldest_open().unwrap_or(u64::MAX);
+                    while let Some(id) = acq.finished.first_key_value().map(|(id, _)| *id) {
+                        if id > hold_from {
+                            break;
+                        }
+                        let block = acq.finished.remove(&id).expect("the first key is there");
                         match self.deliver(acq, block, kind) {
                             Ok(k) => delivered += k,
                             Err(e) => return Some(e),

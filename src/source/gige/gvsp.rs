@@ -406,6 +406,12 @@ impl Blocks {
         Some(b)
     }
 
+    /// The oldest block still being assembled: blocks finished after it must wait for it to
+    /// keep their order (a block waiting for a resend finishes after the next one).
+    pub fn oldest_open(&self) -> Option<u64> {
+        self.open.keys().next().copied()
+    }
+
     /// Give up every open block now (end of stream).
     pub fn flush(&mut self) -> Vec<Block> {
         let ids: Vec<u64> = self.open.keys().copied().collect();
@@ -534,6 +540,23 @@ mod tests {
             assert!(blk.data.iter().enumerate().all(|(i, v)| *v == (i % 251) as u8 ^ wire as u8));
         }
         assert_eq!(b.stats.blocks_complete, 4);
+    }
+
+    #[test]
+    fn a_block_waiting_for_a_resend_is_the_oldest_open() {
+        let mut b = Blocks::new(100);
+        let one = block_packets(1, 64, 3, 100, |_| 1);
+        let two = block_packets(2, 64, 3, 100, |_| 2);
+        for (k, p) in one.iter().enumerate() {
+            if k != 2 {
+                assert!(b.push(p).is_empty(), "block 1 lacks packet 2");
+            }
+        }
+        let done: Vec<u64> = two.iter().flat_map(|p| b.push(p)).map(|x| x.id).collect();
+        assert_eq!(done, [2], "block 2 finishes first");
+        assert_eq!(b.oldest_open(), Some(1), "so it must wait for block 1");
+        assert_eq!(b.push(&one[2]).iter().map(|x| x.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(b.oldest_open(), None);
     }
 
     #[test]
