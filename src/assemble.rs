@@ -221,6 +221,7 @@ impl Assembler {
                     self.fault(f);
                     continue;
                 }
+                SourceEvent::RawBlock(_) => continue, // its lines come as lines
                 SourceEvent::Status(s) => {
                     self.stats.scanner = Some(s);
                     continue;

@@ -228,8 +228,10 @@ pub struct CaptureArgs {
     /// Folder for bag-NNNNNN.tiff (two pages, low and high), its .calib.json and .json.
     #[arg(long)]
     pub out: PathBuf,
-    /// Also write every received line as it arrived (all kinds, no calibration, no gaps filled),
-    /// in blocks of 256 lines: block-NNNNNN.tiff, one 16-bit page, each row low then high samples.
+    /// Also write what was received, as it arrived (all kinds, no calibration, no gaps filled):
+    /// from a GigE Vision detector every block, gige-block-<id>.tiff (one 16-bit page of the
+    /// block's width and height, lost packets named in its description); from other sources
+    /// every line, 256 to block-NNNNNN.tiff (one 16-bit page, each row low then high samples).
     #[arg(long)]
     pub raw: bool,
 }
@@ -268,9 +270,37 @@ fn write_raw_block(dir: &Path, n: u64, block: &mut Vec<(Vec<u16>, Vec<u16>)>) ->
     Ok(())
 }
 
+/// A GigE Vision block as it arrived: one 16-bit page of the block's width and height
+/// (`gige-block-<id>.tiff`), the lost packets named in the page description.
+fn write_gige_block(dir: &Path, b: &crate::source::RawBlock) -> anyhow::Result<()> {
+    let (w, h) = (b.width as usize, b.height as usize);
+    let samples: Vec<u16> = b.data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    anyhow::ensure!(samples.len() == w * h, "block {}: {} samples for {w} x {h}", b.id, samples.len());
+    let missing = if b.missing_packets.is_empty() {
+        String::new()
+    } else {
+        format!("; packets never received (zeros): {:?}", b.missing_packets)
+    };
+    let desc = format!(
+        "twinspect: GigE Vision block {} as received, {w} x {h}, pixel format {:#010x}{missing}",
+        b.id, b.pixel_format
+    );
+    crate::io::write_gray16_pages(
+        &dir.join(format!("gige-block-{:08}.tiff", b.id)),
+        &[(w, h, samples, desc)],
+    )?;
+    Ok(())
+}
+
 pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
-    let url = SourceUrl::parse(&a.source)?;
+    let mut url = SourceUrl::parse(&a.source)?;
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile_name))?;
+    // A GigE Vision detector's blocks are kept exactly as they arrived; other sources' lines are
+    // kept as received, 256 to a file.
+    let gige_blocks = a.raw && url.scheme == "gige";
+    if gige_blocks {
+        url.query.insert("raw".into(), "on".into());
+    }
     if let Some(s) = a.seconds
         && !(s.is_finite() && s > 0.0)
     {
@@ -299,7 +329,13 @@ pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
         }
         if a.raw {
             for e in &events {
-                if let SourceEvent::Line(l) = e {
+                if let SourceEvent::RawBlock(b) = e {
+                    write_gige_block(&a.out, b)?;
+                    raw_blocks += 1;
+                }
+                if let SourceEvent::Line(l) = e
+                    && !gige_blocks
+                {
                     raw_block.push((l.low.clone(), l.high.clone()));
                     if raw_block.len() == RAW_BLOCK {
                         write_raw_block(&a.out, raw_blocks, &mut raw_block)?;

@@ -48,6 +48,21 @@ pub enum SourceEvent {
         up: bool,
         detail: String,
     },
+    /// A detector's block exactly as it arrived, for installers checking a test pattern (only
+    /// when asked for: `gige://...?raw=on`, `capture --raw`); its lines come as `Line`s too.
+    RawBlock(Arc<RawBlock>),
+}
+
+/// A GigE Vision block as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawBlock {
+    pub id: u64,
+    pub width: u32,
+    pub height: u32,
+    pub pixel_format: u32,
+    /// Little-endian samples as on the wire; bytes of packets that never came are zero.
+    pub data: Vec<u8>,
+    pub missing_packets: Vec<u32>,
 }
 
 /// What a scanner reports about itself.

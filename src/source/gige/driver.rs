@@ -52,6 +52,8 @@ pub struct GigeSourceOptions {
     /// Run a dark/air cycle through the device's `XrayMode` feature when it has one.
     pub calibrate: bool,
     pub calibration_lines: usize,
+    /// Also deliver each block as it arrived ([`SourceEvent::RawBlock`]).
+    pub raw: bool,
     /// The profile's line rate: how many lines a disconnection cost.
     pub line_rate_hz: f64,
     pub capacity: usize,
@@ -71,6 +73,7 @@ impl GigeSourceOptions {
             packet_size: 1500,
             resend: true,
             calibrate: true,
+            raw: false,
             calibration_lines: crate::source::CALIBRATION_LINES,
             line_rate_hz: 300.0,
             capacity: 8192,
@@ -88,6 +91,7 @@ impl GigeSourceOptions {
             "packet",
             "resend",
             "calibrate",
+            "raw",
             "reconnect_ms",
             "silence_ms",
             "profile",
@@ -135,6 +139,7 @@ impl GigeSourceOptions {
         };
         o.resend = on_off("resend", true)?;
         o.calibrate = on_off("calibrate", true)?;
+        o.raw = on_off("raw", false)?;
         o.reconnect = Duration::from_millis(u.get("reconnect_ms", 1000u64)?.clamp(10, 60_000));
         o.silence = Duration::from_millis(u.get("silence_ms", 2000u64)?.clamp(50, 600_000));
         Ok(o)
@@ -565,6 +570,19 @@ impl Driver {
             Ok(x) => x,
             Err(why) => return Err(Ended::Lost(format!("gige://{}: {why}", self.opts.ip))),
         };
+        if self.opts.raw {
+            let raw = crate::source::RawBlock {
+                id: block.id,
+                width: block.leader.width,
+                height: block.leader.height,
+                pixel_format: block.leader.pixel_format,
+                missing_packets: block.missing_packets.clone(),
+                data: block.data,
+            };
+            if !self.emit(SourceEvent::RawBlock(Arc::new(raw))) {
+                return Err(Ended::Stop);
+            }
+        }
         let n = lines.len();
         for mut l in lines {
             l.kind = kind;
