@@ -274,3 +274,24 @@ fn devices_found_by_broadcast_discovery_and_opened_by_serial_number() {
         other => panic!("first event {other:?}"),
     }
 }
+
+#[test]
+fn extended_block_ids_with_loss_recovered_by_64_bit_resends() {
+    let ns = common::Netns::new("gext");
+    ns.enter();
+    let p = ScannerProfile::load("desk-140").unwrap();
+    let ip = Ipv4Addr::new(127, 0, 0, 2);
+    let dev = serve(&p, GigeOptions { ip, speed: 4.0, loss: 0.02, ..Default::default() }).unwrap();
+    let src = open(&SourceUrl::parse("gige://127.0.0.2?lines=16&ids=extended").unwrap(), &p).unwrap();
+    let evs = collect(&src, 30, |evs| lines(evs).iter().filter(|l| l.kind == LineKind::Scan).count() >= 800);
+    let ls = lines(&evs);
+    assert!(ls.windows(2).all(|w| w[1].seq == w[0].seq + 1), "no gap");
+    let requested = src.stats.resends_requested.load(Ordering::Relaxed);
+    assert!(requested > 0);
+    assert_eq!(src.stats.resends_honoured.load(Ordering::Relaxed), requested);
+    assert!(
+        dev.stats.packets_resent.load(Ordering::Relaxed) > 0,
+        "the device found the 64-bit ids asked for"
+    );
+    assert_eq!(dev.stats.packets_unavailable.load(Ordering::Relaxed), 0);
+}

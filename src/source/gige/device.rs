@@ -98,6 +98,7 @@ struct Regs {
     streaming: bool,
     tl_locked: u32,
     xray_mode: u32,
+    extended_ids: bool,
     line_rate: u32,
     controller: Option<SocketAddr>,
     last_from_controller: Instant,
@@ -149,7 +150,13 @@ impl Regs {
             }
             reg::SCPD0 | reg::SCDA0 | 0x0954 => self.set(a, v),
             // Tolerated and ignored: GVSP configuration (no extended ids), stream channel config.
-            reg::GVSP_CONFIG | 0x0D24 => {}
+            // 64-bit block ids on the stream (GigE Vision 2.0), or not; nothing else configurable.
+            reg::GVSP_CONFIG => {
+                self.extended_ids = v & gvcp::GVSP_CONFIG_EXTENDED_ID != 0;
+                self.set(a, v & gvcp::GVSP_CONFIG_EXTENDED_ID);
+            }
+            // Tolerated and ignored: stream channel configuration (multipart).
+            0x0D24 => {}
             dreg::HEIGHT => {
                 if self.tl_locked != 0 || self.streaming {
                     return Err(status::WRITE_PROTECT);
@@ -220,7 +227,9 @@ impl Regs {
 
 /// A block as sent, kept for resends.
 struct Sent {
-    wire_id: u16,
+    /// The block id as sent (16-bit, or 64-bit with extended ids).
+    id: u64,
+    extended: bool,
     packets: Vec<Vec<u8>>,
 }
 
@@ -285,6 +294,7 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
         streaming: false,
         tl_locked: 0,
         xray_mode: 0,
+        extended_ids: false,
         line_rate,
         controller: None,
         last_from_controller: Instant::now(),
@@ -427,7 +437,7 @@ fn control_loop(sock: UdpSocket, sh: Arc<Shared>, stop: Arc<AtomicBool>) {
             continue;
         }
         if code == cmd::PACKETRESEND {
-            resend(&sh, body);
+            resend(&sh, flags, body);
             continue;
         }
         let reply = handle(&sh, from, code, id, body);
@@ -532,12 +542,20 @@ fn write(r: &mut Regs, from: SocketAddr, addr: u32, v: u32) -> Result<(), u16> {
     Ok(())
 }
 
-fn resend(sh: &Shared, body: &[u8]) {
-    if body.len() < 12 {
-        return;
-    }
-    let block = be16(body, 2);
-    let (first, last) = (be32(body, 4) & 0xFF_FFFF, be32(body, 8) & 0xFF_FFFF);
+fn resend(sh: &Shared, flags: u8, body: &[u8]) {
+    let extended = flags & gvcp::FLAG_EXTENDED_ID != 0;
+    let (block, first, last) = if extended {
+        if body.len() < 20 {
+            return;
+        }
+        let b = u64::from_be_bytes(body[12..20].try_into().expect("8 bytes"));
+        (b, be32(body, 4), be32(body, 8))
+    } else {
+        if body.len() < 12 {
+            return;
+        }
+        (u64::from(be16(body, 2)), be32(body, 4) & 0xFF_FFFF, be32(body, 8) & 0xFF_FFFF)
+    };
     sh.stats.resend_requests.fetch_add(1, Ordering::Relaxed);
     let dest = match sh.regs.lock() {
         Ok(r) => SocketAddrV4::new(Ipv4Addr::from(r.u32_at(reg::SCDA0)), r.u32_at(reg::SCP0) as u16),
@@ -550,7 +568,7 @@ fn resend(sh: &Shared, body: &[u8]) {
         Ok(h) => h,
         Err(_) => return,
     };
-    match history.iter().find(|s| s.wire_id == block) {
+    match history.iter().find(|s| s.id == block && s.extended == extended) {
         Some(sent) => {
             for k in first..=last {
                 if let Some(p) = sent.packets.get(k as usize) {
@@ -562,7 +580,25 @@ fn resend(sh: &Shared, body: &[u8]) {
         None => {
             for k in first..=last {
                 let mut p = Vec::new();
-                gvsp::encode(block, k, gvsp::format::PAYLOAD, status::PACKET_UNAVAILABLE, &[], &mut p);
+                if extended {
+                    gvsp::encode_extended(
+                        block,
+                        k,
+                        gvsp::format::PAYLOAD,
+                        status::PACKET_UNAVAILABLE,
+                        &[],
+                        &mut p,
+                    );
+                } else {
+                    gvsp::encode(
+                        block as u16,
+                        k,
+                        gvsp::format::PAYLOAD,
+                        status::PACKET_UNAVAILABLE,
+                        &[],
+                        &mut p,
+                    );
+                }
                 let _ = sh.stream.send_to(&p, dest);
                 sh.stats.packets_unavailable.fetch_add(1, Ordering::Relaxed);
             }
@@ -625,20 +661,21 @@ fn stream_loop(
     seed: u64,
 ) {
     let mut rng = Rng::new(seed ^ 0x6196);
-    let mut wire_id: u16 = 0;
+    let (mut wire_id, mut long_id): (u16, u64) = (0, 0);
     let mut rows: Vec<u8> = Vec::new();
     let mut lines_in_block = 0u32;
     let mut t0 = Instant::now();
     let mut made: u64 = 0;
     let mut was_streaming = false;
     while !stop.load(Ordering::Relaxed) {
-        let (streaming, dest, scps, height, mode) = match sh.regs.lock() {
+        let (streaming, dest, scps, height, mode, extended) = match sh.regs.lock() {
             Ok(r) => (
                 r.streaming,
                 SocketAddrV4::new(Ipv4Addr::from(r.u32_at(reg::SCDA0)), r.u32_at(reg::SCP0) as u16),
                 (r.u32_at(reg::SCPS0) & 0xFFFF) as usize,
                 r.height,
                 r.xray_mode,
+                r.extended_ids,
             ),
             Err(_) => return,
         };
@@ -670,13 +707,19 @@ fn stream_loop(
             }
             lines_in_block += 1;
             if lines_in_block == lines_per_block {
-                wire_id = if wire_id == u16::MAX { 1 } else { wire_id + 1 };
-                let chunk = scps.saturating_sub(gvsp::STANDARD_OVERHEAD).max(4);
+                let (id, overhead) = if extended {
+                    long_id += 1;
+                    (long_id, gvsp::EXTENDED_OVERHEAD)
+                } else {
+                    wire_id = if wire_id == u16::MAX { 1 } else { wire_id + 1 };
+                    (u64::from(wire_id), gvsp::STANDARD_OVERHEAD)
+                };
+                let chunk = scps.saturating_sub(overhead).max(4);
                 let width = script.channels();
-                let packets = block_packets(wire_id, &rows, width, height, chunk, t0);
+                let packets = block_packets(id, extended, &rows, width, height, chunk, t0);
                 send_block(&sh, &packets, dest, faults, &mut rng);
                 if let Ok(mut h) = sh.history.lock() {
-                    h.push_back(Sent { wire_id, packets });
+                    h.push_back(Sent { id, extended, packets });
                     while h.len() > HISTORY_BLOCKS {
                         h.pop_front();
                     }
@@ -689,7 +732,22 @@ fn stream_loop(
     }
 }
 
-fn block_packets(id: u16, rows: &[u8], width: u32, height: u32, chunk: usize, t0: Instant) -> Vec<Vec<u8>> {
+fn block_packets(
+    id: u64,
+    extended: bool,
+    rows: &[u8],
+    width: u32,
+    height: u32,
+    chunk: usize,
+    t0: Instant,
+) -> Vec<Vec<u8>> {
+    let encode = |packet: u32, format: u8, body: &[u8], out: &mut Vec<u8>| {
+        if extended {
+            gvsp::encode_extended(id, packet, format, 0, body, out)
+        } else {
+            gvsp::encode(id as u16, packet, format, 0, body, out)
+        }
+    };
     let leader = Leader {
         payload_type: gvsp::PAYLOAD_IMAGE,
         timestamp: t0.elapsed().as_nanos() as u64,
@@ -701,16 +759,16 @@ fn block_packets(id: u16, rows: &[u8], width: u32, height: u32, chunk: usize, t0
     };
     let mut packets = Vec::with_capacity(rows.len() / chunk + 3);
     let mut p = Vec::new();
-    gvsp::encode(id, 0, gvsp::format::LEADER, 0, &gvsp::leader_body(&leader), &mut p);
+    encode(0, gvsp::format::LEADER, &gvsp::leader_body(&leader), &mut p);
     packets.push(p);
     for (k, c) in rows.chunks(chunk).enumerate() {
         let mut p = Vec::with_capacity(8 + c.len());
-        gvsp::encode(id, k as u32 + 1, gvsp::format::PAYLOAD, 0, c, &mut p);
+        encode(k as u32 + 1, gvsp::format::PAYLOAD, c, &mut p);
         packets.push(p);
     }
     let mut p = Vec::new();
     let t = Trailer { payload_type: gvsp::PAYLOAD_IMAGE, height };
-    gvsp::encode(id, packets.len() as u32, gvsp::format::TRAILER, 0, &gvsp::trailer_body(&t), &mut p);
+    encode(packets.len() as u32, gvsp::format::TRAILER, &gvsp::trailer_body(&t), &mut p);
     packets.push(p);
     packets
 }

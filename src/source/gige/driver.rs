@@ -49,6 +49,8 @@ pub struct GigeSourceOptions {
     pub packet_size: u32,
     /// Ask for missing packets again (PACKETRESEND).
     pub resend: bool,
+    /// 64-bit block ids (GigE Vision 2.0), switched on at the device; else 16-bit ids that wrap.
+    pub extended_ids: bool,
     /// Run a dark/air cycle through the device's `XrayMode` feature when it has one.
     pub calibrate: bool,
     pub calibration_lines: usize,
@@ -72,6 +74,7 @@ impl GigeSourceOptions {
             lines_per_block: 64,
             packet_size: 1500,
             resend: true,
+            extended_ids: false,
             calibrate: true,
             raw: false,
             calibration_lines: crate::source::CALIBRATION_LINES,
@@ -92,6 +95,7 @@ impl GigeSourceOptions {
             "resend",
             "calibrate",
             "raw",
+            "ids",
             "reconnect_ms",
             "silence_ms",
             "profile",
@@ -140,6 +144,11 @@ impl GigeSourceOptions {
         o.resend = on_off("resend", true)?;
         o.calibrate = on_off("calibrate", true)?;
         o.raw = on_off("raw", false)?;
+        o.extended_ids = match u.get_str("ids").unwrap_or("standard") {
+            "standard" => false,
+            "extended" => true,
+            _ => return Err(bad("ids", "standard (16-bit block ids) or extended (64-bit, GigE Vision 2.0)")),
+        };
         o.reconnect = Duration::from_millis(u.get("reconnect_ms", 1000u64)?.clamp(10, 60_000));
         o.silence = Duration::from_millis(u.get("silence_ms", 2000u64)?.clamp(50, 600_000));
         Ok(o)
@@ -352,10 +361,40 @@ impl Driver {
         if map.entries("AcquisitionMode").is_ok_and(|e| e.iter().any(|x| x == "Continuous")) {
             map.set_enum(&mut ctl, "AcquisitionMode", "Continuous").map_err(feature)?;
         }
+        // Block ids: the device's GVSP configuration says which; a device that cannot do 64-bit
+        // ids keeps the bit clear, and is refused rather than misread.
+        // (A device without the register streams 16-bit ids: fine unless 64-bit were asked for.)
+        let config = match ctl.read_reg(reg::GVSP_CONFIG) {
+            Ok(c) => c,
+            Err(_) if !o.extended_ids => 0,
+            Err(e) => return Err(at(e)),
+        };
+        let want = if o.extended_ids {
+            config | super::gvcp::GVSP_CONFIG_EXTENDED_ID
+        } else {
+            config & !super::gvcp::GVSP_CONFIG_EXTENDED_ID
+        };
+        if want != config {
+            ctl.write_reg(reg::GVSP_CONFIG, want).map_err(at)?;
+        }
+        // Read back whenever it matters: the device may have refused the change.
+        let extended = if want != config || o.extended_ids {
+            ctl.read_reg(reg::GVSP_CONFIG).map_err(at)? & super::gvcp::GVSP_CONFIG_EXTENDED_ID != 0
+        } else {
+            false
+        };
+        if extended != o.extended_ids {
+            return Err(format!(
+                "gige://{}: the device did not switch {} 64-bit block ids (GVSP configuration {config:#010x})",
+                o.ip,
+                if o.extended_ids { "to" } else { "off" }
+            ));
+        }
+        let overhead = if extended { gvsp::EXTENDED_OVERHEAD } else { gvsp::STANDARD_OVERHEAD };
         ctl.write_reg(reg::SCPS0, o.packet_size).map_err(at)?;
         let scps = (ctl.read_reg(reg::SCPS0).map_err(at)? & 0xFFFF) as usize;
         let chunk = scps
-            .checked_sub(gvsp::STANDARD_OVERHEAD)
+            .checked_sub(overhead)
             .filter(|c| *c >= 4)
             .ok_or_else(|| format!("gige://{}: stream packet size {scps} leaves no room for data", o.ip))?;
         let local = ctl.local_ip().map_err(at)?;
@@ -531,7 +570,9 @@ impl Driver {
             if self.opts.resend && acq.last_resend_check.elapsed() >= Duration::from_millis(5) {
                 acq.last_resend_check = Instant::now();
                 for (id, first, last) in acq.blocks.resend_requests() {
-                    if s.ctl.packet_resend(wire_id(id), first, last).is_ok() {
+                    let ext = self.opts.extended_ids;
+                    let block = if ext { id } else { u64::from(wire_id(id)) };
+                    if s.ctl.packet_resend(block, first, last, ext).is_ok() {
                         let n = u64::from(last - first + 1);
                         *acq.requested.entry(id).or_default() += n;
                         self.stats.resends_requested.fetch_add(n, Ordering::Relaxed);

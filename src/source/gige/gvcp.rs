@@ -18,6 +18,10 @@ pub const MAX_REGS: usize = 135;
 const KEY: u8 = 0x42;
 const FLAG_ACK: u8 = 0x01;
 const FLAG_BROADCAST_ACK: u8 = 0x10;
+/// On PACKETRESEND: the request carries 64-bit block ids.
+pub const FLAG_EXTENDED_ID: u8 = 0x10;
+/// GVSP configuration register (0x0960): 64-bit block ids on the stream.
+pub const GVSP_CONFIG_EXTENDED_ID: u32 = 0x4000_0000;
 
 pub mod cmd {
     pub const DISCOVERY: u16 = 0x0002;
@@ -98,12 +102,14 @@ pub enum Cmd {
         addr: u32,
         data: Vec<u8>,
     },
-    /// Ask for GVSP packets `first..=last` of a block again (standard 16-bit block ids).
+    /// Ask for GVSP packets `first..=last` of a block again: standard 16-bit block ids and 24-bit
+    /// packet ids, or (`extended`, flag 0x10) 64-bit block ids and 32-bit packet ids.
     PacketResend {
         channel: u16,
-        block: u16,
+        block: u64,
         first: u32,
         last: u32,
+        extended: bool,
     },
 }
 
@@ -113,6 +119,7 @@ pub enum CmdError {
     TooMany(usize),
     Count(usize),
     PacketId(u32),
+    BlockId(u64),
 }
 
 impl fmt::Display for CmdError {
@@ -124,6 +131,7 @@ impl fmt::Display for CmdError {
                 write!(f, "{n} bytes of memory in one command (1..={MAX_MEM}, a multiple of 4)")
             }
             CmdError::PacketId(p) => write!(f, "packet id {p} does not fit 24 bits"),
+            CmdError::BlockId(b) => write!(f, "block id {b} does not fit 16 bits (extended ids are off)"),
         }
     }
 }
@@ -147,6 +155,7 @@ impl Cmd {
         let mut p = Vec::new();
         let (flags, id) = match self {
             Cmd::Discovery => (FLAG_ACK | FLAG_BROADCAST_ACK, 0xFFFF),
+            Cmd::PacketResend { extended: true, .. } => (FLAG_EXTENDED_ID, req_id.max(1)),
             Cmd::PacketResend { .. } => (0, req_id.max(1)),
             _ => (FLAG_ACK, req_id.max(1)),
         };
@@ -189,16 +198,24 @@ impl Cmd {
                 p.extend_from_slice(&addr.to_be_bytes());
                 p.extend_from_slice(data);
             }
-            Cmd::PacketResend { channel, block, first, last } => {
+            Cmd::PacketResend { channel, block, first, last, extended: false } => {
                 for id in [first, last] {
                     if *id > 0x00FF_FFFF {
                         return Err(CmdError::PacketId(*id));
                     }
                 }
+                let b = u16::try_from(*block).map_err(|_| CmdError::BlockId(*block))?;
                 p.extend_from_slice(&channel.to_be_bytes());
-                p.extend_from_slice(&block.to_be_bytes());
+                p.extend_from_slice(&b.to_be_bytes());
                 p.extend_from_slice(&first.to_be_bytes());
                 p.extend_from_slice(&last.to_be_bytes());
+            }
+            Cmd::PacketResend { channel, block, first, last, extended: true } => {
+                p.extend_from_slice(&channel.to_be_bytes());
+                p.extend_from_slice(&0u16.to_be_bytes());
+                p.extend_from_slice(&first.to_be_bytes());
+                p.extend_from_slice(&last.to_be_bytes());
+                p.extend_from_slice(&block.to_be_bytes());
             }
         }
         let mut out = vec![KEY, flags];
@@ -460,8 +477,21 @@ mod tests {
             hex("42 01 0086 0008 ff29 | 00000d24 00000040")
         );
         assert_eq!(
-            Cmd::PacketResend { channel: 0, block: 0xffde, first: 0x50, last: 0x50 }.encode(0xff15).unwrap(),
+            Cmd::PacketResend { channel: 0, block: 0xffde, first: 0x50, last: 0x50, extended: false }
+                .encode(0xff15)
+                .unwrap(),
             hex("42 00 0040 000c ff15 | 0000 ffde | 00000050 | 00000050")
+        );
+        // GigE Vision 2.0 extended ids: flag 0x10, channel, reserved, first32, last32, block64
+        assert_eq!(
+            Cmd::PacketResend { channel: 0, block: 1 << 40, first: 7, last: 9, extended: true }
+                .encode(3)
+                .unwrap(),
+            hex("42 10 0040 0014 0003 | 0000 0000 | 00000007 | 00000009 | 0000010000000000")
+        );
+        assert_eq!(
+            Cmd::PacketResend { channel: 0, block: 70_000, first: 1, last: 1, extended: false }.encode(3),
+            Err(CmdError::BlockId(70_000))
         );
         assert_eq!(Cmd::ReadReg(vec![]).encode(1), Err(CmdError::Empty));
         assert_eq!(Cmd::ReadMem { addr: 0, count: 6 }.encode(1), Err(CmdError::Count(6)));

@@ -170,6 +170,16 @@ pub fn encode(block: u16, packet: u32, format: u8, status: u16, body: &[u8], out
     out.extend_from_slice(body);
 }
 
+/// An extended-id packet (GigE Vision 2.0: 64-bit block id, 32-bit packet id).
+pub fn encode_extended(block: u64, packet: u32, format: u8, status: u16, body: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&status.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes()); // flags
+    out.extend_from_slice(&(0x8000_0000u32 | (u32::from(format & 0x0F) << 24)).to_be_bytes());
+    out.extend_from_slice(&block.to_be_bytes());
+    out.extend_from_slice(&packet.to_be_bytes());
+    out.extend_from_slice(body);
+}
+
 pub fn leader_body(l: &Leader) -> Vec<u8> {
     let mut b = Vec::with_capacity(Leader::LEN);
     b.extend_from_slice(&0u16.to_be_bytes());

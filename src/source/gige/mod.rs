@@ -215,9 +215,15 @@ impl Gvcp {
 
     /// Ask for stream packets `first..=last` of block `block` again (no acknowledgement comes:
     /// the packets do, or a PACKET_UNAVAILABLE status in their place).
-    pub fn packet_resend(&mut self, block: u16, first: u32, last: u32) -> Result<(), GigeError> {
+    pub fn packet_resend(
+        &mut self,
+        block: u64,
+        first: u32,
+        last: u32,
+        extended: bool,
+    ) -> Result<(), GigeError> {
         let id = self.next_id();
-        let packet = Cmd::PacketResend { channel: 0, block, first, last }.encode(id)?;
+        let packet = Cmd::PacketResend { channel: 0, block, first, last, extended }.encode(id)?;
         self.sock.send_to(&packet, self.device)?;
         Ok(())
     }
