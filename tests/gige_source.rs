@@ -295,3 +295,34 @@ fn extended_block_ids_with_loss_recovered_by_64_bit_resends() {
     );
     assert_eq!(dev.stats.packets_unavailable.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn an_injected_outage_is_reported_and_the_driver_comes_back() {
+    let ns = common::Netns::new("gout");
+    ns.enter();
+    let p = ScannerProfile::load("desk-140").unwrap();
+    let ip = Ipv4Addr::new(127, 0, 0, 2);
+    let opts = GigeOptions {
+        ip,
+        speed: 4.0,
+        disconnect_every: Some(4.0),
+        disconnect_for: 3.0,
+        ..Default::default()
+    };
+    let dev = serve(&p, opts).unwrap();
+    let src = open(&SourceUrl::parse("gige://127.0.0.2?lines=16&reconnect_ms=200").unwrap(), &p).unwrap();
+    // up, down (the outage), up again, and lines after it
+    let evs = collect(&src, 30, |evs| {
+        let links: Vec<bool> = evs
+            .iter()
+            .filter_map(|e| if let SourceEvent::Link { up, .. } = e { Some(*up) } else { None })
+            .collect();
+        links.windows(3).any(|w| w == [true, false, true])
+            && evs.iter().rev().take_while(|e| !matches!(e, SourceEvent::Link { .. })).count() > 100
+    });
+    assert!(dev.stats.disconnects.load(Ordering::Relaxed) >= 1);
+    assert!(src.stats.reconnects.load(Ordering::Relaxed) >= 1);
+    let ls = lines(&evs);
+    let jump = ls.windows(2).map(|w| w[1].seq - w[0].seq).max().unwrap();
+    assert!(jump > 16, "the outage is a gap of missing lines, not a splice ({jump})");
+}

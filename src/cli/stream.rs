@@ -57,7 +57,8 @@ pub struct EmulateArgs {
     /// Probability per frame of a burst of 1-64 noise bytes before it.
     #[arg(long, default_value_t = 0.0)]
     pub noise: f64,
-    /// Drop the link every this many seconds...
+    /// Drop the link every this many seconds (serial: the pty disappears; GigE: the device
+    /// neither answers nor streams, like a pulled cable)...
     #[arg(long)]
     pub disconnect_every: Option<f64>,
     /// ...for this many seconds.
@@ -111,6 +112,8 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
                     gap_mm: a.gap_mm,
                     loss: a.gige_loss,
                     reorder: a.gige_reorder,
+                    disconnect_every: impair.disconnect_every.map(|d| d.as_secs_f64()),
+                    disconnect_for: impair.disconnect_for.as_secs_f64(),
                     ..Default::default()
                 },
             )?;
@@ -119,23 +122,25 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let gige_stats = |dev: &crate::source::gige::device::GigeDevice| {
+        let s = &dev.stats;
+        format!(
+            "gige: {} commands, {} blocks, {} packets ({} dropped, {} reordered, {} resend requests, {} resent, {} unavailable), {} heartbeat expiries, {} disconnects",
+            s.commands.load(Relaxed),
+            s.blocks.load(Relaxed),
+            s.packets.load(Relaxed),
+            s.packets_dropped.load(Relaxed),
+            s.packets_reordered.load(Relaxed),
+            s.resend_requests.load(Relaxed),
+            s.packets_resent.load(Relaxed),
+            s.packets_unavailable.load(Relaxed),
+            s.heartbeat_expired.load(Relaxed),
+            s.disconnects.load(Relaxed),
+        )
+    };
     let Some(serial) = a.serial.as_deref() else {
         let dev = gige.expect("clap requires --serial or --gige");
-        return run_for(a.seconds, || {
-            let s = &dev.stats;
-            format!(
-                "{} commands, {} blocks, {} packets ({} dropped, {} reordered, {} resend requests, {} resent, {} unavailable), {} heartbeat expiries",
-                s.commands.load(Relaxed),
-                s.blocks.load(Relaxed),
-                s.packets.load(Relaxed),
-                s.packets_dropped.load(Relaxed),
-                s.packets_reordered.load(Relaxed),
-                s.resend_requests.load(Relaxed),
-                s.packets_resent.load(Relaxed),
-                s.packets_unavailable.load(Relaxed),
-                s.heartbeat_expired.load(Relaxed),
-            )
-        });
+        return run_for(a.seconds, || gige_stats(&dev));
     };
     let target = if serial == "pty" {
         SerialTarget::Pty { link: a.link.clone() }
@@ -177,11 +182,10 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
             String::new()
         }
     );
-    let _gige = gige;
     run_for(a.seconds, || {
         let s = &emu.stats;
-        format!(
-            "{} lines, {} bags, {} frames ({} dropped, {} corrupted, {} noise bursts, {} unsent), {} disconnects, {} commands",
+        let serial = format!(
+            "serial: {} lines, {} bags, {} frames ({} dropped, {} corrupted, {} noise bursts, {} unsent), {} disconnects, {} commands",
             s.lines.load(Relaxed),
             s.bags.load(Relaxed),
             s.frames.load(Relaxed),
@@ -191,7 +195,12 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
             s.unsent.load(Relaxed),
             s.disconnects.load(Relaxed),
             s.commands.load(Relaxed),
-        )
+        );
+        // Both links at once: both lines of statistics.
+        match &gige {
+            Some(dev) => format!("{serial}; {}", gige_stats(dev)),
+            None => serial,
+        }
     })
 }
 

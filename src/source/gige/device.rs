@@ -55,6 +55,10 @@ pub struct GigeOptions {
     /// Probability that a stream packet is sent after the one that follows it.
     pub reorder: f64,
     pub serial_number: String,
+    /// Go silent (no GVCP answers, no stream) every this many seconds...
+    pub disconnect_every: Option<f64>,
+    /// ...for this many seconds, like a pulled cable or a power cycle.
+    pub disconnect_for: f64,
     /// Scan this many lines once and send them over and over (for throughput tests: the physics
     /// model is slower than a fast link); `None`: scan live.
     pub loop_lines: Option<usize>,
@@ -69,6 +73,8 @@ impl Default for GigeOptions {
             gap_mm: 250.0,
             loss: 0.0,
             reorder: 0.0,
+            disconnect_every: None,
+            disconnect_for: 2.0,
             serial_number: "TS-GIGE-0001".into(),
             loop_lines: None,
         }
@@ -88,6 +94,8 @@ pub struct DeviceStats {
     /// Resends asked for packets no longer kept (answered with PACKET_UNAVAILABLE).
     pub packets_unavailable: AtomicU64,
     pub heartbeat_expired: AtomicU64,
+    /// Injected outages begun.
+    pub disconnects: AtomicU64,
 }
 
 struct Regs {
@@ -234,10 +242,23 @@ struct Sent {
 }
 
 struct Shared {
+    /// Injected outages: (every, for) in seconds from `started`.
+    outage: Option<(f64, f64)>,
+    started: Instant,
     regs: Mutex<Regs>,
     stats: Arc<DeviceStats>,
     stream: UdpSocket,
     history: Mutex<VecDeque<Sent>>,
+}
+
+impl Shared {
+    /// Inside an injected outage: the device neither answers nor streams.
+    fn offline(&self) -> bool {
+        self.outage.is_some_and(|(every, off)| {
+            let t = self.started.elapsed().as_secs_f64() % (every + off);
+            t >= every
+        })
+    }
 }
 
 /// A running GigE Vision emulator; stops when dropped.
@@ -309,6 +330,8 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
     regs.set(reg::SCSP0, u32::from(stream.local_addr()?.port()));
     let stats = Arc::new(DeviceStats::default());
     let shared = Arc::new(Shared {
+        outage: opts.disconnect_every.map(|e| (e, opts.disconnect_for)),
+        started: Instant::now(),
         regs: Mutex::new(regs),
         stats: stats.clone(),
         stream,
@@ -386,7 +409,7 @@ fn discovery_loop(sock: UdpSocket, answer: UdpSocket, sh: Arc<Shared>, stop: Arc
     while !stop.load(Ordering::Relaxed) {
         let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
         let p = &buf[..n];
-        if n < 8 || p[0] != 0x42 || be16(p, 2) != cmd::DISCOVERY {
+        if n < 8 || p[0] != 0x42 || be16(p, 2) != cmd::DISCOVERY || sh.offline() {
             continue; // only discovery is answered to a broadcast
         }
         let reply = match sh.regs.lock() {
@@ -426,8 +449,8 @@ fn control_loop(sock: UdpSocket, sh: Arc<Shared>, stop: Arc<AtomicBool>) {
         }
         let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
         let p = &buf[..n];
-        if n < 8 || p[0] != 0x42 {
-            continue; // not a GVCP command
+        if n < 8 || p[0] != 0x42 || sh.offline() {
+            continue; // not a GVCP command, or the cable is out
         }
         sh.stats.commands.fetch_add(1, Ordering::Relaxed);
         let (flags, code, len, id) = (p[1], be16(p, 2), be16(p, 4), be16(p, 6));
@@ -667,6 +690,7 @@ fn stream_loop(
     let mut t0 = Instant::now();
     let mut made: u64 = 0;
     let mut was_streaming = false;
+    let mut was_offline = false;
     while !stop.load(Ordering::Relaxed) {
         let (streaming, dest, scps, height, mode, extended) = match sh.regs.lock() {
             Ok(r) => (
@@ -679,7 +703,12 @@ fn stream_loop(
             ),
             Err(_) => return,
         };
-        if !streaming || dest.port() == 0 {
+        let offline = sh.offline();
+        if offline && !was_offline {
+            sh.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        was_offline = offline;
+        if !streaming || dest.port() == 0 || offline {
             was_streaming = false;
             rows.clear();
             lines_in_block = 0;
