@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+mod common;
+
 fn twinspect() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_twinspect"));
     c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
@@ -168,14 +170,7 @@ fn capture_records_bags_from_the_serial_emulator_with_its_statistics() {
     let _ = emu.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let stat = |name: &str| -> u64 {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .unwrap_or_else(|| panic!("no `{name}` in {stdout}"))
-            .parse()
-            .unwrap()
-    };
+    let stat = |name: &str| common::stat(&stdout, name);
     assert_eq!(stat("bags"), 2);
     assert!(stat("lines") > 500);
     assert!(stat("missing lines") > 0 && stat("frames lost") > 0, "{stdout}");

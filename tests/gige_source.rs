@@ -204,14 +204,7 @@ fn capture_from_the_gige_emulator_writes_bags() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let stat = |name: &str| -> u64 {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .unwrap_or_else(|| panic!("no `{name}` in {stdout}"))
-            .parse()
-            .unwrap()
-    };
+    let stat = |name: &str| common::stat(&stdout, name);
     assert_eq!(stat("bags"), 2, "{stdout}");
     assert_eq!(stat("missing lines"), 0, "every lost packet resent: {stdout}");
     assert!(

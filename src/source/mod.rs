@@ -197,6 +197,50 @@ impl Default for SyntheticOptions {
 /// Dark and air lines the synthetic scanner sends first (its calibration cycle).
 pub const CALIBRATION_LINES: usize = 64;
 
+/// Silence on a link that gives no error when its cable is pulled (RS-422, a UDP stream):
+/// reported once as link down after `limit` without data, and as up again at the next data.
+pub(crate) struct Silence {
+    limit: Duration,
+    last: Instant,
+    silent: bool,
+}
+
+impl Silence {
+    pub(crate) fn new(limit: Duration) -> Self {
+        Silence { limit, last: Instant::now(), silent: false }
+    }
+
+    /// Data arrived: the link-up event to send, if the link had gone silent.
+    pub(crate) fn heard(
+        &mut self,
+        stats: &SourceStats,
+        detail: impl FnOnce() -> String,
+    ) -> Option<SourceEvent> {
+        self.last = Instant::now();
+        if !self.silent {
+            return None;
+        }
+        self.silent = false;
+        stats.connected.store(true, Ordering::Relaxed);
+        Some(SourceEvent::Link { up: true, detail: detail() })
+    }
+
+    /// Nothing arrived: the link-down event to send, if the silence just reached the limit
+    /// (`detail` gets the limit in seconds).
+    pub(crate) fn quiet(
+        &mut self,
+        stats: &SourceStats,
+        detail: impl FnOnce(f32) -> String,
+    ) -> Option<SourceEvent> {
+        if self.silent || self.last.elapsed() < self.limit {
+            return None;
+        }
+        self.silent = true;
+        stats.connected.store(false, Ordering::Relaxed);
+        Some(SourceEvent::Link { up: false, detail: detail(self.limit.as_secs_f32()) })
+    }
+}
+
 /// Hand an event to the consumer. A line finding the channel full is dropped and counted (a
 /// scanner cannot wait); bag, status and link events wait up to a second, since losing one would
 /// merge two bags or hide a fault. False when the consumer is gone.

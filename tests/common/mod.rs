@@ -1,5 +1,8 @@
-//! Shared by the GigE Vision tests: a private network namespace whose only interface is `lo`
-//! (nothing can leave the machine, and discovery may broadcast there safely). Needs root.
+//! Shared by the integration tests: a private network namespace whose only interface is `lo`
+//! (nothing can leave the machine, and discovery may broadcast there safely; needs root), and
+//! reading a command's printed statistics.
+// Each test crate uses part of this.
+#![allow(dead_code)]
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -63,4 +66,14 @@ impl Drop for Netns {
         }
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
+}
+
+/// A `name: number` line of a command's statistics (as `capture` prints them).
+pub fn stat(stdout: &str, name: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no `{name}` in {stdout}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("`{name}` in {stdout}: {e}"))
 }

@@ -31,7 +31,7 @@ use super::lines::{DualLayout, block_lines};
 use super::{GigeError, Gvcp};
 use crate::domain::scan::LineKind;
 use crate::source::url::{SourceUrl, UrlError};
-use crate::source::{RunningSource, SourceEvent, SourceStats, send};
+use crate::source::{RunningSource, Silence, SourceEvent, SourceStats, send};
 
 /// How to reach and drive a GigE Vision detector.
 #[derive(Clone, Debug)]
@@ -502,8 +502,7 @@ impl Driver {
         self.malformed = 0;
         let mut buf = vec![0u8; 65536];
         let mut delivered = 0usize;
-        let mut last_rx = Instant::now();
-        let mut silent = false;
+        let mut silence = Silence::new(self.opts.silence);
         let started = Instant::now();
         loop {
             if self.stopped() {
@@ -516,15 +515,13 @@ impl Driver {
             }
             match s.rx.recv(&mut buf) {
                 Ok(n) => {
-                    last_rx = Instant::now();
                     self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    if silent {
-                        silent = false;
-                        self.stats.connected.store(true, Ordering::Relaxed);
-                        let detail = format!("gige://{}: stream packets again", self.opts.ip);
-                        if !self.emit(SourceEvent::Link { up: true, detail }) {
-                            return Some(Ended::Stop);
-                        }
+                    let ip = self.opts.ip;
+                    if let Some(ev) =
+                        silence.heard(&self.stats, || format!("gige://{ip}: stream packets again"))
+                        && !self.emit(ev)
+                    {
+                        return Some(Ended::Stop);
                     }
                     for block in acq.blocks.push(&buf[..n]) {
                         acq.finished.insert(block.id, block);
@@ -546,17 +543,13 @@ impl Driver {
                 Err(e)
                     if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
                 {
-                    if !silent && last_rx.elapsed() >= self.opts.silence {
-                        silent = true;
-                        self.stats.connected.store(false, Ordering::Relaxed);
-                        let detail = format!(
-                            "gige://{}: no stream packets for {:.1} s (cable? detector power?)",
-                            self.opts.ip,
-                            self.opts.silence.as_secs_f32()
-                        );
-                        if !self.emit(SourceEvent::Link { up: false, detail }) {
-                            return Some(Ended::Stop);
-                        }
+                    let ip = self.opts.ip;
+                    let why =
+                        |s| format!("gige://{ip}: no stream packets for {s:.1} s (cable? detector power?)");
+                    if let Some(ev) = silence.quiet(&self.stats, why)
+                        && !self.emit(ev)
+                    {
+                        return Some(Ended::Stop);
                     }
                     if limit.is_some() && started.elapsed() > Duration::from_secs(10) + self.opts.silence {
                         return Some(Ended::Lost(format!(

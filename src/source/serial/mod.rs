@@ -21,7 +21,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use serialport::{DataBits, FlowControl, Parity, StopBits};
 
 use super::url::{SourceUrl, UrlError};
-use super::{RunningSource, ScannerStatus, SourceEvent, SourceStats, send};
+use super::{RunningSource, ScannerStatus, Silence, SourceEvent, SourceStats, send};
 use crate::domain::scan::{LineKind, RawLine};
 use codec::{Command, Decoder, Frame, WireLineKind};
 
@@ -320,8 +320,7 @@ impl Driver {
         }
         let mut buf = vec![0u8; 1 << 16];
         let mut events = Vec::new();
-        let mut last_rx = Instant::now();
-        let mut silent = false;
+        let mut silence = Silence::new(self.opts.silence);
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ended::Stop;
@@ -338,14 +337,11 @@ impl Driver {
             match port.read(&mut buf) {
                 Ok(0) => return Ended::Lost(format!("{}: hung up", self.opts.path)),
                 Ok(n) => {
-                    last_rx = Instant::now();
-                    if silent {
-                        silent = false;
-                        self.stats.connected.store(true, Ordering::Relaxed);
-                        let detail = format!("{}: data again", self.opts.path);
-                        if !self.emit(SourceEvent::Link { up: true, detail }) {
-                            return Ended::Stop;
-                        }
+                    let path = &self.opts.path;
+                    if let Some(ev) = silence.heard(&self.stats, || format!("{path}: data again"))
+                        && !self.emit(ev)
+                    {
+                        return Ended::Stop;
                     }
                     let mapper = &mut self.mapper;
                     self.decoder.push(&buf[..n], |r| mapper.map(r.frame, &mut events));
@@ -360,17 +356,13 @@ impl Driver {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    if !silent && last_rx.elapsed() >= self.opts.silence {
-                        silent = true;
-                        self.stats.connected.store(false, Ordering::Relaxed);
-                        let detail = format!(
-                            "{}: no data from the scanner for {:.1} s (cable? scanner power?)",
-                            self.opts.path,
-                            self.opts.silence.as_secs_f32()
-                        );
-                        if !self.emit(SourceEvent::Link { up: false, detail }) {
-                            return Ended::Stop;
-                        }
+                    let path = &self.opts.path;
+                    let why =
+                        |s| format!("{path}: no data from the scanner for {s:.1} s (cable? scanner power?)");
+                    if let Some(ev) = silence.quiet(&self.stats, why)
+                        && !self.emit(ev)
+                    {
+                        return Ended::Stop;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
