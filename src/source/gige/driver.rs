@@ -204,7 +204,7 @@ struct Driver {
     stop: Arc<AtomicBool>,
     next_seq: u64,
     /// What this acquisition's block counters have already added to the shared ones.
-    lost_blocks: u64,
+    incomplete_blocks: u64,
     malformed: u64,
 }
 
@@ -486,8 +486,10 @@ impl Driver {
             c.fetch_add(now.saturating_sub(*was), Ordering::Relaxed);
             *was = now;
         };
-        // Blocks' counters restart with each acquisition; the shared ones only grow.
-        add(&st.frames_lost, b.stats.blocks_lost + b.stats.blocks_incomplete, &mut self.lost_blocks);
+        // Blocks' counters restart with each acquisition; the shared ones only grow. Blocks that
+        // never came whole are counted here; blocks that never came at all (or without their
+        // leader) by the jump in ids when the next one is delivered, so none counts twice.
+        add(&st.frames_lost, b.stats.blocks_incomplete, &mut self.incomplete_blocks);
         add(&st.malformed, b.stats.malformed, &mut self.malformed);
     }
 
@@ -498,7 +500,7 @@ impl Driver {
         kind: LineKind,
         limit: Option<usize>,
     ) -> Option<Ended> {
-        self.lost_blocks = 0;
+        self.incomplete_blocks = 0;
         self.malformed = 0;
         let mut buf = vec![0u8; 65536];
         let mut delivered = 0usize;
@@ -640,7 +642,7 @@ pub fn spawn(opts: GigeSourceOptions) -> RunningSource {
         stats: stats.clone(),
         stop: stop.clone(),
         next_seq: 0,
-        lost_blocks: 0,
+        incomplete_blocks: 0,
         malformed: 0,
     };
     let thread = std::thread::Builder::new()
