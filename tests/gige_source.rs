@@ -168,6 +168,14 @@ fn aravis_fake_camera_as_a_line_source_through_its_genicam_xml() {
         })
         .unwrap();
     assert!(why.contains("Width = 4096 is out of range"), "{why}");
+    drop(src);
+    // The failed set-up gave control back: the next host gets it at once, not after the
+    // camera's 3 s heartbeat timeout.
+    let mut o = GigeSourceOptions::new(Ipv4Addr::LOCALHOST, 128);
+    o.lines_per_block = 16;
+    let src = spawn(o);
+    let evs = collect(&src, 10, |evs| !evs.is_empty());
+    assert!(matches!(&evs[0], SourceEvent::Link { up: true, .. }), "{:?}", summary(&evs));
 }
 
 #[test]

@@ -43,6 +43,19 @@ pub struct Gvcp {
     pub tries: u32,
     /// Acks that came too late or were for someone else (counted, ignored).
     pub stray_acks: u64,
+    /// We took control and have not given it back: done on drop, so a failed set-up does not
+    /// leave the device refusing everyone until its heartbeat times out.
+    has_control: bool,
+}
+
+impl Drop for Gvcp {
+    fn drop(&mut self) {
+        if self.has_control {
+            self.tries = 1;
+            self.timeout = Duration::from_millis(100);
+            let _ = self.release();
+        }
+    }
 }
 
 fn what(c: &Cmd) -> &'static str {
@@ -68,6 +81,7 @@ impl Gvcp {
             timeout: Duration::from_millis(500),
             tries: 5,
             stray_acks: 0,
+            has_control: false,
         })
     }
 
@@ -201,7 +215,9 @@ impl Gvcp {
     /// Become the controlling host (CCP = control). Keep it with [`Gvcp::heartbeat`] well within
     /// the device's heartbeat timeout (register 0x0938).
     pub fn take_control(&mut self) -> Result<(), GigeError> {
-        self.write_reg(reg::CCP, reg::CCP_CONTROL)
+        self.write_reg(reg::CCP, reg::CCP_CONTROL)?;
+        self.has_control = true;
+        Ok(())
     }
 
     /// Keep control: a read of CCP (what refreshes the heartbeat on every device seen).
@@ -210,6 +226,7 @@ impl Gvcp {
     }
 
     pub fn release(&mut self) -> Result<(), GigeError> {
+        self.has_control = false;
         self.write_reg(reg::CCP, 0)
     }
 
