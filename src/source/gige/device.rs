@@ -595,7 +595,14 @@ fn resend(sh: &Shared, flags: u8, body: &[u8]) {
         Some(sent) => {
             for k in first..=last {
                 if let Some(p) = sent.packets.get(k as usize) {
-                    let _ = sh.stream.send_to(p, dest);
+                    if extended {
+                        // Extended headers say "this packet was resent" (flag 0x0001).
+                        let mut again = p.clone();
+                        again[3] |= 0x01;
+                        let _ = sh.stream.send_to(&again, dest);
+                    } else {
+                        let _ = sh.stream.send_to(p, dest);
+                    }
                     sh.stats.packets_resent.fetch_add(1, Ordering::Relaxed);
                 }
             }
