@@ -3,7 +3,7 @@
 //! in a private network namespace whose only interface is `lo`. Needs root.
 
 use std::net::{Ipv4Addr, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use twinspect::source::gige::gvcp::reg;
@@ -150,32 +150,13 @@ fn our_client_reads_our_device_and_its_blocks_become_dual_energy_lines() {
 fn tshark_finds_no_malformed_packet_from_our_emulator() {
     let e = Emulator::start("tshark", &["--gige-loss", "0.01", "--speed", "2"]);
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("gige.pcapng");
-    let mut cap =
-        e.ns.cmd("tshark")
-            .args(["-q", "-i", "lo", "-f", "udp", "-w"])
-            .arg(&pcap)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tshark (Debian package tshark)");
-    // tshark needs a moment before it captures.
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&pcap).map_or(true, |m| m.len() == 0) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let mut cap = common::Tshark::start(&e.ns, dir.path().join("gige.pcapng"));
     e.arv(&["arv-tool-0.8", "-a", "127.0.0.2", "control", "Height=64"]);
     let out = e.arv(&["timeout", "30", "arv-camera-test-0.8", "-n", "127.0.0.2", "--duration=3"]);
     assert!(field(&out, "n_completed_buffers").parse::<u64>().unwrap() > 10, "{out}");
     std::thread::sleep(Duration::from_millis(500));
-    unsafe { libc::kill(cap.id() as i32, libc::SIGINT) };
-    let _ = cap.wait();
-    let count = |filter: &str| {
-        let o = Command::new("tshark").arg("-r").arg(&pcap).args(["-Y", filter]).output().unwrap();
-        assert!(o.status.success(), "tshark: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).lines().count()
-    };
+    cap.stop();
+    let count = |filter: &str| cap.count(filter);
     assert!(count("gvcp") > 20, "GVCP decoded");
     assert!(count("gvsp") > 1000, "GVSP decoded");
     assert!(count("gvcp.cmd.command == 0x0040") > 0, "the resend requests are in the capture");

@@ -338,20 +338,7 @@ fn tshark_reads_extended_ids_and_their_resends_as_gige_vision_2() {
     let ns = common::Netns::new("gextsh");
     ns.enter();
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("ext.pcapng");
-    let mut cap = ns
-        .cmd("tshark")
-        .args(["-q", "-i", "lo", "-f", "udp", "-w"])
-        .arg(&pcap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tshark (Debian package tshark)");
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&pcap).map_or(true, |m| m.len() == 0) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let mut cap = common::Tshark::start(&ns, dir.path().join("ext.pcapng"));
     let p = ScannerProfile::load("desk-140").unwrap();
     let ip = Ipv4Addr::new(127, 0, 0, 2);
     let dev = serve(&p, GigeOptions { ip, speed: 2.0, loss: 0.02, ..Default::default() }).unwrap();
@@ -359,15 +346,9 @@ fn tshark_reads_extended_ids_and_their_resends_as_gige_vision_2() {
     collect(&src, 30, |evs| lines(evs).iter().filter(|l| l.kind == LineKind::Scan).count() >= 300);
     drop(src);
     std::thread::sleep(Duration::from_millis(300));
-    unsafe { libc::kill(cap.id() as i32, libc::SIGINT) };
-    let _ = cap.wait();
+    cap.stop();
     assert!(dev.stats.packets_resent.load(Ordering::Relaxed) > 0);
-    let count = |filter: &str| {
-        let o =
-            std::process::Command::new("tshark").arg("-r").arg(&pcap).args(["-Y", filter]).output().unwrap();
-        assert!(o.status.success(), "tshark: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).lines().count()
-    };
+    let count = |filter: &str| cap.count(filter);
     assert!(count("gvcp.bootstrap.gvcspconfig.64bitblockidenable == 1") > 0, "the switch to 64-bit ids");
     assert!(count("gvsp.blockid64 && gvsp.packetid32") > 500, "extended GVSP decoded");
     assert_eq!(count("gvsp.blockid16"), 0, "no standard-id packet once switched");

@@ -77,3 +77,43 @@ pub fn stat(stdout: &str, name: &str) -> u64 {
         .parse()
         .unwrap_or_else(|e| panic!("`{name}` in {stdout}: {e}"))
 }
+
+/// tshark capturing UDP on the namespace's `lo` into a pcapng file, stopped by [`Tshark::stop`].
+pub struct Tshark {
+    child: Child,
+    pub pcap: std::path::PathBuf,
+}
+
+impl Tshark {
+    /// Start capturing; returns once tshark has written its file header (it needs a moment).
+    pub fn start(ns: &Netns, pcap: std::path::PathBuf) -> Tshark {
+        let child = ns
+            .cmd("tshark")
+            .args(["-q", "-i", "lo", "-f", "udp", "-w"])
+            .arg(&pcap)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tshark (Debian package tshark)");
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&pcap).map_or(true, |m| m.len() == 0) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        Tshark { child, pcap }
+    }
+
+    /// Stop and flush the capture.
+    pub fn stop(&mut self) {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+
+    /// How many captured packets match a display filter.
+    pub fn count(&self, filter: &str) -> usize {
+        let o = Command::new("tshark").arg("-r").arg(&self.pcap).args(["-Y", filter]).output().unwrap();
+        assert!(o.status.success(), "tshark: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    }
+}
