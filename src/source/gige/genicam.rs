@@ -460,20 +460,15 @@ impl NodeMap {
                         msg: format!("length {len} (1 to 8 bytes)"),
                     });
                 }
+                // The register's own range, said as it is when a value does not fit.
                 let bits = len as u32 * 8;
-                let fits = if signed {
-                    bits == 64 || (v >= -(1i64 << (bits - 1)) && v < (1i64 << (bits - 1)))
-                } else {
-                    v >= 0 && (bits == 64 || v < (1i64 << bits))
+                let (min, max) = match (signed, bits) {
+                    (_, 64) => (if signed { i64::MIN } else { 0 }, i64::MAX),
+                    (true, b) => (-(1i64 << (b - 1)), (1i64 << (b - 1)) - 1),
+                    (false, b) => (0, (1i64 << b) - 1),
                 };
-                if !fits {
-                    return Err(GenicamError::Range {
-                        name: name.into(),
-                        value: v,
-                        min: 0,
-                        max: (1i64 << (bits - 1).min(62)) - 1,
-                        inc: 1,
-                    });
+                if v < min || v > max {
+                    return Err(GenicamError::Range { name: name.into(), value: v, min, max, inc: 1 });
                 }
                 let b = encode(v, len, reg.big_endian);
                 port.write(addr, &b).map_err(|msg| GenicamError::Port {
@@ -1000,7 +995,10 @@ mod tests {
         assert!(matches!(map.int(&mut m, "Gain"), Err(GenicamError::Unsupported { .. })));
         assert_eq!(map.int(&mut m, "Nope"), Err(GenicamError::Missing("Nope".into())));
         assert!(
-            matches!(map.set_int(&mut m, "Height", 70000), Err(GenicamError::Range { .. })),
+            matches!(
+                map.set_int(&mut m, "Height", 70000),
+                Err(GenicamError::Range { min: 0, max: 65535, .. })
+            ),
             "16-bit register"
         );
         m.write(0x108, &[0, 0, 0, 9]).unwrap();
