@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/screenshots
 mkdir -p "$out"
-cargo build --quiet --bin twinspect
+# Built together with a test target so cargo unifies dev-dependency features exactly as `cargo
+# test` did: a plain `cargo build --bin` would rebuild winit, eframe and friends a second time.
+cargo build --quiet --bin twinspect --test cli
 display=":$((90 + RANDOM % 9))"
 Xvfb "$display" -screen 0 1920x1080x24 -nolisten tcp >/dev/null 2>&1 &
 xvfb=$!
