@@ -11,4 +11,5 @@ pub mod domain;
 pub mod io;
 pub mod pipeline;
 pub mod source;
+pub mod store;
 pub mod ui;

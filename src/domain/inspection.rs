@@ -328,6 +328,24 @@ impl BagRecord {
         BagRecord { id, item_id, ..Default::default() }
     }
 
+    /// A record as the archive kept it. `last_annotation_id`: the largest mark id ever given on
+    /// this bag, deleted marks included, so a new mark never reuses a deleted one's id.
+    pub fn restore(
+        id: u64,
+        item_id: Option<String>,
+        decisions: Vec<Decision>,
+        annotations: Vec<Annotation>,
+        last_annotation_id: u64,
+    ) -> Self {
+        let next_annotation = annotations.iter().map(|a| a.id).fold(last_annotation_id, u64::max);
+        BagRecord { id, item_id, decisions, annotations, next_annotation }
+    }
+
+    /// The largest mark id given so far on this bag (deleted marks included).
+    pub fn last_annotation_id(&self) -> u64 {
+        self.next_annotation
+    }
+
     fn agency<'a>(
         &self,
         cfg: &'a InspectionConfig,

@@ -55,15 +55,24 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
 /// Write a raw scan as a two-page 16-bit greyscale TIFF: page 1 low energy, page 2 high energy;
 /// one row per detector line, one column per channel, values as the detector delivered them.
 pub fn write_raw_tiff(path: &Path, frame: &RawFrame, description: &str) -> Result<(), IoError> {
+    write_atomically(path, &encode_raw_tiff(path, frame, description)?)
+}
+
+/// The bytes [`write_raw_tiff`] writes (`path` only names the file in errors).
+pub fn encode_raw_tiff(path: &Path, frame: &RawFrame, description: &str) -> Result<Vec<u8>, IoError> {
     let pages = [("low", &frame.low), ("high", &frame.high)].map(|(page, data)| {
         let (h, w) = data.dim();
         (w, h, data.iter().copied().collect::<Vec<u16>>(), format!("{description}; energy={page}"))
     });
-    write_gray16_pages(path, &pages)
+    encode_gray16_pages(path, &pages)
 }
 
 /// Write one or more 16-bit greyscale pages `(width, height, samples, description)`.
 pub fn write_gray16_pages(path: &Path, pages: &[(usize, usize, Vec<u16>, String)]) -> Result<(), IoError> {
+    write_atomically(path, &encode_gray16_pages(path, pages)?)
+}
+
+fn encode_gray16_pages(path: &Path, pages: &[(usize, usize, Vec<u16>, String)]) -> Result<Vec<u8>, IoError> {
     use tiff::encoder::{TiffEncoder, colortype::Gray16};
     let err = |m: String| IoError::Tiff { path: path.display().to_string(), message: m };
     let mut buf = std::io::Cursor::new(Vec::new());
@@ -77,7 +86,7 @@ pub fn write_gray16_pages(path: &Path, pages: &[(usize, usize, Vec<u16>, String)
             img.write_data(data).map_err(|e| err(e.to_string()))?;
         }
     }
-    write_atomically(path, &buf.into_inner())
+    Ok(buf.into_inner())
 }
 
 /// Read a raw scan written by [`write_raw_tiff`] (or any two-page 16-bit greyscale TIFF of equal

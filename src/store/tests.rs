@@ -1,0 +1,339 @@
+use super::*;
+use crate::domain::inspection::{InspectionConfig, Operator, Role};
+
+fn calib(n: usize) -> Calibration {
+    Calibration {
+        dark_low: vec![100.0; n],
+        dark_high: vec![110.0; n],
+        air_low: vec![60000.0; n],
+        air_high: vec![61000.0; n],
+        full_scale: 65535,
+        dead: Vec::new(),
+    }
+}
+
+fn frame(lines: usize, channels: usize, seed: u16) -> RawFrame {
+    let mut f = RawFrame::zeros(lines, channels);
+    for ((i, v), w) in f.low.indexed_iter_mut().zip(f.high.iter_mut()) {
+        *v = (i.0 as u16).wrapping_mul(31).wrapping_add(i.1 as u16).wrapping_add(seed);
+        *w = 65535 - *v;
+    }
+    f
+}
+
+fn start<'a>(bag: u64, item: Option<&'a str>, at_ms: u64) -> BagStart<'a> {
+    BagStart {
+        scanner_bag: bag,
+        item_id: item,
+        source: "synthetic://?seed=1",
+        profile: "test",
+        channels: 8,
+        at_ms,
+    }
+}
+
+fn op(id: &str, role: Role) -> Operator {
+    Operator { id: id.into(), name: id.into(), roles: vec![role] }
+}
+
+#[test]
+fn a_new_archive_has_the_schema_and_an_intact_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as u32);
+    let r = s.verify_audit().unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.entries, MIGRATIONS.len() as u64, "one entry per migration");
+    drop(s);
+    // Reopening migrates nothing again.
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.verify_audit().unwrap().entries, MIGRATIONS.len() as u64);
+}
+
+#[test]
+fn a_newer_schema_is_refused_rather_than_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    c.pragma_update(None, "user_version", 99).unwrap();
+    drop(c);
+    let e = Store::open(dir.path()).err().expect("refused");
+    assert!(matches!(e, StoreError::NewerSchema { found: 99, .. }), "{e}");
+    assert!(matches!(Store::open_read(dir.path()), Err(StoreError::NewerSchema { .. })));
+}
+
+#[test]
+fn one_writer_per_directory_and_readers_alongside() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Store::open(dir.path()).unwrap();
+    let e = Store::open(dir.path()).err().expect("second writer refused");
+    assert!(matches!(e, StoreError::Busy { .. }), "{e}");
+    assert!(e.to_string().contains(&std::process::id().to_string()), "names the holder: {e}");
+    let id = w.begin_bag(&start(1, None, 10), "capture").unwrap();
+    let r = Store::open_read(dir.path()).unwrap();
+    assert_eq!(r.bag(id).unwrap().state, BagState::Capturing, "a reader does not recover a live bag");
+    drop(w);
+    assert!(Store::open(dir.path()).is_ok(), "the lock goes with the writer");
+    assert!(matches!(Store::open_read(&dir.path().join("nothing")), Err(StoreError::Missing(_))));
+}
+
+#[test]
+fn a_finished_bag_keeps_its_scan_hashed_and_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let id = s.begin_bag(&start(7, Some("TAG-7"), 1000), "capture").unwrap();
+    let f = frame(40, 8, 3);
+    let row = s.finish_bag(id, &f, &calib(8), &[3, 4], false, 2000, "capture").unwrap();
+    assert_eq!(row.state, BagState::Complete);
+    assert_eq!((row.lines, row.missing_rows.clone(), row.ended_ms), (Some(40), vec![3, 4], Some(2000)));
+    let file = dir.path().join(row.scan_file.as_ref().unwrap());
+    assert_eq!(hex_sha256(&std::fs::read(&file).unwrap()), row.scan_sha256.clone().unwrap());
+    assert_eq!(s.scan(id).unwrap(), f);
+    // Finishing twice is refused; a scan of another width is refused.
+    assert!(matches!(
+        s.finish_bag(id, &f, &calib(8), &[], false, 3000, "capture"),
+        Err(StoreError::NotCapturing { .. })
+    ));
+    let id2 = s.begin_bag(&start(8, None, 3000), "capture").unwrap();
+    assert!(s.finish_bag(id2, &frame(4, 9, 0), &calib(9), &[], false, 3100, "capture").is_err());
+    // A scan file changed behind the archive's back is caught when read.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    assert!(s.scan(id).unwrap_err().to_string().contains("SHA-256"));
+}
+
+#[test]
+fn a_bag_left_capturing_by_a_crash_is_flagged_partial_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let lost = s.begin_bag(&start(1, None, 10), "capture").unwrap();
+    let saved = s.begin_bag(&start(2, None, 20), "capture").unwrap();
+    // The scan of `saved` reached the disk but its record was not committed; a .part file was
+    // being written.
+    let f = frame(12, 8, 1);
+    crate::io::write_raw_tiff(&dir.path().join(scan_rel(saved)), &f, "t").unwrap();
+    std::fs::write(dir.path().join(SCANS_DIR).join("bag-00000009.tiff.part"), b"half").unwrap();
+    let done = s.begin_bag(&start(3, None, 30), "capture").unwrap();
+    s.finish_bag(done, &f, &calib(8), &[], false, 40, "capture").unwrap();
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.recovered, vec![lost, saved]);
+    let l = s.bag(lost).unwrap();
+    assert_eq!(l.state, BagState::Partial);
+    assert!(l.note.unwrap().contains("no image"));
+    let k = s.bag(saved).unwrap();
+    assert_eq!((k.state, k.lines), (BagState::Partial, Some(12)));
+    assert_eq!(s.scan(saved).unwrap(), f, "the scan that reached the disk is kept");
+    assert_eq!(s.bag(done).unwrap().state, BagState::Complete);
+    assert!(!dir.path().join(SCANS_DIR).join("bag-00000009.tiff.part").exists());
+    let trail = audit::entries(s.connection()).unwrap();
+    assert_eq!(trail.iter().filter(|e| e.action == "bag.recovered").count(), 2);
+    assert!(s.verify_audit().unwrap().ok());
+    drop(s);
+    assert!(Store::open(dir.path()).unwrap().recovered.is_empty(), "recovered once");
+}
+
+#[test]
+fn decisions_and_marks_round_trip_through_the_archive() {
+    let cfg = InspectionConfig::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let id = s.begin_bag(&start(5, Some("EMS123"), 100), "capture").unwrap();
+    let mut rec = BagRecord::new(5, Some("EMS123".into()));
+    let c = op("c001", Role::Customs);
+    let q = op("q001", Role::Quarantine);
+    let customs = cfg.agencies[0].id.clone();
+    let quarantine = cfg.agencies[1].id.clone();
+    let code0 = cfg.agencies[0].decisions[0].code.clone();
+    let code1 = cfg.agencies[0].decisions[1].code.clone();
+    let qcode = cfg.agencies[1].decisions[0].code.clone();
+    let d = rec.decide(&cfg, &customs, &code0, &c, 200, None).unwrap().clone();
+    s.record_decision(id, &d).unwrap();
+    let d = rec.decide(&cfg, &customs, &code1, &c, 300, Some("second look")).unwrap().clone();
+    s.record_decision(id, &d).unwrap();
+    let d = rec.decide(&cfg, &quarantine, &qcode, &q, 310, None).unwrap().clone();
+    s.record_decision(id, &d).unwrap();
+    let cat = cfg.agencies[0].categories[0].id.clone();
+    let qcat = cfg.agencies[1].categories[0].id.clone();
+    let shape = Shape::Rect { x0: 1.0, y0: 2.0, x1: 10.0, y1: 20.0 };
+    let m1 = rec.annotate(&cfg, &customs, &c, shape.clone(), &cat, "knife?", 320).unwrap();
+    s.save_annotation(id, rec.annotations.last().unwrap(), MarkChange::Added, "c001", 320).unwrap();
+    let m2 =
+        rec.annotate(&cfg, &quarantine, &q, Shape::Text { at: [3.0, 4.0] }, &qcat, "fruit", 330).unwrap();
+    s.save_annotation(id, rec.annotations.last().unwrap(), MarkChange::Added, "q001", 330).unwrap();
+    let shape2 = Shape::Ellipse { cx: 5.0, cy: 5.0, rx: 2.0, ry: 3.0 };
+    rec.edit_annotation(&cfg, m1, &c, shape2, &cat, "knife", 340).unwrap();
+    let edited = rec.annotations.iter().find(|a| a.id == m1).unwrap().clone();
+    s.save_annotation(id, &edited, MarkChange::Edited, "c001", 340).unwrap();
+    rec.delete_annotation(&cfg, m2, &q).unwrap();
+    s.delete_annotation(id, m2, "q001", 350).unwrap();
+    assert!(s.delete_annotation(id, m2, "q001", 351).is_err(), "deleted once");
+
+    let back = s.record(id).unwrap();
+    assert_eq!(back.decisions, rec.decisions);
+    assert_eq!(back.annotations, rec.annotations);
+    assert_eq!(back.outcome(&cfg), rec.outcome(&cfg));
+    // A new mark after a restart does not reuse the deleted mark's id.
+    let mut back = back;
+    let m3 = back.annotate(&cfg, &customs, &c, shape, &cat, "", 360).unwrap();
+    assert!(m3 > m2);
+    s.save_annotation(id, back.annotations.last().unwrap(), MarkChange::Added, "c001", 360).unwrap();
+
+    let actions: Vec<String> =
+        audit::entries(s.connection()).unwrap().into_iter().map(|e| e.action).collect();
+    for a in ["bag.begin", "decision", "decision.change", "mark.add", "mark.edit", "mark.delete"] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+    let change =
+        audit::entries(s.connection()).unwrap().into_iter().find(|e| e.action == "decision.change").unwrap();
+    assert!(change.detail.contains("second look") && change.detail.contains(&code0), "{}", change.detail);
+    assert!(s.verify_audit().unwrap().ok());
+    assert!(matches!(s.record_decision(999, &rec.decisions[0]), Err(StoreError::NoSuchBag(999))));
+}
+
+#[test]
+fn search_by_time_tag_operator_agency_decision_and_category() {
+    let cfg = InspectionConfig::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let customs = cfg.agencies[0].id.clone();
+    let quarantine = cfg.agencies[1].id.clone();
+    let c = op("c001", Role::Customs);
+    let q = op("q001", Role::Quarantine);
+    let mut ids = Vec::new();
+    for i in 0..6u64 {
+        let tag = format!("T{i}");
+        let id = s.begin_bag(&start(i, Some(&tag), 1000 * i), "capture").unwrap();
+        let mut rec = BagRecord::new(i, Some(tag.clone()));
+        let code = &cfg.agencies[0].decisions[(i % 2) as usize].code;
+        let d = rec.decide(&cfg, &customs, code, &c, 1000 * i + 1, None).unwrap().clone();
+        s.record_decision(id, &d).unwrap();
+        if i % 3 == 0 {
+            let qcat = &cfg.agencies[1].categories[0].id;
+            rec.annotate(&cfg, &quarantine, &q, Shape::Text { at: [1.0, 1.0] }, qcat, "", 1000 * i + 2)
+                .unwrap();
+            s.save_annotation(id, rec.annotations.last().unwrap(), MarkChange::Added, "q001", 1000 * i + 2)
+                .unwrap();
+        }
+        ids.push(id);
+    }
+    let find = |q: BagQuery| s.bags(&q).unwrap().into_iter().map(|b| b.id).collect::<Vec<_>>();
+    assert_eq!(find(BagQuery::default()), ids.iter().rev().copied().collect::<Vec<_>>(), "newest first");
+    assert_eq!(find(BagQuery { limit: 2, ..Default::default() }), vec![ids[5], ids[4]]);
+    assert_eq!(
+        find(BagQuery { from_ms: Some(2000), to_ms: Some(4000), ..Default::default() }),
+        vec![ids[3], ids[2]]
+    );
+    assert_eq!(find(BagQuery { item_id: Some("T4".into()), ..Default::default() }), vec![ids[4]]);
+    assert_eq!(find(BagQuery { operator: Some("q001".into()), ..Default::default() }), vec![ids[3], ids[0]]);
+    assert_eq!(
+        find(BagQuery { agency: Some(quarantine.clone()), ..Default::default() }),
+        vec![ids[3], ids[0]]
+    );
+    let code1 = cfg.agencies[0].decisions[1].code.clone();
+    assert_eq!(find(BagQuery { decision: Some(code1), ..Default::default() }), vec![ids[5], ids[3], ids[1]]);
+    let qcat = cfg.agencies[1].categories[0].id.clone();
+    assert_eq!(
+        find(BagQuery { category: Some(qcat), operator: Some("c001".into()), ..Default::default() }),
+        vec![ids[3], ids[0]]
+    );
+    assert!(find(BagQuery { operator: Some("nobody".into()), ..Default::default() }).is_empty());
+}
+
+/// A trail of `n` logged entries after the migration's.
+fn trail(n: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    for i in 0..n {
+        s.log(i as u64, "c001", "login", None, json!({ "station": i })).unwrap();
+    }
+    (dir, s)
+}
+
+/// Play someone with the database file open in an SQL shell.
+fn tamper(s: &Store, sql: &str) {
+    s.connection()
+        .execute_batch("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;")
+        .unwrap();
+    s.connection().execute_batch(sql).unwrap();
+}
+
+#[test]
+fn the_trail_refuses_updates_and_deletes() {
+    let (_d, s) = trail(3);
+    let e = s.connection().execute("UPDATE audit SET actor = 'x' WHERE seq = 2", []).unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    assert!(s.connection().execute("DELETE FROM audit WHERE seq = 2", []).is_err());
+    assert!(s.verify_audit().unwrap().ok());
+}
+
+#[test]
+fn verify_finds_an_edited_entry() {
+    let (_d, s) = trail(5);
+    tamper(&s, "UPDATE audit SET actor = 'q001' WHERE seq = 3");
+    let r = s.verify_audit().unwrap();
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(r.problems[0].contains("entry 3") && r.problems[0].contains("altered"), "{:?}", r.problems);
+}
+
+#[test]
+fn verify_finds_a_deleted_entry() {
+    let (_d, s) = trail(5);
+    tamper(&s, "DELETE FROM audit WHERE seq = 4");
+    let r = s.verify_audit().unwrap();
+    assert!(!r.ok());
+    assert!(r.problems.iter().any(|p| p.contains("4..4 are missing")), "{:?}", r.problems);
+}
+
+#[test]
+fn verify_finds_a_deleted_entry_with_the_rest_renumbered() {
+    let (_d, s) = trail(5);
+    tamper(&s, "DELETE FROM audit WHERE seq = 3; UPDATE audit SET seq = seq - 1 WHERE seq > 3;");
+    let r = s.verify_audit().unwrap();
+    assert!(!r.ok());
+    assert!(r.problems.iter().any(|p| p.contains("does not follow")), "{:?}", r.problems);
+}
+
+#[test]
+fn verify_finds_reordered_entries() {
+    let (_d, s) = trail(5);
+    // Swap entries 2 and 4 whole (each keeps its own hash, so no single entry looks altered).
+    tamper(
+        &s,
+        "UPDATE audit SET seq = -2 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 4;
+         UPDATE audit SET seq = 4 WHERE seq = -2;",
+    );
+    let r = s.verify_audit().unwrap();
+    assert!(!r.ok());
+    assert!(r.problems.iter().any(|p| p.contains("does not follow")), "{:?}", r.problems);
+}
+
+#[test]
+fn verify_finds_a_cut_tail() {
+    let (_d, s) = trail(5);
+    let before = s.verify_audit().unwrap().head.unwrap();
+    tamper(&s, &format!("DELETE FROM audit WHERE seq = {}", before.0));
+    let r = s.verify_audit().unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("removed from the end")), "{:?}", r.problems);
+}
+
+#[test]
+fn a_record_and_its_audit_entry_commit_together() {
+    let (dir, mut s) = trail(1);
+    // Break the trail's head table: the decision's transaction must fail as a whole.
+    let id = s.begin_bag(&start(1, None, 5), "capture").unwrap();
+    s.connection().execute_batch("DROP TABLE audit_head").unwrap();
+    let d = Decision {
+        agency: "customs".into(),
+        code: "release".into(),
+        operator: "c001".into(),
+        at_ms: 9,
+        reason: None,
+    };
+    assert!(s.record_decision(id, &d).is_err());
+    let n: i64 = s.connection().query_row("SELECT COUNT(*) FROM decisions", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 0, "no decision without its audit entry");
+    drop(dir);
+}
