@@ -19,6 +19,7 @@ use crate::domain::synth::{SyntheticScanner, generate_bag};
 use crate::domain::view::{Preset, ViewSettings};
 use crate::pipeline::{cpu, gpu};
 
+mod archive;
 mod stream;
 
 #[derive(Parser, Debug)]
@@ -33,6 +34,10 @@ pub struct Cli {
     /// Scanner profile (built-in name or path to a .toml) for the workstation.
     #[arg(long, default_value = DEFAULT_PROFILE, global = true)]
     pub profile: String,
+    /// The archive's folder (bags, scans, decisions, audit trail); default:
+    /// $XDG_DATA_HOME/twinspect or ~/.local/share/twinspect.
+    #[arg(long, global = true)]
+    pub data: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,6 +94,18 @@ pub enum Command {
     /// Record bags from a source, headless: bag-NNNNNN.tiff (two pages) per bag, then the link's
     /// statistics (lines, bags, missing lines, CRC errors, resends).
     Capture(stream::CaptureArgs),
+    /// List archived bags, newest first, one per line (archive id first), or search them by
+    /// time, tag, operator, agency, decision or mark category.
+    Bags(archive::BagsArgs),
+    /// The archive's audit trail: verify its hash chain, or list it.
+    Audit {
+        #[command(subcommand)]
+        action: archive::AuditAction,
+    },
+    /// Write bags, decisions and marks as fast as possible, acknowledging each commit (the
+    /// kill -9 harness's victim).
+    #[command(hide = true)]
+    StoreExercise(archive::ExerciseArgs),
     /// Manage operator accounts (PINs are read from standard input and stored as Argon2id hashes).
     Operators {
         /// The accounts file (TOML).
@@ -135,7 +152,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             run_workstation(&cli.profile, seed, operators.as_deref(), layout.as_deref(), source.as_deref())
         }
         Some(Command::Emulate(a)) => stream::emulate(&ScannerProfile::load(&cli.profile)?, a),
-        Some(Command::Capture(a)) => stream::capture(&cli.profile, a),
+        Some(Command::Capture(a)) => stream::capture(&cli.profile, cli.data.as_deref(), a),
+        Some(Command::Bags(a)) => archive::bags(cli.data.as_deref(), a),
+        Some(Command::Audit { action }) => archive::audit_command(cli.data.as_deref(), action),
+        Some(Command::StoreExercise(a)) => archive::exercise(cli.data.as_deref(), a),
         Some(Command::Operators { file, action }) => operators_command(&file, action),
         Some(Command::Classify { file }) => {
             let profile = ScannerProfile::load(&cli.profile)?;

@@ -1,6 +1,7 @@
 //! The stream commands: `emulate` (serve the synthetic scanner over a serial link) and `capture`
 //! (record bags from any source URL, headless, and print link statistics).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use crate::source::emulator::{
 use crate::source::serial::SerialOptions;
 use crate::source::url::SourceUrl;
 use crate::source::{SourceEvent, SourceStats};
+use crate::store::{BagStart, Store};
 
 /// Options of `twinspect emulate`.
 #[derive(clap::Args, Debug)]
@@ -234,9 +236,10 @@ pub struct CaptureArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     pub seconds: Option<f64>,
-    /// Folder for bag-NNNNNN.tiff (two pages, low and high), its .calib.json and .json.
+    /// Also write loose files: bag-NNNNNN.tiff (two pages, low and high), its .calib.json and
+    /// .json. Without --data, only these (nothing is archived).
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Also write what was received, as it arrived (all kinds, no calibration, no gaps filled):
     /// from a GigE Vision detector every block, gige-block-<id>.tiff (one 16-bit page of the
     /// block's width and height, lost packets named in its description); from other sources
@@ -301,7 +304,7 @@ fn write_gige_block(dir: &Path, b: &crate::source::RawBlock) -> anyhow::Result<(
     Ok(())
 }
 
-pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
+pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyhow::Result<()> {
     let mut url = SourceUrl::parse(&a.source)?;
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile_name))?;
     // A GigE Vision detector's blocks are kept exactly as they arrived; other sources' lines are
@@ -318,8 +321,27 @@ pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
     if a.bags == Some(0) {
         bail!("--bags 0: nothing to capture");
     }
+    if a.raw && a.out.is_none() {
+        bail!("--raw writes loose files: give --out DIR");
+    }
+    // The archive: --data, or the default data directory when there is no --out either.
+    let archive_dir = match (&a.out, data) {
+        (_, Some(d)) => Some(d.to_path_buf()),
+        (None, None) => Some(super::archive::data_dir(None)?),
+        (Some(_), None) => None,
+    };
+    let mut store = archive_dir.as_deref().map(Store::open).transpose()?;
+    if let Some(s) = &store {
+        for id in &s.recovered {
+            eprintln!("archive: bag {id} was left half captured by a crash; kept, flagged partial");
+        }
+    }
+    let mut archive_ids: HashMap<u64, i64> = HashMap::new();
     let src = crate::source::open(&url, &profile)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    if let Some(out) = &a.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    }
+    let out = a.out.clone().unwrap_or_default();
     let channels = profile.channels as usize;
     let mut asm = Assembler::new(channels, profile.full_scale());
     asm.segmenter = Segmenter::for_profile(&profile, 30.0);
@@ -329,7 +351,13 @@ pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
     let mut written = 0u64;
     let (mut raw_block, mut raw_blocks) = (Vec::new(), 0u64);
     let mut faults_shown = 0;
-    eprintln!("capturing from {} ({} channels) into {}", src.description, channels, a.out.display());
+    let into: Vec<String> = a
+        .out
+        .iter()
+        .map(|o| o.display().to_string())
+        .chain(archive_dir.iter().map(|d| format!("the archive at {}", d.display())))
+        .collect();
+    eprintln!("capturing from {} ({} channels) into {}", src.description, channels, into.join(" and "));
     while a.bags.is_none_or(|n| written < n) && deadline.is_none_or(|d| Instant::now() < d) {
         let mut events = Vec::new();
         if let Ok(e) = src.events.recv_timeout(Duration::from_millis(100)) {
@@ -339,7 +367,7 @@ pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
         if a.raw {
             for e in &events {
                 if let SourceEvent::RawBlock(b) = e {
-                    write_gige_block(&a.out, b)?;
+                    write_gige_block(&out, b)?;
                     raw_blocks += 1;
                 }
                 if let SourceEvent::Line(l) = e
@@ -347,7 +375,7 @@ pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
                 {
                     raw_block.push((l.low.clone(), l.high.clone()));
                     if raw_block.len() == RAW_BLOCK {
-                        write_raw_block(&a.out, raw_blocks, &mut raw_block)?;
+                        write_raw_block(&out, raw_blocks, &mut raw_block)?;
                         raw_blocks += 1;
                     }
                 }
@@ -358,11 +386,73 @@ pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
             eprintln!("source: {f}");
         }
         faults_shown = asm.stats.faults.len();
+        // A bag is in the archive from its first line on, so a crash leaves it flagged, not lost.
+        if let Some(store) = store.as_mut() {
+            for span in &batch.bags {
+                if !archive_ids.contains_key(&span.bag)
+                    && span.end_line.is_none()
+                    && a.bags.is_none_or(|n| written + (archive_ids.len() as u64) < n)
+                {
+                    let start = BagStart {
+                        scanner_bag: span.bag,
+                        item_id: span.item_id.as_deref(),
+                        source: &src.description,
+                        profile: &profile.name,
+                        channels,
+                        at_ms: super::now_ms(),
+                    };
+                    archive_ids.insert(span.bag, store.begin_bag(&start, "capture")?);
+                }
+            }
+        }
         for bag in collector.push(&batch, asm.calibration.as_ref()) {
             if a.bags.is_some_and(|n| written >= n) {
                 break;
             }
-            write_bag(&a.out, written, &bag, &profile, &src.description)?;
+            if let Some(dir) = &a.out {
+                write_bag(dir, written, &bag, &profile, &src.description)?;
+            }
+            if let Some(store) = store.as_mut() {
+                let id = match archive_ids.remove(&bag.span.bag) {
+                    Some(id) => id,
+                    None => {
+                        let start = BagStart {
+                            scanner_bag: bag.span.bag,
+                            item_id: bag.span.item_id.as_deref(),
+                            source: &src.description,
+                            profile: &profile.name,
+                            channels,
+                            at_ms: super::now_ms(),
+                        };
+                        store.begin_bag(&start, "capture")?
+                    }
+                };
+                let row = match store.finish_bag(
+                    id,
+                    &bag.frame,
+                    &bag.calibration,
+                    &bag.missing,
+                    bag.truncated,
+                    super::now_ms(),
+                    "capture",
+                ) {
+                    Ok(row) => row,
+                    Err(e) => {
+                        // Flag the bags that will not be finished now, while the reason is
+                        // known (a full disk usually still takes these few bytes; if not, the
+                        // next start flags them).
+                        let why = format!("not saved: {e}");
+                        for id in std::iter::once(id).chain(archive_ids.values().copied()) {
+                            let _ = store.abandon_bag(id, &why, super::now_ms(), "capture");
+                        }
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "archiving bag {id} ({written} bags archived before it are safe)"
+                        )));
+                    }
+                };
+                // Printed only once the bag is committed: the kill -9 harness counts on it.
+                println!("archived bag {} sha256 {}", row.id, row.scan_sha256.as_deref().unwrap_or("-"));
+            }
             eprintln!(
                 "bag {} ({}): {} lines, {} missing{}",
                 written,
@@ -374,8 +464,13 @@ pub fn capture(profile_name: &str, a: CaptureArgs) -> anyhow::Result<()> {
             written += 1;
         }
     }
+    if let Some(store) = store.as_mut() {
+        for (_, id) in archive_ids.drain() {
+            store.abandon_bag(id, "capture stopped before the bag ended", super::now_ms(), "capture")?;
+        }
+    }
     if a.raw && !raw_block.is_empty() {
-        write_raw_block(&a.out, raw_blocks, &mut raw_block)?;
+        write_raw_block(&out, raw_blocks, &mut raw_block)?;
         raw_blocks += 1;
     }
     let st = &src.stats;

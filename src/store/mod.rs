@@ -543,6 +543,25 @@ impl Store {
         self.bag(id)
     }
 
+    /// A bag that will not be finished (the capture stopped first): flagged partial with `why`.
+    pub fn abandon_bag(&mut self, id: i64, why: &str, at_ms: u64, actor: &str) -> Result<()> {
+        let n = self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE bags SET state = 'partial', note = ?2, ended_ms = ?3 WHERE id = ?1 AND state = 'capturing'",
+                params![id, why, at_ms as i64],
+            )?;
+            if n == 1 {
+                audit::append(tx, at_ms, actor, "bag.abandoned", Some(id), &json!({ "note": why }))?;
+            }
+            Ok(n)
+        })?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotCapturing { id, state: self.bag(id)?.state.as_str().into() })
+        }
+    }
+
     /// A decision, committed with its audit entry (a change of decision carries its reason).
     pub fn record_decision(&mut self, bag: i64, d: &Decision) -> Result<()> {
         self.bag(bag)?;

@@ -1,0 +1,314 @@
+//! The archive's commands: `bags` (list and search), `audit verify|list`, the data directory's
+//! default, UTC times on the command line, and a hidden `store-exercise` that the kill -9
+//! harness (`tests/archive.rs`) drives.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::domain::inspection::{InspectionConfig, Operator, OutcomeState, Role, Shape};
+use crate::store::{BagQuery, BagStart, MarkChange, Store, audit};
+
+/// `--data`, or `$XDG_DATA_HOME/twinspect`, or `~/.local/share/twinspect`.
+pub fn data_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = given {
+        return Ok(d.to_path_buf());
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("twinspect"));
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".local/share/twinspect")),
+        None => bail!("no data directory: give --data DIR (neither XDG_DATA_HOME nor HOME is set)"),
+    }
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `2026-11-28 06:15:02Z` for a Unix time in milliseconds.
+pub fn utc(ms: u64) -> String {
+    let s = (ms / 1000) as i64;
+    let (y, m, d) = civil_from_days(s.div_euclid(86_400));
+    let t = s.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+}
+
+/// A time on the command line: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS]` (UTC; a space works
+/// instead of `T`), or Unix milliseconds.
+pub fn parse_time(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim().trim_end_matches('Z');
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.len() > 8 {
+        return s.parse().with_context(|| format!("{s}: not a time"));
+    }
+    let bad =
+        || anyhow::anyhow!("{s}: a time is YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC) or Unix milliseconds");
+    let (date, time) = match s.split_once(['T', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let num = |p: &str, lo: i64, hi: i64| -> anyhow::Result<i64> {
+        let v: i64 = p.parse().map_err(|_| bad())?;
+        if (lo..=hi).contains(&v) { Ok(v) } else { Err(bad()) }
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    if d.len() != 3 || d[0].len() != 4 {
+        return Err(bad());
+    }
+    let (y, m, day) = (num(d[0], 1970, 9999)?, num(d[1], 1, 12)?, num(d[2], 1, 31)?);
+    if civil_from_days(days_from_civil(y, m, day)) != (y, m, day) {
+        return Err(bad());
+    }
+    let mut secs = days_from_civil(y, m, day) * 86_400;
+    if let Some(t) = time {
+        let t: Vec<&str> = t.split(':').collect();
+        if !(2..=3).contains(&t.len()) {
+            return Err(bad());
+        }
+        secs += num(t[0], 0, 23)? * 3600 + num(t[1], 0, 59)? * 60;
+        if let Some(sec) = t.get(2) {
+            secs += num(sec, 0, 59)?;
+        }
+    }
+    Ok(secs as u64 * 1000)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BagsArgs {
+    /// Bags that began at or after this time (YYYY-MM-DD[THH:MM[:SS]] UTC, or Unix ms).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Bags that began before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Parcel barcode or baggage tag.
+    #[arg(long)]
+    pub item: Option<String>,
+    /// An operator who decided on or marked the bag.
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// An agency that decided on or marked the bag (customs, quarantine).
+    #[arg(long)]
+    pub agency: Option<String>,
+    /// A decision code recorded on the bag (release, open, hold, ...).
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// A category of one of its marks.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// At most this many, newest first (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn outcome_word(state: &OutcomeState) -> String {
+    match state {
+        OutcomeState::Pending { waiting_for } => format!("pending({})", waiting_for.join("+")),
+        OutcomeState::Released => "released".into(),
+        OutcomeState::Opened { by, joint } => {
+            format!("{}({})", if *joint { "joint-open" } else { "open" }, by.join("+"))
+        }
+        OutcomeState::Held { by } => format!("held({})", by.join("+")),
+        OutcomeState::Referred { by } => format!("referred({})", by.join("+")),
+    }
+}
+
+/// `twinspect bags`: one bag per line, archive id first.
+pub fn bags(data: Option<&Path>, a: BagsArgs) -> anyhow::Result<()> {
+    let dir = data_dir(data)?;
+    let store = Store::open_read(&dir)?;
+    let q = BagQuery {
+        from_ms: a.from.as_deref().map(parse_time).transpose()?,
+        to_ms: a.to.as_deref().map(parse_time).transpose()?,
+        item_id: a.item,
+        operator: a.operator,
+        agency: a.agency,
+        decision: a.decision,
+        category: a.category,
+        limit: a.limit,
+    };
+    let cfg = InspectionConfig::default();
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    for row in store.bags(&q)? {
+        let rec = store.record(row.id)?;
+        let outcome = rec.outcome(&cfg);
+        if a.json {
+            let v = serde_json::json!({ "bag": row, "outcome": outcome.state, "decisions": rec.decisions,
+                                        "marks": rec.annotations.len() });
+            writeln!(out, "{v}")?;
+            continue;
+        }
+        let decided: Vec<String> = outcome
+            .decisions
+            .iter()
+            .map(|(ag, d)| format!("{ag}={}", d.as_ref().map_or("-", |d| d.code.as_str())))
+            .collect();
+        writeln!(
+            out,
+            "{}\t{}\t{}\tscanner-bag={}\ttag={}\tlines={}\tmissing={}\t{}\t{}\tmarks={}",
+            row.id,
+            utc(row.started_ms),
+            row.state.as_str(),
+            row.scanner_bag,
+            row.item_id.as_deref().unwrap_or("-"),
+            row.lines.map_or("-".into(), |l| l.to_string()),
+            row.missing_rows.len(),
+            decided.join(" "),
+            outcome_word(&outcome.state),
+            rec.annotations.len(),
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AuditAction {
+    /// Check the hash chain: exit status 0 and the head hash when intact, 1 and every break
+    /// (edited, deleted, reordered or cut-off entries) when not.
+    Verify,
+    /// Print the trail, oldest first (one JSON object per line).
+    List {
+        /// Only entries about this archived bag.
+        #[arg(long)]
+        bag: Option<i64>,
+    },
+}
+
+pub fn audit_command(data: Option<&Path>, action: AuditAction) -> anyhow::Result<()> {
+    let dir = data_dir(data)?;
+    let store = Store::open_read(&dir)?;
+    match action {
+        AuditAction::Verify => {
+            let r = store.verify_audit()?;
+            if r.ok() {
+                let (seq, hash) = r.head.unwrap_or((0, audit::GENESIS.into()));
+                println!("audit trail intact: {} entries; head entry {seq} sha256 {hash}", r.entries);
+                Ok(())
+            } else {
+                for p in &r.problems {
+                    println!("BROKEN: {p}");
+                }
+                bail!(
+                    "the audit trail of {} is broken ({} problems in {} entries)",
+                    dir.display(),
+                    r.problems.len(),
+                    r.entries
+                )
+            }
+        }
+        AuditAction::List { bag } => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for e in audit::entries(store.connection())? {
+                if bag.is_none_or(|b| e.bag == Some(b)) {
+                    writeln!(out, "{}", serde_json::to_string(&e)?)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExerciseArgs {
+    /// How many bags to begin (each with decisions and marks).
+    #[arg(long, default_value_t = 1000)]
+    pub bags: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Hidden: write bags, scans, decisions, changes of decision and marks as fast as the disk
+/// allows, printing `ack KIND ID ...` on standard output after each commit. The kill -9 harness
+/// kills it at random moments and checks that every acknowledged record is in the archive.
+pub fn exercise(data: Option<&Path>, a: ExerciseArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = data_dir(data)?;
+    let mut store = Store::open(&dir)?;
+    let cfg = InspectionConfig::default();
+    let customs = cfg.agencies[0].clone();
+    let quarantine = cfg.agencies[1].clone();
+    let c = Operator { id: "c001".into(), name: "c".into(), roles: vec![Role::Customs] };
+    let q = Operator { id: "q001".into(), name: "q".into(), roles: vec![Role::Quarantine] };
+    let mut rng = crate::domain::rng::Rng::new(a.seed);
+    let mut out = std::io::stdout().lock();
+    for id in &store.recovered {
+        writeln!(out, "recovered {id}")?;
+    }
+    let channels = 64;
+    for n in 0..a.bags {
+        let t = super::now_ms();
+        let tag = format!("EX{}-{n}", a.seed);
+        let id = store.begin_bag(
+            &BagStart {
+                scanner_bag: n,
+                item_id: Some(&tag),
+                source: "exercise",
+                profile: "exercise",
+                channels,
+                at_ms: t,
+            },
+            "exercise",
+        )?;
+        writeln!(out, "ack begin {id}")?;
+        let lines = 16 + (rng.next_u64() % 48) as usize;
+        let mut f = crate::domain::scan::RawFrame::zeros(lines, channels);
+        for v in f.low.iter_mut().chain(f.high.iter_mut()) {
+            *v = (rng.next_u64() & 0xffff) as u16;
+        }
+        let calib = crate::domain::calib::Calibration {
+            dark_low: vec![0.0; channels],
+            dark_high: vec![0.0; channels],
+            air_low: vec![65535.0; channels],
+            air_high: vec![65535.0; channels],
+            full_scale: 65535,
+            dead: Vec::new(),
+        };
+        let row = store.finish_bag(id, &f, &calib, &[], false, t + 1, "exercise")?;
+        writeln!(out, "ack scan {id} {}", row.scan_sha256.unwrap_or_default())?;
+        let mut rec = store.record(id)?;
+        for (agency, op) in [(&customs, &c), (&quarantine, &q)] {
+            let code = &agency.decisions[(rng.next_u64() as usize) % agency.decisions.len()].code;
+            let d = rec.decide(&cfg, &agency.id, code, op, t + 2, None)?.clone();
+            store.record_decision(id, &d)?;
+            writeln!(out, "ack decision {id} {} {}", d.agency, d.code)?;
+            let cat = &agency.categories[(rng.next_u64() as usize) % agency.categories.len()].id;
+            let shape = Shape::Rect { x0: 1.0, y0: 1.0, x1: 5.0 + n as f32, y1: 9.0 };
+            let mark = rec.annotate(&cfg, &agency.id, op, shape, cat, "exercise", t + 3)?;
+            let saved = rec.annotations.iter().find(|m| m.id == mark).expect("just added").clone();
+            store.save_annotation(id, &saved, MarkChange::Added, &op.id, t + 3)?;
+            writeln!(out, "ack mark {id} {mark}")?;
+        }
+        // A change of decision, with its reason.
+        let next =
+            customs.decisions.iter().find(|d| Some(&d.code) != rec.current(&customs.id).map(|d| &d.code));
+        if let Some(code) = next {
+            let d = rec.decide(&cfg, &customs.id, &code.code, &c, t + 4, Some("second look"))?.clone();
+            store.record_decision(id, &d)?;
+            writeln!(out, "ack decision {id} {} {}", d.agency, d.code)?;
+        }
+    }
+    Ok(())
+}
