@@ -4,6 +4,7 @@
 //! compute) -> [`io`] (files) -> [`source`] (live line streams) -> [`ui`] (eframe window) -> the
 //! `twinspect` binary's commands.
 
+pub mod archiver;
 pub mod assemble;
 pub mod capture;
 pub mod cli;

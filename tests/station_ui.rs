@@ -149,3 +149,55 @@ fn picking_a_previous_bag_recalls_it_and_its_record() {
     assert_eq!(customs.state().recall, Some(old), "the screen is asked to bring bag 7's image back");
     customs.get_by_label("Bag 行李 #7 · tag 标签 OLD7");
 }
+
+#[test]
+fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
+    d.archive = Some(twinspect::archiver::Archiver::open(dir.path(), "test", "desk-140", 8).unwrap());
+    let desk: Shared = Rc::new(RefCell::new(d));
+    desk.borrow_mut().update_bags(&[BagSpan {
+        bag: 7,
+        item_id: Some("EMS0007".into()),
+        first_line: 0,
+        end_line: Some(800),
+    }]);
+    let mut customs = station(&desk, "customs");
+    let mut quarantine = station(&desk, "quarantine");
+    customs.run();
+    quarantine.run();
+    log_in(&mut customs, "c001", "1111");
+    customs.get_by_label("Release 放行").click();
+    customs.run();
+    customs.get_by_label("Recorded 已记录: release (c001)");
+    {
+        let desk = desk.borrow();
+        let store = desk.archive.as_ref().unwrap().store();
+        let rows = store.bags(&Default::default()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].item_id.as_deref(), Some("EMS0007"));
+        let rec = store.record(rows[0].id).unwrap();
+        assert_eq!(rec.decisions, desk.bags[0].1.decisions, "the screen shows what the archive holds");
+        let actions: Vec<String> = twinspect::store::audit::entries(store.connection())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert!(
+            actions.contains(&"login".to_string()) && actions.contains(&"decision".to_string()),
+            "{actions:?}"
+        );
+        // The archive fails (here: its decisions table is gone, as a damaged file would be).
+        store.connection().execute_batch("DROP TABLE decisions").unwrap();
+    }
+    log_in(&mut quarantine, "q001", "2222");
+    quarantine.get_by_label("Open for inspection 开箱查验").click();
+    quarantine.run();
+    quarantine.get_by_label_contains("NOT recorded");
+    assert_eq!(desk.borrow().bags[0].1.decisions.len(), 1, "an uncommitted decision is not shown as made");
+    quarantine.get_by_label("Outcome 结果: Waiting 待处置: Quarantine 检验检疫");
+    // Both screens say the archive has a problem.
+    customs.run();
+    customs.get_by_label_contains("Archive problem");
+    quarantine.get_by_label_contains("Archive problem");
+}

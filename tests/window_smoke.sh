@@ -23,7 +23,8 @@ export DISPLAY="$display"
 export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then XDG_RUNTIME_DIR=$(mktemp -d); export XDG_RUNTIME_DIR; fi
 for _ in $(seq 50); do xwininfo -root >/dev/null 2>&1 && break; sleep 0.1; done
-./target/debug/twinspect run --seed 3 >"$out/workstation.log" 2>&1 &
+data=$(mktemp -d)
+./target/debug/twinspect run --seed 3 --data "$data" >"$out/workstation.log" 2>&1 &
 app=$!
 found=""
 for _ in $(seq 120); do
@@ -74,3 +75,9 @@ read -r cb qb <<<"$before"
 read -r ca qa <<<"$after"
 [ "$cb" -lt 1000 ] && [ "$qb" -lt 1000 ] && [ "$ca" -lt 1000 ] && [ "$qa" -gt 3000 ] \
   || { echo "F11 on the quarantine screen did not change that screen alone"; exit 1; }
+# The workstation archives what it shows: bags with their scans, and a sound audit trail.
+archived=$(./target/debug/twinspect bags --data "$data" | grep -c $'\tcomplete\t' || true)
+echo "bags archived by the workstation: $archived"
+[ "$archived" -ge 1 ] || { echo "the workstation archived no bag"; ./target/debug/twinspect bags --data "$data"; exit 1; }
+./target/debug/twinspect audit verify --data "$data"
+rm -rf "$data"

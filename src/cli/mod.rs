@@ -147,10 +147,15 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => run_workstation(&cli.profile, 1, None, None, None),
-        Some(Command::Run { seed, operators, layout, source }) => {
-            run_workstation(&cli.profile, seed, operators.as_deref(), layout.as_deref(), source.as_deref())
-        }
+        None => run_workstation(&cli.profile, 1, None, None, None, cli.data.as_deref()),
+        Some(Command::Run { seed, operators, layout, source }) => run_workstation(
+            &cli.profile,
+            seed,
+            operators.as_deref(),
+            layout.as_deref(),
+            source.as_deref(),
+            cli.data.as_deref(),
+        ),
         Some(Command::Emulate(a)) => stream::emulate(&ScannerProfile::load(&cli.profile)?, a),
         Some(Command::Capture(a)) => stream::capture(&cli.profile, cli.data.as_deref(), a),
         Some(Command::Bags(a)) => archive::bags(cli.data.as_deref(), a),
@@ -455,6 +460,7 @@ fn run_workstation(
     operators: Option<&Path>,
     layout: Option<&Path>,
     source: Option<&str>,
+    data: Option<&Path>,
 ) -> anyhow::Result<()> {
     let url = match source {
         Some(s) => crate::source::url::SourceUrl::parse(s)?,
@@ -490,6 +496,29 @@ fn run_workstation(
             true,
         ),
     };
+    // The archive: a problem opening it (a full disk, a read-only directory) is shown on both
+    // screens and the live image goes on; records then say they were not recorded.
+    let mut desk = desk;
+    let data = archive::data_dir(data)?;
+    match crate::archiver::Archiver::open(
+        &data,
+        &source.description,
+        &profile.name,
+        profile.channels as usize,
+    ) {
+        Ok(mut a) => {
+            for id in &a.store().recovered {
+                eprintln!("archive: bag {id} was left half captured by a crash; kept, flagged partial");
+            }
+            a.log("system", "workstation.start", serde_json::json!({ "source": source.description }));
+            eprintln!("archive: {}", data.display());
+            desk.archive = Some(a);
+        }
+        Err(e) => {
+            eprintln!("archive: {e}; the workstation runs without archiving");
+            desk.archive_open_error = Some(e.to_string());
+        }
+    }
     eframe::run_native(
         "twinspect",
         crate::ui::native_options(&title, &layout.placement(0)),

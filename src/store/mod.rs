@@ -329,6 +329,24 @@ impl Store {
         Ok(store)
     }
 
+    /// Another writing connection to the same archive for a thread of this process (which
+    /// holds the directory's lock); SQLite serialises the two writers.
+    pub fn second_writer(&self) -> Result<Store> {
+        if self._lock.is_none() {
+            return Err(StoreError::Bad("a read-only archive has no second writer".into()));
+        }
+        let conn = Connection::open(&self.db_path).map_err(|e| self.e(e))?;
+        let s = Store {
+            conn,
+            dir: self.dir.clone(),
+            db_path: self.db_path.clone(),
+            _lock: None,
+            recovered: Vec::new(),
+        };
+        s.configure(true)?;
+        Ok(s)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

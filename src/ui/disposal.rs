@@ -10,12 +10,15 @@ use eframe::egui;
 
 use super::i18n::Lang;
 use super::marks::{MarkTool, Tool};
+use crate::archiver::Archiver;
 use crate::assemble::BagSpan;
 use crate::domain::inspection::{
-    AgencyConfig, BagRecord, InspectionConfig, InspectionError, Operator, OutcomeState, Role,
+    AgencyConfig, Annotation, BagRecord, Decision, InspectionConfig, InspectionError, Operator, OutcomeState,
+    Role,
 };
 use crate::domain::operators::{LoginError, OperatorStore};
 use crate::domain::session::{Session, SessionEvent, SessionPolicy};
+use crate::store::MarkChange;
 
 /// Bags kept for recall on screen.
 pub const RECENT_BAGS: usize = 50;
@@ -29,11 +32,70 @@ pub struct Desk {
     /// The accounts are the built-in demonstration ones (emulator only).
     pub demo_accounts: bool,
     pub session_policy: SessionPolicy,
+    /// Where records are committed before a screen calls them recorded (`None`: not archived).
+    pub archive: Option<Archiver>,
+    /// Why the archive could not be opened at start (shown on both screens).
+    pub archive_open_error: Option<String>,
 }
 
 impl Desk {
     pub fn new(config: InspectionConfig, operators: OperatorStore, demo_accounts: bool) -> Self {
-        Desk { config, operators, bags: Vec::new(), demo_accounts, session_policy: SessionPolicy::default() }
+        Desk {
+            config,
+            operators,
+            bags: Vec::new(),
+            demo_accounts,
+            session_policy: SessionPolicy::default(),
+            archive: None,
+            archive_open_error: None,
+        }
+    }
+
+    /// What is wrong with the archive now, for both screens.
+    pub fn archive_problem(&self) -> Option<String> {
+        self.archive_open_error.clone().or_else(|| self.archive.as_ref().and_then(|a| a.problem.clone()))
+    }
+
+    fn item_of(&self, bag: u64) -> Option<String> {
+        self.bags.iter().find(|(s, _)| s.bag == bag).and_then(|(_, r)| r.item_id.clone())
+    }
+
+    /// Commit a decision to the archive (when there is one); only then may the screen show it.
+    pub fn commit_decision(&mut self, bag: u64, d: &Decision) -> Result<(), String> {
+        let item = self.item_of(bag);
+        match self.archive.as_mut() {
+            Some(a) => a.record_decision(bag, item.as_deref(), d),
+            None if self.archive_open_error.is_some() => {
+                Err(self.archive_open_error.clone().unwrap_or_default())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Commit a new or edited mark, or (`None`) the deletion of mark `id`.
+    pub fn commit_mark(
+        &mut self,
+        bag: u64,
+        change: Option<(&Annotation, MarkChange)>,
+        id: u64,
+        by: &str,
+    ) -> Result<(), String> {
+        let item = self.item_of(bag);
+        match (self.archive.as_mut(), change) {
+            (Some(a), Some((m, c))) => a.save_mark(bag, item.as_deref(), m, c, by),
+            (Some(a), None) => a.delete_mark(bag, item.as_deref(), id, by),
+            (None, _) if self.archive_open_error.is_some() => {
+                Err(self.archive_open_error.clone().unwrap_or_default())
+            }
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// An audit entry (login, logout, refused login).
+    pub fn audit(&mut self, actor: &str, action: &str, detail: serde_json::Value) {
+        if let Some(a) = self.archive.as_mut() {
+            a.log(actor, action, detail);
+        }
     }
 
     /// Demonstration accounts for the emulator: c001 / 1111 (customs), q001 / 2222 (quarantine).
@@ -178,6 +240,11 @@ impl StationPanel {
             return;
         };
         ui.heading(lang.tr("Disposal", "处置"));
+        if let Some(p) = desk.archive_problem() {
+            let en = format!("Archive problem: {p}");
+            let zh = format!("存档故障：{p}");
+            ui.colored_label(egui::Color32::RED, lang.tr(&en, &zh));
+        }
         self.login_ui(ui, desk, &agency, now_ms);
         ui.separator();
         self.decision_ui(ui, desk, &agency, now_ms);
@@ -220,7 +287,7 @@ impl StationPanel {
         ui.checkbox(&mut self.marks.show_others, lang.tr("Show the other agency's marks", "显示对方标记"));
         let Some(bag_id) = self.bag_id(desk) else { return };
         let config = desk.config.clone();
-        let Some(bag) = desk.bag_mut(bag_id) else { return };
+        let Some(bag) = desk.bag_mut(bag_id).map(|b| b.clone()) else { return };
         let mut delete = None;
         for a in &bag.annotations {
             let mine = a.agency == agency.id;
@@ -236,10 +303,20 @@ impl StationPanel {
                 }
             });
         }
-        if let (Some(id), Some(op)) = (delete, &self.operator)
-            && let Err(e) = bag.delete_annotation(&config, id, op)
-        {
-            self.message = Some((true, e.to_string()));
+        if let (Some(id), Some(op)) = (delete, &self.operator) {
+            let mut trial = bag;
+            let r = trial
+                .delete_annotation(&config, id, op)
+                .map_err(|e| e.to_string())
+                .and_then(|_| desk.commit_mark(bag_id, None, id, &op.id));
+            match r {
+                Ok(()) => {
+                    if let Some(b) = desk.bag_mut(bag_id) {
+                        *b = trial;
+                    }
+                }
+                Err(e) => self.message = Some((true, e)),
+            }
         }
     }
 
@@ -252,6 +329,8 @@ impl StationPanel {
                 ui.button(lang.tr("Log out", "退出")).clicked()
             });
             if out.inner {
+                let id = op.id.clone();
+                desk.audit(&id, "logout", serde_json::json!({ "station": self.agency }));
                 self.operator = None;
                 self.session = None;
                 self.break_reminder = false;
@@ -276,6 +355,7 @@ impl StationPanel {
             let pin = std::mem::take(&mut self.login_pin);
             match desk.operators.login(self.login_id.trim(), &pin, now_ms) {
                 Ok(op) if op.may_act_for(agency) => {
+                    desk.audit(&op.id, "login", serde_json::json!({ "station": self.agency }));
                     self.message = Some((false, format!("{}: {}", lang.tr("Logged in", "已登录"), op.id)));
                     self.operator = Some(op);
                     self.session = Some(Session::new(now_ms));
@@ -287,7 +367,15 @@ impl StationPanel {
                     let zh = format!("{} 无{}岗位权限", op.id, agency.name.zh);
                     self.message = Some((true, lang.tr(&en, &zh)));
                 }
-                Err(e) => self.message = Some((true, login_error_text(lang, &e))),
+                Err(e) => {
+                    let id = self.login_id.trim().to_string();
+                    desk.audit(
+                        &id,
+                        "login.refused",
+                        serde_json::json!({ "station": self.agency, "why": e.to_string() }),
+                    );
+                    self.message = Some((true, login_error_text(lang, &e)))
+                }
             }
         }
         if desk.demo_accounts {
@@ -307,7 +395,8 @@ impl StationPanel {
             return;
         };
         let config = desk.config.clone();
-        let Some(bag) = desk.bag_mut(bag_id) else {
+        // Work on a copy: the desk's record changes only once the archive has committed.
+        let Some(mut bag) = desk.bag_mut(bag_id).map(|b| b.clone()) else {
             return;
         };
         ui.label(format!(
@@ -330,13 +419,25 @@ impl StationPanel {
                     && let Some(op) = &self.operator
                 {
                     let reason = Some(self.reason.as_str()).filter(|r| !r.trim().is_empty());
-                    match bag.decide(&config, &agency.id, &code.code, op, now_ms, reason) {
-                        Ok(d) => {
-                            let text =
-                                format!("{}: {} ({})", lang.tr("Recorded", "已记录"), d.code, d.operator);
-                            self.message = Some((false, text));
-                            self.reason.clear();
-                        }
+                    let mut trial = bag.clone();
+                    match trial.decide(&config, &agency.id, &code.code, op, now_ms, reason).cloned() {
+                        Ok(d) => match desk.commit_decision(bag_id, &d) {
+                            Ok(()) => {
+                                let text =
+                                    format!("{}: {} ({})", lang.tr("Recorded", "已记录"), d.code, d.operator);
+                                self.message = Some((false, text));
+                                self.reason.clear();
+                                if let Some(b) = desk.bag_mut(bag_id) {
+                                    *b = trial.clone();
+                                }
+                                bag = trial;
+                            }
+                            Err(e) => {
+                                let en = format!("NOT recorded: {e}");
+                                let zh = format!("未记录：{e}");
+                                self.message = Some((true, lang.tr(&en, &zh)));
+                            }
+                        },
                         Err(e @ InspectionError::ReasonRequired { .. }) => {
                             self.message = Some((true, lang.tr(&e.to_string(), "更改处置需填写原因")))
                         }

@@ -248,6 +248,9 @@ impl Workstation {
         let batch = self.assembler.feed(events);
         self.rate.add(batch.lines as u64);
         self.desk.update_bags(&batch.bags);
+        if let Some(a) = self.desk.archive.as_mut() {
+            a.feed(&batch, self.assembler.calibration.as_ref());
+        }
         let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), frame.wgpu_render_state()) else {
             return;
         };
@@ -660,10 +663,27 @@ impl Workstation {
                 .map_or(0, |d| d.as_millis() as u64);
             let (category, note) = (panel.marks.category.clone(), panel.marks.note.clone());
             let config = self.desk.config.clone();
-            if let Some((_, rec)) = self.desk.bags.iter_mut().find(|(s, _)| s.bag == bag_id) {
-                match rec.annotate(&config, &agency, &op, shape, &category, &note, now_ms) {
-                    Ok(id) => panel.message = Some((false, format!("{} #{id}", lang.tr("Marked", "已标记")))),
-                    Err(e) => panel.message = Some((true, e.to_string())),
+            // On a copy: the mark shows once the archive has committed it.
+            if let Some(mut trial) =
+                self.desk.bags.iter().find(|(s, _)| s.bag == bag_id).map(|(_, r)| r.clone())
+            {
+                let made = trial
+                    .annotate(&config, &agency, &op, shape, &category, &note, now_ms)
+                    .map_err(|e| e.to_string());
+                let r = made.and_then(|id| {
+                    let m = trial.annotations.iter().find(|a| a.id == id).cloned().expect("just added");
+                    self.desk
+                        .commit_mark(bag_id, Some((&m, crate::store::MarkChange::Added)), id, &op.id)
+                        .map(|_| id)
+                });
+                match r {
+                    Ok(id) => {
+                        if let Some((_, rec)) = self.desk.bags.iter_mut().find(|(s, _)| s.bag == bag_id) {
+                            *rec = trial;
+                        }
+                        panel.message = Some((false, format!("{} #{id}", lang.tr("Marked", "已标记"))))
+                    }
+                    Err(e) => panel.message = Some((true, e)),
                 }
             }
         }
