@@ -37,6 +37,10 @@ pub struct Batch {
     pub bags: Vec<BagSpan>,
     /// Per line of the batch: lost before it reached us (an inserted placeholder, shown hatched).
     pub missing: Vec<bool>,
+    /// The calibration in force when each bag that ended in this batch ended: what its scan is
+    /// kept with, whatever air updates later lines of the same batch bring (so a bag's record
+    /// depends on the line stream only, not on how it was cut into batches).
+    pub ended: Vec<(u64, Calibration)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -196,11 +200,20 @@ impl Assembler {
                     sg.last_end = end;
                     sg.run_empty = 0;
                     let span = self.open_bag.take().expect("open");
-                    batch.bags.retain(|b| b.bag != span.bag);
-                    batch.bags.push(span);
+                    self.ended(batch, span);
                 }
             }
         }
+    }
+
+    /// A bag has ended: its final span, and the calibration in force now.
+    fn ended(&self, batch: &mut Batch, span: BagSpan) {
+        if let Some(c) = &self.calibration {
+            batch.ended.retain(|(b, _)| *b != span.bag);
+            batch.ended.push((span.bag, c.clone()));
+        }
+        batch.bags.retain(|b| b.bag != span.bag);
+        batch.bags.push(span);
     }
 
     fn fault(&mut self, f: String) {
@@ -239,8 +252,7 @@ impl Assembler {
                     if let Some(mut prev) = self.open_bag.take() {
                         // no end was signalled: the bag ends where the next begins
                         prev.end_line = Some(self.stats.lines_shown);
-                        batch.bags.retain(|b| b.bag != prev.bag);
-                        batch.bags.push(prev);
+                        self.ended(&mut batch, prev);
                     }
                     let span = BagSpan { bag, item_id, first_line: self.stats.lines_shown, end_line: None };
                     batch.bags.push(span.clone());
@@ -250,8 +262,7 @@ impl Assembler {
                 SourceEvent::BagEnd { bag } => {
                     if let Some(mut span) = self.open_bag.take_if(|b| b.bag == bag) {
                         span.end_line = Some(self.stats.lines_shown);
-                        batch.bags.retain(|b| b.bag != bag);
-                        batch.bags.push(span);
+                        self.ended(&mut batch, span);
                     }
                     continue;
                 }
@@ -465,5 +476,41 @@ mod tests {
         // the 80 skipped lines are a gap in the sequence: shown as placeholders, not stitched
         assert_eq!(b.lines, n - 160 + 80);
         assert_eq!(b.missing.iter().filter(|m| **m).count(), 80);
+    }
+
+    #[test]
+    fn a_bag_is_kept_with_the_same_calibration_however_the_stream_is_batched() {
+        use crate::capture::BagCollector;
+        use crate::domain::profile::ScannerProfile;
+        use crate::domain::synth::{SyntheticScanner, generate_bag};
+        let p = ScannerProfile::load("desk-140").unwrap();
+        let mut s = SyntheticScanner::new(&p, 3).unwrap();
+        let (dark, air) = s.calibration_lines(crate::source::CALIBRATION_LINES);
+        let mut ev: Vec<SourceEvent> = dark.into_iter().chain(air).map(SourceEvent::Line).collect();
+        for b in 0..2u64 {
+            s.tube_output = 1.0 - 0.02 * b as f64; // drift: empty belt re-takes air
+            ev.extend((0..120).map(|_| SourceEvent::Line(s.air_line())));
+            ev.push(SourceEvent::BagStart { bag: b, item_id: None });
+            ev.extend(s.bag_lines(&generate_bag(b, &p)).map(SourceEvent::Line));
+            ev.push(SourceEvent::BagEnd { bag: b });
+        }
+        ev.extend((0..200).map(|_| SourceEvent::Line(s.air_line())));
+        let bags = |chunk: usize| {
+            let mut a = Assembler::new(p.channels as usize, p.full_scale());
+            let mut c = BagCollector::new(p.channels as usize, 8192);
+            let mut out = Vec::new();
+            for part in ev.chunks(chunk) {
+                let batch = a.feed(part.iter().cloned());
+                out.extend(c.push(&batch, a.calibration.as_ref()));
+            }
+            out
+        };
+        let (whole, small) = (bags(ev.len()), bags(7));
+        assert_eq!(whole.len(), 2);
+        assert_eq!(small.len(), 2);
+        for (x, y) in whole.iter().zip(&small) {
+            assert_eq!(x.frame, y.frame);
+            assert!(x.calibration == y.calibration, "bag {}: calibration depends on batching", x.span.bag);
+        }
     }
 }

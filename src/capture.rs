@@ -69,7 +69,9 @@ impl BagCollector {
         let end = self.end();
         let mut still_open = Vec::new();
         for span in std::mem::take(&mut self.open) {
-            match (span.end_line, calibration) {
+            // The calibration in force when the bag ended, when it ended in this batch.
+            let at_end = batch.ended.iter().find(|(b, _)| *b == span.bag).map(|(_, c)| c);
+            match (span.end_line, at_end.or(calibration)) {
                 (Some(e), Some(cal)) if e <= end => {
                     let from = span.first_line.max(self.base);
                     let rows: Vec<&(Vec<u16>, Vec<u16>, bool)> = self

@@ -1,7 +1,8 @@
 //! Twinspect: a dual-energy X-ray inspection workstation, "one machine, two screens".
 //!
 //! Layers (see `ARCHITECTURE.md`): [`domain`] (pure core) -> [`pipeline`] (CPU twin and wgpu
-//! compute) -> [`io`] (files) -> [`source`] (live line streams) -> [`ui`] (eframe window) -> the
+//! compute) -> [`io`] and [`store`] (files, the archive) -> [`source`] (live line streams,
+//! recordings) -> [`assemble`], [`capture`], [`archiver`] -> [`ui`] (eframe window) -> the
 //! `twinspect` binary's commands.
 
 pub mod archiver;

@@ -87,6 +87,9 @@ pub enum Command {
         /// `synthetic://?seed=7`); default: the built-in emulator with --seed.
         #[arg(long)]
         source: Option<String>,
+        /// Also record everything the source delivers, with its timing, to FILE (.tsrec).
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
     /// Serve the physics-based scanner emulator over a serial link (a pseudo-terminal or a
     /// device), with optional injected loss, corruption, noise and disconnects.
@@ -147,14 +150,15 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => run_workstation(&cli.profile, 1, None, None, None, cli.data.as_deref()),
-        Some(Command::Run { seed, operators, layout, source }) => run_workstation(
+        None => run_workstation(&cli.profile, 1, None, None, None, cli.data.as_deref(), None),
+        Some(Command::Run { seed, operators, layout, source, record }) => run_workstation(
             &cli.profile,
             seed,
             operators.as_deref(),
             layout.as_deref(),
             source.as_deref(),
             cli.data.as_deref(),
+            record.as_deref(),
         ),
         Some(Command::Emulate(a)) => stream::emulate(&ScannerProfile::load(&cli.profile)?, a),
         Some(Command::Capture(a)) => stream::capture(&cli.profile, cli.data.as_deref(), a),
@@ -461,6 +465,7 @@ fn run_workstation(
     layout: Option<&Path>,
     source: Option<&str>,
     data: Option<&Path>,
+    record: Option<&Path>,
 ) -> anyhow::Result<()> {
     let url = match source {
         Some(s) => crate::source::url::SourceUrl::parse(s)?,
@@ -470,7 +475,10 @@ fn run_workstation(
     let lut = MaterialLut::for_profile(&profile)?;
     let inspection = crate::domain::inspection::InspectionConfig::default();
     inspection.validate()?;
-    let source = crate::source::open(&url, &profile)?;
+    let mut source = crate::source::open(&url, &profile)?;
+    if let Some(r) = record {
+        source = crate::source::replay::record(source, r, &profile.name, profile.channels as usize)?;
+    }
     let title = crate::ui::station_title(&inspection.agencies[0]);
     let layout = match layout {
         Some(path) => {

@@ -246,6 +246,10 @@ pub struct CaptureArgs {
     /// every line, 256 to block-NNNNNN.tiff (one 16-bit page, each row low then high samples).
     #[arg(long)]
     pub raw: bool,
+    /// Also record everything the source delivers, with its timing, to FILE (.tsrec): replay it
+    /// with --source replay://FILE?speed=1|4|max.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(serde::Serialize)]
@@ -337,7 +341,10 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
         }
     }
     let mut archive_ids: HashMap<u64, i64> = HashMap::new();
-    let src = crate::source::open(&url, &profile)?;
+    let mut src = crate::source::open(&url, &profile)?;
+    if let Some(r) = &a.record {
+        src = crate::source::replay::record(src, r, &profile.name, profile.channels as usize)?;
+    }
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     }

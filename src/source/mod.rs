@@ -11,6 +11,8 @@
 
 pub mod emulator;
 pub mod gige;
+pub mod recording;
+pub mod replay;
 pub mod serial;
 pub mod url;
 
@@ -136,6 +138,8 @@ pub enum OpenError {
     Url(#[from] url::UrlError),
     #[error(transparent)]
     Physics(#[from] crate::domain::physics::PhysicsError),
+    #[error(transparent)]
+    Replay(#[from] replay::ReplayError),
 }
 
 /// Start the source a URL names, delivering lines of `profile`'s width.
@@ -154,6 +158,11 @@ pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSourc
             Ok(spawn_synthetic(profile, opts)?)
         }
         "serial" => Ok(serial::spawn(serial::SerialOptions::from_url(u)?)),
+        "replay" => {
+            u.only_keys(&["speed", "profile"])?;
+            let speed = replay::parse_speed(u.get_str("speed").unwrap_or("1"))?;
+            Ok(replay::spawn_replay(std::path::Path::new(&u.location), speed, profile.channels as usize)?)
+        }
         _ => {
             let o = gige::driver::GigeSourceOptions::from_url(
                 u,

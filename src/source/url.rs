@@ -1,6 +1,6 @@
 //! Source URLs, as given on the command line and in configuration:
 //! `synthetic://?seed=7&profile=desk-140`, `serial:///dev/ttyUSB0?baud=3000000&parity=none`,
-//! `gige://192.168.1.20`.
+//! `gige://192.168.1.20`, `replay://recordings/shift.tsrec?speed=4`.
 //!
 //! Owns: [`SourceUrl`] (scheme, location, query) and its parsing with clear errors. Knows nothing
 //! of what each source does with its options.
@@ -23,7 +23,7 @@ pub struct SourceUrl {
 pub enum UrlError {
     #[error("`{0}` is not a source URL (expected scheme://location?key=value&...)")]
     Syntax(String),
-    #[error("unknown source `{0}://` (known: synthetic, serial, gige)")]
+    #[error("unknown source `{0}://` (known: synthetic, serial, gige, replay)")]
     Scheme(String),
     #[error("`{key}` is given twice in the source URL")]
     Duplicate { key: String },
@@ -33,7 +33,7 @@ pub enum UrlError {
     UnknownKey { scheme: String, key: String, known: String },
 }
 
-pub const SCHEMES: [&str; 3] = ["synthetic", "serial", "gige"];
+pub const SCHEMES: [&str; 4] = ["synthetic", "serial", "gige", "replay"];
 
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();

@@ -1,0 +1,149 @@
+//! Recording and replay as a user runs them: `capture --record` from a live source, then
+//! `capture --source replay://FILE` gives byte-identical bag scans; the pace follows `speed`;
+//! a recording cut short by a crash replays up to its last whole record; a damaged one says
+//! where; a recording of another detector width is refused with the profile to use.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use twinspect::source::SourceEvent;
+use twinspect::source::replay::spawn_replay;
+
+fn twinspect() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_twinspect"));
+    c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
+    c
+}
+
+fn capture(args: &[&str], out: &Path) -> String {
+    let o = twinspect().arg("capture").args(args).arg("--out").arg(out).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "capture {args:?}: {err}");
+    err
+}
+
+/// A recording of `bags` bags from the synthetic scanner (at ten times its line rate), with the
+/// loose files of the live capture in `dir/live`.
+fn record(dir: &Path, bags: &str) -> std::path::PathBuf {
+    let rec = dir.join("shift.tsrec");
+    capture(
+        &["--source", "synthetic://?seed=12&speed=10", "--bags", bags, "--record", rec.to_str().unwrap()],
+        &dir.join("live"),
+    );
+    rec
+}
+
+#[test]
+fn a_replay_gives_the_same_bags_as_the_live_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = record(dir.path(), "3");
+    let url = format!("replay://{}?speed=max", rec.display());
+    let err = capture(&["--source", &url, "--bags", "3"], &dir.path().join("again"));
+    assert!(err.contains("recorded from synthetic://?seed=12"), "{err}");
+    for n in 0..3 {
+        let name = format!("bag-{n:06}");
+        let live = std::fs::read(dir.path().join("live").join(format!("{name}.tiff"))).unwrap();
+        let again = std::fs::read(dir.path().join("again").join(format!("{name}.tiff"))).unwrap();
+        assert!(live == again, "{name}.tiff differs between live and replay");
+        let cal =
+            |d: &str| std::fs::read(dir.path().join(d).join(format!("{name}.tiff.calib.json"))).unwrap();
+        assert!(cal("live") == cal("again"), "{name}: calibration differs between live and replay");
+        let meta = |d: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(dir.path().join(d).join(format!("{name}.json"))).unwrap())
+                .unwrap()
+        };
+        let (a, b) = (meta("live"), meta("again"));
+        for k in ["bag", "item_id", "lines", "missing_rows", "truncated"] {
+            assert_eq!(a[k], b[k], "{name}: {k}");
+        }
+    }
+}
+
+#[test]
+fn replay_follows_the_speed_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = record(dir.path(), "1");
+    let profile = twinspect::domain::profile::ScannerProfile::load("desk-140").unwrap();
+    let drain = |speed: Option<f64>| {
+        let t0 = Instant::now();
+        let src = spawn_replay(&rec, speed, profile.channels as usize).unwrap();
+        let mut lines = 0;
+        loop {
+            match src.events.recv_timeout(Duration::from_secs(20)).expect("the replay ends with a link-down")
+            {
+                SourceEvent::Line(_) => lines += 1,
+                SourceEvent::Link { up: false, detail } => {
+                    assert!(detail.contains("end of recording"), "{detail}");
+                    break;
+                }
+                _ => {}
+            }
+        }
+        (t0.elapsed(), lines)
+    };
+    let (max, n_max) = drain(None);
+    let (x4, n4) = drain(Some(4.0));
+    let (x1, n1) = drain(Some(1.0));
+    assert!(n_max > 500 && n_max == n4 && n4 == n1, "every line, at every speed: {n_max} {n4} {n1}");
+    // The recording spans about lines / line rate seconds (recorded at speed 10).
+    let span = n1 as f64 / (profile.line_rate_hz * 10.0);
+    assert!(x1.as_secs_f64() > 0.8 * span, "speed 1 took {x1:?} for a {span:.2} s recording");
+    assert!(x4 < x1 && max < x4, "max {max:?} < x4 {x4:?} < x1 {x1:?}");
+}
+
+#[test]
+fn a_cut_or_damaged_recording_replays_what_is_whole_and_says_where_it_broke() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = record(dir.path(), "1");
+    let bytes = std::fs::read(&rec).unwrap();
+    let channels = 1536;
+    let events = |path: &Path| -> Vec<SourceEvent> {
+        let src = spawn_replay(path, None, channels).unwrap();
+        let mut v = Vec::new();
+        loop {
+            let e = src.events.recv_timeout(Duration::from_secs(20)).unwrap();
+            let end = matches!(e, SourceEvent::Link { up: false, .. });
+            v.push(e);
+            if end {
+                return v;
+            }
+        }
+    };
+    let whole = events(&rec);
+    // Cut in the middle of a record, as a kill -9 leaves it.
+    let cut = dir.path().join("cut.tsrec");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3 + 5]).unwrap();
+    let part = events(&cut);
+    assert!(part.len() > 10 && part.len() < whole.len(), "{} of {}", part.len(), whole.len());
+    assert!(!part.iter().any(|e| matches!(e, SourceEvent::Fault(_))), "a cut end is not a fault");
+    // A flipped byte in the middle: the events before it, then a fault naming the offset.
+    let bad = dir.path().join("bad.tsrec");
+    let mut b = bytes.clone();
+    let i = bytes.len() / 2;
+    b[i] ^= 0x55;
+    std::fs::write(&bad, &b).unwrap();
+    let got = events(&bad);
+    let fault = got.iter().find_map(|e| if let SourceEvent::Fault(f) = e { Some(f.clone()) } else { None });
+    let fault = fault.expect("a fault for the damaged record");
+    assert!(fault.contains("record at byte") && fault.contains("checksum"), "{fault}");
+    assert!(got.len() > 10, "what came before the damage is delivered");
+    // Another detector width: refused, naming the profile to use.
+    let e = spawn_replay(&rec, None, 2048).err().expect("refused").to_string();
+    assert!(e.contains("1536 channels") && e.contains("--profile desk-140"), "{e}");
+    // Not a recording at all.
+    std::fs::write(&bad, b"hello").unwrap();
+    assert!(
+        spawn_replay(&bad, None, channels).err().unwrap().to_string().contains("not a Twinspect recording")
+    );
+    // Through the command line: a bad speed is refused by name.
+    let o = twinspect()
+        .args(["capture", "--bags", "1", "--source"])
+        .arg(format!("replay://{}?speed=0", rec.display()))
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("speed=0"), "{}", String::from_utf8_lossy(&o.stderr));
+}
