@@ -290,7 +290,7 @@ pub fn spawn_replay(path: &Path, speed: Option<f64>, channels: usize) -> Result<
                         if sp.load(Ordering::Relaxed) {
                             return;
                         }
-                        std::thread::sleep((due - t0.elapsed()).min(Duration::from_millis(50)));
+                        std::thread::sleep(due.saturating_sub(t0.elapsed()).min(Duration::from_millis(50)));
                     }
                 }
                 let ev = to_event(rec);
