@@ -121,6 +121,13 @@ impl Archiver {
         }
     }
 
+    /// Decisions and marks on `key` go to archived bag `archive_id` (a bag of an earlier run,
+    /// recalled after a restart).
+    pub fn adopt(&mut self, key: u64, archive_id: i64) {
+        self.ids.insert(key, archive_id);
+        self.ended.insert(key);
+    }
+
     /// The archive id of a bag of this run, entering it when it is not there yet.
     pub fn id_of(&mut self, scanner_bag: u64, item_id: Option<&str>) -> Result<i64, String> {
         if let Some(id) = self.ids.get(&scanner_bag) {

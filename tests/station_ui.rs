@@ -201,3 +201,51 @@ fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
     customs.get_by_label_contains("Archive problem");
     quarantine.get_by_label_contains("Archive problem");
 }
+
+#[test]
+fn after_a_restart_an_earlier_pending_bag_comes_back_and_is_decided_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // The previous run: two bags; customs released the first, the second was left pending.
+    {
+        let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
+        d.archive = Some(twinspect::archiver::Archiver::open(dir.path(), "test", "desk-140", 8).unwrap());
+        for (bag, tag) in [(3u64, "EMS0003"), (4, "EMS0004")] {
+            // As the workstation's ingest does: the desk and the archive see each bag start.
+            let span = BagSpan { bag, item_id: Some(tag.into()), first_line: 0, end_line: None };
+            d.update_bags(std::slice::from_ref(&span));
+            let batch = twinspect::assemble::Batch { bags: vec![span], ..Default::default() };
+            d.archive.as_mut().unwrap().feed(&batch, None);
+        }
+        let desk: Shared = Rc::new(RefCell::new(d));
+        let mut customs = station(&desk, "customs");
+        customs.run();
+        log_in(&mut customs, "c001", "1111");
+        customs.get_by_label("#3 Waiting 待处置: Customs 海关, Quarantine 检验检疫").click();
+        customs.run();
+        customs.get_by_label("Release 放行").click();
+        customs.run();
+        customs.get_by_label("Recorded 已记录: release (c001)");
+    }
+    // The restart: both bags are back from the archive, with what was decided.
+    let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
+    d.archive = Some(twinspect::archiver::Archiver::open(dir.path(), "test", "desk-140", 8).unwrap());
+    assert_eq!(d.load_earlier(20).unwrap(), 2);
+    assert_eq!(d.bags[0].1.decisions.len(), 1, "bag 3's release came back");
+    let desk: Shared = Rc::new(RefCell::new(d));
+    let mut customs = station(&desk, "customs");
+    customs.run();
+    log_in(&mut customs, "c001", "1111");
+    customs.get_by_label("#4 [earlier 较早] Waiting 待处置: Customs 海关, Quarantine 检验检疫").click();
+    customs.run();
+    customs.get_by_label("Bag 行李 #4 · tag 标签 EMS0004");
+    customs.get_by_label("Detain / seize 扣留/查扣").click();
+    customs.run();
+    customs.get_by_label("Recorded 已记录: detain (c001)");
+    // Committed to the bag of the earlier run, not to a new one.
+    let desk = desk.borrow();
+    let store = desk.archive.as_ref().unwrap().store();
+    let rows = store.bags(&Default::default()).unwrap();
+    assert_eq!(rows.len(), 2, "no new bag");
+    let bag4 = rows.iter().find(|r| r.item_id.as_deref() == Some("EMS0004")).unwrap();
+    assert_eq!(store.record(bag4.id).unwrap().decisions[0].code, "detain");
+}

@@ -516,11 +516,15 @@ fn run_workstation(
     ) {
         Ok(mut a) => {
             for id in &a.store().recovered {
-                eprintln!("archive: bag {id} was left half captured by a crash; kept, flagged partial");
+                eprintln!("archive: bag {id} was left half captured when the last run stopped (crash or kill); kept, flagged partial");
             }
             a.log("system", "workstation.start", serde_json::json!({ "source": source.description }));
             eprintln!("archive: {}", data.display());
             desk.archive = Some(a);
+            match desk.load_earlier(crate::ui::disposal::EARLIER_BAGS) {
+                Ok(n) => eprintln!("archive: {n} bags of earlier runs recalled"),
+                Err(e) => desk.archive_open_error = Some(e),
+            }
         }
         Err(e) => {
             eprintln!("archive: {e}; the workstation runs without archiving");

@@ -22,6 +22,16 @@ use crate::store::MarkChange;
 
 /// Bags kept for recall on screen.
 pub const RECENT_BAGS: usize = 50;
+/// Bags of earlier runs shown after a restart (from the archive).
+pub const EARLIER_BAGS: usize = 20;
+/// The desk's key of a bag recalled from the archive: this bit plus its archive id (live bags
+/// are keyed by the scanner's bag number, which never comes near it).
+pub const ARCHIVED_KEY: u64 = 1 << 62;
+
+/// A bag of an earlier run: not in the live image (its span starts nowhere on screen).
+pub fn is_archived(span: &BagSpan) -> bool {
+    span.bag & ARCHIVED_KEY != 0
+}
 
 /// What both screens share: configuration, accounts, and the bags with their records.
 pub struct Desk {
@@ -49,6 +59,28 @@ impl Desk {
             archive: None,
             archive_open_error: None,
         }
+    }
+
+    /// After a restart: the newest bags of earlier runs come back from the archive with their
+    /// decisions and marks, so a bag left pending is still decided on (its image is in the
+    /// archive, not in the live view).
+    pub fn load_earlier(&mut self, n: usize) -> Result<usize, String> {
+        let Some(a) = self.archive.as_mut() else { return Ok(0) };
+        let q = crate::store::BagQuery { limit: n, ..Default::default() };
+        let rows = a.store().bags(&q).map_err(|e| e.to_string())?;
+        let mut loaded = Vec::new();
+        for row in rows.into_iter().rev() {
+            let rec = a.store().record(row.id).map_err(|e| e.to_string())?;
+            let key = ARCHIVED_KEY | row.id as u64;
+            a.adopt(key, row.id);
+            let span =
+                BagSpan { bag: key, item_id: row.item_id.clone(), first_line: u64::MAX, end_line: Some(0) };
+            loaded.push((span, rec));
+        }
+        let n = loaded.len();
+        loaded.append(&mut self.bags);
+        self.bags = loaded;
+        Ok(n)
     }
 
     /// What is wrong with the archive now, for both screens.
@@ -475,9 +507,14 @@ impl StationPanel {
         ui.label(lang.tr("Recent bags", "最近行李"));
         let current = self.bag_id(desk);
         egui::ScrollArea::vertical().max_height(220.0).show(ui, |ui| {
-            for (span, rec) in desk.bags.iter().rev().take(12) {
+            for (span, rec) in desk.bags.iter().rev().take(12 + EARLIER_BAGS) {
                 let state = rec.outcome(&desk.config).state;
-                let text = format!("#{} {}", span.bag, outcome_text(lang, &desk.config, &state));
+                let earlier = if is_archived(span) {
+                    format!(" [{}]", lang.tr("earlier", "较早"))
+                } else {
+                    String::new()
+                };
+                let text = format!("#{}{earlier} {}", rec.id, outcome_text(lang, &desk.config, &state));
                 if ui.selectable_label(current == Some(span.bag), text).clicked() {
                     let newest = desk.bags.last().map(|(s, _)| s.bag);
                     self.selected = if Some(span.bag) == newest { None } else { Some(span.bag) };

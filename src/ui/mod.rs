@@ -552,6 +552,13 @@ impl Workstation {
         let (head, cap) = self.gpu.as_ref().map_or((0, 0), |g| (g.live.head, g.live.capacity() as u64));
         for i in 0..self.stations.len() {
             if let Some(span) = self.panels[i].recall.take() {
+                if disposal::is_archived(&span) {
+                    let lang = self.panels[i].lang;
+                    let en = "A bag of an earlier run: decide on it here; its image is in the archive";
+                    let zh = "此前运行的行李：可在此处置，图像在存档中";
+                    self.panels[i].message = Some((false, lang.tr(en, zh)));
+                    continue;
+                }
                 let end = span.end_line.unwrap_or(head).min(head);
                 if end > head.saturating_sub(cap) {
                     let margin = 40.0;
@@ -614,6 +621,9 @@ impl Workstation {
         let Some(op) = panel.operator.clone() else { return };
         let Some(bag_id) = panel.bag_id(&self.desk) else { return };
         let Some((span, _)) = self.desk.bags.iter().find(|(s, _)| s.bag == bag_id) else { return };
+        if disposal::is_archived(span) {
+            return; // an earlier run's bag: its image is not on this screen to mark
+        }
         let f = frame_of(span.first_line);
         let colour = marks::agency_colour(&self.desk.config, &agency);
         let tool = panel.marks.tool;
