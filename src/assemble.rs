@@ -162,7 +162,8 @@ impl Assembler {
             Err(
                 e @ (CalibError::TooManyDead { .. }
                 | CalibError::Width { .. }
-                | CalibError::TooFewLines { .. }),
+                | CalibError::TooFewLines { .. }
+                | CalibError::BadLevel),
             ) => {
                 self.stats.last_error = Some(format!("calibration failed: {e}"));
             }

@@ -10,6 +10,7 @@ pub mod assemble;
 pub mod capture;
 pub mod cli;
 pub mod domain;
+pub mod export;
 pub mod io;
 pub mod pipeline;
 pub mod source;

@@ -289,3 +289,82 @@ fn a_full_disk_stops_capture_with_a_clear_error_and_loses_nothing_saved() {
     assert!(out.contains("\tpartial\t"), "{out}");
     assert!(err.contains("cannot be written (read-only"), "a read-only directory is named as such:\n{err}");
 }
+
+#[test]
+fn exports_for_people_a_csv_of_records_and_a_png_with_the_marks_both_audited() {
+    use twinspect::domain::inspection::{BagRecord, InspectionConfig, Operator, Role, Shape};
+    use twinspect::store::MarkChange;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, _, err) = run(twinspect()
+        .args(["capture", "--source", "synthetic://?seed=8&speed=20", "--bags", "2", "--data"])
+        .arg(&data));
+    assert!(ok, "{err}");
+    // Customs holds bag 1 (after a change of mind, with a reason in Chinese) and marks it.
+    let cfg = InspectionConfig::default();
+    {
+        let mut s = Store::open(&data).unwrap();
+        let c = Operator { id: "c001".into(), name: "c".into(), roles: vec![Role::Customs] };
+        let mut rec: BagRecord = s.record(1).unwrap();
+        let d = rec.decide(&cfg, "customs", "release", &c, 1000, None).unwrap().clone();
+        s.record_decision(1, &d).unwrap();
+        let d = rec.decide(&cfg, "customs", "detain", &c, 2000, Some("刀具 knife")).unwrap().clone();
+        s.record_decision(1, &d).unwrap();
+        let cat = cfg.agencies[0].categories[0].id.clone();
+        let shape = Shape::Rect { x0: 100.0, y0: 300.0, x1: 300.0, y1: 700.0 };
+        let id = rec.annotate(&cfg, "customs", &c, shape, &cat, "blade", 3000).unwrap();
+        let m = rec.annotations.iter().find(|a| a.id == id).unwrap().clone();
+        s.save_annotation(1, &m, MarkChange::Added, "c001", 3000).unwrap();
+    }
+    let csv = dir.path().join("records.csv");
+    let (ok, _, err) = run(twinspect().args(["export", "csv", "--out"]).arg(&csv).arg("--data").arg(&data));
+    assert!(ok, "{err}");
+    // Python's csv module, an independent reader, with the byte-order mark Excel needs.
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import csv,sys,json; r=list(csv.DictReader(open(sys.argv[1], encoding='utf-8-sig'))); \
+             print(json.dumps(r, ensure_ascii=False))",
+        )
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["archive_id"], "1", "oldest first");
+    assert_eq!(rows[0]["customs_decision"], "detain");
+    assert_eq!(rows[0]["customs_reason"], "刀具 knife");
+    assert_eq!(rows[0]["customs_changes"], "1");
+    assert_eq!(rows[0]["customs_marks"], "1");
+    assert_eq!(rows[0]["outcome"], "pending (quarantine)");
+    assert_eq!(rows[1]["customs_decision"], "");
+    assert_eq!(rows[0]["state"], "complete");
+
+    let png = dir.path().join("bag1.png");
+    let (ok, _, err) =
+        run(twinspect().args(["export", "png", "--bag", "1", "--out"]).arg(&png).arg("--data").arg(&data));
+    assert!(ok, "{err}");
+    let img = image::open(&png).unwrap().to_rgba8();
+    assert_eq!(img.height(), 1536, "one row per channel");
+    // Kept for people to look at.
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::copy(&png, shots.join("export-bag-with-marks.png")).unwrap();
+    // The rectangle's top edge (channel 700 from the bottom) is in customs red along x 100..300.
+    let y = 1536 - 700;
+    let red = (100..300).filter(|&x| img.get_pixel(x, y).0[..3] == [230, 40, 40]).count();
+    assert!(red > 180, "the mark's outline is drawn: {red}");
+    let legend: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bag1.png.marks.json")).unwrap()).unwrap();
+    assert_eq!(legend["marks"][0]["note"], "blade");
+    let (ok, _, _) =
+        run(twinspect().args(["export", "png", "--bag", "99", "--out"]).arg(&png).arg("--data").arg(&data));
+    assert!(!ok, "no bag 99");
+
+    let store = Store::open_read(&data).unwrap();
+    let actions: Vec<String> =
+        twinspect::store::audit::entries(store.connection()).unwrap().into_iter().map(|e| e.action).collect();
+    assert!(actions.contains(&"export.csv".into()) && actions.contains(&"export.png".into()), "{actions:?}");
+    assert!(store.verify_audit().unwrap().ok());
+}

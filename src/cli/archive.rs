@@ -231,6 +231,128 @@ pub fn audit_command(data: Option<&Path>, action: AuditAction) -> anyhow::Result
     }
 }
 
+#[derive(clap::Subcommand, Debug)]
+pub enum ExportAction {
+    /// The records of a period as CSV, one row per bag (oldest first), a group of columns per
+    /// agency (decision in force, operator, time, reason, number of changes, marks); UTF-8 with
+    /// a byte-order mark so spreadsheet programs show the Chinese text.
+    Csv {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// An archived bag's image with every mark drawn on it (agency colours, mark numbers), and
+    /// FILE.marks.json listing the marks.
+    Png {
+        /// Archive id (first column of `twinspect bags`).
+        #[arg(long)]
+        bag: i64,
+        #[arg(long, value_enum, default_value = "standard")]
+        preset: crate::domain::view::Preset,
+        #[arg(long)]
+        out: PathBuf,
+        /// Use the CPU twin instead of the GPU.
+        #[arg(long)]
+        cpu: bool,
+    },
+}
+
+/// `twinspect export csv|png`: written, then audited (who: the local user).
+pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyhow::Result<()> {
+    let dir = data_dir(data)?;
+    let mut store = Store::open_shared(&dir)?;
+    let cfg = InspectionConfig::default();
+    let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    match action {
+        ExportAction::Csv { from, to, out } => {
+            let q = BagQuery {
+                from_ms: from.as_deref().map(parse_time).transpose()?,
+                to_ms: to.as_deref().map(parse_time).transpose()?,
+                ..Default::default()
+            };
+            let mut bytes = Vec::new();
+            let n = crate::export::records_csv(&store, &cfg, &q, &mut bytes)?;
+            crate::io::write_atomically(&out, &bytes)?;
+            store.log(
+                super::now_ms(),
+                &actor,
+                "export.csv",
+                None,
+                serde_json::json!({ "file": out.display().to_string(), "bags": n, "from": from, "to": to }),
+            )?;
+            eprintln!("wrote {} ({n} bags)", out.display());
+        }
+        ExportAction::Png { bag, preset, out, cpu } => {
+            let row = store.bag(bag)?;
+            let profile = crate::domain::profile::ScannerProfile::load(if row.profile.is_empty() {
+                profile
+            } else {
+                &row.profile
+            })?;
+            let frame = store.scan(bag)?;
+            let calib = store.calibration(bag)?;
+            let rec = store.record(bag)?;
+            let mut missing = vec![false; frame.lines()];
+            for r in &row.missing_rows {
+                if let Some(m) = missing.get_mut(*r) {
+                    *m = true;
+                }
+            }
+            let view = preset.settings();
+            let lut = crate::domain::material::MaterialLut::for_profile(&profile)?;
+            let mut rgba = if cpu {
+                let p = crate::pipeline::params::Params::new(
+                    &view,
+                    &lut,
+                    frame.channels() as u32,
+                    frame.lines() as u32,
+                    profile.full_scale(),
+                    false,
+                );
+                crate::pipeline::cpu::render(
+                    frame.low.view(),
+                    frame.high.view(),
+                    &calib.table(),
+                    &lut,
+                    &p,
+                    &missing,
+                )
+            } else {
+                let ctx = crate::pipeline::gpu::GpuContext::headless()?;
+                let kernels = crate::pipeline::gpu::Kernels::new(&ctx.device);
+                crate::pipeline::gpu::render_frame(
+                    &ctx.device,
+                    &ctx.queue,
+                    &kernels,
+                    crate::pipeline::gpu::Scan { frame: &frame, calib: &calib, missing: &missing },
+                    &lut,
+                    &view,
+                )?
+            };
+            crate::export::draw_marks(&mut rgba, &rec.annotations, &cfg);
+            crate::io::write_png(&out, &rgba)?;
+            let mut legend = out.as_os_str().to_owned();
+            legend.push(".marks.json");
+            let marks = serde_json::json!({ "bag": bag, "item_id": row.item_id, "marks": rec.annotations,
+                                            "decisions": rec.decisions });
+            crate::io::write_atomically(Path::new(&legend), &serde_json::to_vec_pretty(&marks)?)?;
+            store.log(
+                super::now_ms(),
+                &actor,
+                "export.png",
+                Some(bag),
+                serde_json::json!({ "file": out.display().to_string(), "preset": format!("{preset:?}"),
+                                    "marks": rec.annotations.len() }),
+            )?;
+            eprintln!("wrote {} ({} marks)", out.display(), rec.annotations.len());
+        }
+    }
+    Ok(())
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ExerciseArgs {
     /// How many bags to begin (each with decisions and marks).

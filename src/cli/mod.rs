@@ -105,6 +105,12 @@ pub enum Command {
         #[command(subcommand)]
         action: archive::AuditAction,
     },
+    /// Export for people: the records of a period as CSV, or an archived bag's image with its
+    /// marks as PNG (each export is audited).
+    Export {
+        #[command(subcommand)]
+        action: archive::ExportAction,
+    },
     /// Write bags, decisions and marks as fast as possible, acknowledging each commit (the
     /// kill -9 harness's victim).
     #[command(hide = true)]
@@ -165,6 +171,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bags(a)) => archive::bags(cli.data.as_deref(), a),
         Some(Command::Audit { action }) => archive::audit_command(cli.data.as_deref(), action),
         Some(Command::StoreExercise(a)) => archive::exercise(cli.data.as_deref(), a),
+        Some(Command::Export { action }) => archive::export(&cli.profile, cli.data.as_deref(), action),
         Some(Command::Operators { file, action }) => operators_command(&file, action),
         Some(Command::Classify { file }) => {
             let profile = ScannerProfile::load(&cli.profile)?;
@@ -323,23 +330,9 @@ fn load_raw(path: &Path, profile: &ScannerProfile) -> anyhow::Result<(RawFrame, 
     if [&c.dark_low, &c.dark_high, &c.air_low, &c.air_high].iter().any(|v| v.len() != n) {
         bail!("{}: calibration is for a different number of channels than the scan ({n})", cp.display());
     }
-    let to_line = |lo: &[f32], hi: &[f32], kind| crate::domain::scan::RawLine {
-        seq: 0,
-        kind,
-        low: lo.iter().map(|v| v.round().clamp(0.0, 65535.0) as u16).collect(),
-        high: hi.iter().map(|v| v.round().clamp(0.0, 65535.0) as u16).collect(),
-    };
-    use crate::domain::scan::LineKind;
-    let mut calib = Calibration::from_lines(
-        &[&to_line(&c.dark_low, &c.dark_high, LineKind::Dark)],
-        &[&to_line(&c.air_low, &c.air_high, LineKind::Air)],
-        profile.full_scale(),
-    )?;
-    // keep the exact (fractional) levels
-    calib.dark_low = c.dark_low;
-    calib.dark_high = c.dark_high;
-    calib.air_low = c.air_low;
-    calib.air_high = c.air_high;
+    let calib =
+        Calibration::from_tables(c.dark_low, c.dark_high, c.air_low, c.air_high, profile.full_scale())
+            .with_context(|| format!("{}", cp.display()))?;
     Ok((frame, calib))
 }
 
@@ -516,7 +509,9 @@ fn run_workstation(
     ) {
         Ok(mut a) => {
             for id in &a.store().recovered {
-                eprintln!("archive: bag {id} was left half captured when the last run stopped (crash or kill); kept, flagged partial");
+                eprintln!(
+                    "archive: bag {id} was left half captured when the last run stopped (crash or kill); kept, flagged partial"
+                );
             }
             a.log("system", "workstation.start", serde_json::json!({ "source": source.description }));
             eprintln!("archive: {}", data.display());

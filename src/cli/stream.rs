@@ -337,7 +337,9 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
     let mut store = archive_dir.as_deref().map(Store::open).transpose()?;
     if let Some(s) = &store {
         for id in &s.recovered {
-            eprintln!("archive: bag {id} was left half captured when the last run stopped (crash or kill); kept, flagged partial");
+            eprintln!(
+                "archive: bag {id} was left half captured when the last run stopped (crash or kill); kept, flagged partial"
+            );
         }
     }
     let mut archive_ids: HashMap<u64, i64> = HashMap::new();

@@ -28,6 +28,8 @@ pub enum CalibError {
         "{dead} of {channels} channels are dead (air within {DEAD_SPAN} counts of dark): check the beam and the detector"
     )]
     TooManyDead { dead: usize, channels: usize },
+    #[error("calibration levels must be finite and within 0..=65535")]
+    BadLevel,
 }
 
 /// Per-channel dark and air levels for both energies.
@@ -87,6 +89,35 @@ impl Calibration {
             full_scale,
             dead: Vec::new(),
         };
+        c.update_dead();
+        if c.dead.len() * 2 > channels {
+            return Err(CalibError::TooManyDead { dead: c.dead.len(), channels });
+        }
+        Ok(c)
+    }
+
+    /// A calibration from its four tables (as saved beside a scan or in the archive).
+    pub fn from_tables(
+        dark_low: Vec<f32>,
+        dark_high: Vec<f32>,
+        air_low: Vec<f32>,
+        air_high: Vec<f32>,
+        full_scale: u16,
+    ) -> Result<Self, CalibError> {
+        let channels = dark_low.len();
+        for t in [&dark_high, &air_low, &air_high] {
+            if t.len() != channels {
+                return Err(CalibError::Width { expected: channels, got: t.len() });
+            }
+        }
+        if channels == 0 {
+            return Err(CalibError::TooFewLines { dark: 0, air: 0 });
+        }
+        let ok = |v: &f32| v.is_finite() && (0.0..=65535.0).contains(v);
+        if ![&dark_low, &dark_high, &air_low, &air_high].iter().all(|t| t.iter().all(ok)) {
+            return Err(CalibError::BadLevel);
+        }
+        let mut c = Calibration { dark_low, dark_high, air_low, air_high, full_scale, dead: Vec::new() };
         c.update_dead();
         if c.dead.len() * 2 > channels {
             return Err(CalibError::TooManyDead { dead: c.dead.len(), channels });

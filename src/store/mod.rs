@@ -347,6 +347,26 @@ impl Store {
         Ok(s)
     }
 
+    /// Open an existing archive to add audit entries (an export, from another process while a
+    /// workstation may be writing): no lock, no recovery; the schema must be this version's.
+    pub fn open_shared(dir: &Path) -> Result<Store> {
+        let db_path = dir.join(DB_FILE);
+        if !db_path.exists() {
+            return Err(StoreError::Missing(dir.display().to_string()));
+        }
+        let conn = Connection::open(&db_path).map_err(|e| StoreError::db(&db_path, e))?;
+        let store = Store { conn, dir: dir.to_path_buf(), db_path, _lock: None, recovered: Vec::new() };
+        store.configure(true)?;
+        let (found, known) = (store.schema_version()?, MIGRATIONS.len() as u32);
+        if found != known {
+            return Err(StoreError::Bad(format!(
+                "{}: schema {found}, this Twinspect writes {known}: open it with the workstation or capture first",
+                store.db_path.display()
+            )));
+        }
+        Ok(store)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -810,6 +830,30 @@ impl Store {
             )));
         }
         crate::io::read_raw_tiff(&path).map_err(|e| StoreError::Bad(e.to_string()))
+    }
+
+    /// The calibration a bag's scan was kept with.
+    pub fn calibration(&self, id: i64) -> Result<Calibration> {
+        #[derive(serde::Deserialize)]
+        struct C {
+            dark_low: Vec<f32>,
+            dark_high: Vec<f32>,
+            air_low: Vec<f32>,
+            air_high: Vec<f32>,
+            full_scale: u16,
+        }
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT calibration FROM bags WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.e(e))?
+            .ok_or(StoreError::NoSuchBag(id))?;
+        let text =
+            text.ok_or_else(|| StoreError::Bad(format!("bag {id} has no calibration (not complete)")))?;
+        let c: C = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Bad(format!("bag {id}: calibration: {e}")))?;
+        Calibration::from_tables(c.dark_low, c.dark_high, c.air_low, c.air_high, c.full_scale)
+            .map_err(|e| StoreError::Bad(format!("bag {id}: calibration: {e}")))
     }
 
     /// Check the whole audit chain (see [`audit::verify`]).

@@ -1,0 +1,235 @@
+//! Exports for people: the records of a period as CSV (one row per bag, one group of columns
+//! per agency), and an archived bag's image with its marks drawn on it.
+//!
+//! Owns: the CSV columns, and drawing marks (outlines in the agency's colour, the mark's number
+//! beside each) into an RGBA image without a window or a font library.
+//!
+//! Must not import: egui, wgpu, tokio.
+
+use std::io::Write;
+
+use ndarray::Array3;
+
+use crate::domain::inspection::{Annotation, InspectionConfig, OutcomeState, Shape};
+use crate::store::{BagQuery, Store, StoreError};
+
+fn utc(ms: u64) -> String {
+    let s = (ms / 1000) as i64;
+    let z = s.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = s.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+}
+
+fn outcome(state: &OutcomeState) -> String {
+    match state {
+        OutcomeState::Pending { waiting_for } => format!("pending ({})", waiting_for.join(", ")),
+        OutcomeState::Released => "released".into(),
+        OutcomeState::Opened { by, joint } => {
+            format!("{} ({})", if *joint { "joint opening" } else { "open" }, by.join(", "))
+        }
+        OutcomeState::Held { by } => format!("held ({})", by.join(", ")),
+        OutcomeState::Referred { by } => format!("referred ({})", by.join(", ")),
+    }
+}
+
+/// Write the bags `q` finds as CSV, oldest first: UTF-8 with a byte-order mark so spreadsheet
+/// programs show the Chinese text. Returns the number of bags.
+pub fn records_csv(
+    store: &Store,
+    cfg: &InspectionConfig,
+    q: &BagQuery,
+    out: impl Write,
+) -> Result<usize, StoreError> {
+    let bad = |e: csv::Error| StoreError::Bad(format!("CSV: {e}"));
+    let mut out = out;
+    out.write_all("\u{feff}".as_bytes()).map_err(|e| StoreError::Io { path: "CSV".into(), source: e })?;
+    let mut w = csv::Writer::from_writer(out);
+    let mut head: Vec<String> = [
+        "archive_id",
+        "started_utc",
+        "ended_utc",
+        "state",
+        "scanner_bag",
+        "item_id",
+        "lines",
+        "missing_lines",
+        "outcome",
+    ]
+    .map(String::from)
+    .to_vec();
+    for a in &cfg.agencies {
+        for c in ["decision", "operator", "decided_utc", "reason", "changes", "marks"] {
+            head.push(format!("{}_{c}", a.id));
+        }
+    }
+    head.extend(["scan_file", "scan_sha256", "note"].map(String::from));
+    w.write_record(&head).map_err(bad)?;
+    let mut rows = store.bags(q)?;
+    rows.reverse();
+    for row in &rows {
+        let rec = store.record(row.id)?;
+        let mut r = vec![
+            row.id.to_string(),
+            utc(row.started_ms),
+            row.ended_ms.map(utc).unwrap_or_default(),
+            row.state.as_str().to_string(),
+            row.scanner_bag.to_string(),
+            row.item_id.clone().unwrap_or_default(),
+            row.lines.map(|l| l.to_string()).unwrap_or_default(),
+            row.missing_rows.len().to_string(),
+            outcome(&rec.outcome(cfg).state),
+        ];
+        for a in &cfg.agencies {
+            let cur = rec.current(&a.id);
+            let n = rec.decisions.iter().filter(|d| d.agency == a.id).count();
+            r.push(cur.map(|d| d.code.clone()).unwrap_or_default());
+            r.push(cur.map(|d| d.operator.clone()).unwrap_or_default());
+            r.push(cur.map(|d| utc(d.at_ms)).unwrap_or_default());
+            r.push(cur.and_then(|d| d.reason.clone()).unwrap_or_default());
+            r.push(n.saturating_sub(1).to_string());
+            r.push(rec.annotations_of(&a.id).count().to_string());
+        }
+        r.push(row.scan_file.clone().unwrap_or_default());
+        r.push(row.scan_sha256.clone().unwrap_or_default());
+        r.push(row.note.clone().unwrap_or_default());
+        w.write_record(&r).map_err(bad)?;
+    }
+    w.flush().map_err(|e| StoreError::Io { path: "CSV".into(), source: e })?;
+    Ok(rows.len())
+}
+
+/// The colour marks of `agency` are drawn in on exports (as on screen: customs red, quarantine
+/// blue, others amber).
+pub fn agency_rgb(cfg: &InspectionConfig, agency: &str) -> [u8; 3] {
+    match cfg.agencies.iter().position(|a| a.id == agency) {
+        Some(0) => [230, 40, 40],
+        Some(1) => [0, 170, 230],
+        _ => [240, 170, 0],
+    }
+}
+
+struct Canvas<'a> {
+    img: &'a mut Array3<u8>,
+    rgb: [u8; 3],
+}
+
+impl Canvas<'_> {
+    fn dot(&mut self, x: i64, y: i64, r: i64) {
+        let (h, w, _) = self.img.dim();
+        for yy in y - r..=y + r {
+            for xx in x - r..=x + r {
+                if xx >= 0 && yy >= 0 && (xx as usize) < w && (yy as usize) < h {
+                    let (xx, yy) = (xx as usize, yy as usize);
+                    for (c, v) in self.rgb.iter().enumerate() {
+                        self.img[[yy, xx, c]] = *v;
+                    }
+                    self.img[[yy, xx, 3]] = 255;
+                }
+            }
+        }
+    }
+
+    fn line(&mut self, a: (f32, f32), b: (f32, f32)) {
+        let n = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as i64).clamp(1, 1 << 16);
+        for i in 0..=n {
+            let t = i as f32 / n as f32;
+            self.dot((a.0 + (b.0 - a.0) * t).round() as i64, (a.1 + (b.1 - a.1) * t).round() as i64, 1);
+        }
+    }
+
+    /// A number in a 3 x 5 pixel font, scaled by `s`, top-left at (x, y).
+    fn number(&mut self, x: i64, y: i64, n: u64, s: i64) {
+        const DIGITS: [[u8; 5]; 10] = [
+            [7, 5, 5, 5, 7],
+            [2, 6, 2, 2, 7],
+            [7, 1, 7, 4, 7],
+            [7, 1, 7, 1, 7],
+            [5, 5, 7, 1, 1],
+            [7, 4, 7, 1, 7],
+            [7, 4, 7, 5, 7],
+            [7, 1, 1, 1, 1],
+            [7, 5, 7, 5, 7],
+            [7, 5, 7, 1, 7],
+        ];
+        for (k, ch) in n.to_string().bytes().enumerate() {
+            let g = DIGITS[(ch - b'0') as usize];
+            for (row, bits) in g.iter().enumerate() {
+                for col in 0..3 {
+                    if bits >> (2 - col) & 1 == 1 {
+                        for dy in 0..s {
+                            for dx in 0..s {
+                                self.dot(x + (k as i64 * 4 + col) * s + dx, y + row as i64 * s + dy, 0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Draw `marks` on a rendered bag (`img`: rows = channels from the top as on screen, columns =
+/// lines), each outlined in its agency's colour with its number beside it.
+pub fn draw_marks(img: &mut Array3<u8>, marks: &[Annotation], cfg: &InspectionConfig) {
+    let rows = img.dim().0 as f32;
+    let p = |b: [f32; 2]| (b[0], rows - b[1]);
+    for m in marks {
+        let mut c = Canvas { img: &mut *img, rgb: agency_rgb(cfg, &m.agency) };
+        let anchor = match &m.shape {
+            Shape::Rect { x0, y0, x1, y1 } => {
+                let (a, b) = (p([*x0, *y0]), p([*x1, *y1]));
+                c.line(a, (b.0, a.1));
+                c.line((b.0, a.1), b);
+                c.line(b, (a.0, b.1));
+                c.line((a.0, b.1), a);
+                (a.0.min(b.0), a.1.min(b.1))
+            }
+            Shape::Ellipse { cx, cy, rx, ry } => {
+                let (cx, cy) = p([*cx, *cy]);
+                let steps = 8 + (rx.abs() + ry.abs()).min(4096.0) as usize;
+                let at = |i: usize| {
+                    let t = i as f32 / steps as f32 * std::f32::consts::TAU;
+                    (cx + rx * t.cos(), cy + ry * t.sin())
+                };
+                for i in 0..steps {
+                    c.line(at(i), at(i + 1));
+                }
+                (cx - rx, cy - ry)
+            }
+            Shape::Polygon { points } => {
+                let pts: Vec<(f32, f32)> = points.iter().map(|q| p(*q)).collect();
+                for (i, a) in pts.iter().enumerate() {
+                    c.line(*a, pts[(i + 1) % pts.len()]);
+                }
+                pts.iter().fold(pts[0], |a, q| (a.0.min(q.0), a.1.min(q.1)))
+            }
+            Shape::Arrow { from, to } => {
+                let (a, b) = (p(*from), p(*to));
+                c.line(a, b);
+                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                let len = (dx * dx + dy * dy).sqrt().max(1e-3);
+                let (ux, uy) = (dx / len, dy / len);
+                let head = 12.0f32.min(len / 2.0);
+                for s in [-1.0f32, 1.0] {
+                    let back = (b.0 - ux * head - s * uy * head * 0.5, b.1 - uy * head + s * ux * head * 0.5);
+                    c.line(b, back);
+                }
+                a
+            }
+            Shape::Text { at } => {
+                let q = p(*at);
+                c.dot(q.0 as i64, q.1 as i64, 4);
+                q
+            }
+        };
+        c.number(anchor.0 as i64 + 2, anchor.1 as i64 - 14, m.id, 2);
+    }
+}
