@@ -151,6 +151,12 @@ pub enum Command {
         /// Use the CPU twin instead of the GPU.
         #[arg(long)]
         cpu: bool,
+        /// Project a threat of the built-in library into the bag (threat image projection):
+        /// "kitchen knife", "lead block" or "steel frame"; placed inside the bag by --tip-seed.
+        #[arg(long)]
+        tip: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        tip_seed: u64,
     },
 }
 
@@ -185,7 +191,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let stdout = std::io::stdout().lock();
             classify_csv(input, stdout, &lut)
         }
-        Some(Command::Render { synthetic, raw, preset, settings, vde_phase, out, tiff_out, cpu }) => {
+        Some(Command::Render {
+            synthetic,
+            raw,
+            preset,
+            settings,
+            vde_phase,
+            out,
+            tiff_out,
+            cpu,
+            tip,
+            tip_seed,
+        }) => {
             let profile = ScannerProfile::load(&cli.profile)?;
             let mut view = match settings {
                 Some(p) => serde_json::from_str::<ViewSettings>(
@@ -212,6 +229,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 _ => bail!("give --synthetic SEED or --raw FILE.tiff"),
             };
+            let mut frame = frame;
+            if let Some(name) = &tip {
+                use crate::domain::tip;
+                let threats = tip::builtin_threats(&profile)?;
+                let names: Vec<&str> = threats.iter().map(|t| t.name.as_str()).collect();
+                let t = threats
+                    .iter()
+                    .find(|t| t.name == *name)
+                    .with_context(|| format!("no threat {name:?} in the library ({})", names.join(", ")))?;
+                let mut rng = crate::domain::rng::Rng::new(tip_seed);
+                let (l, c) = tip::find_placement(&frame, &calib, t, &mut rng)
+                    .with_context(|| format!("no place inside this bag fits the {name}"))?;
+                tip::Projector::new(&profile)?.project(&mut frame, &calib, t, l, c);
+                eprintln!("projected the {name} at line {l}, channel {c} ({} x {})", t.lines(), t.channels());
+            }
             if let Some(t) = &tiff_out {
                 save_raw(t, &frame, &calib, &profile)?;
                 eprintln!(
