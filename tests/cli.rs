@@ -222,3 +222,38 @@ fn stream_commands_refuse_bad_options_clearly() {
         assert!(!out.status.success() && err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn render_projects_a_threat_from_the_library_into_the_bag() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.png");
+    let knife = dir.path().join("knife.png");
+    run_ok(twinspect().args(["render", "--synthetic", "7", "--cpu", "--out"]).arg(&plain));
+    let err = run_ok(
+        twinspect()
+            .args([
+                "render",
+                "--synthetic",
+                "7",
+                "--cpu",
+                "--tip",
+                "kitchen knife",
+                "--tip-seed",
+                "3",
+                "--out",
+            ])
+            .arg(&knife),
+    );
+    assert!(err.contains("projected the kitchen knife at line"), "{err}");
+    let (a, b) = (image::open(&plain).unwrap().to_rgba8(), image::open(&knife).unwrap().to_rgba8());
+    let changed = a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count();
+    // The knife's footprint (about 218 x 104 pixels, a thin diagonal blade) and nothing else.
+    assert!((2_000..30_000).contains(&changed), "{changed} pixels changed");
+    let out = twinspect()
+        .args(["render", "--synthetic", "7", "--cpu", "--tip", "bazooka", "--out"])
+        .arg(&knife)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kitchen knife, lead block, steel frame"));
+}
