@@ -215,6 +215,23 @@ impl Archiver {
         self.note(r)
     }
 
+    /// A trainee's result on a bag (training replays).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_training(
+        &mut self,
+        key: u64,
+        item_id: Option<&str>,
+        operator: &str,
+        agency: &str,
+        threat: Option<&str>,
+        result: crate::domain::tip::TrainingResult,
+        decision_ms: u64,
+    ) -> Result<(), String> {
+        let id = self.id_of(key, item_id)?;
+        let r = self.store.record_training(id, operator, agency, threat, result, decision_ms, now_ms());
+        self.note(r)
+    }
+
     /// Logins, logouts, refused logins: audited; a failure shows but blocks nobody.
     pub fn log(&mut self, actor: &str, action: &str, detail: serde_json::Value) {
         let r = self.store.log(now_ms(), actor, action, None, detail);

@@ -41,6 +41,8 @@ pub struct Batch {
     /// kept with, whatever air updates later lines of the same batch bring (so a bag's record
     /// depends on the line stream only, not on how it was cut into batches).
     pub ended: Vec<(u64, Calibration)>,
+    /// Threats projected into bags of this batch (training replays).
+    pub projected: Vec<crate::domain::tip::ProjectedThreat>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -236,6 +238,10 @@ impl Assembler {
                     continue;
                 }
                 SourceEvent::RawBlock(_) => continue, // its lines come as lines
+                SourceEvent::Projected(p) => {
+                    batch.projected.push((*p).clone());
+                    continue;
+                }
                 SourceEvent::Status(s) => {
                     self.stats.scanner = Some(s);
                     continue;

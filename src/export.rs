@@ -233,3 +233,131 @@ pub fn draw_marks(img: &mut Array3<u8>, marks: &[Annotation], cfg: &InspectionCo
         c.number(anchor.0 as i64 + 2, anchor.1 as i64 - 14, m.id, 2);
     }
 }
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// An operator's training report: a self-contained HTML page (inline SVG plots, no scripts,
+/// nothing fetched) with the signal-detection summary, the hit rate over the session, and the
+/// distribution of decision times.
+pub fn training_report_html(operator: &str, rows: &[crate::store::TrainingRow]) -> String {
+    use crate::domain::tip::{TrainingResult, sensitivity};
+    let results: Vec<TrainingResult> = rows.iter().map(|r| r.result).collect();
+    let s = sensitivity(&results);
+    let mut times: Vec<f64> = rows.iter().map(|r| r.decision_ms as f64 / 1000.0).collect();
+    times.sort_by(f64::total_cmp);
+    let median = if times.is_empty() { 0.0 } else { times[times.len() / 2] };
+    // Hit rate over the bags that had a projected threat, cumulative.
+    let mut pts = Vec::new();
+    let (mut n, mut h) = (0u32, 0u32);
+    for r in rows {
+        match r.result {
+            TrainingResult::Hit => {
+                n += 1;
+                h += 1;
+            }
+            TrainingResult::Miss => n += 1,
+            _ => continue,
+        }
+        pts.push((n, h as f64 / n as f64));
+    }
+    let (w, ht, pad) = (560.0, 240.0, 40.0);
+    let xmax = pts.last().map_or(1.0, |p| p.0 as f64).max(1.0);
+    let poly: Vec<String> = pts
+        .iter()
+        .map(|(i, r)| {
+            format!(
+                "{:.1},{:.1}",
+                pad + (*i as f64 / xmax) * (w - 2.0 * pad),
+                ht - pad - r * (ht - 2.0 * pad)
+            )
+        })
+        .collect();
+    let hit_svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{ht}" role="img" aria-label="hit rate over the session">
+<rect width="100%" height="100%" fill="#fff"/>
+<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="#333"/>
+<text x="{pad}" y="{t}" font-size="12">1.0</text><text x="8" y="{b}" font-size="12">0.0</text>
+<text x="{r}" y="{lx}" font-size="12" text-anchor="end">projected threats seen: {xmax}</text>
+<polyline fill="none" stroke="#c0392b" stroke-width="2" points="{poly}"/>
+</svg>"##,
+        b = ht - pad,
+        r = w - pad,
+        t = pad - 4.0,
+        lx = ht - 12.0,
+        poly = poly.join(" ")
+    );
+    // Decision times: 10 bins from 0 to the slowest.
+    let tmax = times.last().copied().unwrap_or(1.0).max(1.0);
+    let mut bins = [0u32; 10];
+    for t in &times {
+        bins[((t / tmax * 10.0) as usize).min(9)] += 1;
+    }
+    let bmax = bins.iter().copied().max().unwrap_or(1).max(1) as f64;
+    let bw = (w - 2.0 * pad) / 10.0;
+    let bars: String = bins
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let bh = c as f64 / bmax * (ht - 2.0 * pad);
+            format!(
+                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="#2980b9"><title>{c}</title></rect>"##,
+                pad + i as f64 * bw + 1.0,
+                ht - pad - bh,
+                bw - 2.0
+            )
+        })
+        .collect();
+    let time_svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{ht}" role="img" aria-label="decision times">
+<rect width="100%" height="100%" fill="#fff"/>
+<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/>{bars}
+<text x="{pad}" y="{lx}" font-size="12">0 s</text><text x="{r}" y="{lx}" font-size="12" text-anchor="end">{tmax:.1} s</text>
+</svg>"##,
+        b = ht - pad,
+        r = w - pad,
+        lx = ht - 12.0
+    );
+    let table: String = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+                utc(r.at_ms),
+                r.bag,
+                esc(r.threat.as_deref().unwrap_or("-")),
+                r.result.as_str(),
+                r.decision_ms as f64 / 1000.0
+            )
+        })
+        .collect();
+    format!(
+        r##"<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>Training report 培训报告: {op}</title>
+<style>body{{font-family:"Noto Sans CJK SC",sans-serif;margin:24px;color:#222}} td,th{{padding:2px 10px;text-align:left}} .k{{font-size:28px;font-weight:bold}}</style></head>
+<body>
+<h1>Training report 培训报告 — {op}</h1>
+<p>{n} bags judged 判图数 · hits 命中 {h} · misses 漏判 {m} · false alarms 误报 {f} · correct releases 正确放行 {c}</p>
+<p>hit rate 命中率 <span class="k" id="hit-rate">{hr:.2}</span> · false-alarm rate 误报率 <span class="k" id="fa-rate">{fr:.2}</span> · d′ <span class="k" id="d-prime">{dp:.2}</span> · median decision time 判图时间中位数 <span class="k" id="median-time">{med:.1} s</span></p>
+<h2>Hit rate over the session 命中率变化</h2>
+{hit_svg}
+<h2>Decision times 判图时间分布</h2>
+{time_svg}
+<h2>Every bag 明细</h2>
+<table><tr><th>time (UTC)</th><th>bag</th><th>projected threat</th><th>result</th><th>decision (s)</th></tr>{table}</table>
+<p>d′ = z(H) − z(F) with the log-linear correction ((n + 0.5) / (N + 1)).</p>
+</body></html>
+"##,
+        op = esc(operator),
+        n = rows.len(),
+        h = s.hits,
+        m = s.misses,
+        f = s.false_alarms,
+        c = s.correct_rejects,
+        hr = s.hit_rate,
+        fr = s.false_alarm_rate,
+        dp = s.d_prime,
+        med = median,
+    )
+}

@@ -368,3 +368,76 @@ fn exports_for_people_a_csv_of_records_and_a_png_with_the_marks_both_audited() {
     assert!(actions.contains(&"export.csv".into()) && actions.contains(&"export.png".into()), "{actions:?}");
     assert!(store.verify_audit().unwrap().ok());
 }
+
+#[test]
+fn a_training_report_shows_the_operators_sensitivity_and_plots() {
+    use twinspect::domain::tip::{TrainingResult, sensitivity};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let results = {
+        use TrainingResult::*;
+        [
+            Hit,
+            Hit,
+            Miss,
+            CorrectReject,
+            FalseAlarm,
+            Hit,
+            CorrectReject,
+            CorrectReject,
+            Hit,
+            Miss,
+            Hit,
+            CorrectReject,
+        ]
+    };
+    {
+        let mut s = Store::open(&data).unwrap();
+        for (i, r) in results.iter().enumerate() {
+            let start = twinspect::store::BagStart {
+                scanner_bag: i as u64,
+                item_id: None,
+                source: "replay",
+                profile: "desk-140",
+                channels: 8,
+                at_ms: 1000 * i as u64,
+            };
+            let id = s.begin_bag(&start, "t").unwrap();
+            let threat = matches!(r, TrainingResult::Hit | TrainingResult::Miss).then_some("kitchen knife");
+            s.record_training(
+                id,
+                "c001",
+                "customs",
+                threat,
+                *r,
+                1500 + 700 * i as u64,
+                1000 * i as u64 + 900,
+            )
+            .unwrap();
+        }
+    }
+    let out = dir.path().join("report");
+    let (ok, _, err) = run(twinspect()
+        .args(["train", "report", "--operator", "c001", "--out"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&data));
+    assert!(ok, "{err}");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let s = sensitivity(&results);
+    for (id, v) in [("d-prime", s.d_prime), ("hit-rate", s.hit_rate), ("fa-rate", s.false_alarm_rate)] {
+        assert!(html.contains(&format!("id=\"{id}\">{v:.2}<")), "{id} = {v:.2} in the report");
+    }
+    assert_eq!(html.matches("<svg").count(), 2, "two plots");
+    assert_eq!(html.matches("<tr><td>").count(), results.len());
+    // Kept for people to look at (ImageMagick turns the page's plots into PNG in CI).
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::copy(out.join("index.html"), shots.join("training-report.html")).unwrap();
+    let (ok, _, err) = run(twinspect()
+        .args(["train", "report", "--operator", "nobody", "--out"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&data));
+    assert!(!ok && err.contains("no training results"), "{err}");
+}

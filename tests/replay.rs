@@ -67,7 +67,7 @@ fn replay_follows_the_speed_it_is_given() {
     let profile = twinspect::domain::profile::ScannerProfile::load("desk-140").unwrap();
     let drain = |speed: Option<f64>| {
         let t0 = Instant::now();
-        let src = spawn_replay(&rec, speed, profile.channels as usize).unwrap();
+        let src = spawn_replay(&rec, speed, profile.channels as usize, None).unwrap();
         let mut lines = 0;
         loop {
             match src.events.recv_timeout(Duration::from_secs(20)).expect("the replay ends with a link-down")
@@ -99,7 +99,7 @@ fn a_cut_or_damaged_recording_replays_what_is_whole_and_says_where_it_broke() {
     let bytes = std::fs::read(&rec).unwrap();
     let channels = 1536;
     let events = |path: &Path| -> Vec<SourceEvent> {
-        let src = spawn_replay(path, None, channels).unwrap();
+        let src = spawn_replay(path, None, channels, None).unwrap();
         let mut v = Vec::new();
         loop {
             let e = src.events.recv_timeout(Duration::from_secs(20)).unwrap();
@@ -129,12 +129,16 @@ fn a_cut_or_damaged_recording_replays_what_is_whole_and_says_where_it_broke() {
     assert!(fault.contains("record at byte") && fault.contains("checksum"), "{fault}");
     assert!(got.len() > 10, "what came before the damage is delivered");
     // Another detector width: refused, naming the profile to use.
-    let e = spawn_replay(&rec, None, 2048).err().expect("refused").to_string();
+    let e = spawn_replay(&rec, None, 2048, None).err().expect("refused").to_string();
     assert!(e.contains("1536 channels") && e.contains("--profile desk-140"), "{e}");
     // Not a recording at all.
     std::fs::write(&bad, b"hello").unwrap();
     assert!(
-        spawn_replay(&bad, None, channels).err().unwrap().to_string().contains("not a Twinspect recording")
+        spawn_replay(&bad, None, channels, None)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not a Twinspect recording")
     );
     // Through the command line: a bad speed is refused by name.
     let o = twinspect()
@@ -146,4 +150,93 @@ fn a_cut_or_damaged_recording_replays_what_is_whole_and_says_where_it_broke() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("speed=0"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_training_replay_projects_threats_inside_bags_and_says_which_and_where() {
+    use twinspect::domain::profile::ScannerProfile;
+    use twinspect::domain::tip::{Projector, builtin_threats};
+    use twinspect::source::replay::TipReplay;
+    let dir = tempfile::tempdir().unwrap();
+    let rec = record(dir.path(), "3");
+    let profile = ScannerProfile::load("desk-140").unwrap();
+    let events = |tip: Option<TipReplay>| {
+        let src = spawn_replay(&rec, None, profile.channels as usize, tip).unwrap();
+        let mut v = Vec::new();
+        loop {
+            let e = src.events.recv_timeout(Duration::from_secs(30)).unwrap();
+            let end = matches!(e, SourceEvent::Link { up: false, .. });
+            v.push(e);
+            if end {
+                return v;
+            }
+        }
+    };
+    let plain = events(None);
+    let tip = TipReplay {
+        rate: 1.0,
+        seed: 4,
+        threats: builtin_threats(&profile).unwrap(),
+        projector: Projector::new(&profile).unwrap(),
+    };
+    let trained = events(Some(tip));
+    let projected: Vec<_> = trained
+        .iter()
+        .filter_map(|e| if let SourceEvent::Projected(p) = e { Some(p.clone()) } else { None })
+        .collect();
+    assert_eq!(projected.len(), 3, "every bag got a threat at rate 1");
+    // Same events otherwise, in the same order; a Projected event right before each bag's end.
+    let without: Vec<&SourceEvent> =
+        trained.iter().filter(|e| !matches!(e, SourceEvent::Projected(_))).collect();
+    assert_eq!(without.len(), plain.len());
+    for (i, e) in trained.iter().enumerate() {
+        if let SourceEvent::Projected(p) = e {
+            assert!(matches!(&trained[i + 1], SourceEvent::BagEnd { bag } if *bag == p.bag));
+        }
+    }
+    // Lines change only inside each threat's box (in the bag's own lines and channels), and only
+    // darker.
+    let mut changed = 0;
+    let mut bag_line: Option<(u64, usize)> = None;
+    for (a, b) in plain.iter().zip(&without) {
+        match (a, b) {
+            (SourceEvent::BagStart { bag, .. }, _) => bag_line = Some((*bag, 0)),
+            (SourceEvent::BagEnd { .. }, _) => bag_line = None,
+            (SourceEvent::Line(x), SourceEvent::Line(y)) => {
+                if x.low != y.low || x.high != y.high {
+                    let (bag, l) = bag_line.expect("changes only inside bags");
+                    let p = projected.iter().find(|p| p.bag == bag).unwrap();
+                    assert!(l >= p.line && l < p.line + p.lines, "line {l} outside {p:?}");
+                    for c in 0..x.low.len() {
+                        if x.low[c] != y.low[c] {
+                            assert!(c >= p.channel && c < p.channel + p.channels && y.low[c] < x.low[c]);
+                            changed += 1;
+                        }
+                    }
+                }
+                if let Some((_, l)) = bag_line.as_mut() {
+                    *l += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(changed > 3000, "{changed} samples darkened");
+    // Through the command line: a training replay captures like any source.
+    let o = twinspect()
+        .args(["capture", "--bags", "2", "--source"])
+        .arg(format!("replay://{}?speed=max&tip=0.5&tip_seed=2", rec.display()))
+        .arg("--out")
+        .arg(dir.path().join("trained"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = twinspect()
+        .args(["capture", "--bags", "1", "--source"])
+        .arg(format!("replay://{}?tip=2", rec.display()))
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("0 to 1"));
 }

@@ -249,3 +249,74 @@ fn after_a_restart_an_earlier_pending_bag_comes_back_and_is_decided_on() {
     let bag4 = rows.iter().find(|r| r.item_id.as_deref() == Some("EMS0004")).unwrap();
     assert_eq!(store.record(bag4.id).unwrap().decisions[0].code, "detain");
 }
+
+#[test]
+fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived() {
+    use twinspect::domain::inspection::{Annotation, Shape};
+    use twinspect::domain::synth::Category;
+    use twinspect::domain::tip::{ProjectedThreat, TrainingResult};
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
+    d.archive = Some(twinspect::archiver::Archiver::open(dir.path(), "replay", "desk-140", 8).unwrap());
+    d.training = true;
+    for bag in [1u64, 2, 3] {
+        d.update_bags(&[BagSpan {
+            bag,
+            item_id: Some(format!("T{bag}")),
+            first_line: 0,
+            end_line: Some(400),
+        }]);
+    }
+    // Bags 1 and 2 carry a projected knife at lines 100..300, channels 500..580; bag 3 nothing.
+    for bag in [1u64, 2] {
+        d.note_projected(&[ProjectedThreat {
+            bag,
+            name: "kitchen knife".into(),
+            category: Category::Blade,
+            line: 100,
+            channel: 500,
+            lines: 200,
+            channels: 80,
+        }]);
+    }
+    // The trainee marked the knife on bag 1 (as the image's marking tool would have).
+    d.bags[0].1.annotations.push(Annotation {
+        id: 1,
+        agency: "customs".into(),
+        operator: "c001".into(),
+        shape: Shape::Rect { x0: 120.0, y0: 510.0, x1: 280.0, y1: 570.0 },
+        category: "weapon".into(),
+        note: String::new(),
+        created_ms: 0,
+        edited_ms: None,
+    });
+    let desk: Shared = Rc::new(RefCell::new(d));
+    let mut customs = station(&desk, "customs");
+    customs.run();
+    log_in(&mut customs, "c001", "1111");
+    let decide = |h: &mut Harness<'_, StationPanel>, row: &str, button: &str| {
+        h.get_by_label(row).click();
+        h.run();
+        h.get_by_label(button).click();
+        h.run();
+    };
+    decide(&mut customs, "#1 Waiting 待处置: Customs 海关, Quarantine 检验检疫", "Detain / seize 扣留/查扣");
+    customs.get_by_label_contains("projected kitchen knife found");
+    decide(&mut customs, "#2 Waiting 待处置: Customs 海关, Quarantine 检验检疫", "Release 放行");
+    customs.get_by_label_contains("projected kitchen knife MISSED");
+    decide(
+        &mut customs,
+        "#3 Waiting 待处置: Customs 海关, Quarantine 检验检疫",
+        "Open for inspection 开箱查验",
+    );
+    customs.get_by_label_contains("no projected threat here (false alarm)");
+    // A change of decision is not judged twice.
+    type_into(&mut customs, "Reason for change 更改原因", "second look");
+    customs.get_by_label("Release 放行").click();
+    customs.run();
+    let desk = desk.borrow();
+    let rows = desk.archive.as_ref().unwrap().store().training("c001").unwrap();
+    let got: Vec<TrainingResult> = rows.iter().map(|r| r.result).collect();
+    assert_eq!(got, vec![TrainingResult::Hit, TrainingResult::Miss, TrainingResult::FalseAlarm]);
+    assert_eq!(rows[0].threat.as_deref(), Some("kitchen knife"));
+}

@@ -353,6 +353,41 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
     Ok(())
 }
 
+#[derive(clap::Subcommand, Debug)]
+pub enum TrainAction {
+    /// An operator's training report (HTML with plots: hit rate over the session, decision
+    /// times; hits, misses, false alarms, d') into DIR/index.html.
+    Report {
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub fn train(data: Option<&Path>, action: TrainAction) -> anyhow::Result<()> {
+    let TrainAction::Report { operator, out } = action;
+    let dir = data_dir(data)?;
+    let mut store = Store::open_shared(&dir)?;
+    let rows = store.training(&operator)?;
+    if rows.is_empty() {
+        bail!("no training results for operator {operator:?} in {}", dir.display());
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let page = out.join("index.html");
+    crate::io::write_atomically(&page, crate::export::training_report_html(&operator, &rows).as_bytes())?;
+    let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    store.log(
+        super::now_ms(),
+        &actor,
+        "export.training_report",
+        None,
+        serde_json::json!({ "operator": operator, "file": page.display().to_string(), "results": rows.len() }),
+    )?;
+    eprintln!("wrote {} ({} results)", page.display(), rows.len());
+    Ok(())
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ExerciseArgs {
     /// How many bags to begin (each with decisions and marks).

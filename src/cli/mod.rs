@@ -111,6 +111,11 @@ pub enum Command {
         #[command(subcommand)]
         action: archive::ExportAction,
     },
+    /// Training with threat image projection: reports.
+    Train {
+        #[command(subcommand)]
+        action: archive::TrainAction,
+    },
     /// Write bags, decisions and marks as fast as possible, acknowledging each commit (the
     /// kill -9 harness's victim).
     #[command(hide = true)]
@@ -177,6 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bags(a)) => archive::bags(cli.data.as_deref(), a),
         Some(Command::Audit { action }) => archive::audit_command(cli.data.as_deref(), action),
         Some(Command::StoreExercise(a)) => archive::exercise(cli.data.as_deref(), a),
+        Some(Command::Train { action }) => archive::train(cli.data.as_deref(), action),
         Some(Command::Export { action }) => archive::export(&cli.profile, cli.data.as_deref(), action),
         Some(Command::Operators { file, action }) => operators_command(&file, action),
         Some(Command::Classify { file }) => {
@@ -529,9 +535,11 @@ fn run_workstation(
             true,
         ),
     };
+    // A replay with projected threats is a training session: decisions are judged.
+    let mut desk = desk;
+    desk.training = url.scheme == "replay" && url.get("tip", 0.0f64).is_ok_and(|r| r > 0.0);
     // The archive: a problem opening it (a full disk, a read-only directory) is shown on both
     // screens and the live image goes on; records then say they were not recorded.
-    let mut desk = desk;
     let data = archive::data_dir(data)?;
     match crate::archiver::Archiver::open(
         &data,

@@ -357,6 +357,171 @@ pub fn builtin_threats(
     Ok(out)
 }
 
+/// A threat projected into a bag of a training replay: which, and where in the bag's own
+/// lines (counted from its first line) and detector channels.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectedThreat {
+    pub bag: u64,
+    pub name: String,
+    pub category: Category,
+    pub line: usize,
+    pub channel: usize,
+    pub lines: usize,
+    pub channels: usize,
+}
+
+/// How a trainee did on one bag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainingResult {
+    /// A projected threat, alarmed on and marked where it was.
+    Hit,
+    /// A projected threat let through (released), or alarmed on without marking it.
+    Miss,
+    /// An alarm on a bag with no projected threat.
+    FalseAlarm,
+    /// No projected threat, released.
+    CorrectReject,
+}
+
+impl TrainingResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainingResult::Hit => "hit",
+            TrainingResult::Miss => "miss",
+            TrainingResult::FalseAlarm => "false_alarm",
+            TrainingResult::CorrectReject => "correct_reject",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TrainingResult> {
+        [TrainingResult::Hit, TrainingResult::Miss, TrainingResult::FalseAlarm, TrainingResult::CorrectReject]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// Bounding box `(x0, x1, y0, y1)` of a mark in bag coordinates.
+fn mark_box(shape: &super::inspection::Shape) -> (f32, f32, f32, f32) {
+    use super::inspection::Shape;
+    let pts: Vec<[f32; 2]> = match shape {
+        Shape::Rect { x0, y0, x1, y1 } => vec![[*x0, *y0], [*x1, *y1]],
+        Shape::Ellipse { cx, cy, rx, ry } => vec![[cx - rx, cy - ry], [cx + rx, cy + ry]],
+        Shape::Polygon { points } => points.clone(),
+        // An arrow points at the thing: its head counts.
+        Shape::Arrow { to, .. } => vec![*to],
+        Shape::Text { at } => vec![*at],
+    };
+    pts.iter().fold((f32::MAX, f32::MIN, f32::MAX, f32::MIN), |b, p| {
+        (b.0.min(p[0]), b.1.max(p[0]), b.2.min(p[1]), b.3.max(p[1]))
+    })
+}
+
+/// Judge a trainee's decision on a bag: `alarm` (any decision but release), `marks` (theirs on
+/// this bag, in bag coordinates as the screens store them: x along the belt from the bag's first
+/// line, y the detector channel; the display draws channel c at row channels - 1 - c).
+pub fn judge(
+    projected: Option<&ProjectedThreat>,
+    alarm: bool,
+    marks: &[&super::inspection::Annotation],
+) -> TrainingResult {
+    match (projected, alarm) {
+        (None, false) => TrainingResult::CorrectReject,
+        (None, true) => TrainingResult::FalseAlarm,
+        (Some(_), false) => TrainingResult::Miss,
+        (Some(p), true) => {
+            // The threat's box in bag coordinates, with a little slack for a hand-drawn mark.
+            let slack = 8.0;
+            let (tx0, tx1) = (p.line as f32 - slack, (p.line + p.lines) as f32 + slack);
+            let (ty0, ty1) = (p.channel as f32 - slack, (p.channel + p.channels) as f32 + slack);
+            let hit = marks.iter().any(|m| {
+                let (x0, x1, y0, y1) = mark_box(&m.shape);
+                x0 <= tx1 && x1 >= tx0 && y0 <= ty1 && y1 >= ty0
+            });
+            if hit { TrainingResult::Hit } else { TrainingResult::Miss }
+        }
+    }
+}
+
+/// Signal-detection summary of a trainee's results.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Sensitivity {
+    pub hits: u64,
+    pub misses: u64,
+    pub false_alarms: u64,
+    pub correct_rejects: u64,
+    pub hit_rate: f64,
+    pub false_alarm_rate: f64,
+    /// d' = z(H) - z(F), with the log-linear correction ((n + 0.5) / (N + 1)) so that perfect
+    /// rates stay finite.
+    pub d_prime: f64,
+}
+
+/// The inverse of the standard normal CDF (Acklam's rational approximation, relative error
+/// below 1.2e-9).
+pub fn probit(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -39.696_830_286_653_76,
+        220.946_098_424_520_5,
+        -275.928_510_446_968_7,
+        138.357_751_867_269,
+        -30.664_798_066_147_16,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -54.476_098_798_224_06,
+        161.585_836_858_040_9,
+        -155.698_979_859_886_6,
+        66.801_311_887_719_72,
+        -13.280_681_552_885_72,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -0.322_396_458_041_136_5,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] =
+        [7.784_695_709_041_462e-3, 0.322_467_129_070_039_8, 2.445_134_137_142_996, 3.754_408_661_907_416];
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    let pl = 0.02425;
+    if p < pl {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - pl {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -probit(1.0 - p)
+    }
+}
+
+pub fn sensitivity(results: &[TrainingResult]) -> Sensitivity {
+    let count = |r: TrainingResult| results.iter().filter(|x| **x == r).count() as u64;
+    let (h, m, f, c) = (
+        count(TrainingResult::Hit),
+        count(TrainingResult::Miss),
+        count(TrainingResult::FalseAlarm),
+        count(TrainingResult::CorrectReject),
+    );
+    let rate = |a: u64, b: u64| if a + b == 0 { 0.0 } else { a as f64 / (a + b) as f64 };
+    let corrected = |a: u64, b: u64| (a as f64 + 0.5) / ((a + b) as f64 + 1.0);
+    Sensitivity {
+        hits: h,
+        misses: m,
+        false_alarms: f,
+        correct_rejects: c,
+        hit_rate: rate(h, m),
+        false_alarm_rate: rate(f, c),
+        d_prime: probit(corrected(h, m)) - probit(corrected(f, c)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,6 +670,67 @@ mod tests {
         // An empty belt has no place for a threat.
         let empty = RawFrame::from_lines(&(0..200).map(|_| sc.air_line()).collect::<Vec<_>>(), sc.channels());
         assert_eq!(find_placement(&empty, &calib, &threats[0], &mut rng), None);
+    }
+
+    #[test]
+    fn probit_matches_known_quantiles_and_d_prime_follows_signal_detection_theory() {
+        // Quantiles of the standard normal (any statistics table; scipy.stats.norm.ppf).
+        for (p, z) in [
+            (0.5, 0.0),
+            (0.975, 1.959_963_985),
+            (0.84134474606, 1.0),
+            (0.01, -2.326_347_874),
+            (1e-6, -4.753_424_309),
+        ] {
+            assert!((probit(p) - z).abs() < 1e-6, "probit({p}) = {} not {z}", probit(p));
+        }
+        use TrainingResult::*;
+        let mut r = vec![Hit; 8];
+        r.extend([Miss; 2]);
+        r.extend([FalseAlarm; 1]);
+        r.extend([CorrectReject; 9]);
+        let s = sensitivity(&r);
+        assert_eq!((s.hits, s.misses, s.false_alarms, s.correct_rejects), (8, 2, 1, 9));
+        assert!((s.hit_rate - 0.8).abs() < 1e-12 && (s.false_alarm_rate - 0.1).abs() < 1e-12);
+        // Log-linear: z(8.5/11) - z(1.5/11).
+        let want = probit(8.5 / 11.0) - probit(1.5 / 11.0);
+        assert!((s.d_prime - want).abs() < 1e-12 && s.d_prime > 1.8, "{}", s.d_prime);
+        assert!(sensitivity(&[Hit, CorrectReject]).d_prime.is_finite(), "perfect rates stay finite");
+    }
+
+    #[test]
+    fn a_trainee_hits_only_by_alarming_and_marking_where_the_threat_is() {
+        use crate::domain::inspection::{Annotation, Shape};
+        let p = ProjectedThreat {
+            bag: 1,
+            name: "kitchen knife".into(),
+            category: Category::Blade,
+            line: 100,
+            channel: 500,
+            lines: 200,
+            channels: 80,
+        };
+        let mark = |shape| Annotation {
+            id: 1,
+            agency: "customs".into(),
+            operator: "c001".into(),
+            shape,
+            category: "weapon".into(),
+            note: String::new(),
+            created_ms: 0,
+            edited_ms: None,
+        };
+        // Channels 500..580 of lines 100..300 of the bag.
+        let on = mark(Shape::Rect { x0: 150.0, y0: 520.0, x1: 250.0, y1: 560.0 });
+        let off = mark(Shape::Rect { x0: 150.0, y0: 100.0, x1: 250.0, y1: 200.0 });
+        assert_eq!(judge(Some(&p), true, &[&on]), TrainingResult::Hit);
+        assert_eq!(judge(Some(&p), true, &[&off]), TrainingResult::Miss);
+        assert_eq!(judge(Some(&p), true, &[]), TrainingResult::Miss);
+        assert_eq!(judge(Some(&p), false, &[&on]), TrainingResult::Miss);
+        assert_eq!(judge(None, true, &[]), TrainingResult::FalseAlarm);
+        assert_eq!(judge(None, false, &[]), TrainingResult::CorrectReject);
+        let arrow = mark(Shape::Arrow { from: [0.0, 0.0], to: [120.0, 570.0] });
+        assert_eq!(judge(Some(&p), true, &[&arrow]), TrainingResult::Hit);
     }
 
     #[test]

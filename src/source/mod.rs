@@ -53,6 +53,9 @@ pub enum SourceEvent {
     /// A detector's block exactly as it arrived, for installers checking a test pattern (only
     /// when asked for: `gige://...?raw=on`, `capture --raw`); its lines come as `Line`s too.
     RawBlock(Arc<RawBlock>),
+    /// A threat image was projected into this bag (training replays, `replay://...?tip=`); sent
+    /// before the bag's end.
+    Projected(Arc<crate::domain::tip::ProjectedThreat>),
 }
 
 /// A GigE Vision block as received.
@@ -159,9 +162,33 @@ pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSourc
         }
         "serial" => Ok(serial::spawn(serial::SerialOptions::from_url(u)?)),
         "replay" => {
-            u.only_keys(&["speed", "profile"])?;
+            u.only_keys(&["speed", "profile", "tip", "tip_seed"])?;
             let speed = replay::parse_speed(u.get_str("speed").unwrap_or("1"))?;
-            Ok(replay::spawn_replay(std::path::Path::new(&u.location), speed, profile.channels as usize)?)
+            let rate: f64 = u.get("tip", 0.0)?;
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(url::UrlError::Value {
+                    key: "tip".into(),
+                    value: rate.to_string(),
+                    why: "the share of bags given a projected threat, 0 to 1".into(),
+                }
+                .into());
+            }
+            let tip = (rate > 0.0)
+                .then(|| -> Result<replay::TipReplay, OpenError> {
+                    Ok(replay::TipReplay {
+                        rate,
+                        seed: u.get("tip_seed", 1u64)?,
+                        threats: crate::domain::tip::builtin_threats(profile)?,
+                        projector: crate::domain::tip::Projector::new(profile)?,
+                    })
+                })
+                .transpose()?;
+            Ok(replay::spawn_replay(
+                std::path::Path::new(&u.location),
+                speed,
+                profile.channels as usize,
+                tip,
+            )?)
         }
         _ => {
             let o = gige::driver::GigeSourceOptions::from_url(

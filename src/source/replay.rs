@@ -48,7 +48,7 @@ pub fn to_rec(ev: &SourceEvent) -> Option<Rec> {
             values: [s.kv, s.ma, s.temp_c, s.belt_mm_s, s.line_rate_hz],
         },
         SourceEvent::Link { up, detail } => Rec::Link { up: *up, detail: detail.clone() },
-        SourceEvent::RawBlock(_) => return None,
+        SourceEvent::RawBlock(_) | SourceEvent::Projected(_) => return None,
     })
 }
 
@@ -242,8 +242,144 @@ pub fn open_recording(
     Ok((reader, header))
 }
 
-/// Replay a recording: its events at their recorded pace divided by `speed` (`None`: at once).
-pub fn spawn_replay(path: &Path, speed: Option<f64>, channels: usize) -> Result<RunningSource, ReplayError> {
+/// Threat image projection into a replay (training): a share `rate` of the bags get a threat
+/// of the library, placed inside the bag.
+pub struct TipReplay {
+    pub rate: f64,
+    pub seed: u64,
+    pub threats: Vec<crate::domain::tip::Threat>,
+    pub projector: crate::domain::tip::Projector,
+}
+
+/// Holds a bag's events back until its end, so a threat can be projected into the whole bag.
+struct TipState {
+    tip: TipReplay,
+    rng: crate::domain::rng::Rng,
+    dark: Vec<RawLine>,
+    air: Vec<RawLine>,
+    calib: Option<crate::domain::calib::Calibration>,
+    /// The open bag and its events so far.
+    bag: Option<(u64, Vec<SourceEvent>)>,
+}
+
+impl TipState {
+    /// Events to deliver now for `ev` (none while a bag is held back).
+    fn push(&mut self, ev: SourceEvent, channels: usize) -> Vec<SourceEvent> {
+        if let SourceEvent::Line(l) = &ev {
+            match l.kind {
+                LineKind::Dark => {
+                    if !self.air.is_empty() {
+                        self.dark.clear();
+                        self.air.clear();
+                    }
+                    self.dark.push(l.clone());
+                }
+                LineKind::Air => self.air.push(l.clone()),
+                LineKind::Scan => {
+                    if !self.dark.is_empty() && !self.air.is_empty() {
+                        let (d, a): (Vec<&RawLine>, Vec<&RawLine>) =
+                            (self.dark.iter().collect(), self.air.iter().collect());
+                        self.calib = crate::domain::calib::Calibration::from_lines(&d, &a, u16::MAX).ok();
+                        self.dark.clear();
+                        self.air.clear();
+                    }
+                }
+            }
+        }
+        match ev {
+            SourceEvent::BagStart { bag, .. } => {
+                let mut out = self.flush();
+                out.extend(self.bag_start(bag, ev));
+                out
+            }
+            SourceEvent::BagEnd { bag } if self.bag.as_ref().is_some_and(|(b, _)| *b == bag) => {
+                let (bag, mut held) = self.bag.take().expect("checked");
+                if let Some(p) = self.project(bag, &mut held, channels) {
+                    held.push(SourceEvent::Projected(std::sync::Arc::new(p)));
+                }
+                held.push(ev);
+                held
+            }
+            ev => match self.bag.as_mut() {
+                Some((_, held)) if held.len() < 1 << 16 => {
+                    held.push(ev);
+                    Vec::new()
+                }
+                _ => {
+                    let mut out = self.flush();
+                    out.push(ev);
+                    out
+                }
+            },
+        }
+    }
+
+    fn bag_start(&mut self, bag: u64, ev: SourceEvent) -> Vec<SourceEvent> {
+        self.bag = Some((bag, vec![ev]));
+        Vec::new()
+    }
+
+    /// Whatever is held, unchanged (a bag that never ends, or one too long to hold).
+    fn flush(&mut self) -> Vec<SourceEvent> {
+        self.bag.take().map(|(_, v)| v).unwrap_or_default()
+    }
+
+    fn project(
+        &mut self,
+        bag: u64,
+        held: &mut [SourceEvent],
+        channels: usize,
+    ) -> Option<crate::domain::tip::ProjectedThreat> {
+        use crate::domain::tip;
+        let calib = self.calib.clone()?;
+        if self.tip.threats.is_empty() || !self.rng.chance(self.tip.rate) {
+            return None;
+        }
+        let idx: Vec<usize> = held
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, SourceEvent::Line(l) if l.kind == LineKind::Scan && l.low.len() == channels))
+            .map(|(i, _)| i)
+            .collect();
+        if idx.is_empty() {
+            return None;
+        }
+        let lines: Vec<RawLine> = idx
+            .iter()
+            .map(|&i| if let SourceEvent::Line(l) = &held[i] { l.clone() } else { unreachable!() })
+            .collect();
+        let mut frame = crate::domain::scan::RawFrame::from_lines(&lines, channels);
+        let k = (self.rng.next_u64() % self.tip.threats.len() as u64) as usize;
+        let threat = &self.tip.threats[k];
+        let (l, c) = tip::find_placement(&frame, &calib, threat, &mut self.rng)?;
+        self.tip.projector.project(&mut frame, &calib, threat, l, c);
+        for (row, &i) in idx.iter().enumerate() {
+            if let SourceEvent::Line(line) = &mut held[i] {
+                line.low = frame.low.row(row).to_vec();
+                line.high = frame.high.row(row).to_vec();
+            }
+        }
+        Some(tip::ProjectedThreat {
+            bag,
+            name: threat.name.clone(),
+            category: threat.category,
+            line: l,
+            channel: c,
+            lines: threat.lines(),
+            channels: threat.channels(),
+        })
+    }
+}
+
+/// Replay a recording: its events at their recorded pace divided by `speed` (`None`: at once);
+/// with `tip`, threats projected into a share of its bags (each bag is then held until it
+/// ends).
+pub fn spawn_replay(
+    path: &Path,
+    speed: Option<f64>,
+    channels: usize,
+    tip: Option<TipReplay>,
+) -> Result<RunningSource, ReplayError> {
     let (mut reader, header) = open_recording(path, channels)?;
     let (tx, rx) = bounded(8192);
     let stats = Arc::new(SourceStats::default());
@@ -252,10 +388,19 @@ pub fn spawn_replay(path: &Path, speed: Option<f64>, channels: usize) -> Result<
     let (st, sp) = (stats.clone(), stop.clone());
     let p = path.display().to_string();
     let description = format!(
-        "replay://{p}?speed={} (recorded from {})",
+        "replay://{p}?speed={}{} (recorded from {})",
         speed.map_or("max".to_string(), |s| s.to_string()),
+        tip.as_ref().map_or(String::new(), |t| format!("&tip={}", t.rate)),
         header.source
     );
+    let mut tip = tip.map(|t| TipState {
+        rng: crate::domain::rng::Rng::new(t.seed),
+        tip: t,
+        dark: Vec::new(),
+        air: Vec::new(),
+        calib: None,
+        bag: None,
+    });
     let thread = std::thread::Builder::new()
         .name("replay".into())
         .spawn(move || {
@@ -303,11 +448,24 @@ pub fn spawn_replay(path: &Path, speed: Option<f64>, channels: usize) -> Result<
                     }
                     _ => {}
                 }
-                if !deliver(ev) {
-                    return;
+                let out = match tip.as_mut() {
+                    Some(t) => t.push(ev, channels),
+                    None => vec![ev],
+                };
+                for ev in out {
+                    if !deliver(ev) {
+                        return;
+                    }
                 }
                 events += 1;
             };
+            if let Some(t) = tip.as_mut() {
+                for ev in t.flush() {
+                    if !deliver(ev) {
+                        return;
+                    }
+                }
+            }
             st.connected.store(false, Ordering::Relaxed);
             let _ = deliver(SourceEvent::Link { up: false, detail: end });
         })

@@ -96,6 +96,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     "#,
+    // 2: training results (threat image projection).
+    r#"
+    CREATE TABLE training (
+        id INTEGER PRIMARY KEY,
+        bag INTEGER NOT NULL REFERENCES bags (id),
+        operator TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        threat TEXT,
+        result TEXT NOT NULL CHECK (result IN ('hit', 'miss', 'false_alarm', 'correct_reject')),
+        decision_ms INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX training_operator ON training (operator, at_ms);
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +230,17 @@ pub struct BagRow {
     /// Relative to the data directory.
     pub scan_file: Option<String>,
     pub scan_sha256: Option<String>,
+}
+
+/// One training result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainingRow {
+    pub bag: i64,
+    pub agency: String,
+    pub threat: Option<String>,
+    pub result: crate::domain::tip::TrainingResult,
+    pub decision_ms: u64,
+    pub at_ms: u64,
 }
 
 /// Search terms for [`Store::bags`]; every one given must match.
@@ -684,6 +709,61 @@ impl Store {
             }
             audit::append(tx, at_ms, by, "mark.delete", Some(bag), &json!({ "mark": id }))
         })
+    }
+
+    /// A trainee's result on a bag, committed with its audit entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_training(
+        &mut self,
+        bag: i64,
+        operator: &str,
+        agency: &str,
+        threat: Option<&str>,
+        result: crate::domain::tip::TrainingResult,
+        decision_ms: u64,
+        at_ms: u64,
+    ) -> Result<()> {
+        self.bag(bag)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO training (bag, operator, agency, threat, result, decision_ms, at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![bag, operator, agency, threat, result.as_str(), decision_ms as i64, at_ms as i64],
+            )?;
+            audit::append(
+                tx,
+                at_ms,
+                operator,
+                "training.result",
+                Some(bag),
+                &json!({ "agency": agency, "threat": threat, "result": result.as_str(), "decision_ms": decision_ms }),
+            )
+        })
+    }
+
+    /// An operator's training results, oldest first.
+    pub fn training(&self, operator: &str) -> Result<Vec<TrainingRow>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT bag, agency, threat, result, decision_ms, at_ms FROM training WHERE operator = ?1 ORDER BY at_ms, id",
+            )
+            .map_err(|e| self.e(e))?;
+        let rows = st
+            .query_map([operator], |r| {
+                let result: String = r.get(3)?;
+                Ok(TrainingRow {
+                    bag: r.get(0)?,
+                    agency: r.get(1)?,
+                    threat: r.get(2)?,
+                    result: crate::domain::tip::TrainingResult::parse(&result)
+                        .unwrap_or(crate::domain::tip::TrainingResult::Miss),
+                    decision_ms: r.get::<_, i64>(4)? as u64,
+                    at_ms: r.get::<_, i64>(5)? as u64,
+                })
+            })
+            .map_err(|e| self.e(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.e(e))
     }
 
     /// One bag's row.

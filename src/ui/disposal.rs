@@ -46,6 +46,15 @@ pub struct Desk {
     pub archive: Option<Archiver>,
     /// Why the archive could not be opened at start (shown on both screens).
     pub archive_open_error: Option<String>,
+    /// A training replay with projected threats (`replay://...&tip=`): each operator's first
+    /// decision on a bag is judged and said at once.
+    pub training: bool,
+    /// Threats projected into bags (by desk key).
+    pub projected: std::collections::HashMap<u64, crate::domain::tip::ProjectedThreat>,
+    /// When each bag appeared (ms), for decision times.
+    pub arrived_ms: std::collections::HashMap<u64, u64>,
+    /// (bag, operator) already judged: a change of decision is not judged again.
+    judged: std::collections::HashSet<(u64, String)>,
 }
 
 impl Desk {
@@ -58,7 +67,54 @@ impl Desk {
             session_policy: SessionPolicy::default(),
             archive: None,
             archive_open_error: None,
+            training: false,
+            projected: Default::default(),
+            arrived_ms: Default::default(),
+            judged: Default::default(),
         }
+    }
+
+    /// Threats the source projected into bags.
+    pub fn note_projected(&mut self, projected: &[crate::domain::tip::ProjectedThreat]) {
+        for p in projected {
+            self.projected.insert(p.bag, p.clone());
+        }
+    }
+
+    /// Judge a trainee's first decision on a bag against what was projected into it, and
+    /// archive the result; `None` outside training or for a change of decision.
+    pub fn training_result(
+        &mut self,
+        bag: u64,
+        agency: &AgencyConfig,
+        op: &Operator,
+        code: &str,
+        now_ms: u64,
+    ) -> Option<(crate::domain::tip::TrainingResult, Option<String>)> {
+        use crate::domain::inspection::DispositionKind;
+        if !self.training || !self.judged.insert((bag, op.id.clone())) {
+            return None;
+        }
+        let alarm = agency.decision(code).is_some_and(|c| c.kind != DispositionKind::Release);
+        let rec = self.bags.iter().find(|(s, _)| s.bag == bag).map(|(_, r)| r)?;
+        let marks: Vec<&Annotation> = rec.annotations.iter().filter(|a| a.operator == op.id).collect();
+        let projected = self.projected.get(&bag);
+        let result = crate::domain::tip::judge(projected, alarm, &marks);
+        let threat = projected.map(|p| p.name.clone());
+        let decision_ms = now_ms.saturating_sub(self.arrived_ms.get(&bag).copied().unwrap_or(now_ms));
+        let item = self.item_of(bag);
+        if let Some(a) = self.archive.as_mut() {
+            let _ = a.record_training(
+                bag,
+                item.as_deref(),
+                &op.id,
+                &agency.id,
+                threat.as_deref(),
+                result,
+                decision_ms,
+            );
+        }
+        Some((result, threat))
     }
 
     /// After a restart: the newest bags of earlier runs come back from the archive with their
@@ -140,14 +196,26 @@ impl Desk {
 
     /// Bags the stream has started or ended.
     pub fn update_bags(&mut self, spans: &[BagSpan]) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         for span in spans {
             match self.bags.iter_mut().find(|(s, _)| s.bag == span.bag) {
                 Some((s, _)) => *s = span.clone(),
-                None => self.bags.push((span.clone(), BagRecord::new(span.bag, span.item_id.clone()))),
+                None => {
+                    self.arrived_ms.insert(span.bag, now);
+                    self.bags.push((span.clone(), BagRecord::new(span.bag, span.item_id.clone())))
+                }
             }
         }
-        let excess = self.bags.len().saturating_sub(RECENT_BAGS);
-        self.bags.drain(..excess);
+        let excess = self.bags.len().saturating_sub(RECENT_BAGS + EARLIER_BAGS);
+        if excess > 0 {
+            self.bags.drain(..excess);
+            let keep: std::collections::HashSet<u64> = self.bags.iter().map(|(s, _)| s.bag).collect();
+            self.projected.retain(|k, _| keep.contains(k));
+            self.arrived_ms.retain(|k, _| keep.contains(k));
+            self.judged.retain(|(k, _)| keep.contains(k));
+        }
     }
 
     fn bag_mut(&mut self, id: u64) -> Option<&mut BagRecord> {
@@ -455,8 +523,36 @@ impl StationPanel {
                     match trial.decide(&config, &agency.id, &code.code, op, now_ms, reason).cloned() {
                         Ok(d) => match desk.commit_decision(bag_id, &d) {
                             Ok(()) => {
-                                let text =
+                                let mut text =
                                     format!("{}: {} ({})", lang.tr("Recorded", "已记录"), d.code, d.operator);
+                                if let Some(b) = desk.bag_mut(bag_id) {
+                                    *b = trial.clone();
+                                }
+                                if let Some((r, threat)) =
+                                    desk.training_result(bag_id, agency, op, &d.code, now_ms)
+                                {
+                                    use crate::domain::tip::TrainingResult as R;
+                                    let name = threat.unwrap_or_default();
+                                    let (en, zh) = match r {
+                                        R::Hit => (
+                                            format!("training: projected {name} found"),
+                                            format!("训练：投影威胁（{name}）命中"),
+                                        ),
+                                        R::Miss => (
+                                            format!("training: projected {name} MISSED"),
+                                            format!("训练：投影威胁（{name}）漏判"),
+                                        ),
+                                        R::FalseAlarm => (
+                                            "training: no projected threat here (false alarm)".into(),
+                                            "训练：无投影威胁（误报）".into(),
+                                        ),
+                                        R::CorrectReject => (
+                                            "training: no projected threat, correctly released".into(),
+                                            "训练：无投影威胁，放行正确".into(),
+                                        ),
+                                    };
+                                    text = format!("{text} · {}", lang.tr(&en, &zh));
+                                }
                                 self.message = Some((false, text));
                                 self.reason.clear();
                                 if let Some(b) = desk.bag_mut(bag_id) {

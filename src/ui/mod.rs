@@ -248,6 +248,7 @@ impl Workstation {
         let batch = self.assembler.feed(events);
         self.rate.add(batch.lines as u64);
         self.desk.update_bags(&batch.bags);
+        self.desk.note_projected(&batch.projected);
         if let Some(a) = self.desk.archive.as_mut() {
             a.feed(&batch, self.assembler.calibration.as_ref());
         }
