@@ -74,6 +74,11 @@ impl Desk {
         }
     }
 
+    /// This operator's decision on this bag has been judged (training).
+    pub fn was_judged(&self, bag: u64, operator: &str) -> bool {
+        self.judged.contains(&(bag, operator.to_string()))
+    }
+
     /// Threats the source projected into bags.
     pub fn note_projected(&mut self, projected: &[crate::domain::tip::ProjectedThreat]) {
         for p in projected {

@@ -617,6 +617,19 @@ impl Workstation {
                 }
                 marks::paint_shape(&painter, &f, &a.shape, colour, &label);
             }
+            // Training: once this screen's operator has decided, the projected threat is shown.
+            if let (Some(p), Some(op)) = (self.desk.projected.get(&span.bag), panel.operator.as_ref())
+                && self.desk.was_judged(span.bag, &op.id)
+            {
+                let shape = Shape::Rect {
+                    x0: p.line as f32,
+                    y0: p.channel as f32,
+                    x1: (p.line + p.lines) as f32,
+                    y1: (p.channel + p.channels) as f32,
+                };
+                let label = format!("TIP: {}", p.name);
+                marks::paint_shape(&painter, &f, &shape, egui::Color32::YELLOW, &label);
+            }
         }
         // Making a mark on the bag this screen works on.
         let Some(op) = panel.operator.clone() else { return };
