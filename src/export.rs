@@ -13,9 +13,19 @@ use ndarray::Array3;
 use crate::domain::inspection::{Annotation, InspectionConfig, OutcomeState, Shape};
 use crate::store::{BagQuery, Store, StoreError};
 
-fn utc(ms: u64) -> String {
-    let s = (ms / 1000) as i64;
-    let z = s.div_euclid(86_400) + 719_468;
+/// Days since 1970-01-01 of a civil (proleptic Gregorian) date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date `(year, month, day)` of a day count since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -23,7 +33,13 @@ fn utc(ms: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// ISO 8601 UTC (`2026-11-28T06:15:02Z`) of a Unix time in milliseconds.
+pub fn utc(ms: u64) -> String {
+    let s = (ms / 1000) as i64;
+    let (y, m, d) = civil_from_days(s.div_euclid(86_400));
     let t = s.rem_euclid(86_400);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
 }
@@ -360,4 +376,21 @@ pub fn training_report_html(operator: &str, rows: &[crate::store::TrainingRow]) 
         dp = s.d_prime,
         med = median,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_match_the_calendar() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        // 2000-02-29 (a leap day of a century leap year) 12:34:56 UTC, from `date -u -d ... +%s`.
+        assert_eq!(utc(951_827_696_000), "2000-02-29T12:34:56Z");
+        assert_eq!(utc(1_795_845_188_668), "2026-11-28T05:53:08Z");
+        for days in [-1, 0, 59, 60, 365, 10_957, 20_785, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
 }

@@ -23,33 +23,11 @@ pub fn data_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
+use crate::export::{civil_from_days, days_from_civil};
 
 /// `2026-11-28 06:15:02Z` for a Unix time in milliseconds.
 pub fn utc(ms: u64) -> String {
-    let s = (ms / 1000) as i64;
-    let (y, m, d) = civil_from_days(s.div_euclid(86_400));
-    let t = s.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+    crate::export::utc(ms).replacen('T', " ", 1)
 }
 
 /// A time on the command line: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS]` (UTC; a space works
@@ -301,37 +279,7 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
                     *m = true;
                 }
             }
-            let view = preset.settings();
-            let lut = crate::domain::material::MaterialLut::for_profile(&profile)?;
-            let mut rgba = if cpu {
-                let p = crate::pipeline::params::Params::new(
-                    &view,
-                    &lut,
-                    frame.channels() as u32,
-                    frame.lines() as u32,
-                    profile.full_scale(),
-                    false,
-                );
-                crate::pipeline::cpu::render(
-                    frame.low.view(),
-                    frame.high.view(),
-                    &calib.table(),
-                    &lut,
-                    &p,
-                    &missing,
-                )
-            } else {
-                let ctx = crate::pipeline::gpu::GpuContext::headless()?;
-                let kernels = crate::pipeline::gpu::Kernels::new(&ctx.device);
-                crate::pipeline::gpu::render_frame(
-                    &ctx.device,
-                    &ctx.queue,
-                    &kernels,
-                    crate::pipeline::gpu::Scan { frame: &frame, calib: &calib, missing: &missing },
-                    &lut,
-                    &view,
-                )?
-            };
+            let mut rgba = super::render_rgba(&profile, &frame, &calib, &missing, &preset.settings(), cpu)?;
             crate::export::draw_marks(&mut rgba, &rec.annotations, &cfg);
             crate::io::write_png(&out, &rgba)?;
             let mut legend = out.as_os_str().to_owned();
@@ -468,4 +416,21 @@ pub fn exercise(data: Option<&Path>, a: ExerciseArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_on_the_command_line() {
+        assert_eq!(parse_time("1970-01-02").unwrap(), 86_400_000);
+        assert_eq!(parse_time("2026-11-28T05:53:08").unwrap(), 1_795_845_188_000);
+        assert_eq!(parse_time("2026-11-28 05:53").unwrap(), 1_795_845_180_000);
+        assert_eq!(parse_time("1795845188668").unwrap(), 1_795_845_188_668);
+        assert_eq!(utc(parse_time("2024-02-29T23:59:59Z").unwrap()), "2024-02-29 23:59:59Z");
+        for bad in ["2026-02-30", "2026-13-01", "26-11-28", "2026-11-28T24:00", "yesterday", ""] {
+            assert!(parse_time(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -260,35 +260,39 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             if let Some(out) = &out {
-                let lut = MaterialLut::for_profile(&profile)?;
-                let rgba = if cpu {
-                    let p = crate::pipeline::params::Params::new(
-                        &view,
-                        &lut,
-                        frame.channels() as u32,
-                        frame.lines() as u32,
-                        profile.full_scale(),
-                        false,
-                    );
-                    cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &lut, &p, &missing)
-                } else {
-                    let ctx = gpu::GpuContext::headless()?;
-                    let kernels = gpu::Kernels::new(&ctx.device);
-                    gpu::render_frame(
-                        &ctx.device,
-                        &ctx.queue,
-                        &kernels,
-                        gpu::Scan { frame: &frame, calib: &calib, missing: &missing },
-                        &lut,
-                        &view,
-                    )?
-                };
+                let rgba = render_rgba(&profile, &frame, &calib, &missing, &view, cpu)?;
                 crate::io::write_png(out, &rgba)?;
                 eprintln!("wrote {} ({} x {})", out.display(), rgba.dim().1, rgba.dim().0);
             }
             Ok(())
         }
     }
+}
+
+/// A scan through the display pipeline: the GPU (headless), or its CPU twin.
+pub(crate) fn render_rgba(
+    profile: &ScannerProfile,
+    frame: &RawFrame,
+    calib: &Calibration,
+    missing: &[bool],
+    view: &ViewSettings,
+    cpu: bool,
+) -> anyhow::Result<ndarray::Array3<u8>> {
+    let lut = MaterialLut::for_profile(profile)?;
+    if cpu {
+        let p = crate::pipeline::params::Params::new(
+            view,
+            &lut,
+            frame.channels() as u32,
+            frame.lines() as u32,
+            profile.full_scale(),
+            false,
+        );
+        return Ok(cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &lut, &p, missing));
+    }
+    let ctx = gpu::GpuContext::headless()?;
+    let kernels = gpu::Kernels::new(&ctx.device);
+    Ok(gpu::render_frame(&ctx.device, &ctx.queue, &kernels, gpu::Scan { frame, calib, missing }, &lut, view)?)
 }
 
 /// Calibrate a synthetic scanner and scan the bag of `seed`.

@@ -322,21 +322,21 @@ struct Builder {
     rng: Rng,
 }
 
-type Place = (f64, f64, f64, f64, f64);
+/// Where an object lies: centre x, y (mm), half extents (mm), rotation (radians).
+pub type Place = (f64, f64, f64, f64, f64);
 
-impl Builder {
-    #[allow(clippy::too_many_arguments)]
-    fn part(
-        &mut self,
-        item: usize,
+impl Object {
+    /// An object of `material` at `density` (g/cm^3), placed at `place`, part of item `item`.
+    pub fn placed(
         category: Category,
         material: &'static str,
         density: f64,
         outline: Outline,
         profile: Profile,
         (cx, cy, hw, hh, angle): Place,
-    ) {
-        self.objects.push(Object {
+        item: usize,
+    ) -> Object {
+        Object {
             category,
             material,
             density_g_cm3: density,
@@ -348,7 +348,23 @@ impl Builder {
             half_h: hh,
             angle,
             item,
-        });
+        }
+    }
+}
+
+impl Builder {
+    #[allow(clippy::too_many_arguments)]
+    fn part(
+        &mut self,
+        item: usize,
+        category: Category,
+        material: &'static str,
+        density: f64,
+        outline: Outline,
+        profile: Profile,
+        place: Place,
+    ) {
+        self.objects.push(Object::placed(category, material, density, outline, profile, place, item));
     }
 
     fn add(

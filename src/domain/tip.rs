@@ -287,62 +287,57 @@ pub fn builtin_threats(
     profile: &ScannerProfile,
 ) -> Result<Vec<Threat>, crate::domain::physics::PhysicsError> {
     let mut sc = SyntheticScanner::new(profile, 0)?;
-    let obj = |category, material: &'static str, density, outline, profile, cx, cy, hw, hh, angle| Object {
-        category,
-        material,
-        density_g_cm3: density,
-        outline,
-        profile,
-        cx,
-        cy,
-        half_w: hw,
-        half_h: hh,
-        angle,
-        item: 0,
-    };
     use super::synth::{Outline, Profile};
     let knife_blade = vec![(-60.0, -11.0), (60.0, -11.0), (80.0, -2.0), (60.0, 8.0), (-60.0, 11.0)];
+    let (iron, pe, lead) = ("iron", "polyethylene", "lead");
     let knife = vec![
-        obj(
+        Object::placed(
             Category::Blade,
-            "iron",
+            iron,
             7.87,
             Outline::Polygon(knife_blade),
             Profile::Slab(0.25),
-            100.0,
-            60.0,
-            80.0,
-            11.0,
-            0.4,
+            (100.0, 60.0, 80.0, 11.0, 0.4),
+            0,
         ),
-        obj(
+        Object::placed(
             Category::Blade,
-            "polyethylene",
+            pe,
             1.0,
             Outline::Rect,
             Profile::Slab(2.0),
-            100.0 - 80.0 * 0.921,
-            60.0 - 80.0 * 0.389,
-            28.0,
-            12.0,
-            0.4,
+            (100.0 - 80.0 * 0.921, 60.0 - 80.0 * 0.389, 28.0, 12.0, 0.4),
+            0,
         ),
     ];
-    let lead = vec![obj(
+    let lead = vec![Object::placed(
         Category::DenseBlock,
-        "lead",
+        lead,
         11.34,
         Outline::Rect,
         Profile::Slab(1.0),
-        60.0,
-        60.0,
-        40.0,
-        25.0,
-        0.2,
+        (60.0, 60.0, 40.0, 25.0, 0.2),
+        0,
     )];
     let frame = vec![
-        obj(Category::Blade, "iron", 7.87, Outline::Rect, Profile::Slab(0.8), 80.0, 60.0, 70.0, 14.0, 0.0),
-        obj(Category::Blade, "iron", 7.87, Outline::Rect, Profile::Slab(1.2), 30.0, 95.0, 14.0, 30.0, -0.2),
+        Object::placed(
+            Category::Blade,
+            iron,
+            7.87,
+            Outline::Rect,
+            Profile::Slab(0.8),
+            (80.0, 60.0, 70.0, 14.0, 0.0),
+            0,
+        ),
+        Object::placed(
+            Category::Blade,
+            iron,
+            7.87,
+            Outline::Rect,
+            Profile::Slab(1.2),
+            (30.0, 95.0, 14.0, 30.0, -0.2),
+            0,
+        ),
     ];
     let mut out = Vec::new();
     for (name, cat, objs) in [
@@ -531,6 +526,12 @@ mod tests {
         ScannerProfile::load("desk-140").unwrap()
     }
 
+    fn calibrate(sc: &mut SyntheticScanner, p: &ScannerProfile) -> Calibration {
+        let (dark, air) = sc.calibration_lines(64);
+        let (d, a): (Vec<_>, Vec<_>) = (dark.iter().collect(), air.iter().collect());
+        Calibration::from_lines(&d, &a, p.full_scale()).unwrap()
+    }
+
     /// Noise-free transmissions of a whole bag.
     fn transmissions(sc: &mut SyntheticScanner, bag: &Bag) -> (Array2<f32>, Array2<f32>) {
         let boxes: Vec<_> = bag.objects.iter().map(Object::bbox).collect();
@@ -552,19 +553,15 @@ mod tests {
         // The knife alone, and the bag with the knife inside it (same place).
         let knife_blade = vec![(-60.0, -11.0), (60.0, -11.0), (80.0, -2.0), (60.0, 8.0), (-60.0, 11.0)];
         let (cx, cy) = (bag.length_mm / 2.0, p.channels as f64 * p.pixel_pitch_mm / 2.0);
-        let knife = Object {
-            category: Category::Blade,
-            material: "iron",
-            density_g_cm3: 7.87,
-            outline: crate::domain::synth::Outline::Polygon(knife_blade),
-            profile: crate::domain::synth::Profile::Slab(0.25),
-            cx,
-            cy,
-            half_w: 80.0,
-            half_h: 11.0,
-            angle: 0.3,
-            item: 0,
-        };
+        let knife = Object::placed(
+            Category::Blade,
+            "iron",
+            7.87,
+            crate::domain::synth::Outline::Polygon(knife_blade),
+            crate::domain::synth::Profile::Slab(0.25),
+            (cx, cy, 80.0, 11.0, 0.3),
+            0,
+        );
         let threat_t = {
             let alone = Bag {
                 seed: 0,
@@ -632,13 +629,7 @@ mod tests {
     fn projection_darkens_only_the_threat_footprint_and_placement_stays_in_the_bag() {
         let p = desk();
         let mut sc = SyntheticScanner::new(&p, 3).unwrap();
-        let (dark, air) = sc.calibration_lines(64);
-        let calib = Calibration::from_lines(
-            &dark.iter().collect::<Vec<_>>(),
-            &air.iter().collect::<Vec<_>>(),
-            p.full_scale(),
-        )
-        .unwrap();
+        let calib = calibrate(&mut sc, &p);
         let bag = generate_bag(11, &p);
         let frame = sc.scan_bag(&bag);
         let threats = builtin_threats(&p).unwrap();
@@ -737,13 +728,7 @@ mod tests {
     fn a_threat_cut_from_a_scan_is_its_transmission_there() {
         let p = desk();
         let mut sc = SyntheticScanner::new(&p, 4).unwrap();
-        let (dark, air) = sc.calibration_lines(64);
-        let calib = Calibration::from_lines(
-            &dark.iter().collect::<Vec<_>>(),
-            &air.iter().collect::<Vec<_>>(),
-            p.full_scale(),
-        )
-        .unwrap();
+        let calib = calibrate(&mut sc, &p);
         let threats = builtin_threats(&p).unwrap();
         let lead = &threats[1];
         // Scan the lead block alone (through the noisy detector), cut it back out.
