@@ -28,6 +28,9 @@ pub const DB_FILE: &str = "archive.sqlite";
 pub const SCANS_DIR: &str = "scans";
 const LOCK_FILE: &str = "twinspect.lock";
 
+/// The schema version this Twinspect writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
 /// Schema versions, in order; `PRAGMA user_version` counts those applied. Never edit one that
 /// has shipped: add the next.
 const MIGRATIONS: &[&str] = &[
