@@ -301,7 +301,9 @@ impl TipState {
                 held
             }
             ev => match self.bag.as_mut() {
-                Some((_, held)) if held.len() < 1 << 16 => {
+                // At most a bag of 16,384 lines is held (128 MiB at 2,048 channels); a longer
+                // one passes unchanged.
+                Some((_, held)) if held.len() < 16_384 => {
                     held.push(ev);
                     Vec::new()
                 }

@@ -14,7 +14,7 @@ pub mod audit;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde_json::json;
 
@@ -434,7 +434,10 @@ impl Store {
             return Err(StoreError::NewerSchema { path: self.db_path.display().to_string(), found, known });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction().map_err(|e| StoreError::db(&self.db_path, e))?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| StoreError::db(&self.db_path, e))?;
             tx.execute_batch(sql).map_err(|e| StoreError::db(&self.db_path, e))?;
             tx.pragma_update(None, "user_version", (i + 1) as u32)
                 .map_err(|e| StoreError::db(&self.db_path, e))?;
@@ -480,7 +483,10 @@ impl Store {
                 Err(_) => None,
             };
             let db = self.db_path.clone();
-            let tx = self.conn.transaction().map_err(|e| StoreError::db(&db, e))?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| StoreError::db(&db, e))?;
             let note = match &kept {
                 Some(_) => "capture interrupted after the scan was saved; image kept, lost-line list unknown",
                 None => "capture interrupted before the bag ended; no image kept",
@@ -501,10 +507,15 @@ impl Store {
         Ok(())
     }
 
-    /// Run `f` in one transaction, committed (on disk) before this returns.
+    /// Run `f` in one transaction, committed (on disk) before this returns. IMMEDIATE: the write
+    /// lock is taken at the start, so a second writer (the workstation's scan thread) waits its
+    /// turn instead of failing with a stale snapshot after reading the audit head.
     fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>) -> Result<T> {
         let db = self.db_path.clone();
-        let tx = self.conn.transaction().map_err(|e| StoreError::db(&db, e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::db(&db, e))?;
         let v = f(&tx).map_err(|e| StoreError::db(&db, e))?;
         tx.commit().map_err(|e| StoreError::db(&db, e))?;
         Ok(v)

@@ -357,3 +357,31 @@ fn an_archive_of_an_older_schema_is_migrated_and_keeps_its_records() {
     assert_eq!(migrations, MIGRATIONS.len() + 1, "1, 2, then 2 again after the downgrade");
     assert!(s.verify_audit().unwrap().ok());
 }
+
+#[test]
+fn two_writers_of_one_process_take_turns_and_the_chain_stays_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Store::open(dir.path()).unwrap();
+    let id = a.begin_bag(&start(1, None, 1), "t").unwrap();
+    let mut b = a.second_writer().unwrap();
+    let n = 150;
+    let t = std::thread::spawn(move || {
+        for i in 0..n {
+            b.log(i, "writer-b", "login", Some(id), json!({ "i": i })).unwrap();
+        }
+    });
+    for i in 0..n {
+        let d = Decision {
+            agency: "customs".into(),
+            code: if i % 2 == 0 { "release".into() } else { "open".into() },
+            operator: "c001".into(),
+            at_ms: i,
+            reason: Some("again".into()),
+        };
+        a.record_decision(id, &d).unwrap();
+    }
+    t.join().unwrap();
+    let r = a.verify_audit().unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.entries, u64::from(SCHEMA_VERSION) + 1 + 2 * n);
+}
