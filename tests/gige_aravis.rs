@@ -98,7 +98,11 @@ fn arv_camera_test_completes_every_buffer_and_resends_recover_one_percent_loss()
     assert_eq!(n("n_failures"), 0, "{out}");
     assert_eq!(n("n_missing_packets"), 0, "every lost packet recovered:\n{out}");
     assert!(n("n_resend_requests") > 0, "loss was injected:\n{out}");
-    assert_eq!(n("n_resent_packets"), n("n_resend_requests"), "{out}");
+    // Resends did the recovering. On a busy machine Aravis also asks for packets that are only
+    // late (seen in CI: 103 asked, 95 resent, none missing), so "every request answered" is
+    // not the property; "nothing missing, and resends came" is.
+    let (asked, resent) = (n("n_resend_requests"), n("n_resent_packets"));
+    assert!(resent > 0 && resent <= asked, "{resent} resent for {asked} asked:\n{out}");
 }
 
 #[test]
