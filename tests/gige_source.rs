@@ -83,7 +83,7 @@ fn our_emulator_calibrated_streamed_with_resends_and_reconnected_after_a_pulled_
     let st = &src.stats;
     let requested = st.resends_requested.load(Ordering::Relaxed);
     assert!(requested > 0, "2 % loss must have asked for resends");
-    assert_eq!(st.resends_honoured.load(Ordering::Relaxed), requested);
+    honoured_all(st.resends_honoured.load(Ordering::Relaxed), requested);
     assert_eq!(st.frames_lost.load(Ordering::Relaxed), 0);
     assert!(dev.stats.packets_dropped.load(Ordering::Relaxed) > 0);
     assert!(dev.stats.packets_reordered.load(Ordering::Relaxed) > 0, "out-of-order packets placed right");
@@ -215,10 +215,8 @@ fn capture_from_the_gige_emulator_writes_bags() {
     let stat = |name: &str| common::stat(&stdout, name);
     assert_eq!(stat("bags"), 2, "{stdout}");
     assert_eq!(stat("missing lines"), 0, "every lost packet resent: {stdout}");
-    assert!(
-        stat("resends requested") > 0 && stat("resends honoured") == stat("resends requested"),
-        "{stdout}"
-    );
+    assert!(stat("resends requested") > 0, "{stdout}");
+    honoured_all(stat("resends honoured"), stat("resends requested"));
     for n in 0..2 {
         assert!(dir.path().join(format!("bag-{n:06}.tiff")).exists());
     }
@@ -291,7 +289,7 @@ fn extended_block_ids_with_loss_recovered_by_64_bit_resends() {
     assert!(ls.windows(2).all(|w| w[1].seq == w[0].seq + 1), "no gap");
     let requested = src.stats.resends_requested.load(Ordering::Relaxed);
     assert!(requested > 0);
-    assert_eq!(src.stats.resends_honoured.load(Ordering::Relaxed), requested);
+    honoured_all(src.stats.resends_honoured.load(Ordering::Relaxed), requested);
     assert!(
         dev.stats.packets_resent.load(Ordering::Relaxed) > 0,
         "the device found the 64-bit ids asked for"
@@ -355,4 +353,13 @@ fn tshark_reads_extended_ids_and_their_resends_as_gige_vision_2() {
     assert!(count("gvcp.cmd.resend.extendedblockid") > 0, "64-bit resend requests decoded");
     assert!(count("gvsp.flag.packetresend == 1") > 0, "resent packets flagged as such");
     assert_eq!(count("_ws.malformed || _ws.expert.severity >= warning"), 0, "malformed or warned packets");
+}
+
+/// Resends came for what was asked. Not "honoured == requested": a request is repeated every
+/// 5 ms until its packets arrive, so on a busy machine a packet can be asked for twice and come
+/// once (CI: 85 asked, 83 came, no line missing). The tests' real property is that no line is
+/// missing, checked beside each call.
+fn honoured_all(honoured: u64, requested: u64) {
+    assert!(honoured > 0 && honoured <= requested, "{honoured} resent packets came for {requested} asked");
+    assert!(honoured * 10 >= requested * 8, "most requests answered: {honoured} of {requested}");
 }
