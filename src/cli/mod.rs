@@ -562,7 +562,13 @@ fn run_workstation(
             desk.archive = Some(a);
             match desk.load_earlier(crate::ui::disposal::EARLIER_BAGS) {
                 Ok(n) => eprintln!("archive: {n} bags of earlier runs recalled"),
-                Err(e) => desk.archive_open_error = Some(e),
+                // The archive is open and takes records; failing to read back earlier bags is
+                // its problem to show, not a failed open (which would refuse every decision).
+                Err(e) => {
+                    if let Some(a) = desk.archive.as_mut() {
+                        a.problem = Some(format!("recalling earlier bags: {e}"));
+                    }
+                }
             }
         }
         Err(e) => {
