@@ -29,6 +29,13 @@ fn station(desk: &Shared, agency: &str) -> Harness<'static, StationPanel> {
         )
 }
 
+/// The demonstration desk, archiving into `dir`.
+fn archiving_desk(dir: &std::path::Path) -> Desk {
+    let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
+    d.archive = Some(twinspect::archiver::Archiver::open(dir, "test", "desk-140", 8).unwrap());
+    d
+}
+
 fn type_into(h: &mut Harness<'_, StationPanel>, label: &str, text: &str) {
     let role = if h.query_by_role_and_label(Role::PasswordInput, label).is_some() {
         Role::PasswordInput
@@ -153,9 +160,7 @@ fn picking_a_previous_bag_recalls_it_and_its_record() {
 #[test]
 fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
-    d.archive = Some(twinspect::archiver::Archiver::open(dir.path(), "test", "desk-140", 8).unwrap());
-    let desk: Shared = Rc::new(RefCell::new(d));
+    let desk: Shared = Rc::new(RefCell::new(archiving_desk(dir.path())));
     desk.borrow_mut().update_bags(&[BagSpan {
         bag: 7,
         item_id: Some("EMS0007".into()),
@@ -207,8 +212,7 @@ fn after_a_restart_an_earlier_pending_bag_comes_back_and_is_decided_on() {
     let dir = tempfile::tempdir().unwrap();
     // The previous run: two bags; customs released the first, the second was left pending.
     {
-        let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
-        d.archive = Some(twinspect::archiver::Archiver::open(dir.path(), "test", "desk-140", 8).unwrap());
+        let mut d = archiving_desk(dir.path());
         for (bag, tag) in [(3u64, "EMS0003"), (4, "EMS0004")] {
             // As the workstation's ingest does: the desk and the archive see each bag start.
             let span = BagSpan { bag, item_id: Some(tag.into()), first_line: 0, end_line: None };
@@ -227,8 +231,7 @@ fn after_a_restart_an_earlier_pending_bag_comes_back_and_is_decided_on() {
         customs.get_by_label("Recorded 已记录: release (c001)");
     }
     // The restart: both bags are back from the archive, with what was decided.
-    let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
-    d.archive = Some(twinspect::archiver::Archiver::open(dir.path(), "test", "desk-140", 8).unwrap());
+    let mut d = archiving_desk(dir.path());
     assert_eq!(d.load_earlier(20).unwrap(), 2);
     assert_eq!(d.bags[0].1.decisions.len(), 1, "bag 3's release came back");
     let desk: Shared = Rc::new(RefCell::new(d));
@@ -256,8 +259,7 @@ fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived
     use twinspect::domain::synth::Category;
     use twinspect::domain::tip::{ProjectedThreat, TrainingResult};
     let dir = tempfile::tempdir().unwrap();
-    let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
-    d.archive = Some(twinspect::archiver::Archiver::open(dir.path(), "replay", "desk-140", 8).unwrap());
+    let mut d = archiving_desk(dir.path());
     d.training = true;
     for bag in [1u64, 2, 3] {
         d.update_bags(&[BagSpan {
