@@ -9,6 +9,7 @@ pub mod archiver;
 pub mod assemble;
 pub mod capture;
 pub mod cli;
+pub mod dicos;
 pub mod domain;
 pub mod export;
 pub mod io;

@@ -236,6 +236,15 @@ pub enum ExportAction {
         #[arg(long)]
         cpu: bool,
     },
+    /// A bag as DICOS: DIR/bag-ID-dx-low.dcs and -dx-high.dcs (DX, Series Energy 1 and 2) and
+    /// DIR/bag-ID-tdr-AGENCY.dcs (an operator Threat Detection Report per agency: decision in
+    /// force, or UNKNOWN; each mark as a potential threat object with its outline and category).
+    Dicos {
+        #[arg(long)]
+        bag: i64,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `twinspect export csv|png`: written, then audited (who: the local user).
@@ -297,7 +306,86 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
             )?;
             eprintln!("wrote {} ({} marks)", out.display(), rec.annotations.len());
         }
+        ExportAction::Dicos { bag, out } => {
+            let row = store.bag(bag)?;
+            let profile = crate::domain::profile::ScannerProfile::load(if row.profile.is_empty() {
+                profile
+            } else {
+                &row.profile
+            })?;
+            let files = crate::dicos::export_bag(&store, bag, &cfg, &profile, &out, super::now_ms())?;
+            store.log(
+                super::now_ms(),
+                &actor,
+                "export.dicos",
+                Some(bag),
+                serde_json::json!({ "dir": out.display().to_string(),
+                    "files": files.iter().map(|w| serde_json::json!({
+                        "file": w.path.display().to_string(), "sop_instance_uid": w.sop_instance,
+                        "what": w.what })).collect::<Vec<_>>() }),
+            )?;
+            for w in &files {
+                println!("{}  {}", w.path.display(), w.what);
+            }
+        }
     }
+    Ok(())
+}
+
+/// `twinspect import --dicos FILES|DIR`: a DX pair archived as a new, complete bag (with the
+/// identity calibration: the images are transmission already), audited.
+pub fn import_dicos(profile: &str, data: Option<&Path>, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let imported = crate::dicos::import_pair(paths)?;
+    for f in &imported.skipped {
+        eprintln!("skipped {} (not a DICOS DX image)", f.display());
+    }
+    let channels = imported.frame.channels();
+    // The profile the files name, else the one given (or the default) when it fits.
+    let name = imported
+        .profile
+        .clone()
+        .filter(|p| crate::domain::profile::ScannerProfile::load(p).is_ok())
+        .unwrap_or_else(|| profile.to_string());
+    let prof = crate::domain::profile::ScannerProfile::load(&name)?;
+    if prof.channels as usize != channels {
+        anyhow::bail!(
+            "the images have {channels} channels; profile {name} has {} (choose one with --profile)",
+            prof.channels
+        );
+    }
+    let dir = data_dir(data)?;
+    let mut store = Store::open(&dir)?;
+    let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let now = super::now_ms();
+    let source =
+        format!("dicos:{}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","));
+    let item = (!imported.ooi_id.is_empty()).then_some(imported.ooi_id.as_str());
+    let id = store.begin_bag(
+        &crate::store::BagStart {
+            scanner_bag: 0,
+            item_id: item,
+            source: &source,
+            profile: &prof.name,
+            channels,
+            at_ms: imported.started_ms.unwrap_or(now),
+        },
+        &actor,
+    )?;
+    let row = store.finish_bag(id, &imported.frame, &imported.calibration, &[], false, now, &actor)?;
+    store.log(
+        now,
+        &actor,
+        "import.dicos",
+        Some(id),
+        serde_json::json!({ "files": source, "study_instance_uid": imported.study_uid,
+                            "lines": imported.frame.lines(), "channels": channels }),
+    )?;
+    println!(
+        "imported bag {id} ({} lines x {channels} channels, profile {}) sha256 {}",
+        imported.frame.lines(),
+        prof.name,
+        row.scan_sha256.unwrap_or_default()
+    );
     Ok(())
 }
 

@@ -105,11 +105,27 @@ pub enum Command {
         #[command(subcommand)]
         action: archive::AuditAction,
     },
-    /// Export for people: the records of a period as CSV, or an archived bag's image with its
-    /// marks as PNG (each export is audited).
+    /// Export: the records of a period as CSV, an archived bag's image with its marks as PNG, or
+    /// a bag as DICOS (`export --dicos --bag ID --out DIR`: a DX image per energy and a Threat
+    /// Detection Report per agency). Each export is audited.
+    #[command(args_conflicts_with_subcommands = true)]
     Export {
         #[command(subcommand)]
-        action: archive::ExportAction,
+        action: Option<archive::ExportAction>,
+        /// Same as `export dicos`.
+        #[arg(long, requires_all = ["bag", "out"])]
+        dicos: bool,
+        #[arg(long, requires = "dicos")]
+        bag: Option<i64>,
+        #[arg(long, requires = "dicos")]
+        out: Option<PathBuf>,
+    },
+    /// Bring a DICOS DX pair (low and high energy images of one bag, from files or a folder)
+    /// into the archive as a new bag, shown among the earlier bags on both screens.
+    Import {
+        /// DICOS files or folders (their *.dcs / *.dcm files; TDRs among them are skipped).
+        #[arg(long, required = true, num_args = 1..)]
+        dicos: Vec<PathBuf>,
     },
     /// Training with threat image projection: reports.
     Train {
@@ -183,7 +199,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Audit { action }) => archive::audit_command(cli.data.as_deref(), action),
         Some(Command::StoreExercise(a)) => archive::exercise(cli.data.as_deref(), a),
         Some(Command::Train { action }) => archive::train(cli.data.as_deref(), action),
-        Some(Command::Export { action }) => archive::export(&cli.profile, cli.data.as_deref(), action),
+        Some(Command::Export { action, dicos, bag, out }) => {
+            let action = match (action, dicos, bag, out) {
+                (Some(a), _, _, _) => a,
+                (None, true, Some(bag), Some(out)) => archive::ExportAction::Dicos { bag, out },
+                _ => anyhow::bail!("export what? csv, png, dicos (or --dicos --bag ID --out DIR)"),
+            };
+            archive::export(&cli.profile, cli.data.as_deref(), action)
+        }
+        Some(Command::Import { dicos }) => archive::import_dicos(&cli.profile, cli.data.as_deref(), &dicos),
         Some(Command::Operators { file, action }) => operators_command(&file, action),
         Some(Command::Classify { file }) => {
             let profile = ScannerProfile::load(&cli.profile)?;

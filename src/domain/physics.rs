@@ -290,6 +290,14 @@ impl ForwardModel {
         Ok(ForwardModel { w_low, w_high, air_low, air_high, tables })
     }
 
+    /// Mean energy (keV) of what each layer detects in air, weighted as the layer's signal is
+    /// (the "effective energy" DICOS images carry).
+    pub fn mean_energies_kev(&self) -> (f64, f64) {
+        let e = &self.tables.energies_kev;
+        let mean = |w: &[f64], total: f64| w.iter().zip(e).map(|(w, e)| w * e).sum::<f64>() / total;
+        (mean(&self.w_low, self.air_low), mean(&self.w_high, self.air_high))
+    }
+
     /// `(A_low, A_high)` behind an object whose linear attenuation integral at energy bin `i`
     /// is `mu_rho(i)` (sum over materials of mu/rho * areal density).
     pub fn log_att_with(&self, mu_rho: impl Fn(usize) -> f64) -> (f64, f64) {

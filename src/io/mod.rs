@@ -3,6 +3,8 @@
 //! Owns: the on-disk formats and their limits (a hostile TIFF cannot make us allocate without
 //! bound). Must not import: egui, wgpu.
 
+pub mod dicom;
+
 use std::path::Path;
 
 use ndarray::{Array2, Array3};

@@ -1,0 +1,104 @@
+"""Independent readers of Twinspect's DICOS files, for tests/dicos.rs.
+
+For every file given: pydicom (the reference Python DICOM reader) reads the data set, pyDICOS
+(Stratovan's SDICOS toolkit, which validates DICOS modules as it reads) reads it as a DX or TDR,
+and for DX images a DICOM twin (same elements, the SOP class of a DICOM "DX for processing"
+image, the DICOS-only elements DICOM does not define removed) is written for dciodvfy to check
+against the DICOM DX IOD that DICOS DX derives from. Prints one JSON object per file.
+"""
+import json
+import sys
+
+import numpy as np
+import pydicom
+import pydicos
+
+DICOM_DX_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
+# Elements DICOS defines and DICOM does not (or defines with another meaning).
+DICOS_ONLY = [(0x0008, 0x0118), (0x0008, 0x2108), (0x4300, 0x0902), (0x6100, 0x0030), (0x6100, 0x0031)]
+
+
+def dx(path, ds, out):
+    px = ds.pixel_array
+    out["rows"], out["cols"] = int(ds.Rows), int(ds.Columns)
+    out["energy"] = int(ds[0x6100, 0x0030].value)
+    out["energy_description"] = str(ds[0x6100, 0x0031].value)
+    out["pixel_sum"] = int(px.astype(np.uint64).sum())
+    out["pixels_path"] = path + ".npy"
+    np.save(out["pixels_path"], px)
+    out["photometric"] = str(ds.PhotometricInterpretation)
+    out["spacing"] = [float(v) for v in ds.ImagerPixelSpacing]
+    sd = pydicos.DXLoader(path).get_data()
+    out["pydicos_shape"] = list(sd.shape)
+    out["pydicos_equal"] = bool(np.array_equal(np.asarray(sd).reshape(px.shape), px))
+    twin = pydicom.dcmread(path)
+    for t in DICOS_ONLY:
+        if t in twin:
+            del twin[t]
+    if (0x0002, 0x0004) in twin.file_meta:
+        del twin.file_meta[0x0002, 0x0004]
+    twin.SOPClassUID = DICOM_DX_FOR_PROCESSING
+    twin.file_meta.MediaStorageSOPClassUID = DICOM_DX_FOR_PROCESSING
+    out["dicom_twin"] = path + ".dicom-twin.dcm"
+    twin.save_as(out["dicom_twin"], enforce_file_format=True)
+
+
+def tdr(path, ds, out):
+    op = ds[0x0008, 0x1072][0]
+    codes = op[0x0040, 0x1101].value
+    out["operator"] = str(codes[0].CodeValue)
+    out["operator_name"] = str(codes[0].CodeMeaning)
+    out["organization"] = str(op.InstitutionName)
+    out["alarm_decision"] = str(ds.AlarmDecision)
+    out["tdr_type"] = str(ds.TDRType)
+    out["referenced"] = sorted(str(i.ReferencedSOPInstanceUID) for i in ds[0x0008, 0x1110])
+    out["referenced_series"] = sorted(str(s.SeriesInstanceUID) for s in ds.ReferencedSeriesSequence)
+    ptos = []
+    for t in ds.ThreatSequence:
+        rep = t.PTORepresentationSequence[0]
+        a = t.ATDAssessmentSequence[0]
+        poly = [float(v) for v in rep.BoundingPolygon]
+        roi = rep.ThreatROIVoxelSequence[0]
+        ptos.append({
+            "id": int(t.PotentialThreatObjectID),
+            "category": str(a.ThreatCategory),
+            "description": str(a.ThreatCategoryDescription),
+            "flag": str(a.ATDAssessmentFlag),
+            "polygon": [poly[i:i + 2] for i in range(0, len(poly), 3)],
+            "base": [float(v) for v in roi.ThreatROIBase],
+            "extents": [float(v) for v in roi.ThreatROIExtents],
+            "referenced": sorted(str(i.ReferencedSOPInstanceUID) for i in rep.ReferencedInstanceSequence),
+        })
+    out["ptos"] = ptos
+    sd = pydicos.TDRLoader(path).get_data()
+    out["pydicos_alarm"] = sd["AlarmDecision"].name
+    out["pydicos_type"] = sd["TDRType"].name
+    out["pydicos_ooi"] = sd["OOIID"]
+    out["pydicos_ptos"] = [{
+        "id": int(p["ID"]),
+        "category": p["Assessment"]["category"].name,
+        "flag": p["Assessment"]["flag"].name,
+        "polygon": [[q["x"], q["y"]] for q in p["Polygon"]],
+        "base": [p["Base"]["x"], p["Base"]["y"]],
+    } for p in sd["PTOs"]]
+
+
+for path in sys.argv[1:]:
+    ds = pydicom.dcmread(path)
+    out = {
+        "file": path,
+        "sop_class": str(ds.SOPClassUID),
+        "sop_instance": str(ds.SOPInstanceUID),
+        "study": str(ds.StudyInstanceUID),
+        "series": str(ds.SeriesInstanceUID),
+        "frame_of_reference": str(ds.FrameOfReferenceUID),
+        "modality": str(ds.Modality),
+        "ooi_id": str(ds.PatientID),
+        "dicos_version": str(ds[0x4010, 0x103A].value),
+        "meta_dicos_version": str(ds.file_meta[0x0002, 0x0004].value),
+    }
+    if out["modality"] == "DX":
+        dx(path, ds, out)
+    else:
+        tdr(path, ds, out)
+    print(json.dumps(out, ensure_ascii=False))
