@@ -1,0 +1,388 @@
+//! DICOS export and import held to readers no one here wrote: pydicom, pyDICOS (Stratovan's
+//! SDICOS, which checks DICOS modules as it reads), dcmtk's dcmdump and dicom3tools' dciodvfy.
+//!
+//! Needs (installed by `.ci/test`): `dcmdump`, `dciodvfy`, and a Python with pydicom, pydicos
+//! and numpy at `target/dicos-peers/bin/python` (or `$TWINSPECT_DICOS_PYTHON`). A missing peer
+//! fails the test; it is never skipped.
+//!
+//! dciodvfy (Debian 12's and sid's dicom3tools) has no DICOS IOD tables: on a DICOS file it checks
+//! every element's encoding, VR and value and then says "Information Object Not found". So the
+//! DICOS files must show no other error, and each DX image's DICOM twin (the same elements with
+//! the SOP class of DICOM's "DX image for processing", from which DICOS DX derives, and the five
+//! DICOS-only elements removed) must pass dciodvfy's DX IOD checks with no error at all.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use twinspect::domain::calib::attenuation;
+use twinspect::domain::inspection::{Annotation, Decision, Shape};
+use twinspect::store::{MarkChange, Store};
+
+fn twinspect() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_twinspect"));
+    c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
+    c
+}
+
+fn run(c: &mut Command) -> (bool, String, String) {
+    let out = c.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn peer_python() -> PathBuf {
+    let p = std::env::var_os("TWINSPECT_DICOS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dicos-peers/bin/python"));
+    assert!(
+        p.exists(),
+        "{}: no Python with pydicom and pydicos (bash .ci/test sets it up: python3 -m venv \
+         target/dicos-peers && target/dicos-peers/bin/pip install pydicom pydicos numpy)",
+        p.display()
+    );
+    p
+}
+
+/// A `.npy` file of 2-D little-endian u16 (as numpy saves a DICOM pixel array).
+fn read_npy_u16(p: &Path) -> (usize, usize, Vec<u16>) {
+    let b = std::fs::read(p).unwrap();
+    assert_eq!(&b[..6], b"\x93NUMPY");
+    let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+    let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
+    assert!(header.contains("'<u2'") && header.contains("'fortran_order': False"), "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let dims: Vec<usize> =
+        shape.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
+    let data = b[10 + hlen..].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    (dims[0], dims[1], data)
+}
+
+fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+fn mark(
+    id: u64,
+    agency: &str,
+    operator: &str,
+    shape: Shape,
+    category: &str,
+    note: &str,
+    at: u64,
+) -> Annotation {
+    Annotation {
+        id,
+        agency: agency.into(),
+        operator: operator.into(),
+        shape,
+        category: category.into(),
+        note: note.into(),
+        created_ms: at,
+        edited_ms: None,
+    }
+}
+
+#[test]
+fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back() {
+    let python = peer_python();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, _, err) = run(twinspect()
+        .args(["capture", "--source", "synthetic://?seed=11&speed=20", "--bags", "1", "--data"])
+        .arg(&data));
+    assert!(ok, "{err}");
+    // Customs releases, then changes to "open" with a reason, and marks two things; quarantine
+    // marks one and has not decided.
+    let t0 = 1_795_000_000_000;
+    {
+        let mut s = Store::open(&data).unwrap();
+        let d = |code: &str, at: u64, reason: Option<&str>| Decision {
+            agency: "customs".into(),
+            code: code.into(),
+            operator: "c001".into(),
+            at_ms: at,
+            reason: reason.map(Into::into),
+        };
+        s.record_decision(1, &d("release", t0, None)).unwrap();
+        s.record_decision(1, &d("open", t0 + 9_000, Some("second look"))).unwrap();
+        let marks = [
+            mark(
+                1,
+                "customs",
+                "c001",
+                Shape::Rect { x0: 100.0, y0: 400.0, x1: 180.0, y1: 520.0 },
+                "weapon",
+                "刀具 knife",
+                t0 + 1_000,
+            ),
+            mark(
+                2,
+                "customs",
+                "c001",
+                Shape::Polygon { points: vec![[300.0, 600.0], [360.0, 610.0], [340.0, 700.0]] },
+                "drugs",
+                "",
+                t0 + 2_000,
+            ),
+            mark(
+                3,
+                "quarantine",
+                "q001",
+                Shape::Ellipse { cx: 500.0, cy: 800.0, rx: 30.0, ry: 20.0 },
+                "fruit_veg",
+                "",
+                t0 + 3_000,
+            ),
+        ];
+        for m in &marks {
+            s.save_annotation(1, m, MarkChange::Added, &m.operator, m.created_ms).unwrap();
+        }
+    }
+    let out = dir.path().join("dicos");
+    let (ok, listed, err) = run(twinspect()
+        .args(["export", "--dicos", "--bag", "1", "--out"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&data));
+    assert!(ok, "{err}");
+    let files: Vec<PathBuf> = listed.lines().map(|l| PathBuf::from(l.split("  ").next().unwrap())).collect();
+    let names: Vec<String> =
+        files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        names,
+        [
+            "bag-00000001-dx-low.dcs",
+            "bag-00000001-dx-high.dcs",
+            "bag-00000001-tdr-customs.dcs",
+            "bag-00000001-tdr-quarantine.dcs"
+        ],
+        "{listed}"
+    );
+
+    // pydicom and pyDICOS.
+    let o = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/dicos_peers.py"))
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "peers failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    let r = json_lines(&String::from_utf8_lossy(&o.stdout));
+    let (low, high, customs, quarantine) = (&r[0], &r[1], &r[2], &r[3]);
+    let store = Store::open_read(&data).unwrap();
+    let row = store.bag(1).unwrap();
+    let frame = store.scan(1).unwrap();
+    let calib = store.calibration(1).unwrap();
+    for (f, energy) in [(low, 1), (high, 2)] {
+        assert_eq!(f["sop_class"], "1.2.840.10008.5.1.4.1.1.501.2.2");
+        assert_eq!(f["modality"], "DX");
+        assert_eq!(f["energy"], energy);
+        assert_eq!(f["meta_dicos_version"], "V03");
+        assert_eq!(f["ooi_id"], row.item_id.clone().unwrap());
+        assert_eq!(
+            (f["rows"].as_u64().unwrap() as usize, f["cols"].as_u64().unwrap() as usize),
+            (frame.channels(), frame.lines())
+        );
+        assert_eq!(f["pydicos_shape"], serde_json::json!([frame.channels(), frame.lines()]));
+        assert_eq!(f["pydicos_equal"], true, "pyDICOS and pydicom read the same pixels");
+        // Pixels: transmission (raw - dark) / (air - dark) at 16 bits, computed here from the
+        // archived raw scan and calibration, rows = channels.
+        let (h, w, px) = read_npy_u16(Path::new(f["pixels_path"].as_str().unwrap()));
+        assert_eq!((h, w), (frame.channels(), frame.lines()));
+        let (raw, dark, air) = if energy == 1 {
+            (&frame.low, &calib.dark_low, &calib.air_low)
+        } else {
+            (&frame.high, &calib.dark_high, &calib.air_high)
+        };
+        let mut worst = 0i32;
+        for c in 0..h {
+            for l in 0..w {
+                let t = ((raw[(l, c)] as f64 - dark[c] as f64) / (air[c] as f64 - dark[c] as f64))
+                    .clamp(0.0, 1.0);
+                let want = (t * 65535.0).round() as i32;
+                worst = worst.max((px[c * w + l] as i32 - want).abs());
+            }
+        }
+        assert!(worst <= 1, "energy {energy}: a pixel is {worst} counts off the transmission");
+    }
+    assert_eq!(low["study"], high["study"]);
+    assert_ne!(low["series"], high["series"]);
+    let dx_sops = {
+        let mut v = vec![low["sop_instance"].as_str().unwrap(), high["sop_instance"].as_str().unwrap()];
+        v.sort();
+        v
+    };
+    for t in [customs, quarantine] {
+        assert_eq!(t["sop_class"], "1.2.840.10008.5.1.4.1.1.501.3");
+        assert_eq!(t["tdr_type"], "OPERATOR");
+        assert_eq!(t["pydicos_type"], "enumOperator");
+        assert_eq!(t["study"], low["study"], "one inspection");
+        assert_eq!(t["frame_of_reference"], low["frame_of_reference"]);
+        assert_eq!(t["referenced"], serde_json::json!(dx_sops), "each TDR references both DX images");
+        assert_eq!(t["pydicos_ooi"], row.item_id.clone().unwrap());
+    }
+    // Customs: decision in force "open" -> ALARM, by c001; two threat objects with outlines.
+    assert_eq!(customs["alarm_decision"], "ALARM");
+    assert_eq!(customs["pydicos_alarm"], "enumAlarm");
+    assert_eq!(customs["operator"], "c001");
+    assert!(customs["organization"].as_str().unwrap().contains("海关"));
+    let ptos = customs["ptos"].as_array().unwrap();
+    assert_eq!(ptos.len(), 2);
+    assert_eq!(ptos[0]["category"], "PROHIBITED ITEM");
+    assert!(
+        ptos[0]["description"].as_str().unwrap().contains("weapon")
+            && ptos[0]["description"].as_str().unwrap().contains("刀具 knife")
+    );
+    assert_eq!(
+        ptos[0]["polygon"],
+        serde_json::json!([[100.0, 400.0], [180.0, 400.0], [180.0, 520.0], [100.0, 520.0]])
+    );
+    assert_eq!(ptos[0]["base"], serde_json::json!([100.0, 400.0, 0.0]));
+    assert_eq!(ptos[0]["extents"], serde_json::json!([80.0, 120.0, 1.0]));
+    assert_eq!(ptos[0]["flag"], "THREAT");
+    assert_eq!(ptos[1]["category"], "CONTRABAND");
+    assert_eq!(ptos[1]["polygon"], serde_json::json!([[300.0, 600.0], [360.0, 610.0], [340.0, 700.0]]));
+    let sd = customs["pydicos_ptos"].as_array().unwrap();
+    assert_eq!(sd.len(), 2);
+    assert_eq!(sd[0]["category"], "enumProhibitedItem");
+    assert_eq!(sd[1]["category"], "enumContraband");
+    assert_eq!(sd[0]["polygon"], ptos[0]["polygon"], "SDICOS reads the same outline");
+    // Quarantine: no decision -> UNKNOWN, one ellipse mark (32-point outline), by q001.
+    assert_eq!(quarantine["alarm_decision"], "UNKNOWN");
+    assert_eq!(quarantine["pydicos_alarm"], "enumUnknownAlarmDecision");
+    assert_eq!(quarantine["operator"], "q001");
+    let q = quarantine["ptos"].as_array().unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0]["polygon"].as_array().unwrap().len(), 32);
+    assert_eq!(q[0]["base"], serde_json::json!([470.0, 780.0, 0.0]));
+
+    // dcmtk reads every file; dciodvfy finds no error but the missing DICOS IOD tables, and the
+    // DX images' DICOM twins pass its DX IOD checks.
+    for f in &files {
+        let o = Command::new("dcmdump").arg(f).output().expect("dcmdump (dcmtk) is needed");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && !text.contains("E: "), "dcmdump {}: {text}", f.display());
+        assert!(text.contains("(4010,103a) CS [V03]"), "{text}");
+        let o = Command::new("dciodvfy").arg(f).output().expect("dciodvfy (dicom3tools) is needed");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error")).collect();
+        assert_eq!(errors, ["Error - Information Object Not found"], "dciodvfy {}:\n{text}", f.display());
+    }
+    let low_dump = String::from_utf8_lossy(&Command::new("dcmdump").arg(&files[0]).output().unwrap().stdout)
+        .into_owned();
+    assert!(
+        low_dump.contains("(6100,0030) US 1")
+            && low_dump.contains("DICOS_DigitalXRayImageStorageForProcessing"),
+        "{low_dump}"
+    );
+    for f in [low, high] {
+        let twin = f["dicom_twin"].as_str().unwrap();
+        let o = Command::new("dciodvfy").arg(twin).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(text.contains("DXImageForProcessing"), "{text}");
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error")).collect();
+        assert!(errors.is_empty(), "dciodvfy on the DICOM twin:\n{text}");
+    }
+
+    // The export is audited.
+    let (ok, audit, _) = run(twinspect().args(["audit", "list", "--bag", "1", "--data"]).arg(&data));
+    assert!(
+        ok && audit.contains("export.dicos") && audit.contains(low["sop_instance"].as_str().unwrap()),
+        "{audit}"
+    );
+
+    // Import into another archive: the same image, within 16-bit rounding of transmission.
+    let data2 = dir.path().join("data2");
+    let (ok, said, err) = run(twinspect().args(["import", "--dicos"]).arg(&out).arg("--data").arg(&data2));
+    assert!(ok, "{err}");
+    assert!(said.starts_with("imported bag 1 "), "{said}");
+    assert_eq!(err.matches("skipped").count(), 4, "TDRs and twins are skipped by name: {err}");
+    let store2 = Store::open_read(&data2).unwrap();
+    let row2 = store2.bag(1).unwrap();
+    assert_eq!(row2.item_id, row.item_id);
+    assert_eq!(row2.profile, row.profile);
+    assert_eq!(row2.started_ms / 1000, row.started_ms / 1000, "inspection date and time kept");
+    let frame2 = store2.scan(1).unwrap();
+    let calib2 = store2.calibration(1).unwrap();
+    assert_eq!((frame2.lines(), frame2.channels()), (frame.lines(), frame.channels()));
+    let mut worst: f32 = 0.0;
+    for c in 0..frame.channels() {
+        let span = |d: f32, a: f32| (a - d).ln();
+        for l in 0..frame.lines() {
+            for (f, f2, d, a, d2, a2) in [
+                (
+                    &frame.low,
+                    &frame2.low,
+                    calib.dark_low[c],
+                    calib.air_low[c],
+                    calib2.dark_low[c],
+                    calib2.air_low[c],
+                ),
+                (
+                    &frame.high,
+                    &frame2.high,
+                    calib.dark_high[c],
+                    calib.air_high[c],
+                    calib2.dark_high[c],
+                    calib2.air_high[c],
+                ),
+            ] {
+                let a1 = attenuation(f[(l, c)], d, span(d, a), calib.full_scale);
+                if a1 < 5.3 {
+                    let a2v = attenuation(f2[(l, c)], d2, span(d2, a2), calib2.full_scale);
+                    worst = worst.max((a1 - a2v).abs());
+                }
+            }
+        }
+    }
+    assert!(worst < 0.01, "attenuation after the round trip differs by up to {worst}");
+    // What the workstation shows of both (CPU twin of the display kernels): the same picture.
+    let (p1, p2) = (dir.path().join("orig.png"), dir.path().join("imported.png"));
+    for (d, p) in [(&data, &p1), (&data2, &p2)] {
+        let (ok, _, err) = run(twinspect()
+            .args(["export", "png", "--bag", "1", "--cpu", "--out"])
+            .arg(p)
+            .arg("--data")
+            .arg(d));
+        assert!(ok, "{err}");
+    }
+    let (a, b) = (image::open(&p1).unwrap().to_rgb8(), image::open(&p2).unwrap().to_rgb8());
+    assert_eq!(a.dimensions(), b.dimensions());
+    let differ = a
+        .pixels()
+        .zip(b.pixels())
+        .filter(|(x, y)| x.0.iter().zip(y.0).any(|(u, v)| u.abs_diff(v) > 2))
+        .count();
+    // The original has the marks drawn on it, the import has none: only mark pixels may differ.
+    assert!(differ < (a.width() * a.height()) as usize / 50, "{differ} pixels differ");
+
+    // Bad input: a clear error, nothing added to the archive.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let lowf = &files[0];
+    let bytes = std::fs::read(lowf).unwrap();
+    std::fs::write(bad.join("cut.dcs"), &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, _, err) = run(twinspect()
+        .args(["import", "--dicos"])
+        .arg(bad.join("cut.dcs"))
+        .arg(&files[1])
+        .arg("--data")
+        .arg(&data2));
+    assert!(!ok && err.contains("cut.dcs") && err.contains("ends inside"), "{err}");
+    let (ok, _, err) =
+        run(twinspect().args(["import", "--dicos"]).arg(lowf).arg(lowf).arg("--data").arg(&data2));
+    assert!(!ok && err.contains("2 images of Series Energy 1"), "{err}");
+    std::fs::write(bad.join("note.dcs"), "not an image").unwrap();
+    let (ok, _, err) =
+        run(twinspect().args(["import", "--dicos"]).arg(bad.join("note.dcs")).arg("--data").arg(&data2));
+    assert!(!ok && err.contains("not a DICOM file"), "{err}");
+    let (ok, _, err) = run(twinspect()
+        .args(["export", "--dicos", "--bag", "99", "--out"])
+        .arg(&bad)
+        .arg("--data")
+        .arg(&data));
+    assert!(!ok && err.contains("99"), "{err}");
+    assert_eq!(Store::open_read(&data2).unwrap().bags(&Default::default()).unwrap().len(), 1);
+}
