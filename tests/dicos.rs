@@ -358,6 +358,47 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
     // The original has the marks drawn on it, the import has none: only mark pixels may differ.
     assert!(differ < (a.width() * a.height()) as usize / 50, "{differ} pixels differ");
 
+    // The pair as a source (what `run --source dicos://DIR` shows on both screens): the bag
+    // goes through calibration, assembly and the archive like a scanned one, the same image.
+    let data3 = dir.path().join("data3");
+    let url = format!("dicos://{}?speed=max", out.display());
+    let (ok, said, err) =
+        run(twinspect().args(["capture", "--source", &url, "--bags", "1", "--data"]).arg(&data3));
+    assert!(ok, "{err}");
+    assert!(
+        said.contains("archived bag 1 ") && err.contains(&format!("({})", row.item_id.clone().unwrap())),
+        "{said}{err}"
+    );
+    let store3 = Store::open_read(&data3).unwrap();
+    let (frame3, calib3) = (store3.scan(1).unwrap(), store3.calibration(1).unwrap());
+    assert_eq!((frame3.lines(), frame3.channels()), (frame.lines(), frame.channels()));
+    let mut worst: f32 = 0.0;
+    for c in 0..frame.channels() {
+        let span = |d: f32, a: f32| (a - d).ln();
+        for l in 0..frame.lines() {
+            let a1 = attenuation(
+                frame.high[(l, c)],
+                calib.dark_high[c],
+                span(calib.dark_high[c], calib.air_high[c]),
+                calib.full_scale,
+            );
+            let a3 = attenuation(
+                frame3.high[(l, c)],
+                calib3.dark_high[c],
+                span(calib3.dark_high[c], calib3.air_high[c]),
+                calib3.full_scale,
+            );
+            if a1 < 5.3 {
+                worst = worst.max((a1 - a3).abs());
+            }
+        }
+    }
+    assert!(worst < 0.01, "attenuation through the dicos:// source differs by up to {worst}");
+    let (ok, _, err) = run(twinspect()
+        .args(["capture", "--source", "dicos:///nowhere", "--bags", "1", "--data"])
+        .arg(&data3));
+    assert!(!ok && err.contains("/nowhere"), "{err}");
+
     // Bad input: a clear error, nothing added to the archive.
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();

@@ -84,7 +84,8 @@ pub enum Command {
         #[arg(long)]
         layout: Option<PathBuf>,
         /// Where the lines come from: a source URL (`serial:///dev/ttyUSB0?baud=3000000`,
-        /// `synthetic://?seed=7`); default: the built-in emulator with --seed.
+        /// `gige://192.168.1.20`, `synthetic://?seed=7`, `replay://FILE.tsrec?speed=4`,
+        /// `dicos://DIR` for a DICOS DX pair); default: the built-in emulator with --seed.
         #[arg(long)]
         source: Option<String>,
         /// Also record everything the source delivers, with its timing, to FILE (.tsrec).

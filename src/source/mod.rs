@@ -9,6 +9,7 @@
 //!
 //! Must not import: egui, wgpu.
 
+pub mod dicos;
 pub mod emulator;
 pub mod gige;
 pub mod recording;
@@ -143,6 +144,8 @@ pub enum OpenError {
     Physics(#[from] crate::domain::physics::PhysicsError),
     #[error(transparent)]
     Replay(#[from] replay::ReplayError),
+    #[error(transparent)]
+    Dicos(#[from] crate::dicos::DicosError),
 }
 
 /// Start the source a URL names, delivering lines of `profile`'s width.
@@ -161,6 +164,11 @@ pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSourc
             Ok(spawn_synthetic(profile, opts)?)
         }
         "serial" => Ok(serial::spawn(serial::SerialOptions::from_url(u)?)),
+        "dicos" => {
+            u.only_keys(&["speed", "profile"])?;
+            let speed = replay::parse_speed(u.get_str("speed").unwrap_or("1"))?;
+            Ok(dicos::spawn(&u.location, speed, profile)?)
+        }
         "replay" => {
             u.only_keys(&["speed", "profile", "tip", "tip_seed"])?;
             let speed = replay::parse_speed(u.get_str("speed").unwrap_or("1"))?;

@@ -23,7 +23,7 @@ pub struct SourceUrl {
 pub enum UrlError {
     #[error("`{0}` is not a source URL (expected scheme://location?key=value&...)")]
     Syntax(String),
-    #[error("unknown source `{0}://` (known: synthetic, serial, gige, replay)")]
+    #[error("unknown source `{0}://` (known: synthetic, serial, gige, replay, dicos)")]
     Scheme(String),
     #[error("`{key}` is given twice in the source URL")]
     Duplicate { key: String },
@@ -33,7 +33,7 @@ pub enum UrlError {
     UnknownKey { scheme: String, key: String, known: String },
 }
 
-pub const SCHEMES: [&str; 4] = ["synthetic", "serial", "gige", "replay"];
+pub const SCHEMES: [&str; 5] = ["synthetic", "serial", "gige", "replay", "dicos"];
 
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
