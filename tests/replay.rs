@@ -242,3 +242,129 @@ fn a_training_replay_projects_threats_inside_bags_and_says_which_and_where() {
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("0 to 1"));
 }
+
+#[test]
+fn threats_cut_out_of_captured_scans_join_the_library_and_are_projected() {
+    use twinspect::domain::inspection::{Annotation, Shape};
+    use twinspect::domain::profile::ScannerProfile;
+    use twinspect::domain::synth::Category;
+    use twinspect::domain::tip::{Projector, Threat};
+    use twinspect::source::replay::TipReplay;
+    use twinspect::store::{MarkChange, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rec = record(dir.path(), "2");
+    let o = twinspect()
+        .args(["capture", "--bags", "1", "--source"])
+        .arg(format!("replay://{}?speed=max", rec.display()))
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A trainer boxes an object on the archived bag (here: the middle of the bag).
+    let (frame, calib) = {
+        let s = Store::open_read(&data).unwrap();
+        (s.scan(1).unwrap(), s.calibration(1).unwrap())
+    };
+    let (l0, c0) = (frame.lines() / 2 - 60, frame.channels() / 2 - 80);
+    let (l1, c1) = (l0 + 120, c0 + 160);
+    {
+        let mut s = Store::open(&data).unwrap();
+        let shape = Shape::Rect { x0: l0 as f32, y0: c0 as f32, x1: l1 as f32, y1: c1 as f32 };
+        let a = Annotation {
+            id: 1,
+            agency: "customs".into(),
+            operator: "c001".into(),
+            shape,
+            category: "weapon".into(),
+            note: String::new(),
+            created_ms: 1,
+            edited_ms: None,
+        };
+        s.save_annotation(1, &a, MarkChange::Added, "c001", 1).unwrap();
+    }
+    let add = |extra: &[&str]| {
+        twinspect()
+            .args(["train", "add-threat", "--bag", "1", "--name", "cut object", "--category", "blade"])
+            .args(extra)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let o = add(&["--mark", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let file = data.join("threats/cut_object.tiff");
+    // What the library keeps is the scan's transmission in the box (16-bit), as the domain cuts it.
+    let kept = twinspect::io::read_threat(&file).unwrap();
+    let want = Threat::from_scan("cut object", Category::Blade, &frame, &calib, (l0, l1, c0, c1)).unwrap();
+    assert_eq!((kept.name.as_str(), kept.category), ("cut object", Category::Blade));
+    assert_eq!(kept.t_low.dim(), want.t_low.dim());
+    let worst = kept.t_low.iter().zip(want.t_low.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1.0 / 65535.0 + 1e-6, "{worst}");
+    // Listed beside the built-in ones; a second with the same name, a missing mark, a bad category
+    // are refused.
+    let o = twinspect().args(["train", "threats", "--data"]).arg(&data).output().unwrap();
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert!(list.contains("kitchen knife\tblade") && list.contains("cut object\tblade"), "{list}");
+    let o = add(&["--mark", "1"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("already has"));
+    let o = add(&["--mark", "9"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no mark 9"));
+    let o = twinspect()
+        .args([
+            "train",
+            "add-threat",
+            "--bag",
+            "1",
+            "--mark",
+            "1",
+            "--name",
+            "x",
+            "--category",
+            "teapot",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("teapot"));
+    let o = twinspect().args(["audit", "list", "--bag", "1", "--data"]).arg(&data).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("threat.add"));
+    // A training replay with only the library's captured threat projects it.
+    let profile = ScannerProfile::load("desk-140").unwrap();
+    let tip = TipReplay {
+        rate: 1.0,
+        seed: 3,
+        threats: twinspect::io::load_threats(&data.join("threats")).unwrap(),
+        projector: Projector::new(&profile).unwrap(),
+    };
+    let src = spawn_replay(&rec, None, profile.channels as usize, Some(tip)).unwrap();
+    let mut names = Vec::new();
+    loop {
+        match src.events.recv_timeout(Duration::from_secs(30)).unwrap() {
+            SourceEvent::Projected(p) => names.push(p.name.clone()),
+            SourceEvent::Link { up: false, .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(names, ["cut object", "cut object"]);
+    // The URL form, and a library folder that is not there (a typo must not train on nothing).
+    let o = twinspect()
+        .args(["capture", "--bags", "1", "--source"])
+        .arg(format!("replay://{}?speed=max&tip=1&threats={}", rec.display(), data.join("threats").display()))
+        .arg("--out")
+        .arg(dir.path().join("t"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = twinspect()
+        .args(["capture", "--bags", "1", "--source"])
+        .arg(format!("replay://{}?tip=1&threats=/no/such/folder", rec.display()))
+        .arg("--out")
+        .arg(dir.path().join("t2"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("/no/such/folder"));
+}

@@ -332,6 +332,80 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
     Ok(())
 }
 
+fn add_threat(
+    data: Option<&Path>,
+    bag: i64,
+    mark: Option<u64>,
+    region: Option<Vec<usize>>,
+    name: &str,
+    category: &str,
+) -> anyhow::Result<()> {
+    let category: crate::domain::synth::Category = serde_json::from_value(serde_json::json!(category))
+        .map_err(|_| {
+            anyhow::anyhow!("--category {category:?}: not a category (blade, key, coin, battery, ...)")
+        })?;
+    let file_name: String =
+        name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if name.trim().is_empty() || file_name.len() > 120 {
+        bail!("--name {name:?}: a short name the trainer will recognise");
+    }
+    let dir = data_dir(data)?;
+    let mut store = Store::open_shared(&dir)?;
+    let frame = store.scan(bag)?;
+    let calib = store.calibration(bag)?;
+    let (l0, l1, c0, c1) = match (mark, region) {
+        (_, Some(r)) if r.len() == 4 => (r[0], r[1], r[2], r[3]),
+        (_, Some(_)) => {
+            bail!("--region L0,L1,C0,C1: four numbers (first line, end line, first channel, end channel)")
+        }
+        (Some(m), None) => {
+            let rec = store.record(bag)?;
+            let a = rec
+                .annotations
+                .iter()
+                .find(|a| a.id == m)
+                .with_context(|| format!("bag {bag} has no mark {m}"))?;
+            let pts = crate::dicos::outline(&a.shape);
+            let span =
+                |i: usize| pts.iter().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p[i]), b.max(p[i])));
+            let ((x0, x1), (y0, y1)) = (span(0), span(1));
+            let clamp = |v: f32, n: usize| (v.max(0.0) as usize).min(n);
+            (
+                clamp(x0.floor(), frame.lines()),
+                clamp(x1.ceil(), frame.lines()),
+                clamp(y0.floor(), frame.channels()),
+                clamp(y1.ceil(), frame.channels()),
+            )
+        }
+        (None, None) => bail!("give --mark N or --region L0,L1,C0,C1"),
+    };
+    let t = crate::domain::tip::Threat::from_scan(name, category, &frame, &calib, (l0, l1, c0, c1))?;
+    let tdir = dir.join(crate::io::THREATS_DIR);
+    std::fs::create_dir_all(&tdir).with_context(|| format!("creating {}", tdir.display()))?;
+    let path = tdir.join(format!("{file_name}.tiff"));
+    if path.exists() {
+        bail!("{} exists: the library already has a threat called {name:?}", path.display());
+    }
+    crate::io::write_threat(&path, &t)?;
+    let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    store.log(
+        super::now_ms(),
+        &actor,
+        "threat.add",
+        Some(bag),
+        serde_json::json!({ "name": name, "category": category, "region": [l0, l1, c0, c1],
+                            "file": path.display().to_string(), "size": [t.lines(), t.channels()] }),
+    )?;
+    println!(
+        "threat {name:?} ({}) from bag {bag}: {} lines x {} channels -> {}",
+        category.as_str(),
+        t.lines(),
+        t.channels(),
+        path.display()
+    );
+    Ok(())
+}
+
 /// `twinspect import --dicos FILES|DIR`: a DX pair archived as a new, complete bag (with the
 /// identity calibration: the images are transmission already), audited.
 pub fn import_dicos(profile: &str, data: Option<&Path>, paths: &[PathBuf]) -> anyhow::Result<()> {
@@ -399,10 +473,59 @@ pub enum TrainAction {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Add a threat to the library, cut out of an archived bag's scan: the box of one of its marks
+    /// (`--mark N`) or a region (`--region L0,L1,C0,C1`: lines and channels, end exclusive). It is
+    /// kept as what it does to the beam (DATA/threats/NAME.tiff) and projected into replayed bags
+    /// with `replay://...&tip=RATE&threats=DATA/threats`.
+    AddThreat {
+        #[arg(long)]
+        bag: i64,
+        #[arg(long, conflicts_with = "region", required_unless_present = "region")]
+        mark: Option<u64>,
+        #[arg(long, value_delimiter = ',')]
+        region: Option<Vec<usize>>,
+        #[arg(long)]
+        name: String,
+        /// What it is (blade, key, coin, battery, dense_block, ...).
+        #[arg(long, default_value = "blade")]
+        category: String,
+    },
+    /// The threat library: built-in threats and those added from scans.
+    Threats,
 }
 
-pub fn train(data: Option<&Path>, action: TrainAction) -> anyhow::Result<()> {
-    let TrainAction::Report { operator, out } = action;
+pub fn train(profile: &str, data: Option<&Path>, action: TrainAction) -> anyhow::Result<()> {
+    let (operator, out) = match action {
+        TrainAction::Report { operator, out } => (operator, out),
+        TrainAction::AddThreat { bag, mark, region, name, category } => {
+            return add_threat(data, bag, mark, region, &name, &category);
+        }
+        TrainAction::Threats => {
+            let prof = crate::domain::profile::ScannerProfile::load(profile)?;
+            for t in crate::domain::tip::builtin_threats(&prof)? {
+                println!(
+                    "{}\t{}\t{} x {}\tbuilt-in ({})",
+                    t.name,
+                    t.category.as_str(),
+                    t.lines(),
+                    t.channels(),
+                    prof.name
+                );
+            }
+            let dir = data_dir(data)?.join(crate::io::THREATS_DIR);
+            for t in crate::io::load_threats(&dir)? {
+                println!(
+                    "{}\t{}\t{} x {}\t{}",
+                    t.name,
+                    t.category.as_str(),
+                    t.lines(),
+                    t.channels(),
+                    dir.display()
+                );
+            }
+            return Ok(());
+        }
+    };
     let dir = data_dir(data)?;
     let mut store = Store::open_shared(&dir)?;
     let rows = store.training(&operator)?;

@@ -199,7 +199,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bags(a)) => archive::bags(cli.data.as_deref(), a),
         Some(Command::Audit { action }) => archive::audit_command(cli.data.as_deref(), action),
         Some(Command::StoreExercise(a)) => archive::exercise(cli.data.as_deref(), a),
-        Some(Command::Train { action }) => archive::train(cli.data.as_deref(), action),
+        Some(Command::Train { action }) => archive::train(&cli.profile, cli.data.as_deref(), action),
         Some(Command::Export { action, dicos, bag, out }) => {
             let action = match (action, dicos, bag, out) {
                 (Some(a), _, _, _) => a,
@@ -263,7 +263,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let mut frame = frame;
             if let Some(name) = &tip {
                 use crate::domain::tip;
-                let threats = tip::builtin_threats(&profile)?;
+                let mut threats = tip::builtin_threats(&profile)?;
+                if let Ok(dir) = archive::data_dir(cli.data.as_deref()) {
+                    threats.extend(crate::io::load_threats(&dir.join(crate::io::THREATS_DIR))?);
+                }
                 let names: Vec<&str> = threats.iter().map(|t| t.name.as_str()).collect();
                 let t = threats
                     .iter()

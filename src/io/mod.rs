@@ -128,6 +128,68 @@ pub fn read_raw_tiff(path: &Path) -> Result<RawFrame, IoError> {
     Ok(RawFrame { low, high })
 }
 
+/// Folder of a data directory that holds the threat library's captured threats.
+pub const THREATS_DIR: &str = "threats";
+
+/// Save a threat for the library as a two-page 16-bit TIFF of transmission (`65535 * T`; page 1
+/// low, page 2 high; rows are lines), its name and category in each page's description.
+pub fn write_threat(path: &Path, t: &crate::domain::tip::Threat) -> Result<(), IoError> {
+    let q = |a: &Array2<f32>| {
+        a.iter().map(|v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16).collect::<Vec<u16>>()
+    };
+    let desc = |page: &str| {
+        serde_json::json!({ "twinspect": "threat", "name": t.name, "category": t.category, "energy": page })
+            .to_string()
+    };
+    let (h, w) = t.t_low.dim();
+    write_gray16_pages(path, &[(w, h, q(&t.t_low), desc("low")), (w, h, q(&t.t_high), desc("high"))])
+}
+
+/// Read a threat [`write_threat`] saved.
+pub fn read_threat(path: &Path) -> Result<crate::domain::tip::Threat, IoError> {
+    use tiff::decoder::Decoder;
+    let err = |m: String| IoError::Tiff { path: path.display().to_string(), message: m };
+    let frame = read_raw_tiff(path)?;
+    let file = std::fs::File::open(path)
+        .map_err(|source| IoError::File { path: path.display().to_string(), source })?;
+    let mut dec = Decoder::new(std::io::BufReader::new(file)).map_err(|e| err(e.to_string()))?;
+    let desc = dec
+        .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
+        .map_err(|_| err("no description: not a Twinspect threat".into()))?;
+    #[derive(serde::Deserialize)]
+    struct D {
+        twinspect: String,
+        name: String,
+        category: crate::domain::synth::Category,
+    }
+    let d: D = serde_json::from_str(&desc).map_err(|e| err(format!("not a Twinspect threat ({e})")))?;
+    if d.twinspect != "threat" || d.name.trim().is_empty() {
+        return Err(err("not a Twinspect threat".into()));
+    }
+    let t = |a: &Array2<u16>| a.mapv(|v| (v as f32 / 65535.0).max(1e-4));
+    Ok(crate::domain::tip::Threat {
+        name: d.name,
+        category: d.category,
+        t_low: t(&frame.low),
+        t_high: t(&frame.high),
+    })
+}
+
+/// The captured threats in `dir` (`*.tiff`, by file name); none when the folder does not exist.
+pub fn load_threats(dir: &Path) -> Result<Vec<crate::domain::tip::Threat>, IoError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(IoError::File { path: dir.display().to_string(), source }),
+    };
+    let mut files: Vec<_> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tiff"))
+        .collect();
+    files.sort();
+    files.iter().map(|p| read_threat(p)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,6 +146,8 @@ pub enum OpenError {
     Replay(#[from] replay::ReplayError),
     #[error(transparent)]
     Dicos(#[from] crate::dicos::DicosError),
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
 }
 
 /// Start the source a URL names, delivering lines of `profile`'s width.
@@ -170,7 +172,7 @@ pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSourc
             Ok(dicos::spawn(&u.location, speed, profile)?)
         }
         "replay" => {
-            u.only_keys(&["speed", "profile", "tip", "tip_seed"])?;
+            u.only_keys(&["speed", "profile", "tip", "tip_seed", "threats"])?;
             let speed = replay::parse_speed(u.get_str("speed").unwrap_or("1"))?;
             let rate: f64 = u.get("tip", 0.0)?;
             if !(0.0..=1.0).contains(&rate) {
@@ -186,7 +188,23 @@ pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSourc
                     Ok(replay::TipReplay {
                         rate,
                         seed: u.get("tip_seed", 1u64)?,
-                        threats: crate::domain::tip::builtin_threats(profile)?,
+                        threats: {
+                            // The built-in threats, and those a trainer cut out of scans.
+                            let mut v = crate::domain::tip::builtin_threats(profile)?;
+                            if let Some(dir) = u.get_str("threats") {
+                                if !std::path::Path::new(dir).is_dir() {
+                                    return Err(url::UrlError::Value {
+                                        key: "threats".into(),
+                                        value: dir.into(),
+                                        why: "a folder of threats (DATA/threats, made by `train add-threat`)"
+                                            .into(),
+                                    }
+                                    .into());
+                                }
+                                v.extend(crate::io::load_threats(std::path::Path::new(dir))?);
+                            }
+                            v
+                        },
                         projector: crate::domain::tip::Projector::new(profile)?,
                     })
                 })
