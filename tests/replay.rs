@@ -368,3 +368,49 @@ fn threats_cut_out_of_captured_scans_join_the_library_and_are_projected() {
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("/no/such/folder"));
 }
+
+#[test]
+fn a_stepped_replay_waits_after_each_bag_until_told() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use twinspect::source::replay::spawn_replay_with;
+    let dir = tempfile::tempdir().unwrap();
+    let rec = record(dir.path(), "3");
+    let src = spawn_replay_with(&rec, None, 1536, None, true).unwrap();
+    let mut ends = 0;
+    let mut after_end = 0;
+    let t0 = Instant::now();
+    loop {
+        match src.events.recv_timeout(Duration::from_millis(500)) {
+            Ok(SourceEvent::BagEnd { .. }) => {
+                ends += 1;
+                after_end = 0;
+            }
+            Ok(SourceEvent::Link { up: false, .. }) => break,
+            Ok(_) => after_end += 1,
+            Err(_) => {
+                // When the source says it waits, it is right after a bag's end (a busy machine
+                // may also just be slow: then wait on).
+                if src.stats.step_waiting.load(Relaxed) {
+                    assert_eq!(after_end, 0, "waiting in the middle of a bag");
+                    assert!(ends > 0 && ends < 4, "{ends}");
+                    src.stats.next_bag();
+                }
+                assert!(t0.elapsed() < Duration::from_secs(120), "the stepped replay never finished");
+            }
+        }
+    }
+    assert_eq!(ends, 3);
+    // capture steps by itself; speed=step is named in the description.
+    let err = capture(
+        &["--source", &format!("replay://{}?speed=step", rec.display()), "--bags", "3"],
+        &dir.path().join("s"),
+    );
+    assert!(err.contains("speed=step"), "{err}");
+    for n in 0..3 {
+        let name = format!("bag-{n:06}.tiff");
+        assert_eq!(
+            std::fs::read(dir.path().join("live").join(&name)).unwrap(),
+            std::fs::read(dir.path().join("s").join(&name)).unwrap()
+        );
+    }
+}

@@ -373,6 +373,15 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
             events.push(e);
             events.extend(src.events.try_iter().take(8192));
         }
+        // A replay going bag by bag (speed=step): nobody presses "Next bag" here, so each bag's
+        // end is the step.
+        if src.stats.stepping.load(std::sync::atomic::Ordering::Relaxed) {
+            for e in &events {
+                if matches!(e, SourceEvent::BagEnd { .. }) {
+                    src.stats.next_bag();
+                }
+            }
+        }
         if a.raw {
             for e in &events {
                 if let SourceEvent::RawBlock(b) = e {

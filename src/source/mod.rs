@@ -109,11 +109,22 @@ pub struct SourceStats {
     /// Packet resends asked for / honoured (GigE Vision).
     pub resends_requested: AtomicU64,
     pub resends_honoured: AtomicU64,
+    /// A source that goes bag by bag (`replay://...?speed=step`): after each bag it waits until
+    /// `steps` exceeds the bags it has sent ([`SourceStats::next_bag`]).
+    pub stepping: AtomicBool,
+    /// It has sent a whole bag and waits for the next step.
+    pub step_waiting: AtomicBool,
+    pub steps: AtomicU64,
 }
 
 impl SourceStats {
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
+    }
+
+    /// Let a stepping source send its next bag.
+    pub fn next_bag(&self) {
+        self.steps.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -173,7 +184,9 @@ pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSourc
         }
         "replay" => {
             u.only_keys(&["speed", "profile", "tip", "tip_seed", "threats"])?;
-            let speed = replay::parse_speed(u.get_str("speed").unwrap_or("1"))?;
+            let speed_text = u.get_str("speed").unwrap_or("1");
+            let step = speed_text.eq_ignore_ascii_case("step");
+            let speed = if step { None } else { replay::parse_speed(speed_text)? };
             let rate: f64 = u.get("tip", 0.0)?;
             if !(0.0..=1.0).contains(&rate) {
                 return Err(url::UrlError::Value {
@@ -209,11 +222,12 @@ pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSourc
                     })
                 })
                 .transpose()?;
-            Ok(replay::spawn_replay(
+            Ok(replay::spawn_replay_with(
                 std::path::Path::new(&u.location),
                 speed,
                 profile.channels as usize,
                 tip,
+                step,
             )?)
         }
         _ => {

@@ -382,16 +382,29 @@ pub fn spawn_replay(
     channels: usize,
     tip: Option<TipReplay>,
 ) -> Result<RunningSource, ReplayError> {
+    spawn_replay_with(path, speed, channels, tip, false)
+}
+
+/// [`spawn_replay`], and with `step` bag by bag: after each bag's end the replay waits for
+/// [`SourceStats::next_bag`] (the workstation's "Next bag" button; `capture` steps by itself).
+pub fn spawn_replay_with(
+    path: &Path,
+    speed: Option<f64>,
+    channels: usize,
+    tip: Option<TipReplay>,
+    step: bool,
+) -> Result<RunningSource, ReplayError> {
     let (mut reader, header) = open_recording(path, channels)?;
     let (tx, rx) = bounded(8192);
     let stats = Arc::new(SourceStats::default());
     stats.connected.store(true, Ordering::Relaxed);
+    stats.stepping.store(step, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
     let (st, sp) = (stats.clone(), stop.clone());
     let p = path.display().to_string();
     let description = format!(
         "replay://{p}?speed={}{} (recorded from {})",
-        speed.map_or("max".to_string(), |s| s.to_string()),
+        if step { "step".to_string() } else { speed.map_or("max".to_string(), |s| s.to_string()) },
         tip.as_ref().map_or(String::new(), |t| format!("&tip={}", t.rate)),
         header.source
     );
@@ -408,6 +421,7 @@ pub fn spawn_replay(
         .spawn(move || {
             let t0 = Instant::now();
             let mut events = 0u64;
+            let mut bags_sent = 0u64;
             // A blocking send that still hears the stop switch.
             let deliver = |ev: SourceEvent| -> bool {
                 let mut ev = ev;
@@ -455,8 +469,20 @@ pub fn spawn_replay(
                     None => vec![ev],
                 };
                 for ev in out {
+                    let bag_end = matches!(ev, SourceEvent::BagEnd { .. });
                     if !deliver(ev) {
                         return;
+                    }
+                    if step && bag_end {
+                        bags_sent += 1;
+                        st.step_waiting.store(true, Ordering::Relaxed);
+                        while st.steps.load(Ordering::Relaxed) < bags_sent {
+                            if sp.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        st.step_waiting.store(false, Ordering::Relaxed);
                     }
                 }
                 events += 1;

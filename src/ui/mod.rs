@@ -373,6 +373,18 @@ impl Workstation {
             } else {
                 lang.tr("connected", "已连接")
             };
+            // A replay going bag by bag: the trainer (or trainee) lets the next bag come.
+            if st.stepping.load(Relaxed) {
+                let waiting = st.step_waiting.load(Relaxed);
+                let b = ui.add_enabled(
+                    waiting,
+                    egui::Button::new(format!("▶ {}", lang.tr("Next bag", "下一个行李"))),
+                );
+                if b.clicked() {
+                    st.next_bag();
+                }
+                ui.separator();
+            }
             let text = format!("{health}, {:.0} {}", self.rate.rate, lang.tr("lines/s", "线/秒"));
             if link_down {
                 let detail = s.link.as_ref().map_or(String::new(), |(_, d)| d.clone());
