@@ -61,6 +61,15 @@ impl Archiver {
             .name("archive-writer".into())
             .spawn(move || {
                 for (id, bag) in rx {
+                    if bag.frame.lines() == 0 {
+                        // Bag signals with no line between them: flagged, not an archive fault.
+                        let why = "the scanner ended the bag before any line";
+                        let _ = writer_store.abandon_bag(id, why, now_ms(), "workstation");
+                        if done_tx.send(Ok(id)).is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     let r = writer_store
                         .finish_bag(
                             id,

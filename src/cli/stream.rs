@@ -72,6 +72,11 @@ pub struct EmulateArgs {
     /// Stop after this many seconds (default: run until killed).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// What to scan: `synthetic://` (the physics-based bags, the default) or
+    /// `replay://FILE.tsrec` (a recording's lines, bags and tags, from the start again at its
+    /// end; its own calibration lines answer calibration requests; `speed=` sets --speed).
+    #[arg(long)]
+    pub source: Option<String>,
 }
 
 pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
@@ -95,6 +100,27 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
         }
         Ok(Duration::from_secs_f64(s))
     };
+    let mut speed = a.speed;
+    let replay = match a.source.as_deref().map(SourceUrl::parse).transpose()? {
+        None => None,
+        Some(u) if u.scheme == "synthetic" => None,
+        Some(u) if u.scheme == "replay" => {
+            u.only_keys(&["speed"])?;
+            if let Some(s) = u.get_str("speed") {
+                speed = s.parse().ok().filter(|v: &f64| *v > 0.0 && *v <= 100.0).with_context(|| {
+                    format!("speed={s}: the emulator sends at the profile's line rate times 0 to 100")
+                })?;
+            }
+            let p = PathBuf::from(&u.location);
+            // Refused now, with the reason, rather than by a thread later.
+            crate::source::emulator::Script::from_recording(profile, &p)?;
+            Some(p)
+        }
+        Some(u) => bail!(
+            "--source {}://: the emulator scans synthetic:// bags or serves a replay:// recording",
+            u.scheme
+        ),
+    };
     let impair = Impairments {
         loss: a.loss,
         corrupt: a.corrupt,
@@ -110,9 +136,10 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
                 crate::source::gige::device::GigeOptions {
                     ip,
                     seed: a.seed,
-                    speed: a.speed,
+                    speed,
                     gap_mm: a.gap_mm,
                     loss: a.gige_loss,
+                    replay: replay.clone(),
                     reorder: a.gige_reorder,
                     disconnect_every: impair.disconnect_every.map(|d| d.as_secs_f64()),
                     disconnect_for: impair.disconnect_for.as_secs_f64(),
@@ -162,20 +189,21 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
     };
     let opts = EmulatorOptions {
         seed: a.seed,
-        speed: a.speed,
+        speed,
         gap_mm: a.gap_mm,
         drift: a.drift,
         signal_bags: !a.no_bag_signals,
         impair,
+        replay,
     };
     let emu = serve_serial(profile, opts, target)?;
-    let need = link_bytes_per_second(profile, a.speed);
+    let need = link_bytes_per_second(profile, speed);
     println!("serial: {}", emu.path());
     println!(
         "scanner: {} ({} channels, {:.0} lines/s); the link needs {:.2} MB/s = {:.1} Mbaud at 10 bits a byte{}",
         profile.name,
         profile.channels,
-        profile.line_rate_hz * a.speed,
+        profile.line_rate_hz * speed,
         need / 1e6,
         need * 10.0 / 1e6,
         if need * 10.0 > f64::from(baud) {
@@ -426,6 +454,20 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
         for bag in collector.push(&batch, asm.calibration.as_ref()) {
             if a.bags.is_some_and(|n| written >= n) {
                 break;
+            }
+            if bag.frame.lines() == 0 {
+                // A scanner's bag signals with no line between them (a false trigger, or a
+                // recording cut right after a bag began): nothing to keep, said so.
+                let why = "the scanner ended the bag before any line";
+                eprintln!(
+                    "bag {} ({}): {why}; not kept",
+                    bag.span.bag,
+                    bag.span.item_id.as_deref().unwrap_or("-")
+                );
+                if let (Some(store), Some(id)) = (store.as_mut(), archive_ids.remove(&bag.span.bag)) {
+                    store.abandon_bag(id, why, super::now_ms(), "capture")?;
+                }
+                continue;
             }
             if let Some(dir) = &a.out {
                 write_bag(dir, written, &bag, &profile, &src.description)?;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serialport::SerialPort;
 
+use super::SourceEvent;
 use super::serial::SerialOptions;
 use super::serial::codec::{self, Command, Decoder, Frame, Status, WireLineKind};
 use crate::domain::physics::PhysicsError;
@@ -27,9 +28,55 @@ use crate::domain::rng::Rng;
 use crate::domain::scan::{LineKind, RawLine};
 use crate::domain::synth::{SyntheticScanner, generate_bag};
 
+/// A recording the emulator serves instead of synthetic bags (`emulate --source replay://FILE`),
+/// from the start again at its end.
+struct Recorded {
+    path: PathBuf,
+    channels: usize,
+    reader: super::recording::Reader<std::io::BufReader<std::fs::File>>,
+    /// The recording's own calibration lines (its first ones), sent for every calibration cycle.
+    dark: Vec<RawLine>,
+    air: Vec<RawLine>,
+    /// Bag number of the recording's bag in progress, as renumbered here.
+    open_bag: Option<u32>,
+}
+
+impl Recorded {
+    fn open(path: &Path, channels: usize) -> Result<Self, super::replay::ReplayError> {
+        let (mut reader, _) = super::replay::open_recording(path, channels)?;
+        let (mut dark, mut air) = (Vec::new(), Vec::new());
+        let mut lines = 0u64;
+        while let Ok(Some((_, rec))) = reader.next_record() {
+            if let SourceEvent::Line(l) = super::replay::to_event(rec) {
+                lines += 1;
+                match l.kind {
+                    LineKind::Dark if dark.len() < super::CALIBRATION_LINES => dark.push(l),
+                    LineKind::Air if air.len() < super::CALIBRATION_LINES => air.push(l),
+                    _ => {}
+                }
+            }
+        }
+        let p = path.display().to_string();
+        if dark.is_empty() || air.is_empty() || lines == 0 {
+            return Err(super::replay::ReplayError::Header {
+                path: p,
+                why: "no calibration lines (dark and air): record from the start of a source".into(),
+            });
+        }
+        let (reader, _) = super::replay::open_recording(path, channels)?;
+        Ok(Recorded { path: path.to_path_buf(), channels, reader, dark, air, open_bag: None })
+    }
+}
+
+/// Where a script's lines come from.
+enum Origin {
+    Synthetic(Box<SyntheticScanner>),
+    Recorded(Box<Recorded>),
+}
+
 /// What the emulated scanner sends next, one item at a time (no timing, no I/O).
 pub struct Script {
-    scanner: SyntheticScanner,
+    origin: Origin,
     profile: ScannerProfile,
     seed: u64,
     bag_no: u32,
@@ -46,13 +93,32 @@ pub struct Script {
 impl Script {
     pub fn new(profile: &ScannerProfile, seed: u64, gap_mm: f64) -> Result<Self, PhysicsError> {
         let mut s = Script {
-            scanner: SyntheticScanner::new(profile, seed)?,
+            origin: Origin::Synthetic(Box::new(SyntheticScanner::new(profile, seed)?)),
             profile: profile.clone(),
             seed,
             bag_no: 0,
             queue: VecDeque::new(),
             next_line: 0,
             gap_lines: (gap_mm / profile.line_pitch_mm()).ceil().max(1.0) as usize,
+            signal_bags: true,
+            drift: 0.0,
+            lines_made: 0,
+        };
+        s.calibrate();
+        Ok(s)
+    }
+
+    /// A script serving a recording (its lines, bags and tags as recorded, numbered afresh),
+    /// looping at its end; its own calibration lines answer calibration requests.
+    pub fn from_recording(profile: &ScannerProfile, path: &Path) -> Result<Self, super::replay::ReplayError> {
+        let mut s = Script {
+            origin: Origin::Recorded(Box::new(Recorded::open(path, profile.channels as usize)?)),
+            profile: profile.clone(),
+            seed: 0,
+            bag_no: 0,
+            queue: VecDeque::new(),
+            next_line: 0,
+            gap_lines: 0,
             signal_bags: true,
             drift: 0.0,
             lines_made: 0,
@@ -79,7 +145,10 @@ impl Script {
         let unsent = pending.iter().filter(|f| matches!(f, Frame::Line { .. })).count() as u32;
         self.next_line = self.next_line.wrapping_sub(unsent);
         self.lines_made -= u64::from(unsent);
-        let (dark, air) = self.scanner.calibration_lines(super::CALIBRATION_LINES);
+        let (dark, air) = match &mut self.origin {
+            Origin::Synthetic(sc) => sc.calibration_lines(super::CALIBRATION_LINES),
+            Origin::Recorded(r) => (r.dark.clone(), r.air.clone()),
+        };
         for l in dark.into_iter().chain(air) {
             self.push_line(l);
         }
@@ -98,12 +167,86 @@ impl Script {
         }
     }
 
+    /// The recording's next stretch: up to the end of its next bag (or 4096 lines of belt).
+    fn refill_recorded(&mut self) {
+        let mut pushed = 0usize;
+        let mut restarts = 0;
+        loop {
+            let Origin::Recorded(r) = &mut self.origin else { return };
+            let next = match r.reader.next_record() {
+                Ok(Some((_, rec))) => Some(super::replay::to_event(rec)),
+                // The end (or a damaged tail): from the start again.
+                Ok(None) | Err(_) => None,
+            };
+            let Some(ev) = next else {
+                restarts += 1;
+                let reopened = super::replay::open_recording(&r.path, r.channels);
+                match reopened {
+                    Ok((reader, _)) if restarts < 3 => {
+                        r.reader = reader;
+                        // A bag the recording cut short ends where it was cut.
+                        if let Some(no) = r.open_bag.take() {
+                            if self.signal_bags {
+                                self.queue.push_back(Frame::BagEnd { bag: no });
+                            }
+                        }
+                        continue;
+                    }
+                    // Gone or empty: empty belt rather than nothing.
+                    _ => {
+                        let air = r.air[0].clone();
+                        for _ in 0..self.gap_lines.max(64) {
+                            self.push_line(air.clone());
+                        }
+                        return;
+                    }
+                }
+            };
+            match ev {
+                SourceEvent::Line(l) => {
+                    self.push_line(l);
+                    pushed += 1;
+                    if pushed >= 4096 && r_open_bag(&self.origin).is_none() {
+                        return;
+                    }
+                }
+                SourceEvent::BagStart { item_id, .. } => {
+                    let no = self.bag_no;
+                    self.bag_no = self.bag_no.wrapping_add(1);
+                    if let Origin::Recorded(r) = &mut self.origin {
+                        r.open_bag = Some(no);
+                    }
+                    if self.signal_bags {
+                        let tag = item_id.unwrap_or_else(|| format!("REPLAY{no:06}"));
+                        self.queue.push_back(Frame::BagStart { bag: no, tag });
+                    }
+                }
+                SourceEvent::BagEnd { .. } => {
+                    let open =
+                        if let Origin::Recorded(r) = &mut self.origin { r.open_bag.take() } else { None };
+                    if let Some(no) = open {
+                        if self.signal_bags {
+                            self.queue.push_back(Frame::BagEnd { bag: no });
+                        }
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn refill(&mut self) {
+        if matches!(self.origin, Origin::Recorded(_)) {
+            return self.refill_recorded();
+        }
         let rate = self.profile.line_rate_hz;
         for _ in 0..self.gap_lines {
-            self.scanner.tube_output =
-                1.0 + self.drift * (self.lines_made as f64 / rate / 60.0 * std::f64::consts::TAU).sin();
-            let l = self.scanner.air_line();
+            let drift = self.drift;
+            let made = self.lines_made;
+            let Origin::Synthetic(scanner) = &mut self.origin else { return };
+            scanner.tube_output = 1.0 + drift * (made as f64 / rate / 60.0 * std::f64::consts::TAU).sin();
+            let l = scanner.air_line();
             self.push_line(l);
         }
         let bag = generate_bag(
@@ -116,7 +259,8 @@ impl Script {
             let tag = format!("TS{:06}{:04}", self.seed % 1_000_000, no % 10_000);
             self.queue.push_back(Frame::BagStart { bag: no, tag });
         }
-        let lines: Vec<RawLine> = self.scanner.bag_lines(&bag).collect();
+        let Origin::Synthetic(scanner) = &mut self.origin else { return };
+        let lines: Vec<RawLine> = scanner.bag_lines(&bag).collect();
         for l in lines {
             self.push_line(l);
         }
@@ -135,21 +279,37 @@ impl Script {
 
     /// A line with the beam off (for a host-driven dark calibration).
     pub fn dark_line(&mut self) -> RawLine {
-        self.scanner.dark_line()
+        match &mut self.origin {
+            Origin::Synthetic(sc) => sc.dark_line(),
+            Origin::Recorded(r) => r.dark[self.lines_made as usize % r.dark.len()].clone(),
+        }
     }
 
     /// A line of empty belt (for a host-driven air calibration).
     pub fn air_line(&mut self) -> RawLine {
-        RawLine { kind: LineKind::Air, ..self.scanner.air_line() }
+        match &mut self.origin {
+            Origin::Synthetic(sc) => RawLine { kind: LineKind::Air, ..sc.air_line() },
+            Origin::Recorded(r) => r.air[self.lines_made as usize % r.air.len()].clone(),
+        }
     }
 
     pub fn channels(&self) -> usize {
-        self.scanner.channels()
+        match &self.origin {
+            Origin::Synthetic(sc) => sc.channels(),
+            Origin::Recorded(r) => r.channels,
+        }
     }
 
     /// Bags begun so far.
     pub fn bags(&self) -> u32 {
         self.bag_no
+    }
+}
+
+fn r_open_bag(o: &Origin) -> Option<u32> {
+    match o {
+        Origin::Recorded(r) => r.open_bag,
+        Origin::Synthetic(_) => None,
     }
 }
 
@@ -203,6 +363,8 @@ pub struct EmulatorOptions {
     pub drift: f64,
     pub signal_bags: bool,
     pub impair: Impairments,
+    /// Serve this recording (looping) instead of synthetic bags.
+    pub replay: Option<PathBuf>,
 }
 
 impl Default for EmulatorOptions {
@@ -214,6 +376,7 @@ impl Default for EmulatorOptions {
             drift: 0.0,
             signal_bags: true,
             impair: Impairments::default(),
+            replay: None,
         }
     }
 }
@@ -580,7 +743,10 @@ pub fn serve_serial(
     opts: EmulatorOptions,
     target: SerialTarget,
 ) -> anyhow::Result<Emulator> {
-    let mut script = Script::new(profile, opts.seed, opts.gap_mm)?;
+    let mut script = match &opts.replay {
+        Some(p) => Script::from_recording(profile, p)?,
+        None => Script::new(profile, opts.seed, opts.gap_mm)?,
+    };
     script.signal_bags = opts.signal_bags;
     script.drift = opts.drift;
     let (port, name) = open_target(&target)?;

@@ -62,6 +62,8 @@ pub struct GigeOptions {
     /// Scan this many lines once and send them over and over (for throughput tests: the physics
     /// model is slower than a fast link); `None`: scan live.
     pub loop_lines: Option<usize>,
+    /// Serve this recording (looping) instead of synthetic bags.
+    pub replay: Option<std::path::PathBuf>,
 }
 
 impl Default for GigeOptions {
@@ -76,6 +78,7 @@ impl Default for GigeOptions {
             disconnect_every: None,
             disconnect_for: 2.0,
             serial_number: "TS-GIGE-0001".into(),
+            replay: None,
             loop_lines: None,
         }
     }
@@ -351,7 +354,10 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
     let gvcp_thread = std::thread::Builder::new()
         .name("gige emulator gvcp".into())
         .spawn(move || control_loop(control, sh, sp))?;
-    let mut script = Script::new(profile, opts.seed, opts.gap_mm)?;
+    let mut script = match &opts.replay {
+        Some(p) => Script::from_recording(profile, p)?,
+        None => Script::new(profile, opts.seed, opts.gap_mm)?,
+    };
     script.signal_bags = false;
     let lines = match opts.loop_lines {
         Some(n) => {
