@@ -185,10 +185,10 @@ impl Script {
                     Ok((reader, _)) if restarts < 3 => {
                         r.reader = reader;
                         // A bag the recording cut short ends where it was cut.
-                        if let Some(no) = r.open_bag.take() {
-                            if self.signal_bags {
-                                self.queue.push_back(Frame::BagEnd { bag: no });
-                            }
+                        if let Some(no) = r.open_bag.take()
+                            && self.signal_bags
+                        {
+                            self.queue.push_back(Frame::BagEnd { bag: no });
                         }
                         continue;
                     }
