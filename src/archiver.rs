@@ -25,9 +25,7 @@ const SCAN_QUEUE: usize = 16;
 /// Longest bag kept whole for archiving, in lines.
 const MAX_BAG_LINES: usize = 16_384;
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+use crate::unix_ms as now_ms;
 
 pub struct Archiver {
     store: Store,

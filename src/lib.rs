@@ -5,6 +5,13 @@
 //! recordings) -> [`assemble`], [`capture`], [`archiver`] -> [`ui`] (eframe window) -> the
 //! `twinspect` binary's commands.
 
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it): the one clock every
+/// record, audit entry and recording header is stamped with. The domain core never reads it;
+/// times are passed in.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 pub mod archiver;
 pub mod assemble;
 pub mod capture;

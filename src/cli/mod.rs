@@ -446,9 +446,7 @@ pub fn classify_csv(input: impl Read, output: impl Write, lut: &MaterialLut) -> 
     Ok(())
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+use crate::unix_ms as now_ms;
 
 /// Read an accounts file; a missing file is an empty store.
 pub fn load_operators(path: &Path) -> anyhow::Result<OperatorStore> {

@@ -126,9 +126,7 @@ pub fn record(
         profile: profile.into(),
         channels,
         source: inner.description.clone(),
-        started_unix_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
+        started_unix_ms: crate::unix_ms(),
     };
     let json = serde_json::to_string(&header).expect("header serialises");
     let mut w = Writer::new(BufWriter::with_capacity(1 << 20, file), &json)

@@ -283,9 +283,7 @@ pub struct Store {
     pub recovered: Vec<i64>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+use crate::unix_ms as now_ms;
 
 /// Make a rename or a new file in `dir` survive a power cut.
 fn sync_dir(dir: &Path) -> Result<()> {

@@ -201,9 +201,7 @@ impl Desk {
 
     /// Bags the stream has started or ended.
     pub fn update_bags(&mut self, spans: &[BagSpan]) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = crate::unix_ms();
         for span in spans {
             match self.bags.iter_mut().find(|(s, _)| s.bag == span.bag) {
                 Some((s, _)) => *s = span.clone(),

@@ -293,9 +293,7 @@ impl Workstation {
         }
         egui::Panel::top(format!("toolbar{i}")).show(ui, |ui| self.toolbar_ui(ui, i));
         egui::Panel::bottom(format!("status{i}")).show(ui, |ui| self.status_ui(ui, i));
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = crate::unix_ms();
         let input = ui.input(|inp| !inp.events.is_empty() || inp.pointer.is_moving());
         self.panels[i].tick(&self.desk, now_ms, input);
         let (panels, desk) = (&mut self.panels, &mut self.desk);
@@ -694,9 +692,7 @@ impl Workstation {
             }
         }
         if let Some(shape) = made {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let now_ms = crate::unix_ms();
             let (category, note) = (panel.marks.category.clone(), panel.marks.note.clone());
             let config = self.desk.config.clone();
             // On a copy: the mark shows once the archive has committed it.
