@@ -100,6 +100,14 @@ fn classify_reads_stdin() {
 fn operators_are_managed_from_the_command_line_and_pins_never_stored() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("operators.toml");
+    // The default data directory (no --data) is where account changes are audited.
+    let data = dir.path().join("twinspect");
+    drop(twinspect::store::Store::open(&data).unwrap());
+    let twinspect = || {
+        let mut c = twinspect();
+        c.env("XDG_DATA_HOME", dir.path());
+        c
+    };
     let add = |id: &str, role: &str, pin: &str| {
         let mut child = twinspect()
             .args(["operators", "--file"])
@@ -133,6 +141,18 @@ fn operators_are_managed_from_the_command_line_and_pins_never_stored() {
     assert!(String::from_utf8(list.stdout).unwrap().contains("q100\tZhang San\tquarantine\tdisabled"));
     let store = twinspect::cli::load_operators(&file).unwrap();
     assert_eq!(store.records().count(), 2);
+    // Each change is a configuration change in the audit trail, without the PIN.
+    let audit = twinspect().args(["audit", "list"]).output().unwrap();
+    let audit = String::from_utf8_lossy(&audit.stdout).into_owned();
+    let changes: Vec<&str> = audit.lines().filter(|l| l.contains("config.operators")).collect();
+    assert_eq!(changes.len(), 3, "{audit}");
+    assert!(
+        changes[0].contains("c100") && changes[0].contains("add") && changes[2].contains("disable"),
+        "{audit}"
+    );
+    assert!(!audit.contains("482913") && !audit.contains("771204"));
+    let v = twinspect().args(["audit", "verify"]).output().unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     std::fs::write(&file, "this is [not toml").unwrap();
     let out = twinspect().args(["operators", "--file"]).arg(&file).arg("list").output().unwrap();
     assert!(!out.status.success());

@@ -209,7 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             archive::export(&cli.profile, cli.data.as_deref(), action)
         }
         Some(Command::Import { dicos }) => archive::import_dicos(&cli.profile, cli.data.as_deref(), &dicos),
-        Some(Command::Operators { file, action }) => operators_command(&file, action),
+        Some(Command::Operators { file, action }) => operators_command(cli.data.as_deref(), &file, action),
         Some(Command::Classify { file }) => {
             let profile = ScannerProfile::load(&cli.profile)?;
             let lut = MaterialLut::for_profile(&profile)?;
@@ -473,7 +473,23 @@ pub fn save_operators(path: &Path, store: &OperatorStore) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn operators_command(file: &Path, action: OperatorAction) -> anyhow::Result<()> {
+/// A change of the accounts is a configuration change: audited in the archive at `data` (the
+/// default data directory without `--data`) when there is one, said plainly when there is not.
+fn audit_config(data: Option<&Path>, change: &str, id: &str, file: &Path, extra: serde_json::Value) {
+    let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let detail = serde_json::json!({ "change": change, "id": id, "file": file.display().to_string(), "detail": extra });
+    let r = archive::data_dir(data)
+        .map_err(|e| e.to_string())
+        .and_then(|d| crate::store::Store::open_shared(&d).map_err(|e| e.to_string()))
+        .and_then(|mut s| {
+            s.log(now_ms(), &actor, "config.operators", None, detail).map_err(|e| e.to_string())
+        });
+    if let Err(e) = r {
+        eprintln!("note: this change is not in an audit trail ({e})");
+    }
+}
+
+fn operators_command(data: Option<&Path>, file: &Path, action: OperatorAction) -> anyhow::Result<()> {
     let mut store = load_operators(file)?;
     match action {
         OperatorAction::Add { id, name, roles } => {
@@ -490,6 +506,8 @@ fn operators_command(file: &Path, action: OperatorAction) -> anyhow::Result<()> 
             store.add(&id, &name, &roles, pin.trim(), now_ms())?;
             save_operators(file, &store)?;
             eprintln!("added {id}");
+            let roles: Vec<String> = roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+            audit_config(data, "add", &id, file, serde_json::json!({ "name": name, "roles": roles }));
         }
         OperatorAction::List => {
             for r in store.records() {
@@ -506,14 +524,17 @@ fn operators_command(file: &Path, action: OperatorAction) -> anyhow::Result<()> 
         OperatorAction::Remove { id } => {
             store.remove(&id, now_ms())?;
             save_operators(file, &store)?;
+            audit_config(data, "remove", &id, file, serde_json::Value::Null);
         }
         OperatorAction::Disable { id } => {
             store.set_disabled(&id, true, now_ms())?;
             save_operators(file, &store)?;
+            audit_config(data, "disable", &id, file, serde_json::Value::Null);
         }
         OperatorAction::Enable { id } => {
             store.set_disabled(&id, false, now_ms())?;
             save_operators(file, &store)?;
+            audit_config(data, "enable", &id, file, serde_json::Value::Null);
         }
     }
     Ok(())
