@@ -46,6 +46,24 @@ pub struct Archiver {
     /// The newest problem (a full disk, a read-only directory), for both screens; cleared by
     /// the next success.
     pub problem: Option<String>,
+    views: (Sender<SavedView>, Receiver<SavedView>),
+}
+
+/// A station's view saved as a picture ([`Archiver::save_view`]): `(station, result)`.
+type SavedView = (usize, Result<(std::path::PathBuf, i64, String, serde_json::Value), String>);
+
+/// What [`Archiver::save_view`] needs of the screen.
+pub struct ViewRequest {
+    pub station: usize,
+    /// The desk's key of the bag.
+    pub key: u64,
+    pub view: crate::domain::view::ViewSettings,
+    /// Whose marks are shown.
+    pub agencies: Vec<String>,
+    pub config: crate::domain::inspection::InspectionConfig,
+    /// Who asked, and the station's name (for the file name).
+    pub actor: String,
+    pub station_name: String,
 }
 
 impl Archiver {
@@ -107,7 +125,55 @@ impl Archiver {
             channels,
             saved: 0,
             problem: None,
+            views: crossbeam_channel::unbounded(),
         })
+    }
+
+    /// Save a bag as a station shows it (its image function, the marks it shows) as a PNG in
+    /// `DATA/exports/`, rendered on a thread of its own; the outcome comes back through
+    /// [`Archiver::saved_views`], which also audits it.
+    pub fn save_view(&mut self, r: ViewRequest) -> Result<(), String> {
+        let id = *self.ids.get(&r.key).ok_or("this bag is not in the archive")?;
+        let dir = self.store.dir().to_path_buf();
+        let profile = self.profile.clone();
+        let tx = self.views.0.clone();
+        std::thread::Builder::new()
+            .name("save view".into())
+            .spawn(move || {
+                let out = (|| -> Result<_, String> {
+                    let store = Store::open_read(&dir).map_err(|e| e.to_string())?;
+                    let row = store.bag(id).map_err(|e| e.to_string())?;
+                    let name = if row.profile.is_empty() { profile } else { row.profile };
+                    let prof =
+                        crate::domain::profile::ScannerProfile::load(&name).map_err(|e| e.to_string())?;
+                    let rgba = crate::export::view_rgba(&store, id, &prof, &r.view, &r.config, &r.agencies)
+                        .map_err(|e| e.to_string())?;
+                    let folder = dir.join("exports");
+                    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+                    let file = folder.join(format!("bag-{id:08}-{}-{}.png", r.station_name, now_ms()));
+                    crate::io::write_png(&file, &rgba).map_err(|e| e.to_string())?;
+                    let detail = json!({ "file": file.display().to_string(), "station": r.station_name,
+                                         "marks_of": r.agencies, "view": r.view });
+                    Ok((file, id, r.actor, detail))
+                })();
+                let _ = tx.send((r.station, out));
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Views saved since the last call, `(station, file or why not)`; each saved one audited.
+    pub fn saved_views(&mut self) -> Vec<(usize, Result<std::path::PathBuf, String>)> {
+        let done: Vec<SavedView> = self.views.1.try_iter().collect();
+        done.into_iter()
+            .map(|(station, r)| match r {
+                Ok((file, id, actor, detail)) => {
+                    let logged = self.store.log(now_ms(), &actor, "export.png", Some(id), detail);
+                    (station, self.note(logged).map(|_| file))
+                }
+                Err(e) => (station, Err(e)),
+            })
+            .collect()
     }
 
     pub fn store(&self) -> &Store {

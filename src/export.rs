@@ -1,5 +1,6 @@
 //! Exports for people: the records of a period as CSV (one row per bag, one group of columns
-//! per agency), and an archived bag's image with its marks drawn on it.
+//! per agency), an archived bag's image with its marks drawn on it, the view a station shows
+//! (its image function through the CPU twin, the marks it shows), and the training report.
 //!
 //! Owns: the CSV columns, and drawing marks (outlines in the agency's colour, the mark's number
 //! beside each) into an RGBA image without a window or a font library.
@@ -376,6 +377,44 @@ pub fn training_report_html(operator: &str, rows: &[crate::store::TrainingRow]) 
         dp = s.d_prime,
         med = median,
     )
+}
+
+/// An archived bag as a station shows it: its scan through the CPU twin of the display kernels
+/// under `view` (the station's image function), with the marks of `agencies` drawn, as RGBA.
+pub fn view_rgba(
+    store: &Store,
+    id: i64,
+    profile: &crate::domain::profile::ScannerProfile,
+    view: &crate::domain::view::ViewSettings,
+    cfg: &InspectionConfig,
+    agencies: &[String],
+) -> Result<Array3<u8>, StoreError> {
+    let row = store.bag(id)?;
+    let frame = store.scan(id)?;
+    let calib = store.calibration(id)?;
+    let rec = store.record(id)?;
+    let mut missing = vec![false; frame.lines()];
+    for r in &row.missing_rows {
+        if let Some(m) = missing.get_mut(*r) {
+            *m = true;
+        }
+    }
+    let lut = crate::domain::material::MaterialLut::for_profile(profile)
+        .map_err(|e| StoreError::Bad(format!("material table: {e}")))?;
+    let p = crate::pipeline::params::Params::new(
+        view,
+        &lut,
+        frame.channels() as u32,
+        frame.lines() as u32,
+        profile.full_scale(),
+        false,
+    );
+    let mut rgba =
+        crate::pipeline::cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &lut, &p, &missing);
+    let marks: Vec<Annotation> =
+        rec.annotations.into_iter().filter(|a| agencies.contains(&a.agency)).collect();
+    draw_marks(&mut rgba, &marks, cfg);
+    Ok(rgba)
 }
 
 #[cfg(test)]

@@ -443,3 +443,58 @@ fn a_training_report_shows_the_operators_sensitivity_and_plots() {
         .arg(&data));
     assert!(!ok && err.contains("no training results"), "{err}");
 }
+
+/// "Save image" on a station: the bag as that screen shows it (its image function, the marks
+/// it shows) saved as a PNG beside the archive and audited; the same picture `export png` makes
+/// with that preset.
+#[test]
+fn a_station_saves_its_view_of_an_archived_bag_as_the_export_would() {
+    use twinspect::archiver::{Archiver, ViewRequest};
+    use twinspect::domain::inspection::InspectionConfig;
+    use twinspect::domain::view::Preset;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, _, err) = run(twinspect()
+        .args(["capture", "--source", "synthetic://?seed=8&speed=20", "--bags", "1", "--data"])
+        .arg(&data));
+    assert!(ok, "{err}");
+    let mut a = Archiver::open(&data, "test", "desk-140", 1536).unwrap();
+    a.adopt(77, 1);
+    let ask = |a: &mut Archiver, key: u64| {
+        a.save_view(ViewRequest {
+            station: 1,
+            key,
+            view: Preset::Hp.settings(),
+            agencies: vec!["quarantine".into()],
+            config: InspectionConfig::default(),
+            actor: "q001".into(),
+            station_name: "quarantine".into(),
+        })
+    };
+    assert!(ask(&mut a, 5).unwrap_err().contains("not in the archive"));
+    ask(&mut a, 77).unwrap();
+    let t0 = Instant::now();
+    let saved = loop {
+        let v = a.saved_views();
+        if let Some((station, r)) = v.into_iter().next() {
+            assert_eq!(station, 1);
+            break r.unwrap();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "the view was never saved");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(saved.starts_with(data.join("exports")), "{}", saved.display());
+    a.close();
+    drop(a);
+    let png = dir.path().join("hp.png");
+    let (ok, _, err) = run(twinspect()
+        .args(["export", "png", "--bag", "1", "--preset", "hp", "--cpu", "--out"])
+        .arg(&png)
+        .arg("--data")
+        .arg(&data));
+    assert!(ok, "{err}");
+    let (x, y) = (image::open(&saved).unwrap().to_rgba8(), image::open(&png).unwrap().to_rgba8());
+    assert!(x == y, "the saved view differs from `export png --preset hp`");
+    let (_, audit, _) = run(twinspect().args(["audit", "list", "--bag", "1", "--data"]).arg(&data));
+    assert!(audit.contains("export.png") && audit.contains("q001"), "{audit}");
+}

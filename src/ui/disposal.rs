@@ -288,6 +288,8 @@ pub struct StationPanel {
     pub recall: Option<BagSpan>,
     /// Zoom and pan follow the other screen.
     pub link_view: bool,
+    /// "Save image" was pressed (taken by the UI, which knows the screen's image function).
+    pub save_view: bool,
 }
 
 impl StationPanel {
@@ -306,6 +308,7 @@ impl StationPanel {
             marks: MarkTool::new("other"),
             recall: None,
             link_view: false,
+            save_view: false,
         }
     }
 
@@ -388,6 +391,17 @@ impl StationPanel {
         let l = ui.label(lang.tr("Note", "备注"));
         ui.add(egui::TextEdit::singleline(&mut self.marks.note).desired_width(220.0)).labelled_by(l.id);
         ui.checkbox(&mut self.marks.show_others, lang.tr("Show the other agency's marks", "显示对方标记"));
+        if desk.archive.is_some()
+            && ui
+                .button(lang.tr("Save image", "保存图像"))
+                .on_hover_text(lang.tr(
+                    "This bag as this screen shows it, with the marks shown, as a PNG in the archive's exports folder",
+                    "按本屏显示效果（含所显示标记）保存为 PNG，存入归档的 exports 文件夹",
+                ))
+                .clicked()
+        {
+            self.save_view = true;
+        }
         let Some(bag_id) = self.bag_id(desk) else { return };
         let config = desk.config.clone();
         let Some(bag) = desk.bag_mut(bag_id).map(|b| b.clone()) else { return };

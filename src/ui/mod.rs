@@ -300,6 +300,7 @@ impl Workstation {
         egui::Panel::right(format!("disposal{i}"))
             .default_size(300.0)
             .show(ui, |ui| panels[i].ui(ui, desk, now_ms));
+        self.save_view_ui(i);
         egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui, i));
         let typing = ui.ctx().egui_wants_keyboard_input();
         if !typing && ui.input(|inp| inp.key_pressed(egui::Key::Questionmark)) {
@@ -353,6 +354,54 @@ impl Workstation {
         if switch {
             self.panels[i].lang = lang.next();
         }
+    }
+
+    /// "Save image": ask the archive to save the selected bag as this screen shows it, and say
+    /// what became of earlier requests.
+    fn save_view_ui(&mut self, i: usize) {
+        let Some(archive) = self.desk.archive.as_mut() else { return };
+        for (station, r) in archive.saved_views() {
+            if let Some(p) = self.panels.get_mut(station) {
+                let lang = p.lang;
+                p.message = Some(match r {
+                    Ok(file) => {
+                        (false, format!("{}: {}", lang.tr("Image saved", "图像已保存"), file.display()))
+                    }
+                    Err(e) => (true, format!("{}: {e}", lang.tr("Image NOT saved", "图像未保存"))),
+                });
+            }
+        }
+        if !std::mem::take(&mut self.panels[i].save_view) {
+            return;
+        }
+        let panel = &self.panels[i];
+        let Some(key) = panel.bag_id(&self.desk) else { return };
+        // Images leave the archive only under someone's name.
+        let Some(actor) = panel.operator.as_ref().map(|o| o.id.clone()) else {
+            let m = panel.lang.tr("Log in to save images", "登录后方可保存图像");
+            self.panels[i].message = Some((true, m));
+            return;
+        };
+        let agencies: Vec<String> = if panel.marks.show_others {
+            self.desk.config.agencies.iter().map(|a| a.id.clone()).collect()
+        } else {
+            vec![panel.agency.clone()]
+        };
+        let request = crate::archiver::ViewRequest {
+            station: i,
+            key,
+            view: self.stations[i].view.clone(),
+            agencies,
+            config: self.desk.config.clone(),
+            actor,
+            station_name: panel.agency.clone(),
+        };
+        let lang = panel.lang;
+        let r = self.desk.archive.as_mut().expect("checked above").save_view(request);
+        self.panels[i].message = Some(match r {
+            Ok(()) => (false, lang.tr("Saving the image…", "正在保存图像…")),
+            Err(e) => (true, format!("{}: {e}", lang.tr("Image NOT saved", "图像未保存"))),
+        });
     }
 
     fn status_ui(&self, ui: &mut egui::Ui, i: usize) {
