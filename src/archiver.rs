@@ -3,7 +3,8 @@
 //! decisions, marks and logins are committed before the screen says they are recorded.
 //!
 //! Owns: [`Archiver`] (the writer store, the scanner-bag to archive-id map of this run, the
-//! scan-writer thread) and the last archive problem, which both screens show.
+//! scan-writer thread), the last archive problem, which both screens show, and saving a
+//! station's view of an archived bag as a picture ([`Archiver::save_view`]).
 //!
 //! Must not import: egui, wgpu, tokio.
 
