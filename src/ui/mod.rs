@@ -57,6 +57,7 @@ pub const HELP_KEYS: &[(&str, &str, &str)] = &[
     ("Wheel, + / -", "Zoom (to 64x)", "缩放（最大64倍）"),
     ("Drag, arrows", "Pan; back in time holds the view", "平移；回看时画面暂停"),
     ("Home", "Whole live image", "整幅实时图像"),
+    ("M", "Magnifier: 4x under the pointer", "放大镜：指针处放大4倍"),
     ("?", "This help", "按键说明"),
 ];
 
@@ -110,6 +111,47 @@ struct Station {
     image: ImageView,
     /// The key help is showing.
     help: bool,
+    /// A 4x loupe follows the pointer over the image.
+    magnifier: bool,
+}
+
+/// The live ring texture: lines `[head - cap, head)` at `line % cap`.
+struct Ring {
+    texture: egui::TextureId,
+    cap: u64,
+    /// The oldest line the ring still holds.
+    oldest: f64,
+}
+
+impl Ring {
+    /// Paint lines `[from, to)` (what the ring no longer holds is left out), texture rows `v`,
+    /// between screen heights `y`, at the screen x that `x_of` gives each line.
+    #[allow(clippy::too_many_arguments)]
+    fn paint(
+        &self,
+        painter: &egui::Painter,
+        from: f64,
+        to: f64,
+        v: (f32, f32),
+        y: (f32, f32),
+        mirror: bool,
+        x_of: impl Fn(f64) -> f32,
+    ) {
+        let cap = self.cap as f64;
+        let mut l = from.max(self.oldest);
+        while l < to {
+            let pos = l.rem_euclid(cap);
+            let end = to.min(l + (cap - pos));
+            let (u0, u1) = ((pos / cap) as f32, ((pos + end - l) / cap) as f32);
+            // A mirrored belt draws the piece right to left: its texture coordinates swap too.
+            let (x0, x1, ua, ub) =
+                if mirror { (x_of(end), x_of(l), u1, u0) } else { (x_of(l), x_of(end), u0, u1) };
+            let r = egui::Rect::from_min_max(egui::pos2(x0, y.0), egui::pos2(x1, y.1));
+            let uv = egui::Rect::from_min_max(egui::pos2(ua, v.0), egui::pos2(ub, v.1));
+            painter.image(self.texture, r, uv, egui::Color32::WHITE);
+            l = end;
+        }
+    }
 }
 
 /// Lines per second over a sliding second.
@@ -171,6 +213,7 @@ impl Workstation {
                 preset: Preset::Standard,
                 image: ImageView { mirror: layout.newest_at_left, ..ImageView::default() },
                 help: false,
+                magnifier: false,
             })
             .collect();
         let mut error = None;
@@ -306,6 +349,9 @@ impl Workstation {
         if !typing && ui.input(|inp| inp.key_pressed(egui::Key::Questionmark)) {
             self.stations[i].help = !self.stations[i].help;
         }
+        if !typing && ui.input(|inp| inp.key_pressed(egui::Key::M)) {
+            self.stations[i].magnifier = !self.stations[i].magnifier;
+        }
         if self.stations[i].help {
             let lang = self.panels[i].lang;
             let mut open = true;
@@ -340,6 +386,10 @@ impl Workstation {
             switch = ui.button(lang.switch_label()).on_hover_text("Language 语言").clicked();
             if ui.selectable_label(st.help, "?").on_hover_text(lang.tr("Keys", "按键说明")).clicked() {
                 st.help = !st.help;
+            }
+            if ui.selectable_label(st.magnifier, lang.tr("Magnifier", "放大镜")).on_hover_text("M").clicked()
+            {
+                st.magnifier = !st.magnifier;
             }
             ui.separator();
             for (key, p) in PRESET_KEYS {
@@ -521,6 +571,7 @@ impl Workstation {
         let Some(gpu) = &self.gpu else { return };
         let (texture, cap, head) = (gpu.textures[i], gpu.live.capacity() as u64, gpu.live.head);
         let rows = self.profile.channels;
+        let magnifier = self.stations[i].magnifier;
         let view = &mut self.stations[i].image;
 
         let m = view.mapping(rect.width(), rect.height(), rows, head);
@@ -572,22 +623,67 @@ impl Workstation {
         // Draw the lines in view that the ring still holds (older ones are gone: white).
         let m = view.mapping(rect.width(), rect.height(), rows, head);
         let oldest = head.saturating_sub(cap) as f64;
-        let mut l = (m.right_line - m.visible_lines()).max(oldest);
         let v0 = m.top_row / rows as f32;
         let v1 = ((m.top_row + m.visible_rows()) / rows as f32).min(1.0);
         let bottom = rect.top() + ((rows as f32 - m.top_row) * m.scale).min(rect.height());
         let x_of = |line: f64| rect.left() + m.x_of_line(line);
-        while l < m.right_line {
-            let pos = l.rem_euclid(cap as f64);
-            let end = m.right_line.min(l + (cap as f64 - pos));
-            let (u0, u1) = ((pos / cap as f64) as f32, ((pos + end - l) / cap as f64) as f32);
-            // A mirrored belt draws the piece right to left: its texture coordinates swap too.
-            let (x0, x1, ua, ub) =
-                if m.mirror { (x_of(end), x_of(l), u1, u0) } else { (x_of(l), x_of(end), u0, u1) };
-            let r = egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, bottom));
-            let uv = egui::Rect::from_min_max(egui::pos2(ua, v0), egui::pos2(ub, v1));
-            ui.painter().with_clip_rect(rect).image(texture, r, uv, egui::Color32::WHITE);
-            l = end;
+        let ring = Ring { texture, cap, oldest };
+        ring.paint(
+            &ui.painter().with_clip_rect(rect),
+            m.right_line - m.visible_lines(),
+            m.right_line,
+            (v0, v1),
+            (rect.top(), bottom),
+            m.mirror,
+            x_of,
+        );
+        // The magnifier: the scan under the pointer, four times larger, in a square beside it.
+        if magnifier && let Some(pos) = response.hover_pos() {
+            const K: f32 = 4.0;
+            let side = (rect.width().min(rect.height()) * 0.4).clamp(120.0, 320.0);
+            let (line, row) = m.to_scan(pos.x - rect.left(), pos.y - rect.top());
+            let (half_l, half_r) = ((side / (2.0 * m.scale * K)) as f64, side / (2.0 * m.scale * K));
+            let mut at = pos + egui::vec2(24.0, -24.0 - side);
+            if at.x + side > rect.right() {
+                at.x = pos.x - 24.0 - side;
+            }
+            at.y = at.y.clamp(rect.top(), (rect.bottom() - side).max(rect.top()));
+            let dest = egui::Rect::from_min_size(at, egui::vec2(side, side));
+            let painter = ui.painter().with_clip_rect(dest);
+            painter.rect_filled(dest, 0.0, egui::Color32::WHITE);
+            let (r0, r1) = (row - half_r, row + half_r);
+            // Rows past the scan's edges stay white.
+            let (c0, c1) = (r0.max(0.0), r1.min(rows as f32));
+            if c1 > c0 {
+                let y_of = |r: f32| dest.top() + (r - r0) / (r1 - r0) * side;
+                let (l0, l1) = (line - half_l, line + half_l);
+                let x_of = |l: f64| {
+                    let f = ((l - l0) / (l1 - l0)) as f32;
+                    if m.mirror { dest.right() - f * side } else { dest.left() + f * side }
+                };
+                ring.paint(
+                    &painter,
+                    l0.min(head as f64),
+                    l1.min(head as f64),
+                    (c0 / rows as f32, c1 / rows as f32),
+                    (y_of(c0), y_of(c1)),
+                    m.mirror,
+                    x_of,
+                );
+            }
+            ui.painter().rect_stroke(
+                dest,
+                0.0,
+                egui::Stroke::new(2.0, egui::Color32::from_rgb(30, 90, 200)),
+                egui::StrokeKind::Outside,
+            );
+            ui.painter().text(
+                dest.left_top() + egui::vec2(4.0, 2.0),
+                egui::Align2::LEFT_TOP,
+                format!("{:.0}x", view.zoom * K),
+                egui::FontId::proportional(13.0),
+                egui::Color32::from_rgb(30, 90, 200),
+            );
         }
         let view_copy = *view;
         self.marks_ui(ui, i, &response, rect, &view_copy.mapping(rect.width(), rect.height(), rows, head));
