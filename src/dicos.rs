@@ -9,8 +9,10 @@
 //! frame of reference and each TDR references both DX images. UIDs are derived from the archive
 //! (same bag, same image: same UIDs), so a re-export replaces rather than duplicates.
 //!
-//! Pixels: rows are detector channels, columns are lines along the belt (the image as both
-//! screens show it), 16 bits, `round(65535 * I / I0)` (dark- and air-corrected transmission).
+//! Pixels: columns are lines along the belt, rows are detector channels from the last (top) to
+//! the first (bottom), so the image stands as both screens show it; 16 bits,
+//! `round(65535 * I / I0)` (dark- and air-corrected transmission). TDR outlines are in the same
+//! pixel coordinates.
 //! Import reads such a pair back as a frame with the identity calibration, so the attenuation
 //! the workstation computes differs from the original only by that 16-bit rounding.
 //!
@@ -125,8 +127,11 @@ pub fn transmission_image(frame: &RawFrame, calib: &Calibration) -> (Vec<u16>, V
         for l in 0..lines {
             let al = attenuation(frame.low[(l, c)], calib.dark_low[c], sl, calib.full_scale);
             let ah = attenuation(frame.high[(l, c)], calib.dark_high[c], sh, calib.full_scale);
-            low[c * lines + l] = ((-al).exp() * FULL as f32).round() as u16;
-            high[c * lines + l] = ((-ah).exp() * FULL as f32).round() as u16;
+            // Row 0 is the top of the screen: the last channel (the screens show channel 0 at
+            // the bottom, next to the belt).
+            let at = (channels - 1 - c) * lines + l;
+            low[at] = ((-al).exp() * FULL as f32).round() as u16;
+            high[at] = ((-ah).exp() * FULL as f32).round() as u16;
         }
     }
     (low, high)
@@ -164,6 +169,8 @@ struct Common<'a> {
     frame_uid: String,
     station: String,
     created_ms: u64,
+    /// Detector channels (image rows).
+    rows: f32,
 }
 
 impl Common<'_> {
@@ -254,6 +261,7 @@ pub fn export_bag(
         frame_uid: uid(&["frame", &key]),
         station: hostname(),
         created_ms: now_ms,
+        rows: frame.channels() as f32,
     };
     let (lines, channels) = (frame.lines(), frame.channels());
     if channels > u16::MAX as usize || lines > u16::MAX as usize {
@@ -422,7 +430,8 @@ fn tdr(
     ds.put_items(tag(8, 0x1072), vec![op]);
     let mut threats = Vec::new();
     for (n, m) in marks.iter().enumerate() {
-        let pts = outline(&m.shape);
+        // Marks count channels up from the bottom; the image's rows count down from the top.
+        let pts: Vec<[f32; 2]> = outline(&m.shape).into_iter().map(|[x, y]| [x, common.rows - y]).collect();
         let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
         for [x, y] in &pts {
             x0 = x0.min(*x);
@@ -631,7 +640,8 @@ pub fn import_pair(paths: &[PathBuf]) -> Result<Imported, DicosError> {
         )));
     }
     let (channels, lines) = (lo.rows, lo.cols);
-    let transpose = |p: &[u16]| Array2::from_shape_fn((lines, channels), |(l, c)| p[c * lines + l]);
+    let transpose =
+        |p: &[u16]| Array2::from_shape_fn((lines, channels), |(l, c)| p[(channels - 1 - c) * lines + l]);
     Ok(Imported {
         frame: RawFrame { low: transpose(&lo.pixels), high: transpose(&hi.pixels) },
         calibration: identity_calibration(channels),

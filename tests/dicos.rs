@@ -188,7 +188,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
         assert_eq!(f["pydicos_shape"], serde_json::json!([frame.channels(), frame.lines()]));
         assert_eq!(f["pydicos_equal"], true, "pyDICOS and pydicom read the same pixels");
         // Pixels: transmission (raw - dark) / (air - dark) at 16 bits, computed here from the
-        // archived raw scan and calibration, rows = channels.
+        // archived raw scan and calibration; rows are channels, the last one on top.
         let (h, w, px) = read_npy_u16(Path::new(f["pixels_path"].as_str().unwrap()));
         assert_eq!((h, w), (frame.channels(), frame.lines()));
         let (raw, dark, air) = if energy == 1 {
@@ -202,7 +202,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
                 let t = ((raw[(l, c)] as f64 - dark[c] as f64) / (air[c] as f64 - dark[c] as f64))
                     .clamp(0.0, 1.0);
                 let want = (t * 65535.0).round() as i32;
-                worst = worst.max((px[c * w + l] as i32 - want).abs());
+                worst = worst.max((px[(h - 1 - c) * w + l] as i32 - want).abs());
             }
         }
         assert!(worst <= 1, "energy {energy}: a pixel is {worst} counts off the transmission");
@@ -237,13 +237,13 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
     );
     assert_eq!(
         ptos[0]["polygon"],
-        serde_json::json!([[100.0, 400.0], [180.0, 400.0], [180.0, 520.0], [100.0, 520.0]])
+        serde_json::json!([[100.0, 1136.0], [180.0, 1136.0], [180.0, 1016.0], [100.0, 1016.0]])
     );
-    assert_eq!(ptos[0]["base"], serde_json::json!([100.0, 400.0, 0.0]));
+    assert_eq!(ptos[0]["base"], serde_json::json!([100.0, 1016.0, 0.0]));
     assert_eq!(ptos[0]["extents"], serde_json::json!([80.0, 120.0, 1.0]));
     assert_eq!(ptos[0]["flag"], "THREAT");
     assert_eq!(ptos[1]["category"], "CONTRABAND");
-    assert_eq!(ptos[1]["polygon"], serde_json::json!([[300.0, 600.0], [360.0, 610.0], [340.0, 700.0]]));
+    assert_eq!(ptos[1]["polygon"], serde_json::json!([[300.0, 936.0], [360.0, 926.0], [340.0, 836.0]]));
     let sd = customs["pydicos_ptos"].as_array().unwrap();
     assert_eq!(sd.len(), 2);
     assert_eq!(sd[0]["category"], "enumProhibitedItem");
@@ -256,7 +256,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
     let q = quarantine["ptos"].as_array().unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["polygon"].as_array().unwrap().len(), 32);
-    assert_eq!(q[0]["base"], serde_json::json!([470.0, 780.0, 0.0]));
+    assert_eq!(q[0]["base"], serde_json::json!([470.0, 716.0, 0.0]));
 
     // dcmtk reads every file; dciodvfy finds no error but the missing DICOS IOD tables, and the
     // DX images' DICOM twins pass its DX IOD checks.
@@ -348,6 +348,33 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
             .arg(d));
         assert!(ok, "{err}");
     }
+    // The DX image stands as the screens show it: its transmission follows the rendered image's
+    // brightness pixel for pixel, and much less so upside down.
+    let shown = image::open(&p1).unwrap().to_luma8();
+    let (h, w, px) = read_npy_u16(Path::new(low["pixels_path"].as_str().unwrap()));
+    assert_eq!((shown.height() as usize, shown.width() as usize), (h, w));
+    let corr = |flip: bool| {
+        let pairs: Vec<(f64, f64)> = (0..h)
+            .step_by(3)
+            .flat_map(|r| (0..w).step_by(3).map(move |c| (r, c)))
+            .map(|(r, c)| {
+                let rr = if flip { h - 1 - r } else { r };
+                (px[rr * w + c] as f64, shown.get_pixel(c as u32, r as u32).0[0] as f64)
+            })
+            .collect();
+        let n = pairs.len() as f64;
+        let (ma, mb) =
+            (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+        let cov: f64 = pairs.iter().map(|p| (p.0 - ma) * (p.1 - mb)).sum();
+        let va: f64 = pairs.iter().map(|p| (p.0 - ma).powi(2)).sum();
+        let vb: f64 = pairs.iter().map(|p| (p.1 - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
+    };
+    let (upright, flipped) = (corr(false), corr(true));
+    assert!(
+        upright > 0.85 && upright > flipped + 0.05,
+        "orientation: {upright:.2} upright, {flipped:.2} flipped"
+    );
     let (a, b) = (image::open(&p1).unwrap().to_rgb8(), image::open(&p2).unwrap().to_rgb8());
     assert_eq!(a.dimensions(), b.dimensions());
     let differ = a
