@@ -24,7 +24,7 @@ use ndarray::Array2;
 use sha2::{Digest, Sha256};
 
 use crate::domain::calib::{Calibration, attenuation};
-use crate::domain::inspection::{AgencyConfig, Annotation, DispositionKind, InspectionConfig, Shape};
+use crate::domain::inspection::{AgencyConfig, Annotation, DispositionKind, InspectionConfig};
 use crate::domain::profile::ScannerProfile;
 use crate::domain::scan::RawFrame;
 use crate::io::dicom::{DataSet, EXPLICIT_VR_LE, encode_file, parse_file, tag};
@@ -92,25 +92,6 @@ pub fn threat_category(category: &str) -> &'static str {
         "drugs" | "currency" | "contraband" => "CONTRABAND",
         "fruit_veg" | "meat" | "plants" | "soil" | "live_animals" | "biological" => "CONTRABAND",
         _ => "OTHER",
-    }
-}
-
-/// A mark's outline as polygon points `(x along the belt, y across)` in pixels.
-pub fn outline(shape: &Shape) -> Vec<[f32; 2]> {
-    match shape {
-        Shape::Rect { x0, y0, x1, y1 } => vec![[*x0, *y0], [*x1, *y0], [*x1, *y1], [*x0, *y1]],
-        Shape::Ellipse { cx, cy, rx, ry } => (0..32)
-            .map(|i| {
-                let a = i as f32 / 32.0 * std::f32::consts::TAU;
-                [cx + rx * a.cos(), cy + ry * a.sin()]
-            })
-            .collect(),
-        Shape::Polygon { points } => points.clone(),
-        Shape::Arrow { from, to } => vec![*from, *to],
-        Shape::Text { at } => {
-            let [x, y] = *at;
-            vec![[x - 4.0, y - 4.0], [x + 4.0, y - 4.0], [x + 4.0, y + 4.0], [x - 4.0, y + 4.0]]
-        }
     }
 }
 
@@ -431,7 +412,7 @@ fn tdr(
     let mut threats = Vec::new();
     for (n, m) in marks.iter().enumerate() {
         // Marks count channels up from the bottom; the image's rows count down from the top.
-        let pts: Vec<[f32; 2]> = outline(&m.shape).into_iter().map(|[x, y]| [x, common.rows - y]).collect();
+        let pts: Vec<[f32; 2]> = m.shape.outline().into_iter().map(|[x, y]| [x, common.rows - y]).collect();
         let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
         for [x, y] in &pts {
             x0 = x0.min(*x);

@@ -365,7 +365,7 @@ fn add_threat(
                 .iter()
                 .find(|a| a.id == m)
                 .with_context(|| format!("bag {bag} has no mark {m}"))?;
-            let pts = crate::dicos::outline(&a.shape);
+            let pts = a.shape.outline();
             let span =
                 |i: usize| pts.iter().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p[i]), b.max(p[i])));
             let ((x0, x1), (y0, y1)) = (span(0), span(1));

@@ -234,6 +234,80 @@ impl Shape {
         }
     }
 
+    /// The outline as polygon points (an ellipse as 32 of them, an arrow as its two ends, a
+    /// note as an 8-pixel square around its point).
+    pub fn outline(&self) -> Vec<[f32; 2]> {
+        match self {
+            Shape::Rect { x0, y0, x1, y1 } => vec![[*x0, *y0], [*x1, *y0], [*x1, *y1], [*x0, *y1]],
+            Shape::Ellipse { cx, cy, rx, ry } => (0..32)
+                .map(|i| {
+                    let a = i as f32 / 32.0 * std::f32::consts::TAU;
+                    [cx + rx * a.cos(), cy + ry * a.sin()]
+                })
+                .collect(),
+            Shape::Polygon { points } => points.clone(),
+            Shape::Arrow { from, to } => vec![*from, *to],
+            Shape::Text { at } => {
+                let [x, y] = *at;
+                vec![[x - 4.0, y - 4.0], [x + 4.0, y - 4.0], [x + 4.0, y + 4.0], [x - 4.0, y + 4.0]]
+            }
+        }
+    }
+
+    /// `(x0, y0, x1, y1)` around the outline.
+    pub fn bounds(&self) -> (f32, f32, f32, f32) {
+        self.outline().iter().fold((f32::MAX, f32::MAX, f32::MIN, f32::MIN), |(a, b, c, d), p| {
+            (a.min(p[0]), b.min(p[1]), c.max(p[0]), d.max(p[1]))
+        })
+    }
+
+    /// The same shape moved by `(dx, dy)`.
+    pub fn translated(&self, dx: f32, dy: f32) -> Shape {
+        let t = |p: [f32; 2]| [p[0] + dx, p[1] + dy];
+        match self {
+            Shape::Rect { x0, y0, x1, y1 } => {
+                Shape::Rect { x0: x0 + dx, y0: y0 + dy, x1: x1 + dx, y1: y1 + dy }
+            }
+            Shape::Ellipse { cx, cy, rx, ry } => {
+                Shape::Ellipse { cx: cx + dx, cy: cy + dy, rx: *rx, ry: *ry }
+            }
+            Shape::Polygon { points } => Shape::Polygon { points: points.iter().map(|p| t(*p)).collect() },
+            Shape::Arrow { from, to } => Shape::Arrow { from: t(*from), to: t(*to) },
+            Shape::Text { at } => Shape::Text { at: t(*at) },
+        }
+    }
+
+    /// A box or ellipse with the corner (or rim point) that was at `from` dragged to `to`; the
+    /// opposite corner (the centre) stays. Other shapes only move. `None` when it would vanish.
+    pub fn resized(&self, from: [f32; 2], to: [f32; 2]) -> Option<Shape> {
+        let s = match self {
+            Shape::Rect { x0, y0, x1, y1 } => {
+                // The corner nearest `from` follows the pointer.
+                let (fx, fy) = (
+                    (from[0] - x0).abs() < (from[0] - x1).abs(),
+                    (from[1] - y0).abs() < (from[1] - y1).abs(),
+                );
+                let (mut a, mut b, mut c, mut d) = (*x0, *y0, *x1, *y1);
+                if fx {
+                    a = to[0]
+                } else {
+                    c = to[0]
+                }
+                if fy {
+                    b = to[1]
+                } else {
+                    d = to[1]
+                }
+                Shape::Rect { x0: a.min(c), y0: b.min(d), x1: a.max(c), y1: b.max(d) }
+            }
+            Shape::Ellipse { cx, cy, .. } => {
+                Shape::Ellipse { cx: *cx, cy: *cy, rx: (to[0] - cx).abs(), ry: (to[1] - cy).abs() }
+            }
+            other => other.translated(to[0] - from[0], to[1] - from[1]),
+        };
+        s.validate().ok().map(|_| s)
+    }
+
     pub fn validate(&self) -> Result<(), InspectionError> {
         let bad = |m: &str| Err(InspectionError::BadShape(m.into()));
         if self.points().iter().any(|v| !v.is_finite()) {
@@ -542,6 +616,37 @@ impl BagRecord {
 
     pub fn annotations_of<'a>(&'a self, agency: &'a str) -> impl Iterator<Item = &'a Annotation> + 'a {
         self.annotations.iter().filter(move |a| a.agency == agency)
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    #[test]
+    fn shapes_move_and_resize_and_never_vanish() {
+        let r = Shape::Rect { x0: 10.0, y0: 20.0, x1: 30.0, y1: 60.0 };
+        assert_eq!(r.translated(5.0, -5.0), Shape::Rect { x0: 15.0, y0: 15.0, x1: 35.0, y1: 55.0 });
+        assert_eq!(r.bounds(), (10.0, 20.0, 30.0, 60.0));
+        // The far corner dragged: the near one stays.
+        assert_eq!(
+            r.resized([29.0, 59.0], [50.0, 70.0]),
+            Some(Shape::Rect { x0: 10.0, y0: 20.0, x1: 50.0, y1: 70.0 })
+        );
+        // Dragged past the opposite corner: still a proper box.
+        assert_eq!(
+            r.resized([30.0, 60.0], [0.0, 0.0]),
+            Some(Shape::Rect { x0: 0.0, y0: 0.0, x1: 10.0, y1: 20.0 })
+        );
+        assert_eq!(r.resized([30.0, 60.0], [10.0, 70.0]), None, "a box of no width");
+        let e = Shape::Ellipse { cx: 0.0, cy: 0.0, rx: 5.0, ry: 5.0 };
+        assert_eq!(
+            e.resized([5.0, 0.0], [8.0, -3.0]),
+            Some(Shape::Ellipse { cx: 0.0, cy: 0.0, rx: 8.0, ry: 3.0 })
+        );
+        assert_eq!(e.outline().len(), 32);
+        let a = Shape::Arrow { from: [0.0, 0.0], to: [4.0, 4.0] };
+        assert_eq!(a.resized([1.0, 1.0], [2.0, 3.0]), Some(a.translated(1.0, 2.0)), "arrows only move");
     }
 }
 

@@ -52,6 +52,17 @@ pub struct MarkTool {
     pub polygon: Vec<[f32; 2]>,
     /// Where the current drag started (bag coordinates).
     pub drag_origin: Option<[f32; 2]>,
+    /// One of this agency's marks being moved or resized with the pan tool.
+    pub editing: Option<MarkDrag>,
+}
+
+/// A mark taken by the pointer: moved, or (grabbed at a corner of a box or ellipse) resized.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MarkDrag {
+    pub id: u64,
+    /// Where it was grabbed (bag coordinates).
+    pub from: [f32; 2],
+    pub resize: bool,
 }
 
 impl MarkTool {
@@ -63,6 +74,7 @@ impl MarkTool {
             show_others: true,
             polygon: Vec::new(),
             drag_origin: None,
+            editing: None,
         }
     }
 }

@@ -24,7 +24,7 @@ use eframe::egui;
 use eframe::egui_wgpu;
 
 use self::disposal::{Desk, StationPanel};
-use self::marks::{BagFrame, Tool};
+use self::marks::{BagFrame, MarkDrag, Tool};
 use self::zoom::ImageView;
 use crate::assemble::Assembler;
 use crate::domain::inspection::Shape;
@@ -577,7 +577,19 @@ impl Workstation {
         let m = view.mapping(rect.width(), rect.height(), rows, head);
         // The primary button marks when a marking tool is chosen (and someone is logged in);
         // otherwise it pans, and the secondary button always pans.
-        let marking = self.panels[i].marks.tool != Tool::Pan && self.panels[i].operator.is_some();
+        let mut marking = self.panels[i].marks.tool != Tool::Pan && self.panels[i].operator.is_some();
+        // With the pan tool, a press on one of this agency's marks takes the mark, not the view
+        // (until the drag ends, however it ends).
+        if !response.dragged() && !response.drag_stopped() {
+            self.panels[i].marks.editing = None;
+        }
+        if !marking && response.drag_started_by(egui::PointerButton::Primary) {
+            let grab =
+                ui.input(|inp| inp.pointer.press_origin()).and_then(|p| self.own_mark_at(i, p, &m, rect));
+            self.panels[i].marks.editing = grab;
+        }
+        marking |= self.panels[i].marks.editing.is_some();
+        let view = &mut self.stations[i].image;
         if response.dragged_by(egui::PointerButton::Secondary)
             || (!marking && response.dragged_by(egui::PointerButton::Primary))
         {
@@ -740,6 +752,41 @@ impl Workstation {
     }
 
     /// Draw the marks of the bags in view, and make new ones with the screen's tool.
+    /// This screen's bag and where it lies on screen, when its operator may mark it here.
+    fn marking_frame(&self, i: usize, m: &zoom::Mapping, rect: egui::Rect) -> Option<(u64, BagFrame)> {
+        let panel = &self.panels[i];
+        panel.operator.as_ref()?;
+        let bag_id = panel.bag_id(&self.desk)?;
+        let (span, _) = self.desk.bags.iter().find(|(s, _)| s.bag == bag_id)?;
+        if disposal::is_archived(span) {
+            return None;
+        }
+        Some((
+            bag_id,
+            BagFrame { m: *m, origin: rect.min, first_line: span.first_line, rows: self.profile.channels },
+        ))
+    }
+
+    /// The topmost of this agency's marks under screen point `p` (a corner of a box or ellipse:
+    /// to resize it).
+    fn own_mark_at(&self, i: usize, p: egui::Pos2, m: &zoom::Mapping, rect: egui::Rect) -> Option<MarkDrag> {
+        let (bag_id, f) = self.marking_frame(i, m, rect)?;
+        let (_, rec) = self.desk.bags.iter().find(|(s, _)| s.bag == bag_id)?;
+        let b = f.to_bag(p);
+        let grip = 8.0 / m.scale;
+        rec.annotations.iter().rev().filter(|a| a.agency == self.panels[i].agency).find_map(|a| {
+            let (x0, y0, x1, y1) = a.shape.bounds();
+            if b[0] < x0 - grip || b[0] > x1 + grip || b[1] < y0 - grip || b[1] > y1 + grip {
+                return None;
+            }
+            let corner = [(x0, y0), (x1, y0), (x0, y1), (x1, y1)]
+                .iter()
+                .any(|(cx, cy)| (b[0] - cx).abs() <= grip && (b[1] - cy).abs() <= grip);
+            let resize = corner && matches!(a.shape, Shape::Rect { .. } | Shape::Ellipse { .. });
+            Some(MarkDrag { id: a.id, from: b, resize })
+        })
+    }
+
     fn marks_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -797,8 +844,29 @@ impl Workstation {
         let colour = marks::agency_colour(&self.desk.config, &agency);
         let tool = panel.marks.tool;
         let mut made: Option<Shape> = None;
+        let mut moved: Option<(u64, Shape)> = None;
         match tool {
-            Tool::Pan => {}
+            Tool::Pan => {
+                if let Some(d) = panel.marks.editing {
+                    let rec = self.desk.bags.iter().find(|(s, _)| s.bag == bag_id).map(|(_, r)| r);
+                    let a = rec.and_then(|r| r.annotations.iter().find(|a| a.id == d.id));
+                    let now = ui.input(|i| i.pointer.latest_pos()).map(|p| f.to_bag(p));
+                    let shape = match (a, now) {
+                        (Some(a), Some(now)) if d.resize => a.shape.resized(d.from, now),
+                        (Some(a), Some(now)) => {
+                            Some(a.shape.translated(now[0] - d.from[0], now[1] - d.from[1]))
+                        }
+                        _ => None,
+                    };
+                    if let Some(s) = &shape {
+                        marks::paint_shape(&painter, &f, s, egui::Color32::WHITE, "");
+                    }
+                    if response.drag_stopped_by(egui::PointerButton::Primary) || a.is_none() {
+                        moved = shape.map(|s| (d.id, s));
+                        panel.marks.editing = None;
+                    }
+                }
+            }
             Tool::Rect | Tool::Ellipse | Tool::Arrow => {
                 // The press position is kept here: egui forgets it on release.
                 if response.drag_started_by(egui::PointerButton::Primary) {
@@ -833,6 +901,43 @@ impl Workstation {
                 let finish = response.double_clicked() || ui.input(|i| i.key_pressed(egui::Key::Enter));
                 if finish && panel.marks.polygon.len() >= 3 {
                     made = Some(Shape::Polygon { points: std::mem::take(&mut panel.marks.polygon) });
+                }
+            }
+        }
+        if let Some((id, shape)) = moved {
+            let now_ms = crate::unix_ms();
+            let config = self.desk.config.clone();
+            // On a copy, as a new mark: the change shows once the archive has committed it.
+            if let Some(mut trial) =
+                self.desk.bags.iter().find(|(s, _)| s.bag == bag_id).map(|(_, r)| r.clone())
+            {
+                let (category, note) = trial
+                    .annotations
+                    .iter()
+                    .find(|a| a.id == id)
+                    .map(|a| (a.category.clone(), a.note.clone()))
+                    .unwrap_or_default();
+                let r = trial
+                    .edit_annotation(&config, id, &op, shape, &category, &note, now_ms)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        let m = trial.annotations.iter().find(|a| a.id == id).cloned().expect("just edited");
+                        self.desk.commit_mark(
+                            bag_id,
+                            Some((&m, crate::store::MarkChange::Edited)),
+                            id,
+                            &op.id,
+                        )
+                    });
+                match r {
+                    Ok(()) => {
+                        if let Some((_, rec)) = self.desk.bags.iter_mut().find(|(s, _)| s.bag == bag_id) {
+                            *rec = trial;
+                        }
+                        panel.message =
+                            Some((false, format!("{} #{id}", lang.tr("Mark changed", "标记已修改"))));
+                    }
+                    Err(e) => panel.message = Some((true, e)),
                 }
             }
         }
