@@ -498,3 +498,38 @@ fn a_station_saves_its_view_of_an_archived_bag_as_the_export_would() {
     let (_, audit, _) = run(twinspect().args(["audit", "list", "--bag", "1", "--data"]).arg(&data));
     assert!(audit.contains("export.png") && audit.contains("q001"), "{audit}");
 }
+
+/// `kill -9` in the middle of a DICOS export: every file it leaves under its own name is whole
+/// (written aside, then renamed), the archive's records and audit chain are untouched.
+#[test]
+fn a_dicos_export_killed_at_random_leaves_whole_files_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, _, err) = run(twinspect()
+        .args(["capture", "--source", "synthetic://?seed=9&speed=20", "--bags", "1", "--data"])
+        .arg(&data));
+    assert!(ok, "{err}");
+    let before = Store::open_read(&data).unwrap().record(1).unwrap();
+    let mut rng = Rng::new(5);
+    let mut whole = 0;
+    for round in 0..12 {
+        let out = dir.path().join(format!("x{round}"));
+        let after = Duration::from_millis(20 + rng.next_u64() % 400);
+        kill_after(
+            twinspect().args(["export", "--dicos", "--bag", "1", "--out"]).arg(&out).arg("--data").arg(&data),
+            after,
+        );
+        for f in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+            let p = f.path();
+            if p.extension().is_some_and(|x| x == "dcs") {
+                let bytes = std::fs::read(&p).unwrap();
+                twinspect::io::dicom::parse_file(&bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                whole += 1;
+            }
+        }
+        let (ok, v, err) = run(twinspect().args(["audit", "verify", "--data"]).arg(&data));
+        assert!(ok && v.starts_with("audit trail intact"), "round {round}: {v}{err}");
+    }
+    assert_eq!(Store::open_read(&data).unwrap().record(1).unwrap(), before);
+    assert!(whole > 0, "no export got as far as a file in 12 tries");
+}
