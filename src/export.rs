@@ -379,6 +379,37 @@ pub fn training_report_html(operator: &str, rows: &[crate::store::TrainingRow]) 
     )
 }
 
+/// An archived bag's lost lines as one flag per line (they are drawn hatched, never as image).
+pub fn missing_flags(row: &crate::store::BagRow, lines: usize) -> Vec<bool> {
+    let mut missing = vec![false; lines];
+    for r in &row.missing_rows {
+        if let Some(m) = missing.get_mut(*r) {
+            *m = true;
+        }
+    }
+    missing
+}
+
+/// A scan through the CPU twin of the display kernels under `view`.
+pub fn render_cpu(
+    profile: &crate::domain::profile::ScannerProfile,
+    frame: &crate::domain::scan::RawFrame,
+    calib: &crate::domain::calib::Calibration,
+    missing: &[bool],
+    view: &crate::domain::view::ViewSettings,
+) -> Result<Array3<u8>, crate::domain::physics::PhysicsError> {
+    let lut = crate::domain::material::MaterialLut::for_profile(profile)?;
+    let p = crate::pipeline::params::Params::new(
+        view,
+        &lut,
+        frame.channels() as u32,
+        frame.lines() as u32,
+        profile.full_scale(),
+        false,
+    );
+    Ok(crate::pipeline::cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &lut, &p, missing))
+}
+
 /// An archived bag as a station shows it: its scan through the CPU twin of the display kernels
 /// under `view` (the station's image function), with the marks of `agencies` drawn, as RGBA.
 pub fn view_rgba(
@@ -393,24 +424,9 @@ pub fn view_rgba(
     let frame = store.scan(id)?;
     let calib = store.calibration(id)?;
     let rec = store.record(id)?;
-    let mut missing = vec![false; frame.lines()];
-    for r in &row.missing_rows {
-        if let Some(m) = missing.get_mut(*r) {
-            *m = true;
-        }
-    }
-    let lut = crate::domain::material::MaterialLut::for_profile(profile)
+    let missing = missing_flags(&row, frame.lines());
+    let mut rgba = render_cpu(profile, &frame, &calib, &missing, view)
         .map_err(|e| StoreError::Bad(format!("material table: {e}")))?;
-    let p = crate::pipeline::params::Params::new(
-        view,
-        &lut,
-        frame.channels() as u32,
-        frame.lines() as u32,
-        profile.full_scale(),
-        false,
-    );
-    let mut rgba =
-        crate::pipeline::cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &lut, &p, &missing);
     let marks: Vec<Annotation> =
         rec.annotations.into_iter().filter(|a| agencies.contains(&a.agency)).collect();
     draw_marks(&mut rgba, &marks, cfg);

@@ -12,20 +12,8 @@ use std::time::{Duration, Instant};
 use twinspect::domain::rng::Rng;
 use twinspect::store::{BagState, Store};
 
-fn twinspect() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_twinspect"));
-    c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
-    c
-}
-
-fn run(c: &mut Command) -> (bool, String, String) {
-    let out = c.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{run, twinspect};
 
 /// Start `c`, let it run `after`, SIGKILL it; the lines it had written to stdout by then.
 fn kill_after(c: &mut Command, after: Duration) -> Vec<String> {

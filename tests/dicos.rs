@@ -18,20 +18,8 @@ use twinspect::domain::calib::attenuation;
 use twinspect::domain::inspection::{Annotation, Decision, Shape};
 use twinspect::store::{MarkChange, Store};
 
-fn twinspect() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_twinspect"));
-    c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
-    c
-}
-
-fn run(c: &mut Command) -> (bool, String, String) {
-    let out = c.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{run, twinspect};
 
 fn peer_python() -> PathBuf {
     let p = std::env::var_os("TWINSPECT_DICOS_PYTHON")

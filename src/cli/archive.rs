@@ -274,20 +274,11 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
         }
         ExportAction::Png { bag, preset, out, cpu } => {
             let row = store.bag(bag)?;
-            let profile = crate::domain::profile::ScannerProfile::load(if row.profile.is_empty() {
-                profile
-            } else {
-                &row.profile
-            })?;
+            let profile = row_profile(&row, profile)?;
             let frame = store.scan(bag)?;
             let calib = store.calibration(bag)?;
             let rec = store.record(bag)?;
-            let mut missing = vec![false; frame.lines()];
-            for r in &row.missing_rows {
-                if let Some(m) = missing.get_mut(*r) {
-                    *m = true;
-                }
-            }
+            let missing = crate::export::missing_flags(&row, frame.lines());
             let mut rgba = super::render_rgba(&profile, &frame, &calib, &missing, &preset.settings(), cpu)?;
             crate::export::draw_marks(&mut rgba, &rec.annotations, &cfg);
             crate::io::write_png(&out, &rgba)?;
@@ -307,12 +298,7 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
             eprintln!("wrote {} ({} marks)", out.display(), rec.annotations.len());
         }
         ExportAction::Dicos { bag, out } => {
-            let row = store.bag(bag)?;
-            let profile = crate::domain::profile::ScannerProfile::load(if row.profile.is_empty() {
-                profile
-            } else {
-                &row.profile
-            })?;
+            let profile = row_profile(&store.bag(bag)?, profile)?;
             let files = crate::dicos::export_bag(&store, bag, &cfg, &profile, &out, super::now_ms())?;
             store.log(
                 super::now_ms(),
@@ -330,6 +316,15 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
         }
     }
     Ok(())
+}
+
+/// The profile a bag was scanned with (`default` for bags that did not record one).
+fn row_profile(
+    row: &crate::store::BagRow,
+    default: &str,
+) -> anyhow::Result<crate::domain::profile::ScannerProfile> {
+    let name = if row.profile.is_empty() { default } else { &row.profile };
+    Ok(crate::domain::profile::ScannerProfile::load(name)?)
 }
 
 fn add_threat(

@@ -17,7 +17,7 @@ use crate::domain::profile::{DEFAULT_PROFILE, ScannerProfile};
 use crate::domain::scan::RawFrame;
 use crate::domain::synth::{SyntheticScanner, generate_bag};
 use crate::domain::view::{Preset, ViewSettings};
-use crate::pipeline::{cpu, gpu};
+use crate::pipeline::gpu;
 
 mod archive;
 mod stream;
@@ -306,18 +306,10 @@ pub(crate) fn render_rgba(
     view: &ViewSettings,
     cpu: bool,
 ) -> anyhow::Result<ndarray::Array3<u8>> {
-    let lut = MaterialLut::for_profile(profile)?;
     if cpu {
-        let p = crate::pipeline::params::Params::new(
-            view,
-            &lut,
-            frame.channels() as u32,
-            frame.lines() as u32,
-            profile.full_scale(),
-            false,
-        );
-        return Ok(cpu::render(frame.low.view(), frame.high.view(), &calib.table(), &lut, &p, missing));
+        return Ok(crate::export::render_cpu(profile, frame, calib, missing, view)?);
     }
+    let lut = MaterialLut::for_profile(profile)?;
     let ctx = gpu::GpuContext::headless()?;
     let kernels = gpu::Kernels::new(&ctx.device);
     Ok(gpu::render_frame(&ctx.device, &ctx.queue, &kernels, gpu::Scan { frame, calib, missing }, &lut, view)?)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{SendTimeoutError, bounded};
+use crossbeam_channel::bounded;
 
 use super::{CALIBRATION_LINES, RunningSource, SourceEvent, SourceStats};
 use crate::dicos::{DicosError, FULL};
@@ -63,19 +63,7 @@ pub fn spawn(
         .spawn(move || {
             let t0 = Instant::now();
             let mut seq = 0u64;
-            let deliver = |ev: SourceEvent| -> bool {
-                let mut ev = ev;
-                loop {
-                    if sp.load(Ordering::Relaxed) {
-                        return false;
-                    }
-                    match tx.send_timeout(ev, Duration::from_millis(50)) {
-                        Ok(()) => return true,
-                        Err(SendTimeoutError::Timeout(back)) => ev = back,
-                        Err(SendTimeoutError::Disconnected(_)) => return false,
-                    }
-                }
-            };
+            let deliver = |ev: SourceEvent| super::deliver_blocking(&tx, &sp, ev);
             let mut line = |kind: LineKind, low: Vec<u16>, high: Vec<u16>| -> bool {
                 if let Some(s) = speed {
                     let due = Duration::from_secs_f64(seq as f64 / (rate * s));

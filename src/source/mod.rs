@@ -250,6 +250,26 @@ impl Drop for RunningSource {
     }
 }
 
+/// Send `ev` and wait while the channel is full (a file can wait, a scanner cannot: for
+/// replays), still hearing the stop switch; false when stopped or nobody listens any more.
+pub(crate) fn deliver_blocking(
+    tx: &crossbeam_channel::Sender<SourceEvent>,
+    stop: &AtomicBool,
+    ev: SourceEvent,
+) -> bool {
+    let mut ev = ev;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        match tx.send_timeout(ev, Duration::from_millis(50)) {
+            Ok(()) => return true,
+            Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => ev = back,
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
+        }
+    }
+}
+
 /// Options of the synthetic scanner.
 #[derive(Clone, Debug)]
 pub struct SyntheticOptions {

@@ -421,19 +421,7 @@ pub fn spawn_replay_with(
             let mut events = 0u64;
             let mut bags_sent = 0u64;
             // A blocking send that still hears the stop switch.
-            let deliver = |ev: SourceEvent| -> bool {
-                let mut ev = ev;
-                loop {
-                    if sp.load(Ordering::Relaxed) {
-                        return false;
-                    }
-                    match tx.send_timeout(ev, Duration::from_millis(50)) {
-                        Ok(()) => return true,
-                        Err(SendTimeoutError::Timeout(back)) => ev = back,
-                        Err(SendTimeoutError::Disconnected(_)) => return false,
-                    }
-                }
-            };
+            let deliver = |ev: SourceEvent| super::deliver_blocking(&tx, &sp, ev);
             let end = loop {
                 let (t, rec) = match reader.next_record() {
                     Ok(Some(x)) => x,

@@ -1,6 +1,6 @@
-//! Shared by the integration tests: a private network namespace whose only interface is `lo`
-//! (nothing can leave the machine, and discovery may broadcast there safely; needs root), and
-//! reading a command's printed statistics.
+//! Shared by the integration tests: running the binary, a private network namespace whose only
+//! interface is `lo` (nothing can leave the machine, and discovery may broadcast there safely;
+//! needs root), and reading a command's printed statistics.
 // Each test crate uses part of this.
 #![allow(dead_code)]
 
@@ -8,6 +8,23 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+/// The binary under test, on the GPU backend CI uses (lavapipe's Vulkan) unless told otherwise.
+pub fn twinspect() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_twinspect"));
+    c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
+    c
+}
+
+/// Run to the end: (succeeded, stdout, stderr).
+pub fn run(c: &mut Command) -> (bool, String, String) {
+    let out = c.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 /// A namespace named `twinspect-<tag>-<pid>`; deleted on drop, after the process started in it.
 pub struct Netns {
