@@ -166,18 +166,22 @@ fn operators_are_managed_from_the_command_line_and_pins_never_stored() {
 fn capture_records_bags_from_the_serial_emulator_with_its_statistics() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("scanner");
-    let mut emu = twinspect()
-        .args(["emulate", "--serial", "pty", "--speed", "2", "--gap-mm", "80", "--no-bag-signals"])
-        .args(["--loss", "0.01", "--noise", "0.01", "--seconds", "60", "--link"])
-        .arg(&link)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(emu.stdout.as_mut().unwrap()), &mut first)
-        .unwrap();
-    assert_eq!(first.trim(), format!("serial: {}", link.display()));
+    let mut emu = common::emulator_on_pty(
+        &[
+            "--speed",
+            "2",
+            "--gap-mm",
+            "80",
+            "--no-bag-signals",
+            "--loss",
+            "0.01",
+            "--noise",
+            "0.01",
+            "--seconds",
+            "60",
+        ],
+        &link,
+    );
     let out_dir = dir.path().join("cap");
     let out = twinspect()
         .args(["capture", "--bags", "2", "--seconds", "40", "--raw", "--source"])

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use twinspect::source::SourceEvent;
 use twinspect::source::replay::spawn_replay;
 
@@ -417,23 +419,11 @@ fn a_stepped_replay_waits_after_each_bag_until_told() {
 
 #[test]
 fn the_emulator_serves_a_recording_over_serial_bag_for_bag() {
-    use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let rec = record(dir.path(), "2");
     let link = dir.path().join("scanner");
-    let mut emu = twinspect()
-        .args(["emulate", "--serial", "pty", "--seconds", "90", "--source"])
-        .arg(format!("replay://{}?speed=2", rec.display()))
-        .arg("--link")
-        .arg(&link)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(emu.stdout.as_mut().unwrap()), &mut first)
-        .unwrap();
-    assert_eq!(first.trim(), format!("serial: {}", link.display()));
+    let source = format!("replay://{}?speed=2", rec.display());
+    let mut emu = common::emulator_on_pty(&["--seconds", "90", "--source", &source], &link);
     let out = dir.path().join("via-emulator");
     let o = twinspect()
         .args(["capture", "--bags", "3", "--seconds", "60", "--source"])

@@ -16,6 +16,24 @@ pub fn twinspect() -> Command {
     c
 }
 
+/// `twinspect emulate --serial pty ARGS --link LINK`, once it has said where its terminal is.
+pub fn emulator_on_pty(args: &[&str], link: &std::path::Path) -> Child {
+    let mut emu = twinspect()
+        .args(["emulate", "--serial", "pty"])
+        .args(args)
+        .arg("--link")
+        .arg(link)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(emu.stdout.as_mut().unwrap()), &mut first)
+        .unwrap();
+    assert_eq!(first.trim(), format!("serial: {}", link.display()));
+    emu
+}
+
 /// Run to the end: (succeeded, stdout, stderr).
 pub fn run(c: &mut Command) -> (bool, String, String) {
     let out = c.output().unwrap();
