@@ -52,27 +52,6 @@ fn json_lines(s: &str) -> Vec<serde_json::Value> {
     s.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
 }
 
-fn mark(
-    id: u64,
-    agency: &str,
-    operator: &str,
-    shape: Shape,
-    category: &str,
-    note: &str,
-    at: u64,
-) -> Annotation {
-    Annotation {
-        id,
-        agency: agency.into(),
-        operator: operator.into(),
-        shape,
-        category: category.into(),
-        note: note.into(),
-        created_ms: at,
-        edited_ms: None,
-    }
-}
-
 #[test]
 fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back() {
     let python = peer_python();
@@ -97,7 +76,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
         s.record_decision(1, &d("release", t0, None)).unwrap();
         s.record_decision(1, &d("open", t0 + 9_000, Some("second look"))).unwrap();
         let marks = [
-            mark(
+            Annotation::new(
                 1,
                 "customs",
                 "c001",
@@ -106,7 +85,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
                 "刀具 knife",
                 t0 + 1_000,
             ),
-            mark(
+            Annotation::new(
                 2,
                 "customs",
                 "c001",
@@ -115,7 +94,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
                 "",
                 t0 + 2_000,
             ),
-            mark(
+            Annotation::new(
                 3,
                 "quarantine",
                 "q001",

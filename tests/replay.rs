@@ -274,16 +274,7 @@ fn threats_cut_out_of_captured_scans_join_the_library_and_are_projected() {
     {
         let mut s = Store::open(&data).unwrap();
         let shape = Shape::Rect { x0: l0 as f32, y0: c0 as f32, x1: l1 as f32, y1: c1 as f32 };
-        let a = Annotation {
-            id: 1,
-            agency: "customs".into(),
-            operator: "c001".into(),
-            shape,
-            category: "weapon".into(),
-            note: String::new(),
-            created_ms: 1,
-            edited_ms: None,
-        };
+        let a = Annotation::new(1, "customs", "c001", shape, "weapon", "", 1);
         s.save_annotation(1, &a, MarkChange::Added, "c001", 1).unwrap();
     }
     let add = |extra: &[&str]| {

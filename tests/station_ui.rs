@@ -282,16 +282,8 @@ fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived
         }]);
     }
     // The trainee marked the knife on bag 1 (as the image's marking tool would have).
-    d.bags[0].1.annotations.push(Annotation {
-        id: 1,
-        agency: "customs".into(),
-        operator: "c001".into(),
-        shape: Shape::Rect { x0: 120.0, y0: 510.0, x1: 280.0, y1: 570.0 },
-        category: "weapon".into(),
-        note: String::new(),
-        created_ms: 0,
-        edited_ms: None,
-    });
+    let knife = Shape::Rect { x0: 120.0, y0: 510.0, x1: 280.0, y1: 570.0 };
+    d.bags[0].1.annotations.push(Annotation::new(1, "customs", "c001", knife, "weapon", "", 0));
     let desk: Shared = Rc::new(RefCell::new(d));
     let mut customs = station(&desk, "customs");
     customs.run();

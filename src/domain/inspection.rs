@@ -336,6 +336,30 @@ pub struct Annotation {
     pub edited_ms: Option<u64>,
 }
 
+impl Annotation {
+    /// A mark as made (never edited yet). No rule is checked here: [`BagRecord::annotate`] does.
+    pub fn new(
+        id: u64,
+        agency: &str,
+        operator: &str,
+        shape: Shape,
+        category: &str,
+        note: &str,
+        created_ms: u64,
+    ) -> Self {
+        Annotation {
+            id,
+            agency: agency.into(),
+            operator: operator.into(),
+            shape,
+            category: category.into(),
+            note: note.into(),
+            created_ms,
+            edited_ms: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum InspectionError {
     #[error("unknown agency {0:?}")]
@@ -530,16 +554,7 @@ impl BagRecord {
         Self::check_content(a, &shape, category, note)?;
         self.next_annotation += 1;
         let id = self.next_annotation;
-        self.annotations.push(Annotation {
-            id,
-            agency: agency.into(),
-            operator: operator.id.clone(),
-            shape,
-            category: category.into(),
-            note: note.into(),
-            created_ms: at_ms,
-            edited_ms: None,
-        });
+        self.annotations.push(Annotation::new(id, agency, &operator.id, shape, category, note, at_ms));
         Ok(id)
     }
 

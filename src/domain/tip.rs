@@ -290,54 +290,33 @@ pub fn builtin_threats(
     use super::synth::{Outline, Profile};
     let knife_blade = vec![(-60.0, -11.0), (60.0, -11.0), (80.0, -2.0), (60.0, 8.0), (-60.0, 11.0)];
     let (iron, pe, lead) = ("iron", "polyethylene", "lead");
+    // One part of a threat: a slab of `mm` of a material in an outline, placed.
+    let slab = |category, material, density, outline, mm, place| {
+        Object::placed(category, material, density, outline, Profile::Slab(mm), place, 0)
+    };
     let knife = vec![
-        Object::placed(
+        slab(
             Category::Blade,
             iron,
             7.87,
             Outline::Polygon(knife_blade),
-            Profile::Slab(0.25),
+            0.25,
             (100.0, 60.0, 80.0, 11.0, 0.4),
-            0,
         ),
-        Object::placed(
+        slab(
             Category::Blade,
             pe,
             1.0,
             Outline::Rect,
-            Profile::Slab(2.0),
+            2.0,
             (100.0 - 80.0 * 0.921, 60.0 - 80.0 * 0.389, 28.0, 12.0, 0.4),
-            0,
         ),
     ];
-    let lead = vec![Object::placed(
-        Category::DenseBlock,
-        lead,
-        11.34,
-        Outline::Rect,
-        Profile::Slab(1.0),
-        (60.0, 60.0, 40.0, 25.0, 0.2),
-        0,
-    )];
+    let lead =
+        vec![slab(Category::DenseBlock, lead, 11.34, Outline::Rect, 1.0, (60.0, 60.0, 40.0, 25.0, 0.2))];
     let frame = vec![
-        Object::placed(
-            Category::Blade,
-            iron,
-            7.87,
-            Outline::Rect,
-            Profile::Slab(0.8),
-            (80.0, 60.0, 70.0, 14.0, 0.0),
-            0,
-        ),
-        Object::placed(
-            Category::Blade,
-            iron,
-            7.87,
-            Outline::Rect,
-            Profile::Slab(1.2),
-            (30.0, 95.0, 14.0, 30.0, -0.2),
-            0,
-        ),
+        slab(Category::Blade, iron, 7.87, Outline::Rect, 0.8, (80.0, 60.0, 70.0, 14.0, 0.0)),
+        slab(Category::Blade, iron, 7.87, Outline::Rect, 1.2, (30.0, 95.0, 14.0, 30.0, -0.2)),
     ];
     let mut out = Vec::new();
     for (name, cat, objs) in [
@@ -701,16 +680,7 @@ mod tests {
             lines: 200,
             channels: 80,
         };
-        let mark = |shape| Annotation {
-            id: 1,
-            agency: "customs".into(),
-            operator: "c001".into(),
-            shape,
-            category: "weapon".into(),
-            note: String::new(),
-            created_ms: 0,
-            edited_ms: None,
-        };
+        let mark = |shape| Annotation::new(1, "customs", "c001", shape, "weapon", "", 0);
         // Channels 500..580 of lines 100..300 of the bag.
         let on = mark(Shape::Rect { x0: 150.0, y0: 520.0, x1: 250.0, y1: 560.0 });
         let off = mark(Shape::Rect { x0: 150.0, y0: 100.0, x1: 250.0, y1: 200.0 });

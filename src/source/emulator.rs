@@ -44,20 +44,21 @@ struct Recorded {
 impl Recorded {
     fn open(path: &Path, channels: usize) -> Result<Self, super::replay::ReplayError> {
         let (mut reader, _) = super::replay::open_recording(path, channels)?;
+        // The recording's first calibration cycle (read only as far as it goes).
         let (mut dark, mut air) = (Vec::new(), Vec::new());
-        let mut lines = 0u64;
-        while let Ok(Some((_, rec))) = reader.next_record() {
+        let n = super::CALIBRATION_LINES;
+        while dark.len() < n || air.len() < n {
+            let Ok(Some((_, rec))) = reader.next_record() else { break };
             if let SourceEvent::Line(l) = super::replay::to_event(rec) {
-                lines += 1;
                 match l.kind {
-                    LineKind::Dark if dark.len() < super::CALIBRATION_LINES => dark.push(l),
-                    LineKind::Air if air.len() < super::CALIBRATION_LINES => air.push(l),
+                    LineKind::Dark if dark.len() < n => dark.push(l),
+                    LineKind::Air if air.len() < n => air.push(l),
                     _ => {}
                 }
             }
         }
         let p = path.display().to_string();
-        if dark.is_empty() || air.is_empty() || lines == 0 {
+        if dark.is_empty() || air.is_empty() {
             return Err(super::replay::ReplayError::Header {
                 path: p,
                 why: "no calibration lines (dark and air): record from the start of a source".into(),
