@@ -145,6 +145,33 @@ pub enum Command {
         #[command(subcommand)]
         action: OperatorAction,
     },
+    /// Render both screens' full UI to PNG without a display (the workstation fed by the
+    /// emulator, or by --source), after an optional script of operator actions: for
+    /// documentation, bug reports and tests. Writes STATION.png, STATION.txt (the screen's
+    /// texts) and both.png; `snap NAME` in the script writes NAME-STATION.png etc. on the way.
+    Snapshot {
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the emulator's bags.
+        #[arg(long, default_value_t = 1, conflicts_with = "source")]
+        synthetic: u64,
+        /// Another source instead (`replay://FILE`, `dicos://DIR`, ...).
+        #[arg(long)]
+        source: Option<String>,
+        /// Actions, one per line: login, logout, lang, preset, key, zoom, hover, mark, decide,
+        /// click, snap (see the README).
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// Bags to wait for before the script runs.
+        #[arg(long, default_value_t = 2)]
+        bags: u64,
+        /// Each screen's size in pixels.
+        #[arg(long, default_value = "1280x800")]
+        size: String,
+        /// Operator accounts (default: the two demonstration accounts).
+        #[arg(long)]
+        operators: Option<PathBuf>,
+    },
     /// Classify attenuation pairs: reads CSV with `log_att_low,log_att_high` columns (stdin when
     /// no file), writes every input column plus `zeff` and `class`.
     Classify { file: Option<PathBuf> },
@@ -185,6 +212,10 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => run_workstation(&cli.profile, 1, None, None, None, cli.data.as_deref(), None),
+        Some(Command::Snapshot { out, synthetic, source, script, bags, size, operators }) => snapshot(
+            &cli.profile,
+            SnapshotArgs { out, synthetic, source, script, bags, size, operators, data: cli.data },
+        ),
         Some(Command::Run { seed, operators, layout, source, record }) => run_workstation(
             &cli.profile,
             seed,
@@ -545,15 +576,95 @@ fn run_workstation(
         Some(s) => crate::source::url::SourceUrl::parse(s)?,
         None => crate::source::url::SourceUrl::parse(&format!("synthetic://?seed={seed}"))?,
     };
+    let data = archive::data_dir(data)?;
+    let parts = workstation_parts(profile, &url, operators, layout, &data, record)?;
+    let title = crate::ui::station_title(&parts.inspection.agencies[0]);
+    eframe::run_native(
+        "twinspect",
+        crate::ui::native_options(&title, &parts.layout.placement(0)),
+        Box::new(move |cc| Ok(Box::new(crate::ui::Workstation::for_window(cc, parts)))),
+    )
+    .map_err(|e| anyhow::anyhow!("window: {e}"))
+}
+
+struct SnapshotArgs {
+    out: PathBuf,
+    synthetic: u64,
+    source: Option<String>,
+    script: Option<PathBuf>,
+    bags: u64,
+    size: String,
+    operators: Option<PathBuf>,
+    data: Option<PathBuf>,
+}
+
+fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
+    let size = a
+        .size
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some([w.parse::<f32>().ok()?, h.parse::<f32>().ok()?]))
+        .filter(|[w, h]| (320.0..=7680.0).contains(w) && (240.0..=4320.0).contains(h))
+        .with_context(|| format!("--size {}: WIDTHxHEIGHT, 320x240 to 7680x4320", a.size))?;
+    let inspection = crate::domain::inspection::InspectionConfig::default();
+    let agencies: Vec<String> = inspection.agencies.iter().map(|g| g.id.clone()).collect();
+    // The whole script is read and checked before anything starts.
+    let script = match &a.script {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            crate::ui::snapshot::Script::parse(&text, &agencies).with_context(|| p.display().to_string())?
+        }
+        None => crate::ui::snapshot::Script::default(),
+    };
+    // The emulator delivers just the bags waited for, faster than real time: a still scene.
+    let url = match &a.source {
+        Some(s) => crate::source::url::SourceUrl::parse(s)?,
+        None => crate::source::url::SourceUrl::parse(&format!(
+            "synthetic://?seed={}&bags={}&speed=2",
+            a.synthetic, a.bags
+        ))?,
+    };
+    // Decisions and marks are recorded: in --data when given, else in a scratch archive that
+    // goes with the snapshot.
+    let scratch = match &a.data {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("a scratch archive")?),
+    };
+    let data =
+        a.data.clone().or_else(|| scratch.as_ref().map(|d| d.path().to_path_buf())).expect("one of them");
+    let parts = workstation_parts(profile, &url, a.operators.as_deref(), None, &data, None)?;
+    let opts = crate::ui::snapshot::SnapshotOptions {
+        out: a.out.clone(),
+        size,
+        bags: a.bags,
+        timeout: std::time::Duration::from_secs(120),
+    };
+    let report = crate::ui::snapshot::run(parts, &script, &opts)?;
+    for w in &report.warnings {
+        eprintln!("snapshot: {w}");
+    }
+    for f in &report.files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+/// The source, accounts, layout and archive of a workstation (the window's or a snapshot's).
+fn workstation_parts(
+    profile: &str,
+    url: &crate::source::url::SourceUrl,
+    operators: Option<&Path>,
+    layout: Option<&Path>,
+    data: &Path,
+    record: Option<&Path>,
+) -> anyhow::Result<crate::ui::Parts> {
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile))?;
     let lut = MaterialLut::for_profile(&profile)?;
     let inspection = crate::domain::inspection::InspectionConfig::default();
     inspection.validate()?;
-    let mut source = crate::source::open(&url, &profile)?;
+    let mut source = crate::source::open(url, &profile)?;
     if let Some(r) = record {
         source = crate::source::replay::record(source, r, &profile.name, profile.channels as usize)?;
     }
-    let title = crate::ui::station_title(&inspection.agencies[0]);
     let layout = match layout {
         Some(path) => {
             let text =
@@ -583,13 +694,8 @@ fn run_workstation(
     desk.training = url.scheme == "replay" && url.get("tip", 0.0f64).is_ok_and(|r| r > 0.0);
     // The archive: a problem opening it (a full disk, a read-only directory) is shown on both
     // screens and the live image goes on; records then say they were not recorded.
-    let data = archive::data_dir(data)?;
-    match crate::archiver::Archiver::open(
-        &data,
-        &source.description,
-        &profile.name,
-        profile.channels as usize,
-    ) {
+    match crate::archiver::Archiver::open(data, &source.description, &profile.name, profile.channels as usize)
+    {
         Ok(mut a) => {
             for id in &a.store().recovered {
                 eprintln!(
@@ -615,12 +721,5 @@ fn run_workstation(
             desk.archive_open_error = Some(e.to_string());
         }
     }
-    eframe::run_native(
-        "twinspect",
-        crate::ui::native_options(&title, &layout.placement(0)),
-        Box::new(move |cc| {
-            Ok(Box::new(crate::ui::Workstation::new(cc, profile, source, lut, inspection, desk, layout)))
-        }),
-    )
-    .map_err(|e| anyhow::anyhow!("window: {e}"))
+    Ok(crate::ui::Parts { profile, source, lut, inspection, desk, layout })
 }

@@ -165,13 +165,14 @@ pub enum OpenError {
 pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSource, OpenError> {
     match u.scheme.as_str() {
         "synthetic" => {
-            u.only_keys(&["seed", "profile", "speed", "drift", "gap_mm"])?;
+            u.only_keys(&["seed", "profile", "speed", "drift", "gap_mm", "bags"])?;
             let d = SyntheticOptions::default();
             let opts = SyntheticOptions {
                 seed: u.get("seed", d.seed)?,
                 speed: u.get("speed", d.speed)?,
                 drift: u.get("drift", d.drift)?,
                 gap_mm: u.get("gap_mm", d.gap_mm)?,
+                bags: u.get_str("bags").map(|_| u.get("bags", 0u64)).transpose()?,
                 ..d
             };
             Ok(spawn_synthetic(profile, opts)?)
@@ -282,11 +283,14 @@ pub struct SyntheticOptions {
     pub drift: f64,
     /// Channel capacity in lines.
     pub capacity: usize,
+    /// Stop after this many bags (and the empty belt after the last), then stay connected and
+    /// silent: a fixed scene for snapshots and benchmarks. `None`: bags forever.
+    pub bags: Option<u64>,
 }
 
 impl Default for SyntheticOptions {
     fn default() -> Self {
-        SyntheticOptions { seed: 1, speed: 1.0, gap_mm: 250.0, drift: 0.02, capacity: 8192 }
+        SyntheticOptions { seed: 1, speed: 1.0, gap_mm: 250.0, drift: 0.02, capacity: 8192, bags: None }
     }
 }
 
@@ -409,6 +413,13 @@ pub fn spawn_synthetic(
                     }
                     sent += 1;
                     pace(sent);
+                }
+                if opts.bags.is_some_and(|n| bag_no >= n) {
+                    // The scene is complete: connected, silent, until stopped.
+                    while !sp.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    return;
                 }
                 let bag = generate_bag(opts.seed.wrapping_mul(1_000_003).wrapping_add(bag_no), &profile);
                 st.bags.fetch_add(1, Ordering::Relaxed);

@@ -413,7 +413,7 @@ impl StationPanel {
             }
             let who = config.agency(&a.agency).map_or(a.agency.clone(), |g| lang.tr(&g.name.en, &g.name.zh));
             let cat = super::marks::category_label(lang, &config, &a.agency, &a.category);
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 ui.label(format!("#{} {who}: {cat} {}", a.id, a.note));
                 if mine && self.operator.is_some() && ui.small_button(lang.tr("Delete", "删除")).clicked() {
                     delete = Some(a.id);
@@ -441,7 +441,7 @@ impl StationPanel {
         let lang = self.lang;
         if let Some(op) = &self.operator {
             let who = format!("{}: {} ({})", lang.tr("Operator", "操作员"), op.id, op.name);
-            let out = ui.horizontal(|ui| {
+            let out = ui.horizontal_wrapped(|ui| {
                 ui.label(who);
                 ui.button(lang.tr("Log out", "退出")).clicked()
             });

@@ -17,7 +17,7 @@ const CJK_FONTS: &[(&str, u32)] = &[
 /// Register a CJK font as a fallback for both families; returns its path, or `None` (then
 /// Chinese shows as boxes, and the status bar says so).
 pub fn install_cjk(ctx: &egui::Context) -> Option<&'static str> {
-    let (path, index) = CJK_FONTS.iter().find(|(p, _)| std::path::Path::new(p).exists())?;
+    let (path, index) = cjk_font()?;
     let bytes = std::fs::read(path).ok()?;
     let mut defs = egui::FontDefinitions::default();
     let mut data = egui::FontData::from_owned(bytes);
@@ -28,4 +28,9 @@ pub fn install_cjk(ctx: &egui::Context) -> Option<&'static str> {
     }
     ctx.set_fonts(defs);
     Some(path)
+}
+
+/// The CJK font this machine has (path, face index), if any.
+pub fn cjk_font() -> Option<&'static (&'static str, u32)> {
+    CJK_FONTS.iter().find(|(p, _)| std::path::Path::new(p).exists())
 }

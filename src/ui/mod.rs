@@ -16,6 +16,7 @@ pub mod fonts;
 pub mod i18n;
 pub mod layout;
 pub mod marks;
+pub mod snapshot;
 pub mod zoom;
 
 use std::time::{Duration, Instant};
@@ -72,6 +73,20 @@ pub fn station_title(agency: &AgencyConfig) -> String {
 /// eframe options for the workstation: the wgpu renderer, with the device limits the compute
 /// pipeline needs; the first station's window.
 pub fn native_options(title: &str, place: &layout::WindowPlacement) -> eframe::NativeOptions {
+    eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(title)
+            .with_inner_size(place.size)
+            .with_position(place.position)
+            .with_fullscreen(place.fullscreen),
+        renderer: eframe::Renderer::Wgpu,
+        wgpu_options: egui_wgpu::WgpuConfiguration { wgpu_setup: wgpu_setup(), ..Default::default() },
+        ..Default::default()
+    }
+}
+
+/// The wgpu device the windows (and `snapshot`) draw with: the limits the compute pipeline needs.
+pub fn wgpu_setup() -> egui_wgpu::WgpuSetup {
     let mut setup = egui_wgpu::WgpuSetupCreateNew::without_display_handle();
     setup.device_descriptor = std::sync::Arc::new(|adapter| wgpu::DeviceDescriptor {
         label: Some("twinspect workstation"),
@@ -81,19 +96,7 @@ pub fn native_options(title: &str, place: &layout::WindowPlacement) -> eframe::N
         },
         ..Default::default()
     });
-    eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title(title)
-            .with_inner_size(place.size)
-            .with_position(place.position)
-            .with_fullscreen(place.fullscreen),
-        renderer: eframe::Renderer::Wgpu,
-        wgpu_options: egui_wgpu::WgpuConfiguration {
-            wgpu_setup: egui_wgpu::WgpuSetup::CreateNew(setup),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    egui_wgpu::WgpuSetup::CreateNew(setup)
 }
 
 struct Gpu {
@@ -191,19 +194,37 @@ pub struct Workstation {
     font: Option<&'static str>,
     last_frame: Instant,
     rate: RateMeter,
+    /// The device everything is drawn with (`None`: eframe started without wgpu).
+    render_state: Option<egui_wgpu::RenderState>,
+    /// Where each station's image was drawn last, and how (for scripted pointer actions).
+    drawn: Vec<Option<(egui::Rect, zoom::Mapping)>>,
+}
+
+/// Everything a workstation is made of besides its screens.
+pub struct Parts {
+    pub profile: ScannerProfile,
+    pub source: RunningSource,
+    pub lut: MaterialLut,
+    pub inspection: InspectionConfig,
+    pub desk: Desk,
+    pub layout: layout::Layout,
 }
 
 impl Workstation {
-    pub fn new(
-        cc: &eframe::CreationContext<'_>,
-        profile: ScannerProfile,
-        source: RunningSource,
-        lut: MaterialLut,
-        inspection: InspectionConfig,
-        desk: Desk,
-        layout: layout::Layout,
-    ) -> Self {
+    /// The workstation of an eframe window (its fonts installed on the window's context).
+    pub fn for_window(cc: &eframe::CreationContext<'_>, parts: Parts) -> Self {
         let font = fonts::install_cjk(&cc.egui_ctx);
+        Self::new(cc.wgpu_render_state.as_ref(), font, parts)
+    }
+
+    /// A workstation drawing with `render_state`'s device (its textures registered with that
+    /// renderer); `font` is the CJK font installed on the context that will show it.
+    pub fn new(
+        render_state: Option<&egui_wgpu::RenderState>,
+        font: Option<&'static str>,
+        parts: Parts,
+    ) -> Self {
+        let Parts { profile, source, lut, inspection, desk, layout } = parts;
         let stations: Vec<Station> = inspection
             .agencies
             .iter()
@@ -217,7 +238,7 @@ impl Workstation {
             })
             .collect();
         let mut error = None;
-        let gpu = match cc.wgpu_render_state.as_ref() {
+        let gpu = match render_state {
             Some(rs) => {
                 let kernels = Kernels::new(&rs.device);
                 let spec = ImageSpec {
@@ -258,6 +279,7 @@ impl Workstation {
         let channels = profile.channels as usize;
         let fs = profile.full_scale();
         let panels = stations.iter().map(|s| StationPanel::new(&s.agency.id)).collect();
+        let stations_len = stations.len();
         let mut assembler = Assembler::new(channels, fs);
         // Scanners that do not signal bags: 30 mm of empty belt ends a bag.
         assembler.segmenter = crate::assemble::Segmenter::for_profile(&profile, 30.0);
@@ -274,12 +296,63 @@ impl Workstation {
             font,
             last_frame: Instant::now(),
             rate: RateMeter::default(),
+            drawn: vec![None; stations_len],
+            render_state: render_state.cloned(),
         }
+    }
+
+    /// Number of screens.
+    pub fn stations(&self) -> usize {
+        self.stations.len()
+    }
+
+    /// The desk: agencies, accounts, bags and their records.
+    pub fn desk(&self) -> &Desk {
+        &self.desk
+    }
+
+    /// Station `i`'s login, decision and marking forms.
+    pub fn panel(&self, i: usize) -> &StationPanel {
+        &self.panels[i]
+    }
+
+    pub fn panel_mut(&mut self, i: usize) -> &mut StationPanel {
+        &mut self.panels[i]
+    }
+
+    /// The newest line on both screens (the live ring's head).
+    pub fn head(&self) -> u64 {
+        self.gpu.as_ref().map_or(0, |g| g.live.head)
+    }
+
+    /// Bags of this run that have ended (all their lines on screen).
+    pub fn ended_bags(&self) -> u64 {
+        let ended = |s: &crate::assemble::BagSpan| s.end_line.is_some() && !disposal::is_archived(s);
+        self.desk.bags.iter().filter(|(s, _)| ended(s)).count() as u64
+    }
+
+    /// The source and its counters.
+    pub fn source(&self) -> &RunningSource {
+        &self.source
+    }
+
+    /// Why the image cannot be shown, if it cannot (no GPU, the pipeline failed).
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Where bag coordinates (line from the bag's first line, channel from the bottom) of the
+    /// bag station `i` works on lie on its screen, as last drawn; `None` while nobody is logged
+    /// in there, before the image was drawn, or for an earlier run's bag.
+    pub fn bag_point_on_screen(&self, i: usize, b: [f32; 2]) -> Option<egui::Pos2> {
+        let (rect, m) = self.drawn.get(i).copied().flatten()?;
+        let (_, f) = self.marking_frame(i, &m, rect)?;
+        Some(f.to_screen(b))
     }
 
     /// Drain the source for at most `budget`, feed the assembler and the GPU (once for all
     /// stations).
-    fn ingest(&mut self, frame: &eframe::Frame, budget: Duration) {
+    pub fn ingest(&mut self, budget: Duration) {
         let start = Instant::now();
         let mut events: Vec<SourceEvent> = Vec::new();
         while start.elapsed() < budget && events.len() < 4096 {
@@ -295,7 +368,7 @@ impl Workstation {
         if let Some(a) = self.desk.archive.as_mut() {
             a.feed(&batch, self.assembler.calibration.as_ref());
         }
-        let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), frame.wgpu_render_state()) else {
+        let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), self.render_state.as_ref()) else {
             return;
         };
         if batch.calibration_changed
@@ -319,7 +392,7 @@ impl Workstation {
     }
 
     /// Everything one station's window shows.
-    fn station_ui(&mut self, ui: &mut egui::Ui, i: usize) {
+    pub fn station_ui(&mut self, ui: &mut egui::Ui, i: usize) {
         let pressed: Vec<Preset> = ui
             .input(|inp| PRESET_KEYS.iter().filter(|(k, _)| inp.key_pressed(*k)).map(|(_, p)| *p).collect());
         let escape = ui.input(|inp| inp.key_pressed(egui::Key::Escape));
@@ -698,6 +771,7 @@ impl Workstation {
             );
         }
         let view_copy = *view;
+        self.drawn[i] = Some((rect, view_copy.mapping(rect.width(), rect.height(), rows, head)));
         self.marks_ui(ui, i, &response, rect, &view_copy.mapping(rect.width(), rect.height(), rows, head));
         let view = &self.stations[i].image;
         if view.zoom > 1.0 || !view.is_live() {
@@ -716,7 +790,7 @@ impl Workstation {
     /// Recalled bags and linked views: a bag picked from the strip brings its image back (held
     /// where the bag ends, if the ring still holds it); a screen that follows the other takes
     /// its zoom and pan.
-    fn follow_views(&mut self) {
+    pub fn follow_views(&mut self) {
         let (head, cap) = self.gpu.as_ref().map_or((0, 0), |g| (g.live.head, g.live.capacity() as u64));
         for i in 0..self.stations.len() {
             if let Some(span) = self.panels[i].recall.take() {
@@ -973,7 +1047,7 @@ impl Workstation {
 }
 
 impl eframe::App for Workstation {
-    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let now = Instant::now();
         let dt = now.duration_since(self.last_frame).as_secs_f32();
         self.last_frame = now;
@@ -981,7 +1055,7 @@ impl eframe::App for Workstation {
             st.view.advance_vde(dt);
         }
         // Once per frame, for every screen: both draw from the same ring head below.
-        self.ingest(frame, Duration::from_millis(8));
+        self.ingest(Duration::from_millis(8));
 
         let ctx = ui.ctx().clone();
         for i in 1..self.stations.len() {

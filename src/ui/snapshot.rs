@@ -1,0 +1,800 @@
+//! Headless snapshot: both screens' full UI, as the windows would draw it, rendered to PNG
+//! without a display, after an optional script of operator actions (`twinspect snapshot`).
+//!
+//! The workstation is the real one ([`Workstation`]: same source, assembler, GPU pipeline,
+//! station UI and archive); it is drawn by egui's own test harness (egui_kittest) through
+//! egui-wgpu on a device made like the windows' one. Both stations share one egui context, as
+//! the two windows do, and are drawn in turn from the same ring head after each ingest: the
+//! screens of one snapshot show the same newest line. Script actions go through the UI: text is
+//! typed into the labelled fields, buttons are found by their visible labels and clicked, keys
+//! are pressed, marks are dragged on the image with the pointer. Only a mark's category and
+//! note are set in the screen's marking form directly, as choosing them there would.
+//!
+//! Script, one action per line (`#` starts a comment line; "..." quotes an argument with spaces);
+//! STATION is an agency id (`customs`, `quarantine`) or the screen's number from 1:
+//!
+//! | action | what it does |
+//! |---|---|
+//! | `login STATION ID PIN` | types the operator id and PIN, presses Log in |
+//! | `logout STATION` | presses Log out |
+//! | `lang STATION both\|zh\|en` | presses the language switch until the screen speaks that |
+//! | `preset STATION NAME` | presses the toolbar button of a console function (`hp`, `os`, ...) |
+//! | `key STATION KEY` | presses a key (egui names: `F2`, `Escape`, `Plus`, `Home`, `M`, ...) |
+//! | `zoom STATION FACTOR` | presses `+` until the zoom is FACTOR (1, 2, 4 ... 64) |
+//! | `hover STATION LINE CHANNEL` | puts the pointer over the bag (the magnifier follows it) |
+//! | `mark STATION TOOL COORDS CATEGORY [NOTE]` | draws a mark on the bag the screen works on |
+//! | `decide STATION CODE [REASON]` | presses the decision's button (a reason for a change) |
+//! | `click STATION LABEL` | presses any button or checkbox by its visible label |
+//! | `snap NAME` | writes NAME-STATION.png/.txt for every screen, and NAME.png of both |
+//!
+//! Mark coordinates are the bag's: LINE from the bag's first line, CHANNEL from the bottom
+//! detector channel. TOOL `rect`, `ellipse` and `arrow` take `LINE0 CHANNEL0 LINE1 CHANNEL1`,
+//! `text` takes one point, `polygon` three or more. After the script the final screens are
+//! written as STATION.png/.txt and both.png. Each .txt lists the screen's visible texts (its
+//! accessibility tree), one per line, for bug reports and tests.
+//!
+//! Owns: the script (parse, run) and the headless harness. Must not open windows.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use eframe::egui_wgpu;
+use egui::accesskit::Role;
+use egui_kittest::kittest::{NodeT, Queryable, by};
+use egui_kittest::{Harness, wgpu::WgpuTestRenderer};
+
+use super::i18n::Lang;
+use super::marks::Tool;
+use super::{PRESET_KEYS, Parts, Workstation, fonts, i18n};
+use crate::domain::view::Preset;
+
+/// Why a snapshot could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("script line {line}: {why}")]
+    Script { line: usize, why: String },
+    #[error("script line {line} ({action}): {why}")]
+    Action { line: usize, action: String, why: String },
+    #[error("no GPU adapter to draw the screens with: {0}")]
+    Gpu(String),
+    #[error("the image pipeline did not start: {0}")]
+    Pipeline(String),
+    #[error("{path}: {why}")]
+    Write { path: PathBuf, why: String },
+}
+
+/// One action of a script.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Login { station: usize, id: String, pin: String },
+    Logout { station: usize },
+    Lang { station: usize, lang: Lang },
+    Preset { station: usize, preset: Preset },
+    Key { station: usize, key: egui::Key },
+    Zoom { station: usize, doublings: u32 },
+    Hover { station: usize, at: [f32; 2] },
+    Mark { station: usize, tool: Tool, points: Vec<[f32; 2]>, category: String, note: String },
+    Decide { station: usize, code: String, reason: Option<String> },
+    Click { station: usize, label: String },
+    Snap { name: String },
+}
+
+/// A parsed script: actions with their line numbers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Script {
+    pub actions: Vec<(usize, Action)>,
+}
+
+/// Split a line into words; "..." keeps spaces (and \" a quote) inside one word.
+fn words(line: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let mut w = String::new();
+        if c == '"' {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err("a quote is not closed".into()),
+                    Some('"') => break,
+                    Some('\\') if chars.peek() == Some(&'"') => w.push(chars.next().expect("peeked")),
+                    Some(ch) => w.push(ch),
+                }
+            }
+        } else {
+            while let Some(&ch) = chars.peek() {
+                if ch.is_whitespace() {
+                    break;
+                }
+                w.push(ch);
+                chars.next();
+            }
+        }
+        out.push(w);
+    }
+    Ok(out)
+}
+
+impl Script {
+    /// Parse a script for screens of `agencies` (their ids, in screen order).
+    pub fn parse(text: &str, agencies: &[String]) -> Result<Script, SnapshotError> {
+        let mut actions = Vec::new();
+        for (n, raw) in text.lines().enumerate() {
+            let line = n + 1;
+            let err = |why: String| SnapshotError::Script { line, why };
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let w = words(trimmed).map_err(err)?;
+            actions.push((line, parse_action(&w, agencies).map_err(err)?));
+        }
+        Ok(Script { actions })
+    }
+}
+
+fn parse_action(w: &[String], agencies: &[String]) -> Result<Action, String> {
+    let verb = w[0].to_ascii_lowercase();
+    let args = &w[1..];
+    let need = |n: usize, usage: &str| {
+        if args.len() < n { Err(format!("{verb} needs {usage}")) } else { Ok(()) }
+    };
+    let exactly = |n: usize, usage: &str| {
+        if args.len() != n { Err(format!("{verb} takes {usage}")) } else { Ok(()) }
+    };
+    if verb == "snap" {
+        exactly(1, "a name")?;
+        let name = args[0].clone();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(format!("snap name {name:?}: letters, digits, - and _ only"));
+        }
+        return Ok(Action::Snap { name });
+    }
+    need(1, "a station")?;
+    let station = station_index(&args[0], agencies)?;
+    let num = |s: &str| -> Result<f32, String> {
+        s.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("{s:?} is not a number"))
+    };
+    Ok(match verb.as_str() {
+        "login" => {
+            exactly(3, "STATION ID PIN")?;
+            Action::Login { station, id: args[1].clone(), pin: args[2].clone() }
+        }
+        "logout" => {
+            exactly(1, "STATION")?;
+            Action::Logout { station }
+        }
+        "lang" => {
+            exactly(2, "STATION both|zh|en")?;
+            let lang = match args[1].to_ascii_lowercase().as_str() {
+                "both" => Lang::Both,
+                "zh" => Lang::Zh,
+                "en" => Lang::En,
+                other => return Err(format!("language {other:?}: both, zh or en")),
+            };
+            Action::Lang { station, lang }
+        }
+        "preset" => {
+            exactly(2, "STATION NAME")?;
+            let preset = <Preset as clap::ValueEnum>::from_str(&args[1], true).map_err(|_| {
+                let names: Vec<String> = <Preset as clap::ValueEnum>::value_variants()
+                    .iter()
+                    .filter_map(|p| clap::ValueEnum::to_possible_value(p).map(|v| v.get_name().to_owned()))
+                    .collect();
+                format!("preset {:?}: one of {}", args[1], names.join(", "))
+            })?;
+            Action::Preset { station, preset }
+        }
+        "key" => {
+            exactly(2, "STATION KEY")?;
+            let key = egui::Key::from_name(&args[1]).ok_or_else(|| format!("no key named {:?}", args[1]))?;
+            Action::Key { station, key }
+        }
+        "zoom" => {
+            exactly(2, "STATION FACTOR")?;
+            let f: u32 = args[1].parse().map_err(|_| format!("zoom {:?}: 1, 2, 4 ... 64", args[1]))?;
+            if !f.is_power_of_two() || f > super::zoom::MAX_ZOOM as u32 {
+                return Err(format!("zoom {f}: 1, 2, 4 ... 64 (each + doubles)"));
+            }
+            Action::Zoom { station, doublings: f.trailing_zeros() }
+        }
+        "hover" => {
+            exactly(3, "STATION LINE CHANNEL")?;
+            Action::Hover { station, at: [num(&args[1])?, num(&args[2])?] }
+        }
+        "mark" => {
+            need(3, "STATION TOOL COORDINATES CATEGORY [NOTE]")?;
+            let tool = match args[1].to_ascii_lowercase().as_str() {
+                "rect" | "box" => Tool::Rect,
+                "ellipse" => Tool::Ellipse,
+                "arrow" => Tool::Arrow,
+                "text" | "note" => Tool::Text,
+                "polygon" => Tool::Polygon,
+                other => return Err(format!("mark tool {other:?}: rect, ellipse, arrow, text or polygon")),
+            };
+            let rest = &args[2..];
+            let k = rest.iter().take_while(|s| s.parse::<f32>().is_ok()).count();
+            let nums: Vec<f32> = rest[..k].iter().map(|s| num(s)).collect::<Result<_, _>>()?;
+            let points: Vec<[f32; 2]> = nums.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
+            let ok = nums.len().is_multiple_of(2)
+                && match tool {
+                    Tool::Text => points.len() == 1,
+                    Tool::Polygon => points.len() >= 3,
+                    _ => points.len() == 2,
+                };
+            if !ok {
+                return Err(format!(
+                    "mark {}: {}",
+                    args[1],
+                    match tool {
+                        Tool::Text => "LINE CHANNEL",
+                        Tool::Polygon => "three or more LINE CHANNEL pairs",
+                        _ => "LINE0 CHANNEL0 LINE1 CHANNEL1",
+                    }
+                ));
+            }
+            let tail = &rest[k..];
+            if tail.is_empty() || tail.len() > 2 {
+                return Err("mark: a CATEGORY after the coordinates, then at most one (quoted) NOTE".into());
+            }
+            Action::Mark {
+                station,
+                tool,
+                points,
+                category: tail[0].clone(),
+                note: tail.get(1).cloned().unwrap_or_default(),
+            }
+        }
+        "decide" => {
+            if args.len() < 2 || args.len() > 3 {
+                return Err("decide takes STATION CODE [\"REASON\"]".into());
+            }
+            Action::Decide { station, code: args[1].clone(), reason: args.get(2).cloned() }
+        }
+        "click" => {
+            exactly(2, "STATION \"LABEL\"")?;
+            Action::Click { station, label: args[1].clone() }
+        }
+        other => return Err(format!("unknown action {other:?}")),
+    })
+}
+
+fn station_index(s: &str, agencies: &[String]) -> Result<usize, String> {
+    if let Ok(n) = s.parse::<usize>()
+        && (1..=agencies.len()).contains(&n)
+    {
+        return Ok(n - 1);
+    }
+    agencies.iter().position(|a| a.eq_ignore_ascii_case(s)).ok_or_else(|| {
+        format!("no station {s:?} (screens: {}, or 1..{})", agencies.join(", "), agencies.len())
+    })
+}
+
+/// How to take the snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapshotOptions {
+    pub out: PathBuf,
+    /// Each screen's size in points (= pixels).
+    pub size: [f32; 2],
+    /// Bags to wait for before the script (their ends seen).
+    pub bags: u64,
+    /// Longest wait for them; the snapshot is then taken of what came (and says so).
+    pub timeout: Duration,
+}
+
+/// What a snapshot wrote, and what it noticed on the way.
+#[derive(Debug, Default)]
+pub struct SnapshotReport {
+    pub files: Vec<PathBuf>,
+    pub warnings: Vec<String>,
+    /// The newest line on the screens when the final pictures were taken.
+    pub head: u64,
+}
+
+/// The harness's state: the workstation and which screen the next frame draws.
+struct Screens {
+    ws: Workstation,
+    station: usize,
+}
+
+/// A device like the windows' one, made without a display.
+pub fn render_state() -> Result<egui_wgpu::RenderState, SnapshotError> {
+    let setup = super::wgpu_setup();
+    let instance = pollster::block_on(setup.new_instance());
+    pollster::block_on(egui_wgpu::RenderState::create(
+        &egui_wgpu::WgpuConfiguration { wgpu_setup: setup, ..Default::default() },
+        &instance,
+        None,
+        egui_wgpu::RendererOptions::PREDICTABLE,
+    ))
+    .map_err(|e| SnapshotError::Gpu(e.to_string()))
+}
+
+/// Drives the workstation headless, one screen at a time, like the two windows.
+struct Runner {
+    h: Harness<'static, Screens>,
+    /// The screen the last frame drew.
+    current: usize,
+    /// Where the pointer is on each screen (one context: moved back when a screen is drawn).
+    pointer: Vec<Option<egui::Pos2>>,
+    agencies: Vec<String>,
+}
+
+impl Runner {
+    fn new(parts: Parts, size: [f32; 2]) -> Result<Runner, SnapshotError> {
+        let rs = render_state()?;
+        let font = fonts::cjk_font().map(|(p, _)| *p);
+        let ws = Workstation::new(Some(&rs), font, parts);
+        if let Some(e) = ws.error() {
+            return Err(SnapshotError::Pipeline(e.to_owned()));
+        }
+        let agencies: Vec<String> = ws.desk().config.agencies.iter().map(|a| a.id.clone()).collect();
+        let n = ws.stations();
+        let h = Harness::builder()
+            .with_size(size)
+            .with_pixels_per_point(1.0)
+            .with_step_dt(1.0 / 60.0)
+            // The product's own labels are checked by the UI tests; a snapshot never panics.
+            .with_accessibility_check(false)
+            .renderer(WgpuTestRenderer::from_render_state(rs))
+            .with_context_setup(|ctx| {
+                fonts::install_cjk(ctx);
+            })
+            .build_ui_state(|ui, s: &mut Screens| s.ws.station_ui(ui, s.station), Screens { ws, station: 0 });
+        Ok(Runner { h, current: 0, pointer: vec![None; n], agencies })
+    }
+
+    fn ws(&self) -> &Workstation {
+        &self.h.state().ws
+    }
+
+    /// Make screen `i` the one the next frames draw (its pointer back where it was).
+    fn show(&mut self, i: usize) {
+        if i == self.current {
+            return;
+        }
+        self.pointer[self.current] = self.h.ctx.input(|inp| inp.pointer.latest_pos());
+        self.current = i;
+        self.h.state_mut().station = i;
+        match self.pointer[i] {
+            Some(p) => self.h.event(egui::Event::PointerMoved(p)),
+            None => self.h.event(egui::Event::PointerGone),
+        }
+    }
+
+    /// Draw screen `i` once (and every queued input event, a frame each).
+    fn step(&mut self, i: usize) {
+        self.show(i);
+        self.h.step();
+    }
+
+    /// One workstation frame: new lines in, both screens drawn from the same head.
+    fn frame(&mut self) {
+        self.h.state_mut().ws.ingest(Duration::from_millis(8));
+        for i in 0..self.agencies.len() {
+            self.step(i);
+        }
+        self.h.state_mut().ws.follow_views();
+    }
+
+    /// Wait for `bags` bag ends and then a quiet source (or `timeout`).
+    fn wait_for_bags(&mut self, bags: u64, timeout: Duration) -> Option<String> {
+        let start = Instant::now();
+        let mut quiet_since: Option<(Instant, u64)> = None;
+        loop {
+            self.frame();
+            let (ended, head) = (self.ws().ended_bags(), self.ws().head());
+            if ended >= bags {
+                let idle = self.ws().source().events.is_empty();
+                match quiet_since {
+                    Some((t, h)) if h == head && idle => {
+                        if t.elapsed() >= Duration::from_millis(500) {
+                            return None;
+                        }
+                    }
+                    _ => quiet_since = Some((Instant::now(), head)),
+                }
+                // A source that never stops: the bags are there, take the picture.
+                if quiet_since.is_some_and(|(t, _)| t.elapsed() > Duration::from_secs(3)) {
+                    return None;
+                }
+            }
+            if start.elapsed() > timeout {
+                return Some(format!(
+                    "{ended} of {bags} bags came from {} in {:.0} s; the snapshot shows what came",
+                    self.ws().source().description,
+                    timeout.as_secs_f64()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(4));
+        }
+    }
+
+    fn lang(&self, i: usize) -> Lang {
+        self.ws().panel(i).lang
+    }
+
+    /// Press the button (or checkbox, or selectable label) labelled `label` on screen `i`.
+    fn click(&mut self, i: usize, label: &str) -> Result<(), String> {
+        self.step(i);
+        let node = self
+            .h
+            .query_by_label(label)
+            .ok_or_else(|| format!("no {label:?} on the {} screen", self.agencies[i]))?;
+        node.click();
+        self.step(i);
+        self.step(i);
+        self.pointer_away(i);
+        Ok(())
+    }
+
+    /// The pointer leaves screen `i` (no hover highlight or cursor left behind in a picture).
+    fn pointer_away(&mut self, i: usize) {
+        self.pointer_event(i, egui::Event::PointerGone);
+    }
+
+    /// Type `text` into the field labelled `label` on screen `i` (what was there is replaced).
+    fn type_into(&mut self, i: usize, label: &str, text: &str) -> Result<(), String> {
+        self.step(i);
+        let what = format!("no field {label:?} on the {} screen", self.agencies[i]);
+        let missing = || what.clone();
+        let role = [Role::PasswordInput, Role::TextInput]
+            .into_iter()
+            .find(|r| self.h.query_by_role_and_label(*r, label).is_some())
+            .ok_or_else(missing)?;
+        self.h.get_by_role_and_label(role, label).focus();
+        self.step(i);
+        // Replace what the field holds (a wrong PIN typed before, say).
+        self.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        self.step(i);
+        self.h.query_by_role_and_label(role, label).ok_or_else(missing)?.type_text(text);
+        self.step(i);
+        Ok(())
+    }
+
+    fn press(&mut self, i: usize, key: egui::Key) {
+        self.step(i);
+        self.h.key_press(key);
+        self.step(i);
+    }
+
+    fn pointer_event(&mut self, i: usize, ev: egui::Event) {
+        self.h.event(ev);
+        self.step(i);
+    }
+
+    fn on_screen(&self, i: usize, b: [f32; 2]) -> Result<egui::Pos2, String> {
+        self.ws().bag_point_on_screen(i, b).ok_or_else(|| {
+            "no bag of this run to point at there (log in first; the bag must be on screen)".to_string()
+        })
+    }
+
+    fn act(&mut self, action: &Action) -> Result<(), String> {
+        match action {
+            Action::Login { station, id, pin } => {
+                let lang = self.lang(*station);
+                self.type_into(*station, &lang.tr("Operator ID", "工号"), id)?;
+                self.type_into(*station, &lang.tr("PIN", "密码"), pin)?;
+                self.click(*station, &lang.tr("Log in", "登录"))?;
+                if self.ws().panel(*station).operator.as_ref().is_none_or(|o| &o.id != id) {
+                    return Err(format!("{id} was not logged in{}", self.said(*station)));
+                }
+                Ok(())
+            }
+            Action::Logout { station } => {
+                let lang = self.lang(*station);
+                self.click(*station, &lang.tr("Log out", "退出"))
+            }
+            Action::Lang { station, lang } => {
+                for _ in 0..3 {
+                    if self.lang(*station) == *lang {
+                        return Ok(());
+                    }
+                    let label = self.lang(*station).switch_label();
+                    self.click(*station, label)?;
+                }
+                Err("the language switch did not reach that language".into())
+            }
+            Action::Preset { station, preset } => {
+                let lang = self.lang(*station);
+                let key = PRESET_KEYS
+                    .iter()
+                    .find(|(_, p)| p == preset)
+                    .map(|(k, _)| *k)
+                    .expect("every preset has a key");
+                let (en, zh) = i18n::preset_name(*preset);
+                self.click(*station, &format!("{} {}", key.name(), lang.tr(en, zh)))
+            }
+            Action::Key { station, key } => {
+                self.press(*station, *key);
+                Ok(())
+            }
+            Action::Zoom { station, doublings } => {
+                // Back to 1x first: the factor is absolute.
+                self.press(*station, egui::Key::Home);
+                for _ in 0..*doublings {
+                    self.press(*station, egui::Key::Plus);
+                }
+                Ok(())
+            }
+            Action::Hover { station, at } => {
+                self.step(*station);
+                let p = self.on_screen(*station, *at)?;
+                self.pointer_event(*station, egui::Event::PointerMoved(p));
+                Ok(())
+            }
+            Action::Mark { station, tool, points, category, note } => {
+                let i = *station;
+                let agency = &self.ws().desk().config.agencies[i];
+                if !agency.categories.iter().any(|c| &c.id == category) {
+                    let ids: Vec<&str> = agency.categories.iter().map(|c| c.id.as_str()).collect();
+                    return Err(format!("category {category:?}: one of {}", ids.join(", ")));
+                }
+                let lang = self.lang(i);
+                let (en, zh) = tool.name();
+                self.click(i, &lang.tr(en, zh))?;
+                {
+                    // As choosing them in the screen's Category list and Note field would.
+                    let marks = &mut self.h.state_mut().ws.panel_mut(i).marks;
+                    marks.category = category.clone();
+                    marks.note = note.clone();
+                }
+                self.step(i);
+                let screen: Vec<egui::Pos2> =
+                    points.iter().map(|p| self.on_screen(i, *p)).collect::<Result<_, _>>()?;
+                let button = |pos, pressed| egui::Event::PointerButton {
+                    pos,
+                    button: egui::PointerButton::Primary,
+                    pressed,
+                    modifiers: egui::Modifiers::NONE,
+                };
+                let before = self.marks_made(i);
+                match tool {
+                    Tool::Text | Tool::Polygon => {
+                        for p in &screen {
+                            self.pointer_event(i, egui::Event::PointerMoved(*p));
+                            self.pointer_event(i, button(*p, true));
+                            self.pointer_event(i, button(*p, false));
+                            // Apart from a double click.
+                            for _ in 0..30 {
+                                self.step(i);
+                            }
+                        }
+                        if *tool == Tool::Polygon {
+                            self.press(i, egui::Key::Enter);
+                        }
+                    }
+                    _ => {
+                        let (a, b) = (screen[0], screen[1]);
+                        self.pointer_event(i, egui::Event::PointerMoved(a));
+                        self.pointer_event(i, button(a, true));
+                        for k in 1..=8 {
+                            self.pointer_event(i, egui::Event::PointerMoved(a + (b - a) * (k as f32 / 8.0)));
+                        }
+                        self.pointer_event(i, button(b, false));
+                    }
+                }
+                self.step(i);
+                let lang = self.lang(i);
+                let (en, zh) = Tool::Pan.name();
+                self.click(i, &lang.tr(en, zh))?;
+                self.pointer_away(i);
+                if self.marks_made(i) == before {
+                    return Err(format!("no mark was made{}", self.said(i)));
+                }
+                Ok(())
+            }
+            Action::Decide { station, code, reason } => {
+                let i = *station;
+                let agency = &self.ws().desk().config.agencies[i];
+                let Some(c) = agency.decision(code) else {
+                    let codes: Vec<&str> = agency.decisions.iter().map(|d| d.code.as_str()).collect();
+                    return Err(format!("decision {code:?}: one of {}", codes.join(", ")));
+                };
+                let (en, zh) = (c.label.en.clone(), c.label.zh.clone());
+                let lang = self.lang(i);
+                if let Some(r) = reason {
+                    self.type_into(i, &lang.tr("Reason for change", "更改原因"), r)?;
+                }
+                let before = self.decisions(i);
+                self.click(i, &lang.tr(&en, &zh))?;
+                if self.decisions(i) == before {
+                    return Err(format!("no decision was recorded{}", self.said(i)));
+                }
+                Ok(())
+            }
+            Action::Click { station, label } => self.click(*station, label),
+            Action::Snap { .. } => Ok(()),
+        }
+    }
+
+    /// What screen `i`'s message line says, as ": MESSAGE" (or nothing).
+    fn said(&self, i: usize) -> String {
+        self.ws().panel(i).message.as_ref().map_or(String::new(), |(_, m)| format!(": {m}"))
+    }
+
+    /// Decisions on the bag screen `i` works on.
+    fn decisions(&self, i: usize) -> usize {
+        let ws = self.ws();
+        let Some(bag) = ws.panel(i).bag_id(ws.desk()) else { return 0 };
+        ws.desk().bags.iter().find(|(s, _)| s.bag == bag).map_or(0, |(_, r)| r.decisions.len())
+    }
+
+    /// Marks on the bag screen `i` works on.
+    fn marks_made(&self, i: usize) -> usize {
+        let ws = self.ws();
+        let Some(bag) = ws.panel(i).bag_id(ws.desk()) else { return 0 };
+        ws.desk().bags.iter().find(|(s, _)| s.bag == bag).map_or(0, |(_, r)| r.annotations.len())
+    }
+
+    /// Every screen as PNG and visible text, and both side by side.
+    fn snap(&mut self, out: &Path, name: Option<&str>) -> Result<Vec<PathBuf>, SnapshotError> {
+        // Settle: a frame for anything the last action started (messages, layout).
+        for _ in 0..2 {
+            self.frame();
+        }
+        let mut files = Vec::new();
+        let mut images = Vec::new();
+        for i in 0..self.agencies.len() {
+            self.step(i);
+            let image = self.h.render().map_err(SnapshotError::Gpu)?;
+            let stem = match name {
+                Some(n) => format!("{n}-{}", self.agencies[i]),
+                None => self.agencies[i].clone(),
+            };
+            let png = out.join(format!("{stem}.png"));
+            write_png(&png, &image)?;
+            let txt = out.join(format!("{stem}.txt"));
+            write_file(&txt, self.visible_text().as_bytes())?;
+            files.extend([png, txt]);
+            images.push(image);
+        }
+        let both = out.join(format!("{}.png", name.unwrap_or("both")));
+        write_png(&both, &side_by_side(&images))?;
+        files.push(both);
+        Ok(files)
+    }
+
+    /// The texts of the last frame's accessibility tree, one per line.
+    fn visible_text(&self) -> String {
+        let mut s = String::new();
+        let mut last = String::new();
+        for n in self.h.query_all(by().include_labels()) {
+            let node = n.accesskit_node();
+            let (label, value) = (node.label().unwrap_or_default(), node.value().unwrap_or_default());
+            let text = match (label.is_empty(), value.is_empty()) {
+                (true, true) => continue,
+                (false, true) => label,
+                (true, false) => value,
+                (false, false) => format!("{label}: {value}"),
+            };
+            // Wrapped text as one line; a labelled widget repeats its label: once is enough.
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if text != last {
+                s.push_str(&text);
+                s.push('\n');
+            }
+            last = text;
+        }
+        s
+    }
+}
+
+fn side_by_side(images: &[image::RgbaImage]) -> image::RgbaImage {
+    const GAP: u32 = 8;
+    let w = images.iter().map(|i| i.width()).sum::<u32>() + GAP * images.len().saturating_sub(1) as u32;
+    let h = images.iter().map(|i| i.height()).max().unwrap_or(0);
+    let mut out = image::RgbaImage::from_pixel(w.max(1), h.max(1), image::Rgba([0, 0, 0, 255]));
+    let mut x = 0;
+    for im in images {
+        image::imageops::replace(&mut out, im, x as i64, 0);
+        x += im.width() + GAP;
+    }
+    out
+}
+
+fn write_png(path: &Path, image: &image::RgbaImage) -> Result<(), SnapshotError> {
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgba8(image.clone())
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| SnapshotError::Write { path: path.to_owned(), why: e.to_string() })?;
+    write_file(path, &bytes)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+    std::fs::write(path, bytes)
+        .map_err(|e| SnapshotError::Write { path: path.to_owned(), why: e.to_string() })
+}
+
+/// Run the workstation of `parts` headless: wait for the bags, play the script, write the
+/// screens after every `snap` and at the end.
+pub fn run(parts: Parts, script: &Script, opts: &SnapshotOptions) -> Result<SnapshotReport, SnapshotError> {
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| SnapshotError::Write { path: opts.out.clone(), why: e.to_string() })?;
+    let mut r = Runner::new(parts, opts.size)?;
+    let mut report = SnapshotReport::default();
+    report.warnings.extend(r.wait_for_bags(opts.bags, opts.timeout));
+    for (line, action) in &script.actions {
+        if let Action::Snap { name } = action {
+            report.files.extend(r.snap(&opts.out, Some(name))?);
+            continue;
+        }
+        if let Err(why) = r.act(action) {
+            // The screens as they are when it went wrong, for the bug report.
+            r.snap(&opts.out, Some("error"))?;
+            let name = format!("{action:?}").split([' ', '{']).next().unwrap_or("").to_lowercase();
+            return Err(SnapshotError::Action { line: *line, action: name, why });
+        }
+        r.frame();
+    }
+    report.files.extend(r.snap(&opts.out, None)?);
+    report.head = r.ws().head();
+    let dropped = r.ws().source().stats.lines_dropped.load(std::sync::atomic::Ordering::Relaxed);
+    if dropped > 0 {
+        report.warnings.push(format!("{dropped} lines were dropped before the screens took them"));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agencies() -> Vec<String> {
+        vec!["customs".into(), "quarantine".into()]
+    }
+
+    #[test]
+    fn a_script_parses_with_quotes_comments_and_station_numbers() {
+        let text = "# log in\nlogin customs c001 1111\n\nmark 2 rect 10 20 110 220 fruit \"two apples, \\\"fresh\\\"\"\nzoom customs 8\ndecide quarantine open \"seen twice\"\nsnap after-marks\n";
+        let s = Script::parse(text, &agencies()).unwrap();
+        assert_eq!(s.actions.len(), 5);
+        assert_eq!(s.actions[0], (2, Action::Login { station: 0, id: "c001".into(), pin: "1111".into() }));
+        assert_eq!(
+            s.actions[1].1,
+            Action::Mark {
+                station: 1,
+                tool: Tool::Rect,
+                points: vec![[10.0, 20.0], [110.0, 220.0]],
+                category: "fruit".into(),
+                note: "two apples, \"fresh\"".into()
+            }
+        );
+        assert_eq!(s.actions[2].1, Action::Zoom { station: 0, doublings: 3 });
+        assert_eq!(
+            s.actions[3].1,
+            Action::Decide { station: 1, code: "open".into(), reason: Some("seen twice".into()) }
+        );
+    }
+
+    #[test]
+    fn bad_scripts_name_their_line_and_what_is_wrong() {
+        let cases = [
+            ("login customs c001", "login takes STATION ID PIN"),
+            ("login border c001 1111", "no station \"border\""),
+            ("zoom customs 3", "1, 2, 4 ... 64"),
+            ("zoom customs 128", "1, 2, 4 ... 64"),
+            ("preset customs xray", "preset \"xray\": one of standard"),
+            ("mark customs rect 1 2 3 weapon", "LINE0 CHANNEL0 LINE1 CHANNEL1"),
+            ("mark customs polygon 1 2 3 4 weapon", "three or more"),
+            ("mark customs rect 1 2 3 4", "a CATEGORY"),
+            ("mark customs rect 1 2 3 4 weapon a b", "at most one"),
+            ("key customs Hyper", "no key named"),
+            ("snap ../etc", "letters, digits"),
+            ("launch customs", "unknown action"),
+            ("decide customs \"release", "quote is not closed"),
+            ("hover customs NaN 3", "not a number"),
+        ];
+        for (line, want) in cases {
+            let text = format!("# first\n{line}\n");
+            let e = Script::parse(&text, &agencies()).unwrap_err().to_string();
+            assert!(e.starts_with("script line 2: "), "{line}: {e}");
+            assert!(e.contains(want), "{line}: {e} should say {want}");
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `twinspect snapshot`: both screens' full UI rendered headless (lavapipe in CI) after a script
+//! of operator actions; the PNGs, the screens' texts and the archive checked.
+
+mod common;
+
+use std::path::Path;
+
+use common::{run, twinspect};
+
+fn png(path: &Path) -> image::RgbaImage {
+    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgba8()
+}
+
+fn text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The newest line a screen says it shows ("line 线号 N" / "line N").
+fn line_no(txt: &str) -> u64 {
+    let at =
+        txt.find("line 线号 ").map(|i| i + "line 线号 ".len()).or_else(|| txt.find("line ").map(|i| i + 5));
+    let rest = &txt[at.expect("a line number in the status bar")..];
+    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// The image area (left of the disposal panel, between toolbar and status bar).
+const IMAGE: (u32, u32, u32, u32) = (12, 70, 940, 720);
+
+fn mean_abs_diff(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
+    let (x0, y0, x1, y1) = IMAGE;
+    let mut sum = 0u64;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+            sum += (0..3).map(|c| (p[c] as i32 - q[c] as i32).unsigned_abs() as u64).sum::<u64>();
+        }
+    }
+    sum as f64 / ((x1 - x0) * (y1 - y0) * 3) as f64
+}
+
+/// Pixels of the image area in customs' mark colour (230, 40, 40).
+fn customs_red(a: &image::RgbaImage) -> usize {
+    let (x0, y0, x1, y1) = IMAGE;
+    (y0..y1)
+        .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let p = a.get_pixel(x, y);
+            p[0] > 180 && p[1] < 90 && p[2] < 90
+        })
+        .count()
+}
+
+#[test]
+fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, data) = (dir.path().join("shots"), dir.path().join("data"));
+    let script = dir.path().join("demo.script");
+    std::fs::write(
+        &script,
+        "# both screens, then each operator's work\n\
+         login customs c001 1111\n\
+         login quarantine q001 2222\n\
+         snap start\n\
+         preset customs hp\n\
+         snap hp\n\
+         mark customs rect 20 300 300 1200 weapon \"blade, left side\"\n\
+         decide customs open\n\
+         decide quarantine release\n\
+         decide quarantine open \"customs opens it: look at the fruit too\"\n\
+         lang quarantine en\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(twinspect()
+        .args(["snapshot", "--synthetic", "3", "--out"])
+        .arg(&out)
+        .arg("--script")
+        .arg(&script)
+        .arg("--data")
+        .arg(&data));
+    assert!(ok, "{stderr}");
+    for name in ["start-customs", "start-quarantine", "hp-customs", "customs", "quarantine"] {
+        let f = out.join(format!("{name}.png"));
+        assert!(stdout.contains(&f.display().to_string()), "{name} listed: {stdout}");
+        assert_eq!(png(&f).dimensions(), (1280, 800), "{name}");
+    }
+    assert_eq!(png(&out.join("both.png")).dimensions(), (2 * 1280 + 8, 800));
+
+    // Before anyone looks closer both screens show the same image of the same newest line, pixel for
+    // pixel (one ring, one frame); the status bars say which line.
+    let (start_c, start_q) = (text(&out.join("start-customs.txt")), text(&out.join("start-quarantine.txt")));
+    assert_eq!(line_no(&start_c), line_no(&start_q));
+    assert!(line_no(&start_c) > 1000, "two bags were waited for: {start_c}");
+    assert!(start_c.contains("operator 操作员: c001") && start_q.contains("operator 操作员: q001"));
+    let (c0, q0) = (png(&out.join("start-customs.png")), png(&out.join("start-quarantine.png")));
+    assert_eq!(mean_abs_diff(&c0, &q0), 0.0, "same preset, same line: same image");
+    // The bags are on screen: an X-ray image is not blank belt.
+    let (x0, y0, x1, y1) = IMAGE;
+    let dark = (y0..y1)
+        .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+        .filter(|&(x, y)| c0.get_pixel(x, y)[1] < 160)
+        .count();
+    assert!(dark > 5_000, "{dark} dark pixels: the bags are missing");
+
+    // Customs' own image function changes only customs' screen.
+    let (c1, q1) = (png(&out.join("hp-customs.png")), png(&out.join("hp-quarantine.png")));
+    assert!(mean_abs_diff(&c1, &q1) > 1.0, "HP on customs, standard on quarantine");
+    assert!(mean_abs_diff(&q0, &q1) < 0.01, "quarantine's screen is untouched");
+    assert!(text(&out.join("hp-customs.txt")).contains("HP 高穿"));
+
+    // The mark: drawn in customs' colour on customs' screen, and read-only on quarantine's.
+    let c2 = png(&out.join("customs.png"));
+    assert!(customs_red(&c2) > customs_red(&c1) + 300, "{} vs {}", customs_red(&c2), customs_red(&c1));
+    assert!(customs_red(&png(&out.join("quarantine.png"))) > 300, "the other agency's mark is shown");
+
+    // The joint outcome on both screens, quarantine's in English after the switch.
+    let (c, q) = (text(&out.join("customs.txt")), text(&out.join("quarantine.txt")));
+    assert!(c.contains("Outcome 结果: Joint opening 联合开箱查验"), "{c}");
+    assert!(q.contains("Outcome: Joint opening"), "{q}");
+    assert!(
+        q.contains("Quarantine: Open for inspection (q001) — customs opens it: look at the fruit too"),
+        "{q}"
+    );
+    assert!(q.contains("#1 Customs: Weapon blade, left side"), "{q}");
+    assert!(!q.contains("联合开箱"), "quarantine speaks English now");
+    assert_eq!(line_no(&c), line_no(&q), "the same newest line at the end");
+
+    // And it is all in the archive: both decisions, the change with its reason, the mark.
+    let (ok, bags, err) = run(twinspect().args(["bags", "--json", "--data"]).arg(&data));
+    assert!(ok, "{err}");
+    let rec: Vec<serde_json::Value> = bags.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let decided =
+        rec.iter().find(|r| r.to_string().contains("look at the fruit too")).expect("the decided bag");
+    let s = decided.to_string();
+    assert!(s.contains("\"operator\":\"c001\"") && s.contains("\"joint\":true"), "{s}");
+    assert_eq!(decided["marks"], 1, "{s}");
+    let (ok, weapons, _) =
+        run(twinspect().args(["bags", "--json", "--category", "weapon", "--data"]).arg(&data));
+    assert!(ok && weapons.contains(&decided["bag"]["item_id"].as_str().unwrap().to_string()), "{weapons}");
+}
+
+#[test]
+fn a_bad_script_is_refused_before_anything_starts_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bad.script");
+    std::fs::write(&script, "login customs c001 1111\nzoom customs 3\n").unwrap();
+    let out = dir.path().join("shots");
+    let (ok, _, stderr) = run(twinspect().args(["snapshot", "--out"]).arg(&out).arg("--script").arg(&script));
+    assert!(!ok);
+    assert!(stderr.contains("script line 2: zoom 3: 1, 2, 4 ... 64"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn an_action_the_screen_refuses_fails_the_snapshot_and_shows_the_screens() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("refused.script");
+    // A customs operator at the quarantine screen: refused, as the screen says.
+    std::fs::write(&script, "login customs c001 1111\nlogin quarantine c001 1111\n").unwrap();
+    let out = dir.path().join("shots");
+    let (ok, _, stderr) =
+        run(twinspect().args(["snapshot", "--bags", "1", "--out"]).arg(&out).arg("--script").arg(&script));
+    assert!(!ok);
+    assert!(
+        stderr.contains("script line 2 (login): c001 was not logged in: c001 is not a Quarantine operator"),
+        "{stderr}"
+    );
+    let q = text(&out.join("error-quarantine.txt"));
+    assert!(q.contains("c001 is not a Quarantine operator c001 无检验检疫岗位权限"), "{q}");
+    assert!(text(&out.join("error-customs.txt")).contains("operator 操作员: c001"));
+    assert!(out.join("error.png").exists());
+}
