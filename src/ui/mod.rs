@@ -413,9 +413,10 @@ impl Workstation {
         let input = ui.input(|inp| !inp.events.is_empty() || inp.pointer.is_moving());
         self.panels[i].tick(&self.desk, now_ms, input);
         let (panels, desk) = (&mut self.panels, &mut self.desk);
-        egui::Panel::right(format!("disposal{i}"))
-            .default_size(300.0)
-            .show(ui, |ui| panels[i].ui(ui, desk, now_ms));
+        egui::Panel::right(format!("disposal{i}")).default_size(300.0).show(ui, |ui| {
+            // A short screen scrolls the panel rather than cutting off its last rows.
+            egui::ScrollArea::vertical().show(ui, |ui| panels[i].ui(ui, desk, now_ms));
+        });
         self.save_view_ui(i);
         egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui, i));
         let typing = ui.ctx().egui_wants_keyboard_input();
