@@ -140,6 +140,23 @@ pub struct RunningSource {
 }
 
 impl RunningSource {
+    /// A source its caller feeds through the returned sender (benchmarks, tests): connected,
+    /// with no thread of its own.
+    pub fn fed(description: &str, capacity: usize) -> (Sender<SourceEvent>, RunningSource) {
+        let (tx, rx) = bounded(capacity.max(16));
+        let stats = Arc::new(SourceStats::default());
+        stats.connected.store(true, Ordering::Relaxed);
+        let source = RunningSource {
+            events: rx,
+            stats,
+            description: description.into(),
+            commands: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        };
+        (tx, source)
+    }
+
     /// Ask the scanner to do something; false when this source cannot carry commands.
     pub fn command(&self, c: serial::codec::Command) -> bool {
         self.commands.as_ref().is_some_and(|tx| tx.try_send(c).is_ok())

@@ -198,6 +198,8 @@ pub struct Workstation {
     render_state: Option<egui_wgpu::RenderState>,
     /// Where each station's image was drawn last, and how (for scripted pointer actions).
     drawn: Vec<Option<(egui::Rect, zoom::Mapping)>>,
+    /// The ring head each station's image was last drawn with.
+    drawn_head: Vec<Option<u64>>,
 }
 
 /// Everything a workstation is made of besides its screens.
@@ -297,6 +299,7 @@ impl Workstation {
             last_frame: Instant::now(),
             rate: RateMeter::default(),
             drawn: vec![None; stations_len],
+            drawn_head: vec![None; stations_len],
             render_state: render_state.cloned(),
         }
     }
@@ -320,9 +323,19 @@ impl Workstation {
         &mut self.panels[i]
     }
 
+    /// The GPU adapter the screens are drawn with, in words.
+    pub fn adapter(&self) -> &str {
+        self.gpu.as_ref().map_or("none", |g| g.adapter.as_str())
+    }
+
     /// The newest line on both screens (the live ring's head).
     pub fn head(&self) -> u64 {
         self.gpu.as_ref().map_or(0, |g| g.live.head)
+    }
+
+    /// The newest line station `i`'s image was last drawn with (`None` before it was drawn).
+    pub fn drawn_head(&self, i: usize) -> Option<u64> {
+        self.drawn_head.get(i).copied().flatten()
     }
 
     /// Bags of this run that have ended (all their lines on screen).
@@ -418,7 +431,9 @@ impl Workstation {
             egui::ScrollArea::vertical().show(ui, |ui| panels[i].ui(ui, desk, now_ms));
         });
         self.save_view_ui(i);
-        egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui, i));
+        // No fill under the image: the window is cleared to the panel colour (`clear_color`).
+        let frame = egui::Frame::central_panel(ui.style()).fill(egui::Color32::TRANSPARENT);
+        egui::CentralPanel::default().frame(frame).show(ui, |ui| self.image_ui(ui, i));
         let typing = ui.ctx().egui_wants_keyboard_input();
         if !typing && ui.input(|inp| inp.key_pressed(egui::Key::Questionmark)) {
             self.stations[i].help = !self.stations[i].help;
@@ -641,8 +656,10 @@ impl Workstation {
     fn image_ui(&mut self, ui: &mut egui::Ui, i: usize) {
         let rect = ui.available_rect_before_wrap();
         let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
-        ui.painter().rect_filled(rect, 0.0, egui::Color32::WHITE);
-        let Some(gpu) = &self.gpu else { return };
+        let Some(gpu) = &self.gpu else {
+            ui.painter().rect_filled(rect, 0.0, egui::Color32::WHITE);
+            return;
+        };
         let (texture, cap, head) = (gpu.textures[i], gpu.live.capacity() as u64, gpu.live.head);
         let rows = self.profile.channels;
         let magnifier = self.stations[i].magnifier;
@@ -713,6 +730,24 @@ impl Workstation {
         let v1 = ((m.top_row + m.visible_rows()) / rows as f32).min(1.0);
         let bottom = rect.top() + ((rows as f32 - m.top_row) * m.scale).min(rect.height());
         let x_of = |line: f64| rect.left() + m.x_of_line(line);
+        // White where no line is drawn (beside and below the scan, lines the ring no longer
+        // holds): painted around the scan, not under it, since every layer of fill costs a
+        // software rasterizer as much as the scan itself.
+        let from = (m.right_line - m.visible_lines()).max(oldest);
+        let (xa, xb) = (x_of(from), x_of(m.right_line));
+        let (cx0, cx1) = (xa.min(xb).max(rect.left()), xa.max(xb).min(rect.right()));
+        let white = |r: egui::Rect| {
+            if r.width() > 0.0 && r.height() > 0.0 {
+                ui.painter().rect_filled(r, 0.0, egui::Color32::WHITE);
+            }
+        };
+        if from < m.right_line && cx1 > cx0 {
+            white(egui::Rect::from_min_max(rect.left_top(), egui::pos2(cx0, bottom)));
+            white(egui::Rect::from_min_max(egui::pos2(cx1, rect.top()), egui::pos2(rect.right(), bottom)));
+            white(egui::Rect::from_min_max(egui::pos2(rect.left(), bottom), rect.right_bottom()));
+        } else {
+            white(rect);
+        }
         let ring = Ring { texture, cap, oldest };
         ring.paint(
             &ui.painter().with_clip_rect(rect),
@@ -773,6 +808,7 @@ impl Workstation {
         }
         let view_copy = *view;
         self.drawn[i] = Some((rect, view_copy.mapping(rect.width(), rect.height(), rows, head)));
+        self.drawn_head[i] = Some(head);
         self.marks_ui(ui, i, &response, rect, &view_copy.mapping(rect.width(), rect.height(), rows, head));
         let view = &self.stations[i].image;
         if view.zoom > 1.0 || !view.is_live() {
@@ -1048,6 +1084,11 @@ impl Workstation {
 }
 
 impl eframe::App for Workstation {
+    /// The panels' colour: the image area's panel has no fill of its own.
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        visuals.panel_fill.to_normalized_gamma_f32()
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let now = Instant::now();
         let dt = now.duration_since(self.last_frame).as_secs_f32();

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 use eframe::egui_wgpu;
+use eframe::wgpu;
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable, by};
 use egui_kittest::{Harness, wgpu::WgpuTestRenderer};
@@ -310,23 +311,28 @@ pub fn render_state() -> Result<egui_wgpu::RenderState, SnapshotError> {
         &egui_wgpu::WgpuConfiguration { wgpu_setup: setup, ..Default::default() },
         &instance,
         None,
-        egui_wgpu::RendererOptions::PREDICTABLE,
+        // As the windows draw (eframe's options): filtering by the sampler, dithering on.
+        egui_wgpu::RendererOptions { msaa_samples: 1, ..Default::default() },
     ))
     .map_err(|e| SnapshotError::Gpu(e.to_string()))
 }
 
-/// Drives the workstation headless, one screen at a time, like the two windows.
-struct Runner {
+/// Drives the workstation headless, one screen at a time, like the two windows (also the
+/// two-screen latency benchmark's frame loop).
+pub struct Headless {
     h: Harness<'static, Screens>,
     /// The screen the last frame drew.
     current: usize,
     /// Where the pointer is on each screen (one context: moved back when a screen is drawn).
     pointer: Vec<Option<egui::Pos2>>,
     agencies: Vec<String>,
+    render_state: egui_wgpu::RenderState,
+    /// What [`Headless::present`] draws into, as a window's surface would be drawn.
+    target: Option<wgpu::Texture>,
 }
 
-impl Runner {
-    fn new(parts: Parts, size: [f32; 2]) -> Result<Runner, SnapshotError> {
+impl Headless {
+    pub fn new(parts: Parts, size: [f32; 2]) -> Result<Headless, SnapshotError> {
         let rs = render_state()?;
         let font = fonts::cjk_font().map(|(p, _)| *p);
         let ws = Workstation::new(Some(&rs), font, parts);
@@ -341,16 +347,95 @@ impl Runner {
             .with_step_dt(1.0 / 60.0)
             // The product's own labels are checked by the UI tests; a snapshot never panics.
             .with_accessibility_check(false)
-            .renderer(WgpuTestRenderer::from_render_state(rs))
+            .renderer(WgpuTestRenderer::from_render_state(rs.clone()))
             .with_context_setup(|ctx| {
                 fonts::install_cjk(ctx);
             })
-            .build_ui_state(|ui, s: &mut Screens| s.ws.station_ui(ui, s.station), Screens { ws, station: 0 });
-        Ok(Runner { h, current: 0, pointer: vec![None; n], agencies })
+            .build_ui_state(
+                |ui, s: &mut Screens| {
+                    // The whole viewport, as a window's root: not inside the harness's own
+                    // framed, margined panel.
+                    let whole = ui.ctx().viewport_rect();
+                    let mut root = ui.new_child(egui::UiBuilder::new().max_rect(whole));
+                    s.ws.station_ui(&mut root, s.station)
+                },
+                Screens { ws, station: 0 },
+            );
+        Ok(Headless { h, current: 0, pointer: vec![None; n], agencies, render_state: rs, target: None })
     }
 
-    fn ws(&self) -> &Workstation {
+    /// The workstation being drawn.
+    pub fn ws(&self) -> &Workstation {
         &self.h.state().ws
+    }
+
+    /// Draw the last frame's output as a window presents it: tessellated, into a surface-sized
+    /// texture of the window's format, the GPU finished (no read back).
+    pub fn present(&mut self) -> Result<(), SnapshotError> {
+        let ctx = self.h.ctx.clone();
+        let ppp = ctx.pixels_per_point();
+        let size = ctx.content_rect().size() * ppp;
+        let (w, h) = (size.x.round() as u32, size.y.round() as u32);
+        let rs = &self.render_state;
+        if self.target.as_ref().is_none_or(|t| (t.width(), t.height()) != (w, h)) {
+            self.target = Some(rs.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("headless surface"),
+                size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: rs.target_format,
+                usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+                view_formats: &[],
+            }));
+        }
+        let view = self.target.as_ref().expect("made above").create_view(&Default::default());
+        let screen = egui_wgpu::ScreenDescriptor { size_in_pixels: [w, h], pixels_per_point: ppp };
+        let meshes = ctx.tessellate(self.h.output().shapes.clone(), ppp);
+        let [r, g, b, _] = ctx.global_style().visuals.panel_fill.to_normalized_gamma_f32();
+        let mut renderer = rs.renderer.write();
+        let mut enc = rs.device.create_command_encoder(&Default::default());
+        let user = renderer.update_buffers(&rs.device, &rs.queue, &mut enc, &meshes, &screen);
+        {
+            let mut pass = enc
+                .begin_render_pass(&wgpu::RenderPassDescriptor {
+                    label: Some("headless present"),
+                    color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                        view: &view,
+                        resolve_target: None,
+                        ops: wgpu::Operations {
+                            // As eframe clears a window (`Workstation::clear_color`).
+                            load: wgpu::LoadOp::Clear(wgpu::Color {
+                                r: r as f64,
+                                g: g as f64,
+                                b: b as f64,
+                                a: 1.0,
+                            }),
+                            store: wgpu::StoreOp::Store,
+                        },
+                        depth_slice: None,
+                    })],
+                    ..Default::default()
+                })
+                .forget_lifetime();
+            renderer.render(&mut pass, &meshes, &screen);
+        }
+        rs.queue.submit(user.into_iter().chain(std::iter::once(enc.finish())));
+        rs.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| SnapshotError::Gpu(e.to_string()))?;
+        Ok(())
+    }
+
+    /// One frame as the windows would present it: the new lines in (all that have come), then
+    /// each screen drawn and rendered to pixels (the GPU finished). Returns the ring head each
+    /// screen's image was drawn with.
+    pub fn frame_rendered(&mut self) -> Result<Vec<Option<u64>>, SnapshotError> {
+        self.h.state_mut().ws.ingest(Duration::from_millis(8));
+        for i in 0..self.agencies.len() {
+            self.step(i);
+            self.present()?;
+        }
+        self.h.state_mut().ws.follow_views();
+        Ok((0..self.agencies.len()).map(|i| self.ws().drawn_head(i)).collect())
     }
 
     /// Make screen `i` the one the next frames draw (its pointer back where it was).
@@ -642,7 +727,16 @@ impl Runner {
         let mut images = Vec::new();
         for i in 0..self.agencies.len() {
             self.step(i);
-            let image = self.h.render().map_err(SnapshotError::Gpu)?;
+            let mut image = self.h.render().map_err(SnapshotError::Gpu)?;
+            // The harness clears to transparent; a window is cleared to the panel colour.
+            let fill = self.h.ctx.global_style().visuals.panel_fill;
+            for p in image.pixels_mut() {
+                let a = 255 - p[3] as u32;
+                for (c, f) in [fill.r(), fill.g(), fill.b()].into_iter().enumerate() {
+                    p[c] = (p[c] as u32 + (f as u32 * a + 127) / 255).min(255) as u8;
+                }
+                p[3] = 255;
+            }
             let stem = match name {
                 Some(n) => format!("{n}-{}", self.agencies[i]),
                 None => self.agencies[i].clone(),
@@ -716,7 +810,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
 pub fn run(parts: Parts, script: &Script, opts: &SnapshotOptions) -> Result<SnapshotReport, SnapshotError> {
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| SnapshotError::Write { path: opts.out.clone(), why: e.to_string() })?;
-    let mut r = Runner::new(parts, opts.size)?;
+    let mut r = Headless::new(parts, opts.size)?;
     let mut report = SnapshotReport::default();
     report.warnings.extend(r.wait_for_bags(opts.bags, opts.timeout));
     for (line, action) in &script.actions {
