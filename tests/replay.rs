@@ -102,7 +102,9 @@ fn a_cut_or_damaged_recording_replays_what_is_whole_and_says_where_it_broke() {
     let rec = record(dir.path(), "1");
     let bytes = std::fs::read(&rec).unwrap();
     let channels = 1536;
-    let events = |path: &Path| -> Vec<SourceEvent> {
+    // The events, and whether the source says it played to the end (the screens then say so,
+    // not "link down").
+    let events_and_end = |path: &Path| -> (Vec<SourceEvent>, bool) {
         let src = spawn_replay(path, None, channels, None).unwrap();
         let mut v = Vec::new();
         loop {
@@ -110,11 +112,13 @@ fn a_cut_or_damaged_recording_replays_what_is_whole_and_says_where_it_broke() {
             let end = matches!(e, SourceEvent::Link { up: false, .. });
             v.push(e);
             if end {
-                return v;
+                return (v, src.stats.finished.load(std::sync::atomic::Ordering::Relaxed));
             }
         }
     };
-    let whole = events(&rec);
+    let events = |path: &Path| events_and_end(path).0;
+    let (whole, finished) = events_and_end(&rec);
+    assert!(finished, "played to its end");
     // Cut in the middle of a record, as a kill -9 leaves it.
     let cut = dir.path().join("cut.tsrec");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3 + 5]).unwrap();
@@ -127,7 +131,8 @@ fn a_cut_or_damaged_recording_replays_what_is_whole_and_says_where_it_broke() {
     let i = bytes.len() / 2;
     b[i] ^= 0x55;
     std::fs::write(&bad, &b).unwrap();
-    let got = events(&bad);
+    let (got, finished) = events_and_end(&bad);
+    assert!(!finished, "stopped by damage: a fault, not the end");
     let fault = got.iter().find_map(|e| if let SourceEvent::Fault(f) = e { Some(f.clone()) } else { None });
     let fault = fault.expect("a fault for the damaged record");
     assert!(fault.contains("record at byte") && fault.contains("checksum"), "{fault}");

@@ -58,6 +58,7 @@ fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
     std::fs::write(
         &script,
         "# both screens, then each operator's work\n\
+         snap before\n\
          login customs c001 1111\n\
          login quarantine q001 2222\n\
          snap start\n\
@@ -100,6 +101,11 @@ fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
         .filter(|&(x, y)| c0.get_pixel(x, y)[1] < 160)
         .count();
     assert!(dark > 5_000, "{dark} dark pixels: the bags are missing");
+
+    // Logging in does not move the image (no panel or bar changes size under it).
+    let b0 = png(&out.join("before-quarantine.png"));
+    assert!(mean_abs_diff(&b0, &q0) < 0.01, "the image stayed where it was");
+    assert!(text(&out.join("before-quarantine.txt")).contains("operator 操作员: not logged in 未登录"));
 
     // Customs' own image function changes only customs' screen.
     let (c1, q1) = (png(&out.join("hp-customs.png")), png(&out.join("hp-quarantine.png")));
@@ -168,4 +174,25 @@ fn an_action_the_screen_refuses_fails_the_snapshot_and_shows_the_screens() {
     assert!(q.contains("c001 is not a Quarantine operator c001 无检验检疫岗位权限"), "{q}");
     assert!(text(&out.join("error-customs.txt")).contains("operator 操作员: c001"));
     assert!(out.join("error.png").exists());
+}
+
+#[test]
+fn a_replay_played_to_its_end_is_said_so_not_shown_as_a_link_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("one.tsrec");
+    let (ok, _, err) = run(twinspect()
+        .args(["capture", "--source", "synthetic://?seed=12&speed=10", "--bags", "1", "--record"])
+        .arg(&rec)
+        .arg("--out")
+        .arg(dir.path().join("live")));
+    assert!(ok, "{err}");
+    let out = dir.path().join("shots");
+    let source = format!("replay://{}?speed=max", rec.display());
+    let (ok, _, err) =
+        run(twinspect().args(["snapshot", "--bags", "1", "--source", &source, "--out"]).arg(&out));
+    assert!(ok, "{err}");
+    let c = text(&out.join("customs.txt"));
+    assert!(c.contains("played to the end 已播放完毕"), "{c}");
+    assert!(!c.contains("link down"), "{c}");
+    assert!(line_no(&c) > 500, "the recorded bag is on screen: {c}");
 }

@@ -109,6 +109,7 @@ pub fn spawn(
                     return;
                 }
             }
+            st.finished.store(true, Ordering::Relaxed);
             st.connected.store(false, Ordering::Relaxed);
             let _ = deliver(SourceEvent::Link { up: false, detail: "end of the DICOS images".into() });
         })

@@ -115,6 +115,9 @@ pub struct SourceStats {
     /// It has sent a whole bag and waits for the next step.
     pub step_waiting: AtomicBool,
     pub steps: AtomicU64,
+    /// The source has delivered all it had (a recording or DICOS images played to their end):
+    /// its link went down on purpose, not by a fault.
+    pub finished: AtomicBool,
 }
 
 impl SourceStats {

@@ -422,13 +422,13 @@ pub fn spawn_replay_with(
             let mut bags_sent = 0u64;
             // A blocking send that still hears the stop switch.
             let deliver = |ev: SourceEvent| super::deliver_blocking(&tx, &sp, ev);
-            let end = loop {
+            let (clean, end) = loop {
                 let (t, rec) = match reader.next_record() {
                     Ok(Some(x)) => x,
-                    Ok(None) => break format!("end of recording {p} ({events} events)"),
+                    Ok(None) => break (true, format!("end of recording {p} ({events} events)")),
                     Err(e) => {
                         let _ = deliver(SourceEvent::Fault(format!("{p}: {e}; replay stopped there")));
-                        break format!("replay of {p} stopped at a damaged record");
+                        break (false, format!("replay of {p} stopped at a damaged record"));
                     }
                 };
                 if let Some(speed) = speed {
@@ -480,6 +480,8 @@ pub fn spawn_replay_with(
                     }
                 }
             }
+            // Played to its end: not a fault (a damaged record is one, and says so).
+            st.finished.store(clean, Ordering::Relaxed);
             st.connected.store(false, Ordering::Relaxed);
             let _ = deliver(SourceEvent::Link { up: false, detail: end });
         })

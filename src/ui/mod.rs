@@ -200,6 +200,8 @@ pub struct Workstation {
     drawn: Vec<Option<(egui::Rect, zoom::Mapping)>>,
     /// The ring head each station's image was last drawn with.
     drawn_head: Vec<Option<u64>>,
+    /// Each station's status bar: (window width, tallest height at that width).
+    status_height: Vec<(f32, f32)>,
 }
 
 /// Everything a workstation is made of besides its screens.
@@ -300,6 +302,7 @@ impl Workstation {
             rate: RateMeter::default(),
             drawn: vec![None; stations_len],
             drawn_head: vec![None; stations_len],
+            status_height: vec![(0.0, 0.0); stations_len],
             render_state: render_state.cloned(),
         }
     }
@@ -421,7 +424,14 @@ impl Workstation {
             st.image.reset();
         }
         egui::Panel::top(format!("toolbar{i}")).show(ui, |ui| self.toolbar_ui(ui, i));
-        egui::Panel::bottom(format!("status{i}")).show(ui, |ui| self.status_ui(ui, i));
+        // The status bar keeps the tallest height it has needed at this width: a number that
+        // grows, or logging in, must not make the image jump.
+        let width = ui.available_width();
+        let (w, h) = self.status_height[i];
+        let min = if w == width { h } else { 0.0 };
+        let bar =
+            egui::Panel::bottom(format!("status{i}")).min_size(min).show(ui, |ui| self.status_ui(ui, i));
+        self.status_height[i] = (width, bar.response.rect.height().max(min));
         let now_ms = crate::unix_ms();
         let input = ui.input(|inp| !inp.events.is_empty() || inp.pointer.is_moving());
         self.panels[i].tick(&self.desk, now_ms, input);
@@ -551,8 +561,11 @@ impl Workstation {
         ui.horizontal_wrapped(|ui| {
             ui.label(format!("{}: {}", lang.tr("Source", "信号源"), self.source.description));
             ui.separator();
-            let link_down = !st.connected.load(Relaxed);
-            let health = if link_down {
+            let finished = st.finished.load(Relaxed);
+            let link_down = !st.connected.load(Relaxed) && !finished;
+            let health = if finished {
+                lang.tr("played to the end", "已播放完毕")
+            } else if link_down {
                 lang.tr("link down", "链路中断")
             } else if self.assembler.calibration.is_none() {
                 lang.tr("calibrating", "校准中")

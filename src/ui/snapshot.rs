@@ -769,7 +769,8 @@ impl Headless {
             };
             // Wrapped text as one line; a labelled widget repeats its label: once is enough.
             let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            if text != last {
+            // (A wrapped label's rows come again as pieces of it.)
+            if !last.contains(&text) {
                 s.push_str(&text);
                 s.push('\n');
             }
