@@ -294,9 +294,11 @@ fn threats_cut_out_of_captured_scans_join_the_library_and_are_projected() {
     let o = add(&["--mark", "1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let file = data.join("threats/cut_object.tiff");
-    // What the library keeps is the scan's transmission in the box (16-bit), as the domain cuts it.
+    // What the library keeps is the scan's transmission in the box and a 6-pixel margin around
+    // it, the background read from that margin subtracted (16-bit), as the domain cuts it.
     let kept = twinspect::io::read_threat(&file).unwrap();
-    let want = Threat::from_scan("cut object", Category::Blade, &frame, &calib, (l0, l1, c0, c1)).unwrap();
+    let region = (l0 - 6, l1 + 6, c0 - 6, c1 + 6);
+    let want = Threat::from_scan("cut object", Category::Blade, &frame, &calib, region, true).unwrap();
     assert_eq!((kept.name.as_str(), kept.category), ("cut object", Category::Blade));
     assert_eq!(kept.t_low.dim(), want.t_low.dim());
     let worst = kept.t_low.iter().zip(want.t_low.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);

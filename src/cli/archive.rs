@@ -327,6 +327,9 @@ fn row_profile(
     Ok(crate::domain::profile::ScannerProfile::load(name)?)
 }
 
+/// Pixels added around a mark's box when a threat is cut with its background subtracted.
+const MARK_MARGIN: f32 = 6.0;
+
 fn add_threat(
     data: Option<&Path>,
     bag: i64,
@@ -334,6 +337,7 @@ fn add_threat(
     region: Option<Vec<usize>>,
     name: &str,
     category: &str,
+    keep_background: bool,
 ) -> anyhow::Result<()> {
     let category: crate::domain::synth::Category = serde_json::from_value(serde_json::json!(category))
         .map_err(|_| {
@@ -365,16 +369,20 @@ fn add_threat(
                 |i: usize| pts.iter().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p[i]), b.max(p[i])));
             let ((x0, x1), (y0, y1)) = (span(0), span(1));
             let clamp = |v: f32, n: usize| (v.max(0.0) as usize).min(n);
+            // A margin around the mark: the background is read from the region's edges, and
+            // an operator's box hugs the object.
+            let m = if keep_background { 0.0 } else { MARK_MARGIN };
             (
-                clamp(x0.floor(), frame.lines()),
-                clamp(x1.ceil(), frame.lines()),
-                clamp(y0.floor(), frame.channels()),
-                clamp(y1.ceil(), frame.channels()),
+                clamp(x0.floor() - m, frame.lines()),
+                clamp(x1.ceil() + m, frame.lines()),
+                clamp(y0.floor() - m, frame.channels()),
+                clamp(y1.ceil() + m, frame.channels()),
             )
         }
         (None, None) => bail!("give --mark N or --region L0,L1,C0,C1"),
     };
-    let t = crate::domain::tip::Threat::from_scan(name, category, &frame, &calib, (l0, l1, c0, c1))?;
+    let region = (l0, l1, c0, c1);
+    let t = crate::domain::tip::Threat::from_scan(name, category, &frame, &calib, region, !keep_background)?;
     let tdir = dir.join(crate::io::THREATS_DIR);
     std::fs::create_dir_all(&tdir).with_context(|| format!("creating {}", tdir.display()))?;
     let path = tdir.join(format!("{file_name}.tiff"));
@@ -389,6 +397,7 @@ fn add_threat(
         "threat.add",
         Some(bag),
         serde_json::json!({ "name": name, "category": category, "region": [l0, l1, c0, c1],
+                            "background_subtracted": !keep_background,
                             "file": path.display().to_string(), "size": [t.lines(), t.channels()] }),
     )?;
     println!(
@@ -484,6 +493,11 @@ pub enum TrainAction {
         /// What it is (blade, key, coin, battery, dense_block, ...).
         #[arg(long, default_value = "blade")]
         category: String,
+        /// Keep what lies around the object in the bag. By default the background, read from
+        /// the region's edges (a mark gets a 6-pixel margin), is subtracted so only the object
+        /// is projected into other bags.
+        #[arg(long)]
+        keep_background: bool,
     },
     /// The threat library: built-in threats and those added from scans.
     Threats,
@@ -492,8 +506,8 @@ pub enum TrainAction {
 pub fn train(profile: &str, data: Option<&Path>, action: TrainAction) -> anyhow::Result<()> {
     let (operator, out) = match action {
         TrainAction::Report { operator, out } => (operator, out),
-        TrainAction::AddThreat { bag, mark, region, name, category } => {
-            return add_threat(data, bag, mark, region, &name, &category);
+        TrainAction::AddThreat { bag, mark, region, name, category, keep_background } => {
+            return add_threat(data, bag, mark, region, &name, &category, keep_background);
         }
         TrainAction::Threats => {
             let prof = crate::domain::profile::ScannerProfile::load(profile)?;
