@@ -809,9 +809,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
 /// Run the workstation of `parts` headless: wait for the bags, play the script, write the
 /// screens after every `snap` and at the end.
 pub fn run(parts: Parts, script: &Script, opts: &SnapshotOptions) -> Result<SnapshotReport, SnapshotError> {
+    let mut r = Headless::new(parts, opts.size)?;
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| SnapshotError::Write { path: opts.out.clone(), why: e.to_string() })?;
-    let mut r = Headless::new(parts, opts.size)?;
     let mut report = SnapshotReport::default();
     report.warnings.extend(r.wait_for_bags(opts.bags, opts.timeout));
     for (line, action) in &script.actions {
