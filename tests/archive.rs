@@ -31,10 +31,7 @@ fn kill_after(c: &mut Command, after: Duration) -> Vec<String> {
 fn capture_archives_bags_that_bags_lists_and_audit_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (ok, out, err) = run(twinspect()
-        .args(["capture", "--source", "synthetic://?seed=5&speed=20", "--bags", "3", "--data"])
-        .arg(&data));
-    assert!(ok, "{err}");
+    let out = common::archive_bags(&data, 5, 3);
     let acked: Vec<&str> = out.lines().filter(|l| l.starts_with("archived bag ")).collect();
     assert_eq!(acked.len(), 3, "{out}");
     let (ok, list, err) = run(twinspect().args(["bags", "--data"]).arg(&data));
@@ -74,10 +71,7 @@ fn capture_archives_bags_that_bags_lists_and_audit_verifies() {
 fn audit_verify_fails_on_a_tampered_archive() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (ok, _, err) = run(twinspect()
-        .args(["capture", "--source", "synthetic://?seed=6&speed=20", "--bags", "1", "--data"])
-        .arg(&data));
-    assert!(ok, "{err}");
+    common::archive_bags(&data, 6, 1);
     // Someone with an SQL shell drops the guard and edits what a bag's entry says.
     let c = rusqlite_free_edit(&data);
     assert!(c, "tampered");
@@ -286,10 +280,7 @@ fn exports_for_people_a_csv_of_records_and_a_png_with_the_marks_both_audited() {
     use twinspect::store::MarkChange;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (ok, _, err) = run(twinspect()
-        .args(["capture", "--source", "synthetic://?seed=8&speed=20", "--bags", "2", "--data"])
-        .arg(&data));
-    assert!(ok, "{err}");
+    common::archive_bags(&data, 8, 2);
     // Customs holds bag 1 (after a change of mind, with a reason in Chinese) and marks it.
     let cfg = InspectionConfig::default();
     {
@@ -442,10 +433,7 @@ fn a_station_saves_its_view_of_an_archived_bag_as_the_export_would() {
     use twinspect::domain::view::Preset;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (ok, _, err) = run(twinspect()
-        .args(["capture", "--source", "synthetic://?seed=8&speed=20", "--bags", "1", "--data"])
-        .arg(&data));
-    assert!(ok, "{err}");
+    common::archive_bags(&data, 8, 1);
     let mut a = Archiver::open(&data, "test", "desk-140", 1536).unwrap();
     a.adopt(77, 1);
     let ask = |a: &mut Archiver, key: u64| {
@@ -493,10 +481,7 @@ fn a_station_saves_its_view_of_an_archived_bag_as_the_export_would() {
 fn a_dicos_export_killed_at_random_leaves_whole_files_or_none() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (ok, _, err) = run(twinspect()
-        .args(["capture", "--source", "synthetic://?seed=9&speed=20", "--bags", "1", "--data"])
-        .arg(&data));
-    assert!(ok, "{err}");
+    common::archive_bags(&data, 9, 1);
     let before = Store::open_read(&data).unwrap().record(1).unwrap();
     let mut rng = Rng::new(5);
     let mut whole = 0;

@@ -57,10 +57,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
     let python = peer_python();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (ok, _, err) = run(twinspect()
-        .args(["capture", "--source", "synthetic://?seed=11&speed=20", "--bags", "1", "--data"])
-        .arg(&data));
-    assert!(ok, "{err}");
+    common::archive_bags(&data, 11, 1);
     // Customs releases, then changes to "open" with a reason, and marks two things; quarantine
     // marks one and has not decided.
     let t0 = 1_795_000_000_000;

@@ -4,7 +4,6 @@
 //! where; a recording of another detector width is refused with the profile to use.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -12,11 +11,7 @@ mod common;
 use twinspect::source::SourceEvent;
 use twinspect::source::replay::spawn_replay;
 
-fn twinspect() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_twinspect"));
-    c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
-    c
-}
+use common::twinspect;
 
 fn capture(args: &[&str], out: &Path) -> String {
     let o = twinspect().arg("capture").args(args).arg("--out").arg(out).output().unwrap();

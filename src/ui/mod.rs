@@ -196,10 +196,9 @@ pub struct Workstation {
     rate: RateMeter,
     /// The device everything is drawn with (`None`: eframe started without wgpu).
     render_state: Option<egui_wgpu::RenderState>,
-    /// Where each station's image was drawn last, and how (for scripted pointer actions).
-    drawn: Vec<Option<(egui::Rect, zoom::Mapping)>>,
-    /// The ring head each station's image was last drawn with.
-    drawn_head: Vec<Option<u64>>,
+    /// Where each station's image was drawn last, how (for scripted pointer actions), and
+    /// with which ring head.
+    drawn: Vec<Option<(egui::Rect, zoom::Mapping, u64)>>,
     /// Each station's status bar: (window width, tallest height at that width).
     status_height: Vec<(f32, f32)>,
 }
@@ -301,7 +300,6 @@ impl Workstation {
             last_frame: Instant::now(),
             rate: RateMeter::default(),
             drawn: vec![None; stations_len],
-            drawn_head: vec![None; stations_len],
             status_height: vec![(0.0, 0.0); stations_len],
             render_state: render_state.cloned(),
         }
@@ -338,7 +336,7 @@ impl Workstation {
 
     /// The newest line station `i`'s image was last drawn with (`None` before it was drawn).
     pub fn drawn_head(&self, i: usize) -> Option<u64> {
-        self.drawn_head.get(i).copied().flatten()
+        self.drawn.get(i).copied().flatten().map(|(_, _, head)| head)
     }
 
     /// Bags of this run that have ended (all their lines on screen).
@@ -361,7 +359,7 @@ impl Workstation {
     /// bag station `i` works on lie on its screen, as last drawn; `None` while nobody is logged
     /// in there, before the image was drawn, or for an earlier run's bag.
     pub fn bag_point_on_screen(&self, i: usize, b: [f32; 2]) -> Option<egui::Pos2> {
-        let (rect, m) = self.drawn.get(i).copied().flatten()?;
+        let (rect, m, _) = self.drawn.get(i).copied().flatten()?;
         let (_, f) = self.marking_frame(i, &m, rect)?;
         Some(f.to_screen(b))
     }
@@ -820,8 +818,7 @@ impl Workstation {
             );
         }
         let view_copy = *view;
-        self.drawn[i] = Some((rect, view_copy.mapping(rect.width(), rect.height(), rows, head)));
-        self.drawn_head[i] = Some(head);
+        self.drawn[i] = Some((rect, view_copy.mapping(rect.width(), rect.height(), rows, head), head));
         self.marks_ui(ui, i, &response, rect, &view_copy.mapping(rect.width(), rect.height(), rows, head));
         let view = &self.stations[i].image;
         if view.zoom > 1.0 || !view.is_live() {

@@ -425,16 +425,11 @@ impl Headless {
         Ok(())
     }
 
-    /// One frame as the windows would present it: the new lines in (all that have come), then
-    /// each screen drawn and rendered to pixels (the GPU finished). Returns the ring head each
-    /// screen's image was drawn with.
+    /// One frame as the windows would present it: the new lines in (on the windows' time
+    /// budget), then each screen drawn and rendered to pixels (the GPU finished). Returns the
+    /// ring head each screen's image was drawn with.
     pub fn frame_rendered(&mut self) -> Result<Vec<Option<u64>>, SnapshotError> {
-        self.h.state_mut().ws.ingest(Duration::from_millis(8));
-        for i in 0..self.agencies.len() {
-            self.step(i);
-            self.present()?;
-        }
-        self.h.state_mut().ws.follow_views();
+        self.frame_with(true)?;
         Ok((0..self.agencies.len()).map(|i| self.ws().drawn_head(i)).collect())
     }
 
@@ -460,11 +455,20 @@ impl Headless {
 
     /// One workstation frame: new lines in, both screens drawn from the same head.
     fn frame(&mut self) {
+        self.frame_with(false).expect("nothing is rendered, nothing can fail");
+    }
+
+    /// New lines in, each screen laid out (and with `present`, rendered as a window would be).
+    fn frame_with(&mut self, present: bool) -> Result<(), SnapshotError> {
         self.h.state_mut().ws.ingest(Duration::from_millis(8));
         for i in 0..self.agencies.len() {
             self.step(i);
+            if present {
+                self.present()?;
+            }
         }
         self.h.state_mut().ws.follow_views();
+        Ok(())
     }
 
     /// Wait for `bags` bag ends and then a quiet source (or `timeout`).

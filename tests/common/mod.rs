@@ -34,6 +34,17 @@ pub fn emulator_on_pty(args: &[&str], link: &std::path::Path) -> Child {
     emu
 }
 
+/// `capture` `bags` bags of the emulator (seed `seed`, 20x its line rate) into the archive at
+/// `data`; what it printed. Fails the test if the capture fails.
+pub fn archive_bags(data: &std::path::Path, seed: u64, bags: u32) -> String {
+    let source = format!("synthetic://?seed={seed}&speed=20");
+    let (ok, out, err) = run(twinspect()
+        .args(["capture", "--source", &source, "--bags", &bags.to_string(), "--data"])
+        .arg(data));
+    assert!(ok, "{err}");
+    out
+}
+
 /// Run to the end: (succeeded, stdout, stderr).
 pub fn run(c: &mut Command) -> (bool, String, String) {
     let out = c.output().unwrap();
