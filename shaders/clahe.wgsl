@@ -1,12 +1,10 @@
-// Stage 2: CLAHE tables. One workgroup per tile: a shared histogram of the intensity I
-// (feat.w), then one thread clips it, spreads the excess and writes the normalised cumulative
-// table, in the same order as the CPU twin (pipeline::cpu::tile_lut) so the sums agree.
+// Stage 1 (only for views with local contrast): CLAHE tables. One workgroup per tile: a shared
+// histogram of the intensity I (computed from the raw samples, as compose does), then one thread
+// clips it, spreads the excess and writes the normalised cumulative table, in the same order as
+// the CPU twin (pipeline::cpu::tile_lut) so the sums agree.
 // Dispatch: x = tiles across channels, y = tile rows starting at tile row p.line0 / p.tile.
 
-@group(0) @binding(0) var<uniform> p: Params;
-// Features (A_low, A_high, Zeff, I), x = channel, y = line.
-@group(0) @binding(1) var feat: texture_2d<f32>;
-@group(0) @binding(2) var<storage, read_write> luts: array<f32>;
+@group(0) @binding(5) var<storage, read_write> luts: array<f32>;
 
 var<workgroup> hist: array<atomic<u32>, 256>;
 
@@ -30,7 +28,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var k = li; k < n; k += CLAHE_WG) {
         let l = l_start + k / w;
         let c = c_start + k % w;
-        atomicAdd(&hist[bin_of(textureLoad(feat, vec2<u32>(c, l), 0).w)], 1u);
+        atomicAdd(&hist[bin_of(intensity(attenuations(calib[c], c, l)))], 1u);
     }
     workgroupBarrier();
 

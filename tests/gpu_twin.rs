@@ -125,7 +125,7 @@ fn check_frame(rig: &Rig, lines: usize, channels: usize, fill: Fill, view: &View
     img.run(&ctx.device, &ctx.queue, kernels, &p, Work::full(lines as u32, p.tile));
     let what = format!("{lines}x{channels} {fill:?} {view:?}");
 
-    let g_feat = img.read_features(&ctx.device, &ctx.queue).unwrap();
+    let g_feat = img.read_features(&ctx.device, &ctx.queue, kernels).unwrap();
     let c_feat = cpu::prepare(low.view(), high.view(), &calib, lut, &p);
     assert_close(&format!("A_low {what}"), &g_feat, &c_feat, 0, 2e-5, 2e-5);
     assert_close(&format!("A_high {what}"), &g_feat, &c_feat, 1, 2e-5, 2e-5);
@@ -247,7 +247,7 @@ fn live_ring_processes_new_lines_like_a_full_render_for_two_stations() {
 
         let p = live.image.params(view, true);
         let feat = cpu::prepare(ring_low.view(), ring_high.view(), &calib, &lut, &p);
-        let g_feat = live.image.read_features(&ctx.device, &ctx.queue).unwrap();
+        let g_feat = live.image.read_features(&ctx.device, &ctx.queue, &kernels).unwrap();
         assert_close(&format!("live step {step} A_high"), &g_feat, &feat, 1, 2e-5, 2e-5);
         let luts = if p.local_contrast > 0.0 {
             live.image.read_luts(&ctx.device, &ctx.queue, &p).unwrap()
@@ -342,5 +342,49 @@ fn a_captured_bag_renders_its_lost_lines_hatched_like_the_cpu_twin() {
             let want = (c_hat[0] * 255.0).round() as u8;
             assert!(g[[y, l, 0]].abs_diff(want) <= 1 && g[[y, l, 0]] == g[[y, l, 2]], "line {l} row {y}");
         }
+    }
+}
+
+/// Two stations composed in one dispatch (compose's `main2`: the features computed once for both)
+/// give exactly what each station's view gives alone, for pairs of presets that differ in every
+/// shading choice (colour mode, stripping, negative, local contrast), with lost lines.
+#[test]
+fn two_views_composed_together_match_each_view_alone() {
+    let rig = rig();
+    let (ctx, kernels, lut) = (&rig.ctx, &rig.kernels, &rig.lut);
+    let (lines, channels) = (97usize, 70usize);
+    let mut rng = Rng::new(31);
+    let calib = calib_table(channels, &mut rng);
+    let (low, high) = frame(lines, channels, Fill::Random, &mut rng);
+    let missing: Vec<bool> = (0..lines).map(|l| l % 29 == 3).collect();
+    let spec = ImageSpec { channels: channels as u32, lines: lines as u32, full_scale: FULL, views: 2 };
+    let pairs = [
+        (Preset::Standard, Preset::Os),
+        (Preset::Pseudo, Preset::Negative),
+        (Preset::Bw, Preset::Metal),
+        (Preset::Edge, Preset::Local),
+        (Preset::Hp, Preset::Edge),
+    ];
+    for (a, b) in pairs {
+        let img = GpuImage::with_views(&ctx.device, &ctx.queue, kernels, spec, lut).unwrap();
+        img.set_calibration(&ctx.queue, &calib);
+        img.write_frame(&ctx.queue, low.view(), high.view());
+        img.write_missing(&ctx.queue, 0, &missing);
+        let (pa, pb) = (img.params(&a.settings(), false), img.params(&b.settings(), false));
+        let full = Work::full(lines as u32, pa.tile);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        img.encode_views(&ctx.queue, &mut enc, kernels, &[(&pa, full), (&pb, full)]);
+        ctx.queue.submit([enc.finish()]);
+        let together = [0, 1].map(|i| img.read_rgba_of(&ctx.device, &ctx.queue, i).unwrap());
+        for (i, p) in [(0usize, &pa), (1, &pb)] {
+            let alone = GpuImage::with_views(&ctx.device, &ctx.queue, kernels, spec, lut).unwrap();
+            alone.set_calibration(&ctx.queue, &calib);
+            alone.write_frame(&ctx.queue, low.view(), high.view());
+            alone.write_missing(&ctx.queue, 0, &missing);
+            alone.run(&ctx.device, &ctx.queue, kernels, p, Work::full(lines as u32, p.tile));
+            let want = alone.read_rgba(&ctx.device, &ctx.queue).unwrap();
+            assert_eq!(together[i], want, "{a:?} + {b:?}: view {i} composed together differs from alone");
+        }
+        assert_ne!(together[0], together[1], "{a:?} + {b:?}: each station has its own image function");
     }
 }

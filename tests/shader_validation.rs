@@ -1,7 +1,7 @@
 //! Every WGSL kernel parses and validates with naga (no GPU needed): shaders compile lazily at
 //! pipeline creation, so a broken one would otherwise only show up on a device.
 
-use twinspect::pipeline::gpu::{KERNELS, kernel_source};
+use twinspect::pipeline::gpu::{KERNELS, Shading, Tuning, kernel_source, kernel_variant};
 
 #[test]
 fn every_kernel_parses_and_validates() {
@@ -43,4 +43,38 @@ fn a_broken_shader_is_caught() {
             .is_err()
         }
     );
+}
+
+/// compose is built per view shading (one pipeline per combination the stations use): every
+/// combination, as view A and as view B, validates, for both adapter tunings.
+#[test]
+fn every_compose_variant_validates() {
+    let compose = KERNELS.iter().find(|(n, _)| *n == "compose").unwrap().1;
+    let mut all = Vec::new();
+    for colour_mode in 0..3 {
+        for bits in 0..8u32 {
+            all.push(Shading {
+                colour_mode,
+                strip: bits & 1 != 0,
+                negative: bits & 2 != 0,
+                local_contrast: bits & 4 != 0,
+            });
+        }
+    }
+    for t in [Tuning::GPU, Tuning::CPU] {
+        for s in &all {
+            for (a, b) in [(*s, Shading::STANDARD), (Shading::STANDARD, *s)] {
+                let full = kernel_variant(compose, t, a, b);
+                let module = naga::front::wgsl::parse_str(&full)
+                    .unwrap_or_else(|e| panic!("{a:?}/{b:?}: {}", e.emit_to_string(&full)));
+                naga::valid::Validator::new(
+                    naga::valid::ValidationFlags::all(),
+                    naga::valid::Capabilities::default(),
+                )
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{a:?}/{b:?}: {e:?}"));
+                assert!(module.entry_points.iter().any(|e| e.name == "main2"), "compose has no main2");
+            }
+        }
+    }
 }

@@ -3,9 +3,15 @@
 //! tests and benchmarks).
 //!
 //! Owns: [`GpuContext`] (headless device), [`Kernels`] (compiled pipelines, one set per device,
-//! tuned per adapter), [`GpuImage`] (the buffers of one image: raw lines, calibration, the feature
-//! texture, CLAHE tables, output texture), [`LiveView`] (a ring of lines for the live display that processes only new lines and
-//! re-renders everything after a settings change), and readback.
+//! tuned per adapter), [`GpuImage`] (the buffers of one image: raw lines, calibration, the Zeff
+//! table, CLAHE tables, output textures), [`LiveView`] (a ring of lines for the live display that
+//! processes only new lines and re-renders everything after a settings change), and readback.
+//!
+//! The display path is two kernels: `clahe` (tile tables, only for views with local contrast)
+//! and `compose`, which goes from raw samples to display pixels in one pass, features in
+//! registers; its `main2` entry renders both stations' views of the same lines from one
+//! computation of the features. `prepare` stores the features for the tests only
+//! ([`GpuImage::read_features`]).
 //!
 //! Must not import: egui, the UI, sources. Kernel maths lives in the WGSL; its CPU twin in
 //! [`super::cpu`].
@@ -36,10 +42,57 @@ pub fn kernel_source(kernel: &str) -> String {
 /// Full WGSL source of a kernel with the workgroup sizes of `t` as literal constants (lavapipe
 /// compiles a workgroup size given by pipeline-overridable constants into a much slower program).
 pub fn kernel_source_tuned(kernel: &str, t: Tuning) -> String {
+    kernel_variant(kernel, t, Shading::STANDARD, Shading::STANDARD)
+}
+
+/// The source with compose's shading constants for views A and B (see [`Shading`]).
+pub fn kernel_variant(kernel: &str, t: Tuning, a: Shading, b: Shading) -> String {
     format!(
-        "const WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst RUN: u32 = {}u;\nconst CLAHE_WG: u32 = {}u;\n{COMMON_WGSL}\n{kernel}",
-        t.wg_x, t.wg_y, t.run, t.clahe_wg
+        "const WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst RUN: u32 = {}u;\nconst W: u32 = {}u;\nconst CLAHE_WG: u32 = {}u;\n{}{}{COMMON_WGSL}\n{kernel}",
+        t.wg_x,
+        t.wg_y,
+        t.run,
+        t.w,
+        t.clahe_wg,
+        a.constants("A"),
+        b.constants("B")
     )
+}
+
+/// What of compose's shading a view needs, fixed when its pipeline is built: on lavapipe code
+/// under a branch costs the same whether the branch is taken or not (measured on 2048 x 1536:
+/// the CLAHE lookups cost about 30 ms of a frame with local contrast off, the colour modes,
+/// stripping and negative about 15 ms more), so each combination a station uses gets a pipeline
+/// of its own, built the first time it is needed ([`Kernels`] keeps them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shading {
+    /// `Params::colour_mode`: 0 material, 1 grey, 2 pseudo-colour.
+    pub colour_mode: u32,
+    /// One class is shown, the others stripped (`Params::only != 0`).
+    pub strip: bool,
+    pub negative: bool,
+    pub local_contrast: bool,
+}
+
+impl Shading {
+    pub const STANDARD: Shading =
+        Shading { colour_mode: 0, strip: false, negative: false, local_contrast: false };
+
+    pub fn of(p: &Params) -> Self {
+        Shading {
+            colour_mode: p.colour_mode.min(2),
+            strip: p.only != 0,
+            negative: p.flags & super::params::FLAG_NEGATIVE != 0,
+            local_contrast: p.local_contrast > 0.0,
+        }
+    }
+
+    fn constants(self, view: &str) -> String {
+        format!(
+            "const MODE_{view}: u32 = {}u;\nconst STRIP_{view}: bool = {};\nconst NEGATIVE_{view}: bool = {};\nconst LC_{view}: bool = {};\n",
+            self.colour_mode, self.strip, self.negative, self.local_contrast
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,39 +155,49 @@ pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
     format!("{} ({:?}, {:?}, driver {})", info.name, info.backend, info.device_type, info.driver_info)
 }
 
-/// Workgroup sizes, chosen per adapter (literal WGSL constants, see [`kernel_source_tuned`]). On lavapipe a workgroup runs
-/// as a loop over 8-wide SIMD lanes and large workgroups are several times slower (measured on
-/// 2048 x 1536: compose 383 ms at 64x4, 15 ms at 8x1; prepare 113 ms vs 7.6 ms), while real GPUs
-/// want at least a warp or wavefront per workgroup.
+/// Workgroup sizes and the work of one invocation, chosen per adapter (literal WGSL constants,
+/// see [`kernel_source_tuned`]). On lavapipe a workgroup runs as a loop over 8-wide SIMD lanes
+/// and large workgroups are several times slower (measured on 2048 x 1536: compose 383 ms at
+/// 64x4, 15 ms at 8x1), while real GPUs want at least a warp or wavefront per workgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
     /// Per-pixel kernels: invocations along channels and along lines.
     pub wg_x: u32,
     pub wg_y: u32,
-    /// Lines each per-pixel invocation walks (one channel, consecutive lines).
+    /// Lines each per-pixel invocation walks (consecutive lines).
     pub run: u32,
+    /// Channels each compose invocation renders. On lavapipe 4: the features of the two
+    /// neighbouring columns are computed once for four pixels instead of for one (measured on
+    /// 2048 x 1536: 1 -> 4 channels took the fused kernel from about 80 to 45 ms; 8 spills
+    /// registers and is slower). On GPUs 1, so neighbouring lanes read neighbouring samples.
+    pub w: u32,
     /// CLAHE: invocations per tile.
     pub clahe_wg: u32,
 }
 
 impl Tuning {
-    pub const GPU: Tuning = Tuning { wg_x: 64, wg_y: 1, run: 4, clahe_wg: 256 };
-    pub const CPU: Tuning = Tuning { wg_x: 64, wg_y: 1, run: 16, clahe_wg: 16 };
+    pub const GPU: Tuning = Tuning { wg_x: 64, wg_y: 1, run: 4, w: 1, clahe_wg: 256 };
+    pub const CPU: Tuning = Tuning { wg_x: 16, wg_y: 1, run: 32, w: 4, clahe_wg: 16 };
 
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         if info.device_type == wgpu::DeviceType::Cpu { Tuning::CPU } else { Tuning::GPU }
     }
 }
 
-/// The three compute pipelines and their layouts.
+/// The compute pipelines and their layouts.
 pub struct Kernels {
     pub tuning: Tuning,
+    device: wgpu::Device,
+    compose_source: String,
     prepare: wgpu::ComputePipeline,
     clahe: wgpu::ComputePipeline,
-    compose: wgpu::ComputePipeline,
+    /// compose pipelines by the shading of view A and, for `main2` (two views from one
+    /// computation of the features), of view B; built when first asked for.
+    compose: std::sync::Mutex<std::collections::HashMap<(Shading, Option<Shading>), wgpu::ComputePipeline>>,
     prepare_bgl: wgpu::BindGroupLayout,
     clahe_bgl: wgpu::BindGroupLayout,
     compose_bgl: wgpu::BindGroupLayout,
+    compose2_bgl: wgpu::BindGroupLayout,
 }
 
 fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
@@ -202,6 +265,7 @@ impl Kernels {
         let layout = |label: &str, entries: &[wgpu::BindGroupLayoutEntry]| {
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries })
         };
+        // Bindings 0-4 are common.wgsl's (params, raw, calibration, Zeff quads, lost lines).
         let prepare_bgl = layout(
             "prepare bgl",
             &[
@@ -209,66 +273,118 @@ impl Kernels {
                 storage_entry(1, true),
                 storage_entry(2, true),
                 texture_entry(3),
-                storage_texture_entry(4, wgpu::TextureFormat::Rgba32Float),
+                storage_texture_entry(5, wgpu::TextureFormat::Rgba32Float),
             ],
         );
-        let clahe_bgl = layout("clahe bgl", &[uniform_entry(0), texture_entry(1), storage_entry(2, false)]);
-        let compose_bgl = layout(
-            "compose bgl",
-            &[
-                uniform_entry(0),
-                texture_entry(1),
-                storage_entry(2, true),
-                storage_texture_entry(3, wgpu::TextureFormat::Rgba8Unorm),
-                storage_entry(4, true),
-            ],
+        let clahe_bgl = layout(
+            "clahe bgl",
+            &[uniform_entry(0), storage_entry(1, true), storage_entry(2, true), storage_entry(5, false)],
         );
-        let pipeline = |name: &str, src: &str, bgl: &wgpu::BindGroupLayout| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(kernel_source_tuned(src, tuning).into()),
-            });
-            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(bgl)],
-                immediate_size: 0,
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &[],
-                    // The CLAHE kernel clears its own histogram.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            })
-        };
-        Kernels {
-            prepare: pipeline("prepare", sources[0], &prepare_bgl),
-            clahe: pipeline("clahe", sources[1], &clahe_bgl),
-            compose: pipeline("compose", sources[2], &compose_bgl),
+        let one_view = [
+            uniform_entry(0),
+            storage_entry(1, true),
+            storage_entry(2, true),
+            texture_entry(3),
+            storage_entry(4, true),
+            storage_texture_entry(5, wgpu::TextureFormat::Rgba8Unorm),
+            storage_entry(6, true),
+        ];
+        let compose_bgl = layout("compose bgl", &one_view);
+        let mut two_views = one_view.to_vec();
+        two_views.extend([
+            uniform_entry(7),
+            storage_texture_entry(8, wgpu::TextureFormat::Rgba8Unorm),
+            storage_entry(9, true),
+        ]);
+        let compose2_bgl = layout("compose2 bgl", &two_views);
+        let std = Shading::STANDARD;
+        let kernels = Kernels {
+            prepare: build_pipeline(
+                device,
+                "prepare",
+                &kernel_source_tuned(sources[0], tuning),
+                "main",
+                &prepare_bgl,
+            ),
+            clahe: build_pipeline(
+                device,
+                "clahe",
+                &kernel_source_tuned(sources[1], tuning),
+                "main",
+                &clahe_bgl,
+            ),
+            compose: Default::default(),
+            device: device.clone(),
+            compose_source: sources[2].to_string(),
             tuning,
             prepare_bgl,
             clahe_bgl,
             compose_bgl,
-        }
+            compose2_bgl,
+        };
+        // The standard view, alone and on both stations: there from the start.
+        kernels.compose_pipeline(std, None);
+        kernels.compose_pipeline(std, Some(std));
+        kernels
+    }
+
+    /// compose for view A alone (`b` None: `main`) or for views A and B (`main2`).
+    fn compose_pipeline(&self, a: Shading, b: Option<Shading>) -> wgpu::ComputePipeline {
+        let mut cache = self.compose.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry((a, b))
+            .or_insert_with(|| {
+                let src =
+                    kernel_variant(&self.compose_source, self.tuning, a, b.unwrap_or(Shading::STANDARD));
+                match b {
+                    None => build_pipeline(&self.device, "compose", &src, "main", &self.compose_bgl),
+                    Some(_) => build_pipeline(&self.device, "compose2", &src, "main2", &self.compose2_bgl),
+                }
+            })
+            .clone()
     }
 }
 
+fn build_pipeline(
+    device: &wgpu::Device,
+    name: &str,
+    source: &str,
+    entry: &str,
+    bgl: &wgpu::BindGroupLayout,
+) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(name),
+        bind_group_layouts: &[Some(bgl)],
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: Some(&pl),
+        module: &module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[],
+            // The CLAHE kernel clears its own histogram.
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    })
+}
+
 /// Uniform slots of a view (CLAHE, compose), so its kernels can run in one submission with their
-/// own regions; prepare has its own buffer.
+/// own regions; the diagnostic prepare has its own buffer.
 const SLOT: u64 = 256;
 const SLOT_CLAHE: u64 = 0;
 const SLOT_COMPOSE: u64 = 1;
 
-/// What to dispatch: line regions `(line0, nlines)` modulo the image's lines, and CLAHE tile rows
-/// `(tile_row0, ntile_rows)`.
+/// What to dispatch: CLAHE tile rows `(tile_row0, ntile_rows)` and the line region
+/// `(line0, nlines)` (modulo the image's lines) to compose.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Work {
-    pub prepare: Option<(u32, u32)>,
     pub clahe: Option<(u32, u32)>,
     pub compose: Option<(u32, u32)>,
 }
@@ -276,7 +392,7 @@ pub struct Work {
 impl Work {
     /// Everything, for a frame of `lines` lines.
     pub fn full(lines: u32, tile: u32) -> Self {
-        Work { prepare: Some((0, lines)), clahe: Some((0, lines.div_ceil(tile))), compose: Some((0, lines)) }
+        Work { clahe: Some((0, lines.div_ceil(tile))), compose: Some((0, lines)) }
     }
 }
 
@@ -298,14 +414,16 @@ pub struct GpuImage {
     lut: MaterialLut,
     raw: wgpu::Buffer,
     calib: wgpu::Buffer,
-    /// `(A_low, A_high, Zeff, I)` per pixel (rgba32float, x = channel, y = line).
-    feat: wgpu::Texture,
+    /// The Zeff table, each cell's four corners in one rgba32float texel (common.wgsl).
+    zeff_quads: wgpu::TextureView,
     /// One u32 per line: lost lines (shown hatched).
     missing: wgpu::Buffer,
+    /// Uniforms of the diagnostic prepare.
     params: wgpu::Buffer,
-    bg_prepare: wgpu::BindGroup,
     /// One per station: its own view settings, CLAHE tables and display texture.
     targets: Vec<ViewTarget>,
+    /// Views 0 and 1 composed together (compose's `main2`), when there are two or more.
+    bg_compose2: Option<wgpu::BindGroup>,
 }
 
 /// What one station's view of an image needs on the GPU.
@@ -376,54 +494,34 @@ impl GpuImage {
             )));
         }
         use wgpu::TextureUsages as T;
-        let feat = texture_2d(
-            device,
-            "features",
-            channels,
-            lines,
-            wgpu::TextureFormat::Rgba32Float,
-            T::STORAGE_BINDING | T::TEXTURE_BINDING | T::COPY_SRC,
-        );
-        let feat_view = feat.create_view(&Default::default());
         let params = buf("prepare params", SLOT, U::UNIFORM | U::COPY_DST);
         // Zero-initialised by wgpu: no line is missing until the stream says so.
         let missing = buf("missing lines", lines as u64 * 4, U::STORAGE | U::COPY_DST);
 
-        let lut_tex = texture_2d(
+        let quads_tex = texture_2d(
             device,
-            "zeff lut",
+            "zeff quads",
             lut.n_r,
             lut.n_a,
-            wgpu::TextureFormat::R32Float,
+            wgpu::TextureFormat::Rgba32Float,
             T::TEXTURE_BINDING | T::COPY_DST,
         );
         queue.write_texture(
             wgpu::TexelCopyTextureInfo {
-                texture: &lut_tex,
+                texture: &quads_tex,
                 mip_level: 0,
                 origin: wgpu::Origin3d::ZERO,
                 aspect: wgpu::TextureAspect::All,
             },
-            bytemuck::cast_slice(&lut.zeff),
+            bytemuck::cast_slice(&zeff_quads(lut)),
             wgpu::TexelCopyBufferLayout {
                 offset: 0,
-                bytes_per_row: Some(lut.n_r * 4),
+                bytes_per_row: Some(lut.n_r * 16),
                 rows_per_image: Some(lut.n_a),
             },
             wgpu::Extent3d { width: lut.n_r, height: lut.n_a, depth_or_array_layers: 1 },
         );
-        let lut_view = lut_tex.create_view(&Default::default());
-        let bg_prepare = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("prepare"),
-            layout: &kernels.prepare_bgl,
-            entries: &[
-                bge(0, slot(&params, 0)),
-                bge(1, raw.as_entire_binding()),
-                bge(2, calib.as_entire_binding()),
-                bge(3, wgpu::BindingResource::TextureView(&lut_view)),
-                bge(4, wgpu::BindingResource::TextureView(&feat_view)),
-            ],
-        });
+        let zeff_quads = quads_tex.create_view(&Default::default());
         let max_tiles = lines.div_ceil(MIN_TILE) as u64 * channels.div_ceil(MIN_TILE) as u64;
         let targets = (0..views.max(1))
             .map(|_| {
@@ -443,8 +541,9 @@ impl GpuImage {
                     layout: &kernels.clahe_bgl,
                     entries: &[
                         bge(0, slot(&params, SLOT_CLAHE)),
-                        bge(1, wgpu::BindingResource::TextureView(&feat_view)),
-                        bge(2, luts.as_entire_binding()),
+                        bge(1, raw.as_entire_binding()),
+                        bge(2, calib.as_entire_binding()),
+                        bge(5, luts.as_entire_binding()),
                     ],
                 });
                 let bg_compose = device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -452,15 +551,36 @@ impl GpuImage {
                     layout: &kernels.compose_bgl,
                     entries: &[
                         bge(0, slot(&params, SLOT_COMPOSE)),
-                        bge(1, wgpu::BindingResource::TextureView(&feat_view)),
-                        bge(2, luts.as_entire_binding()),
-                        bge(3, wgpu::BindingResource::TextureView(&out_view)),
+                        bge(1, raw.as_entire_binding()),
+                        bge(2, calib.as_entire_binding()),
+                        bge(3, wgpu::BindingResource::TextureView(&zeff_quads)),
                         bge(4, missing.as_entire_binding()),
+                        bge(5, wgpu::BindingResource::TextureView(&out_view)),
+                        bge(6, luts.as_entire_binding()),
                     ],
                 });
                 ViewTarget { luts, params, out_tex, out_view, bg_clahe, bg_compose }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let bg_compose2 = (targets.len() >= 2).then(|| {
+            let (a, b) = (&targets[0], &targets[1]);
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("compose2"),
+                layout: &kernels.compose2_bgl,
+                entries: &[
+                    bge(0, slot(&a.params, SLOT_COMPOSE)),
+                    bge(1, raw.as_entire_binding()),
+                    bge(2, calib.as_entire_binding()),
+                    bge(3, wgpu::BindingResource::TextureView(&zeff_quads)),
+                    bge(4, missing.as_entire_binding()),
+                    bge(5, wgpu::BindingResource::TextureView(&a.out_view)),
+                    bge(6, a.luts.as_entire_binding()),
+                    bge(7, slot(&b.params, SLOT_COMPOSE)),
+                    bge(8, wgpu::BindingResource::TextureView(&b.out_view)),
+                    bge(9, b.luts.as_entire_binding()),
+                ],
+            })
+        });
         Ok(GpuImage {
             channels,
             lines,
@@ -468,11 +588,11 @@ impl GpuImage {
             lut: lut.clone(),
             raw,
             calib,
-            feat,
+            zeff_quads,
             missing,
             params,
-            bg_prepare,
             targets,
+            bg_compose2,
         })
     }
 
@@ -546,8 +666,8 @@ impl GpuImage {
         self.encode_views(queue, encoder, kernels, &[(p, work)]);
     }
 
-    /// Prepare once (the region of the first entry that asks for it), then CLAHE and compose for
-    /// each view `i` under its own parameters.
+    /// CLAHE and compose for each view `i` under its own parameters. Views 0 and 1 that compose
+    /// the same region are composed together (one computation of the features for both).
     pub fn encode_views(
         &self,
         queue: &wgpu::Queue,
@@ -560,18 +680,8 @@ impl GpuImage {
             label: Some("twinspect"),
             timestamp_writes: None,
         });
-        if let Some((p, (l0, n))) =
-            views.iter().find_map(|(p, w)| w.prepare.filter(|w| w.1 > 0).map(|r| (*p, r)))
-        {
-            queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&p.with_region(l0, n.min(self.lines))));
-            pass.set_pipeline(&kernels.prepare);
-            pass.set_bind_group(0, &self.bg_prepare, &[]);
-            pass.dispatch_workgroups(
-                self.channels.div_ceil(t.wg_x),
-                n.min(self.lines).div_ceil(t.wg_y * t.run),
-                1,
-            );
-        }
+        let region = |w: &Work| w.compose.filter(|r| r.1 > 0).map(|(l0, n)| (l0, n.min(self.lines)));
+        let mut composes = Vec::new();
         for (target, (p, work)) in self.targets.iter().zip(views) {
             let write = |slot: u64, params: Params| {
                 queue.write_buffer(&target.params, slot * SLOT, bytemuck::bytes_of(&params))
@@ -584,16 +694,30 @@ impl GpuImage {
                 pass.set_bind_group(0, &target.bg_clahe, &[]);
                 pass.dispatch_workgroups(p.tiles_c, n.min(p.tiles_l), 1);
             }
-            if let Some((l0, n)) = work.compose.filter(|w| w.1 > 0) {
-                write(SLOT_COMPOSE, p.with_region(l0, n.min(self.lines)));
-                pass.set_pipeline(&kernels.compose);
-                pass.set_bind_group(0, &target.bg_compose, &[]);
-                pass.dispatch_workgroups(
-                    self.channels.div_ceil(t.wg_x),
-                    n.min(self.lines).div_ceil(t.wg_y * t.run),
-                    1,
-                );
+            if let Some((l0, n)) = region(work) {
+                write(SLOT_COMPOSE, p.with_region(l0, n));
+                composes.push((target, n, Shading::of(p)));
             }
+        }
+        let groups = |n: u32| (self.channels.div_ceil(t.wg_x * t.w), n.div_ceil(t.run));
+        let paired = match (&self.bg_compose2, views) {
+            (Some(bg), [(pa, a), (pb, b), ..]) if region(a).is_some() && region(a) == region(b) => {
+                Some((bg, kernels.compose_pipeline(Shading::of(pa), Some(Shading::of(pb)))))
+            }
+            _ => None,
+        };
+        if let Some((bg, pipeline)) = paired {
+            let (x, y) = groups(composes[0].1);
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, bg, &[]);
+            pass.dispatch_workgroups(x, y, 1);
+            composes.drain(..2);
+        }
+        for (target, n, shading) in composes {
+            let (x, y) = groups(n);
+            pass.set_pipeline(&kernels.compose_pipeline(shading, None));
+            pass.set_bind_group(0, &target.bg_compose, &[]);
+            pass.dispatch_workgroups(x, y, 1);
         }
     }
 
@@ -624,9 +748,48 @@ impl GpuImage {
         map_read(device, &staging)
     }
 
-    /// Features `[line, channel, (A_low, A_high, Zeff, I)]` (for tests).
-    pub fn read_features(&self, device: &wgpu::Device, queue: &wgpu::Queue) -> Result<Array3<f32>, GpuError> {
-        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&read_texture(device, queue, &self.feat, 16)?);
+    /// Features `[line, channel, (A_low, A_high, Zeff, I)]` of every line as the raw samples and
+    /// calibration now on the GPU give them, computed by the diagnostic prepare kernel with the
+    /// same functions compose uses (for tests).
+    pub fn read_features(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        kernels: &Kernels,
+    ) -> Result<Array3<f32>, GpuError> {
+        use wgpu::TextureUsages as T;
+        let feat = texture_2d(
+            device,
+            "features",
+            self.channels,
+            self.lines,
+            wgpu::TextureFormat::Rgba32Float,
+            T::STORAGE_BINDING | T::COPY_SRC,
+        );
+        let feat_view = feat.create_view(&Default::default());
+        let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("prepare"),
+            layout: &kernels.prepare_bgl,
+            entries: &[
+                bge(0, slot(&self.params, 0)),
+                bge(1, self.raw.as_entire_binding()),
+                bge(2, self.calib.as_entire_binding()),
+                bge(3, wgpu::BindingResource::TextureView(&self.zeff_quads)),
+                bge(5, wgpu::BindingResource::TextureView(&feat_view)),
+            ],
+        });
+        let p = self.params(&ViewSettings::default(), false);
+        queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&p));
+        let t = kernels.tuning;
+        let mut enc = device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&kernels.prepare);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(self.channels.div_ceil(t.wg_x), self.lines.div_ceil(t.wg_y * t.run), 1);
+        }
+        queue.submit([enc.finish()]);
+        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&read_texture(device, queue, &feat, 16)?);
         Array3::from_shape_vec((self.lines as usize, self.channels as usize, 4), v)
             .map_err(|e| GpuError::Readback(e.to_string()))
     }
@@ -704,6 +867,15 @@ fn read_texture(
         out.extend_from_slice(&bytes[y * row as usize..y * row as usize + row_bytes as usize]);
     }
     Ok(out)
+}
+
+/// The Zeff table as quads: texel `(ir, ia)` holds the values at `(ia, ir)`, `(ia, ir + 1)`,
+/// `(ia + 1, ir)` and `(ia + 1, ir + 1)`, clamped at the last row and column, so the shader's
+/// bilinear lookup ([`MaterialLut::zeff`]) is one fetch.
+pub fn zeff_quads(lut: &MaterialLut) -> Vec<[f32; 4]> {
+    let (na, nr) = (lut.n_a as usize, lut.n_r as usize);
+    let z = |a: usize, r: usize| lut.zeff[a.min(na - 1) * nr + r.min(nr - 1)];
+    (0..na).flat_map(|a| (0..nr).map(move |r| [z(a, r), z(a, r + 1), z(a + 1, r), z(a + 1, r + 1)])).collect()
 }
 
 /// A plain 2-D texture, one mip level.
@@ -867,8 +1039,9 @@ impl LiveView {
     }
 
     /// Record this frame's GPU work for one view per station (`views[i]` for texture `i`):
-    /// the new lines are prepared once; each view composes what changed for it, or everything
-    /// when its settings changed. Returns true when anything was dispatched.
+    /// each view composes what changed for it (the new lines and their neighbours, the tile rows
+    /// they touch with local contrast), or everything when its settings changed; two stations
+    /// with the same region are composed together. Returns true when anything was dispatched.
     pub fn encode(
         &mut self,
         queue: &wgpu::Queue,
@@ -883,9 +1056,6 @@ impl LiveView {
         for (i, (view, p)) in views.iter().zip(&params).enumerate().take(self.image.views()) {
             let mut work = Work::default();
             if let Some((a, b)) = pending {
-                if i == 0 {
-                    work.prepare = Some(((a % cap) as u32, (b - a) as u32));
-                }
                 let t = p.tile as u64;
                 let (t0, t1) = (a / t, b.div_ceil(t));
                 let ntiles = (t1 - t0).min(p.tiles_l as u64);

@@ -4,8 +4,8 @@
 //!
 //! Owns: drawing and input only. Once per frame it drains the source's channel on a time budget,
 //! hands lines to the [`Assembler`](crate::assemble::Assembler), and records the GPU work of the
-//! [`LiveView`] on eframe's own device: the new lines are prepared once and composed once per
-//! station under that station's settings; egui shows each station's output texture without a CPU
+//! [`LiveView`] on eframe's own device: the new lines are composed under each station's settings
+//! (both stations in one dispatch when they need the same lines); egui shows each station's output texture without a CPU
 //! copy. Both windows are drawn in the same frame from the same ring head, so they always show
 //! the same newest line (synchronized on data, not on repaint counters). The second window is an
 //! immediate viewport: it shares this state and repaints with the first.
