@@ -81,6 +81,8 @@ pub struct Assembler {
     pub calibration: Option<Calibration>,
     tracker: AirTracker,
     last_seq: Option<u64>,
+    /// The kind of the last line taken: lines lost after a scan line were image lines.
+    last_kind: Option<LineKind>,
     pub stats: AssemblyStats,
     /// Re-upload the calibration table after this many air updates.
     pub air_upload_every: u64,
@@ -140,6 +142,7 @@ impl Assembler {
             calibration: None,
             tracker: AirTracker::default(),
             last_seq: None,
+            last_kind: None,
             stats: AssemblyStats::default(),
             air_upload_every: 16,
             open_bag: None,
@@ -291,8 +294,11 @@ impl Assembler {
                 let lost = line.seq - prev - 1;
                 self.stats.lines_missing += lost;
                 // While scanning, lost lines keep their place on screen as placeholders (at most
-                // one ring's worth): the image is never stitched across a gap.
-                if line.kind == LineKind::Scan && self.calibration.is_some() {
+                // one ring's worth): the image is never stitched across a gap. A gap that follows
+                // a scan line lost image lines even when the next line is a calibration cycle (a
+                // re-plugged cable asks for one): it is marked all the same.
+                let scanning = line.kind == LineKind::Scan || self.last_kind == Some(LineKind::Scan);
+                if scanning && self.calibration.is_some() {
                     let shown = lost.min(MAX_GAP_LINES) as usize;
                     batch.low.resize(batch.low.len() + shown * self.channels, 0);
                     batch.high.resize(batch.high.len() + shown * self.channels, 0);
@@ -302,6 +308,7 @@ impl Assembler {
                 }
             }
             self.last_seq = Some(line.seq);
+            self.last_kind = Some(line.kind);
             match line.kind {
                 LineKind::Dark => {
                     if !self.air.is_empty() {
@@ -452,6 +459,27 @@ mod tests {
         let c = a.calibration.as_ref().unwrap();
         assert_eq!(c.dark_low[0], 1000.0);
         assert_eq!(c.air_low[0], 41000.0);
+    }
+
+    #[test]
+    fn a_gap_after_scan_lines_is_marked_even_when_a_calibration_cycle_follows_it() {
+        // A re-plugged cable: image lines were lost, then the driver's calibration request is
+        // answered first. The lost lines still keep their place, ahead of the next scan lines.
+        let mut a = Assembler::new(8, 65535);
+        let mut ev: Vec<SourceEvent> = (0..4).map(|s| line(s, LineKind::Dark, 1000)).collect();
+        ev.extend((4..8).map(|s| line(s, LineKind::Air, 41000)));
+        ev.extend((8..10).map(|s| line(s, LineKind::Scan, 21000)));
+        ev.extend((20..24).map(|s| line(s, LineKind::Dark, 1000))); // 10 lines lost
+        ev.extend((24..28).map(|s| line(s, LineKind::Air, 41000)));
+        ev.push(line(28, LineKind::Scan, 21000));
+        ev.extend([29, 30, 32].map(|s| line(s, LineKind::Dark, 1000))); // 1 lost in a cycle: not image
+        let b = a.feed(ev);
+        assert_eq!(a.stats.lines_missing, 11);
+        assert_eq!(a.stats.calibrations, 2);
+        let mut want = vec![false; 2];
+        want.extend([true; 10]);
+        want.push(false);
+        assert_eq!(b.missing, want);
     }
 
     #[test]
