@@ -388,3 +388,55 @@ fn two_views_composed_together_match_each_view_alone() {
         assert_ne!(together[0], together[1], "{a:?} + {b:?}: each station has its own image function");
     }
 }
+
+/// On lavapipe compose takes its neighbours through subgroup shuffles (`main_sg`, `main2_sg`):
+/// that path must be the one in use there (so these tests exercise it in CI), and render exactly
+/// what the plain entry points render, for one station and two, at widths that are not a multiple
+/// of a subgroup's 30 channels (and narrower than one), with lost lines.
+#[test]
+fn the_subgroup_compose_renders_exactly_what_the_plain_one_does() {
+    use twinspect::pipeline::gpu::{KERNELS, Tuning};
+    let rig = rig();
+    let (ctx, lut) = (&rig.ctx, &rig.lut);
+    let tuned = rig.kernels.tuning;
+    if ctx.info.device_type == wgpu::DeviceType::Cpu
+        && ctx.device.features().contains(wgpu::Features::SUBGROUP)
+    {
+        assert_eq!(tuned.sg, 8, "lavapipe has 8-lane subgroups: compose should use them");
+    }
+    let plain_tuning = Tuning { sg: 0, ..tuned };
+    if tuned.sg == 0 {
+        // No subgroups here (a GPU's tuning): both would be the plain path, nothing to compare.
+        return;
+    }
+    let sources = [KERNELS[0].1, KERNELS[1].1, KERNELS[2].1];
+    let plain = Kernels::from_sources(&ctx.device, sources, plain_tuning);
+    let mut rng = Rng::new(77);
+    for (lines, channels) in [(1usize, 1usize), (9, 7), (40, 29), (33, 30), (70, 61), (35, 97)] {
+        let calib = calib_table(channels, &mut rng);
+        let (low, high) = frame(lines, channels, Fill::Random, &mut rng);
+        let missing: Vec<bool> = (0..lines).map(|l| l % 11 == 4).collect();
+        let spec = ImageSpec { channels: channels as u32, lines: lines as u32, full_scale: FULL, views: 2 };
+        for (a, b) in Preset::ALL.iter().zip(Preset::ALL.iter().rev()) {
+            let render = |kernels: &Kernels| {
+                let img = GpuImage::with_views(&ctx.device, &ctx.queue, kernels, spec, lut).unwrap();
+                img.set_calibration(&ctx.queue, &calib);
+                img.write_frame(&ctx.queue, low.view(), high.view());
+                img.write_missing(&ctx.queue, 0, &missing);
+                let (pa, pb) = (img.params(&a.settings(), false), img.params(&b.settings(), false));
+                let full = Work::full(lines as u32, pa.tile);
+                // both stations together (main2), then station A alone (main) into view 1
+                let mut enc = ctx.device.create_command_encoder(&Default::default());
+                img.encode_views(&ctx.queue, &mut enc, kernels, &[(&pa, full), (&pb, full)]);
+                ctx.queue.submit([enc.finish()]);
+                let two = [0, 1].map(|i| img.read_rgba_of(&ctx.device, &ctx.queue, i).unwrap());
+                img.run(&ctx.device, &ctx.queue, kernels, &pa, full);
+                (two, img.read_rgba(&ctx.device, &ctx.queue).unwrap())
+            };
+            let (sg_two, sg_one) = render(&rig.kernels);
+            let (pl_two, pl_one) = render(&plain);
+            assert_eq!(sg_two, pl_two, "{channels}x{lines} {a:?}+{b:?}: two stations differ");
+            assert_eq!(sg_one, pl_one, "{channels}x{lines} {a:?}: one station differs");
+        }
+    }
+}

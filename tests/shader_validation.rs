@@ -1,7 +1,7 @@
 //! Every WGSL kernel parses and validates with naga (no GPU needed): shaders compile lazily at
 //! pipeline creation, so a broken one would otherwise only show up on a device.
 
-use twinspect::pipeline::gpu::{KERNELS, Shading, Tuning, kernel_source, kernel_variant};
+use twinspect::pipeline::gpu::{KERNELS, Shading, Tuning, compose_variant, kernel_source};
 
 #[test]
 fn every_kernel_parses_and_validates() {
@@ -12,7 +12,9 @@ fn every_kernel_parses_and_validates() {
         .filter(|n| n.ends_with(".wgsl") && n != "common.wgsl")
         .collect();
     on_disk.sort();
+    // compose_sg.wgsl: compose's subgroup entry points, validated with compose below.
     let mut kernels: Vec<String> = KERNELS.iter().map(|(n, _)| format!("{n}.wgsl")).collect();
+    kernels.push("compose_sg.wgsl".into());
     kernels.sort();
     assert_eq!(on_disk, kernels, "every shader file is a kernel the pipeline builds");
     for (name, src) in KERNELS {
@@ -61,20 +63,39 @@ fn every_compose_variant_validates() {
             });
         }
     }
-    for t in [Tuning::GPU, Tuning::CPU] {
+    // lavapipe's tuning with and without subgroups (8 lanes), and a GPU's
+    for t in [Tuning::GPU, Tuning::CPU, Tuning { sg: 8, ..Tuning::CPU }] {
         for s in &all {
             for (a, b) in [(*s, Shading::STANDARD), (Shading::STANDARD, *s)] {
-                let full = kernel_variant(compose, t, a, b);
+                let (full, one, two) = compose_variant(compose, t, a, b);
                 let module = naga::front::wgsl::parse_str(&full)
-                    .unwrap_or_else(|e| panic!("{a:?}/{b:?}: {}", e.emit_to_string(&full)));
-                naga::valid::Validator::new(
-                    naga::valid::ValidationFlags::all(),
-                    naga::valid::Capabilities::default(),
-                )
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{a:?}/{b:?}: {e:?}"));
-                assert!(module.entry_points.iter().any(|e| e.name == "main2"), "compose has no main2");
+                    .unwrap_or_else(|e| panic!("{t:?} {a:?}/{b:?}: {}", e.emit_to_string(&full)));
+                let mut caps = naga::valid::Capabilities::default();
+                if t.sg > 0 {
+                    caps |= naga::valid::Capabilities::SUBGROUP;
+                }
+                naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+                    .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+                    .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+                    .validate(&module)
+                    .unwrap_or_else(|e| panic!("{t:?} {a:?}/{b:?}: {e:?}"));
+                for entry in [one, two] {
+                    assert!(module.entry_points.iter().any(|e| e.name == entry), "compose has no {entry}");
+                }
             }
         }
     }
+    // Without the SUBGROUP capability the subgroup form is refused: it is built only where the
+    // device has the feature.
+    let (full, _, _) =
+        compose_variant(compose, Tuning { sg: 8, ..Tuning::CPU }, Shading::STANDARD, Shading::STANDARD);
+    let module = naga::front::wgsl::parse_str(&full).unwrap();
+    assert!(
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default()
+        )
+        .validate(&module)
+        .is_err()
+    );
 }

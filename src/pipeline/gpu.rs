@@ -34,6 +34,25 @@ pub const KERNELS: [(&str, &str); 3] = [
     ("compose", include_str!("../../shaders/compose.wgsl")),
 ];
 
+/// compose's entry points in subgroup form (`main_sg`, `main2_sg`), appended to compose's source
+/// when the tuning uses subgroups ([`Tuning::sg`]).
+pub const COMPOSE_SG: &str = include_str!("../../shaders/compose_sg.wgsl");
+
+/// The full source of compose (`compose`: compose.wgsl or a development copy of it) for tuning
+/// `t` and the shading of views A and B, and its entry points for one view and for two.
+pub fn compose_variant(
+    compose: &str,
+    t: Tuning,
+    a: Shading,
+    b: Shading,
+) -> (String, &'static str, &'static str) {
+    if t.sg > 0 {
+        (kernel_variant(&format!("{compose}\n{COMPOSE_SG}"), t, a, b), "main_sg", "main2_sg")
+    } else {
+        (kernel_variant(compose, t, a, b), "main", "main2")
+    }
+}
+
 /// Full WGSL source of a kernel for a GPU (common prelude + kernel).
 pub fn kernel_source(kernel: &str) -> String {
     kernel_source_tuned(kernel, Tuning::GPU)
@@ -48,11 +67,12 @@ pub fn kernel_source_tuned(kernel: &str, t: Tuning) -> String {
 /// The source with compose's shading constants for views A and B (see [`Shading`]).
 pub fn kernel_variant(kernel: &str, t: Tuning, a: Shading, b: Shading) -> String {
     format!(
-        "const WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst RUN: u32 = {}u;\nconst W: u32 = {}u;\nconst CLAHE_WG: u32 = {}u;\n{}{}{COMMON_WGSL}\n{kernel}",
+        "const WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst RUN: u32 = {}u;\nconst W: u32 = {}u;\nconst SG: u32 = {}u;\nconst CLAHE_WG: u32 = {}u;\n{}{}{COMMON_WGSL}\n{kernel}",
         t.wg_x,
         t.wg_y,
         t.run,
         t.w,
+        t.sg.max(1),
         t.clahe_wg,
         a.constants("A"),
         b.constants("B")
@@ -130,6 +150,12 @@ pub fn required_limits(adapter: &wgpu::Adapter) -> wgpu::Limits {
     }
 }
 
+/// Optional features we use when the adapter has them: subgroup operations (compose's
+/// neighbour exchange on lavapipe, see [`Tuning::sg`]).
+pub fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
+    adapter.features() & wgpu::Features::SUBGROUP
+}
+
 impl GpuContext {
     /// A headless device honouring `WGPU_BACKEND` / `WGPU_ADAPTER_NAME`.
     pub fn headless() -> Result<Self, GpuError> {
@@ -138,6 +164,7 @@ impl GpuContext {
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("twinspect headless"),
+            required_features: wanted_features(&adapter),
             required_limits: required_limits(&adapter),
             ..Default::default()
         }))
@@ -173,14 +200,43 @@ pub struct Tuning {
     pub w: u32,
     /// CLAHE: invocations per tile.
     pub clahe_wg: u32,
+    /// The subgroup size compose relies on, 0 for none. With a fixed subgroup size (lavapipe: 8,
+    /// one SIMD vector) compose takes each lane's neighbouring columns from the next lanes with
+    /// subgroup shuffles instead of computing them again: a subgroup renders SG * W - 2 columns
+    /// and computes features for SG * W.
+    pub sg: u32,
 }
 
 impl Tuning {
-    pub const GPU: Tuning = Tuning { wg_x: 64, wg_y: 1, run: 4, w: 1, clahe_wg: 256 };
-    pub const CPU: Tuning = Tuning { wg_x: 16, wg_y: 1, run: 32, w: 4, clahe_wg: 16 };
+    pub const GPU: Tuning = Tuning { wg_x: 64, wg_y: 1, run: 4, w: 1, clahe_wg: 256, sg: 0 };
+    pub const CPU: Tuning = Tuning { wg_x: 16, wg_y: 1, run: 32, w: 4, clahe_wg: 16, sg: 0 };
+
+    /// Channels one compose workgroup renders.
+    pub fn compose_columns(&self) -> u32 {
+        match self.wg_x.checked_div(self.sg) {
+            Some(subgroups) => subgroups * (self.sg * self.w - 2),
+            None => self.wg_x * self.w,
+        }
+    }
 
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         if info.device_type == wgpu::DeviceType::Cpu { Tuning::CPU } else { Tuning::GPU }
+    }
+
+    /// [`Tuning::for_adapter`], with the subgroup exchange where the device has subgroups of one
+    /// fixed size that divides the workgroup (lavapipe: 8).
+    pub fn for_device(device: &wgpu::Device) -> Self {
+        let info = device.adapter_info();
+        let mut t = Self::for_adapter(&info);
+        let size = info.subgroup_min_size;
+        if t.w > 1
+            && device.features().contains(wgpu::Features::SUBGROUP)
+            && size == info.subgroup_max_size
+            && t.wg_x.is_multiple_of(size)
+        {
+            t.sg = size;
+        }
+        t
     }
 }
 
@@ -255,7 +311,7 @@ fn storage_texture_entry(binding: u32, format: wgpu::TextureFormat) -> wgpu::Bin
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Self {
-        let tuning = Tuning::for_adapter(&device.adapter_info());
+        let tuning = Tuning::for_device(device);
         Self::from_sources(device, [KERNELS[0].1, KERNELS[1].1, KERNELS[2].1], tuning)
     }
 
@@ -334,11 +390,11 @@ impl Kernels {
         cache
             .entry((a, b))
             .or_insert_with(|| {
-                let src =
-                    kernel_variant(&self.compose_source, self.tuning, a, b.unwrap_or(Shading::STANDARD));
+                let (src, one, two) =
+                    compose_variant(&self.compose_source, self.tuning, a, b.unwrap_or(Shading::STANDARD));
                 match b {
-                    None => build_pipeline(&self.device, "compose", &src, "main", &self.compose_bgl),
-                    Some(_) => build_pipeline(&self.device, "compose2", &src, "main2", &self.compose2_bgl),
+                    None => build_pipeline(&self.device, "compose", &src, one, &self.compose_bgl),
+                    Some(_) => build_pipeline(&self.device, "compose2", &src, two, &self.compose2_bgl),
                 }
             })
             .clone()
@@ -699,7 +755,7 @@ impl GpuImage {
                 composes.push((target, n, Shading::of(p)));
             }
         }
-        let groups = |n: u32| (self.channels.div_ceil(t.wg_x * t.w), n.div_ceil(t.run));
+        let groups = |n: u32| (self.channels.div_ceil(t.compose_columns()), n.div_ceil(t.run));
         let paired = match (&self.bg_compose2, views) {
             (Some(bg), [(pa, a), (pb, b), ..]) if region(a).is_some() && region(a) == region(b) => {
                 Some((bg, kernels.compose_pipeline(Shading::of(pa), Some(Shading::of(pb)))))

@@ -33,7 +33,9 @@ use crate::domain::inspection::{AgencyConfig, InspectionConfig, OutcomeState};
 use crate::domain::material::MaterialLut;
 use crate::domain::profile::ScannerProfile;
 use crate::domain::view::{Preset, ViewSettings};
-use crate::pipeline::gpu::{ImageSpec, Kernels, LiveView, describe_adapter, required_limits};
+use crate::pipeline::gpu::{
+    ImageSpec, Kernels, LiveView, describe_adapter, required_limits, wanted_features,
+};
 use crate::source::{RunningSource, SourceEvent};
 
 /// Console keys: F1 is always the plain standard image.
@@ -85,11 +87,13 @@ pub fn native_options(title: &str, place: &layout::WindowPlacement) -> eframe::N
     }
 }
 
-/// The wgpu device the windows (and `snapshot`) draw with: the limits the compute pipeline needs.
+/// The wgpu device the windows (and `snapshot`) draw with: the limits and optional features the
+/// compute pipeline needs.
 pub fn wgpu_setup() -> egui_wgpu::WgpuSetup {
     let mut setup = egui_wgpu::WgpuSetupCreateNew::without_display_handle();
     setup.device_descriptor = std::sync::Arc::new(|adapter| wgpu::DeviceDescriptor {
         label: Some("twinspect workstation"),
+        required_features: wanted_features(adapter),
         required_limits: wgpu::Limits {
             max_texture_dimension_2d: 8192.min(adapter.limits().max_texture_dimension_2d),
             ..required_limits(adapter)
