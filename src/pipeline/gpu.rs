@@ -10,8 +10,10 @@
 //! The display path is two kernels: `clahe` (tile tables, only for views with local contrast)
 //! and `compose`, which goes from raw samples to display pixels in one pass, features in
 //! registers; its `main2` entry renders both stations' views of the same lines from one
-//! computation of the features. `prepare` stores the features for the tests only
-//! ([`GpuImage::read_features`]).
+//! computation of the features. Where the device has fixed-size subgroups (lavapipe) compose
+//! runs its subgroup form (`compose_sg.wgsl`, `main_sg` / `main2_sg`, [`Tuning::sg`]): the same
+//! pixels, with neighbouring columns exchanged between lanes instead of computed again.
+//! `prepare` stores the features for the tests only ([`GpuImage::read_features`]).
 //!
 //! Must not import: egui, the UI, sources. Kernel maths lives in the WGSL; its CPU twin in
 //! [`super::cpu`].
