@@ -129,12 +129,12 @@ fn tile_columns(q: Params, c: u32) -> vec3<f32> {
 
 // One pixel under view q: `zsum`, `isum` the 3x3 sums of Zeff and intensity, `i0` and `a_high`
 // the pixel's own, `eq` its CLAHE-equalised intensity (used only with local contrast).
-// `mode`, `strip`, `negative` and `lc` are always constants of the pipeline (MODE_A, STRIP_A, ...:
+// `mode`, `strip`, `negative`, `lc` and `gamma` are always constants of the pipeline (MODE_A, ...:
 // gpu.rs builds one pipeline per combination a station uses, `Shading`), so only the code a view
 // needs is compiled into it: on lavapipe code under a branch costs the same whether the branch is
 // taken or not (the CLAHE lookups alone cost a third of a frame with local contrast off, the
 // colour modes and stripping another quarter). They must agree with q (Shading::of).
-fn shade(q: Params, mode: u32, strip: bool, negative: bool, lc: bool, l: u32, c: u32, a_high: f32, zsum: f32, isum: f32, i0: f32, eq: f32) -> vec4<f32> {
+fn shade(q: Params, mode: u32, strip: bool, negative: bool, lc: bool, gamma: bool, l: u32, c: u32, a_high: f32, zsum: f32, isum: f32, i0: f32, eq: f32) -> vec4<f32> {
     let detail = i0 - isum / 9.0;
     var i = i0;
     if lc {
@@ -142,8 +142,9 @@ fn shade(q: Params, mode: u32, strip: bool, negative: bool, lc: bool, l: u32, c:
     }
     i += q.edge * detail;
     var v = clamp((i - q.window_low) / (q.window_high - q.window_low), 0.0, 1.0);
-    // pow(v, 1) is v (as in the CPU twin's powf); skipping it saves a log and an exp a pixel.
-    if q.gamma != 1.0 && v > 0.0 {
+    // pow(v, 1) is v (as in the CPU twin's powf): `gamma` (a constant, GAMMA_A or GAMMA_B) is
+    // false when q.gamma is 1, and the pipeline has no pow.
+    if gamma && v > 0.0 {
         v = pow(v, q.gamma);
     }
 
@@ -243,7 +244,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 if LC_A {
                     eq = clahe_a(tl, tc[j], bin_of(i0));
                 }
-                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, l, c, ah[j + 1u], zsum, isum, i0, eq);
+                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j + 1u], zsum, isum, i0, eq);
                 if lost {
                     px = hatch(l, c);
                 }
@@ -336,8 +337,8 @@ fn main2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
                 if LC_B {
                     eq_b = clahe_b(tl_b, tc_b[j], bin_of(i0));
                 }
-                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, l, c, ah[j + 1u], zsum, isum, i0, eq);
-                var px_b = shade(pb, MODE_B, STRIP_B, NEGATIVE_B, LC_B, l, c, ah[j + 1u], zsum, isum, i0, eq_b);
+                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j + 1u], zsum, isum, i0, eq);
+                var px_b = shade(pb, MODE_B, STRIP_B, NEGATIVE_B, LC_B, GAMMA_B, l, c, ah[j + 1u], zsum, isum, i0, eq_b);
                 if lost {
                     px = hatch(l, c);
                     px_b = px;

@@ -13,6 +13,16 @@
 
 const SG_OUT: u32 = SG * W - 2u;
 
+// The pixels go to buffers laid out as the display textures, rows of `pitch()` texels (gpu.rs,
+// pitch_of), which gpu.rs copies into the textures: on lavapipe a texture store is a per-lane
+// loop through the image format code, a buffer store of the packed pixel much less.
+@group(0) @binding(10) var<storage, read_write> out_px: array<u32>;
+@group(0) @binding(11) var<storage, read_write> out_px_b: array<u32>;
+
+fn pitch() -> u32 {
+    return (p.lines + 63u) / 64u * 64u;
+}
+
 @compute @workgroup_size(WG_X, 1)
 fn main_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let k0 = wid.y * RUN;
@@ -83,11 +93,11 @@ fn main_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
                 if LC_A {
                     eq = clahe_a(tl, tc[j], bin_of(i0));
                 }
-                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, l, c, ah[j], zsum, isum, i0, eq);
+                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j], zsum, isum, i0, eq);
                 if lost {
                     px = hatch(l, c);
                 }
-                textureStore(out_tex, vec2<u32>(l, p.channels - 1u - c), px);
+                out_px[(p.channels - 1u - c) * pitch() + l] = pack4x8unorm(px);
             }
         }
         za = zh;
@@ -182,14 +192,14 @@ fn main2_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
                 if LC_B {
                     eq_b = clahe_b(tl_b, tc_b[j], bin_of(i0));
                 }
-                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, l, c, ah[j], zsum, isum, i0, eq);
-                var px_b = shade(pb, MODE_B, STRIP_B, NEGATIVE_B, LC_B, l, c, ah[j], zsum, isum, i0, eq_b);
+                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j], zsum, isum, i0, eq);
+                var px_b = shade(pb, MODE_B, STRIP_B, NEGATIVE_B, LC_B, GAMMA_B, l, c, ah[j], zsum, isum, i0, eq_b);
                 if lost {
                     px = hatch(l, c);
                     px_b = px;
                 }
-                textureStore(out_tex, vec2<u32>(l, y), px);
-                textureStore(out_b, vec2<u32>(l, y), px_b);
+                out_px[y * pitch() + l] = pack4x8unorm(px);
+                out_px_b[y * pitch() + l] = pack4x8unorm(px_b);
             }
         }
         za = zh;

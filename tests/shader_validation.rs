@@ -54,12 +54,13 @@ fn every_compose_variant_validates() {
     let compose = KERNELS.iter().find(|(n, _)| *n == "compose").unwrap().1;
     let mut all = Vec::new();
     for colour_mode in 0..3 {
-        for bits in 0..8u32 {
+        for bits in 0..16u32 {
             all.push(Shading {
                 colour_mode,
                 strip: bits & 1 != 0,
                 negative: bits & 2 != 0,
                 local_contrast: bits & 4 != 0,
+                gamma: bits & 8 != 0,
             });
         }
     }

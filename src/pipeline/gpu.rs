@@ -12,7 +12,8 @@
 //! registers; its `main2` entry renders both stations' views of the same lines from one
 //! computation of the features. Where the device has fixed-size subgroups (lavapipe) compose
 //! runs its subgroup form (`compose_sg.wgsl`, `main_sg` / `main2_sg`, [`Tuning::sg`]): the same
-//! pixels, with neighbouring columns exchanged between lanes instead of computed again.
+//! pixels, with neighbouring columns exchanged between lanes instead of computed again, stored
+//! into a buffer that is then copied into the display texture.
 //! `prepare` stores the features for the tests only ([`GpuImage::read_features`]).
 //!
 //! Must not import: egui, the UI, sources. Kernel maths lives in the WGSL; its CPU twin in
@@ -48,7 +49,10 @@ pub fn compose_variant(
     a: Shading,
     b: Shading,
 ) -> (String, &'static str, &'static str) {
-    if t.sg > 0 {
+    // A development copy may carry its own subgroup entry points.
+    if t.sg > 0 && compose.contains("fn main_sg") {
+        (kernel_variant(compose, t, a, b), "main_sg", "main2_sg")
+    } else if t.sg > 0 {
         (kernel_variant(&format!("{compose}\n{COMPOSE_SG}"), t, a, b), "main_sg", "main2_sg")
     } else {
         (kernel_variant(compose, t, a, b), "main", "main2")
@@ -94,11 +98,14 @@ pub struct Shading {
     pub strip: bool,
     pub negative: bool,
     pub local_contrast: bool,
+    /// A gamma other than 1 (`Params::gamma`): without it the pow (a log and an exp a pixel)
+    /// is left out of the pipeline (measured on 2048 x 1536 on lavapipe: about 13 % of compose).
+    pub gamma: bool,
 }
 
 impl Shading {
     pub const STANDARD: Shading =
-        Shading { colour_mode: 0, strip: false, negative: false, local_contrast: false };
+        Shading { colour_mode: 0, strip: false, negative: false, local_contrast: false, gamma: false };
 
     pub fn of(p: &Params) -> Self {
         Shading {
@@ -106,13 +113,14 @@ impl Shading {
             strip: p.only != 0,
             negative: p.flags & super::params::FLAG_NEGATIVE != 0,
             local_contrast: p.local_contrast > 0.0,
+            gamma: p.gamma != 1.0,
         }
     }
 
     fn constants(self, view: &str) -> String {
         format!(
-            "const MODE_{view}: u32 = {}u;\nconst STRIP_{view}: bool = {};\nconst NEGATIVE_{view}: bool = {};\nconst LC_{view}: bool = {};\n",
-            self.colour_mode, self.strip, self.negative, self.local_contrast
+            "const MODE_{view}: u32 = {}u;\nconst STRIP_{view}: bool = {};\nconst NEGATIVE_{view}: bool = {};\nconst LC_{view}: bool = {};\nconst GAMMA_{view}: bool = {};\n",
+            self.colour_mode, self.strip, self.negative, self.local_contrast, self.gamma
         )
     }
 }
@@ -347,13 +355,22 @@ impl Kernels {
             storage_texture_entry(5, wgpu::TextureFormat::Rgba8Unorm),
             storage_entry(6, true),
         ];
+        // The subgroup form stores its pixels into a buffer (binding 10, 11 for view B), copied
+        // into the display texture afterwards (see `ViewTarget::out_buf`).
+        let mut one_view = one_view.to_vec();
+        if tuning.sg > 0 {
+            one_view.push(storage_entry(10, false));
+        }
         let compose_bgl = layout("compose bgl", &one_view);
-        let mut two_views = one_view.to_vec();
+        let mut two_views = one_view.clone();
         two_views.extend([
             uniform_entry(7),
             storage_texture_entry(8, wgpu::TextureFormat::Rgba8Unorm),
             storage_entry(9, true),
         ]);
+        if tuning.sg > 0 {
+            two_views.push(storage_entry(11, false));
+        }
         let compose2_bgl = layout("compose2 bgl", &two_views);
         let std = Shading::STANDARD;
         let kernels = Kernels {
@@ -493,10 +510,40 @@ struct ViewTarget {
     out_view: wgpu::TextureView,
     bg_clahe: wgpu::BindGroup,
     bg_compose: wgpu::BindGroup,
+    /// Where the subgroup form of compose stores its pixels (packed RGBA8, the texture's layout
+    /// with rows of [`GpuImage::pitch`] texels), copied into `out_tex` after each dispatch. On
+    /// lavapipe a texture store is a per-lane loop through the image format code; a buffer
+    /// store of the packed pixel and one copy of the rows cost less than half as much.
+    out_buf: Option<wgpu::Buffer>,
+}
+
+/// Samples of both energies packed as the raw buffer holds them (low in bits 0-15, high in
+/// 16-31), written straight into wgpu's staging memory: no packed copy of the frame is made
+/// first (one pass and one allocation of 4 bytes a pixel less).
+fn write_packed(queue: &wgpu::Queue, buffer: &wgpu::Buffer, offset: u64, low: &[u16], high: &[u16]) {
+    const CHUNK: usize = 4096;
+    let Some(size) = NonZeroU64::new(low.len() as u64 * 4) else { return };
+    // None only after wgpu has reported a validation error (out of bounds), as write_buffer would.
+    let Some(mut view) = queue.write_buffer_with(buffer, offset, size) else { return };
+    let mut packed = [0u32; CHUNK];
+    for (i, (l, h)) in low.chunks(CHUNK).zip(high.chunks(CHUNK)).enumerate() {
+        for ((p, &l), &h) in packed.iter_mut().zip(l).zip(h) {
+            *p = l as u32 | (h as u32) << 16;
+        }
+        let at = i * CHUNK * 4;
+        view.slice(at..at + l.len() * 4).copy_from_slice(bytemuck::cast_slice(&packed[..l.len()]));
+    }
 }
 
 /// Smallest CLAHE tile: the luts buffer is sized for it.
 const MIN_TILE: u32 = 16;
+
+/// Texels per row of a staging buffer of display pixels (`ViewTarget::out_buf`): the lines,
+/// rounded up to the 256-byte rows a buffer-to-texture copy needs. compose_sg.wgsl computes the
+/// same from `Params::lines`.
+fn pitch_of(lines: u32) -> u32 {
+    lines.next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT / 4)
+}
 
 impl GpuImage {
     pub fn new(
@@ -580,6 +627,7 @@ impl GpuImage {
             wgpu::Extent3d { width: lut.n_r, height: lut.n_a, depth_or_array_layers: 1 },
         );
         let zeff_quads = quads_tex.create_view(&Default::default());
+        let pitch = pitch_of(lines);
         let max_tiles = lines.div_ceil(MIN_TILE) as u64 * channels.div_ceil(MIN_TILE) as u64;
         let targets = (0..views.max(1))
             .map(|_| {
@@ -591,9 +639,12 @@ impl GpuImage {
                     lines,
                     channels,
                     wgpu::TextureFormat::Rgba8Unorm,
-                    T::STORAGE_BINDING | T::TEXTURE_BINDING | T::COPY_SRC,
+                    T::STORAGE_BINDING | T::TEXTURE_BINDING | T::COPY_SRC | T::COPY_DST,
                 );
                 let out_view = out_tex.create_view(&Default::default());
+                let out_buf = (kernels.tuning.sg > 0).then(|| {
+                    buf("display rgba staging", channels as u64 * pitch as u64 * 4, U::STORAGE | U::COPY_SRC)
+                });
                 let bg_clahe = device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("clahe"),
                     layout: &kernels.clahe_bgl,
@@ -604,39 +655,48 @@ impl GpuImage {
                         bge(5, luts.as_entire_binding()),
                     ],
                 });
-                let bg_compose = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("compose"),
-                    layout: &kernels.compose_bgl,
-                    entries: &[
-                        bge(0, slot(&params, SLOT_COMPOSE)),
-                        bge(1, raw.as_entire_binding()),
-                        bge(2, calib.as_entire_binding()),
-                        bge(3, wgpu::BindingResource::TextureView(&zeff_quads)),
-                        bge(4, missing.as_entire_binding()),
-                        bge(5, wgpu::BindingResource::TextureView(&out_view)),
-                        bge(6, luts.as_entire_binding()),
-                    ],
-                });
-                ViewTarget { luts, params, out_tex, out_view, bg_clahe, bg_compose }
-            })
-            .collect::<Vec<_>>();
-        let bg_compose2 = (targets.len() >= 2).then(|| {
-            let (a, b) = (&targets[0], &targets[1]);
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("compose2"),
-                layout: &kernels.compose2_bgl,
-                entries: &[
-                    bge(0, slot(&a.params, SLOT_COMPOSE)),
+                let mut entries = vec![
+                    bge(0, slot(&params, SLOT_COMPOSE)),
                     bge(1, raw.as_entire_binding()),
                     bge(2, calib.as_entire_binding()),
                     bge(3, wgpu::BindingResource::TextureView(&zeff_quads)),
                     bge(4, missing.as_entire_binding()),
-                    bge(5, wgpu::BindingResource::TextureView(&a.out_view)),
-                    bge(6, a.luts.as_entire_binding()),
-                    bge(7, slot(&b.params, SLOT_COMPOSE)),
-                    bge(8, wgpu::BindingResource::TextureView(&b.out_view)),
-                    bge(9, b.luts.as_entire_binding()),
-                ],
+                    bge(5, wgpu::BindingResource::TextureView(&out_view)),
+                    bge(6, luts.as_entire_binding()),
+                ];
+                if let Some(b) = &out_buf {
+                    entries.push(bge(10, b.as_entire_binding()));
+                }
+                let bg_compose = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("compose"),
+                    layout: &kernels.compose_bgl,
+                    entries: &entries,
+                });
+                ViewTarget { luts, params, out_tex, out_view, bg_clahe, bg_compose, out_buf }
+            })
+            .collect::<Vec<_>>();
+        let bg_compose2 = (targets.len() >= 2).then(|| {
+            let (a, b) = (&targets[0], &targets[1]);
+            let mut entries = vec![
+                bge(0, slot(&a.params, SLOT_COMPOSE)),
+                bge(1, raw.as_entire_binding()),
+                bge(2, calib.as_entire_binding()),
+                bge(3, wgpu::BindingResource::TextureView(&zeff_quads)),
+                bge(4, missing.as_entire_binding()),
+                bge(5, wgpu::BindingResource::TextureView(&a.out_view)),
+                bge(6, a.luts.as_entire_binding()),
+                bge(7, slot(&b.params, SLOT_COMPOSE)),
+                bge(8, wgpu::BindingResource::TextureView(&b.out_view)),
+                bge(9, b.luts.as_entire_binding()),
+            ];
+            if let (Some(ba), Some(bb)) = (&a.out_buf, &b.out_buf) {
+                entries.push(bge(10, ba.as_entire_binding()));
+                entries.push(bge(11, bb.as_entire_binding()));
+            }
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("compose2"),
+                layout: &kernels.compose2_bgl,
+                entries: &entries,
             })
         });
         Ok(GpuImage {
@@ -691,13 +751,10 @@ impl GpuImage {
         assert!(low.len() == high.len() && low.len().is_multiple_of(ch), "whole lines of both energies");
         let n = (low.len() / ch) as u32;
         assert!(n <= self.lines, "more lines than the image holds");
-        let packed: Vec<u32> = low.iter().zip(high).map(|(&l, &h)| l as u32 | (h as u32) << 16).collect();
-        let first = n.min(self.lines - line0 % self.lines);
+        let first = n.min(self.lines - line0 % self.lines) as usize * ch;
         let start = (line0 % self.lines) as u64 * ch as u64 * 4;
-        queue.write_buffer(&self.raw, start, bytemuck::cast_slice(&packed[..first as usize * ch]));
-        if first < n {
-            queue.write_buffer(&self.raw, 0, bytemuck::cast_slice(&packed[first as usize * ch..]));
-        }
+        write_packed(queue, &self.raw, start, &low[..first], &high[..first]);
+        write_packed(queue, &self.raw, 0, &low[first..], &high[first..]);
     }
 
     /// Upload a whole frame (`[line, channel]` arrays).
@@ -764,19 +821,60 @@ impl GpuImage {
             }
             _ => None,
         };
+        let mut done = 0;
         if let Some((bg, pipeline)) = paired {
             let (x, y) = groups(composes[0].1);
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, bg, &[]);
             pass.dispatch_workgroups(x, y, 1);
-            composes.drain(..2);
+            done = 2;
         }
-        for (target, n, shading) in composes {
+        for &(target, n, shading) in &composes[done..] {
             let (x, y) = groups(n);
             pass.set_pipeline(&kernels.compose_pipeline(shading, None));
             pass.set_bind_group(0, &target.bg_compose, &[]);
             pass.dispatch_workgroups(x, y, 1);
         }
+        drop(pass);
+        // The subgroup form stored into buffers: copy the composed lines into the textures.
+        for (target, (_, work)) in self.targets.iter().zip(views) {
+            if let (Some(buf), Some((l0, n))) = (&target.out_buf, region(work)) {
+                let l0 = l0 % self.lines;
+                let first = n.min(self.lines - l0);
+                self.copy_out(encoder, buf, &target.out_tex, l0, first);
+                if first < n {
+                    self.copy_out(encoder, buf, &target.out_tex, 0, n - first);
+                }
+            }
+        }
+    }
+
+    /// Lines `l0 .. l0 + n` of a staging buffer of display pixels into the display texture.
+    fn copy_out(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        buf: &wgpu::Buffer,
+        tex: &wgpu::Texture,
+        l0: u32,
+        n: u32,
+    ) {
+        encoder.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: buf,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: l0 as u64 * 4,
+                    bytes_per_row: Some(pitch_of(self.lines) * 4),
+                    rows_per_image: Some(self.channels),
+                },
+            },
+            wgpu::TexelCopyTextureInfo {
+                texture: tex,
+                mip_level: 0,
+                origin: wgpu::Origin3d { x: l0, y: 0, z: 0 },
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::Extent3d { width: n, height: self.channels, depth_or_array_layers: 1 },
+        );
     }
 
     /// Run `work` now and wait for it.
