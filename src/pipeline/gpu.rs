@@ -591,12 +591,16 @@ impl GpuImage {
         use wgpu::BufferUsages as U;
         let raw = buf("raw", px * 4, U::STORAGE | U::COPY_DST);
         let calib = buf("calibration", channels as u64 * 16, U::STORAGE | U::COPY_DST);
-        if px * 4 > limits.max_storage_buffer_binding_size {
-            return Err(too_large(format!(
-                "{} MiB raw buffer, storage binding limit {} MiB",
-                (px * 4) >> 20,
-                limits.max_storage_buffer_binding_size >> 20
-            )));
+        // The raw samples, and where the subgroup form stores its pixels (rows padded).
+        let staged = if kernels.tuning.sg > 0 { pitch_of(lines) as u64 * channels as u64 * 4 } else { 0 };
+        for (what, bytes) in [("raw", px * 4), ("display staging", staged)] {
+            if bytes > limits.max_storage_buffer_binding_size {
+                return Err(too_large(format!(
+                    "{} MiB {what} buffer, storage binding limit {} MiB",
+                    bytes >> 20,
+                    limits.max_storage_buffer_binding_size >> 20
+                )));
+            }
         }
         use wgpu::TextureUsages as T;
         let params = buf("prepare params", SLOT, U::UNIFORM | U::COPY_DST);
@@ -627,7 +631,6 @@ impl GpuImage {
             wgpu::Extent3d { width: lut.n_r, height: lut.n_a, depth_or_array_layers: 1 },
         );
         let zeff_quads = quads_tex.create_view(&Default::default());
-        let pitch = pitch_of(lines);
         let max_tiles = lines.div_ceil(MIN_TILE) as u64 * channels.div_ceil(MIN_TILE) as u64;
         let targets = (0..views.max(1))
             .map(|_| {
@@ -642,9 +645,8 @@ impl GpuImage {
                     T::STORAGE_BINDING | T::TEXTURE_BINDING | T::COPY_SRC | T::COPY_DST,
                 );
                 let out_view = out_tex.create_view(&Default::default());
-                let out_buf = (kernels.tuning.sg > 0).then(|| {
-                    buf("display rgba staging", channels as u64 * pitch as u64 * 4, U::STORAGE | U::COPY_SRC)
-                });
+                let out_buf = (kernels.tuning.sg > 0)
+                    .then(|| buf("display rgba staging", staged, U::STORAGE | U::COPY_SRC));
                 let bg_clahe = device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("clahe"),
                     layout: &kernels.clahe_bgl,
