@@ -440,3 +440,71 @@ fn the_subgroup_compose_renders_exactly_what_the_plain_one_does() {
         }
     }
 }
+
+/// The subgroup form renders pairs of lines from an even one (compose_sg.wgsl), so a region is
+/// widened to even bounds: one that starts and ends on odd lines still renders its lines like the
+/// plain form, from the data there now, and lines away from it keep what they showed.
+#[test]
+fn a_region_with_odd_bounds_renders_like_the_plain_form() {
+    use twinspect::pipeline::gpu::{KERNELS, Tuning};
+    let rig = rig();
+    let (ctx, lut) = (&rig.ctx, &rig.lut);
+    if rig.kernels.tuning.sg == 0 {
+        return; // a GPU's tuning: there is only the plain form
+    }
+    let sources = [KERNELS[0].1, KERNELS[1].1, KERNELS[2].1];
+    let plain = Kernels::from_sources(&ctx.device, sources, Tuning { sg: 0, ..rig.kernels.tuning });
+    let mut rng = Rng::new(5);
+    let (lines, channels) = (40usize, 61usize);
+    let calib = calib_table(channels, &mut rng);
+    let (low_a, high_a) = frame(lines, channels, Fill::Random, &mut rng);
+    let (low_b, high_b) = frame(lines, channels, Fill::Random, &mut rng);
+    let spec = ImageSpec { channels: channels as u32, lines: lines as u32, full_scale: FULL, views: 2 };
+    let (l0, n) = (13usize, 7usize);
+    let render = |kernels: &Kernels| {
+        let img = GpuImage::with_views(&ctx.device, &ctx.queue, kernels, spec, lut).unwrap();
+        img.set_calibration(&ctx.queue, &calib);
+        img.write_frame(&ctx.queue, low_a.view(), high_a.view());
+        let (pa, pb) =
+            (img.params(&Preset::Standard.settings(), false), img.params(&Preset::Os.settings(), false));
+        let full = Work::full(lines as u32, pa.tile);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        img.encode_views(&ctx.queue, &mut enc, kernels, &[(&pa, full), (&pb, full)]);
+        ctx.queue.submit([enc.finish()]);
+        let before = [0, 1].map(|i| img.read_rgba_of(&ctx.device, &ctx.queue, i).unwrap());
+        img.write_frame(&ctx.queue, low_b.view(), high_b.view());
+        let part = Work { clahe: None, compose: Some((l0 as u32, n as u32)) };
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        img.encode_views(&ctx.queue, &mut enc, kernels, &[(&pa, part), (&pb, part)]);
+        ctx.queue.submit([enc.finish()]);
+        (before, [0, 1].map(|i| img.read_rgba_of(&ctx.device, &ctx.queue, i).unwrap()))
+    };
+    let (sg_before, sg_after) = render(&rig.kernels);
+    let (pl_before, pl_after) = render(&plain);
+    assert_eq!(sg_before, pl_before, "full frames differ");
+    for v in 0..2 {
+        // x is the line: the region's lines as the plain form renders them
+        for x in l0..l0 + n {
+            assert_eq!(
+                sg_after[v].slice(ndarray::s![.., x, ..]),
+                pl_after[v].slice(ndarray::s![.., x, ..]),
+                "view {v} line {x}"
+            );
+        }
+        // at most one line either side is re-rendered; beyond that, what was shown stays
+        let mut changed = 0;
+        for x in (0..l0 - 1).chain(l0 + n + 1..lines) {
+            assert_eq!(
+                sg_after[v].slice(ndarray::s![.., x, ..]),
+                sg_before[v].slice(ndarray::s![.., x, ..]),
+                "view {v} line {x}"
+            );
+        }
+        for x in l0..l0 + n {
+            changed += usize::from(
+                sg_after[v].slice(ndarray::s![.., x, ..]) != sg_before[v].slice(ndarray::s![.., x, ..]),
+            );
+        }
+        assert!(changed > 0, "view {v}: the region shows the new data");
+    }
+}

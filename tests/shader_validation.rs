@@ -73,7 +73,7 @@ fn every_compose_variant_validates() {
                     .unwrap_or_else(|e| panic!("{t:?} {a:?}/{b:?}: {}", e.emit_to_string(&full)));
                 let mut caps = naga::valid::Capabilities::default();
                 if t.sg > 0 {
-                    caps |= naga::valid::Capabilities::SUBGROUP;
+                    caps |= naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_INT64;
                 }
                 naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
                     .subgroup_stages(naga::valid::ShaderStages::COMPUTE)

@@ -12,8 +12,9 @@
 //! registers; its `main2` entry renders both stations' views of the same lines from one
 //! computation of the features. Where the device has fixed-size subgroups (lavapipe) compose
 //! runs its subgroup form (`compose_sg.wgsl`, `main_sg` / `main2_sg`, [`Tuning::sg`]): the same
-//! pixels, with neighbouring columns exchanged between lanes instead of computed again, stored
-//! into a buffer that is then copied into the display texture.
+//! pixels, with neighbouring columns exchanged between lanes instead of computed again, two
+//! lines at a time (regions are widened to even bounds), stored into a buffer that is then copied
+//! into the display texture.
 //! `prepare` stores the features for the tests only ([`GpuImage::read_features`]).
 //!
 //! Must not import: egui, the UI, sources. Kernel maths lives in the WGSL; its CPU twin in
@@ -160,10 +161,10 @@ pub fn required_limits(adapter: &wgpu::Adapter) -> wgpu::Limits {
     }
 }
 
-/// Optional features we use when the adapter has them: subgroup operations (compose's
-/// neighbour exchange on lavapipe, see [`Tuning::sg`]).
+/// Optional features we use when the adapter has them: subgroup operations and 64-bit integers
+/// (compose's subgroup form on lavapipe, see [`Tuning::sg`]).
 pub fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
-    adapter.features() & wgpu::Features::SUBGROUP
+    adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64)
 }
 
 impl GpuContext {
@@ -234,13 +235,14 @@ impl Tuning {
     }
 
     /// [`Tuning::for_adapter`], with the subgroup exchange where the device has subgroups of one
-    /// fixed size that divides the workgroup (lavapipe: 8).
+    /// fixed size that divides the workgroup (lavapipe: 8) and 64-bit integers (the subgroup form
+    /// stores two pixels a word).
     pub fn for_device(device: &wgpu::Device) -> Self {
         let info = device.adapter_info();
         let mut t = Self::for_adapter(&info);
         let size = info.subgroup_min_size;
         if t.w > 1
-            && device.features().contains(wgpu::Features::SUBGROUP)
+            && device.features().contains(wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64)
             && size == info.subgroup_max_size
             && t.wg_x.is_multiple_of(size)
         {
@@ -797,7 +799,18 @@ impl GpuImage {
             label: Some("twinspect"),
             timestamp_writes: None,
         });
-        let region = |w: &Work| w.compose.filter(|r| r.1 > 0).map(|(l0, n)| (l0, n.min(self.lines)));
+        let region = |w: &Work| {
+            let (l0, n) =
+                w.compose.filter(|r| r.1 > 0).map(|(l0, n)| (l0 % self.lines, n.min(self.lines)))?;
+            if t.sg == 0 {
+                return Some((l0, n));
+            }
+            // The subgroup form renders pairs of lines from an even one (compose_sg.wgsl): the
+            // region grows to even bounds, within the ring or up to the end of a frame.
+            let even = l0 & !1;
+            let room = if self.lines.is_multiple_of(2) { self.lines } else { self.lines - even };
+            Some((even, (n + (l0 - even)).next_multiple_of(2).min(room)))
+        };
         let mut composes = Vec::new();
         for (target, (p, work)) in self.targets.iter().zip(views) {
             let write = |slot: u64, params: Params| {
@@ -841,7 +854,6 @@ impl GpuImage {
         // The subgroup form stored into buffers: copy the composed lines into the textures.
         for (target, (_, work)) in self.targets.iter().zip(views) {
             if let (Some(buf), Some((l0, n))) = (&target.out_buf, region(work)) {
-                let l0 = l0 % self.lines;
                 let first = n.min(self.lines - l0);
                 self.copy_out(encoder, buf, &target.out_tex, l0, first);
                 if first < n {
