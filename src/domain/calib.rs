@@ -207,42 +207,59 @@ impl AirTracker {
     /// logarithms: it runs on every scanned line): each channel's `T` must be within
     /// `tolerance` (relative) of the line's median, which itself must be near air. Straight loops
     /// over slices into reused buffers, so they vectorise and allocate nothing.
+    ///
+    /// Most scanned lines have something in the beam, and the answer for them is found early
+    /// without changing it: the median comes from every 8th channel, and when more than half of
+    /// those are already below air the median is too (no selection needed); the channels are
+    /// then counted in blocks, each block's transmissions computed only when the blocks before
+    /// it left the line possibly empty.
     pub fn is_empty(&mut self, calib: &Calibration, line: &RawLine) -> bool {
-        let n = calib.channels();
+        let n = calib.channels().min(line.low.len()).min(line.high.len());
+        fn transmission(raw: u16, dark: f32, air: f32) -> f32 {
+            let span = air - dark;
+            // divided either way, then chosen: no branch, so the loops vectorise
+            let t = (f32::from(raw) - dark) / span;
+            if span < DEAD_SPAN { 1.0 } else { t }
+        }
         fn transmissions(raw: &[u16], dark: &[f32], air: &[f32], out: &mut Vec<f32>) {
             let n = raw.len().min(dark.len()).min(air.len());
             out.resize(n, 0.0);
             let (raw, dark, air, out) = (&raw[..n], &dark[..n], &air[..n], &mut out[..n]);
             for i in 0..n {
-                let span = air[i] - dark[i];
-                // divided either way, then chosen: no branch, so the loop vectorises
-                let t = (f32::from(raw[i]) - dark[i]) / span;
-                out[i] = if span < DEAD_SPAN { 1.0 } else { t };
+                out[i] = transmission(raw[i], dark[i], air[i]);
             }
         }
-        transmissions(&line.low, &calib.dark_low, &calib.air_low, &mut self.t_low);
-        transmissions(&line.high, &calib.dark_high, &calib.air_high, &mut self.t_high);
-        // The line's level from every 8th channel (no full sort).
-        let median = |t: &[f32], s: &mut Vec<f32>| {
+        let c = calib;
+        // The line's level from every 8th channel (no full sort). `sorted[mid]` is below x
+        // exactly when more than `mid` of the samples are.
+        let sampled = |raw: &[u16], dark: &[f32], air: &[f32], s: &mut Vec<f32>| {
             s.clear();
-            s.extend(t.iter().step_by(8).copied());
-            let mid = s.len() / 2;
-            *s.select_nth_unstable_by(mid, f32::total_cmp).1
+            s.extend((0..n).step_by(8).map(|i| transmission(raw[i], dark[i], air[i])));
         };
-        let m_lo = median(&self.t_low, &mut self.sample);
-        let m_hi = median(&self.t_high, &mut self.sample);
-        if m_hi < (-0.25f32).exp() || m_lo <= 0.0 {
+        let mid = n.div_ceil(8) / 2;
+        let air_hi = (-0.25f32).exp();
+        sampled(&line.high, &c.dark_high, &c.air_high, &mut self.sample);
+        if self.sample.iter().filter(|&&t| t < air_hi).count() > mid {
+            return false; // the whole width covered (the median is below air_hi)
+        }
+        let m_hi = *self.sample.select_nth_unstable_by(mid, f32::total_cmp).1;
+        sampled(&line.low, &c.dark_low, &c.air_low, &mut self.sample);
+        let m_lo = *self.sample.select_nth_unstable_by(mid, f32::total_cmp).1;
+        if m_hi < air_hi || m_lo <= 0.0 {
             return false; // the whole width covered, or the beam is off
         }
         let tol = self.tolerance;
-        let allowed = (self.max_covered_fraction * n as f32) as usize;
+        let allowed = (self.max_covered_fraction * c.channels() as f32) as usize;
         let (r_lo, r_hi) = (1.0 / m_lo, 1.0 / m_hi);
         // Count in blocks so the loop vectorises, and stop at the first block over the limit
         // (something is in the beam).
         let mut covered = 0u32;
-        for (lo, hi) in self.t_low.chunks(256).zip(self.t_high.chunks(256)) {
-            let m = lo.len().min(hi.len());
-            let (lo, hi) = (&lo[..m], &hi[..m]);
+        for b in (0..n).step_by(256) {
+            let e = (b + 256).min(n);
+            transmissions(&line.low[b..e], &c.dark_low[b..e], &c.air_low[b..e], &mut self.t_low);
+            transmissions(&line.high[b..e], &c.dark_high[b..e], &c.air_high[b..e], &mut self.t_high);
+            let m = self.t_low.len().min(self.t_high.len());
+            let (lo, hi) = (&self.t_low[..m], &self.t_high[..m]);
             for i in 0..m {
                 covered += u32::from(((lo[i] * r_lo - 1.0).abs() > tol) | ((hi[i] * r_hi - 1.0).abs() > tol));
             }
