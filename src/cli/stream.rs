@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::assemble::{Assembler, Segmenter};
+use crate::assemble::{Assembler, BagSpan, Segmenter};
 use crate::capture::{BagCollector, CapturedBag};
 use crate::domain::profile::ScannerProfile;
 use crate::source::emulator::{
@@ -434,21 +434,16 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
         faults_shown = asm.stats.faults.len();
         // A bag is in the archive from its first line on, so a crash leaves it flagged, not lost.
         if let Some(store) = store.as_mut() {
-            for span in &batch.bags {
-                if !archive_ids.contains_key(&span.bag)
-                    && span.end_line.is_none()
-                    && a.bags.is_none_or(|n| written + (archive_ids.len() as u64) < n)
-                {
-                    let start = BagStart {
-                        scanner_bag: span.bag,
-                        item_id: span.item_id.as_deref(),
-                        source: &src.description,
-                        profile: &profile.name,
-                        channels,
-                        at_ms: super::now_ms(),
-                    };
-                    archive_ids.insert(span.bag, store.begin_bag(&start, "capture")?);
-                }
+            for span in bags_to_begin(&batch.bags, &archive_ids, written, a.bags) {
+                let start = BagStart {
+                    scanner_bag: span.bag,
+                    item_id: span.item_id.as_deref(),
+                    source: &src.description,
+                    profile: &profile.name,
+                    channels,
+                    at_ms: super::now_ms(),
+                };
+                archive_ids.insert(span.bag, store.begin_bag(&start, "capture")?);
             }
         }
         for bag in collector.push(&batch, asm.calibration.as_ref()) {
@@ -558,6 +553,30 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
     Ok(())
 }
 
+/// The bags of a batch (`spans`, in the order the scanner sent them) that enter the archive
+/// now: each one not in it yet (`archived`), still coming in or already ended within this
+/// batch, while fewer than `limit` are saved (`written`) or on their way. Ended ones count too:
+/// taking only those still coming in let the next bag of the same batch take the first
+/// archive id, and with `--bags N` that id was then left unsaved (partial) while the earlier
+/// bag was saved under the next one.
+fn bags_to_begin<'a>(
+    spans: &'a [BagSpan],
+    archived: &HashMap<u64, i64>,
+    written: u64,
+    limit: Option<u64>,
+) -> Vec<&'a BagSpan> {
+    let mut taken = written + archived.len() as u64;
+    let mut out = Vec::new();
+    for span in spans {
+        if archived.contains_key(&span.bag) || limit.is_some_and(|n| taken >= n) {
+            continue;
+        }
+        taken += 1;
+        out.push(span);
+    }
+    out
+}
+
 fn write_bag(
     dir: &Path,
     n: u64,
@@ -581,4 +600,30 @@ fn write_bag(
     let path = dir.join(format!("bag-{n:06}.json"));
     crate::io::write_atomically(&path, &serde_json::to_vec_pretty(&meta)?)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(bag: u64, first_line: u64, end_line: Option<u64>) -> BagSpan {
+        BagSpan { bag, item_id: None, first_line, end_line }
+    }
+
+    #[test]
+    fn a_bag_ended_within_the_batch_enters_the_archive_before_the_next_one() {
+        // A replay at full speed hands over a whole bag and the start of the next in one batch.
+        let spans = [span(7, 10, Some(300)), span(8, 340, None)];
+        let none = HashMap::new();
+        let bags = |limit| bags_to_begin(&spans, &none, 0, limit).iter().map(|s| s.bag).collect::<Vec<_>>();
+        assert_eq!(bags(Some(1)), [7]);
+        assert_eq!(bags(Some(2)), [7, 8]);
+        assert_eq!(bags(None), [7, 8]);
+        // Already archived, or the limit reached by what was saved: nothing new.
+        let known = HashMap::from([(7, 1)]);
+        let ids: Vec<u64> = bags_to_begin(&spans, &known, 0, Some(2)).iter().map(|s| s.bag).collect();
+        assert_eq!(ids, [8]);
+        assert!(bags_to_begin(&spans, &known, 1, Some(2)).is_empty());
+        assert!(bags_to_begin(&spans, &none, 3, Some(3)).is_empty());
+    }
 }
