@@ -395,6 +395,17 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
         .chain(archive_dir.iter().map(|d| format!("the archive at {}", d.display())))
         .collect();
     eprintln!("capturing from {} ({} channels) into {}", src.description, channels, into.join(" and "));
+    let begin = |store: &mut Store, span: &BagSpan| {
+        let start = BagStart {
+            scanner_bag: span.bag,
+            item_id: span.item_id.as_deref(),
+            source: &src.description,
+            profile: &profile.name,
+            channels,
+            at_ms: super::now_ms(),
+        };
+        store.begin_bag(&start, "capture")
+    };
     while a.bags.is_none_or(|n| written < n) && deadline.is_none_or(|d| Instant::now() < d) {
         let mut events = Vec::new();
         if let Ok(e) = src.events.recv_timeout(Duration::from_millis(100)) {
@@ -435,15 +446,7 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
         // A bag is in the archive from its first line on, so a crash leaves it flagged, not lost.
         if let Some(store) = store.as_mut() {
             for span in bags_to_begin(&batch.bags, &archive_ids, written, a.bags) {
-                let start = BagStart {
-                    scanner_bag: span.bag,
-                    item_id: span.item_id.as_deref(),
-                    source: &src.description,
-                    profile: &profile.name,
-                    channels,
-                    at_ms: super::now_ms(),
-                };
-                archive_ids.insert(span.bag, store.begin_bag(&start, "capture")?);
+                archive_ids.insert(span.bag, begin(store, span)?);
             }
         }
         for bag in collector.push(&batch, asm.calibration.as_ref()) {
@@ -470,17 +473,7 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
             if let Some(store) = store.as_mut() {
                 let id = match archive_ids.remove(&bag.span.bag) {
                     Some(id) => id,
-                    None => {
-                        let start = BagStart {
-                            scanner_bag: bag.span.bag,
-                            item_id: bag.span.item_id.as_deref(),
-                            source: &src.description,
-                            profile: &profile.name,
-                            channels,
-                            at_ms: super::now_ms(),
-                        };
-                        store.begin_bag(&start, "capture")?
-                    }
+                    None => begin(store, &bag.span)?,
                 };
                 let row = match store.finish_bag(
                     id,
