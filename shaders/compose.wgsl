@@ -5,7 +5,7 @@
 // (bilinear between the four nearest CLAHE tile tables), density window, gamma, material colour
 // / grey / pseudo-colour, class stripping, negative, dense-object alert, lost-line hatch.
 // CPU twin: pipeline::cpu::compose_pixel (every formula below is written in the same order).
-// Output orientation: x = line (belt direction), y = channels - 1 - channel.
+// Output orientation: a row per line (y = ring line, the belt direction), x = channels - 1 - channel.
 //
 // Entry points: `main` renders one view (p, out_tex, luts); `main2` renders two views of the same
 // lines (the two stations: p and pb, out_tex and out_b, luts and luts_b) from one computation of
@@ -248,7 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 if lost {
                     px = hatch(l, c);
                 }
-                textureStore(out_tex, vec2<u32>(l, p.channels - 1u - c), px);
+                textureStore(out_tex, vec2<u32>(p.channels - 1u - c, l), px);
             }
         }
         za = zh;
@@ -343,8 +343,8 @@ fn main2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
                     px = hatch(l, c);
                     px_b = px;
                 }
-                textureStore(out_tex, vec2<u32>(l, y), px);
-                textureStore(out_b, vec2<u32>(l, y), px_b);
+                textureStore(out_tex, vec2<u32>(y, l), px);
+                textureStore(out_b, vec2<u32>(y, l), px_b);
             }
         }
         za = zh;

@@ -11,30 +11,35 @@
 // renders SG * W - 2 channels, starting one after its first column. Every lane of a subgroup
 // runs the same lines, so the shuffles are in uniform control flow.
 //
-// Lines are rendered in pairs (an even ring line and the next), and a column's two pixels are
-// stored as one 64-bit word: on lavapipe every buffer store is a loop over the lanes, whatever
-// its width, so this halves the stores. gpu.rs starts every region on an even line and makes it
-// an even number of lines long (where the image has them): RUN is even, so the first line of each
-// pair is even. The second line of a pair past the end of a frame with an odd number of lines is
-// computed all the same (from clamped neighbours) and lands in the padding texel of its row,
-// which is never copied to the display. Each loop iteration is written out twice (even line,
-// then odd line): a branch on the line's parity would cost lavapipe both sides on every line.
+// The pixels go to buffers laid out as the display textures (a row per line, rows of `pitch()`
+// texels, channel c at texel `px_off() + channels - 1 - c`), which gpu.rs copies into the
+// textures: on lavapipe every buffer store is a loop over the lanes, whatever its width, so two
+// neighbouring channels' pixels are stored as one 64-bit word (half the stores of one a pixel),
+// and a texture store is a per-lane loop through the image format code, costlier still. The
+// offset makes every subgroup's 30 channels exactly 15 aligned words: a lane stores its columns
+// 1 and 2 as one word and its column 3 with the next lane's column 0 (taken by a shuffle) as
+// another (W is even). A word whose second channel lies past the last one puts that half in the
+// row's leading padding, which is never copied to the display.
 
 const SG_OUT: u32 = SG * W - 2u;
 
-// The pixels go to buffers laid out as the display textures, rows of `pitch()` texels (gpu.rs,
-// pitch_of), two texels a word, which gpu.rs copies into the textures: on lavapipe a texture store
-// is a per-lane loop through the image format code, a buffer store of packed pixels much less.
 @group(0) @binding(10) var<storage, read_write> out_px: array<u64>;
 @group(0) @binding(11) var<storage, read_write> out_px_b: array<u64>;
 
+// Texels per row of the display buffers (gpu.rs, pitch_of and PX_OFF): room for the offset
+// and a line's channels, rounded up to the 256-byte rows a buffer-to-texture copy needs.
 fn pitch() -> u32 {
-    return (p.lines + 63u) / 64u * 64u;
+    return (p.channels + 3u + 63u) / 64u * 64u;
 }
 
-// Two pixels, the even line's (already packed) in the low half: the lower address.
-fn pair(even: u32, odd: vec4<f32>) -> u64 {
-    return u64(even) | (u64(pack4x8unorm(odd)) << 32u);
+// Where a row's pixels start: 2 or 3, so that the texel of an even column of a subgroup is even.
+fn px_off() -> u32 {
+    return 2u + (p.channels & 1u);
+}
+
+// Two pixels as one word, `lo` at the lower address.
+fn pair(lo: u32, hi: u32) -> u64 {
+    return u64(lo) | (u64(hi) << 32u);
 }
 
 @compute @workgroup_size(WG_X, 1)
@@ -71,106 +76,66 @@ fn main_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
         ih[j] = fh.w;
         ah[j] = fh.y;
     }
-    for (var k = k0; k < k1; k += 2u) {
-        // The even line: its packed pixels are kept for the pair.
-        var even: array<u32, W>;
-        {
-            let lb = line_step(l, true);
-            var zb: array<f32, W>;
-            var ib: array<f32, W>;
-            var ab: array<f32, W>;
-            var zc: array<f32, W>;
-            var ic: array<f32, W>;
-            for (var j = 0u; j < W; j++) {
-                let f = features(cal[j], cc[j], lb);
-                zb[j] = f.z;
-                ib[j] = f.w;
-                ab[j] = f.y;
-                zc[j] = za[j] + zh[j] + zb[j];
-                ic[j] = ia[j] + ih[j] + ib[j];
-            }
-            let zl = subgroupShuffleUp(zc[W - 1u], 1u);
-            let il = subgroupShuffleUp(ic[W - 1u], 1u);
-            let zr = subgroupShuffleDown(zc[0], 1u);
-            let ir = subgroupShuffleDown(ic[0], 1u);
-            let lost = missing[l] != 0u;
-            var tl = vec3<f32>(0.0);
-            if LC_A {
-                tl = tile_rows(p, l);
-            }
-            for (var j = 0u; j < W; j++) {
-                let c = u32(base + i32(q0 + j));
-                // (left + centre) + right, the order of the plain form: the same bits.
-                let zsum = select(zc[max(j, 1u) - 1u], zl, j == 0u) + zc[j] + select(zc[min(j + 1u, W - 1u)], zr, j == W - 1u);
-                let isum = select(ic[max(j, 1u) - 1u], il, j == 0u) + ic[j] + select(ic[min(j + 1u, W - 1u)], ir, j == W - 1u);
-                let i0 = ih[j];
-                var eq = 0.0;
-                if LC_A {
-                    eq = clahe_a(tl, tc[j], bin_of(i0));
-                }
-                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j], zsum, isum, i0, eq);
-                if lost {
-                    px = hatch(l, c);
-                }
-                even[j] = pack4x8unorm(px);
-            }
-            za = zh;
-            ia = ih;
-            zh = zb;
-            ih = ib;
-            ah = ab;
+    // This lane's column 0 and W - 1 as channels (column 0 is never stored by its own lane).
+    let c_last = u32(base + i32(q0 + W - 1u));
+    for (var k = k0; k < k1; k++) {
+        let lb = line_step(l, true);
+        var zb: array<f32, W>;
+        var ib: array<f32, W>;
+        var ab: array<f32, W>;
+        var zc: array<f32, W>;
+        var ic: array<f32, W>;
+        for (var j = 0u; j < W; j++) {
+            let f = features(cal[j], cc[j], lb);
+            zb[j] = f.z;
+            ib[j] = f.w;
+            ab[j] = f.y;
+            zc[j] = za[j] + zh[j] + zb[j];
+            ic[j] = ia[j] + ih[j] + ib[j];
         }
-        let l_even = l;
-        l = next_ring_line(l, p.lines);
-        // The odd line, and the pair's stores.
-        {
-            let lb = line_step(l, true);
-            var zb: array<f32, W>;
-            var ib: array<f32, W>;
-            var ab: array<f32, W>;
-            var zc: array<f32, W>;
-            var ic: array<f32, W>;
-            for (var j = 0u; j < W; j++) {
-                let f = features(cal[j], cc[j], lb);
-                zb[j] = f.z;
-                ib[j] = f.w;
-                ab[j] = f.y;
-                zc[j] = za[j] + zh[j] + zb[j];
-                ic[j] = ia[j] + ih[j] + ib[j];
-            }
-            let zl = subgroupShuffleUp(zc[W - 1u], 1u);
-            let il = subgroupShuffleUp(ic[W - 1u], 1u);
-            let zr = subgroupShuffleDown(zc[0], 1u);
-            let ir = subgroupShuffleDown(ic[0], 1u);
-            let lost = missing[l] != 0u;
-            var tl = vec3<f32>(0.0);
-            if LC_A {
-                tl = tile_rows(p, l);
-            }
-            for (var j = 0u; j < W; j++) {
-                let q = q0 + j;
-                let c = u32(base + i32(q));
-                let zsum = select(zc[max(j, 1u) - 1u], zl, j == 0u) + zc[j] + select(zc[min(j + 1u, W - 1u)], zr, j == W - 1u);
-                let isum = select(ic[max(j, 1u) - 1u], il, j == 0u) + ic[j] + select(ic[min(j + 1u, W - 1u)], ir, j == W - 1u);
-                let i0 = ih[j];
-                var eq = 0.0;
-                if LC_A {
-                    eq = clahe_a(tl, tc[j], bin_of(i0));
-                }
-                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j], zsum, isum, i0, eq);
-                if lost {
-                    px = hatch(l, c);
-                }
-                if q >= 1u && q <= SG_OUT && c < p.channels {
-                    out_px[((p.channels - 1u - c) * pitch() + l_even) / 2u] = pair(even[j], px);
-                }
-            }
-            za = zh;
-            ia = ih;
-            zh = zb;
-            ih = ib;
-            ah = ab;
+        let zl = subgroupShuffleUp(zc[W - 1u], 1u);
+        let il = subgroupShuffleUp(ic[W - 1u], 1u);
+        let zr = subgroupShuffleDown(zc[0], 1u);
+        let ir = subgroupShuffleDown(ic[0], 1u);
+        let lost = missing[l] != 0u;
+        var tl = vec3<f32>(0.0);
+        if LC_A {
+            tl = tile_rows(p, l);
         }
+        var px: array<u32, W>;
+        for (var j = 0u; j < W; j++) {
+            let c = u32(base + i32(q0 + j));
+            // (left + centre) + right, the order of the plain form: the same bits.
+            let zsum = select(zc[max(j, 1u) - 1u], zl, j == 0u) + zc[j] + select(zc[min(j + 1u, W - 1u)], zr, j == W - 1u);
+            let isum = select(ic[max(j, 1u) - 1u], il, j == 0u) + ic[j] + select(ic[min(j + 1u, W - 1u)], ir, j == W - 1u);
+            let i0 = ih[j];
+            var eq = 0.0;
+            if LC_A {
+                eq = clahe_a(tl, tc[j], bin_of(i0));
+            }
+            var v = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j], zsum, isum, i0, eq);
+            if lost {
+                v = hatch(l, c);
+            }
+            px[j] = pack4x8unorm(v);
+        }
+        // Texel of channel c on this line: row - c.
+        let row = l * pitch() + px_off() + p.channels - 1u;
+        let next0 = subgroupShuffleDown(px[0], 1u);
+        for (var j = 2u; j < W; j += 2u) {
+            let c = u32(base + i32(q0 + j));
+            if c - 1u < p.channels {
+                out_px[(row - c) / 2u] = pair(px[j], px[j - 1u]);
+            }
+        }
+        if q0 + W <= SG_OUT && c_last < p.channels {
+            out_px[(row - c_last - 1u) / 2u] = pair(next0, px[W - 1u]);
+        }
+        za = zh;
+        ia = ih;
+        zh = zb;
+        ih = ib;
+        ah = ab;
         l = next_ring_line(l, p.lines);
     }
 }
@@ -213,42 +178,41 @@ fn main2_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
         ih[j] = fh.w;
         ah[j] = fh.y;
     }
-    for (var k = k0; k < k1; k += 2u) {
-        // The even line: its packed pixels are kept for the pair.
-        var even: array<u32, W>;
-        var even_b: array<u32, W>;
+    let c_last = u32(base + i32(q0 + W - 1u));
+    for (var k = k0; k < k1; k++) {
+        let lb = line_step(l, true);
+        var zb: array<f32, W>;
+        var ib: array<f32, W>;
+        var ab: array<f32, W>;
+        var zc: array<f32, W>;
+        var ic: array<f32, W>;
+        for (var j = 0u; j < W; j++) {
+            let f = features(cal[j], cc[j], lb);
+            zb[j] = f.z;
+            ib[j] = f.w;
+            ab[j] = f.y;
+            zc[j] = za[j] + zh[j] + zb[j];
+            ic[j] = ia[j] + ih[j] + ib[j];
+        }
+        let zl = subgroupShuffleUp(zc[W - 1u], 1u);
+        let il = subgroupShuffleUp(ic[W - 1u], 1u);
+        let zr = subgroupShuffleDown(zc[0], 1u);
+        let ir = subgroupShuffleDown(ic[0], 1u);
+        let lost = missing[l] != 0u;
+        var tl = vec3<f32>(0.0);
+        var tl_b = vec3<f32>(0.0);
+        if LC_A {
+            tl = tile_rows(p, l);
+        }
+        if LC_B {
+            tl_b = tile_rows(pb, l);
+        }
+        let row = l * pitch() + px_off() + p.channels - 1u;
+        // View A's pixels and stores, then view B's, each in a loop of its own: shading both
+        // views in one loop keeps the intermediate values of both live at once and lavapipe
+        // spills them (measured, 2048 x 1024: 656 -> 425 M instructions a frame of both views).
         {
-            let lb = line_step(l, true);
-            var zb: array<f32, W>;
-            var ib: array<f32, W>;
-            var ab: array<f32, W>;
-            var zc: array<f32, W>;
-            var ic: array<f32, W>;
-            for (var j = 0u; j < W; j++) {
-                let f = features(cal[j], cc[j], lb);
-                zb[j] = f.z;
-                ib[j] = f.w;
-                ab[j] = f.y;
-                zc[j] = za[j] + zh[j] + zb[j];
-                ic[j] = ia[j] + ih[j] + ib[j];
-            }
-            let zl = subgroupShuffleUp(zc[W - 1u], 1u);
-            let il = subgroupShuffleUp(ic[W - 1u], 1u);
-            let zr = subgroupShuffleDown(zc[0], 1u);
-            let ir = subgroupShuffleDown(ic[0], 1u);
-            let lost = missing[l] != 0u;
-            var tl = vec3<f32>(0.0);
-            var tl_b = vec3<f32>(0.0);
-            if LC_A {
-                tl = tile_rows(p, l);
-            }
-            if LC_B {
-                tl_b = tile_rows(pb, l);
-            }
-            // View A's pixels, then view B's, each in a loop of its own (both halves of a pair):
-            // shading both views in one loop keeps the intermediate values of both live at once
-            // and lavapipe spills them (measured, 2048 x 1024: 656 -> 425 M instructions a frame
-            // of both views, and 112 -> 72 ms).
+            var px: array<u32, W>;
             for (var j = 0u; j < W; j++) {
                 let c = u32(base + i32(q0 + j));
                 // (left + centre) + right, the order of the plain form: the same bits.
@@ -259,15 +223,27 @@ fn main2_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
                 if LC_A {
                     eq = clahe_a(tl, tc[j], bin_of(i0));
                 }
-                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j], zsum, isum, i0, eq);
+                var v = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j], zsum, isum, i0, eq);
                 if lost {
-                    px = hatch(l, c);
+                    v = hatch(l, c);
                 }
-                even[j] = pack4x8unorm(px);
+                px[j] = pack4x8unorm(v);
             }
+            let next0 = subgroupShuffleDown(px[0], 1u);
+            for (var j = 2u; j < W; j += 2u) {
+                let c = u32(base + i32(q0 + j));
+                if c - 1u < p.channels {
+                    out_px[(row - c) / 2u] = pair(px[j], px[j - 1u]);
+                }
+            }
+            if q0 + W <= SG_OUT && c_last < p.channels {
+                out_px[(row - c_last - 1u) / 2u] = pair(next0, px[W - 1u]);
+            }
+        }
+        {
+            var px: array<u32, W>;
             for (var j = 0u; j < W; j++) {
                 let c = u32(base + i32(q0 + j));
-                // (left + centre) + right, the order of the plain form: the same bits.
                 let zsum = select(zc[max(j, 1u) - 1u], zl, j == 0u) + zc[j] + select(zc[min(j + 1u, W - 1u)], zr, j == W - 1u);
                 let isum = select(ic[max(j, 1u) - 1u], il, j == 0u) + ic[j] + select(ic[min(j + 1u, W - 1u)], ir, j == W - 1u);
                 let i0 = ih[j];
@@ -275,91 +251,28 @@ fn main2_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
                 if LC_B {
                     eq = clahe_b(tl_b, tc_b[j], bin_of(i0));
                 }
-                var px = shade(pb, MODE_B, STRIP_B, NEGATIVE_B, LC_B, GAMMA_B, l, c, ah[j], zsum, isum, i0, eq);
+                var v = shade(pb, MODE_B, STRIP_B, NEGATIVE_B, LC_B, GAMMA_B, l, c, ah[j], zsum, isum, i0, eq);
                 if lost {
-                    px = hatch(l, c);
+                    v = hatch(l, c);
                 }
-                even_b[j] = pack4x8unorm(px);
+                px[j] = pack4x8unorm(v);
             }
-            za = zh;
-            ia = ih;
-            zh = zb;
-            ih = ib;
-            ah = ab;
+            let next0 = subgroupShuffleDown(px[0], 1u);
+            for (var j = 2u; j < W; j += 2u) {
+                let c = u32(base + i32(q0 + j));
+                if c - 1u < p.channels {
+                    out_px_b[(row - c) / 2u] = pair(px[j], px[j - 1u]);
+                }
+            }
+            if q0 + W <= SG_OUT && c_last < p.channels {
+                out_px_b[(row - c_last - 1u) / 2u] = pair(next0, px[W - 1u]);
+            }
         }
-        let l_even = l;
-        l = next_ring_line(l, p.lines);
-        // The odd line, and the pair's stores.
-        {
-            let lb = line_step(l, true);
-            var zb: array<f32, W>;
-            var ib: array<f32, W>;
-            var ab: array<f32, W>;
-            var zc: array<f32, W>;
-            var ic: array<f32, W>;
-            for (var j = 0u; j < W; j++) {
-                let f = features(cal[j], cc[j], lb);
-                zb[j] = f.z;
-                ib[j] = f.w;
-                ab[j] = f.y;
-                zc[j] = za[j] + zh[j] + zb[j];
-                ic[j] = ia[j] + ih[j] + ib[j];
-            }
-            let zl = subgroupShuffleUp(zc[W - 1u], 1u);
-            let il = subgroupShuffleUp(ic[W - 1u], 1u);
-            let zr = subgroupShuffleDown(zc[0], 1u);
-            let ir = subgroupShuffleDown(ic[0], 1u);
-            let lost = missing[l] != 0u;
-            var tl = vec3<f32>(0.0);
-            var tl_b = vec3<f32>(0.0);
-            if LC_A {
-                tl = tile_rows(p, l);
-            }
-            if LC_B {
-                tl_b = tile_rows(pb, l);
-            }
-            for (var j = 0u; j < W; j++) {
-                let q = q0 + j;
-                let c = u32(base + i32(q));
-                let zsum = select(zc[max(j, 1u) - 1u], zl, j == 0u) + zc[j] + select(zc[min(j + 1u, W - 1u)], zr, j == W - 1u);
-                let isum = select(ic[max(j, 1u) - 1u], il, j == 0u) + ic[j] + select(ic[min(j + 1u, W - 1u)], ir, j == W - 1u);
-                let i0 = ih[j];
-                var eq = 0.0;
-                if LC_A {
-                    eq = clahe_a(tl, tc[j], bin_of(i0));
-                }
-                var px = shade(p, MODE_A, STRIP_A, NEGATIVE_A, LC_A, GAMMA_A, l, c, ah[j], zsum, isum, i0, eq);
-                if lost {
-                    px = hatch(l, c);
-                }
-                if q >= 1u && q <= SG_OUT && c < p.channels {
-                    out_px[((p.channels - 1u - c) * pitch() + l_even) / 2u] = pair(even[j], px);
-                }
-            }
-            for (var j = 0u; j < W; j++) {
-                let q = q0 + j;
-                let c = u32(base + i32(q));
-                let zsum = select(zc[max(j, 1u) - 1u], zl, j == 0u) + zc[j] + select(zc[min(j + 1u, W - 1u)], zr, j == W - 1u);
-                let isum = select(ic[max(j, 1u) - 1u], il, j == 0u) + ic[j] + select(ic[min(j + 1u, W - 1u)], ir, j == W - 1u);
-                let i0 = ih[j];
-                var eq = 0.0;
-                if LC_B {
-                    eq = clahe_b(tl_b, tc_b[j], bin_of(i0));
-                }
-                var px = shade(pb, MODE_B, STRIP_B, NEGATIVE_B, LC_B, GAMMA_B, l, c, ah[j], zsum, isum, i0, eq);
-                if lost {
-                    px = hatch(l, c);
-                }
-                if q >= 1u && q <= SG_OUT && c < p.channels {
-                    out_px_b[((p.channels - 1u - c) * pitch() + l_even) / 2u] = pair(even_b[j], px);
-                }
-            }
-            za = zh;
-            ia = ih;
-            zh = zb;
-            ih = ib;
-            ah = ab;
-        }
+        za = zh;
+        ia = ih;
+        zh = zb;
+        ih = ib;
+        ah = ab;
         l = next_ring_line(l, p.lines);
     }
 }

@@ -13,8 +13,9 @@
 //! computation of the features. Where the device has fixed-size subgroups (lavapipe) compose
 //! runs its subgroup form (`compose_sg.wgsl`, `main_sg` / `main2_sg`, [`Tuning::sg`]): the same
 //! pixels, with neighbouring columns exchanged between lanes instead of computed again, two
-//! lines at a time (regions are widened to even bounds), stored into a buffer that is then copied
-//! into the display texture.
+//! neighbouring channels' pixels a 64-bit store, into a buffer that is then copied into the
+//! display texture. A display texture holds a row per line (x = channels - 1 - channel), so
+//! the lines a strip adds are one contiguous block to copy.
 //! `prepare` stores the features for the tests only ([`GpuImage::read_features`]).
 //!
 //! Must not import: egui, the UI, sources. Kernel maths lives in the WGSL; its CPU twin in
@@ -242,6 +243,7 @@ impl Tuning {
         let mut t = Self::for_adapter(&info);
         let size = info.subgroup_min_size;
         if t.w > 1
+            && t.w.is_multiple_of(2)
             && device.features().contains(wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64)
             && size == info.subgroup_max_size
             && t.wg_x.is_multiple_of(size)
@@ -508,12 +510,13 @@ struct ViewTarget {
     luts: wgpu::Buffer,
     params: wgpu::Buffer,
     out_tex: wgpu::Texture,
-    /// The RGBA8 output (x = line, y = channel from the top), for display.
+    /// The RGBA8 output (x = channels - 1 - channel, y = line), for display: a row per line, so
+    /// the lines a strip adds are one contiguous block of the texture.
     out_view: wgpu::TextureView,
     bg_clahe: wgpu::BindGroup,
     bg_compose: wgpu::BindGroup,
     /// Where the subgroup form of compose stores its pixels (packed RGBA8, the texture's layout
-    /// with rows of [`GpuImage::pitch`] texels), copied into `out_tex` after each dispatch. On
+    /// with rows of [`pitch_of`] texels), copied into `out_tex` after each dispatch. On
     /// lavapipe a texture store is a per-lane loop through the image format code; a buffer
     /// store of the packed pixel and one copy of the rows cost less than half as much.
     out_buf: Option<wgpu::Buffer>,
@@ -540,11 +543,17 @@ fn write_packed(queue: &wgpu::Queue, buffer: &wgpu::Buffer, offset: u64, low: &[
 /// Smallest CLAHE tile: the luts buffer is sized for it.
 const MIN_TILE: u32 = 16;
 
-/// Texels per row of a staging buffer of display pixels (`ViewTarget::out_buf`): the lines,
-/// rounded up to the 256-byte rows a buffer-to-texture copy needs. compose_sg.wgsl computes the
-/// same from `Params::lines`.
-fn pitch_of(lines: u32) -> u32 {
-    lines.next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT / 4)
+/// Texels per row (a row per line) of a staging buffer of display pixels (`ViewTarget::out_buf`):
+/// the offset [`px_off`] and the channels, rounded up to the 256-byte rows a buffer-to-texture
+/// copy needs. compose_sg.wgsl computes the same from `Params::channels` (`pitch`).
+fn pitch_of(channels: u32) -> u32 {
+    (channels + 3).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT / 4)
+}
+
+/// Texel of a staging row where the line's first display texel (channel `channels - 1`) is: 2 or
+/// 3, so that every subgroup's pixels pair into aligned 64-bit words (compose_sg.wgsl, `px_off`).
+fn px_off(channels: u32) -> u32 {
+    2 + (channels & 1)
 }
 
 impl GpuImage {
@@ -594,7 +603,7 @@ impl GpuImage {
         let raw = buf("raw", px * 4, U::STORAGE | U::COPY_DST);
         let calib = buf("calibration", channels as u64 * 16, U::STORAGE | U::COPY_DST);
         // The raw samples, and where the subgroup form stores its pixels (rows padded).
-        let staged = if kernels.tuning.sg > 0 { pitch_of(lines) as u64 * channels as u64 * 4 } else { 0 };
+        let staged = if kernels.tuning.sg > 0 { pitch_of(channels) as u64 * lines as u64 * 4 } else { 0 };
         for (what, bytes) in [("raw", px * 4), ("display staging", staged)] {
             if bytes > limits.max_storage_buffer_binding_size {
                 return Err(too_large(format!(
@@ -641,8 +650,8 @@ impl GpuImage {
                 let out_tex = texture_2d(
                     device,
                     "display rgba",
-                    lines,
                     channels,
+                    lines,
                     wgpu::TextureFormat::Rgba8Unorm,
                     T::STORAGE_BINDING | T::TEXTURE_BINDING | T::COPY_SRC | T::COPY_DST,
                 );
@@ -718,7 +727,8 @@ impl GpuImage {
         })
     }
 
-    /// The display texture of view `i` (x = line, y = channel from the top).
+    /// The display texture of view `i`: a row per line (y = ring line), x = channels - 1 -
+    /// channel (channel 0 at the bottom of the screen once turned upright, as egui draws it).
     pub fn out_view(&self, i: usize) -> &wgpu::TextureView {
         &self.targets[i].out_view
     }
@@ -799,18 +809,8 @@ impl GpuImage {
             label: Some("twinspect"),
             timestamp_writes: None,
         });
-        let region = |w: &Work| {
-            let (l0, n) =
-                w.compose.filter(|r| r.1 > 0).map(|(l0, n)| (l0 % self.lines, n.min(self.lines)))?;
-            if t.sg == 0 {
-                return Some((l0, n));
-            }
-            // The subgroup form renders pairs of lines from an even one (compose_sg.wgsl): the
-            // region grows to even bounds, within the ring or up to the end of a frame.
-            let even = l0 & !1;
-            let room = if self.lines.is_multiple_of(2) { self.lines } else { self.lines - even };
-            Some((even, (n + (l0 - even)).next_multiple_of(2).min(room)))
-        };
+        let region =
+            |w: &Work| w.compose.filter(|r| r.1 > 0).map(|(l0, n)| (l0 % self.lines, n.min(self.lines)));
         let mut composes = Vec::new();
         for (target, (p, work)) in self.targets.iter().zip(views) {
             let write = |slot: u64, params: Params| {
@@ -863,7 +863,8 @@ impl GpuImage {
         }
     }
 
-    /// Lines `l0 .. l0 + n` of a staging buffer of display pixels into the display texture.
+    /// Lines `l0 .. l0 + n` of a staging buffer of display pixels into the display texture: one
+    /// block of whole rows (a row of the texture is a line).
     fn copy_out(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -876,18 +877,18 @@ impl GpuImage {
             wgpu::TexelCopyBufferInfo {
                 buffer: buf,
                 layout: wgpu::TexelCopyBufferLayout {
-                    offset: l0 as u64 * 4,
-                    bytes_per_row: Some(pitch_of(self.lines) * 4),
-                    rows_per_image: Some(self.channels),
+                    offset: (l0 as u64 * pitch_of(self.channels) as u64 + px_off(self.channels) as u64) * 4,
+                    bytes_per_row: Some(pitch_of(self.channels) * 4),
+                    rows_per_image: Some(n),
                 },
             },
             wgpu::TexelCopyTextureInfo {
                 texture: tex,
                 mip_level: 0,
-                origin: wgpu::Origin3d { x: l0, y: 0, z: 0 },
+                origin: wgpu::Origin3d { x: 0, y: l0, z: 0 },
                 aspect: wgpu::TextureAspect::All,
             },
-            wgpu::Extent3d { width: n, height: self.channels, depth_or_array_layers: 1 },
+            wgpu::Extent3d { width: self.channels, height: n, depth_or_array_layers: 1 },
         );
     }
 
@@ -991,8 +992,10 @@ impl GpuImage {
         i: usize,
     ) -> Result<Array3<u8>, GpuError> {
         let bytes = read_texture(device, queue, &self.targets[i].out_tex, 4)?;
-        Array3::from_shape_vec((self.channels as usize, self.lines as usize, 4), bytes)
-            .map_err(|e| GpuError::Readback(e.to_string()))
+        // The texture holds a row per line: turned to the row per channel of the CPU twin.
+        let rows = Array3::from_shape_vec((self.lines as usize, self.channels as usize, 4), bytes)
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        Ok(rows.permuted_axes([1, 0, 2]).as_standard_layout().into_owned())
     }
 }
 

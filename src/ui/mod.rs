@@ -131,7 +131,8 @@ struct Ring {
 }
 
 impl Ring {
-    /// Paint lines `[from, to)` (what the ring no longer holds is left out), texture rows `v`,
+    /// Paint lines `[from, to)` (what the ring no longer holds is left out), texture columns `v`
+    /// (channels, from the top of the screen),
     /// between screen heights `y`, at the screen x that `x_of` gives each line.
     #[allow(clippy::too_many_arguments)]
     fn paint(
@@ -153,9 +154,23 @@ impl Ring {
             // A mirrored belt draws the piece right to left: its texture coordinates swap too.
             let (x0, x1, ua, ub) =
                 if mirror { (x_of(end), x_of(l), u1, u0) } else { (x_of(l), x_of(end), u0, u1) };
-            let r = egui::Rect::from_min_max(egui::pos2(x0, y.0), egui::pos2(x1, y.1));
-            let uv = egui::Rect::from_min_max(egui::pos2(ua, v.0), egui::pos2(ub, v.1));
-            painter.image(self.texture, r, uv, egui::Color32::WHITE);
+            // The texture holds a row per line: its u runs down the screen (channels), its v
+            // across (lines), so the quad's corners take their coordinates turned.
+            let mut mesh = egui::Mesh::with_texture(self.texture);
+            let corner = |x: f32, y: f32, uv: (f32, f32)| egui::epaint::Vertex {
+                pos: egui::pos2(x, y),
+                uv: egui::pos2(uv.0, uv.1),
+                color: egui::Color32::WHITE,
+            };
+            mesh.vertices.extend([
+                corner(x0, y.0, (v.0, ua)),
+                corner(x1, y.0, (v.0, ub)),
+                corner(x1, y.1, (v.1, ub)),
+                corner(x0, y.1, (v.1, ua)),
+            ]);
+            mesh.add_triangle(0, 1, 2);
+            mesh.add_triangle(0, 2, 3);
+            painter.add(egui::Shape::mesh(mesh));
             l = end;
         }
     }
