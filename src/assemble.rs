@@ -233,6 +233,13 @@ impl Assembler {
     /// Feed events; returns the lines to show and whether the calibration changed.
     pub fn feed(&mut self, events: impl IntoIterator<Item = SourceEvent>) -> Batch {
         let mut batch = Batch::default();
+        let events = events.into_iter();
+        // Room for the lines the events are likely to carry (at most a ring's worth up front):
+        // growing by doubling copied each batch's samples about once more.
+        let expected = events.size_hint().0.min(MAX_GAP_LINES as usize);
+        batch.low.reserve(expected * self.channels);
+        batch.high.reserve(expected * self.channels);
+        batch.missing.reserve(expected);
         for ev in events {
             let line = match ev {
                 SourceEvent::Line(l) => l,
