@@ -328,7 +328,7 @@ fn main2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
                 let zsum = zc[j] + zc[j + 1u] + zc[j + 2u];
                 let isum = ic[j] + ic[j + 1u] + ic[j + 2u];
                 let i0 = ih[j + 1u];
-                let y = p.channels - 1u - c;
+                let x = p.channels - 1u - c;
                 var eq = 0.0;
                 var eq_b = 0.0;
                 if LC_A {
@@ -343,8 +343,8 @@ fn main2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
                     px = hatch(l, c);
                     px_b = px;
                 }
-                textureStore(out_tex, vec2<u32>(y, l), px);
-                textureStore(out_b, vec2<u32>(y, l), px_b);
+                textureStore(out_tex, vec2<u32>(x, l), px);
+                textureStore(out_b, vec2<u32>(x, l), px_b);
             }
         }
         za = zh;

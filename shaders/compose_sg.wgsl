@@ -26,7 +26,7 @@ const SG_OUT: u32 = SG * W - 2u;
 @group(0) @binding(10) var<storage, read_write> out_px: array<u64>;
 @group(0) @binding(11) var<storage, read_write> out_px_b: array<u64>;
 
-// Texels per row of the display buffers (gpu.rs, pitch_of and PX_OFF): room for the offset
+// Texels per row of the display buffers (gpu.rs, pitch_of and px_off): room for the offset
 // and a line's channels, rounded up to the 256-byte rows a buffer-to-texture copy needs.
 fn pitch() -> u32 {
     return (p.channels + 3u + 63u) / 64u * 64u;
@@ -76,7 +76,7 @@ fn main_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
         ih[j] = fh.w;
         ah[j] = fh.y;
     }
-    // This lane's column 0 and W - 1 as channels (column 0 is never stored by its own lane).
+    // This lane's last column as a channel (its column 0 is stored by the lane before it).
     let c_last = u32(base + i32(q0 + W - 1u));
     for (var k = k0; k < k1; k++) {
         let lb = line_step(l, true);

@@ -392,7 +392,8 @@ fn two_views_composed_together_match_each_view_alone() {
 /// On lavapipe compose takes its neighbours through subgroup shuffles (`main_sg`, `main2_sg`):
 /// that path must be the one in use there (so these tests exercise it in CI), and render exactly
 /// what the plain entry points render, for one station and two, at widths that are not a multiple
-/// of a subgroup's 30 channels (and narrower than one), with lost lines.
+/// of a subgroup's 30 channels (and narrower than one), an even width over two subgroups, with
+/// lost lines.
 #[test]
 fn the_subgroup_compose_renders_exactly_what_the_plain_one_does() {
     use twinspect::pipeline::gpu::{KERNELS, Tuning};
@@ -412,7 +413,7 @@ fn the_subgroup_compose_renders_exactly_what_the_plain_one_does() {
     let sources = [KERNELS[0].1, KERNELS[1].1, KERNELS[2].1];
     let plain = Kernels::from_sources(&ctx.device, sources, plain_tuning);
     let mut rng = Rng::new(77);
-    for (lines, channels) in [(1usize, 1usize), (9, 7), (40, 29), (33, 30), (70, 61), (35, 97)] {
+    for (lines, channels) in [(1usize, 1usize), (9, 7), (40, 29), (33, 30), (70, 61), (35, 97), (12, 64)] {
         let calib = calib_table(channels, &mut rng);
         let (low, high) = frame(lines, channels, Fill::Random, &mut rng);
         let missing: Vec<bool> = (0..lines).map(|l| l % 11 == 4).collect();

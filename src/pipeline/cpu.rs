@@ -7,7 +7,8 @@
 //! 2. [`clahe_luts`] (`clahe.wgsl`): per-tile clipped histogram equalisation tables of `I`.
 //! 3. [`compose`] (`compose.wgsl`): edge enhancement, local contrast, window, gamma, colour,
 //!    stripping, negative, dense-object alert -> RGBA8 in display orientation (x = line,
-//!    y = channel from the top, so the belt runs horizontally).
+//!    y = channel from the top, so the belt runs horizontally). The GPU's display textures hold
+//!    the same image turned (a row per line); `GpuImage::read_rgba` turns it back.
 //!
 //! Must not import: egui, wgpu.
 

@@ -237,7 +237,7 @@ impl Tuning {
 
     /// [`Tuning::for_adapter`], with the subgroup exchange where the device has subgroups of one
     /// fixed size that divides the workgroup (lavapipe: 8) and 64-bit integers (the subgroup form
-    /// stores two pixels a word).
+    /// stores two pixels a word), with an even `w` (a lane's columns pair into those words).
     pub fn for_device(device: &wgpu::Device) -> Self {
         let info = device.adapter_info();
         let mut t = Self::for_adapter(&info);
@@ -979,7 +979,8 @@ impl GpuImage {
             .map_err(|e| GpuError::Readback(e.to_string()))
     }
 
-    /// The display image `[y, x, rgba]` (`x` = line, `y` = channels - 1 - channel) of view 0.
+    /// The display image `[y, x, rgba]` (`x` = line, `y` = channels - 1 - channel) of view 0: the
+    /// CPU twin's orientation (the texture, a row per line, is turned back).
     pub fn read_rgba(&self, device: &wgpu::Device, queue: &wgpu::Queue) -> Result<Array3<u8>, GpuError> {
         self.read_rgba_of(device, queue, 0)
     }
