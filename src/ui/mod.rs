@@ -132,8 +132,8 @@ struct Ring {
 
 impl Ring {
     /// Paint lines `[from, to)` (what the ring no longer holds is left out), texture columns `v`
-    /// (channels, from the top of the screen),
-    /// between screen heights `y`, at the screen x that `x_of` gives each line.
+    /// (channels, from the top of the screen), between screen heights `y`, at the screen x that
+    /// `x_of` gives each line.
     #[allow(clippy::too_many_arguments)]
     fn paint(
         &self,
