@@ -16,13 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use twinspect::desk::Desk;
 use twinspect::domain::inspection::InspectionConfig;
 use twinspect::domain::material::MaterialLut;
 use twinspect::domain::profile::ScannerProfile;
 use twinspect::domain::scan::RawLine;
 use twinspect::domain::synth::{SyntheticScanner, generate_bag};
 use twinspect::source::{CALIBRATION_LINES, RunningSource, SourceEvent};
-use twinspect::ui::disposal::Desk;
 use twinspect::ui::snapshot::Headless;
 use twinspect::ui::{Parts, layout::Layout};
 
@@ -61,7 +61,7 @@ fn workstation(
     let inspection = InspectionConfig::default();
     let mut desk = Desk::new(inspection.clone(), Desk::demo_operators(), true);
     desk.archive =
-        Some(twinspect::archiver::Archiver::open(data, "bench", &p.name, CHANNELS as usize).unwrap());
+        Some(twinspect::desk::archiver::Archiver::open(data, "bench", &p.name, CHANNELS as usize).unwrap());
     let parts = Parts {
         profile: p.clone(),
         source,

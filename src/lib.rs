@@ -2,8 +2,8 @@
 //!
 //! Layers (see `ARCHITECTURE.md`): [`domain`] (pure core) -> [`pipeline`] (CPU twin and wgpu
 //! compute) -> [`io`] and [`store`] (files, the archive) -> [`source`] (live line streams,
-//! recordings) -> [`assemble`], [`capture`], [`archiver`] -> [`ui`] (eframe window) -> the
-//! `twinspect` binary's commands.
+//! recordings) -> [`assemble`], [`capture`] -> [`desk`] (the application layer: commands, the
+//! archive link) -> [`ui`] (eframe windows, snapshot) -> the `twinspect` binary's commands.
 
 /// Now, in milliseconds since the Unix epoch (0 if the clock is before it): the one clock every
 /// record, audit entry and recording header is stamped with. The domain core never reads it;
@@ -12,10 +12,10 @@ pub fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-pub mod archiver;
 pub mod assemble;
 pub mod capture;
 pub mod cli;
+pub mod desk;
 pub mod dicos;
 pub mod domain;
 pub mod export;

@@ -428,7 +428,7 @@ fn a_training_report_shows_the_operators_sensitivity_and_plots() {
 /// with that preset.
 #[test]
 fn a_station_saves_its_view_of_an_archived_bag_as_the_export_would() {
-    use twinspect::archiver::{Archiver, ViewRequest};
+    use twinspect::desk::archiver::{Archiver, Reply, ViewRequest};
     use twinspect::domain::inspection::InspectionConfig;
     use twinspect::domain::view::Preset;
     let dir = tempfile::tempdir().unwrap();
@@ -451,10 +451,9 @@ fn a_station_saves_its_view_of_an_archived_bag_as_the_export_would() {
     ask(&mut a, 77).unwrap();
     let t0 = Instant::now();
     let saved = loop {
-        let v = a.saved_views();
-        if let Some((station, r)) = v.into_iter().next() {
+        if let Some(Reply::View { station, result }) = a.poll().into_iter().next() {
             assert_eq!(station, 1);
-            break r.unwrap();
+            break result.unwrap();
         }
         assert!(t0.elapsed() < Duration::from_secs(120), "the view was never saved");
         std::thread::sleep(Duration::from_millis(50));

@@ -1,6 +1,7 @@
 //! The disposal panels of the two screens driven like an operator would, by their labels
 //! (egui_kittest; no GPU needed): log in, refuse the other agency's operator, decide, change a
-//! decision only with a reason, and see the joint outcome on the other screen.
+//! decision only with a reason, and see the joint outcome on the other screen. Each harness
+//! frame takes the desk's commits first, as the workstation's frame loop does.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,12 +10,14 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use twinspect::assemble::BagSpan;
+use twinspect::desk::Desk;
 use twinspect::domain::inspection::InspectionConfig;
-use twinspect::ui::disposal::{Desk, StationPanel};
+use twinspect::ui::disposal::StationPanel;
 
 type Shared = Rc<RefCell<Desk>>;
 
 fn station(desk: &Shared, agency: &str) -> Harness<'static, StationPanel> {
+    let i = desk.borrow().config.agencies.iter().position(|a| a.id == agency).expect("an agency of the desk");
     let desk = desk.clone();
     Harness::builder()
         .with_size([420.0, 700.0])
@@ -24,16 +27,39 @@ fn station(desk: &Shared, agency: &str) -> Harness<'static, StationPanel> {
             twinspect::ui::fonts::install_cjk(ctx).expect("a CJK font (Debian fonts-noto-cjk)");
         })
         .build_ui_state(
-            move |ui, panel: &mut StationPanel| panel.ui(ui, &mut desk.borrow_mut(), 1_000),
-            StationPanel::new(agency),
+            move |ui, panel: &mut StationPanel| {
+                let mut desk = desk.borrow_mut();
+                desk.poll();
+                panel.ui(ui, &mut desk, 1_000)
+            },
+            StationPanel::new(i, agency),
         )
 }
 
 /// The demonstration desk, archiving into `dir`.
 fn archiving_desk(dir: &std::path::Path) -> Desk {
     let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
-    d.archive = Some(twinspect::archiver::Archiver::open(dir, "test", "desk-140", 8).unwrap());
+    d.archive = Some(twinspect::desk::archiver::Archiver::open(dir, "test", "desk-140", 8).unwrap());
     d
+}
+
+/// Bags as the stream delivers them, drawn whole on both screens (as the windows would have).
+fn bags_shown(desk: &Shared, spans: &[BagSpan]) {
+    let mut d = desk.borrow_mut();
+    d.update_bags(spans);
+    for i in 0..d.stations() {
+        d.note_drawn(i, 0, 100_000);
+    }
+}
+
+/// Wait for the archive's commits, then a frame so the screen says what became of them.
+fn settle(desk: &Shared, h: &mut Harness<'_, StationPanel>) {
+    assert!(desk.borrow_mut().settle(std::time::Duration::from_secs(10)), "the archive answered");
+    h.run();
+}
+
+fn operator(desk: &Shared, i: usize) -> Option<String> {
+    desk.borrow().station(i).operator.as_ref().map(|o| o.id.clone())
 }
 
 fn type_into(h: &mut Harness<'_, StationPanel>, label: &str, text: &str) {
@@ -59,12 +85,10 @@ fn log_in(h: &mut Harness<'_, StationPanel>, id: &str, pin: &str) {
 fn two_agencies_decide_separately_and_see_the_joint_outcome() {
     let desk: Shared =
         Rc::new(RefCell::new(Desk::new(InspectionConfig::default(), Desk::demo_operators(), true)));
-    desk.borrow_mut().update_bags(&[BagSpan {
-        bag: 41,
-        item_id: Some("EMS0041".into()),
-        first_line: 0,
-        end_line: Some(800),
-    }]);
+    bags_shown(
+        &desk,
+        &[BagSpan { bag: 41, item_id: Some("EMS0041".into()), first_line: 0, end_line: Some(800) }],
+    );
     let mut customs = station(&desk, "customs");
     let mut quarantine = station(&desk, "quarantine");
     customs.run();
@@ -78,21 +102,21 @@ fn two_agencies_decide_separately_and_see_the_joint_outcome() {
 
     // A wrong PIN is refused with a clear message.
     log_in(&mut customs, "c001", "9999");
-    assert!(customs.state().operator.is_none());
+    assert!(operator(&desk, 0).is_none());
     customs.get_by_label("wrong operator id or PIN 工号或密码错误");
 
     // The id stays filled in after a wrong PIN: only the PIN is typed again.
     type_into(&mut customs, "PIN 密码", "1111");
     customs.get_by_label("Log in 登录").click();
     customs.run();
-    assert_eq!(customs.state().operator.as_ref().unwrap().id, "c001");
+    assert_eq!(operator(&desk, 0).as_deref(), Some("c001"));
     customs.get_by_label("Release 放行").click();
     customs.run();
     customs.get_by_label("Outcome 结果: Waiting 待处置: Quarantine 检验检疫");
 
     // A customs operator cannot log in at the quarantine screen.
     log_in(&mut quarantine, "c001", "1111");
-    assert!(quarantine.state().operator.is_none());
+    assert!(operator(&desk, 1).is_none());
     quarantine.get_by_label("c001 is not a Quarantine operator c001 无检验检疫岗位权限");
 
     log_in(&mut quarantine, "q001", "2222");
@@ -124,18 +148,18 @@ fn an_idle_screen_locks_and_a_long_shift_gets_a_break_reminder() {
     let mut customs = station(&desk, "customs");
     customs.run();
     log_in(&mut customs, "c001", "1111");
-    let t0 = customs.state().session.expect("a session starts at login").started_ms;
+    let t0 = desk.borrow().station(0).session.expect("a session starts at login").started_ms;
     let minute = 60_000;
     // busy for 21 minutes: a reminder, no lock
     for m in 1..=21 {
-        customs.state_mut().tick(&desk.borrow(), t0 + m * minute, true);
+        desk.borrow_mut().tick(0, t0 + m * minute, true);
     }
-    assert!(customs.state().operator.is_some() && customs.state().break_reminder);
+    assert!(operator(&desk, 0).is_some() && desk.borrow().station(0).break_reminder);
     customs.run();
     customs.get_by_label_contains("请休息");
     // then five minutes without input: locked
-    customs.state_mut().tick(&desk.borrow(), t0 + 26 * minute, false);
-    assert!(customs.state().operator.is_none());
+    desk.borrow_mut().tick(0, t0 + 26 * minute, false);
+    assert!(operator(&desk, 0).is_none());
     customs.run();
     customs.get_by_label_contains("已锁定");
     customs.get_by_label("Log in 登录");
@@ -146,27 +170,62 @@ fn picking_a_previous_bag_recalls_it_and_its_record() {
     let desk: Shared =
         Rc::new(RefCell::new(Desk::new(InspectionConfig::default(), Desk::demo_operators(), true)));
     let old = BagSpan { bag: 7, item_id: Some("OLD7".into()), first_line: 100, end_line: Some(900) };
-    let new = BagSpan { bag: 8, item_id: None, first_line: 1200, end_line: None };
-    desk.borrow_mut().update_bags(&[old.clone(), new]);
+    let new = BagSpan { bag: 8, item_id: None, first_line: 1200, end_line: Some(2000) };
+    bags_shown(&desk, &[old, new.clone()]);
     let mut customs = station(&desk, "customs");
     customs.run();
-    customs.get_by_label("Bag 行李 #8 · tag 标签 -");
-    customs.get_by_label_contains("#7 Waiting").click();
-    customs.run();
-    assert_eq!(customs.state().recall, Some(old), "the screen is asked to bring bag 7's image back");
+    // The oldest bag customs has not decided is the one in focus.
     customs.get_by_label("Bag 行李 #7 · tag 标签 OLD7");
+    customs.get_by_label_contains("#8 Waiting").click();
+    customs.run();
+    assert_eq!(customs.state().recall, Some(new), "the screen is asked to bring bag 8's image back");
+    customs.get_by_label("Bag 行李 #8 · tag 标签 -");
+    assert_eq!(desk.borrow().focus(0), Some(8));
+}
+
+#[test]
+fn a_decision_is_refused_until_the_bag_is_scanned_and_shown_whole_on_that_screen() {
+    let desk: Shared =
+        Rc::new(RefCell::new(Desk::new(InspectionConfig::default(), Desk::demo_operators(), true)));
+    let mut customs = station(&desk, "customs");
+    customs.run();
+    log_in(&mut customs, "c001", "1111");
+    // The bag is still coming in: picked by hand, Release is refused.
+    desk.borrow_mut().update_bags(&[BagSpan { bag: 5, item_id: None, first_line: 0, end_line: None }]);
+    customs.run();
+    customs.get_by_label("No bag yet 暂无行李");
+    customs.get_by_label_contains("#5 Waiting").click();
+    customs.run();
+    customs.get_by_label("still being scanned 扫描中");
+    customs.get_by_label("Release 放行").click();
+    customs.run();
+    customs.get_by_label_contains("行李 #5 仍在扫描");
+    // Scanned, but this screen has drawn only part of it.
+    desk.borrow_mut().update_bags(&[BagSpan { bag: 5, item_id: None, first_line: 0, end_line: Some(800) }]);
+    desk.borrow_mut().note_drawn(0, 300, 800);
+    customs.run();
+    customs.get_by_label("not yet shown whole on this screen 尚未在本屏完整显示");
+    customs.get_by_label("Release 放行").click();
+    customs.run();
+    customs.get_by_label_contains("has not been shown whole on this screen");
+    assert!(desk.borrow().bags[0].1.decisions.is_empty());
+    // Now all of it.
+    desk.borrow_mut().note_drawn(0, 0, 300);
+    customs.run();
+    customs.get_by_label("Release 放行").click();
+    customs.run();
+    customs.get_by_label("Recorded 已记录: release (c001)");
+    assert_eq!(desk.borrow().bags[0].1.decisions.len(), 1);
 }
 
 #[test]
 fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
     let dir = tempfile::tempdir().unwrap();
     let desk: Shared = Rc::new(RefCell::new(archiving_desk(dir.path())));
-    desk.borrow_mut().update_bags(&[BagSpan {
-        bag: 7,
-        item_id: Some("EMS0007".into()),
-        first_line: 0,
-        end_line: Some(800),
-    }]);
+    bags_shown(
+        &desk,
+        &[BagSpan { bag: 7, item_id: Some("EMS0007".into()), first_line: 0, end_line: Some(800) }],
+    );
     let mut customs = station(&desk, "customs");
     let mut quarantine = station(&desk, "quarantine");
     customs.run();
@@ -174,10 +233,11 @@ fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
     log_in(&mut customs, "c001", "1111");
     customs.get_by_label("Release 放行").click();
     customs.run();
+    settle(&desk, &mut customs);
     customs.get_by_label("Recorded 已记录: release (c001)");
     {
         let desk = desk.borrow();
-        let store = desk.archive.as_ref().unwrap().store();
+        let store = desk.archive.as_ref().unwrap().reader().unwrap();
         let rows = store.bags(&Default::default()).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].item_id.as_deref(), Some("EMS0007"));
@@ -193,11 +253,13 @@ fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
             "{actions:?}"
         );
         // The archive fails (here: its decisions table is gone, as a damaged file would be).
-        store.connection().execute_batch("DROP TABLE decisions").unwrap();
+        let side = twinspect::store::Store::open_shared(dir.path()).unwrap();
+        side.connection().execute_batch("DROP TABLE decisions").unwrap();
     }
     log_in(&mut quarantine, "q001", "2222");
     quarantine.get_by_label("Open for inspection 开箱查验").click();
     quarantine.run();
+    settle(&desk, &mut quarantine);
     quarantine.get_by_label_contains("NOT recorded");
     assert_eq!(desk.borrow().bags[0].1.decisions.len(), 1, "an uncommitted decision is not shown as made");
     quarantine.get_by_label("Outcome 结果: Waiting 待处置: Quarantine 检验检疫");
@@ -212,15 +274,15 @@ fn after_a_restart_an_earlier_pending_bag_comes_back_and_is_decided_on() {
     let dir = tempfile::tempdir().unwrap();
     // The previous run: two bags; customs released the first, the second was left pending.
     {
-        let mut d = archiving_desk(dir.path());
+        let d = archiving_desk(dir.path());
+        let desk: Shared = Rc::new(RefCell::new(d));
         for (bag, tag) in [(3u64, "EMS0003"), (4, "EMS0004")] {
             // As the workstation's ingest does: the desk and the archive see each bag start.
             let span = BagSpan { bag, item_id: Some(tag.into()), first_line: 0, end_line: None };
-            d.update_bags(std::slice::from_ref(&span));
-            let batch = twinspect::assemble::Batch { bags: vec![span], ..Default::default() };
-            d.archive.as_mut().unwrap().feed(&batch, None);
+            let batch = twinspect::assemble::Batch { bags: vec![span.clone()], ..Default::default() };
+            desk.borrow_mut().archive.as_mut().unwrap().feed(&batch, None);
+            bags_shown(&desk, &[BagSpan { end_line: Some(800), ..span }]);
         }
-        let desk: Shared = Rc::new(RefCell::new(d));
         let mut customs = station(&desk, "customs");
         customs.run();
         log_in(&mut customs, "c001", "1111");
@@ -228,6 +290,7 @@ fn after_a_restart_an_earlier_pending_bag_comes_back_and_is_decided_on() {
         customs.run();
         customs.get_by_label("Release 放行").click();
         customs.run();
+        settle(&desk, &mut customs);
         customs.get_by_label("Recorded 已记录: release (c001)");
     }
     // The restart: both bags are back from the archive, with what was decided.
@@ -243,10 +306,11 @@ fn after_a_restart_an_earlier_pending_bag_comes_back_and_is_decided_on() {
     customs.get_by_label("Bag 行李 #4 · tag 标签 EMS0004");
     customs.get_by_label("Detain / seize 扣留/查扣").click();
     customs.run();
+    settle(&desk, &mut customs);
     customs.get_by_label("Recorded 已记录: detain (c001)");
     // Committed to the bag of the earlier run, not to a new one.
     let desk = desk.borrow();
-    let store = desk.archive.as_ref().unwrap().store();
+    let store = desk.archive.as_ref().unwrap().reader().unwrap();
     let rows = store.bags(&Default::default()).unwrap();
     assert_eq!(rows.len(), 2, "no new bag");
     let bag4 = rows.iter().find(|r| r.item_id.as_deref() == Some("EMS0004")).unwrap();
@@ -261,14 +325,17 @@ fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived
     let dir = tempfile::tempdir().unwrap();
     let mut d = archiving_desk(dir.path());
     d.training = true;
+    // Three bags of 400 lines, one after the other, each drawn whole on customs' screen.
     for bag in [1u64, 2, 3] {
+        let first = (bag - 1) * 500;
         d.update_bags(&[BagSpan {
             bag,
             item_id: Some(format!("T{bag}")),
-            first_line: 0,
-            end_line: Some(400),
+            first_line: first,
+            end_line: Some(first + 400),
         }]);
     }
+    d.note_drawn(0, 0, 1500);
     // Bags 1 and 2 carry a projected knife at lines 100..300, channels 500..580; bag 3 nothing.
     for bag in [1u64, 2] {
         d.note_projected(&[ProjectedThreat {
@@ -293,6 +360,7 @@ fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived
         h.run();
         h.get_by_label(button).click();
         h.run();
+        settle(&desk, h);
     };
     decide(&mut customs, "#1 Waiting 待处置: Customs 海关, Quarantine 检验检疫", "Detain / seize 扣留/查扣");
     customs.get_by_label_contains("projected kitchen knife found");
@@ -305,11 +373,15 @@ fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived
     );
     customs.get_by_label_contains("no projected threat here (false alarm)");
     // A change of decision is not judged twice.
+    customs.get_by_label_contains("#3 Waiting").click();
+    customs.run();
     type_into(&mut customs, "Reason for change 更改原因", "second look");
     customs.get_by_label("Release 放行").click();
     customs.run();
+    settle(&desk, &mut customs);
+    customs.get_by_label("Recorded 已记录: release (c001)");
     let desk = desk.borrow();
-    let rows = desk.archive.as_ref().unwrap().store().training("c001").unwrap();
+    let rows = desk.archive.as_ref().unwrap().reader().unwrap().training("c001").unwrap();
     let got: Vec<TrainingResult> = rows.iter().map(|r| r.result).collect();
     assert_eq!(got, vec![TrainingResult::Hit, TrainingResult::Miss, TrainingResult::FalseAlarm]);
     assert_eq!(rows[0].threat.as_deref(), Some("kitchen knife"));

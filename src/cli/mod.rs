@@ -681,23 +681,23 @@ fn workstation_parts(
             if store.records().next().is_none() {
                 bail!("{} has no operator accounts: add some with `twinspect operators`", path.display());
             }
-            crate::ui::disposal::Desk::new(inspection.clone(), store, false)
+            crate::desk::Desk::new(inspection.clone(), store, false)
         }
-        None => crate::ui::disposal::Desk::new(
-            inspection.clone(),
-            crate::ui::disposal::Desk::demo_operators(),
-            true,
-        ),
+        None => crate::desk::Desk::new(inspection.clone(), crate::desk::Desk::demo_operators(), true),
     };
     // A replay with projected threats is a training session: decisions are judged.
     let mut desk = desk;
     desk.training = url.scheme == "replay" && url.get("tip", 0.0f64).is_ok_and(|r| r > 0.0);
     // The archive: a problem opening it (a full disk, a read-only directory) is shown on both
     // screens and the live image goes on; records then say they were not recorded.
-    match crate::archiver::Archiver::open(data, &source.description, &profile.name, profile.channels as usize)
-    {
+    match crate::desk::archiver::Archiver::open(
+        data,
+        &source.description,
+        &profile.name,
+        profile.channels as usize,
+    ) {
         Ok(mut a) => {
-            for id in &a.store().recovered {
+            for id in &a.recovered {
                 eprintln!(
                     "archive: bag {id} was left half captured when the last run stopped (crash or kill); kept, flagged partial"
                 );
@@ -705,7 +705,7 @@ fn workstation_parts(
             a.log("system", "workstation.start", serde_json::json!({ "source": source.description }));
             eprintln!("archive: {}", data.display());
             desk.archive = Some(a);
-            match desk.load_earlier(crate::ui::disposal::EARLIER_BAGS) {
+            match desk.load_earlier(crate::desk::EARLIER_BAGS) {
                 Ok(n) => eprintln!("archive: {n} bags of earlier runs recalled"),
                 // The archive is open and takes records; failing to read back earlier bags is
                 // its problem to show, not a failed open (which would refuse every decision).

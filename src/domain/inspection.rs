@@ -444,6 +444,12 @@ impl BagRecord {
         self.next_annotation
     }
 
+    /// Mark ids up to `last` are taken (by marks still being committed elsewhere): the next
+    /// mark gets a later one.
+    pub fn reserve_annotation_ids(&mut self, last: u64) {
+        self.next_annotation = self.next_annotation.max(last);
+    }
+
     fn agency<'a>(
         &self,
         cfg: &'a InspectionConfig,

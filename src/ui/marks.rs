@@ -48,6 +48,8 @@ pub struct MarkTool {
     pub note: String,
     /// Show the other agencies' marks (read-only).
     pub show_others: bool,
+    /// The bag a mark being drawn goes to (the one under its first point).
+    pub bag: Option<u64>,
     /// Polygon vertices placed so far (bag coordinates).
     pub polygon: Vec<[f32; 2]>,
     /// Where the current drag started (bag coordinates).
@@ -59,6 +61,7 @@ pub struct MarkTool {
 /// A mark taken by the pointer: moved, or (grabbed at a corner of a box or ellipse) resized.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MarkDrag {
+    pub bag: u64,
     pub id: u64,
     /// Where it was grabbed (bag coordinates).
     pub from: [f32; 2],
@@ -72,6 +75,7 @@ impl MarkTool {
             category: category.into(),
             note: String::new(),
             show_others: true,
+            bag: None,
             polygon: Vec::new(),
             drag_origin: None,
             editing: None,

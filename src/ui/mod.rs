@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use eframe::egui_wgpu;
 
-use self::disposal::{Desk, StationPanel};
+use self::disposal::StationPanel;
 use self::marks::{BagFrame, MarkDrag, Tool};
 use self::zoom::ImageView;
 use crate::assemble::Assembler;
+use crate::desk::{Command, Desk};
 use crate::domain::inspection::Shape;
 use crate::domain::inspection::{AgencyConfig, InspectionConfig, OutcomeState};
 use crate::domain::material::MaterialLut;
@@ -300,7 +301,7 @@ impl Workstation {
         };
         let channels = profile.channels as usize;
         let fs = profile.full_scale();
-        let panels = stations.iter().map(|s| StationPanel::new(&s.agency.id)).collect();
+        let panels = stations.iter().enumerate().map(|(i, s)| StationPanel::new(i, &s.agency.id)).collect();
         let stations_len = stations.len();
         let mut assembler = Assembler::new(channels, fs);
         // Scanners that do not signal bags: 30 mm of empty belt ends a bag.
@@ -329,9 +330,18 @@ impl Workstation {
         self.stations.len()
     }
 
-    /// The desk: agencies, accounts, bags and their records.
+    /// The desk: agencies, accounts, bags and their records, each station's working state.
     pub fn desk(&self) -> &Desk {
         &self.desk
+    }
+
+    pub fn desk_mut(&mut self) -> &mut Desk {
+        &mut self.desk
+    }
+
+    /// Send station `i`'s command to the desk as its panel does (the answer on its message line).
+    pub fn command(&mut self, i: usize, cmd: Command) -> Result<crate::desk::Done, crate::desk::DeskError> {
+        self.panels[i].send(&mut self.desk, cmd, crate::unix_ms())
     }
 
     /// Station `i`'s login, decision and marking forms.
@@ -360,7 +370,7 @@ impl Workstation {
 
     /// Bags of this run that have ended (all their lines on screen).
     pub fn ended_bags(&self) -> u64 {
-        let ended = |s: &crate::assemble::BagSpan| s.end_line.is_some() && !disposal::is_archived(s);
+        let ended = |s: &crate::assemble::BagSpan| s.end_line.is_some() && !crate::desk::is_archived(s);
         self.desk.bags.iter().filter(|(s, _)| ended(s)).count() as u64
     }
 
@@ -401,6 +411,8 @@ impl Workstation {
         if let Some(a) = self.desk.archive.as_mut() {
             a.feed(&batch, self.assembler.calibration.as_ref());
         }
+        // Commits that came back since the last frame (a decision shows once it is on disk).
+        self.desk.poll();
         let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), self.render_state.as_ref()) else {
             return;
         };
@@ -422,6 +434,8 @@ impl Workstation {
         if gpu.live.encode(&rs.queue, &mut enc, &gpu.kernels, &views) {
             rs.queue.submit([enc.finish()]);
         }
+        let (head, cap) = (gpu.live.head, gpu.live.capacity() as u64);
+        self.desk.set_live_oldest(head.saturating_sub(cap));
     }
 
     /// Everything one station's window shows.
@@ -451,7 +465,7 @@ impl Workstation {
         self.status_height[i] = (width, bar.response.rect.height().max(min));
         let now_ms = crate::unix_ms();
         let input = ui.input(|inp| !inp.events.is_empty() || inp.pointer.is_moving());
-        self.panels[i].tick(&self.desk, now_ms, input);
+        self.desk.tick(i, now_ms, input);
         let (panels, desk) = (&mut self.panels, &mut self.desk);
         egui::Panel::right(format!("disposal{i}")).default_size(300.0).show(ui, |ui| {
             // A short screen scrolls the panel rather than cutting off its last rows.
@@ -522,30 +536,18 @@ impl Workstation {
         }
     }
 
-    /// "Save image": ask the archive to save the selected bag as this screen shows it, and say
-    /// what became of earlier requests.
+    /// "Save image": ask the archive to save the bag in focus as this screen shows it (the
+    /// answer comes back through the desk).
     fn save_view_ui(&mut self, i: usize) {
-        let Some(archive) = self.desk.archive.as_mut() else { return };
-        for (station, r) in archive.saved_views() {
-            if let Some(p) = self.panels.get_mut(station) {
-                let lang = p.lang;
-                p.message = Some(match r {
-                    Ok(file) => {
-                        (false, format!("{}: {}", lang.tr("Image saved", "图像已保存"), file.display()))
-                    }
-                    Err(e) => (true, format!("{}: {e}", lang.tr("Image NOT saved", "图像未保存"))),
-                });
-            }
-        }
-        if !std::mem::take(&mut self.panels[i].save_view) {
+        if !std::mem::take(&mut self.panels[i].save_view) || self.desk.archive.is_none() {
             return;
         }
         let panel = &self.panels[i];
-        let Some(key) = panel.bag_id(&self.desk) else { return };
+        let lang = panel.lang;
+        let Some(key) = self.desk.focus(i) else { return };
         // Images leave the archive only under someone's name.
-        let Some(actor) = panel.operator.as_ref().map(|o| o.id.clone()) else {
-            let m = panel.lang.tr("Log in to save images", "登录后方可保存图像");
-            self.panels[i].message = Some((true, m));
+        let Some(actor) = self.desk.station(i).operator.as_ref().map(|o| o.id.clone()) else {
+            self.panels[i].message = Some((true, lang.tr("Log in to save images", "登录后方可保存图像")));
             return;
         };
         let agencies: Vec<String> = if panel.marks.show_others {
@@ -553,7 +555,7 @@ impl Workstation {
         } else {
             vec![panel.agency.clone()]
         };
-        let request = crate::archiver::ViewRequest {
+        let request = crate::desk::archiver::ViewRequest {
             station: i,
             key,
             view: self.stations[i].view.clone(),
@@ -562,7 +564,6 @@ impl Workstation {
             actor,
             station_name: panel.agency.clone(),
         };
-        let lang = panel.lang;
         let r = self.desk.archive.as_mut().expect("checked above").save_view(request);
         self.panels[i].message = Some(match r {
             Ok(()) => (false, lang.tr("Saving the image…", "正在保存图像…")),
@@ -664,7 +665,9 @@ impl Workstation {
                 .count();
             ui.separator();
             ui.label(format!("{}: {pending}", lang.tr("pending bags", "待处置行李")));
-            let op = self.panels[i]
+            let op = self
+                .desk
+                .station(i)
                 .operator
                 .as_ref()
                 .map_or(lang.tr("not logged in", "未登录"), |o| o.id.clone());
@@ -698,7 +701,7 @@ impl Workstation {
         let m = view.mapping(rect.width(), rect.height(), rows, head);
         // The primary button marks when a marking tool is chosen (and someone is logged in);
         // otherwise it pans, and the secondary button always pans.
-        let mut marking = self.panels[i].marks.tool != Tool::Pan && self.panels[i].operator.is_some();
+        let mut marking = self.panels[i].marks.tool != Tool::Pan && self.desk.station(i).operator.is_some();
         // With the pan tool, a press on one of this agency's marks takes the mark, not the view
         // (until the drag ends, however it ends).
         if !response.dragged() && !response.drag_stopped() {
@@ -838,7 +841,14 @@ impl Workstation {
         }
         let view_copy = *view;
         self.drawn[i] = Some((rect, view_copy.mapping(rect.width(), rect.height(), rows, head), head));
-        self.marks_ui(ui, i, &response, rect, &view_copy.mapping(rect.width(), rect.height(), rows, head));
+        let drawn_map = view_copy.mapping(rect.width(), rect.height(), rows, head);
+        // What this screen has shown of each bag: a decision needs the whole bag shown here.
+        let shown_from =
+            (drawn_map.right_line - drawn_map.visible_lines()).max(oldest).max(0.0).floor() as u64;
+        let shown_to = (drawn_map.right_line.min(head as f64)).max(0.0).ceil() as u64;
+        self.desk.note_drawn(i, shown_from, shown_to);
+        self.focus_ui(ui, i, rect, &drawn_map);
+        self.marks_ui(ui, i, &response, rect, &drawn_map);
         let view = &self.stations[i].image;
         if view.zoom > 1.0 || !view.is_live() {
             let text =
@@ -860,7 +870,7 @@ impl Workstation {
         let (head, cap) = self.gpu.as_ref().map_or((0, 0), |g| (g.live.head, g.live.capacity() as u64));
         for i in 0..self.stations.len() {
             if let Some(span) = self.panels[i].recall.take() {
-                if disposal::is_archived(&span) {
+                if crate::desk::is_archived(&span) {
                     let lang = self.panels[i].lang;
                     let en = "A bag of an earlier run: decide on it here; its image is in the archive";
                     let zh = "此前运行的行李：可在此处置，图像在存档中";
@@ -891,14 +901,13 @@ impl Workstation {
         }
     }
 
-    /// Draw the marks of the bags in view, and make new ones with the screen's tool.
-    /// This screen's bag and where it lies on screen, when its operator may mark it here.
+    /// Where the bag station `i` works on lies on its screen, when its operator may mark it
+    /// there (someone logged in, a bag of this run).
     fn marking_frame(&self, i: usize, m: &zoom::Mapping, rect: egui::Rect) -> Option<(u64, BagFrame)> {
-        let panel = &self.panels[i];
-        panel.operator.as_ref()?;
-        let bag_id = panel.bag_id(&self.desk)?;
-        let (span, _) = self.desk.bags.iter().find(|(s, _)| s.bag == bag_id)?;
-        if disposal::is_archived(span) {
+        self.desk.station(i).operator.as_ref()?;
+        let bag_id = self.desk.focus(i)?;
+        let (span, _) = self.desk.bag(bag_id)?;
+        if crate::desk::is_archived(span) {
             return None;
         }
         Some((
@@ -907,26 +916,74 @@ impl Workstation {
         ))
     }
 
-    /// The topmost of this agency's marks under screen point `p` (a corner of a box or ellipse:
-    /// to resize it).
+    /// The topmost of this agency's marks under screen point `p`, on any bag of this run on
+    /// screen (a corner of a box or ellipse: to resize it).
     fn own_mark_at(&self, i: usize, p: egui::Pos2, m: &zoom::Mapping, rect: egui::Rect) -> Option<MarkDrag> {
-        let (bag_id, f) = self.marking_frame(i, m, rect)?;
-        let (_, rec) = self.desk.bags.iter().find(|(s, _)| s.bag == bag_id)?;
-        let b = f.to_bag(p);
+        self.desk.station(i).operator.as_ref()?;
+        let agency = &self.panels[i].agency;
         let grip = 8.0 / m.scale;
-        rec.annotations.iter().rev().filter(|a| a.agency == self.panels[i].agency).find_map(|a| {
-            let (x0, y0, x1, y1) = a.shape.bounds();
-            if b[0] < x0 - grip || b[0] > x1 + grip || b[1] < y0 - grip || b[1] > y1 + grip {
-                return None;
-            }
-            let corner = [(x0, y0), (x1, y0), (x0, y1), (x1, y1)]
-                .iter()
-                .any(|(cx, cy)| (b[0] - cx).abs() <= grip && (b[1] - cy).abs() <= grip);
-            let resize = corner && matches!(a.shape, Shape::Rect { .. } | Shape::Ellipse { .. });
-            Some(MarkDrag { id: a.id, from: b, resize })
+        self.desk.bags.iter().rev().filter(|(s, _)| !crate::desk::is_archived(s)).find_map(|(span, rec)| {
+            let f = BagFrame {
+                m: *m,
+                origin: rect.min,
+                first_line: span.first_line,
+                rows: self.profile.channels,
+            };
+            let b = f.to_bag(p);
+            rec.annotations.iter().rev().filter(|a| &a.agency == agency).find_map(|a| {
+                let (x0, y0, x1, y1) = a.shape.bounds();
+                if b[0] < x0 - grip || b[0] > x1 + grip || b[1] < y0 - grip || b[1] > y1 + grip {
+                    return None;
+                }
+                let corner = [(x0, y0), (x1, y0), (x0, y1), (x1, y1)]
+                    .iter()
+                    .any(|(cx, cy)| (b[0] - cx).abs() <= grip && (b[1] - cy).abs() <= grip);
+                let resize = corner && matches!(a.shape, Shape::Rect { .. } | Shape::Ellipse { .. });
+                Some(MarkDrag { bag: span.bag, id: a.id, from: b, resize })
+            })
         })
     }
 
+    /// Each station's bag in focus outlined on this screen, with its number: this station's
+    /// boldly, the others' thinly with their agency's name.
+    fn focus_ui(&self, ui: &egui::Ui, i: usize, rect: egui::Rect, m: &zoom::Mapping) {
+        let painter = ui.painter().with_clip_rect(rect);
+        let head = self.head() as f64;
+        let bottom = rect.top() + ((self.profile.channels as f32 - m.top_row) * m.scale).min(rect.height());
+        let lang = self.panels[i].lang;
+        for j in (0..self.stations.len()).rev() {
+            let Some(key) = self.desk.focus(j) else { continue };
+            let Some((span, _)) = self.desk.bag(key) else { continue };
+            if crate::desk::is_archived(span) {
+                continue;
+            }
+            let end = span.end_line.map_or(head, |e| e as f64);
+            let (xa, xb) =
+                (rect.left() + m.x_of_line(span.first_line as f64), rect.left() + m.x_of_line(end));
+            let inset = if j == i { 2.0 } else { 6.0 };
+            let r = egui::Rect::from_x_y_ranges(xa.min(xb)..=xa.max(xb), rect.top() + inset..=bottom - inset);
+            let colour = marks::agency_colour(&self.desk.config, &self.stations[j].agency.id);
+            let width = if j == i { 3.0 } else { 1.5 };
+            painter.rect_stroke(r, 2.0, egui::Stroke::new(width, colour), egui::StrokeKind::Inside);
+            let text = if j == i {
+                format!("#{key}")
+            } else {
+                let a = &self.stations[j].agency;
+                format!("#{key} {}", lang.tr(&a.name.en, &a.name.zh))
+            };
+            let size = if j == i { 22.0 } else { 14.0 };
+            // The number stays on screen while the bag's start has scrolled off it.
+            let left = r.left().max(rect.left()).min(r.right() - 40.0);
+            let at = egui::pos2(left + 6.0, if j == i { r.top() + 4.0 } else { r.bottom() - 4.0 });
+            let align = if j == i { egui::Align2::LEFT_TOP } else { egui::Align2::LEFT_BOTTOM };
+            let galley = painter.layout_no_wrap(text, egui::FontId::proportional(size), colour);
+            let bg = align.anchor_size(at, galley.size()).expand(2.0);
+            painter.rect_filled(bg, 2.0, egui::Color32::from_white_alpha(200));
+            painter.galley(bg.min + egui::vec2(2.0, 2.0), galley, colour);
+        }
+    }
+
+    /// Draw the marks of the bags in view, and make new ones with the screen's tool.
     fn marks_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -936,20 +993,20 @@ impl Workstation {
         m: &zoom::Mapping,
     ) {
         let rows = self.profile.channels;
-        let panel = &mut self.panels[i];
-        let lang = panel.lang;
-        let agency = panel.agency.clone();
+        let lang = self.panels[i].lang;
+        let agency = self.panels[i].agency.clone();
         let frame_of = |first_line: u64| BagFrame { m: *m, origin: rect.min, first_line, rows };
         let painter = ui.painter().with_clip_rect(rect);
         let left_line = m.right_line - m.visible_lines();
+        let op = self.desk.station(i).operator.clone();
         for (span, rec) in &self.desk.bags {
             let end = span.end_line.map_or(f64::INFINITY, |e| e as f64);
-            if end < left_line || span.first_line as f64 > m.right_line {
+            if crate::desk::is_archived(span) || end < left_line || span.first_line as f64 > m.right_line {
                 continue;
             }
             let f = frame_of(span.first_line);
             for a in &rec.annotations {
-                if a.agency != agency && !panel.marks.show_others {
+                if a.agency != agency && !self.panels[i].marks.show_others {
                     continue;
                 }
                 let colour = marks::agency_colour(&self.desk.config, &a.agency);
@@ -960,7 +1017,7 @@ impl Workstation {
                 marks::paint_shape(&painter, &f, &a.shape, colour, &label);
             }
             // Training: once this screen's operator has decided, the projected threat is shown.
-            if let (Some(p), Some(op)) = (self.desk.projected.get(&span.bag), panel.operator.as_ref())
+            if let (Some(p), Some(op)) = (self.desk.projected.get(&span.bag), op.as_ref())
                 && self.desk.was_judged(span.bag, &op.id)
             {
                 let shape = Shape::Rect {
@@ -973,24 +1030,27 @@ impl Workstation {
                 marks::paint_shape(&painter, &f, &shape, egui::Color32::YELLOW, &label);
             }
         }
-        // Making a mark on the bag this screen works on.
-        let Some(op) = panel.operator.clone() else { return };
-        let Some(bag_id) = panel.bag_id(&self.desk) else { return };
-        let Some((span, _)) = self.desk.bags.iter().find(|(s, _)| s.bag == bag_id) else { return };
-        if disposal::is_archived(span) {
-            return; // an earlier run's bag: its image is not on this screen to mark
+        // Making a mark: it goes to the bag under its first point.
+        if op.is_none() {
+            return;
         }
-        let f = frame_of(span.first_line);
         let colour = marks::agency_colour(&self.desk.config, &agency);
-        let tool = panel.marks.tool;
-        let mut made: Option<Shape> = None;
-        let mut moved: Option<(u64, Shape)> = None;
+        let first_line_of = |desk: &Desk, bag: u64| desk.bag(bag).map(|(s, _)| s.first_line);
+        let bag_under = |desk: &Desk, p: egui::Pos2| {
+            let (line, _) = m.to_scan(p.x - rect.left(), p.y - rect.top());
+            desk.bag_at_line(line).map(|s| (s.bag, s.first_line))
+        };
+        let now_ms = crate::unix_ms();
+        let tool = self.panels[i].marks.tool;
+        let mut cmd: Option<Command> = None;
+        let marks = &mut self.panels[i].marks;
         match tool {
             Tool::Pan => {
-                if let Some(d) = panel.marks.editing {
-                    let rec = self.desk.bags.iter().find(|(s, _)| s.bag == bag_id).map(|(_, r)| r);
-                    let a = rec.and_then(|r| r.annotations.iter().find(|a| a.id == d.id));
-                    let now = ui.input(|i| i.pointer.latest_pos()).map(|p| f.to_bag(p));
+                if let Some(d) = marks.editing {
+                    let a =
+                        self.desk.bag(d.bag).and_then(|(_, r)| r.annotations.iter().find(|a| a.id == d.id));
+                    let f = first_line_of(&self.desk, d.bag).map(frame_of);
+                    let now = ui.input(|i| i.pointer.latest_pos()).zip(f).map(|(p, f)| f.to_bag(p));
                     let shape = match (a, now) {
                         (Some(a), Some(now)) if d.resize => a.shape.resized(d.from, now),
                         (Some(a), Some(now)) => {
@@ -998,116 +1058,84 @@ impl Workstation {
                         }
                         _ => None,
                     };
-                    if let Some(s) = &shape {
+                    if let (Some(s), Some(f)) = (&shape, f) {
                         marks::paint_shape(&painter, &f, s, egui::Color32::WHITE, "");
                     }
                     if response.drag_stopped_by(egui::PointerButton::Primary) || a.is_none() {
-                        moved = shape.map(|s| (d.id, s));
-                        panel.marks.editing = None;
+                        cmd = shape.map(|shape| Command::EditMark { bag: d.bag, id: d.id, shape });
+                        marks.editing = None;
                     }
                 }
             }
             Tool::Rect | Tool::Ellipse | Tool::Arrow => {
                 // The press position is kept here: egui forgets it on release.
-                if response.drag_started_by(egui::PointerButton::Primary) {
-                    panel.marks.drag_origin = ui.input(|i| i.pointer.press_origin()).map(|p| f.to_bag(p));
+                if response.drag_started_by(egui::PointerButton::Primary)
+                    && let Some(p) = ui.input(|i| i.pointer.press_origin())
+                {
+                    let under = bag_under(&self.desk, p);
+                    marks.bag = under.map(|(b, _)| b);
+                    marks.drag_origin = under.map(|(_, first)| frame_of(first).to_bag(p));
                 }
-                let now = ui.input(|i| i.pointer.latest_pos()).map(|p| f.to_bag(p));
-                if let (Some(origin), Some(now)) = (panel.marks.drag_origin, now) {
+                let f = marks.bag.and_then(|b| first_line_of(&self.desk, b)).map(frame_of);
+                let now = ui.input(|i| i.pointer.latest_pos()).zip(f).map(|(p, f)| f.to_bag(p));
+                if let (Some(origin), Some(now), Some(f), Some(bag)) = (marks.drag_origin, now, f, marks.bag)
+                {
                     if let Some(shape) = marks::dragged_shape(tool, origin, now) {
                         marks::paint_shape(&painter, &f, &shape, colour, "");
                     }
                     if response.drag_stopped_by(egui::PointerButton::Primary) {
-                        made = marks::dragged_shape(tool, origin, now);
-                        panel.marks.drag_origin = None;
+                        cmd = marks::dragged_shape(tool, origin, now).map(|shape| Command::Mark {
+                            bag,
+                            shape,
+                            category: marks.category.clone(),
+                            note: marks.note.clone(),
+                        });
+                        marks.drag_origin = None;
                     }
                 }
             }
             Tool::Text => {
                 if response.clicked_by(egui::PointerButton::Primary)
                     && let Some(p) = response.interact_pointer_pos()
+                    && let Some((bag, first)) = bag_under(&self.desk, p)
                 {
-                    made = Some(Shape::Text { at: f.to_bag(p) });
+                    cmd = Some(Command::Mark {
+                        bag,
+                        shape: Shape::Text { at: frame_of(first).to_bag(p) },
+                        category: marks.category.clone(),
+                        note: marks.note.clone(),
+                    });
                 }
             }
             Tool::Polygon => {
                 if response.clicked_by(egui::PointerButton::Primary)
                     && let Some(p) = response.interact_pointer_pos()
                 {
-                    panel.marks.polygon.push(f.to_bag(p));
+                    if marks.polygon.is_empty() {
+                        marks.bag = bag_under(&self.desk, p).map(|(b, _)| b);
+                    }
+                    if let Some(f) = marks.bag.and_then(|b| first_line_of(&self.desk, b)).map(frame_of) {
+                        marks.polygon.push(f.to_bag(p));
+                    }
                 }
-                let pts: Vec<egui::Pos2> = panel.marks.polygon.iter().map(|p| f.to_screen(*p)).collect();
-                painter.add(egui::Shape::line(pts, egui::Stroke::new(2.0, colour)));
+                if let Some(f) = marks.bag.and_then(|b| first_line_of(&self.desk, b)).map(frame_of) {
+                    let pts: Vec<egui::Pos2> = marks.polygon.iter().map(|p| f.to_screen(*p)).collect();
+                    painter.add(egui::Shape::line(pts, egui::Stroke::new(2.0, colour)));
+                }
                 let finish = response.double_clicked() || ui.input(|i| i.key_pressed(egui::Key::Enter));
-                if finish && panel.marks.polygon.len() >= 3 {
-                    made = Some(Shape::Polygon { points: std::mem::take(&mut panel.marks.polygon) });
-                }
-            }
-        }
-        if let Some((id, shape)) = moved {
-            let now_ms = crate::unix_ms();
-            let config = self.desk.config.clone();
-            // On a copy, as a new mark: the change shows once the archive has committed it.
-            if let Some(mut trial) =
-                self.desk.bags.iter().find(|(s, _)| s.bag == bag_id).map(|(_, r)| r.clone())
-            {
-                let (category, note) = trial
-                    .annotations
-                    .iter()
-                    .find(|a| a.id == id)
-                    .map(|a| (a.category.clone(), a.note.clone()))
-                    .unwrap_or_default();
-                let r = trial
-                    .edit_annotation(&config, id, &op, shape, &category, &note, now_ms)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| {
-                        let m = trial.annotations.iter().find(|a| a.id == id).cloned().expect("just edited");
-                        self.desk.commit_mark(
-                            bag_id,
-                            Some((&m, crate::store::MarkChange::Edited)),
-                            id,
-                            &op.id,
-                        )
+                if finish && marks.polygon.len() >= 3 {
+                    let points = std::mem::take(&mut marks.polygon);
+                    cmd = marks.bag.map(|bag| Command::Mark {
+                        bag,
+                        shape: Shape::Polygon { points },
+                        category: marks.category.clone(),
+                        note: marks.note.clone(),
                     });
-                match r {
-                    Ok(()) => {
-                        if let Some((_, rec)) = self.desk.bags.iter_mut().find(|(s, _)| s.bag == bag_id) {
-                            *rec = trial;
-                        }
-                        panel.message =
-                            Some((false, format!("{} #{id}", lang.tr("Mark changed", "标记已修改"))));
-                    }
-                    Err(e) => panel.message = Some((true, e)),
                 }
             }
         }
-        if let Some(shape) = made {
-            let now_ms = crate::unix_ms();
-            let (category, note) = (panel.marks.category.clone(), panel.marks.note.clone());
-            let config = self.desk.config.clone();
-            // On a copy: the mark shows once the archive has committed it.
-            if let Some(mut trial) =
-                self.desk.bags.iter().find(|(s, _)| s.bag == bag_id).map(|(_, r)| r.clone())
-            {
-                let made = trial
-                    .annotate(&config, &agency, &op, shape, &category, &note, now_ms)
-                    .map_err(|e| e.to_string());
-                let r = made.and_then(|id| {
-                    let m = trial.annotations.iter().find(|a| a.id == id).cloned().expect("just added");
-                    self.desk
-                        .commit_mark(bag_id, Some((&m, crate::store::MarkChange::Added)), id, &op.id)
-                        .map(|_| id)
-                });
-                match r {
-                    Ok(id) => {
-                        if let Some((_, rec)) = self.desk.bags.iter_mut().find(|(s, _)| s.bag == bag_id) {
-                            *rec = trial;
-                        }
-                        panel.message = Some((false, format!("{} #{id}", lang.tr("Marked", "已标记"))))
-                    }
-                    Err(e) => panel.message = Some((true, e)),
-                }
-            }
+        if let Some(c) = cmd {
+            let _ = self.panels[i].send(&mut self.desk, c, now_ms);
         }
     }
 }
@@ -1118,16 +1146,20 @@ impl eframe::App for Workstation {
         visuals.panel_fill.to_normalized_gamma_f32()
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    /// Every frame, whether or not a window is visible: the source drained, the desk's commits
+    /// taken, the new lines composed; both screens then draw from the same ring head.
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let now = Instant::now();
         let dt = now.duration_since(self.last_frame).as_secs_f32();
         self.last_frame = now;
         for st in &mut self.stations {
             st.view.advance_vde(dt);
         }
-        // Once per frame, for every screen: both draw from the same ring head below.
         self.ingest(Duration::from_millis(8));
+        ctx.request_repaint();
+    }
 
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         for i in 1..self.stations.len() {
             let id = egui::ViewportId::from_hash_of(("station", i));

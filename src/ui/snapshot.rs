@@ -22,8 +22,9 @@
 //! | `key STATION KEY` | presses a key (egui names: `F2`, `Escape`, `Plus`, `Home`, `M`, ...) |
 //! | `zoom STATION FACTOR` | presses `+` until the zoom is FACTOR (1, 2, 4 ... 64) |
 //! | `hover STATION LINE CHANNEL` | puts the pointer over the bag (the magnifier follows it) |
-//! | `mark STATION TOOL COORDS CATEGORY [NOTE]` | draws a mark on the bag the screen works on |
-//! | `decide STATION CODE [REASON]` | presses the decision's button (a reason for a change) |
+//! | `mark STATION TOOL COORDS CATEGORY [NOTE]` | draws a mark on the bag in focus |
+//! | `focus STATION BAG\|queue` | picks bag number BAG from the screen's recent bags (`queue`: back to the desk's choice) |
+//! | `decide STATION CODE [REASON]` | presses the decision's button: it acts on the bag in focus (a reason for a change) |
 //! | `click STATION LABEL` | presses any button or checkbox by its visible label |
 //! | `snap NAME` | writes NAME-STATION.png/.txt for every screen, and NAME.png of both |
 //!
@@ -68,17 +69,58 @@ pub enum SnapshotError {
 /// One action of a script.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Login { station: usize, id: String, pin: String },
-    Logout { station: usize },
-    Lang { station: usize, lang: Lang },
-    Preset { station: usize, preset: Preset },
-    Key { station: usize, key: egui::Key },
-    Zoom { station: usize, doublings: u32 },
-    Hover { station: usize, at: [f32; 2] },
-    Mark { station: usize, tool: Tool, points: Vec<[f32; 2]>, category: String, note: String },
-    Decide { station: usize, code: String, reason: Option<String> },
-    Click { station: usize, label: String },
-    Snap { name: String },
+    Login {
+        station: usize,
+        id: String,
+        pin: String,
+    },
+    Logout {
+        station: usize,
+    },
+    Lang {
+        station: usize,
+        lang: Lang,
+    },
+    Preset {
+        station: usize,
+        preset: Preset,
+    },
+    Key {
+        station: usize,
+        key: egui::Key,
+    },
+    Zoom {
+        station: usize,
+        doublings: u32,
+    },
+    Hover {
+        station: usize,
+        at: [f32; 2],
+    },
+    Mark {
+        station: usize,
+        tool: Tool,
+        points: Vec<[f32; 2]>,
+        category: String,
+        note: String,
+    },
+    Decide {
+        station: usize,
+        code: String,
+        reason: Option<String>,
+    },
+    /// Pick a bag by its number (`None`: back to the desk's choice).
+    Focus {
+        station: usize,
+        bag: Option<u64>,
+    },
+    Click {
+        station: usize,
+        label: String,
+    },
+    Snap {
+        name: String,
+    },
 }
 
 /// A parsed script: actions with their line numbers.
@@ -257,6 +299,16 @@ fn parse_action(w: &[String], agencies: &[String]) -> Result<Action, String> {
             }
             Action::Decide { station, code: args[1].clone(), reason: args.get(2).cloned() }
         }
+        "focus" => {
+            exactly(2, "STATION BAG|queue")?;
+            let bag = match args[1].trim_start_matches('#') {
+                "queue" => None,
+                n => Some(
+                    n.parse::<u64>().map_err(|_| format!("focus {:?}: a bag number or queue", args[1]))?,
+                ),
+            };
+            Action::Focus { station, bag }
+        }
         "click" => {
             exactly(2, "STATION \"LABEL\"")?;
             Action::Click { station, label: args[1].clone() }
@@ -367,6 +419,10 @@ impl Headless {
     /// The workstation being drawn.
     pub fn ws(&self) -> &Workstation {
         &self.h.state().ws
+    }
+
+    pub fn ws_mut(&mut self) -> &mut Workstation {
+        &mut self.h.state_mut().ws
     }
 
     /// Draw the last frame's output as a window presents it: tessellated, into a surface-sized
@@ -570,7 +626,7 @@ impl Headless {
                 self.type_into(*station, &lang.tr("Operator ID", "工号"), id)?;
                 self.type_into(*station, &lang.tr("PIN", "密码"), pin)?;
                 self.click(*station, &lang.tr("Log in", "登录"))?;
-                if self.ws().panel(*station).operator.as_ref().is_none_or(|o| &o.id != id) {
+                if self.ws().desk().station(*station).operator.as_ref().is_none_or(|o| &o.id != id) {
                     return Err(format!("{id} was not logged in{}", self.said(*station)));
                 }
                 Ok(())
@@ -673,6 +729,7 @@ impl Headless {
                 let (en, zh) = Tool::Pan.name();
                 self.click(i, &lang.tr(en, zh))?;
                 self.pointer_away(i);
+                self.settle(i);
                 if self.marks_made(i) == before {
                     return Err(format!("no mark was made{}", self.said(i)));
                 }
@@ -692,12 +749,33 @@ impl Headless {
                 }
                 let before = self.decisions(i);
                 self.click(i, &lang.tr(&en, &zh))?;
+                self.settle(i);
                 if self.decisions(i) == before {
                     return Err(format!("no decision was recorded{}", self.said(i)));
                 }
                 Ok(())
             }
             Action::Click { station, label } => self.click(*station, label),
+            Action::Focus { station, bag } => {
+                let i = *station;
+                self.step(i);
+                // As clicking the bag's row in the screen's list of recent bags does.
+                let key = match bag {
+                    None => None,
+                    Some(n) => Some(
+                        self.ws()
+                            .desk()
+                            .bags
+                            .iter()
+                            .find(|(s, r)| r.id == *n && !crate::desk::is_archived(s))
+                            .map(|(s, _)| s.bag)
+                            .ok_or_else(|| format!("no bag #{n} among the screen's recent bags"))?,
+                    ),
+                };
+                let r = self.h.state_mut().ws.command(i, crate::desk::Command::Focus(key));
+                self.step(i);
+                r.map(|_| ()).map_err(|e| e.to_string())
+            }
             Action::Snap { .. } => Ok(()),
         }
     }
@@ -707,18 +785,27 @@ impl Headless {
         self.ws().panel(i).message.as_ref().map_or(String::new(), |(_, m)| format!(": {m}"))
     }
 
-    /// Decisions on the bag screen `i` works on.
+    /// Decisions of station `i`'s agency on any bag.
     fn decisions(&self, i: usize) -> usize {
-        let ws = self.ws();
-        let Some(bag) = ws.panel(i).bag_id(ws.desk()) else { return 0 };
-        ws.desk().bags.iter().find(|(s, _)| s.bag == bag).map_or(0, |(_, r)| r.decisions.len())
+        let desk = self.ws().desk();
+        let agency = &desk.station(i).agency;
+        desk.bags.iter().map(|(_, r)| r.decisions.iter().filter(|d| &d.agency == agency).count()).sum()
     }
 
-    /// Marks on the bag screen `i` works on.
+    /// Marks of station `i`'s agency on any bag.
     fn marks_made(&self, i: usize) -> usize {
-        let ws = self.ws();
-        let Some(bag) = ws.panel(i).bag_id(ws.desk()) else { return 0 };
-        ws.desk().bags.iter().find(|(s, _)| s.bag == bag).map_or(0, |(_, r)| r.annotations.len())
+        let desk = self.ws().desk();
+        let agency = &desk.station(i).agency;
+        desk.bags.iter().map(|(_, r)| r.annotations_of(agency).count()).sum()
+    }
+
+    /// Wait for the archive to commit what screen `i` sent (a script's next action follows a
+    /// recorded decision, as an operator reads "Recorded" before going on), then draw the
+    /// screen so it says so.
+    fn settle(&mut self, i: usize) {
+        self.h.state_mut().ws.desk_mut().settle(Duration::from_secs(10));
+        self.step(i);
+        self.step(i);
     }
 
     /// Every screen as PNG and visible text, and both side by side.

@@ -1,0 +1,703 @@
+//! The desk: the application layer of one workstation. It owns what every screen shares (the
+//! agencies, the accounts, the bags with their records, the archive link) and each station's
+//! working state (who is logged in, the session, the bag in focus, which bags it has shown), and
+//! it applies [`Command`]s: log in and out, focus a bag, decide, mark, edit and delete marks. The
+//! egui windows, `snapshot`, and later a web page and remote stations drive it through
+//! [`Desk::apply`] alone; answers that take a disk (a commit) come back later through
+//! [`Desk::poll`] into each station's outbox ([`Desk::take_said`]), so no front end ever waits.
+//!
+//! Owns: the rules that bind a decision to a bag its operator saw: a decision acts on the bag
+//! in focus, and is refused while that bag is still being scanned or before it has been shown
+//! whole on that station's screen; the focus follows the oldest complete bag whole in the live
+//! view that the station's agency has not decided (so Release pressed as the next bag enters still
+//! means the bag on screen), or a bag the operator picked.
+//!
+//! Must not import: egui, wgpu, tokio.
+
+pub mod archiver;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use self::archiver::{Archiver, Record, Reply};
+use crate::assemble::BagSpan;
+use crate::domain::inspection::{
+    AgencyConfig, Annotation, BagRecord, Decision, DispositionKind, InspectionConfig, InspectionError,
+    Operator, Role, Shape,
+};
+use crate::domain::operators::{LoginError, OperatorStore};
+use crate::domain::session::{Session, SessionEvent, SessionPolicy};
+use crate::domain::tip::{ProjectedThreat, TrainingResult};
+use crate::store::MarkChange;
+
+/// Bags kept for recall on screen.
+pub const RECENT_BAGS: usize = 50;
+/// Bags of earlier runs shown after a restart (from the archive).
+pub const EARLIER_BAGS: usize = 20;
+/// The desk's key of a bag recalled from the archive: this bit plus its archive id (live bags
+/// are keyed by the scanner's bag number, which never comes near it).
+pub const ARCHIVED_KEY: u64 = 1 << 62;
+/// Answers kept for a station that nobody reads (a screen not drawn).
+const OUTBOX: usize = 16;
+
+/// A bag of an earlier run: not in the live image (its span starts nowhere on screen).
+pub fn is_archived(span: &BagSpan) -> bool {
+    span.bag & ARCHIVED_KEY != 0
+}
+
+/// What a station asks the desk to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Login {
+        id: String,
+        pin: String,
+    },
+    Logout,
+    /// Work on this bag (`None`: back to the bag the desk puts in focus).
+    Focus(Option<u64>),
+    /// Record the agency's decision on the bag in focus (a change needs a reason).
+    Decide {
+        code: String,
+        reason: Option<String>,
+    },
+    /// A new mark on `bag` (in that bag's coordinates).
+    Mark {
+        bag: u64,
+        shape: Shape,
+        category: String,
+        note: String,
+    },
+    /// Move or resize one of the agency's marks.
+    EditMark {
+        bag: u64,
+        id: u64,
+        shape: Shape,
+    },
+    DeleteMark {
+        bag: u64,
+        id: u64,
+    },
+}
+
+/// What a command (or, later, its commit) did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Done {
+    LoggedIn(Operator),
+    LoggedOut,
+    Focused(Option<u64>),
+    /// Queued for the archive: the station hears the outcome from [`Desk::take_said`].
+    Recording,
+    Decided {
+        bag: u64,
+        decision: Decision,
+        training: Option<(TrainingResult, Option<String>)>,
+    },
+    Marked {
+        bag: u64,
+        id: u64,
+    },
+    MarkChanged {
+        bag: u64,
+        id: u64,
+    },
+    MarkDeleted {
+        bag: u64,
+        id: u64,
+    },
+    /// The screen locked itself after this many minutes without input.
+    Locked {
+        idle_minutes: u64,
+    },
+    /// Time for a break after this many minutes of screening.
+    BreakDue {
+        minutes: u64,
+    },
+    /// A view saved as a picture.
+    ViewSaved(std::path::PathBuf),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DeskError {
+    #[error("no station {0}")]
+    NoStation(usize),
+    #[error("log in first")]
+    NotLoggedIn,
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    #[error("{operator} is not a {agency} operator")]
+    WrongStation { operator: String, agency: String },
+    #[error("no bag to decide on yet")]
+    NoBag,
+    #[error("no bag #{0} on this desk")]
+    NoSuchBag(u64),
+    #[error("bag #{0} is still being scanned: decide once all of it is on screen")]
+    StillScanning(u64),
+    #[error("bag #{0} has not been shown whole on this screen: look at it first")]
+    NotSeen(u64),
+    #[error("the last record of this screen is still being written")]
+    Busy,
+    #[error(transparent)]
+    Inspection(#[from] InspectionError),
+    #[error("NOT recorded: {0}")]
+    NotRecorded(String),
+    #[error("image NOT saved: {0}")]
+    ViewNotSaved(String),
+}
+
+/// One station's working state.
+#[derive(Debug)]
+pub struct StationState {
+    pub agency: String,
+    pub operator: Option<Operator>,
+    /// The logged-in operator's session (idle lock, break reminder).
+    pub session: Option<Session>,
+    /// A reminder to take a break is due.
+    pub break_reminder: bool,
+    /// A bag the operator picked; `None`: the desk's choice.
+    selected: Option<u64>,
+    /// Per bag of this run: the lines of it this screen has drawn (first, one past the last).
+    drawn: HashMap<u64, (u64, u64)>,
+    /// Answers that came later than the command (commits, locks), oldest first.
+    said: VecDeque<Result<Done, DeskError>>,
+    /// The ticket of this station's record being committed.
+    pending: Option<u64>,
+}
+
+impl StationState {
+    fn new(agency: &str) -> Self {
+        StationState {
+            agency: agency.into(),
+            operator: None,
+            session: None,
+            break_reminder: false,
+            selected: None,
+            drawn: HashMap::new(),
+            said: VecDeque::new(),
+            pending: None,
+        }
+    }
+
+    fn say(&mut self, r: Result<Done, DeskError>) {
+        if self.said.len() >= OUTBOX {
+            self.said.pop_front();
+        }
+        self.said.push_back(r);
+    }
+}
+
+/// A change to a bag's record, applied once committed.
+#[derive(Clone, Debug)]
+enum Change {
+    Decision { d: Decision, op: Operator },
+    AddMark(Annotation),
+    EditMark(Annotation),
+    DeleteMark(u64),
+}
+
+struct Pending {
+    station: usize,
+    bag: u64,
+    change: Change,
+}
+
+/// What every screen shares: configuration, accounts, the bags with their records, the
+/// archive; and each station's working state.
+pub struct Desk {
+    pub config: InspectionConfig,
+    pub operators: OperatorStore,
+    /// Oldest first.
+    pub bags: Vec<(BagSpan, BagRecord)>,
+    /// The accounts are the built-in demonstration ones (emulator only).
+    pub demo_accounts: bool,
+    pub session_policy: SessionPolicy,
+    /// Where records are committed before a screen calls them recorded (`None`: not archived).
+    pub archive: Option<Archiver>,
+    /// Why the archive could not be opened at start (shown on every screen).
+    pub archive_open_error: Option<String>,
+    /// A training replay with projected threats (`replay://...&tip=`): each operator's first
+    /// decision on a bag is judged and said at once.
+    pub training: bool,
+    /// Threats projected into bags (by desk key).
+    pub projected: HashMap<u64, ProjectedThreat>,
+    /// When each bag appeared (ms), for decision times.
+    pub arrived_ms: HashMap<u64, u64>,
+    /// (bag, operator) already judged: a change of decision is not judged again.
+    judged: HashSet<(u64, String)>,
+    stations: Vec<StationState>,
+    /// The oldest line the live view still holds (bags ending before it have left the screens).
+    live_oldest: u64,
+    /// Records queued for the archive, by ticket.
+    pending: HashMap<u64, Pending>,
+}
+
+impl Desk {
+    /// A desk with one station per agency of `config`.
+    pub fn new(config: InspectionConfig, operators: OperatorStore, demo_accounts: bool) -> Self {
+        let stations = config.agencies.iter().map(|a| StationState::new(&a.id)).collect();
+        Desk {
+            config,
+            operators,
+            bags: Vec::new(),
+            demo_accounts,
+            session_policy: SessionPolicy::default(),
+            archive: None,
+            archive_open_error: None,
+            training: false,
+            projected: Default::default(),
+            arrived_ms: Default::default(),
+            judged: Default::default(),
+            stations,
+            live_oldest: 0,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Demonstration accounts for the emulator: c001 / 1111 (customs), q001 / 2222 (quarantine).
+    pub fn demo_operators() -> OperatorStore {
+        let mut s = OperatorStore::default();
+        let _ = s.add("c001", "Demo customs", &[Role::Customs], "1111", 0);
+        let _ = s.add("q001", "Demo quarantine", &[Role::Quarantine], "2222", 0);
+        s
+    }
+
+    /// Number of stations.
+    pub fn stations(&self) -> usize {
+        self.stations.len()
+    }
+
+    /// Station `i`'s working state.
+    pub fn station(&self, i: usize) -> &StationState {
+        &self.stations[i]
+    }
+
+    /// The agency station `i` works for.
+    pub fn agency_of(&self, i: usize) -> Option<&AgencyConfig> {
+        self.stations.get(i).and_then(|s| self.config.agency(&s.agency))
+    }
+
+    /// The bag with this key and its record.
+    pub fn bag(&self, key: u64) -> Option<&(BagSpan, BagRecord)> {
+        self.bags.iter().find(|(s, _)| s.bag == key)
+    }
+
+    fn bag_mut(&mut self, key: u64) -> Option<&mut BagRecord> {
+        self.bags.iter_mut().find(|(s, _)| s.bag == key).map(|(_, r)| r)
+    }
+
+    /// The bag of this run that holds line `line` (live lines, as the screens number them).
+    pub fn bag_at_line(&self, line: f64) -> Option<&BagSpan> {
+        self.bags.iter().map(|(s, _)| s).find(|s| {
+            !is_archived(s) && line >= s.first_line as f64 && s.end_line.is_none_or(|e| line < e as f64)
+        })
+    }
+
+    /// The bag station `i` works on: the one its operator picked, else the oldest complete bag
+    /// still whole in the live view that its agency has not decided, else the newest complete
+    /// bag. (A bag that scrolled out undecided waits in the list of recent bags.)
+    pub fn focus(&self, i: usize) -> Option<u64> {
+        let st = self.stations.get(i)?;
+        if let Some(b) = st.selected
+            && self.bag(b).is_some()
+        {
+            return Some(b);
+        }
+        let complete = |s: &BagSpan| !is_archived(s) && s.end_line.is_some();
+        self.bags
+            .iter()
+            .filter(|(s, _)| complete(s) && s.first_line >= self.live_oldest)
+            .find(|(_, r)| r.current(&st.agency).is_none())
+            .or_else(|| self.bags.iter().rev().find(|(s, _)| complete(s)))
+            .map(|(s, _)| s.bag)
+    }
+
+    /// The live view now holds lines from `oldest` on.
+    pub fn set_live_oldest(&mut self, oldest: u64) {
+        self.live_oldest = oldest;
+    }
+
+    /// Station `i` has drawn live lines `[from, to)` on its screen (called by the screen each
+    /// frame it draws): the bags in them count as shown there, line by line.
+    pub fn note_drawn(&mut self, i: usize, from: u64, to: u64) {
+        let Some(st) = self.stations.get_mut(i) else { return };
+        for (span, _) in &self.bags {
+            if is_archived(span) {
+                continue;
+            }
+            let end = span.end_line.unwrap_or(u64::MAX);
+            let (lo, hi) = (from.max(span.first_line), to.min(end));
+            if lo >= hi {
+                continue;
+            }
+            // One range per bag: a screen follows the belt (or pans) continuously, so what it
+            // drew of a bag is one stretch; a jump leaves the stretch between counted.
+            let e = st.drawn.entry(span.bag).or_insert((lo, hi));
+            *e = (e.0.min(lo), e.1.max(hi));
+        }
+    }
+
+    /// Every line of `bag` has been drawn on station `i`'s screen.
+    pub fn shown_whole(&self, i: usize, bag: u64) -> bool {
+        let (Some(st), Some((span, _))) = (self.stations.get(i), self.bag(bag)) else { return false };
+        let Some(end) = span.end_line else { return false };
+        st.drawn.get(&bag).is_some_and(|&(lo, hi)| lo <= span.first_line && hi >= end)
+    }
+
+    /// Answers that came for station `i` since the last call (commits, locks), oldest first.
+    pub fn take_said(&mut self, i: usize) -> Vec<Result<Done, DeskError>> {
+        self.stations.get_mut(i).map_or_else(Vec::new, |s| s.said.drain(..).collect())
+    }
+
+    /// Station `i` has a record being committed.
+    pub fn is_recording(&self, i: usize) -> bool {
+        self.stations.get(i).is_some_and(|s| s.pending.is_some())
+    }
+
+    /// Input at station `i` (`input`: the operator did something this frame), and the
+    /// session's timers: an idle screen locks, a long shift brings a reminder.
+    pub fn tick(&mut self, i: usize, now_ms: u64, input: bool) {
+        let policy = self.session_policy;
+        let Some(st) = self.stations.get_mut(i) else { return };
+        let Some(session) = st.session.as_mut() else { return };
+        if input {
+            session.activity(now_ms);
+        }
+        match session.check(now_ms, &policy) {
+            Some(SessionEvent::IdleLock) => {
+                let who = st.operator.take().map(|o| o.id).unwrap_or_default();
+                st.session = None;
+                st.break_reminder = false;
+                st.selected = None;
+                st.say(Ok(Done::Locked { idle_minutes: policy.idle_lock_ms / 60_000 }));
+                let station = st.agency.clone();
+                self.audit(&who, "logout.idle", serde_json::json!({ "station": station }));
+            }
+            Some(SessionEvent::BreakReminder) => {
+                st.break_reminder = true;
+                let minutes = session.screening_minutes(now_ms);
+                st.say(Ok(Done::BreakDue { minutes }));
+            }
+            None => {}
+        }
+    }
+
+    /// Apply station `i`'s command. Commands that need the archive answer [`Done::Recording`]
+    /// at once and their outcome later ([`Desk::take_said`]).
+    pub fn apply(&mut self, i: usize, cmd: Command, now_ms: u64) -> Result<Done, DeskError> {
+        if i >= self.stations.len() {
+            return Err(DeskError::NoStation(i));
+        }
+        match cmd {
+            Command::Login { id, pin } => self.login(i, id.trim(), &pin, now_ms),
+            Command::Logout => {
+                let st = &mut self.stations[i];
+                let Some(op) = st.operator.take() else { return Err(DeskError::NotLoggedIn) };
+                st.session = None;
+                st.break_reminder = false;
+                st.selected = None;
+                let station = st.agency.clone();
+                self.audit(&op.id, "logout", serde_json::json!({ "station": station }));
+                Ok(Done::LoggedOut)
+            }
+            Command::Focus(bag) => {
+                if let Some(b) = bag
+                    && self.bag(b).is_none()
+                {
+                    return Err(DeskError::NoSuchBag(b));
+                }
+                self.stations[i].selected = bag;
+                Ok(Done::Focused(bag))
+            }
+            Command::Decide { code, reason } => self.decide(i, &code, reason.as_deref(), now_ms),
+            Command::Mark { bag, shape, category, note } => {
+                let (op, agency) = self.acting(i)?;
+                let mut trial = self.record_of(bag)?.clone();
+                let id = trial.annotate(&self.config, &agency, &op, shape, &category, &note, now_ms)?;
+                let mark = trial.annotations.iter().find(|a| a.id == id).cloned().expect("just added");
+                // The id is taken now, committed or not: two screens marking at once never share one.
+                let last = trial.last_annotation_id();
+                self.bag_mut(bag).expect("found above").reserve_annotation_ids(last);
+                let record =
+                    Record::Mark { mark: mark.clone(), change: MarkChange::Added, by: op.id.clone() };
+                self.submit(i, bag, Change::AddMark(mark), record)
+            }
+            Command::EditMark { bag, id, shape } => {
+                let (op, _) = self.acting(i)?;
+                let mut trial = self.record_of(bag)?.clone();
+                let (category, note) = trial
+                    .annotations
+                    .iter()
+                    .find(|a| a.id == id)
+                    .map(|a| (a.category.clone(), a.note.clone()))
+                    .ok_or(InspectionError::NoSuchAnnotation(id))?;
+                trial.edit_annotation(&self.config, id, &op, shape, &category, &note, now_ms)?;
+                let mark = trial.annotations.iter().find(|a| a.id == id).cloned().expect("just edited");
+                let record =
+                    Record::Mark { mark: mark.clone(), change: MarkChange::Edited, by: op.id.clone() };
+                self.submit(i, bag, Change::EditMark(mark), record)
+            }
+            Command::DeleteMark { bag, id } => {
+                let (op, _) = self.acting(i)?;
+                let mut trial = self.record_of(bag)?.clone();
+                trial.delete_annotation(&self.config, id, &op)?;
+                self.submit(i, bag, Change::DeleteMark(id), Record::DeleteMark { id, by: op.id.clone() })
+            }
+        }
+    }
+
+    fn login(&mut self, i: usize, id: &str, pin: &str, now_ms: u64) -> Result<Done, DeskError> {
+        let agency = self.agency_of(i).cloned().ok_or(DeskError::NoStation(i))?;
+        match self.operators.login(id, pin, now_ms) {
+            Ok(op) if op.may_act_for(&agency) => {
+                self.audit(&op.id, "login", serde_json::json!({ "station": agency.id }));
+                let st = &mut self.stations[i];
+                st.operator = Some(op.clone());
+                st.session = Some(Session::new(now_ms));
+                st.break_reminder = false;
+                Ok(Done::LoggedIn(op))
+            }
+            Ok(op) => Err(DeskError::WrongStation { operator: op.id, agency: agency.id }),
+            Err(e) => {
+                let detail = serde_json::json!({ "station": agency.id, "why": e.to_string() });
+                self.audit(id, "login.refused", detail);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The operator logged in at station `i` and its agency.
+    fn acting(&self, i: usize) -> Result<(Operator, String), DeskError> {
+        let st = &self.stations[i];
+        let op = st.operator.clone().ok_or(DeskError::NotLoggedIn)?;
+        if st.pending.is_some() {
+            return Err(DeskError::Busy);
+        }
+        Ok((op, st.agency.clone()))
+    }
+
+    fn record_of(&self, bag: u64) -> Result<&BagRecord, DeskError> {
+        self.bag(bag).map(|(_, r)| r).ok_or(DeskError::NoSuchBag(bag))
+    }
+
+    fn decide(&mut self, i: usize, code: &str, reason: Option<&str>, now_ms: u64) -> Result<Done, DeskError> {
+        let (op, agency) = self.acting(i)?;
+        let bag = self.focus(i).ok_or(DeskError::NoBag)?;
+        let (span, rec) = self.bag(bag).ok_or(DeskError::NoSuchBag(bag))?;
+        // A bag of an earlier run is decided from the archive's record (its image is not in
+        // the live view); a live bag only once it has been scanned whole and shown whole here.
+        if !is_archived(span) {
+            if span.end_line.is_none() {
+                return Err(DeskError::StillScanning(bag));
+            }
+            if !self.shown_whole(i, bag) {
+                return Err(DeskError::NotSeen(bag));
+            }
+        }
+        let mut trial = rec.clone();
+        let d = trial.decide(&self.config, &agency, code, &op, now_ms, reason)?.clone();
+        let record = Record::Decision(d.clone());
+        self.submit(i, bag, Change::Decision { d, op }, record)
+    }
+
+    /// Commit a change through the archive (applied when it comes back), or at once without
+    /// one.
+    fn submit(&mut self, i: usize, bag: u64, change: Change, record: Record) -> Result<Done, DeskError> {
+        if let Some(e) = &self.archive_open_error {
+            return Err(DeskError::NotRecorded(e.clone()));
+        }
+        let item = self.bag(bag).and_then(|(_, r)| r.item_id.clone());
+        match self.archive.as_mut() {
+            None => Ok(self.applied(i, bag, change)),
+            Some(a) => {
+                let ticket = a.record(bag, item.as_deref(), record).map_err(DeskError::NotRecorded)?;
+                self.stations[i].pending = Some(ticket);
+                self.pending.insert(ticket, Pending { station: i, bag, change });
+                Ok(Done::Recording)
+            }
+        }
+    }
+
+    /// A committed change enters the bag's record (the screens show it from now on).
+    fn applied(&mut self, i: usize, bag: u64, change: Change) -> Done {
+        let now_ms = crate::unix_ms();
+        let Some(rec) = self.bag_mut(bag) else { return Done::Focused(None) };
+        match change {
+            Change::Decision { d, op } => {
+                rec.decisions.push(d.clone());
+                let agency = self.agency_of(i).cloned();
+                let training = agency.and_then(|a| self.training_result(bag, &a, &op, &d.code, now_ms));
+                // The decided bag leaves the focus: the next one in the queue comes.
+                if self.stations[i].selected == Some(bag) {
+                    self.stations[i].selected = None;
+                }
+                Done::Decided { bag, decision: d, training }
+            }
+            Change::AddMark(m) => {
+                let id = m.id;
+                rec.annotations.push(m);
+                Done::Marked { bag, id }
+            }
+            Change::EditMark(m) => {
+                let id = m.id;
+                if let Some(a) = rec.annotations.iter_mut().find(|a| a.id == id) {
+                    *a = m;
+                }
+                Done::MarkChanged { bag, id }
+            }
+            Change::DeleteMark(id) => {
+                rec.annotations.retain(|a| a.id != id);
+                Done::MarkDeleted { bag, id }
+            }
+        }
+    }
+
+    /// Take what the archive has committed (or refused) since the last call, into the stations'
+    /// outboxes; never waits. Called once a frame.
+    pub fn poll(&mut self) {
+        let Some(a) = self.archive.as_mut() else { return };
+        for reply in a.poll() {
+            match reply {
+                Reply::Committed { ticket, result } => {
+                    let Some(p) = self.pending.remove(&ticket) else { continue };
+                    if self.stations[p.station].pending == Some(ticket) {
+                        self.stations[p.station].pending = None;
+                    }
+                    let said = match result {
+                        Ok(()) => Ok(self.applied(p.station, p.bag, p.change)),
+                        Err(e) => Err(DeskError::NotRecorded(e)),
+                    };
+                    self.stations[p.station].say(said);
+                }
+                Reply::View { station, result } => {
+                    if let Some(st) = self.stations.get_mut(station) {
+                        st.say(result.map(Done::ViewSaved).map_err(DeskError::ViewNotSaved));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait (at most `timeout`) until every queued record has come back, then take the answers:
+    /// for scripts, tests and closing, never for a frame.
+    pub fn settle(&mut self, timeout: std::time::Duration) -> bool {
+        let t0 = std::time::Instant::now();
+        loop {
+            self.poll();
+            if self.pending.is_empty() {
+                return true;
+            }
+            if t0.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// This operator's decision on this bag has been judged (training).
+    pub fn was_judged(&self, bag: u64, operator: &str) -> bool {
+        self.judged.contains(&(bag, operator.to_string()))
+    }
+
+    /// Threats the source projected into bags.
+    pub fn note_projected(&mut self, projected: &[ProjectedThreat]) {
+        for p in projected {
+            self.projected.insert(p.bag, p.clone());
+        }
+    }
+
+    /// Judge a trainee's first decision on a bag against what was projected into it, and
+    /// archive the result; `None` outside training or for a change of decision.
+    fn training_result(
+        &mut self,
+        bag: u64,
+        agency: &AgencyConfig,
+        op: &Operator,
+        code: &str,
+        now_ms: u64,
+    ) -> Option<(TrainingResult, Option<String>)> {
+        if !self.training || !self.judged.insert((bag, op.id.clone())) {
+            return None;
+        }
+        let alarm = agency.decision(code).is_some_and(|c| c.kind != DispositionKind::Release);
+        let rec = self.bag(bag).map(|(_, r)| r)?;
+        let marks: Vec<&Annotation> = rec.annotations.iter().filter(|a| a.operator == op.id).collect();
+        let projected = self.projected.get(&bag);
+        let result = crate::domain::tip::judge(projected, alarm, &marks);
+        let threat = projected.map(|p| p.name.clone());
+        let decision_ms = now_ms.saturating_sub(self.arrived_ms.get(&bag).copied().unwrap_or(now_ms));
+        let item = rec.item_id.clone();
+        if let Some(a) = self.archive.as_mut() {
+            let record = Record::Training {
+                operator: op.id.clone(),
+                agency: agency.id.clone(),
+                threat: threat.clone(),
+                result,
+                decision_ms,
+            };
+            // Its commit has no station waiting on it; a failure shows as the archive problem.
+            let _ = a.record(bag, item.as_deref(), record);
+        }
+        Some((result, threat))
+    }
+
+    /// After a restart: the newest bags of earlier runs come back from the archive with their
+    /// decisions and marks, so a bag left pending is still decided on (its image is in the
+    /// archive, not in the live view).
+    pub fn load_earlier(&mut self, n: usize) -> Result<usize, crate::store::StoreError> {
+        let Some(a) = self.archive.as_mut() else { return Ok(0) };
+        let store = a.reader()?;
+        let q = crate::store::BagQuery { limit: n, ..Default::default() };
+        let rows = store.bags(&q)?;
+        let mut loaded = Vec::new();
+        for row in rows.into_iter().rev() {
+            let rec = store.record(row.id)?;
+            let key = ARCHIVED_KEY | row.id as u64;
+            a.adopt(key, row.id);
+            let span =
+                BagSpan { bag: key, item_id: row.item_id.clone(), first_line: u64::MAX, end_line: Some(0) };
+            loaded.push((span, rec));
+        }
+        let n = loaded.len();
+        loaded.append(&mut self.bags);
+        self.bags = loaded;
+        Ok(n)
+    }
+
+    /// What is wrong with the archive now, for every screen.
+    pub fn archive_problem(&self) -> Option<String> {
+        self.archive_open_error.clone().or_else(|| self.archive.as_ref().and_then(|a| a.problem.clone()))
+    }
+
+    /// An audit entry (login, logout, refused login); queued, never waited for.
+    pub fn audit(&mut self, actor: &str, action: &str, detail: serde_json::Value) {
+        if let Some(a) = self.archive.as_mut() {
+            a.log(actor, action, detail);
+        }
+    }
+
+    /// Bags the stream has started or ended.
+    pub fn update_bags(&mut self, spans: &[BagSpan]) {
+        let now = crate::unix_ms();
+        for span in spans {
+            match self.bags.iter_mut().find(|(s, _)| s.bag == span.bag) {
+                Some((s, _)) => *s = span.clone(),
+                None => {
+                    self.arrived_ms.insert(span.bag, now);
+                    self.bags.push((span.clone(), BagRecord::new(span.bag, span.item_id.clone())))
+                }
+            }
+        }
+        let excess = self.bags.len().saturating_sub(RECENT_BAGS + EARLIER_BAGS);
+        if excess > 0 {
+            self.bags.drain(..excess);
+            let keep: HashSet<u64> = self.bags.iter().map(|(s, _)| s.bag).collect();
+            self.projected.retain(|k, _| keep.contains(k));
+            self.arrived_ms.retain(|k, _| keep.contains(k));
+            self.judged.retain(|(k, _)| keep.contains(k));
+            for st in &mut self.stations {
+                st.drawn.retain(|k, _| keep.contains(k));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
