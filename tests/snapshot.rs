@@ -299,3 +299,51 @@ fn frames_are_drawn_while_the_archives_disk_stalls_and_the_decision_lands_after(
     assert_eq!(rec.decisions.len(), 1);
     assert_eq!(rec.decisions[0].code, "release");
 }
+
+/// 一机三屏 from a site file: one screen per agency, each named after it, each with its own
+/// operator and codes; the bag waits for all three.
+#[test]
+fn a_three_agency_site_renders_three_screens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("shots");
+    let script = dir.path().join("three.script");
+    std::fs::write(
+        &script,
+        "login customs c001 1111\nlogin quarantine q001 2222\nlogin security s001 3333\n\
+         focus security 1\ndecide security confiscate\n",
+    )
+    .unwrap();
+    let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/three-screens.toml");
+    let (ok, stdout, stderr) = run(twinspect()
+        .args(["snapshot", "--synthetic", "3", "--out"])
+        .arg(&out)
+        .arg("--site")
+        .arg(&site)
+        .arg("--script")
+        .arg(&script));
+    assert!(ok, "{stderr}");
+    for agency in ["customs", "quarantine", "security"] {
+        let f = out.join(format!("{agency}.png"));
+        assert!(stdout.contains(&f.display().to_string()), "{agency}: {stdout}");
+        assert_eq!(png(&f).dimensions(), (1280, 800));
+    }
+    assert_eq!(png(&out.join("both.png")).dimensions(), (3 * 1280 + 2 * 8, 800));
+    let s = text(&out.join("security.txt"));
+    assert!(s.contains("Airport security 机场安检") && s.contains("operator 操作员: s001"), "{s}");
+    assert!(s.contains("Airport security 机场安检: Confiscate 没收 (s001)"), "{s}");
+    let c = text(&out.join("customs.txt"));
+    assert!(c.contains("Waiting 待处置: Customs 海关, Quarantine 检验检疫"), "{c}");
+}
+
+/// A bad site file stops the snapshot before anything starts, naming the file and the line.
+#[test]
+fn a_bad_site_file_is_refused_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.toml");
+    std::fs::write(&site, "[[agencies]]\nid = \"customs\"\nname = 3\n").unwrap();
+    let out = dir.path().join("shots");
+    let (ok, _, stderr) = run(twinspect().args(["snapshot", "--out"]).arg(&out).arg("--site").arg(&site));
+    assert!(!ok);
+    assert!(stderr.contains("site.toml") && stderr.contains("line 3"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+}

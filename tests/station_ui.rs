@@ -386,3 +386,29 @@ fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived
     assert_eq!(got, vec![TrainingResult::Hit, TrainingResult::Miss, TrainingResult::FalseAlarm]);
     assert_eq!(rows[0].threat.as_deref(), Some("kitchen knife"));
 }
+
+#[test]
+fn in_blind_mode_an_agency_sees_the_others_decision_only_after_its_own() {
+    let mut cfg = InspectionConfig::default();
+    cfg.policy.blind = true;
+    let desk: Shared = Rc::new(RefCell::new(Desk::new(cfg, Desk::demo_operators(), true)));
+    bags_shown(&desk, &[BagSpan { bag: 9, item_id: None, first_line: 0, end_line: Some(800) }]);
+    let mut customs = station(&desk, "customs");
+    let mut quarantine = station(&desk, "quarantine");
+    customs.run();
+    quarantine.run();
+    log_in(&mut customs, "c001", "1111");
+    log_in(&mut quarantine, "q001", "2222");
+    customs.get_by_label("Detain / seize 扣留/查扣").click();
+    customs.run();
+    quarantine.run();
+    // Quarantine has not decided: customs' detention is not shown to it, anywhere.
+    quarantine.get_by_label("Blind: other decisions shown after yours 盲判：记录本方处置后显示他方处置");
+    quarantine.get_by_label("#9 Your decision pending 待本方处置");
+    assert!(quarantine.query_by_label_contains("Detain").is_none());
+    assert!(quarantine.query_by_label_contains("Held").is_none());
+    quarantine.get_by_label("Release 放行").click();
+    quarantine.run();
+    quarantine.get_by_label("Outcome 结果: Held 扣留处置: Customs 海关");
+    quarantine.get_by_label("Customs 海关: Detain / seize 扣留/查扣 (c001)");
+}

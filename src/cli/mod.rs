@@ -83,6 +83,10 @@ pub enum Command {
         /// default: side by side on one monitor.
         #[arg(long)]
         layout: Option<PathBuf>,
+        /// The site: its agencies (one screen each), their codes and categories, and the
+        /// decision policy (TOML, `hardware/sites/`); default: customs and quarantine.
+        #[arg(long)]
+        site: Option<PathBuf>,
         /// Where the lines come from: a source URL (`serial:///dev/ttyUSB0?baud=3000000`,
         /// `gige://192.168.1.20`, `synthetic://?seed=7`, `replay://FILE.tsrec?speed=4`,
         /// `dicos://DIR` for a DICOS DX pair); default: the built-in emulator with --seed.
@@ -168,9 +172,12 @@ pub enum Command {
         /// Each screen's size in pixels.
         #[arg(long, default_value = "1280x800")]
         size: String,
-        /// Operator accounts (default: the two demonstration accounts).
+        /// Operator accounts (default: the demonstration accounts).
         #[arg(long)]
         operators: Option<PathBuf>,
+        /// The site file (`hardware/sites/`): one screen per agency, named after it.
+        #[arg(long)]
+        site: Option<PathBuf>,
     },
     /// Classify attenuation pairs: reads CSV with `log_att_low,log_att_high` columns (stdin when
     /// no file), writes every input column plus `zeff` and `class`.
@@ -211,16 +218,21 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => run_workstation(&cli.profile, 1, None, None, None, cli.data.as_deref(), None),
-        Some(Command::Snapshot { out, synthetic, source, script, bags, size, operators }) => snapshot(
+        None => {
+            run_workstation(&cli.profile, 1, WorkstationFiles::default(), None, cli.data.as_deref(), None)
+        }
+        Some(Command::Snapshot { out, synthetic, source, script, bags, size, operators, site }) => snapshot(
             &cli.profile,
-            SnapshotArgs { out, synthetic, source, script, bags, size, operators, data: cli.data },
+            SnapshotArgs { out, synthetic, source, script, bags, size, operators, site, data: cli.data },
         ),
-        Some(Command::Run { seed, operators, layout, source, record }) => run_workstation(
+        Some(Command::Run { seed, operators, layout, site, source, record }) => run_workstation(
             &cli.profile,
             seed,
-            operators.as_deref(),
-            layout.as_deref(),
+            WorkstationFiles {
+                operators: operators.as_deref(),
+                layout: layout.as_deref(),
+                site: site.as_deref(),
+            },
             source.as_deref(),
             cli.data.as_deref(),
             record.as_deref(),
@@ -563,11 +575,26 @@ fn operators_command(data: Option<&Path>, file: &Path, action: OperatorAction) -
     Ok(())
 }
 
+/// The files a workstation is set up from (each optional).
+#[derive(Clone, Copy, Default)]
+struct WorkstationFiles<'a> {
+    operators: Option<&'a Path>,
+    layout: Option<&'a Path>,
+    site: Option<&'a Path>,
+}
+
+/// The site's agencies and policy: from its file, or customs and quarantine.
+fn load_site(site: Option<&Path>) -> anyhow::Result<crate::domain::inspection::InspectionConfig> {
+    let Some(path) = site else { return Ok(crate::domain::inspection::InspectionConfig::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    crate::domain::inspection::InspectionConfig::from_toml(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 fn run_workstation(
     profile: &str,
     seed: u64,
-    operators: Option<&Path>,
-    layout: Option<&Path>,
+    files: WorkstationFiles<'_>,
     source: Option<&str>,
     data: Option<&Path>,
     record: Option<&Path>,
@@ -577,7 +604,7 @@ fn run_workstation(
         None => crate::source::url::SourceUrl::parse(&format!("synthetic://?seed={seed}"))?,
     };
     let data = archive::data_dir(data)?;
-    let parts = workstation_parts(profile, &url, operators, layout, &data, record)?;
+    let parts = workstation_parts(profile, &url, files, &data, record)?;
     let title = crate::ui::station_title(&parts.inspection.agencies[0]);
     eframe::run_native(
         "twinspect",
@@ -595,6 +622,7 @@ struct SnapshotArgs {
     bags: u64,
     size: String,
     operators: Option<PathBuf>,
+    site: Option<PathBuf>,
     data: Option<PathBuf>,
 }
 
@@ -605,7 +633,7 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
         .and_then(|(w, h)| Some([w.parse::<f32>().ok()?, h.parse::<f32>().ok()?]))
         .filter(|[w, h]| (320.0..=7680.0).contains(w) && (240.0..=4320.0).contains(h))
         .with_context(|| format!("--size {}: WIDTHxHEIGHT, 320x240 to 7680x4320", a.size))?;
-    let inspection = crate::domain::inspection::InspectionConfig::default();
+    let inspection = load_site(a.site.as_deref())?;
     let agencies: Vec<String> = inspection.agencies.iter().map(|g| g.id.clone()).collect();
     // The whole script is read and checked before anything starts.
     let script = match &a.script {
@@ -631,7 +659,8 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
     };
     let data =
         a.data.clone().or_else(|| scratch.as_ref().map(|d| d.path().to_path_buf())).expect("one of them");
-    let parts = workstation_parts(profile, &url, a.operators.as_deref(), None, &data, None)?;
+    let files = WorkstationFiles { operators: a.operators.as_deref(), layout: None, site: a.site.as_deref() };
+    let parts = workstation_parts(profile, &url, files, &data, None)?;
     let opts = crate::ui::snapshot::SnapshotOptions {
         out: a.out.clone(),
         size,
@@ -652,15 +681,14 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
 fn workstation_parts(
     profile: &str,
     url: &crate::source::url::SourceUrl,
-    operators: Option<&Path>,
-    layout: Option<&Path>,
+    files: WorkstationFiles<'_>,
     data: &Path,
     record: Option<&Path>,
 ) -> anyhow::Result<crate::ui::Parts> {
+    let WorkstationFiles { operators, layout, site } = files;
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile))?;
     let lut = MaterialLut::for_profile(&profile)?;
-    let inspection = crate::domain::inspection::InspectionConfig::default();
-    inspection.validate()?;
+    let inspection = load_site(site)?;
     let mut source = crate::source::open(url, &profile)?;
     if let Some(r) = record {
         source = crate::source::replay::record(source, r, &profile.name, profile.channels as usize)?;

@@ -187,14 +187,19 @@ impl StationState {
 /// A change to a bag's record, applied once committed.
 #[derive(Clone, Debug)]
 enum Change {
-    Decision { d: Decision, op: Operator },
+    /// `op`: the operator who decided (`None`: the site's automatic release).
+    Decision {
+        d: Decision,
+        op: Option<Operator>,
+    },
     AddMark(Annotation),
     EditMark(Annotation),
     DeleteMark(u64),
 }
 
 struct Pending {
-    station: usize,
+    /// The station waiting for it (`None`: the desk's own, an automatic release).
+    station: Option<usize>,
     bag: u64,
     change: Change,
 }
@@ -220,6 +225,8 @@ pub struct Desk {
     pub projected: HashMap<u64, ProjectedThreat>,
     /// When each bag appeared (ms), for decision times.
     pub arrived_ms: HashMap<u64, u64>,
+    /// When each bag of this run was scanned whole (ms), for the automatic release.
+    ended_ms: HashMap<u64, u64>,
     /// (bag, operator) already judged: a change of decision is not judged again.
     judged: HashSet<(u64, String)>,
     stations: Vec<StationState>,
@@ -244,6 +251,7 @@ impl Desk {
             training: false,
             projected: Default::default(),
             arrived_ms: Default::default(),
+            ended_ms: Default::default(),
             judged: Default::default(),
             stations,
             live_oldest: 0,
@@ -251,11 +259,13 @@ impl Desk {
         }
     }
 
-    /// Demonstration accounts for the emulator: c001 / 1111 (customs), q001 / 2222 (quarantine).
+    /// Demonstration accounts for the emulator: c001 / 1111 (customs), q001 / 2222 (quarantine),
+    /// s001 / 3333 (security, for a site with a third screen).
     pub fn demo_operators() -> OperatorStore {
         let mut s = OperatorStore::default();
         let _ = s.add("c001", "Demo customs", &[Role::Customs], "1111", 0);
         let _ = s.add("q001", "Demo quarantine", &[Role::Quarantine], "2222", 0);
+        let _ = s.add("s001", "Demo security", &[Role::Security], "3333", 0);
         s
     }
 
@@ -417,7 +427,7 @@ impl Desk {
                 self.bag_mut(bag).expect("found above").reserve_annotation_ids(last);
                 let record =
                     Record::Mark { mark: mark.clone(), change: MarkChange::Added, by: op.id.clone() };
-                self.submit(i, bag, Change::AddMark(mark), record)
+                self.submit(Some(i), bag, Change::AddMark(mark), record)
             }
             Command::EditMark { bag, id, shape } => {
                 let (op, _) = self.acting(i)?;
@@ -432,13 +442,18 @@ impl Desk {
                 let mark = trial.annotations.iter().find(|a| a.id == id).cloned().expect("just edited");
                 let record =
                     Record::Mark { mark: mark.clone(), change: MarkChange::Edited, by: op.id.clone() };
-                self.submit(i, bag, Change::EditMark(mark), record)
+                self.submit(Some(i), bag, Change::EditMark(mark), record)
             }
             Command::DeleteMark { bag, id } => {
                 let (op, _) = self.acting(i)?;
                 let mut trial = self.record_of(bag)?.clone();
                 trial.delete_annotation(&self.config, id, &op)?;
-                self.submit(i, bag, Change::DeleteMark(id), Record::DeleteMark { id, by: op.id.clone() })
+                self.submit(
+                    Some(i),
+                    bag,
+                    Change::DeleteMark(id),
+                    Record::DeleteMark { id, by: op.id.clone() },
+                )
             }
         }
     }
@@ -494,12 +509,18 @@ impl Desk {
         let mut trial = rec.clone();
         let d = trial.decide(&self.config, &agency, code, &op, now_ms, reason)?.clone();
         let record = Record::Decision(d.clone());
-        self.submit(i, bag, Change::Decision { d, op }, record)
+        self.submit(Some(i), bag, Change::Decision { d, op: Some(op) }, record)
     }
 
     /// Commit a change through the archive (applied when it comes back), or at once without
     /// one.
-    fn submit(&mut self, i: usize, bag: u64, change: Change, record: Record) -> Result<Done, DeskError> {
+    fn submit(
+        &mut self,
+        i: Option<usize>,
+        bag: u64,
+        change: Change,
+        record: Record,
+    ) -> Result<Done, DeskError> {
         if let Some(e) = &self.archive_open_error {
             return Err(DeskError::NotRecorded(e.clone()));
         }
@@ -508,7 +529,9 @@ impl Desk {
             None => Ok(self.applied(i, bag, change)),
             Some(a) => {
                 let ticket = a.record(bag, item.as_deref(), record).map_err(DeskError::NotRecorded)?;
-                self.stations[i].pending = Some(ticket);
+                if let Some(i) = i {
+                    self.stations[i].pending = Some(ticket);
+                }
                 self.pending.insert(ticket, Pending { station: i, bag, change });
                 Ok(Done::Recording)
             }
@@ -516,17 +539,20 @@ impl Desk {
     }
 
     /// A committed change enters the bag's record (the screens show it from now on).
-    fn applied(&mut self, i: usize, bag: u64, change: Change) -> Done {
+    fn applied(&mut self, i: Option<usize>, bag: u64, change: Change) -> Done {
         let now_ms = crate::unix_ms();
         let Some(rec) = self.bag_mut(bag) else { return Done::Focused(None) };
         match change {
             Change::Decision { d, op } => {
                 rec.decisions.push(d.clone());
-                let agency = self.agency_of(i).cloned();
-                let training = agency.and_then(|a| self.training_result(bag, &a, &op, &d.code, now_ms));
-                // The decided bag leaves the focus: the next one in the queue comes.
-                if self.stations[i].selected == Some(bag) {
-                    self.stations[i].selected = None;
+                let mut training = None;
+                if let (Some(i), Some(op)) = (i, op) {
+                    let agency = self.agency_of(i).cloned();
+                    training = agency.and_then(|a| self.training_result(bag, &a, &op, &d.code, now_ms));
+                    // The decided bag leaves the focus: the next one in the queue comes.
+                    if self.stations[i].selected == Some(bag) {
+                        self.stations[i].selected = None;
+                    }
                 }
                 Done::Decided { bag, decision: d, training }
             }
@@ -557,20 +583,56 @@ impl Desk {
             match reply {
                 Reply::Committed { ticket, result } => {
                     let Some(p) = self.pending.remove(&ticket) else { continue };
-                    if self.stations[p.station].pending == Some(ticket) {
-                        self.stations[p.station].pending = None;
-                    }
                     let said = match result {
                         Ok(()) => Ok(self.applied(p.station, p.bag, p.change)),
                         Err(e) => Err(DeskError::NotRecorded(e)),
                     };
-                    self.stations[p.station].say(said);
+                    let Some(st) = p.station.and_then(|i| self.stations.get_mut(i)) else { continue };
+                    if st.pending == Some(ticket) {
+                        st.pending = None;
+                    }
+                    st.say(said);
                 }
                 Reply::View { station, result } => {
                     if let Some(st) = self.stations.get_mut(station) {
                         st.say(result.map(Done::ViewSaved).map_err(DeskError::ViewNotSaved));
                     }
                 }
+            }
+        }
+    }
+
+    /// The site's policy at `now_ms`: with an automatic release, every agency that has not
+    /// intervened on a bag of this run scanned whole `auto_release_secs` ago releases it,
+    /// recorded as automatic (never under an operator's name) and audited. Called once a frame.
+    pub fn apply_policy(&mut self, now_ms: u64) {
+        let Some(after) = self.config.policy.auto_release_secs else { return };
+        let due: Vec<(u64, String)> = self
+            .bags
+            .iter()
+            .filter(|(s, _)| self.ended_ms.get(&s.bag).is_some_and(|&t| now_ms >= t + after * 1000))
+            .flat_map(|(s, r)| {
+                self.config
+                    .agencies
+                    .iter()
+                    .filter(|a| r.current(&a.id).is_none())
+                    .map(move |a| (s.bag, a.id.clone()))
+            })
+            .filter(|(bag, agency)| {
+                // Not while a decision of that agency on it is being written.
+                !self.pending.values().any(|p| {
+                    p.bag == *bag && matches!(&p.change, Change::Decision { d, .. } if &d.agency == agency)
+                })
+            })
+            .collect();
+        for (bag, agency) in due {
+            let Some(mut trial) = self.record_of(bag).ok().cloned() else { continue };
+            let Ok(d) = trial.auto_release(&self.config, &agency, after, now_ms).cloned() else { continue };
+            let record = Record::Decision(d.clone());
+            if self.submit(None, bag, Change::Decision { d, op: None }, record).is_err() {
+                // Not recorded (no archive to take it): the bag stays waiting, as the screens
+                // show, and is not tried again every frame.
+                self.ended_ms.remove(&bag);
             }
         }
     }
@@ -684,6 +746,9 @@ impl Desk {
                     self.bags.push((span.clone(), BagRecord::new(span.bag, span.item_id.clone())))
                 }
             }
+            if span.end_line.is_some() && !is_archived(span) {
+                self.ended_ms.entry(span.bag).or_insert(now);
+            }
         }
         let excess = self.bags.len().saturating_sub(RECENT_BAGS + EARLIER_BAGS);
         if excess > 0 {
@@ -691,6 +756,7 @@ impl Desk {
             let keep: HashSet<u64> = self.bags.iter().map(|(s, _)| s.bag).collect();
             self.projected.retain(|k, _| keep.contains(k));
             self.arrived_ms.retain(|k, _| keep.contains(k));
+            self.ended_ms.retain(|k, _| keep.contains(k));
             self.judged.retain(|(k, _)| keep.contains(k));
             for st in &mut self.stations {
                 st.drawn.retain(|k, _| keep.contains(k));

@@ -140,3 +140,39 @@ fn a_refused_commit_is_said_and_leaves_the_record_as_it_was() {
     assert!(!d.is_recording(CUSTOMS));
     assert!(d.archive_problem().is_some());
 }
+
+#[test]
+fn a_passenger_lane_releases_a_bag_nobody_intervened_on_as_automatic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = InspectionConfig::default();
+    cfg.policy.auto_release_secs = Some(20);
+    let mut d = Desk::new(cfg, Desk::demo_operators(), true);
+    d.apply(CUSTOMS, Command::Login { id: "c001".into(), pin: "1111".into() }, 0).unwrap();
+    d.archive = Some(Archiver::open(dir.path(), "test", "desk-140", 8).unwrap());
+    d.update_bags(&[span(1, 0, Some(800)), span(2, 900, None)]);
+    d.note_drawn(CUSTOMS, 0, 900);
+    let ended = crate::unix_ms();
+    decide(&mut d, CUSTOMS, "open").unwrap();
+    d.apply_policy(ended + 19_000);
+    assert!(d.settle(Duration::from_secs(10)));
+    assert_eq!(d.bag(1).unwrap().1.decisions.len(), 1, "not yet: 19 s");
+    d.apply_policy(ended + 21_000);
+    assert!(d.settle(Duration::from_secs(10)));
+    let rec = &d.bag(1).unwrap().1;
+    assert_eq!(rec.decisions.len(), 2, "{:?}", rec.decisions);
+    let auto = rec.current("quarantine").unwrap();
+    assert_eq!(
+        (auto.code.as_str(), auto.operator.as_str()),
+        ("release", crate::domain::inspection::AUTO_OPERATOR)
+    );
+    assert_eq!(rec.current("customs").unwrap().operator, "c001", "customs' own decision stands");
+    assert!(d.bag(2).unwrap().1.decisions.is_empty(), "a bag still coming in is never released");
+    // Once is enough, and it is in the archive, audited as automatic.
+    d.apply_policy(ended + 60_000);
+    assert!(d.settle(Duration::from_secs(10)));
+    assert_eq!(d.bag(1).unwrap().1.decisions.len(), 2);
+    let store = d.archive.as_ref().unwrap().reader().unwrap();
+    let actions: Vec<String> =
+        crate::store::audit::entries(store.connection()).unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "decision.auto").count(), 1, "{actions:?}");
+}

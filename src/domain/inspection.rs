@@ -56,6 +56,8 @@ pub struct CategoryDef {
 pub enum Role {
     Customs,
     Quarantine,
+    /// Airport or port security (the third screen of 一机三屏).
+    Security,
     Supervisor,
     Trainer,
     Admin,
@@ -66,6 +68,7 @@ impl Role {
         match s {
             "customs" => Some(Role::Customs),
             "quarantine" => Some(Role::Quarantine),
+            "security" => Some(Role::Security),
             "supervisor" => Some(Role::Supervisor),
             "trainer" => Some(Role::Trainer),
             "admin" => Some(Role::Admin),
@@ -88,11 +91,39 @@ impl AgencyConfig {
     pub fn decision(&self, code: &str) -> Option<&DecisionCode> {
         self.decisions.iter().find(|d| d.code == code)
     }
+
+    /// The agency's first code that releases the bag.
+    pub fn release_code(&self) -> Option<&DecisionCode> {
+        self.decisions.iter().find(|d| d.kind == DispositionKind::Release)
+    }
 }
 
-/// Agencies of the workstation, in screen order.
+/// Screens (one agency each) a workstation drives.
+pub const MAX_AGENCIES: usize = 4;
+
+/// Who an automatic decision is recorded under: no operator account can have this id.
+pub const AUTO_OPERATOR: &str = "(auto)";
+
+/// How a site reaches a bag's disposal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionPolicy {
+    /// Passenger lanes: an agency that has not intervened this many seconds after the bag was
+    /// scanned releases it automatically, recorded as automatic (operator [`AUTO_OPERATOR`]),
+    /// never as an operator's decision. `None`: every agency's decision is needed.
+    #[serde(default)]
+    pub auto_release_secs: Option<u64>,
+    /// Blind mode: an agency sees the others' decisions only after recording its own.
+    #[serde(default)]
+    pub blind: bool,
+}
+
+/// Agencies of the workstation, in screen order, and how they reach a disposal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InspectionConfig {
+    #[serde(default)]
+    pub policy: DecisionPolicy,
     pub agencies: Vec<AgencyConfig>,
 }
 
@@ -104,6 +135,7 @@ impl Default for InspectionConfig {
             |c: &str, en: &str, zh: &str, kind| DecisionCode { code: c.into(), label: label(en, zh), kind };
         let cat = |id: &str, en: &str, zh: &str| CategoryDef { id: id.into(), label: label(en, zh) };
         InspectionConfig {
+            policy: DecisionPolicy::default(),
             agencies: vec![
                 AgencyConfig {
                     id: "customs".into(),
@@ -156,11 +188,31 @@ impl InspectionConfig {
         self.agencies.iter().find(|a| a.id == id)
     }
 
+    /// A site's agencies and policy from its TOML file (`hardware/sites/`), checked; an error
+    /// names the line.
+    pub fn from_toml(text: &str) -> Result<InspectionConfig, InspectionError> {
+        let cfg: InspectionConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map_or(String::new(), |l| format!("line {l}: "));
+            InspectionError::Config(format!("{at}{}", e.message()))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Check a configuration read from a file.
     pub fn validate(&self) -> Result<(), InspectionError> {
         let bad = |m: String| Err(InspectionError::Config(m));
-        if self.agencies.is_empty() {
-            return bad("no agencies".into());
+        if self.agencies.is_empty() || self.agencies.len() > MAX_AGENCIES {
+            return bad(format!(
+                "{} agencies: a workstation has 1 to {MAX_AGENCIES} screens",
+                self.agencies.len()
+            ));
+        }
+        if let Some(s) = self.policy.auto_release_secs
+            && !(1..=3600).contains(&s)
+        {
+            return bad(format!("auto_release_secs {s}: 1 to 3600"));
         }
         for (i, a) in self.agencies.iter().enumerate() {
             if self.agencies[..i].iter().any(|b| b.id == a.id) {
@@ -508,6 +560,32 @@ impl BagRecord {
         Ok(self.decisions.last().expect("just pushed"))
     }
 
+    /// The site's automatic release for `agency` (no operator intervened in time): recorded
+    /// under [`AUTO_OPERATOR`] with the reason, only while the agency has no decision.
+    pub fn auto_release(
+        &mut self,
+        cfg: &InspectionConfig,
+        agency: &str,
+        after_secs: u64,
+        at_ms: u64,
+    ) -> Result<&Decision, InspectionError> {
+        let a = self.agency(cfg, agency)?;
+        let code = a
+            .release_code()
+            .ok_or_else(|| InspectionError::Config(format!("{agency} has no release code")))?;
+        if let Some(cur) = self.current(agency) {
+            return Err(InspectionError::Unchanged { agency: agency.into(), code: cur.code.clone() });
+        }
+        self.decisions.push(Decision {
+            agency: agency.into(),
+            code: code.code.clone(),
+            operator: AUTO_OPERATOR.into(),
+            at_ms,
+            reason: Some(format!("automatic release: no intervention within {after_secs} s")),
+        });
+        Ok(self.decisions.last().expect("just pushed"))
+    }
+
     /// The joint outcome: pending while any agency is undecided; then hold before open before
     /// refer before release (the strongest disposition governs; every decision stays listed).
     pub fn outcome(&self, cfg: &InspectionConfig) -> Outcome {
@@ -829,5 +907,55 @@ mod tests {
             bag.annotate(&c, "customs", &cu, rect, "other", &"x".repeat(MAX_NOTE_CHARS + 1), 9),
             Err(InspectionError::NoteTooLong)
         );
+    }
+}
+
+#[cfg(test)]
+mod site_tests {
+    use super::*;
+
+    const TWO: &str = include_str!("../../hardware/sites/two-screens.toml");
+    const LANE: &str = include_str!("../../hardware/sites/passenger-lane.toml");
+    const THREE: &str = include_str!("../../hardware/sites/three-screens.toml");
+
+    #[test]
+    fn the_shipped_site_files_load_and_the_two_screen_one_is_the_default() {
+        assert_eq!(InspectionConfig::from_toml(TWO).unwrap(), InspectionConfig::default());
+        let lane = InspectionConfig::from_toml(LANE).unwrap();
+        assert_eq!(lane.policy, DecisionPolicy { auto_release_secs: Some(20), blind: true });
+        let three = InspectionConfig::from_toml(THREE).unwrap();
+        let ids: Vec<&str> = three.agencies.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["customs", "quarantine", "security"]);
+        assert_eq!(three.agencies[2].role, Role::Security);
+    }
+
+    #[test]
+    fn a_bad_site_file_is_refused_naming_its_line() {
+        let typo = TWO.replacen("kind = \"open\"", "kind = \"opne\"", 1);
+        let line = typo.lines().position(|l| l.contains("opne")).unwrap() + 1;
+        let e = InspectionConfig::from_toml(&typo).unwrap_err().to_string();
+        assert!(e.contains(&format!("line {line}:")) && e.contains("opne"), "{e}");
+        let unknown = format!("[policy]\nauto_release = 5\n{TWO}");
+        let e = InspectionConfig::from_toml(&unknown).unwrap_err().to_string();
+        // An unknown key is placed at the table that holds it.
+        assert!(e.contains("line 1:") && e.contains("unknown field `auto_release`"), "{e}");
+        let zero = format!("[policy]\nauto_release_secs = 0\n{TWO}");
+        assert!(InspectionConfig::from_toml(&zero).unwrap_err().to_string().contains("1 to 3600"));
+        let mut five = InspectionConfig::from_toml(THREE).unwrap();
+        five.agencies.extend(five.agencies.clone());
+        assert!(five.validate().unwrap_err().to_string().contains("1 to 4 screens"));
+    }
+
+    #[test]
+    fn an_automatic_release_is_recorded_as_such_and_never_overrides_an_agency() {
+        let cfg = InspectionConfig::default();
+        let mut b = BagRecord::new(1, None);
+        let c = Operator { id: "c1".into(), name: "c".into(), roles: vec![Role::Customs] };
+        b.decide(&cfg, "customs", "open", &c, 5, None).unwrap();
+        assert!(matches!(b.auto_release(&cfg, "customs", 20, 9), Err(InspectionError::Unchanged { .. })));
+        let d = b.auto_release(&cfg, "quarantine", 20, 9).unwrap().clone();
+        assert_eq!((d.code.as_str(), d.operator.as_str()), ("release", AUTO_OPERATOR));
+        assert!(d.reason.unwrap().contains("within 20 s"));
+        assert_eq!(b.outcome(&cfg).state, OutcomeState::Opened { by: vec!["customs".into()], joint: false });
     }
 }

@@ -652,7 +652,13 @@ impl Store {
                 "INSERT INTO decisions (bag, agency, code, operator, at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![bag, d.agency, d.code, d.operator, d.at_ms as i64, d.reason],
             )?;
-            let action = if previous.is_some() { "decision.change" } else { "decision" };
+            let action = if d.operator == crate::domain::inspection::AUTO_OPERATOR {
+                "decision.auto"
+            } else if previous.is_some() {
+                "decision.change"
+            } else {
+                "decision"
+            };
             audit::append(
                 tx,
                 d.at_ms,

@@ -370,6 +370,11 @@ impl StationPanel {
         }
         let config = &desk.config;
         let Some((_, bag)) = desk.bag(bag_id) else { return };
+        if config.policy.blind && bag.current(&agency.id).is_none() {
+            // Blind mode: the others' decisions stay hidden until this agency has recorded its own.
+            ui.small(lang.tr("Blind: other decisions shown after yours", "盲判：记录本方处置后显示他方处置"));
+            return;
+        }
         let outcome = bag.outcome(config);
         ui.strong(format!("{}: {}", lang.tr("Outcome", "结果"), outcome_text(lang, config, &outcome.state)));
         for (ag, d) in &outcome.decisions {
@@ -399,12 +404,17 @@ impl StationPanel {
         egui::ScrollArea::vertical().max_height(220.0).show(ui, |ui| {
             for (span, rec) in desk.bags.iter().rev().take(12 + crate::desk::EARLIER_BAGS) {
                 let state = rec.outcome(&desk.config).state;
+                let hidden = desk.config.policy.blind && rec.current(&self.agency).is_none();
                 let earlier = if is_archived(span) {
                     format!(" [{}]", lang.tr("earlier", "较早"))
                 } else {
                     String::new()
                 };
-                let text = format!("#{}{earlier} {}", rec.id, outcome_text(lang, &desk.config, &state));
+                let text = if hidden {
+                    format!("#{}{earlier} {}", rec.id, lang.tr("Your decision pending", "待本方处置"))
+                } else {
+                    format!("#{}{earlier} {}", rec.id, outcome_text(lang, &desk.config, &state))
+                };
                 if ui.selectable_label(current == Some(span.bag), text).clicked() {
                     picked = Some(span.clone());
                 }

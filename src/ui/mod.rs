@@ -411,8 +411,10 @@ impl Workstation {
         if let Some(a) = self.desk.archive.as_mut() {
             a.feed(&batch, self.assembler.calibration.as_ref());
         }
-        // Commits that came back since the last frame (a decision shows once it is on disk).
+        // Commits that came back since the last frame (a decision shows once it is on disk),
+        // and the site's policy (automatic releases that are due).
         self.desk.poll();
+        self.desk.apply_policy(crate::unix_ms());
         let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), self.render_state.as_ref()) else {
             return;
         };
@@ -951,6 +953,8 @@ impl Workstation {
         let head = self.head() as f64;
         let bottom = rect.top() + ((self.profile.channels as f32 - m.top_row) * m.scale).min(rect.height());
         let lang = self.panels[i].lang;
+        // The other stations' labels stack up from the bottom, one row each.
+        let mut row = 0.0;
         for j in (0..self.stations.len()).rev() {
             let Some(key) = self.desk.focus(j) else { continue };
             let Some((span, _)) = self.desk.bag(key) else { continue };
@@ -974,7 +978,12 @@ impl Workstation {
             let size = if j == i { 22.0 } else { 14.0 };
             // The number stays on screen while the bag's start has scrolled off it.
             let left = r.left().max(rect.left()).min(r.right() - 40.0);
-            let at = egui::pos2(left + 6.0, if j == i { r.top() + 4.0 } else { r.bottom() - 4.0 });
+            let at = if j == i {
+                egui::pos2(left + 6.0, r.top() + 4.0)
+            } else {
+                row += 1.0;
+                egui::pos2(left + 6.0, r.bottom() - 4.0 - (row - 1.0) * 20.0)
+            };
             let align = if j == i { egui::Align2::LEFT_TOP } else { egui::Align2::LEFT_BOTTOM };
             let galley = painter.layout_no_wrap(text, egui::FontId::proportional(size), colour);
             let bg = align.anchor_size(at, galley.size()).expand(2.0);
