@@ -347,3 +347,46 @@ fn a_bad_site_file_is_refused_naming_its_line() {
     assert!(stderr.contains("site.toml") && stderr.contains("line 3"), "{stderr}");
     assert!(!out.exists(), "nothing written");
 }
+
+/// A bag of an earlier run opened on a screen from the archive (`open`): the image the screen's
+/// pipeline renders is the one `export png` makes with the same preset, bit for bit, and a
+/// decision taken there goes to that archived bag.
+#[test]
+fn an_archived_bag_opened_on_a_screen_is_the_image_export_makes_and_takes_the_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (dir.path().join("data"), dir.path().join("shots"));
+    common::archive_bags(&data, 8, 1);
+    let script = dir.path().join("open.script");
+    std::fs::write(
+        &script,
+        "login customs c001 1111\nopen customs 1\npreset customs hp\nsnap opened\ndecide customs release\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(twinspect()
+        .args(["snapshot", "--out"])
+        .arg(&out)
+        .arg("--script")
+        .arg(&script)
+        .arg("--data")
+        .arg(&data));
+    assert!(ok, "{stderr}");
+    let shown = png(&out.join("opened-customs-bag.png"));
+    let exported = dir.path().join("export.png");
+    let (ok, _, err) = run(twinspect()
+        .args(["export", "png", "--bag", "1", "--preset", "hp", "--out"])
+        .arg(&exported)
+        .arg("--data")
+        .arg(&data));
+    assert!(ok, "{err}");
+    let want = png(&exported);
+    assert_eq!(shown.dimensions(), want.dimensions());
+    assert!(shown == want, "the opened bag differs from export png's image");
+    let c = text(&out.join("customs.txt"));
+    assert!(c.contains("From the archive: no. 1 存档调阅：编号 1"), "{c}");
+    // The decision is on archived bag 1.
+    let (ok, bags, err) = run(twinspect().args(["bags", "--json", "--data"]).arg(&data));
+    assert!(ok, "{err}");
+    let rec: Vec<serde_json::Value> = bags.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let bag1 = rec.iter().find(|r| r["bag"]["id"] == 1).expect("bag 1 listed");
+    assert!(bag1.to_string().contains("\"code\":\"release\"") && bag1.to_string().contains("c001"), "{bag1}");
+}

@@ -3,6 +3,8 @@
 //! decision only with a reason, and see the joint outcome on the other screen. Each harness
 //! frame takes the desk's commits first, as the workstation's frame loop does.
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -270,51 +272,60 @@ fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
 }
 
 #[test]
-fn after_a_restart_an_earlier_pending_bag_comes_back_and_is_decided_on() {
+fn after_a_restart_an_earlier_bag_is_opened_from_the_archive_seen_and_decided_on() {
     let dir = tempfile::tempdir().unwrap();
-    // The previous run: two bags; customs released the first, the second was left pending.
-    {
-        let d = archiving_desk(dir.path());
-        let desk: Shared = Rc::new(RefCell::new(d));
-        for (bag, tag) in [(3u64, "EMS0003"), (4, "EMS0004")] {
-            // As the workstation's ingest does: the desk and the archive see each bag start.
-            let span = BagSpan { bag, item_id: Some(tag.into()), first_line: 0, end_line: None };
-            let batch = twinspect::assemble::Batch { bags: vec![span.clone()], ..Default::default() };
-            desk.borrow_mut().archive.as_mut().unwrap().feed(&batch, None);
-            bags_shown(&desk, &[BagSpan { end_line: Some(800), ..span }]);
-        }
-        let mut customs = station(&desk, "customs");
-        customs.run();
-        log_in(&mut customs, "c001", "1111");
-        customs.get_by_label("#3 Waiting 待处置: Customs 海关, Quarantine 检验检疫").click();
-        customs.run();
-        customs.get_by_label("Release 放行").click();
-        customs.run();
-        settle(&desk, &mut customs);
-        customs.get_by_label("Recorded 已记录: release (c001)");
-    }
-    // The restart: both bags are back from the archive, with what was decided.
+    // The previous run: two bags scanned and archived, nobody decided.
+    common::archive_bags(dir.path(), 8, 2);
     let mut d = archiving_desk(dir.path());
     assert_eq!(d.load_earlier(20).unwrap(), 2);
-    assert_eq!(d.bags[0].1.decisions.len(), 1, "bag 3's release came back");
     let desk: Shared = Rc::new(RefCell::new(d));
     let mut customs = station(&desk, "customs");
     customs.run();
     log_in(&mut customs, "c001", "1111");
-    customs.get_by_label("#4 [earlier 较早] Waiting 待处置: Customs 海关, Quarantine 检验检疫").click();
+    // Picking it from the list opens its image from the archive.
+    customs.get_by_label("#0 [earlier 较早] Waiting 待处置: Customs 海关, Quarantine 检验检疫").click();
     customs.run();
-    customs.get_by_label("Bag 行李 #4 · tag 标签 EMS0004");
+    settle(&desk, &mut customs);
+    customs.get_by_label("Bag #1 opened from the archive 已从存档打开行李 #1");
+    customs.get_by_label("Bag 行李 #0 · tag 标签 TS00000800");
+    let lines = {
+        let d = desk.borrow();
+        let o = d.station(0).opened.as_ref().expect("open on customs' screen");
+        assert_eq!((o.id, o.scan.frame.channels()), (1, 1536));
+        o.scan.frame.lines() as u64
+    };
+    // Not yet drawn on this screen: refused.
+    customs.get_by_label("Detain / seize 扣留/查扣").click();
+    customs.run();
+    customs.get_by_label_contains("has not been shown whole on this screen");
+    // The screen draws it (as the image area does each frame), then the decision is taken.
+    desk.borrow_mut().note_drawn_opened(0, 0, lines);
+    customs.run();
     customs.get_by_label("Detain / seize 扣留/查扣").click();
     customs.run();
     settle(&desk, &mut customs);
     customs.get_by_label("Recorded 已记录: detain (c001)");
+    // Found by its tag and opened again from the search.
+    type_into(&mut customs, "Find in the archive 存档查找", "TS00000801");
+    customs.get_by_label("Find 查找").click();
+    customs.run();
+    settle(&desk, &mut customs);
+    customs.get_by_label("1 bags found 找到 1 件行李");
+    customs.get_by_label_contains("Open 打开 #2 · TS00000801").click();
+    customs.run();
+    settle(&desk, &mut customs);
+    assert_eq!(desk.borrow().station(0).opened.as_ref().map(|o| o.id), Some(2));
+    // Back to live.
+    customs.get_by_label("Back to live 返回实时").click();
+    customs.run();
+    assert!(desk.borrow().station(0).opened.is_none());
     // Committed to the bag of the earlier run, not to a new one.
     let desk = desk.borrow();
     let store = desk.archive.as_ref().unwrap().reader().unwrap();
     let rows = store.bags(&Default::default()).unwrap();
     assert_eq!(rows.len(), 2, "no new bag");
-    let bag4 = rows.iter().find(|r| r.item_id.as_deref() == Some("EMS0004")).unwrap();
-    assert_eq!(store.record(bag4.id).unwrap().decisions[0].code, "detain");
+    assert_eq!(store.record(1).unwrap().decisions[0].code, "detain");
+    assert!(store.record(2).unwrap().decisions.is_empty());
 }
 
 #[test]

@@ -23,7 +23,7 @@ use crate::capture::{BagCollector, CapturedBag};
 use crate::domain::calib::Calibration;
 use crate::domain::inspection::{Annotation, Decision};
 use crate::domain::tip::TrainingResult;
-use crate::store::{BagStart, MarkChange, Store, StoreError};
+use crate::store::{BagQuery, BagRow, BagStart, MarkChange, Store, StoreError};
 
 /// Scans waiting for the writer thread; beyond this the newest bag's scan is refused (and
 /// flagged) rather than holding unbounded memory.
@@ -67,7 +67,32 @@ pub enum Reply {
     Committed { ticket: u64, result: Result<(), String> },
     /// A station's saved view ([`Archiver::save_view`]): the file, or why not.
     View { station: usize, result: Result<PathBuf, String> },
+    /// An archived bag read for a station ([`Archiver::load`]).
+    Loaded { station: usize, result: Result<Box<LoadedBag>, String> },
+    /// Bags found for a station ([`Archiver::search`]), newest first.
+    Found { station: usize, result: Result<Vec<BagRow>, String> },
 }
+
+/// An archived bag, everything a screen needs to show and decide it: its row, its record, its
+/// scan (checked against its SHA-256) with the calibration it was kept with.
+#[derive(Debug)]
+pub struct LoadedBag {
+    pub row: BagRow,
+    pub record: crate::domain::inspection::BagRecord,
+    pub frame: crate::domain::scan::RawFrame,
+    pub calibration: Calibration,
+    /// Lines lost before they reached the workstation (shown hatched).
+    pub missing: Vec<bool>,
+    /// The desk's key of this bag when it is a bag of this run (else `None`).
+    pub key: Option<u64>,
+    /// The material table of the scanner it was scanned with, when that is not this
+    /// workstation's (`None`: the workstation's own).
+    pub lut: Option<crate::domain::material::MaterialLut>,
+}
+
+/// Reads of the archive for the screens run on threads of their own, at most this many at once
+/// (a station asking again while its read is under way is told to wait).
+const READS: usize = 4;
 
 /// What [`Archiver::save_view`] needs of the screen.
 pub struct ViewRequest {
@@ -182,6 +207,10 @@ pub struct Archiver {
     pub problem: Option<String>,
     /// Answers taken by [`Archiver::feed`] for the next [`Archiver::poll`].
     pending_replies: Vec<Reply>,
+    /// Reads (loads, searches) under way.
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where the read threads answer.
+    answer_tx: Sender<Answer>,
 }
 
 impl Archiver {
@@ -214,7 +243,7 @@ impl Archiver {
             })
             .map_err(spawn_err)?;
 
-        let sh = shared.clone();
+        let (sh, reads_tx) = (shared.clone(), answer_tx.clone());
         let records_thread = std::thread::Builder::new()
             .name("archive-records".into())
             .spawn(move || records_loop(sh, store, job_rx, answer_tx))
@@ -236,7 +265,97 @@ impl Archiver {
             saved: 0,
             problem: None,
             pending_replies: Vec::new(),
+            reads: Arc::default(),
+            answer_tx: reads_tx,
         })
+    }
+
+    /// The archive id of the desk's bag `key` of this run, once it has entered the archive.
+    pub fn archive_id(&self, key: u64) -> Option<i64> {
+        let b = self.bags.get(&key)?;
+        self.shared.ids.lock().unwrap_or_else(|e| e.into_inner()).get(&b.serial).copied()
+    }
+
+    /// The desk's key of archived bag `id` when it is a bag of this run.
+    fn key_of(&self, id: i64) -> Option<u64> {
+        let ids = self.shared.ids.lock().unwrap_or_else(|e| e.into_inner());
+        self.bags.iter().find(|(_, b)| ids.get(&b.serial) == Some(&id)).map(|(k, _)| *k)
+    }
+
+    /// Run `read` on a thread of its own with a read-only connection; its answer comes back
+    /// through [`Archiver::poll`].
+    fn read<F>(&self, what: &str, read: F) -> Result<(), String>
+    where
+        F: FnOnce(Result<Store, StoreError>) -> Reply + Send + 'static,
+    {
+        use std::sync::atomic::Ordering;
+        if self.reads.fetch_add(1, Ordering::SeqCst) >= READS {
+            self.reads.fetch_sub(1, Ordering::SeqCst);
+            return Err("the archive is busy reading: try again in a moment".into());
+        }
+        let (dir, tx, reads) = (self.dir.clone(), self.answer_tx.clone(), self.reads.clone());
+        let spawned = std::thread::Builder::new().name(format!("archive {what}")).spawn(move || {
+            let reply = read(Store::open_read(&dir));
+            reads.fetch_sub(1, Ordering::SeqCst);
+            let _ = tx.send(Answer::Public(reply));
+        });
+        spawned.map(|_| ()).map_err(|e| {
+            self.reads.fetch_sub(1, Ordering::SeqCst);
+            e.to_string()
+        })
+    }
+
+    /// Read archived bag `id` (row, record, scan, calibration) for `station`, off this thread:
+    /// [`Reply::Loaded`] brings it.
+    pub fn load(&mut self, station: usize, id: i64) -> Result<(), String> {
+        let key = self.key_of(id);
+        let own_profile = self.shared.profile.clone();
+        self.read("load", move |store| {
+            let result = (|| -> Result<Box<LoadedBag>, StoreError> {
+                let store = store?;
+                let row = store.bag(id)?;
+                let frame = store.scan(id)?;
+                let calibration = store.calibration(id)?;
+                let record = store.record(id)?;
+                let missing = crate::export::missing_flags(&row, frame.lines());
+                let lut = if row.profile.is_empty() || row.profile == own_profile {
+                    None
+                } else {
+                    let bad = |e: String| StoreError::Bad(format!("bag {id}: scanner {}: {e}", row.profile));
+                    let p = crate::domain::profile::ScannerProfile::load(&row.profile)
+                        .map_err(|e| bad(e.to_string()))?;
+                    Some(
+                        crate::domain::material::MaterialLut::for_profile(&p)
+                            .map_err(|e| bad(e.to_string()))?,
+                    )
+                };
+                Ok(Box::new(LoadedBag { row, record, frame, calibration, missing, key, lut }))
+            })();
+            Reply::Loaded { station, result: result.map_err(|e| e.to_string()) }
+        })
+    }
+
+    /// Search the archive for `station`, off this thread: [`Reply::Found`] brings the rows.
+    pub fn search(&mut self, station: usize, q: BagQuery, id: Option<i64>) -> Result<(), String> {
+        self.read("search", move |store| {
+            let result = (|| -> Result<Vec<BagRow>, StoreError> {
+                let store = store?;
+                let mut rows = store.bags(&q)?;
+                if let Some(id) = id
+                    && let Ok(row) = store.bag(id)
+                    && !rows.iter().any(|r| r.id == id)
+                {
+                    rows.insert(0, row);
+                }
+                Ok(rows)
+            })();
+            Reply::Found { station, result: result.map_err(|e| e.to_string()) }
+        })
+    }
+
+    /// Reads under way.
+    pub fn reading(&self) -> bool {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     /// The archive's data directory.

@@ -17,8 +17,9 @@
 pub mod archiver;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
-use self::archiver::{Archiver, Record, Reply};
+use self::archiver::{Archiver, LoadedBag, Record, Reply};
 use crate::assemble::BagSpan;
 use crate::domain::inspection::{
     AgencyConfig, Annotation, BagRecord, Decision, DispositionKind, InspectionConfig, InspectionError,
@@ -76,6 +77,29 @@ pub enum Command {
         bag: u64,
         id: u64,
     },
+    /// Open archived bag `id` (the archive's number) on this screen: its image from the archive,
+    /// with every image function, its marks and its decisions, while the belt goes on.
+    Open {
+        id: i64,
+    },
+    /// Back to the live image.
+    CloseBag,
+    /// Find archived bags: a bag number, a tag or barcode, an operator id, a decision code, a
+    /// mark category, or a day (YYYY-MM-DD, UTC); empty: the newest.
+    Search {
+        text: String,
+    },
+}
+
+/// An archived bag open on a station.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    /// The desk's key of the bag (its live key when it is a bag of this run).
+    pub key: u64,
+    /// The archive's number.
+    pub id: i64,
+    /// What the archive holds of it (the scan the screen shows).
+    pub scan: Arc<LoadedBag>,
 }
 
 /// What a command (or, later, its commit) did.
@@ -113,6 +137,17 @@ pub enum Done {
     },
     /// A view saved as a picture.
     ViewSaved(std::path::PathBuf),
+    /// Archived bag `id` is being read.
+    Opening(i64),
+    /// Archived bag `id` is on the screen (as desk bag `key`).
+    Opened {
+        key: u64,
+        id: i64,
+    },
+    Closed,
+    Searching,
+    /// This many bags found (in [`StationState::found`]).
+    Found(usize),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -141,6 +176,12 @@ pub enum DeskError {
     NotRecorded(String),
     #[error("image NOT saved: {0}")]
     ViewNotSaved(String),
+    #[error("no archive on this desk")]
+    NoArchive,
+    #[error("cannot open that bag: {0}")]
+    CannotOpen(String),
+    #[error("search failed: {0}")]
+    SearchFailed(String),
 }
 
 /// One station's working state.
@@ -160,6 +201,10 @@ pub struct StationState {
     said: VecDeque<Result<Done, DeskError>>,
     /// The ticket of this station's record being committed.
     pending: Option<u64>,
+    /// The archived bag this screen shows instead of the live image.
+    pub opened: Option<Opened>,
+    /// The last search's bags, newest first.
+    pub found: Vec<crate::store::BagRow>,
 }
 
 impl StationState {
@@ -173,6 +218,8 @@ impl StationState {
             drawn: HashMap::new(),
             said: VecDeque::new(),
             pending: None,
+            opened: None,
+            found: Vec::new(),
         }
     }
 
@@ -234,6 +281,8 @@ pub struct Desk {
     live_oldest: u64,
     /// Records queued for the archive, by ticket.
     pending: HashMap<u64, Pending>,
+    /// Lines of the archived bags opened (their lines count from 0).
+    archived_lines: HashMap<u64, u64>,
 }
 
 impl Desk {
@@ -256,6 +305,7 @@ impl Desk {
             stations,
             live_oldest: 0,
             pending: HashMap::new(),
+            archived_lines: HashMap::new(),
         }
     }
 
@@ -305,6 +355,9 @@ impl Desk {
     /// bag. (A bag that scrolled out undecided waits in the list of recent bags.)
     pub fn focus(&self, i: usize) -> Option<u64> {
         let st = self.stations.get(i)?;
+        if let Some(o) = &st.opened {
+            return Some(o.key);
+        }
         if let Some(b) = st.selected
             && self.bag(b).is_some()
         {
@@ -344,11 +397,31 @@ impl Desk {
         }
     }
 
+    /// Station `i` has drawn lines `[from, to)` of the archived bag open on it (counted from the
+    /// bag's first line).
+    pub fn note_drawn_opened(&mut self, i: usize, from: u64, to: u64) {
+        let Some(key) = self.stations.get(i).and_then(|s| s.opened.as_ref()).map(|o| o.key) else { return };
+        let Some((span, _)) = self.bag(key) else { return };
+        // A bag of this run is counted in live lines, as the live image counts it.
+        let base = if is_archived(span) { 0 } else { span.first_line };
+        let (lo, hi) = (base + from, base + to);
+        if lo >= hi {
+            return;
+        }
+        let e = self.stations[i].drawn.entry(key).or_insert((lo, hi));
+        *e = (e.0.min(lo), e.1.max(hi));
+    }
+
     /// Every line of `bag` has been drawn on station `i`'s screen.
     pub fn shown_whole(&self, i: usize, bag: u64) -> bool {
         let (Some(st), Some((span, _))) = (self.stations.get(i), self.bag(bag)) else { return false };
-        let Some(end) = span.end_line else { return false };
-        st.drawn.get(&bag).is_some_and(|&(lo, hi)| lo <= span.first_line && hi >= end)
+        let (first, end) = if is_archived(span) {
+            (0, self.archived_lines.get(&bag).copied())
+        } else {
+            (span.first_line, span.end_line)
+        };
+        let Some(end) = end else { return false };
+        st.drawn.get(&bag).is_some_and(|&(lo, hi)| lo <= first && hi >= end)
     }
 
     /// Answers that came for station `i` since the last call (commits, locks), oldest first.
@@ -444,6 +517,24 @@ impl Desk {
                     Record::Mark { mark: mark.clone(), change: MarkChange::Edited, by: op.id.clone() };
                 self.submit(Some(i), bag, Change::EditMark(mark), record)
             }
+            Command::Open { id } => {
+                let a = self.archive.as_mut().ok_or(DeskError::NoArchive)?;
+                a.load(i, id).map_err(DeskError::CannotOpen)?;
+                Ok(Done::Opening(id))
+            }
+            Command::CloseBag => {
+                let st = &mut self.stations[i];
+                if st.opened.take().is_some() {
+                    st.selected = None;
+                }
+                Ok(Done::Closed)
+            }
+            Command::Search { text } => {
+                let (q, id) = self.query_of(&text);
+                let a = self.archive.as_mut().ok_or(DeskError::NoArchive)?;
+                a.search(i, q, id).map_err(DeskError::SearchFailed)?;
+                Ok(Done::Searching)
+            }
             Command::DeleteMark { bag, id } => {
                 let (op, _) = self.acting(i)?;
                 let mut trial = self.record_of(bag)?.clone();
@@ -496,15 +587,13 @@ impl Desk {
         let (op, agency) = self.acting(i)?;
         let bag = self.focus(i).ok_or(DeskError::NoBag)?;
         let (span, rec) = self.bag(bag).ok_or(DeskError::NoSuchBag(bag))?;
-        // A bag of an earlier run is decided from the archive's record (its image is not in
-        // the live view); a live bag only once it has been scanned whole and shown whole here.
-        if !is_archived(span) {
-            if span.end_line.is_none() {
-                return Err(DeskError::StillScanning(bag));
-            }
-            if !self.shown_whole(i, bag) {
-                return Err(DeskError::NotSeen(bag));
-            }
+        // Only once the bag has been scanned whole and shown whole on this screen (live, or
+        // opened from the archive).
+        if !is_archived(span) && span.end_line.is_none() {
+            return Err(DeskError::StillScanning(bag));
+        }
+        if !self.shown_whole(i, bag) {
+            return Err(DeskError::NotSeen(bag));
         }
         let mut trial = rec.clone();
         let d = trial.decide(&self.config, &agency, code, &op, now_ms, reason)?.clone();
@@ -575,6 +664,58 @@ impl Desk {
         }
     }
 
+    /// An archived bag has been read for station `i`: it joins the desk's bags (decisions and
+    /// marks on it go to that archived bag) and the station shows it.
+    fn opened(&mut self, i: usize, b: Box<LoadedBag>) -> Done {
+        let id = b.row.id;
+        let key = b.key.filter(|k| self.bag(*k).is_some()).unwrap_or(ARCHIVED_KEY | id as u64);
+        if self.bag(key).is_none() {
+            if let Some(a) = self.archive.as_mut() {
+                a.adopt(key, id);
+            }
+            let span =
+                BagSpan { bag: key, item_id: b.row.item_id.clone(), first_line: u64::MAX, end_line: Some(0) };
+            // After the other archived bags, before this run's.
+            let at = self.bags.iter().take_while(|(s, _)| is_archived(s)).count();
+            self.bags.insert(at, (span, b.record.clone()));
+        }
+        if key & ARCHIVED_KEY != 0 {
+            self.archived_lines.insert(key, b.frame.lines() as u64);
+        }
+        if let Some(st) = self.stations.get_mut(i) {
+            st.selected = Some(key);
+            st.opened = Some(Opened { key, id, scan: Arc::from(b) });
+        }
+        Done::Opened { key, id }
+    }
+
+    /// Search terms of what an operator typed (see [`Command::Search`]): the query, and a bag
+    /// number to include.
+    fn query_of(&self, text: &str) -> (crate::store::BagQuery, Option<i64>) {
+        let t = text.trim();
+        let mut q = crate::store::BagQuery { limit: 50, ..Default::default() };
+        if t.is_empty() {
+            return (q, None);
+        }
+        if let Ok(id) = t.trim_start_matches('#').parse::<i64>() {
+            q.limit = 1;
+            q.item_id = Some(t.to_owned());
+            return (q, Some(id));
+        }
+        if let Some(day) = utc_day_ms(t) {
+            (q.from_ms, q.to_ms) = (Some(day), Some(day + 86_400_000 - 1));
+        } else if self.operators.records().any(|r| r.id == t) {
+            q.operator = Some(t.to_owned());
+        } else if self.config.agencies.iter().any(|a| a.decision(t).is_some()) {
+            q.decision = Some(t.to_owned());
+        } else if self.config.agencies.iter().any(|a| a.categories.iter().any(|c| c.id == t)) {
+            q.category = Some(t.to_owned());
+        } else {
+            q.item_id = Some(t.to_owned());
+        }
+        (q, None)
+    }
+
     /// Take what the archive has committed (or refused) since the last call, into the stations'
     /// outboxes; never waits. Called once a frame.
     pub fn poll(&mut self) {
@@ -596,6 +737,27 @@ impl Desk {
                 Reply::View { station, result } => {
                     if let Some(st) = self.stations.get_mut(station) {
                         st.say(result.map(Done::ViewSaved).map_err(DeskError::ViewNotSaved));
+                    }
+                }
+                Reply::Loaded { station, result } => {
+                    let said = match result {
+                        Ok(b) => Ok(self.opened(station, b)),
+                        Err(e) => Err(DeskError::CannotOpen(e)),
+                    };
+                    if let Some(st) = self.stations.get_mut(station) {
+                        st.say(said);
+                    }
+                }
+                Reply::Found { station, result } => {
+                    if let Some(st) = self.stations.get_mut(station) {
+                        match result {
+                            Ok(rows) => {
+                                let n = rows.len();
+                                st.found = rows;
+                                st.say(Ok(Done::Found(n)));
+                            }
+                            Err(e) => st.say(Err(DeskError::SearchFailed(e))),
+                        }
                     }
                 }
             }
@@ -643,7 +805,8 @@ impl Desk {
         let t0 = std::time::Instant::now();
         loop {
             self.poll();
-            if self.pending.is_empty() {
+            if self.pending.is_empty() && !self.archive.as_ref().is_some_and(|a| a.reading()) {
+                self.poll();
                 return true;
             }
             if t0.elapsed() > timeout {
@@ -763,6 +926,25 @@ impl Desk {
             }
         }
     }
+}
+
+/// Milliseconds since the Unix epoch at the start of day `YYYY-MM-DD` (UTC).
+fn utc_day_ms(s: &str) -> Option<u64> {
+    let mut it = s.splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) =
+        (it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+    if s.len() != 10 || !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days).ok().map(|d| d * 86_400_000)
 }
 
 #[cfg(test)]

@@ -105,6 +105,13 @@ pub fn said_text(lang: Lang, cfg: &InspectionConfig, r: &Result<Done, DeskError>
             format!("Locked after {m} minutes without input: log in again"),
             format!("{m} 分钟无操作，已锁定，请重新登录"),
         ),
+        Ok(Done::Opening(id)) => ok(format!("Opening bag #{id}…"), format!("正在打开行李 #{id}…")),
+        Ok(Done::Opened { id, .. }) => {
+            ok(format!("Bag #{id} opened from the archive"), format!("已从存档打开行李 #{id}"))
+        }
+        Ok(Done::Closed) => None,
+        Ok(Done::Searching) => ok("Searching…".into(), "正在查找…".into()),
+        Ok(Done::Found(n)) => ok(format!("{n} bags found"), format!("找到 {n} 件行李")),
         Ok(Done::ViewSaved(file)) => {
             Some((false, format!("{}: {}", lang.tr("Image saved", "图像已保存"), file.display())))
         }
@@ -128,6 +135,11 @@ pub fn said_text(lang: Lang, cfg: &InspectionConfig, r: &Result<Done, DeskError>
         Err(e @ DeskError::NoBag) => err(e.to_string(), "暂无可处置的行李".into()),
         Err(e @ DeskError::Busy) => err(e.to_string(), "上一条记录仍在写入".into()),
         Err(DeskError::NotRecorded(m)) => err(format!("NOT recorded: {m}"), format!("未记录：{m}")),
+        Err(e @ DeskError::NoArchive) => err(e.to_string(), "本机无存档".into()),
+        Err(DeskError::CannotOpen(m)) => {
+            err(format!("Cannot open that bag: {m}"), format!("无法打开该行李：{m}"))
+        }
+        Err(DeskError::SearchFailed(m)) => err(format!("Search failed: {m}"), format!("查找失败：{m}")),
         Err(DeskError::ViewNotSaved(m)) => err(format!("Image NOT saved: {m}"), format!("图像未保存：{m}")),
         Err(e) => Some((true, e.to_string())),
     }
@@ -151,6 +163,8 @@ pub struct StationPanel {
     pub recall: Option<BagSpan>,
     /// Zoom and pan follow the other screen.
     pub link_view: bool,
+    /// What is typed in the archive search field.
+    search: String,
     /// "Save image" was pressed (taken by the UI, which knows the screen's image function).
     pub save_view: bool,
 }
@@ -169,6 +183,7 @@ impl StationPanel {
             recall: None,
             link_view: false,
             save_view: false,
+            search: String::new(),
         }
     }
 
@@ -332,6 +347,20 @@ impl StationPanel {
             return;
         };
         let Some((span, bag)) = desk.bag(bag_id).cloned() else { return };
+        if let Some(o) = &desk.station(self.station).opened {
+            let id = o.id;
+            let back = ui.horizontal_wrapped(|ui| {
+                ui.colored_label(
+                    egui::Color32::from_rgb(240, 170, 0),
+                    lang.tr(&format!("From the archive: no. {id}"), &format!("存档调阅：编号 {id}")),
+                );
+                ui.button(lang.tr("Back to live", "返回实时")).clicked()
+            });
+            if back.inner {
+                let _ = self.send(desk, Command::CloseBag, now_ms);
+                return;
+            }
+        }
         ui.label(format!(
             "{} #{} · {} {}",
             lang.tr("Bag", "行李"),
@@ -421,8 +450,57 @@ impl StationPanel {
             }
         });
         if let Some(span) = picked {
-            let _ = self.send(desk, Command::Focus(Some(span.bag)), now_ms);
-            self.recall = Some(span);
+            if is_archived(&span) {
+                // A bag of an earlier run: its image comes from the archive.
+                let id = (span.bag & !crate::desk::ARCHIVED_KEY) as i64;
+                let _ = self.send(desk, Command::Open { id }, now_ms);
+            } else {
+                if desk.station(self.station).opened.is_some() {
+                    let _ = self.send(desk, Command::CloseBag, now_ms);
+                }
+                let _ = self.send(desk, Command::Focus(Some(span.bag)), now_ms);
+                self.recall = Some(span);
+            }
+        }
+        if desk.archive.is_some() {
+            self.search_ui(ui, desk, now_ms);
+        }
+    }
+
+    /// Find archived bags (earlier runs and days included) and open one on this screen.
+    fn search_ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, now_ms: u64) {
+        let lang = self.lang;
+        let l = ui.label(lang.tr("Find in the archive", "存档查找"));
+        let field = ui
+            .add(egui::TextEdit::singleline(&mut self.search).desired_width(160.0))
+            .labelled_by(l.id)
+            .on_hover_text(lang.tr(
+                "Bag number, tag or barcode, operator, decision code, mark category, or a day (YYYY-MM-DD)",
+                "行李编号、标签或条码、操作员、处置代码、标记类别或日期（YYYY-MM-DD）",
+            ));
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if ui.button(lang.tr("Find", "查找")).clicked() || enter {
+            let text = self.search.clone();
+            let _ = self.send(desk, Command::Search { text }, now_ms);
+        }
+        let mut open = None;
+        egui::ScrollArea::vertical().id_salt("found").max_height(160.0).show(ui, |ui| {
+            for row in &desk.station(self.station).found {
+                let tag = row.item_id.as_deref().unwrap_or("-");
+                let when = crate::export::utc(row.started_ms);
+                let text = format!(
+                    "{} #{} · {tag} · {when} · {}",
+                    lang.tr("Open", "打开"),
+                    row.id,
+                    row.state.as_str()
+                );
+                if ui.button(text).clicked() {
+                    open = Some(row.id);
+                }
+            }
+        });
+        if let Some(id) = open {
+            let _ = self.send(desk, Command::Open { id }, now_ms);
         }
     }
 }

@@ -109,6 +109,26 @@ struct Gpu {
     live: LiveView,
     textures: Vec<egui::TextureId>,
     adapter: String,
+    lut: MaterialLut,
+}
+
+/// An archived bag open on a station: an image of its own on the GPU (the live ring goes on),
+/// composed under the station's view settings like the live image.
+struct OpenedImage {
+    key: u64,
+    image: crate::pipeline::gpu::GpuImage,
+    texture: egui::TextureId,
+    /// What the texture shows now.
+    rendered: Option<ViewSettings>,
+}
+
+/// Where a bag lies in what a screen shows: its key and first line (absolute on the live image,
+/// 0 on an opened bag), one past its last (infinite while it comes in).
+#[derive(Clone, Copy, Debug)]
+struct OnScreen {
+    key: u64,
+    first_line: u64,
+    end: f64,
 }
 
 /// One agency's screen.
@@ -221,6 +241,8 @@ pub struct Workstation {
     drawn: Vec<Option<(egui::Rect, zoom::Mapping, u64)>>,
     /// Each station's status bar: (window width, tallest height at that width).
     status_height: Vec<(f32, f32)>,
+    /// The archived bag open on each station, if any.
+    opened: Vec<Option<OpenedImage>>,
 }
 
 /// Everything a workstation is made of besides its screens.
@@ -286,6 +308,7 @@ impl Workstation {
                             live,
                             textures,
                             adapter: describe_adapter(&rs.adapter.get_info()),
+                            lut: lut.clone(),
                         })
                     }
                     Err(e) => {
@@ -321,6 +344,7 @@ impl Workstation {
             rate: RateMeter::default(),
             drawn: vec![None; stations_len],
             status_height: vec![(0.0, 0.0); stations_len],
+            opened: (0..stations_len).map(|_| None).collect(),
             render_state: render_state.cloned(),
         }
     }
@@ -438,6 +462,107 @@ impl Workstation {
         }
         let (head, cap) = (gpu.live.head, gpu.live.capacity() as u64);
         self.desk.set_live_oldest(head.saturating_sub(cap));
+        self.update_opened();
+    }
+
+    /// Archived bags opened or closed by the desk since the last frame: each gets an image of
+    /// its own on the GPU (uploaded once) and is composed again when its station's view changes.
+    fn update_opened(&mut self) {
+        let (Some(gpu), Some(rs)) = (self.gpu.as_mut(), self.render_state.as_ref()) else { return };
+        for i in 0..self.stations.len() {
+            let want = self.desk.station(i).opened.clone();
+            if self.opened[i].as_ref().map(|o| o.key) != want.as_ref().map(|o| o.key) {
+                if let Some(old) = self.opened[i].take() {
+                    rs.renderer.write().free_texture(&old.texture);
+                }
+                // A bag opened or closed: its whole image, unzoomed.
+                self.stations[i].image.reset();
+                if let Some(o) = &want {
+                    let b = &o.scan;
+                    let lut = b.lut.as_ref().unwrap_or(&gpu.lut);
+                    let (lines, channels) = (b.frame.lines() as u32, b.frame.channels() as u32);
+                    let made = crate::pipeline::gpu::GpuImage::new(
+                        &rs.device,
+                        &rs.queue,
+                        &gpu.kernels,
+                        channels,
+                        lines,
+                        b.calibration.full_scale,
+                        lut,
+                    );
+                    match made {
+                        Ok(image) => {
+                            image.set_calibration(&rs.queue, &b.calibration.table());
+                            image.write_frame(&rs.queue, b.frame.low.view(), b.frame.high.view());
+                            if b.missing.iter().any(|&m| m) {
+                                image.write_missing(
+                                    &rs.queue,
+                                    0,
+                                    &b.missing[..b.missing.len().min(lines as usize)],
+                                );
+                            }
+                            let texture = rs.renderer.write().register_native_texture(
+                                &rs.device,
+                                image.out_view(0),
+                                wgpu::FilterMode::Linear,
+                            );
+                            self.opened[i] = Some(OpenedImage { key: o.key, image, texture, rendered: None });
+                        }
+                        Err(e) => {
+                            let _ = self.desk.apply(i, Command::CloseBag, crate::unix_ms());
+                            let lang = self.panels[i].lang;
+                            let en = format!("That bag cannot be shown: {e}");
+                            let zh = format!("该行李无法显示：{e}");
+                            self.panels[i].message = Some((true, lang.tr(&en, &zh)));
+                        }
+                    }
+                }
+            }
+            if let Some(o) = self.opened[i].as_mut()
+                && o.rendered.as_ref() != Some(&self.stations[i].view)
+            {
+                let view = self.stations[i].view.clone();
+                // As `render` and `export png` compose a whole frame: no wrap at its ends.
+                let p = o.image.params(&view, false);
+                let mut enc = rs
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("opened") });
+                o.image.encode(
+                    &rs.queue,
+                    &mut enc,
+                    &gpu.kernels,
+                    &p,
+                    crate::pipeline::gpu::Work::full(o.image.lines, p.tile),
+                );
+                rs.queue.submit([enc.finish()]);
+                o.rendered = Some(view);
+            }
+        }
+    }
+
+    /// The archived bag open on station `i` as its screen's pipeline rendered it (`[line-major
+    /// rows, x, rgba]` as `render` writes), read back from the GPU: for `snapshot` and tests.
+    pub fn opened_rgba(&self, i: usize) -> Option<Result<ndarray::Array3<u8>, String>> {
+        let o = self.opened.get(i)?.as_ref()?;
+        let rs = self.render_state.as_ref()?;
+        Some(o.image.read_rgba(&rs.device, &rs.queue).map_err(|e| e.to_string()))
+    }
+
+    /// The bags station `i` shows: the opened bag alone, or this run's bags on the live image.
+    fn on_screen(&self, i: usize) -> Vec<OnScreen> {
+        if let Some(o) = self.opened.get(i).and_then(|o| o.as_ref()) {
+            return vec![OnScreen { key: o.key, first_line: 0, end: o.image.lines as f64 }];
+        }
+        self.desk
+            .bags
+            .iter()
+            .filter(|(s, _)| !crate::desk::is_archived(s))
+            .map(|(s, _)| OnScreen {
+                key: s.bag,
+                first_line: s.first_line,
+                end: s.end_line.map_or(f64::INFINITY, |e| e as f64),
+            })
+            .collect()
     }
 
     /// Everything one station's window shows.
@@ -451,10 +576,13 @@ impl Workstation {
             st.view = p.settings();
         }
         if escape {
-            // One key back to the plain standard image: preset, zoom and pan.
+            // One key back to the plain standard image: preset, zoom and pan, and live.
             st.preset = Preset::Standard;
             st.view = Preset::Standard.settings();
             st.image.reset();
+            if self.desk.station(i).opened.is_some() {
+                let _ = self.command(i, Command::CloseBag);
+            }
         }
         egui::Panel::top(format!("toolbar{i}")).show(ui, |ui| self.toolbar_ui(ui, i));
         // The status bar keeps the tallest height it has needed at this width: a number that
@@ -695,8 +823,11 @@ impl Workstation {
             ui.painter().rect_filled(rect, 0.0, egui::Color32::WHITE);
             return;
         };
-        let (texture, cap, head) = (gpu.textures[i], gpu.live.capacity() as u64, gpu.live.head);
-        let rows = self.profile.channels;
+        // An archived bag open here is drawn instead of the live ring: its lines 0..n.
+        let (texture, cap, head, rows) = match &self.opened[i] {
+            Some(o) => (o.texture, o.image.lines as u64, o.image.lines as u64, o.image.channels),
+            None => (gpu.textures[i], gpu.live.capacity() as u64, gpu.live.head, self.profile.channels),
+        };
         let magnifier = self.stations[i].magnifier;
         let view = &mut self.stations[i].image;
 
@@ -848,7 +979,11 @@ impl Workstation {
         let shown_from =
             (drawn_map.right_line - drawn_map.visible_lines()).max(oldest).max(0.0).floor() as u64;
         let shown_to = (drawn_map.right_line.min(head as f64)).max(0.0).ceil() as u64;
-        self.desk.note_drawn(i, shown_from, shown_to);
+        if self.opened[i].is_some() {
+            self.desk.note_drawn_opened(i, shown_from, shown_to);
+        } else {
+            self.desk.note_drawn(i, shown_from, shown_to);
+        }
         self.focus_ui(ui, i, rect, &drawn_map);
         self.marks_ui(ui, i, &response, rect, &drawn_map);
         let view = &self.stations[i].image;
@@ -908,14 +1043,13 @@ impl Workstation {
     fn marking_frame(&self, i: usize, m: &zoom::Mapping, rect: egui::Rect) -> Option<(u64, BagFrame)> {
         self.desk.station(i).operator.as_ref()?;
         let bag_id = self.desk.focus(i)?;
-        let (span, _) = self.desk.bag(bag_id)?;
-        if crate::desk::is_archived(span) {
-            return None;
-        }
-        Some((
-            bag_id,
-            BagFrame { m: *m, origin: rect.min, first_line: span.first_line, rows: self.profile.channels },
-        ))
+        let at = self.on_screen(i).into_iter().find(|b| b.key == bag_id)?;
+        Some((bag_id, BagFrame { m: *m, origin: rect.min, first_line: at.first_line, rows: self.rows(i) }))
+    }
+
+    /// Detector channels of what station `i` shows (an opened bag may come from another scanner).
+    fn rows(&self, i: usize) -> u32 {
+        self.opened.get(i).and_then(|o| o.as_ref()).map_or(self.profile.channels, |o| o.image.channels)
     }
 
     /// The topmost of this agency's marks under screen point `p`, on any bag of this run on
@@ -924,13 +1058,9 @@ impl Workstation {
         self.desk.station(i).operator.as_ref()?;
         let agency = &self.panels[i].agency;
         let grip = 8.0 / m.scale;
-        self.desk.bags.iter().rev().filter(|(s, _)| !crate::desk::is_archived(s)).find_map(|(span, rec)| {
-            let f = BagFrame {
-                m: *m,
-                origin: rect.min,
-                first_line: span.first_line,
-                rows: self.profile.channels,
-            };
+        self.on_screen(i).into_iter().rev().find_map(|on| {
+            let rec = &self.desk.bag(on.key)?.1;
+            let f = BagFrame { m: *m, origin: rect.min, first_line: on.first_line, rows: self.rows(i) };
             let b = f.to_bag(p);
             rec.annotations.iter().rev().filter(|a| &a.agency == agency).find_map(|a| {
                 let (x0, y0, x1, y1) = a.shape.bounds();
@@ -941,7 +1071,7 @@ impl Workstation {
                     .iter()
                     .any(|(cx, cy)| (b[0] - cx).abs() <= grip && (b[1] - cy).abs() <= grip);
                 let resize = corner && matches!(a.shape, Shape::Rect { .. } | Shape::Ellipse { .. });
-                Some(MarkDrag { bag: span.bag, id: a.id, from: b, resize })
+                Some(MarkDrag { bag: on.key, id: a.id, from: b, resize })
             })
         })
     }
@@ -951,29 +1081,29 @@ impl Workstation {
     fn focus_ui(&self, ui: &egui::Ui, i: usize, rect: egui::Rect, m: &zoom::Mapping) {
         let painter = ui.painter().with_clip_rect(rect);
         let head = self.head() as f64;
-        let bottom = rect.top() + ((self.profile.channels as f32 - m.top_row) * m.scale).min(rect.height());
+        let bottom = rect.top() + ((self.rows(i) as f32 - m.top_row) * m.scale).min(rect.height());
+        let on_screen = self.on_screen(i);
         let lang = self.panels[i].lang;
         // The other stations' labels stack up from the bottom, one row each.
         let mut row = 0.0;
         for j in (0..self.stations.len()).rev() {
             let Some(key) = self.desk.focus(j) else { continue };
-            let Some((span, _)) = self.desk.bag(key) else { continue };
-            if crate::desk::is_archived(span) {
-                continue;
-            }
-            let end = span.end_line.map_or(head, |e| e as f64);
-            let (xa, xb) =
-                (rect.left() + m.x_of_line(span.first_line as f64), rect.left() + m.x_of_line(end));
+            let Some(on) = on_screen.iter().find(|b| b.key == key) else { continue };
+            let Some((_, rec)) = self.desk.bag(key) else { continue };
+            let number = rec.id;
+            let end = on.end.min(head.max(on.first_line as f64));
+            let end = if self.opened[i].is_some() { on.end } else { end };
+            let (xa, xb) = (rect.left() + m.x_of_line(on.first_line as f64), rect.left() + m.x_of_line(end));
             let inset = if j == i { 2.0 } else { 6.0 };
             let r = egui::Rect::from_x_y_ranges(xa.min(xb)..=xa.max(xb), rect.top() + inset..=bottom - inset);
             let colour = marks::agency_colour(&self.desk.config, &self.stations[j].agency.id);
             let width = if j == i { 3.0 } else { 1.5 };
             painter.rect_stroke(r, 2.0, egui::Stroke::new(width, colour), egui::StrokeKind::Inside);
             let text = if j == i {
-                format!("#{key}")
+                format!("#{number}")
             } else {
                 let a = &self.stations[j].agency;
-                format!("#{key} {}", lang.tr(&a.name.en, &a.name.zh))
+                format!("#{number} {}", lang.tr(&a.name.en, &a.name.zh))
             };
             let size = if j == i { 22.0 } else { 14.0 };
             // The number stays on screen while the bag's start has scrolled off it.
@@ -1001,19 +1131,20 @@ impl Workstation {
         rect: egui::Rect,
         m: &zoom::Mapping,
     ) {
-        let rows = self.profile.channels;
+        let rows = self.rows(i);
         let lang = self.panels[i].lang;
         let agency = self.panels[i].agency.clone();
         let frame_of = |first_line: u64| BagFrame { m: *m, origin: rect.min, first_line, rows };
         let painter = ui.painter().with_clip_rect(rect);
         let left_line = m.right_line - m.visible_lines();
         let op = self.desk.station(i).operator.clone();
-        for (span, rec) in &self.desk.bags {
-            let end = span.end_line.map_or(f64::INFINITY, |e| e as f64);
-            if crate::desk::is_archived(span) || end < left_line || span.first_line as f64 > m.right_line {
+        let on_screen = self.on_screen(i);
+        for on in &on_screen {
+            if on.end < left_line || on.first_line as f64 > m.right_line {
                 continue;
             }
-            let f = frame_of(span.first_line);
+            let Some((span, rec)) = self.desk.bag(on.key) else { continue };
+            let f = frame_of(on.first_line);
             for a in &rec.annotations {
                 if a.agency != agency && !self.panels[i].marks.show_others {
                     continue;
@@ -1044,10 +1175,14 @@ impl Workstation {
             return;
         }
         let colour = marks::agency_colour(&self.desk.config, &agency);
-        let first_line_of = |desk: &Desk, bag: u64| desk.bag(bag).map(|(s, _)| s.first_line);
-        let bag_under = |desk: &Desk, p: egui::Pos2| {
+        let first_line_of =
+            |_: &Desk, bag: u64| on_screen.iter().find(|b| b.key == bag).map(|b| b.first_line);
+        let bag_under = |_: &Desk, p: egui::Pos2| {
             let (line, _) = m.to_scan(p.x - rect.left(), p.y - rect.top());
-            desk.bag_at_line(line).map(|s| (s.bag, s.first_line))
+            on_screen
+                .iter()
+                .find(|b| line >= b.first_line as f64 && line < b.end)
+                .map(|b| (b.key, b.first_line))
         };
         let now_ms = crate::unix_ms();
         let tool = self.panels[i].marks.tool;

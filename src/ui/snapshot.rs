@@ -23,6 +23,7 @@
 //! | `zoom STATION FACTOR` | presses `+` until the zoom is FACTOR (1, 2, 4 ... 64) |
 //! | `hover STATION LINE CHANNEL` | puts the pointer over the bag (the magnifier follows it) |
 //! | `mark STATION TOOL COORDS CATEGORY [NOTE]` | draws a mark on the bag in focus |
+//! | `open STATION ID` | opens archived bag ID (the archive's number, as `bags` lists it) on that screen; `snap` then also writes NAME-STATION-bag.png, the bag at full resolution as the screen's pipeline rendered it |
 //! | `focus STATION BAG\|queue` | picks bag number BAG from the screen's recent bags (`queue`: back to the desk's choice) |
 //! | `decide STATION CODE [REASON]` | presses the decision's button: it acts on the bag in focus (a reason for a change) |
 //! | `click STATION LABEL` | presses any button or checkbox by its visible label |
@@ -113,6 +114,11 @@ pub enum Action {
     Focus {
         station: usize,
         bag: Option<u64>,
+    },
+    /// Open archived bag `id` on the screen.
+    Open {
+        station: usize,
+        id: i64,
     },
     Click {
         station: usize,
@@ -298,6 +304,16 @@ fn parse_action(w: &[String], agencies: &[String]) -> Result<Action, String> {
                 return Err("decide takes STATION CODE [\"REASON\"]".into());
             }
             Action::Decide { station, code: args[1].clone(), reason: args.get(2).cloned() }
+        }
+        "open" => {
+            exactly(2, "STATION ID")?;
+            let id = args[1]
+                .trim_start_matches('#')
+                .parse::<i64>()
+                .ok()
+                .filter(|&id| id > 0)
+                .ok_or_else(|| format!("open {:?}: the archive's bag number", args[1]))?;
+            Action::Open { station, id }
         }
         "focus" => {
             exactly(2, "STATION BAG|queue")?;
@@ -776,6 +792,22 @@ impl Headless {
                 self.step(i);
                 r.map(|_| ()).map_err(|e| e.to_string())
             }
+            Action::Open { station, id } => {
+                let i = *station;
+                self.step(i);
+                self.h
+                    .state_mut()
+                    .ws
+                    .command(i, crate::desk::Command::Open { id: *id })
+                    .map_err(|e| e.to_string())?;
+                // The archive reads it on a thread of its own; the next frame puts it on the GPU.
+                self.settle(i);
+                self.frame();
+                if self.ws().desk().station(i).opened.as_ref().map(|o| o.id) != Some(*id) {
+                    return Err(format!("bag {id} was not opened{}", self.said(i)));
+                }
+                Ok(())
+            }
             Action::Snap { .. } => Ok(()),
         }
     }
@@ -837,6 +869,14 @@ impl Headless {
             let txt = out.join(format!("{stem}.txt"));
             write_file(&txt, self.visible_text().as_bytes())?;
             files.extend([png, txt]);
+            // An opened bag also at full resolution, as the screen's pipeline rendered it.
+            if let Some(rgba) = self.ws().opened_rgba(i) {
+                let rgba = rgba.map_err(SnapshotError::Gpu)?;
+                let path = out.join(format!("{stem}-bag.png"));
+                crate::io::write_png(&path, &rgba)
+                    .map_err(|e| SnapshotError::Write { path: path.clone(), why: e.to_string() })?;
+                files.push(path);
+            }
             images.push(image);
         }
         let both = out.join(format!("{}.png", name.unwrap_or("both")));
