@@ -371,7 +371,8 @@ fn tdr(
     series: &str,
     series_number: u16,
 ) -> DataSet {
-    let cfg = InspectionConfig { agencies: vec![agency.clone()], policy: Default::default() };
+    let cfg =
+        InspectionConfig { agencies: vec![agency.clone()], policy: Default::default(), screens: Vec::new() };
     let (alarm_decision, flag) = alarm(decision, &cfg, agency);
     let mut ds = DataSet::new();
     common.put(&mut ds, TDR, sop, "TDR", (series, series_number));

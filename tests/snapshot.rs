@@ -390,3 +390,50 @@ fn an_archived_bag_opened_on_a_screen_is_the_image_export_makes_and_takes_the_de
     let bag1 = rec.iter().find(|r| r["bag"]["id"] == 1).expect("bag 1 listed");
     assert!(bag1.to_string().contains("\"code\":\"release\"") && bag1.to_string().contains("c001"), "{bag1}");
 }
+
+/// Customs alone on two screens: the front desk follows the belt, the back office (后台) shows
+/// no live image and works from the archive: it opens a bag and decides there.
+#[test]
+fn a_back_office_screen_works_from_the_archive_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (dir.path().join("data"), dir.path().join("shots"));
+    common::archive_bags(&data, 8, 1);
+    let script = dir.path().join("back.script");
+    std::fs::write(
+        &script,
+        "login customs c001 1111\nlogin customs-back c001 1111\nsnap before\n\
+         open customs-back 1\ndecide customs-back detain\n",
+    )
+    .unwrap();
+    let site =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/customs-front-back.toml");
+    let (ok, _, stderr) = run(twinspect()
+        .args(["snapshot", "--out"])
+        .arg(&out)
+        .arg("--site")
+        .arg(&site)
+        .arg("--script")
+        .arg(&script)
+        .arg("--data")
+        .arg(&data));
+    assert!(ok, "{stderr}");
+    // Before opening: the front desk shows the belt's bags, the back office none.
+    let (front, back) = (png(&out.join("before-customs.png")), png(&out.join("before-customs-back.png")));
+    let dark = |a: &image::RgbaImage| {
+        let (x0, y0, x1, y1) = IMAGE;
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| a.get_pixel(x, y)[1] < 160)
+            .count()
+    };
+    assert!(dark(&front) > 5_000, "the front desk's live image");
+    let (x, y) = (IMAGE.0 + 20, IMAGE.1 + 20);
+    assert_eq!(&back.get_pixel(x, y).0[..3], &[40, 40, 40], "the back office draws no belt");
+    let b = text(&out.join("customs-back.txt"));
+    assert!(b.contains("Back office 后台") && b.contains("From the archive: no. 1"), "{b}");
+    assert!(b.contains("Recorded 已记录: detain (c001)"), "{b}");
+    let (ok, bags, err) = run(twinspect().args(["bags", "--json", "--data"]).arg(&data));
+    assert!(ok, "{err}");
+    let bag1 = bags.lines().find(|l| l.contains("\"id\":1,")).expect("bag 1");
+    assert!(bag1.contains("\"code\":\"detain\""), "{bag1}");
+}

@@ -605,7 +605,9 @@ fn run_workstation(
     };
     let data = archive::data_dir(data)?;
     let parts = workstation_parts(profile, &url, files, &data, record)?;
-    let title = crate::ui::station_title(&parts.inspection.agencies[0]);
+    let first = parts.inspection.screens().into_iter().next().context("no screens")?;
+    let agency = parts.inspection.agency(&first.agency).context("the first screen's agency")?;
+    let title = crate::ui::station_title(agency, &first);
     eframe::run_native(
         "twinspect",
         crate::ui::native_options(&title, &parts.layout.placement(0)),
@@ -634,7 +636,7 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
         .filter(|[w, h]| (320.0..=7680.0).contains(w) && (240.0..=4320.0).contains(h))
         .with_context(|| format!("--size {}: WIDTHxHEIGHT, 320x240 to 7680x4320", a.size))?;
     let inspection = load_site(a.site.as_deref())?;
-    let agencies: Vec<String> = inspection.agencies.iter().map(|g| g.id.clone()).collect();
+    let agencies: Vec<String> = inspection.screen_ids();
     // The whole script is read and checked before anything starts.
     let script = match &a.script {
         Some(p) => {
@@ -697,10 +699,10 @@ fn workstation_parts(
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            crate::ui::layout::Layout::from_toml(&text, inspection.agencies.len())
+            crate::ui::layout::Layout::from_toml(&text, inspection.screens().len())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
-        None => crate::ui::layout::Layout::side_by_side(inspection.agencies.len(), 1920.0, 1000.0),
+        None => crate::ui::layout::Layout::side_by_side(inspection.screens().len(), 1920.0, 1000.0),
     };
     // Without an accounts file the emulator runs with two demonstration accounts (shown as such).
     let desk = match operators {

@@ -311,26 +311,10 @@ impl Archiver {
         let key = self.key_of(id);
         let own_profile = self.shared.profile.clone();
         self.read("load", move |store| {
-            let result = (|| -> Result<Box<LoadedBag>, StoreError> {
-                let store = store?;
-                let row = store.bag(id)?;
-                let frame = store.scan(id)?;
-                let calibration = store.calibration(id)?;
-                let record = store.record(id)?;
-                let missing = crate::export::missing_flags(&row, frame.lines());
-                let lut = if row.profile.is_empty() || row.profile == own_profile {
-                    None
-                } else {
-                    let bad = |e: String| StoreError::Bad(format!("bag {id}: scanner {}: {e}", row.profile));
-                    let p = crate::domain::profile::ScannerProfile::load(&row.profile)
-                        .map_err(|e| bad(e.to_string()))?;
-                    Some(
-                        crate::domain::material::MaterialLut::for_profile(&p)
-                            .map_err(|e| bad(e.to_string()))?,
-                    )
-                };
-                Ok(Box::new(LoadedBag { row, record, frame, calibration, missing, key, lut }))
-            })();
+            let result = store.and_then(|s| read_bag(&s, id, &own_profile)).map(|mut b| {
+                b.key = key;
+                Box::new(b)
+            });
             Reply::Loaded { station, result: result.map_err(|e| e.to_string()) }
         })
     }
@@ -501,6 +485,25 @@ impl Drop for Archiver {
             self.close();
         }
     }
+}
+
+/// Everything a screen needs of archived bag `id`: its row, record, scan (checked against its
+/// SHA-256) and calibration, and the material table of its scanner when that is not
+/// `own_profile`. What opening a bag costs (benches/open_bag.rs).
+pub fn read_bag(store: &Store, id: i64, own_profile: &str) -> Result<LoadedBag, StoreError> {
+    let row = store.bag(id)?;
+    let frame = store.scan(id)?;
+    let calibration = store.calibration(id)?;
+    let record = store.record(id)?;
+    let missing = crate::export::missing_flags(&row, frame.lines());
+    let lut = if row.profile.is_empty() || row.profile == own_profile {
+        None
+    } else {
+        let bad = |e: String| StoreError::Bad(format!("bag {id}: scanner {}: {e}", row.profile));
+        let p = crate::domain::profile::ScannerProfile::load(&row.profile).map_err(|e| bad(e.to_string()))?;
+        Some(crate::domain::material::MaterialLut::for_profile(&p).map_err(|e| bad(e.to_string()))?)
+    };
+    Ok(LoadedBag { row, record, frame, calibration, missing, key: None, lut })
 }
 
 /// Save one scan on the scan thread (an empty bag is flagged, not saved).

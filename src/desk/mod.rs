@@ -84,6 +84,9 @@ pub enum Command {
     },
     /// Back to the live image.
     CloseBag,
+    /// A bag picked from the list of recent bags: worked on in the live image while it is whole
+    /// there, else opened from the archive (always, on a back-office screen).
+    Recall(u64),
     /// Find archived bags: a bag number, a tag or barcode, an operator id, a decision code, a
     /// mark category, or a day (YYYY-MM-DD, UTC); empty: the newest.
     Search {
@@ -187,7 +190,11 @@ pub enum DeskError {
 /// One station's working state.
 #[derive(Debug)]
 pub struct StationState {
+    /// The screen's id (scripts, file names).
+    pub id: String,
     pub agency: String,
+    /// A back-office screen (后台): works from the archive only.
+    pub back_office: bool,
     pub operator: Option<Operator>,
     /// The logged-in operator's session (idle lock, break reminder).
     pub session: Option<Session>,
@@ -208,9 +215,11 @@ pub struct StationState {
 }
 
 impl StationState {
-    fn new(agency: &str) -> Self {
+    fn new(id: &str, agency: &str, back_office: bool) -> Self {
         StationState {
+            id: id.into(),
             agency: agency.into(),
+            back_office,
             operator: None,
             session: None,
             break_reminder: false,
@@ -286,9 +295,14 @@ pub struct Desk {
 }
 
 impl Desk {
-    /// A desk with one station per agency of `config`.
+    /// A desk with the screens of `config` (one per agency unless it names them).
     pub fn new(config: InspectionConfig, operators: OperatorStore, demo_accounts: bool) -> Self {
-        let stations = config.agencies.iter().map(|a| StationState::new(&a.id)).collect();
+        let stations = config
+            .screens()
+            .iter()
+            .zip(config.screen_ids())
+            .map(|(s, id)| StationState::new(&id, &s.agency, s.back_office))
+            .collect();
         Desk {
             config,
             operators,
@@ -362,6 +376,9 @@ impl Desk {
             && self.bag(b).is_some()
         {
             return Some(b);
+        }
+        if st.back_office {
+            return None;
         }
         let complete = |s: &BagSpan| !is_archived(s) && s.end_line.is_some();
         self.bags
@@ -519,6 +536,25 @@ impl Desk {
             }
             Command::Open { id } => {
                 let a = self.archive.as_mut().ok_or(DeskError::NoArchive)?;
+                a.load(i, id).map_err(DeskError::CannotOpen)?;
+                Ok(Done::Opening(id))
+            }
+            Command::Recall(key) => {
+                let (span, _) = self.bag(key).ok_or(DeskError::NoSuchBag(key))?;
+                let archived = is_archived(span);
+                if !archived && !self.stations[i].back_office && span.first_line >= self.live_oldest {
+                    let st = &mut self.stations[i];
+                    st.opened = None;
+                    st.selected = Some(key);
+                    return Ok(Done::Focused(Some(key)));
+                }
+                let a = self.archive.as_mut().ok_or(DeskError::NoArchive)?;
+                let id = if archived {
+                    (key & !ARCHIVED_KEY) as i64
+                } else {
+                    a.archive_id(key)
+                        .ok_or_else(|| DeskError::CannotOpen("it is not in the archive yet".into()))?
+                };
                 a.load(i, id).map_err(DeskError::CannotOpen)?;
                 Ok(Done::Opening(id))
             }

@@ -118,13 +118,32 @@ pub struct DecisionPolicy {
     pub blind: bool,
 }
 
-/// Agencies of the workstation, in screen order, and how they reach a disposal.
+/// One screen of the workstation: the agency it works for, and whether it is a back-office
+/// screen (后台), which works from the archive only (no live image).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenConfig {
+    /// The screen's name in scripts and file names (default: the agency's id).
+    #[serde(default)]
+    pub id: Option<String>,
+    pub agency: String,
+    /// Shown after the agency's name (for example "Back office 后台").
+    #[serde(default)]
+    pub name: Option<Label>,
+    #[serde(default)]
+    pub back_office: bool,
+}
+
+/// Agencies of the workstation, its screens, and how they reach a disposal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InspectionConfig {
     #[serde(default)]
     pub policy: DecisionPolicy,
     pub agencies: Vec<AgencyConfig>,
+    /// The screens, 1 to 4 (none given: one live screen per agency, in the agencies' order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub screens: Vec<ScreenConfig>,
 }
 
 impl Default for InspectionConfig {
@@ -136,6 +155,7 @@ impl Default for InspectionConfig {
         let cat = |id: &str, en: &str, zh: &str| CategoryDef { id: id.into(), label: label(en, zh) };
         InspectionConfig {
             policy: DecisionPolicy::default(),
+            screens: Vec::new(),
             agencies: vec![
                 AgencyConfig {
                     id: "customs".into(),
@@ -188,6 +208,35 @@ impl InspectionConfig {
         self.agencies.iter().find(|a| a.id == id)
     }
 
+    /// The screens: as configured, or one live screen per agency.
+    pub fn screens(&self) -> Vec<ScreenConfig> {
+        if !self.screens.is_empty() {
+            return self.screens.clone();
+        }
+        self.agencies
+            .iter()
+            .map(|a| ScreenConfig { id: None, agency: a.id.clone(), name: None, back_office: false })
+            .collect()
+    }
+
+    /// Each screen's id (scripts, file names): its own, else its agency's, numbered when an
+    /// agency has more than one screen without an id.
+    pub fn screen_ids(&self) -> Vec<String> {
+        let screens = self.screens();
+        let mut ids: Vec<String> = Vec::new();
+        for s in &screens {
+            let base = s.id.clone().unwrap_or_else(|| s.agency.clone());
+            let mut id = base.clone();
+            let mut n = 2;
+            while ids.contains(&id) {
+                id = format!("{base}-{n}");
+                n += 1;
+            }
+            ids.push(id);
+        }
+        ids
+    }
+
     /// A site's agencies and policy from its TOML file (`hardware/sites/`), checked; an error
     /// names the line.
     pub fn from_toml(text: &str) -> Result<InspectionConfig, InspectionError> {
@@ -208,6 +257,31 @@ impl InspectionConfig {
                 "{} agencies: a workstation has 1 to {MAX_AGENCIES} screens",
                 self.agencies.len()
             ));
+        }
+        let screens = self.screens();
+        if screens.is_empty() || screens.len() > MAX_AGENCIES {
+            return bad(format!("{} screens: a workstation has 1 to {MAX_AGENCIES}", screens.len()));
+        }
+        for s in &screens {
+            if self.agency(&s.agency).is_none() {
+                return bad(format!("screen of unknown agency {:?}", s.agency));
+            }
+            if let Some(id) = &s.id
+                && (id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            {
+                return bad(format!("screen id {id:?}: letters, digits, - and _ only"));
+            }
+        }
+        for a in &self.agencies {
+            if !screens.iter().any(|s| s.agency == a.id) {
+                return bad(format!("agency {} has no screen: its decisions could never be made", a.id));
+            }
+        }
+        let ids = self.screen_ids();
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
+                return bad(format!("screen id {id} twice"));
+            }
         }
         if let Some(s) = self.policy.auto_release_secs
             && !(1..=3600).contains(&s)
@@ -957,5 +1031,38 @@ mod site_tests {
         assert_eq!((d.code.as_str(), d.operator.as_str()), ("release", AUTO_OPERATOR));
         assert!(d.reason.unwrap().contains("within 20 s"));
         assert_eq!(b.outcome(&cfg).state, OutcomeState::Opened { by: vec!["customs".into()], joint: false });
+    }
+}
+
+#[cfg(test)]
+mod screen_tests {
+    use super::*;
+
+    #[test]
+    fn customs_alone_on_a_front_and_a_back_office_screen() {
+        let cfg = InspectionConfig::from_toml(include_str!("../../hardware/sites/customs-front-back.toml"))
+            .unwrap();
+        let screens = cfg.screens();
+        assert_eq!(screens.len(), 2);
+        assert!(screens.iter().all(|s| s.agency == "customs"));
+        assert_eq!(screens.iter().map(|s| s.back_office).collect::<Vec<_>>(), [false, true]);
+        assert_eq!(cfg.screen_ids(), ["customs", "customs-back"]);
+        // Default screens: one per agency, named after it.
+        assert_eq!(InspectionConfig::default().screen_ids(), ["customs", "quarantine"]);
+    }
+
+    #[test]
+    fn screens_must_name_known_agencies_and_leave_none_without_a_screen() {
+        let mut cfg = InspectionConfig::default();
+        cfg.screens =
+            vec![ScreenConfig { id: None, agency: "customs".into(), name: None, back_office: false }];
+        assert!(cfg.validate().unwrap_err().to_string().contains("quarantine has no screen"));
+        cfg.screens.push(ScreenConfig { id: None, agency: "police".into(), name: None, back_office: false });
+        assert!(cfg.validate().unwrap_err().to_string().contains("unknown agency \"police\""));
+        cfg.screens[1].agency = "quarantine".into();
+        cfg.validate().unwrap();
+        cfg.screens.extend(cfg.screens.clone());
+        cfg.screens.push(cfg.screens[0].clone());
+        assert!(cfg.validate().unwrap_err().to_string().contains("5 screens"));
     }
 }

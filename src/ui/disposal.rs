@@ -450,15 +450,8 @@ impl StationPanel {
             }
         });
         if let Some(span) = picked {
-            if is_archived(&span) {
-                // A bag of an earlier run: its image comes from the archive.
-                let id = (span.bag & !crate::desk::ARCHIVED_KEY) as i64;
-                let _ = self.send(desk, Command::Open { id }, now_ms);
-            } else {
-                if desk.station(self.station).opened.is_some() {
-                    let _ = self.send(desk, Command::CloseBag, now_ms);
-                }
-                let _ = self.send(desk, Command::Focus(Some(span.bag)), now_ms);
+            // On the live image while it is whole there, else from the archive.
+            if let Ok(Done::Focused(Some(_))) = self.send(desk, Command::Recall(span.bag), now_ms) {
                 self.recall = Some(span);
             }
         }

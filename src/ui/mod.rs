@@ -69,8 +69,11 @@ pub const HELP_KEYS: &[(&str, &str, &str)] = &[
 pub const LIVE_LINES: u32 = 2048;
 
 /// Window title of a station: English and Chinese agency names.
-pub fn station_title(agency: &AgencyConfig) -> String {
-    format!("Twinspect {} {}", agency.name.en, agency.name.zh)
+pub fn station_title(agency: &AgencyConfig, screen: &crate::domain::inspection::ScreenConfig) -> String {
+    match &screen.name {
+        Some(n) => format!("Twinspect {} {} — {} {}", agency.name.en, agency.name.zh, n.en, n.zh),
+        None => format!("Twinspect {} {}", agency.name.en, agency.name.zh),
+    }
 }
 
 /// eframe options for the workstation: the wgpu renderer, with the device limits the compute
@@ -134,6 +137,7 @@ struct OnScreen {
 /// One agency's screen.
 struct Station {
     agency: AgencyConfig,
+    screen: crate::domain::inspection::ScreenConfig,
     view: ViewSettings,
     preset: Preset,
     image: ImageView,
@@ -271,10 +275,12 @@ impl Workstation {
     ) -> Self {
         let Parts { profile, source, lut, inspection, desk, layout } = parts;
         let stations: Vec<Station> = inspection
-            .agencies
-            .iter()
-            .map(|a| Station {
-                agency: a.clone(),
+            .screens()
+            .into_iter()
+            .filter_map(|screen| Some((inspection.agency(&screen.agency)?.clone(), screen)))
+            .map(|(agency, screen)| Station {
+                agency,
+                screen,
                 view: Preset::Standard.settings(),
                 preset: Preset::Standard,
                 image: ImageView { mirror: layout.newest_at_left, ..ImageView::default() },
@@ -643,6 +649,9 @@ impl Workstation {
         let st = &mut self.stations[i];
         ui.horizontal_wrapped(|ui| {
             ui.heading(lang.tr(&st.agency.name.en, &st.agency.name.zh));
+            if let Some(n) = &st.screen.name {
+                ui.heading(lang.tr(&n.en, &n.zh));
+            }
             switch = ui.button(lang.switch_label()).on_hover_text("Language 语言").clicked();
             if ui.selectable_label(st.help, "?").on_hover_text(lang.tr("Keys", "按键说明")).clicked() {
                 st.help = !st.help;
@@ -823,6 +832,23 @@ impl Workstation {
             ui.painter().rect_filled(rect, 0.0, egui::Color32::WHITE);
             return;
         };
+        // A back-office screen shows bags opened from the archive, never the belt.
+        if self.stations[i].screen.back_office && self.opened[i].is_none() {
+            ui.painter().rect_filled(rect, 0.0, egui::Color32::from_gray(40));
+            let lang = self.panels[i].lang;
+            ui.painter().text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                lang.tr(
+                    "Back office: open a bag from the recent bags or the archive search",
+                    "后台：从最近行李或存档查找中打开行李",
+                ),
+                egui::FontId::proportional(20.0),
+                egui::Color32::from_gray(200),
+            );
+            self.drawn[i] = None;
+            return;
+        }
         // An archived bag open here is drawn instead of the live ring: its lines 0..n.
         let (texture, cap, head, rows) = match &self.opened[i] {
             Some(o) => (o.texture, o.image.lines as u64, o.image.lines as u64, o.image.channels),
@@ -1308,7 +1334,7 @@ impl eframe::App for Workstation {
         for i in 1..self.stations.len() {
             let id = egui::ViewportId::from_hash_of(("station", i));
             let builder = egui::ViewportBuilder::default()
-                .with_title(station_title(&self.stations[i].agency))
+                .with_title(station_title(&self.stations[i].agency, &self.stations[i].screen))
                 .with_inner_size(self.layout.placement(i).size)
                 .with_position(self.layout.placement(i).position)
                 .with_fullscreen(self.layout.placement(i).fullscreen);

@@ -407,7 +407,7 @@ impl Headless {
         if let Some(e) = ws.error() {
             return Err(SnapshotError::Pipeline(e.to_owned()));
         }
-        let agencies: Vec<String> = ws.desk().config.agencies.iter().map(|a| a.id.clone()).collect();
+        let agencies: Vec<String> = ws.desk().config.screen_ids();
         let n = ws.stations();
         let h = Harness::builder()
             .with_size(size)
@@ -691,7 +691,7 @@ impl Headless {
             }
             Action::Mark { station, tool, points, category, note } => {
                 let i = *station;
-                let agency = &self.ws().desk().config.agencies[i];
+                let agency = self.ws().desk().agency_of(i).expect("every screen has an agency");
                 if !agency.categories.iter().any(|c| &c.id == category) {
                     let ids: Vec<&str> = agency.categories.iter().map(|c| c.id.as_str()).collect();
                     return Err(format!("category {category:?}: one of {}", ids.join(", ")));
@@ -753,7 +753,7 @@ impl Headless {
             }
             Action::Decide { station, code, reason } => {
                 let i = *station;
-                let agency = &self.ws().desk().config.agencies[i];
+                let agency = self.ws().desk().agency_of(i).expect("every screen has an agency");
                 let Some(c) = agency.decision(code) else {
                     let codes: Vec<&str> = agency.decisions.iter().map(|d| d.code.as_str()).collect();
                     return Err(format!("decision {code:?}: one of {}", codes.join(", ")));
