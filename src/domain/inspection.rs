@@ -1053,9 +1053,15 @@ mod screen_tests {
 
     #[test]
     fn screens_must_name_known_agencies_and_leave_none_without_a_screen() {
-        let mut cfg = InspectionConfig::default();
-        cfg.screens =
-            vec![ScreenConfig { id: None, agency: "customs".into(), name: None, back_office: false }];
+        let mut cfg = InspectionConfig {
+            screens: vec![ScreenConfig {
+                id: None,
+                agency: "customs".into(),
+                name: None,
+                back_office: false,
+            }],
+            ..Default::default()
+        };
         assert!(cfg.validate().unwrap_err().to_string().contains("quarantine has no screen"));
         cfg.screens.push(ScreenConfig { id: None, agency: "police".into(), name: None, back_office: false });
         assert!(cfg.validate().unwrap_err().to_string().contains("unknown agency \"police\""));
