@@ -79,11 +79,14 @@ pub fn records_csv(
         "lines",
         "missing_lines",
         "outcome",
+        "opening",
     ]
     .map(String::from)
     .to_vec();
     for a in &cfg.agencies {
-        for c in ["decision", "operator", "decided_utc", "reason", "changes", "marks"] {
+        for c in
+            ["decision", "operator", "decided_utc", "reason", "changes", "marks", "findings", "treatment"]
+        {
             head.push(format!("{}_{c}", a.id));
         }
     }
@@ -104,6 +107,12 @@ pub fn records_csv(
             row.missing_rows.len().to_string(),
             outcome(&rec.outcome(cfg).state),
         ];
+        let opening = rec.opening(cfg);
+        r.push(match &opening {
+            None => String::new(),
+            Some(o) if o.closed => "closed".into(),
+            Some(_) => "under way".into(),
+        });
         for a in &cfg.agencies {
             let cur = rec.current(&a.id);
             let n = rec.decisions.iter().filter(|d| d.agency == a.id).count();
@@ -113,6 +122,28 @@ pub fn records_csv(
             r.push(cur.and_then(|d| d.reason.clone()).unwrap_or_default());
             r.push(n.saturating_sub(1).to_string());
             r.push(rec.annotations_of(&a.id).count().to_string());
+            // The agency's findings at the opening in force: "nothing found", or items.
+            let f = opening
+                .as_ref()
+                .and_then(|o| o.results.iter().find(|(g, _)| g == &a.id))
+                .and_then(|(_, f)| f.as_ref());
+            r.push(f.map_or(String::new(), |f| {
+                if f.items.is_empty() {
+                    "nothing found".into()
+                } else {
+                    let items: Vec<String> = f
+                        .items
+                        .iter()
+                        .map(|it| {
+                            let note =
+                                if it.note.is_empty() { String::new() } else { format!(" ({})", it.note) };
+                            format!("{} x{}{note}", it.category, it.count)
+                        })
+                        .collect();
+                    items.join("; ")
+                }
+            }));
+            r.push(f.and_then(|f| f.treatment.clone()).unwrap_or_default());
         }
         r.push(row.scan_file.clone().unwrap_or_default());
         r.push(row.scan_sha256.clone().unwrap_or_default());

@@ -23,6 +23,8 @@ fn station(desk: &Shared, agency: &str) -> Harness<'static, StationPanel> {
     let desk = desk.clone();
     Harness::builder()
         .with_size([420.0, 700.0])
+        // A panel that grows a section (the opening's form) takes a few frames to settle.
+        .with_max_steps(12)
         // The real CJK font, and egui's default policy of failing on a missing glyph: every
         // Chinese string of the panel must render with what the README's set-up installs.
         .with_context_setup(|ctx| {
@@ -422,4 +424,70 @@ fn in_blind_mode_an_agency_sees_the_others_decision_only_after_its_own() {
     quarantine.run();
     quarantine.get_by_label("Outcome 结果: Held 扣留处置: Customs 海关");
     quarantine.get_by_label("Customs 海关: Detain / seize 扣留/查扣 (c001)");
+}
+
+#[test]
+fn an_opening_asked_by_one_agency_calls_both_and_closes_when_both_have_recorded_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk: Shared = Rc::new(RefCell::new(archiving_desk(dir.path())));
+    bags_shown(
+        &desk,
+        &[BagSpan { bag: 12, item_id: Some("EMS0012".into()), first_line: 0, end_line: Some(800) }],
+    );
+    let mut customs = station(&desk, "customs");
+    let mut quarantine = station(&desk, "quarantine");
+    customs.run();
+    quarantine.run();
+    log_in(&mut customs, "c001", "1111");
+    log_in(&mut quarantine, "q001", "2222");
+    customs.get_by_label("Open for inspection 开箱查验").click();
+    customs.run();
+    settle(&desk, &mut customs);
+    // Quarantine has not decided, and is called to the same opening all the same.
+    quarantine.run();
+    quarantine
+        .get_by_label("Joint opening of bag #12: record your findings 行李 #12 联合开箱：请记录查验结果");
+    quarantine.get_by_label("Joint opening 联合开箱查验 (under way 进行中): Customs 海关");
+    quarantine.get_by_label("Quarantine 检验检疫: findings awaited 待记录");
+    // Customs found nothing.
+    customs.get_by_label("Nothing found 未发现").click();
+    customs.run();
+    settle(&desk, &mut customs);
+    customs.get_by_label("Findings recorded: waiting for the other agencies 查验结果已记录：等待其他部门");
+    // Quarantine found twelve apples, destroyed them.
+    quarantine.run();
+    // The count field starts at 1: a 2 typed after it makes 12.
+    type_into(&mut quarantine, "Count 数量", "2");
+    type_into(&mut quarantine, "Item note 物品备注", "apples");
+    quarantine.get_by_label("Add item 添加物品").click();
+    quarantine.run();
+    type_into(&mut quarantine, "Treatment 处理", "destroyed");
+    quarantine.get_by_label("Record findings 记录查验结果").click();
+    quarantine.run();
+    settle(&desk, &mut quarantine);
+    quarantine.get_by_label("Findings recorded: the opening is closed 查验结果已记录：开箱查验结束");
+    customs.run();
+    customs.get_by_label("Joint opening 联合开箱查验 (closed 已结束): Customs 海关");
+    customs.get_by_label(
+        "Quarantine 检验检疫: Fruit and vegetables 水果蔬菜 ×12 (apples) · treatment 处理: destroyed (q001)",
+    );
+    customs.get_by_label("Customs 海关: nothing found 未发现 (c001)");
+    customs.get_by_label_contains("#12 Waiting 待处置: Quarantine 检验检疫 · opening closed 开箱结束");
+    // In the archive, audited, and in the CSV export.
+    let desk = desk.borrow();
+    let store = desk.archive.as_ref().unwrap().reader().unwrap();
+    let rec = store.record(1).unwrap();
+    assert_eq!(rec.findings.len(), 2);
+    assert!(rec.opening(&desk.config).unwrap().closed);
+    let actions: Vec<String> =
+        twinspect::store::audit::entries(store.connection()).unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "findings").count(), 2, "{actions:?}");
+    let mut csv = Vec::new();
+    twinspect::export::records_csv(&store, &desk.config, &Default::default(), &mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(
+        csv.contains("closed") && csv.contains("nothing found") && csv.contains("fruit_veg x12 (apples)"),
+        "{csv}"
+    );
+    assert!(csv.contains("destroyed"), "{csv}");
 }

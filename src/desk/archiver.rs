@@ -51,6 +51,7 @@ pub enum Record {
         id: u64,
         by: String,
     },
+    Findings(crate::domain::inspection::Findings),
     Training {
         operator: String,
         agency: String,
@@ -611,6 +612,7 @@ fn commit(store: &mut Store, id: i64, record: &Record) -> Result<(), StoreError>
         Record::Decision(d) => store.record_decision(id, d),
         Record::Mark { mark, change, by } => store.save_annotation(id, mark, *change, by, now_ms()),
         Record::DeleteMark { id: mark, by } => store.delete_annotation(id, *mark, by, now_ms()),
+        Record::Findings(f) => store.record_findings(id, f),
         Record::Training { operator, agency, threat, result, decision_ms } => {
             store.record_training(id, operator, agency, threat.as_deref(), *result, *decision_ms, now_ms())
         }

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use self::archiver::{Archiver, LoadedBag, Record, Reply};
 use crate::assemble::BagSpan;
 use crate::domain::inspection::{
-    AgencyConfig, Annotation, BagRecord, Decision, DispositionKind, InspectionConfig, InspectionError,
-    Operator, Role, Shape,
+    AgencyConfig, Annotation, BagRecord, Decision, DispositionKind, Findings, FoundItem, InspectionConfig,
+    InspectionError, Operator, Role, Shape,
 };
 use crate::domain::operators::{LoginError, OperatorStore};
 use crate::domain::session::{Session, SessionEvent, SessionPolicy};
@@ -82,6 +82,12 @@ pub enum Command {
     Open {
         id: i64,
     },
+    /// Record the agency's findings at `bag`'s opening (no items: nothing found).
+    Findings {
+        bag: u64,
+        items: Vec<FoundItem>,
+        treatment: Option<String>,
+    },
     /// Back to the live image.
     CloseBag,
     /// A bag picked from the list of recent bags: worked on in the live image while it is whole
@@ -125,6 +131,11 @@ pub enum Done {
     MarkChanged {
         bag: u64,
         id: u64,
+    },
+    /// The agency's findings are recorded; `closed`: every agency's are, the opening is closed.
+    FindingsRecorded {
+        bag: u64,
+        closed: bool,
     },
     MarkDeleted {
         bag: u64,
@@ -251,6 +262,7 @@ enum Change {
     AddMark(Annotation),
     EditMark(Annotation),
     DeleteMark(u64),
+    Findings(Findings),
 }
 
 struct Pending {
@@ -558,6 +570,14 @@ impl Desk {
                 a.load(i, id).map_err(DeskError::CannotOpen)?;
                 Ok(Done::Opening(id))
             }
+            Command::Findings { bag, items, treatment } => {
+                let (op, agency) = self.acting(i)?;
+                let mut trial = self.record_of(bag)?.clone();
+                let f = trial
+                    .record_findings(&self.config, &agency, &op, items, treatment.as_deref(), now_ms)?
+                    .clone();
+                self.submit(Some(i), bag, Change::Findings(f.clone()), Record::Findings(f))
+            }
             Command::CloseBag => {
                 let st = &mut self.stations[i];
                 if st.opened.take().is_some() {
@@ -696,6 +716,12 @@ impl Desk {
             Change::DeleteMark(id) => {
                 rec.annotations.retain(|a| a.id != id);
                 Done::MarkDeleted { bag, id }
+            }
+            Change::Findings(f) => {
+                rec.findings.push(f);
+                let closed =
+                    self.bag(bag).and_then(|(_, r)| r.opening(&self.config)).is_some_and(|o| o.closed);
+                Done::FindingsRecorded { bag, closed }
             }
         }
     }

@@ -510,6 +510,12 @@ pub enum InspectionError {
     NoteTooLong,
     #[error("inspection configuration: {0}")]
     Config(String),
+    #[error("no agency has asked for this bag to be opened")]
+    NoOpening,
+    #[error("a finding needs a count of 1 to 9999 (not {0})")]
+    BadCount(u32),
+    #[error("at most {MAX_FOUND_ITEMS} kinds of item")]
+    TooManyItems,
 }
 
 /// The joint state of a bag.
@@ -535,6 +541,43 @@ pub struct Outcome {
     pub decisions: Vec<(String, Option<Decision>)>,
 }
 
+/// One kind of thing found when the bag was opened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundItem {
+    /// One of the agency's mark categories.
+    pub category: String,
+    pub count: u32,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// What one agency found at the opening (a later record of the same agency supersedes it; every
+/// one stays in the history).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Findings {
+    pub agency: String,
+    pub operator: String,
+    pub at_ms: u64,
+    /// Empty: nothing found.
+    pub items: Vec<FoundItem>,
+    /// What was done with what was found (quarantine treatment, seizure receipt, ...).
+    #[serde(default)]
+    pub treatment: Option<String>,
+}
+
+/// Items one agency may record at one opening.
+pub const MAX_FOUND_ITEMS: usize = 50;
+
+/// The one opening of a bag: asked for by these agencies, attended by every agency, closed when
+/// every agency has recorded its findings (一次开箱、联合查验).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opening {
+    pub asked_by: Vec<String>,
+    /// Every agency and its findings in force (`None`: not recorded yet).
+    pub results: Vec<(String, Option<Findings>)>,
+    pub closed: bool,
+}
+
 /// A bag under inspection.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BagRecord {
@@ -544,6 +587,9 @@ pub struct BagRecord {
     /// Every decision ever recorded, in order.
     pub decisions: Vec<Decision>,
     pub annotations: Vec<Annotation>,
+    /// Every agency's findings at the opening, in order.
+    #[serde(default)]
+    pub findings: Vec<Findings>,
     next_annotation: u64,
 }
 
@@ -562,7 +608,7 @@ impl BagRecord {
         last_annotation_id: u64,
     ) -> Self {
         let next_annotation = annotations.iter().map(|a| a.id).fold(last_annotation_id, u64::max);
-        BagRecord { id, item_id, decisions, annotations, next_annotation }
+        BagRecord { id, item_id, decisions, annotations, findings: Vec::new(), next_annotation }
     }
 
     /// The largest mark id given so far on this bag (deleted marks included).
@@ -658,6 +704,78 @@ impl BagRecord {
             reason: Some(format!("automatic release: no intervention within {after_secs} s")),
         });
         Ok(self.decisions.last().expect("just pushed"))
+    }
+
+    /// The opening, once any agency's decision in force asks for one: every agency is called
+    /// to it, and it is closed when every agency has recorded its findings.
+    pub fn opening(&self, cfg: &InspectionConfig) -> Option<Opening> {
+        let asked_by: Vec<String> = cfg
+            .agencies
+            .iter()
+            .filter(|a| {
+                self.current(&a.id)
+                    .and_then(|d| a.decision(&d.code))
+                    .is_some_and(|c| c.kind == DispositionKind::Open)
+            })
+            .map(|a| a.id.clone())
+            .collect();
+        if asked_by.is_empty() {
+            return None;
+        }
+        let results: Vec<(String, Option<Findings>)> = cfg
+            .agencies
+            .iter()
+            .map(|a| (a.id.clone(), self.findings.iter().rev().find(|f| f.agency == a.id).cloned()))
+            .collect();
+        let closed = results.iter().all(|(_, f)| f.is_some());
+        Some(Opening { asked_by, results, closed })
+    }
+
+    /// Record `agency`'s findings at the opening (empty `items`: nothing found).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_findings(
+        &mut self,
+        cfg: &InspectionConfig,
+        agency: &str,
+        operator: &Operator,
+        items: Vec<FoundItem>,
+        treatment: Option<&str>,
+        at_ms: u64,
+    ) -> Result<&Findings, InspectionError> {
+        let a = self.agency(cfg, agency)?;
+        Self::check_operator(operator, a)?;
+        if self.opening(cfg).is_none() {
+            return Err(InspectionError::NoOpening);
+        }
+        if items.len() > MAX_FOUND_ITEMS {
+            return Err(InspectionError::TooManyItems);
+        }
+        for it in &items {
+            if !a.categories.iter().any(|c| c.id == it.category) {
+                return Err(InspectionError::UnknownCategory {
+                    agency: a.id.clone(),
+                    category: it.category.clone(),
+                });
+            }
+            if !(1..=9999).contains(&it.count) {
+                return Err(InspectionError::BadCount(it.count));
+            }
+            if it.note.chars().count() > MAX_NOTE_CHARS {
+                return Err(InspectionError::NoteTooLong);
+            }
+        }
+        let treatment = treatment.map(str::trim).filter(|t| !t.is_empty());
+        if treatment.is_some_and(|t| t.chars().count() > MAX_NOTE_CHARS) {
+            return Err(InspectionError::NoteTooLong);
+        }
+        self.findings.push(Findings {
+            agency: agency.into(),
+            operator: operator.id.clone(),
+            at_ms,
+            items,
+            treatment: treatment.map(str::to_owned),
+        });
+        Ok(self.findings.last().expect("just pushed"))
     }
 
     /// The joint outcome: pending while any agency is undecided; then hold before open before
@@ -1070,5 +1188,54 @@ mod screen_tests {
         cfg.screens.extend(cfg.screens.clone());
         cfg.screens.push(cfg.screens[0].clone());
         assert!(cfg.validate().unwrap_err().to_string().contains("5 screens"));
+    }
+}
+
+#[cfg(test)]
+mod opening_tests {
+    use super::*;
+
+    fn op(id: &str, role: Role) -> Operator {
+        Operator { id: id.into(), name: id.into(), roles: vec![role] }
+    }
+
+    #[test]
+    fn one_agency_asking_calls_every_agency_and_the_opening_closes_when_all_have_found() {
+        let cfg = InspectionConfig::default();
+        let (c, q) = (op("c1", Role::Customs), op("q1", Role::Quarantine));
+        let mut b = BagRecord::new(1, None);
+        let fruit = || vec![FoundItem { category: "fruit_veg".into(), count: 3, note: "apples".into() }];
+        assert_eq!(
+            b.record_findings(&cfg, "quarantine", &q, fruit(), None, 1),
+            Err(InspectionError::NoOpening)
+        );
+        // Only customs wants it opened; quarantine has not even decided: both are called.
+        b.decide(&cfg, "customs", "open", &c, 2, None).unwrap();
+        let o = b.opening(&cfg).unwrap();
+        assert_eq!(o.asked_by, ["customs"]);
+        assert_eq!(o.results.len(), 2);
+        assert!(!o.closed);
+        // Findings are the agency's own: categories of that agency, sane counts, its operator.
+        let weapon = vec![FoundItem { category: "weapon".into(), count: 1, note: String::new() }];
+        assert!(matches!(
+            b.record_findings(&cfg, "quarantine", &q, weapon, None, 3),
+            Err(InspectionError::UnknownCategory { .. })
+        ));
+        let zero = vec![FoundItem { category: "fruit_veg".into(), count: 0, note: String::new() }];
+        assert_eq!(
+            b.record_findings(&cfg, "quarantine", &q, zero, None, 3),
+            Err(InspectionError::BadCount(0))
+        );
+        assert!(matches!(
+            b.record_findings(&cfg, "quarantine", &c, fruit(), None, 3),
+            Err(InspectionError::NotPermitted { .. })
+        ));
+        b.record_findings(&cfg, "customs", &c, Vec::new(), None, 4).unwrap();
+        assert!(!b.opening(&cfg).unwrap().closed, "quarantine's findings are still awaited");
+        b.record_findings(&cfg, "quarantine", &q, fruit(), Some(" destroyed "), 5).unwrap();
+        let o = b.opening(&cfg).unwrap();
+        assert!(o.closed);
+        let qf = o.results[1].1.as_ref().unwrap();
+        assert_eq!((qf.items[0].count, qf.treatment.as_deref()), (3, Some("destroyed")));
     }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::domain::calib::Calibration;
-use crate::domain::inspection::{Annotation, BagRecord, Decision, Shape};
+use crate::domain::inspection::{Annotation, BagRecord, Decision, Findings, Shape};
 use crate::domain::scan::RawFrame;
 
 /// The database file inside the data directory.
@@ -112,6 +112,19 @@ const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL
     );
     CREATE INDEX training_operator ON training (operator, at_ms);
+    "#,
+    // 3: each agency's findings at the joint opening.
+    r#"
+    CREATE TABLE findings (
+        id INTEGER PRIMARY KEY,
+        bag INTEGER NOT NULL REFERENCES bags (id),
+        agency TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        items TEXT NOT NULL,
+        treatment TEXT
+    );
+    CREATE INDEX findings_bag ON findings (bag, id);
     "#,
 ];
 
@@ -729,6 +742,26 @@ impl Store {
         })
     }
 
+    /// An agency's findings at the bag's opening, committed with its audit entry.
+    pub fn record_findings(&mut self, bag: i64, f: &Findings) -> Result<()> {
+        self.bag(bag)?;
+        let items = serde_json::to_string(&f.items).expect("findings serialise");
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO findings (bag, agency, operator, at_ms, items, treatment) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![bag, f.agency, f.operator, f.at_ms as i64, items, f.treatment],
+            )?;
+            audit::append(
+                tx,
+                f.at_ms,
+                &f.operator,
+                "findings",
+                Some(bag),
+                &json!({ "agency": f.agency, "items": f.items, "treatment": f.treatment }),
+            )
+        })
+    }
+
     /// A trainee's result on a bag, committed with its audit entry.
     #[allow(clippy::too_many_arguments)]
     pub fn record_training(
@@ -910,7 +943,32 @@ impl Store {
             .conn
             .query_row("SELECT COALESCE(MAX(id), 0) FROM annotations WHERE bag = ?1", [id], |r| r.get(0))
             .map_err(|e| self.e(e))?;
-        Ok(BagRecord::restore(row.scanner_bag, row.item_id, decisions, annotations, last as u64))
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT agency, operator, at_ms, items, treatment FROM findings WHERE bag = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.e(e))?;
+        let findings = st
+            .query_map([id], |r| {
+                let items: String = r.get(3)?;
+                let items = serde_json::from_str(&items).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+                })?;
+                Ok(Findings {
+                    agency: r.get(0)?,
+                    operator: r.get(1)?,
+                    at_ms: r.get::<_, i64>(2)? as u64,
+                    items,
+                    treatment: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.e(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.e(e))?;
+        let mut rec = BagRecord::restore(row.scanner_bag, row.item_id, decisions, annotations, last as u64);
+        rec.findings = findings;
+        Ok(rec)
     }
 
     /// The scan of a bag, checked against the SHA-256 recorded when it was saved.

@@ -13,7 +13,7 @@ use super::i18n::Lang;
 use super::marks::{MarkTool, Tool};
 use crate::assemble::BagSpan;
 use crate::desk::{Command, Desk, DeskError, Done, is_archived};
-use crate::domain::inspection::{AgencyConfig, InspectionConfig, InspectionError, OutcomeState};
+use crate::domain::inspection::{AgencyConfig, FoundItem, InspectionConfig, InspectionError, OutcomeState};
 use crate::domain::operators::LoginError;
 
 /// Agency names in the screen's language.
@@ -41,6 +41,15 @@ pub fn outcome_text(lang: Lang, cfg: &InspectionConfig, state: &OutcomeState) ->
         OutcomeState::Referred { by } => {
             format!("{}: {}", lang.tr("Referred", "移交"), names(lang, cfg, by))
         }
+    }
+}
+
+/// " · opening under way" / " · opening closed" (nothing without an opening).
+pub fn opening_text(lang: Lang, opening: Option<&crate::domain::inspection::Opening>) -> String {
+    match opening {
+        None => String::new(),
+        Some(o) if o.closed => format!(" · {}", lang.tr("opening closed", "开箱结束")),
+        Some(_) => format!(" · {}", lang.tr("opening under way", "开箱中")),
     }
 }
 
@@ -105,6 +114,13 @@ pub fn said_text(lang: Lang, cfg: &InspectionConfig, r: &Result<Done, DeskError>
             format!("Locked after {m} minutes without input: log in again"),
             format!("{m} 分钟无操作，已锁定，请重新登录"),
         ),
+        Ok(Done::FindingsRecorded { closed: false, .. }) => ok(
+            "Findings recorded: waiting for the other agencies".into(),
+            "查验结果已记录：等待其他部门".into(),
+        ),
+        Ok(Done::FindingsRecorded { closed: true, .. }) => {
+            ok("Findings recorded: the opening is closed".into(), "查验结果已记录：开箱查验结束".into())
+        }
         Ok(Done::Opening(id)) => ok(format!("Opening bag #{id}…"), format!("正在打开行李 #{id}…")),
         Ok(Done::Opened { id, .. }) => {
             ok(format!("Bag #{id} opened from the archive"), format!("已从存档打开行李 #{id}"))
@@ -135,6 +151,9 @@ pub fn said_text(lang: Lang, cfg: &InspectionConfig, r: &Result<Done, DeskError>
         Err(e @ DeskError::NoBag) => err(e.to_string(), "暂无可处置的行李".into()),
         Err(e @ DeskError::Busy) => err(e.to_string(), "上一条记录仍在写入".into()),
         Err(DeskError::NotRecorded(m)) => err(format!("NOT recorded: {m}"), format!("未记录：{m}")),
+        Err(e @ DeskError::Inspection(InspectionError::NoOpening)) => {
+            err(e.to_string(), "该行李未要求开箱查验".into())
+        }
         Err(e @ DeskError::NoArchive) => err(e.to_string(), "本机无存档".into()),
         Err(DeskError::CannotOpen(m)) => {
             err(format!("Cannot open that bag: {m}"), format!("无法打开该行李：{m}"))
@@ -143,6 +162,18 @@ pub fn said_text(lang: Lang, cfg: &InspectionConfig, r: &Result<Done, DeskError>
         Err(DeskError::ViewNotSaved(m)) => err(format!("Image NOT saved: {m}"), format!("图像未保存：{m}")),
         Err(e) => Some((true, e.to_string())),
     }
+}
+
+/// The opening's findings form of a screen.
+#[derive(Default)]
+struct FindingsForm {
+    /// The bag they are for (the form empties when the bag in focus changes).
+    bag: Option<u64>,
+    items: Vec<FoundItem>,
+    category: String,
+    count: String,
+    note: String,
+    treatment: String,
 }
 
 /// One screen's forms: what is typed there, its message line, its marking tool and language.
@@ -165,6 +196,8 @@ pub struct StationPanel {
     pub link_view: bool,
     /// What is typed in the archive search field.
     search: String,
+    /// The findings form: items so far, and what is being typed.
+    findings: FindingsForm,
     /// "Save image" was pressed (taken by the UI, which knows the screen's image function).
     pub save_view: bool,
 }
@@ -184,6 +217,7 @@ impl StationPanel {
             link_view: false,
             save_view: false,
             search: String::new(),
+            findings: FindingsForm::default(),
         }
     }
 
@@ -224,6 +258,7 @@ impl StationPanel {
             ui.colored_label(egui::Color32::RED, lang.tr(&en, &zh));
         }
         self.login_ui(ui, desk, now_ms);
+        self.openings_ui(ui, desk, &agency, now_ms);
         ui.separator();
         self.decision_ui(ui, desk, &agency, now_ms);
         if let Some((err, text)) = &self.message {
@@ -397,6 +432,7 @@ impl StationPanel {
         if desk.station(self.station).operator.is_none() {
             ui.small(lang.tr("Log in to decide", "登录后方可处置"));
         }
+        self.opening_ui(ui, desk, agency, bag_id, now_ms);
         let config = &desk.config;
         let Some((_, bag)) = desk.bag(bag_id) else { return };
         if config.policy.blind && bag.current(&agency.id).is_none() {
@@ -421,6 +457,168 @@ impl StationPanel {
         }
     }
 
+    /// Every opening that waits for this agency's findings, on every screen of the agency.
+    fn openings_ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, agency: &AgencyConfig, now_ms: u64) {
+        let lang = self.lang;
+        let focus = desk.focus(self.station);
+        let waiting: Vec<(u64, u64)> = desk
+            .bags
+            .iter()
+            .filter(|(_, r)| {
+                r.opening(&desk.config)
+                    .is_some_and(|o| o.results.iter().any(|(a, f)| a == &agency.id && f.is_none()))
+            })
+            .map(|(s, r)| (s.bag, r.id))
+            .collect();
+        let mut go = None;
+        for (key, number) in waiting {
+            ui.horizontal_wrapped(|ui| {
+                let en = format!("Joint opening of bag #{number}: record your findings");
+                let zh = format!("行李 #{number} 联合开箱：请记录查验结果");
+                ui.colored_label(egui::Color32::from_rgb(240, 170, 0), lang.tr(&en, &zh));
+                if focus != Some(key) && ui.small_button(lang.tr("Go", "前往")).clicked() {
+                    go = Some(key);
+                }
+            });
+        }
+        if let Some(key) = go {
+            let _ = self.send(desk, Command::Recall(key), now_ms);
+        }
+    }
+
+    /// The bag's opening: who asked, every agency's findings, and this agency's form.
+    fn opening_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        desk: &mut Desk,
+        agency: &AgencyConfig,
+        bag_id: u64,
+        now_ms: u64,
+    ) {
+        let lang = self.lang;
+        let config = desk.config.clone();
+        let Some(opening) = desk.bag(bag_id).and_then(|(_, r)| r.opening(&config)) else { return };
+        if self.findings.bag != Some(bag_id) {
+            self.findings = FindingsForm { bag: Some(bag_id), count: "1".into(), ..Default::default() };
+        }
+        ui.separator();
+        let state =
+            if opening.closed { lang.tr("closed", "已结束") } else { lang.tr("under way", "进行中") };
+        ui.strong(format!(
+            "{} ({}): {}",
+            lang.tr("Joint opening", "联合开箱查验"),
+            state,
+            names(lang, &config, &opening.asked_by)
+        ));
+        let cat_name = |a: &AgencyConfig, id: &str| {
+            a.categories
+                .iter()
+                .find(|c| c.id == id)
+                .map_or(id.to_owned(), |c| lang.tr(&c.label.en, &c.label.zh))
+        };
+        let mine = opening.results.iter().find(|(a, _)| a == &agency.id).and_then(|(_, f)| f.clone());
+        for (ag, f) in &opening.results {
+            let Some(a) = config.agency(ag) else { continue };
+            let name = lang.tr(&a.name.en, &a.name.zh);
+            let text = match f {
+                None => format!("{name}: {}", lang.tr("findings awaited", "待记录")),
+                Some(f) => {
+                    let what = if f.items.is_empty() {
+                        lang.tr("nothing found", "未发现")
+                    } else {
+                        f.items
+                            .iter()
+                            .map(|it| {
+                                let note = if it.note.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" ({})", it.note)
+                                };
+                                format!("{} ×{}{note}", cat_name(a, &it.category), it.count)
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let t = f
+                        .treatment
+                        .as_ref()
+                        .map_or(String::new(), |t| format!(" · {}: {t}", lang.tr("treatment", "处理")));
+                    format!("{name}: {what}{t} ({})", f.operator)
+                }
+            };
+            ui.label(text);
+        }
+        if mine.is_some() || desk.station(self.station).operator.is_none() {
+            return;
+        }
+        // This agency's findings.
+        let form = &mut self.findings;
+        if !agency.categories.iter().any(|c| c.id == form.category) {
+            form.category = agency.categories.first().map(|c| c.id.clone()).unwrap_or_default();
+        }
+        let mut remove = None;
+        for (k, it) in form.items.iter().enumerate() {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(format!("{} ×{} {}", cat_name(agency, &it.category), it.count, it.note));
+                if ui.small_button(lang.tr("Remove", "移除")).clicked() {
+                    remove = Some(k);
+                }
+            });
+        }
+        if let Some(k) = remove {
+            form.items.remove(k);
+        }
+        egui::ComboBox::from_label(lang.tr("Item category", "物品类别"))
+            .selected_text(cat_name(agency, &form.category))
+            .show_ui(ui, |ui| {
+                for c in &agency.categories {
+                    ui.selectable_value(&mut form.category, c.id.clone(), lang.tr(&c.label.en, &c.label.zh));
+                }
+            });
+        let l = ui.label(lang.tr("Count", "数量"));
+        ui.add(egui::TextEdit::singleline(&mut form.count).desired_width(60.0)).labelled_by(l.id);
+        let l = ui.label(lang.tr("Item note", "物品备注"));
+        ui.add(egui::TextEdit::singleline(&mut form.note).desired_width(200.0)).labelled_by(l.id);
+        if ui.button(lang.tr("Add item", "添加物品")).clicked() {
+            match form.count.trim().parse::<u32>() {
+                Ok(count) if (1..=9999).contains(&count) => {
+                    let note = std::mem::take(&mut form.note).trim().to_owned();
+                    form.items.push(FoundItem { category: form.category.clone(), count, note });
+                    form.count = "1".into();
+                }
+                _ => {
+                    let en = format!("Count {:?}: 1 to 9999", form.count.trim());
+                    let zh = format!("数量 {:?}：1 至 9999", form.count.trim());
+                    self.message = Some((true, lang.tr(&en, &zh)));
+                }
+            }
+        }
+        let form = &mut self.findings;
+        let l = ui.label(lang.tr("Treatment", "处理"));
+        ui.add(egui::TextEdit::singleline(&mut form.treatment).desired_width(200.0)).labelled_by(l.id);
+        let (nothing, record) = ui
+            .horizontal_wrapped(|ui| {
+                let nothing = ui
+                    .add_enabled(form.items.is_empty(), egui::Button::new(lang.tr("Nothing found", "未发现")))
+                    .clicked();
+                let record = ui
+                    .add_enabled(
+                        !form.items.is_empty(),
+                        egui::Button::new(lang.tr("Record findings", "记录查验结果")),
+                    )
+                    .clicked();
+                (nothing, record)
+            })
+            .inner;
+        if nothing || record {
+            let items = if record { form.items.clone() } else { Vec::new() };
+            let treatment = Some(form.treatment.trim().to_owned()).filter(|t| !t.is_empty());
+            if self.send(desk, Command::Findings { bag: bag_id, items, treatment }, now_ms).is_ok() {
+                self.findings = FindingsForm { bag: Some(bag_id), count: "1".into(), ..Default::default() };
+            }
+        }
+    }
+
     fn recent_ui(&mut self, ui: &mut egui::Ui, desk: &mut Desk, now_ms: u64) {
         let lang = self.lang;
         ui.checkbox(
@@ -442,7 +640,8 @@ impl StationPanel {
                 let text = if hidden {
                     format!("#{}{earlier} {}", rec.id, lang.tr("Your decision pending", "待本方处置"))
                 } else {
-                    format!("#{}{earlier} {}", rec.id, outcome_text(lang, &desk.config, &state))
+                    let opening = opening_text(lang, rec.opening(&desk.config).as_ref());
+                    format!("#{}{earlier} {}{opening}", rec.id, outcome_text(lang, &desk.config, &state))
                 };
                 if ui.selectable_label(current == Some(span.bag), text).clicked() {
                     picked = Some(span.clone());

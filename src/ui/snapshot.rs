@@ -26,6 +26,7 @@
 //! | `open STATION ID` | opens archived bag ID (the archive's number, as `bags` lists it) on that screen; `snap` then also writes NAME-STATION-bag.png, the bag at full resolution as the screen's pipeline rendered it |
 //! | `focus STATION BAG\|queue` | picks bag number BAG from the screen's recent bags (`queue`: back to the desk's choice) |
 //! | `decide STATION CODE [REASON]` | presses the decision's button: it acts on the bag in focus (a reason for a change) |
+//! | `type STATION LABEL TEXT` | types TEXT into the field labelled LABEL (a findings count, a note, a search) |
 //! | `click STATION LABEL` | presses any button or checkbox by its visible label |
 //! | `snap NAME` | writes NAME-STATION.png/.txt for every screen, and NAME.png of both |
 //!
@@ -114,6 +115,12 @@ pub enum Action {
     Focus {
         station: usize,
         bag: Option<u64>,
+    },
+    /// Type into a labelled text field.
+    Type {
+        station: usize,
+        label: String,
+        text: String,
     },
     /// Open archived bag `id` on the screen.
     Open {
@@ -304,6 +311,10 @@ fn parse_action(w: &[String], agencies: &[String]) -> Result<Action, String> {
                 return Err("decide takes STATION CODE [\"REASON\"]".into());
             }
             Action::Decide { station, code: args[1].clone(), reason: args.get(2).cloned() }
+        }
+        "type" => {
+            exactly(3, "STATION \"LABEL\" \"TEXT\"")?;
+            Action::Type { station, label: args[1].clone(), text: args[2].clone() }
         }
         "open" => {
             exactly(2, "STATION ID")?;
@@ -792,6 +803,7 @@ impl Headless {
                 self.step(i);
                 r.map(|_| ()).map_err(|e| e.to_string())
             }
+            Action::Type { station, label, text } => self.type_into(*station, label, text),
             Action::Open { station, id } => {
                 let i = *station;
                 self.step(i);
