@@ -77,7 +77,7 @@ fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
          preset customs hp\n\
          snap hp\n\
          mark customs rect 20 300 300 1200 weapon \"blade, left side\"\n\
-         decide customs open\n\
+         key customs Ctrl+2\n\
          decide quarantine release\n\
          focus quarantine 1\n\
          decide quarantine open \"customs opens it: look at the fruit too\"\n\
@@ -136,7 +136,8 @@ fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
     let q2 = png(&out.join("quarantine.png"));
     assert!(customs_red(&q2) > customs_red(&q0) + 300, "the other agency's mark is shown");
 
-    // The joint outcome on both screens, quarantine's in English after the switch.
+    // The joint outcome on both screens (customs' Open given with its decision key, Ctrl+2, on
+    // the outlined bag), quarantine's in English after the switch.
     let (c, q) = (text(&out.join("customs.txt")), text(&out.join("quarantine.txt")));
     assert!(c.contains("Outcome 结果: Joint opening 联合开箱查验"), "{c}");
     assert!(q.contains("Outcome: Joint opening"), "{q}");

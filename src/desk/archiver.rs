@@ -61,17 +61,38 @@ pub enum Record {
     },
 }
 
+/// Why the archive did not take or do something.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("the archive's disk is not keeping up (records queued)")]
+    Backlog,
+    #[error("the archive is closed")]
+    Closed,
+    #[error("the archive's writer has stopped")]
+    WriterStopped,
+    #[error("this bag is not in the archive")]
+    NotArchived,
+    #[error("the archive is busy reading: try again in a moment")]
+    ReadsBusy,
+    #[error("no thread for the archive: {0}")]
+    Thread(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {why}")]
+    File { path: PathBuf, why: String },
+}
+
 /// What came back from the archive's threads.
 #[derive(Debug)]
 pub enum Reply {
     /// The record queued under this ticket is on disk (or why not).
-    Committed { ticket: u64, result: Result<(), String> },
+    Committed { ticket: u64, result: Result<(), ArchiveError> },
     /// A station's saved view ([`Archiver::save_view`]): the file, or why not.
-    View { station: usize, result: Result<PathBuf, String> },
+    View { station: usize, result: Result<PathBuf, ArchiveError> },
     /// An archived bag read for a station ([`Archiver::load`]).
-    Loaded { station: usize, result: Result<Box<LoadedBag>, String> },
+    Loaded { station: usize, result: Result<Box<LoadedBag>, ArchiveError> },
     /// Bags found for a station ([`Archiver::search`]), newest first.
-    Found { station: usize, result: Result<Vec<BagRow>, String> },
+    Found { station: usize, result: Result<Vec<BagRow>, ArchiveError> },
 }
 
 /// An archived bag, everything a screen needs to show and decide it: its row, its record, its
@@ -285,14 +306,14 @@ impl Archiver {
 
     /// Run `read` on a thread of its own with a read-only connection; its answer comes back
     /// through [`Archiver::poll`].
-    fn read<F>(&self, what: &str, read: F) -> Result<(), String>
+    fn read<F>(&self, what: &str, read: F) -> Result<(), ArchiveError>
     where
         F: FnOnce(Result<Store, StoreError>) -> Reply + Send + 'static,
     {
         use std::sync::atomic::Ordering;
         if self.reads.fetch_add(1, Ordering::SeqCst) >= READS {
             self.reads.fetch_sub(1, Ordering::SeqCst);
-            return Err("the archive is busy reading: try again in a moment".into());
+            return Err(ArchiveError::ReadsBusy);
         }
         let (dir, tx, reads) = (self.dir.clone(), self.answer_tx.clone(), self.reads.clone());
         let spawned = std::thread::Builder::new().name(format!("archive {what}")).spawn(move || {
@@ -302,13 +323,13 @@ impl Archiver {
         });
         spawned.map(|_| ()).map_err(|e| {
             self.reads.fetch_sub(1, Ordering::SeqCst);
-            e.to_string()
+            ArchiveError::Thread(e)
         })
     }
 
     /// Read archived bag `id` (row, record, scan, calibration) for `station`, off this thread:
     /// [`Reply::Loaded`] brings it.
-    pub fn load(&mut self, station: usize, id: i64) -> Result<(), String> {
+    pub fn load(&mut self, station: usize, id: i64) -> Result<(), ArchiveError> {
         let key = self.key_of(id);
         let own_profile = self.shared.profile.clone();
         self.read("load", move |store| {
@@ -316,12 +337,12 @@ impl Archiver {
                 b.key = key;
                 Box::new(b)
             });
-            Reply::Loaded { station, result: result.map_err(|e| e.to_string()) }
+            Reply::Loaded { station, result: result.map_err(ArchiveError::from) }
         })
     }
 
     /// Search the archive for `station`, off this thread: [`Reply::Found`] brings the rows.
-    pub fn search(&mut self, station: usize, q: BagQuery, id: Option<i64>) -> Result<(), String> {
+    pub fn search(&mut self, station: usize, q: BagQuery, id: Option<i64>) -> Result<(), ArchiveError> {
         self.read("search", move |store| {
             let result = (|| -> Result<Vec<BagRow>, StoreError> {
                 let store = store?;
@@ -334,7 +355,7 @@ impl Archiver {
                 }
                 Ok(rows)
             })();
-            Reply::Found { station, result: result.map_err(|e| e.to_string()) }
+            Reply::Found { station, result: result.map_err(ArchiveError::from) }
         })
     }
 
@@ -368,24 +389,23 @@ impl Archiver {
         b
     }
 
-    fn send(&mut self, job: Job) -> Result<(), String> {
-        let Some(tx) = &self.jobs else { return Err("the archive is closed".into()) };
+    fn send(&mut self, job: Job) -> Result<(), ArchiveError> {
+        let Some(tx) = &self.jobs else { return Err(ArchiveError::Closed) };
         match tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
-                let m = "the archive's disk is not keeping up (records queued)".to_string();
-                self.problem = Some(m.clone());
-                Err(m)
+                self.problem = Some(ArchiveError::Backlog.to_string());
+                Err(ArchiveError::Backlog)
             }
-            Err(TrySendError::Disconnected(_)) => Err("the archive's writer has stopped".into()),
+            Err(TrySendError::Disconnected(_)) => Err(ArchiveError::WriterStopped),
         }
     }
 
     /// Save a bag as a station shows it (its image function, the marks it shows) as a PNG in
     /// `DATA/exports/`, rendered on a thread of its own; the outcome comes back through
     /// [`Archiver::poll`] as [`Reply::View`], audited first.
-    pub fn save_view(&mut self, r: ViewRequest) -> Result<(), String> {
-        let bag = self.bags.get(&r.key).cloned().ok_or("this bag is not in the archive")?;
+    pub fn save_view(&mut self, r: ViewRequest) -> Result<(), ArchiveError> {
+        let bag = self.bags.get(&r.key).cloned().ok_or(ArchiveError::NotArchived)?;
         let profile = self.shared.profile.clone();
         self.send(Job::SaveView { bag, request: r, profile })
     }
@@ -400,7 +420,7 @@ impl Archiver {
 
     /// Queue a record about bag `key` (entering the bag first when it is not in the archive
     /// yet); its commit comes back from [`Archiver::poll`] under the returned ticket.
-    pub fn record(&mut self, key: u64, item_id: Option<&str>, record: Record) -> Result<u64, String> {
+    pub fn record(&mut self, key: u64, item_id: Option<&str>, record: Record) -> Result<u64, ArchiveError> {
         let bag = self.bag_ref(key, item_id, false);
         self.next_ticket += 1;
         let ticket = self.next_ticket;
@@ -443,7 +463,7 @@ impl Archiver {
                     if let Reply::Committed { result, .. } = &r {
                         match result {
                             Ok(()) => self.problem = None,
-                            Err(e) => self.problem = Some(e.clone()),
+                            Err(e) => self.problem = Some(e.to_string()),
                         }
                     }
                     self.pending_replies.push(r)
@@ -552,11 +572,11 @@ fn records_loop(sh: Arc<Shared>, mut store: Store, jobs: Receiver<Job>, answers:
             }
             Job::Record { ticket, bag, record } => {
                 let result = sh.id_of(&mut store, &bag).and_then(|id| commit(&mut store, id, &record));
-                Answer::Public(Reply::Committed { ticket, result: result.map_err(|e| e.to_string()) })
+                Answer::Public(Reply::Committed { ticket, result: result.map_err(ArchiveError::from) })
             }
             Job::SaveView { bag, request, profile } => {
                 let station = request.station;
-                let spawned = sh.id_of(&mut store, &bag).map_err(|e| e.to_string()).and_then(|id| {
+                let spawned = sh.id_of(&mut store, &bag).map_err(ArchiveError::from).and_then(|id| {
                     let (dir, tx) = (store.dir().to_path_buf(), answers.clone());
                     std::thread::Builder::new()
                         .name("save view".into())
@@ -564,7 +584,7 @@ fn records_loop(sh: Arc<Shared>, mut store: Store, jobs: Receiver<Job>, answers:
                             let result = render_view(&dir, id, profile, request);
                             let _ = tx.send(Answer::Public(Reply::View { station, result }));
                         })
-                        .map_err(|e| e.to_string())
+                        .map_err(ArchiveError::Thread)
                 });
                 match spawned {
                     Ok(_) => continue,
@@ -589,21 +609,22 @@ fn records_loop(sh: Arc<Shared>, mut store: Store, jobs: Receiver<Job>, answers:
 
 /// Render a saved view (on its own thread) and audit it under the one who asked, through a
 /// connection of its own.
-fn render_view(dir: &Path, id: i64, profile: String, r: ViewRequest) -> Result<PathBuf, String> {
-    let store = Store::open_read(dir).map_err(|e| e.to_string())?;
-    let row = store.bag(id).map_err(|e| e.to_string())?;
+fn render_view(dir: &Path, id: i64, profile: String, r: ViewRequest) -> Result<PathBuf, ArchiveError> {
+    let store = Store::open_read(dir)?;
+    let row = store.bag(id)?;
     let name = if row.profile.is_empty() { profile } else { row.profile };
-    let prof = crate::domain::profile::ScannerProfile::load(&name).map_err(|e| e.to_string())?;
-    let rgba = crate::export::view_rgba(&store, id, &prof, &r.view, &r.config, &r.agencies)
-        .map_err(|e| e.to_string())?;
+    let prof = crate::domain::profile::ScannerProfile::load(&name)
+        .map_err(|e| StoreError::Bad(format!("scanner {name}: {e}")))?;
+    let rgba = crate::export::view_rgba(&store, id, &prof, &r.view, &r.config, &r.agencies)?;
     let folder = dir.join("exports");
-    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    let file_err = |path: &Path, why: String| ArchiveError::File { path: path.to_path_buf(), why };
+    std::fs::create_dir_all(&folder).map_err(|e| file_err(&folder, e.to_string()))?;
     let file = folder.join(format!("bag-{id:08}-{}-{}.png", r.station_name, now_ms()));
-    crate::io::write_png(&file, &rgba).map_err(|e| e.to_string())?;
+    crate::io::write_png(&file, &rgba).map_err(|e| file_err(&file, e.to_string()))?;
     let detail = json!({ "file": file.display().to_string(), "station": r.station_name,
                          "marks_of": r.agencies, "view": r.view });
-    let mut audit = Store::open_shared(dir).map_err(|e| e.to_string())?;
-    audit.log(now_ms(), &r.actor, "export.png", Some(id), detail).map_err(|e| e.to_string())?;
+    let mut audit = Store::open_shared(dir)?;
+    audit.log(now_ms(), &r.actor, "export.png", Some(id), detail)?;
     Ok(file)
 }
 

@@ -548,7 +548,7 @@ impl Desk {
             }
             Command::Open { id } => {
                 let a = self.archive.as_mut().ok_or(DeskError::NoArchive)?;
-                a.load(i, id).map_err(DeskError::CannotOpen)?;
+                a.load(i, id).map_err(|e| DeskError::CannotOpen(e.to_string()))?;
                 Ok(Done::Opening(id))
             }
             Command::Recall(key) => {
@@ -567,7 +567,7 @@ impl Desk {
                     a.archive_id(key)
                         .ok_or_else(|| DeskError::CannotOpen("it is not in the archive yet".into()))?
                 };
-                a.load(i, id).map_err(DeskError::CannotOpen)?;
+                a.load(i, id).map_err(|e| DeskError::CannotOpen(e.to_string()))?;
                 Ok(Done::Opening(id))
             }
             Command::Findings { bag, items, treatment } => {
@@ -588,7 +588,7 @@ impl Desk {
             Command::Search { text } => {
                 let (q, id) = self.query_of(&text);
                 let a = self.archive.as_mut().ok_or(DeskError::NoArchive)?;
-                a.search(i, q, id).map_err(DeskError::SearchFailed)?;
+                a.search(i, q, id).map_err(|e| DeskError::SearchFailed(e.to_string()))?;
                 Ok(Done::Searching)
             }
             Command::DeleteMark { bag, id } => {
@@ -673,7 +673,9 @@ impl Desk {
         match self.archive.as_mut() {
             None => Ok(self.applied(i, bag, change)),
             Some(a) => {
-                let ticket = a.record(bag, item.as_deref(), record).map_err(DeskError::NotRecorded)?;
+                let ticket = a
+                    .record(bag, item.as_deref(), record)
+                    .map_err(|e| DeskError::NotRecorded(e.to_string()))?;
                 if let Some(i) = i {
                     self.stations[i].pending = Some(ticket);
                 }
@@ -788,7 +790,7 @@ impl Desk {
                     let Some(p) = self.pending.remove(&ticket) else { continue };
                     let said = match result {
                         Ok(()) => Ok(self.applied(p.station, p.bag, p.change)),
-                        Err(e) => Err(DeskError::NotRecorded(e)),
+                        Err(e) => Err(DeskError::NotRecorded(e.to_string())),
                     };
                     let Some(st) = p.station.and_then(|i| self.stations.get_mut(i)) else { continue };
                     if st.pending == Some(ticket) {
@@ -798,13 +800,15 @@ impl Desk {
                 }
                 Reply::View { station, result } => {
                     if let Some(st) = self.stations.get_mut(station) {
-                        st.say(result.map(Done::ViewSaved).map_err(DeskError::ViewNotSaved));
+                        st.say(
+                            result.map(Done::ViewSaved).map_err(|e| DeskError::ViewNotSaved(e.to_string())),
+                        );
                     }
                 }
                 Reply::Loaded { station, result } => {
                     let said = match result {
                         Ok(b) => Ok(self.opened(station, b)),
-                        Err(e) => Err(DeskError::CannotOpen(e)),
+                        Err(e) => Err(DeskError::CannotOpen(e.to_string())),
                     };
                     if let Some(st) = self.stations.get_mut(station) {
                         st.say(said);
@@ -818,7 +822,7 @@ impl Desk {
                                 st.found = rows;
                                 st.say(Ok(Done::Found(n)));
                             }
-                            Err(e) => st.say(Err(DeskError::SearchFailed(e))),
+                            Err(e) => st.say(Err(DeskError::SearchFailed(e.to_string()))),
                         }
                     }
                 }

@@ -228,6 +228,12 @@ impl StationPanel {
         r
     }
 
+    /// Decide the bag in focus (a button or a decision key), with the reason typed, if any.
+    pub fn decide(&mut self, desk: &mut Desk, code: String, now_ms: u64) {
+        let reason = Some(self.reason.trim().to_owned()).filter(|r| !r.is_empty());
+        let _ = self.send(desk, Command::Decide { code, reason }, now_ms);
+    }
+
     /// Put the desk's answer on the message line.
     pub fn show(&mut self, desk: &Desk, r: &Result<Done, DeskError>) {
         match r {
@@ -426,8 +432,7 @@ impl StationPanel {
             }
         });
         if let Some(code) = pressed {
-            let reason = Some(self.reason.trim().to_owned()).filter(|r| !r.is_empty());
-            let _ = self.send(desk, Command::Decide { code, reason }, now_ms);
+            self.decide(desk, code, now_ms);
         }
         if desk.station(self.station).operator.is_none() {
             ui.small(lang.tr("Log in to decide", "登录后方可处置"));

@@ -55,6 +55,19 @@ pub const PRESET_KEYS: [(egui::Key, Preset); 12] = [
     (egui::Key::F12, Preset::Vde),
 ];
 
+/// Decision keys, with Ctrl: the agency's decision codes in the panel's order.
+pub const DECISION_KEYS: [egui::Key; 9] = [
+    egui::Key::Num1,
+    egui::Key::Num2,
+    egui::Key::Num3,
+    egui::Key::Num4,
+    egui::Key::Num5,
+    egui::Key::Num6,
+    egui::Key::Num7,
+    egui::Key::Num8,
+    egui::Key::Num9,
+];
+
 /// Keys besides the console functions: (key, English, Chinese).
 pub const HELP_KEYS: &[(&str, &str, &str)] = &[
     ("Esc", "Standard image, whole and live", "标准图像（复位缩放、实时）"),
@@ -62,6 +75,11 @@ pub const HELP_KEYS: &[(&str, &str, &str)] = &[
     ("Drag, arrows", "Pan; back in time holds the view", "平移；回看时画面暂停"),
     ("Home", "Whole live image", "整幅实时图像"),
     ("M", "Magnifier: 4x under the pointer", "放大镜：指针处放大4倍"),
+    (
+        "Ctrl+1, 2, ...",
+        "Decide the outlined bag (the panel's buttons in order)",
+        "处置框选行李（按面板按钮顺序）",
+    ),
     ("?", "This help", "按键说明"),
 ];
 
@@ -612,6 +630,19 @@ impl Workstation {
         let frame = egui::Frame::central_panel(ui.style()).fill(egui::Color32::TRANSPARENT);
         egui::CentralPanel::default().frame(frame).show(ui, |ui| self.image_ui(ui, i));
         let typing = ui.ctx().egui_wants_keyboard_input();
+        // Decision keys: Ctrl+1 ... the agency's codes in the panel's order, on the outlined bag.
+        let decision_key = ui.input(|inp| {
+            if !inp.modifiers.ctrl && !inp.modifiers.command {
+                return None;
+            }
+            DECISION_KEYS.iter().position(|k| inp.key_pressed(*k))
+        });
+        if !typing
+            && let Some(k) = decision_key
+            && let Some(code) = self.stations[i].agency.decisions.get(k).map(|c| c.code.clone())
+        {
+            self.panels[i].decide(&mut self.desk, code, crate::unix_ms());
+        }
         if !typing && ui.input(|inp| inp.key_pressed(egui::Key::Questionmark)) {
             self.stations[i].help = !self.stations[i].help;
         }

@@ -19,7 +19,7 @@
 //! | `logout STATION` | presses Log out |
 //! | `lang STATION both\|zh\|en` | presses the language switch until the screen speaks that |
 //! | `preset STATION NAME` | presses the toolbar button of a console function (`hp`, `os`, ...) |
-//! | `key STATION KEY` | presses a key (egui names: `F2`, `Escape`, `Plus`, `Home`, `M`, ...) |
+//! | `key STATION KEY` | presses a key (egui names: `F2`, `Escape`, `Plus`, `Home`, `M`, ...; `Ctrl+1` with Ctrl) |
 //! | `zoom STATION FACTOR` | presses `+` until the zoom is FACTOR (1, 2, 4 ... 64) |
 //! | `hover STATION LINE CHANNEL` | puts the pointer over the bag (the magnifier follows it) |
 //! | `mark STATION TOOL COORDS CATEGORY [NOTE]` | draws a mark on the bag in focus |
@@ -90,6 +90,8 @@ pub enum Action {
     Key {
         station: usize,
         key: egui::Key,
+        /// Held with Ctrl (`Ctrl+1`).
+        ctrl: bool,
     },
     Zoom {
         station: usize,
@@ -248,8 +250,12 @@ fn parse_action(w: &[String], agencies: &[String]) -> Result<Action, String> {
         }
         "key" => {
             exactly(2, "STATION KEY")?;
-            let key = egui::Key::from_name(&args[1]).ok_or_else(|| format!("no key named {:?}", args[1]))?;
-            Action::Key { station, key }
+            let (ctrl, name) = match args[1].strip_prefix("Ctrl+") {
+                Some(rest) => (true, rest),
+                None => (false, args[1].as_str()),
+            };
+            let key = egui::Key::from_name(name).ok_or_else(|| format!("no key named {name:?}"))?;
+            Action::Key { station, key, ctrl }
         }
         "zoom" => {
             exactly(2, "STATION FACTOR")?;
@@ -682,8 +688,15 @@ impl Headless {
                 let (en, zh) = i18n::preset_name(*preset);
                 self.click(*station, &format!("{} {}", key.name(), lang.tr(en, zh)))
             }
-            Action::Key { station, key } => {
-                self.press(*station, *key);
+            Action::Key { station, key, ctrl } => {
+                if *ctrl {
+                    self.step(*station);
+                    self.h.key_press_modifiers(egui::Modifiers::CTRL, *key);
+                    self.step(*station);
+                    self.settle(*station);
+                } else {
+                    self.press(*station, *key);
+                }
                 Ok(())
             }
             Action::Zoom { station, doublings } => {
