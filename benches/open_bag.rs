@@ -7,49 +7,22 @@
 //!
 //! `cargo bench --bench open_bag` (set WGPU_BACKEND=vulkan on a machine without a GPU).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use ndarray::Array2;
 use twinspect::desk::archiver::read_bag;
-use twinspect::domain::calib::Calibration;
 use twinspect::domain::material::MaterialLut;
 use twinspect::domain::profile::ScannerProfile;
-use twinspect::domain::scan::RawFrame;
-use twinspect::domain::synth::{SyntheticScanner, generate_bag};
 use twinspect::domain::view::Preset;
 use twinspect::pipeline::gpu::{GpuContext, GpuImage, Kernels, Work};
 use twinspect::store::{BagStart, Store};
 
 const CHANNELS: usize = 2048;
 const LINES: usize = 2000;
-
-/// A 2048 x 2000 scan of synthetic bags (hub scanner), tiled, and its calibration.
-fn scan(profile: &ScannerProfile) -> (RawFrame, Calibration) {
-    let mut s = SyntheticScanner::new(profile, 5).unwrap();
-    let (dark, air) = s.calibration_lines(32);
-    let cal = Calibration::from_lines(
-        &dark.iter().collect::<Vec<_>>(),
-        &air.iter().collect::<Vec<_>>(),
-        profile.full_scale(),
-    )
-    .unwrap();
-    let mut low = Array2::zeros((LINES, CHANNELS));
-    let mut high = Array2::zeros((LINES, CHANNELS));
-    let (mut l, mut seed) = (0, 1);
-    while l < LINES {
-        let f = s.scan_bag(&generate_bag(seed, profile));
-        for r in 0..f.lines().min(LINES - l) {
-            low.row_mut(l + r).assign(&f.low.row(r));
-            high.row_mut(l + r).assign(&f.high.row(r));
-        }
-        l += f.lines();
-        seed += 1;
-    }
-    (RawFrame { low, high }, cal)
-}
 
 fn median_ms(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -59,7 +32,7 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
 fn main() {
     let mut profile = ScannerProfile::load("hub-160").unwrap();
     profile.channels = CHANNELS as u32;
-    let (frame, cal) = scan(&profile);
+    let (frame, cal) = common::synthetic_frame(&profile, LINES);
     let dir = tempfile::tempdir().unwrap();
     let id = {
         let mut store = Store::open(dir.path()).unwrap();
@@ -100,10 +73,41 @@ fn main() {
 
     let mut c =
         Criterion::default().configure_from_args().sample_size(20).measurement_time(Duration::from_secs(8));
-    let mut g = c.benchmark_group(format!("open a 2048x2000 archived bag ({adapter})"));
+    println!("open a 2048x2000 archived bag, adapter: {adapter}");
+    let mut g = c.benchmark_group("open_bag");
     g.bench_function("read from the archive", |b| b.iter(|| read_bag(&reader, id, &profile.name).unwrap()));
     let loaded = read_bag(&reader, id, &profile.name).unwrap();
     g.bench_function("upload and compose (GPU finished)", |b| b.iter(|| show(&loaded)));
+    // Its parts: making the GPU image, then (into one made before) the upload, and the compose.
+    let (lines, channels) = (loaded.frame.lines() as u32, loaded.frame.channels() as u32);
+    let fs = loaded.calibration.full_scale;
+    let finish = |idx| {
+        let _ = ctx.device.poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None });
+    };
+    g.bench_function("part: make the GPU image", |b| {
+        b.iter(|| {
+            let img = GpuImage::new(&ctx.device, &ctx.queue, &kernels, channels, lines, fs, &lut).unwrap();
+            finish(ctx.queue.submit([]));
+            img
+        })
+    });
+    let img = GpuImage::new(&ctx.device, &ctx.queue, &kernels, channels, lines, fs, &lut).unwrap();
+    g.bench_function("part: upload the scan", |b| {
+        b.iter(|| {
+            img.set_calibration(&ctx.queue, &loaded.calibration.table());
+            img.write_frame(&ctx.queue, loaded.frame.low.view(), loaded.frame.high.view());
+            finish(ctx.queue.submit([]));
+        })
+    });
+    g.bench_function("part: compose", |b| {
+        b.iter(|| {
+            let p = img.params(&view, false);
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            img.encode(&ctx.queue, &mut enc, &kernels, &p, Work::full(lines, p.tile));
+            finish(ctx.queue.submit([enc.finish()]));
+        })
+    });
+    drop(img);
     g.bench_function("both", |b| b.iter(|| show(&read_bag(&reader, id, &profile.name).unwrap())));
     g.finish();
 

@@ -5,6 +5,8 @@
 //!
 //! `cargo bench --bench pipeline` (set WGPU_BACKEND=vulkan on a machine without a GPU).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,11 +14,10 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use ndarray::Array2;
 use twinspect::assemble::Assembler;
-use twinspect::domain::calib::Calibration;
 use twinspect::domain::material::MaterialLut;
 use twinspect::domain::profile::ScannerProfile;
 use twinspect::domain::scan::{LineKind, RawLine};
-use twinspect::domain::synth::{SyntheticScanner, generate_bag};
+use twinspect::domain::synth::SyntheticScanner;
 use twinspect::domain::view::Preset;
 use twinspect::pipeline::cpu;
 use twinspect::pipeline::gpu::{GpuContext, GpuImage, ImageSpec, Kernels, LiveView, Work};
@@ -35,28 +36,8 @@ struct Frame {
 fn make_frame(lines: usize, channels: usize) -> Frame {
     let mut profile = ScannerProfile::load("hub-160").unwrap();
     profile.channels = channels as u32;
-    let mut s = SyntheticScanner::new(&profile, 5).unwrap();
-    let (dark, air) = s.calibration_lines(32);
-    let cal = Calibration::from_lines(
-        &dark.iter().collect::<Vec<_>>(),
-        &air.iter().collect::<Vec<_>>(),
-        profile.full_scale(),
-    )
-    .unwrap();
-    let mut low = Array2::zeros((lines, channels));
-    let mut high = Array2::zeros((lines, channels));
-    let mut l = 0;
-    let mut seed = 1;
-    while l < lines {
-        let f = s.scan_bag(&generate_bag(seed, &profile));
-        for r in 0..f.lines().min(lines - l) {
-            low.row_mut(l + r).assign(&f.low.row(r));
-            high.row_mut(l + r).assign(&f.high.row(r));
-        }
-        l += f.lines();
-        seed += 1;
-    }
-    Frame { low, high, calib: cal.table() }
+    let (f, cal) = common::synthetic_frame(&profile, lines);
+    Frame { low: f.low, high: f.high, calib: cal.table() }
 }
 
 /// A calibration cycle as the scanner sends it: dark lines, then air lines.

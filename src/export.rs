@@ -157,11 +157,7 @@ pub fn records_csv(
 /// The colour marks of `agency` are drawn in on exports (as on screen: customs red, quarantine
 /// blue, others amber).
 pub fn agency_rgb(cfg: &InspectionConfig, agency: &str) -> [u8; 3] {
-    match cfg.agencies.iter().position(|a| a.id == agency) {
-        Some(0) => [230, 40, 40],
-        Some(1) => [0, 170, 230],
-        _ => [240, 170, 0],
-    }
+    cfg.colour(agency)
 }
 
 struct Canvas<'a> {

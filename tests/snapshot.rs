@@ -60,13 +60,30 @@ fn customs_red(a: &image::RgbaImage) -> usize {
         .count()
 }
 
+/// `twinspect snapshot --out DIR/shots --script DIR/test.script ARGS...` with `script` written
+/// there first: (succeeded, stdout, stderr).
+fn snapshot(dir: &Path, script: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> (bool, String, String) {
+    let path = dir.join("test.script");
+    std::fs::write(&path, script).unwrap();
+    let mut c = twinspect();
+    c.args(["snapshot", "--out"]).arg(dir.join("shots")).arg("--script").arg(&path);
+    for a in args {
+        c.arg(a);
+    }
+    run(&mut c)
+}
+
+/// A site file shipped in `hardware/sites/`.
+fn site(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites").join(name)
+}
+
 #[test]
 fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
     let dir = tempfile::tempdir().unwrap();
     let (out, data) = (dir.path().join("shots"), dir.path().join("data"));
-    let script = dir.path().join("demo.script");
-    std::fs::write(
-        &script,
+    let (ok, stdout, stderr) = snapshot(
+        dir.path(),
         "# both screens, then each operator's work\n\
          snap before\n\
          login customs c001 1111\n\
@@ -82,15 +99,8 @@ fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
          focus quarantine 1\n\
          decide quarantine open \"customs opens it: look at the fruit too\"\n\
          lang quarantine en\n",
-    )
-    .unwrap();
-    let (ok, stdout, stderr) = run(twinspect()
-        .args(["snapshot", "--synthetic", "3", "--out"])
-        .arg(&out)
-        .arg("--script")
-        .arg(&script)
-        .arg("--data")
-        .arg(&data));
+        &[&"--synthetic", &"3", &"--data", &data],
+    );
     assert!(ok, "{stderr}");
     for name in ["start-customs", "start-quarantine", "hp-customs", "customs", "quarantine"] {
         let f = out.join(format!("{name}.png"));
@@ -307,21 +317,12 @@ fn frames_are_drawn_while_the_archives_disk_stalls_and_the_decision_lands_after(
 fn a_three_agency_site_renders_three_screens() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("shots");
-    let script = dir.path().join("three.script");
-    std::fs::write(
-        &script,
+    let (ok, stdout, stderr) = snapshot(
+        dir.path(),
         "login customs c001 1111\nlogin quarantine q001 2222\nlogin security s001 3333\n\
          focus security 1\ndecide security confiscate\n",
-    )
-    .unwrap();
-    let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/three-screens.toml");
-    let (ok, stdout, stderr) = run(twinspect()
-        .args(["snapshot", "--synthetic", "3", "--out"])
-        .arg(&out)
-        .arg("--site")
-        .arg(&site)
-        .arg("--script")
-        .arg(&script));
+        &[&"--synthetic", &"3", &"--site", &site("three-screens.toml")],
+    );
     assert!(ok, "{stderr}");
     for agency in ["customs", "quarantine", "security"] {
         let f = out.join(format!("{agency}.png"));
@@ -357,19 +358,11 @@ fn an_archived_bag_opened_on_a_screen_is_the_image_export_makes_and_takes_the_de
     let dir = tempfile::tempdir().unwrap();
     let (data, out) = (dir.path().join("data"), dir.path().join("shots"));
     common::archive_bags(&data, 8, 1);
-    let script = dir.path().join("open.script");
-    std::fs::write(
-        &script,
+    let (ok, _, stderr) = snapshot(
+        dir.path(),
         "login customs c001 1111\nopen customs 1\npreset customs hp\nsnap opened\ndecide customs release\n",
-    )
-    .unwrap();
-    let (ok, _, stderr) = run(twinspect()
-        .args(["snapshot", "--out"])
-        .arg(&out)
-        .arg("--script")
-        .arg(&script)
-        .arg("--data")
-        .arg(&data));
+        &[&"--data", &data],
+    );
     assert!(ok, "{stderr}");
     let shown = png(&out.join("opened-customs-bag.png"));
     let exported = dir.path().join("export.png");
@@ -399,24 +392,12 @@ fn a_back_office_screen_works_from_the_archive_only() {
     let dir = tempfile::tempdir().unwrap();
     let (data, out) = (dir.path().join("data"), dir.path().join("shots"));
     common::archive_bags(&data, 8, 1);
-    let script = dir.path().join("back.script");
-    std::fs::write(
-        &script,
+    let (ok, _, stderr) = snapshot(
+        dir.path(),
         "login customs c001 1111\nlogin customs-back c001 1111\nsnap before\n\
          open customs-back 1\ndecide customs-back detain\n",
-    )
-    .unwrap();
-    let site =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/customs-front-back.toml");
-    let (ok, _, stderr) = run(twinspect()
-        .args(["snapshot", "--out"])
-        .arg(&out)
-        .arg("--site")
-        .arg(&site)
-        .arg("--script")
-        .arg(&script)
-        .arg("--data")
-        .arg(&data));
+        &[&"--site", &site("customs-front-back.toml"), &"--data", &data],
+    );
     assert!(ok, "{stderr}");
     // Before opening: the front desk shows the belt's bags, the back office none.
     let (front, back) = (png(&out.join("before-customs.png")), png(&out.join("before-customs-back.png")));

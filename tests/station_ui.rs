@@ -47,6 +47,14 @@ fn archiving_desk(dir: &std::path::Path) -> Desk {
     d
 }
 
+/// Customs' and quarantine's screens, drawn once.
+fn both_screens(desk: &Shared) -> (Harness<'static, StationPanel>, Harness<'static, StationPanel>) {
+    let (mut customs, mut quarantine) = (station(desk, "customs"), station(desk, "quarantine"));
+    customs.run();
+    quarantine.run();
+    (customs, quarantine)
+}
+
 /// Bags as the stream delivers them, drawn whole on both screens (as the windows would have).
 fn bags_shown(desk: &Shared, spans: &[BagSpan]) {
     let mut d = desk.borrow_mut();
@@ -93,10 +101,7 @@ fn two_agencies_decide_separately_and_see_the_joint_outcome() {
         &desk,
         &[BagSpan { bag: 41, item_id: Some("EMS0041".into()), first_line: 0, end_line: Some(800) }],
     );
-    let mut customs = station(&desk, "customs");
-    let mut quarantine = station(&desk, "quarantine");
-    customs.run();
-    quarantine.run();
+    let (mut customs, mut quarantine) = both_screens(&desk);
     customs.get_by_label("Bag 行李 #41 · tag 标签 EMS0041");
 
     // Nobody logged in: decision buttons do nothing.
@@ -230,10 +235,7 @@ fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
         &desk,
         &[BagSpan { bag: 7, item_id: Some("EMS0007".into()), first_line: 0, end_line: Some(800) }],
     );
-    let mut customs = station(&desk, "customs");
-    let mut quarantine = station(&desk, "quarantine");
-    customs.run();
-    quarantine.run();
+    let (mut customs, mut quarantine) = both_screens(&desk);
     log_in(&mut customs, "c001", "1111");
     customs.get_by_label("Release 放行").click();
     customs.run();
@@ -406,10 +408,7 @@ fn in_blind_mode_an_agency_sees_the_others_decision_only_after_its_own() {
     cfg.policy.blind = true;
     let desk: Shared = Rc::new(RefCell::new(Desk::new(cfg, Desk::demo_operators(), true)));
     bags_shown(&desk, &[BagSpan { bag: 9, item_id: None, first_line: 0, end_line: Some(800) }]);
-    let mut customs = station(&desk, "customs");
-    let mut quarantine = station(&desk, "quarantine");
-    customs.run();
-    quarantine.run();
+    let (mut customs, mut quarantine) = both_screens(&desk);
     log_in(&mut customs, "c001", "1111");
     log_in(&mut quarantine, "q001", "2222");
     customs.get_by_label("Detain / seize 扣留/查扣").click();
@@ -434,10 +433,7 @@ fn an_opening_asked_by_one_agency_calls_both_and_closes_when_both_have_recorded_
         &desk,
         &[BagSpan { bag: 12, item_id: Some("EMS0012".into()), first_line: 0, end_line: Some(800) }],
     );
-    let mut customs = station(&desk, "customs");
-    let mut quarantine = station(&desk, "quarantine");
-    customs.run();
-    quarantine.run();
+    let (mut customs, mut quarantine) = both_screens(&desk);
     log_in(&mut customs, "c001", "1111");
     log_in(&mut quarantine, "q001", "2222");
     customs.get_by_label("Open for inspection 开箱查验").click();

@@ -83,6 +83,9 @@ pub struct AgencyConfig {
     pub name: Label,
     /// The role an operator needs to decide and annotate for this agency.
     pub role: Role,
+    /// The colour of its marks and outlines, `[r, g, b]` (none: red, blue, amber by position).
+    #[serde(default)]
+    pub colour: Option<[u8; 3]>,
     pub decisions: Vec<DecisionCode>,
     pub categories: Vec<CategoryDef>,
 }
@@ -161,6 +164,7 @@ impl Default for InspectionConfig {
                     id: "customs".into(),
                     name: label("Customs", "海关"),
                     role: Role::Customs,
+                    colour: Some([230, 40, 40]),
                     decisions: vec![
                         code("release", "Release", "放行", Release),
                         code("open", "Open for inspection", "开箱查验", Open),
@@ -180,6 +184,7 @@ impl Default for InspectionConfig {
                     id: "quarantine".into(),
                     name: label("Quarantine", "检验检疫"),
                     role: Role::Quarantine,
+                    colour: Some([0, 170, 230]),
                     decisions: vec![
                         code("release", "Release", "放行", Release),
                         code("open", "Open for inspection", "开箱查验", Open),
@@ -206,6 +211,17 @@ impl Default for InspectionConfig {
 impl InspectionConfig {
     pub fn agency(&self, id: &str) -> Option<&AgencyConfig> {
         self.agencies.iter().find(|a| a.id == id)
+    }
+
+    /// The colour of `agency`'s marks and outlines: its own, else red, blue, amber by position.
+    pub fn colour(&self, agency: &str) -> [u8; 3] {
+        let at = self.agencies.iter().position(|a| a.id == agency);
+        match (at.and_then(|i| self.agencies[i].colour), at) {
+            (Some(c), _) => c,
+            (None, Some(0)) => [230, 40, 40],
+            (None, Some(1)) => [0, 170, 230],
+            _ => [240, 170, 0],
+        }
     }
 
     /// The screens: as configured, or one live screen per agency.

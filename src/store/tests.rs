@@ -345,7 +345,9 @@ fn an_archive_of_an_older_schema_is_migrated_and_keeps_its_records() {
         let mut s = Store::open(dir.path()).unwrap();
         let id = s.begin_bag(&start(1, Some("OLD"), 5), "capture").unwrap();
         // Back to version 1, as a workstation of the first release left it.
-        s.connection().execute_batch("DROP TABLE training; DROP TABLE findings; PRAGMA user_version = 1;").unwrap();
+        s.connection()
+            .execute_batch("DROP TABLE training; DROP TABLE findings; PRAGMA user_version = 1;")
+            .unwrap();
         id
     };
     let s = Store::open(dir.path()).unwrap();

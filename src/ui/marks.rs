@@ -134,11 +134,8 @@ pub fn dragged_shape(tool: Tool, a: [f32; 2], b: [f32; 2]) -> Option<Shape> {
 
 /// Colour of an agency's marks: the first agency red, the second cyan, others amber.
 pub fn agency_colour(cfg: &InspectionConfig, agency: &str) -> egui::Color32 {
-    match cfg.agencies.iter().position(|a| a.id == agency) {
-        Some(0) => egui::Color32::from_rgb(230, 40, 40),
-        Some(1) => egui::Color32::from_rgb(0, 170, 230),
-        _ => egui::Color32::from_rgb(240, 170, 0),
-    }
+    let [r, g, b] = cfg.colour(agency);
+    egui::Color32::from_rgb(r, g, b)
 }
 
 /// Draw one mark with its category label.
