@@ -318,8 +318,9 @@ impl Archiver {
         let (dir, tx, reads) = (self.dir.clone(), self.answer_tx.clone(), self.reads.clone());
         let spawned = std::thread::Builder::new().name(format!("archive {what}")).spawn(move || {
             let reply = read(Store::open_read(&dir));
-            reads.fetch_sub(1, Ordering::SeqCst);
+            // The answer is in the channel before the read stops counting (`Desk::settle`).
             let _ = tx.send(Answer::Public(reply));
+            reads.fetch_sub(1, Ordering::SeqCst);
         });
         spawned.map(|_| ()).map_err(|e| {
             self.reads.fetch_sub(1, Ordering::SeqCst);

@@ -1057,20 +1057,14 @@ impl Workstation {
         }
     }
 
-    /// Recalled bags and linked views: a bag picked from the strip brings its image back (held
-    /// where the bag ends, if the ring still holds it); a screen that follows the other takes
-    /// its zoom and pan.
+    /// Recalled bags and linked views: a bag picked from the list brings the live image back to
+    /// it (held where the bag ends); a screen that follows the other takes its zoom and pan.
     pub fn follow_views(&mut self) {
         let (head, cap) = self.gpu.as_ref().map_or((0, 0), |g| (g.live.head, g.live.capacity() as u64));
         for i in 0..self.stations.len() {
+            // (Only bags whole on the live image are recalled here; the desk opens the others from
+            // the archive.)
             if let Some(span) = self.panels[i].recall.take() {
-                if crate::desk::is_archived(&span) {
-                    let lang = self.panels[i].lang;
-                    let en = "A bag of an earlier run: decide on it here; its image is in the archive";
-                    let zh = "此前运行的行李：可在此处置，图像在存档中";
-                    self.panels[i].message = Some((false, lang.tr(en, zh)));
-                    continue;
-                }
                 let end = span.end_line.unwrap_or(head).min(head);
                 if end > head.saturating_sub(cap) {
                     let margin = 40.0;
