@@ -8,9 +8,9 @@
 //!
 //! Owns: the rules that bind a decision to a bag its operator saw: a decision acts on the bag
 //! in focus, and is refused while that bag is still being scanned or before it has been shown
-//! whole on that station's screen; the focus follows the oldest complete bag whole in the live
-//! view that the station's agency has not decided (so Release pressed as the next bag enters still
-//! means the bag on screen), or a bag the operator picked.
+//! whole on that station's screen; the focus follows the oldest complete bag on that screen
+//! that the station's agency has not decided (so Release pressed as the next bag enters still
+//! means the bag on screen, and zoomed in on a bag, that bag), or a bag the operator picked.
 //!
 //! Must not import: egui, wgpu, tokio.
 
@@ -215,6 +215,8 @@ pub struct StationState {
     selected: Option<u64>,
     /// Per bag of this run: the lines of it this screen has drawn (first, one past the last).
     drawn: HashMap<u64, (u64, u64)>,
+    /// The live lines its last frame drew (`None`: not drawn yet).
+    visible: Option<(u64, u64)>,
     /// Answers that came later than the command (commits, locks), oldest first.
     said: VecDeque<Result<Done, DeskError>>,
     /// The ticket of this station's record being committed.
@@ -236,6 +238,7 @@ impl StationState {
             break_reminder: false,
             selected: None,
             drawn: HashMap::new(),
+            visible: None,
             said: VecDeque::new(),
             pending: None,
             opened: None,
@@ -376,9 +379,10 @@ impl Desk {
         })
     }
 
-    /// The bag station `i` works on: the one its operator picked, else the oldest complete bag
-    /// still whole in the live view that its agency has not decided, else the newest complete
-    /// bag. (A bag that scrolled out undecided waits in the list of recent bags.)
+    /// The bag station `i` works on: the archived bag open there, or the one its operator
+    /// picked, else the oldest complete bag on its screen (whole in the live ring) that its
+    /// agency has not decided, else the newest complete bag on its screen, else the newest
+    /// complete bag. (A bag that scrolled off undecided waits in the list of recent bags.)
     pub fn focus(&self, i: usize) -> Option<u64> {
         let st = self.stations.get(i)?;
         if let Some(o) = &st.opened {
@@ -393,10 +397,16 @@ impl Desk {
             return None;
         }
         let complete = |s: &BagSpan| !is_archived(s) && s.end_line.is_some();
+        // On this screen now: what its last frame drew (zoomed in on a bag, that bag).
+        let on_screen = |s: &BagSpan| {
+            st.visible.is_none_or(|(a, b)| s.first_line < b && s.end_line.is_some_and(|e| e > a))
+        };
+        let candidate = |s: &BagSpan| complete(s) && s.first_line >= self.live_oldest && on_screen(s);
         self.bags
             .iter()
-            .filter(|(s, _)| complete(s) && s.first_line >= self.live_oldest)
+            .filter(|(s, _)| candidate(s))
             .find(|(_, r)| r.current(&st.agency).is_none())
+            .or_else(|| self.bags.iter().rev().find(|(s, _)| candidate(s)))
             .or_else(|| self.bags.iter().rev().find(|(s, _)| complete(s)))
             .map(|(s, _)| s.bag)
     }
@@ -410,6 +420,7 @@ impl Desk {
     /// frame it draws): the bags in them count as shown there, line by line.
     pub fn note_drawn(&mut self, i: usize, from: u64, to: u64) {
         let Some(st) = self.stations.get_mut(i) else { return };
+        st.visible = Some((from, to));
         for (span, _) in &self.bags {
             if is_archived(span) {
                 continue;

@@ -176,3 +176,21 @@ fn a_passenger_lane_releases_a_bag_nobody_intervened_on_as_automatic() {
         crate::store::audit::entries(store.connection()).unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(actions.iter().filter(|a| *a == "decision.auto").count(), 1, "{actions:?}");
 }
+
+#[test]
+fn the_focus_follows_what_the_screen_shows() {
+    let mut d = desk();
+    d.update_bags(&[span(1, 0, Some(800)), span(2, 900, Some(1700)), span(3, 1800, Some(2600))]);
+    // The whole ring on screen: the oldest undecided bag.
+    d.note_drawn(CUSTOMS, 0, 2600);
+    assert_eq!(d.focus(CUSTOMS), Some(1));
+    // Zoomed in on bag 3: bag 3, though 1 and 2 wait.
+    d.note_drawn(CUSTOMS, 2000, 2300);
+    assert_eq!(d.focus(CUSTOMS), Some(3));
+    // Bag 1 scrolled off the screen undecided: the next on screen.
+    d.note_drawn(CUSTOMS, 1000, 2600);
+    assert_eq!(d.focus(CUSTOMS), Some(2));
+    // Nothing complete on screen (only belt after the last bag): the newest complete bag.
+    d.note_drawn(CUSTOMS, 2650, 3000);
+    assert_eq!(d.focus(CUSTOMS), Some(3));
+}

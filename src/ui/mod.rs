@@ -1158,7 +1158,7 @@ impl Workstation {
             };
             let size = if j == i { 22.0 } else { 14.0 };
             // The number stays on screen while the bag's start has scrolled off it.
-            let left = r.left().max(rect.left()).min(r.right() - 40.0);
+            let left = r.left().max(rect.left()).min(rect.right() - 80.0);
             let at = if j == i {
                 egui::pos2(left + 6.0, r.top() + 4.0)
             } else {
