@@ -365,11 +365,6 @@ impl Archiver {
         self.reads.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
-    /// The archive's data directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// A read-only connection (lists, records, searches) beside the writers.
     pub fn reader(&self) -> Result<Store, StoreError> {
         Store::open_read(&self.dir)

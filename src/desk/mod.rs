@@ -372,13 +372,6 @@ impl Desk {
         self.bags.iter_mut().find(|(s, _)| s.bag == key).map(|(_, r)| r)
     }
 
-    /// The bag of this run that holds line `line` (live lines, as the screens number them).
-    pub fn bag_at_line(&self, line: f64) -> Option<&BagSpan> {
-        self.bags.iter().map(|(s, _)| s).find(|s| {
-            !is_archived(s) && line >= s.first_line as f64 && s.end_line.is_none_or(|e| line < e as f64)
-        })
-    }
-
     /// The bag station `i` works on: the archived bag open there, or the one its operator
     /// picked, else the oldest complete bag on its screen (whole in the live ring) that its
     /// agency has not decided, else the newest complete bag on its screen, else the newest

@@ -1226,9 +1226,8 @@ impl Workstation {
             return;
         }
         let colour = marks::agency_colour(&self.desk.config, &agency);
-        let first_line_of =
-            |_: &Desk, bag: u64| on_screen.iter().find(|b| b.key == bag).map(|b| b.first_line);
-        let bag_under = |_: &Desk, p: egui::Pos2| {
+        let first_line_of = |bag: u64| on_screen.iter().find(|b| b.key == bag).map(|b| b.first_line);
+        let bag_under = |p: egui::Pos2| {
             let (line, _) = m.to_scan(p.x - rect.left(), p.y - rect.top());
             on_screen
                 .iter()
@@ -1244,7 +1243,7 @@ impl Workstation {
                 if let Some(d) = marks.editing {
                     let a =
                         self.desk.bag(d.bag).and_then(|(_, r)| r.annotations.iter().find(|a| a.id == d.id));
-                    let f = first_line_of(&self.desk, d.bag).map(frame_of);
+                    let f = first_line_of(d.bag).map(frame_of);
                     let now = ui.input(|i| i.pointer.latest_pos()).zip(f).map(|(p, f)| f.to_bag(p));
                     let shape = match (a, now) {
                         (Some(a), Some(now)) if d.resize => a.shape.resized(d.from, now),
@@ -1267,11 +1266,11 @@ impl Workstation {
                 if response.drag_started_by(egui::PointerButton::Primary)
                     && let Some(p) = ui.input(|i| i.pointer.press_origin())
                 {
-                    let under = bag_under(&self.desk, p);
+                    let under = bag_under(p);
                     marks.bag = under.map(|(b, _)| b);
                     marks.drag_origin = under.map(|(_, first)| frame_of(first).to_bag(p));
                 }
-                let f = marks.bag.and_then(|b| first_line_of(&self.desk, b)).map(frame_of);
+                let f = marks.bag.and_then(&first_line_of).map(frame_of);
                 let now = ui.input(|i| i.pointer.latest_pos()).zip(f).map(|(p, f)| f.to_bag(p));
                 if let (Some(origin), Some(now), Some(f), Some(bag)) = (marks.drag_origin, now, f, marks.bag)
                 {
@@ -1292,7 +1291,7 @@ impl Workstation {
             Tool::Text => {
                 if response.clicked_by(egui::PointerButton::Primary)
                     && let Some(p) = response.interact_pointer_pos()
-                    && let Some((bag, first)) = bag_under(&self.desk, p)
+                    && let Some((bag, first)) = bag_under(p)
                 {
                     cmd = Some(Command::Mark {
                         bag,
@@ -1307,13 +1306,13 @@ impl Workstation {
                     && let Some(p) = response.interact_pointer_pos()
                 {
                     if marks.polygon.is_empty() {
-                        marks.bag = bag_under(&self.desk, p).map(|(b, _)| b);
+                        marks.bag = bag_under(p).map(|(b, _)| b);
                     }
-                    if let Some(f) = marks.bag.and_then(|b| first_line_of(&self.desk, b)).map(frame_of) {
+                    if let Some(f) = marks.bag.and_then(&first_line_of).map(frame_of) {
                         marks.polygon.push(f.to_bag(p));
                     }
                 }
-                if let Some(f) = marks.bag.and_then(|b| first_line_of(&self.desk, b)).map(frame_of) {
+                if let Some(f) = marks.bag.and_then(&first_line_of).map(frame_of) {
                     let pts: Vec<egui::Pos2> = marks.polygon.iter().map(|p| f.to_screen(*p)).collect();
                     painter.add(egui::Shape::line(pts, egui::Stroke::new(2.0, colour)));
                 }
