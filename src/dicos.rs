@@ -8,6 +8,10 @@
 //! category and note in the assessment). All of them share the bag's study (inspection) and
 //! frame of reference and each TDR references both DX images. UIDs are derived from the archive
 //! (same bag, same image: same UIDs), so a re-export replaces rather than duplicates.
+//! When the bag was opened, each agency that recorded findings gets a GROUND TRUTH TDR as well
+//! (what the opening established: ALARM with one threat object per kind of item found, count
+//! and note in its description, or CLEAR for nothing found; the treatment in Twinspect's
+//! private block (0011,10xx), since no DICOS attribute holds it).
 //!
 //! Pixels: columns are lines along the belt, rows are detector channels from the last (top) to
 //! the first (bottom), so the image stands as both screens show it; 16 bits,
@@ -24,7 +28,7 @@ use ndarray::Array2;
 use sha2::{Digest, Sha256};
 
 use crate::domain::calib::{Calibration, attenuation};
-use crate::domain::inspection::{AgencyConfig, Annotation, DispositionKind, InspectionConfig};
+use crate::domain::inspection::{AgencyConfig, Annotation, DispositionKind, Findings, InspectionConfig};
 use crate::domain::profile::ScannerProfile;
 use crate::domain::scan::RawFrame;
 use crate::io::dicom::{DataSet, EXPLICIT_VR_LE, encode_file, parse_file, tag};
@@ -85,10 +89,11 @@ fn dt(ms: u64) -> String {
 }
 
 /// The DICOS threat category (CS) a mark category maps to; the exact category travels in the
-/// assessment's description.
+/// assessment's description. DICOS V03 terms: SDICOS rewrites the older `PROHIBITED ITEM` to
+/// `PI` as it reads.
 pub fn threat_category(category: &str) -> &'static str {
     match category {
-        "weapon" => "PROHIBITED ITEM",
+        "weapon" => "PI",
         "drugs" | "currency" | "contraband" => "CONTRABAND",
         "fruit_veg" | "meat" | "plants" | "soil" | "live_animals" | "biological" => "CONTRABAND",
         _ => "OTHER",
@@ -152,6 +157,8 @@ struct Common<'a> {
     created_ms: u64,
     /// Detector channels (image rows).
     rows: f32,
+    /// Lines (image columns).
+    cols: f32,
 }
 
 impl Common<'_> {
@@ -243,6 +250,7 @@ pub fn export_bag(
         station: hostname(),
         created_ms: now_ms,
         rows: frame.channels() as f32,
+        cols: frame.lines() as f32,
     };
     let (lines, channels) = (frame.lines(), frame.channels());
     if channels > u16::MAX as usize || lines > u16::MAX as usize {
@@ -326,6 +334,23 @@ pub fn export_bag(
             what: format!("TDR {} ({} marks, {})", agency.id, marks.len(), alarm(decision, cfg, agency).0),
         });
     }
+    // The opening's findings in force, one GROUND_TRUTH report per agency that recorded them.
+    let n_agencies = cfg.agencies.len() as u16;
+    for (i, agency) in cfg.agencies.iter().enumerate() {
+        let Some(found) = rec.findings.iter().rev().find(|f| f.agency == agency.id) else { continue };
+        let content = serde_json::to_string(found).unwrap_or_default();
+        let sop = uid(&["findings", &agency.id, &key, &content]);
+        let series = uid(&["findings series", &agency.id, &key]);
+        let ds = findings_tdr(&common, agency, found, &dx_refs, (&sop, &series, 3 + n_agencies + i as u16));
+        let path = out.join(format!("bag-{id:08}-findings-{}.dcs", agency.id));
+        crate::io::write_atomically(&path, &encode_file(&meta(TDR, &sop), &ds))
+            .map_err(|e| DicosError::Bad(e.to_string()))?;
+        let what = match found.items.len() {
+            0 => "nothing found".to_owned(),
+            n => format!("{n} kinds of item found"),
+        };
+        written.push(Written { path, sop_instance: sop, what: format!("findings {} ({what})", agency.id) });
+    }
     Ok(written)
 }
 
@@ -360,6 +385,58 @@ fn code(value: &str, scheme: &str, meaning: &str) -> DataSet {
     c
 }
 
+/// What a TDR is about: who reports, which agency, which series.
+struct TdrHead<'a> {
+    agency: &'a AgencyConfig,
+    sop: &'a str,
+    series: &'a str,
+    series_number: u16,
+    description: String,
+    /// The operator reporting (`None`: nobody yet).
+    operator: Option<&'a str>,
+}
+
+/// The elements every TDR of a bag has: the common modules, both DX images referenced, the
+/// reporting operator with the agency's name as the organisation.
+fn tdr_head(common: &Common, head: &TdrHead, dx: &[(String, String)]) -> DataSet {
+    let mut ds = DataSet::new();
+    common.put(&mut ds, TDR, head.sop, "TDR", (head.series, head.series_number));
+    ds.put_str(tag(8, 0x103e), b"LO", &head.description.chars().take(64).collect::<String>());
+    // Referenced scans (SDICOS reads (0008,1110) so) and series: both DX images.
+    ds.put_items(tag(8, 0x1110), dx.iter().map(|(_, s)| image_ref(s)).collect());
+    ds.put_items(
+        tag(8, 0x1115),
+        dx.iter()
+            .map(|(series, s)| {
+                let mut r = DataSet::new();
+                r.put_str(tag(0x20, 0xe), b"UI", series);
+                r.put_items(tag(8, 0x114a), vec![image_ref(s)]);
+                r
+            })
+            .collect(),
+    );
+    let mut op = DataSet::new();
+    let mut id_type = code("TEXT", "DCS", "Text");
+    id_type.put_str(tag(8, 0x105), b"CS", "DCS");
+    id_type.put_str(tag(8, 0x106), b"DT", "20090101");
+    id_type.put_str(tag(0x8, 0x10f), b"CS", "DCS4");
+    let who = head.operator.unwrap_or("NONE");
+    op.put_str(tag(8, 0x80), b"LO", &format!("{} {}", head.agency.name.en, head.agency.name.zh));
+    op.put_items(
+        tag(0x40, 0x1101),
+        vec![code(who, "DCS", if head.operator.is_some() { who } else { "No decision yet" }), id_type],
+    );
+    ds.put_items(tag(8, 0x1072), vec![op]);
+    ds
+}
+
+fn image_ref(sop: &str) -> DataSet {
+    let mut r = DataSet::new();
+    r.put_str(tag(8, 0x1150), b"UI", DX_FOR_PROCESSING);
+    r.put_str(tag(8, 0x1155), b"UI", sop);
+    r
+}
+
 #[allow(clippy::too_many_arguments)]
 fn tdr(
     common: &Common,
@@ -374,99 +451,166 @@ fn tdr(
     let cfg =
         InspectionConfig { agencies: vec![agency.clone()], policy: Default::default(), screens: Vec::new() };
     let (alarm_decision, flag) = alarm(decision, &cfg, agency);
-    let mut ds = DataSet::new();
-    common.put(&mut ds, TDR, sop, "TDR", (series, series_number));
-    ds.put_str(tag(8, 0x103e), b"LO", &format!("{} operator report", agency.name.en));
-    // Referenced scans (SDICOS reads (0008,1110) so) and series: both DX images.
-    let image_ref = |sop: &str| {
-        let mut r = DataSet::new();
-        r.put_str(tag(8, 0x1150), b"UI", DX_FOR_PROCESSING);
-        r.put_str(tag(8, 0x1155), b"UI", sop);
-        r
-    };
-    ds.put_items(tag(8, 0x1110), dx.iter().map(|(_, s)| image_ref(s)).collect());
-    ds.put_items(
-        tag(8, 0x1115),
-        dx.iter()
-            .map(|(series, s)| {
-                let mut r = DataSet::new();
-                r.put_str(tag(0x20, 0xe), b"UI", series);
-                r.put_items(tag(8, 0x114a), vec![image_ref(s)]);
-                r
-            })
-            .collect(),
-    );
     // The operator whose decision is in force, else the last who marked, else nobody yet.
     let operator = decision.map(|d| d.operator.clone()).or_else(|| marks.last().map(|m| m.operator.clone()));
-    let mut op = DataSet::new();
-    let mut id_type = code("TEXT", "DCS", "Text");
-    id_type.put_str(tag(8, 0x105), b"CS", "DCS");
-    id_type.put_str(tag(8, 0x106), b"DT", "20090101");
-    id_type.put_str(tag(0x8, 0x10f), b"CS", "DCS4");
-    let who = operator.as_deref().unwrap_or("NONE");
-    op.put_str(tag(8, 0x80), b"LO", &format!("{} {}", agency.name.en, agency.name.zh));
-    op.put_items(
-        tag(0x40, 0x1101),
-        vec![code(who, "DCS", if operator.is_some() { who } else { "No decision yet" }), id_type],
-    );
-    ds.put_items(tag(8, 0x1072), vec![op]);
+    let head = TdrHead {
+        agency,
+        sop,
+        series,
+        series_number,
+        description: format!("{} operator report", agency.name.en),
+        operator: operator.as_deref(),
+    };
+    let mut ds = tdr_head(common, &head, dx);
     let mut threats = Vec::new();
     for (n, m) in marks.iter().enumerate() {
         // Marks count channels up from the bottom; the image's rows count down from the top.
         let pts: Vec<[f32; 2]> = m.shape.outline().into_iter().map(|[x, y]| [x, common.rows - y]).collect();
-        let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-        for [x, y] in &pts {
-            x0 = x0.min(*x);
-            y0 = y0.min(*y);
-            x1 = x1.max(*x);
-            y1 = y1.max(*y);
-        }
-        let mut roi = DataSet::new();
-        roi.put_f32s(tag(0x4010, 0x1004), &[x0, y0, 0.0]);
-        roi.put_f32s(tag(0x4010, 0x1005), &[(x1 - x0).max(1.0), (y1 - y0).max(1.0), 1.0]);
-        roi.put_bytes(tag(0x4010, 0x1006), b"OB", Vec::new());
-        let mut rep = DataSet::new();
-        rep.put_items(tag(8, 0x114a), dx.iter().map(|(_, s)| image_ref(s)).collect());
-        rep.put_items(tag(0x4010, 0x1001), vec![roi]);
-        let poly: Vec<f32> = pts.iter().flat_map(|[x, y]| [*x, *y, 0.0]).collect();
-        rep.put_f32s(tag(0x4010, 0x101d), &poly);
-        let mut assess = DataSet::new();
-        let label = agency.categories.iter().find(|c| c.id == m.category).map(|c| &c.label);
-        let mut text = match label {
-            Some(l) => format!("{}: {} / {}", m.category, l.en, l.zh),
-            None => m.category.clone(),
-        };
+        let mut text = category_text(agency, &m.category);
         if !m.note.is_empty() {
             text.push_str(&format!("; note: {}", m.note));
         }
         text.push_str(&format!("; mark {} by {}", m.id, m.operator));
-        assess.put_str(tag(0x4010, 0x1012), b"CS", threat_category(&m.category));
-        assess.put_str(tag(0x4010, 0x1013), b"LT", &text);
-        assess.put_str(tag(0x4010, 0x1014), b"CS", "NO_INTERFERENCE");
-        assess.put_str(tag(0x4010, 0x1015), b"CS", flag);
-        let mut pto = DataSet::new();
-        pto.put_u16(tag(0x4010, 0x1010), (n + 1) as u16);
-        pto.put_items(tag(0x4010, 0x1037), vec![rep]);
-        pto.put_items(tag(0x4010, 0x1038), vec![assess]);
         let end = m.edited_ms.unwrap_or(m.created_ms);
-        pto.put_str(tag(0x4010, 0x1080), b"DT", &dt(m.created_ms));
-        pto.put_str(tag(0x4010, 0x1081), b"DT", &dt(end));
-        pto.put_f32s(tag(0x4010, 0x1082), &[end.saturating_sub(m.created_ms) as f32]);
-        threats.push(pto);
+        let object = Pto { category: &m.category, text, flag, times: (m.created_ms, end) };
+        threats.push(pto(n + 1, &pts, dx, &object));
     }
+    let n = marks.len() as u16;
+    // Required even while undecided: then the time the report says UNKNOWN (the export).
+    let at = decision.map_or(common.created_ms, |d| d.at_ms);
+    let decided_after = decision.map_or(0, |d| d.at_ms.saturating_sub(common.row.started_ms));
+    let alarms = if alarm_decision == "ALARM" { n } else { 0 };
+    tdr_tail(&mut ds, threats, "OPERATOR", alarm_decision, at, (n, alarms), decided_after);
+    ds
+}
+
+/// One potential threat object: what it is and when it was reported.
+struct Pto<'a> {
+    category: &'a str,
+    text: String,
+    flag: &'a str,
+    /// Reported from, to (ms since the epoch).
+    times: (u64, u64),
+}
+
+fn category_text(agency: &AgencyConfig, category: &str) -> String {
+    match agency.categories.iter().find(|c| c.id == category).map(|c| &c.label) {
+        Some(l) => format!("{category}: {} / {}", l.en, l.zh),
+        None => category.to_owned(),
+    }
+}
+
+/// A Threat Sequence item: `pts` outline the object in image pixels (rows from the top).
+fn pto(id: usize, pts: &[[f32; 2]], dx: &[(String, String)], object: &Pto) -> DataSet {
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for [x, y] in pts {
+        x0 = x0.min(*x);
+        y0 = y0.min(*y);
+        x1 = x1.max(*x);
+        y1 = y1.max(*y);
+    }
+    let mut roi = DataSet::new();
+    roi.put_f32s(tag(0x4010, 0x1004), &[x0, y0, 0.0]);
+    roi.put_f32s(tag(0x4010, 0x1005), &[(x1 - x0).max(1.0), (y1 - y0).max(1.0), 1.0]);
+    roi.put_bytes(tag(0x4010, 0x1006), b"OB", Vec::new());
+    let mut rep = DataSet::new();
+    rep.put_items(tag(8, 0x114a), dx.iter().map(|(_, s)| image_ref(s)).collect());
+    rep.put_items(tag(0x4010, 0x1001), vec![roi]);
+    let poly: Vec<f32> = pts.iter().flat_map(|[x, y]| [*x, *y, 0.0]).collect();
+    rep.put_f32s(tag(0x4010, 0x101d), &poly);
+    let mut assess = DataSet::new();
+    assess.put_str(tag(0x4010, 0x1012), b"CS", threat_category(object.category));
+    assess.put_str(tag(0x4010, 0x1013), b"LT", &object.text);
+    assess.put_str(tag(0x4010, 0x1014), b"CS", "NO_INTERFERENCE");
+    assess.put_str(tag(0x4010, 0x1015), b"CS", object.flag);
+    let mut pto = DataSet::new();
+    pto.put_u16(tag(0x4010, 0x1010), id as u16);
+    pto.put_items(tag(0x4010, 0x1037), vec![rep]);
+    pto.put_items(tag(0x4010, 0x1038), vec![assess]);
+    let (start, end) = object.times;
+    pto.put_str(tag(0x4010, 0x1080), b"DT", &dt(start));
+    pto.put_str(tag(0x4010, 0x1081), b"DT", &dt(end));
+    pto.put_f32s(tag(0x4010, 0x1082), &[end.saturating_sub(start) as f32]);
+    pto
+}
+
+/// The Threat Detection Report module after the head: the objects, the report's type, the
+/// alarm decision and when it was made, `(objects, alarm objects)`, the time it took.
+fn tdr_tail(
+    ds: &mut DataSet,
+    threats: Vec<DataSet>,
+    tdr_type: &str,
+    alarm_decision: &str,
+    at_ms: u64,
+    (objects, alarms): (u16, u16),
+    took_ms: u64,
+) {
     ds.put_items(tag(0x4010, 0x1011), threats);
     ds.put_str(tag(0x4010, 0x1024), b"CS", "SUCCESS");
-    ds.put_str(tag(0x4010, 0x1027), b"CS", "OPERATOR");
-    // Required even while undecided: then the time the report says UNKNOWN (the export).
-    ds.put_str(tag(0x4010, 0x102b), b"DT", &dt(decision.map_or(common.created_ms, |d| d.at_ms)));
+    ds.put_str(tag(0x4010, 0x1027), b"CS", tdr_type);
+    ds.put_str(tag(0x4010, 0x102b), b"DT", &dt(at_ms));
     ds.put_str(tag(0x4010, 0x1031), b"CS", alarm_decision);
-    ds.put_u16(tag(0x4010, 0x1033), marks.len() as u16);
-    ds.put_u16(tag(0x4010, 0x1034), if alarm_decision == "ALARM" { marks.len() as u16 } else { 0 });
-    let decided_after = decision.map_or(0, |d| d.at_ms.saturating_sub(common.row.started_ms));
-    ds.put_f32s(tag(0x4010, 0x1069), &[decided_after as f32]);
+    ds.put_u16(tag(0x4010, 0x1033), objects);
+    ds.put_u16(tag(0x4010, 0x1034), alarms);
+    ds.put_f32s(tag(0x4010, 0x1069), &[took_ms as f32]);
     ds.put_str(tag(0x4010, 0x106d), b"CS", "NO");
     // DICOS defines Image Scale Representation as FD (DICOM's dictionary says DS): 1 pixel.
     ds.put_f64(tag(0x4010, 0x1075), 1.0);
+}
+
+/// Private creator of Twinspect's own elements (group 0011, block 10).
+pub const PRIVATE_CREATOR: &str = "TWINSPECT 1";
+/// (0011,1001) LT: the treatment an agency recorded at the opening (no DICOS attribute holds it).
+pub const TAG_TREATMENT: u32 = 0x0011_1001;
+
+/// The GROUND_TRUTH TDR of one agency's findings at the bag's opening: what was established by
+/// opening the bag rather than by looking at its image. ALARM when anything was found, CLEAR
+/// when nothing; each found item is a threat object whose count and note are in its
+/// description. Where an item lay is not recorded at the bench, so its ROI and outline are the
+/// whole image. The treatment goes to a private element (no DICOS attribute holds it).
+fn findings_tdr(
+    common: &Common,
+    agency: &AgencyConfig,
+    found: &Findings,
+    dx: &[(String, String)],
+    (sop, series, series_number): (&str, &str, u16),
+) -> DataSet {
+    let head = TdrHead {
+        agency,
+        sop,
+        series,
+        series_number,
+        description: format!("{} opening findings", agency.name.en),
+        operator: Some(&found.operator),
+    };
+    let mut ds = tdr_head(common, &head, dx);
+    if let Some(t) = &found.treatment {
+        ds.put_str(0x0011_0010, b"LO", PRIVATE_CREATOR);
+        ds.put_str(TAG_TREATMENT, b"LT", t);
+    }
+    let whole = [[0.0, 0.0], [common.cols, 0.0], [common.cols, common.rows], [0.0, common.rows]];
+    let threats: Vec<DataSet> = found
+        .items
+        .iter()
+        .enumerate()
+        .map(|(n, it)| {
+            let mut text = format!("{}; count {}", category_text(agency, &it.category), it.count);
+            if !it.note.is_empty() {
+                text.push_str(&format!("; note: {}", it.note));
+            }
+            text.push_str(&format!(
+                "; found at the opening by {}; place in the bag not recorded",
+                found.operator
+            ));
+            let object =
+                Pto { category: &it.category, text, flag: "THREAT", times: (found.at_ms, found.at_ms) };
+            pto(n + 1, &whole, dx, &object)
+        })
+        .collect();
+    let n = threats.len() as u16;
+    let alarm = if n > 0 { "ALARM" } else { "CLEAR" };
+    let took = found.at_ms.saturating_sub(common.row.started_ms);
+    tdr_tail(&mut ds, threats, "GROUND TRUTH", alarm, found.at_ms, (n, n), took);
     ds
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use twinspect::domain::calib::attenuation;
-use twinspect::domain::inspection::{Annotation, Decision, Shape};
+use twinspect::domain::inspection::{Annotation, Decision, Findings, FoundItem, Shape};
 use twinspect::store::{MarkChange, Store};
 
 mod common;
@@ -104,6 +104,40 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
         for m in &marks {
             s.save_annotation(1, m, MarkChange::Added, &m.operator, m.created_ms).unwrap();
         }
+        // Customs' "open" calls the one opening: customs first records nothing found, then
+        // corrects it (the later record is in force); quarantine finds fruit and destroys it.
+        let found =
+            |agency: &str, operator: &str, at: u64, items: Vec<FoundItem>, treatment: Option<&str>| {
+                Findings {
+                    agency: agency.into(),
+                    operator: operator.into(),
+                    at_ms: at,
+                    items,
+                    treatment: treatment.map(Into::into),
+                }
+            };
+        let item = |category: &str, count: u32, note: &str| FoundItem {
+            category: category.into(),
+            count,
+            note: note.into(),
+        };
+        s.record_findings(1, &found("customs", "c001", t0 + 60_000, Vec::new(), None)).unwrap();
+        s.record_findings(
+            1,
+            &found("customs", "c002", t0 + 70_000, vec![item("weapon", 1, "折叠刀 folding knife")], None),
+        )
+        .unwrap();
+        s.record_findings(
+            1,
+            &found(
+                "quarantine",
+                "q001",
+                t0 + 80_000,
+                vec![item("fruit_veg", 3, "mangoes")],
+                Some("销毁 destroyed"),
+            ),
+        )
+        .unwrap();
     }
     let out = dir.path().join("dicos");
     let (ok, listed, err) = run(twinspect()
@@ -121,7 +155,9 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
             "bag-00000001-dx-low.dcs",
             "bag-00000001-dx-high.dcs",
             "bag-00000001-tdr-customs.dcs",
-            "bag-00000001-tdr-quarantine.dcs"
+            "bag-00000001-tdr-quarantine.dcs",
+            "bag-00000001-findings-customs.dcs",
+            "bag-00000001-findings-quarantine.dcs"
         ],
         "{listed}"
     );
@@ -135,6 +171,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
     assert!(o.status.success(), "peers failed:\n{}", String::from_utf8_lossy(&o.stderr));
     let r = json_lines(&String::from_utf8_lossy(&o.stdout));
     let (low, high, customs, quarantine) = (&r[0], &r[1], &r[2], &r[3]);
+    let (customs_found, quarantine_found) = (&r[4], &r[5]);
     let store = Store::open_read(&data).unwrap();
     let row = store.bag(1).unwrap();
     let frame = store.scan(1).unwrap();
@@ -194,7 +231,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
     assert!(customs["organization"].as_str().unwrap().contains("海关"));
     let ptos = customs["ptos"].as_array().unwrap();
     assert_eq!(ptos.len(), 2);
-    assert_eq!(ptos[0]["category"], "PROHIBITED ITEM");
+    assert_eq!(ptos[0]["category"], "PI", "DICOS V03 says PI (SDICOS rewrites PROHIBITED ITEM)");
     assert!(
         ptos[0]["description"].as_str().unwrap().contains("weapon")
             && ptos[0]["description"].as_str().unwrap().contains("刀具 knife")
@@ -221,6 +258,47 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["polygon"].as_array().unwrap().len(), 32);
     assert_eq!(q[0]["base"], serde_json::json!([470.0, 716.0, 0.0]));
+
+    // The opening's findings: one GROUND_TRUTH report per agency, in the same study, referencing
+    // both images; the findings in force (customs' correction), the item's count and note in
+    // the description, the whole image as the place (not recorded at the bench).
+    for t in [customs_found, quarantine_found] {
+        assert_eq!(t["sop_class"], "1.2.840.10008.5.1.4.1.1.501.3");
+        assert_eq!(t["tdr_type"], "GROUND TRUTH");
+        assert_eq!(t["pydicos_type"], "enumGroundTruth");
+        assert_eq!(t["study"], low["study"]);
+        assert_eq!(t["referenced"], serde_json::json!(dx_sops));
+        assert_eq!(t["alarm_decision"], "ALARM");
+        assert_eq!(t["pydicos_alarm"], "enumAlarm");
+        assert_eq!((t["objects"].as_u64(), t["alarm_objects"].as_u64()), (Some(1), Some(1)));
+        let whole = serde_json::json!([
+            [0.0, 0.0],
+            [frame.lines() as f64, 0.0],
+            [frame.lines() as f64, frame.channels() as f64],
+            [0.0, frame.channels() as f64]
+        ]);
+        assert_eq!(t["ptos"][0]["polygon"], whole);
+        assert_eq!(t["pydicos_ptos"][0]["polygon"], whole, "SDICOS reads the same place");
+        assert!(t["series_description"].as_str().unwrap().ends_with("opening findings"));
+    }
+    assert_ne!(
+        customs_found["series"], customs["series"],
+        "findings are a series apart from the image report"
+    );
+    assert_eq!(customs_found["operator"], "c002", "the correction is in force");
+    assert_eq!(
+        customs_found["ptos"][0]["category"], "PI",
+        "DICOS V03 says PI (SDICOS rewrites PROHIBITED ITEM)"
+    );
+    let d = customs_found["pydicos_ptos"][0]["description"].as_str().unwrap();
+    assert!(d.contains("weapon") && d.contains("count 1") && d.contains("折叠刀 folding knife"), "{d}");
+    assert_eq!(customs_found["treatment"], serde_json::Value::Null);
+    assert_eq!(quarantine_found["operator"], "q001");
+    assert_eq!(quarantine_found["ptos"][0]["category"], "CONTRABAND");
+    assert!(quarantine_found["ptos"][0]["description"].as_str().unwrap().contains("count 3; note: mangoes"));
+    assert_eq!(quarantine_found["private_creator"], "TWINSPECT 1");
+    assert_eq!(quarantine_found["treatment"], "销毁 destroyed");
+    assert!(quarantine_found["alarm_decision_time"].as_str().unwrap().starts_with("2026"));
 
     // dcmtk reads every file; dciodvfy finds no error but the missing DICOS IOD tables, and the
     // DX images' DICOM twins pass its DX IOD checks.
@@ -262,7 +340,7 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
     let (ok, said, err) = run(twinspect().args(["import", "--dicos"]).arg(&out).arg("--data").arg(&data2));
     assert!(ok, "{err}");
     assert!(said.starts_with("imported bag 1 "), "{said}");
-    assert_eq!(err.matches("skipped").count(), 4, "TDRs and twins are skipped by name: {err}");
+    assert_eq!(err.matches("skipped").count(), 6, "TDRs and twins are skipped: {err}");
     let store2 = Store::open_read(&data2).unwrap();
     let row2 = store2.bag(1).unwrap();
     assert_eq!(row2.item_id, row.item_id);

@@ -70,6 +70,15 @@ def tdr(path, ds, out):
             "referenced": sorted(str(i.ReferencedSOPInstanceUID) for i in rep.ReferencedInstanceSequence),
         })
     out["ptos"] = ptos
+    out["series_description"] = str(ds.SeriesDescription)
+    out["alarm_decision_time"] = str(ds.AlarmDecisionTime)
+    out["objects"] = int(ds.NumberOfTotalObjects)
+    out["alarm_objects"] = int(ds.NumberOfAlarmObjects)
+    # Twinspect's private block: the creator in (0011,0010) owns (0011,10xx).
+    creator = ds.get((0x0011, 0x0010))
+    out["private_creator"] = str(creator.value) if creator is not None else None
+    treatment = ds.get((0x0011, 0x1001))
+    out["treatment"] = str(treatment.value) if treatment is not None else None
     sd = pydicos.TDRLoader(path).get_data()
     out["pydicos_alarm"] = sd["AlarmDecision"].name
     out["pydicos_type"] = sd["TDRType"].name
@@ -78,6 +87,7 @@ def tdr(path, ds, out):
         "id": int(p["ID"]),
         "category": p["Assessment"]["category"].name,
         "flag": p["Assessment"]["flag"].name,
+        "description": p["Assessment"]["description"],
         "polygon": [[q["x"], q["y"]] for q in p["Polygon"]],
         "base": [p["Base"]["x"], p["Base"]["y"]],
     } for p in sd["PTOs"]]
