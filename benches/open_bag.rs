@@ -18,8 +18,8 @@ use twinspect::desk::archiver::read_bag;
 use twinspect::domain::material::MaterialLut;
 use twinspect::domain::profile::ScannerProfile;
 use twinspect::domain::view::Preset;
+use twinspect::files::store::{BagStart, Store};
 use twinspect::pipeline::gpu::{GpuContext, GpuImage, Kernels, Work};
-use twinspect::store::{BagStart, Store};
 
 const CHANNELS: usize = 2048;
 const LINES: usize = 2000;

@@ -1,9 +1,10 @@
 //! Twinspect: a dual-energy X-ray inspection workstation, "one machine, two screens".
 //!
 //! Layers (see `ARCHITECTURE.md`): [`domain`] (pure core) -> [`pipeline`] (CPU twin and wgpu
-//! compute) -> [`io`] and [`store`] (files, the archive) -> [`source`] (live line streams,
-//! recordings) -> [`assemble`], [`capture`] -> [`desk`] (the application layer: commands, the
-//! archive link) -> [`ui`] (eframe windows, snapshot) -> the `twinspect` binary's commands.
+//! compute) -> [`files`] (image files, the archive, exports, DICOS) -> [`source`] (live line
+//! streams, recordings) -> [`emulator`] (the scanner's side of the cable) -> [`assemble`],
+//! [`capture`] -> [`desk`] (the application layer: commands, the archive link) -> [`ui`] (eframe
+//! windows, snapshot) -> the `twinspect` binary's commands.
 
 /// Now, in milliseconds since the Unix epoch (0 if the clock is before it): the one clock every
 /// record, audit entry and recording header is stamped with. The domain core never reads it;
@@ -16,11 +17,9 @@ pub mod assemble;
 pub mod capture;
 pub mod cli;
 pub mod desk;
-pub mod dicos;
 pub mod domain;
-pub mod export;
-pub mod io;
+pub mod emulator;
+pub mod files;
 pub mod pipeline;
 pub mod source;
-pub mod store;
 pub mod ui;

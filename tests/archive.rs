@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use twinspect::domain::rng::Rng;
-use twinspect::store::{BagState, Store};
+use twinspect::files::store::{BagState, Store};
 
 mod common;
 use common::{run, twinspect};
@@ -50,7 +50,7 @@ fn capture_archives_bags_that_bags_lists_and_audit_verifies() {
     assert!(one.starts_with("2\t"), "{one}");
     let (ok, v, err) = run(twinspect().args(["audit", "verify", "--data"]).arg(&data));
     // One entry per schema migration, then each bag's begin and complete.
-    let entries = twinspect::store::SCHEMA_VERSION + 3 * 2;
+    let entries = twinspect::files::store::SCHEMA_VERSION + 3 * 2;
     assert!(ok && v.starts_with(&format!("audit trail intact: {entries} entries")), "{v}{err}");
     // The scans are the archive's: each file's SHA-256 as acknowledged.
     let store = Store::open_read(&data).unwrap();
@@ -277,7 +277,7 @@ fn a_full_disk_stops_capture_with_a_clear_error_and_loses_nothing_saved() {
 #[test]
 fn exports_for_people_a_csv_of_records_and_a_png_with_the_marks_both_audited() {
     use twinspect::domain::inspection::{BagRecord, InspectionConfig, Operator, Role, Shape};
-    use twinspect::store::MarkChange;
+    use twinspect::files::store::MarkChange;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     common::archive_bags(&data, 8, 2);
@@ -344,8 +344,11 @@ fn exports_for_people_a_csv_of_records_and_a_png_with_the_marks_both_audited() {
     assert!(!ok, "no bag 99");
 
     let store = Store::open_read(&data).unwrap();
-    let actions: Vec<String> =
-        twinspect::store::audit::entries(store.connection()).unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = twinspect::files::store::audit::entries(store.connection())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     assert!(actions.contains(&"export.csv".into()) && actions.contains(&"export.png".into()), "{actions:?}");
     assert!(store.verify_audit().unwrap().ok());
 }
@@ -375,7 +378,7 @@ fn a_training_report_shows_the_operators_sensitivity_and_plots() {
     {
         let mut s = Store::open(&data).unwrap();
         for (i, r) in results.iter().enumerate() {
-            let start = twinspect::store::BagStart {
+            let start = twinspect::files::store::BagStart {
                 scanner_bag: i as u64,
                 item_id: None,
                 source: "replay",
@@ -495,7 +498,8 @@ fn a_dicos_export_killed_at_random_leaves_whole_files_or_none() {
             let p = f.path();
             if p.extension().is_some_and(|x| x == "dcs") {
                 let bytes = std::fs::read(&p).unwrap();
-                twinspect::io::dicom::parse_file(&bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                twinspect::files::io::dicom::parse_file(&bytes)
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 whole += 1;
             }
         }

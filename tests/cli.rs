@@ -48,7 +48,7 @@ fn render_writes_png_and_raw_tiff_that_renders_the_same() {
     assert!(id.status.success(), "{}", String::from_utf8_lossy(&id.stderr));
     let pages: Vec<String> = String::from_utf8_lossy(&id.stdout).lines().map(str::to_owned).collect();
     assert_eq!(pages, vec![format!("1536 {} 16", img.width()); 2]);
-    let frame = twinspect::io::read_raw_tiff(&tiff).unwrap();
+    let frame = twinspect::files::io::read_raw_tiff(&tiff).unwrap();
     assert_eq!(frame.channels(), 1536);
     assert_eq!(frame.lines() as u32, img.width());
 
@@ -102,7 +102,7 @@ fn operators_are_managed_from_the_command_line_and_pins_never_stored() {
     let file = dir.path().join("operators.toml");
     // The default data directory (no --data) is where account changes are audited.
     let data = dir.path().join("twinspect");
-    drop(twinspect::store::Store::open(&data).unwrap());
+    drop(twinspect::files::store::Store::open(&data).unwrap());
     let twinspect = || {
         let mut c = twinspect();
         c.env("XDG_DATA_HOME", dir.path());
@@ -201,7 +201,7 @@ fn capture_records_bags_from_the_serial_emulator_with_its_statistics() {
     assert!(stat("bytes skipped") > 0, "noise was skipped: {stdout}");
     for n in 0..2 {
         let tiff = out_dir.join(format!("bag-{n:06}.tiff"));
-        let frame = twinspect::io::read_raw_tiff(&tiff).unwrap();
+        let frame = twinspect::files::io::read_raw_tiff(&tiff).unwrap();
         assert_eq!(frame.channels(), 1536);
         let meta: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out_dir.join(format!("bag-{n:06}.json"))).unwrap())

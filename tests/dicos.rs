@@ -16,7 +16,7 @@ use std::process::Command;
 
 use twinspect::domain::calib::attenuation;
 use twinspect::domain::inspection::{Annotation, Decision, Findings, FoundItem, Shape};
-use twinspect::store::{MarkChange, Store};
+use twinspect::files::store::{MarkChange, Store};
 
 mod common;
 use common::{run, twinspect};

@@ -6,9 +6,10 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use twinspect::emulator::gige::dreg;
 use twinspect::source::gige::gvcp::reg;
 use twinspect::source::gige::lines::{DualLayout, block_lines};
-use twinspect::source::gige::{Gvcp, device::dreg, gvsp};
+use twinspect::source::gige::{Gvcp, gvsp};
 
 mod common;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use twinspect::domain::profile::ScannerProfile;
 use twinspect::domain::scan::{LineKind, RawLine};
-use twinspect::source::gige::device::{GigeOptions, serve};
+use twinspect::emulator::gige::{GigeOptions, serve};
 use twinspect::source::gige::driver::{GigeSourceOptions, spawn};
 use twinspect::source::url::SourceUrl;
 use twinspect::source::{RunningSource, SourceEvent, open};

@@ -251,8 +251,8 @@ fn threats_cut_out_of_captured_scans_join_the_library_and_are_projected() {
     use twinspect::domain::profile::ScannerProfile;
     use twinspect::domain::synth::Category;
     use twinspect::domain::tip::{Projector, Threat};
+    use twinspect::files::store::{MarkChange, Store};
     use twinspect::source::replay::TipReplay;
-    use twinspect::store::{MarkChange, Store};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let rec = record(dir.path(), "2");
@@ -291,7 +291,7 @@ fn threats_cut_out_of_captured_scans_join_the_library_and_are_projected() {
     let file = data.join("threats/cut_object.tiff");
     // What the library keeps is the scan's transmission in the box and a 6-pixel margin around
     // it, the background read from that margin subtracted (16-bit), as the domain cuts it.
-    let kept = twinspect::io::read_threat(&file).unwrap();
+    let kept = twinspect::files::io::read_threat(&file).unwrap();
     let region = (l0 - 6, l1 + 6, c0 - 6, c1 + 6);
     let want = Threat::from_scan("cut object", Category::Blade, &frame, &calib, region, true).unwrap();
     assert_eq!((kept.name.as_str(), kept.category), ("cut object", Category::Blade));
@@ -332,7 +332,7 @@ fn threats_cut_out_of_captured_scans_join_the_library_and_are_projected() {
     let tip = TipReplay {
         rate: 1.0,
         seed: 3,
-        threats: twinspect::io::load_threats(&data.join("threats")).unwrap(),
+        threats: twinspect::files::io::load_threats(&data.join("threats")).unwrap(),
         projector: Projector::new(&profile).unwrap(),
     };
     let src = spawn_replay(&rec, None, profile.channels as usize, Some(tip)).unwrap();
@@ -437,13 +437,13 @@ fn the_emulator_serves_a_recording_over_serial_bag_for_bag() {
     let recorded: Vec<(String, twinspect::domain::scan::RawFrame)> = (0..2)
         .map(|n| {
             let tag = meta(&live, n)["item_id"].as_str().unwrap().to_string();
-            (tag, twinspect::io::read_raw_tiff(&live.join(format!("bag-{n:06}.tiff"))).unwrap())
+            (tag, twinspect::files::io::read_raw_tiff(&live.join(format!("bag-{n:06}.tiff"))).unwrap())
         })
         .collect();
     let mut same = Vec::new();
     for n in 0..3 {
         let m = meta(&out, n);
-        let frame = twinspect::io::read_raw_tiff(&out.join(format!("bag-{n:06}.tiff"))).unwrap();
+        let frame = twinspect::files::io::read_raw_tiff(&out.join(format!("bag-{n:06}.tiff"))).unwrap();
         let Some(tag) = m["item_id"].as_str() else { continue };
         // (The recording also holds the start of a third bag, cut short when capture stopped.)
         let Some((_, want)) = recorded.iter().find(|(t, _)| t == tag) else { continue };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use twinspect::assemble::Assembler;
 use twinspect::domain::profile::ScannerProfile;
-use twinspect::source::emulator::{EmulatorOptions, Impairments, SerialTarget, serve_serial};
+use twinspect::emulator::{EmulatorOptions, Impairments, SerialTarget, serve_serial};
 use twinspect::source::serial::codec::Command;
 use twinspect::source::serial::{SerialOptions, spawn};
 use twinspect::source::{SourceEvent, SourceStats};

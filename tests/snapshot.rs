@@ -277,7 +277,7 @@ fn frames_are_drawn_while_the_archives_disk_stalls_and_the_decision_lands_after(
     let bag = ws.ws().desk().focus(0).unwrap();
 
     // The stall: another connection holds the database's write lock.
-    let side = twinspect::store::Store::open_shared(dir.path()).unwrap();
+    let side = twinspect::files::store::Store::open_shared(dir.path()).unwrap();
     side.connection().execute_batch("BEGIN IMMEDIATE").unwrap();
     let decide = ws.ws_mut().command(0, Command::Decide { code: "release".into(), reason: None });
     assert_eq!(decide, Ok(Done::Recording));

@@ -249,7 +249,7 @@ fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
         assert_eq!(rows[0].item_id.as_deref(), Some("EMS0007"));
         let rec = store.record(rows[0].id).unwrap();
         assert_eq!(rec.decisions, desk.bags[0].1.decisions, "the screen shows what the archive holds");
-        let actions: Vec<String> = twinspect::store::audit::entries(store.connection())
+        let actions: Vec<String> = twinspect::files::store::audit::entries(store.connection())
             .unwrap()
             .into_iter()
             .map(|e| e.action)
@@ -259,7 +259,7 @@ fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
             "{actions:?}"
         );
         // The archive fails (here: its decisions table is gone, as a damaged file would be).
-        let side = twinspect::store::Store::open_shared(dir.path()).unwrap();
+        let side = twinspect::files::store::Store::open_shared(dir.path()).unwrap();
         side.connection().execute_batch("DROP TABLE decisions").unwrap();
     }
     log_in(&mut quarantine, "q001", "2222");
@@ -475,11 +475,14 @@ fn an_opening_asked_by_one_agency_calls_both_and_closes_when_both_have_recorded_
     let rec = store.record(1).unwrap();
     assert_eq!(rec.findings.len(), 2);
     assert!(rec.opening(&desk.config).unwrap().closed);
-    let actions: Vec<String> =
-        twinspect::store::audit::entries(store.connection()).unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = twinspect::files::store::audit::entries(store.connection())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     assert_eq!(actions.iter().filter(|a| *a == "findings").count(), 2, "{actions:?}");
     let mut csv = Vec::new();
-    twinspect::export::records_csv(&store, &desk.config, &Default::default(), &mut csv).unwrap();
+    twinspect::files::export::records_csv(&store, &desk.config, &Default::default(), &mut csv).unwrap();
     let csv = String::from_utf8(csv).unwrap();
     assert!(
         csv.contains("closed") && csv.contains("nothing found") && csv.contains("fruit_veg x12 (apples)"),

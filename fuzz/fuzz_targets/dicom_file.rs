@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/io/dicom.rs"]
+#[path = "../../src/files/io/dicom.rs"]
 #[allow(dead_code)]
 mod dicom;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::domain::inspection::{InspectionConfig, Operator, OutcomeState, Role, Shape};
-use crate::store::{BagQuery, BagStart, MarkChange, Store, audit};
+use crate::files::store::{BagQuery, BagStart, MarkChange, Store, audit};
 
 /// `--data`, or `$XDG_DATA_HOME/twinspect`, or `~/.local/share/twinspect`.
 pub fn data_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -23,11 +23,11 @@ pub fn data_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
-use crate::export::{civil_from_days, days_from_civil};
+use crate::files::export::{civil_from_days, days_from_civil};
 
 /// `2026-11-28 06:15:02Z` for a Unix time in milliseconds.
 pub fn utc(ms: u64) -> String {
-    crate::export::utc(ms).replacen('T', " ", 1)
+    crate::files::export::utc(ms).replacen('T', " ", 1)
 }
 
 /// A time on the command line: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS]` (UTC; a space works
@@ -261,8 +261,8 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
                 ..Default::default()
             };
             let mut bytes = Vec::new();
-            let n = crate::export::records_csv(&store, &cfg, &q, &mut bytes)?;
-            crate::io::write_atomically(&out, &bytes)?;
+            let n = crate::files::export::records_csv(&store, &cfg, &q, &mut bytes)?;
+            crate::files::io::write_atomically(&out, &bytes)?;
             store.log(
                 super::now_ms(),
                 &actor,
@@ -278,15 +278,15 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
             let frame = store.scan(bag)?;
             let calib = store.calibration(bag)?;
             let rec = store.record(bag)?;
-            let missing = crate::export::missing_flags(&row, frame.lines());
+            let missing = crate::files::export::missing_flags(&row, frame.lines());
             let mut rgba = super::render_rgba(&profile, &frame, &calib, &missing, &preset.settings(), cpu)?;
-            crate::export::draw_marks(&mut rgba, &rec.annotations, &cfg);
-            crate::io::write_png(&out, &rgba)?;
+            crate::files::export::draw_marks(&mut rgba, &rec.annotations, &cfg);
+            crate::files::io::write_png(&out, &rgba)?;
             let mut legend = out.as_os_str().to_owned();
             legend.push(".marks.json");
             let marks = serde_json::json!({ "bag": bag, "item_id": row.item_id, "marks": rec.annotations,
                                             "decisions": rec.decisions });
-            crate::io::write_atomically(Path::new(&legend), &serde_json::to_vec_pretty(&marks)?)?;
+            crate::files::io::write_atomically(Path::new(&legend), &serde_json::to_vec_pretty(&marks)?)?;
             store.log(
                 super::now_ms(),
                 &actor,
@@ -299,7 +299,7 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
         }
         ExportAction::Dicos { bag, out } => {
             let profile = row_profile(&store.bag(bag)?, profile)?;
-            let files = crate::dicos::export_bag(&store, bag, &cfg, &profile, &out, super::now_ms())?;
+            let files = crate::files::dicos::export_bag(&store, bag, &cfg, &profile, &out, super::now_ms())?;
             store.log(
                 super::now_ms(),
                 &actor,
@@ -320,7 +320,7 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
 
 /// The profile a bag was scanned with (`default` for bags that did not record one).
 fn row_profile(
-    row: &crate::store::BagRow,
+    row: &crate::files::store::BagRow,
     default: &str,
 ) -> anyhow::Result<crate::domain::profile::ScannerProfile> {
     let name = if row.profile.is_empty() { default } else { &row.profile };
@@ -383,13 +383,13 @@ fn add_threat(
     };
     let region = (l0, l1, c0, c1);
     let t = crate::domain::tip::Threat::from_scan(name, category, &frame, &calib, region, !keep_background)?;
-    let tdir = dir.join(crate::io::THREATS_DIR);
+    let tdir = dir.join(crate::files::io::THREATS_DIR);
     std::fs::create_dir_all(&tdir).with_context(|| format!("creating {}", tdir.display()))?;
     let path = tdir.join(format!("{file_name}.tiff"));
     if path.exists() {
         bail!("{} exists: the library already has a threat called {name:?}", path.display());
     }
-    crate::io::write_threat(&path, &t)?;
+    crate::files::io::write_threat(&path, &t)?;
     let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     store.log(
         super::now_ms(),
@@ -413,7 +413,7 @@ fn add_threat(
 /// `twinspect import --dicos FILES|DIR`: a DX pair archived as a new, complete bag (with the
 /// identity calibration: the images are transmission already), audited.
 pub fn import_dicos(profile: &str, data: Option<&Path>, paths: &[PathBuf]) -> anyhow::Result<()> {
-    let imported = crate::dicos::import_pair(paths)?;
+    let imported = crate::files::dicos::import_pair(paths)?;
     for f in &imported.skipped {
         eprintln!("skipped {} (not a DICOS DX image)", f.display());
     }
@@ -439,7 +439,7 @@ pub fn import_dicos(profile: &str, data: Option<&Path>, paths: &[PathBuf]) -> an
         format!("dicos:{}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","));
     let item = (!imported.ooi_id.is_empty()).then_some(imported.ooi_id.as_str());
     let id = store.begin_bag(
-        &crate::store::BagStart {
+        &crate::files::store::BagStart {
             scanner_bag: 0,
             item_id: item,
             source: &source,
@@ -521,8 +521,8 @@ pub fn train(profile: &str, data: Option<&Path>, action: TrainAction) -> anyhow:
                     prof.name
                 );
             }
-            let dir = data_dir(data)?.join(crate::io::THREATS_DIR);
-            for t in crate::io::load_threats(&dir)? {
+            let dir = data_dir(data)?.join(crate::files::io::THREATS_DIR);
+            for t in crate::files::io::load_threats(&dir)? {
                 println!(
                     "{}\t{}\t{} x {}\t{}",
                     t.name,
@@ -543,7 +543,10 @@ pub fn train(profile: &str, data: Option<&Path>, action: TrainAction) -> anyhow:
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let page = out.join("index.html");
-    crate::io::write_atomically(&page, crate::export::training_report_html(&operator, &rows).as_bytes())?;
+    crate::files::io::write_atomically(
+        &page,
+        crate::files::export::training_report_html(&operator, &rows).as_bytes(),
+    )?;
     let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     store.log(
         super::now_ms(),

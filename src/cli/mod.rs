@@ -79,7 +79,7 @@ pub enum Command {
         /// with two demonstration accounts.
         #[arg(long)]
         operators: Option<PathBuf>,
-        /// Window placement (TOML: one [[stations]] with position, size, fullscreen per screen);
+        /// Window placement (TOML: one `[[stations]]` with position, size, fullscreen per screen);
         /// default: side by side on one monitor.
         #[arg(long)]
         layout: Option<PathBuf>,
@@ -308,7 +308,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 use crate::domain::tip;
                 let mut threats = tip::builtin_threats(&profile)?;
                 if let Ok(dir) = archive::data_dir(cli.data.as_deref()) {
-                    threats.extend(crate::io::load_threats(&dir.join(crate::io::THREATS_DIR))?);
+                    threats.extend(crate::files::io::load_threats(&dir.join(crate::files::io::THREATS_DIR))?);
                 }
                 let names: Vec<&str> = threats.iter().map(|t| t.name.as_str()).collect();
                 let t = threats
@@ -332,7 +332,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(out) = &out {
                 let rgba = render_rgba(&profile, &frame, &calib, &missing, &view, cpu)?;
-                crate::io::write_png(out, &rgba)?;
+                crate::files::io::write_png(out, &rgba)?;
                 eprintln!("wrote {} ({} x {})", out.display(), rgba.dim().1, rgba.dim().0);
             }
             Ok(())
@@ -350,7 +350,7 @@ pub(crate) fn render_rgba(
     cpu: bool,
 ) -> anyhow::Result<ndarray::Array3<u8>> {
     if cpu {
-        return Ok(crate::export::render_cpu(profile, frame, calib, missing, view)?);
+        return Ok(crate::files::export::render_cpu(profile, frame, calib, missing, view)?);
     }
     let lut = MaterialLut::for_profile(profile)?;
     let ctx = gpu::GpuContext::headless()?;
@@ -392,7 +392,7 @@ fn save_raw(
     calib: &Calibration,
     profile: &ScannerProfile,
 ) -> anyhow::Result<()> {
-    crate::io::write_raw_tiff(path, frame, &format!("twinspect raw scan; profile={}", profile.name))?;
+    crate::files::io::write_raw_tiff(path, frame, &format!("twinspect raw scan; profile={}", profile.name))?;
     let c = CalibFile {
         profile: profile.name.clone(),
         dark_low: calib.dark_low.clone(),
@@ -400,7 +400,7 @@ fn save_raw(
         air_low: calib.air_low.clone(),
         air_high: calib.air_high.clone(),
     };
-    crate::io::write_atomically(&calib_path(path), &serde_json::to_vec(&c)?)?;
+    crate::files::io::write_atomically(&calib_path(path), &serde_json::to_vec(&c)?)?;
     Ok(())
 }
 
@@ -425,7 +425,7 @@ fn missing_rows(tiff: &Path, lines: usize) -> anyhow::Result<Vec<bool>> {
 }
 
 fn load_raw(path: &Path, profile: &ScannerProfile) -> anyhow::Result<(RawFrame, Calibration)> {
-    let frame = crate::io::read_raw_tiff(path)?;
+    let frame = crate::files::io::read_raw_tiff(path)?;
     let cp = calib_path(path);
     let text = std::fs::read_to_string(&cp)
         .with_context(|| format!("reading the scan's calibration {}", cp.display()))?;
@@ -515,7 +515,7 @@ fn audit_config(data: Option<&Path>, change: &str, id: &str, file: &Path, extra:
     let detail = serde_json::json!({ "change": change, "id": id, "file": file.display().to_string(), "detail": extra });
     let r = archive::data_dir(data)
         .map_err(|e| e.to_string())
-        .and_then(|d| crate::store::Store::open_shared(&d).map_err(|e| e.to_string()))
+        .and_then(|d| crate::files::store::Store::open_shared(&d).map_err(|e| e.to_string()))
         .and_then(|mut s| {
             s.log(now_ms(), &actor, "config.operators", None, detail).map_err(|e| e.to_string())
         });

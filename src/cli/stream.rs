@@ -11,13 +11,11 @@ use anyhow::{Context, bail};
 use crate::assemble::{Assembler, BagSpan, Segmenter};
 use crate::capture::{BagCollector, CapturedBag};
 use crate::domain::profile::ScannerProfile;
-use crate::source::emulator::{
-    EmulatorOptions, Impairments, SerialTarget, link_bytes_per_second, serve_serial,
-};
+use crate::emulator::{EmulatorOptions, Impairments, SerialTarget, link_bytes_per_second, serve_serial};
+use crate::files::store::{BagStart, Store};
 use crate::source::serial::SerialOptions;
 use crate::source::url::SourceUrl;
 use crate::source::{SourceEvent, SourceStats};
-use crate::store::{BagStart, Store};
 
 /// Options of `twinspect emulate`.
 #[derive(clap::Args, Debug)]
@@ -113,7 +111,7 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
             }
             let p = PathBuf::from(&u.location);
             // Refused now, with the reason, rather than by a thread later.
-            crate::source::emulator::Script::from_recording(profile, &p)?;
+            crate::emulator::Script::from_recording(profile, &p)?;
             Some(p)
         }
         Some(u) => bail!(
@@ -131,9 +129,9 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
     };
     let gige = match a.gige {
         Some(ip) => {
-            let dev = crate::source::gige::device::serve(
+            let dev = crate::emulator::gige::serve(
                 profile,
-                crate::source::gige::device::GigeOptions {
+                crate::emulator::gige::GigeOptions {
                     ip,
                     seed: a.seed,
                     speed,
@@ -151,7 +149,7 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let gige_stats = |dev: &crate::source::gige::device::GigeDevice| {
+    let gige_stats = |dev: &crate::emulator::gige::GigeDevice| {
         let s = &dev.stats;
         format!(
             "gige: {} commands, {} blocks, {} packets ({} dropped, {} reordered, {} resend requests, {} resent, {} unavailable), {} heartbeat expiries, {} disconnects",
@@ -309,7 +307,7 @@ fn write_raw_block(dir: &Path, n: u64, block: &mut Vec<(Vec<u16>, Vec<u16>)>) ->
     }
     let path = dir.join(format!("block-{n:06}.tiff"));
     let desc = "twinspect raw lines as received; row = low samples then high samples".to_string();
-    crate::io::write_gray16_pages(&path, &[(w, rows.len(), data, desc)])?;
+    crate::files::io::write_gray16_pages(&path, &[(w, rows.len(), data, desc)])?;
     block.clear();
     Ok(())
 }
@@ -329,7 +327,7 @@ fn write_gige_block(dir: &Path, b: &crate::source::RawBlock) -> anyhow::Result<(
         "twinspect: GigE Vision block {} as received, {w} x {h}, pixel format {:#010x}{missing}",
         b.id, b.pixel_format
     );
-    crate::io::write_gray16_pages(
+    crate::files::io::write_gray16_pages(
         &dir.join(format!("gige-block-{:08}.tiff", b.id)),
         &[(w, h, samples, desc)],
     )?;
@@ -591,7 +589,7 @@ fn write_bag(
         captured_unix_ms: super::now_ms(),
     };
     let path = dir.join(format!("bag-{n:06}.json"));
-    crate::io::write_atomically(&path, &serde_json::to_vec_pretty(&meta)?)?;
+    crate::files::io::write_atomically(&path, &serde_json::to_vec_pretty(&meta)?)?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use crate::capture::{BagCollector, CapturedBag};
 use crate::domain::calib::Calibration;
 use crate::domain::inspection::{Annotation, Decision};
 use crate::domain::tip::TrainingResult;
-use crate::store::{BagQuery, BagRow, BagStart, MarkChange, Store, StoreError};
+use crate::files::store::{BagQuery, BagRow, BagStart, MarkChange, Store, StoreError};
 
 /// Scans waiting for the writer thread; beyond this the newest bag's scan is refused (and
 /// flagged) rather than holding unbounded memory.
@@ -512,7 +512,7 @@ pub fn read_bag(store: &Store, id: i64, own_profile: &str) -> Result<LoadedBag, 
     let frame = store.scan(id)?;
     let calibration = store.calibration(id)?;
     let record = store.record(id)?;
-    let missing = crate::export::missing_flags(&row, frame.lines());
+    let missing = crate::files::export::missing_flags(&row, frame.lines());
     let lut = if row.profile.is_empty() || row.profile == own_profile {
         None
     } else {
@@ -596,7 +596,7 @@ fn records_loop(sh: Arc<Shared>, mut store: Store, jobs: Receiver<Job>, answers:
     // no scan from this run.
     let ids: Vec<i64> = sh.ids.lock().unwrap_or_else(|e| e.into_inner()).values().copied().collect();
     for id in ids {
-        if store.bag(id).is_ok_and(|b| b.state == crate::store::BagState::Capturing) {
+        if store.bag(id).is_ok_and(|b| b.state == crate::files::store::BagState::Capturing) {
             let _ =
                 store.abandon_bag(id, "the workstation closed before the bag ended", now_ms(), "workstation");
         }
@@ -611,12 +611,12 @@ fn render_view(dir: &Path, id: i64, profile: String, r: ViewRequest) -> Result<P
     let name = if row.profile.is_empty() { profile } else { row.profile };
     let prof = crate::domain::profile::ScannerProfile::load(&name)
         .map_err(|e| StoreError::Bad(format!("scanner {name}: {e}")))?;
-    let rgba = crate::export::view_rgba(&store, id, &prof, &r.view, &r.config, &r.agencies)?;
+    let rgba = crate::files::export::view_rgba(&store, id, &prof, &r.view, &r.config, &r.agencies)?;
     let folder = dir.join("exports");
     let file_err = |path: &Path, why: String| ArchiveError::File { path: path.to_path_buf(), why };
     std::fs::create_dir_all(&folder).map_err(|e| file_err(&folder, e.to_string()))?;
     let file = folder.join(format!("bag-{id:08}-{}-{}.png", r.station_name, now_ms()));
-    crate::io::write_png(&file, &rgba).map_err(|e| file_err(&file, e.to_string()))?;
+    crate::files::io::write_png(&file, &rgba).map_err(|e| file_err(&file, e.to_string()))?;
     let detail = json!({ "file": file.display().to_string(), "station": r.station_name,
                          "marks_of": r.agencies, "view": r.view });
     let mut audit = Store::open_shared(dir)?;

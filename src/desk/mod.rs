@@ -28,7 +28,7 @@ use crate::domain::inspection::{
 use crate::domain::operators::{LoginError, OperatorStore};
 use crate::domain::session::{Session, SessionEvent, SessionPolicy};
 use crate::domain::tip::{ProjectedThreat, TrainingResult};
-use crate::store::MarkChange;
+use crate::files::store::MarkChange;
 
 /// Bags kept for recall on screen.
 pub const RECENT_BAGS: usize = 50;
@@ -224,7 +224,7 @@ pub struct StationState {
     /// The archived bag this screen shows instead of the live image.
     pub opened: Option<Opened>,
     /// The last search's bags, newest first.
-    pub found: Vec<crate::store::BagRow>,
+    pub found: Vec<crate::files::store::BagRow>,
 }
 
 impl StationState {
@@ -759,9 +759,9 @@ impl Desk {
 
     /// Search terms of what an operator typed (see [`Command::Search`]): the query, and a bag
     /// number to include.
-    fn query_of(&self, text: &str) -> (crate::store::BagQuery, Option<i64>) {
+    fn query_of(&self, text: &str) -> (crate::files::store::BagQuery, Option<i64>) {
         let t = text.trim();
-        let mut q = crate::store::BagQuery { limit: 50, ..Default::default() };
+        let mut q = crate::files::store::BagQuery { limit: 50, ..Default::default() };
         if t.is_empty() {
             return (q, None);
         }
@@ -936,10 +936,10 @@ impl Desk {
     /// After a restart: the newest bags of earlier runs come back from the archive with their
     /// decisions and marks, so a bag left pending is still decided on (its image is in the
     /// archive, not in the live view).
-    pub fn load_earlier(&mut self, n: usize) -> Result<usize, crate::store::StoreError> {
+    pub fn load_earlier(&mut self, n: usize) -> Result<usize, crate::files::store::StoreError> {
         let Some(a) = self.archive.as_mut() else { return Ok(0) };
         let store = a.reader()?;
-        let q = crate::store::BagQuery { limit: n, ..Default::default() };
+        let q = crate::files::store::BagQuery { limit: n, ..Default::default() };
         let rows = store.bags(&q)?;
         let mut loaded = Vec::new();
         for row in rows.into_iter().rev() {

@@ -128,7 +128,7 @@ fn a_refused_commit_is_said_and_leaves_the_record_as_it_was() {
     d.update_bags(&[span(1, 0, Some(800))]);
     d.note_drawn(CUSTOMS, 0, 800);
     // The archive fails (its decisions table gone, as in a damaged file).
-    let mut side = crate::store::Store::open_shared(dir.path()).unwrap();
+    let mut side = crate::files::store::Store::open_shared(dir.path()).unwrap();
     let _ = &mut side;
     side.connection().execute_batch("DROP TABLE decisions").unwrap();
     assert_eq!(decide(&mut d, CUSTOMS, "release"), Ok(Done::Recording));
@@ -172,8 +172,11 @@ fn a_passenger_lane_releases_a_bag_nobody_intervened_on_as_automatic() {
     assert!(d.settle(Duration::from_secs(10)));
     assert_eq!(d.bag(1).unwrap().1.decisions.len(), 2);
     let store = d.archive.as_ref().unwrap().reader().unwrap();
-    let actions: Vec<String> =
-        crate::store::audit::entries(store.connection()).unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = crate::files::store::audit::entries(store.connection())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     assert_eq!(actions.iter().filter(|a| *a == "decision.auto").count(), 1, "{actions:?}");
 }
 

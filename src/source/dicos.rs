@@ -2,7 +2,7 @@
 //! through the live path as if the scanner sent it, so it opens on both screens, is archived,
 //! and can be marked and decided like a live bag.
 //!
-//! The images hold transmission (see `src/dicos.rs`); the source sends a calibration cycle of
+//! The images hold transmission (see `src/files/dicos.rs`); the source sends a calibration cycle of
 //! dark lines at 0 and air lines just under the profile's full scale, then the bag's lines
 //! scaled to that span, so the workstation's calibration reproduces the images' transmission
 //! (to the profile's ADC resolution). Then empty belt, and the link reports the end.
@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::bounded;
 
 use super::{CALIBRATION_LINES, RunningSource, SourceEvent, SourceStats};
-use crate::dicos::{DicosError, FULL};
 use crate::domain::profile::ScannerProfile;
 use crate::domain::scan::{LineKind, RawLine};
+use crate::files::dicos::{DicosError, FULL};
 
 /// Empty belt before and after the bag, in lines.
 const BELT_LINES: usize = 200;
@@ -36,7 +36,7 @@ pub fn spawn(
     speed: Option<f64>,
     profile: &ScannerProfile,
 ) -> Result<RunningSource, DicosError> {
-    let imported = crate::dicos::import_pair(&paths(location))?;
+    let imported = crate::files::dicos::import_pair(&paths(location))?;
     let channels = imported.frame.channels();
     if channels != profile.channels as usize {
         return Err(DicosError::Bad(format!(

@@ -4,13 +4,13 @@
 //!
 //! Owns: [`SourceEvent`], [`SourceStats`], [`open`], the built-in synthetic scanner thread
 //! ([`spawn_synthetic`]) that paces lines at the profile's line rate, the serial driver
-//! ([`serial`]) and the scanner emulator ([`emulator`]). A full channel never blocks a source:
-//! like a real scanner it drops the line and counts it.
+//! ([`serial`]) and the GigE Vision driver ([`gige`]), with the wire codecs the emulators
+//! (`crate::emulator`) speak too. A full channel never blocks a source: like a real scanner it
+//! drops the line and counts it.
 //!
-//! Must not import: egui, wgpu.
+//! Must not import: egui, wgpu, the emulators.
 
 pub mod dicos;
-pub mod emulator;
 pub mod gige;
 pub mod recording;
 pub mod replay;
@@ -176,9 +176,9 @@ pub enum OpenError {
     #[error(transparent)]
     Replay(#[from] replay::ReplayError),
     #[error(transparent)]
-    Dicos(#[from] crate::dicos::DicosError),
+    Dicos(#[from] crate::files::dicos::DicosError),
     #[error(transparent)]
-    Io(#[from] crate::io::IoError),
+    Io(#[from] crate::files::io::IoError),
 }
 
 /// Start the source a URL names, delivering lines of `profile`'s width.
@@ -235,7 +235,7 @@ pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSourc
                                     }
                                     .into());
                                 }
-                                v.extend(crate::io::load_threats(std::path::Path::new(dir))?);
+                                v.extend(crate::files::io::load_threats(std::path::Path::new(dir))?);
                             }
                             v
                         },

@@ -684,7 +684,7 @@ impl StationPanel {
         egui::ScrollArea::vertical().id_salt("found").max_height(160.0).show(ui, |ui| {
             for row in &desk.station(self.station).found {
                 let tag = row.item_id.as_deref().unwrap_or("-");
-                let when = crate::export::utc(row.started_ms);
+                let when = crate::files::export::utc(row.started_ms);
                 let text = format!(
                     "{} #{} · {tag} · {when} · {}",
                     lang.tr("Open", "打开"),

@@ -3,7 +3,7 @@
 //! toolbar and on F-keys, and a status bar.
 //!
 //! Owns: drawing and input only. Once per frame it drains the source's channel on a time budget,
-//! hands lines to the [`Assembler`](crate::assemble::Assembler), and records the GPU work of the
+//! hands lines to the [`Assembler`], and records the GPU work of the
 //! [`LiveView`] on eframe's own device: the new lines are composed under each station's settings
 //! (both stations in one dispatch when they need the same lines); egui shows each station's output texture without a CPU
 //! copy. Both windows are drawn in the same frame from the same ring head, so they always show

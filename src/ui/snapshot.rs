@@ -898,7 +898,7 @@ impl Headless {
             if let Some(rgba) = self.ws().opened_rgba(i) {
                 let rgba = rgba.map_err(SnapshotError::Gpu)?;
                 let path = out.join(format!("{stem}-bag.png"));
-                crate::io::write_png(&path, &rgba)
+                crate::files::io::write_png(&path, &rgba)
                     .map_err(|e| SnapshotError::Write { path: path.clone(), why: e.to_string() })?;
                 files.push(path);
             }

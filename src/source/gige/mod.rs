@@ -8,7 +8,6 @@
 //!
 //! Must not import: egui, wgpu.
 
-pub mod device;
 pub mod driver;
 pub mod genicam;
 pub mod gvcp;

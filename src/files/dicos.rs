@@ -31,8 +31,8 @@ use crate::domain::calib::{Calibration, attenuation};
 use crate::domain::inspection::{AgencyConfig, Annotation, DispositionKind, Findings, InspectionConfig};
 use crate::domain::profile::ScannerProfile;
 use crate::domain::scan::RawFrame;
-use crate::io::dicom::{DataSet, EXPLICIT_VR_LE, encode_file, parse_file, tag};
-use crate::store::{BagRow, Store};
+use crate::files::io::dicom::{DataSet, EXPLICIT_VR_LE, encode_file, parse_file, tag};
+use crate::files::store::{BagRow, Store};
 
 pub const DX_FOR_PROCESSING: &str = "1.2.840.10008.5.1.4.1.1.501.2.2";
 pub const DX_FOR_PRESENTATION: &str = "1.2.840.10008.5.1.4.1.1.501.2.1";
@@ -43,8 +43,8 @@ const DICOS_VERSION: &str = "V03";
 /// Full scale of exported transmission.
 pub const FULL: u16 = 65535;
 /// Largest image read: as for raw TIFF scans.
-const MAX_ROWS: usize = crate::io::MAX_TIFF_CHANNELS as usize;
-const MAX_COLUMNS: usize = crate::io::MAX_TIFF_SIDE as usize;
+const MAX_ROWS: usize = crate::files::io::MAX_TIFF_CHANNELS as usize;
+const MAX_COLUMNS: usize = crate::files::io::MAX_TIFF_SIDE as usize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DicosError {
@@ -53,7 +53,7 @@ pub enum DicosError {
     #[error("{0}")]
     Bad(String),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::files::store::StoreError),
 }
 
 fn file_err(path: &Path, m: impl std::fmt::Display) -> DicosError {
@@ -75,7 +75,7 @@ pub fn uid(parts: &[&str]) -> String {
 /// `(YYYYMMDD, HHMMSS.ffffff)` in UTC.
 fn date_time(ms: u64) -> (String, String) {
     let s = (ms / 1000) as i64;
-    let (y, m, d) = crate::export::civil_from_days(s.div_euclid(86_400));
+    let (y, m, d) = crate::files::export::civil_from_days(s.div_euclid(86_400));
     let t = s.rem_euclid(86_400);
     (
         format!("{y:04}{m:02}{d:02}"),
@@ -313,7 +313,7 @@ pub fn export_bag(
         ds.put_str(tag(0x6100, 0x31), b"LO", if energy == 1 { "LOW ENERGY" } else { "HIGH ENERGY" });
         ds.put_bytes(tag(0x7fe0, 0x10), b"OW", pixels.iter().flat_map(|v| v.to_le_bytes()).collect());
         let path = out.join(format!("bag-{id:08}-dx-{name}.dcs"));
-        crate::io::write_atomically(&path, &encode_file(&meta(DX_FOR_PROCESSING, &sop), &ds))
+        crate::files::io::write_atomically(&path, &encode_file(&meta(DX_FOR_PROCESSING, &sop), &ds))
             .map_err(|e| DicosError::Bad(e.to_string()))?;
         dx_refs.push((series, sop.clone()));
         written.push(Written { path, sop_instance: sop, what: format!("DX {name} energy") });
@@ -326,7 +326,7 @@ pub fn export_bag(
         let series = uid(&["tdr series", &agency.id, &key]);
         let ds = tdr(&common, agency, decision, &marks, &dx_refs, &sop, &series, 3 + i as u16);
         let path = out.join(format!("bag-{id:08}-tdr-{}.dcs", agency.id));
-        crate::io::write_atomically(&path, &encode_file(&meta(TDR, &sop), &ds))
+        crate::files::io::write_atomically(&path, &encode_file(&meta(TDR, &sop), &ds))
             .map_err(|e| DicosError::Bad(e.to_string()))?;
         written.push(Written {
             path,
@@ -343,7 +343,7 @@ pub fn export_bag(
         let series = uid(&["findings series", &agency.id, &key]);
         let ds = findings_tdr(&common, agency, found, &dx_refs, (&sop, &series, 3 + n_agencies + i as u16));
         let path = out.join(format!("bag-{id:08}-findings-{}.dcs", agency.id));
-        crate::io::write_atomically(&path, &encode_file(&meta(TDR, &sop), &ds))
+        crate::files::io::write_atomically(&path, &encode_file(&meta(TDR, &sop), &ds))
             .map_err(|e| DicosError::Bad(e.to_string()))?;
         let what = match found.items.len() {
             0 => "nothing found".to_owned(),
@@ -699,7 +699,7 @@ fn parse_da_tm(da: &str, tm: &str) -> Option<u64> {
     let hh: u64 = tm.get(0..2).and_then(|s| s.parse().ok()).unwrap_or(0);
     let mm: u64 = tm.get(2..4).and_then(|s| s.parse().ok()).unwrap_or(0);
     let ss: u64 = tm.get(4..6).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let days = crate::export::days_from_civil(y, m, d);
+    let days = crate::files::export::days_from_civil(y, m, d);
     (days >= 0).then(|| (days as u64 * 86_400 + hh * 3600 + mm * 60 + ss) * 1000)
 }
 

@@ -12,7 +12,7 @@ use std::io::Write;
 use ndarray::Array3;
 
 use crate::domain::inspection::{Annotation, InspectionConfig, OutcomeState, Shape};
-use crate::store::{BagQuery, Store, StoreError};
+use crate::files::store::{BagQuery, Store, StoreError};
 
 /// Days since 1970-01-01 of a civil (proleptic Gregorian) date (Howard Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -285,7 +285,7 @@ fn esc(s: &str) -> String {
 /// An operator's training report: a self-contained HTML page (inline SVG plots, no scripts,
 /// nothing fetched) with the signal-detection summary, the hit rate over the session, and the
 /// distribution of decision times.
-pub fn training_report_html(operator: &str, rows: &[crate::store::TrainingRow]) -> String {
+pub fn training_report_html(operator: &str, rows: &[crate::files::store::TrainingRow]) -> String {
     use crate::domain::tip::{TrainingResult, sensitivity};
     let results: Vec<TrainingResult> = rows.iter().map(|r| r.result).collect();
     let s = sensitivity(&results);
@@ -407,7 +407,7 @@ pub fn training_report_html(operator: &str, rows: &[crate::store::TrainingRow]) 
 }
 
 /// An archived bag's lost lines as one flag per line (they are drawn hatched, never as image).
-pub fn missing_flags(row: &crate::store::BagRow, lines: usize) -> Vec<bool> {
+pub fn missing_flags(row: &crate::files::store::BagRow, lines: usize) -> Vec<bool> {
     let mut missing = vec![false; lines];
     for r in &row.missing_rows {
         if let Some(m) = missing.get_mut(*r) {

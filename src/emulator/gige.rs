@@ -17,15 +17,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::gvcp::{self, DeviceInfo, be16, be32, cmd, reg, status};
-use super::gvsp::{self, Leader, Trailer};
+use super::Script;
 use crate::domain::profile::ScannerProfile;
 use crate::domain::rng::Rng;
 use crate::domain::scan::RawLine;
-use crate::source::emulator::Script;
+use crate::source::gige::gvcp::{self, DeviceInfo, be16, be32, cmd, reg, status};
+use crate::source::gige::gvsp::{self, Leader, Trailer};
 use crate::source::serial::codec::Frame;
 
-pub const XML: &str = include_str!("../../../assets/gige/twinspect-linescan.xml");
+pub const XML: &str = include_str!("../../assets/gige/twinspect-linescan.xml");
 /// Where the XML lives in device memory.
 pub const XML_ADDR: u32 = 0x0010_0000;
 

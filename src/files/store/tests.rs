@@ -113,7 +113,7 @@ fn a_bag_left_capturing_by_a_crash_is_flagged_partial_on_the_next_open() {
     // The scan of `saved` reached the disk but its record was not committed; a .part file was
     // being written.
     let f = frame(12, 8, 1);
-    crate::io::write_raw_tiff(&dir.path().join(scan_rel(saved)), &f, "t").unwrap();
+    crate::files::io::write_raw_tiff(&dir.path().join(scan_rel(saved)), &f, "t").unwrap();
     std::fs::write(dir.path().join(SCANS_DIR).join("bag-00000009.tiff.part"), b"half").unwrap();
     let done = s.begin_bag(&start(3, None, 30), "capture").unwrap();
     s.finish_bag(done, &f, &calib(8), &[], false, 40, "capture").unwrap();

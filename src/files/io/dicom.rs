@@ -4,7 +4,7 @@
 //!
 //! Owns: the byte layout (preamble, `DICM`, the file meta group with its group length, element
 //! headers, item and delimiter tags, value padding). Knows nothing of DICOS or of scans: which
-//! elements a file holds is `src/dicos.rs`'s business.
+//! elements a file holds is `src/files/dicos.rs`'s business.
 //!
 //! Must not import: anything of the crate (it is fuzzed by path), egui, wgpu.
 //!

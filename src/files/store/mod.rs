@@ -490,7 +490,9 @@ impl Store {
             let rel = scan_rel(id);
             let path = self.dir.join(&rel);
             let kept = match std::fs::read(&path) {
-                Ok(bytes) => crate::io::read_raw_tiff(&path).ok().map(|f| (f.lines(), hex_sha256(&bytes))),
+                Ok(bytes) => {
+                    crate::files::io::read_raw_tiff(&path).ok().map(|f| (f.lines(), hex_sha256(&bytes)))
+                }
                 Err(_) => None,
             };
             let db = self.db_path.clone();
@@ -600,8 +602,8 @@ impl Store {
         let path = self.dir.join(&rel);
         let desc =
             format!("twinspect archive bag {id}; scanner bag {}; profile={}", row.scanner_bag, row.profile);
-        let bytes =
-            crate::io::encode_raw_tiff(&path, frame, &desc).map_err(|e| StoreError::Bad(e.to_string()))?;
+        let bytes = crate::files::io::encode_raw_tiff(&path, frame, &desc)
+            .map_err(|e| StoreError::Bad(e.to_string()))?;
         let sha = hex_sha256(&bytes);
         write_synced(&path, &bytes)?;
         let calib = json!({
@@ -985,7 +987,7 @@ impl Store {
                 path.display()
             )));
         }
-        crate::io::read_raw_tiff(&path).map_err(|e| StoreError::Bad(e.to_string()))
+        crate::files::io::read_raw_tiff(&path).map_err(|e| StoreError::Bad(e.to_string()))
     }
 
     /// The calibration a bag's scan was kept with.
@@ -1065,8 +1067,8 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 
 /// Write a file so that it is either whole or absent, and its name survives a power cut.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::io::write_atomically(path, bytes).map_err(|e| match e {
-        crate::io::IoError::File { source, .. } => StoreError::io(path, source),
+    crate::files::io::write_atomically(path, bytes).map_err(|e| match e {
+        crate::files::io::IoError::File { source, .. } => StoreError::io(path, source),
         other => StoreError::Bad(other.to_string()),
     })?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
