@@ -15,13 +15,13 @@ mod genicam;
 struct Mem(HashMap<u64, u8>);
 
 impl genicam::Port for Mem {
-    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
+    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, genicam::PortError> {
         if len > 1 << 16 {
-            return Err("too long".into());
+            return Err(genicam::PortError::Link("too long".into()));
         }
         Ok((0..len as u64).map(|k| self.0.get(&addr.wrapping_add(k)).copied().unwrap_or(addr.wrapping_add(k) as u8)).collect())
     }
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), String> {
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), genicam::PortError> {
         for (k, b) in data.iter().enumerate() {
             self.0.insert(addr.wrapping_add(k as u64), *b);
         }

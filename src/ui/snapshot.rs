@@ -59,13 +59,36 @@ pub enum SnapshotError {
     #[error("script line {line}: {why}")]
     Script { line: usize, why: String },
     #[error("script line {line} ({action}): {why}")]
-    Action { line: usize, action: String, why: String },
+    Action { line: usize, action: String, why: ActionError },
     #[error("no GPU adapter to draw the screens with: {0}")]
     Gpu(String),
     #[error("the image pipeline did not start: {0}")]
     Pipeline(String),
     #[error("{path}: {why}")]
     Write { path: PathBuf, why: String },
+}
+
+/// Why a script's action could not be done as an operator would do it.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("no {label:?} on the {screen} screen")]
+    NoControl { label: String, screen: String },
+    #[error("no field {label:?} on the {screen} screen")]
+    NoField { label: String, screen: String },
+    #[error("no bag of this run to point at there (log in first; the bag must be on screen)")]
+    NoBagThere,
+    #[error("no bag #{0} among the screen's recent bags")]
+    NotRecent(u64),
+    #[error("{what} {given:?}: one of {known}")]
+    Unknown { what: &'static str, given: String, known: String },
+    #[error("the language switch did not reach that language")]
+    Language,
+    /// Done as an operator would, and the screen shows no effect: what its message line said.
+    #[error("{what}{said}")]
+    NoEffect { what: String, said: String },
+    /// The desk refused the command.
+    #[error(transparent)]
+    Desk(#[from] crate::desk::DeskError),
 }
 
 /// One action of a script.
@@ -598,12 +621,13 @@ impl Headless {
     }
 
     /// Press the button (or checkbox, or selectable label) labelled `label` on screen `i`.
-    fn click(&mut self, i: usize, label: &str) -> Result<(), String> {
+    fn click(&mut self, i: usize, label: &str) -> Result<(), ActionError> {
         self.step(i);
+        let screen = self.agencies[i].clone();
         let node = self
             .h
             .query_by_label(label)
-            .ok_or_else(|| format!("no {label:?} on the {} screen", self.agencies[i]))?;
+            .ok_or_else(|| ActionError::NoControl { label: label.into(), screen })?;
         node.click();
         self.step(i);
         self.step(i);
@@ -617,10 +641,10 @@ impl Headless {
     }
 
     /// Type `text` into the field labelled `label` on screen `i` (what was there is replaced).
-    fn type_into(&mut self, i: usize, label: &str, text: &str) -> Result<(), String> {
+    fn type_into(&mut self, i: usize, label: &str, text: &str) -> Result<(), ActionError> {
         self.step(i);
-        let what = format!("no field {label:?} on the {} screen", self.agencies[i]);
-        let missing = || what.clone();
+        let screen = self.agencies[i].clone();
+        let missing = || ActionError::NoField { label: label.into(), screen: screen.clone() };
         let role = [Role::PasswordInput, Role::TextInput]
             .into_iter()
             .find(|r| self.h.query_by_role_and_label(*r, label).is_some())
@@ -646,13 +670,16 @@ impl Headless {
         self.step(i);
     }
 
-    fn on_screen(&self, i: usize, b: [f32; 2]) -> Result<egui::Pos2, String> {
-        self.ws().bag_point_on_screen(i, b).ok_or_else(|| {
-            "no bag of this run to point at there (log in first; the bag must be on screen)".to_string()
-        })
+    fn on_screen(&self, i: usize, b: [f32; 2]) -> Result<egui::Pos2, ActionError> {
+        self.ws().bag_point_on_screen(i, b).ok_or(ActionError::NoBagThere)
     }
 
-    fn act(&mut self, action: &Action) -> Result<(), String> {
+    /// The action took no effect: say so with what screen `i`'s message line says.
+    fn no_effect(&self, i: usize, what: impl Into<String>) -> ActionError {
+        ActionError::NoEffect { what: what.into(), said: self.said(i) }
+    }
+
+    fn act(&mut self, action: &Action) -> Result<(), ActionError> {
         match action {
             Action::Login { station, id, pin } => {
                 let lang = self.lang(*station);
@@ -660,7 +687,7 @@ impl Headless {
                 self.type_into(*station, &lang.tr("PIN", "密码"), pin)?;
                 self.click(*station, &lang.tr("Log in", "登录"))?;
                 if self.ws().desk().station(*station).operator.as_ref().is_none_or(|o| &o.id != id) {
-                    return Err(format!("{id} was not logged in{}", self.said(*station)));
+                    return Err(self.no_effect(*station, format!("{id} was not logged in")));
                 }
                 Ok(())
             }
@@ -676,7 +703,7 @@ impl Headless {
                     let label = self.lang(*station).switch_label();
                     self.click(*station, label)?;
                 }
-                Err("the language switch did not reach that language".into())
+                Err(ActionError::Language)
             }
             Action::Preset { station, preset } => {
                 let lang = self.lang(*station);
@@ -718,7 +745,11 @@ impl Headless {
                 let agency = self.ws().desk().agency_of(i).expect("every screen has an agency");
                 if !agency.categories.iter().any(|c| &c.id == category) {
                     let ids: Vec<&str> = agency.categories.iter().map(|c| c.id.as_str()).collect();
-                    return Err(format!("category {category:?}: one of {}", ids.join(", ")));
+                    return Err(ActionError::Unknown {
+                        what: "category",
+                        given: category.clone(),
+                        known: ids.join(", "),
+                    });
                 }
                 let lang = self.lang(i);
                 let (en, zh) = tool.name();
@@ -771,7 +802,7 @@ impl Headless {
                 self.pointer_away(i);
                 self.settle(i);
                 if self.marks_made(i) == before {
-                    return Err(format!("no mark was made{}", self.said(i)));
+                    return Err(self.no_effect(i, "no mark was made"));
                 }
                 Ok(())
             }
@@ -780,7 +811,11 @@ impl Headless {
                 let agency = self.ws().desk().agency_of(i).expect("every screen has an agency");
                 let Some(c) = agency.decision(code) else {
                     let codes: Vec<&str> = agency.decisions.iter().map(|d| d.code.as_str()).collect();
-                    return Err(format!("decision {code:?}: one of {}", codes.join(", ")));
+                    return Err(ActionError::Unknown {
+                        what: "decision",
+                        given: code.clone(),
+                        known: codes.join(", "),
+                    });
                 };
                 let (en, zh) = (c.label.en.clone(), c.label.zh.clone());
                 let lang = self.lang(i);
@@ -791,7 +826,7 @@ impl Headless {
                 self.click(i, &lang.tr(&en, &zh))?;
                 self.settle(i);
                 if self.decisions(i) == before {
-                    return Err(format!("no decision was recorded{}", self.said(i)));
+                    return Err(self.no_effect(i, "no decision was recorded"));
                 }
                 Ok(())
             }
@@ -809,27 +844,23 @@ impl Headless {
                             .iter()
                             .find(|(s, r)| r.id == *n && !crate::desk::is_archived(s))
                             .map(|(s, _)| s.bag)
-                            .ok_or_else(|| format!("no bag #{n} among the screen's recent bags"))?,
+                            .ok_or(ActionError::NotRecent(*n))?,
                     ),
                 };
                 let r = self.h.state_mut().ws.command(i, crate::desk::Command::Focus(key));
                 self.step(i);
-                r.map(|_| ()).map_err(|e| e.to_string())
+                Ok(r.map(|_| ())?)
             }
             Action::Type { station, label, text } => self.type_into(*station, label, text),
             Action::Open { station, id } => {
                 let i = *station;
                 self.step(i);
-                self.h
-                    .state_mut()
-                    .ws
-                    .command(i, crate::desk::Command::Open { id: *id })
-                    .map_err(|e| e.to_string())?;
+                self.h.state_mut().ws.command(i, crate::desk::Command::Open { id: *id })?;
                 // The archive reads it on a thread of its own; the next frame puts it on the GPU.
                 self.settle(i);
                 self.frame();
                 if self.ws().desk().station(i).opened.as_ref().map(|o| o.id) != Some(*id) {
-                    return Err(format!("bag {id} was not opened{}", self.said(i)));
+                    return Err(self.no_effect(i, format!("bag {id} was not opened")));
                 }
                 Ok(())
             }

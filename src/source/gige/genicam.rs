@@ -45,8 +45,25 @@ pub enum GenicamError {
     Formula { name: String, msg: String },
     #[error("register of `{name}`: {msg}")]
     Register { name: String, msg: String },
-    #[error("register of `{name}` at {addr:#x}: {msg}")]
-    Port { name: String, addr: i64, msg: String },
+    #[error("register of `{name}` at {addr:#x}: {source}")]
+    Port { name: String, addr: i64, source: PortError },
+}
+
+/// Why a [`Port`] could not read or write the device's memory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("the address is beyond the port's address space")]
+    Address,
+    #[error("{len} bytes: the port moves whole 32-bit words")]
+    Unaligned { len: usize },
+    #[error("{got} bytes came back for {want}")]
+    Short { got: usize, want: usize },
+    /// The device answered with an error status (its words).
+    #[error("the device refused: {0}")]
+    Refused(String),
+    /// No answer, or the link failed (the transport's words).
+    #[error("{0}")]
+    Link(String),
 }
 
 type R<T> = Result<T, GenicamError>;
@@ -54,8 +71,8 @@ type R<T> = Result<T, GenicamError>;
 /// Where register bytes come from: the device's memory as the XML addresses it (bytes in the
 /// device's order; the node says how to read them).
 pub trait Port {
-    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, String>;
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), String>;
+    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, PortError>;
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), PortError>;
 }
 
 /// An integer that is either written in the XML or read from another node.
@@ -357,16 +374,16 @@ impl NodeMap {
                 msg: format!("length {len} (1 to 8 bytes)"),
             });
         }
-        let b = port.read(addr, len).map_err(|msg| GenicamError::Port {
+        let b = port.read(addr, len).map_err(|source| GenicamError::Port {
             name: name.into(),
             addr: addr as i64,
-            msg,
+            source,
         })?;
         if b.len() != len {
             return Err(GenicamError::Port {
                 name: name.into(),
                 addr: addr as i64,
-                msg: format!("{} bytes for {len}", b.len()),
+                source: PortError::Short { got: b.len(), want: len },
             });
         }
         Ok((b, addr))
@@ -471,10 +488,10 @@ impl NodeMap {
                     return Err(GenicamError::Range { name: name.into(), value: v, min, max, inc: 1 });
                 }
                 let b = encode(v, len, reg.big_endian);
-                port.write(addr, &b).map_err(|msg| GenicamError::Port {
+                port.write(addr, &b).map_err(|source| GenicamError::Port {
                     name: name.into(),
                     addr: addr as i64,
-                    msg,
+                    source,
                 })
             }
             Node::MaskedIntReg { reg, lsb, msb, .. } => {
@@ -490,10 +507,10 @@ impl NodeMap {
                 let raw = decode(&old, reg.big_endian, 0, (old.len() * 8 - 1) as u32, false) as u64;
                 let new = (raw & !mask) | (((v as u64) << lo) & mask);
                 let b = encode(new as i64, old.len(), reg.big_endian);
-                port.write(addr, &b).map_err(|msg| GenicamError::Port {
+                port.write(addr, &b).map_err(|source| GenicamError::Port {
                     name: name.into(),
                     addr: addr as i64,
-                    msg,
+                    source,
                 })
             }
             Node::Boolean { value, on, off } => {
@@ -599,10 +616,10 @@ impl NodeMap {
         if len > MAX_STRING_REG {
             return Err(GenicamError::Register { name: name.into(), msg: format!("string of {len} bytes") });
         }
-        let b = port.read(addr, len).map_err(|msg| GenicamError::Port {
+        let b = port.read(addr, len).map_err(|source| GenicamError::Port {
             name: name.into(),
             addr: addr as i64,
-            msg,
+            source,
         })?;
         let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
         Ok(String::from_utf8_lossy(&b[..end]).into_owned())
@@ -921,10 +938,10 @@ mod tests {
     pub struct Mem(pub HashMap<u64, u8>);
 
     impl Port for Mem {
-        fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
+        fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, PortError> {
             Ok((0..len as u64).map(|k| self.0.get(&(addr + k)).copied().unwrap_or(0)).collect())
         }
-        fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), String> {
+        fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), PortError> {
             for (k, b) in data.iter().enumerate() {
                 self.0.insert(addr + k as u64, *b);
             }
@@ -1006,6 +1023,27 @@ mod tests {
             map.enum_entry(&mut m, "PixelFormat"),
             Err(GenicamError::UnknownValue { value: 9, .. })
         ));
+        // A port that fails: the feature, the address and the port's own reason, typed.
+        struct Refusing;
+        impl Port for Refusing {
+            fn read(&mut self, _: u64, len: usize) -> Result<Vec<u8>, PortError> {
+                Ok(vec![0; len - 1])
+            }
+            fn write(&mut self, _: u64, _: &[u8]) -> Result<(), PortError> {
+                Err(PortError::Refused("ACCESS_DENIED".into()))
+            }
+        }
+        let e = map.int(&mut Refusing, "Width").unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                GenicamError::Port { addr: 0x100, source: PortError::Short { got: 3, want: 4 }, .. }
+            ),
+            "{e}"
+        );
+        let e = map.set_int(&mut Refusing, "Height", 8).unwrap_err();
+        assert!(matches!(&e, GenicamError::Port { source: PortError::Refused(_), .. }), "{e}");
+        assert!(e.to_string().contains("ACCESS_DENIED"), "{e}");
     }
 
     #[test]

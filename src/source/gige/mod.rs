@@ -17,6 +17,7 @@ pub mod lines;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
+use genicam::PortError;
 use gvcp::{Ack, AckError, Cmd, DeviceInfo, XmlUrl, reg};
 
 #[derive(Debug, thiserror::Error)]
@@ -337,25 +338,33 @@ fn broadcast_targets() -> Vec<(Ipv4Addr, Ipv4Addr)> {
 /// GenICam features reach the device through its control channel: 4-byte aligned registers by
 /// READREG/WRITEREG (what every device implements), anything else by READMEM/WRITEMEM.
 impl genicam::Port for Gvcp {
-    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
-        let a = u32::try_from(addr).map_err(|_| format!("address {addr:#x} beyond 32 bits"))?;
+    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, PortError> {
+        let a = u32::try_from(addr).map_err(|_| PortError::Address)?;
         let r = if len == 4 && a.is_multiple_of(4) {
             self.read_reg(a).map(|v| v.to_be_bytes().to_vec())
         } else {
             self.read_mem(a & !3, len + (a & 3) as usize).map(|b| b[(a & 3) as usize..].to_vec())
         };
-        r.map_err(|e| e.to_string())
+        r.map_err(port_error)
     }
 
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), String> {
-        let a = u32::try_from(addr).map_err(|_| format!("address {addr:#x} beyond 32 bits"))?;
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), PortError> {
+        let a = u32::try_from(addr).map_err(|_| PortError::Address)?;
         let r = if data.len() == 4 && a.is_multiple_of(4) {
             self.write_reg(a, u32::from_be_bytes([data[0], data[1], data[2], data[3]]))
         } else if a.is_multiple_of(4) && data.len().is_multiple_of(4) {
             self.write_mem(a, data)
         } else {
-            return Err(format!("{} bytes at {a:#x}: GigE Vision writes whole 32-bit words", data.len()));
+            return Err(PortError::Unaligned { len: data.len() });
         };
-        r.map_err(|e| e.to_string())
+        r.map_err(port_error)
+    }
+}
+
+/// The GenICam view of a control channel's failure: the device's refusal, or the link's.
+fn port_error(e: GigeError) -> PortError {
+    match e {
+        GigeError::Device { .. } => PortError::Refused(e.to_string()),
+        e => PortError::Link(e.to_string()),
     }
 }
