@@ -88,15 +88,15 @@ fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
          snap before\n\
          login customs c001 1111\n\
          login quarantine q001 2222\n\
-         focus customs 1\n\
-         focus quarantine 1\n\
+         focus customs 2\n\
+         focus quarantine 2\n\
          snap start\n\
          preset customs hp\n\
          snap hp\n\
          mark customs rect 20 300 300 1200 weapon \"blade, left side\"\n\
          key customs Ctrl+2\n\
          decide quarantine release\n\
-         focus quarantine 1\n\
+         focus quarantine 2\n\
          decide quarantine open \"customs opens it: look at the fruit too\"\n\
          lang quarantine en\n",
         &[&"--synthetic", &"3", &"--data", &data],
@@ -320,7 +320,7 @@ fn a_three_agency_site_renders_three_screens() {
     let (ok, stdout, stderr) = snapshot(
         dir.path(),
         "login customs c001 1111\nlogin quarantine q001 2222\nlogin security s001 3333\n\
-         focus security 1\ndecide security confiscate\n",
+         focus security 2\ndecide security confiscate\n",
         &[&"--synthetic", &"3", &"--site", &site("three-screens.toml")],
     );
     assert!(ok, "{stderr}");
@@ -413,7 +413,7 @@ fn a_back_office_screen_works_from_the_archive_only() {
     assert_eq!(&back.get_pixel(x, y).0[..3], &[40, 40, 40], "the back office draws no belt");
     let b = text(&out.join("customs-back.txt"));
     assert!(b.contains("Back office 后台") && b.contains("From the archive: no. 1"), "{b}");
-    assert!(b.contains("Recorded 已记录: detain (c001)"), "{b}");
+    assert!(b.contains("Recorded 已记录 #1: detain (c001)"), "{b}");
     let (ok, bags, err) = run(twinspect().args(["bags", "--json", "--data"]).arg(&data));
     assert!(ok, "{err}");
     let bag1 = bags.lines().find(|l| l.contains("\"id\":1,")).expect("bag 1");

@@ -223,7 +223,7 @@ fn a_decision_is_refused_until_the_bag_is_scanned_and_shown_whole_on_that_screen
     customs.run();
     customs.get_by_label("Release 放行").click();
     customs.run();
-    customs.get_by_label("Recorded 已记录: release (c001)");
+    customs.get_by_label("Recorded 已记录 #5: release (c001)");
     assert_eq!(desk.borrow().bags[0].1.decisions.len(), 1);
 }
 
@@ -240,7 +240,7 @@ fn a_decision_shows_as_recorded_only_once_the_archive_has_committed_it() {
     customs.get_by_label("Release 放行").click();
     customs.run();
     settle(&desk, &mut customs);
-    customs.get_by_label("Recorded 已记录: release (c001)");
+    customs.get_by_label("Recorded 已记录 #1: release (c001)");
     {
         let desk = desk.borrow();
         let store = desk.archive.as_ref().unwrap().reader().unwrap();
@@ -287,11 +287,11 @@ fn after_a_restart_an_earlier_bag_is_opened_from_the_archive_seen_and_decided_on
     customs.run();
     log_in(&mut customs, "c001", "1111");
     // Picking it from the list opens its image from the archive.
-    customs.get_by_label("#0 [earlier 较早] Waiting 待处置: Customs 海关, Quarantine 检验检疫").click();
+    customs.get_by_label("#1 [earlier 较早] Waiting 待处置: Customs 海关, Quarantine 检验检疫").click();
     customs.run();
     settle(&desk, &mut customs);
     customs.get_by_label("Bag #1 opened from the archive 已从存档打开行李 #1");
-    customs.get_by_label("Bag 行李 #0 · tag 标签 TS00000800");
+    customs.get_by_label("Bag 行李 #1 · tag 标签 TS00000800");
     let lines = {
         let d = desk.borrow();
         let o = d.station(0).opened.as_ref().expect("open on customs' screen");
@@ -308,7 +308,7 @@ fn after_a_restart_an_earlier_bag_is_opened_from_the_archive_seen_and_decided_on
     customs.get_by_label("Detain / seize 扣留/查扣").click();
     customs.run();
     settle(&desk, &mut customs);
-    customs.get_by_label("Recorded 已记录: detain (c001)");
+    customs.get_by_label("Recorded 已记录 #1: detain (c001)");
     // Found by its tag and opened again from the search.
     type_into(&mut customs, "Find in the archive 存档查找", "TS00000801");
     customs.get_by_label("Find 查找").click();
@@ -394,7 +394,7 @@ fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived
     customs.get_by_label("Release 放行").click();
     customs.run();
     settle(&desk, &mut customs);
-    customs.get_by_label("Recorded 已记录: release (c001)");
+    customs.get_by_label("Recorded 已记录 #3: release (c001)");
     let desk = desk.borrow();
     let rows = desk.archive.as_ref().unwrap().reader().unwrap().training("c001").unwrap();
     let got: Vec<TrainingResult> = rows.iter().map(|r| r.result).collect();
@@ -441,8 +441,7 @@ fn an_opening_asked_by_one_agency_calls_both_and_closes_when_both_have_recorded_
     settle(&desk, &mut customs);
     // Quarantine has not decided, and is called to the same opening all the same.
     quarantine.run();
-    quarantine
-        .get_by_label("Joint opening of bag #12: record your findings 行李 #12 联合开箱：请记录查验结果");
+    quarantine.get_by_label("Joint opening of bag #1: record your findings 行李 #1 联合开箱：请记录查验结果");
     quarantine.get_by_label("Joint opening 联合开箱查验 (under way 进行中): Customs 海关");
     quarantine.get_by_label("Quarantine 检验检疫: findings awaited 待记录");
     // Customs found nothing.
@@ -468,7 +467,7 @@ fn an_opening_asked_by_one_agency_calls_both_and_closes_when_both_have_recorded_
         "Quarantine 检验检疫: Fruit and vegetables 水果蔬菜 ×12 (apples) · treatment 处理: destroyed (q001)",
     );
     customs.get_by_label("Customs 海关: nothing found 未发现 (c001)");
-    customs.get_by_label_contains("#12 Waiting 待处置: Quarantine 检验检疫 · opening closed 开箱结束");
+    customs.get_by_label_contains("#1 Waiting 待处置: Quarantine 检验检疫 · opening closed 开箱结束");
     // In the archive, audited, and in the CSV export.
     let desk = desk.borrow();
     let store = desk.archive.as_ref().unwrap().reader().unwrap();

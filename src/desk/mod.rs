@@ -121,6 +121,8 @@ pub enum Done {
     Recording,
     Decided {
         bag: u64,
+        /// The bag's number as people know it ([`Desk::number`]).
+        number: u64,
         decision: Decision,
         training: Option<(TrainingResult, Option<String>)>,
     },
@@ -517,7 +519,7 @@ impl Desk {
                 if let Some(b) = bag
                     && self.bag(b).is_none()
                 {
-                    return Err(DeskError::NoSuchBag(b));
+                    return Err(DeskError::NoSuchBag(self.number(b)));
                 }
                 self.stations[i].selected = bag;
                 Ok(Done::Focused(bag))
@@ -556,7 +558,7 @@ impl Desk {
                 Ok(Done::Opening(id))
             }
             Command::Recall(key) => {
-                let (span, _) = self.bag(key).ok_or(DeskError::NoSuchBag(key))?;
+                let (span, _) = self.bag(key).ok_or(DeskError::NoSuchBag(self.number(key)))?;
                 let archived = is_archived(span);
                 if !archived && !self.stations[i].back_office && span.first_line >= self.live_oldest {
                     let st = &mut self.stations[i];
@@ -640,20 +642,30 @@ impl Desk {
     }
 
     fn record_of(&self, bag: u64) -> Result<&BagRecord, DeskError> {
-        self.bag(bag).map(|(_, r)| r).ok_or(DeskError::NoSuchBag(bag))
+        self.bag(bag).map(|(_, r)| r).ok_or(DeskError::NoSuchBag(self.number(bag)))
+    }
+
+    /// The number a person knows bag `key` by, on every screen and in every message: its archive
+    /// number once it has entered the archive (what search, open, the exports and the records
+    /// say), else its number in this run (no archive, or the moment before it enters).
+    pub fn number(&self, key: u64) -> u64 {
+        if key & ARCHIVED_KEY != 0 {
+            return key & !ARCHIVED_KEY;
+        }
+        self.archive.as_ref().and_then(|a| a.archive_id(key)).map_or(key, |id| id as u64)
     }
 
     fn decide(&mut self, i: usize, code: &str, reason: Option<&str>, now_ms: u64) -> Result<Done, DeskError> {
         let (op, agency) = self.acting(i)?;
         let bag = self.focus(i).ok_or(DeskError::NoBag)?;
-        let (span, rec) = self.bag(bag).ok_or(DeskError::NoSuchBag(bag))?;
+        let (span, rec) = self.bag(bag).ok_or(DeskError::NoSuchBag(self.number(bag)))?;
         // Only once the bag has been scanned whole and shown whole on this screen (live, or
         // opened from the archive).
         if !is_archived(span) && span.end_line.is_none() {
-            return Err(DeskError::StillScanning(bag));
+            return Err(DeskError::StillScanning(self.number(bag)));
         }
         if !self.shown_whole(i, bag) {
-            return Err(DeskError::NotSeen(bag));
+            return Err(DeskError::NotSeen(self.number(bag)));
         }
         let mut trial = rec.clone();
         let d = trial.decide(&self.config, &agency, code, &op, now_ms, reason)?.clone();
@@ -692,6 +704,7 @@ impl Desk {
     /// A committed change enters the bag's record (the screens show it from now on).
     fn applied(&mut self, i: Option<usize>, bag: u64, change: Change) -> Done {
         let now_ms = crate::unix_ms();
+        let number = self.number(bag);
         let Some(rec) = self.bag_mut(bag) else { return Done::Focused(None) };
         match change {
             Change::Decision { d, op } => {
@@ -705,7 +718,7 @@ impl Desk {
                         self.stations[i].selected = None;
                     }
                 }
-                Done::Decided { bag, decision: d, training }
+                Done::Decided { bag, number, decision: d, training }
             }
             Change::AddMark(m) => {
                 let id = m.id;

@@ -77,8 +77,9 @@ pub fn said_text(lang: Lang, cfg: &InspectionConfig, r: &Result<Done, DeskError>
         Ok(Done::LoggedIn(op)) => ok(format!("Logged in: {}", op.id), format!("已登录: {}", op.id)),
         Ok(Done::LoggedOut | Done::Focused(_) | Done::BreakDue { .. }) => None,
         Ok(Done::Recording) => ok("Recording…".into(), "正在记录…".into()),
-        Ok(Done::Decided { decision: d, training, .. }) => {
-            let mut text = format!("{}: {} ({})", lang.tr("Recorded", "已记录"), d.code, d.operator);
+        Ok(Done::Decided { number, decision: d, training, .. }) => {
+            let mut text =
+                format!("{} #{number}: {} ({})", lang.tr("Recorded", "已记录"), d.code, d.operator);
             if let Some((r, threat)) = training {
                 use crate::domain::tip::TrainingResult as R;
                 let name = threat.clone().unwrap_or_default();
@@ -405,7 +406,7 @@ impl StationPanel {
         ui.label(format!(
             "{} #{} · {} {}",
             lang.tr("Bag", "行李"),
-            bag.id,
+            desk.number(bag_id),
             lang.tr("tag", "标签"),
             bag.item_id.as_deref().unwrap_or("-")
         ));
@@ -473,7 +474,7 @@ impl StationPanel {
                 r.opening(&desk.config)
                     .is_some_and(|o| o.results.iter().any(|(a, f)| a == &agency.id && f.is_none()))
             })
-            .map(|(s, r)| (s.bag, r.id))
+            .map(|(s, _)| (s.bag, desk.number(s.bag)))
             .collect();
         let mut go = None;
         for (key, number) in waiting {
@@ -643,10 +644,18 @@ impl StationPanel {
                     String::new()
                 };
                 let text = if hidden {
-                    format!("#{}{earlier} {}", rec.id, lang.tr("Your decision pending", "待本方处置"))
+                    format!(
+                        "#{}{earlier} {}",
+                        desk.number(span.bag),
+                        lang.tr("Your decision pending", "待本方处置")
+                    )
                 } else {
                     let opening = opening_text(lang, rec.opening(&desk.config).as_ref());
-                    format!("#{}{earlier} {}{opening}", rec.id, outcome_text(lang, &desk.config, &state))
+                    format!(
+                        "#{}{earlier} {}{opening}",
+                        desk.number(span.bag),
+                        outcome_text(lang, &desk.config, &state)
+                    )
                 };
                 if ui.selectable_label(current == Some(span.bag), text).clicked() {
                     picked = Some(span.clone());

@@ -1140,8 +1140,10 @@ impl Workstation {
         for j in (0..self.stations.len()).rev() {
             let Some(key) = self.desk.focus(j) else { continue };
             let Some(on) = on_screen.iter().find(|b| b.key == key) else { continue };
-            let Some((_, rec)) = self.desk.bag(key) else { continue };
-            let number = rec.id;
+            if self.desk.bag(key).is_none() {
+                continue;
+            }
+            let number = self.desk.number(key);
             let end = on.end.min(head.max(on.first_line as f64));
             let end = if self.opened[i].is_some() { on.end } else { end };
             let (xa, xb) = (rect.left() + m.x_of_line(on.first_line as f64), rect.left() + m.x_of_line(end));

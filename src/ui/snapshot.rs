@@ -842,7 +842,9 @@ impl Headless {
                             .desk()
                             .bags
                             .iter()
-                            .find(|(s, r)| r.id == *n && !crate::desk::is_archived(s))
+                            .find(|(s, _)| {
+                                self.ws().desk().number(s.bag) == *n && !crate::desk::is_archived(s)
+                            })
                             .map(|(s, _)| s.bag)
                             .ok_or(ActionError::NotRecent(*n))?,
                     ),
