@@ -102,6 +102,8 @@ fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
         &[&"--synthetic", &"3", &"--data", &data],
     );
     assert!(ok, "{stderr}");
+    // The status bar is one line at 1280 px (the details in its tooltip), in both languages.
+    assert!(!stderr.contains("status bar wraps"), "{stderr}");
     for name in ["start-customs", "start-quarantine", "hp-customs", "customs", "quarantine"] {
         let f = out.join(format!("{name}.png"));
         assert!(stdout.contains(&f.display().to_string()), "{name} listed: {stdout}");

@@ -393,6 +393,11 @@ impl Workstation {
     }
 
     /// Station `i`'s login, decision and marking forms.
+    /// How tall station `i`'s status bar has been drawn (points): one line of text is about 26.
+    pub fn status_bar_height(&self, i: usize) -> f32 {
+        self.status_height[i].1
+    }
+
     pub fn panel(&self, i: usize) -> &StationPanel {
         &self.panels[i]
     }
@@ -746,9 +751,12 @@ impl Workstation {
         let s = &self.assembler.stats;
         let st = &self.source.stats;
         use std::sync::atomic::Ordering::Relaxed;
+        // One line at 1280 px: what an operator reads at a glance; the engineering details (the
+        // source, link counters, calibration, adapter, profile) in the ⓘ tooltip.
+        let warn = egui::Color32::from_rgb(255, 90, 90);
+        let mut details: Vec<String> =
+            vec![format!("{}: {}", lang.tr("Source", "信号源"), self.source.description)];
         ui.horizontal_wrapped(|ui| {
-            ui.label(format!("{}: {}", lang.tr("Source", "信号源"), self.source.description));
-            ui.separator();
             let finished = st.finished.load(Relaxed);
             let link_down = !st.connected.load(Relaxed) && !finished;
             let health = if finished {
@@ -775,39 +783,42 @@ impl Workstation {
             let text = format!("{health}, {:.0} {}", self.rate.rate, lang.tr("lines/s", "线/秒"));
             if link_down {
                 let detail = s.link.as_ref().map_or(String::new(), |(_, d)| d.clone());
-                ui.colored_label(egui::Color32::from_rgb(255, 90, 90), text).on_hover_text(detail);
+                ui.colored_label(warn, text).on_hover_text(detail);
             } else {
                 ui.label(text);
             }
             let (crc, lost, reconnects) =
                 (st.crc_errors.load(Relaxed), st.frames_lost.load(Relaxed), st.reconnects.load(Relaxed));
-            if crc + lost + reconnects > 0 {
-                ui.label(format!(
-                    "{} {crc} · {} {lost} · {} {reconnects}",
-                    lang.tr("CRC errors", "校验错误"),
-                    lang.tr("frames lost", "丢帧"),
-                    lang.tr("reconnects", "重连")
-                ));
-            }
+            let link_counts = format!(
+                "{} {crc} · {} {lost} · {} {reconnects}",
+                lang.tr("CRC errors", "校验错误"),
+                lang.tr("frames lost", "丢帧"),
+                lang.tr("reconnects", "重连")
+            );
             // GigE Vision: packets asked for again, and how many came.
             let (asked, came) = (st.resends_requested.load(Relaxed), st.resends_honoured.load(Relaxed));
-            if asked > 0 {
-                ui.label(format!("{} {came}/{asked}", lang.tr("resent packets", "重传包")));
-            }
+            details.push(format!("{link_counts} · {} {came}/{asked}", lang.tr("resent packets", "重传包")));
             ui.separator();
             ui.label(format!(
-                "{} {} · {} {} · {} {} · {} {}",
+                "{} {} · {} {}",
                 lang.tr("line", "线号"),
                 self.gpu.as_ref().map_or(0, |g| g.live.head),
-                lang.tr("missing", "缺失"),
-                s.lines_missing,
-                lang.tr("dropped", "丢弃"),
-                st.lines_dropped.load(Relaxed),
                 lang.tr("bags", "行李数"),
                 s.bags
             ));
-            ui.separator();
-            ui.label(format!(
+            // Lines lost on the way are shown only when there are some, and in red.
+            let dropped = st.lines_dropped.load(Relaxed);
+            let lost_lines = format!(
+                "{} {} · {} {dropped}",
+                lang.tr("missing", "缺失"),
+                s.lines_missing,
+                lang.tr("dropped", "丢弃"),
+            );
+            if s.lines_missing + dropped > 0 || crc + lost + reconnects > 0 {
+                ui.colored_label(warn, &lost_lines).on_hover_text(&link_counts);
+            }
+            details.push(lost_lines);
+            details.push(format!(
                 "{}: {} {}, {} {}",
                 lang.tr("calibration", "校准"),
                 s.lines_since_calibration,
@@ -815,18 +826,17 @@ impl Workstation {
                 s.air_updates,
                 lang.tr("air updates", "次空气更新")
             ));
-            ui.separator();
-            ui.label(format!("GPU: {}", self.gpu.as_ref().map_or("none", |g| g.adapter.as_str())));
-            ui.separator();
-            let (en, zh) = i18n::preset_name(self.stations[i].preset);
-            ui.label(format!(
-                "{} · {} kVp · {} {} · {}",
+            details.push(format!("GPU: {}", self.gpu.as_ref().map_or("none", |g| g.adapter.as_str())));
+            details.push(format!(
+                "{} · {} kVp · {} {}",
                 self.profile.name,
                 self.profile.kvp,
                 self.profile.channels,
                 lang.tr("ch", "通道"),
-                lang.tr(en, zh)
             ));
+            ui.separator();
+            let (en, zh) = i18n::preset_name(self.stations[i].preset);
+            ui.label(lang.tr(en, zh));
             let pending = self
                 .desk
                 .bags
@@ -847,6 +857,8 @@ impl Workstation {
                 ui.separator();
                 ui.colored_label(egui::Color32::YELLOW, "no CJK font: install fonts-noto-cjk (中文字体缺失)");
             }
+            ui.separator();
+            ui.weak(lang.tr("details", "详情")).on_hover_text(details.join("\n"));
             if let Some(e) = self.error.as_ref().or(s.last_error.as_ref()) {
                 ui.separator();
                 ui.colored_label(egui::Color32::RED, e);

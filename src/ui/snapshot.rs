@@ -995,6 +995,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
         .map_err(|e| SnapshotError::Write { path: path.to_owned(), why: e.to_string() })
 }
 
+/// Tallest a status bar of one line of text is (points).
+const STATUS_BAR_ONE_LINE: f32 = 36.0;
+
 /// Run the workstation of `parts` headless: wait for the bags, play the script, write the
 /// screens after every `snap` and at the end.
 pub fn run(parts: Parts, script: &Script, opts: &SnapshotOptions) -> Result<SnapshotReport, SnapshotError> {
@@ -1021,6 +1024,14 @@ pub fn run(parts: Parts, script: &Script, opts: &SnapshotOptions) -> Result<Snap
     let dropped = r.ws().source().stats.lines_dropped.load(std::sync::atomic::Ordering::Relaxed);
     if dropped > 0 {
         report.warnings.push(format!("{dropped} lines were dropped before the screens took them"));
+    }
+    // A status bar that wraps takes image rows from the operator (one line of text is ~26 pt).
+    for i in 0..r.agencies.len() {
+        let h = r.ws().status_bar_height(i);
+        if h > STATUS_BAR_ONE_LINE {
+            let screen = &r.agencies[i];
+            report.warnings.push(format!("the {screen} screen's status bar wraps ({h:.0} pt tall)"));
+        }
     }
     Ok(report)
 }
