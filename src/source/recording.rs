@@ -180,20 +180,39 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Why a record's payload does not decode.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("payload too short or malformed")]
+    Short,
+    #[error("line kind {0} (0 dark, 1 air, 2 scan)")]
+    LineKind(u8),
+    #[error("{0} channels (1..={MAX_CHANNELS})")]
+    Channels(u32),
+    #[error("tag of {0} bytes (at most {MAX_TEXT})")]
+    TagLength(u16),
+    #[error("tag is not UTF-8")]
+    TagText,
+    #[error("unknown record kind {0}")]
+    Kind(u8),
+    #[error("{0} bytes left over in the payload")]
+    LeftOver(usize),
+}
+
 /// Decode one record's payload.
-pub fn decode_payload(kind: u8, p: &[u8]) -> Result<Rec, String> {
+pub fn decode_payload(kind: u8, p: &[u8]) -> Result<Rec, PayloadError> {
     let mut c = Cursor { b: p, at: 0 };
-    let short = || "payload too short or malformed".to_string();
+    let short = || PayloadError::Short;
     let rec = match kind {
         1 => {
             let seq = c.u64().ok_or_else(short)?;
             let k = c.u8().ok_or_else(short)?;
             if k > 2 {
-                return Err(format!("line kind {k} (0 dark, 1 air, 2 scan)"));
+                return Err(PayloadError::LineKind(k));
             }
             let n = c.u32().ok_or_else(short)?;
             if n == 0 || n > MAX_CHANNELS {
-                return Err(format!("{n} channels (1..={MAX_CHANNELS})"));
+                return Err(PayloadError::Channels(n));
             }
             let samples = c.take(n as usize * 4).ok_or_else(short)?;
             let v: Vec<u16> = samples.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
@@ -206,11 +225,11 @@ pub fn decode_payload(kind: u8, p: &[u8]) -> Result<Rec, String> {
             let item_id = if n == 0xFFFF {
                 None
             } else if u32::from(n) > MAX_TEXT {
-                return Err(format!("tag of {n} bytes (at most {MAX_TEXT})"));
+                return Err(PayloadError::TagLength(n));
             } else {
                 Some(
                     String::from_utf8(c.take(n as usize).ok_or_else(short)?.to_vec())
-                        .map_err(|_| "tag is not UTF-8")?,
+                        .map_err(|_| PayloadError::TagText)?,
                 )
             };
             Rec::BagStart { bag, item_id }
@@ -229,10 +248,10 @@ pub fn decode_payload(kind: u8, p: &[u8]) -> Result<Rec, String> {
             let up = c.u8().ok_or_else(short)? != 0;
             Rec::Link { up, detail: c.text().ok_or_else(short)? }
         }
-        k => return Err(format!("unknown record kind {k}")),
+        k => return Err(PayloadError::Kind(k)),
     };
     if c.at != p.len() {
-        return Err(format!("{} bytes left over in the payload", p.len() - c.at));
+        return Err(PayloadError::LeftOver(p.len() - c.at));
     }
     Ok(rec)
 }
@@ -320,7 +339,7 @@ impl<R: Read> Reader<R> {
         if t < self.last_t {
             return Err(damaged(format!("time goes back ({t} us after {} us)", self.last_t)));
         }
-        let rec = decode_payload(body[0], &body[9..crc_at]).map_err(damaged)?;
+        let rec = decode_payload(body[0], &body[9..crc_at]).map_err(|e| damaged(e.to_string()))?;
         self.last_t = t;
         self.offset += 4 + body.len() as u64;
         Ok(Some((t, rec)))

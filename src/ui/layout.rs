@@ -42,23 +42,17 @@ impl Layout {
         }
     }
 
-    pub fn from_toml(text: &str, stations: usize) -> Result<Self, String> {
-        let l: Layout = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str, stations: usize) -> Result<Self, LayoutError> {
+        let l: Layout = toml::from_str(text).map_err(|e| LayoutError::Toml(Box::new(e)))?;
         if l.stations.len() != stations {
-            return Err(format!(
-                "the layout places {} windows; the workstation has {stations} stations",
-                l.stations.len()
-            ));
+            return Err(LayoutError::Count { placed: l.stations.len(), stations });
         }
         for (i, s) in l.stations.iter().enumerate() {
             let ok = s.position.iter().chain(&s.size).all(|v| v.is_finite())
                 && (200.0..=16384.0).contains(&s.size[0])
                 && (200.0..=16384.0).contains(&s.size[1]);
             if !ok {
-                return Err(format!(
-                    "station {}: size must be 200 to 16384 points, coordinates finite",
-                    i + 1
-                ));
+                return Err(LayoutError::Size { station: i + 1 });
             }
         }
         Ok(l)
@@ -70,6 +64,18 @@ impl Layout {
             .cloned()
             .unwrap_or_else(|| Layout::side_by_side(i + 1, 1920.0, 1000.0).stations[i].clone())
     }
+}
+
+/// Why a layout file cannot place the windows.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// Not TOML of a layout (the parser's words name the line).
+    #[error(transparent)]
+    Toml(Box<toml::de::Error>),
+    #[error("the layout places {placed} windows; the workstation has {stations} stations")]
+    Count { placed: usize, stations: usize },
+    #[error("station {station}: size must be 200 to 16384 points, coordinates finite")]
+    Size { station: usize },
 }
 
 impl Default for Layout {
@@ -89,8 +95,15 @@ mod tests {
         let l = Layout::from_toml(two_monitors, 2).unwrap();
         assert_eq!(l.placement(1).position, [1920.0, 0.0]);
         assert!(l.placement(0).fullscreen);
-        assert!(Layout::from_toml(two_monitors, 3).is_err());
-        assert!(Layout::from_toml("[[stations]]\nposition = [0, 0]\nsize = [5, 5]\n", 1).is_err());
+        assert!(matches!(
+            Layout::from_toml(two_monitors, 3),
+            Err(LayoutError::Count { placed: 2, stations: 3 })
+        ));
+        assert!(matches!(
+            Layout::from_toml("[[stations]]\nposition = [0, 0]\nsize = [5, 5]\n", 1),
+            Err(LayoutError::Size { station: 1 })
+        ));
+        assert!(matches!(Layout::from_toml("stations = 3", 1), Err(LayoutError::Toml(_))));
         assert!(Layout::from_toml("nonsense", 2).is_err());
         let shipped = include_str!("../../hardware/layouts/two-monitors.toml");
         assert!(Layout::from_toml(shipped, 2).unwrap().placement(1).fullscreen);

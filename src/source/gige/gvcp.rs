@@ -422,9 +422,22 @@ pub enum XmlUrl {
 /// Largest XML (zipped or not) read from device memory.
 pub const MAX_XML: u32 = 4 << 20;
 
+/// Why a device's XML URL (register 0x0200) cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum XmlUrlError {
+    #[error("XML URL `{0}`: expected Local:name;address;length")]
+    Form(String),
+    #[error("XML URL `{url}`: `{field}` is not hexadecimal")]
+    NotHex { url: String, field: String },
+    #[error("XML URL `{url}`: length {len} (1..={MAX_XML} accepted)")]
+    Length { url: String, len: u32 },
+    #[error("XML URL `{0}`: address + length overflow")]
+    Overflow(String),
+}
+
 impl XmlUrl {
     /// Parse the string of register 0x0200 (NUL-terminated in 512 bytes).
-    pub fn parse(raw: &[u8]) -> Result<XmlUrl, String> {
+    pub fn parse(raw: &[u8]) -> Result<XmlUrl, XmlUrlError> {
         let s = field(raw);
         let Some(rest) = s.strip_prefix("Local:").or_else(|| s.strip_prefix("local:")) else {
             return Ok(XmlUrl::Other(s));
@@ -432,19 +445,19 @@ impl XmlUrl {
         let rest = rest.split('?').next().unwrap_or("");
         let parts: Vec<&str> = rest.split(';').collect();
         let [name, addr, len] = parts[..] else {
-            return Err(format!("XML URL `{s}`: expected Local:name;address;length"));
+            return Err(XmlUrlError::Form(s));
         };
         let hex = |t: &str| {
             let t = t.trim();
             u32::from_str_radix(t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t), 16)
-                .map_err(|_| format!("XML URL `{s}`: `{t}` is not hexadecimal"))
+                .map_err(|_| XmlUrlError::NotHex { url: s.clone(), field: t.to_owned() })
         };
         let (addr, len) = (hex(addr)?, hex(len)?);
         if len == 0 || len > MAX_XML {
-            return Err(format!("XML URL `{s}`: length {len} (1..={MAX_XML} accepted)"));
+            return Err(XmlUrlError::Length { url: s, len });
         }
         if addr.checked_add(len).is_none() {
-            return Err(format!("XML URL `{s}`: address + length overflow"));
+            return Err(XmlUrlError::Overflow(s));
         }
         Ok(XmlUrl::Local { name: name.to_owned(), addr, len })
     }

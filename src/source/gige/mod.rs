@@ -32,6 +32,8 @@ pub enum GigeError {
     Command(#[from] gvcp::CmdError),
     #[error("GenICam XML: {0}")]
     Xml(String),
+    #[error(transparent)]
+    XmlUrl(#[from] gvcp::XmlUrlError),
 }
 
 /// One device's control channel.
@@ -200,7 +202,7 @@ impl Gvcp {
     /// The device's GenICam XML as stored (a `.zip` name means a zip archive), and its URL.
     pub fn xml(&mut self) -> Result<(XmlUrl, Vec<u8>), GigeError> {
         let raw = self.read_mem(reg::XML_URL_1, 512)?;
-        let url = XmlUrl::parse(&raw).map_err(GigeError::Xml)?;
+        let url = XmlUrl::parse(&raw)?;
         match &url {
             XmlUrl::Local { addr, len, .. } => {
                 let bytes = self.read_mem(*addr, *len as usize)?;
