@@ -738,13 +738,15 @@ impl BagRecord {
         if asked_by.is_empty() {
             return None;
         }
-        let results: Vec<(String, Option<Findings>)> = cfg
-            .agencies
-            .iter()
-            .map(|a| (a.id.clone(), self.findings.iter().rev().find(|f| f.agency == a.id).cloned()))
-            .collect();
+        let results: Vec<(String, Option<Findings>)> =
+            cfg.agencies.iter().map(|a| (a.id.clone(), self.findings_of(&a.id).cloned())).collect();
         let closed = results.iter().all(|(_, f)| f.is_some());
         Some(Opening { asked_by, results, closed })
+    }
+
+    /// `agency`'s findings in force: its latest record (earlier ones stay in the history).
+    pub fn findings_of(&self, agency: &str) -> Option<&Findings> {
+        self.findings.iter().rev().find(|f| f.agency == agency)
     }
 
     /// Record `agency`'s findings at the opening (empty `items`: nothing found).

@@ -313,8 +313,7 @@ pub fn export_bag(
         ds.put_str(tag(0x6100, 0x31), b"LO", if energy == 1 { "LOW ENERGY" } else { "HIGH ENERGY" });
         ds.put_bytes(tag(0x7fe0, 0x10), b"OW", pixels.iter().flat_map(|v| v.to_le_bytes()).collect());
         let path = out.join(format!("bag-{id:08}-dx-{name}.dcs"));
-        crate::files::io::write_atomically(&path, &encode_file(&meta(DX_FOR_PROCESSING, &sop), &ds))
-            .map_err(|e| DicosError::Bad(e.to_string()))?;
+        write_object(&path, DX_FOR_PROCESSING, &sop, &ds)?;
         dx_refs.push((series, sop.clone()));
         written.push(Written { path, sop_instance: sop, what: format!("DX {name} energy") });
     }
@@ -326,25 +325,23 @@ pub fn export_bag(
         let series = uid(&["tdr series", &agency.id, &key]);
         let ds = tdr(&common, agency, decision, &marks, &dx_refs, &sop, &series, 3 + i as u16);
         let path = out.join(format!("bag-{id:08}-tdr-{}.dcs", agency.id));
-        crate::files::io::write_atomically(&path, &encode_file(&meta(TDR, &sop), &ds))
-            .map_err(|e| DicosError::Bad(e.to_string()))?;
+        write_object(&path, TDR, &sop, &ds)?;
         written.push(Written {
             path,
             sop_instance: sop,
-            what: format!("TDR {} ({} marks, {})", agency.id, marks.len(), alarm(decision, cfg, agency).0),
+            what: format!("TDR {} ({} marks, {})", agency.id, marks.len(), alarm(decision, agency).0),
         });
     }
-    // The opening's findings in force, one GROUND_TRUTH report per agency that recorded them.
+    // The opening's findings in force, one GROUND TRUTH report per agency that recorded them.
     let n_agencies = cfg.agencies.len() as u16;
     for (i, agency) in cfg.agencies.iter().enumerate() {
-        let Some(found) = rec.findings.iter().rev().find(|f| f.agency == agency.id) else { continue };
+        let Some(found) = rec.findings_of(&agency.id) else { continue };
         let content = serde_json::to_string(found).unwrap_or_default();
         let sop = uid(&["findings", &agency.id, &key, &content]);
         let series = uid(&["findings series", &agency.id, &key]);
         let ds = findings_tdr(&common, agency, found, &dx_refs, (&sop, &series, 3 + n_agencies + i as u16));
         let path = out.join(format!("bag-{id:08}-findings-{}.dcs", agency.id));
-        crate::files::io::write_atomically(&path, &encode_file(&meta(TDR, &sop), &ds))
-            .map_err(|e| DicosError::Bad(e.to_string()))?;
+        write_object(&path, TDR, &sop, &ds)?;
         let what = match found.items.len() {
             0 => "nothing found".to_owned(),
             n => format!("{n} kinds of item found"),
@@ -352,6 +349,12 @@ pub fn export_bag(
         written.push(Written { path, sop_instance: sop, what: format!("findings {} ({what})", agency.id) });
     }
     Ok(written)
+}
+
+/// One DICOS object as a file, complete or absent.
+fn write_object(path: &Path, sop_class: &str, sop: &str, ds: &DataSet) -> Result<(), DicosError> {
+    crate::files::io::write_atomically(path, &encode_file(&meta(sop_class, sop), ds))
+        .map_err(|e| DicosError::Bad(e.to_string()))
 }
 
 fn ds_num(v: f64) -> String {
@@ -367,7 +370,6 @@ fn hostname() -> String {
 /// `(ALARM | CLEAR | UNKNOWN, assessment flag)` of an agency's decision in force.
 fn alarm(
     d: Option<&crate::domain::inspection::Decision>,
-    _cfg: &InspectionConfig,
     agency: &AgencyConfig,
 ) -> (&'static str, &'static str) {
     match d.and_then(|d| agency.decision(&d.code)).map(|c| c.kind) {
@@ -448,9 +450,7 @@ fn tdr(
     series: &str,
     series_number: u16,
 ) -> DataSet {
-    let cfg =
-        InspectionConfig { agencies: vec![agency.clone()], policy: Default::default(), screens: Vec::new() };
-    let (alarm_decision, flag) = alarm(decision, &cfg, agency);
+    let (alarm_decision, flag) = alarm(decision, agency);
     // The operator whose decision is in force, else the last who marked, else nobody yet.
     let operator = decision.map(|d| d.operator.clone()).or_else(|| marks.last().map(|m| m.operator.clone()));
     let head = TdrHead {

@@ -746,16 +746,70 @@ impl Workstation {
         });
     }
 
+    /// The link's counters: CRC errors, frames lost, reconnects.
+    fn link_counts(&self, lang: i18n::Lang) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = &self.source.stats;
+        format!(
+            "{} {} · {} {} · {} {}",
+            lang.tr("CRC errors", "校验错误"),
+            st.crc_errors.load(Relaxed),
+            lang.tr("frames lost", "丢帧"),
+            st.frames_lost.load(Relaxed),
+            lang.tr("reconnects", "重连"),
+            st.reconnects.load(Relaxed)
+        )
+    }
+
+    /// Lines missing (lost on the link) and dropped (the screens did not keep up).
+    fn lost_lines(&self, lang: i18n::Lang) -> String {
+        format!(
+            "{} {} · {} {}",
+            lang.tr("missing", "缺失"),
+            self.assembler.stats.lines_missing,
+            lang.tr("dropped", "丢弃"),
+            self.source.stats.lines_dropped.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    }
+
+    /// The engineering details behind the status bar's tooltip: made only while it is shown.
+    fn status_details(&self, lang: i18n::Lang) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (s, st) = (&self.assembler.stats, &self.source.stats);
+        // GigE Vision: packets asked for again, and how many came.
+        let (asked, came) = (st.resends_requested.load(Relaxed), st.resends_honoured.load(Relaxed));
+        [
+            format!("{}: {}", lang.tr("Source", "信号源"), self.source.description),
+            format!("{} · {} {came}/{asked}", self.link_counts(lang), lang.tr("resent packets", "重传包")),
+            self.lost_lines(lang),
+            format!(
+                "{}: {} {}, {} {}",
+                lang.tr("calibration", "校准"),
+                s.lines_since_calibration,
+                lang.tr("lines ago", "线前"),
+                s.air_updates,
+                lang.tr("air updates", "次空气更新")
+            ),
+            format!("GPU: {}", self.gpu.as_ref().map_or("none", |g| g.adapter.as_str())),
+            format!(
+                "{} · {} kVp · {} {}",
+                self.profile.name,
+                self.profile.kvp,
+                self.profile.channels,
+                lang.tr("ch", "通道")
+            ),
+        ]
+        .join("\n")
+    }
+
     fn status_ui(&self, ui: &mut egui::Ui, i: usize) {
         let lang = self.panels[i].lang;
         let s = &self.assembler.stats;
         let st = &self.source.stats;
         use std::sync::atomic::Ordering::Relaxed;
         // One line at 1280 px: what an operator reads at a glance; the engineering details (the
-        // source, link counters, calibration, adapter, profile) in the ⓘ tooltip.
+        // source, link counters, calibration, adapter, profile) in the "details" tooltip.
         let warn = egui::Color32::from_rgb(255, 90, 90);
-        let mut details: Vec<String> =
-            vec![format!("{}: {}", lang.tr("Source", "信号源"), self.source.description)];
         ui.horizontal_wrapped(|ui| {
             let finished = st.finished.load(Relaxed);
             let link_down = !st.connected.load(Relaxed) && !finished;
@@ -787,17 +841,6 @@ impl Workstation {
             } else {
                 ui.label(text);
             }
-            let (crc, lost, reconnects) =
-                (st.crc_errors.load(Relaxed), st.frames_lost.load(Relaxed), st.reconnects.load(Relaxed));
-            let link_counts = format!(
-                "{} {crc} · {} {lost} · {} {reconnects}",
-                lang.tr("CRC errors", "校验错误"),
-                lang.tr("frames lost", "丢帧"),
-                lang.tr("reconnects", "重连")
-            );
-            // GigE Vision: packets asked for again, and how many came.
-            let (asked, came) = (st.resends_requested.load(Relaxed), st.resends_honoured.load(Relaxed));
-            details.push(format!("{link_counts} · {} {came}/{asked}", lang.tr("resent packets", "重传包")));
             ui.separator();
             ui.label(format!(
                 "{} {} · {} {}",
@@ -807,33 +850,15 @@ impl Workstation {
                 s.bags
             ));
             // Lines lost on the way are shown only when there are some, and in red.
-            let dropped = st.lines_dropped.load(Relaxed);
-            let lost_lines = format!(
-                "{} {} · {} {dropped}",
-                lang.tr("missing", "缺失"),
-                s.lines_missing,
-                lang.tr("dropped", "丢弃"),
-            );
-            if s.lines_missing + dropped > 0 || crc + lost + reconnects > 0 {
-                ui.colored_label(warn, &lost_lines).on_hover_text(&link_counts);
+            let troubles = s.lines_missing
+                + st.lines_dropped.load(Relaxed)
+                + st.crc_errors.load(Relaxed)
+                + st.frames_lost.load(Relaxed)
+                + st.reconnects.load(Relaxed);
+            if troubles > 0 {
+                ui.colored_label(warn, self.lost_lines(lang))
+                    .on_hover_ui(|ui| _ = ui.label(self.link_counts(lang)));
             }
-            details.push(lost_lines);
-            details.push(format!(
-                "{}: {} {}, {} {}",
-                lang.tr("calibration", "校准"),
-                s.lines_since_calibration,
-                lang.tr("lines ago", "线前"),
-                s.air_updates,
-                lang.tr("air updates", "次空气更新")
-            ));
-            details.push(format!("GPU: {}", self.gpu.as_ref().map_or("none", |g| g.adapter.as_str())));
-            details.push(format!(
-                "{} · {} kVp · {} {}",
-                self.profile.name,
-                self.profile.kvp,
-                self.profile.channels,
-                lang.tr("ch", "通道"),
-            ));
             ui.separator();
             let (en, zh) = i18n::preset_name(self.stations[i].preset);
             ui.label(lang.tr(en, zh));
@@ -858,7 +883,7 @@ impl Workstation {
                 ui.colored_label(egui::Color32::YELLOW, "no CJK font: install fonts-noto-cjk (中文字体缺失)");
             }
             ui.separator();
-            ui.weak(lang.tr("details", "详情")).on_hover_text(details.join("\n"));
+            ui.weak(lang.tr("details", "详情")).on_hover_ui(|ui| _ = ui.label(self.status_details(lang)));
             if let Some(e) = self.error.as_ref().or(s.last_error.as_ref()) {
                 ui.separator();
                 ui.colored_label(egui::Color32::RED, e);
