@@ -63,6 +63,8 @@ pub struct AssemblyStats {
     pub bags: u64,
     /// The scanner's latest own report, if it sends any.
     pub scanner: Option<crate::source::ScannerStatus>,
+    /// The belt as the scanner (or the detector's `BeltControl`) last reported it.
+    pub belt: Option<crate::source::Belt>,
     /// The link as the source last reported it (`None`: never reported, as for the emulator).
     pub link: Option<(bool, String)>,
 }
@@ -254,6 +256,11 @@ impl Assembler {
                 }
                 SourceEvent::Status(s) => {
                     self.stats.scanner = Some(s);
+                    self.stats.belt = Some(s.belt());
+                    continue;
+                }
+                SourceEvent::Belt(b) => {
+                    self.stats.belt = Some(b);
                     continue;
                 }
                 SourceEvent::Link { up, detail } => {

@@ -296,6 +296,45 @@ fn extended_block_ids_with_loss_recovered_by_64_bit_resends() {
     );
 }
 
+/// The belt through the device's `BeltControl` feature (in the emulator's GenICam XML): stopped,
+/// the detector sends no lines and the driver reads the belt back and reports it; the silence
+/// of a belt at rest is not a lost link; forward, lines come again.
+#[test]
+fn the_belt_stops_and_runs_through_the_genicam_belt_control_feature() {
+    use twinspect::source::{Belt, ScannerCommand};
+    let ns = common::Netns::new("gbelt");
+    ns.enter();
+    let p = ScannerProfile::load("desk-140").unwrap();
+    let dev =
+        serve(&p, GigeOptions { ip: Ipv4Addr::new(127, 0, 0, 2), speed: 4.0, ..Default::default() }).unwrap();
+    let src = open(&SourceUrl::parse("gige://127.0.0.2?lines=16&silence_ms=500").unwrap(), &p).unwrap();
+    let evs = collect(&src, 30, |evs| lines(evs).iter().filter(|l| l.kind == LineKind::Scan).count() > 64);
+    assert!(evs.iter().any(|e| matches!(e, SourceEvent::Belt(Belt::Forward))), "read back at connection");
+    assert!(src.command(ScannerCommand::Belt(Belt::Stop)));
+    collect(&src, 10, |evs| evs.iter().any(|e| matches!(e, SourceEvent::Belt(Belt::Stop))));
+    // At rest for four silence limits: no lines after those in flight, and no link down.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(dev.stats.belt.load(Ordering::Relaxed), 0, "the device's belt stopped");
+    while src.events.try_recv().is_ok() {}
+    let quiet = Instant::now() + Duration::from_secs(2);
+    let mut during = Vec::new();
+    while Instant::now() < quiet {
+        if let Ok(e) = src.events.recv_timeout(Duration::from_millis(100)) {
+            during.push(e);
+        }
+    }
+    assert!(lines(&during).is_empty(), "{:?}", summary(&during));
+    assert!(
+        !during.iter().any(|e| matches!(e, SourceEvent::Link { up: false, .. })),
+        "{:?}",
+        summary(&during)
+    );
+    assert!(src.command(ScannerCommand::Belt(Belt::Forward)));
+    let evs = collect(&src, 10, |evs| lines(evs).len() > 32);
+    assert!(evs.iter().any(|e| matches!(e, SourceEvent::Belt(Belt::Forward))));
+    assert_eq!(dev.stats.belt_changes.load(Ordering::Relaxed), 2);
+}
+
 #[test]
 fn an_injected_outage_is_reported_and_the_driver_comes_back() {
     let ns = common::Netns::new("gout");

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use twinspect::assemble::Assembler;
 use twinspect::domain::profile::ScannerProfile;
 use twinspect::emulator::{EmulatorOptions, Impairments, SerialTarget, serve_serial};
-use twinspect::source::serial::codec::Command;
 use twinspect::source::serial::{SerialOptions, spawn};
-use twinspect::source::{SourceEvent, SourceStats};
+use twinspect::source::{Belt, ScannerCommand, SourceEvent, SourceStats};
 
 fn profile() -> ScannerProfile {
     ScannerProfile::load("desk-140").unwrap()
@@ -21,6 +20,7 @@ struct Run {
     assembler: Assembler,
     shown_missing: usize,
     bags_started: Vec<(u64, Option<String>)>,
+    bags_ended: Vec<u64>,
     links: Vec<(bool, String)>,
     statuses: Vec<twinspect::source::ScannerStatus>,
 }
@@ -36,6 +36,7 @@ fn drive(
         assembler: Assembler::new(p.channels as usize, p.full_scale()),
         shown_missing: 0,
         bags_started: Vec::new(),
+        bags_ended: Vec::new(),
         links: Vec::new(),
         statuses: Vec::new(),
     };
@@ -50,6 +51,7 @@ fn drive(
             match e {
                 SourceEvent::BagStart { bag, item_id } => run.bags_started.push((*bag, item_id.clone())),
                 SourceEvent::Link { up, detail } => run.links.push((*up, detail.clone())),
+                SourceEvent::BagEnd { bag } => run.bags_ended.push(*bag),
                 SourceEvent::Status(s) => run.statuses.push(*s),
                 _ => {}
             }
@@ -171,7 +173,7 @@ fn host_commands_stop_and_start_the_belt_and_are_acknowledged() {
         |r| r.statuses.iter().any(|s| !s.belt_running),
         |r| {
             if !sent_stop && r.assembler.calibration.is_some() {
-                sent_stop = src.command(Command::BeltStop);
+                sent_stop = src.command(ScannerCommand::Belt(Belt::Stop));
             }
         },
     );
@@ -186,9 +188,83 @@ fn host_commands_stop_and_start_the_belt_and_are_acknowledged() {
         "{} lines after stop (had {before})",
         more.assembler.stats.lines_in
     );
-    assert!(src.command(Command::BeltStart));
+    assert!(src.command(ScannerCommand::Belt(Belt::Forward)));
     let more = drive(&src, 10.0, |r| r.assembler.stats.lines_in > 50, |_| {});
     assert!(more.assembler.stats.lines_in > 50, "the belt runs again");
+    assert!(more.statuses.last().is_some_and(|s| s.belt() == Belt::Forward && s.tube_on));
+}
+
+/// Reversing takes the bag under the beam back out: its scan ends there (cut short, the tube
+/// off, no lines while reversing), and when the belt runs forward the same bag (its tag) is
+/// scanned again, whole, as a new bag: what the scanner sends, never stitched.
+#[test]
+fn a_reversed_bag_ends_cut_short_and_is_scanned_again_whole_under_a_new_number() {
+    let emu = serve_serial(
+        &profile(),
+        EmulatorOptions { speed: 2.0, gap_mm: 40.0, ..Default::default() },
+        SerialTarget::Pty { link: None },
+    )
+    .unwrap();
+    let src = spawn(SerialOptions::new(emu.path()));
+    // Into the first bag: 100 of its lines, then reverse.
+    let mut lines_in_bag = 0usize;
+    let mut in_bag = false;
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut first_tag = None;
+    while lines_in_bag < 100 {
+        assert!(Instant::now() < until, "no bag came");
+        let Ok(e) = src.events.recv_timeout(Duration::from_millis(200)) else { continue };
+        match e {
+            SourceEvent::BagStart { item_id, .. } => (in_bag, first_tag) = (true, item_id),
+            SourceEvent::Line(_) if in_bag => lines_in_bag += 1,
+            _ => {}
+        }
+    }
+    assert!(src.command(ScannerCommand::Belt(Belt::Reverse)));
+    let run = drive(&src, 10.0, |r| r.statuses.iter().any(|s| s.belt() == Belt::Reverse), |_| {});
+    assert!(run.statuses.iter().any(|s| s.belt() == Belt::Reverse && !s.tube_on), "{:?}", run.statuses);
+    assert_eq!(run.bags_ended, vec![0], "the bag under the beam ends at the reverse, cut short");
+    // Still reversing: nothing more through the beam.
+    let still = drive(&src, 1.0, |_| false, |_| {});
+    assert!(still.assembler.stats.lines_in <= 2, "{} lines while reversing", still.assembler.stats.lines_in);
+    assert!(src.command(ScannerCommand::Belt(Belt::Forward)));
+    // Forward: the cut bag ended (its end was sent at the reverse, or comes now), the same tag
+    // comes again under the next number, and it is scanned whole.
+    let mut events = Vec::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < until, "the bag did not come again whole");
+        let Ok(e) = src.events.recv_timeout(Duration::from_millis(200)) else { continue };
+        let end = matches!(e, SourceEvent::BagEnd { bag: 1 });
+        events.push(e);
+        if end {
+            break;
+        }
+    }
+    let starts: Vec<(u64, Option<String>)> = events
+        .iter()
+        .filter_map(|e| {
+            if let SourceEvent::BagStart { bag, item_id } = e { Some((*bag, item_id.clone())) } else { None }
+        })
+        .collect();
+    assert_eq!(starts, vec![(1, first_tag.clone())], "the same bag again, as bag 1");
+    let from = events.iter().position(|e| matches!(e, SourceEvent::BagStart { .. })).unwrap();
+    let again = events[from..].iter().filter(|e| matches!(e, SourceEvent::Line(_))).count();
+    // The whole bag: as many lines as the script makes of it when nothing interrupts.
+    let mut script = twinspect::emulator::Script::new(&profile(), 1, 40.0).unwrap();
+    let whole = {
+        let (mut n, mut counting) = (0, false);
+        loop {
+            match script.next_frame() {
+                twinspect::source::serial::codec::Frame::BagStart { .. } => counting = true,
+                twinspect::source::serial::codec::Frame::BagEnd { .. } => break n,
+                twinspect::source::serial::codec::Frame::Line { .. } if counting => n += 1,
+                _ => {}
+            }
+        }
+    };
+    assert_eq!(again, whole, "scanned again whole");
+    assert!(whole > 100);
 }
 
 /// An encoder written from `hardware/serial-protocol.md` alone, in Python with zlib's CRC-32

@@ -42,6 +42,8 @@ pub mod dreg {
     pub const LINE_RATE: u32 = 0x20020;
     pub const TL_PARAMS_LOCKED: u32 = 0x20024;
     pub const XRAY_MODE: u32 = 0x20028;
+    /// 0 stop, 1 forward, 2 reverse.
+    pub const BELT_CONTROL: u32 = 0x2002C;
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +101,10 @@ pub struct DeviceStats {
     pub heartbeat_expired: AtomicU64,
     /// Injected outages begun.
     pub disconnects: AtomicU64,
+    /// Times the belt changed through `BeltControl`, and where it is now (0 stop, 1 forward,
+    /// 2 reverse).
+    pub belt_changes: AtomicU64,
+    pub belt: AtomicU64,
 }
 
 struct Regs {
@@ -109,6 +115,7 @@ struct Regs {
     streaming: bool,
     tl_locked: u32,
     xray_mode: u32,
+    belt: u32,
     extended_ids: bool,
     line_rate: u32,
     controller: Option<SocketAddr>,
@@ -141,6 +148,7 @@ impl Regs {
             dreg::LINE_RATE => self.line_rate,
             dreg::TL_PARAMS_LOCKED => self.tl_locked,
             dreg::XRAY_MODE => self.xray_mode,
+            dreg::BELT_CONTROL => self.belt,
             _ => return Err(status::INVALID_ADDRESS),
         })
     }
@@ -195,7 +203,10 @@ impl Regs {
             }
             dreg::TL_PARAMS_LOCKED if v <= 1 => self.tl_locked = v,
             dreg::XRAY_MODE if v <= 2 => self.xray_mode = v,
-            dreg::TL_PARAMS_LOCKED | dreg::XRAY_MODE => return Err(status::INVALID_PARAMETER),
+            dreg::BELT_CONTROL if v <= 2 => self.belt = v,
+            dreg::TL_PARAMS_LOCKED | dreg::XRAY_MODE | dreg::BELT_CONTROL => {
+                return Err(status::INVALID_PARAMETER);
+            }
             a if (a as usize) < self.boot.len() => return Err(status::WRITE_PROTECT),
             dreg::SENSOR_WIDTH | dreg::WIDTH | dreg::PAYLOAD_SIZE | dreg::LINE_RATE => {
                 return Err(status::WRITE_PROTECT);
@@ -318,6 +329,7 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
         streaming: false,
         tl_locked: 0,
         xray_mode: 0,
+        belt: 1,
         extended_ids: false,
         line_rate,
         controller: None,
@@ -704,8 +716,9 @@ fn stream_loop(
     let mut made: u64 = 0;
     let mut was_streaming = false;
     let mut was_offline = false;
+    let mut belt_was = 1;
     while !stop.load(Ordering::Relaxed) {
-        let (streaming, dest, scps, height, mode, extended) = match sh.regs.lock() {
+        let (streaming, dest, scps, height, mode, extended, belt) = match sh.regs.lock() {
             Ok(r) => (
                 r.streaming,
                 SocketAddrV4::new(Ipv4Addr::from(r.u32_at(reg::SCDA0)), r.u32_at(reg::SCP0) as u16),
@@ -713,9 +726,24 @@ fn stream_loop(
                 r.height,
                 r.xray_mode,
                 r.extended_ids,
+                r.belt,
             ),
             Err(_) => return,
         };
+        // The belt: reversing takes what was under the beam back out (it is scanned again when
+        // the belt runs forward); at rest or reversed, scan lines wait (dark and air do not).
+        if belt == 2
+            && belt_was != 2
+            && let Lines::Live(s) = &mut script
+        {
+            let _ = s.reverse();
+        }
+        if belt != belt_was {
+            sh.stats.belt_changes.fetch_add(1, Ordering::Relaxed);
+        }
+        sh.stats.belt.store(u64::from(belt), Ordering::Relaxed);
+        belt_was = belt;
+        let belt_holds = mode == 0 && belt != 1;
         let offline = sh.offline();
         if offline && !was_offline {
             sh.stats.disconnects.fetch_add(1, Ordering::Relaxed);
@@ -725,6 +753,12 @@ fn stream_loop(
             was_streaming = false;
             rows.clear();
             lines_in_block = 0;
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        if belt_holds {
+            // The block fills on when the belt runs again; paced afresh from then.
+            was_streaming = false;
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }

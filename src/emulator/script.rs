@@ -67,6 +67,11 @@ pub struct Script {
     profile: ScannerProfile,
     seed: u64,
     bag_no: u32,
+    /// Which synthetic bag comes next, and one to scan again first (reversed out of the tunnel).
+    content: u32,
+    again: Option<u32>,
+    /// The synthetic bag whose frames are queued.
+    queued: Option<u32>,
     queue: VecDeque<Frame>,
     next_line: u32,
     gap_lines: usize,
@@ -84,6 +89,9 @@ impl Script {
             profile: profile.clone(),
             seed,
             bag_no: 0,
+            content: 0,
+            again: None,
+            queued: None,
             queue: VecDeque::new(),
             next_line: 0,
             gap_lines: (gap_mm / profile.line_pitch_mm()).ceil().max(1.0) as usize,
@@ -106,6 +114,9 @@ impl Script {
             profile: profile.clone(),
             seed: 0,
             bag_no: 0,
+            content: 0,
+            again: None,
+            queued: None,
             queue: VecDeque::new(),
             next_line: 0,
             gap_lines: 0,
@@ -158,6 +169,40 @@ impl Script {
     }
 
     /// The recording's next stretch: up to the end of its next bag (or 4096 lines of belt).
+    /// The belt ran backwards: what was queued is not sent (the tube is off); a bag under the
+    /// beam ends here, cut short, and a synthetic one is scanned again, whole, as the next bag
+    /// (a new number, the same tag) when the belt runs forward. A recording goes on with its
+    /// next bag. Returns the cut bag's end, to send now.
+    pub fn reverse(&mut self) -> Option<Frame> {
+        let pending: Vec<Frame> = self.queue.drain(..).collect();
+        let unsent = pending.iter().filter(|f| matches!(f, Frame::Line { .. })).count() as u32;
+        self.next_line = self.next_line.wrapping_sub(unsent);
+        self.lines_made -= u64::from(unsent);
+        let begun = |no: u32| !pending.iter().any(|f| matches!(f, Frame::BagStart { bag, .. } if *bag == no));
+        let mut cut = None;
+        for f in &pending {
+            if let Frame::BagEnd { bag } = f
+                && begun(*bag)
+            {
+                cut = Some(*bag);
+            }
+        }
+        // A synthetic bag queued, begun or not, comes again.
+        let queued_bag = pending.iter().any(|f| {
+            matches!(f, Frame::BagStart { .. } | Frame::BagEnd { .. })
+                || matches!(f, Frame::Line { kind: WireLineKind::Scan, .. })
+        });
+        if matches!(self.origin, Origin::Synthetic(_)) && queued_bag {
+            self.again = self.queued.take();
+        }
+        if let Origin::Recorded(r) = &mut self.origin
+            && cut.is_some()
+        {
+            r.open_bag = None;
+        }
+        cut.map(|bag| Frame::BagEnd { bag })
+    }
+
     fn refill_recorded(&mut self) {
         let mut pushed = 0usize;
         let mut restarts = 0;
@@ -239,14 +284,17 @@ impl Script {
             let l = scanner.air_line();
             self.push_line(l);
         }
-        let bag = generate_bag(
-            self.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(self.bag_no)),
-            &self.profile,
-        );
+        let content = self.again.take().unwrap_or_else(|| {
+            self.content = self.content.wrapping_add(1);
+            self.content - 1
+        });
+        self.queued = Some(content);
+        let bag =
+            generate_bag(self.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(content)), &self.profile);
         let no = self.bag_no;
         self.bag_no = self.bag_no.wrapping_add(1);
         if self.signal_bags {
-            let tag = format!("TS{:06}{:04}", self.seed % 1_000_000, no % 10_000);
+            let tag = format!("TS{:06}{:04}", self.seed % 1_000_000, content % 10_000);
             self.queue.push_back(Frame::BagStart { bag: no, tag });
         }
         let Origin::Synthetic(scanner) = &mut self.origin else { return };

@@ -285,7 +285,8 @@ struct Server {
 
 impl Server {
     fn status(&self) -> Frame {
-        let mut state = Status::TUBE_ON;
+        // The tube is on while the belt carries bags through the beam.
+        let mut state = if self.forward() { Status::TUBE_ON } else { 0 };
         if self.belt_running {
             state |= Status::BELT_RUNNING;
         }
@@ -301,6 +302,10 @@ impl Server {
             belt_mm_s: (p.belt_speed_m_s * 1000.0 * speed).round().min(65535.0) as u16,
             line_rate_hz: (p.line_rate_hz * speed).round().min(65535.0) as u16,
         })
+    }
+
+    fn forward(&self) -> bool {
+        self.belt_running && !self.reversed
     }
 
     fn stopped(&self) -> bool {
@@ -322,7 +327,7 @@ impl Server {
             self.stats.commands.fetch_add(1, Ordering::Relaxed);
             let result = match Command::from_u8(command) {
                 Some(Command::BeltStart) => {
-                    self.belt_running = true;
+                    (self.belt_running, self.reversed) = (true, false);
                     0
                 }
                 Some(Command::BeltStop) => {
@@ -330,7 +335,12 @@ impl Server {
                     0
                 }
                 Some(Command::BeltReverse) => {
-                    self.reversed = !self.reversed;
+                    if !(self.belt_running && self.reversed)
+                        && let Some(end) = self.script.reverse()
+                    {
+                        self.replies.push(end);
+                    }
+                    (self.belt_running, self.reversed) = (true, true);
                     0
                 }
                 Some(Command::SendStatus) => 0,
@@ -429,7 +439,10 @@ impl Server {
             let due = (t0.elapsed().as_secs_f64() * rate) as u64;
             let n = due.saturating_sub(lines_done).min((rate * 0.05).ceil() as u64 + 1);
             lines_done = lines_done.max(due.saturating_sub((rate * 0.5) as u64)) + n;
-            if self.belt_running {
+            if !self.forward() {
+                // Nothing goes through the beam: the line clock waits with the belt.
+                lines_done = due;
+            } else {
                 let mut made = 0;
                 while made < n && !self.stopped() {
                     let f = self.script.next_frame();

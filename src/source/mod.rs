@@ -57,6 +57,45 @@ pub enum SourceEvent {
     /// A threat image was projected into this bag (training replays, `replay://...?tip=`); sent
     /// before the bag's end.
     Projected(Arc<crate::domain::tip::ProjectedThreat>),
+    /// The belt as a device that reports nothing else reads it back (a GigE Vision detector's
+    /// `BeltControl`); scanners with a status report say it in [`SourceEvent::Status`].
+    Belt(Belt),
+}
+
+/// Which way the belt moves, as commanded or as the scanner reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Belt {
+    Forward,
+    Stop,
+    Reverse,
+}
+
+impl Belt {
+    pub fn parse(s: &str) -> Option<Belt> {
+        match s.to_ascii_lowercase().as_str() {
+            "forward" | "start" => Some(Belt::Forward),
+            "stop" => Some(Belt::Stop),
+            "reverse" | "back" => Some(Belt::Reverse),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Belt::Forward => "forward",
+            Belt::Stop => "stop",
+            Belt::Reverse => "reverse",
+        }
+    }
+}
+
+/// What the workstation asks of the scanner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScannerCommand {
+    Belt(Belt),
+    /// A dark then air cycle.
+    Calibrate,
 }
 
 /// A GigE Vision block as received.
@@ -84,6 +123,17 @@ pub struct ScannerStatus {
     pub temp_c: f32,
     pub belt_mm_s: f32,
     pub line_rate_hz: f32,
+}
+
+impl ScannerStatus {
+    /// The belt as reported.
+    pub fn belt(&self) -> Belt {
+        match (self.belt_running, self.belt_reversed) {
+            (false, _) => Belt::Stop,
+            (true, false) => Belt::Forward,
+            (true, true) => Belt::Reverse,
+        }
+    }
 }
 
 /// Counters shared between a source and whoever shows its health.
@@ -136,8 +186,9 @@ pub struct RunningSource {
     pub events: Receiver<SourceEvent>,
     pub stats: Arc<SourceStats>,
     pub description: String,
-    /// Host commands to the scanner, where the source can carry them (serial).
-    pub commands: Option<Sender<serial::codec::Command>>,
+    /// Commands to the scanner, where the source can carry them (serial, GigE Vision with a
+    /// `BeltControl` feature, the synthetic scanner).
+    pub commands: Option<Sender<ScannerCommand>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -161,7 +212,7 @@ impl RunningSource {
     }
 
     /// Ask the scanner to do something; false when this source cannot carry commands.
-    pub fn command(&self, c: serial::codec::Command) -> bool {
+    pub fn command(&self, c: ScannerCommand) -> bool {
         self.commands.as_ref().is_some_and(|tx| tx.try_send(c).is_ok())
     }
 }
@@ -345,6 +396,13 @@ impl Silence {
         Some(SourceEvent::Link { up: true, detail: detail() })
     }
 
+    /// Nothing is expected (the belt is at rest): the silence so far does not count.
+    pub(crate) fn hush(&mut self) {
+        if !self.silent {
+            self.last = Instant::now();
+        }
+    }
+
     /// Nothing arrived: the link-down event to send, if the silence just reached the limit
     /// (`detail` gets the limit in seconds).
     pub(crate) fn quiet(
@@ -386,84 +444,213 @@ pub(crate) fn send(tx: &Sender<SourceEvent>, stats: &SourceStats, ev: SourceEven
 }
 
 /// Start the physics-based synthetic scanner: a calibration cycle (dark, then air), then bags
-/// separated by empty belt, forever, at the profile's line rate times `speed`.
+/// separated by empty belt, forever, at the profile's line rate times `speed`. It obeys belt
+/// commands as a scanner does: stopped, it sends nothing; reversed, the tube is off and the bag
+/// under the beam goes back out of the tunnel (its scan ends there, cut short), and when the
+/// belt runs forward again that bag is scanned again, whole, as a new bag with the same tag.
+/// It reports its state once a second and at every change.
 pub fn spawn_synthetic(
     profile: &ScannerProfile,
     opts: SyntheticOptions,
 ) -> Result<RunningSource, crate::domain::physics::PhysicsError> {
     let (tx, rx) = bounded(opts.capacity.max(16));
+    let (ctx, crx) = bounded(16);
     let stats = Arc::new(SourceStats::default());
     stats.connected.store(true, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut scanner = SyntheticScanner::new(profile, opts.seed)?;
-    let profile = profile.clone();
-    let (st, sp) = (stats.clone(), stop.clone());
+    let scanner = SyntheticScanner::new(profile, opts.seed)?;
     let description = format!("synthetic://?seed={}&profile={}", opts.seed, profile.name);
+    let synth = Synthetic {
+        scanner,
+        rate: profile.line_rate_hz * opts.speed.max(1e-3),
+        profile: profile.clone(),
+        opts,
+        tx,
+        stats: stats.clone(),
+        stop: stop.clone(),
+        commands: crx,
+        belt: Belt::Forward,
+        t0: Instant::now(),
+        paced: 0,
+        sent: 0,
+        last_status: None,
+    };
     let thread = std::thread::Builder::new()
         .name("synthetic scanner".into())
-        .spawn(move || {
-            let rate = profile.line_rate_hz * opts.speed.max(1e-3);
-            let t0 = Instant::now();
-            let mut sent: u64 = 0;
-            // Paced send: sleep until the line's due time (batches of about 5 ms).
-            let pace = |sent: u64| {
-                let due = Duration::from_secs_f64(sent as f64 / rate);
-                let now = t0.elapsed();
-                if due > now + Duration::from_millis(5) {
-                    std::thread::sleep(due - now);
-                }
-            };
-            let (dark, air) = scanner.calibration_lines(CALIBRATION_LINES);
-            for l in dark.into_iter().chain(air) {
-                if sp.load(Ordering::Relaxed) || !send(&tx, &st, SourceEvent::Line(l)) {
-                    return;
-                }
-                sent += 1;
-                pace(sent);
-            }
-            let gap_lines = (opts.gap_mm / profile.line_pitch_mm()).ceil() as usize;
-            let mut bag_no = 0u64;
-            loop {
-                for _ in 0..gap_lines {
-                    scanner.tube_output =
-                        1.0 + opts.drift * (sent as f64 / rate / 60.0 * std::f64::consts::TAU).sin();
-                    let l = scanner.air_line();
-                    if sp.load(Ordering::Relaxed) || !send(&tx, &st, SourceEvent::Line(l)) {
-                        return;
-                    }
-                    sent += 1;
-                    pace(sent);
-                }
-                if opts.bags.is_some_and(|n| bag_no >= n) {
-                    // The scene is complete: connected, silent, until stopped.
-                    while !sp.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    return;
-                }
-                let bag = generate_bag(opts.seed.wrapping_mul(1_000_003).wrapping_add(bag_no), &profile);
-                st.bags.fetch_add(1, Ordering::Relaxed);
-                // A baggage tag as an upstream reader would deliver it (every bag has one here).
-                let item_id = Some(format!("TS{:06}{:02}", opts.seed % 1_000_000, bag_no % 100));
-                if !send(&tx, &st, SourceEvent::BagStart { bag: bag_no, item_id }) {
-                    return;
-                }
-                let lines: Vec<RawLine> = scanner.bag_lines(&bag).collect();
-                for l in lines {
-                    if sp.load(Ordering::Relaxed) || !send(&tx, &st, SourceEvent::Line(l)) {
-                        return;
-                    }
-                    sent += 1;
-                    pace(sent);
-                }
-                if !send(&tx, &st, SourceEvent::BagEnd { bag: bag_no }) {
-                    return;
-                }
-                bag_no += 1;
-            }
-        })
+        .spawn(move || synth.run())
         .expect("spawn synthetic scanner thread");
-    Ok(RunningSource { events: rx, stats, description, commands: None, stop, thread: Some(thread) })
+    Ok(RunningSource { events: rx, stats, description, commands: Some(ctx), stop, thread: Some(thread) })
+}
+
+/// What the belt did while a line waited to be sent.
+enum Went {
+    On,
+    /// The belt ran backwards: the bag under the beam left the tunnel.
+    Back,
+    Quit,
+}
+
+/// The synthetic scanner's thread.
+struct Synthetic {
+    scanner: SyntheticScanner,
+    profile: ScannerProfile,
+    opts: SyntheticOptions,
+    rate: f64,
+    tx: Sender<SourceEvent>,
+    stats: Arc<SourceStats>,
+    stop: Arc<AtomicBool>,
+    commands: Receiver<ScannerCommand>,
+    belt: Belt,
+    /// Pacing: lines sent since `t0` (restarted when the belt starts again).
+    t0: Instant,
+    paced: u64,
+    /// Lines sent in all (the drift's clock).
+    sent: u64,
+    last_status: Option<Instant>,
+}
+
+impl Synthetic {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn status(&mut self) -> bool {
+        self.last_status = Some(Instant::now());
+        let p = &self.profile;
+        let s = ScannerStatus {
+            tube_on: self.belt == Belt::Forward,
+            belt_running: self.belt != Belt::Stop,
+            belt_reversed: self.belt == Belt::Reverse,
+            interlock_open: false,
+            fault: false,
+            kv: p.kvp as f32,
+            ma: 1.0,
+            temp_c: 31.5,
+            belt_mm_s: if self.belt == Belt::Stop { 0.0 } else { (p.belt_speed_m_s * 1000.0) as f32 },
+            line_rate_hz: if self.belt == Belt::Forward { self.rate as f32 } else { 0.0 },
+        };
+        send(&self.tx, &self.stats, SourceEvent::Status(s))
+    }
+
+    /// Commands and the status report; then, while the belt is not running forward, wait.
+    fn obey(&mut self) -> Went {
+        let mut back = false;
+        loop {
+            if self.stopped() {
+                return Went::Quit;
+            }
+            let mut changed = false;
+            while let Ok(c) = self.commands.try_recv() {
+                match c {
+                    ScannerCommand::Belt(b) if b != self.belt => {
+                        back |= b == Belt::Reverse;
+                        if self.belt != Belt::Forward && b == Belt::Forward {
+                            // Paced afresh: no burst of the lines "due" while it stood.
+                            (self.t0, self.paced) = (Instant::now(), 0);
+                        }
+                        self.belt = b;
+                        changed = true;
+                    }
+                    ScannerCommand::Belt(_) => {}
+                    ScannerCommand::Calibrate => {
+                        let (dark, air) = self.scanner.calibration_lines(CALIBRATION_LINES);
+                        for l in dark.into_iter().chain(air) {
+                            if !self.line(l) {
+                                return Went::Quit;
+                            }
+                        }
+                    }
+                }
+            }
+            let due = self.last_status.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if (changed || due) && !self.status() {
+                return Went::Quit;
+            }
+            if self.belt == Belt::Forward {
+                return if back { Went::Back } else { Went::On };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Send one line at its time; false when stopped or nobody listens.
+    fn line(&mut self, l: RawLine) -> bool {
+        if self.stopped() || !send(&self.tx, &self.stats, SourceEvent::Line(l)) {
+            return false;
+        }
+        self.sent += 1;
+        self.paced += 1;
+        // Paced send: sleep until the line's due time (batches of about 5 ms).
+        let due = Duration::from_secs_f64(self.paced as f64 / self.rate);
+        let now = self.t0.elapsed();
+        if due > now + Duration::from_millis(5) {
+            std::thread::sleep(due - now);
+        }
+        true
+    }
+
+    fn run(mut self) {
+        if !self.status() {
+            return;
+        }
+        let (dark, air) = self.scanner.calibration_lines(CALIBRATION_LINES);
+        for l in dark.into_iter().chain(air) {
+            if !self.line(l) {
+                return;
+            }
+        }
+        let gap_lines = (self.opts.gap_mm / self.profile.line_pitch_mm()).ceil() as usize;
+        // The scanner's bag numbers, and which bag goes through (a reversed bag comes again).
+        let (mut bag_no, mut content) = (0u64, 0u64);
+        loop {
+            for _ in 0..gap_lines {
+                if matches!(self.obey(), Went::Quit) {
+                    return;
+                }
+                let (drift, t) = (self.opts.drift, self.sent as f64 / self.rate);
+                self.scanner.tube_output = 1.0 + drift * (t / 60.0 * std::f64::consts::TAU).sin();
+                let l = self.scanner.air_line();
+                if !self.line(l) {
+                    return;
+                }
+            }
+            if self.opts.bags.is_some_and(|n| content >= n) {
+                // The scene is complete: connected, silent but for its status, until stopped.
+                while !matches!(self.obey(), Went::Quit) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                return;
+            }
+            let seed = self.opts.seed;
+            let bag = generate_bag(seed.wrapping_mul(1_000_003).wrapping_add(content), &self.profile);
+            self.stats.bags.fetch_add(1, Ordering::Relaxed);
+            // A baggage tag as an upstream reader would deliver it (every bag has one here).
+            let item_id = Some(format!("TS{:06}{:02}", seed % 1_000_000, content % 100));
+            if !send(&self.tx, &self.stats, SourceEvent::BagStart { bag: bag_no, item_id }) {
+                return;
+            }
+            let lines: Vec<RawLine> = self.scanner.bag_lines(&bag).collect();
+            let mut whole = true;
+            for l in lines {
+                match self.obey() {
+                    Went::Quit => return,
+                    Went::Back => {
+                        whole = false;
+                        break;
+                    }
+                    Went::On => {}
+                }
+                if !self.line(l) {
+                    return;
+                }
+            }
+            if !send(&self.tx, &self.stats, SourceEvent::BagEnd { bag: bag_no }) {
+                return;
+            }
+            bag_no += 1;
+            content += u64::from(whole);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -491,5 +678,74 @@ mod tests {
         assert!(kinds[CALIBRATION_LINES..2 * CALIBRATION_LINES].iter().all(|k| *k == LineKind::Air));
         assert!(kinds[2 * CALIBRATION_LINES..].iter().all(|k| *k == LineKind::Scan));
         drop(src); // joins the thread: must not hang
+    }
+
+    /// Events until `done`, or a failure after `secs`.
+    fn until(src: &RunningSource, secs: u64, mut done: impl FnMut(&SourceEvent) -> bool) -> Vec<SourceEvent> {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut out = Vec::new();
+        loop {
+            assert!(Instant::now() < end, "timed out after {} events", out.len());
+            if let Ok(e) = src.events.recv_timeout(Duration::from_millis(50)) {
+                let stop = done(&e);
+                out.push(e);
+                if stop {
+                    return out;
+                }
+            }
+        }
+    }
+
+    fn scan_lines(evs: &[SourceEvent]) -> usize {
+        evs.iter().filter(|e| matches!(e, SourceEvent::Line(l) if l.kind == LineKind::Scan)).count()
+    }
+
+    #[test]
+    fn the_synthetic_belt_stops_and_a_reversed_bag_comes_again_whole() {
+        let p = ScannerProfile::load("desk-140").unwrap();
+        let opts = SyntheticOptions { speed: 2.0, gap_mm: 30.0, drift: 0.0, ..Default::default() };
+        // The first bag's length when nothing interrupts it.
+        let plain = spawn_synthetic(&p, opts.clone()).unwrap();
+        let evs = until(&plain, 60, |e| matches!(e, SourceEvent::BagEnd { .. }));
+        let from = evs.iter().position(|e| matches!(e, SourceEvent::BagStart { .. })).unwrap();
+        let whole = scan_lines(&evs[from..]);
+        drop(plain);
+
+        let src = spawn_synthetic(&p, opts).unwrap();
+        let evs = until(&src, 60, |e| matches!(e, SourceEvent::BagStart { .. }));
+        let Some(SourceEvent::BagStart { bag: 0, item_id: tag }) = evs.last().cloned() else { panic!() };
+        assert!(
+            evs.iter().any(|e| matches!(e, SourceEvent::Status(s) if s.belt() == Belt::Forward && s.tube_on))
+        );
+        let mut n = 0;
+        until(&src, 60, |e| {
+            n += usize::from(matches!(e, SourceEvent::Line(_)));
+            n >= 50
+        });
+        // Stopped: reported, then nothing but status.
+        assert!(src.command(ScannerCommand::Belt(Belt::Stop)));
+        until(&src, 10, |e| matches!(e, SourceEvent::Status(s) if s.belt() == Belt::Stop && !s.tube_on));
+        let t = Instant::now();
+        let mut lines = 0;
+        while t.elapsed() < Duration::from_millis(300) {
+            if let Ok(SourceEvent::Line(_)) = src.events.recv_timeout(Duration::from_millis(20)) {
+                lines += 1;
+            }
+        }
+        assert_eq!(lines, 0, "lines while the belt stands");
+        // Reversed: the bag ends there, cut short.
+        assert!(src.command(ScannerCommand::Belt(Belt::Reverse)));
+        let evs = until(&src, 10, |e| matches!(e, SourceEvent::Status(s) if s.belt() == Belt::Reverse));
+        assert_eq!(scan_lines(&evs), 0);
+        assert!(src.command(ScannerCommand::Belt(Belt::Forward)));
+        let evs = until(&src, 60, |e| matches!(e, SourceEvent::BagEnd { bag: 1 }));
+        let marks: Vec<String> =
+            evs.iter().filter(|e| !matches!(e, SourceEvent::Line(_))).map(|e| format!("{e:?}")).collect();
+        let first_end = evs.iter().find(|e| matches!(e, SourceEvent::BagEnd { .. }));
+        assert!(matches!(first_end, Some(SourceEvent::BagEnd { bag: 0 })), "{marks:?}");
+        let from = evs.iter().position(|e| matches!(e, SourceEvent::BagStart { .. })).unwrap();
+        let SourceEvent::BagStart { bag: 1, item_id } = &evs[from] else { panic!("{:?}", evs[from]) };
+        assert_eq!(item_id, &tag, "the same bag again");
+        assert_eq!(scan_lines(&evs[from..]), whole, "scanned again whole");
     }
 }

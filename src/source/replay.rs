@@ -48,7 +48,8 @@ pub fn to_rec(ev: &SourceEvent) -> Option<Rec> {
             values: [s.kv, s.ma, s.temp_c, s.belt_mm_s, s.line_rate_hz],
         },
         SourceEvent::Link { up, detail } => Rec::Link { up: *up, detail: detail.clone() },
-        SourceEvent::RawBlock(_) | SourceEvent::Projected(_) => return None,
+        // A detector's belt read-back is not kept: a replay's belt is the replay's.
+        SourceEvent::RawBlock(_) | SourceEvent::Projected(_) | SourceEvent::Belt(_) => return None,
     })
 }
 

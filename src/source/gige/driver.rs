@@ -179,6 +179,8 @@ struct Session {
     beat: Duration,
     last_beat: Instant,
     has_xray_mode: bool,
+    /// The belt as the device's `BeltControl` reads back (`None`: it has no such feature).
+    belt: Option<crate::source::Belt>,
 }
 
 /// One acquisition (start to stop): its block assembly and where its lines are numbered from.
@@ -200,6 +202,7 @@ struct Acquisition {
 struct Driver {
     opts: GigeSourceOptions,
     tx: Sender<SourceEvent>,
+    commands: crossbeam_channel::Receiver<crate::source::ScannerCommand>,
     stats: Arc<SourceStats>,
     stop: Arc<AtomicBool>,
     next_seq: u64,
@@ -426,7 +429,24 @@ impl Driver {
         if !self.emit(SourceEvent::Link { up: true, detail }) {
             return Err("stopped".into());
         }
-        Ok(Session { ctl, map, rx, chunk, payload, beat, last_beat: Instant::now(), has_xray_mode })
+        let mut s = Session {
+            ctl,
+            map,
+            rx,
+            chunk,
+            payload,
+            beat,
+            last_beat: Instant::now(),
+            has_xray_mode,
+            belt: None,
+        };
+        s.belt = read_belt(&mut s);
+        if let Some(b) = s.belt
+            && !self.emit(SourceEvent::Belt(b))
+        {
+            return Err("stopped".into());
+        }
+        Ok(s)
     }
 
     fn session(&mut self, s: &mut Session) -> Ended {
@@ -507,8 +527,13 @@ impl Driver {
         let mut silence = Silence::new(self.opts.silence);
         let started = Instant::now();
         loop {
-            if self.stopped() {
+            if self.stopped() || !self.obey(s) {
                 return Some(Ended::Stop);
+            }
+            if s.belt.is_some_and(|b| b != crate::source::Belt::Forward) {
+                // A belt at rest sends no lines: that silence is not a lost link (the
+                // heartbeat still answers).
+                silence.hush();
             }
             if let Some(n) = limit
                 && delivered >= n
@@ -583,6 +608,43 @@ impl Driver {
         }
     }
 
+    /// Commands from the workstation: the belt through the device's `BeltControl` feature, read
+    /// back and reported; what the device cannot do is reported as a fault. False when stopped.
+    fn obey(&mut self, s: &mut Session) -> bool {
+        use crate::source::{Belt, ScannerCommand};
+        while let Ok(c) = self.commands.try_recv() {
+            let ev = match c {
+                ScannerCommand::Belt(b) if s.belt.is_some() => {
+                    let entry = match b {
+                        Belt::Forward => "Forward",
+                        Belt::Stop => "Stop",
+                        Belt::Reverse => "Reverse",
+                    };
+                    match s.map.set_enum(&mut s.ctl, "BeltControl", entry) {
+                        Ok(()) => {
+                            s.belt = read_belt(s);
+                            s.belt.map(SourceEvent::Belt)
+                        }
+                        Err(e) => Some(SourceEvent::Fault(format!("belt {}: {e}", b.name()))),
+                    }
+                }
+                ScannerCommand::Belt(b) => Some(SourceEvent::Fault(format!(
+                    "belt {}: this device has no BeltControl feature (the belt is run from the scanner)",
+                    b.name()
+                ))),
+                ScannerCommand::Calibrate => Some(SourceEvent::Fault(
+                    "calibration on command: not over GigE Vision (it runs at every connection)".into(),
+                )),
+            };
+            if let Some(ev) = ev
+                && !self.emit(ev)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     /// A finished block's lines, numbered by block id; returns how many were sent.
     fn deliver(&mut self, acq: &mut Acquisition, block: Block, kind: LineKind) -> Result<usize, Ended> {
         if let Some(asked) = acq.requested.remove(&block.id) {
@@ -633,12 +695,14 @@ impl Driver {
 /// Start the GigE Vision driver thread.
 pub fn spawn(opts: GigeSourceOptions) -> RunningSource {
     let (tx, rx) = bounded(opts.capacity.max(16));
+    let (ctx, crx) = bounded(16);
     let stats = Arc::new(SourceStats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let description = opts.url();
     let driver = Driver {
         opts,
         tx,
+        commands: crx,
         stats: stats.clone(),
         stop: stop.clone(),
         next_seq: 0,
@@ -649,7 +713,16 @@ pub fn spawn(opts: GigeSourceOptions) -> RunningSource {
         .name("gige source".into())
         .spawn(move || driver.run())
         .expect("spawn gige source thread");
-    RunningSource { events: rx, stats, description, commands: None, stop, thread: Some(thread) }
+    RunningSource { events: rx, stats, description, commands: Some(ctx), stop, thread: Some(thread) }
+}
+
+/// The belt as the device's `BeltControl` says (`None`: no such feature, or an entry not known).
+fn read_belt(s: &mut Session) -> Option<crate::source::Belt> {
+    if !s.map.has("BeltControl") {
+        return None;
+    }
+    let entry = s.map.enum_entry(&mut s.ctl, "BeltControl").ok()?;
+    crate::source::Belt::parse(&entry)
 }
 
 #[cfg(test)]

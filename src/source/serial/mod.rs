@@ -228,7 +228,7 @@ fn publish(stats: &SourceStats, d: &codec::DecodeStats) {
 struct Driver {
     opts: SerialOptions,
     tx: Sender<SourceEvent>,
-    commands: Receiver<Command>,
+    commands: Receiver<crate::source::ScannerCommand>,
     stats: Arc<SourceStats>,
     stop: Arc<AtomicBool>,
     decoder: Decoder,
@@ -257,6 +257,14 @@ impl Driver {
         !self.stop.load(Ordering::Relaxed)
     }
 
+    /// Commands given while the link is down are not kept for later (a belt stop sent minutes
+    /// late would surprise everyone): each is reported as not sent.
+    fn refuse_commands(&self) {
+        while let Ok(c) = self.commands.try_recv() {
+            let _ = self.emit(SourceEvent::Fault(format!("{c:?} not sent to the scanner: the link is down")));
+        }
+    }
+
     fn run(mut self) {
         let mut ever_up = false;
         let mut down_reported = false;
@@ -275,6 +283,7 @@ impl Driver {
                         }
                         down_reported = true;
                     }
+                    self.refuse_commands();
                     if !self.sleep(self.opts.reconnect) {
                         return;
                     }
@@ -299,6 +308,7 @@ impl Driver {
                     if !self.emit(SourceEvent::Link { up: false, detail: why }) {
                         return;
                     }
+                    self.refuse_commands();
                     down_reported = true;
                     if !self.sleep(self.opts.reconnect) {
                         return;
@@ -326,6 +336,13 @@ impl Driver {
                 return Ended::Stop;
             }
             while let Ok(c) = self.commands.try_recv() {
+                use crate::source::{Belt, ScannerCommand as C};
+                let c = match c {
+                    C::Belt(Belt::Forward) => Command::BeltStart,
+                    C::Belt(Belt::Stop) => Command::BeltStop,
+                    C::Belt(Belt::Reverse) => Command::BeltReverse,
+                    C::Calibrate => Command::Calibrate,
+                };
                 out.clear();
                 codec::encode(self.command_seq, &Frame::Command { command: c as u8 }, &mut out)
                     .expect("a command always encodes");
