@@ -421,3 +421,63 @@ fn a_back_office_screen_works_from_the_archive_only() {
     let bag1 = bags.lines().find(|l| l.contains("\"id\":1,")).expect("bag 1");
     assert!(bag1.contains("\"code\":\"detain\""), "{bag1}");
 }
+
+/// The belt from a screen, through the serial scanner emulator on a pty: after `belt customs
+/// stop` the scanner has the command (its counter) and both screens show the belt stopped as the
+/// scanner reports it (status bar, lit key, banner over the image); then the cable is pulled (the
+/// emulator gone, its terminal with it) and both screens say so over the image, with the time
+/// the image froze.
+#[test]
+fn a_belt_stop_reaches_the_serial_scanner_and_a_pulled_cable_is_a_banner_on_both_screens() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use twinspect::domain::profile::ScannerProfile;
+    use twinspect::emulator::{EmulatorOptions, SerialTarget, serve_serial};
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("scanner");
+    let p = ScannerProfile::load("desk-140").unwrap();
+    let opts = EmulatorOptions { speed: 4.0, gap_mm: 60.0, ..Default::default() };
+    let mut emu = serve_serial(&p, opts, SerialTarget::Pty { link: Some(link.clone()) }).unwrap();
+    let stats = emu.stats.clone();
+    // The cable is pulled once the screens have been pictured with the belt stopped.
+    let marker = dir.path().join("shots/stopped-quarantine.txt");
+    let commands_then = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (seen, c) = (commands_then.clone(), stats.clone());
+    let puller = std::thread::spawn(move || {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(240);
+        while !marker.exists() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        seen.store(c.commands.load(Relaxed), Relaxed);
+        emu.stop();
+    });
+    let source = format!("serial://{}", link.display());
+    let script = "login customs c001 1111\nbelt customs stop\nsnap stopped\nwait 4\n";
+    let (ok, _, stderr) = snapshot(dir.path(), script, &[&"--bags", &"1", &"--source", &source]);
+    puller.join().unwrap();
+    assert!(ok, "{stderr}");
+    // Calibrate (at every connection) and the stop.
+    assert!(commands_then.load(Relaxed) >= 2, "the scanner had {} commands", commands_then.load(Relaxed));
+    let shots = dir.path().join("shots");
+    for screen in ["customs", "quarantine"] {
+        let t = text(&shots.join(format!("stopped-{screen}.txt")));
+        assert!(t.contains("■ belt stopped 传送带停止"), "{screen}: {t}");
+        assert!(t.contains("banner: ■ BELT STOPPED 传送带停止"), "{screen}: {t}");
+        assert!(!t.contains("X-RAY ON"), "the tube is off with the belt at rest");
+        let t = text(&shots.join(format!("{screen}.txt")));
+        let banner = t.lines().find(|l| l.starts_with("banner: LINK DOWN")).unwrap_or_else(|| panic!("{t}"));
+        assert!(banner.contains("image frozen since") && banner.contains("图像自"), "{banner}");
+        assert!(!t.contains("BELT STOPPED"), "a belt nobody hears from is not said to be stopped: {t}");
+    }
+    let said = text(&shots.join("stopped-customs.txt"));
+    assert!(said.contains("Belt stop sent to the scanner"), "{said}");
+    // The stopped screens, looked at: the amber banner is over the image.
+    let img = png(&shots.join("stopped-customs.png"));
+    let amber = (0..img.width())
+        .flat_map(|x| (60..160).map(move |y| (x, y)))
+        .filter(|&(x, y)| {
+            let q = img.get_pixel(x, y);
+            q[0] > 200 && (140..200).contains(&q[1]) && q[2] < 60
+        })
+        .count();
+    assert!(amber > 2000, "{amber} amber pixels");
+}

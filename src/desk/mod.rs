@@ -1,7 +1,8 @@
 //! The desk: the application layer of one workstation. It owns what every screen shares (the
 //! agencies, the accounts, the bags with their records, the archive link) and each station's
 //! working state (who is logged in, the session, the bag in focus, which bags it has shown), and
-//! it applies [`Command`]s: log in and out, focus a bag, decide, mark, edit and delete marks. The
+//! it applies [`Command`]s: log in and out, focus a bag, decide, mark, edit and delete marks,
+//! move the belt (allowed and audited here, sent to the scanner by the front end). The
 //! egui windows, `snapshot`, and later a web page and remote stations drive it through
 //! [`Desk::apply`] alone; answers that take a disk (a commit) come back later through
 //! [`Desk::poll`] into each station's outbox ([`Desk::take_said`]), so no front end ever waits.
@@ -29,6 +30,7 @@ use crate::domain::operators::{LoginError, OperatorStore};
 use crate::domain::session::{Session, SessionEvent, SessionPolicy};
 use crate::domain::tip::{ProjectedThreat, TrainingResult};
 use crate::files::store::MarkChange;
+use crate::source::Belt;
 
 /// Bags kept for recall on screen.
 pub const RECENT_BAGS: usize = 50;
@@ -98,6 +100,9 @@ pub enum Command {
     Search {
         text: String,
     },
+    /// Move the belt (stop, forward, reverse), as the site allows: the front end sends it to the
+    /// scanner ([`Done::Belt`]); the screens show the belt as the scanner then reports it.
+    Belt(Belt),
 }
 
 /// An archived bag open on a station.
@@ -153,6 +158,8 @@ pub enum Done {
     },
     /// A view saved as a picture.
     ViewSaved(std::path::PathBuf),
+    /// The belt command is allowed and audited: send it to the scanner.
+    Belt(Belt),
     /// Archived bag `id` is being read.
     Opening(i64),
     /// Archived bag `id` is on the screen (as desk bag `key`).
@@ -198,6 +205,12 @@ pub enum DeskError {
     CannotOpen(String),
     #[error("search failed: {0}")]
     SearchFailed(String),
+    #[error("the belt is run from the scanner's own panel at this site")]
+    BeltFromScannerOnly,
+    #[error("the belt is not moved from the {0} screen at this site")]
+    BeltNotHere(String),
+    #[error("a back-office screen does not move the belt")]
+    BeltBackOffice,
 }
 
 /// One station's working state.
@@ -525,6 +538,23 @@ impl Desk {
                 Ok(Done::Focused(bag))
             }
             Command::Decide { code, reason } => self.decide(i, &code, reason.as_deref(), now_ms),
+            Command::Belt(b) => {
+                let st = &self.stations[i];
+                let op = st.operator.clone().ok_or(DeskError::NotLoggedIn)?;
+                if st.back_office {
+                    return Err(DeskError::BeltBackOffice);
+                }
+                let policy = &self.config.belt;
+                if !policy.from_screens {
+                    return Err(DeskError::BeltFromScannerOnly);
+                }
+                if !policy.allows(&st.agency) {
+                    return Err(DeskError::BeltNotHere(st.agency.clone()));
+                }
+                let station = st.id.clone();
+                self.audit(&op.id, "belt", serde_json::json!({ "station": station, "belt": b.name() }));
+                Ok(Done::Belt(b))
+            }
             Command::Mark { bag, shape, category, note } => {
                 let (op, agency) = self.acting(i)?;
                 let mut trial = self.record_of(bag)?.clone();

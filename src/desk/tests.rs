@@ -197,3 +197,41 @@ fn the_focus_follows_what_the_screen_shows() {
     d.note_drawn(CUSTOMS, 2650, 3000);
     assert_eq!(d.focus(CUSTOMS), Some(3));
 }
+
+#[test]
+fn the_belt_moves_for_a_logged_in_operator_as_the_site_allows() {
+    use crate::source::Belt;
+    let mut d = Desk::new(InspectionConfig::default(), Desk::demo_operators(), true);
+    assert_eq!(d.apply(CUSTOMS, Command::Belt(Belt::Stop), 0), Err(DeskError::NotLoggedIn));
+    let mut d = desk();
+    assert_eq!(d.apply(CUSTOMS, Command::Belt(Belt::Stop), 0), Ok(Done::Belt(Belt::Stop)));
+    assert_eq!(d.apply(QUARANTINE, Command::Belt(Belt::Reverse), 0), Ok(Done::Belt(Belt::Reverse)));
+
+    // Only customs moves the belt at this site.
+    let mut cfg = InspectionConfig::default();
+    cfg.belt.agencies = vec!["customs".into()];
+    cfg.validate().unwrap();
+    let mut d = Desk::new(cfg.clone(), Desk::demo_operators(), true);
+    d.apply(CUSTOMS, Command::Login { id: "c001".into(), pin: "1111".into() }, 0).unwrap();
+    d.apply(QUARANTINE, Command::Login { id: "q001".into(), pin: "2222".into() }, 0).unwrap();
+    assert_eq!(d.apply(CUSTOMS, Command::Belt(Belt::Forward), 0), Ok(Done::Belt(Belt::Forward)));
+    assert_eq!(
+        d.apply(QUARANTINE, Command::Belt(Belt::Stop), 0),
+        Err(DeskError::BeltNotHere("quarantine".into()))
+    );
+    // Nobody at this site: the scanner's own panel runs it.
+    cfg.belt.from_screens = false;
+    let mut d = Desk::new(cfg.clone(), Desk::demo_operators(), true);
+    d.apply(CUSTOMS, Command::Login { id: "c001".into(), pin: "1111".into() }, 0).unwrap();
+    assert_eq!(d.apply(CUSTOMS, Command::Belt(Belt::Stop), 0), Err(DeskError::BeltFromScannerOnly));
+    // A site naming an agency it does not have is refused when loaded.
+    cfg.belt = crate::domain::inspection::BeltPolicy { from_screens: true, agencies: vec!["police".into()] };
+    assert!(cfg.validate().is_err());
+    // And in a site file.
+    let text = format!(
+        "[belt]\nagencies = [\"customs\"]\n{}",
+        toml::to_string(&InspectionConfig::default()).unwrap()
+    );
+    let parsed = InspectionConfig::from_toml(&text).unwrap();
+    assert!(parsed.belt.allows("customs") && !parsed.belt.allows("quarantine"));
+}

@@ -121,6 +121,40 @@ pub struct DecisionPolicy {
     pub blind: bool,
 }
 
+/// Who may move the belt (stop, forward, reverse) from a screen: by default any operator logged
+/// in at a live screen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeltPolicy {
+    /// The belt is moved from the screens at all (false: only from the scanner's own panel).
+    #[serde(default = "yes")]
+    pub from_screens: bool,
+    /// Only from these agencies' screens (empty: every agency's).
+    #[serde(default)]
+    pub agencies: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for BeltPolicy {
+    fn default() -> Self {
+        BeltPolicy { from_screens: true, agencies: Vec::new() }
+    }
+}
+
+impl BeltPolicy {
+    fn is_default(&self) -> bool {
+        *self == BeltPolicy::default()
+    }
+
+    /// Whether an operator at `agency`'s screen may move the belt.
+    pub fn allows(&self, agency: &str) -> bool {
+        self.from_screens && (self.agencies.is_empty() || self.agencies.iter().any(|a| a == agency))
+    }
+}
+
 /// One screen of the workstation: the agency it works for, and whether it is a back-office
 /// screen (后台), which works from the archive only (no live image).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +177,9 @@ pub struct ScreenConfig {
 pub struct InspectionConfig {
     #[serde(default)]
     pub policy: DecisionPolicy,
+    /// Who may move the belt from a screen.
+    #[serde(default, skip_serializing_if = "BeltPolicy::is_default")]
+    pub belt: BeltPolicy,
     pub agencies: Vec<AgencyConfig>,
     /// The screens, 1 to 4 (none given: one live screen per agency, in the agencies' order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -158,6 +195,7 @@ impl Default for InspectionConfig {
         let cat = |id: &str, en: &str, zh: &str| CategoryDef { id: id.into(), label: label(en, zh) };
         InspectionConfig {
             policy: DecisionPolicy::default(),
+            belt: BeltPolicy::default(),
             screens: Vec::new(),
             agencies: vec![
                 AgencyConfig {
@@ -298,6 +336,9 @@ impl InspectionConfig {
             if ids[..i].contains(id) {
                 return bad(format!("screen id {id} twice"));
             }
+        }
+        if let Some(a) = self.belt.agencies.iter().find(|a| self.agency(a).is_none()) {
+            return bad(format!("[belt] agencies: unknown agency {a:?}"));
         }
         if let Some(s) = self.policy.auto_release_secs
             && !(1..=3600).contains(&s)

@@ -132,6 +132,16 @@ pub fn said_text(lang: Lang, cfg: &InspectionConfig, r: &Result<Done, DeskError>
         Ok(Done::ViewSaved(file)) => {
             Some((false, format!("{}: {}", lang.tr("Image saved", "图像已保存"), file.display())))
         }
+        Ok(Done::Belt(b)) => {
+            let zh = super::i18n::belt_verb_zh(*b);
+            ok(format!("Belt {} sent to the scanner", b.name()), format!("已向扫描仪发送：传送带{zh}"))
+        }
+        Err(e @ DeskError::BeltFromScannerOnly) => err(e.to_string(), "本现场传送带由扫描仪面板控制".into()),
+        Err(e @ DeskError::BeltNotHere(a)) => {
+            let name = agency_name(Lang::Zh, cfg, a);
+            err(e.to_string(), format!("本现场{name}屏不控制传送带"))
+        }
+        Err(e @ DeskError::BeltBackOffice) => err(e.to_string(), "后台屏不控制传送带".into()),
         Err(DeskError::Login(e)) => Some((true, login_error_text(lang, e))),
         Err(DeskError::WrongStation { operator, agency }) => {
             let a = cfg.agency(agency);

@@ -61,6 +61,36 @@ pub fn preset_name(p: Preset) -> (&'static str, &'static str) {
     }
 }
 
+/// The belt's state in words (English, Chinese).
+pub fn belt_name(b: crate::source::Belt) -> (&'static str, &'static str) {
+    use crate::source::Belt;
+    match b {
+        Belt::Forward => ("belt forward", "传送带正转"),
+        Belt::Stop => ("belt stopped", "传送带停止"),
+        Belt::Reverse => ("belt reversing", "传送带反转"),
+    }
+}
+
+/// The symbol on the belt's console key.
+pub fn belt_symbol(b: crate::source::Belt) -> &'static str {
+    use crate::source::Belt;
+    match b {
+        Belt::Forward => "▶",
+        Belt::Stop => "■",
+        Belt::Reverse => "◀",
+    }
+}
+
+/// The belt command in Chinese (停止, 正转, 反转).
+pub fn belt_verb_zh(b: crate::source::Belt) -> &'static str {
+    use crate::source::Belt;
+    match b {
+        Belt::Forward => "正转",
+        Belt::Stop => "停止",
+        Belt::Reverse => "反转",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The workstation: two synchronized screens, Customs 海关 and Quarantine 检验检疫, each in its
 //! own native window, both showing the same live scan, each with its own image functions on a
-//! toolbar and on F-keys, and a status bar.
+//! toolbar and on F-keys, the belt's keys, banners over the image for the scanner's state, and a
+//! status bar.
 //!
 //! Owns: drawing and input only. Once per frame it drains the source's channel on a time budget,
 //! hands lines to the [`Assembler`], and records the GPU work of the
@@ -37,7 +38,7 @@ use crate::domain::view::{Preset, ViewSettings};
 use crate::pipeline::gpu::{
     ImageSpec, Kernels, LiveView, describe_adapter, required_limits, wanted_features,
 };
-use crate::source::{RunningSource, SourceEvent};
+use crate::source::{Belt, RunningSource, ScannerCommand, SourceEvent};
 
 /// Console keys: F1 is always the plain standard image.
 pub const PRESET_KEYS: [(egui::Key, Preset); 12] = [
@@ -75,6 +76,8 @@ pub const HELP_KEYS: &[(&str, &str, &str)] = &[
     ("Drag, arrows", "Pan; back in time holds the view", "平移；回看时画面暂停"),
     ("Home", "Whole live image", "整幅实时图像"),
     ("M", "Magnifier: 4x under the pointer", "放大镜：指针处放大4倍"),
+    ("Space", "Stop the belt", "停止传送带"),
+    ("Ctrl+→ / Ctrl+←", "Belt forward / reverse", "传送带正转 / 反转"),
     (
         "Ctrl+1, 2, ...",
         "Decide the outlined bag (the panel's buttons in order)",
@@ -82,6 +85,30 @@ pub const HELP_KEYS: &[(&str, &str, &str)] = &[
     ),
     ("?", "This help", "按键说明"),
 ];
+
+/// How loud a banner over the image is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Red: the image cannot be trusted to be current, or the scanner is unsafe or failing.
+    Alarm,
+    /// Amber: the scanner does as it was told (the belt at rest or reversing).
+    Notice,
+}
+
+/// Local wall-clock time as hh:mm:ss.
+fn clock_text(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which lives on this stack frame.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
+    if !ok {
+        return format!("{:02}:{:02}:{:02} UTC", secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+/// How long a scanner may take to report the belt as commanded before the screens say it did not.
+const BELT_GRACE: Duration = Duration::from_secs(3);
 
 /// Ring length of the live image in lines (the visible history).
 pub const LIVE_LINES: u32 = 2048;
@@ -265,6 +292,11 @@ pub struct Workstation {
     status_height: Vec<(f32, f32)>,
     /// The archived bag open on each station, if any.
     opened: Vec<Option<OpenedImage>>,
+    /// The belt command last sent, and when (the screens say when the scanner does not follow).
+    belt_asked: Option<(Belt, Instant)>,
+    /// When the newest line came (what a frozen image shows), and since when the link is down.
+    last_line_at: Option<std::time::SystemTime>,
+    link_down_since: Option<std::time::SystemTime>,
 }
 
 /// Everything a workstation is made of besides its screens.
@@ -370,6 +402,9 @@ impl Workstation {
             status_height: vec![(0.0, 0.0); stations_len],
             opened: (0..stations_len).map(|_| None).collect(),
             render_state: render_state.cloned(),
+            belt_asked: None,
+            last_line_at: None,
+            link_down_since: None,
         }
     }
 
@@ -387,9 +422,52 @@ impl Workstation {
         &mut self.desk
     }
 
-    /// Send station `i`'s command to the desk as its panel does (the answer on its message line).
+    /// Send station `i`'s command to the desk as its panel does (the answer on its message line);
+    /// a belt command the desk allows goes on to the scanner.
     pub fn command(&mut self, i: usize, cmd: Command) -> Result<crate::desk::Done, crate::desk::DeskError> {
-        self.panels[i].send(&mut self.desk, cmd, crate::unix_ms())
+        let r = self.panels[i].send(&mut self.desk, cmd, crate::unix_ms());
+        if let Ok(crate::desk::Done::Belt(b)) = &r {
+            self.send_belt(i, *b);
+        }
+        r
+    }
+
+    /// Hand a belt command to the source (never waits); the screen says why when it cannot go.
+    fn send_belt(&mut self, i: usize, b: Belt) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let lang = self.panels[i].lang;
+        let (en, zh) = (b.name(), i18n::belt_verb_zh(b));
+        let why = if self.source.commands.is_none() {
+            Some((
+                "this source cannot move a belt (a recording, images, a fed source)",
+                "此信号源无传送带控制",
+            ))
+        } else if !self.source.stats.connected.load(Relaxed) {
+            Some(("the scanner's link is down", "扫描仪链路中断"))
+        } else if !self.source.command(ScannerCommand::Belt(b)) {
+            Some(("the scanner's command queue is full", "扫描仪命令队列已满"))
+        } else {
+            None
+        };
+        match why {
+            None => self.belt_asked = Some((b, Instant::now())),
+            Some((why_en, why_zh)) => {
+                let text =
+                    lang.tr(&format!("Belt {en} NOT sent: {why_en}"), &format!("传送带{zh}未发送：{why_zh}"));
+                self.panels[i].message = Some((true, text));
+            }
+        }
+    }
+
+    /// The belt as the scanner last reported it (`None`: it never said).
+    pub fn belt(&self) -> Option<Belt> {
+        self.assembler.stats.belt
+    }
+
+    /// A belt command sent that the scanner has not followed after `BELT_GRACE`.
+    fn belt_unfollowed(&self) -> Option<Belt> {
+        let (asked, at) = self.belt_asked?;
+        (self.belt() != Some(asked) && at.elapsed() > BELT_GRACE).then_some(asked)
     }
 
     /// Station `i`'s login, decision and marking forms.
@@ -459,6 +537,15 @@ impl Workstation {
         }
         let batch = self.assembler.feed(events);
         self.rate.add(batch.lines as u64);
+        if batch.lines > 0 {
+            self.last_line_at = Some(std::time::SystemTime::now());
+        }
+        let st = &self.source.stats;
+        use std::sync::atomic::Ordering::Relaxed;
+        let down = !st.connected.load(Relaxed) && !st.finished.load(Relaxed);
+        if down != self.link_down_since.is_some() {
+            self.link_down_since = down.then(std::time::SystemTime::now);
+        }
         self.desk.update_bags(&batch.bags);
         self.desk.note_projected(&batch.projected);
         if let Some(a) = self.desk.archive.as_mut() {
@@ -648,6 +735,21 @@ impl Workstation {
         {
             self.panels[i].decide(&mut self.desk, code, crate::unix_ms());
         }
+        // The belt: Space stops it (the first reflex on a suspicious image), Ctrl+arrows run it.
+        let belt = ui.input(|inp| {
+            if inp.key_pressed(egui::Key::Space) {
+                Some(Belt::Stop)
+            } else if inp.modifiers.ctrl && inp.key_pressed(egui::Key::ArrowRight) {
+                Some(Belt::Forward)
+            } else if inp.modifiers.ctrl && inp.key_pressed(egui::Key::ArrowLeft) {
+                Some(Belt::Reverse)
+            } else {
+                None
+            }
+        });
+        if !typing && let Some(b) = belt {
+            let _ = self.command(i, Command::Belt(b));
+        }
         if !typing && ui.input(|inp| inp.key_pressed(egui::Key::Questionmark)) {
             self.stations[i].help = !self.stations[i].help;
         }
@@ -682,11 +784,29 @@ impl Workstation {
     fn toolbar_ui(&mut self, ui: &mut egui::Ui, i: usize) {
         let lang = self.panels[i].lang;
         let mut switch = false;
+        let mut belt = None;
+        let reported = self.assembler.stats.belt;
         let st = &mut self.stations[i];
         ui.horizontal_wrapped(|ui| {
             ui.heading(lang.tr(&st.agency.name.en, &st.agency.name.zh));
             if let Some(n) = &st.screen.name {
                 ui.heading(lang.tr(&n.en, &n.zh));
+            }
+            // The belt's keys, lit as the scanner reports it (not as last pressed).
+            if !st.screen.back_office {
+                ui.separator();
+                for (b, key) in [(Belt::Reverse, "Ctrl+←"), (Belt::Stop, "Space"), (Belt::Forward, "Ctrl+→")]
+                {
+                    let (en, zh) = i18n::belt_name(b);
+                    let words = lang.tr(en, zh);
+                    if ui
+                        .selectable_label(reported == Some(b), i18n::belt_symbol(b))
+                        .on_hover_text(format!("{words} ({key})"))
+                        .clicked()
+                    {
+                        belt = Some(b);
+                    }
+                }
             }
             switch = ui.button(lang.switch_label()).on_hover_text("Language 语言").clicked();
             if ui.selectable_label(st.help, "?").on_hover_text(lang.tr("Keys", "按键说明")).clicked() {
@@ -708,6 +828,9 @@ impl Workstation {
         });
         if switch {
             self.panels[i].lang = lang.next();
+        }
+        if let Some(b) = belt {
+            let _ = self.command(i, Command::Belt(b));
         }
     }
 
@@ -841,6 +964,19 @@ impl Workstation {
             } else {
                 ui.label(text);
             }
+            // The belt as the scanner reports it; red when a command sent was not followed.
+            if let Some(b) = s.belt {
+                let (en, zh) = i18n::belt_name(b);
+                let text = format!("{} {}", i18n::belt_symbol(b), lang.tr(en, zh));
+                ui.separator();
+                if self.belt_unfollowed().is_some() {
+                    ui.colored_label(warn, text);
+                } else if b == Belt::Forward {
+                    ui.label(text);
+                } else {
+                    ui.colored_label(egui::Color32::from_rgb(240, 170, 20), text);
+                }
+            }
             ui.separator();
             ui.label(format!(
                 "{} {} · {} {}",
@@ -970,7 +1106,8 @@ impl Workstation {
         }
         let step = rect.width() / 8.0;
         let arrows = ui.input(|inp| {
-            let k = |key| if inp.key_pressed(key) { 1.0 } else { 0.0 };
+            // Ctrl+arrows run the belt.
+            let k = |key| if inp.key_pressed(key) && !inp.modifiers.ctrl { 1.0 } else { 0.0 };
             (
                 k(egui::Key::ArrowLeft) - k(egui::Key::ArrowRight),
                 k(egui::Key::ArrowUp) - k(egui::Key::ArrowDown),
@@ -1080,6 +1217,7 @@ impl Workstation {
         }
         self.focus_ui(ui, i, rect, &drawn_map);
         self.marks_ui(ui, i, &response, rect, &drawn_map);
+        self.banners_ui(ui, i, rect);
         let view = &self.stations[i].image;
         if view.zoom > 1.0 || !view.is_live() {
             let text =
@@ -1091,6 +1229,99 @@ impl Workstation {
                 egui::FontId::proportional(16.0),
                 egui::Color32::from_rgb(200, 30, 30),
             );
+        }
+    }
+
+    /// What the scanner's state means for the image, large and over it on every live screen:
+    /// a lost link (the image frozen since when), an open interlock, a scanner fault, a belt at
+    /// rest or reversing, a belt command not followed; and the X-ray lamp while the tube is on.
+    pub fn banners(&self, lang: i18n::Lang) -> (Vec<(Severity, String)>, bool) {
+        let s = &self.assembler.stats;
+        let mut out = Vec::new();
+        if let Some(since) = self.link_down_since {
+            let frozen = clock_text(self.last_line_at.unwrap_or(since));
+            let detail =
+                s.link.as_ref().filter(|(up, _)| !up).map_or(String::new(), |(_, d)| format!("\n{d}"));
+            out.push((
+                Severity::Alarm,
+                lang.tr(
+                    &format!("LINK DOWN · image frozen since {frozen}"),
+                    &format!("链路中断 · 图像自 {frozen} 起冻结"),
+                ) + &detail,
+            ));
+        }
+        let live = self.link_down_since.is_none();
+        let scanner = s.scanner.filter(|_| live);
+        if scanner.is_some_and(|st| st.interlock_open) {
+            out.push((Severity::Alarm, lang.tr("INTERLOCK OPEN · X-ray off", "联锁打开 · 射线已关闭")));
+        }
+        if scanner.is_some_and(|st| st.fault) {
+            let what = s.faults.iter().rev().find(|f| f.starts_with("scanner fault")).cloned();
+            let what = what.map_or(String::new(), |f| format!("\n{f}"));
+            out.push((Severity::Alarm, lang.tr("SCANNER FAULT", "扫描仪故障") + &what));
+        }
+        if let Some(asked) = self.belt_unfollowed() {
+            let (en, zh) = i18n::belt_name(asked);
+            let (ren, rzh) = self.belt().map_or(("no report", "无报告"), i18n::belt_name);
+            out.push((
+                Severity::Alarm,
+                lang.tr(
+                    &format!("Belt command not followed: sent {en}, scanner reports {ren}"),
+                    &format!("传送带命令未执行：已发送{zh}，扫描仪报告{rzh}"),
+                ),
+            ));
+        } else if live && let Some(b @ (Belt::Stop | Belt::Reverse)) = self.belt() {
+            let (en, zh) = i18n::belt_name(b);
+            out.push((
+                Severity::Notice,
+                format!("{} {}", i18n::belt_symbol(b), lang.tr(&en.to_uppercase(), zh)),
+            ));
+        }
+        (out, scanner.is_some_and(|st| st.tube_on))
+    }
+
+    fn banners_ui(&self, ui: &egui::Ui, i: usize, rect: egui::Rect) {
+        let lang = self.panels[i].lang;
+        let (banners, xray) = self.banners(lang);
+        let painter = ui.painter().with_clip_rect(rect);
+        let mut y = rect.top() + 12.0;
+        for (severity, text) in banners {
+            let (fill, ink) = match severity {
+                Severity::Alarm => (egui::Color32::from_rgb(190, 20, 20), egui::Color32::WHITE),
+                Severity::Notice => (egui::Color32::from_rgb(240, 170, 20), egui::Color32::BLACK),
+            };
+            let mut lines = text.lines();
+            let head = lines.next().unwrap_or_default().to_owned();
+            let rest: Vec<&str> = lines.collect();
+            let big = painter.layout_no_wrap(head, egui::FontId::proportional(26.0), ink);
+            let small = (!rest.is_empty()).then(|| {
+                painter.layout(rest.join("\n"), egui::FontId::proportional(15.0), ink, rect.width() - 48.0)
+            });
+            let w = big.size().x.max(small.as_ref().map_or(0.0, |g| g.size().x)) + 32.0;
+            let h = big.size().y + small.as_ref().map_or(0.0, |g| g.size().y + 4.0) + 16.0;
+            let r = egui::Rect::from_min_size(egui::pos2(rect.center().x - w / 2.0, y), egui::vec2(w, h));
+            painter.rect_filled(r, 6.0, fill.gamma_multiply(0.92));
+            let top = r.left_top() + egui::vec2(16.0, 8.0);
+            let big_h = big.size().y;
+            painter.galley(top, big, ink);
+            if let Some(g) = small {
+                painter.galley(top + egui::vec2(0.0, big_h + 4.0), g, ink);
+            }
+            y = r.bottom() + 8.0;
+        }
+        if xray {
+            // The console's X-ray lamp: yellow and black, top right.
+            let g = painter.layout_no_wrap(
+                lang.tr("X-RAY ON", "射线开启"),
+                egui::FontId::proportional(16.0),
+                egui::Color32::BLACK,
+            );
+            let r = egui::Rect::from_min_size(
+                egui::pos2(rect.right() - g.size().x - 28.0, rect.top() + 12.0),
+                g.size() + egui::vec2(16.0, 8.0),
+            );
+            painter.rect_filled(r, 4.0, egui::Color32::from_rgb(255, 210, 0));
+            painter.galley(r.left_top() + egui::vec2(8.0, 4.0), g, egui::Color32::BLACK);
         }
     }
 

@@ -22,19 +22,22 @@
 //! | `key STATION KEY` | presses a key (egui names: `F2`, `Escape`, `Plus`, `Home`, `M`, ...; `Ctrl+1` with Ctrl) |
 //! | `zoom STATION FACTOR` | presses `+` until the zoom is FACTOR (1, 2, 4 ... 64) |
 //! | `hover STATION LINE CHANNEL` | puts the pointer over the bag (the magnifier follows it) |
+//! | `belt STATION stop\|forward\|reverse` | presses the toolbar's belt key (■ ▶ ◀) and waits (5 s at most) for the scanner to report the belt so |
 //! | `mark STATION TOOL COORDS CATEGORY [NOTE]` | draws a mark on the bag in focus |
 //! | `open STATION ID` | opens archived bag ID (the archive's number, as `bags` lists it) on that screen; `snap` then also writes NAME-STATION-bag.png, the bag at full resolution as the screen's pipeline rendered it |
 //! | `focus STATION BAG\|queue` | picks bag number BAG from the screen's recent bags (`queue`: back to the desk's choice) |
 //! | `decide STATION CODE [REASON]` | presses the decision's button: it acts on the bag in focus (a reason for a change) |
 //! | `type STATION LABEL TEXT` | types TEXT into the field labelled LABEL (a findings count, a note, a search) |
 //! | `click STATION LABEL` | presses any button or checkbox by its visible label |
+//! | `wait SECONDS` | lets the workstation run that long (0.1 to 60 s), drawing as the windows would |
 //! | `snap NAME` | writes NAME-STATION.png/.txt for every screen, and NAME.png of both |
 //!
 //! Mark coordinates are the bag's: LINE from the bag's first line, CHANNEL from the bottom
 //! detector channel. TOOL `rect`, `ellipse` and `arrow` take `LINE0 CHANNEL0 LINE1 CHANNEL1`,
 //! `text` takes one point, `polygon` three or more. After the script the final screens are
 //! written as STATION.png/.txt and both.png. Each .txt lists the screen's visible texts (its
-//! accessibility tree), one per line, for bug reports and tests.
+//! accessibility tree), one per line, then the banners drawn over its image (`banner: ...`),
+//! for bug reports and tests.
 //!
 //! Owns: the script (parse, run) and the headless harness. Must not open windows.
 
@@ -123,6 +126,13 @@ pub enum Action {
     Hover {
         station: usize,
         at: [f32; 2],
+    },
+    Belt {
+        station: usize,
+        belt: crate::source::Belt,
+    },
+    Wait {
+        seconds: f32,
     },
     Mark {
         station: usize,
@@ -236,6 +246,15 @@ fn parse_action(w: &[String], agencies: &[String]) -> Result<Action, String> {
         }
         return Ok(Action::Snap { name });
     }
+    if verb == "wait" {
+        exactly(1, "SECONDS")?;
+        let seconds = args[0]
+            .parse::<f32>()
+            .ok()
+            .filter(|s| (0.1..=60.0).contains(s))
+            .ok_or_else(|| format!("wait {:?}: 0.1 to 60 seconds", args[0]))?;
+        return Ok(Action::Wait { seconds });
+    }
     need(1, "a station")?;
     let station = station_index(&args[0], agencies)?;
     let num = |s: &str| -> Result<f32, String> {
@@ -287,6 +306,12 @@ fn parse_action(w: &[String], agencies: &[String]) -> Result<Action, String> {
                 return Err(format!("zoom {f}: 1, 2, 4 ... 64 (each + doubles)"));
             }
             Action::Zoom { station, doublings: f.trailing_zeros() }
+        }
+        "belt" => {
+            exactly(2, "STATION stop|forward|reverse")?;
+            let belt = crate::source::Belt::parse(&args[1])
+                .ok_or_else(|| format!("belt {:?}: stop, forward or reverse", args[1]))?;
+            Action::Belt { station, belt }
         }
         "hover" => {
             exactly(3, "STATION LINE CHANNEL")?;
@@ -587,10 +612,12 @@ impl Headless {
     fn wait_for_bags(&mut self, bags: u64, timeout: Duration) -> Option<String> {
         let start = Instant::now();
         let mut quiet_since: Option<(Instant, u64)> = None;
+        let mut came: Option<Instant> = None;
         loop {
             self.frame();
             let (ended, head) = (self.ws().ended_bags(), self.ws().head());
             if ended >= bags {
+                came.get_or_insert_with(Instant::now);
                 let idle = self.ws().source().events.is_empty();
                 match quiet_since {
                     Some((t, h)) if h == head && idle => {
@@ -600,10 +627,10 @@ impl Headless {
                     }
                     _ => quiet_since = Some((Instant::now(), head)),
                 }
-                // A source that never stops: the bags are there, take the picture.
-                if quiet_since.is_some_and(|(t, _)| t.elapsed() > Duration::from_secs(3)) {
-                    return None;
-                }
+            }
+            // A source that never stops: the bags came, take the picture 3 s later.
+            if came.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
+                return None;
             }
             if start.elapsed() > timeout {
                 return Some(format!(
@@ -704,6 +731,26 @@ impl Headless {
                     self.click(*station, label)?;
                 }
                 Err(ActionError::Language)
+            }
+            Action::Belt { station, belt } => {
+                let i = *station;
+                self.click(i, i18n::belt_symbol(*belt))?;
+                if self.ws().panel(i).message.as_ref().is_some_and(|(error, _)| *error) {
+                    return Err(self.no_effect(i, format!("the belt was not moved ({})", belt.name())));
+                }
+                // As the operator watches the belt key light: the scanner's own report.
+                let until = Instant::now() + Duration::from_secs(5);
+                while self.ws().belt() != Some(*belt) {
+                    if Instant::now() > until {
+                        return Err(
+                            self.no_effect(i, format!("the scanner did not report the belt {}", belt.name()))
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                    self.frame();
+                }
+                self.frame();
+                Ok(())
             }
             Action::Preset { station, preset } => {
                 let lang = self.lang(*station);
@@ -866,6 +913,14 @@ impl Headless {
                 }
                 Ok(())
             }
+            Action::Wait { seconds } => {
+                let until = Instant::now() + Duration::from_secs_f32(*seconds);
+                while Instant::now() < until {
+                    self.frame();
+                    std::thread::sleep(Duration::from_millis(15));
+                }
+                Ok(())
+            }
             Action::Snap { .. } => Ok(()),
         }
     }
@@ -925,7 +980,11 @@ impl Headless {
             let png = out.join(format!("{stem}.png"));
             write_png(&png, &image)?;
             let txt = out.join(format!("{stem}.txt"));
-            write_file(&txt, self.visible_text().as_bytes())?;
+            let mut text = self.visible_text();
+            for (_, b) in self.ws().banners(self.lang(i)).0 {
+                text.push_str(&format!("banner: {}\n", b.replace('\n', " · ")));
+            }
+            write_file(&txt, text.as_bytes())?;
             files.extend([png, txt]);
             // An opened bag also at full resolution, as the screen's pipeline rendered it.
             if let Some(rgba) = self.ws().opened_rgba(i) {
