@@ -481,3 +481,42 @@ fn a_belt_stop_reaches_the_serial_scanner_and_a_pulled_cable_is_a_banner_on_both
         .count();
     assert!(amber > 2000, "{amber} amber pixels");
 }
+
+/// The readout under the pointer and the measuring tools, through the screen as an operator uses
+/// them: air says nothing is in the beam; inside the bag, Zeff, class, both attenuations and a
+/// water-equivalent thickness; a ruler 100 lines long says 80 mm (0.8 mm a line); a region drawn
+/// round the whole bag with a margin weighs what is in it above the empty belt.
+#[test]
+fn the_readout_ruler_and_region_measure_the_bag_through_the_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "login customs c001 1111\n\
+                  hover customs 300 100\nsnap air\n\
+                  hover customs 300 1100\nsnap bag\n\
+                  ruler customs 100 1000 200 1000\nsnap ruler\n\
+                  measure customs 30 780 660 1300\n";
+    let (ok, _, stderr) = snapshot(dir.path(), script, &[&"--bags", &"1"]);
+    assert!(ok, "{stderr}");
+    let shots = dir.path().join("shots");
+    let t = text(&shots.join("air-customs.txt"));
+    assert!(t.contains("nothing in the beam 无物体"), "{t}");
+    let t = text(&shots.join("bag-customs.txt"));
+    let line = t.lines().find(|l| l.starts_with("Zeff ")).unwrap_or_else(|| panic!("{t}"));
+    let zeff: f32 = line[5..].split(' ').next().unwrap().parse().unwrap();
+    assert!((5.0..=30.0).contains(&zeff), "{line}");
+    assert!(line.contains(" mm ") && line.contains(" A "), "{line}");
+    let t = text(&shots.join("ruler-customs.txt"));
+    let ruler = t.lines().find(|l| l.starts_with("Ruler 标尺 ")).unwrap_or_else(|| panic!("{t}"));
+    let mm: f32 = ruler.trim_start_matches("Ruler 标尺 ").trim_end_matches(" mm").parse().unwrap();
+    assert!((mm - 80.0).abs() <= 1.0, "{ruler}");
+    let t = text(&shots.join("customs.txt"));
+    let region = t.lines().find(|l| l.starts_with("Region 区域 ")).unwrap_or_else(|| panic!("{t}"));
+    assert!(region.contains("505 × 416 mm"), "{region}");
+    let cm2: f32 = region.split("object 物体 ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    // The suitcase is about 430 x 310 mm: most of the region, not all of it.
+    assert!((1000.0..2000.0).contains(&cm2), "{region}");
+    assert!(region.contains(" g/cm² ") && region.ends_with(" g"), "{region}");
+    // The region stays drawn on the image: its cyan outline.
+    let img = png(&shots.join("customs.png"));
+    let cyan = img.pixels().filter(|p| p[0] < 40 && p[1] > 170 && p[2] > 220).count();
+    assert!(cyan > 500, "{cyan} cyan pixels");
+}

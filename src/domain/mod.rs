@@ -8,6 +8,7 @@
 pub mod calib;
 pub mod inspection;
 pub mod material;
+pub mod measure;
 pub mod operators;
 pub mod physics;
 pub mod profile;

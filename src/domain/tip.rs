@@ -168,7 +168,7 @@ impl Threat {
 /// The background under a region, from its border: the mean of the two outermost pixels on
 /// each edge, smoothed along the edge (quantum noise), blended across as a Coons patch (each
 /// edge interpolated linearly to the opposite one, less the corners' bilinear part).
-fn border_patch(a: &Array2<f32>) -> Array2<f32> {
+pub(crate) fn border_patch(a: &Array2<f32>) -> Array2<f32> {
     let (h, w) = a.dim();
     let k = 2.min(h).min(w);
     let mean = |v: &mut dyn Iterator<Item = f32>| {

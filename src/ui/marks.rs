@@ -23,10 +23,28 @@ pub enum Tool {
     Arrow,
     Text,
     Polygon,
+    /// Measures: a line's length in mm (not a mark: nothing is recorded).
+    Ruler,
+    /// Measures what lies in a box above its background (not a mark).
+    Region,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 6] = [Tool::Pan, Tool::Rect, Tool::Ellipse, Tool::Arrow, Tool::Text, Tool::Polygon];
+    pub const ALL: [Tool; 8] = [
+        Tool::Pan,
+        Tool::Rect,
+        Tool::Ellipse,
+        Tool::Arrow,
+        Tool::Text,
+        Tool::Polygon,
+        Tool::Ruler,
+        Tool::Region,
+    ];
+
+    /// A measuring tool (works without anyone logged in; records nothing).
+    pub fn measures(self) -> bool {
+        matches!(self, Tool::Ruler | Tool::Region)
+    }
 
     pub fn name(self) -> (&'static str, &'static str) {
         match self {
@@ -36,6 +54,8 @@ impl Tool {
             Tool::Arrow => ("Arrow", "箭头"),
             Tool::Text => ("Note", "文字"),
             Tool::Polygon => ("Polygon", "多边形"),
+            Tool::Ruler => ("Ruler", "标尺"),
+            Tool::Region => ("Region", "区域"),
         }
     }
 }

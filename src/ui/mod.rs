@@ -17,6 +17,7 @@ pub mod fonts;
 pub mod i18n;
 pub mod layout;
 pub mod marks;
+pub mod measure;
 pub mod snapshot;
 pub mod zoom;
 
@@ -190,6 +191,8 @@ struct Station {
     help: bool,
     /// A 4x loupe follows the pointer over the image.
     magnifier: bool,
+    /// The ruler or region last measured (until the next one or Esc).
+    measure: Option<measure::Measurement>,
 }
 
 /// The live ring texture: lines `[head - cap, head)` at `line % cap`.
@@ -294,6 +297,10 @@ pub struct Workstation {
     opened: Vec<Option<OpenedImage>>,
     /// The belt command last sent, and when (the screens say when the scanner does not follow).
     belt_asked: Option<(Belt, Instant)>,
+    /// The live image's raw samples, and the measuring tools of this scanner (`None`: its
+    /// physics could not be set up; the image still shows).
+    raw: measure::RawRing,
+    meter: Option<crate::domain::measure::Meter>,
     /// When the newest line came (what a frozen image shows), and since when the link is down.
     last_line_at: Option<std::time::SystemTime>,
     link_down_since: Option<std::time::SystemTime>,
@@ -336,6 +343,7 @@ impl Workstation {
                 image: ImageView { mirror: layout.newest_at_left, ..ImageView::default() },
                 help: false,
                 magnifier: false,
+                measure: None,
             })
             .collect();
         let mut error = None;
@@ -382,6 +390,9 @@ impl Workstation {
         let fs = profile.full_scale();
         let panels = stations.iter().enumerate().map(|(i, s)| StationPanel::new(i, &s.agency.id)).collect();
         let stations_len = stations.len();
+        let meter = crate::domain::measure::Meter::new(&profile)
+            .map_err(|e| log::warn!("no measuring tools: {e}"))
+            .ok();
         let mut assembler = Assembler::new(channels, fs);
         // Scanners that do not signal bags: 30 mm of empty belt ends a bag.
         assembler.segmenter = crate::assemble::Segmenter::for_profile(&profile, 30.0);
@@ -403,6 +414,8 @@ impl Workstation {
             opened: (0..stations_len).map(|_| None).collect(),
             render_state: render_state.cloned(),
             belt_asked: None,
+            raw: measure::RawRing::new(channels, LIVE_LINES as usize),
+            meter,
             last_line_at: None,
             link_down_since: None,
         }
@@ -539,6 +552,7 @@ impl Workstation {
         self.rate.add(batch.lines as u64);
         if batch.lines > 0 {
             self.last_line_at = Some(std::time::SystemTime::now());
+            self.raw.push(&batch.low, &batch.high, &batch.missing);
         }
         let st = &self.source.stats;
         use std::sync::atomic::Ordering::Relaxed;
@@ -696,6 +710,7 @@ impl Workstation {
             st.preset = Preset::Standard;
             st.view = Preset::Standard.settings();
             st.image.reset();
+            st.measure = None;
             if self.desk.station(i).opened.is_some() {
                 let _ = self.command(i, Command::CloseBag);
             }
@@ -1064,7 +1079,8 @@ impl Workstation {
         let m = view.mapping(rect.width(), rect.height(), rows, head);
         // The primary button marks when a marking tool is chosen (and someone is logged in);
         // otherwise it pans, and the secondary button always pans.
-        let mut marking = self.panels[i].marks.tool != Tool::Pan && self.desk.station(i).operator.is_some();
+        let tool = self.panels[i].marks.tool;
+        let mut marking = tool.measures() || (tool != Tool::Pan && self.desk.station(i).operator.is_some());
         // With the pan tool, a press on one of this agency's marks takes the mark, not the view
         // (until the drag ends, however it ends).
         if !response.dragged() && !response.drag_stopped() {
@@ -1216,6 +1232,7 @@ impl Workstation {
             self.desk.note_drawn(i, shown_from, shown_to);
         }
         self.focus_ui(ui, i, rect, &drawn_map);
+        self.measure_ui(ui, i, &response, rect, &drawn_map);
         self.marks_ui(ui, i, &response, rect, &drawn_map);
         self.banners_ui(ui, i, rect);
         let view = &self.stations[i].image;
@@ -1230,6 +1247,137 @@ impl Workstation {
                 egui::Color32::from_rgb(200, 30, 30),
             );
         }
+    }
+
+    /// The raw samples of what station `i` shows (the live ring, or the archived bag open there),
+    /// with their calibration and material table; `None` before the first calibration.
+    fn samples(
+        &self,
+        i: usize,
+    ) -> Option<(
+        measure::Samples<'_>,
+        &crate::domain::calib::Calibration,
+        &crate::domain::material::MaterialLut,
+    )> {
+        let gpu = self.gpu.as_ref()?;
+        match self.desk.station(i).opened.as_ref().filter(|_| self.opened[i].is_some()) {
+            Some(o) => {
+                let lut = o.scan.lut.as_ref().unwrap_or(&gpu.lut);
+                Some((measure::Samples::Frame(&o.scan.frame), &o.scan.calibration, lut))
+            }
+            None => Some((measure::Samples::Live(&self.raw), self.assembler.calibration.as_ref()?, &gpu.lut)),
+        }
+    }
+
+    /// The readout under a point of station `i`'s image (line, channel from the bottom): the
+    /// mean attenuations of the 5 x 5 pixels around it.
+    pub fn readout_at(&self, i: usize, line: f64, channel: f64) -> Option<crate::domain::measure::Readout> {
+        let meter = self.meter.as_ref()?;
+        let (samples, cal, lut) = self.samples(i)?;
+        let (l, c) = (line.floor() as i64, channel.floor() as i64);
+        let h = measure::READOUT_HALF;
+        let (lo, hi) = samples.attenuations(cal, (l - h, l + h + 1), (c - h, c + h + 1))?;
+        Some(meter.point(lut, lo.mean()?, hi.mean()?))
+    }
+
+    /// Station `i`'s ruler or region, if it has one.
+    pub fn measurement(&self, i: usize) -> Option<measure::Measurement> {
+        self.stations[i].measure
+    }
+
+    /// The words of station `i`'s measurement, if it has one and its image is still there.
+    fn measurement_text(&self, i: usize) -> Option<String> {
+        let m = self.stations[i].measure?;
+        let meter = self.meter.as_ref()?;
+        let lang = self.panels[i].lang;
+        if !m.region {
+            return Some(measure::ruler_text(lang, meter, &m));
+        }
+        let (samples, cal, lut) = self.samples(i)?;
+        let (lines, channels) = m.bounds();
+        let (lo, hi) = samples.attenuations(cal, lines, channels)?;
+        Some(measure::region_text(lang, &meter.region(lut, lo.view(), hi.view())?))
+    }
+
+    /// The ruler and the region: dragged with the primary button when chosen, drawn, and the
+    /// readout box (under the pointer, the measurement) at the image's lower left.
+    fn measure_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        i: usize,
+        response: &egui::Response,
+        rect: egui::Rect,
+        m: &zoom::Mapping,
+    ) {
+        let rows = self.rows(i) as f64;
+        let to_image = |p: egui::Pos2| {
+            let (line, row) = m.to_scan(p.x - rect.left(), p.y - rect.top());
+            (line, rows - f64::from(row))
+        };
+        let to_screen = |(line, channel): (f64, f64)| {
+            egui::pos2(
+                rect.left() + m.x_of_line(line),
+                rect.top() + ((rows - channel) as f32 - m.top_row) * m.scale,
+            )
+        };
+        let tool = self.panels[i].marks.tool;
+        let st = &mut self.stations[i];
+        if tool.measures() {
+            if response.drag_started_by(egui::PointerButton::Primary)
+                && let Some(p) = ui.input(|inp| inp.pointer.press_origin())
+            {
+                let a = to_image(p);
+                st.measure = Some(measure::Measurement { region: tool == Tool::Region, a, b: a });
+            }
+            if (response.dragged_by(egui::PointerButton::Primary)
+                || response.drag_stopped_by(egui::PointerButton::Primary))
+                && let (Some(mm), Some(p)) = (st.measure.as_mut(), ui.input(|inp| inp.pointer.latest_pos()))
+            {
+                mm.b = to_image(p);
+            }
+        }
+        let painter = ui.painter().with_clip_rect(rect);
+        let ink = egui::Color32::from_rgb(0, 200, 255);
+        if let Some(mm) = st.measure {
+            let (a, b) = (to_screen(mm.a), to_screen(mm.b));
+            if mm.region {
+                painter.rect_stroke(
+                    egui::Rect::from_two_pos(a, b),
+                    0.0,
+                    egui::Stroke::new(2.0, ink),
+                    egui::StrokeKind::Middle,
+                );
+            } else {
+                painter.line_segment([a, b], egui::Stroke::new(2.0, ink));
+                for end in [a, b] {
+                    painter.circle_filled(end, 3.0, ink);
+                }
+            }
+        }
+        let lang = self.panels[i].lang;
+        let mut lines = Vec::new();
+        if let Some(p) = response.hover_pos() {
+            let (line, channel) = to_image(p);
+            if let Some(r) = self.readout_at(i, line, channel) {
+                lines.push(measure::readout_text(lang, &r));
+            }
+        }
+        lines.extend(self.measurement_text(i));
+        if lines.is_empty() {
+            return;
+        }
+        egui::Area::new(egui::Id::unique(("readout", i)))
+            .order(egui::Order::Foreground)
+            .fixed_pos(rect.left_bottom() + egui::vec2(8.0, -8.0 - 22.0 * lines.len() as f32))
+            .interactable(false)
+            .show(ui.ctx(), |ui| {
+                egui::Frame::popup(ui.style()).show(ui, |ui| {
+                    ui.set_max_width(rect.width() - 32.0);
+                    for l in &lines {
+                        ui.label(l);
+                    }
+                });
+            });
     }
 
     /// What the scanner's state means for the image, large and over it on every live screen:
@@ -1509,6 +1657,7 @@ impl Workstation {
         let mut cmd: Option<Command> = None;
         let marks = &mut self.panels[i].marks;
         match tool {
+            Tool::Ruler | Tool::Region => {}
             Tool::Pan => {
                 if let Some(d) = marks.editing {
                     let a =

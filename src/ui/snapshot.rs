@@ -22,6 +22,8 @@
 //! | `key STATION KEY` | presses a key (egui names: `F2`, `Escape`, `Plus`, `Home`, `M`, ...; `Ctrl+1` with Ctrl) |
 //! | `zoom STATION FACTOR` | presses `+` until the zoom is FACTOR (1, 2, 4 ... 64) |
 //! | `hover STATION LINE CHANNEL` | puts the pointer over the bag (the magnifier follows it) |
+//! | `measure STATION L0 C0 L1 C1` | drags the region tool over the bag in focus: its size, and the area, Zeff, mass thickness and mass of what lies in it above the background, in the readout box |
+//! | `ruler STATION L0 C0 L1 C1` | drags the ruler: the length in mm in the readout box |
 //! | `belt STATION stop\|forward\|reverse` | presses the toolbar's belt key (■ ▶ ◀) and waits (5 s at most) for the scanner to report the belt so |
 //! | `mark STATION TOOL COORDS CATEGORY [NOTE]` | draws a mark on the bag in focus |
 //! | `open STATION ID` | opens archived bag ID (the archive's number, as `bags` lists it) on that screen; `snap` then also writes NAME-STATION-bag.png, the bag at full resolution as the screen's pipeline rendered it |
@@ -133,6 +135,12 @@ pub enum Action {
     },
     Wait {
         seconds: f32,
+    },
+    /// The region (or, with `region` false, the ruler) from one bag point to another.
+    Measure {
+        station: usize,
+        region: bool,
+        points: [[f32; 2]; 2],
     },
     Mark {
         station: usize,
@@ -312,6 +320,11 @@ fn parse_action(w: &[String], agencies: &[String]) -> Result<Action, String> {
             let belt = crate::source::Belt::parse(&args[1])
                 .ok_or_else(|| format!("belt {:?}: stop, forward or reverse", args[1]))?;
             Action::Belt { station, belt }
+        }
+        "measure" | "ruler" => {
+            exactly(5, "STATION LINE0 CHANNEL0 LINE1 CHANNEL1")?;
+            let n: Vec<f32> = args[1..].iter().map(|a| num(a)).collect::<Result<_, _>>()?;
+            Action::Measure { station, region: verb == "measure", points: [[n[0], n[1]], [n[2], n[3]]] }
         }
         "hover" => {
             exactly(3, "STATION LINE CHANNEL")?;
@@ -785,6 +798,35 @@ impl Headless {
                 self.step(*station);
                 let p = self.on_screen(*station, *at)?;
                 self.pointer_event(*station, egui::Event::PointerMoved(p));
+                Ok(())
+            }
+            Action::Measure { station, region, points } => {
+                let i = *station;
+                let lang = self.lang(i);
+                let tool = if *region { Tool::Region } else { Tool::Ruler };
+                let (en, zh) = tool.name();
+                self.click(i, &lang.tr(en, zh))?;
+                self.step(i);
+                let (a, b) = (self.on_screen(i, points[0])?, self.on_screen(i, points[1])?);
+                let button = |pos, pressed| egui::Event::PointerButton {
+                    pos,
+                    button: egui::PointerButton::Primary,
+                    pressed,
+                    modifiers: egui::Modifiers::NONE,
+                };
+                self.pointer_event(i, egui::Event::PointerMoved(a));
+                self.pointer_event(i, button(a, true));
+                for k in 1..=8 {
+                    self.pointer_event(i, egui::Event::PointerMoved(a + (b - a) * (k as f32 / 8.0)));
+                }
+                self.pointer_event(i, button(b, false));
+                self.step(i);
+                let (en, zh) = Tool::Pan.name();
+                self.click(i, &lang.tr(en, zh))?;
+                self.pointer_away(i);
+                if self.ws().measurement(i).is_none() {
+                    return Err(self.no_effect(i, "nothing was measured (is the bag still on screen?)"));
+                }
                 Ok(())
             }
             Action::Mark { station, tool, points, category, note } => {
