@@ -158,8 +158,9 @@ fn shade(q: Params, mode: u32, strip: bool, negative: bool, lc: bool, gamma: boo
     } else {
         rgb = mix3(vec3<f32>(1.0), material_hue(zeff), sat) * v;
     }
+    // Stripped classes lose their colour, not their density: plain grey.
     if strip && class_code(q, a_high, zeff) != q.only {
-        rgb = mix3(vec3<f32>(v), vec3<f32>(1.0), 0.75);
+        rgb = vec3<f32>(v);
     }
     if negative {
         rgb = vec3<f32>(1.0) - rgb;

@@ -84,3 +84,77 @@ fn clahe_matches_opencv() {
         assert!(changed > img.len() / 10);
     }
 }
+
+/// `twinspect render` of synthetic bag 3 with `args`, to `out`.
+fn render(out: &std::path::Path, args: &[&str]) {
+    let o = Command::new(env!("CARGO_BIN_EXE_twinspect"))
+        .env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()))
+        .args(["render", "--synthetic", "3", "--out"])
+        .arg(out)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "render {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// SEN (F7) against OpenCV's unsharp mask of the same radius (a 3 x 3 box) and amount, on the
+/// screens' own pipeline (the GPU): our edge enhancement is OpenCV's within a few per cent
+/// (gain 1.0 would be the same strength), and SEN makes the bag's edges at least 1.5 times as
+/// steep as the standard image's, so it visibly does something.
+#[test]
+fn sen_sharpens_like_opencv_unsharp_mask_and_visibly() {
+    use twinspect::domain::view::Preset;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let amount = Preset::Edge.settings().edge;
+    let edge_json = p("edge.json");
+    std::fs::write(&edge_json, format!(r#"{{"colour": "gray", "edge": {amount}}}"#)).unwrap();
+    render(&p("plain.png"), &["--preset", "bw"]);
+    render(&p("edge.png"), &["--settings", edge_json.to_str().unwrap()]);
+    render(&p("standard.png"), &["--preset", "standard"]);
+    render(&p("sen.png"), &["--preset", "edge"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/opencv_sharpen.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([p("plain.png"), p("edge.png")])
+        .arg(amount.to_string())
+        .args([p("standard.png"), p("sen.png")])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "OpenCV peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (gain, rms, steep) =
+        (r["gain"].as_f64().unwrap(), r["rms"].as_f64().unwrap(), r["steepness"].as_f64().unwrap());
+    eprintln!("SEN: gain against OpenCV {gain:.3}, RMS {rms:.2} levels, edges {steep:.2}x as steep");
+    assert!((0.95..=1.05).contains(&gain), "gain {gain}");
+    assert!(rms < 2.0, "RMS {rms} levels");
+    assert!(steep >= 1.5, "SEN edges only {steep:.2}x as steep as the standard image's");
+}
+
+/// OS, IS and metal strip colour, never density: every pixel they show in grey has the grey of
+/// the black-and-white image (the same density), not a flat pale grey.
+#[test]
+fn stripping_keeps_the_density_of_what_it_strips() {
+    let dir = tempfile::tempdir().unwrap();
+    render(&dir.path().join("bw.png"), &["--preset", "bw"]);
+    let bw = image::open(dir.path().join("bw.png")).unwrap().to_rgb8();
+    for preset in ["os", "is", "metal"] {
+        let path = dir.path().join(format!("{preset}.png"));
+        render(&path, &["--preset", preset]);
+        let img = image::open(&path).unwrap().to_rgb8();
+        let (mut grey, mut worst, mut lo, mut hi) = (0usize, 0i32, 255u8, 0u8);
+        for (p, q) in img.pixels().zip(bw.pixels()) {
+            let is_grey = p[0] == p[1] && p[1] == p[2];
+            if is_grey && q[0] < 250 {
+                grey += 1;
+                worst = worst.max((i32::from(p[0]) - i32::from(q[0])).abs());
+                (lo, hi) = (lo.min(p[0]), hi.max(p[0]));
+            }
+        }
+        eprintln!("{preset}: {grey} stripped pixels, grey {lo} to {hi}, worst {worst}");
+        assert!(grey > 2_000, "{preset}: {grey} stripped pixels");
+        assert!(worst <= 1, "{preset}: a stripped pixel {worst} levels from its density");
+        // Not one flat pale grey: the stripped parts keep their range of densities.
+        assert!(hi - lo > 80, "{preset}: stripped greys only {lo} to {hi}");
+    }
+}

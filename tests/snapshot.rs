@@ -520,3 +520,43 @@ fn the_readout_ruler_and_region_measure_the_bag_through_the_screen() {
     let cyan = img.pixels().filter(|p| p[0] < 40 && p[1] > 170 && p[2] > 220).count();
     assert!(cyan > 500, "{cyan} cyan pixels");
 }
+
+/// Brightness, contrast and gamma per screen, on keys: PageUp brightens customs' image (and
+/// only customs'), the Adjust button says by how much, and Esc brings back the standard image.
+#[test]
+fn brightness_keys_change_one_screen_and_esc_resets_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "snap before\n\
+                  key customs PageUp\nkey customs PageUp\nkey customs PageUp\nkey customs CloseBracket\n\
+                  snap brighter\n\
+                  key customs Escape\n";
+    let (ok, _, stderr) = snapshot(dir.path(), script, &[&"--bags", &"1"]);
+    assert!(ok, "{stderr}");
+    let shots = dir.path().join("shots");
+    let mean = |name: &str| {
+        let img = png(&shots.join(name));
+        let (x0, y0, x1, y1) = IMAGE;
+        let mut sum = 0u64;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let p = img.get_pixel(x, y);
+                sum += u64::from(p[0]) + u64::from(p[1]) + u64::from(p[2]);
+            }
+        }
+        sum as f64 / f64::from((x1 - x0) * (y1 - y0) * 3)
+    };
+    let (before, brighter) = (mean("before-customs.png"), mean("brighter-customs.png"));
+    assert!(brighter > before + 0.3, "{before} -> {brighter}");
+    let t = text(&shots.join("brighter-customs.txt"));
+    assert!(t.contains("Adjust 调节 B+0.15 C×1.10"), "{t}");
+    // The other screen is untouched.
+    let q =
+        differing(&png(&shots.join("before-quarantine.png")), &png(&shots.join("brighter-quarantine.png")));
+    assert!(q < 0.01, "quarantine changed {q}");
+    // Esc: the standard image again (composed anew, with the air calibration of now: within a
+    // level on average).
+    let back = mean_abs_diff(&png(&shots.join("before-customs.png")), &png(&shots.join("customs.png")));
+    assert!(back < 1.0, "{back} levels from the image before");
+    assert!(mean("customs.png") < before + 0.3);
+    assert!(text(&shots.join("customs.txt")).contains("Adjust 调节\n"));
+}

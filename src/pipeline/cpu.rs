@@ -230,8 +230,9 @@ pub fn compose_pixel(feat: ArrayView3<f32>, luts: ArrayView3<f32>, p: &Params, l
             [h[0] * v, h[1] * v, h[2] * v]
         }
     };
+    // Stripped classes lose their colour, not their density: plain grey.
     if p.only != 0 && class_code(a_hi, zeff, p.dense_threshold) != p.only {
-        rgb = mix3([v, v, v], [1.0; 3], 0.75);
+        rgb = [v, v, v];
     }
     if p.flags & FLAG_NEGATIVE != 0 {
         rgb = [1.0 - rgb[0], 1.0 - rgb[1], 1.0 - rgb[2]];

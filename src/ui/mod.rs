@@ -35,7 +35,7 @@ use crate::domain::inspection::Shape;
 use crate::domain::inspection::{AgencyConfig, InspectionConfig, OutcomeState};
 use crate::domain::material::MaterialLut;
 use crate::domain::profile::ScannerProfile;
-use crate::domain::view::{Preset, ViewSettings};
+use crate::domain::view::{Adjust, Preset, ViewSettings};
 use crate::pipeline::gpu::{
     ImageSpec, Kernels, LiveView, describe_adapter, required_limits, wanted_features,
 };
@@ -77,6 +77,9 @@ pub const HELP_KEYS: &[(&str, &str, &str)] = &[
     ("Drag, arrows", "Pan; back in time holds the view", "平移；回看时画面暂停"),
     ("Home", "Whole live image", "整幅实时图像"),
     ("M", "Magnifier: 4x under the pointer", "放大镜：指针处放大4倍"),
+    ("PgUp / PgDn", "Brighter / darker", "调亮 / 调暗"),
+    ("] / [", "More / less contrast", "增加 / 降低对比度"),
+    (". / ,", "Gamma up / down", "伽马增大 / 减小"),
     ("Space", "Stop the belt", "停止传送带"),
     ("Ctrl+→ / Ctrl+←", "Belt forward / reverse", "传送带正转 / 反转"),
     (
@@ -86,6 +89,22 @@ pub const HELP_KEYS: &[(&str, &str, &str)] = &[
     ),
     ("?", "This help", "按键说明"),
 ];
+
+/// An operator's adjustment in short, after the Adjust button: what differs from neutral
+/// (brightness B, contrast C, gamma γ); nothing when neutral.
+fn adjust_text(a: Adjust) -> String {
+    let mut s = String::new();
+    if a.brightness.abs() > 1e-4 {
+        s += &format!(" B{:+.2}", a.brightness);
+    }
+    if (a.contrast - 1.0).abs() > 1e-4 {
+        s += &format!(" C×{:.2}", a.contrast);
+    }
+    if (a.gamma - 1.0).abs() > 1e-4 {
+        s += &format!(" γ×{:.2}", a.gamma);
+    }
+    s
+}
 
 /// How loud a banner over the image is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +212,20 @@ struct Station {
     magnifier: bool,
     /// The ruler or region last measured (until the next one or Esc).
     measure: Option<measure::Measurement>,
+    /// The operator's brightness, contrast and gamma on top of the function (Esc resets).
+    adjust: Adjust,
+}
+
+impl Station {
+    /// The function `p`, under the operator's adjustment (a running VDE sweep keeps its place).
+    fn set_view(&mut self, p: Preset, adjust: Adjust) {
+        let phase = self.view.vde.map(|v| v.phase).filter(|_| self.preset == p);
+        (self.preset, self.adjust) = (p, adjust);
+        self.view = p.settings().adjusted(adjust);
+        if let (Some(phase), Some(v)) = (phase, self.view.vde.as_mut()) {
+            v.phase = phase;
+        }
+    }
 }
 
 /// The live ring texture: lines `[head - cap, head)` at `line % cap`.
@@ -344,6 +377,7 @@ impl Workstation {
                 help: false,
                 magnifier: false,
                 measure: None,
+                adjust: Adjust::default(),
             })
             .collect();
         let mut error = None;
@@ -702,13 +736,34 @@ impl Workstation {
         let escape = ui.input(|inp| inp.key_pressed(egui::Key::Escape));
         let st = &mut self.stations[i];
         if let Some(p) = pressed.last() {
-            st.preset = *p;
-            st.view = p.settings();
+            st.set_view(*p, st.adjust);
+        }
+        // Brightness (PageUp/PageDown), contrast (] and [), gamma (. and ,), on any function.
+        let typing = ui.ctx().egui_wants_keyboard_input();
+        let adjust = ui.input(|inp| {
+            let k = |key| inp.key_pressed(key);
+            let mut a = st.adjust;
+            for (up, down, f) in [
+                (egui::Key::PageUp, egui::Key::PageDown, Adjust::brighter as fn(Adjust, bool) -> Adjust),
+                (egui::Key::CloseBracket, egui::Key::OpenBracket, Adjust::more_contrast),
+                (egui::Key::Period, egui::Key::Comma, Adjust::more_gamma),
+            ] {
+                if k(up) {
+                    a = f(a, true);
+                }
+                if k(down) {
+                    a = f(a, false);
+                }
+            }
+            a
+        });
+        if !typing && adjust != st.adjust {
+            st.set_view(st.preset, adjust);
         }
         if escape {
-            // One key back to the plain standard image: preset, zoom and pan, and live.
-            st.preset = Preset::Standard;
-            st.view = Preset::Standard.settings();
+            // One key back to the plain standard image: preset, brightness and contrast, zoom
+            // and pan, and live.
+            st.set_view(Preset::Standard, Adjust::default());
             st.image.reset();
             st.measure = None;
             if self.desk.station(i).opened.is_some() {
@@ -836,10 +891,34 @@ impl Workstation {
                 let (en, zh) = i18n::preset_name(p);
                 let label = format!("{} {}", key.name(), lang.tr(en, zh));
                 if ui.selectable_label(st.preset == p, label).clicked() {
-                    st.preset = p;
-                    st.view = p.settings();
+                    st.set_view(p, st.adjust);
                 }
             }
+            // Brightness, contrast and gamma: sliders under one button, marked when not neutral.
+            ui.separator();
+            ui.menu_button(format!("{}{}", lang.tr("Adjust", "调节"), adjust_text(st.adjust)), |ui| {
+                let mut a = st.adjust;
+                ui.add(
+                    egui::Slider::new(&mut a.brightness, -0.5..=0.5)
+                        .text(lang.tr("Brightness (PgUp/PgDn)", "亮度")),
+                );
+                ui.add(
+                    egui::Slider::new(&mut a.contrast, 0.25..=4.0)
+                        .logarithmic(true)
+                        .text(lang.tr("Contrast ([ ])", "对比度")),
+                );
+                ui.add(
+                    egui::Slider::new(&mut a.gamma, 0.25..=4.0)
+                        .logarithmic(true)
+                        .text(lang.tr("Gamma (, .)", "伽马")),
+                );
+                if ui.button(lang.tr("Reset (Esc)", "复位")).clicked() {
+                    a = Adjust::default();
+                }
+                if a != st.adjust {
+                    st.set_view(st.preset, a);
+                }
+            });
         });
         if switch {
             self.panels[i].lang = lang.next();
