@@ -102,8 +102,10 @@ fn a_scripted_snapshot_shows_both_screens_logged_in_marked_and_decided() {
         &[&"--synthetic", &"3", &"--data", &data],
     );
     assert!(ok, "{stderr}");
-    // The status bar is one line at 1280 px (the details in its tooltip), in both languages.
+    // The status bar is one line at 1280 px (the details in its tooltip), and the toolbar one
+    // row, in both languages and in one.
     assert!(!stderr.contains("status bar wraps"), "{stderr}");
+    assert!(!stderr.contains("toolbar wraps"), "{stderr}");
     for name in ["start-customs", "start-quarantine", "hp-customs", "customs", "quarantine"] {
         let f = out.join(format!("{name}.png"));
         assert!(stdout.contains(&f.display().to_string()), "{name} listed: {stdout}");
@@ -559,4 +561,17 @@ fn brightness_keys_change_one_screen_and_esc_resets_them() {
     assert!(back < 1.0, "{back} levels from the image before");
     assert!(mean("customs.png") < before + 0.3);
     assert!(text(&shots.join("customs.txt")).contains("Adjust 调节\n"));
+}
+
+/// A site's own decision keys: the passenger lane records customs' "open" on 2 of the numeric
+/// keypad, pressed alone, on the bag in focus.
+#[test]
+fn a_site_decision_key_records_the_decision_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let lane = site("passenger-lane.toml");
+    let script = "login customs c001 1111\nfocus customs 1\nkey customs 2\n";
+    let (ok, _, stderr) = snapshot(dir.path(), script, &[&"--bags", &"1", &"--site", &lane]);
+    assert!(ok, "{stderr}");
+    let t = text(&dir.path().join("shots/customs.txt"));
+    assert!(t.contains("Customs 海关: Open for inspection 开箱查验 (c001)"), "{t}");
 }

@@ -42,6 +42,24 @@ pub struct DecisionCode {
     pub code: String,
     pub label: Label,
     pub kind: DispositionKind,
+    /// The key that records it on this agency's screens, pressed alone: a digit (`"1"`, as on
+    /// a numeric keypad), a letter, or `"F13"` to `"F24"` (a console's extra keys). None: Ctrl
+    /// and the code's position (Ctrl+1 for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Whether `key` may be a decision key: a digit, a letter other than the console's own (M, the
+/// magnifier), or F13 to F24 (F1 to F12 are the image functions).
+pub fn decision_key_allowed(key: &str) -> bool {
+    let one = |c: char| c.is_ascii_digit() || (c.is_ascii_uppercase() && c != 'M');
+    let mut chars = key.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => one(c),
+        _ => {
+            key.strip_prefix('F').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| (13..=24).contains(&n))
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,8 +208,12 @@ impl Default for InspectionConfig {
     /// Customs (海关) and inspection and quarantine (检验检疫), with their usual codes.
     fn default() -> Self {
         use DispositionKind::*;
-        let code =
-            |c: &str, en: &str, zh: &str, kind| DecisionCode { code: c.into(), label: label(en, zh), kind };
+        let code = |c: &str, en: &str, zh: &str, kind| DecisionCode {
+            code: c.into(),
+            label: label(en, zh),
+            kind,
+            key: None,
+        };
         let cat = |id: &str, en: &str, zh: &str| CategoryDef { id: id.into(), label: label(en, zh) };
         InspectionConfig {
             policy: DecisionPolicy::default(),
@@ -351,6 +373,18 @@ impl InspectionConfig {
             }
             if a.decisions.is_empty() || a.categories.is_empty() {
                 return bad(format!("agency {} needs decision codes and categories", a.id));
+            }
+            for (k, d) in a.decisions.iter().enumerate() {
+                let Some(key) = &d.key else { continue };
+                if !decision_key_allowed(key) {
+                    return bad(format!(
+                        "agency {} decision {}: key {key:?} (a digit, a letter but M, or F13 to F24)",
+                        a.id, d.code
+                    ));
+                }
+                if a.decisions[..k].iter().any(|e| e.key.as_ref() == Some(key)) {
+                    return bad(format!("agency {}: key {key:?} for two decisions", a.id));
+                }
             }
             if !a.decisions.iter().any(|d| d.kind == DispositionKind::Release) {
                 return bad(format!("agency {} has no release code", a.id));
@@ -1010,6 +1044,30 @@ mod tests {
 
     fn cfg() -> InspectionConfig {
         InspectionConfig::default()
+    }
+
+    #[test]
+    fn decision_keys_are_checked_when_a_site_is_loaded() {
+        for ok in ["1", "0", "A", "Z", "F13", "F24"] {
+            assert!(decision_key_allowed(ok), "{ok}");
+        }
+        for bad in ["", "M", "F1", "F12", "F25", "a", "Space", "Escape", "11", "F0"] {
+            assert!(!decision_key_allowed(bad), "{bad}");
+        }
+        let mut c = cfg();
+        c.agencies[0].decisions[0].key = Some("1".into());
+        c.agencies[0].decisions[1].key = Some("2".into());
+        // Another agency may use the same keys on its own screens.
+        c.agencies[1].decisions[0].key = Some("1".into());
+        c.validate().unwrap();
+        c.agencies[0].decisions[1].key = Some("1".into());
+        assert!(c.validate().unwrap_err().to_string().contains("two decisions"));
+        c.agencies[0].decisions[1].key = Some("F5".into());
+        assert!(c.validate().unwrap_err().to_string().contains("F13 to F24"));
+        // The shipped passenger lane puts them on the numeric keypad.
+        let lane =
+            InspectionConfig::from_toml(include_str!("../../hardware/sites/passenger-lane.toml")).unwrap();
+        assert_eq!(lane.agencies[0].decision("open").unwrap().key.as_deref(), Some("2"));
     }
 
     #[test]

@@ -434,10 +434,11 @@ impl StationPanel {
         let can = st.operator.is_some() && !desk.is_recording(self.station);
         let mut pressed = None;
         ui.horizontal_wrapped(|ui| {
-            for code in &agency.decisions {
+            for (k, code) in agency.decisions.iter().enumerate() {
                 let selected = current.as_ref().is_some_and(|d| d.code == code.code);
                 let button = egui::Button::new(lang.tr(&code.label.en, &code.label.zh)).selected(selected);
-                if ui.add_enabled(can, button).clicked() {
+                let key = code.key.clone().unwrap_or_else(|| format!("Ctrl+{}", k + 1));
+                if ui.add_enabled(can, button).on_hover_text(key).clicked() {
                     pressed = Some(code.code.clone());
                 }
             }

@@ -24,6 +24,15 @@ impl Lang {
         }
     }
 
+    /// The text in this language, with both on two lines (a button's label where width is short:
+    /// the toolbar keeps to one row at 1280 pixels).
+    pub fn stacked(self, en: &str, zh: &str) -> String {
+        match self {
+            Lang::Both => format!("{en}\n{zh}"),
+            _ => self.tr(en, zh),
+        }
+    }
+
     /// The next language for the switch button.
     pub fn next(self) -> Lang {
         match self {

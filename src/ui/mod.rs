@@ -106,6 +106,16 @@ fn adjust_text(a: Adjust) -> String {
     s
 }
 
+/// The label of a console function's toolbar button ("F1 STD" over "标准" in both languages).
+pub fn preset_label(lang: i18n::Lang, key: egui::Key, p: Preset) -> String {
+    let ((en, zh), k) = (i18n::preset_name(p), key.name());
+    match lang {
+        i18n::Lang::Both => format!("{k} {en}\n{zh}"),
+        i18n::Lang::Zh => format!("{k} {zh}"),
+        i18n::Lang::En => format!("{k} {en}"),
+    }
+}
+
 /// How loud a banner over the image is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
@@ -326,6 +336,8 @@ pub struct Workstation {
     drawn: Vec<Option<(egui::Rect, zoom::Mapping, u64)>>,
     /// Each station's status bar: (window width, tallest height at that width).
     status_height: Vec<(f32, f32)>,
+    /// Each station's toolbar height as last drawn.
+    toolbar_height: Vec<f32>,
     /// The archived bag open on each station, if any.
     opened: Vec<Option<OpenedImage>>,
     /// The belt command last sent, and when (the screens say when the scanner does not follow).
@@ -445,6 +457,7 @@ impl Workstation {
             rate: RateMeter::default(),
             drawn: vec![None; stations_len],
             status_height: vec![(0.0, 0.0); stations_len],
+            toolbar_height: vec![0.0; stations_len],
             opened: (0..stations_len).map(|_| None).collect(),
             render_state: render_state.cloned(),
             belt_asked: None,
@@ -521,6 +534,11 @@ impl Workstation {
     /// How tall station `i`'s status bar has been drawn (points): one line of text is about 26.
     pub fn status_bar_height(&self, i: usize) -> f32 {
         self.status_height[i].1
+    }
+
+    /// How tall station `i`'s toolbar was drawn (points).
+    pub fn toolbar_height(&self, i: usize) -> f32 {
+        self.toolbar_height[i]
     }
 
     pub fn panel(&self, i: usize) -> &StationPanel {
@@ -770,7 +788,8 @@ impl Workstation {
                 let _ = self.command(i, Command::CloseBag);
             }
         }
-        egui::Panel::top(format!("toolbar{i}")).show(ui, |ui| self.toolbar_ui(ui, i));
+        let bar = egui::Panel::top(format!("toolbar{i}")).show(ui, |ui| self.toolbar_ui(ui, i));
+        self.toolbar_height[i] = bar.response.rect.height();
         // The status bar keeps the tallest height it has needed at this width: a number that
         // grows, or logging in, must not make the image jump.
         let width = ui.available_width();
@@ -799,10 +818,19 @@ impl Workstation {
             }
             DECISION_KEYS.iter().position(|k| inp.key_pressed(*k))
         });
-        if !typing
-            && let Some(k) = decision_key
-            && let Some(code) = self.stations[i].agency.decisions.get(k).map(|c| c.code.clone())
-        {
+        // The site's own decision keys (a numeric keypad, a console's extra keys), pressed alone.
+        let site_key = ui.input(|inp| {
+            if inp.modifiers.ctrl || inp.modifiers.alt || inp.modifiers.command {
+                return None;
+            }
+            self.stations[i].agency.decisions.iter().find_map(|d| {
+                let key = egui::Key::from_name(d.key.as_deref()?)?;
+                inp.key_pressed(key).then(|| d.code.clone())
+            })
+        });
+        let by_position =
+            decision_key.and_then(|k| self.stations[i].agency.decisions.get(k)).map(|c| c.code.clone());
+        if !typing && let Some(code) = site_key.or(by_position) {
             self.panels[i].decide(&mut self.desk, code, crate::unix_ms());
         }
         // The belt: Space stops it (the first reflex on a suspicious image), Ctrl+arrows run it.
@@ -858,9 +886,13 @@ impl Workstation {
         let reported = self.assembler.stats.belt;
         let st = &mut self.stations[i];
         ui.horizontal_wrapped(|ui| {
-            ui.heading(lang.tr(&st.agency.name.en, &st.agency.name.zh));
+            // Tighter than egui's default: the whole toolbar on one row at 1280 px, both languages.
+            ui.spacing_mut().item_spacing.x = 4.0;
+            // The screen's agency (and name), English over Chinese in both languages.
+            let heading = |en: &str, zh: &str| egui::RichText::new(lang.stacked(en, zh)).strong().size(16.0);
+            ui.label(heading(&st.agency.name.en, &st.agency.name.zh));
             if let Some(n) = &st.screen.name {
-                ui.heading(lang.tr(&n.en, &n.zh));
+                ui.label(heading(&n.en, &n.zh));
             }
             // The belt's keys, lit as the scanner reports it (not as last pressed).
             if !st.screen.back_office {
@@ -882,21 +914,22 @@ impl Workstation {
             if ui.selectable_label(st.help, "?").on_hover_text(lang.tr("Keys", "按键说明")).clicked() {
                 st.help = !st.help;
             }
-            if ui.selectable_label(st.magnifier, lang.tr("Magnifier", "放大镜")).on_hover_text("M").clicked()
+            if ui
+                .selectable_label(st.magnifier, lang.stacked("Magnifier", "放大镜"))
+                .on_hover_text("M")
+                .clicked()
             {
                 st.magnifier = !st.magnifier;
             }
             ui.separator();
             for (key, p) in PRESET_KEYS {
-                let (en, zh) = i18n::preset_name(p);
-                let label = format!("{} {}", key.name(), lang.tr(en, zh));
-                if ui.selectable_label(st.preset == p, label).clicked() {
+                if ui.selectable_label(st.preset == p, preset_label(lang, key, p)).clicked() {
                     st.set_view(p, st.adjust);
                 }
             }
             // Brightness, contrast and gamma: sliders under one button, marked when not neutral.
             ui.separator();
-            ui.menu_button(format!("{}{}", lang.tr("Adjust", "调节"), adjust_text(st.adjust)), |ui| {
+            ui.menu_button(format!("{}{}", lang.stacked("Adjust", "调节"), adjust_text(st.adjust)), |ui| {
                 let mut a = st.adjust;
                 ui.add(
                     egui::Slider::new(&mut a.brightness, -0.5..=0.5)

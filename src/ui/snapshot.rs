@@ -772,8 +772,7 @@ impl Headless {
                     .find(|(_, p)| p == preset)
                     .map(|(k, _)| *k)
                     .expect("every preset has a key");
-                let (en, zh) = i18n::preset_name(*preset);
-                self.click(*station, &format!("{} {}", key.name(), lang.tr(en, zh)))
+                self.click(*station, &super::preset_label(lang, key, *preset))
             }
             Action::Key { station, key, ctrl } => {
                 if *ctrl {
@@ -1096,6 +1095,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
         .map_err(|e| SnapshotError::Write { path: path.to_owned(), why: e.to_string() })
 }
 
+/// Tallest a toolbar of one row is (points): buttons of two lines of text (both languages).
+const TOOLBAR_ONE_ROW: f32 = 64.0;
+
 /// Tallest a status bar of one line of text is (points).
 const STATUS_BAR_ONE_LINE: f32 = 36.0;
 
@@ -1126,8 +1128,14 @@ pub fn run(parts: Parts, script: &Script, opts: &SnapshotOptions) -> Result<Snap
     if dropped > 0 {
         report.warnings.push(format!("{dropped} lines were dropped before the screens took them"));
     }
-    // A status bar that wraps takes image rows from the operator (one line of text is ~26 pt).
+    // A status bar that wraps takes image rows from the operator (one line of text is ~26 pt);
+    // so does a toolbar that wraps (one row of two-line buttons is ~TOOLBAR_ONE_ROW).
     for i in 0..r.agencies.len() {
+        let h = r.ws().toolbar_height(i);
+        if h > TOOLBAR_ONE_ROW {
+            let screen = &r.agencies[i];
+            report.warnings.push(format!("the {screen} screen's toolbar wraps ({h:.0} pt tall)"));
+        }
         let h = r.ws().status_bar_height(i);
         if h > STATUS_BAR_ONE_LINE {
             let screen = &r.agencies[i];
