@@ -21,5 +21,6 @@ pub mod domain;
 pub mod emulator;
 pub mod files;
 pub mod pipeline;
+pub mod sound;
 pub mod source;
 pub mod ui;

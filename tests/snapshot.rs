@@ -469,6 +469,9 @@ fn a_belt_stop_reaches_the_serial_scanner_and_a_pulled_cable_is_a_banner_on_both
         let banner = t.lines().find(|l| l.starts_with("banner: LINK DOWN")).unwrap_or_else(|| panic!("{t}"));
         assert!(banner.contains("image frozen since") && banner.contains("图像自"), "{banner}");
         assert!(!t.contains("BELT STOPPED"), "a belt nobody hears from is not said to be stopped: {t}");
+        // The alert is kept (where the machine has no sound card: silent, and said so).
+        assert!(t.contains("alert tones"), "{t}");
+        assert!(t.lines().any(|l| l.starts_with("alert ") && l.contains("link down 链路中断")), "{t}");
     }
     let said = text(&shots.join("stopped-customs.txt"));
     assert!(said.contains("Belt stop sent to the scanner"), "{said}");
@@ -517,6 +520,9 @@ fn the_readout_ruler_and_region_measure_the_bag_through_the_screen() {
     // The suitcase is about 430 x 310 mm: most of the region, not all of it.
     assert!((1000.0..2000.0).contains(&cm2), "{region}");
     assert!(region.contains(" g/cm² ") && region.ends_with(" g"), "{region}");
+    // The bag holds something not penetrated (the red stripes): one dense-object alert.
+    let alerts = t.lines().filter(|l| l.starts_with("alert ") && l.contains("dense object")).count();
+    assert_eq!(alerts, 1, "{t}");
     // The region stays drawn on the image: its cyan outline.
     let img = png(&shots.join("customs.png"));
     let cyan = img.pixels().filter(|p| p[0] < 40 && p[1] > 170 && p[2] > 220).count();

@@ -489,3 +489,59 @@ fn an_opening_asked_by_one_agency_calls_both_and_closes_when_both_have_recorded_
     );
     assert!(csv.contains("destroyed"), "{csv}");
 }
+
+/// Alerts on the workstation: a lost link alerts every live screen once (not every frame), and a
+/// projected threat revealed by a trainee's decision alerts that trainee's screen only. This
+/// machine has no sound card: the alerts are kept and say they were silent.
+#[test]
+fn a_lost_link_alerts_every_screen_once_and_a_revealed_threat_only_its_trainee() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use twinspect::desk::Command;
+    use twinspect::domain::material::MaterialLut;
+    use twinspect::domain::profile::ScannerProfile;
+    use twinspect::domain::synth::Category;
+    use twinspect::domain::tip::ProjectedThreat;
+    use twinspect::sound::Tone;
+    use twinspect::source::RunningSource;
+    use twinspect::ui::{Parts, Workstation};
+    let profile = ScannerProfile::load("desk-140").unwrap();
+    let (_tx, source) = RunningSource::fed("test", 64);
+    let lut = MaterialLut::for_profile(&profile).unwrap();
+    let inspection = InspectionConfig::default();
+    let mut desk = Desk::new(inspection.clone(), Desk::demo_operators(), true);
+    desk.training = true;
+    let layout = twinspect::ui::layout::Layout::default();
+    let mut ws = Workstation::new(None, None, Parts { profile, source, lut, inspection, desk, layout });
+    ws.source().stats.connected.store(false, Relaxed);
+    for _ in 0..3 {
+        ws.ingest(std::time::Duration::from_millis(1));
+    }
+    for i in 0..2 {
+        let tones: Vec<Tone> = ws.alerts(i).map(|a| a.tone).collect();
+        assert_eq!(tones, vec![Tone::LinkDown], "screen {i}");
+        // Sounded only where the machine can (CI's cannot).
+        assert!(ws.alerts(i).all(|a| !a.sounded) || ws.silent_why().is_none());
+    }
+    // A trainee on customs decides a bag with a projected knife: revealed, customs alerted.
+    let d = ws.desk_mut();
+    d.apply(0, Command::Login { id: "c001".into(), pin: "1111".into() }, 0).unwrap();
+    d.update_bags(&[BagSpan { bag: 1, item_id: None, first_line: 0, end_line: Some(400) }]);
+    d.note_drawn(0, 0, 500);
+    d.note_projected(&[ProjectedThreat {
+        bag: 1,
+        name: "kitchen knife".into(),
+        category: Category::Blade,
+        line: 100,
+        channel: 500,
+        lines: 200,
+        channels: 80,
+    }]);
+    d.apply(0, Command::Decide { code: "detain".into(), reason: None }, 10).unwrap();
+    ws.desk_mut().settle(std::time::Duration::from_secs(5));
+    ws.ingest(std::time::Duration::from_millis(1));
+    ws.ingest(std::time::Duration::from_millis(1));
+    let customs: Vec<(Tone, String)> = ws.alerts(0).map(|a| (a.tone, a.about.clone())).collect();
+    assert_eq!(customs.last(), Some(&(Tone::Threat, "#1: kitchen knife".to_string())), "{customs:?}");
+    assert_eq!(customs.iter().filter(|(t, _)| *t == Tone::Threat).count(), 1);
+    assert!(ws.alerts(1).all(|a| a.tone != Tone::Threat), "quarantine did not decide");
+}

@@ -224,7 +224,28 @@ struct Station {
     measure: Option<measure::Measurement>,
     /// The operator's brightness, contrast and gamma on top of the function (Esc resets).
     adjust: Adjust,
+    /// Alert tones wanted on this screen.
+    sound: bool,
+    /// This screen's alerts, newest last (at most [`ALERTS_KEPT`]).
+    alerts: std::collections::VecDeque<Alert>,
 }
+
+/// An alert a screen gave (tone or not).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    pub at: std::time::SystemTime,
+    pub tone: crate::sound::Tone,
+    /// What it was about ("bag #3", the link's words).
+    pub about: String,
+    /// It was sounded (the screen wanted tones and the machine has sound).
+    pub sounded: bool,
+}
+
+/// Alerts each screen keeps for its details.
+const ALERTS_KEPT: usize = 20;
+
+/// Pixels not penetrated in one frame's new lines that make a dense-object alert.
+const DENSE_ALERT_PIXELS: usize = 16;
 
 impl Station {
     /// The function `p`, under the operator's adjustment (a running VDE sweep keeps its place).
@@ -342,6 +363,11 @@ pub struct Workstation {
     opened: Vec<Option<OpenedImage>>,
     /// The belt command last sent, and when (the screens say when the scanner does not follow).
     belt_asked: Option<(Belt, Instant)>,
+    /// Alert tones, and what has been alerted once already (the bag of the last dense alert,
+    /// the projected threats revealed per station).
+    tones: crate::sound::Tones,
+    dense_alerted: Option<u64>,
+    threats_alerted: Vec<std::collections::HashSet<u64>>,
     /// The live image's raw samples, and the measuring tools of this scanner (`None`: its
     /// physics could not be set up; the image still shows).
     raw: measure::RawRing,
@@ -390,6 +416,8 @@ impl Workstation {
                 magnifier: false,
                 measure: None,
                 adjust: Adjust::default(),
+                sound: true,
+                alerts: std::collections::VecDeque::new(),
             })
             .collect();
         let mut error = None;
@@ -461,6 +489,9 @@ impl Workstation {
             opened: (0..stations_len).map(|_| None).collect(),
             render_state: render_state.cloned(),
             belt_asked: None,
+            tones: crate::sound::Tones::open(),
+            dense_alerted: None,
+            threats_alerted: vec![Default::default(); stations_len],
             raw: measure::RawRing::new(channels, LIVE_LINES as usize),
             meter,
             last_line_at: None,
@@ -490,6 +521,102 @@ impl Workstation {
             self.send_belt(i, *b);
         }
         r
+    }
+
+    /// An alert on station `only` (or every live screen): kept in each screen's list, logged, and
+    /// sounded once if any of those screens wants tones.
+    fn alert(&mut self, only: Option<usize>, tone: crate::sound::Tone, about: String) {
+        let screens: Vec<usize> = (0..self.stations.len())
+            .filter(|&i| only.is_none_or(|o| o == i) && !self.stations[i].screen.back_office)
+            .collect();
+        let wanted = screens.iter().any(|&i| self.stations[i].sound);
+        let sounded = wanted && self.tones.sound(tone, &about);
+        if !wanted {
+            log::info!("alert: {} ({about}), tones off on those screens", tone.name());
+        }
+        let at = std::time::SystemTime::now();
+        for i in screens {
+            let list = &mut self.stations[i].alerts;
+            list.push_back(Alert { at, tone, about: about.clone(), sounded });
+            while list.len() > ALERTS_KEPT {
+                list.pop_front();
+            }
+        }
+    }
+
+    /// Station `i`'s alerts in words, one a line ("alert 12:03:04 link down: ...").
+    pub fn alerts_text(&self, i: usize, lang: i18n::Lang) -> String {
+        let tones = match (self.stations[i].sound, self.silent_why()) {
+            (false, _) => lang.tr("alert tones off", "提示音关闭"),
+            (true, Some(why)) => {
+                lang.tr(&format!("alert tones: silent ({why})"), &format!("提示音：无声（{why}）"))
+            }
+            (true, None) => lang.tr("alert tones on", "提示音开启"),
+        };
+        let mut s = tones;
+        for a in self.alerts(i) {
+            let (en, zh) = match a.tone {
+                crate::sound::Tone::LinkDown => ("link down", "链路中断"),
+                crate::sound::Tone::Dense => ("dense object", "高密度物体"),
+                crate::sound::Tone::Threat => ("projected threat", "投影威胁"),
+            };
+            s += &format!("\nalert {} {}: {}", clock_text(a.at), lang.tr(en, zh), a.about);
+        }
+        s
+    }
+
+    /// Station `i`'s alerts, oldest first.
+    pub fn alerts(&self, i: usize) -> impl Iterator<Item = &Alert> {
+        self.stations[i].alerts.iter()
+    }
+
+    /// Tones on or off on station `i`.
+    pub fn set_sound(&mut self, i: usize, on: bool) {
+        self.stations[i].sound = on;
+    }
+
+    /// Whether alert tones could play on this machine (`None`) or why not.
+    pub fn silent_why(&self) -> Option<&str> {
+        self.tones.silent_why.as_deref()
+    }
+
+    /// Something the beam did not penetrate came in: one alert per bag.
+    fn dense_alert(&mut self, batch: &crate::assemble::Batch) {
+        let Some(cal) = self.assembler.calibration.as_ref() else { return };
+        let bag = self.assembler.stats.bags;
+        if batch.lines == 0 || self.dense_alerted == Some(bag) || bag == 0 {
+            return;
+        }
+        let t = cal.table();
+        let ch = t.len();
+        let thr = self.gpu.as_ref().map_or(f32::INFINITY, |g| g.lut.dense_threshold);
+        let dense = batch
+            .high
+            .chunks_exact(ch)
+            .flat_map(|line| line.iter().zip(&t))
+            .filter(|(raw, c)| crate::domain::calib::attenuation(**raw, c[1], c[3], cal.full_scale) > thr)
+            .count();
+        if dense >= DENSE_ALERT_PIXELS {
+            self.dense_alerted = Some(bag);
+            self.alert(None, crate::sound::Tone::Dense, format!("bag {bag} of this run"));
+        }
+    }
+
+    /// A projected threat revealed to an operator (their decision recorded): a tone on that screen.
+    fn threat_alerts(&mut self) {
+        let mut due = Vec::new();
+        for i in 0..self.stations.len() {
+            let Some(op) = self.desk.station(i).operator.as_ref() else { continue };
+            for (bag, p) in &self.desk.projected {
+                if self.desk.was_judged(*bag, &op.id) && !self.threats_alerted[i].contains(bag) {
+                    due.push((i, *bag, format!("#{}: {}", self.desk.number(*bag), p.name)));
+                }
+            }
+        }
+        for (i, bag, about) in due {
+            self.threats_alerted[i].insert(bag);
+            self.alert(Some(i), crate::sound::Tone::Threat, about);
+        }
     }
 
     /// Hand a belt command to the source (never waits); the screen says why when it cannot go.
@@ -611,7 +738,13 @@ impl Workstation {
         let down = !st.connected.load(Relaxed) && !st.finished.load(Relaxed);
         if down != self.link_down_since.is_some() {
             self.link_down_since = down.then(std::time::SystemTime::now);
+            if down {
+                let why = self.assembler.stats.link.as_ref().map_or(String::new(), |(_, d)| d.clone());
+                self.alert(None, crate::sound::Tone::LinkDown, why);
+            }
         }
+        self.dense_alert(&batch);
+        self.threat_alerts();
         self.desk.update_bags(&batch.bags);
         self.desk.note_projected(&batch.projected);
         if let Some(a) = self.desk.archive.as_mut() {
@@ -948,6 +1081,8 @@ impl Workstation {
                 if ui.button(lang.tr("Reset (Esc)", "复位")).clicked() {
                     a = Adjust::default();
                 }
+                ui.separator();
+                ui.checkbox(&mut st.sound, lang.tr("Alert tones", "提示音"));
                 if a != st.adjust {
                     st.set_view(st.preset, a);
                 }
@@ -1023,7 +1158,7 @@ impl Workstation {
     }
 
     /// The engineering details behind the status bar's tooltip: made only while it is shown.
-    fn status_details(&self, lang: i18n::Lang) -> String {
+    fn status_details(&self, i: usize, lang: i18n::Lang) -> String {
         use std::sync::atomic::Ordering::Relaxed;
         let (s, st) = (&self.assembler.stats, &self.source.stats);
         // GigE Vision: packets asked for again, and how many came.
@@ -1041,6 +1176,7 @@ impl Workstation {
                 lang.tr("air updates", "次空气更新")
             ),
             format!("GPU: {}", self.gpu.as_ref().map_or("none", |g| g.adapter.as_str())),
+            self.alerts_text(i, lang),
             format!(
                 "{} · {} kVp · {} {}",
                 self.profile.name,
@@ -1146,7 +1282,7 @@ impl Workstation {
                 ui.colored_label(egui::Color32::YELLOW, "no CJK font: install fonts-noto-cjk (中文字体缺失)");
             }
             ui.separator();
-            ui.weak(lang.tr("details", "详情")).on_hover_ui(|ui| _ = ui.label(self.status_details(lang)));
+            ui.weak(lang.tr("details", "详情")).on_hover_ui(|ui| _ = ui.label(self.status_details(i, lang)));
             if let Some(e) = self.error.as_ref().or(s.last_error.as_ref()) {
                 ui.separator();
                 ui.colored_label(egui::Color32::RED, e);

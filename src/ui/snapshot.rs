@@ -1025,6 +1025,9 @@ impl Headless {
             for (_, b) in self.ws().banners(self.lang(i)).0 {
                 text.push_str(&format!("banner: {}\n", b.replace('\n', " · ")));
             }
+            // The alerts, as the status bar's details list them.
+            text.push_str(&self.ws().alerts_text(i, self.lang(i)));
+            text.push('\n');
             write_file(&txt, text.as_bytes())?;
             files.extend([png, txt]);
             // An opened bag also at full resolution, as the screen's pipeline rendered it.

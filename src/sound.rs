@@ -1,0 +1,148 @@
+//! Alert tones: short beeps for what an operator must not miss (a lost link, a dense object, a
+//! projected threat revealed), played on a thread of their own through ALSA's `aplay` where the
+//! machine has a sound card, and silent where it has none. Every alert is logged either way, so
+//! a desk without speakers still has the record.
+//!
+//! Owns: [`Tones`], [`Tone`], the machine's sound check. Must not import: egui, wgpu, tokio.
+
+use std::io::Write;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+/// What the tone says: each has its own pitch and rhythm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    /// The scanner's link is lost: two low beeps.
+    LinkDown,
+    /// Something the beam did not penetrate: one high beep.
+    Dense,
+    /// A projected threat (training) was revealed: three rising beeps.
+    Threat,
+}
+
+impl Tone {
+    /// (frequency Hz, duration ms) of each beep, with 60 ms between them.
+    fn beeps(self) -> &'static [(f32, u32)] {
+        match self {
+            Tone::LinkDown => &[(440.0, 180), (440.0, 180)],
+            Tone::Dense => &[(1200.0, 150)],
+            Tone::Threat => &[(660.0, 100), (880.0, 100), (1100.0, 140)],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tone::LinkDown => "link down",
+            Tone::Dense => "dense object",
+            Tone::Threat => "projected threat",
+        }
+    }
+}
+
+const RATE: u32 = 22_050;
+
+/// 16-bit mono PCM of a tone at [`RATE`], with short fades (no clicks).
+pub fn pcm(tone: Tone) -> Vec<i16> {
+    let mut out = Vec::new();
+    for &(f, ms) in tone.beeps() {
+        let n = (RATE * ms / 1000) as usize;
+        let fade = (RATE / 200) as usize;
+        for k in 0..n {
+            let env = (k.min(n - 1 - k) as f32 / fade as f32).min(1.0);
+            let v = (k as f32 * f * std::f32::consts::TAU / RATE as f32).sin() * env * 0.4;
+            out.push((v * f32::from(i16::MAX)) as i16);
+        }
+        out.extend(std::iter::repeat_n(0, (RATE * 60 / 1000) as usize));
+    }
+    out
+}
+
+/// Where tones go: a player thread when the machine can sound, else nowhere.
+pub struct Tones {
+    tx: Option<SyncSender<Tone>>,
+    /// Why there is no sound, when there is none.
+    pub silent_why: Option<String>,
+}
+
+impl Tones {
+    /// A player if this machine has a sound card and `aplay` (alsa-utils); silent otherwise.
+    pub fn open() -> Tones {
+        let cards = std::fs::read_to_string("/proc/asound/cards").unwrap_or_default();
+        let why = if cards.trim().is_empty() || cards.contains("no soundcards") {
+            Some("no sound card".to_owned())
+        } else if !has_aplay() {
+            Some("aplay (alsa-utils) not installed".to_owned())
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Tones::silent(&why),
+            None => {
+                let (tx, rx) = sync_channel(4);
+                let spawned = std::thread::Builder::new().name("alert tones".into()).spawn(move || play(rx));
+                match spawned {
+                    Ok(_) => Tones { tx: Some(tx), silent_why: None },
+                    Err(e) => Tones::silent(&format!("no player thread: {e}")),
+                }
+            }
+        }
+    }
+
+    /// No sound (tests, a machine without speakers): alerts are only logged.
+    pub fn silent(why: &str) -> Tones {
+        Tones { tx: None, silent_why: Some(why.to_owned()) }
+    }
+
+    /// Sound `tone` (never waits: a tone that finds the player busy with four is dropped) and
+    /// log it; returns whether it was sent to a speaker.
+    pub fn sound(&self, tone: Tone, context: &str) -> bool {
+        let played = self.tx.as_ref().is_some_and(|tx| tx.try_send(tone).is_ok());
+        match &self.silent_why {
+            Some(why) => log::info!("alert: {} ({context}), silent: {why}", tone.name()),
+            None => log::info!("alert: {} ({context})", tone.name()),
+        }
+        played
+    }
+}
+
+fn has_aplay() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join("aplay").is_file()))
+}
+
+fn play(rx: Receiver<Tone>) {
+    while let Ok(tone) = rx.recv() {
+        let child = std::process::Command::new("aplay")
+            .args(["-q", "-t", "raw", "-f", "S16_LE", "-c", "1", "-r", &RATE.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else {
+            log::warn!("alert tone: aplay did not start");
+            continue;
+        };
+        let bytes: Vec<u8> = pcm(tone).iter().flat_map(|s| s.to_le_bytes()).collect();
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(&bytes);
+        }
+        let _ = child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tones_differ_fade_in_and_out_and_a_silent_desk_only_logs() {
+        let (a, b) = (pcm(Tone::LinkDown), pcm(Tone::Dense));
+        assert_ne!(a.len(), b.len());
+        assert_eq!(a[0], 0, "starts from silence");
+        let peak = a.iter().map(|v| v.unsigned_abs()).max().unwrap();
+        assert!(peak > 10_000 && peak < i16::MAX as u16, "{peak}");
+        // Two beeps of 180 ms with 60 ms after each.
+        assert_eq!(a.len(), 2 * (RATE as usize * 180 / 1000 + RATE as usize * 60 / 1000));
+        let silent = Tones::silent("test");
+        assert!(!silent.sound(Tone::Threat, "bag 3"));
+    }
+}
