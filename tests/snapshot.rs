@@ -581,3 +581,27 @@ fn a_site_decision_key_records_the_decision_it_names() {
     let t = text(&dir.path().join("shots/customs.txt"));
     assert!(t.contains("Customs 海关: Open for inspection 开箱查验 (c001)"), "{t}");
 }
+
+/// Each screen its own UI scale (a 4K monitor beside an HD one): Ctrl+= four times doubles
+/// customs' toolbar, not quarantine's; at 2560 px wide and scale 2 the toolbar and status bar
+/// still keep to one row (no warning); Ctrl+0 brings customs back.
+#[test]
+fn ctrl_plus_scales_one_screen_and_ctrl_0_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "snap before\n\
+                  key customs Ctrl+Equals\nkey customs Ctrl+Equals\nkey customs Ctrl+Equals\nkey customs Ctrl+Equals\n\
+                  snap big\nkey customs Ctrl+0\n";
+    let (ok, _, stderr) = snapshot(dir.path(), script, &[&"--bags", &"1", &"--size", &"2560x1600"]);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("wraps"), "{stderr}");
+    let shots = dir.path().join("shots");
+    // Where the image starts under the toolbar: the first run of 20 white pixels down column 30.
+    let top = |name: &str| {
+        let img = png(&shots.join(name));
+        (0..img.height() - 20).find(|&y| (y..y + 20).all(|yy| img.get_pixel(30, yy)[0] >= 250)).unwrap()
+    };
+    let (before, big) = (top("before-customs.png"), top("big-customs.png"));
+    assert!(big as f32 > 1.6 * before as f32, "toolbar bottom {before} -> {big}");
+    assert_eq!(top("big-quarantine.png"), top("before-quarantine.png"), "quarantine keeps its scale");
+    assert_eq!(top("customs.png"), before, "Ctrl+0: the layout's scale again");
+}

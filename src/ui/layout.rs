@@ -14,7 +14,18 @@ pub struct WindowPlacement {
     pub size: [f32; 2],
     #[serde(default)]
     pub fullscreen: bool,
+    /// The screen's UI scale (text, buttons, spacing): 2 for a 4K monitor beside an HD one
+    /// (0.75 to 3; Ctrl+= and Ctrl+- change it on the screen, Ctrl+0 back to this).
+    #[serde(default = "one")]
+    pub ui_scale: f32,
 }
+
+fn one() -> f32 {
+    1.0
+}
+
+/// The UI scales a screen may have.
+pub const UI_SCALES: std::ops::RangeInclusive<f32> = 0.75..=3.0;
 
 /// One placement per station, in the order of the agencies.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,6 +48,7 @@ impl Layout {
                     position: [w * i as f32, 0.0],
                     size: [w, height],
                     fullscreen: false,
+                    ui_scale: 1.0,
                 })
                 .collect(),
         }
@@ -53,6 +65,9 @@ impl Layout {
                 && (200.0..=16384.0).contains(&s.size[1]);
             if !ok {
                 return Err(LayoutError::Size { station: i + 1 });
+            }
+            if !UI_SCALES.contains(&s.ui_scale) {
+                return Err(LayoutError::Scale { station: i + 1, scale: s.ui_scale });
             }
         }
         Ok(l)
@@ -76,6 +91,8 @@ pub enum LayoutError {
     Count { placed: usize, stations: usize },
     #[error("station {station}: size must be 200 to 16384 points, coordinates finite")]
     Size { station: usize },
+    #[error("station {station}: ui_scale {scale} (0.75 to 3)")]
+    Scale { station: usize, scale: f32 },
 }
 
 impl Default for Layout {
@@ -107,6 +124,12 @@ mod tests {
         assert!(Layout::from_toml("nonsense", 2).is_err());
         let shipped = include_str!("../../hardware/layouts/two-monitors.toml");
         assert!(Layout::from_toml(shipped, 2).unwrap().placement(1).fullscreen);
+        let four_k = Layout::from_toml(include_str!("../../hardware/layouts/hd-and-4k.toml"), 2).unwrap();
+        assert_eq!((four_k.placement(0).ui_scale, four_k.placement(1).ui_scale), (1.0, 2.0));
+        assert!(matches!(
+            Layout::from_toml("[[stations]]\nposition = [0, 0]\nsize = [500, 500]\nui_scale = 9\n", 1),
+            Err(LayoutError::Scale { station: 1, .. })
+        ));
         let d = Layout::default();
         assert_eq!(d.placement(0).position, [0.0, 0.0]);
         assert_eq!(d.placement(1).position, [960.0, 0.0]);

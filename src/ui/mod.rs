@@ -80,6 +80,11 @@ pub const HELP_KEYS: &[(&str, &str, &str)] = &[
     ("PgUp / PgDn", "Brighter / darker", "调亮 / 调暗"),
     ("] / [", "More / less contrast", "增加 / 降低对比度"),
     (". / ,", "Gamma up / down", "伽马增大 / 减小"),
+    (
+        "Ctrl+= / Ctrl+- / Ctrl+0",
+        "This screen's UI larger / smaller / as laid out",
+        "本屏界面放大 / 缩小 / 复原",
+    ),
     ("Space", "Stop the belt", "停止传送带"),
     ("Ctrl+→ / Ctrl+←", "Belt forward / reverse", "传送带正转 / 反转"),
     (
@@ -114,6 +119,28 @@ pub fn preset_label(lang: i18n::Lang, key: egui::Key, p: Preset) -> String {
         i18n::Lang::Zh => format!("{k} {zh}"),
         i18n::Lang::En => format!("{k} {en}"),
     }
+}
+
+/// `style` with text, buttons and spacing `s` times as large (a screen's UI scale).
+fn scaled_style(style: &egui::Style, s: f32) -> egui::Style {
+    let mut st = style.clone();
+    for font in st.text_styles.values_mut() {
+        font.size *= s;
+    }
+    let sp = &mut st.spacing;
+    sp.item_spacing *= s;
+    sp.button_padding *= s;
+    sp.interact_size *= s;
+    sp.indent *= s;
+    sp.icon_width *= s;
+    sp.icon_width_inner *= s;
+    sp.icon_spacing *= s;
+    sp.slider_width *= s;
+    sp.combo_width *= s;
+    sp.text_edit_width *= s;
+    sp.menu_margin *= s;
+    sp.window_margin *= s;
+    st
 }
 
 /// How loud a banner over the image is.
@@ -226,6 +253,8 @@ struct Station {
     adjust: Adjust,
     /// Alert tones wanted on this screen.
     sound: bool,
+    /// This screen's UI scale (text, buttons, spacing), from the layout; Ctrl+= and Ctrl+-.
+    ui_scale: f32,
     /// This screen's alerts, newest last (at most [`ALERTS_KEPT`]).
     alerts: std::collections::VecDeque<Alert>,
 }
@@ -406,7 +435,9 @@ impl Workstation {
             .screens()
             .into_iter()
             .filter_map(|screen| Some((inspection.agency(&screen.agency)?.clone(), screen)))
-            .map(|(agency, screen)| Station {
+            .enumerate()
+            .map(|(k, (agency, screen))| Station {
+                ui_scale: layout.placement(k).ui_scale,
                 agency,
                 screen,
                 view: Preset::Standard.settings(),
@@ -663,6 +694,11 @@ impl Workstation {
         self.status_height[i].1
     }
 
+    /// Station `i`'s UI scale.
+    pub fn ui_scale(&self, i: usize) -> f32 {
+        self.stations[i].ui_scale
+    }
+
     /// How tall station `i`'s toolbar was drawn (points).
     pub fn toolbar_height(&self, i: usize) -> f32 {
         self.toolbar_height[i]
@@ -882,6 +918,35 @@ impl Workstation {
 
     /// Everything one station's window shows.
     pub fn station_ui(&mut self, ui: &mut egui::Ui, i: usize) {
+        // The screen's own UI scale: Ctrl+= and Ctrl+- by a quarter, Ctrl+0 back to the
+        // layout's (egui's own Ctrl zoom would scale every screen at once: it is off).
+        ui.ctx().options_mut(|o| o.zoom_with_keyboard = false);
+        let step = ui.input(|inp| {
+            if !inp.modifiers.ctrl {
+                return None;
+            }
+            if inp.key_pressed(egui::Key::Equals) || inp.key_pressed(egui::Key::Plus) {
+                Some(0.25)
+            } else if inp.key_pressed(egui::Key::Minus) {
+                Some(-0.25)
+            } else {
+                inp.key_pressed(egui::Key::Num0).then_some(0.0)
+            }
+        });
+        if let Some(d) = step {
+            let st = &mut self.stations[i];
+            st.ui_scale = if d == 0.0 {
+                self.layout.placement(i).ui_scale
+            } else {
+                (st.ui_scale + d).clamp(*layout::UI_SCALES.start(), *layout::UI_SCALES.end())
+            };
+            // A new scale: the status bar's remembered height no longer holds.
+            self.status_height[i] = (0.0, 0.0);
+        }
+        let scale = self.stations[i].ui_scale;
+        if scale != 1.0 {
+            *ui.style_mut() = scaled_style(ui.style(), scale);
+        }
         let pressed: Vec<Preset> = ui
             .input(|inp| PRESET_KEYS.iter().filter(|(k, _)| inp.key_pressed(*k)).map(|(_, p)| *p).collect());
         let escape = ui.input(|inp| inp.key_pressed(egui::Key::Escape));
@@ -935,7 +1000,7 @@ impl Workstation {
         let input = ui.input(|inp| !inp.events.is_empty() || inp.pointer.is_moving());
         self.desk.tick(i, now_ms, input);
         let (panels, desk) = (&mut self.panels, &mut self.desk);
-        egui::Panel::right(format!("disposal{i}")).default_size(300.0).show(ui, |ui| {
+        egui::Panel::right(format!("disposal{i}")).default_size(300.0 * scale).show(ui, |ui| {
             // A short screen scrolls the panel rather than cutting off its last rows.
             egui::ScrollArea::vertical().show(ui, |ui| panels[i].ui(ui, desk, now_ms));
         });
@@ -1020,9 +1085,10 @@ impl Workstation {
         let st = &mut self.stations[i];
         ui.horizontal_wrapped(|ui| {
             // Tighter than egui's default: the whole toolbar on one row at 1280 px, both languages.
-            ui.spacing_mut().item_spacing.x = 4.0;
+            ui.spacing_mut().item_spacing.x *= 0.5;
             // The screen's agency (and name), English over Chinese in both languages.
-            let heading = |en: &str, zh: &str| egui::RichText::new(lang.stacked(en, zh)).strong().size(16.0);
+            let size = ui.style().text_styles.get(&egui::TextStyle::Body).map_or(14.0, |f| f.size) + 2.0;
+            let heading = |en: &str, zh: &str| egui::RichText::new(lang.stacked(en, zh)).strong().size(size);
             ui.label(heading(&st.agency.name.en, &st.agency.name.zh));
             if let Some(n) = &st.screen.name {
                 ui.label(heading(&n.en, &n.zh));
@@ -1356,8 +1422,10 @@ impl Workstation {
         }
         let (zoom_in, zoom_out, home) = ui.input(|inp| {
             (
-                inp.key_pressed(egui::Key::Plus) || inp.key_pressed(egui::Key::Equals),
-                inp.key_pressed(egui::Key::Minus),
+                // With Ctrl they scale the screen's UI instead.
+                !inp.modifiers.ctrl
+                    && (inp.key_pressed(egui::Key::Plus) || inp.key_pressed(egui::Key::Equals)),
+                !inp.modifiers.ctrl && inp.key_pressed(egui::Key::Minus),
                 inp.key_pressed(egui::Key::Home),
             )
         });
@@ -1679,6 +1747,7 @@ impl Workstation {
     fn banners_ui(&self, ui: &egui::Ui, i: usize, rect: egui::Rect) {
         let lang = self.panels[i].lang;
         let (banners, xray) = self.banners(lang);
+        let k = self.stations[i].ui_scale;
         let painter = ui.painter().with_clip_rect(rect);
         let mut y = rect.top() + 12.0;
         for (severity, text) in banners {
@@ -1689,9 +1758,14 @@ impl Workstation {
             let mut lines = text.lines();
             let head = lines.next().unwrap_or_default().to_owned();
             let rest: Vec<&str> = lines.collect();
-            let big = painter.layout_no_wrap(head, egui::FontId::proportional(26.0), ink);
+            let big = painter.layout_no_wrap(head, egui::FontId::proportional(26.0 * k), ink);
             let small = (!rest.is_empty()).then(|| {
-                painter.layout(rest.join("\n"), egui::FontId::proportional(15.0), ink, rect.width() - 48.0)
+                painter.layout(
+                    rest.join("\n"),
+                    egui::FontId::proportional(15.0 * k),
+                    ink,
+                    rect.width() - 48.0,
+                )
             });
             let w = big.size().x.max(small.as_ref().map_or(0.0, |g| g.size().x)) + 32.0;
             let h = big.size().y + small.as_ref().map_or(0.0, |g| g.size().y + 4.0) + 16.0;
@@ -1709,7 +1783,7 @@ impl Workstation {
             // The console's X-ray lamp: yellow and black, top right.
             let g = painter.layout_no_wrap(
                 lang.tr("X-RAY ON", "射线开启"),
-                egui::FontId::proportional(16.0),
+                egui::FontId::proportional(16.0 * k),
                 egui::Color32::BLACK,
             );
             let r = egui::Rect::from_min_size(

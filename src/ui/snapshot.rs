@@ -1134,13 +1134,13 @@ pub fn run(parts: Parts, script: &Script, opts: &SnapshotOptions) -> Result<Snap
     // A status bar that wraps takes image rows from the operator (one line of text is ~26 pt);
     // so does a toolbar that wraps (one row of two-line buttons is ~TOOLBAR_ONE_ROW).
     for i in 0..r.agencies.len() {
-        let h = r.ws().toolbar_height(i);
-        if h > TOOLBAR_ONE_ROW {
+        let (h, scale) = (r.ws().toolbar_height(i), r.ws().ui_scale(i));
+        if h > TOOLBAR_ONE_ROW * scale {
             let screen = &r.agencies[i];
             report.warnings.push(format!("the {screen} screen's toolbar wraps ({h:.0} pt tall)"));
         }
         let h = r.ws().status_bar_height(i);
-        if h > STATUS_BAR_ONE_LINE {
+        if h > STATUS_BAR_ONE_LINE * r.ws().ui_scale(i) {
             let screen = &r.agencies[i];
             report.warnings.push(format!("the {screen} screen's status bar wraps ({h:.0} pt tall)"));
         }
