@@ -247,8 +247,10 @@ struct Station {
     help: bool,
     /// A 4x loupe follows the pointer over the image.
     magnifier: bool,
-    /// The ruler or region last measured (until the next one or Esc).
+    /// The ruler or region last measured (until the next one or Esc), and a region's words
+    /// for the measurement and language they were made for.
     measure: Option<measure::Measurement>,
+    measure_text: Option<(measure::Measurement, i18n::Lang, String)>,
     /// The operator's brightness, contrast and gamma on top of the function (Esc resets).
     adjust: Adjust,
     /// Alert tones wanted on this screen.
@@ -446,6 +448,7 @@ impl Workstation {
                 help: false,
                 magnifier: false,
                 measure: None,
+                measure_text: None,
                 adjust: Adjust::default(),
                 sound: true,
                 alerts: std::collections::VecDeque::new(),
@@ -778,6 +781,11 @@ impl Workstation {
                 let why = self.assembler.stats.link.as_ref().map_or(String::new(), |(_, d)| d.clone());
                 self.alert(None, crate::sound::Tone::LinkDown, why);
             }
+        }
+        // A belt command the scanner has followed is done with: what it reports later is its own
+        // (its panel's) doing, not a command of ours left unfollowed.
+        if self.belt_asked.is_some_and(|(b, _)| self.assembler.stats.belt == Some(b)) {
+            self.belt_asked = None;
         }
         self.dense_alert(&batch);
         self.threat_alerts();
@@ -1601,14 +1609,34 @@ impl Workstation {
         self.stations[i].measure
     }
 
-    /// The words of station `i`'s measurement, if it has one and its image is still there.
-    fn measurement_text(&self, i: usize) -> Option<String> {
+    /// The words of station `i`'s measurement, if it has one and its image is still there. A
+    /// region is weighed once (it may hold millions of pixels), then its words are kept for as
+    /// long as the region and the language stay the same; while it is dragged, only its size.
+    fn measurement_text(&mut self, i: usize, dragging: bool) -> Option<String> {
         let m = self.stations[i].measure?;
         let meter = self.meter.as_ref()?;
         let lang = self.panels[i].lang;
         if !m.region {
             return Some(measure::ruler_text(lang, meter, &m));
         }
+        if dragging {
+            let ((l0, l1), (c0, c1)) = m.bounds();
+            let (along, across) = ((l1 - l0) as f64 * meter.line_mm, (c1 - c0) as f64 * meter.channel_mm);
+            return Some(format!("{} {along:.0} × {across:.0} mm", lang.tr("Region", "区域")));
+        }
+        if let Some((km, kl, text)) = &self.stations[i].measure_text
+            && *km == m
+            && *kl == lang
+        {
+            return Some(text.clone());
+        }
+        let text = self.region_text(i, &m, lang)?;
+        self.stations[i].measure_text = Some((m, lang, text.clone()));
+        Some(text)
+    }
+
+    fn region_text(&self, i: usize, m: &measure::Measurement, lang: i18n::Lang) -> Option<String> {
+        let meter = self.meter.as_ref()?;
         let (samples, cal, lut) = self.samples(i)?;
         let (lines, channels) = m.bounds();
         let (lo, hi) = samples.attenuations(cal, lines, channels)?;
@@ -1678,7 +1706,7 @@ impl Workstation {
                 lines.push(measure::readout_text(lang, &r));
             }
         }
-        lines.extend(self.measurement_text(i));
+        lines.extend(self.measurement_text(i, response.dragged_by(egui::PointerButton::Primary)));
         if lines.is_empty() {
             return;
         }

@@ -715,6 +715,16 @@ impl Headless {
     }
 
     /// The action took no effect: say so with what screen `i`'s message line says.
+    /// Drag with the primary button from `a` to `b` on screen `i`, in eight moves.
+    fn drag(&mut self, i: usize, a: egui::Pos2, b: egui::Pos2) {
+        self.pointer_event(i, egui::Event::PointerMoved(a));
+        self.pointer_event(i, primary(a, true));
+        for k in 1..=8 {
+            self.pointer_event(i, egui::Event::PointerMoved(a + (b - a) * (k as f32 / 8.0)));
+        }
+        self.pointer_event(i, primary(b, false));
+    }
+
     fn no_effect(&self, i: usize, what: impl Into<String>) -> ActionError {
         ActionError::NoEffect { what: what.into(), said: self.said(i) }
     }
@@ -807,18 +817,7 @@ impl Headless {
                 self.click(i, &lang.tr(en, zh))?;
                 self.step(i);
                 let (a, b) = (self.on_screen(i, points[0])?, self.on_screen(i, points[1])?);
-                let button = |pos, pressed| egui::Event::PointerButton {
-                    pos,
-                    button: egui::PointerButton::Primary,
-                    pressed,
-                    modifiers: egui::Modifiers::NONE,
-                };
-                self.pointer_event(i, egui::Event::PointerMoved(a));
-                self.pointer_event(i, button(a, true));
-                for k in 1..=8 {
-                    self.pointer_event(i, egui::Event::PointerMoved(a + (b - a) * (k as f32 / 8.0)));
-                }
-                self.pointer_event(i, button(b, false));
+                self.drag(i, a, b);
                 self.step(i);
                 let (en, zh) = Tool::Pan.name();
                 self.click(i, &lang.tr(en, zh))?;
@@ -851,19 +850,13 @@ impl Headless {
                 self.step(i);
                 let screen: Vec<egui::Pos2> =
                     points.iter().map(|p| self.on_screen(i, *p)).collect::<Result<_, _>>()?;
-                let button = |pos, pressed| egui::Event::PointerButton {
-                    pos,
-                    button: egui::PointerButton::Primary,
-                    pressed,
-                    modifiers: egui::Modifiers::NONE,
-                };
                 let before = self.marks_made(i);
                 match tool {
                     Tool::Text | Tool::Polygon => {
                         for p in &screen {
                             self.pointer_event(i, egui::Event::PointerMoved(*p));
-                            self.pointer_event(i, button(*p, true));
-                            self.pointer_event(i, button(*p, false));
+                            self.pointer_event(i, primary(*p, true));
+                            self.pointer_event(i, primary(*p, false));
                             // Apart from a double click.
                             for _ in 0..30 {
                                 self.step(i);
@@ -873,15 +866,7 @@ impl Headless {
                             self.press(i, egui::Key::Enter);
                         }
                     }
-                    _ => {
-                        let (a, b) = (screen[0], screen[1]);
-                        self.pointer_event(i, egui::Event::PointerMoved(a));
-                        self.pointer_event(i, button(a, true));
-                        for k in 1..=8 {
-                            self.pointer_event(i, egui::Event::PointerMoved(a + (b - a) * (k as f32 / 8.0)));
-                        }
-                        self.pointer_event(i, button(b, false));
-                    }
+                    _ => self.drag(i, screen[0], screen[1]),
                 }
                 self.step(i);
                 let lang = self.lang(i);
@@ -1069,6 +1054,16 @@ impl Headless {
             last = text;
         }
         s
+    }
+}
+
+/// The primary button pressed or released at `pos`.
+fn primary(pos: egui::Pos2, pressed: bool) -> egui::Event {
+    egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
     }
 }
 
