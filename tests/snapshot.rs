@@ -605,3 +605,39 @@ fn ctrl_plus_scales_one_screen_and_ctrl_0_brings_it_back() {
     assert_eq!(top("big-quarantine.png"), top("before-quarantine.png"), "quarantine keeps its scale");
     assert_eq!(top("customs.png"), before, "Ctrl+0: the layout's scale again");
 }
+
+/// The scanner's own trouble over the image: the emulator's interlock opens and its generator
+/// faults (code 301); both screens say so in banners, with the scanner's code and words, and the
+/// X-ray lamp is out.
+#[test]
+fn an_open_interlock_and_a_scanner_fault_are_banners_with_the_scanners_code() {
+    use twinspect::domain::profile::ScannerProfile;
+    use twinspect::emulator::serial::{FAULT_CODE, FAULT_TEXT};
+    use twinspect::emulator::{EmulatorOptions, SerialTarget, serve_serial};
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("scanner");
+    let p = ScannerProfile::load("desk-140").unwrap();
+    let after = Some(std::time::Duration::from_secs(6));
+    let opts = EmulatorOptions {
+        speed: 4.0,
+        gap_mm: 60.0,
+        interlock_after: after,
+        fault_after: after,
+        ..Default::default()
+    };
+    let _emu = serve_serial(&p, opts, SerialTarget::Pty { link: Some(link.clone()) }).unwrap();
+    let source = format!("serial://{}", link.display());
+    let (ok, _, stderr) =
+        snapshot(dir.path(), "snap early\nwait 8\n", &[&"--bags", &"1", &"--source", &source]);
+    assert!(ok, "{stderr}");
+    let shots = dir.path().join("shots");
+    let early = text(&shots.join("early-customs.txt"));
+    assert!(!early.contains("banner: INTERLOCK") && early.contains("X-RAY ON"), "{early}");
+    for screen in ["customs", "quarantine"] {
+        let t = text(&shots.join(format!("{screen}.txt")));
+        assert!(t.contains("banner: INTERLOCK OPEN · X-ray off 联锁打开 · 射线已关闭"), "{screen}: {t}");
+        let fault = format!("banner: SCANNER FAULT 扫描仪故障 · scanner fault {FAULT_CODE}: {FAULT_TEXT}");
+        assert!(t.contains(&fault), "{screen}: {t}");
+        assert!(!t.contains("X-RAY ON"), "{screen}: the tube is off: {t}");
+    }
+}

@@ -64,6 +64,12 @@ pub struct EmulateArgs {
     /// ...for this many seconds.
     #[arg(long, default_value_t = 1.0)]
     pub disconnect_for: f64,
+    /// Open the tunnel's interlock after this many seconds (the tube off, the belt stopped).
+    #[arg(long)]
+    pub interlock_after: Option<f64>,
+    /// Fault the X-ray generator after this many seconds (a FAULT frame, the tube off).
+    #[arg(long)]
+    pub fault_after: Option<f64>,
     /// Do not send bag start/end (the workstation must find bags in the image).
     #[arg(long)]
     pub no_bag_signals: bool,
@@ -193,6 +199,8 @@ pub fn emulate(profile: &ScannerProfile, a: EmulateArgs) -> anyhow::Result<()> {
         signal_bags: !a.no_bag_signals,
         impair,
         replay,
+        interlock_after: a.interlock_after.map(|s| positive(s, "--interlock-after")).transpose()?,
+        fault_after: a.fault_after.map(|s| positive(s, "--fault-after")).transpose()?,
     };
     let emu = serve_serial(profile, opts, target)?;
     let need = link_bytes_per_second(profile, speed);

@@ -4,7 +4,8 @@
 //! disconnects). Integrators test their set-up with it; the tests test the driver with it.
 //!
 //! Owns: [`Impairments`], [`serve_serial`] and its [`EmulatorStats`]; the host-command handling
-//! (belt start/stop/reverse, status, calibrate, each acknowledged).
+//! (belt start/stop/reverse, status, calibrate, each acknowledged); an injected open interlock
+//! and generator fault.
 //!
 //! Must not import: egui, wgpu, the serial driver (it speaks the codec only).
 
@@ -74,7 +75,17 @@ pub struct EmulatorOptions {
     pub impair: Impairments,
     /// Serve this recording (looping) instead of synthetic bags.
     pub replay: Option<PathBuf>,
+    /// The tunnel's interlock opens this long after start (a curtain pulled, a hatch opened):
+    /// the tube goes off and the belt stops, as the scanner's safety circuit does.
+    pub interlock_after: Option<Duration>,
+    /// The generator faults this long after start: a FAULT frame with code [`FAULT_CODE`],
+    /// the status's fault bit, the tube off.
+    pub fault_after: Option<Duration>,
 }
+
+/// The fault the emulator injects, and its words.
+pub const FAULT_CODE: u16 = 301;
+pub const FAULT_TEXT: &str = "X-ray generator: tube over-temperature";
 
 impl Default for EmulatorOptions {
     fn default() -> Self {
@@ -86,6 +97,8 @@ impl Default for EmulatorOptions {
             signal_bags: true,
             impair: Impairments::default(),
             replay: None,
+            interlock_after: None,
+            fault_after: None,
         }
     }
 }
@@ -277,6 +290,9 @@ struct Server {
     stop: Arc<AtomicBool>,
     belt_running: bool,
     reversed: bool,
+    /// Injected: the interlock is open; the generator has faulted.
+    interlock: bool,
+    fault: bool,
     started: Instant,
     decoder: Decoder,
     /// Answers to commands, sent before the next lines.
@@ -287,6 +303,12 @@ impl Server {
     fn status(&self) -> Frame {
         // The tube is on while the belt carries bags through the beam.
         let mut state = if self.forward() { Status::TUBE_ON } else { 0 };
+        if self.interlock {
+            state |= Status::INTERLOCK_OPEN;
+        }
+        if self.fault {
+            state |= Status::FAULT;
+        }
         if self.belt_running {
             state |= Status::BELT_RUNNING;
         }
@@ -305,7 +327,24 @@ impl Server {
     }
 
     fn forward(&self) -> bool {
-        self.belt_running && !self.reversed
+        self.belt_running && !self.reversed && !self.interlock && !self.fault
+    }
+
+    /// The injected interlock and fault, when their time comes: said at once.
+    fn inject(&mut self) {
+        let due = |after: Option<Duration>| after.is_some_and(|d| self.started.elapsed() >= d);
+        if !self.interlock && due(self.opts.interlock_after) {
+            self.interlock = true;
+            self.belt_running = false;
+            let st = self.status();
+            self.replies.push(st);
+        }
+        if !self.fault && due(self.opts.fault_after) {
+            self.fault = true;
+            self.replies.push(Frame::Fault { code: FAULT_CODE, text: FAULT_TEXT.into() });
+            let st = self.status();
+            self.replies.push(st);
+        }
     }
 
     fn stopped(&self) -> bool {
@@ -427,6 +466,7 @@ impl Server {
                 reconnect_at = if self.reopen() { None } else { Some(now + Duration::from_millis(200)) };
             }
             self.commands();
+            self.inject();
             let mut frames = std::mem::take(&mut self.replies);
             if now.duration_since(last_tick) >= Duration::from_secs(1) {
                 last_tick = now;
@@ -497,6 +537,8 @@ pub fn serve_serial(
         stop: stop.clone(),
         belt_running: true,
         reversed: false,
+        interlock: false,
+        fault: false,
         started: Instant::now(),
         decoder: Decoder::new(),
         replies: Vec::new(),

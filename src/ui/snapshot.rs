@@ -39,7 +39,7 @@
 //! `text` takes one point, `polygon` three or more. After the script the final screens are
 //! written as STATION.png/.txt and both.png. Each .txt lists the screen's visible texts (its
 //! accessibility tree), one per line, then the banners drawn over its image (`banner: ...`),
-//! for bug reports and tests.
+//! the X-ray lamp (`lamp: ...`) and the screen's alerts, for bug reports and tests.
 //!
 //! Owns: the script (parse, run) and the headless harness. Must not open windows.
 
@@ -1007,8 +1007,12 @@ impl Headless {
             write_png(&png, &image)?;
             let txt = out.join(format!("{stem}.txt"));
             let mut text = self.visible_text();
-            for (_, b) in self.ws().banners(self.lang(i)).0 {
+            let (banners, xray) = self.ws().banners(self.lang(i));
+            for (_, b) in banners {
                 text.push_str(&format!("banner: {}\n", b.replace('\n', " · ")));
+            }
+            if xray {
+                text.push_str(&format!("lamp: {}\n", self.lang(i).tr("X-RAY ON", "射线开启")));
             }
             // The alerts, as the status bar's details list them.
             text.push_str(&self.ws().alerts_text(i, self.lang(i)));
