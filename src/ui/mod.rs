@@ -121,6 +121,13 @@ pub fn preset_label(lang: i18n::Lang, key: egui::Key, p: Preset) -> String {
     }
 }
 
+/// A floating part of a screen (a menu, a window, the readout box) at the screen's scale.
+fn scale_ui(ui: &mut egui::Ui, s: f32) {
+    if s != 1.0 {
+        *ui.style_mut() = scaled_style(ui.style(), s);
+    }
+}
+
 /// `style` with text, buttons and spacing `s` times as large (a screen's UI scale).
 fn scaled_style(style: &egui::Style, s: f32) -> egui::Style {
     let mut st = style.clone();
@@ -952,9 +959,7 @@ impl Workstation {
             self.status_height[i] = (0.0, 0.0);
         }
         let scale = self.stations[i].ui_scale;
-        if scale != 1.0 {
-            *ui.style_mut() = scaled_style(ui.style(), scale);
-        }
+        scale_ui(ui, scale);
         let pressed: Vec<Preset> = ui
             .input(|inp| PRESET_KEYS.iter().filter(|(k, _)| inp.key_pressed(*k)).map(|(_, p)| *p).collect());
         let escape = ui.input(|inp| inp.key_pressed(egui::Key::Escape));
@@ -1063,9 +1068,11 @@ impl Workstation {
         if self.stations[i].help {
             let lang = self.panels[i].lang;
             let mut open = true;
+            let k = self.stations[i].ui_scale;
             egui::Window::new(lang.tr("Keys", "按键说明")).open(&mut open).collapsible(false).show(
                 ui.ctx(),
                 |ui| {
+                    scale_ui(ui, k);
                     egui::Grid::new(format!("help{i}")).striped(true).show(ui, |ui| {
                         for (key, p) in PRESET_KEYS {
                             let (en, zh) = i18n::preset_name(p);
@@ -1137,6 +1144,7 @@ impl Workstation {
             // Brightness, contrast and gamma: sliders under one button, marked when not neutral.
             ui.separator();
             ui.menu_button(format!("{}{}", lang.stacked("Adjust", "调节"), adjust_text(st.adjust)), |ui| {
+                scale_ui(ui, st.ui_scale);
                 let mut a = st.adjust;
                 ui.add(
                     egui::Slider::new(&mut a.brightness, -0.5..=0.5)
@@ -1710,11 +1718,15 @@ impl Workstation {
         if lines.is_empty() {
             return;
         }
+        // A floating box takes the context's style, shared by every window: the screen's scale
+        // is applied inside it.
+        let k = self.stations[i].ui_scale;
         egui::Area::new(egui::Id::unique(("readout", i)))
             .order(egui::Order::Foreground)
-            .fixed_pos(rect.left_bottom() + egui::vec2(8.0, -8.0 - 22.0 * lines.len() as f32))
+            .fixed_pos(rect.left_bottom() + egui::vec2(8.0, -8.0 - 22.0 * k * lines.len() as f32))
             .interactable(false)
             .show(ui.ctx(), |ui| {
+                scale_ui(ui, k);
                 egui::Frame::popup(ui.style()).show(ui, |ui| {
                     ui.set_max_width(rect.width() - 32.0);
                     for l in &lines {
