@@ -45,15 +45,17 @@ echo "both station windows found; screenshot $out/workstation.png has $colours c
 [ "$colours" -gt 200 ] || { echo "screenshot looks blank"; exit 1; }
 # Each station has its own image functions: F11 (pseudo-colour) on the quarantine window changes
 # that screen only. Pseudo-colour paints air and thin items yellow (R > 200, G > 180, B < 90);
-# the standard image has no such pixels. (The windows present one after the other, so a
-# screenshot may catch them a frame apart: compare colours, not pixels.)
+# the standard image has no such pixels. The X-RAY ON lamp (yellow and black, top right of the
+# image) and any banner sit in the image's top band, so counting starts below it (the image
+# begins about 105 px down under a wrapped toolbar; the band is 60 px). (The windows present one
+# after the other, so a screenshot may catch them a frame apart: compare colours, not pixels.)
 yellow() {
   python3 - "$1" <<'PY'
 import sys, cv2
 img = cv2.imread(sys.argv[1])  # BGR
 h, w = img.shape[:2]
 for x0 in (0, w // 2):
-    half = img[60:h - 120, x0:x0 + w // 2 - 240]
+    half = img[170:h - 120, x0:x0 + w // 2 - 240]
     b, g, r = half[..., 0], half[..., 1], half[..., 2]
     print(int(((r > 200) & (g > 180) & (b < 90)).sum()), end=" ")
 PY
