@@ -188,6 +188,8 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
         );
         assert_eq!(f["pydicos_shape"], serde_json::json!([frame.channels(), frame.lines()]));
         assert_eq!(f["pydicos_equal"], true, "pyDICOS and pydicom read the same pixels");
+        assert_eq!(f["image_type"], serde_json::json!(["ORIGINAL", "INTENSITY"]));
+        assert_eq!(f["sdicos_valid"], true, "SDICOS validates the DX: {}", f["sdicos_errors"]);
         // Pixels: transmission (raw - dark) / (air - dark) at 16 bits, computed here from the
         // archived raw scan and calibration; rows are channels, the last one on top.
         let (h, w, px) = read_npy_u16(Path::new(f["pixels_path"].as_str().unwrap()));

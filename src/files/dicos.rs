@@ -270,7 +270,9 @@ pub fn export_bag(
         let sop = uid(&["dx", name, &key]);
         let mut ds = DataSet::new();
         common.put(&mut ds, DX_FOR_PROCESSING, &sop, "DX", (&series, energy));
-        ds.put_strs(tag(8, 8), b"CS", &["ORIGINAL", "PRIMARY"]);
+        // DICOS's own Value 2 (what the pixels are: INTENSITY, transmitted intensity), not
+        // DICOM DX's PRIMARY: SDICOS's validator refuses PRIMARY ("Image Type is invalid").
+        ds.put_strs(tag(8, 8), b"CS", &["ORIGINAL", "INTENSITY"]);
         ds.put_str(tag(8, 0x22), b"DA", &date_time(row.started_ms).0);
         ds.put_str(tag(8, 0x32), b"TM", &date_time(row.started_ms).1);
         ds.put_str(tag(8, 0x68), b"CS", "FOR PROCESSING");

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pydicom
 import pydicos
+import pyDICOS
 
 DICOM_DX_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
 # Elements DICOS defines and DICOM does not (or defines with another meaning).
@@ -28,15 +29,23 @@ def dx(path, ds, out):
     np.save(out["pixels_path"], px)
     out["photometric"] = str(ds.PhotometricInterpretation)
     out["spacing"] = [float(v) for v in ds.ImagerPixelSpacing]
-    sd = pydicos.DXLoader(path).get_data()
+    loaded = pydicos.DXLoader(path)
+    sd = loaded.get_data()
     out["pydicos_shape"] = list(sd.shape)
     out["pydicos_equal"] = bool(np.array_equal(np.asarray(sd).reshape(px.shape), px))
+    # SDICOS's validator (what its writer checks before writing), on the file as read.
+    out["image_type"] = [str(v) for v in ds.ImageType]
+    err = pyDICOS.ErrorLog()
+    out["sdicos_valid"] = bool(loaded.Validate(err))
+    out["sdicos_errors"] = err.GetErrorLog().Get().strip()
     twin = pydicom.dcmread(path)
     for t in DICOS_ONLY:
         if t in twin:
             del twin[t]
     if (0x0002, 0x0004) in twin.file_meta:
         del twin.file_meta[0x0002, 0x0004]
+    # DICOS's Image Type Value 2 says what the pixels are (INTENSITY); DICOM DX's says PRIMARY.
+    twin.ImageType = ["ORIGINAL", "PRIMARY"]
     twin.SOPClassUID = DICOM_DX_FOR_PROCESSING
     twin.file_meta.MediaStorageSOPClassUID = DICOM_DX_FOR_PROCESSING
     out["dicom_twin"] = path + ".dicom-twin.dcm"
