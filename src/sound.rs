@@ -63,11 +63,22 @@ pub struct Tones {
     pub silent_why: Option<String>,
 }
 
+/// The ALSA device tones go to when not the default one (`plughw:1,0` for a console's own
+/// speaker; `file:'PATH',raw` to keep them in a file).
+pub const DEVICE_ENV: &str = "TWINSPECT_SOUND_DEVICE";
+
 impl Tones {
     /// A player if this machine has a sound card and `aplay` (alsa-utils); silent otherwise.
+    /// [`DEVICE_ENV`] names the ALSA device to play on instead of the default.
     pub fn open() -> Tones {
+        Tones::on_device(std::env::var(DEVICE_ENV).ok().filter(|d| !d.trim().is_empty()))
+    }
+
+    /// A player on ALSA device `device` (`None`: the default, where the machine has a sound
+    /// card). A named device is taken as given: it may be a plugin with no card behind it.
+    pub fn on_device(device: Option<String>) -> Tones {
         let cards = std::fs::read_to_string("/proc/asound/cards").unwrap_or_default();
-        let why = if cards.trim().is_empty() || cards.contains("no soundcards") {
+        let why = if device.is_none() && (cards.trim().is_empty() || cards.contains("no soundcards")) {
             Some("no sound card".to_owned())
         } else if !has_aplay() {
             Some("aplay (alsa-utils) not installed".to_owned())
@@ -78,7 +89,8 @@ impl Tones {
             Some(why) => Tones::silent(&why),
             None => {
                 let (tx, rx) = sync_channel(4);
-                let spawned = std::thread::Builder::new().name("alert tones".into()).spawn(move || play(rx));
+                let spawned =
+                    std::thread::Builder::new().name("alert tones".into()).spawn(move || play(rx, device));
                 match spawned {
                     Ok(_) => Tones { tx: Some(tx), silent_why: None },
                     Err(e) => Tones::silent(&format!("no player thread: {e}")),
@@ -109,9 +121,13 @@ fn has_aplay() -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join("aplay").is_file()))
 }
 
-fn play(rx: Receiver<Tone>) {
+fn play(rx: Receiver<Tone>, device: Option<String>) {
     while let Ok(tone) = rx.recv() {
-        let child = std::process::Command::new("aplay")
+        let mut aplay = std::process::Command::new("aplay");
+        if let Some(d) = &device {
+            aplay.args(["-D", d]);
+        }
+        let child = aplay
             .args(["-q", "-t", "raw", "-f", "S16_LE", "-c", "1", "-r", &RATE.to_string()])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
@@ -144,5 +160,29 @@ mod tests {
         assert_eq!(a.len(), 2 * (RATE as usize * 180 / 1000 + RATE as usize * 60 / 1000));
         let silent = Tones::silent("test");
         assert!(!silent.sound(Tone::Threat, "bag 3"));
+    }
+
+    /// The player for real: `aplay` (alsa-utils, installed by CI) on ALSA's file plugin, which
+    /// needs no sound card, receives exactly the tone's samples.
+    #[test]
+    fn a_tone_reaches_alsa_through_aplay_sample_for_sample() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("tone.raw");
+        let tones = Tones::on_device(Some(format!("file:'{}',raw", out.display())));
+        assert_eq!(tones.silent_why, None, "aplay must be installed (apt install alsa-utils)");
+        assert!(tones.sound(Tone::Threat, "bag 3"));
+        let want: Vec<u8> = pcm(Tone::Threat).iter().flat_map(|s| s.to_le_bytes()).collect();
+        // aplay writes as it plays (real time) and pads the last period with silence.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let got = loop {
+            let got = std::fs::read(&out).unwrap_or_default();
+            if got.len() >= want.len() || std::time::Instant::now() > until {
+                break got;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(got.len() >= want.len(), "{} of {} bytes", got.len(), want.len());
+        assert!(got[..want.len()] == want[..], "the samples as made");
+        assert!(got[want.len()..].iter().all(|b| *b == 0), "then silence");
     }
 }

@@ -63,14 +63,20 @@ fn customs_red(a: &image::RgbaImage) -> usize {
 /// `twinspect snapshot --out DIR/shots --script DIR/test.script ARGS...` with `script` written
 /// there first: (succeeded, stdout, stderr).
 fn snapshot(dir: &Path, script: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> (bool, String, String) {
-    let path = dir.join("test.script");
-    std::fs::write(&path, script).unwrap();
-    let mut c = twinspect();
-    c.args(["snapshot", "--out"]).arg(dir.join("shots")).arg("--script").arg(&path);
+    let mut c = snapshot_cmd(dir, script);
     for a in args {
         c.arg(a);
     }
     run(&mut c)
+}
+
+/// The `twinspect snapshot` command of [`snapshot`], to add to.
+fn snapshot_cmd(dir: &Path, script: &str) -> std::process::Command {
+    let path = dir.join("test.script");
+    std::fs::write(&path, script).unwrap();
+    let mut c = twinspect();
+    c.args(["snapshot", "--out"]).arg(dir.join("shots")).arg("--script").arg(&path);
+    c
 }
 
 /// A site file shipped in `hardware/sites/`.
@@ -454,7 +460,12 @@ fn a_belt_stop_reaches_the_serial_scanner_and_a_pulled_cable_is_a_banner_on_both
     });
     let source = format!("serial://{}", link.display());
     let script = "login customs c001 1111\nbelt customs stop\nsnap stopped\nwait 4\n";
-    let (ok, _, stderr) = snapshot(dir.path(), script, &[&"--bags", &"1", &"--source", &source]);
+    let (data, tones) = (dir.path().join("data"), dir.path().join("tones.raw"));
+    let mut c = snapshot_cmd(dir.path(), script);
+    c.args(["--bags", "1", "--source", &source, "--data"]).arg(&data);
+    // Tones to ALSA's file plugin (no sound card needed): the link-down tone is heard.
+    c.env(twinspect::sound::DEVICE_ENV, format!("file:'{}',raw", tones.display()));
+    let (ok, _, stderr) = run(&mut c);
     puller.join().unwrap();
     assert!(ok, "{stderr}");
     // Calibrate (at every connection) and the stop.
@@ -469,12 +480,47 @@ fn a_belt_stop_reaches_the_serial_scanner_and_a_pulled_cable_is_a_banner_on_both
         let banner = t.lines().find(|l| l.starts_with("banner: LINK DOWN")).unwrap_or_else(|| panic!("{t}"));
         assert!(banner.contains("image frozen since") && banner.contains("图像自"), "{banner}");
         assert!(!t.contains("BELT STOPPED"), "a belt nobody hears from is not said to be stopped: {t}");
-        // The alert is kept (where the machine has no sound card: silent, and said so).
-        assert!(t.contains("alert tones"), "{t}");
+        assert!(t.contains("alert tones on"), "{t}");
         assert!(t.lines().any(|l| l.starts_with("alert ") && l.contains("link down 链路中断")), "{t}");
     }
     let said = text(&shots.join("stopped-customs.txt"));
     assert!(said.contains("Belt stop sent to the scanner"), "{said}");
+    // The last tone played (the file is rewritten at each) is the link-down one, whole.
+    let want: Vec<u8> = twinspect::sound::pcm(twinspect::sound::Tone::LinkDown)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&tones).map_or(0, |m| m.len()) < want.len() as u64
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let heard = std::fs::read(&tones).unwrap_or_default();
+    assert!(heard.len() >= want.len() && heard[..want.len()] == want[..], "{} bytes heard", heard.len());
+    // The audit trail has the command, then the belt as the scanner read it back, then the
+    // lost link (each by who did it: the operator, the scanner).
+    let (ok, audit, err) = run(twinspect().args(["audit", "list", "--data"]).arg(&data));
+    assert!(ok, "{err}");
+    // (An entry's detail is JSON in a string.)
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| {
+            let mut e: serde_json::Value = serde_json::from_str(l).unwrap();
+            e["detail"] = serde_json::from_str(e["detail"].as_str().unwrap()).unwrap();
+            e
+        })
+        .collect();
+    let at = |what: &dyn Fn(&serde_json::Value) -> bool| entries.iter().position(what);
+    let asked = at(&|e| e["actor"] == "c001" && e["action"] == "belt" && e["detail"]["belt"] == "stop");
+    let scanner = |e: &serde_json::Value| e["actor"] == "scanner" && e["action"] == "scanner";
+    let stopped = at(&|e| scanner(e) && e["detail"]["belt"] == "stop" && e["detail"]["link"] == true);
+    let lost = at(&|e| scanner(e) && e["detail"]["link"] == false);
+    assert!(asked.is_some() && asked < stopped && stopped < lost, "{asked:?} {stopped:?} {lost:?}\n{audit}");
+    assert!(
+        entries[..stopped.unwrap()].iter().any(|e| scanner(e) && e["detail"]["belt"] == "forward"),
+        "{audit}"
+    );
     // The stopped screens, looked at: the amber banner is over the image.
     let img = png(&shots.join("stopped-customs.png"));
     let amber = (0..img.width())
@@ -604,6 +650,51 @@ fn ctrl_plus_scales_one_screen_and_ctrl_0_brings_it_back() {
     assert!(big as f32 > 1.6 * before as f32, "toolbar bottom {before} -> {big}");
     assert_eq!(top("big-quarantine.png"), top("before-quarantine.png"), "quarantine keeps its scale");
     assert_eq!(top("customs.png"), before, "Ctrl+0: the layout's scale again");
+    // The disposal panel widens with its text: from the window's right edge to the image's
+    // (white air just under the toolbar).
+    let panel = |name: &str| {
+        let (img, y) = (png(&shots.join(name)), top(name) + 4);
+        img.width() - 1 - (0..img.width()).rev().find(|&x| img.get_pixel(x, y)[0] >= 250).unwrap()
+    };
+    let (narrow, wide) = (panel("before-customs.png"), panel("big-customs.png"));
+    assert!(wide as f32 > 1.8 * narrow as f32, "disposal panel {narrow} -> {wide} px");
+    assert_eq!(panel("customs.png"), narrow, "Ctrl+0: the panel's width again");
+}
+
+/// The belt from a screen to a GigE Vision detector (our emulator, in a private network
+/// namespace whose only interface is `lo`): `belt customs stop` sets its GenICam `BeltControl`,
+/// both screens show the belt stopped as the device reads it back, and `forward` runs it again.
+#[test]
+fn a_belt_stop_reaches_a_gige_detector_through_its_genicam_feature() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use twinspect::domain::profile::ScannerProfile;
+    use twinspect::emulator::gige::{GigeOptions, serve};
+    let ns = common::Netns::new("gsnap");
+    ns.enter();
+    let p = ScannerProfile::load("desk-140").unwrap();
+    let ip = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let dev = serve(&p, GigeOptions { ip, speed: 4.0, ..Default::default() }).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("test.script");
+    let actions = "login customs c001 1111\nbelt customs stop\nsnap stopped\nbelt customs forward\nwait 1\n";
+    std::fs::write(&script, actions).unwrap();
+    let shots = dir.path().join("shots");
+    let mut c = ns.cmd(env!("CARGO_BIN_EXE_twinspect"));
+    c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
+    c.args(["snapshot", "--bags", "1", "--source", "gige://127.0.0.2?lines=16", "--out"]).arg(&shots);
+    c.arg("--script").arg(&script);
+    let (ok, _, stderr) = run(&mut c);
+    assert!(ok, "{stderr}");
+    for screen in ["customs", "quarantine"] {
+        let t = text(&shots.join(format!("stopped-{screen}.txt")));
+        assert!(t.contains("■ belt stopped 传送带停止"), "{screen}: {t}");
+        assert!(t.contains("banner: ■ BELT STOPPED 传送带停止"), "{screen}: {t}");
+        let t = text(&shots.join(format!("{screen}.txt")));
+        assert!(t.contains("▶ belt forward 传送带正转") && !t.contains("BELT STOPPED"), "{screen}: {t}");
+    }
+    // The device had both, through its feature, and runs.
+    assert_eq!(dev.stats.belt_changes.load(Relaxed), 2);
+    assert_eq!(dev.stats.belt.load(Relaxed), 1);
 }
 
 /// The scanner's own trouble over the image: the emulator's interlock opens and its generator

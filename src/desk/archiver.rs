@@ -110,6 +110,9 @@ pub struct LoadedBag {
     /// The material table of the scanner it was scanned with, when that is not this
     /// workstation's (`None`: the workstation's own).
     pub lut: Option<crate::domain::material::MaterialLut>,
+    /// Its scanner's measuring (thickness in reference materials, mm a line and a channel),
+    /// when that is not this workstation's.
+    pub meter: Option<crate::domain::measure::Meter>,
 }
 
 /// Reads of the archive for the screens run on threads of their own, at most this many at once
@@ -513,14 +516,16 @@ pub fn read_bag(store: &Store, id: i64, own_profile: &str) -> Result<LoadedBag, 
     let calibration = store.calibration(id)?;
     let record = store.record(id)?;
     let missing = crate::files::export::missing_flags(&row, frame.lines());
-    let lut = if row.profile.is_empty() || row.profile == own_profile {
-        None
+    let (lut, meter) = if row.profile.is_empty() || row.profile == own_profile {
+        (None, None)
     } else {
         let bad = |e: String| StoreError::Bad(format!("bag {id}: scanner {}: {e}", row.profile));
         let p = crate::domain::profile::ScannerProfile::load(&row.profile).map_err(|e| bad(e.to_string()))?;
-        Some(crate::domain::material::MaterialLut::for_profile(&p).map_err(|e| bad(e.to_string()))?)
+        let lut = crate::domain::material::MaterialLut::for_profile(&p).map_err(|e| bad(e.to_string()))?;
+        let meter = crate::domain::measure::Meter::new(&p).map_err(|e| bad(e.to_string()))?;
+        (Some(lut), Some(meter))
     };
-    Ok(LoadedBag { row, record, frame, calibration, missing, key: None, lut })
+    Ok(LoadedBag { row, record, frame, calibration, missing, key: None, lut, meter })
 }
 
 /// Save one scan on the scan thread (an empty bag is flagged, not saved).
@@ -633,5 +638,52 @@ fn commit(store: &mut Store, id: i64, record: &Record) -> Result<(), StoreError>
         Record::Training { operator, agency, threat, result, decision_ms } => {
             store.record_training(id, operator, agency, threat.as_deref(), *result, *decision_ms, now_ms())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::profile::ScannerProfile;
+    use crate::files::store::BagStart;
+
+    /// A bag scanned on the hub's 160 kV scanner, opened on a 140 kV desk: its colours and its
+    /// thickness readout come from the hub scanner's tables, not the desk's.
+    #[test]
+    fn a_bag_from_another_scanner_is_measured_with_that_scanners_physics() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let n = 8;
+        let start = BagStart {
+            scanner_bag: 1,
+            item_id: None,
+            source: "test",
+            profile: "hub-160",
+            channels: n,
+            at_ms: 10,
+        };
+        let id = store.begin_bag(&start, "test").unwrap();
+        let frame = crate::domain::scan::RawFrame::zeros(4, n);
+        let calib = Calibration {
+            dark_low: vec![100.0; n],
+            dark_high: vec![110.0; n],
+            air_low: vec![60000.0; n],
+            air_high: vec![61000.0; n],
+            full_scale: 65535,
+            dead: Vec::new(),
+        };
+        store.finish_bag(id, &frame, &calib, &[], false, 20, "test").unwrap();
+        let (hub, desk) =
+            (ScannerProfile::load("hub-160").unwrap(), ScannerProfile::load("desk-140").unwrap());
+        let on_desk = read_bag(&store, id, &desk.name).unwrap();
+        let (lut, meter) = (on_desk.lut.expect("the hub's table"), on_desk.meter.expect("the hub's meter"));
+        assert!(read_bag(&store, id, &hub.name).unwrap().meter.is_none(), "its own scanner: the station's");
+        // The same attenuations (about 10 mm of steel) read as the scanner that made them says.
+        let desk_meter = crate::domain::measure::Meter::new(&desk).unwrap();
+        let (a_low, a_high) = (2.4, 1.5);
+        let (theirs, ours) = (meter.point(&lut, a_low, a_high), desk_meter.point(&lut, a_low, a_high));
+        let (t, o) = (theirs.equivalent.unwrap(), ours.equivalent.unwrap());
+        assert_eq!(t.material, o.material);
+        assert!(t.mm > o.mm * 1.05, "160 kV gets through more: {} mm vs {} mm at 140 kV", t.mm, o.mm);
     }
 }

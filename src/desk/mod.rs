@@ -322,6 +322,22 @@ pub struct Desk {
     pending: HashMap<u64, Pending>,
     /// Lines of the archived bags opened (their lines count from 0).
     archived_lines: HashMap<u64, u64>,
+    /// The scanner's state last written to the audit trail.
+    scanner: Option<ScannerState>,
+}
+
+/// The scanner's state as this workstation last heard it: what an incident review asks of the
+/// audit trail (was the belt stopped, was the link down, was the tube on, what fault).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ScannerState {
+    /// The link to the scanner is up.
+    pub link: bool,
+    /// The belt as the scanner reports it (`None`: it has not said).
+    pub belt: Option<Belt>,
+    pub tube_on: bool,
+    pub interlock_open: bool,
+    /// The scanner's fault words ("scanner fault 301: ..."), while it reports a fault.
+    pub fault: Option<String>,
 }
 
 impl Desk {
@@ -341,6 +357,7 @@ impl Desk {
             session_policy: SessionPolicy::default(),
             archive: None,
             archive_open_error: None,
+            scanner: None,
             training: false,
             projected: Default::default(),
             arrived_ms: Default::default(),
@@ -1009,6 +1026,18 @@ impl Desk {
         if let Some(a) = self.archive.as_mut() {
             a.log(actor, action, detail);
         }
+    }
+
+    /// The scanner's state as heard now: a change (the belt as read back, the link, the tube,
+    /// the interlock, a fault) is an audit entry by the scanner. Returns whether it changed.
+    pub fn scanner_state(&mut self, state: ScannerState) -> bool {
+        if self.scanner.as_ref() == Some(&state) {
+            return false;
+        }
+        let detail = serde_json::to_value(&state).unwrap_or_default();
+        self.audit("scanner", "scanner", detail);
+        self.scanner = Some(state);
+        true
     }
 
     /// Bags the stream has started or ended.

@@ -235,3 +235,33 @@ fn the_belt_moves_for_a_logged_in_operator_as_the_site_allows() {
     let parsed = InspectionConfig::from_toml(&text).unwrap();
     assert!(parsed.belt.allows("customs") && !parsed.belt.allows("quarantine"));
 }
+
+#[test]
+fn the_scanners_state_is_audited_when_it_changes_and_only_then() {
+    use crate::source::Belt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = desk();
+    d.archive = Some(Archiver::open(dir.path(), "test", "desk-140", 8).unwrap());
+    let running = ScannerState { link: true, belt: Some(Belt::Forward), tube_on: true, ..Default::default() };
+    assert!(d.scanner_state(running.clone()));
+    // The same state heard again (a status every second) is not a new entry.
+    assert!(!d.scanner_state(running.clone()));
+    let stopped = ScannerState { belt: Some(Belt::Stop), tube_on: false, ..running.clone() };
+    assert!(d.scanner_state(stopped.clone()));
+    let fault = Some("scanner fault 301: X-ray generator: tube over-temperature".to_owned());
+    assert!(d.scanner_state(ScannerState { fault: fault.clone(), ..stopped.clone() }));
+    assert!(d.scanner_state(ScannerState { link: false, ..Default::default() }));
+    d.archive.as_mut().unwrap().close();
+    let store = d.archive.as_ref().unwrap().reader().unwrap();
+    let said: Vec<serde_json::Value> = crate::files::store::audit::entries(store.connection())
+        .unwrap()
+        .into_iter()
+        .filter(|e| (e.actor.as_str(), e.action.as_str()) == ("scanner", "scanner"))
+        .map(|e| serde_json::from_str(&e.detail).unwrap())
+        .collect();
+    assert_eq!(said.len(), 4, "{said:?}");
+    assert_eq!(said[0]["belt"], "forward");
+    assert_eq!((said[1]["belt"].as_str(), said[1]["tube_on"].as_bool()), (Some("stop"), Some(false)));
+    assert_eq!(said[2]["fault"].as_str(), fault.as_deref());
+    assert_eq!((said[3]["link"].as_bool(), said[3]["belt"].is_null()), (Some(false), true));
+}

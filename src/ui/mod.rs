@@ -264,8 +264,19 @@ struct Station {
     sound: bool,
     /// This screen's UI scale (text, buttons, spacing), from the layout; Ctrl+= and Ctrl+-.
     ui_scale: f32,
+    /// The disposal panel's width at scale 1 (it is drawn `ui_scale` times as wide).
+    panel_width: f32,
     /// This screen's alerts, newest last (at most [`ALERTS_KEPT`]).
     alerts: std::collections::VecDeque<Alert>,
+}
+
+/// What a screen's image is measured from: its raw samples, their calibration, the material
+/// table and the meter of the scanner that made them.
+struct Sampled<'a> {
+    samples: measure::Samples<'a>,
+    cal: &'a crate::domain::calib::Calibration,
+    lut: &'a crate::domain::material::MaterialLut,
+    meter: &'a crate::domain::measure::Meter,
 }
 
 /// An alert a screen gave (tone or not).
@@ -447,6 +458,7 @@ impl Workstation {
             .enumerate()
             .map(|(k, (agency, screen))| Station {
                 ui_scale: layout.placement(k).ui_scale,
+                panel_width: 300.0,
                 agency,
                 screen,
                 view: Preset::Standard.settings(),
@@ -794,6 +806,20 @@ impl Workstation {
         if self.belt_asked.is_some_and(|(b, _)| self.assembler.stats.belt == Some(b)) {
             self.belt_asked = None;
         }
+        // The scanner's state into the audit trail when it changes (the belt as read back).
+        let s = &self.assembler.stats;
+        let scanner = s.scanner.filter(|_| !down);
+        let fault = scanner.filter(|x| x.fault).map(|_| {
+            let said = s.faults.iter().rev().find(|f| f.starts_with("scanner fault"));
+            said.cloned().unwrap_or_else(|| "scanner fault".into())
+        });
+        self.desk.scanner_state(crate::desk::ScannerState {
+            link: !down,
+            belt: s.belt,
+            tube_on: scanner.is_some_and(|x| x.tube_on),
+            interlock_open: scanner.is_some_and(|x| x.interlock_open),
+            fault,
+        });
         self.dense_alert(&batch);
         self.threat_alerts();
         self.desk.update_bags(&batch.bags);
@@ -933,6 +959,16 @@ impl Workstation {
 
     /// Everything one station's window shows.
     pub fn station_ui(&mut self, ui: &mut egui::Ui, i: usize) {
+        // Everything egui makes on its own during this screen's pass (tooltips, menus, windows,
+        // the readout box) takes the context's style, which every screen shares: for this pass
+        // it is the screen's scaled style, and the shared one again after.
+        let ctx = ui.ctx().clone();
+        let shared = ctx.global_style();
+        self.screen_ui(ui, i, &shared);
+        ctx.set_global_style(shared);
+    }
+
+    fn screen_ui(&mut self, ui: &mut egui::Ui, i: usize, shared: &std::sync::Arc<egui::Style>) {
         // The screen's own UI scale: Ctrl+= and Ctrl+- by a quarter, Ctrl+0 back to the
         // layout's (egui's own Ctrl zoom would scale every screen at once: it is off).
         ui.ctx().options_mut(|o| o.zoom_with_keyboard = false);
@@ -960,6 +996,7 @@ impl Workstation {
         }
         let scale = self.stations[i].ui_scale;
         scale_ui(ui, scale);
+        ui.ctx().set_global_style(scaled_style(shared, scale));
         let pressed: Vec<Preset> = ui
             .input(|inp| PRESET_KEYS.iter().filter(|(k, _)| inp.key_pressed(*k)).map(|(_, p)| *p).collect());
         let escape = ui.input(|inp| inp.key_pressed(egui::Key::Escape));
@@ -1013,10 +1050,16 @@ impl Workstation {
         let input = ui.input(|inp| !inp.events.is_empty() || inp.pointer.is_moving());
         self.desk.tick(i, now_ms, input);
         let (panels, desk) = (&mut self.panels, &mut self.desk);
-        egui::Panel::right(format!("disposal{i}")).default_size(300.0 * scale).show(ui, |ui| {
-            // A short screen scrolls the panel rather than cutting off its last rows.
-            egui::ScrollArea::vertical().show(ui, |ui| panels[i].ui(ui, desk, now_ms));
-        });
+        // The panel's width at scale 1 (300, or as the operator dragged it) times the scale: one
+        // panel per scale, so Ctrl+= widens it with its text.
+        let width = self.stations[i].panel_width;
+        let side = egui::Panel::right(format!("disposal{i}@{}", (scale * 100.0).round()))
+            .default_size(width * scale)
+            .show(ui, |ui| {
+                // A short screen scrolls the panel rather than cutting off its last rows.
+                egui::ScrollArea::vertical().show(ui, |ui| panels[i].ui(ui, desk, now_ms));
+            });
+        self.stations[i].panel_width = side.response.rect.width() / scale;
         self.save_view_ui(i);
         // No fill under the image: the window is cleared to the panel colour (`clear_color`).
         let frame = egui::Frame::central_panel(ui.style()).fill(egui::Color32::TRANSPARENT);
@@ -1068,11 +1111,9 @@ impl Workstation {
         if self.stations[i].help {
             let lang = self.panels[i].lang;
             let mut open = true;
-            let k = self.stations[i].ui_scale;
             egui::Window::new(lang.tr("Keys", "按键说明")).open(&mut open).collapsible(false).show(
                 ui.ctx(),
                 |ui| {
-                    scale_ui(ui, k);
                     egui::Grid::new(format!("help{i}")).striped(true).show(ui, |ui| {
                         for (key, p) in PRESET_KEYS {
                             let (en, zh) = i18n::preset_name(p);
@@ -1144,7 +1185,6 @@ impl Workstation {
             // Brightness, contrast and gamma: sliders under one button, marked when not neutral.
             ui.separator();
             ui.menu_button(format!("{}{}", lang.stacked("Adjust", "调节"), adjust_text(st.adjust)), |ui| {
-                scale_ui(ui, st.ui_scale);
                 let mut a = st.adjust;
                 ui.add(
                     egui::Slider::new(&mut a.brightness, -0.5..=0.5)
@@ -1582,34 +1622,35 @@ impl Workstation {
     }
 
     /// The raw samples of what station `i` shows (the live ring, or the archived bag open there),
-    /// with their calibration and material table; `None` before the first calibration.
-    fn samples(
-        &self,
-        i: usize,
-    ) -> Option<(
-        measure::Samples<'_>,
-        &crate::domain::calib::Calibration,
-        &crate::domain::material::MaterialLut,
-    )> {
+    /// with their calibration, material table and meter (the bag's scanner's, when it came from
+    /// another); `None` before the first calibration.
+    fn samples(&self, i: usize) -> Option<Sampled<'_>> {
         let gpu = self.gpu.as_ref()?;
+        let own = self.meter.as_ref()?;
         match self.desk.station(i).opened.as_ref().filter(|_| self.opened[i].is_some()) {
-            Some(o) => {
-                let lut = o.scan.lut.as_ref().unwrap_or(&gpu.lut);
-                Some((measure::Samples::Frame(&o.scan.frame), &o.scan.calibration, lut))
-            }
-            None => Some((measure::Samples::Live(&self.raw), self.assembler.calibration.as_ref()?, &gpu.lut)),
+            Some(o) => Some(Sampled {
+                samples: measure::Samples::Frame(&o.scan.frame),
+                cal: &o.scan.calibration,
+                lut: o.scan.lut.as_ref().unwrap_or(&gpu.lut),
+                meter: o.scan.meter.as_ref().unwrap_or(own),
+            }),
+            None => Some(Sampled {
+                samples: measure::Samples::Live(&self.raw),
+                cal: self.assembler.calibration.as_ref()?,
+                lut: &gpu.lut,
+                meter: own,
+            }),
         }
     }
 
     /// The readout under a point of station `i`'s image (line, channel from the bottom): the
     /// mean attenuations of the 5 x 5 pixels around it.
     pub fn readout_at(&self, i: usize, line: f64, channel: f64) -> Option<crate::domain::measure::Readout> {
-        let meter = self.meter.as_ref()?;
-        let (samples, cal, lut) = self.samples(i)?;
+        let s = self.samples(i)?;
         let (l, c) = (line.floor() as i64, channel.floor() as i64);
         let h = measure::READOUT_HALF;
-        let (lo, hi) = samples.attenuations(cal, (l - h, l + h + 1), (c - h, c + h + 1))?;
-        Some(meter.point(lut, lo.mean()?, hi.mean()?))
+        let (lo, hi) = s.samples.attenuations(s.cal, (l - h, l + h + 1), (c - h, c + h + 1))?;
+        Some(s.meter.point(s.lut, lo.mean()?, hi.mean()?))
     }
 
     /// Station `i`'s ruler or region, if it has one.
@@ -1622,7 +1663,7 @@ impl Workstation {
     /// long as the region and the language stay the same; while it is dragged, only its size.
     fn measurement_text(&mut self, i: usize, dragging: bool) -> Option<String> {
         let m = self.stations[i].measure?;
-        let meter = self.meter.as_ref()?;
+        let meter = self.samples(i)?.meter;
         let lang = self.panels[i].lang;
         if !m.region {
             return Some(measure::ruler_text(lang, meter, &m));
@@ -1644,11 +1685,10 @@ impl Workstation {
     }
 
     fn region_text(&self, i: usize, m: &measure::Measurement, lang: i18n::Lang) -> Option<String> {
-        let meter = self.meter.as_ref()?;
-        let (samples, cal, lut) = self.samples(i)?;
+        let s = self.samples(i)?;
         let (lines, channels) = m.bounds();
-        let (lo, hi) = samples.attenuations(cal, lines, channels)?;
-        Some(measure::region_text(lang, &meter.region(lut, lo.view(), hi.view())?))
+        let (lo, hi) = s.samples.attenuations(s.cal, lines, channels)?;
+        Some(measure::region_text(lang, &s.meter.region(s.lut, lo.view(), hi.view())?))
     }
 
     /// The ruler and the region: dragged with the primary button when chosen, drawn, and the
@@ -1718,15 +1758,13 @@ impl Workstation {
         if lines.is_empty() {
             return;
         }
-        // A floating box takes the context's style, shared by every window: the screen's scale
-        // is applied inside it.
+        // (A floating box: the context's style is this screen's scaled one during its pass.)
         let k = self.stations[i].ui_scale;
         egui::Area::new(egui::Id::unique(("readout", i)))
             .order(egui::Order::Foreground)
             .fixed_pos(rect.left_bottom() + egui::vec2(8.0, -8.0 - 22.0 * k * lines.len() as f32))
             .interactable(false)
             .show(ui.ctx(), |ui| {
-                scale_ui(ui, k);
                 egui::Frame::popup(ui.style()).show(ui, |ui| {
                     ui.set_max_width(rect.width() - 32.0);
                     for l in &lines {
