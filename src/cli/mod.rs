@@ -102,6 +102,10 @@ pub enum Command {
     /// Record bags from a source, headless: bag-NNNNNN.tiff (two pages) per bag, then the link's
     /// statistics (lines, bags, missing lines, CRC errors, resends).
     Capture(stream::CaptureArgs),
+    /// A GigE Vision device's GenICam features, with values and ranges (as `arv-tool-0.8
+    /// features` lists them); `--set NAME=VALUE` sets integers, floats, enumerations and
+    /// booleans first, and a command's name alone executes it.
+    Genicam(stream::GenicamArgs),
     /// List archived bags, newest first, one per line (archive id first), or search them by
     /// time, tag, operator, agency, decision or mark category.
     Bags(archive::BagsArgs),
@@ -239,6 +243,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Some(Command::Emulate(a)) => stream::emulate(&ScannerProfile::load(&cli.profile)?, a),
         Some(Command::Capture(a)) => stream::capture(&cli.profile, cli.data.as_deref(), a),
+        Some(Command::Genicam(a)) => stream::genicam(a),
         Some(Command::Bags(a)) => archive::bags(cli.data.as_deref(), a),
         Some(Command::Audit { action }) => archive::audit_command(cli.data.as_deref(), action),
         Some(Command::StoreExercise(a)) => archive::exercise(cli.data.as_deref(), a),

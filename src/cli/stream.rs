@@ -1,5 +1,6 @@
-//! The stream commands: `emulate` (serve the synthetic scanner over a serial link) and `capture`
-//! (record bags from any source URL, headless, and print link statistics).
+//! The stream commands: `emulate` (serve the synthetic scanner over a serial link), `capture`
+//! (record bags from any source URL, headless, and print link statistics) and `genicam` (a GigE
+//! Vision device's features: list, set).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -625,4 +626,90 @@ mod tests {
         assert!(bags_to_begin(&spans, &known, 1, Some(2)).is_empty());
         assert!(bags_to_begin(&spans, &none, 3, Some(3)).is_empty());
     }
+}
+
+/// Options of `twinspect genicam`.
+#[derive(clap::Args, Debug)]
+pub struct GenicamArgs {
+    /// The device: `gige://IP`, or `gige://SERIAL` (found by broadcast discovery).
+    #[arg(long)]
+    pub source: String,
+    /// Set features first, in order (repeat): `ExposureTimeAbs=2000.5`, `PixelFormat=Mono16`,
+    /// `ReverseX=true`; a command feature's name alone executes it.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// The features to list (default: every feature, registers left out).
+    pub features: Vec<String>,
+}
+
+/// `twinspect genicam`: read the device's GenICam XML, set what was asked (taking control for
+/// it, released after), then list features as `NAME  KIND  VALUE  RANGE`, tab-separated.
+pub fn genicam(a: GenicamArgs) -> anyhow::Result<()> {
+    use crate::source::gige::{Gvcp, discover_all, driver::GigeSourceOptions, genicam::NodeMap};
+    let u = SourceUrl::parse(&a.source)?;
+    let o = GigeSourceOptions::from_url(&u, 1, 1.0)?;
+    let ip = match &o.serial {
+        None => o.ip,
+        Some(sn) => {
+            match discover_all(Duration::from_millis(500))?.into_iter().find(|(_, i)| &i.serial == sn) {
+                Some((ip, _)) => ip,
+                None => bail!("{}: no device with serial number {sn} answered discovery", a.source),
+            }
+        }
+    };
+    let mut ctl = Gvcp::new(ip)?;
+    let info = ctl.discover().with_context(|| format!("gige://{ip}"))?;
+    let (_, xml) = ctl.xml().with_context(|| format!("gige://{ip}: its GenICam XML"))?;
+    let mut map = NodeMap::load(&xml).with_context(|| format!("gige://{ip}"))?;
+    println!("# {} {} (serial {}) at {ip}", info.manufacturer, info.model, info.serial);
+    if !a.set.is_empty() {
+        ctl.take_control().with_context(|| format!("gige://{ip}: control"))?;
+        let result = set_features(&mut map, &mut ctl, &a.set);
+        let _ = ctl.release();
+        result?;
+    }
+    let names: Vec<String> = if a.features.is_empty() {
+        let mut all: Vec<String> = map.names().map(str::to_owned).collect();
+        all.sort();
+        all
+    } else {
+        a.features.clone()
+    };
+    let explicit = !a.features.is_empty();
+    for name in names {
+        let f = map.describe(&mut ctl, &name)?;
+        if !explicit && matches!(f.kind, "IntReg" | "MaskedIntReg" | "FloatReg" | "Other") {
+            continue;
+        }
+        let value = f.value.unwrap_or_else(|e| format!("(unreadable: {e})"));
+        println!("{}\t{}\t{value}\t{}", f.name, f.kind, f.range);
+    }
+    Ok(())
+}
+
+fn set_features(
+    map: &mut crate::source::gige::genicam::NodeMap,
+    ctl: &mut crate::source::gige::Gvcp,
+    set: &[String],
+) -> anyhow::Result<()> {
+    for s in set {
+        let Some((name, value)) = s.split_once('=') else {
+            map.execute(ctl, s).with_context(|| format!("--set {s}"))?;
+            continue;
+        };
+        let (name, value) = (name.trim(), value.trim());
+        let done = if map.entries(name).is_ok() {
+            map.set_enum(ctl, name, value)
+        } else if let Ok(b) = value.parse::<bool>() {
+            map.set_int(ctl, name, i64::from(b))
+        } else if let Ok(v) = value.parse::<i64>() {
+            map.set_int(ctl, name, v)
+        } else if let Ok(v) = value.parse::<f64>() {
+            map.set_float(ctl, name, v)
+        } else {
+            bail!("--set {s}: {value} is no number, true/false or entry");
+        };
+        done.with_context(|| format!("--set {s}"))?;
+    }
+    Ok(())
 }

@@ -117,7 +117,8 @@ struct Regs {
     xray_mode: u32,
     belt: u32,
     extended_ids: bool,
-    line_rate: u32,
+    /// Lines per second (an IEEE 754 float register, as SFNC's AcquisitionLineRate is).
+    line_rate: f32,
     controller: Option<SocketAddr>,
     last_from_controller: Instant,
 }
@@ -145,7 +146,7 @@ impl Regs {
             dreg::PAYLOAD_SIZE => self.channels * self.height * 2,
             dreg::ACQUISITION_MODE => self.acquisition_mode,
             dreg::ACQUISITION_START | dreg::ACQUISITION_STOP => 0,
-            dreg::LINE_RATE => self.line_rate,
+            dreg::LINE_RATE => self.line_rate.to_bits(),
             dreg::TL_PARAMS_LOCKED => self.tl_locked,
             dreg::XRAY_MODE => self.xray_mode,
             dreg::BELT_CONTROL => self.belt,
@@ -208,7 +209,14 @@ impl Regs {
                 return Err(status::INVALID_PARAMETER);
             }
             a if (a as usize) < self.boot.len() => return Err(status::WRITE_PROTECT),
-            dreg::SENSOR_WIDTH | dreg::WIDTH | dreg::PAYLOAD_SIZE | dreg::LINE_RATE => {
+            dreg::LINE_RATE => {
+                let rate = f32::from_bits(v);
+                if !(1.0..=100_000.0).contains(&rate) {
+                    return Err(status::INVALID_PARAMETER);
+                }
+                self.line_rate = rate;
+            }
+            dreg::SENSOR_WIDTH | dreg::WIDTH | dreg::PAYLOAD_SIZE => {
                 return Err(status::WRITE_PROTECT);
             }
             _ => return Err(status::INVALID_ADDRESS),
@@ -320,7 +328,7 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
     boot[..record.len()].copy_from_slice(&record);
     let url = format!("Local:twinspect-linescan.xml;{XML_ADDR:x};{:x}", XML.len());
     boot[0x200..0x200 + url.len()].copy_from_slice(url.as_bytes());
-    let line_rate = (profile.line_rate_hz * opts.speed).round() as u32;
+    let line_rate = (profile.line_rate_hz * opts.speed) as f32;
     let mut regs = Regs {
         boot,
         channels: profile.channels,
@@ -383,7 +391,7 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
     let seed = opts.seed;
     let stream_thread = std::thread::Builder::new()
         .name("gige emulator gvsp".into())
-        .spawn(move || stream_loop(lines, sh, sp, f64::from(line_rate.max(1)), faults, seed))?;
+        .spawn(move || stream_loop(lines, sh, sp, faults, seed))?;
     Ok(GigeDevice { stats, addr, stop, threads: vec![gvcp_thread, stream_thread, discovery_thread] })
 }
 
@@ -700,14 +708,7 @@ impl Lines {
     }
 }
 
-fn stream_loop(
-    mut script: Lines,
-    sh: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    rate: f64,
-    faults: Faults,
-    seed: u64,
-) {
+fn stream_loop(mut script: Lines, sh: Arc<Shared>, stop: Arc<AtomicBool>, faults: Faults, seed: u64) {
     let mut rng = Rng::new(seed ^ 0x6196);
     let (mut wire_id, mut long_id): (u16, u64) = (0, 0);
     let mut rows: Vec<u8> = Vec::new();
@@ -717,8 +718,9 @@ fn stream_loop(
     let mut was_streaming = false;
     let mut was_offline = false;
     let mut belt_was = 1;
+    let mut rate_was = 0.0;
     while !stop.load(Ordering::Relaxed) {
-        let (streaming, dest, scps, height, mode, extended, belt) = match sh.regs.lock() {
+        let (streaming, dest, scps, height, mode, extended, belt, rate) = match sh.regs.lock() {
             Ok(r) => (
                 r.streaming,
                 SocketAddrV4::new(Ipv4Addr::from(r.u32_at(reg::SCDA0)), r.u32_at(reg::SCP0) as u16),
@@ -727,9 +729,15 @@ fn stream_loop(
                 r.xray_mode,
                 r.extended_ids,
                 r.belt,
+                f64::from(r.line_rate),
             ),
             Err(_) => return,
         };
+        // A new line rate (AcquisitionLineRate written): paced afresh from now.
+        if rate != rate_was {
+            rate_was = rate;
+            was_streaming = false;
+        }
         // The belt: reversing takes what was under the beam back out (it is scanned again when
         // the belt runs forward); at rest or reversed, scan lines wait (dark and air do not).
         if belt == 2

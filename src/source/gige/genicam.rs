@@ -1,8 +1,10 @@
 //! GenICam GenApi, the part a line-scan detector needs: the device's XML (plain, or zipped as
 //! many cameras store it) read into a node map, and features read and written through a register
 //! [`Port`]: `Integer`, `IntReg`, `MaskedIntReg` (and `StructReg` entries), `Enumeration`,
-//! `Command`, `Boolean`, `StringReg` and `IntSwissKnife` (integer formulas). Other node kinds
-//! (`Float`, `Converter`, ...) are known by name and refused with what they are when used.
+//! `Command`, `Boolean`, `StringReg`, `IntSwissKnife` (integer formulas), `Float`, `FloatReg`
+//! (IEEE 754, 4 or 8 bytes), `Converter` and `IntConverter` (FormulaTo/FormulaFrom) and
+//! `SwissKnife` (float formulas, GenApi's functions). Other node kinds are known by name and
+//! refused with what they are when used.
 //!
 //! Hostile XML is refused, never obeyed: no DTD (so no entity expansion), at most
 //! [`MAX_XML_BYTES`] after unzipping, references at most [`MAX_DEPTH`] deep (so a cycle is an
@@ -35,6 +37,8 @@ pub enum GenicamError {
     ReadOnly(String),
     #[error("{name} = {value} is out of range (min {min}, max {max}, increment {inc})")]
     Range { name: String, value: i64, min: i64, max: i64, inc: i64 },
+    #[error("{name} = {value} is out of range (min {min}, max {max}{})", if *inc > 0.0 { format!(", increment {inc}") } else { String::new() })]
+    FloatRange { name: String, value: f64, min: f64, max: f64, inc: f64 },
     #[error("{name} has no entry `{entry}` (it has: {entries})")]
     NoEntry { name: String, entry: String, entries: String },
     #[error("{name} reads {value}, which is none of its entries")]
@@ -82,6 +86,13 @@ enum IVal {
     Node(String),
 }
 
+/// A float that is either written in the XML or read from another node.
+#[derive(Clone, Debug, PartialEq)]
+enum FVal {
+    Const(f64),
+    Node(String),
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum AddrPart {
     Const(i64),
@@ -103,16 +114,74 @@ struct Reg {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Node {
-    Integer { value: IVal, min: Option<IVal>, max: Option<IVal>, inc: Option<IVal> },
-    IntReg { reg: Reg, signed: bool },
-    MaskedIntReg { reg: Reg, lsb: u32, msb: u32, signed: bool },
-    StringReg { reg: Reg },
-    Enumeration { entries: Vec<(String, i64)>, value: IVal },
-    Command { value: IVal, command: IVal },
-    Boolean { value: IVal, on: i64, off: i64 },
-    IntSwissKnife { vars: Vec<(String, String)>, consts: Vec<(String, i64)>, formula: Result<Expr, String> },
+    Integer {
+        value: IVal,
+        min: Option<IVal>,
+        max: Option<IVal>,
+        inc: Option<IVal>,
+    },
+    IntReg {
+        reg: Reg,
+        signed: bool,
+    },
+    MaskedIntReg {
+        reg: Reg,
+        lsb: u32,
+        msb: u32,
+        signed: bool,
+    },
+    StringReg {
+        reg: Reg,
+    },
+    Enumeration {
+        entries: Vec<(String, i64)>,
+        value: IVal,
+    },
+    Command {
+        value: IVal,
+        command: IVal,
+    },
+    Boolean {
+        value: IVal,
+        on: i64,
+        off: i64,
+    },
+    IntSwissKnife {
+        vars: Vec<(String, String)>,
+        consts: Vec<(String, i64)>,
+        formula: Result<Expr, String>,
+    },
+    Float {
+        value: FVal,
+        min: Option<FVal>,
+        max: Option<FVal>,
+        inc: Option<FVal>,
+        unit: String,
+    },
+    /// An IEEE 754 register of 4 or 8 bytes.
+    FloatReg {
+        reg: Reg,
+    },
+    /// `Converter` (float) and `IntConverter`: the feature's value FROM is written to its
+    /// `pValue` as `FormulaTo` of FROM, and read back as `FormulaFrom` of TO (the pValue's).
+    Converter {
+        vars: Vec<(String, String)>,
+        consts: Vec<(String, f64)>,
+        to: Fx,
+        from: Fx,
+        value: String,
+        int: bool,
+    },
+    /// A float formula (read only).
+    SwissKnife {
+        vars: Vec<(String, String)>,
+        consts: Vec<(String, f64)>,
+        formula: Fx,
+    },
     Other(String),
 }
+
+type Fx = Result<Expr, String>;
 
 /// A device's features, from its GenICam XML.
 #[derive(Debug, Default)]
@@ -122,6 +191,19 @@ pub struct NodeMap {
     pub vendor: String,
     /// Values of `Integer` nodes with a fixed `<Value>` the host has set.
     local: HashMap<String, i64>,
+    /// Values of `Float` nodes with a fixed `<Value>` the host has set.
+    local_f: HashMap<String, f64>,
+}
+
+/// One feature as a listing shows it: its kind, its value in words, its range or entries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureInfo {
+    pub name: String,
+    pub kind: &'static str,
+    /// The value as read (an error's words where it cannot be read).
+    pub value: Result<String, String>,
+    /// `min .. max`, `{A, B}` or empty.
+    pub range: String,
 }
 
 /// Parse `0x1F`, `31`, `-4`, `+4` (GenICam writes both hex and decimal).
@@ -210,6 +292,42 @@ fn masked(n: roxmltree::Node<'_, '_>, base: Option<roxmltree::Node<'_, '_>>) -> 
     Ok(Node::MaskedIntReg { reg: reg(n, base)?, lsb, msb, signed: signed(n) })
 }
 
+/// A GenICam float literal: decimal, exponent, or an integer (hex too).
+fn float(s: &str) -> Option<f64> {
+    let s = s.trim();
+    s.parse::<f64>().ok().filter(|v| v.is_finite()).or_else(|| int(s).map(|v| v as f64))
+}
+
+/// `<Tag>` as a float constant or `<pTag>` as a reference.
+fn fval(n: roxmltree::Node<'_, '_>, tag: &str) -> R<Option<FVal>> {
+    if let Some(c) = child(n, tag) {
+        let v = float(text(c))
+            .ok_or_else(|| GenicamError::Xml(format!("<{tag}>{}</{tag}> is no number", text(c))))?;
+        return Ok(Some(FVal::Const(v)));
+    }
+    Ok(child(n, &format!("p{tag}")).map(|c| FVal::Node(text(c).to_string())))
+}
+
+/// A formula's variables (name, node) and constants (name, value).
+type Inputs = (Vec<(String, String)>, Vec<(String, f64)>);
+
+/// A formula node's `pVariable`s and (float) `Constant`s.
+fn formula_inputs(n: roxmltree::Node<'_, '_>) -> R<Inputs> {
+    let (mut vars, mut consts) = (Vec::new(), Vec::new());
+    for c in n.children().filter(|c| c.is_element()) {
+        let name = c.attribute("Name").unwrap_or("").to_string();
+        match c.tag_name().name() {
+            "pVariable" => vars.push((name, text(c).to_string())),
+            "Constant" => consts.push((
+                name,
+                float(text(c)).ok_or_else(|| GenicamError::Xml(format!("constant `{}`", text(c))))?,
+            )),
+            _ => {}
+        }
+    }
+    Ok((vars, consts))
+}
+
 fn value_of(n: roxmltree::Node<'_, '_>) -> R<IVal> {
     ival(n, "Value")?.ok_or_else(|| GenicamError::Xml("a node without <Value> or <pValue>".into()))
 }
@@ -259,6 +377,44 @@ fn parse_node(n: roxmltree::Node<'_, '_>) -> R<Node> {
             }
             let f = child(n, "Formula").map(text).unwrap_or("");
             Node::IntSwissKnife { vars, consts, formula: formula::parse(f) }
+        }
+        "Float" => Node::Float {
+            value: fval(n, "Value")?
+                .ok_or_else(|| GenicamError::Xml("a node without <Value> or <pValue>".into()))?,
+            min: fval(n, "Min")?,
+            max: fval(n, "Max")?,
+            inc: fval(n, "Inc")?,
+            unit: child(n, "Unit").map(text).unwrap_or("").to_string(),
+        },
+        "FloatReg" => {
+            let r = reg(n, None)?;
+            if !matches!(r.length, IVal::Const(4 | 8)) {
+                return Err(GenicamError::Xml("a FloatReg is 4 or 8 bytes long".into()));
+            }
+            Node::FloatReg { reg: r }
+        }
+        kind @ ("Converter" | "IntConverter") => {
+            let (vars, consts) = formula_inputs(n)?;
+            let formula = |tag: &str| formula::parse(child(n, tag).map(text).unwrap_or(""));
+            let value = child(n, "pValue")
+                .map(|c| text(c).to_string())
+                .ok_or_else(|| GenicamError::Xml("a converter without <pValue>".into()))?;
+            Node::Converter {
+                vars,
+                consts,
+                to: formula("FormulaTo"),
+                from: formula("FormulaFrom"),
+                value,
+                int: kind == "IntConverter",
+            }
+        }
+        "SwissKnife" => {
+            let (vars, consts) = formula_inputs(n)?;
+            Node::SwissKnife {
+                vars,
+                consts,
+                formula: formula::parse(child(n, "Formula").map(text).unwrap_or("")),
+            }
         }
         other => Node::Other(other.to_string()),
     })
@@ -422,11 +578,192 @@ impl NodeMap {
                 }
                 expr.eval(&values).map_err(|msg| GenicamError::Formula { name: name.into(), msg })
             }
+            Node::Float { .. } | Node::FloatReg { .. } | Node::Converter { .. } | Node::SwissKnife { .. } => {
+                let v = self.float_at(port, name, depth)?;
+                if !(v.is_finite() && v.abs() < 9.2e18) {
+                    return Err(GenicamError::Formula {
+                        name: name.into(),
+                        msg: format!("{v} is no integer"),
+                    });
+                }
+                Ok(v.round() as i64)
+            }
             Node::StringReg { .. } => Err(GenicamError::Unsupported {
                 name: name.into(),
                 kind: "StringReg (read it as a string)".into(),
             }),
             Node::Other(kind) => Err(GenicamError::Unsupported { name: name.into(), kind: kind.clone() }),
+        }
+    }
+
+    fn fval(&self, port: &mut dyn Port, v: &FVal, depth: u32) -> R<f64> {
+        match v {
+            FVal::Const(c) => Ok(*c),
+            FVal::Node(n) => self.float_at(port, n, depth + 1),
+        }
+    }
+
+    /// A formula's inputs: its constants and its variables' values.
+    fn inputs<'a>(
+        &self,
+        port: &mut dyn Port,
+        vars: &'a [(String, String)],
+        consts: &'a [(String, f64)],
+        depth: u32,
+    ) -> R<Vec<(&'a str, f64)>> {
+        let mut values: Vec<(&str, f64)> = consts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        for (k, n) in vars {
+            values.push((k, self.float_at(port, n, depth + 1)?));
+        }
+        Ok(values)
+    }
+
+    fn float_at(&self, port: &mut dyn Port, name: &str, depth: u32) -> R<f64> {
+        if depth > MAX_DEPTH {
+            return Err(GenicamError::Depth(name.into()));
+        }
+        let bad = |msg: String| GenicamError::Formula { name: name.into(), msg };
+        match self.node(name)? {
+            Node::Float { value: FVal::Const(c), .. } => Ok(self.local_f.get(name).copied().unwrap_or(*c)),
+            Node::Float { value, .. } => self.fval(port, value, depth),
+            Node::FloatReg { reg } => {
+                let (b, _) = self.read_reg(port, name, reg, depth)?;
+                let raw = decode(&b, reg.big_endian, 0, (b.len() * 8 - 1) as u32, false) as u64;
+                Ok(if b.len() == 4 { f64::from(f32::from_bits(raw as u32)) } else { f64::from_bits(raw) })
+            }
+            Node::Converter { vars, consts, from, value, int, .. } => {
+                let expr = from.as_ref().map_err(|m| bad(m.clone()))?;
+                let mut values = self.inputs(port, vars, consts, depth)?;
+                values.push(("TO", self.float_at(port, value, depth + 1)?));
+                let v = expr.eval_f64(&values).map_err(bad)?;
+                Ok(if *int { v.round() } else { v })
+            }
+            Node::SwissKnife { vars, consts, formula } => {
+                let expr = formula.as_ref().map_err(|m| bad(m.clone()))?;
+                expr.eval_f64(&self.inputs(port, vars, consts, depth)?).map_err(bad)
+            }
+            _ => Ok(self.int_at(port, name, depth)? as f64),
+        }
+    }
+
+    /// A numeric feature's range where the XML gives one: its own Min and Max, else those of
+    /// what it reads (a converter's target's, converted back), as Aravis shows them.
+    fn bounds(&self, port: &mut dyn Port, name: &str, depth: u32) -> Option<(f64, f64)> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.nodes.get(name)? {
+            Node::Float { min: Some(lo), max: Some(hi), .. } => {
+                Some((self.fval(port, lo, depth).ok()?, self.fval(port, hi, depth).ok()?))
+            }
+            Node::Float { value: FVal::Node(n), .. } => self.bounds(port, n, depth + 1),
+            Node::Integer { min: Some(lo), max: Some(hi), .. } => {
+                Some((self.ival(port, lo, depth).ok()? as f64, self.ival(port, hi, depth).ok()? as f64))
+            }
+            Node::Integer { value: IVal::Node(n), .. } => self.bounds(port, n, depth + 1),
+            Node::Converter { vars, consts, from, value, .. } => {
+                let (lo, hi) = self.bounds(port, value, depth + 1)?;
+                let expr = from.as_ref().ok()?;
+                let mut at = |to: f64| {
+                    let mut values = self.inputs(port, vars, consts, depth).ok()?;
+                    values.push(("TO", to));
+                    expr.eval_f64(&values).ok()
+                };
+                let (a, b) = (at(lo)?, at(hi)?);
+                Some((a.min(b), a.max(b)))
+            }
+            _ => None,
+        }
+    }
+
+    /// A node that holds a float (an integer node takes a float rounded).
+    fn holds_float(&self, name: &str) -> bool {
+        matches!(
+            self.nodes.get(name),
+            Some(
+                Node::Float { .. }
+                    | Node::FloatReg { .. }
+                    | Node::SwissKnife { .. }
+                    | Node::Converter { int: false, .. }
+            )
+        )
+    }
+
+    fn set_float_at(&mut self, port: &mut dyn Port, name: &str, v: f64, depth: u32) -> R<()> {
+        if depth > MAX_DEPTH {
+            return Err(GenicamError::Depth(name.into()));
+        }
+        let range = |min: f64, max: f64, inc: f64| GenicamError::FloatRange {
+            name: name.into(),
+            value: v,
+            min,
+            max,
+            inc,
+        };
+        if !v.is_finite() {
+            return Err(range(f64::MIN, f64::MAX, 0.0));
+        }
+        match self.node(name)?.clone() {
+            Node::Float { value, min, max, inc, .. } => {
+                let lo = match &min {
+                    Some(m) => self.fval(port, m, depth)?,
+                    None => f64::MIN,
+                };
+                let hi = match &max {
+                    Some(m) => self.fval(port, m, depth)?,
+                    None => f64::MAX,
+                };
+                let step = match &inc {
+                    Some(m) => self.fval(port, m, depth)?,
+                    None => 0.0,
+                };
+                let k = if step > 0.0 { (v - lo) / step } else { 0.0 };
+                if v < lo || v > hi || (k - k.round()).abs() > 1e-6 {
+                    return Err(range(lo, hi, step));
+                }
+                match value {
+                    FVal::Const(_) => {
+                        self.local_f.insert(name.to_string(), v);
+                        Ok(())
+                    }
+                    FVal::Node(n) => self.set_float_at(port, &n, v, depth + 1),
+                }
+            }
+            Node::FloatReg { reg } => {
+                if !reg.writable {
+                    return Err(GenicamError::ReadOnly(name.into()));
+                }
+                let (addr, len) = self.address(port, name, &reg, depth)?;
+                let raw = match len {
+                    4 if v.abs() <= f64::from(f32::MAX) => i64::from((v as f32).to_bits()),
+                    4 => return Err(range(f64::from(f32::MIN), f64::from(f32::MAX), 0.0)),
+                    _ => v.to_bits() as i64,
+                };
+                port.write(addr, &encode(raw, len, reg.big_endian)).map_err(|source| GenicamError::Port {
+                    name: name.into(),
+                    addr: addr as i64,
+                    source,
+                })
+            }
+            Node::Converter { vars, consts, to, value, .. } => {
+                let bad = |msg: String| GenicamError::Formula { name: name.into(), msg };
+                let expr = to.as_ref().map_err(|m| bad(m.clone()))?;
+                let raw = {
+                    let mut values = self.inputs(port, &vars, &consts, depth)?;
+                    values.push(("FROM", v));
+                    expr.eval_f64(&values).map_err(bad)?
+                };
+                if self.holds_float(&value) {
+                    self.set_float_at(port, &value, raw, depth + 1)
+                } else if raw.is_finite() && raw.abs() < 9.2e18 {
+                    self.set_at(port, &value, raw.round() as i64, depth + 1)
+                } else {
+                    Err(range(f64::MIN, f64::MAX, 0.0))
+                }
+            }
+            Node::SwissKnife { .. } => Err(GenicamError::ReadOnly(name.into())),
+            _ if v.abs() < 9.2e18 => self.set_at(port, name, v.round() as i64, depth),
+            _ => Err(range(i64::MIN as f64, i64::MAX as f64, 1.0)),
         }
     }
 
@@ -524,7 +861,10 @@ impl NodeMap {
                 self.set_ival(port, name, &value, v, depth)
             }
             Node::Command { value, .. } => self.set_ival(port, name, &value, v, depth),
-            Node::IntSwissKnife { .. } => Err(GenicamError::ReadOnly(name.into())),
+            Node::IntSwissKnife { .. } | Node::SwissKnife { .. } => Err(GenicamError::ReadOnly(name.into())),
+            Node::Float { .. } | Node::FloatReg { .. } | Node::Converter { .. } => {
+                self.set_float_at(port, name, v as f64, depth)
+            }
             Node::StringReg { .. } => {
                 Err(GenicamError::Unsupported { name: name.into(), kind: "StringReg".into() })
             }
@@ -550,6 +890,78 @@ impl NodeMap {
     /// Set an integer feature, refused outside its Min/Max/Inc.
     pub fn set_int(&mut self, port: &mut dyn Port, name: &str, v: i64) -> R<()> {
         self.set_at(port, name, v, 0)
+    }
+
+    /// A float feature's value (also any integer feature's, as a float).
+    pub fn float(&self, port: &mut dyn Port, name: &str) -> R<f64> {
+        self.float_at(port, name, 0)
+    }
+
+    /// Set a float feature (through its converter or register), refused outside its Min, Max
+    /// and Inc; an integer feature takes the value rounded.
+    pub fn set_float(&mut self, port: &mut dyn Port, name: &str, v: f64) -> R<()> {
+        self.set_float_at(port, name, v, 0)
+    }
+
+    /// A feature as a listing shows it (as `arv-tool-0.8 features` does): kind, value, range.
+    pub fn describe(&self, port: &mut dyn Port, name: &str) -> R<FeatureInfo> {
+        let node = self.node(name)?;
+        let words = |e: GenicamError| e.to_string();
+        let num = |v: f64| if v == v.trunc() && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v}") };
+        let (kind, value, range) = match node {
+            Node::Integer { min, max, .. } => {
+                let lo = min.as_ref().map(|m| self.ival(port, m, 0).map_or("?".into(), |v| v.to_string()));
+                let hi = max.as_ref().map(|m| self.ival(port, m, 0).map_or("?".into(), |v| v.to_string()));
+                let range = match (lo, hi) {
+                    (None, None) => String::new(),
+                    (lo, hi) => format!("{} .. {}", lo.unwrap_or_default(), hi.unwrap_or_default()),
+                };
+                ("Integer", self.int(port, name).map(|v| v.to_string()).map_err(words), range)
+            }
+            Node::Float { unit, .. } => {
+                let range = self
+                    .bounds(port, name, 0)
+                    .map_or(String::new(), |(lo, hi)| format!("{} .. {}", num(lo), num(hi)));
+                let value =
+                    self.float(port, name).map(|v| format!("{} {unit}", num(v)).trim_end().to_string());
+                ("Float", value.map_err(words), range)
+            }
+            Node::Enumeration { entries, .. } => {
+                let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+                (
+                    "Enumeration",
+                    self.enum_entry(port, name).map_err(words),
+                    format!("{{{}}}", names.join(", ")),
+                )
+            }
+            Node::StringReg { .. } => ("StringReg", self.string(port, name).map_err(words), String::new()),
+            Node::Command { .. } => ("Command", Ok("(execute)".into()), String::new()),
+            Node::Boolean { .. } => {
+                ("Boolean", self.int(port, name).map(|v| (v != 0).to_string()).map_err(words), String::new())
+            }
+            Node::FloatReg { .. } | Node::SwissKnife { .. } | Node::Converter { int: false, .. } => {
+                let kind = match node {
+                    Node::FloatReg { .. } => "FloatReg",
+                    Node::SwissKnife { .. } => "SwissKnife",
+                    _ => "Converter",
+                };
+                (kind, self.float(port, name).map(num).map_err(words), String::new())
+            }
+            Node::IntReg { .. }
+            | Node::MaskedIntReg { .. }
+            | Node::IntSwissKnife { .. }
+            | Node::Converter { .. } => {
+                let kind = match node {
+                    Node::IntReg { .. } => "IntReg",
+                    Node::MaskedIntReg { .. } => "MaskedIntReg",
+                    Node::IntSwissKnife { .. } => "IntSwissKnife",
+                    _ => "IntConverter",
+                };
+                (kind, self.int(port, name).map(|v| v.to_string()).map_err(words), String::new())
+            }
+            Node::Other(_) => ("Other", Err("not read here".to_string()), String::new()),
+        };
+        Ok(FeatureInfo { name: name.into(), kind, value, range })
     }
 
     /// An enumeration's current entry.
@@ -683,6 +1095,8 @@ pub mod formula {
     #[derive(Clone, Debug, PartialEq)]
     pub enum Expr {
         Num(i64),
+        /// A decimal literal with a point or an exponent (`1.5`, `1e6`): float formulas only.
+        Real(f64),
         Var(String),
         Un(u8, Box<Expr>),
         Bin(&'static str, Box<Expr>, Box<Expr>),
@@ -693,6 +1107,7 @@ pub mod formula {
     #[derive(Clone, Debug, PartialEq)]
     enum Tok {
         Num(i64),
+        Real(f64),
         Id(String),
         Op(&'static str),
     }
@@ -712,14 +1127,52 @@ pub mod formula {
                 i += 1;
                 continue;
             }
-            if c.is_ascii_digit() {
+            let hex = b[i..].starts_with(b"0x") || b[i..].starts_with(b"0X");
+            if hex {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric()) {
+                i += 2;
+                while i < b.len() && b[i].is_ascii_alphanumeric() {
                     i += 1;
                 }
                 let t = &s[start..i];
-                let v = super::int(t).ok_or_else(|| format!("`{t}` is no integer"))?;
-                out.push(Tok::Num(v));
+                out.push(Tok::Num(super::int(t).ok_or_else(|| format!("`{t}` is no integer"))?));
+                continue;
+            }
+            if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+                // Decimal: digits, then a fraction and an exponent that make it a float.
+                let start = i;
+                let digits = |i: &mut usize| {
+                    while *i < b.len() && b[*i].is_ascii_digit() {
+                        *i += 1;
+                    }
+                };
+                digits(&mut i);
+                let mut real = false;
+                if i < b.len() && b[i] == b'.' {
+                    real = true;
+                    i += 1;
+                    digits(&mut i);
+                }
+                if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                    let mut j = i + 1;
+                    if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                        j += 1;
+                    }
+                    if j < b.len() && b[j].is_ascii_digit() {
+                        real = true;
+                        i = j;
+                        digits(&mut i);
+                    }
+                }
+                if i < b.len() && (b[i].is_ascii_alphabetic() || b[i] == b'_') {
+                    return Err(format!("`{}` is no number", &s[start..=i]));
+                }
+                let t = &s[start..i];
+                out.push(if real {
+                    Tok::Real(t.parse().map_err(|_| format!("`{t}` is no number"))?)
+                } else {
+                    Tok::Num(super::int(t).ok_or_else(|| format!("`{t}` is no integer"))?)
+                });
                 continue;
             }
             if c.is_ascii_alphabetic() || c == b'_' {
@@ -820,6 +1273,7 @@ pub mod formula {
             }
             let e = match self.next() {
                 Some(Tok::Num(v)) => Expr::Num(v),
+                Some(Tok::Real(v)) => Expr::Real(v),
                 Some(Tok::Op("(")) => {
                     let e = self.expr(1)?;
                     self.expect(")")?;
@@ -863,6 +1317,7 @@ pub mod formula {
         pub fn eval(&self, vars: &[(&str, i64)]) -> Result<i64, String> {
             Ok(match self {
                 Expr::Num(v) => *v,
+                Expr::Real(v) => return Err(format!("{v} is no integer (an integer formula)")),
                 Expr::Var(n) => vars
                     .iter()
                     .find(|(k, _)| k == n)
@@ -924,6 +1379,105 @@ pub mod formula {
                 }
             })
         }
+
+        /// Evaluate in double precision, as GenICam's `SwissKnife` and `Converter` do: the
+        /// bitwise operators on the values' integer parts, comparisons and logic as 1 or 0, the
+        /// functions GenApi defines, and `PI` and `E` where no variable has those names.
+        pub fn eval_f64(&self, vars: &[(&str, f64)]) -> Result<f64, String> {
+            let int = |v: f64| -> Result<i64, String> {
+                if v.is_finite() && v.abs() < 9.2e18 {
+                    Ok(v.trunc() as i64)
+                } else {
+                    Err(format!("{v} has no integer part"))
+                }
+            };
+            let truth = |b: bool| if b { 1.0 } else { 0.0 };
+            let v = match self {
+                Expr::Num(v) => *v as f64,
+                Expr::Real(v) => *v,
+                Expr::Var(n) => match vars.iter().find(|(k, _)| k == n) {
+                    Some((_, v)) => *v,
+                    None if n == "PI" => std::f64::consts::PI,
+                    None if n == "E" => std::f64::consts::E,
+                    None => return Err(format!("no variable `{n}`")),
+                },
+                Expr::Un(op, a) => {
+                    let a = a.eval_f64(vars)?;
+                    match op {
+                        b'-' => -a,
+                        b'~' => !int(a)? as f64,
+                        b'!' => truth(a == 0.0),
+                        _ => a,
+                    }
+                }
+                Expr::Cond(c, a, b) => {
+                    if c.eval_f64(vars)? != 0.0 {
+                        a.eval_f64(vars)?
+                    } else {
+                        b.eval_f64(vars)?
+                    }
+                }
+                Expr::Call(f, a) => {
+                    let a = a.eval_f64(vars)?;
+                    match f.as_str() {
+                        "ABS" => a.abs(),
+                        "SGN" => truth(a > 0.0) - truth(a < 0.0),
+                        "NEG" => -a,
+                        "SIN" => a.sin(),
+                        "COS" => a.cos(),
+                        "TAN" => a.tan(),
+                        "ASIN" => a.asin(),
+                        "ACOS" => a.acos(),
+                        "ATAN" => a.atan(),
+                        "EXP" => a.exp(),
+                        "LN" => a.ln(),
+                        "LG" => a.log10(),
+                        "SQRT" => a.sqrt(),
+                        "TRUNC" => a.trunc(),
+                        "FLOOR" => a.floor(),
+                        "CEIL" => a.ceil(),
+                        "ROUND" => a.round(),
+                        _ => return Err(format!("no function {f}")),
+                    }
+                }
+                Expr::Bin(op, a, b) => {
+                    let (a, b) = (a.eval_f64(vars)?, b.eval_f64(vars)?);
+                    match *op {
+                        "+" => a + b,
+                        "-" => a - b,
+                        "*" => a * b,
+                        "/" | "%" if b == 0.0 => return Err("division by zero".into()),
+                        "/" => a / b,
+                        "%" => a % b,
+                        "**" => a.powf(b),
+                        "<<" | ">>" => {
+                            let (a, b) = (int(a)?, int(b)?);
+                            if !(0..64).contains(&b) {
+                                return Err(format!("shift by {b}"));
+                            }
+                            (if *op == "<<" { a.wrapping_shl(b as u32) } else { a.wrapping_shr(b as u32) })
+                                as f64
+                        }
+                        "&" => (int(a)? & int(b)?) as f64,
+                        "|" => (int(a)? | int(b)?) as f64,
+                        "^" => (int(a)? ^ int(b)?) as f64,
+                        "=" => truth(a == b),
+                        "<>" => truth(a != b),
+                        "<" => truth(a < b),
+                        ">" => truth(a > b),
+                        "<=" => truth(a <= b),
+                        ">=" => truth(a >= b),
+                        "&&" => truth(a != 0.0 && b != 0.0),
+                        "||" => truth(a != 0.0 || b != 0.0),
+                        _ => unreachable!("operators come from OPS"),
+                    }
+                }
+            };
+            if v.is_nan() {
+                return Err("not a number".into());
+            }
+            Ok(v)
+        }
     }
 }
 
@@ -969,6 +1523,17 @@ mod tests {
   <Integer Name="Loop1"><pValue>Loop2</pValue></Integer>
   <Integer Name="Loop2"><pValue>Loop1</pValue></Integer>
   <Float Name="Gain"><Value>1.0</Value></Float>
+  <Register Name="Lut"><Address>0x300</Address><Length>256</Length><AccessMode>RW</AccessMode><pPort>Device</pPort></Register>
+  <Float Name="ExposureTime"><pValue>ExposureConv</pValue><Min>10.0</Min><Max>1e6</Max><Unit>us</Unit></Float>
+  <Converter Name="ExposureConv"><pVariable Name="TICK">TickUs</pVariable><FormulaTo>FROM / TICK</FormulaTo><FormulaFrom>TO * TICK</FormulaFrom><pValue>ExposureTicks</pValue></Converter>
+  <Float Name="TickUs"><Value>0.5</Value></Float>
+  <IntReg Name="ExposureTicks"><Address>0x120</Address><Length>4</Length><AccessMode>RW</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess></IntReg>
+  <Float Name="LineRate"><pValue>LineRateReg</pValue><Min>50</Min><Max>5000</Max><Inc>0.5</Inc><Unit>Hz</Unit></Float>
+  <FloatReg Name="LineRateReg"><Address>0x130</Address><Length>4</Length><AccessMode>RW</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess></FloatReg>
+  <FloatReg Name="Temp64"><Address>0x140</Address><Length>8</Length><AccessMode>RO</AccessMode><pPort>Device</pPort></FloatReg>
+  <SwissKnife Name="LinePeriodUs"><pVariable Name="R">LineRate</pVariable><Constant Name="M">1e6</Constant><Formula>ROUND(M / R * 10) / 10</Formula></SwissKnife>
+  <IntConverter Name="BinnedWidth"><pVariable Name="B">Binning</pVariable><FormulaTo>FROM * B</FormulaTo><FormulaFrom>TO / B</FormulaFrom><pValue>Width</pValue></IntConverter>
+  <Integer Name="Binning"><Value>2</Value></Integer>
   <IntReg Name="Serial"><Address>0x200</Address><Length>4</Length><AccessMode>RO</AccessMode><pPort>Device</pPort></IntReg>
   <Port Name="Device"/>
 </RegisterDescription>"#;
@@ -1009,7 +1574,7 @@ mod tests {
         let e = map.set_enum(&mut m, "PixelFormat", "Mono12").unwrap_err();
         assert!(e.to_string().contains("Mono8, Mono16"), "{e}");
         assert!(matches!(map.int(&mut m, "Loop1"), Err(GenicamError::Depth(_))), "a cycle ends");
-        assert!(matches!(map.int(&mut m, "Gain"), Err(GenicamError::Unsupported { .. })));
+        assert!(matches!(map.int(&mut m, "Lut"), Err(GenicamError::Unsupported { .. })));
         assert_eq!(map.int(&mut m, "Nope"), Err(GenicamError::Missing("Nope".into())));
         assert!(
             matches!(
@@ -1044,6 +1609,71 @@ mod tests {
         let e = map.set_int(&mut Refusing, "Height", 8).unwrap_err();
         assert!(matches!(&e, GenicamError::Port { source: PortError::Refused(_), .. }), "{e}");
         assert!(e.to_string().contains("ACCESS_DENIED"), "{e}");
+    }
+
+    /// Floats as line-scan detectors define them: a float through a converter to a tick
+    /// register, an IEEE register with an increment, a double, a float formula, an integer
+    /// converter; each read back, and refused outside its range or when read-only.
+    #[test]
+    fn float_features_convert_and_keep_their_ranges() {
+        let mut map = NodeMap::load(XML.as_bytes()).unwrap();
+        let mut m = Mem::default();
+        map.set_float(&mut m, "ExposureTime", 1000.0).unwrap();
+        assert_eq!(m.read(0x120, 4).unwrap(), 2000u32.to_be_bytes(), "1000 us in 0.5 us ticks");
+        assert_eq!(map.float(&mut m, "ExposureTime").unwrap(), 1000.0);
+        assert_eq!(map.int(&mut m, "ExposureTime").unwrap(), 1000);
+        let e = map.set_float(&mut m, "ExposureTime", 5.0).unwrap_err();
+        assert!(matches!(e, GenicamError::FloatRange { min: 10.0, .. }), "{e}");
+        // A host-side float changes what the converter does.
+        map.set_float(&mut m, "TickUs", 0.25).unwrap();
+        assert_eq!(map.float(&mut m, "ExposureTime").unwrap(), 500.0, "the same 2000 ticks");
+
+        map.set_float(&mut m, "LineRate", 2500.5).unwrap();
+        assert_eq!(m.read(0x130, 4).unwrap(), 2500.5f32.to_bits().to_be_bytes());
+        assert_eq!(map.float(&mut m, "LineRate").unwrap(), 2500.5);
+        let e = map.set_float(&mut m, "LineRate", 2500.25).unwrap_err();
+        assert!(e.to_string().contains("increment 0.5"), "{e}");
+        assert!(map.set_float(&mut m, "LineRate", f64::NAN).is_err());
+        let period = map.float(&mut m, "LinePeriodUs").unwrap();
+        assert_eq!(period, (1e6f64 / 2500.5 * 10.0).round() / 10.0);
+        assert_eq!(
+            map.set_float(&mut m, "LinePeriodUs", 1.0),
+            Err(GenicamError::ReadOnly("LinePeriodUs".into()))
+        );
+
+        m.write(0x140, &(-12.75f64).to_le_bytes()).unwrap();
+        assert_eq!(map.float(&mut m, "Temp64").unwrap(), -12.75, "8 bytes, little-endian by default");
+        assert_eq!(map.set_float(&mut m, "Temp64", 1.0), Err(GenicamError::ReadOnly("Temp64".into())));
+
+        map.set_int(&mut m, "BinnedWidth", 768).unwrap();
+        assert_eq!(map.int(&mut m, "Width").unwrap(), 1536);
+        assert_eq!(map.int(&mut m, "BinnedWidth").unwrap(), 768);
+
+        let info = map.describe(&mut m, "LineRate").unwrap();
+        assert_eq!(
+            (info.kind, info.value.as_deref(), info.range.as_str()),
+            ("Float", Ok("2500.5 Hz"), "50 .. 5000")
+        );
+        let info = map.describe(&mut m, "PixelFormat").unwrap();
+        assert_eq!(info.range, "{Mono8, Mono16}");
+    }
+
+    #[test]
+    fn float_formulas_have_genapis_functions_and_literals() {
+        let f = |s: &str| formula::parse(s).unwrap().eval_f64(&[("X", 2.0)]).unwrap();
+        assert_eq!(f("1.5e3 + .5"), 1500.5);
+        assert_eq!(f("X ** 0.5"), 2f64.sqrt());
+        assert_eq!(f("SQRT(16) + LN(E) + ROUND(2.5) + TRUNC(-1.5)"), 4.0 + 1.0 + 3.0 - 1.0);
+        assert!((f("ATAN(1) * 4") - std::f64::consts::PI).abs() < 1e-12);
+        assert_eq!(f("(X > 1.5) ? 1.5 : 2.5"), 1.5);
+        assert_eq!(f("7 & 3.9"), 3.0, "bitwise on the integer part");
+        assert_eq!(f("0x1F + 1"), 32.0);
+        assert_eq!(f("FLOOR(-0.5) + CEIL(0.5) + SGN(-3) + ABS(-2)"), -1.0 + 1.0 - 1.0 + 2.0);
+        assert!(formula::parse("1 / 0").unwrap().eval_f64(&[]).is_err());
+        assert!(formula::parse("SQRT(-1)").unwrap().eval_f64(&[]).is_err(), "not a number");
+        assert!(formula::parse("1.5").unwrap().eval(&[]).is_err(), "no float in an integer formula");
+        assert!(formula::parse("12abc").is_err());
+        assert_eq!(formula::parse("0x10 + 2").unwrap().eval(&[]).unwrap(), 18);
     }
 
     #[test]
