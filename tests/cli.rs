@@ -281,3 +281,51 @@ fn render_projects_a_threat_from_the_library_into_the_bag() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("kitchen knife, lead block, steel frame"));
 }
+
+/// Standard output of a command that must succeed.
+fn stdout_ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Man pages and shell completion are made from the options the binary parses: `man` renders a
+/// subcommand's page with its options, and bash, with the completion script sourced, completes
+/// a subcommand's name and its options.
+#[test]
+fn man_pages_and_bash_completion_follow_the_options() {
+    let dir = tempfile::tempdir().unwrap();
+    stdout_ok(twinspect().args(["manpage", "--out"]).arg(dir.path()));
+    for page in ["twinspect.1", "twinspect-capture.1", "twinspect-genicam.1", "twinspect-export-dicos.1"] {
+        assert!(dir.path().join(page).is_file(), "{page}");
+    }
+    let man = stdout_ok(
+        Command::new("man")
+            .arg("-l")
+            .arg(dir.path().join("twinspect-capture.1"))
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100"),
+    );
+    assert!(man.contains("twinspect-capture") && man.contains("--source") && man.contains("--bags"), "{man}");
+
+    let script = stdout_ok(twinspect().args(["completions", "bash"]));
+    let path = dir.path().join("twinspect.bash");
+    std::fs::write(&path, script).unwrap();
+    let complete = |line: &str| {
+        let words: Vec<&str> = line.split(' ').collect();
+        let sh = format!(
+            "source {}; COMP_WORDS=({}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; \
+             _twinspect twinspect '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            path.display(),
+            words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" "),
+            words.len() - 1,
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        stdout_ok(Command::new("bash").args(["-c", &sh]))
+    };
+    let subs = complete("twinspect ca");
+    assert_eq!(subs.trim(), "capture", "{subs}");
+    let opts = complete("twinspect capture --so");
+    assert_eq!(opts.trim(), "--source", "{opts}");
+}

@@ -106,6 +106,13 @@ pub enum Command {
     /// features` lists them); `--set NAME=VALUE` sets integers, floats, enumerations and
     /// booleans first, and a command's name alone executes it.
     Genicam(stream::GenicamArgs),
+    /// Write man pages (twinspect.1 and one per subcommand, twinspect-capture.1 ...) to DIR.
+    Manpage {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions { shell: clap_complete::Shell },
     /// List archived bags, newest first, one per line (archive id first), or search them by
     /// time, tag, operator, agency, decision or mark category.
     Bags(archive::BagsArgs),
@@ -244,6 +251,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Emulate(a)) => stream::emulate(&ScannerProfile::load(&cli.profile)?, a),
         Some(Command::Capture(a)) => stream::capture(&cli.profile, cli.data.as_deref(), a),
         Some(Command::Genicam(a)) => stream::genicam(a),
+        Some(Command::Manpage { out }) => manpages(&out),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "twinspect", &mut std::io::stdout());
+            Ok(())
+        }
         Some(Command::Bags(a)) => archive::bags(cli.data.as_deref(), a),
         Some(Command::Audit { action }) => archive::audit_command(cli.data.as_deref(), action),
         Some(Command::StoreExercise(a)) => archive::exercise(cli.data.as_deref(), a),
@@ -757,4 +770,26 @@ fn workstation_parts(
         }
     }
     Ok(crate::ui::Parts { profile, source, lut, inspection, desk, layout })
+}
+
+/// `twinspect manpage --out DIR`: twinspect.1 and twinspect-SUB.1 for every subcommand (and
+/// twinspect-SUB-SUBSUB.1 below it), from the definitions the binary parses with.
+fn manpages(out: &Path) -> anyhow::Result<()> {
+    fn write(cmd: &clap::Command, name: &str, out: &Path) -> anyhow::Result<()> {
+        let cmd = cmd.clone().name(name.to_owned());
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+        let path = out.join(format!("{name}.1"));
+        std::fs::write(&path, buf).with_context(|| path.display().to_string())?;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            write(sub, &format!("{name}-{}", sub.get_name()), out)?;
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    write(&cmd, "twinspect", out)?;
+    println!("man pages in {}", out.display());
+    Ok(())
 }
