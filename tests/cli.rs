@@ -329,3 +329,40 @@ fn man_pages_and_bash_completion_follow_the_options() {
     let opts = complete("twinspect capture --so");
     assert_eq!(opts.trim(), "--source", "{opts}");
 }
+
+/// A long command says how far it is on standard error: a bar redrawn in place on a terminal
+/// (under `script`, a pseudo-terminal), a plain line every 5 s into a pipe, nothing with
+/// `--quiet`; its results on standard output are the same in every case.
+#[test]
+fn capture_shows_progress_as_a_bar_on_a_terminal_as_lines_in_a_log_and_nothing_when_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = |extra: &[&str], out: &str| {
+        let mut c = twinspect();
+        c.args(extra).args(["capture", "--source", "synthetic://?seed=3&speed=5", "--seconds", "6", "--out"]);
+        c.arg(dir.path().join(out)).output().unwrap()
+    };
+    let piped = capture(&[], "a");
+    let (out, err) = (String::from_utf8_lossy(&piped.stdout), String::from_utf8_lossy(&piped.stderr));
+    assert!(piped.status.success() && out.contains("bags: "), "{out}{err}");
+    let line = err.lines().find(|l| l.starts_with("5 of 6 s: ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(" bags, ") && line.contains(" lines, "), "{line}");
+    assert!(err.lines().any(|l| l.starts_with("bag 0 (")), "{err}");
+
+    let quiet = capture(&["--quiet"], "b");
+    assert!(quiet.status.success() && String::from_utf8_lossy(&quiet.stdout).contains("bags: "));
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "", "quiet");
+
+    let log = dir.path().join("tty.log");
+    let cmd = format!(
+        "{} capture --source 'synthetic://?seed=3&speed=5' --seconds 3 --out {}",
+        env!("CARGO_BIN_EXE_twinspect"),
+        dir.path().join("c").display()
+    );
+    let s = Command::new("script").args(["-qec", &cmd]).arg(&log).stdout(Stdio::null()).status().unwrap();
+    assert!(s.success());
+    let tty = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    assert!(
+        tty.contains("[====") && tty.contains("/3 s") && tty.contains('\r'),
+        "a bar redrawn in place: {tty}"
+    );
+}

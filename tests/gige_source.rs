@@ -465,18 +465,19 @@ fn the_line_rate_is_a_float_feature_and_the_stream_follows_it() {
     let exe = env!("CARGO_BIN_EXE_twinspect");
     let out = ns
         .cmd(exe)
-        .args(["genicam", "--source", "gige://127.0.0.2", "--set", "AcquisitionLineRate=600.5"])
+        .args(["genicam", "--source", "gige://127.0.0.2", "--set", "AcquisitionLineRate=150.5"])
         .arg("AcquisitionLineRate")
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{listed}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(listed.contains("AcquisitionLineRate\tFloat\t600.5 Hz\t1 .. 100000"), "{listed}");
-    // Twice the profile's 300 lines/s (a debug build's emulator makes about 900 at most).
+    assert!(listed.contains("AcquisitionLineRate\tFloat\t150.5 Hz\t1 .. 100000"), "{listed}");
+    // Half the profile's 300 lines/s: slower, so what is measured is the device's pacing, not how
+    // fast a busy machine can make lines.
     let src = open(&SourceUrl::parse("gige://127.0.0.2?lines=16&calibrate=off").unwrap(), &p).unwrap();
     collect(&src, 20, |evs| lines(evs).len() >= 64);
     let t0 = Instant::now();
     let evs = collect(&src, 20, |_| t0.elapsed() >= Duration::from_secs(2));
     let rate = lines(&evs).len() as f64 / t0.elapsed().as_secs_f64();
-    assert!(rate > 1.4 * 300.0 && rate < 1.15 * 600.5, "{rate:.0} lines/s");
+    assert!((rate / 150.5 - 1.0).abs() < 0.15, "{rate:.0} lines/s");
 }

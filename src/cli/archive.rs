@@ -571,7 +571,7 @@ pub struct ExerciseArgs {
 /// Hidden: write bags, scans, decisions, changes of decision and marks as fast as the disk
 /// allows, printing `ack KIND ID ...` on standard output after each commit. The kill -9 harness
 /// kills it at random moments and checks that every acknowledged record is in the archive.
-pub fn exercise(data: Option<&Path>, a: ExerciseArgs) -> anyhow::Result<()> {
+pub fn exercise(data: Option<&Path>, a: ExerciseArgs, mode: super::progress::Mode) -> anyhow::Result<()> {
     use std::io::Write;
     let dir = data_dir(data)?;
     let mut store = Store::open(&dir)?;
@@ -586,7 +586,9 @@ pub fn exercise(data: Option<&Path>, a: ExerciseArgs) -> anyhow::Result<()> {
         writeln!(out, "recovered {id}")?;
     }
     let channels = 64;
+    let mut progress = super::progress::Progress::new(mode, Some(a.bags), "bags");
     for n in 0..a.bags {
+        progress.update(n, String::new);
         let t = super::now_ms();
         let tag = format!("EX{}-{n}", a.seed);
         let id = store.begin_bag(
@@ -638,6 +640,7 @@ pub fn exercise(data: Option<&Path>, a: ExerciseArgs) -> anyhow::Result<()> {
             writeln!(out, "ack decision {id} {} {}", d.agency, d.code)?;
         }
     }
+    progress.finish();
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use crate::domain::view::{Preset, ViewSettings};
 use crate::pipeline::gpu;
 
 mod archive;
+pub mod progress;
 mod stream;
 
 #[derive(Parser, Debug)]
@@ -34,6 +35,10 @@ pub struct Cli {
     /// Scanner profile (built-in name or path to a .toml) for the workstation.
     #[arg(long, default_value = DEFAULT_PROFILE, global = true)]
     pub profile: String,
+    /// No progress on standard error (a bar on a terminal, else a line every 5 s); results and
+    /// problems are still said.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
     /// The archive's folder (bags, scans, decisions, audit trail); default:
     /// $XDG_DATA_HOME/twinspect or ~/.local/share/twinspect.
     #[arg(long, global = true)]
@@ -249,7 +254,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             record.as_deref(),
         ),
         Some(Command::Emulate(a)) => stream::emulate(&ScannerProfile::load(&cli.profile)?, a),
-        Some(Command::Capture(a)) => stream::capture(&cli.profile, cli.data.as_deref(), a),
+        Some(Command::Capture(a)) => {
+            stream::capture(&cli.profile, cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
+        }
         Some(Command::Genicam(a)) => stream::genicam(a),
         Some(Command::Manpage { out }) => manpages(&out),
         Some(Command::Completions { shell }) => {
@@ -259,7 +266,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Bags(a)) => archive::bags(cli.data.as_deref(), a),
         Some(Command::Audit { action }) => archive::audit_command(cli.data.as_deref(), action),
-        Some(Command::StoreExercise(a)) => archive::exercise(cli.data.as_deref(), a),
+        Some(Command::StoreExercise(a)) => {
+            archive::exercise(cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
+        }
         Some(Command::Train { action }) => archive::train(&cli.profile, cli.data.as_deref(), action),
         Some(Command::Export { action, dicos, bag, out }) => {
             let action = match (action, dicos, bag, out) {

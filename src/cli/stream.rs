@@ -343,7 +343,12 @@ fn write_gige_block(dir: &Path, b: &crate::source::RawBlock) -> anyhow::Result<(
     Ok(())
 }
 
-pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyhow::Result<()> {
+pub fn capture(
+    profile_name: &str,
+    data: Option<&Path>,
+    a: CaptureArgs,
+    mode: super::progress::Mode,
+) -> anyhow::Result<()> {
     let mut url = SourceUrl::parse(&a.source)?;
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile_name))?;
     // A GigE Vision detector's blocks are kept exactly as they arrived; other sources' lines are
@@ -401,7 +406,18 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
         .map(|o| o.display().to_string())
         .chain(archive_dir.iter().map(|d| format!("the archive at {}", d.display())))
         .collect();
-    eprintln!("capturing from {} ({} channels) into {}", src.description, channels, into.join(" and "));
+    let (total, unit) = match (a.bags, a.seconds) {
+        (Some(n), _) => (Some(n), "bags"),
+        (None, Some(s)) => (Some(s.ceil() as u64), "s"),
+        (None, None) => (None, "bags"),
+    };
+    let mut progress = super::progress::Progress::new(mode, total, unit);
+    progress.say(&format!(
+        "capturing from {} ({} channels) into {}",
+        src.description,
+        channels,
+        into.join(" and ")
+    ));
     let begin = |store: &mut Store, span: &BagSpan| {
         let start = BagStart {
             scanner_bag: span.bag,
@@ -447,7 +463,7 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
         }
         let batch = asm.feed(events);
         for f in asm.stats.faults.iter().skip(faults_shown) {
-            eprintln!("source: {f}");
+            progress.warn(&format!("source: {f}"));
         }
         faults_shown = asm.stats.faults.len();
         // A bag is in the archive from its first line on, so a crash leaves it flagged, not lost.
@@ -464,11 +480,11 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
                 // A scanner's bag signals with no line between them (a false trigger, or a
                 // recording cut right after a bag began): nothing to keep, said so.
                 let why = "the scanner ended the bag before any line";
-                eprintln!(
+                progress.warn(&format!(
                     "bag {} ({}): {why}; not kept",
                     bag.span.bag,
                     bag.span.item_id.as_deref().unwrap_or("-")
-                );
+                ));
                 if let (Some(store), Some(id)) = (store.as_mut(), archive_ids.remove(&bag.span.bag)) {
                     store.abandon_bag(id, why, super::now_ms(), "capture")?;
                 }
@@ -508,17 +524,21 @@ pub fn capture(profile_name: &str, data: Option<&Path>, a: CaptureArgs) -> anyho
                 // Printed only once the bag is committed: the kill -9 harness counts on it.
                 println!("archived bag {} sha256 {}", row.id, row.scan_sha256.as_deref().unwrap_or("-"));
             }
-            eprintln!(
+            progress.say(&format!(
                 "bag {} ({}): {} lines, {} missing{}",
                 written,
                 bag.span.item_id.as_deref().unwrap_or("no tag"),
                 bag.frame.lines(),
                 bag.missing.len(),
                 if bag.truncated { ", truncated (longer than the limit)" } else { "" }
-            );
+            ));
             written += 1;
         }
+        let done = if a.bags.is_some() { written } else { t0.elapsed().as_secs() };
+        let (lines, missing) = (asm.stats.lines_in, asm.stats.lines_missing);
+        progress.update(done, || format!("{written} bags, {lines} lines, {missing} missing"));
     }
+    progress.finish();
     if let Some(store) = store.as_mut() {
         for (_, id) in archive_ids.drain() {
             store.abandon_bag(id, "capture stopped before the bag ended", super::now_ms(), "capture")?;
