@@ -23,15 +23,13 @@ pub fn data_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
-use crate::files::export::{civil_from_days, days_from_civil};
-
 /// `2026-11-28 06:15:02Z` for a Unix time in milliseconds.
 pub fn utc(ms: u64) -> String {
     crate::files::export::utc(ms).replacen('T', " ", 1)
 }
 
 /// A time on the command line: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS]` (UTC; a space works
-/// instead of `T`), or Unix milliseconds.
+/// instead of `T`, a trailing `Z` is allowed), or Unix milliseconds.
 pub fn parse_time(s: &str) -> anyhow::Result<u64> {
     let s = s.trim().trim_end_matches('Z');
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.len() > 8 {
@@ -39,34 +37,23 @@ pub fn parse_time(s: &str) -> anyhow::Result<u64> {
     }
     let bad =
         || anyhow::anyhow!("{s}: a time is YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC) or Unix milliseconds");
-    let (date, time) = match s.split_once(['T', ' ']) {
-        Some((d, t)) => (d, Some(t)),
-        None => (s, None),
-    };
-    let num = |p: &str, lo: i64, hi: i64| -> anyhow::Result<i64> {
-        let v: i64 = p.parse().map_err(|_| bad())?;
-        if (lo..=hi).contains(&v) { Ok(v) } else { Err(bad()) }
-    };
-    let d: Vec<&str> = date.split('-').collect();
-    if d.len() != 3 || d[0].len() != 4 {
+    let formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"];
+    let spaced = s.replacen('T', " ", 1);
+    let when = formats
+        .iter()
+        .find_map(|f| match *f {
+            "%Y-%m-%d" => jiff::civil::Date::strptime(f, &spaced)
+                .ok()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight())),
+            _ => jiff::civil::DateTime::strptime(f, &spaced).ok(),
+        })
+        .ok_or_else(bad)?;
+    // Four-digit years from 1970 only (the archive holds nothing older).
+    if when.year() < 1970 || !s.get(..5).is_some_and(|y| y.ends_with('-')) {
         return Err(bad());
     }
-    let (y, m, day) = (num(d[0], 1970, 9999)?, num(d[1], 1, 12)?, num(d[2], 1, 31)?);
-    if civil_from_days(days_from_civil(y, m, day)) != (y, m, day) {
-        return Err(bad());
-    }
-    let mut secs = days_from_civil(y, m, day) * 86_400;
-    if let Some(t) = time {
-        let t: Vec<&str> = t.split(':').collect();
-        if !(2..=3).contains(&t.len()) {
-            return Err(bad());
-        }
-        secs += num(t[0], 0, 23)? * 3600 + num(t[1], 0, 59)? * 60;
-        if let Some(sec) = t.get(2) {
-            secs += num(sec, 0, 59)?;
-        }
-    }
-    Ok(secs as u64 * 1000)
+    let ms = when.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp().as_millisecond();
+    Ok(u64::try_from(ms)?)
 }
 
 #[derive(clap::Args, Debug)]

@@ -1072,21 +1072,10 @@ impl Desk {
 
 /// Milliseconds since the Unix epoch at the start of day `YYYY-MM-DD` (UTC).
 fn utc_day_ms(s: &str) -> Option<u64> {
-    let mut it = s.splitn(3, '-');
-    let (y, m, d): (i64, i64, i64) =
-        (it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
-    if s.len() != 10 || !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    // Days from the civil date (H. Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days).ok().map(|d| d * 86_400_000)
+    let day =
+        jiff::civil::Date::strptime("%Y-%m-%d", s).ok().filter(|d| s.len() == 10 && d.year() >= 1970)?;
+    let ms = day.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_millisecond();
+    u64::try_from(ms).ok()
 }
 
 #[cfg(test)]

@@ -74,13 +74,8 @@ pub fn uid(parts: &[&str]) -> String {
 
 /// `(YYYYMMDD, HHMMSS.ffffff)` in UTC.
 fn date_time(ms: u64) -> (String, String) {
-    let s = (ms / 1000) as i64;
-    let (y, m, d) = crate::files::export::civil_from_days(s.div_euclid(86_400));
-    let t = s.rem_euclid(86_400);
-    (
-        format!("{y:04}{m:02}{d:02}"),
-        format!("{:02}{:02}{:02}.{:06}", t / 3600, t / 60 % 60, t % 60, (ms % 1000) * 1000),
-    )
+    let t = crate::files::export::timestamp(ms);
+    (t.strftime("%Y%m%d").to_string(), t.strftime("%H%M%S.%6f").to_string())
 }
 
 fn dt(ms: u64) -> String {
@@ -694,15 +689,19 @@ fn read_dx(path: &Path, bytes: &[u8], lenient: bool) -> Result<Option<Dx>, Dicos
     }))
 }
 
+/// A DICOM DA (`YYYYMMDD`) and TM (`HHMMSS`, minutes and seconds optional) in UTC as Unix
+/// milliseconds; `None` for an impossible date or one before 1970.
 fn parse_da_tm(da: &str, tm: &str) -> Option<u64> {
-    let y: i64 = da.get(0..4)?.parse().ok()?;
-    let m: i64 = da.get(4..6)?.parse().ok()?;
-    let d: i64 = da.get(6..8)?.parse().ok()?;
-    let hh: u64 = tm.get(0..2).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mm: u64 = tm.get(2..4).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let ss: u64 = tm.get(4..6).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let days = crate::files::export::days_from_civil(y, m, d);
-    (days >= 0).then(|| (days as u64 * 86_400 + hh * 3600 + mm * 60 + ss) * 1000)
+    let num = |s: Option<&str>| -> Option<i8> { s.map_or(Some(0), |s| s.parse().ok()) };
+    let date = jiff::civil::Date::new(
+        da.get(0..4)?.parse().ok()?,
+        da.get(4..6)?.parse().ok()?,
+        da.get(6..8)?.parse().ok()?,
+    )
+    .ok()?;
+    let time = jiff::civil::Time::new(num(tm.get(0..2))?, num(tm.get(2..4))?, num(tm.get(4..6))?, 0).ok()?;
+    let ms = date.to_datetime(time).to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_millisecond();
+    u64::try_from(ms).ok()
 }
 
 /// Read a DICOS DX pair from `paths` (files, or folders whose `*.dcs`/`*.dcm` files are read;

@@ -14,35 +14,15 @@ use ndarray::Array3;
 use crate::domain::inspection::{Annotation, InspectionConfig, OutcomeState, Shape};
 use crate::files::store::{BagQuery, Store, StoreError};
 
-/// Days since 1970-01-01 of a civil (proleptic Gregorian) date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date `(year, month, day)` of a day count since 1970-01-01.
-pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// The UTC time of a Unix time in milliseconds (clamped to what jiff holds: years -9999..9999).
+pub fn timestamp(ms: u64) -> jiff::Timestamp {
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::MAX)
 }
 
 /// ISO 8601 UTC (`2026-11-28T06:15:02Z`) of a Unix time in milliseconds.
 pub fn utc(ms: u64) -> String {
-    let s = (ms / 1000) as i64;
-    let (y, m, d) = civil_from_days(s.div_euclid(86_400));
-    let t = s.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+    timestamp(ms).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn outcome(state: &OutcomeState) -> String {
@@ -470,9 +450,6 @@ mod tests {
         // 2000-02-29 (a leap day of a century leap year) 12:34:56 UTC, from `date -u -d ... +%s`.
         assert_eq!(utc(951_827_696_000), "2000-02-29T12:34:56Z");
         assert_eq!(utc(1_795_845_188_668), "2026-11-28T05:53:08Z");
-        for days in [-1, 0, 59, 60, 365, 10_957, 20_785, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
-        }
+        assert_eq!(utc(u64::MAX), "9999-12-30T22:00:00Z", "clamped, not wrapped");
     }
 }

@@ -159,16 +159,15 @@ pub enum Severity {
     Notice,
 }
 
-/// Local wall-clock time as hh:mm:ss.
+/// Local wall-clock time as hh:mm:ss (the system's time zone; UTC, said so, where it has none).
 fn clock_text(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as libc::time_t;
-    // SAFETY: localtime_r writes only into `tm`, which lives on this stack frame.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
-    if !ok {
-        return format!("{:02}:{:02}:{:02} UTC", secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let Ok(t) = jiff::Timestamp::try_from(t) else {
+        return "--:--:--".into();
+    };
+    match jiff::tz::TimeZone::try_system() {
+        Ok(tz) => t.to_zoned(tz).strftime("%H:%M:%S").to_string(),
+        Err(_) => t.strftime("%H:%M:%S UTC").to_string(),
     }
-    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 /// How long a scanner may take to report the belt as commanded before the screens say it did not.
