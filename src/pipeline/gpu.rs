@@ -1087,7 +1087,7 @@ fn bge(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntr
 }
 
 fn map_read(device: &wgpu::Device, buffer: &wgpu::Buffer) -> Result<Vec<u8>, GpuError> {
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     buffer.map_async(wgpu::MapMode::Read, .., move |r| {
         let _ = tx.send(r);
     });
