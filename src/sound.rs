@@ -109,8 +109,8 @@ impl Tones {
     pub fn sound(&self, tone: Tone, context: &str) -> bool {
         let played = self.tx.as_ref().is_some_and(|tx| tx.try_send(tone).is_ok());
         match &self.silent_why {
-            Some(why) => log::info!("alert: {} ({context}), silent: {why}", tone.name()),
-            None => log::info!("alert: {} ({context})", tone.name()),
+            Some(why) => tracing::info!("alert: {} ({context}), silent: {why}", tone.name()),
+            None => tracing::info!("alert: {} ({context})", tone.name()),
         }
         played
     }
@@ -134,7 +134,7 @@ fn play(rx: Receiver<Tone>, device: Option<String>) {
             .stderr(std::process::Stdio::null())
             .spawn();
         let Ok(mut child) = child else {
-            log::warn!("alert tone: aplay did not start");
+            tracing::warn!("alert tone: aplay did not start");
             continue;
         };
         let bytes: Vec<u8> = pcm(tone).iter().flat_map(|s| s.to_le_bytes()).collect();

@@ -188,12 +188,22 @@ fn capture_records_bags_from_the_serial_emulator_with_its_statistics() {
         .arg(format!("serial://{}", link.display()))
         .arg("--out")
         .arg(&out_dir)
+        .env("RUST_LOG", "twinspect=info")
         .output()
         .unwrap();
     let _ = emu.kill();
     let _ = emu.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The log (RUST_LOG): the link's events inside the span of the source they concern, plain
+    // text into a pipe.
+    let up = stderr.lines().find(|l| l.contains("link up")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        up.contains(&format!("source{{url=serial://{}", link.display())) && up.contains(" INFO "),
+        "{up}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "no colour codes in a pipe");
     let stat = |name: &str| common::stat(&stdout, name);
     assert_eq!(stat("bags"), 2);
     assert!(stat("lines") > 500);

@@ -255,12 +255,21 @@ impl Archiver {
         let (answer_tx, answers) = crossbeam_channel::bounded::<Answer>(REPLY_QUEUE);
         let spawn_err = |e| StoreError::Io { path: dir.display().to_string(), source: e };
 
-        let (sh, tx) = (shared.clone(), answer_tx.clone());
+        // What the archive's threads log says which archive it is about.
+        let span = tracing::info_span!("archive", dir = %dir.display());
+        let (sh, tx, scans_span) = (shared.clone(), answer_tx.clone(), span.clone());
         let scans_thread = std::thread::Builder::new()
             .name("archive-scans".into())
             .spawn(move || {
+                let _in = scans_span.enter();
                 for (bag, scan) in scan_rx {
                     let answer = save_scan(&sh, &mut scan_store, &bag, &scan);
+                    match &answer {
+                        Answer::Problem(Some(why)) => {
+                            tracing::error!(bag = bag.scanner_bag, %why, "scan not saved")
+                        }
+                        _ => tracing::debug!(bag = bag.scanner_bag, "scan saved"),
+                    }
                     if tx.send(answer).is_err() {
                         break;
                     }
@@ -271,7 +280,7 @@ impl Archiver {
         let (sh, reads_tx) = (shared.clone(), answer_tx.clone());
         let records_thread = std::thread::Builder::new()
             .name("archive-records".into())
-            .spawn(move || records_loop(sh, store, job_rx, answer_tx))
+            .spawn(move || span.in_scope(|| records_loop(sh, store, job_rx, answer_tx)))
             .map_err(spawn_err)?;
         Ok(Archiver {
             dir: dir.to_path_buf(),
@@ -560,7 +569,13 @@ fn save_scan(sh: &Shared, store: &mut Store, bag: &BagRef, scan: &CapturedBag) -
 /// The records thread: bag starts, records and audit entries, in the order they were queued;
 /// it ends when the caller closes (drops its sender).
 fn records_loop(sh: Arc<Shared>, mut store: Store, jobs: Receiver<Job>, answers: Sender<Answer>) {
-    let problem = |r: Result<(), StoreError>| Answer::Problem(r.err().map(|e| e.to_string()));
+    let problem = |r: Result<(), StoreError>| {
+        let why = r.err().map(|e| e.to_string());
+        if let Some(why) = &why {
+            tracing::error!(%why, "archive write failed");
+        }
+        Answer::Problem(why)
+    };
     for job in jobs {
         let answer = match job {
             Job::Begin(bag) => problem(sh.id_of(&mut store, &bag).map(|_| ())),

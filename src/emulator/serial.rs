@@ -430,7 +430,7 @@ impl Server {
                 true
             }
             Err(e) => {
-                log::warn!("emulator: reopening the link: {e}");
+                tracing::warn!("emulator: reopening the link: {e}");
                 false
             }
         }

@@ -58,61 +58,59 @@ pub fn spawn(
         imported.frame.lines()
     );
     let rate = profile.line_rate_hz;
-    let thread = std::thread::Builder::new()
-        .name("dicos source".into())
-        .spawn(move || {
-            let t0 = Instant::now();
-            let mut seq = 0u64;
-            let deliver = |ev: SourceEvent| super::deliver_blocking(&tx, &sp, ev);
-            let mut line = |kind: LineKind, low: Vec<u16>, high: Vec<u16>| -> bool {
-                if let Some(s) = speed {
-                    let due = Duration::from_secs_f64(seq as f64 / (rate * s));
-                    if due > t0.elapsed() + Duration::from_millis(5) {
-                        std::thread::sleep(due - t0.elapsed());
-                    }
-                }
-                let ok = deliver(SourceEvent::Line(RawLine { seq, kind, low, high }));
-                seq += 1;
-                st.lines_sent.fetch_add(1, Ordering::Relaxed);
-                ok
-            };
-            let air = span as u16;
-            for _ in 0..CALIBRATION_LINES {
-                if !line(LineKind::Dark, vec![0; channels], vec![0; channels]) {
-                    return;
+    let thread = super::spawn_thread("dicos source", &description, move || {
+        let t0 = Instant::now();
+        let mut seq = 0u64;
+        let deliver = |ev: SourceEvent| super::deliver_blocking(&tx, &sp, ev);
+        let mut line = |kind: LineKind, low: Vec<u16>, high: Vec<u16>| -> bool {
+            if let Some(s) = speed {
+                let due = Duration::from_secs_f64(seq as f64 / (rate * s));
+                if due > t0.elapsed() + Duration::from_millis(5) {
+                    std::thread::sleep(due - t0.elapsed());
                 }
             }
-            for kind in [LineKind::Air, LineKind::Scan] {
-                for _ in 0..if kind == LineKind::Air { CALIBRATION_LINES } else { BELT_LINES } {
-                    if !line(kind, vec![air; channels], vec![air; channels]) {
-                        return;
-                    }
-                }
-            }
-            st.bags.fetch_add(1, Ordering::Relaxed);
-            if !deliver(SourceEvent::BagStart { bag: 0, item_id: Some(imported.ooi_id.clone()) }) {
+            let ok = deliver(SourceEvent::Line(RawLine { seq, kind, low, high }));
+            seq += 1;
+            st.lines_sent.fetch_add(1, Ordering::Relaxed);
+            ok
+        };
+        let air = span as u16;
+        for _ in 0..CALIBRATION_LINES {
+            if !line(LineKind::Dark, vec![0; channels], vec![0; channels]) {
                 return;
             }
-            let f = &imported.frame;
-            for l in 0..f.lines() {
-                let low = f.low.row(l).iter().map(|&p| scale(p)).collect();
-                let high = f.high.row(l).iter().map(|&p| scale(p)).collect();
-                if !line(LineKind::Scan, low, high) {
+        }
+        for kind in [LineKind::Air, LineKind::Scan] {
+            for _ in 0..if kind == LineKind::Air { CALIBRATION_LINES } else { BELT_LINES } {
+                if !line(kind, vec![air; channels], vec![air; channels]) {
                     return;
                 }
             }
-            if !deliver(SourceEvent::BagEnd { bag: 0 }) {
+        }
+        st.bags.fetch_add(1, Ordering::Relaxed);
+        if !deliver(SourceEvent::BagStart { bag: 0, item_id: Some(imported.ooi_id.clone()) }) {
+            return;
+        }
+        let f = &imported.frame;
+        for l in 0..f.lines() {
+            let low = f.low.row(l).iter().map(|&p| scale(p)).collect();
+            let high = f.high.row(l).iter().map(|&p| scale(p)).collect();
+            if !line(LineKind::Scan, low, high) {
                 return;
             }
-            for _ in 0..BELT_LINES {
-                if !line(LineKind::Scan, vec![air; channels], vec![air; channels]) {
-                    return;
-                }
+        }
+        if !deliver(SourceEvent::BagEnd { bag: 0 }) {
+            return;
+        }
+        for _ in 0..BELT_LINES {
+            if !line(LineKind::Scan, vec![air; channels], vec![air; channels]) {
+                return;
             }
-            st.finished.store(true, Ordering::Relaxed);
-            st.connected.store(false, Ordering::Relaxed);
-            let _ = deliver(SourceEvent::Link { up: false, detail: "end of the DICOS images".into() });
-        })
-        .expect("spawn dicos source thread");
+        }
+        st.finished.store(true, Ordering::Relaxed);
+        st.connected.store(false, Ordering::Relaxed);
+        let _ = deliver(SourceEvent::Link { up: false, detail: "end of the DICOS images".into() });
+    })
+    .expect("spawn dicos source thread");
     Ok(RunningSource { events: rx, stats, description, commands: None, stop, thread: Some(thread) })
 }

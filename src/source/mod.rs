@@ -422,11 +422,35 @@ impl Silence {
 /// Hand an event to the consumer. A line finding the channel full is dropped and counted (a
 /// scanner cannot wait); bag, status and link events wait up to a second, since losing one would
 /// merge two bags or hide a fault. False when the consumer is gone.
+/// A source's thread, named, inside a `source` span naming its URL: everything it logs says
+/// which source it is about.
+pub(crate) fn spawn_thread(
+    name: &str,
+    url: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let span = tracing::info_span!("source", url = %url);
+    std::thread::Builder::new().name(name.into()).spawn(move || span.in_scope(f))
+}
+
 pub(crate) fn send(tx: &Sender<SourceEvent>, stats: &SourceStats, ev: SourceEvent) -> bool {
+    match &ev {
+        SourceEvent::Link { up: true, detail } => tracing::info!(%detail, "link up"),
+        SourceEvent::Link { up: false, detail } => tracing::warn!(%detail, "link down"),
+        SourceEvent::Fault(fault) => tracing::warn!(%fault, "source fault"),
+        SourceEvent::Belt(b) => tracing::info!(belt = b.name(), "belt read back"),
+        SourceEvent::BagStart { bag, item_id } => {
+            tracing::debug!(bag, item = item_id.as_deref().unwrap_or("-"), "bag starts")
+        }
+        _ => {}
+    }
     if !matches!(ev, SourceEvent::Line(_)) {
         return match tx.send_timeout(ev, Duration::from_secs(1)) {
             Ok(()) => true,
-            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => true,
+            Err(crossbeam_channel::SendTimeoutError::Timeout(ev)) => {
+                tracing::warn!(event = ?std::mem::discriminant(&ev), "the workstation took no event for 1 s: dropped");
+                true
+            }
             Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => false,
         };
     }
@@ -475,9 +499,7 @@ pub fn spawn_synthetic(
         sent: 0,
         last_status: None,
     };
-    let thread = std::thread::Builder::new()
-        .name("synthetic scanner".into())
-        .spawn(move || synth.run())
+    let thread = spawn_thread("synthetic scanner", &description, move || synth.run())
         .expect("spawn synthetic scanner thread");
     Ok(RunningSource { events: rx, stats, description, commands: Some(ctx), stop, thread: Some(thread) })
 }

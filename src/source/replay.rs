@@ -415,77 +415,75 @@ pub fn spawn_replay_with(
         calib: None,
         bag: None,
     });
-    let thread = std::thread::Builder::new()
-        .name("replay".into())
-        .spawn(move || {
-            let t0 = Instant::now();
-            let mut events = 0u64;
-            let mut bags_sent = 0u64;
-            // A blocking send that still hears the stop switch.
-            let deliver = |ev: SourceEvent| super::deliver_blocking(&tx, &sp, ev);
-            let (clean, end) = loop {
-                let (t, rec) = match reader.next_record() {
-                    Ok(Some(x)) => x,
-                    Ok(None) => break (true, format!("end of recording {p} ({events} events)")),
-                    Err(e) => {
-                        let _ = deliver(SourceEvent::Fault(format!("{p}: {e}; replay stopped there")));
-                        break (false, format!("replay of {p} stopped at a damaged record"));
+    let thread = super::spawn_thread("replay", &description, move || {
+        let t0 = Instant::now();
+        let mut events = 0u64;
+        let mut bags_sent = 0u64;
+        // A blocking send that still hears the stop switch.
+        let deliver = |ev: SourceEvent| super::deliver_blocking(&tx, &sp, ev);
+        let (clean, end) = loop {
+            let (t, rec) = match reader.next_record() {
+                Ok(Some(x)) => x,
+                Ok(None) => break (true, format!("end of recording {p} ({events} events)")),
+                Err(e) => {
+                    let _ = deliver(SourceEvent::Fault(format!("{p}: {e}; replay stopped there")));
+                    break (false, format!("replay of {p} stopped at a damaged record"));
+                }
+            };
+            if let Some(speed) = speed {
+                let due = Duration::from_secs_f64(t as f64 / 1e6 / speed);
+                while t0.elapsed() < due {
+                    if sp.load(Ordering::Relaxed) {
+                        return;
                     }
-                };
-                if let Some(speed) = speed {
-                    let due = Duration::from_secs_f64(t as f64 / 1e6 / speed);
-                    while t0.elapsed() < due {
+                    std::thread::sleep(due.saturating_sub(t0.elapsed()).min(Duration::from_millis(50)));
+                }
+            }
+            let ev = to_event(rec);
+            match &ev {
+                SourceEvent::Line(_) => {
+                    st.lines_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                SourceEvent::BagStart { .. } => {
+                    st.bags.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+            let out = match tip.as_mut() {
+                Some(t) => t.push(ev, channels),
+                None => vec![ev],
+            };
+            for ev in out {
+                let bag_end = matches!(ev, SourceEvent::BagEnd { .. });
+                if !deliver(ev) {
+                    return;
+                }
+                if step && bag_end {
+                    bags_sent += 1;
+                    st.step_waiting.store(true, Ordering::Relaxed);
+                    while st.steps.load(Ordering::Relaxed) < bags_sent {
                         if sp.load(Ordering::Relaxed) {
                             return;
                         }
-                        std::thread::sleep(due.saturating_sub(t0.elapsed()).min(Duration::from_millis(50)));
+                        std::thread::sleep(Duration::from_millis(20));
                     }
-                }
-                let ev = to_event(rec);
-                match &ev {
-                    SourceEvent::Line(_) => {
-                        st.lines_sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    SourceEvent::BagStart { .. } => {
-                        st.bags.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
-                }
-                let out = match tip.as_mut() {
-                    Some(t) => t.push(ev, channels),
-                    None => vec![ev],
-                };
-                for ev in out {
-                    let bag_end = matches!(ev, SourceEvent::BagEnd { .. });
-                    if !deliver(ev) {
-                        return;
-                    }
-                    if step && bag_end {
-                        bags_sent += 1;
-                        st.step_waiting.store(true, Ordering::Relaxed);
-                        while st.steps.load(Ordering::Relaxed) < bags_sent {
-                            if sp.load(Ordering::Relaxed) {
-                                return;
-                            }
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                        st.step_waiting.store(false, Ordering::Relaxed);
-                    }
-                }
-                events += 1;
-            };
-            if let Some(t) = tip.as_mut() {
-                for ev in t.flush() {
-                    if !deliver(ev) {
-                        return;
-                    }
+                    st.step_waiting.store(false, Ordering::Relaxed);
                 }
             }
-            // Played to its end: not a fault (a damaged record is one, and says so).
-            st.finished.store(clean, Ordering::Relaxed);
-            st.connected.store(false, Ordering::Relaxed);
-            let _ = deliver(SourceEvent::Link { up: false, detail: end });
-        })
-        .expect("spawn replay thread");
+            events += 1;
+        };
+        if let Some(t) = tip.as_mut() {
+            for ev in t.flush() {
+                if !deliver(ev) {
+                    return;
+                }
+            }
+        }
+        // Played to its end: not a fault (a damaged record is one, and says so).
+        st.finished.store(clean, Ordering::Relaxed);
+        st.connected.store(false, Ordering::Relaxed);
+        let _ = deliver(SourceEvent::Link { up: false, detail: end });
+    })
+    .expect("spawn replay thread");
     Ok(RunningSource { events: rx, stats, description, commands: None, stop, thread: Some(thread) })
 }

@@ -517,7 +517,7 @@ impl Workstation {
         let panels = stations.iter().enumerate().map(|(i, s)| StationPanel::new(i, &s.agency.id)).collect();
         let stations_len = stations.len();
         let meter = crate::domain::measure::Meter::new(&profile)
-            .map_err(|e| log::warn!("no measuring tools: {e}"))
+            .map_err(|e| tracing::warn!("no measuring tools: {e}"))
             .ok();
         let mut assembler = Assembler::new(channels, fs);
         // Scanners that do not signal bags: 30 mm of empty belt ends a bag.
@@ -584,7 +584,7 @@ impl Workstation {
         let wanted = screens.iter().any(|&i| self.stations[i].sound);
         let sounded = wanted && self.tones.sound(tone, &about);
         if !wanted {
-            log::info!("alert: {} ({about}), tones off on those screens", tone.name());
+            tracing::info!("alert: {} ({about}), tones off on those screens", tone.name());
         }
         let at = std::time::SystemTime::now();
         for i in screens {

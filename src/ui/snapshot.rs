@@ -789,10 +789,12 @@ impl Headless {
                     self.step(*station);
                     self.h.key_press_modifiers(egui::Modifiers::CTRL, *key);
                     self.step(*station);
-                    self.settle(*station);
                 } else {
                     self.press(*station, *key);
                 }
+                // A key may decide (Ctrl+1, a site's own decision keys): what it sent is
+                // committed before the script goes on, as the panel's buttons are.
+                self.settle(*station);
                 Ok(())
             }
             Action::Zoom { station, doublings } => {

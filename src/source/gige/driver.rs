@@ -709,9 +709,7 @@ pub fn spawn(opts: GigeSourceOptions) -> RunningSource {
         incomplete_blocks: 0,
         malformed: 0,
     };
-    let thread = std::thread::Builder::new()
-        .name("gige source".into())
-        .spawn(move || driver.run())
+    let thread = crate::source::spawn_thread("gige source", &description, move || driver.run())
         .expect("spawn gige source thread");
     RunningSource { events: rx, stats, description, commands: Some(ctx), stop, thread: Some(thread) }
 }

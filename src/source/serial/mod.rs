@@ -406,9 +406,7 @@ pub fn spawn(opts: SerialOptions) -> RunningSource {
         mapper: FrameMapper::default(),
         command_seq: 0,
     };
-    let thread = std::thread::Builder::new()
-        .name("serial source".into())
-        .spawn(move || driver.run())
+    let thread = crate::source::spawn_thread("serial source", &description, move || driver.run())
         .expect("spawn serial source thread");
     RunningSource { events: rx, stats, description, commands: Some(ctx), stop, thread: Some(thread) }
 }
