@@ -44,6 +44,19 @@ fn lines(evs: &[SourceEvent]) -> Vec<&RawLine> {
     evs.iter().filter_map(|e| if let SourceEvent::Line(l) = e { Some(l) } else { None }).collect()
 }
 
+/// Aravis's fake GigE Vision camera on 127.0.0.1 of `ns`, with serial number `serial` (stopped
+/// with the namespace).
+fn fake_camera(ns: &mut common::Netns, serial: &str) {
+    ns.child = Some(
+        ns.cmd("arv-fake-gv-camera-0.8")
+            .args(["-i", "127.0.0.1", "-s", serial])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("arv-fake-gv-camera-0.8 (Debian package aravis-tools)"),
+    );
+}
+
 fn mean(l: &RawLine) -> f64 {
     l.low.iter().chain(&l.high).map(|v| f64::from(*v)).sum::<f64>() / (2 * l.low.len()) as f64
 }
@@ -114,14 +127,7 @@ fn our_emulator_calibrated_streamed_with_resends_and_reconnected_after_a_pulled_
 #[test]
 fn aravis_fake_camera_as_a_line_source_through_its_genicam_xml() {
     let mut ns = common::Netns::new("gfake");
-    ns.child = Some(
-        ns.cmd("arv-fake-gv-camera-0.8")
-            .args(["-i", "127.0.0.1", "-s", "XRAY0002"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("arv-fake-gv-camera-0.8 (Debian package aravis-tools)"),
-    );
+    fake_camera(&mut ns, "XRAY0002");
     ns.enter();
     std::thread::sleep(Duration::from_millis(500));
     let mut o = GigeSourceOptions::new(Ipv4Addr::LOCALHOST, 128);
@@ -410,14 +416,7 @@ fn honoured_all(honoured: u64, requested: u64) {
 #[test]
 fn float_features_set_by_genicam_are_read_back_by_aravis() {
     let mut ns = common::Netns::new("gfloat");
-    ns.child = Some(
-        ns.cmd("arv-fake-gv-camera-0.8")
-            .args(["-i", "127.0.0.1", "-s", "XRAY0003"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("arv-fake-gv-camera-0.8 (Debian package aravis-tools)"),
-    );
+    fake_camera(&mut ns, "XRAY0003");
     std::thread::sleep(Duration::from_millis(500));
     let exe = env!("CARGO_BIN_EXE_twinspect");
     let features = ["ExposureTimeAbs", "AcquisitionFrameRate", "AcquisitionFramePeriod"];

@@ -679,14 +679,9 @@ mod tests {
         };
         let id = store.begin_bag(&start, "test").unwrap();
         let frame = crate::domain::scan::RawFrame::zeros(4, n);
-        let calib = Calibration {
-            dark_low: vec![100.0; n],
-            dark_high: vec![110.0; n],
-            air_low: vec![60000.0; n],
-            air_high: vec![61000.0; n],
-            full_scale: 65535,
-            dead: Vec::new(),
-        };
+        let calib =
+            Calibration::from_tables(vec![100.0; n], vec![110.0; n], vec![6e4; n], vec![6.1e4; n], 65535)
+                .unwrap();
         store.finish_bag(id, &frame, &calib, &[], false, 20, "test").unwrap();
         let (hub, desk) =
             (ScannerProfile::load("hub-160").unwrap(), ScannerProfile::load("desk-140").unwrap());

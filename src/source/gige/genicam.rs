@@ -39,6 +39,10 @@ pub enum GenicamError {
     Range { name: String, value: i64, min: i64, max: i64, inc: i64 },
     #[error("{name} = {value} is out of range (min {min}, max {max}{})", if *inc > 0.0 { format!(", increment {inc}") } else { String::new() })]
     FloatRange { name: String, value: f64, min: f64, max: f64, inc: f64 },
+    #[error("feature `{name}` is locked ({by} is set: stop acquiring first)")]
+    Locked { name: String, by: String },
+    #[error("feature `{name}` is not available now ({by} says so)")]
+    NotAvailable { name: String, by: String },
     #[error("{name} has no entry `{entry}` (it has: {entries})")]
     NoEntry { name: String, entry: String, entries: String },
     #[error("{name} reads {value}, which is none of its entries")]
@@ -193,6 +197,21 @@ pub struct NodeMap {
     local: HashMap<String, i64>,
     /// Values of `Float` nodes with a fixed `<Value>` the host has set.
     local_f: HashMap<String, f64>,
+    /// What a feature's access depends on (pIsLocked, pIsAvailable, pIsImplemented,
+    /// ImposedAccessMode), for the features that say.
+    guards: HashMap<String, Guard>,
+}
+
+/// A feature's access conditions, each a node read when the feature is used.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Guard {
+    /// Writes are refused while this node reads non-zero (TLParamsLocked while acquiring).
+    locked: Option<String>,
+    /// Reads and writes are refused while this node reads zero.
+    available: Option<String>,
+    implemented: Option<String>,
+    /// `ImposedAccessMode` RO: never written from here.
+    read_only: bool,
 }
 
 /// One feature as a listing shows it: its kind, its value in words, its range or entries.
@@ -475,6 +494,16 @@ impl NodeMap {
             }
             let node = parse_node(n).map_err(|err| GenicamError::Xml(format!("{name}: {err}")))?;
             map.nodes.insert(name.to_string(), node);
+            let reference = |tag: &str| child(n, tag).map(|c| text(c).to_string());
+            let guard = Guard {
+                locked: reference("pIsLocked"),
+                available: reference("pIsAvailable"),
+                implemented: reference("pIsImplemented"),
+                read_only: child(n, "ImposedAccessMode").map(text) == Some("RO"),
+            };
+            if guard != Guard::default() {
+                map.guards.insert(name.to_string(), guard);
+            }
         }
         Ok(map)
     }
@@ -882,24 +911,54 @@ impl NodeMap {
         }
     }
 
+    /// Refused when the feature is not implemented or not available now.
+    fn check_read(&self, port: &mut dyn Port, name: &str) -> R<()> {
+        let Some(g) = self.guards.get(name) else { return Ok(()) };
+        for by in [&g.implemented, &g.available].into_iter().flatten() {
+            if self.int_at(port, by, 1)? == 0 {
+                return Err(GenicamError::NotAvailable { name: name.into(), by: by.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refused as [`Self::check_read`], and when locked or imposed read-only.
+    fn check_write(&self, port: &mut dyn Port, name: &str) -> R<()> {
+        self.check_read(port, name)?;
+        let Some(g) = self.guards.get(name) else { return Ok(()) };
+        if g.read_only {
+            return Err(GenicamError::ReadOnly(name.into()));
+        }
+        if let Some(by) = &g.locked
+            && self.int_at(port, by, 1)? != 0
+        {
+            return Err(GenicamError::Locked { name: name.into(), by: by.clone() });
+        }
+        Ok(())
+    }
+
     /// An integer feature's value (also an enumeration's or boolean's integer, a formula's result).
     pub fn int(&self, port: &mut dyn Port, name: &str) -> R<i64> {
+        self.check_read(port, name)?;
         self.int_at(port, name, 0)
     }
 
-    /// Set an integer feature, refused outside its Min/Max/Inc.
+    /// Set an integer feature, refused outside its Min/Max/Inc, or while locked.
     pub fn set_int(&mut self, port: &mut dyn Port, name: &str, v: i64) -> R<()> {
+        self.check_write(port, name)?;
         self.set_at(port, name, v, 0)
     }
 
     /// A float feature's value (also any integer feature's, as a float).
     pub fn float(&self, port: &mut dyn Port, name: &str) -> R<f64> {
+        self.check_read(port, name)?;
         self.float_at(port, name, 0)
     }
 
     /// Set a float feature (through its converter or register), refused outside its Min, Max
-    /// and Inc; an integer feature takes the value rounded.
+    /// and Inc, or while locked; an integer feature takes the value rounded.
     pub fn set_float(&mut self, port: &mut dyn Port, name: &str, v: f64) -> R<()> {
+        self.check_write(port, name)?;
         self.set_float_at(port, name, v, 0)
     }
 
@@ -996,6 +1055,7 @@ impl NodeMap {
                 entries: names.join(", "),
             });
         };
+        self.check_write(port, name)?;
         self.set_at(port, name, v, 0)
     }
 
@@ -1012,12 +1072,14 @@ impl NodeMap {
         let Node::Command { value, command } = self.node(name)?.clone() else {
             return Err(GenicamError::Unsupported { name: name.into(), kind: "non-command executed".into() });
         };
+        self.check_write(port, name)?;
         let v = self.ival(port, &command, 0)?;
         self.set_ival(port, name, &value, v, 0)
     }
 
     /// A string register's text (up to its first NUL).
     pub fn string(&self, port: &mut dyn Port, name: &str) -> R<String> {
+        self.check_read(port, name)?;
         let Node::StringReg { reg } = self.node(name)? else {
             return Err(GenicamError::Unsupported {
                 name: name.into(),
@@ -1534,6 +1596,10 @@ mod tests {
   <SwissKnife Name="LinePeriodUs"><pVariable Name="R">LineRate</pVariable><Constant Name="M">1e6</Constant><Formula>ROUND(M / R * 10) / 10</Formula></SwissKnife>
   <IntConverter Name="BinnedWidth"><pVariable Name="B">Binning</pVariable><FormulaTo>FROM * B</FormulaTo><FormulaFrom>TO / B</FormulaFrom><pValue>Width</pValue></IntConverter>
   <Integer Name="Binning"><Value>2</Value></Integer>
+  <Integer Name="OffsetY"><pIsLocked>Locked</pIsLocked><pIsAvailable>HasOffset</pIsAvailable><Value>0</Value></Integer>
+  <Integer Name="Locked"><Value>0</Value></Integer>
+  <Integer Name="HasOffset"><Value>1</Value></Integer>
+  <Integer Name="Fixed"><ImposedAccessMode>RO</ImposedAccessMode><Value>7</Value></Integer>
   <IntReg Name="Serial"><Address>0x200</Address><Length>4</Length><AccessMode>RO</AccessMode><pPort>Device</pPort></IntReg>
   <Port Name="Device"/>
 </RegisterDescription>"#;
@@ -1656,6 +1722,24 @@ mod tests {
         );
         let info = map.describe(&mut m, "PixelFormat").unwrap();
         assert_eq!(info.range, "{Mono8, Mono16}");
+    }
+
+    /// pIsLocked, pIsAvailable and ImposedAccessMode: a feature locked while acquiring is not
+    /// written (said so, with what locks it), one not available is neither read nor written.
+    #[test]
+    fn locked_unavailable_and_read_only_features_are_refused_with_why() {
+        let mut map = NodeMap::load(XML.as_bytes()).unwrap();
+        let mut m = Mem::default();
+        map.set_int(&mut m, "OffsetY", 16).unwrap();
+        map.set_int(&mut m, "Locked", 1).unwrap();
+        let e = map.set_int(&mut m, "OffsetY", 32).unwrap_err();
+        assert_eq!(e, GenicamError::Locked { name: "OffsetY".into(), by: "Locked".into() });
+        assert!(e.to_string().contains("stop acquiring"), "{e}");
+        assert_eq!(map.int(&mut m, "OffsetY").unwrap(), 16, "still read while locked");
+        map.set_int(&mut m, "HasOffset", 0).unwrap();
+        assert!(matches!(map.int(&mut m, "OffsetY"), Err(GenicamError::NotAvailable { .. })));
+        assert_eq!(map.int(&mut m, "Fixed").unwrap(), 7);
+        assert_eq!(map.set_int(&mut m, "Fixed", 8), Err(GenicamError::ReadOnly("Fixed".into())));
     }
 
     #[test]
