@@ -93,6 +93,19 @@ fn log_in(h: &mut Harness<'_, StationPanel>, id: &str, pin: &str) {
     h.run();
 }
 
+/// The library's kitchen knife projected into `bag` at lines 100..300, channels 500..580.
+fn knife(bag: u64) -> twinspect::domain::tip::ProjectedThreat {
+    twinspect::domain::tip::ProjectedThreat {
+        bag,
+        name: "kitchen knife".into(),
+        category: twinspect::domain::synth::Category::Blade,
+        line: 100,
+        channel: 500,
+        lines: 200,
+        channels: 80,
+    }
+}
+
 #[test]
 fn two_agencies_decide_separately_and_see_the_joint_outcome() {
     let desk: Shared =
@@ -335,8 +348,7 @@ fn after_a_restart_an_earlier_bag_is_opened_from_the_archive_seen_and_decided_on
 #[test]
 fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived() {
     use twinspect::domain::inspection::{Annotation, Shape};
-    use twinspect::domain::synth::Category;
-    use twinspect::domain::tip::{ProjectedThreat, TrainingResult};
+    use twinspect::domain::tip::TrainingResult;
     let dir = tempfile::tempdir().unwrap();
     let mut d = archiving_desk(dir.path());
     d.training = true;
@@ -353,15 +365,7 @@ fn in_training_each_decision_is_judged_against_the_projected_threat_and_archived
     d.note_drawn(0, 0, 1500);
     // Bags 1 and 2 carry a projected knife at lines 100..300, channels 500..580; bag 3 nothing.
     for bag in [1u64, 2] {
-        d.note_projected(&[ProjectedThreat {
-            bag,
-            name: "kitchen knife".into(),
-            category: Category::Blade,
-            line: 100,
-            channel: 500,
-            lines: 200,
-            channels: 80,
-        }]);
+        d.note_projected(&[knife(bag)]);
     }
     // The trainee marked the knife on bag 1 (as the image's marking tool would have).
     let knife = Shape::Rect { x0: 120.0, y0: 510.0, x1: 280.0, y1: 570.0 };
@@ -499,8 +503,6 @@ fn a_lost_link_alerts_every_screen_once_and_a_revealed_threat_only_its_trainee()
     use twinspect::desk::Command;
     use twinspect::domain::material::MaterialLut;
     use twinspect::domain::profile::ScannerProfile;
-    use twinspect::domain::synth::Category;
-    use twinspect::domain::tip::ProjectedThreat;
     use twinspect::sound::Tone;
     use twinspect::source::RunningSource;
     use twinspect::ui::{Parts, Workstation};
@@ -527,15 +529,7 @@ fn a_lost_link_alerts_every_screen_once_and_a_revealed_threat_only_its_trainee()
     d.apply(0, Command::Login { id: "c001".into(), pin: "1111".into() }, 0).unwrap();
     d.update_bags(&[BagSpan { bag: 1, item_id: None, first_line: 0, end_line: Some(400) }]);
     d.note_drawn(0, 0, 500);
-    d.note_projected(&[ProjectedThreat {
-        bag: 1,
-        name: "kitchen knife".into(),
-        category: Category::Blade,
-        line: 100,
-        channel: 500,
-        lines: 200,
-        channels: 80,
-    }]);
+    d.note_projected(&[knife(1)]);
     d.apply(0, Command::Decide { code: "detain".into(), reason: None }, 10).unwrap();
     ws.desk_mut().settle(std::time::Duration::from_secs(5));
     ws.ingest(std::time::Duration::from_millis(1));
