@@ -203,6 +203,14 @@ pub enum Command {
         /// Scan a synthetic bag generated from this seed.
         #[arg(long, conflicts_with = "raw")]
         synthetic: Option<u64>,
+        /// With --synthetic: scan one item of the library alone on the belt instead of a bag
+        /// (knife, gun, laptop, fruit, animal_in_box, ...), drawn from the seed.
+        #[arg(long, requires = "synthetic")]
+        item: Option<String>,
+        /// With --synthetic: write the bag's ground truth as JSON (every item with its parts:
+        /// material, class, mass in g, outline in mm).
+        #[arg(long, requires = "synthetic")]
+        truth: Option<PathBuf>,
         /// Render a raw scan saved with --tiff-out (reads FILE and FILE.calib.json).
         #[arg(long)]
         raw: Option<PathBuf>,
@@ -224,7 +232,8 @@ pub enum Command {
         #[arg(long)]
         cpu: bool,
         /// Project a threat of the built-in library into the bag (threat image projection):
-        /// "kitchen knife", "lead block" or "steel frame"; placed inside the bag by --tip-seed.
+        /// "kitchen knife", "lead block", "steel frame" or "pistol"; placed inside the bag by
+        /// --tip-seed.
         #[arg(long)]
         tip: Option<String>,
         #[arg(long, default_value_t = 1)]
@@ -294,6 +303,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Render {
             synthetic,
+            item,
+            truth,
             raw,
             preset,
             settings,
@@ -315,12 +326,31 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(v) = &mut view.vde {
                 v.phase = vde_phase;
             }
-            if out.is_none() && tiff_out.is_none() {
-                bail!("nothing to do: give --out FILE.png and/or --tiff-out FILE.tiff");
+            if out.is_none() && tiff_out.is_none() && truth.is_none() {
+                bail!("nothing to do: give --out FILE.png, --tiff-out FILE.tiff and/or --truth FILE.json");
             }
             let (frame, calib, missing) = match (synthetic, raw) {
                 (Some(seed), None) => {
-                    let (f, c) = scan_synthetic(&profile, seed)?;
+                    let bag = match &item {
+                        None => generate_bag(seed, &profile),
+                        Some(name) => {
+                            let kind = crate::domain::synth::Kind::parse(name).with_context(|| {
+                                let all: Vec<&str> =
+                                    crate::domain::synth::Kind::CONTENTS.iter().map(|k| k.name()).collect();
+                                format!("no item {name:?} in the library ({})", all.join(", "))
+                            })?;
+                            crate::domain::synth::single_item(kind, seed, &profile)
+                        }
+                    };
+                    if let Some(path) = &truth {
+                        let json = serde_json::to_vec_pretty(&bag.truth(&profile))?;
+                        crate::files::io::write_atomically(path, &json)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                    }
+                    if out.is_none() && tiff_out.is_none() {
+                        return Ok(());
+                    }
+                    let (f, c) = scan_bag_synthetic(&profile, seed, &bag)?;
                     (f, c, Vec::new())
                 }
                 (None, Some(path)) => {
@@ -387,6 +417,15 @@ pub(crate) fn render_rgba(
 
 /// Calibrate a synthetic scanner and scan the bag of `seed`.
 pub fn scan_synthetic(profile: &ScannerProfile, seed: u64) -> anyhow::Result<(RawFrame, Calibration)> {
+    scan_bag_synthetic(profile, seed, &generate_bag(seed, profile))
+}
+
+/// Calibrate a synthetic scanner (noise from `seed`) and scan `bag`.
+pub fn scan_bag_synthetic(
+    profile: &ScannerProfile,
+    seed: u64,
+    bag: &crate::domain::synth::Bag,
+) -> anyhow::Result<(RawFrame, Calibration)> {
     let mut scanner = SyntheticScanner::new(profile, seed)?;
     let (dark, air) = scanner.calibration_lines(crate::source::CALIBRATION_LINES);
     let calib = Calibration::from_lines(
@@ -394,8 +433,7 @@ pub fn scan_synthetic(profile: &ScannerProfile, seed: u64) -> anyhow::Result<(Ra
         &air.iter().collect::<Vec<_>>(),
         profile.full_scale(),
     )?;
-    let bag = generate_bag(seed, profile);
-    Ok((scanner.scan_bag(&bag), calib))
+    Ok((scanner.scan_bag(bag), calib))
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

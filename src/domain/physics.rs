@@ -389,6 +389,16 @@ impl FastModel {
         self.materials.iter().position(|m| m == name)
     }
 
+    /// Mass attenuation (cm^2/g) of material `m` in each bin.
+    pub fn mu_bins(&self, m: usize) -> &[f32] {
+        &self.mu[m * self.bins..(m + 1) * self.bins]
+    }
+
+    /// Each bin's weight in the low and the high signal (air = 1).
+    pub fn weights(&self) -> (&[f32], &[f32]) {
+        (&self.w_low, &self.w_high)
+    }
+
     /// Transmissions `(T_low, T_high)` behind areal densities `areal[m]` (g/cm^2 per material,
     /// indexed like [`FastModel::materials`]). `scratch` must hold `bins()` values.
     pub fn transmission(&self, areal: &[f32], scratch: &mut [f32]) -> (f32, f32) {

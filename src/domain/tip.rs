@@ -335,48 +335,33 @@ pub fn find_placement(
     None
 }
 
-/// The threats of the built-in library, built through `profile`'s physics: a kitchen knife
-/// (steel blade, plastic handle), a lead block, a pistol-sized steel frame.
+/// The threats of the built-in library, built through `profile`'s physics: a kitchen knife and
+/// a pistol from the synthetic scanner's item library (every part: blade, bolster, tang, handle
+/// scales and rivets; slide, barrel, frame, grip, magazine with cartridges), a lead block, a
+/// pistol-sized steel frame.
 pub fn builtin_threats(
     profile: &ScannerProfile,
 ) -> Result<Vec<Threat>, crate::domain::physics::PhysicsError> {
+    use super::synth::{Kind, Outline, Profile, single_item};
     let mut sc = SyntheticScanner::new(profile, 0)?;
-    use super::synth::{Outline, Profile};
-    let knife_blade = vec![(-60.0, -11.0), (60.0, -11.0), (80.0, -2.0), (60.0, 8.0), (-60.0, 11.0)];
-    let (iron, pe, lead) = ("iron", "polyethylene", "lead");
     // One part of a threat: a slab of `mm` of a material in an outline, placed.
     let slab = |category, material, density, outline, mm, place| {
         Object::placed(category, material, density, outline, Profile::Slab(mm), place, 0)
     };
-    let knife = vec![
-        slab(
-            Category::Blade,
-            iron,
-            7.87,
-            Outline::Polygon(knife_blade),
-            0.25,
-            (100.0, 60.0, 80.0, 11.0, 0.4),
-        ),
-        slab(
-            Category::Blade,
-            pe,
-            1.0,
-            Outline::Rect,
-            2.0,
-            (100.0 - 80.0 * 0.921, 60.0 - 80.0 * 0.389, 28.0, 12.0, 0.4),
-        ),
-    ];
+    let knife = single_item(Kind::Knife, 1, profile).objects;
+    let pistol = single_item(Kind::Gun, 1, profile).objects;
     let lead =
-        vec![slab(Category::DenseBlock, lead, 11.34, Outline::Rect, 1.0, (60.0, 60.0, 40.0, 25.0, 0.2))];
+        vec![slab(Category::DenseBlock, "lead", 11.34, Outline::Rect, 1.0, (60.0, 60.0, 40.0, 25.0, 0.2))];
     let frame = vec![
-        slab(Category::Blade, iron, 7.87, Outline::Rect, 0.8, (80.0, 60.0, 70.0, 14.0, 0.0)),
-        slab(Category::Blade, iron, 7.87, Outline::Rect, 1.2, (30.0, 95.0, 14.0, 30.0, -0.2)),
+        slab(Category::Blade, "iron", 7.87, Outline::Rect, 0.8, (80.0, 60.0, 70.0, 14.0, 0.0)),
+        slab(Category::Blade, "iron", 7.87, Outline::Rect, 1.2, (30.0, 95.0, 14.0, 30.0, -0.2)),
     ];
     let mut out = Vec::new();
     for (name, cat, objs) in [
         ("kitchen knife", Category::Blade, knife),
         ("lead block", Category::DenseBlock, lead),
         ("steel frame", Category::Blade, frame),
+        ("pistol", Category::Gun, pistol),
     ] {
         if let Ok(t) = Threat::from_objects(name, cat, &objs, &mut sc) {
             out.push(t);
@@ -666,7 +651,7 @@ mod tests {
         let bag = generate_bag(11, &p);
         let frame = sc.scan_bag(&bag);
         let threats = builtin_threats(&p).unwrap();
-        assert_eq!(threats.len(), 3);
+        assert_eq!(threats.len(), 4);
         let lead = threats.iter().find(|t| t.name == "lead block").unwrap();
         assert!(lead.t_low.iter().any(|&t| t < 0.05), "1 cm of lead stops most of the low-energy beam");
         let mut rng = Rng::new(5);
