@@ -800,12 +800,26 @@ mod tests {
         // transmission within what 16-bit counts allow.
         assert_eq!((kept.lines(), kept.channels()), (lines, 60 + lead.channels()));
         assert!(cut.lines().abs_diff(lead.lines()) <= 1 && cut.channels().abs_diff(lead.channels()) <= 1);
-        let (mut worst, mut n) = (0.0f32, 0);
-        for ((i, j), &t) in lead.t_low.indexed_iter() {
-            // (Where 16-bit counts still resolve it.)
-            if (0.02..0.9).contains(&t) && i < cut.lines() && j < cut.channels() {
-                worst = worst.max((cut.t_low[[i, j]].ln() - t.ln()).abs());
-                n += 1;
+        // The cut is cropped where a noisy scan would show the object (T < 0.95), the model's
+        // threat where anything attenuates: align the two (a pixel or two) before comparing.
+        let (mut worst, mut n) = (f32::MAX, 0);
+        for (dl, dc) in (-2..=2).flat_map(|a: i64| (-2..=2).map(move |b: i64| (a, b))) {
+            let (mut w, mut k) = (0.0f32, 0);
+            for ((i, j), &t) in lead.t_low.indexed_iter() {
+                let (ci, cj) = (i as i64 + dl, j as i64 + dc);
+                // (Where 16-bit counts still resolve it.)
+                if (0.02..0.9).contains(&t)
+                    && ci >= 0
+                    && cj >= 0
+                    && (ci as usize) < cut.lines()
+                    && (cj as usize) < cut.channels()
+                {
+                    w = w.max((cut.t_low[[ci as usize, cj as usize]].ln() - t.ln()).abs());
+                    k += 1;
+                }
+            }
+            if k > 100 && w < worst {
+                (worst, n) = (w, k);
             }
         }
         assert!(n > 100 && worst < 0.02, "attenuation off by {worst} at worst over {n} pixels");
