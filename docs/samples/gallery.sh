@@ -7,7 +7,7 @@ set -euo pipefail
 bin=${1:-target/debug/twinspect}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-bags="desk-140:1 desk-140:2 desk-140:3 desk-140:4 desk-140:5 hub-160:11 hub-160:12 hub-160:13 hub-160:14 hub-160:15"
+bags="desk-140:2 desk-140:3 desk-140:4 desk-140:5 desk-140:6 hub-160:11 hub-160:12 hub-160:13 hub-160:14 hub-160:15"
 for b in $bags; do
   "$bin" --profile "${b%%:*}" render --synthetic "${b##*:}" --cpu --out "$dir/bag-${b%%:*}-${b##*:}.png" 2>/dev/null
 done
