@@ -85,15 +85,7 @@ impl Threat {
             length_mm: x1 + 2.0 * p.line_pitch_mm(),
             objects: objects.to_vec(),
         };
-        let boxes: Vec<_> = bag.objects.iter().map(Object::bbox).collect();
-        let (n, ch) = (bag.lines(&p), p.channels as usize);
-        let mut t_low = Array2::from_elem((n, ch), 1.0f32);
-        let mut t_high = Array2::from_elem((n, ch), 1.0f32);
-        for l in 0..n {
-            let (lo, hi) = scanner.transmissions(&bag, &boxes, l);
-            t_low.row_mut(l).assign(&ndarray::ArrayView1::from(&lo[..]));
-            t_high.row_mut(l).assign(&ndarray::ArrayView1::from(&hi[..]));
-        }
+        let (t_low, t_high) = scanner.transmission_frame(&bag);
         Threat { name: name.into(), category, t_low, t_high }.cropped()
     }
 
@@ -552,15 +544,7 @@ mod tests {
 
     /// Noise-free transmissions of a whole bag.
     fn transmissions(sc: &mut SyntheticScanner, bag: &Bag) -> (Array2<f32>, Array2<f32>) {
-        let boxes: Vec<_> = bag.objects.iter().map(Object::bbox).collect();
-        let (n, ch) = (bag.lines(&sc.profile), sc.channels());
-        let (mut lo, mut hi) = (Array2::zeros((n, ch)), Array2::zeros((n, ch)));
-        for l in 0..n {
-            let (a, b) = sc.transmissions(bag, &boxes, l);
-            lo.row_mut(l).assign(&ndarray::ArrayView1::from(&a[..]));
-            hi.row_mut(l).assign(&ndarray::ArrayView1::from(&b[..]));
-        }
-        (lo, hi)
+        sc.transmission_frame(bag)
     }
 
     #[test]

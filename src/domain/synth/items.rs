@@ -1490,15 +1490,18 @@ fn animal(it: &mut Parts, hw: f64, hh: f64) {
             }
         }
     }
+    // Legs folded under the body: the bone in its flesh.
     for (u, side) in [(-bw * 0.6, -1.0), (-bw * 0.6, 1.0), (bw * 0.55, -1.0), (bw * 0.55, 1.0)] {
+        let place = (u, side * bh * 0.7, 1.5, bh * 0.32, side * 0.4);
         it.add(
-            "leg bone",
-            "calcite",
-            1.7,
-            Outline::Rect,
-            Profile::Cylinder(0.4),
-            (u, side * bh * 0.8, 1.5, bh * 0.35, side * 0.4),
+            "leg",
+            "meat",
+            1.05,
+            Outline::Ellipse,
+            Profile::Dome(1.8),
+            (place.0, place.1, 7.0, bh * 0.38, place.4),
         );
+        it.add("leg bone", "calcite", 1.7, Outline::Rect, Profile::Cylinder(0.4), place);
     }
 }
 
@@ -1646,7 +1649,7 @@ fn gun(it: &mut Parts, hw: f64, hh: f64) {
 fn scissors(it: &mut Parts, hw: f64) {
     let a = 0.12;
     for side in [-1.0, 1.0] {
-        let blade = [(-0.3, -5.0), (1.0, -1.0), (1.0, 1.0), (-0.3, 5.0)];
+        let blade = [(-0.6, -5.0), (1.0, -1.0), (1.0, 1.0), (-0.6, 5.0)];
         let pts = blade.iter().map(|&(u, v)| (u * hw * 0.55, v)).collect();
         it.add(
             "blade",
@@ -1654,7 +1657,7 @@ fn scissors(it: &mut Parts, hw: f64) {
             7.87,
             Outline::Polygon(pts),
             Profile::Slab(0.25),
-            (hw * 0.15, side * 2.0, hw * 0.55, 5.0, side * a),
+            (hw * 0.12, side * 1.5, hw * 0.55, 5.0, side * a),
         );
         it.add(
             "handle loop",

@@ -180,7 +180,11 @@ impl Object {
 
     /// `(x, y)` in the object's own frame.
     fn local(&self, x: f64, y: f64) -> (f64, f64) {
-        let (s, c) = self.angle.sin_cos();
+        self.local_with(x, y, self.angle.sin_cos())
+    }
+
+    /// The same with the rotation's sine and cosine given (the renderer keeps them per part).
+    fn local_with(&self, x: f64, y: f64, (s, c): (f64, f64)) -> (f64, f64) {
         let (dx, dy) = (x - self.cx, y - self.cy);
         (dx * c + dy * s, -dx * s + dy * c)
     }
@@ -248,7 +252,7 @@ impl Object {
             Profile::Teeth { t_cm, period_mm, duty } => {
                 // Share of [a, b] covered by teeth `duty * period` long, one every `period`.
                 let covered = |s: f64| {
-                    let k = (s / period_mm).floor();
+                    let k = floor(s / period_mm);
                     k * duty * period_mm + (s - k * period_mm).min(duty * period_mm)
                 };
                 let s = u + self.half_w;
@@ -280,7 +284,16 @@ impl Object {
     /// `(x, y)`: the part's share of the pixel (from its distance to the border) times its
     /// thickness there. Edges fall between pixels instead of stepping from one to the next.
     pub fn areal_over(&self, x: f64, y: f64, pitch_mm: f64) -> f64 {
-        let (u, v) = self.local(x, y);
+        self.areal_over_with(x, y, pitch_mm, self.angle.sin_cos())
+    }
+
+    fn areal_over_with(&self, x: f64, y: f64, pitch_mm: f64, trig: (f64, f64)) -> f64 {
+        let (u, v) = self.local_with(x, y, trig);
+        self.areal_over_local(u, v, pitch_mm)
+    }
+
+    /// [`Object::areal_over`] at `(u, v)` in the object's own frame.
+    fn areal_over_local(&self, u: f64, v: f64, pitch_mm: f64) -> f64 {
         let d = self.signed_distance(u, v);
         let mut cover = (0.5 - d / pitch_mm).clamp(0.0, 1.0);
         if cover <= 0.0 {
@@ -291,6 +304,38 @@ impl Object {
             cover = cover.min(2.0 * self.half_w.min(self.half_h) / pitch_mm);
         }
         cover * self.thickness_cm(u, v, pitch_mm) * self.density_g_cm3
+    }
+
+    /// Channels `[c0, c1)` (of `n`, `pitch_mm` apart) whose pixel centres on the line at `x`
+    /// lie within `pad_mm` of the part's rotated rectangle: where it can attenuate on that line.
+    fn channels_on_line(
+        &self,
+        x: f64,
+        (s, c): (f64, f64),
+        pad_mm: f64,
+        cp: f64,
+        n: usize,
+    ) -> Option<(usize, usize)> {
+        let dx = x - self.cx;
+        // With w = y - cy: u = dx c + w s, v = -dx s + w c; keep |u| <= hw + pad, |v| <= hh + pad.
+        let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
+        for (a, b, h) in [(s, dx * c, self.half_w + pad_mm), (c, -dx * s, self.half_h + pad_mm)] {
+            if a.abs() < 1e-12 {
+                if b.abs() > h {
+                    return None;
+                }
+            } else {
+                let (t0, t1) = ((-h - b) / a, (h - b) / a);
+                lo = lo.max(t0.min(t1));
+                hi = hi.min(t0.max(t1));
+            }
+        }
+        if lo > hi {
+            return None;
+        }
+        let c0 = ((self.cy + lo) / cp - 0.5).ceil().max(0.0) as usize;
+        let c1 = ((((self.cy + hi) / cp - 0.5).floor() + 1.0).max(0.0) as usize).min(n);
+        (c0 < c1).then_some((c0, c1))
     }
 
     /// Mass (g): the areal density integrated over the footprint.
@@ -338,23 +383,38 @@ impl Object {
     }
 }
 
-/// Smooth value noise in [0, 1] (bilinear between hashed lattice values, smoothstep weights).
+/// `x.floor()` without the library call it becomes on CPUs before SSE4.1 (the hot loops of the
+/// renderer call it per pixel).
+fn floor(x: f64) -> f64 {
+    let i = x as i64 as f64;
+    if i > x { i - 1.0 } else { i }
+}
+
+/// Side of the lattice of random values that value noise is read from (periodic).
+const NOISE_SIDE: usize = 256;
+
+/// The noise lattice: random values in [0, 1), the same on every machine.
+fn noise_lattice() -> &'static [f32] {
+    static LATTICE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    LATTICE.get_or_init(|| {
+        let mut rng = Rng::new(0x0015_E1A7);
+        (0..NOISE_SIDE * NOISE_SIDE).map(|_| rng.f64() as f32).collect()
+    })
+}
+
+/// Smooth value noise in [0, 1] (bilinear between lattice values, smoothstep weights); each
+/// seed reads the lattice from its own offset.
 fn noise2(x: f64, y: f64, seed: u32) -> f64 {
-    let (fx, fy) = (x.floor(), y.floor());
-    let (ix, iy) = (fx as i64, fy as i64);
-    let lattice = |i: i64, j: i64| {
-        let mut h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-            ^ u64::from(seed).wrapping_mul(0x1656_67B1_9E37_79F9);
-        h ^= h >> 29;
-        h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        h ^= h >> 32;
-        (h >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let lattice = noise_lattice();
+    let (fx, fy) = (floor(x), floor(y));
+    let m = NOISE_SIDE as i64 - 1;
+    let ix = (fx as i64 + i64::from(seed & 0xff)) & m;
+    let iy = (fy as i64 + i64::from((seed >> 8) & 0xff)) & m;
+    let at = |i: i64, j: i64| f64::from(lattice[(((j & m) as usize) * NOISE_SIDE) + (i & m) as usize]);
     let smooth = |t: f64| t * t * (3.0 - 2.0 * t);
     let (sx, sy) = (smooth(x - fx), smooth(y - fy));
-    let top = lattice(ix, iy) * (1.0 - sx) + lattice(ix + 1, iy) * sx;
-    let bottom = lattice(ix, iy + 1) * (1.0 - sx) + lattice(ix + 1, iy + 1) * sx;
+    let top = at(ix, iy) * (1.0 - sx) + at(ix + 1, iy) * sx;
+    let bottom = at(ix, iy + 1) * (1.0 - sx) + at(ix + 1, iy + 1) * sx;
     top * (1.0 - sy) + bottom * sy
 }
 
@@ -760,6 +820,13 @@ pub struct SyntheticScanner {
     glow: (Vec<f32>, Vec<f32>),
 }
 
+/// Per part of a bag: material index, bounding box, rotation.
+struct Prepared {
+    mats: Vec<usize>,
+    boxes: Vec<(f64, f64, f64, f64)>,
+    trig: Vec<(f64, f64)>,
+}
+
 /// Per-line working memory of the renderer.
 struct LineBuf {
     /// Every pixel through the full model (the reference the table is held to).
@@ -808,16 +875,23 @@ impl SyntheticScanner {
         self.profile.channels as usize
     }
 
-    /// Index of each object's material in the model.
-    fn material_indices(&self, bag: &Bag) -> Vec<usize> {
-        bag.objects
+    /// What the renderer keeps per part of a bag: its material's index in the model, its
+    /// bounding box, its rotation's sine and cosine.
+    fn prepare(&self, bag: &Bag) -> Prepared {
+        let mats = bag
+            .objects
             .iter()
             .map(|o| {
                 self.fast
                     .material_index(o.material)
                     .expect("bag materials are object materials of the tables")
             })
-            .collect()
+            .collect();
+        Prepared {
+            mats,
+            boxes: bag.objects.iter().map(Object::bbox).collect(),
+            trig: bag.objects.iter().map(|o| o.angle.sin_cos()).collect(),
+        }
     }
 
     fn sample(&mut self, t: f32, dark: f32, gain: f32, quanta: f64, signal: f64, beam: bool) -> u16 {
@@ -885,8 +959,7 @@ impl SyntheticScanner {
     fn render_line(
         &self,
         bag: &Bag,
-        mats: &[usize],
-        boxes: &[(f64, f64, f64, f64)],
+        prep: &Prepared,
         l: usize,
         buf: &mut LineBuf,
         (tl, th): (&mut [f32], &mut [f32]),
@@ -900,18 +973,22 @@ impl SyntheticScanner {
         buf.exact.fill(false);
         let mut active = Vec::new();
         for (i, o) in bag.objects.iter().enumerate() {
-            let b = boxes[i];
+            let b = prep.boxes[i];
             if x < b.0 - pitch || x > b.1 + pitch {
                 continue;
             }
             active.push(i);
-            let c0 = ((b.2 - pitch) / cp).floor().max(0.0) as usize;
-            let c1 = (((b.3 + pitch) / cp).ceil().max(0.0) as usize).min(n);
-            let m = mats[i];
+            let trig = prep.trig[i];
+            let Some((c0, c1)) = o.channels_on_line(x, trig, pitch, cp, n) else { continue };
+            let m = prep.mats[i];
             let (ka, kb) = self.table.coeff[m];
             let exact = self.table.exact[m] || buf.all_exact;
+            // Along the line the part's own coordinates step evenly: one rotation per line.
+            let (mut u, mut v) = o.local_with(x, (c0 as f64 + 0.5) * cp, trig);
+            let (du, dv) = (trig.0 * cp, trig.1 * cp);
             for c in c0..c1 {
-                let a = o.areal_over(x, (c as f64 + 0.5) * cp, pitch) as f32;
+                let a = o.areal_over_local(u, v, pitch) as f32;
+                (u, v) = (u + du, v + dv);
                 if a > 0.0 {
                     if exact {
                         buf.exact[c] = true;
@@ -928,30 +1005,25 @@ impl SyntheticScanner {
                 buf.areal.fill(0.0);
                 let y = (c as f64 + 0.5) * cp;
                 for &i in &active {
-                    buf.areal[mats[i]] += bag.objects[i].areal_over(x, y, pitch) as f32;
+                    buf.areal[prep.mats[i]] +=
+                        bag.objects[i].areal_over_with(x, y, pitch, prep.trig[i]) as f32;
                 }
                 (tl[c], th[c]) = self.fast.transmission(&buf.areal, &mut buf.scratch);
             } else if buf.pe[c] == 0.0 && buf.fe[c] == 0.0 {
                 (tl[c], th[c]) = (1.0, 1.0);
             } else {
-                let (al, ah) = self.table.att(buf.pe[c], buf.fe[c]);
-                (tl[c], th[c]) = ((-al).exp(), (-ah).exp());
+                (tl[c], th[c]) = self.table.transmission(buf.pe[c], buf.fe[c]);
             }
         }
     }
 
     /// Noise-free transmissions `(T_low, T_high)` of line `l` of a bag (no detector blur).
-    pub fn transmissions(
-        &mut self,
-        bag: &Bag,
-        boxes: &[(f64, f64, f64, f64)],
-        l: usize,
-    ) -> (Vec<f32>, Vec<f32>) {
+    pub fn transmissions(&self, bag: &Bag, l: usize) -> (Vec<f32>, Vec<f32>) {
         let n = self.channels();
-        let mats = self.material_indices(bag);
+        let prep = self.prepare(bag);
         let mut buf = self.line_buf();
         let (mut tl, mut th) = (vec![1.0f32; n], vec![1.0f32; n]);
-        self.render_line(bag, &mats, boxes, l, &mut buf, (&mut tl, &mut th));
+        self.render_line(bag, &prep, l, &mut buf, (&mut tl, &mut th));
         (tl, th)
     }
 
@@ -969,30 +1041,43 @@ impl SyntheticScanner {
 
     fn frame_with(&self, bag: &Bag, all_exact: bool) -> (Array2<f32>, Array2<f32>) {
         let (lines, n) = (bag.lines(&self.profile), self.channels());
-        let mats = self.material_indices(bag);
-        let boxes: Vec<_> = bag.objects.iter().map(Object::bbox).collect();
+        let prep = self.prepare(bag);
         let mut lo = Array2::from_elem((lines, n), 1.0f32);
         let mut hi = Array2::from_elem((lines, n), 1.0f32);
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 16);
-        let chunk = lines.div_ceil(threads).max(1);
+        // Blocks of lines handed out in turn, so that a cluttered stretch of the bag does not
+        // leave the other cores idle.
+        const BLOCK: usize = 32;
+        let blocks: Vec<std::sync::Mutex<Option<_>>> = lo
+            .axis_chunks_iter_mut(ndarray::Axis(0), BLOCK)
+            .zip(hi.axis_chunks_iter_mut(ndarray::Axis(0), BLOCK))
+            .enumerate()
+            .map(|(k, rows)| std::sync::Mutex::new(Some((k * BLOCK, rows))))
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| {
-            let lo_rows = lo.axis_chunks_iter_mut(ndarray::Axis(0), chunk);
-            let hi_rows = hi.axis_chunks_iter_mut(ndarray::Axis(0), chunk);
-            for (k, (mut lo, mut hi)) in lo_rows.zip(hi_rows).enumerate() {
-                let (mats, boxes) = (&mats, &boxes);
+            for _ in 0..threads {
+                let (prep, blocks, next) = (&prep, &blocks, &next);
                 s.spawn(move || {
                     let mut buf = self.line_buf();
                     buf.all_exact = all_exact;
-                    for (r, (mut a, mut b)) in lo.rows_mut().into_iter().zip(hi.rows_mut()).enumerate() {
-                        let (a, b) = (
-                            a.as_slice_mut().expect("rows are contiguous"),
-                            b.as_slice_mut().expect("rows are contiguous"),
-                        );
-                        self.render_line(bag, mats, boxes, k * chunk + r, &mut buf, (a, b));
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(block) = blocks.get(k) else { break };
+                        let taken = block.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                        let Some((first, (mut lo, mut hi))) = taken else { continue };
+                        for (r, (mut a, mut b)) in lo.rows_mut().into_iter().zip(hi.rows_mut()).enumerate() {
+                            let (a, b) = (
+                                a.as_slice_mut().expect("rows are contiguous"),
+                                b.as_slice_mut().expect("rows are contiguous"),
+                            );
+                            self.render_line(bag, prep, first + r, &mut buf, (a, b));
+                        }
                     }
                 });
             }
         });
+        drop(blocks);
         (lo, hi)
     }
 
@@ -1037,8 +1122,7 @@ impl SyntheticScanner {
     /// The bag's raw lines, one at a time (for a live stream): the same lines as
     /// [`SyntheticScanner::scan_bag`].
     pub fn bag_lines<'a>(&'a mut self, bag: &'a Bag) -> impl Iterator<Item = RawLine> + 'a {
-        let boxes: Vec<_> = bag.objects.iter().map(Object::bbox).collect();
-        let mats = self.material_indices(bag);
+        let prep = self.prepare(bag);
         let n = bag.lines(&self.profile);
         let mut buf = self.line_buf();
         let ch = self.channels();
@@ -1046,7 +1130,7 @@ impl SyntheticScanner {
         self.glow.1.fill(1.0);
         (0..n).map(move |l| {
             let (mut tl, mut th) = (vec![1.0f32; ch], vec![1.0f32; ch]);
-            self.render_line(bag, &mats, &boxes, l, &mut buf, (&mut tl, &mut th));
+            self.render_line(bag, &prep, l, &mut buf, (&mut tl, &mut th));
             self.blur(&mut tl, false);
             self.blur(&mut th, true);
             self.line_from_transmission(Some((&tl, &th)))
