@@ -23,9 +23,13 @@ import numpy as np
 src, out, bags, items = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
 
 def cut(img, margin=12):
-    """What is in the beam: the pixels darker than the belt's white, with a margin."""
-    dark = np.where(img.min(axis=2) < 215)
-    y0, y1, x0, x1 = dark[0].min(), dark[0].max(), dark[1].min(), dark[1].max()
+    """What is in the beam: rows and columns with more than a thin line's worth of pixels
+    darker than the belt's white (a belt lacing across the whole belt does not count), with a
+    margin."""
+    dark = img.min(axis=2) < 215
+    rows = np.where(dark.sum(axis=1) > 16)[0]
+    cols = np.where(dark.sum(axis=0) > 16)[0]
+    y0, y1, x0, x1 = rows.min(), rows.max(), cols.min(), cols.max()
     h, w = img.shape[:2]
     return img[max(0, y0 - margin):min(h, y1 + margin), max(0, x0 - margin):min(w, x1 + margin)]
 

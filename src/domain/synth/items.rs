@@ -33,6 +33,10 @@ pub enum Kind {
     Coins,
     Keys,
     Umbrella,
+    Pen,
+    TrouserBelt,
+    Glasses,
+    Watch,
     Fruit,
     Meat,
     Sausages,
@@ -54,7 +58,7 @@ pub enum Kind {
 
 impl Kind {
     /// What goes inside a bag (containers and the belt excepted).
-    pub const CONTENTS: [Kind; 31] = [
+    pub const CONTENTS: [Kind; 35] = [
         Kind::FoldedClothes,
         Kind::Shoes,
         Kind::Laptop,
@@ -70,6 +74,10 @@ impl Kind {
         Kind::Coins,
         Kind::Keys,
         Kind::Umbrella,
+        Kind::Pen,
+        Kind::TrouserBelt,
+        Kind::Glasses,
+        Kind::Watch,
         Kind::Fruit,
         Kind::Meat,
         Kind::Sausages,
@@ -108,6 +116,10 @@ impl Kind {
             Kind::Coins => "coins",
             Kind::Keys => "keys",
             Kind::Umbrella => "umbrella",
+            Kind::Pen => "pen",
+            Kind::TrouserBelt => "trouser_belt",
+            Kind::Glasses => "glasses",
+            Kind::Watch => "watch",
             Kind::Fruit => "fruit",
             Kind::Meat => "meat",
             Kind::Sausages => "sausages",
@@ -148,6 +160,9 @@ impl Kind {
             Kind::Toiletries => Category::Toiletry,
             Kind::Coins => Category::Coin,
             Kind::Keys | Kind::Umbrella => Category::Key,
+            Kind::Pen | Kind::Glasses => Category::Paper,
+            Kind::TrouserBelt => Category::Clothing,
+            Kind::Watch => Category::Electronics,
             Kind::Fruit => Category::Fruit,
             Kind::Meat | Kind::Sausages => Category::Meat,
             Kind::SoilBag | Kind::PottedPlant => Category::Soil,
@@ -186,6 +201,10 @@ impl Kind {
             Kind::Coins => (35.0, 35.0),
             Kind::Keys => (45.0, 30.0),
             Kind::Umbrella => (r(130.0, 160.0), 25.0),
+            Kind::Pen => (r(65.0, 75.0), 6.0),
+            Kind::TrouserBelt => (r(90.0, 130.0), r(40.0, 60.0)),
+            Kind::Glasses => (70.0, 24.0),
+            Kind::Watch => (22.0, 22.0),
             Kind::Fruit => (r(70.0, 100.0), r(60.0, 80.0)),
             Kind::Meat => (r(70.0, 100.0), r(45.0, 65.0)),
             Kind::Sausages => (r(90.0, 120.0), r(45.0, 60.0)),
@@ -234,6 +253,10 @@ impl Kind {
             Kind::Coins => coins(&mut it, rng),
             Kind::Keys => keys(&mut it, rng),
             Kind::Umbrella => umbrella(&mut it, hw),
+            Kind::Pen => pen(&mut it, hw),
+            Kind::TrouserBelt => trouser_belt(&mut it, hw, hh),
+            Kind::Glasses => glasses(&mut it),
+            Kind::Watch => watch(&mut it),
             Kind::Fruit => fruit(&mut it, hw, hh, rng),
             Kind::Meat => meat(&mut it, hw, hh, rng),
             Kind::Sausages => sausages(&mut it, hw, hh, rng),
@@ -1795,4 +1818,142 @@ fn bulk_liquid(it: &mut Parts, hw: f64, hh: f64, level: f64) {
         Profile::Cylinder(2.0),
         rect(hw - 18.0, hh - 18.0, 14.0, 14.0),
     );
+}
+
+fn pen(it: &mut Parts, hw: f64) {
+    it.add(
+        "barrel",
+        "polyethylene",
+        1.05,
+        Outline::Rect,
+        Profile::Tube { d_cm: 1.0, inner: 0.75 },
+        (0.0, 0.0, 5.0, hw - 4.0, FRAC_PI_2),
+    );
+    it.add(
+        "refill",
+        "polyethylene",
+        1.0,
+        Outline::Rect,
+        Profile::Tube { d_cm: 0.3, inner: 0.6 },
+        (2.0, 0.0, 1.5, hw - 10.0, FRAC_PI_2),
+    );
+    it.add(
+        "ink",
+        "water",
+        1.1,
+        Outline::Rect,
+        Profile::Cylinder(0.18),
+        (-hw * 0.2, 0.0, 0.9, hw * 0.6, FRAC_PI_2),
+    );
+    it.add("spring", "iron", 7.87, Outline::Rect, teeth(0.35, 1.0, 0.3), rect(hw * 0.55, 0.0, 8.0, 2.0));
+    it.add("tip", "copper", 8.5, Outline::Rect, Profile::Cylinder(0.2), rect(hw - 3.0, 0.0, 3.0, 1.0));
+    it.add("clip", "iron", 7.87, Outline::Rect, Profile::Slab(0.05), rect(-hw * 0.6, 4.0, hw * 0.35, 1.5));
+}
+
+fn trouser_belt(it: &mut Parts, hw: f64, hh: f64) {
+    // A leather belt rolled up: a spiral of strap, the steel buckle with its prong outside.
+    let turns = 3;
+    for k in 0..turns {
+        let r = 1.0 - k as f64 * 0.25;
+        it.add(
+            "strap",
+            "meat",
+            0.9,
+            Outline::Ellipse,
+            Profile::Annulus { t_cm: 3.5, inner: 0.88 },
+            rect(0.0, 0.0, hw * 0.7 * r, hh * r),
+        );
+    }
+    it.add(
+        "buckle",
+        "iron",
+        7.87,
+        Outline::Rect,
+        Profile::Shell { wall_cm: 0.0, side_cm: 0.4, rim_mm: 4.0 },
+        rect(hw * 0.82, 0.0, 18.0, 22.0),
+    );
+    it.add("prong", "iron", 7.87, Outline::Rect, Profile::Cylinder(0.35), rect(hw * 0.8, 0.0, 16.0, 1.5));
+    for k in 0..5 {
+        it.add(
+            "strap hole",
+            "iron",
+            7.87,
+            Outline::Ellipse,
+            Profile::Annulus { t_cm: 0.05, inner: 0.7 },
+            rect(-hw * 0.4 + k as f64 * 9.0, -hh * 0.93, 2.0, 2.0),
+        );
+    }
+}
+
+fn glasses(it: &mut Parts) {
+    for side in [-1.0, 1.0] {
+        it.add(
+            "lens",
+            "pmma",
+            1.18,
+            Outline::Ellipse,
+            Profile::Dome(0.35),
+            rect(side * 34.0, 0.0, 26.0, 19.0),
+        );
+        it.add(
+            "rim",
+            "iron",
+            4.5,
+            Outline::Ellipse,
+            Profile::Annulus { t_cm: 0.25, inner: 0.9 },
+            rect(side * 34.0, 0.0, 28.0, 21.0),
+        );
+        it.add("hinge", "iron", 7.87, Outline::Rect, Profile::Slab(0.3), rect(side * 64.0, 8.0, 4.0, 3.0));
+        it.add(
+            "temple",
+            "polyethylene",
+            1.1,
+            Outline::Rect,
+            Profile::Cylinder(0.35),
+            (side * 38.0, 15.0, 30.0, 1.8, side * 0.08),
+        );
+        it.add(
+            "nose pad",
+            "polyethylene",
+            1.1,
+            Outline::Ellipse,
+            Profile::Slab(0.3),
+            rect(side * 9.0, -8.0, 3.0, 4.5),
+        );
+    }
+    it.add("bridge", "iron", 4.5, Outline::Rect, Profile::Cylinder(0.25), rect(0.0, 6.0, 8.0, 1.2));
+}
+
+fn watch(it: &mut Parts) {
+    it.add(
+        "case",
+        "iron",
+        7.9,
+        Outline::Ellipse,
+        Profile::Annulus { t_cm: 1.0, inner: 0.82 },
+        rect(0.0, 0.0, 19.0, 19.0),
+    );
+    it.add("back", "iron", 7.9, Outline::Ellipse, Profile::Slab(0.1), rect(0.0, 0.0, 16.0, 16.0));
+    it.add("movement", "copper", 8.5, Outline::Ellipse, teeth(0.15, 2.0, 0.5), rect(0.0, 0.0, 13.0, 13.0));
+    it.add("battery", "iron", 7.87, Outline::Ellipse, Profile::Slab(0.2), rect(3.0, 3.0, 5.5, 5.5));
+    it.add("crystal", "glass", 2.5, Outline::Ellipse, Profile::Slab(0.2), rect(0.0, 0.0, 15.5, 15.5));
+    it.add("crown", "iron", 7.87, Outline::Rect, Profile::Cylinder(0.3), rect(20.5, 0.0, 2.0, 2.0));
+    for side in [-1.0, 1.0] {
+        it.add(
+            "strap",
+            "meat",
+            0.9,
+            Outline::Rect,
+            fabric(0.4, 3.0, 0.2, 5),
+            (0.0, side * 21.0, 10.0, 3.0, 0.0),
+        );
+        it.add(
+            "lug bar",
+            "iron",
+            7.87,
+            Outline::Rect,
+            Profile::Cylinder(0.15),
+            rect(0.0, side * 19.5, 10.0, 0.8),
+        );
+    }
 }

@@ -264,8 +264,10 @@ impl Object {
             Profile::Fabric { t_cm, grain_mm, amount, seed } => {
                 let q = nu * nu + nv * nv;
                 let fall = (1.0 - q * q).max(0.15).sqrt();
-                let n = 0.65 * noise2(u / grain_mm, v / (grain_mm * 2.5), seed)
-                    + 0.35 * noise2(u / (grain_mm * 0.35), v / (grain_mm * 0.35), seed ^ 0x5bd1);
+                // Broad undulation, and ridged noise for creases (sharp where the cloth folds).
+                let ridge = 1.0
+                    - (2.0 * noise2(u / (grain_mm * 0.6), v / (grain_mm * 2.0), seed ^ 0x5bd1) - 1.0).abs();
+                let n = 0.55 * noise2(u / grain_mm, v / (grain_mm * 2.5), seed) + 0.45 * ridge * ridge;
                 (t_cm * fall * (1.0 + amount * (2.0 * n - 1.0))).max(0.0)
             }
         }
@@ -593,6 +595,9 @@ fn menu(kind: BagKind) -> &'static [(Kind, f64)] {
             (Kind::Powder, 0.06),
             (Kind::LeadBlock, 0.08),
             (Kind::Laptop, 0.15),
+            (Kind::Pen, 0.15),
+            (Kind::Glasses, 0.05),
+            (Kind::Watch, 0.08),
         ],
         _ => &[
             (Kind::Shoes, 0.45),
@@ -609,6 +614,10 @@ fn menu(kind: BagKind) -> &'static [(Kind, f64)] {
             (Kind::Coins, 0.4),
             (Kind::Keys, 0.45),
             (Kind::Umbrella, 0.2),
+            (Kind::Pen, 0.5),
+            (Kind::TrouserBelt, 0.3),
+            (Kind::Glasses, 0.2),
+            (Kind::Watch, 0.15),
             (Kind::Fruit, 0.25),
             (Kind::Meat, 0.15),
             (Kind::Sausages, 0.1),
