@@ -24,3 +24,4 @@ pub mod pipeline;
 pub mod sound;
 pub mod source;
 pub mod ui;
+pub mod web;

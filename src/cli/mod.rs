@@ -148,6 +148,25 @@ pub enum Command {
         #[arg(long, required = true, num_args = 1..)]
         dicos: Vec<PathBuf>,
     },
+    /// The opening bench in a browser (移动查验终端): the openings waiting, each bag's image (zoom by
+    /// tiles, the image functions, every agency's marks) and the findings form, for tablets on
+    /// the site's LAN. Serves the archive in --data (its writer: not beside a running
+    /// workstation on the same folder).
+    Web {
+        /// Address to listen on (port 0: any free port, printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Operator accounts (made with `twinspect operators`); without it, the demonstration
+        /// accounts (c001 / 1111, q001 / 2222).
+        #[arg(long)]
+        operators: Option<PathBuf>,
+        /// The site (agencies, codes, categories), as for `run`.
+        #[arg(long)]
+        site: Option<PathBuf>,
+        /// Render bags on the CPU even where there is a GPU.
+        #[arg(long)]
+        cpu: bool,
+    },
     /// Training with threat image projection: reports.
     Train {
         #[command(subcommand)]
@@ -279,6 +298,34 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             archive::exercise(cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
         }
         Some(Command::Train { action }) => archive::train(&cli.profile, cli.data.as_deref(), action),
+        Some(Command::Web { listen, operators, site, cpu }) => {
+            let (operators, demo_accounts) = match &operators {
+                Some(path) => {
+                    let store = load_operators(path)?;
+                    if store.records().next().is_none() {
+                        bail!(
+                            "{} has no operator accounts: add some with `twinspect operators`",
+                            path.display()
+                        );
+                    }
+                    (store, false)
+                }
+                None => (crate::desk::Desk::demo_operators(), true),
+            };
+            let opts = crate::web::Options {
+                listen,
+                data: archive::data_dir(cli.data.as_deref())?,
+                profile: ScannerProfile::load(&cli.profile)?,
+                config: load_site(site.as_deref())?,
+                operators,
+                demo_accounts,
+                cpu,
+            };
+            crate::web::serve(opts, |addr| {
+                println!("listening on http://{addr}/");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            })
+        }
         Some(Command::Export { action, dicos, bag, out }) => {
             let action = match (action, dicos, bag, out) {
                 (Some(a), _, _, _) => a,

@@ -16,6 +16,7 @@
 //! Must not import: egui, wgpu, tokio.
 
 pub mod archiver;
+pub mod host;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -177,6 +178,8 @@ pub enum Done {
 pub enum DeskError {
     #[error("no station {0}")]
     NoStation(usize),
+    #[error("this site has no agency {0:?}")]
+    UnknownAgency(String),
     #[error("log in first")]
     NotLoggedIn,
     #[error(transparent)]
@@ -378,6 +381,16 @@ impl Desk {
         let _ = s.add("q001", "Demo quarantine", &[Role::Quarantine], "2222", 0);
         let _ = s.add("s001", "Demo security", &[Role::Security], "3333", 0);
         s
+    }
+
+    /// Add a station working for `agency` (a remote front end's: the opening bench in a browser),
+    /// working from the archive only when `back_office`; its index.
+    pub fn add_station(&mut self, id: &str, agency: &str, back_office: bool) -> Result<usize, DeskError> {
+        if self.config.agency(agency).is_none() {
+            return Err(DeskError::UnknownAgency(agency.to_owned()));
+        }
+        self.stations.push(StationState::new(id, agency, back_office));
+        Ok(self.stations.len() - 1)
     }
 
     /// Number of stations.

@@ -1,0 +1,366 @@
+//! The opening bench's web server over HTTP (its router in process, every request a real HTTP
+//! request through axum): log in and out, lockout and the per-address limit, CSRF on every form,
+//! the openings waiting, a bag's page with every agency's marks, tiles of the pyramid (and the
+//! refusal of tiles outside the image or at absurd levels), findings recorded through the desk
+//! with the cross-agency check on the server, and the opening closing when the second agency
+//! records; the archive and its audit trail checked afterwards.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use twinspect::domain::inspection::{BagRecord, InspectionConfig, Operator, Role, Shape};
+use twinspect::files::store::{MarkChange, Store};
+
+struct Server {
+    app: axum::Router,
+    data: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    _desk: std::thread::JoinHandle<twinspect::desk::Desk>,
+}
+
+/// An archive of two captured bags: customs asked to open bag 1 (with a reason) and marked a
+/// knife on it; quarantine released it. Bag 2 was released by both.
+fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::archive_bags(&data, 8, 2);
+    let cfg = InspectionConfig::default();
+    {
+        let mut s = Store::open(&data).unwrap();
+        let c = Operator { id: "c001".into(), name: "c".into(), roles: vec![Role::Customs] };
+        let q = Operator { id: "q001".into(), name: "q".into(), roles: vec![Role::Quarantine] };
+        let mut rec: BagRecord = s.record(1).unwrap();
+        let d = rec.decide(&cfg, "customs", "open", &c, 1000, None).unwrap().clone();
+        s.record_decision(1, &d).unwrap();
+        let cat = cfg.agencies[0].categories[0].id.clone();
+        let shape = Shape::Rect { x0: 100.0, y0: 300.0, x1: 300.0, y1: 500.0 };
+        let id = rec.annotate(&cfg, "customs", &c, shape, &cat, "blade 刀", 2000).unwrap();
+        let m = rec.annotations.iter().find(|a| a.id == id).unwrap().clone();
+        s.save_annotation(1, &m, MarkChange::Added, "c001", 2000).unwrap();
+        let d = rec.decide(&cfg, "quarantine", "release", &q, 3000, None).unwrap().clone();
+        s.record_decision(1, &d).unwrap();
+        let mut rec2: BagRecord = s.record(2).unwrap();
+        for (agency, op) in [("customs", &c), ("quarantine", &q)] {
+            let d = rec2.decide(&cfg, agency, "release", op, 4000, None).unwrap().clone();
+            s.record_decision(2, &d).unwrap();
+        }
+    }
+    let opts = twinspect::web::Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: data.clone(),
+        profile: twinspect::domain::profile::ScannerProfile::load("desk-140").unwrap(),
+        config: cfg,
+        operators: twinspect::desk::Desk::demo_operators(),
+        demo_accounts: true,
+        cpu: true,
+    };
+    let (web, desk) = twinspect::web::start(&opts).unwrap();
+    let app = twinspect::web::router(web);
+    Server { app, data, _dir: dir, _desk: desk }
+}
+
+/// One browser: its cookies, its address.
+struct Browser<'a> {
+    s: &'a Server,
+    cookies: HashMap<String, String>,
+    ip: [u8; 4],
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).map_or("", |v| v.to_str().unwrap())
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(s: &'a Server) -> Self {
+        Browser { s, cookies: HashMap::new(), ip: [10, 0, 0, 9] }
+    }
+
+    async fn send(&mut self, req: axum::http::request::Builder, body: Body) -> Answer {
+        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut req = req.header(header::COOKIE, cookie.join("; ")).body(body).unwrap();
+        req.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::from((self.ip, 40000))));
+        let r = self.s.app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = r.into_parts();
+        for c in parts.headers.get_all(header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (kv, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.into(), v.into());
+            }
+        }
+        let body = body.collect().await.unwrap().to_bytes().to_vec();
+        Answer { status: parts.status, headers: parts.headers, body }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        self.send(Request::get(path), Body::empty()).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let body = form_urlencoded(form);
+        let req = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self.send(req, Body::from(body)).await
+    }
+
+    /// The login form's token, then log in.
+    async fn login(&mut self, id: &str, pin: &str, agency: &str) -> Answer {
+        let page = self.get("/login").await;
+        let csrf = hidden(&page.text(), "csrf");
+        self.post("/login", &[("csrf", &csrf), ("id", id), ("pin", pin), ("agency", agency)]).await
+    }
+
+    /// This session's form token, from a page that carries it.
+    async fn csrf(&mut self) -> String {
+        hidden(&self.get("/openings").await.text(), "csrf")
+    }
+}
+
+fn form_urlencoded(form: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    form.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refuses_a_wrong_pin_locks_the_account_and_limits_the_address() {
+    let s = server();
+    let mut b = Browser::new(&s);
+    // Without a session every page leads to the login.
+    let r = b.get("/openings").await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/login"));
+    let r = b.get("/bag/1/dzi/standard.dzi").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "no tile without a session");
+
+    // A login without the form's token is refused before the PIN is even tried.
+    let r = b.post("/login", &[("id", "c001"), ("pin", "1111"), ("agency", "customs")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    for _ in 0..4 {
+        let r = b.login("c001", "9999", "customs").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+        assert!(r.text().contains("wrong operator id or PIN"));
+    }
+    let r = b.login("c001", "9999", "customs").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Five wrong PINs: the account is locked, the right PIN too is refused.
+    let r = b.login("c001", "1111", "customs").await;
+    assert_eq!(r.status, StatusCode::LOCKED, "{}", r.text());
+    assert!(r.text().contains("locked for"));
+    assert!(!b.cookies.contains_key("twinspect_session"));
+
+    // Another address: ten failures (on other accounts), then it is turned away for a minute.
+    let mut m = Browser::new(&s);
+    m.ip = [10, 0, 0, 77];
+    for i in 0..10 {
+        let r = m.login(&format!("x{i:03}"), "1234", "customs").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = m.login("q001", "2222", "quarantine").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    // A third address is not affected; an operator at the wrong agency is refused.
+    let mut q = Browser::new(&s);
+    q.ip = [10, 0, 0, 78];
+    let r = q.login("q001", "2222", "customs").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let r = q.login("q001", "2222", "quarantine").await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/openings"), "{}", r.text());
+    let cookie =
+        r.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect::<Vec<_>>();
+    let session = cookie.iter().find(|c| c.starts_with("twinspect_session=")).unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
+
+    // Logging out needs the form token; then the session is gone.
+    let r = q.post("/logout", &[("csrf", "forged")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let csrf = q.csrf().await;
+    let r = q.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(q.get("/openings").await.status, StatusCode::SEE_OTHER);
+
+    // Every refusal and the login and logout are in the audit trail (written by the archive's
+    // own thread, moments later), which verifies.
+    let store = Store::open_read(&s.data).unwrap();
+    let actions = || -> Vec<(String, String)> {
+        store
+            .connection()
+            .prepare("SELECT actor, action FROM audit ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let t0 = std::time::Instant::now();
+    while !actions().iter().any(|(a, b)| a == "q001" && b == "logout") && t0.elapsed().as_secs() < 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let actions = actions();
+    let report = store.verify_audit().unwrap();
+    assert!(report.ok(), "{report:?}");
+    let count = |who: &str, what: &str| actions.iter().filter(|(a, b)| a == who && b == what).count();
+    assert_eq!(count("c001", "login.refused"), 6, "{actions:?}");
+    assert_eq!(count("q001", "login"), 1, "{actions:?}");
+    assert_eq!(count("q001", "logout"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opening_is_recorded_by_each_agency_from_the_browser_and_closes() {
+    let s = server();
+    let mut c = Browser::new(&s);
+    let r = c.login("c001", "1111", "customs").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    for h in ["x-content-type-options", "x-frame-options", "content-security-policy"] {
+        assert!(r.headers.contains_key(h), "{h} missing");
+    }
+
+    // The openings: bag 1 (customs asked), not bag 2 (released by both).
+    let page = c.get("/openings").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let t = page.text();
+    assert!(t.contains("href=\"/bag/1\""), "{t}");
+    assert!(!t.contains("href=\"/bag/2\""), "{t}");
+
+    // The bag: its image's size, customs' mark drawn (escaped note), the findings form.
+    let page = c.get("/bag/1").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let t = page.text();
+    let lines = s_lines(&s.data, 1);
+    assert!(t.contains(&format!("data-width=\"{lines}\"")), "{t}");
+    assert!(t.contains("<g data-agency=\"customs\""), "{t}");
+    assert!(t.contains("<rect") && t.contains("blade 刀"), "the mark with its note");
+    assert!(t.contains("action=\"/bag/1/findings\""));
+    assert_eq!(c.get("/bag/99").await.status, StatusCode::NOT_FOUND);
+
+    // Tiles: the descriptor, the whole image at the top level in 256-pixel tiles, one deeper tile.
+    let dzi = c.get("/bag/1/dzi/standard.dzi").await;
+    assert_eq!(dzi.status, StatusCode::OK);
+    let (w, h) = size_of(&dzi.text());
+    assert_eq!(w, lines);
+    let max = (w.max(h) as f64).log2().ceil() as usize;
+    let tile = c.get(&format!("/bag/1/dzi/standard_files/{max}/0_0.png")).await;
+    assert_eq!(tile.status, StatusCode::OK);
+    assert_eq!(tile.headers[header::CONTENT_TYPE], "image/png");
+    let img = image::load_from_memory(&tile.body).unwrap();
+    assert_eq!((img.width() as usize, img.height() as usize), (w.min(256), h.min(256)));
+    let low = c.get(&format!("/bag/1/dzi/standard_files/{}/0_0.png", max - 2)).await;
+    let low = image::load_from_memory(&low.body).unwrap();
+    assert_eq!(low.width() as usize, w.div_ceil(4).min(256));
+    // The same pixels as the whole image rendered by `render`'s CPU twin would give is the
+    // pipeline's own test; here: not blank.
+    let px = img.to_rgba8();
+    assert!(px.pixels().any(|p| p.0 != px.get_pixel(0, 0).0), "a tile with an image in it");
+    // Refusals: outside the image, an absurd level, garbage, an unknown function.
+    let cols = w.div_ceil(256);
+    assert_eq!(
+        c.get(&format!("/bag/1/dzi/standard_files/{max}/{cols}_0.png")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.get(&format!("/bag/1/dzi/standard_files/{}/0_0.png", max + 1)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(c.get("/bag/1/dzi/standard_files/99999999999/0_0.png").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(c.get("/bag/1/dzi/standard_files/3/0_-1.png").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(c.get("/bag/1/dzi/nonsense.dzi").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.get("/bag/1/dzi/standard_files/3/x.png").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(c.get("/bag/999/dzi/standard.dzi").await.status, StatusCode::NOT_FOUND);
+
+    let csrf = hidden(&t, "csrf");
+    let knives = InspectionConfig::default().agencies[0].categories[0].id.clone();
+    let fruit = InspectionConfig::default().agencies[1].categories[0].id.clone();
+    // A findings form without its token, or with another session's: refused, nothing recorded.
+    let r = c.post("/bag/1/findings", &[("cat0", &knives), ("count0", "1")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r =
+        c.post("/bag/1/findings", &[("csrf", "0123456789abcdef0123456789abcdef"), ("cat0", &knives)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Customs cannot record a quarantine category (the server checks, whatever the form says).
+    let r = c.post("/bag/1/findings", &[("csrf", &csrf), ("cat0", &fruit), ("count0", "2")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let r = c.post("/bag/1/findings", &[("csrf", &csrf), ("cat0", &knives), ("count0", "-3")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(Store::open_read(&s.data).unwrap().record(1).unwrap().findings.is_empty());
+
+    // Customs records a knife (through htmx: only the panel comes back).
+    let req = Request::post("/bag/1/findings")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("hx-request", "true");
+    let body =
+        form_urlencoded(&[("csrf", &csrf), ("cat0", &knives), ("count0", "1"), ("note0", "菜刀 cleaver")]);
+    let r = c.send(req, Body::from(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let t = r.text();
+    assert!(t.starts_with("<section id=\"opening\""), "{t}");
+    assert!(t.contains("菜刀 cleaver") && !t.contains("<html"));
+    let rec = Store::open_read(&s.data).unwrap().record(1).unwrap();
+    assert_eq!(rec.findings.len(), 1);
+    assert_eq!((rec.findings[0].agency.as_str(), rec.findings[0].operator.as_str()), ("customs", "c001"));
+    // Still waiting for quarantine.
+    assert!(c.get("/openings").await.text().contains("href=\"/bag/1\""));
+
+    // Quarantine, on another tablet, records nothing found: the opening closes.
+    let mut q = Browser::new(&s);
+    q.ip = [10, 0, 0, 12];
+    assert_eq!(q.login("q001", "2222", "quarantine").await.status, StatusCode::SEE_OTHER);
+    let page = q.get("/bag/1").await.text();
+    let qcsrf = hidden(&page, "csrf");
+    assert_ne!(qcsrf, csrf, "each session its own token");
+    let r = q.post("/bag/1/findings", &[("csrf", &qcsrf), ("treatment", "none needed")]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/bag/1"), "{}", r.text());
+    let page = q.get("/bag/1").await.text();
+    assert!(page.contains("Closed: every agency has recorded its findings"), "{page}");
+    assert!(!q.get("/openings").await.text().contains("href=\"/bag/1\""));
+    let store = Store::open_read(&s.data).unwrap();
+    let rec = store.record(1).unwrap();
+    let cfg = InspectionConfig::default();
+    assert!(rec.opening(&cfg).unwrap().closed);
+    assert_eq!(rec.findings_of("quarantine").unwrap().treatment.as_deref(), Some("none needed"));
+    assert!(store.verify_audit().unwrap().ok());
+}
+
+/// Lines of archived bag `id`.
+fn s_lines(data: &std::path::Path, id: i64) -> usize {
+    Store::open_read(data).unwrap().bag(id).unwrap().lines.unwrap()
+}
+
+fn size_of(dzi: &str) -> (usize, usize) {
+    let num = |k: &str| {
+        let at = dzi.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
+        dzi[at..at + dzi[at..].find('"').unwrap()].parse().unwrap()
+    };
+    (num("Width"), num("Height"))
+}
