@@ -292,19 +292,25 @@ fn frames_are_drawn_while_the_archives_disk_stalls_and_the_decision_lands_after(
     let decide = ws.ws_mut().command(0, Command::Decide { code: "release".into(), reason: None });
     assert_eq!(decide, Ok(Done::Recording));
     let head0 = ws.ws().head();
+    // The store gives up on a locked database after its 5 s busy timeout, so the stall lasts at
+    // most 4 s: a frame that waited for the disk would take all of it. A frame on lavapipe takes
+    // tens of ms alone and several hundred while the other snapshot tests share the two cores
+    // (CI once drew 3 in 2 s), so the count asked for is modest and the window stretches to get it.
     let stall = Instant::now();
     let mut frames = 0;
     let mut slowest = Duration::ZERO;
-    while stall.elapsed() < Duration::from_millis(2000) {
+    while stall.elapsed() < Duration::from_millis(2000)
+        || (frames < 5 && stall.elapsed() < Duration::from_millis(4000))
+    {
         let f = Instant::now();
         ws.frame_rendered().unwrap();
         slowest = slowest.max(f.elapsed());
         frames += 1;
     }
+    let stalled = stall.elapsed();
     assert!(ws.ws().head() > head0, "new lines were drawn while the disk stalled");
-    assert!(frames >= 5, "{frames} frames in 2 s");
-    // A frame on lavapipe takes tens of ms; one waiting for the disk would take the whole stall.
-    assert!(slowest < Duration::from_millis(1500), "a frame took {slowest:?}");
+    assert!(frames >= 3, "{frames} frames in {stalled:?}");
+    assert!(slowest < stalled / 2, "a frame took {slowest:?} of the {stalled:?} stall");
     let desk = ws.ws().desk();
     assert!(desk.is_recording(0), "the decision is still waiting for the disk");
     assert!(desk.bag(bag).unwrap().1.decisions.is_empty(), "not shown before it is on disk");
