@@ -276,27 +276,15 @@ fn a_full_disk_stops_capture_with_a_clear_error_and_loses_nothing_saved() {
 
 #[test]
 fn exports_for_people_a_csv_of_records_and_a_png_with_the_marks_both_audited() {
-    use twinspect::domain::inspection::{BagRecord, InspectionConfig, Operator, Role, Shape};
-    use twinspect::files::store::MarkChange;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     common::archive_bags(&data, 8, 2);
     // Customs holds bag 1 (after a change of mind, with a reason in Chinese) and marks it.
-    let cfg = InspectionConfig::default();
-    {
-        let mut s = Store::open(&data).unwrap();
-        let c = Operator { id: "c001".into(), name: "c".into(), roles: vec![Role::Customs] };
-        let mut rec: BagRecord = s.record(1).unwrap();
-        let d = rec.decide(&cfg, "customs", "release", &c, 1000, None).unwrap().clone();
-        s.record_decision(1, &d).unwrap();
-        let d = rec.decide(&cfg, "customs", "detain", &c, 2000, Some("刀具 knife")).unwrap().clone();
-        s.record_decision(1, &d).unwrap();
-        let cat = cfg.agencies[0].categories[0].id.clone();
-        let shape = Shape::Rect { x0: 100.0, y0: 300.0, x1: 300.0, y1: 700.0 };
-        let id = rec.annotate(&cfg, "customs", &c, shape, &cat, "blade", 3000).unwrap();
-        let m = rec.annotations.iter().find(|a| a.id == id).unwrap().clone();
-        s.save_annotation(1, &m, MarkChange::Added, "c001", 3000).unwrap();
-    }
+    let mut r = common::Recorder::open(&data);
+    r.decide(1, "customs", "release", 1000, None);
+    r.decide(1, "customs", "detain", 2000, Some("刀具 knife"));
+    r.mark(1, "customs", [100.0, 300.0, 300.0, 700.0], "blade", 3000);
+    drop(r);
     let csv = dir.path().join("records.csv");
     let (ok, _, err) = run(twinspect().args(["export", "csv", "--out"]).arg(&csv).arg("--data").arg(&data));
     assert!(ok, "{err}");

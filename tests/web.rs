@@ -14,8 +14,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use twinspect::domain::inspection::{BagRecord, InspectionConfig, Operator, Role, Shape};
-use twinspect::files::store::{MarkChange, Store};
+use twinspect::domain::inspection::InspectionConfig;
+use twinspect::files::store::Store;
 
 struct Server {
     app: axum::Router,
@@ -30,27 +30,14 @@ fn server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     common::archive_bags(&data, 8, 2);
-    let cfg = InspectionConfig::default();
-    {
-        let mut s = Store::open(&data).unwrap();
-        let c = Operator { id: "c001".into(), name: "c".into(), roles: vec![Role::Customs] };
-        let q = Operator { id: "q001".into(), name: "q".into(), roles: vec![Role::Quarantine] };
-        let mut rec: BagRecord = s.record(1).unwrap();
-        let d = rec.decide(&cfg, "customs", "open", &c, 1000, None).unwrap().clone();
-        s.record_decision(1, &d).unwrap();
-        let cat = cfg.agencies[0].categories[0].id.clone();
-        let shape = Shape::Rect { x0: 100.0, y0: 300.0, x1: 300.0, y1: 500.0 };
-        let id = rec.annotate(&cfg, "customs", &c, shape, &cat, "blade 刀", 2000).unwrap();
-        let m = rec.annotations.iter().find(|a| a.id == id).unwrap().clone();
-        s.save_annotation(1, &m, MarkChange::Added, "c001", 2000).unwrap();
-        let d = rec.decide(&cfg, "quarantine", "release", &q, 3000, None).unwrap().clone();
-        s.record_decision(1, &d).unwrap();
-        let mut rec2: BagRecord = s.record(2).unwrap();
-        for (agency, op) in [("customs", &c), ("quarantine", &q)] {
-            let d = rec2.decide(&cfg, agency, "release", op, 4000, None).unwrap().clone();
-            s.record_decision(2, &d).unwrap();
-        }
-    }
+    let mut r = common::Recorder::open(&data);
+    r.decide(1, "customs", "open", 1000, None);
+    r.mark(1, "customs", [100.0, 300.0, 300.0, 500.0], "blade 刀", 2000);
+    r.decide(1, "quarantine", "release", 3000, None);
+    r.decide(2, "customs", "release", 4000, None);
+    r.decide(2, "quarantine", "release", 4000, None);
+    let cfg = r.cfg.clone();
+    drop(r); // the writer's lock, for the server
     let opts = twinspect::web::Options {
         listen: "127.0.0.1:0".parse().unwrap(),
         data: data.clone(),

@@ -371,17 +371,9 @@ async fn bag_page(
     headers: HeaderMap,
     Path(id): Path<i64>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let lang = Lang::of(&headers);
-    let s = match session(&web, &headers) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let f = match preset_of(&q) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    render_bag(&web, lang, &s, id, f, StatusCode::OK, None).await
+) -> Result<Response, Response> {
+    let (s, f) = (session(&web, &headers)?, preset_of(&q)?);
+    Ok(render_bag(&web, Lang::of(&headers), &s, id, f, StatusCode::OK, None).await)
 }
 
 async fn render_bag(

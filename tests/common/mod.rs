@@ -163,3 +163,49 @@ impl Tshark {
         String::from_utf8_lossy(&o.stdout).lines().count()
     }
 }
+
+/// Decisions and marks written into an archive the way the desk writes them (the record's own
+/// rules, then the store), by the demo operators c001 (customs) and q001 (quarantine).
+pub struct Recorder {
+    pub store: twinspect::files::store::Store,
+    pub cfg: twinspect::domain::inspection::InspectionConfig,
+}
+
+impl Recorder {
+    pub fn open(data: &std::path::Path) -> Recorder {
+        Recorder {
+            store: twinspect::files::store::Store::open(data).unwrap(),
+            cfg: twinspect::domain::inspection::InspectionConfig::default(),
+        }
+    }
+
+    fn operator(agency: &str) -> twinspect::domain::inspection::Operator {
+        use twinspect::domain::inspection::{Operator, Role};
+        match agency {
+            "customs" => Operator { id: "c001".into(), name: "c".into(), roles: vec![Role::Customs] },
+            _ => Operator { id: "q001".into(), name: "q".into(), roles: vec![Role::Quarantine] },
+        }
+    }
+
+    pub fn decide(&mut self, bag: i64, agency: &str, code: &str, at_ms: u64, reason: Option<&str>) {
+        let mut rec = self.store.record(bag).unwrap();
+        let op = Self::operator(agency);
+        let d = rec.decide(&self.cfg, agency, code, &op, at_ms, reason).unwrap().clone();
+        self.store.record_decision(bag, &d).unwrap();
+    }
+
+    /// A rectangle `[x0, y0, x1, y1]` marked with the agency's first category.
+    pub fn mark(&mut self, bag: i64, agency: &str, rect: [f32; 4], note: &str, at_ms: u64) {
+        use twinspect::domain::inspection::Shape;
+        let mut rec = self.store.record(bag).unwrap();
+        let op = Self::operator(agency);
+        let ag = self.cfg.agencies.iter().find(|a| a.id == agency).unwrap();
+        let cat = ag.categories[0].id.clone();
+        let shape = Shape::Rect { x0: rect[0], y0: rect[1], x1: rect[2], y1: rect[3] };
+        let id = rec.annotate(&self.cfg, agency, &op, shape, &cat, note, at_ms).unwrap();
+        let m = rec.annotations.iter().find(|a| a.id == id).unwrap().clone();
+        self.store
+            .save_annotation(bag, &m, twinspect::files::store::MarkChange::Added, &op.id, at_ms)
+            .unwrap();
+    }
+}
