@@ -416,7 +416,7 @@ async fn render_bag(
 /// The findings form's items: rows with a category chosen (none: nothing found).
 fn found_items(form: &HashMap<String, String>) -> Result<Vec<FoundItem>, String> {
     let mut items = Vec::new();
-    for i in 0..pages::FINDING_ROWS {
+    for i in 0..pages::MAX_ROWS {
         let cat = form.get(&format!("cat{i}")).map(|c| c.trim()).unwrap_or("");
         if cat.is_empty() {
             continue;
@@ -547,6 +547,7 @@ const STATIC: &[(&str, &str, &[u8])] = &[
     ("openseadragon.min.js", "text/javascript", include_bytes!("../../assets/web/openseadragon.min.js")),
     ("bag.js", "text/javascript", include_bytes!("../../assets/web/bag.js")),
     ("style.css", "text/css", include_bytes!("../../assets/web/style.css")),
+    ("icon.svg", "image/svg+xml", include_bytes!("../../assets/web/icon.svg")),
 ];
 
 async fn static_file(Path(file): Path<String>) -> Response {

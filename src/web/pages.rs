@@ -12,6 +12,8 @@ use crate::domain::view::Preset;
 
 /// Item rows on the findings form.
 pub const FINDING_ROWS: usize = 4;
+/// Rows the form may carry at most (the record's own limit on kinds of item).
+pub const MAX_ROWS: usize = crate::domain::inspection::MAX_FOUND_ITEMS;
 
 /// htmx: swap error answers too (they carry the message for the form).
 const HTMX_CONFIG: &str = r#"{"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"[45]..","swap":true,"error":false}]}"#;
@@ -26,6 +28,7 @@ fn page(lang: Lang, title: &str, who: Option<&WebSession>, body: Markup) -> Mark
                 meta name="htmx-config" content=(HTMX_CONFIG);
                 title { (title) " · Twinspect" }
                 link rel="stylesheet" href="/static/style.css";
+                link rel="icon" type="image/svg+xml" href="/static/icon.svg";
                 script src="/static/htmx.min.js" defer {}
             }
             body {
@@ -294,23 +297,38 @@ pub fn opening_panel(
             }
             @if let Some(m) = message { p.message role="status" { (m) } }
             @if let (Some(_), Some(a)) = (&opening, mine) {
+                // Once recorded, the form holds what was recorded: sending it again corrects
+                // it, and an untouched form changes nothing (an empty one would say "nothing
+                // found" over the items).
+                @let prior = rec.findings_of(&a.id);
+                @let rows = FINDING_ROWS.max(prior.map_or(0, |f| f.items.len() + 1)).min(MAX_ROWS);
                 form.findings method="post" action={ "/bag/" (id) "/findings" }
                     hx-post={ "/bag/" (id) "/findings" } hx-target="#opening" hx-swap="outerHTML" {
                     input type="hidden" name="csrf" value=(who.csrf);
-                    h4 { (agency_name(lang, a)) " " (lang.t("查验结果", "findings")) }
-                    @for i in 0..FINDING_ROWS {
+                    h4 { (agency_name(lang, a)) " "
+                        @if prior.is_some() { (lang.t("更正查验结果", "findings: correct them")) }
+                        @else { (lang.t("查验结果", "findings")) } }
+                    @for i in 0..rows {
+                        @let it = prior.and_then(|f| f.items.get(i));
                         div.row {
                             select name={ "cat" (i) } {
                                 option value="" { "—" }
-                                @for c in &a.categories { option value=(c.id) { (lang.t(&c.label.zh, &c.label.en)) } }
+                                @for c in &a.categories {
+                                    option value=(c.id) selected[it.is_some_and(|it| it.category == c.id)] {
+                                        (lang.t(&c.label.zh, &c.label.en)) }
+                                }
                             }
-                            input name={ "count" (i) } type="number" min="1" max="9999" value="1";
-                            input name={ "note" (i) } maxlength="2000" placeholder=(lang.t("说明", "note"));
+                            input name={ "count" (i) } type="number" min="1" max="9999" value=(it.map_or(1, |it| it.count));
+                            input name={ "note" (i) } maxlength="2000" placeholder=(lang.t("说明", "note"))
+                                value=(it.map_or("", |it| it.note.as_str()));
                         }
                     }
-                    label { (lang.t("处理", "Treatment")) input name="treatment" maxlength="2000"; }
+                    label { (lang.t("处理", "Treatment"))
+                        input name="treatment" maxlength="2000"
+                            value=(prior.and_then(|f| f.treatment.as_deref()).unwrap_or("")); }
                     p.hint { (lang.t("不选物品即为“未发现”", "No item chosen: nothing found")) }
-                    button { (lang.t("记录结果", "Record findings")) }
+                    button { @if prior.is_some() { (lang.t("更正结果", "Correct findings")) }
+                        @else { (lang.t("记录结果", "Record findings")) } }
                 }
             }
         }
