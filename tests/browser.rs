@@ -1,8 +1,8 @@
 //! The opening bench end to end in a real browser: `twinspect web` as a user starts it, Debian's
 //! Chromium driven by playwright-core (tests/e2e/opening.js) through two officers' tablets:
 //! log in, open a bag from the openings, zoom until deeper tiles are fetched, hide and show the
-//! marks, another image function, findings of one agency, and the opening closed when the
-//! second records. Screenshots at tablet sizes land in target/browser-shots/.
+//! marks, another image function, findings of one agency, a photo from the second, and the
+//! opening closed when the second records. Screenshots at tablet sizes land in target/browser-shots/.
 //!
 //! Needs `chromium` (apt) and `npm ci --prefix tests/e2e` (both done by .ci/test); without them
 //! this test fails, it never skips.
@@ -66,11 +66,16 @@ fn two_officers_open_a_bag_on_tablets_and_close_the_opening() {
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-shots");
     std::fs::create_dir_all(&shots).unwrap();
+    let photo = dir.path().join("IMG_0001.jpg");
+    image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x / 3) as u8, (y / 2) as u8, 140]))
+        .save_with_format(&photo, image::ImageFormat::Jpeg)
+        .unwrap();
     let run = Command::new("node")
         .current_dir(&e2e)
         .arg("opening.js")
         .arg(&base)
         .arg(&shots)
+        .arg(&photo)
         .env("CHROMIUM", &chromium)
         .output()
         .expect("node (Node.js) to run the browser script");
@@ -128,12 +133,17 @@ fn two_officers_open_a_bag_on_tablets_and_close_the_opening() {
         (form["cat0"].as_str(), form["note0"].as_str()),
         (Some(knives.as_str()), Some("菜刀 cleaver"))
     );
-    assert_eq!((form["cat1"].as_str(), form["button"].as_str()), (Some(""), Some("更正结果 Correct findings")), "{form}");
+    assert_eq!(
+        (form["cat1"].as_str(), form["button"].as_str()),
+        (Some(""), Some("更正结果 Correct findings")),
+        "{form}"
+    );
     assert!(seen["customs_url"].as_str().unwrap().contains("/bag/1"), "still the bag's page: {seen}");
     assert!(seen["closed_text"].as_str().unwrap().contains("Closed"), "{seen}");
     let q = seen["quarantine_panel"].as_str().unwrap();
     assert!(q.contains("Quarantine: nothing found") && q.contains("Treatment: none needed"), "{q}");
     assert_eq!(seen["openings_after"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["photo_size"], serde_json::json!([640, 480]), "the photo's thumbnail loaded: {seen}");
 
     // The archive: both agencies' findings under their operators, the opening closed, the audit
     // chain whole.
@@ -144,6 +154,11 @@ fn two_officers_open_a_bag_on_tablets_and_close_the_opening() {
     assert_eq!(rec.findings_of("customs").unwrap().items[0].note, "菜刀 cleaver");
     assert_eq!(rec.findings_of("quarantine").unwrap().operator, "q001");
     assert!(rec.findings_of("quarantine").unwrap().items.is_empty());
+    assert_eq!(rec.photos.len(), 1);
+    assert_eq!(
+        (rec.photos[0].operator.as_str(), rec.photos[0].size),
+        ("q001", std::fs::metadata(&photo).unwrap().len())
+    );
     assert!(store.verify_audit().unwrap().ok());
     for f in ["openings-1280x800.png", "bag-1280x800.png", "bag-800x1280.png"] {
         let img = image::open(shots.join(f)).unwrap();

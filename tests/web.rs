@@ -110,6 +110,35 @@ impl<'a> Browser<'a> {
         self.send(req, Body::from(body)).await
     }
 
+    /// A multipart form (what a browser sends with a file): `csrf` if given, then `photo`.
+    async fn upload(
+        &mut self,
+        path: &str,
+        csrf: Option<&str>,
+        file: &str,
+        type_: &str,
+        bytes: &[u8],
+    ) -> Answer {
+        let b = "----twinspect-boundary-7d1f";
+        let mut body = Vec::new();
+        if let Some(c) = csrf {
+            body.extend(
+                format!("--{b}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{c}\r\n").bytes(),
+            );
+        }
+        body.extend(
+            format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"{file}\"\r\nContent-Type: {type_}\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend(format!("\r\n--{b}--\r\n").bytes());
+        let req =
+            Request::post(path).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={b}"));
+        self.send(req, Body::from(body)).await
+    }
+
     /// The login form's token, then log in.
     async fn login(&mut self, id: &str, pin: &str, agency: &str) -> Answer {
         let page = self.get("/login").await;
@@ -350,4 +379,105 @@ fn size_of(dzi: &str) -> (usize, usize) {
         dzi[at..at + dzi[at..].find('"').unwrap()].parse().unwrap()
     };
     (num("Width"), num("Height"))
+}
+
+/// A JPEG as a tablet's camera would send (small), distinct per `seed`.
+fn jpeg(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([x as u8 ^ seed, y as u8, seed]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_from_the_tablet_are_checked_kept_with_the_bag_and_served_only_as_images() {
+    let s = server();
+    let mut c = Browser::new(&s);
+    assert_eq!(c.login("c001", "1111", "customs").await.status, StatusCode::SEE_OTHER);
+    let page = c.get("/bag/1").await.text();
+    assert!(page.contains("action=\"/bag/1/photos\""), "the photo form on an opening: {page}");
+    let csrf = hidden(&page, "csrf");
+    let photo = jpeg(1);
+
+    // Refused: no token; text named .jpg; an HTML page sent as an image; a truncated PNG; too
+    // big for the route; a bag nobody asked to open. Nothing kept.
+    let r = c.upload("/bag/1/photos", None, "p.jpg", "image/jpeg", &photo).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = c.upload("/bag/1/photos", Some(&csrf), "p.jpg", "image/jpeg", b"just some text").await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text());
+    let html = b"<html><body><script>alert(document.cookie)</script></body></html>";
+    let r = c.upload("/bag/1/photos", Some(&csrf), "p.png", "image/png", html).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // (A JPEG cut short may still decode, grey where it stops; a PNG's checksums catch it.)
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(64, 64, image::Rgb([9, 9, 9]))
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let png = png.into_inner();
+    let r = c.upload("/bag/1/photos", Some(&csrf), "p.png", "image/png", &png[..png.len() / 2]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let big = vec![0u8; twinspect::web::photos::MAX_PHOTO_BYTES + (100 << 10)];
+    let r = c.upload("/bag/1/photos", Some(&csrf), "big.jpg", "image/jpeg", &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = c.upload("/bag/2/photos", Some(&csrf), "p.jpg", "image/jpeg", &photo).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "bag 2 has no opening: {}", r.text());
+    assert!(Store::open_read(&s.data).unwrap().record(1).unwrap().photos.is_empty());
+
+    // Kept: sent as "application/octet-stream" (some tablets do), it is what its bytes are.
+    let r = c.upload("/bag/1/photos", Some(&csrf), "IMG_0001.JPG", "application/octet-stream", &photo).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/bag/1"), "{}", r.text());
+    // The same photo again (a retry): still one.
+    let r = c.upload("/bag/1/photos", Some(&csrf), "IMG_0001.JPG", "image/jpeg", &photo).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let rec = Store::open_read(&s.data).unwrap().record(1).unwrap();
+    assert_eq!(rec.photos.len(), 1);
+    let p = &rec.photos[0];
+    assert_eq!((p.agency.as_str(), p.operator.as_str(), p.mime.as_str()), ("customs", "c001", "image/jpeg"));
+    assert_eq!((p.width, p.height, p.size), (320, 240, photo.len() as u64));
+
+    // Quarantine's officer sees it on the bag and fetches it: the same bytes, as a JPEG, under a
+    // policy that runs nothing.
+    let mut q = Browser::new(&s);
+    q.ip = [10, 0, 0, 12];
+    assert_eq!(q.login("q001", "2222", "quarantine").await.status, StatusCode::SEE_OTHER);
+    let url = format!("/bag/1/photo/{}", p.sha256);
+    assert!(q.get("/bag/1").await.text().contains(&format!("src=\"{url}\"")));
+    let got = q.get(&url).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body, photo);
+    assert_eq!(got.headers[header::CONTENT_TYPE], "image/jpeg");
+    assert_eq!(got.headers[header::CONTENT_SECURITY_POLICY], "default-src 'none'; sandbox");
+    assert_eq!(got.headers["x-content-type-options"], "nosniff");
+    // Not for a browser without a session; no such photo; a name that is not a SHA-256.
+    assert_eq!(Browser::new(&s).get(&url).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(q.get(&format!("/bag/2/photo/{}", p.sha256)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(q.get("/bag/1/photo/..%2F..%2Fetc%2Fpasswd").await.status, StatusCode::BAD_REQUEST);
+
+    // Quarantine adds one of its own through htmx: the panel comes back with both photos.
+    let qcsrf = hidden(&q.get("/bag/1").await.text(), "csrf");
+    let b = "xyzboundary";
+    let mut body = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{qcsrf}\r\n--{b}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"q.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(jpeg(2));
+    body.extend(format!("\r\n--{b}--\r\n").bytes());
+    let req = Request::post("/bag/1/photos")
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={b}"))
+        .header("hx-request", "true");
+    let r = q.send(req, Body::from(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().starts_with("<section id=\"opening\""));
+    assert_eq!(r.text().matches("<img src=\"/bag/1/photo/").count(), 2, "{}", r.text());
+
+    let store = Store::open_read(&s.data).unwrap();
+    let rec = store.record(1).unwrap();
+    assert_eq!(rec.photos.iter().map(|p| p.agency.as_str()).collect::<Vec<_>>(), ["customs", "quarantine"]);
+    let audited = twinspect::files::store::audit::entries(store.connection())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "photo")
+        .count();
+    assert_eq!(audited, 2, "each photo audited once");
+    assert!(store.verify_audit().unwrap().ok());
 }

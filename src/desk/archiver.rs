@@ -52,6 +52,11 @@ pub enum Record {
         by: String,
     },
     Findings(crate::domain::inspection::Findings),
+    /// A photo taken at the opening and its bytes.
+    Photo {
+        photo: crate::domain::inspection::Photo,
+        data: std::sync::Arc<[u8]>,
+    },
     Training {
         operator: String,
         agency: String,
@@ -650,6 +655,7 @@ fn commit(store: &mut Store, id: i64, record: &Record) -> Result<(), StoreError>
         Record::Mark { mark, change, by } => store.save_annotation(id, mark, *change, by, now_ms()),
         Record::DeleteMark { id: mark, by } => store.delete_annotation(id, *mark, by, now_ms()),
         Record::Findings(f) => store.record_findings(id, f),
+        Record::Photo { photo, data } => store.record_photo(id, photo, data),
         Record::Training { operator, agency, threat, result, decision_ms } => {
             store.record_training(id, operator, agency, threat.as_deref(), *result, *decision_ms, now_ms())
         }

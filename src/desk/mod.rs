@@ -25,7 +25,7 @@ use self::archiver::{Archiver, LoadedBag, Record, Reply};
 use crate::assemble::BagSpan;
 use crate::domain::inspection::{
     AgencyConfig, Annotation, BagRecord, Decision, DispositionKind, Findings, FoundItem, InspectionConfig,
-    InspectionError, Operator, Role, Shape,
+    InspectionError, Operator, Photo, Role, Shape,
 };
 use crate::domain::operators::{LoginError, OperatorStore};
 use crate::domain::session::{Session, SessionEvent, SessionPolicy};
@@ -46,6 +46,17 @@ const OUTBOX: usize = 16;
 /// A bag of an earlier run: not in the live image (its span starts nowhere on screen).
 pub fn is_archived(span: &BagSpan) -> bool {
     span.bag & ARCHIVED_KEY != 0
+}
+
+/// A photo's bytes, shared without copying on their way to the archive (debug output says only
+/// how many there are).
+#[derive(Clone, PartialEq)]
+pub struct PhotoBytes(pub std::sync::Arc<[u8]>);
+
+impl std::fmt::Debug for PhotoBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PhotoBytes({} bytes)", self.0.len())
+    }
 }
 
 /// What a station asks the desk to do.
@@ -90,6 +101,15 @@ pub enum Command {
         bag: u64,
         items: Vec<FoundItem>,
         treatment: Option<String>,
+    },
+    /// Keep a photo taken at `bag`'s opening with the bag, for the operator's agency. The
+    /// caller has checked that the bytes are an image of this type and size (the web does).
+    AddPhoto {
+        bag: u64,
+        mime: String,
+        width: u32,
+        height: u32,
+        data: PhotoBytes,
     },
     /// Back to the live image.
     CloseBag,
@@ -144,6 +164,11 @@ pub enum Done {
     FindingsRecorded {
         bag: u64,
         closed: bool,
+    },
+    /// A photo is kept with the bag (or was already: the same bytes sent again).
+    PhotoAdded {
+        bag: u64,
+        sha256: String,
     },
     MarkDeleted {
         bag: u64,
@@ -284,6 +309,7 @@ enum Change {
     EditMark(Annotation),
     DeleteMark(u64),
     Findings(Findings),
+    Photo(Photo),
 }
 
 struct Pending {
@@ -644,6 +670,30 @@ impl Desk {
                     .clone();
                 self.submit(Some(i), bag, Change::Findings(f.clone()), Record::Findings(f))
             }
+            Command::AddPhoto { bag, mime, width, height, data } => {
+                let (op, agency) = self.acting(i)?;
+                let sha256: String = <sha2::Sha256 as sha2::Digest>::digest(&data.0)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let photo = Photo {
+                    agency: agency.clone(),
+                    operator: op.id.clone(),
+                    at_ms: now_ms,
+                    mime,
+                    width,
+                    height,
+                    size: data.0.len() as u64,
+                    sha256: sha256.clone(),
+                };
+                let mut trial = self.record_of(bag)?.clone();
+                let before = trial.photos.len();
+                let p = trial.add_photo(&self.config, &agency, &op, photo)?.clone();
+                if trial.photos.len() == before {
+                    return Ok(Done::PhotoAdded { bag, sha256 });
+                }
+                self.submit(Some(i), bag, Change::Photo(p.clone()), Record::Photo { photo: p, data: data.0 })
+            }
             Command::CloseBag => {
                 let st = &mut self.stations[i];
                 if st.opened.take().is_some() {
@@ -795,6 +845,13 @@ impl Desk {
             Change::DeleteMark(id) => {
                 rec.annotations.retain(|a| a.id != id);
                 Done::MarkDeleted { bag, id }
+            }
+            Change::Photo(p) => {
+                let sha256 = p.sha256.clone();
+                if !rec.photos.iter().any(|q| q.sha256 == sha256) {
+                    rec.photos.push(p);
+                }
+                Done::PhotoAdded { bag, sha256 }
             }
             Change::Findings(f) => {
                 rec.findings.push(f);

@@ -607,6 +607,8 @@ pub enum InspectionError {
     BadCount(u32),
     #[error("at most {MAX_FOUND_ITEMS} kinds of item")]
     TooManyItems,
+    #[error("at most {MAX_PHOTOS} photos of one bag")]
+    TooManyPhotos,
 }
 
 /// The joint state of a bag.
@@ -659,6 +661,25 @@ pub struct Findings {
 /// Items one agency may record at one opening.
 pub const MAX_FOUND_ITEMS: usize = 50;
 
+/// Photos one bag may carry, all agencies together.
+pub const MAX_PHOTOS: usize = 40;
+
+/// A photo taken at the opening (a tablet's camera), kept with the bag: the record names it by
+/// its SHA-256; the archive keeps its bytes, checked to be an image before they are taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Photo {
+    pub agency: String,
+    pub operator: String,
+    pub at_ms: u64,
+    /// `image/jpeg` or `image/png`, as the bytes decoded (never as the sender said).
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+    pub size: u64,
+    /// Lower-case hex.
+    pub sha256: String,
+}
+
 /// The one opening of a bag: asked for by these agencies, attended by every agency, closed when
 /// every agency has recorded its findings (一次开箱、联合查验).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -681,6 +702,9 @@ pub struct BagRecord {
     /// Every agency's findings at the opening, in order.
     #[serde(default)]
     pub findings: Vec<Findings>,
+    /// Photos taken at the opening, in order.
+    #[serde(default)]
+    pub photos: Vec<Photo>,
     next_annotation: u64,
 }
 
@@ -699,7 +723,7 @@ impl BagRecord {
         last_annotation_id: u64,
     ) -> Self {
         let next_annotation = annotations.iter().map(|a| a.id).fold(last_annotation_id, u64::max);
-        BagRecord { id, item_id, decisions, annotations, findings: Vec::new(), next_annotation }
+        BagRecord { id, item_id, decisions, annotations, next_annotation, ..Default::default() }
     }
 
     /// The largest mark id given so far on this bag (deleted marks included).
@@ -826,6 +850,30 @@ impl BagRecord {
 
     /// Record `agency`'s findings at the opening (empty `items`: nothing found).
     #[allow(clippy::too_many_arguments)]
+    /// Adds a photo taken at the opening by `operator` for `agency`. The same photo sent twice
+    /// (same bytes) is one photo: the first is kept and returned.
+    pub fn add_photo(
+        &mut self,
+        cfg: &InspectionConfig,
+        agency: &str,
+        operator: &Operator,
+        photo: Photo,
+    ) -> Result<&Photo, InspectionError> {
+        let a = self.agency(cfg, agency)?;
+        Self::check_operator(operator, a)?;
+        if self.opening(cfg).is_none() {
+            return Err(InspectionError::NoOpening);
+        }
+        if let Some(i) = self.photos.iter().position(|p| p.sha256 == photo.sha256) {
+            return Ok(&self.photos[i]);
+        }
+        if self.photos.len() >= MAX_PHOTOS {
+            return Err(InspectionError::TooManyPhotos);
+        }
+        self.photos.push(Photo { agency: agency.to_owned(), operator: operator.id.clone(), ..photo });
+        Ok(self.photos.last().expect("just pushed"))
+    }
+
     pub fn record_findings(
         &mut self,
         cfg: &InspectionConfig,
@@ -1354,5 +1402,43 @@ mod opening_tests {
         assert!(o.closed);
         let qf = o.results[1].1.as_ref().unwrap();
         assert_eq!((qf.items[0].count, qf.treatment.as_deref()), (3, Some("destroyed")));
+    }
+
+    #[test]
+    fn photos_need_an_opening_and_the_agencys_operator_and_one_photo_sent_twice_is_one() {
+        let cfg = InspectionConfig::default();
+        let (c, q) = (op("c1", Role::Customs), op("q1", Role::Quarantine));
+        let mut b = BagRecord::new(1, None);
+        let photo = |n: u8| Photo {
+            agency: "whatever the sender says".into(),
+            operator: "anyone".into(),
+            at_ms: 7,
+            mime: "image/jpeg".into(),
+            width: 4,
+            height: 3,
+            size: 100,
+            sha256: format!("{n:064x}"),
+        };
+        assert_eq!(b.add_photo(&cfg, "customs", &c, photo(1)), Err(InspectionError::NoOpening));
+        b.decide(&cfg, "customs", "open", &c, 2, None).unwrap();
+        assert!(matches!(
+            b.add_photo(&cfg, "quarantine", &c, photo(1)),
+            Err(InspectionError::NotPermitted { .. })
+        ));
+        let p = b.add_photo(&cfg, "quarantine", &q, photo(1)).unwrap().clone();
+        assert_eq!(
+            (p.agency.as_str(), p.operator.as_str()),
+            ("quarantine", "q1"),
+            "who took it is the record's"
+        );
+        // The same bytes again (a retried upload): still one photo, the first kept.
+        let again = b.add_photo(&cfg, "customs", &c, photo(1)).unwrap();
+        assert_eq!(again.operator, "q1");
+        assert_eq!(b.photos.len(), 1);
+        for n in 2..=MAX_PHOTOS as u8 {
+            b.add_photo(&cfg, "customs", &c, photo(n)).unwrap();
+        }
+        assert_eq!(b.add_photo(&cfg, "customs", &c, photo(200)), Err(InspectionError::TooManyPhotos));
+        assert_eq!(b.photos.len(), MAX_PHOTOS);
     }
 }

@@ -122,6 +122,7 @@ pub fn said_text(lang: Lang, cfg: &InspectionConfig, r: &Result<Done, DeskError>
         Ok(Done::FindingsRecorded { closed: true, .. }) => {
             ok("Findings recorded: the opening is closed".into(), "查验结果已记录：开箱查验结束".into())
         }
+        Ok(Done::PhotoAdded { .. }) => ok("Photo kept with the bag".into(), "照片已随行李保存".into()),
         Ok(Done::Opening(id)) => ok(format!("Opening bag #{id}…"), format!("正在打开行李 #{id}…")),
         Ok(Done::Opened { id, .. }) => {
             ok(format!("Bag #{id} opened from the archive"), format!("已从存档打开行李 #{id}"))

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod pages;
+pub mod photos;
 pub mod tiles;
 
 use std::collections::HashMap;
@@ -62,6 +63,12 @@ pub fn router(web: Shared) -> Router {
         .route("/bag", get(bag_by_query))
         .route("/bag/{id}", get(bag_page))
         .route("/bag/{id}/findings", post(findings))
+        .route(
+            "/bag/{id}/photos",
+            post(photos::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(photos::MAX_PHOTO_BYTES + (64 << 10))),
+        )
+        .route("/bag/{id}/photo/{sha}", get(photos::get))
         .route("/bag/{id}/dzi/{file}", get(dzi))
         .route("/bag/{id}/dzi/{dir}/{level}/{tile}", get(tile))
         .route("/static/{file}", get(static_file))
@@ -76,8 +83,8 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
+    // A response with a stricter policy of its own (a photo) keeps it.
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(
         HeaderValue::from_static(
             "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
         ),
@@ -461,23 +468,37 @@ async fn findings(
             }
         }
     };
+    let ok = lang.t("已记录", "Recorded");
+    answer_change(&web, lang, &s, id, htmx, outcome.map(|_| ok)).await
+}
+
+/// The answer to a form that changed bag `id`'s opening: the opening panel as it now stands
+/// (htmx), or the bag's page (a redirect once done, the page with the problem if not).
+async fn answer_change(
+    web: &Web,
+    lang: Lang,
+    s: &WebSession,
+    id: i64,
+    htmx: bool,
+    outcome: Result<String, (StatusCode, String)>,
+) -> Response {
     let (status, message) = match &outcome {
-        Ok(()) => (StatusCode::OK, lang.t("已记录", "Recorded")),
+        Ok(m) => (StatusCode::OK, m.clone()),
         Err((st, m)) => (*st, m.clone()),
     };
     if outcome.is_ok() && !htmx {
         return Redirect::to(&format!("/bag/{id}")).into_response();
     }
     if !htmx {
-        return render_bag(&web, lang, &s, id, Preset::Standard, status, Some(&message)).await;
+        return render_bag(web, lang, s, id, Preset::Standard, status, Some(&message)).await;
     }
     // htmx: only the opening panel, as it now stands.
-    let key = match web.open(&s, id).await {
+    let key = match web.open(s, id).await {
         Ok(k) => k,
-        Err(e) => return desk_problem(lang, &s, &e),
+        Err(e) => return desk_problem(lang, s, &e),
     };
     let record = web.read(move |d| d.bag(key).map(|(_, r)| r.clone())).await.flatten().unwrap_or_default();
-    html(status, pages::opening_panel(lang, &web.config, &s, id, &record, Some(&message)))
+    html(status, pages::opening_panel(lang, &web.config, s, id, &record, Some(&message)))
 }
 
 async fn dzi(

@@ -295,7 +295,26 @@ pub fn opening_panel(
                     }
                 }
             }
+            @if !rec.photos.is_empty() {
+                div.photos {
+                    @for p in &rec.photos {
+                        a href={ "/bag/" (id) "/photo/" (p.sha256) } target="_blank" rel="noopener" {
+                            img src={ "/bag/" (id) "/photo/" (p.sha256) } loading="lazy"
+                                alt=(format!("{} {} · {}", lang.t("照片", "photo"), p.operator, crate::files::export::utc(p.at_ms)));
+                        }
+                    }
+                }
+            }
             @if let Some(m) = message { p.message role="status" { (m) } }
+            @if let (Some(_), Some(_)) = (&opening, mine) {
+                form.photo method="post" action={ "/bag/" (id) "/photos" } enctype="multipart/form-data"
+                    hx-post={ "/bag/" (id) "/photos" } hx-encoding="multipart/form-data" hx-target="#opening" hx-swap="outerHTML" {
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    label { (lang.t("拍照", "Photo"))
+                        input type="file" name="photo" accept="image/jpeg,image/png" capture="environment" required; }
+                    button { (lang.t("上传照片", "Add photo")) }
+                }
+            }
             @if let (Some(_), Some(a)) = (&opening, mine) {
                 // Once recorded, the form holds what was recorded: sending it again corrects
                 // it, and an untouched form changes nothing (an empty one would say "nothing

@@ -2,11 +2,11 @@
 // Chinese) logs in, opens bag 1 from the openings, zooms until deeper tiles come, hides and shows
 // its marks and records a knife; quarantine (portrait, English) records nothing found and sees
 // the opening close. Prints one JSON object of what it saw; tests/browser.rs judges it.
-// Usage: node opening.js BASE_URL SHOTS_DIR
+// Usage: node opening.js BASE_URL SHOTS_DIR PHOTO_JPEG
 "use strict";
 const { chromium } = require("playwright-core");
 
-const [base, shots] = process.argv.slice(2);
+const [base, shots, photo] = process.argv.slice(2);
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 // No connection may leave the machine: Chromium's own background traffic is switched off.
 const ARGS = [
@@ -109,11 +109,18 @@ async function settle(page, tiles, quiet = 800) {
     await qp.goto(base + "/lang/en");
     await qp.goto(base + "/bag/1");
     await qp.waitForSelector("#viewer canvas");
+    // A photo from the tablet's camera (here a file), through htmx: its thumbnail loads.
+    await qp.setInputFiles("input[name=photo]", photo);
+    await qp.click("form.photo button");
+    await qp.waitForSelector(".photos img");
+    await qp.waitForFunction(() => document.querySelector(".photos img").complete);
+    out.photo_size = await qp.$eval(".photos img", (i) => [i.naturalWidth, i.naturalHeight]);
     await qp.fill("input[name=treatment]", "none needed");
     await qp.click("form.findings button");
     await qp.waitForSelector("#opening p.state.closed");
     out.closed_text = await qp.$eval("#opening p.state.closed", (e) => e.innerText);
     out.quarantine_panel = await qp.$eval("#opening", (e) => e.innerText);
+    await qp.locator("#opening").screenshot({ path: `${shots}/opening-panel-800x1280.png` });
     await qp.evaluate(() => window.scrollTo(0, 0));
     await qp.waitForTimeout(1000);
     await qp.screenshot({ path: `${shots}/bag-800x1280.png` });

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::domain::calib::Calibration;
-use crate::domain::inspection::{Annotation, BagRecord, Decision, Findings, Shape};
+use crate::domain::inspection::{Annotation, BagRecord, Decision, Findings, Photo, Shape};
 use crate::domain::scan::RawFrame;
 
 /// The database file inside the data directory.
@@ -125,6 +125,22 @@ const MIGRATIONS: &[&str] = &[
         treatment TEXT
     );
     CREATE INDEX findings_bag ON findings (bag, id);
+    "#,
+    // 4: photos taken at the opening, their bytes with them (one row per distinct photo of a bag).
+    r#"
+    CREATE TABLE photos (
+        id INTEGER PRIMARY KEY,
+        bag INTEGER NOT NULL REFERENCES bags (id),
+        agency TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        mime TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        data BLOB NOT NULL,
+        UNIQUE (bag, sha256)
+    );
     "#,
 ];
 
@@ -764,6 +780,43 @@ impl Store {
         })
     }
 
+    /// A photo taken at the opening, its bytes and its audit entry (size and SHA-256, not the
+    /// bytes) in one transaction. The same photo again (a redelivered upload) changes nothing.
+    pub fn record_photo(&mut self, bag: i64, p: &Photo, data: &[u8]) -> Result<()> {
+        self.bag(bag)?;
+        self.write(|tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO photos (bag, agency, operator, at_ms, mime, width, height, sha256, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![bag, p.agency, p.operator, p.at_ms as i64, p.mime, p.width, p.height, p.sha256, data],
+            )?;
+            if n == 0 {
+                return Ok(());
+            }
+            audit::append(
+                tx,
+                p.at_ms,
+                &p.operator,
+                "photo",
+                Some(bag),
+                &json!({ "agency": p.agency, "mime": p.mime, "width": p.width, "height": p.height,
+                         "size": data.len(), "sha256": p.sha256 }),
+            )
+        })
+    }
+
+    /// A photo's type and bytes, by the bag and the photo's SHA-256.
+    pub fn photo(&self, bag: i64, sha256: &str) -> Result<Option<(String, Vec<u8>)>> {
+        self.conn
+            .query_row(
+                "SELECT mime, data FROM photos WHERE bag = ?1 AND sha256 = ?2",
+                params![bag, sha256],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.e(e))
+    }
+
     /// A trainee's result on a bag, committed with its audit entry.
     #[allow(clippy::too_many_arguments)]
     pub fn record_training(
@@ -968,8 +1021,32 @@ impl Store {
             .map_err(|e| self.e(e))?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| self.e(e))?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT agency, operator, at_ms, mime, width, height, length(data), sha256
+                 FROM photos WHERE bag = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.e(e))?;
+        let photos = st
+            .query_map([id], |r| {
+                Ok(Photo {
+                    agency: r.get(0)?,
+                    operator: r.get(1)?,
+                    at_ms: r.get::<_, i64>(2)? as u64,
+                    mime: r.get(3)?,
+                    width: r.get(4)?,
+                    height: r.get(5)?,
+                    size: r.get::<_, i64>(6)? as u64,
+                    sha256: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.e(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.e(e))?;
         let mut rec = BagRecord::restore(row.scanner_bag, row.item_id, decisions, annotations, last as u64);
         rec.findings = findings;
+        rec.photos = photos;
         Ok(rec)
     }
 

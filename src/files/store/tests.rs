@@ -346,7 +346,9 @@ fn an_archive_of_an_older_schema_is_migrated_and_keeps_its_records() {
         let id = s.begin_bag(&start(1, Some("OLD"), 5), "capture").unwrap();
         // Back to version 1, as a workstation of the first release left it.
         s.connection()
-            .execute_batch("DROP TABLE training; DROP TABLE findings; PRAGMA user_version = 1;")
+            .execute_batch(
+                "DROP TABLE training; DROP TABLE findings; DROP TABLE photos; PRAGMA user_version = 1;",
+            )
             .unwrap();
         id
     };
@@ -355,9 +357,14 @@ fn an_archive_of_an_older_schema_is_migrated_and_keeps_its_records() {
     assert_eq!(s.bag(id).unwrap().item_id.as_deref(), Some("OLD"));
     assert!(s.training("c001").unwrap().is_empty(), "the new table is there");
     assert!(s.record(id).unwrap().findings.is_empty(), "and the findings' table");
+    assert!(s.record(id).unwrap().photos.is_empty(), "and the photos' table");
     let migrations =
         audit::entries(s.connection()).unwrap().into_iter().filter(|e| e.action == "schema.migrate").count();
-    assert_eq!(migrations, 2 * MIGRATIONS.len() - 1, "1, 2, 3, then all but 1 again after the downgrade");
+    assert_eq!(
+        migrations,
+        2 * MIGRATIONS.len() - 1,
+        "1 to the last, then all but 1 again after the downgrade"
+    );
     assert!(s.verify_audit().unwrap().ok());
 }
 
