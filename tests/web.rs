@@ -46,6 +46,7 @@ fn server() -> Server {
         operators: twinspect::desk::Desk::demo_operators(),
         demo_accounts: true,
         cpu: true,
+        tls: None,
     };
     let (web, desk) = twinspect::web::start(&opts).unwrap();
     let app = twinspect::web::router(web);
@@ -480,4 +481,82 @@ async fn photos_from_the_tablet_are_checked_kept_with_the_bag_and_served_only_as
         .count();
     assert_eq!(audited, 2, "each photo audited once");
     assert!(store.verify_audit().unwrap().ok());
+}
+
+/// `twinspect web` with the site's certificate: HTTPS only on its port, cookies marked Secure,
+/// no warning about plain HTTP; a certificate that is not there, or a key that is not its
+/// own, refused at start naming the file. curl is the client, trusting only that certificate.
+#[test]
+fn with_a_certificate_it_serves_https_only_and_marks_cookies_secure() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::archive_bags(&data, 8, 1);
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let make = |cert: &std::path::Path, key: &std::path::Path| {
+        let o = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+            ])
+            .args(["-subj", "/CN=twinspect-test", "-addext", "subjectAltName=IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(key)
+            .arg("-out")
+            .arg(cert)
+            .output()
+            .expect("openssl (apt install openssl; .ci/test does)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    make(&cert, &key);
+    let web = |cert: &std::path::Path, key: &std::path::Path| {
+        let mut c = common::twinspect();
+        c.args(["web", "--cpu", "--listen", "127.0.0.1:0", "--data"]).arg(&data);
+        c.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        c
+    };
+
+    // Refused at start: no such certificate; another certificate's key.
+    let (ok, _, err) = common::run(&mut web(&dir.path().join("none.pem"), &key));
+    assert!(!ok && err.contains("none.pem"), "{err}");
+    let (other_cert, other_key) = (dir.path().join("o-cert.pem"), dir.path().join("o-key.pem"));
+    make(&other_cert, &other_key);
+    let (ok, _, err) = common::run(&mut web(&cert, &other_key));
+    assert!(!ok && err.contains("do not go together"), "{err}");
+
+    let mut server = web(&cert, &key).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{first:?}")).to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let curl = |args: &[&str]| {
+        let o =
+            Command::new("curl").args(["-s", "-S", "--max-time", "10"]).args(args).output().expect("curl");
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let cacert = cert.to_str().unwrap();
+    let (ok, head) = curl(&["--cacert", cacert, "-D", "-", "-o", "/dev/null", &format!("{url}login")]);
+    assert!(ok, "{head}");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let cookie = head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).unwrap_or("");
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    // Without trusting the certificate, curl refuses it; plain HTTP on the same port gets no page.
+    assert!(!curl(&["-o", "/dev/null", &format!("{url}login")]).0);
+    let plain = url.replacen("https://", "http://", 1);
+    let (_, body) = curl(&["-o", "-", &format!("{plain}login")]);
+    assert!(!body.contains("<form"), "{body}");
+
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let out = server.wait_with_output().unwrap();
+    assert!(out.status.success(), "stops cleanly on SIGTERM: {:?}", out.status);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("plain HTTP"), "{err}");
 }

@@ -166,6 +166,12 @@ pub enum Command {
         /// Render bags on the CPU even where there is a GPU.
         #[arg(long)]
         cpu: bool,
+        /// Serve HTTPS with the site's certificate (PEM: the chain, leaf first), with --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Training with threat image projection: reports.
     Train {
@@ -298,7 +304,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             archive::exercise(cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
         }
         Some(Command::Train { action }) => archive::train(&cli.profile, cli.data.as_deref(), action),
-        Some(Command::Web { listen, operators, site, cpu }) => {
+        Some(Command::Web { listen, operators, site, cpu, tls_cert, tls_key }) => {
             let (operators, demo_accounts) = match &operators {
                 Some(path) => {
                     let store = load_operators(path)?;
@@ -320,9 +326,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 operators,
                 demo_accounts,
                 cpu,
+                tls: tls_cert.zip(tls_key),
             };
+            let scheme = if opts.tls.is_some() { "https" } else { "http" };
             crate::web::serve(opts, |addr| {
-                println!("listening on http://{addr}/");
+                println!("listening on {scheme}://{addr}/");
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             })
         }

@@ -591,6 +591,8 @@ pub struct Options {
     pub demo_accounts: bool,
     /// Render on the CPU even where there is a GPU.
     pub cpu: bool,
+    /// HTTPS: the certificate chain and its private key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The desk over the archive in `data` (its writer), on its own thread, and the shared state.
@@ -610,28 +612,53 @@ pub fn start(o: &Options) -> anyhow::Result<(Shared, std::thread::JoinHandle<Des
         sessions: Default::default(),
         limiter: Default::default(),
         tiles: tiles::TileCache::new(o.data.clone(), renderer),
-        secure: false,
+        secure: o.tls.is_some(),
     };
     Ok((Arc::new(web), h))
 }
 
+/// The site's certificate and key as rustls serves them (ring's cryptography; HTTP/1.1).
+pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<rustls::ServerConfig> {
+    use anyhow::Context;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("TLS certificate {}", cert.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "TLS certificate {}: no certificate in it", cert.display());
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("TLS key {}", key.display()))?;
+    // ring: no aws-lc build (cmake, minutes on two cores); it lacks only the post-quantum key
+    // exchange, which tablets' browsers fall back from.
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut c = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not go together")?;
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(c)
+}
+
 /// Serve until Ctrl-C (or SIGTERM); `ready` hears the address bound (port 0: the one chosen).
 pub fn serve(o: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
-    if !o.listen.ip().is_loopback() {
+    let tls = match &o.tls {
+        Some((cert, key)) => Some(tls_config(cert, key)?),
+        None => None,
+    };
+    if tls.is_none() && !o.listen.ip().is_loopback() {
         tracing::warn!(
             "serving plain HTTP on {}: PINs and images cross the network unencrypted; configure TLS or keep it on loopback",
             o.listen
         );
         eprintln!(
-            "warning: plain HTTP on {} beyond loopback: PINs and bag images travel unencrypted",
+            "warning: plain HTTP on {} beyond loopback: PINs and bag images travel unencrypted (--tls-cert, --tls-key)",
             o.listen
         );
     }
     let (web, desk) = start(&o)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(o.listen).await?;
-        ready(listener.local_addr()?);
         let sweeper = web.clone();
         tokio::spawn(async move {
             loop {
@@ -640,7 +667,26 @@ pub fn serve(o: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
             }
         });
         let app = router(web).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        match tls {
+            None => {
+                let listener = tokio::net::TcpListener::bind(o.listen).await?;
+                ready(listener.local_addr()?);
+                axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+            }
+            Some(tls) => {
+                let listener = std::net::TcpListener::bind(o.listen)?;
+                listener.set_nonblocking(true)?;
+                ready(listener.local_addr()?);
+                let config = axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls));
+                let handle = axum_server::Handle::<SocketAddr>::new();
+                let stop = handle.clone();
+                tokio::spawn(async move {
+                    shutdown().await;
+                    stop.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+                });
+                axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(app).await?;
+            }
+        }
         anyhow::Ok(())
     })?;
     drop(rt);
