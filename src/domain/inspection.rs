@@ -850,6 +850,21 @@ impl BagRecord {
 
     /// Record `agency`'s findings at the opening (empty `items`: nothing found).
     #[allow(clippy::too_many_arguments)]
+    /// The agency, where `operator` may act for it at this bag's opening (there is one).
+    fn at_opening<'a>(
+        &self,
+        cfg: &'a InspectionConfig,
+        agency: &str,
+        operator: &Operator,
+    ) -> Result<&'a AgencyConfig, InspectionError> {
+        let a = self.agency(cfg, agency)?;
+        Self::check_operator(operator, a)?;
+        if self.opening(cfg).is_none() {
+            return Err(InspectionError::NoOpening);
+        }
+        Ok(a)
+    }
+
     /// Adds a photo taken at the opening by `operator` for `agency`. The same photo sent twice
     /// (same bytes) is one photo: the first is kept and returned.
     pub fn add_photo(
@@ -859,11 +874,7 @@ impl BagRecord {
         operator: &Operator,
         photo: Photo,
     ) -> Result<&Photo, InspectionError> {
-        let a = self.agency(cfg, agency)?;
-        Self::check_operator(operator, a)?;
-        if self.opening(cfg).is_none() {
-            return Err(InspectionError::NoOpening);
-        }
+        self.at_opening(cfg, agency, operator)?;
         if let Some(i) = self.photos.iter().position(|p| p.sha256 == photo.sha256) {
             return Ok(&self.photos[i]);
         }
@@ -883,11 +894,7 @@ impl BagRecord {
         treatment: Option<&str>,
         at_ms: u64,
     ) -> Result<&Findings, InspectionError> {
-        let a = self.agency(cfg, agency)?;
-        Self::check_operator(operator, a)?;
-        if self.opening(cfg).is_none() {
-            return Err(InspectionError::NoOpening);
-        }
+        let a = self.at_opening(cfg, agency, operator)?;
         if items.len() > MAX_FOUND_ITEMS {
             return Err(InspectionError::TooManyItems);
         }

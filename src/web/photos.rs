@@ -134,19 +134,17 @@ pub async fn get(
     State(web): State<Shared>,
     headers: HeaderMap,
     Path((id, sha)): Path<(i64, String)>,
-) -> Response {
-    if let Err(r) = session(&web, &headers) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    session(&web, &headers)?;
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return (StatusCode::BAD_REQUEST, "a photo is named by its SHA-256").into_response();
+        return Err((StatusCode::BAD_REQUEST, "a photo is named by its SHA-256").into_response());
     }
     let data = web.data.clone();
     let found = tokio::task::spawn_blocking(move || {
         crate::files::store::Store::open_read(&data).and_then(|s| s.photo(id, &sha))
     })
     .await;
-    match found {
+    Ok(match found {
         Ok(Ok(Some((mime, bytes)))) if mime == "image/jpeg" || mime == "image/png" => {
             let mut r = bytes.into_response();
             let h = r.headers_mut();
@@ -162,7 +160,7 @@ pub async fn get(
         Ok(Ok(_)) => (StatusCode::NOT_FOUND, "no such photo").into_response(),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("archive: {e}")).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    })
 }
 
 #[cfg(test)]
