@@ -848,8 +848,6 @@ impl BagRecord {
         self.findings.iter().rev().find(|f| f.agency == agency)
     }
 
-    /// Record `agency`'s findings at the opening (empty `items`: nothing found).
-    #[allow(clippy::too_many_arguments)]
     /// The agency, where `operator` may act for it at this bag's opening (there is one).
     fn at_opening<'a>(
         &self,
@@ -885,6 +883,8 @@ impl BagRecord {
         Ok(self.photos.last().expect("just pushed"))
     }
 
+    /// Record `agency`'s findings at the opening (empty `items`: nothing found).
+    #[allow(clippy::too_many_arguments)]
     pub fn record_findings(
         &mut self,
         cfg: &InspectionConfig,
