@@ -20,6 +20,7 @@ pub mod desk;
 pub mod domain;
 pub mod emulator;
 pub mod files;
+pub mod hub;
 pub mod pipeline;
 pub mod sound;
 pub mod source;

@@ -20,6 +20,7 @@ use crate::domain::view::{Preset, ViewSettings};
 use crate::pipeline::gpu;
 
 mod archive;
+mod hub;
 pub mod progress;
 mod stream;
 
@@ -104,6 +105,11 @@ pub enum Command {
     /// Serve the physics-based scanner emulator over a serial link (a pseudo-terminal or a
     /// device), with optional injected loss, corruption, noise and disconnects.
     Emulate(stream::EmulateArgs),
+    /// A scanner node of a hub: capture from a source into this machine's archive (the outbox)
+    /// and publish every whole bag to the hub's NATS JetStream, each once, whether the broker
+    /// is up or not (what waits goes out on reconnect). Runs until SIGTERM, Ctrl-C, --bags or
+    /// --seconds.
+    Node(hub::NodeArgs),
     /// Record bags from a source, headless: bag-NNNNNN.tiff (two pages) per bag, then the link's
     /// statistics (lines, bags, missing lines, CRC errors, resends).
     Capture(stream::CaptureArgs),
@@ -292,6 +298,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             stream::capture(&cli.profile, cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
         }
         Some(Command::Genicam(a)) => stream::genicam(a),
+        Some(Command::Node(a)) => {
+            hub::node(&cli.profile, cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
+        }
         Some(Command::Manpage { out }) => manpages(&out),
         Some(Command::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -349,6 +349,27 @@ pub fn capture(
     a: CaptureArgs,
     mode: super::progress::Mode,
 ) -> anyhow::Result<()> {
+    capture_with(profile_name, data, a, mode, Hooks::default())
+}
+
+/// What a command built on capture (the hub's `node`) adds to its loop.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Set (by a signal) to end the capture as `--seconds` would.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Called with the archive's id of each bag once it is committed.
+    pub archived: Option<&'a dyn Fn(i64)>,
+    /// The archive, already opened (by a caller that needs a second connection to it).
+    pub archive: Option<Store>,
+}
+
+pub fn capture_with(
+    profile_name: &str,
+    data: Option<&Path>,
+    a: CaptureArgs,
+    mode: super::progress::Mode,
+    hooks: Hooks,
+) -> anyhow::Result<()> {
     let mut url = SourceUrl::parse(&a.source)?;
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile_name))?;
     // A GigE Vision detector's blocks are kept exactly as they arrived; other sources' lines are
@@ -374,7 +395,10 @@ pub fn capture(
         (None, None) => Some(super::archive::data_dir(None)?),
         (Some(_), None) => None,
     };
-    let mut store = archive_dir.as_deref().map(Store::open).transpose()?;
+    let mut store = match hooks.archive {
+        Some(s) => Some(s),
+        None => archive_dir.as_deref().map(Store::open).transpose()?,
+    };
     if let Some(s) = &store {
         for id in &s.recovered {
             eprintln!(
@@ -429,7 +453,8 @@ pub fn capture(
         };
         store.begin_bag(&start, "capture")
     };
-    while a.bags.is_none_or(|n| written < n) && deadline.is_none_or(|d| Instant::now() < d) {
+    let stopped = || hooks.stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+    while a.bags.is_none_or(|n| written < n) && deadline.is_none_or(|d| Instant::now() < d) && !stopped() {
         let mut events = Vec::new();
         if let Ok(e) = src.events.recv_timeout(Duration::from_millis(100)) {
             events.push(e);
@@ -523,6 +548,9 @@ pub fn capture(
                 };
                 // Printed only once the bag is committed: the kill -9 harness counts on it.
                 println!("archived bag {} sha256 {}", row.id, row.scan_sha256.as_deref().unwrap_or("-"));
+                if let Some(f) = hooks.archived {
+                    f(row.id);
+                }
             }
             progress.say(&format!(
                 "bag {} ({}): {} lines, {} missing{}",

@@ -142,6 +142,15 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (bag, sha256)
     );
     "#,
+    // 5: the hub's outbox: a complete bag with no row here has not yet reached the broker.
+    r#"
+    CREATE TABLE published (
+        bag INTEGER PRIMARY KEY REFERENCES bags (id),
+        at_ms INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        stream_seq INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -870,6 +879,62 @@ impl Store {
             })
             .map_err(|e| self.e(e))?;
         rows.collect::<std::result::Result<_, _>>().map_err(|e| self.e(e))
+    }
+
+    /// The outbox: complete bags not yet acknowledged by the hub's broker, oldest first, at most
+    /// `limit` (partial bags have no scan and never leave).
+    pub fn unpublished(&self, limit: usize) -> Result<Vec<BagRow>> {
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM bags b WHERE b.state = 'complete'
+                 AND NOT EXISTS (SELECT 1 FROM published p WHERE p.bag = b.id) ORDER BY b.id LIMIT ?1",
+                prefixed_columns()
+            ))
+            .map_err(|e| self.e(e))?;
+        let rows = st.query_map([limit as i64], bag_row).map_err(|e| self.e(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.e(e))
+    }
+
+    /// The broker has acknowledged bag `bag` as message `stream_seq` on `subject` (`already`: it
+    /// held it from an earlier run that stopped before saying so here). Recorded once, with its
+    /// audit entry; a second call for the same bag changes nothing.
+    pub fn mark_published(
+        &mut self,
+        bag: i64,
+        subject: &str,
+        stream_seq: u64,
+        already: bool,
+        at_ms: u64,
+        actor: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO published (bag, at_ms, subject, stream_seq) VALUES (?1, ?2, ?3, ?4)",
+                params![bag, at_ms as i64, subject, stream_seq as i64],
+            )?;
+            if n == 1 {
+                audit::append(
+                    tx,
+                    at_ms,
+                    actor,
+                    "bag.published",
+                    Some(bag),
+                    &json!({ "subject": subject, "stream_seq": stream_seq, "found_on_broker": already }),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Where the broker holds bag `bag`: its subject and stream sequence, once published.
+    pub fn published(&self, bag: i64) -> Result<Option<(String, u64)>> {
+        self.conn
+            .query_row("SELECT subject, stream_seq FROM published WHERE bag = ?1", [bag], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+            .map_err(|e| self.e(e))
     }
 
     /// One bag's row.

@@ -105,6 +105,41 @@ fn a_finished_bag_keeps_its_scan_hashed_and_readable() {
 }
 
 #[test]
+fn the_outbox_holds_complete_bags_until_the_broker_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let a = s.begin_bag(&start(1, Some("A"), 1000), "capture").unwrap();
+    let b = s.begin_bag(&start(2, Some("B"), 1100), "capture").unwrap();
+    let c = s.begin_bag(&start(3, Some("C"), 1200), "capture").unwrap();
+    s.finish_bag(a, &frame(10, 8, 1), &calib(8), &[], false, 2000, "capture").unwrap();
+    s.finish_bag(c, &frame(10, 8, 2), &calib(8), &[], false, 2100, "capture").unwrap();
+    // b is still being scanned: not in the outbox, nor is a bag abandoned half way.
+    let ids = |s: &Store, n| s.unpublished(n).unwrap().iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&s, 10), vec![a, c], "oldest first, complete only");
+    assert_eq!(ids(&s, 1), vec![a], "at most the limit");
+    s.mark_published(a, "twinspect.bag.L1.n1.1", 7, false, 3000, "node").unwrap();
+    // Said twice (a retry after the broker's ack): one row, one audit entry.
+    s.mark_published(a, "twinspect.bag.L1.n1.1", 9, true, 3100, "node").unwrap();
+    assert_eq!(s.published(a).unwrap(), Some(("twinspect.bag.L1.n1.1".to_string(), 7)));
+    assert_eq!(s.published(c).unwrap(), None);
+    assert_eq!(ids(&s, 10), vec![c]);
+    s.abandon_bag(b, "stopped", 3200, "capture").unwrap();
+    assert_eq!(ids(&s, 10), vec![c], "a partial bag never leaves");
+    let published = audit::entries(s.connection())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "bag.published")
+        .collect::<Vec<_>>();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].bag, Some(a));
+    assert!(s.verify_audit().unwrap().ok());
+    // The outbox survives a restart.
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(ids(&s, 10), vec![c]);
+}
+
+#[test]
 fn a_bag_left_capturing_by_a_crash_is_flagged_partial_on_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(dir.path()).unwrap();
@@ -347,7 +382,8 @@ fn an_archive_of_an_older_schema_is_migrated_and_keeps_its_records() {
         // Back to version 1, as a workstation of the first release left it.
         s.connection()
             .execute_batch(
-                "DROP TABLE training; DROP TABLE findings; DROP TABLE photos; PRAGMA user_version = 1;",
+                "DROP TABLE training; DROP TABLE findings; DROP TABLE photos; DROP TABLE published;
+                 PRAGMA user_version = 1;",
             )
             .unwrap();
         id

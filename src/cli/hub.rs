@@ -1,0 +1,113 @@
+//! The hub's commands: `node` (a scanner node: capture into its own archive, which is the
+//! outbox, and publish every whole bag to the hub's NATS JetStream).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::files::store::Store;
+use crate::hub::{HubUrl, publish};
+
+/// Options of `twinspect node`.
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// Source URL, as for `capture`: synthetic://?seed=7, serial:///dev/ttyUSB0, gige://...
+    #[arg(long)]
+    pub source: String,
+    /// The hub's NATS servers: nats://HOST:PORT[,HOST:PORT...] (any of a cluster's servers).
+    #[arg(long)]
+    pub hub: String,
+    /// The sorting line (or lane) this scanner is on: part of every subject it publishes.
+    #[arg(long)]
+    pub line: String,
+    /// This node's name on the hub (default: the host's name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Stop after this many complete bags (default: until SIGTERM or Ctrl-C).
+    #[arg(long)]
+    pub bags: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Replicas of the bag stream and scan bucket if this node creates them (3 on a cluster).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
+    /// How long the broker keeps bags and their scans, in hours.
+    #[arg(long, default_value_t = 72.0)]
+    pub keep_hours: f64,
+    /// On stopping, go on publishing what waits for at most this many seconds (what is left is
+    /// published by the next run).
+    #[arg(long, default_value_t = 10.0)]
+    pub drain_seconds: f64,
+    /// Also record everything the source delivers to FILE (.tsrec).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+}
+
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name: String =
+        name.trim().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    if name.is_empty() { "node".into() } else { name.chars().take(64).collect() }
+}
+
+pub fn node(
+    profile: &str,
+    data: Option<&Path>,
+    a: NodeArgs,
+    mode: super::progress::Mode,
+) -> anyhow::Result<()> {
+    let hub = HubUrl::parse(&a.hub)?;
+    let node = a.node.clone().unwrap_or_else(host_name);
+    crate::hub::check_name("line", &a.line)?;
+    crate::hub::check_name("node", &node)?;
+    for (what, v) in [("--keep-hours", a.keep_hours), ("--drain-seconds", a.drain_seconds)] {
+        anyhow::ensure!((0.0..1e6).contains(&v), "{what} {v}: a number of hours/seconds, 0 or more");
+    }
+    let dir = super::archive::data_dir(data)?;
+    let store = Store::open(&dir).with_context(|| format!("opening the archive at {}", dir.display()))?;
+    let waiting = store.unpublished(usize::MAX >> 1)?.len();
+    let cfg = publish::Config {
+        hub: hub.clone(),
+        line: a.line.clone(),
+        node: node.clone(),
+        replicas: a.replicas as usize,
+        keep: Duration::from_secs_f64(a.keep_hours * 3600.0),
+    };
+    println!(
+        "node {node} on line {}: archive {} ({waiting} bags waiting to be published), hub {}",
+        a.line,
+        dir.display(),
+        hub.servers.join(",")
+    );
+    let publisher = publish::Publisher::start(cfg, store.second_writer()?)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let wake = |_: i64| publisher.wake();
+    let capture = super::stream::CaptureArgs {
+        source: a.source,
+        bags: a.bags,
+        seconds: a.seconds,
+        out: None,
+        raw: false,
+        record: a.record,
+    };
+    let hooks = super::stream::Hooks { stop: Some(&stop), archived: Some(&wake), archive: Some(store) };
+    let captured = super::stream::capture_with(profile, Some(&dir), capture, mode, hooks);
+    if stop.load(Ordering::Relaxed) {
+        println!("stopping: publishing what waits (at most {} s)", a.drain_seconds);
+    }
+    let report = publisher.finish(Duration::from_secs_f64(a.drain_seconds))?;
+    println!("published: {}", report.published);
+    println!("found on the hub already: {}", report.found_on_broker);
+    println!("waiting in the archive: {}", report.waiting);
+    if !report.refused.is_empty() {
+        println!("refused (scan damaged): {:?}", report.refused);
+    }
+    captured
+}

@@ -1,0 +1,385 @@
+//! A scanner node's publisher: every complete bag of the node's archive, oldest first, to the
+//! hub's JetStream, each exactly once, whatever the broker does meanwhile.
+//!
+//! The archive is the outbox. A bag is in it from the moment the capture loop commits it; the
+//! publisher puts its scan into the object store (skipped when the broker already holds the same
+//! bytes), then publishes its announcement on a subject of its own with "expected last subject
+//! sequence 0" and a message id, and only after the broker's ack records it as published in the
+//! archive (with an audit entry). A broker that is down or unreachable stops nothing but this
+//! thread: capture goes on, bags wait in the archive, and the client's reconnects bring them out.
+//! A run killed between the ack and the record finds the bag on the broker next time (the broker
+//! refuses the second announcement) and records it as found, so nothing goes twice.
+//!
+//! Owns: the publisher thread (a tokio runtime of its own), its connection, the stream and bucket
+//! set-up. Must not import: egui, wgpu, the desk, the sources.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, object_store, stream};
+
+use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, SCANS_BUCKET, STREAM, SUBJECT_ROOT, ScanRef};
+use crate::files::store::{BagRow, Store, hex_sha256};
+
+/// How a node publishes.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub hub: HubUrl,
+    pub line: String,
+    pub node: String,
+    /// Replicas of the stream and bucket when this node creates them (3 on a 3-server cluster).
+    pub replicas: usize,
+    /// How long the broker keeps bags and scans.
+    pub keep: Duration,
+}
+
+/// What the publisher did, for the node's summary.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// Bags announced by this run.
+    pub published: u64,
+    /// Bags the broker already held from an earlier run (recorded now, not sent again).
+    pub found_on_broker: u64,
+    /// Complete bags still waiting in the archive when the publisher stopped.
+    pub waiting: usize,
+    /// Bags refused for good (their scan no longer matches the archive's checksum).
+    pub refused: Vec<i64>,
+}
+
+enum Wake {
+    Bag,
+    /// Finish what is waiting, but stop at this instant.
+    Drain(Instant),
+}
+
+/// Counters the node can read while the publisher runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub published: AtomicU64,
+    pub connected: AtomicBool,
+}
+
+/// The publisher thread.
+pub struct Publisher {
+    wake: tokio::sync::mpsc::Sender<Wake>,
+    thread: std::thread::JoinHandle<anyhow::Result<Report>>,
+    pub progress: Arc<Progress>,
+}
+
+impl Publisher {
+    /// Start publishing from `store` (a connection of its own: `Store::second_writer`).
+    pub fn start(cfg: Config, store: Store) -> anyhow::Result<Publisher> {
+        super::check_name("line", &cfg.line)?;
+        super::check_name("node", &cfg.node)?;
+        let (wake, rx) = tokio::sync::mpsc::channel(64);
+        let progress = Arc::new(Progress::default());
+        let p = progress.clone();
+        let thread = std::thread::Builder::new().name("hub-publisher".into()).spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(run(cfg, store, rx, p))
+        })?;
+        Ok(Publisher { wake, thread, progress })
+    }
+
+    /// A bag has been archived: publish it now rather than at the next look (a hint; never blocks).
+    pub fn wake(&self) {
+        let _ = self.wake.try_send(Wake::Bag);
+    }
+
+    /// Publish what is waiting for at most `limit`, then stop; what is left stays in the archive
+    /// for the next run.
+    pub fn finish(self, limit: Duration) -> anyhow::Result<Report> {
+        let _ = self.wake.blocking_send(Wake::Drain(Instant::now() + limit));
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(_) => anyhow::bail!("the hub publisher panicked"),
+        }
+    }
+}
+
+/// Outcome of one attempt at a bag.
+enum Attempt {
+    Published(u64),
+    Found(u64),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PublishFailure {
+    /// The bag cannot go (its scan changed behind the archive's back): never retried.
+    #[error("{0}")]
+    Refused(String),
+    /// The broker or the archive failed this time: retried.
+    #[error("{0}")]
+    Retry(String),
+}
+
+fn retry(e: impl std::fmt::Display) -> PublishFailure {
+    PublishFailure::Retry(e.to_string())
+}
+
+async fn run(
+    cfg: Config,
+    mut store: Store,
+    mut wake: tokio::sync::mpsc::Receiver<Wake>,
+    progress: Arc<Progress>,
+) -> anyhow::Result<Report> {
+    let actor = format!("node:{}", cfg.node);
+    let p = progress.clone();
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("twinspect node {} line {}", cfg.node, cfg.line))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Some(Duration::from_secs(5)))
+        .event_callback(move |ev| {
+            let p = p.clone();
+            async move {
+                match ev {
+                    async_nats::Event::Connected => {
+                        p.connected.store(true, Ordering::Relaxed);
+                        eprintln!("hub: connected");
+                    }
+                    async_nats::Event::Disconnected => {
+                        p.connected.store(false, Ordering::Relaxed);
+                        eprintln!("hub: disconnected; bags wait in the archive");
+                    }
+                    async_nats::Event::ClientError(e) => tracing::debug!("hub: {e}"),
+                    other => tracing::warn!("hub: {other}"),
+                }
+            }
+        })
+        .connect(cfg.hub.servers.clone())
+        .await?;
+    let js = jetstream::new(client);
+    let mut report = Report::default();
+    let mut drain: Option<Instant> = None;
+    let mut refused: HashSet<i64> = HashSet::new();
+    let mut said: HashMap<i64, String> = HashMap::new();
+    let mut backoff = Duration::from_millis(200);
+    let mut ready: Option<(stream::Stream, object_store::ObjectStore)> = None;
+    loop {
+        let past_deadline = drain.is_some_and(|d| Instant::now() >= d);
+        if past_deadline {
+            break;
+        }
+        // What waits (refused bags skipped; there are few).
+        let waiting: Vec<BagRow> = store
+            .unpublished(64 + refused.len())?
+            .into_iter()
+            .filter(|r| !refused.contains(&r.id))
+            .take(64)
+            .collect();
+        if waiting.is_empty() {
+            if drain.is_some() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_secs(1), wake.recv()).await {
+                Ok(Some(Wake::Drain(d))) => drain = Some(d),
+                Ok(Some(Wake::Bag)) | Err(_) => {}
+                Ok(None) => drain = Some(Instant::now()),
+            }
+            continue;
+        }
+        let mut failed = false;
+        if ready.is_none() {
+            match set_up(&js, &cfg).await {
+                Ok(r) => ready = Some(r),
+                Err(e) => {
+                    if said.insert(0, e.to_string()).as_deref() != Some(&e.to_string()) {
+                        eprintln!("hub: not ready ({e}); bags wait in the archive");
+                    }
+                    failed = true;
+                }
+            }
+        }
+        if let Some((bags, scans)) = &ready {
+            for row in waiting {
+                if drain.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                match publish_one(&js, bags, scans, &store, &cfg, &row).await {
+                    Ok(attempt) => {
+                        let (seq, already) = match attempt {
+                            Attempt::Published(s) => (s, false),
+                            Attempt::Found(s) => (s, true),
+                        };
+                        let subject = super::bag_subject(&cfg.line, &cfg.node, row.id);
+                        store.mark_published(row.id, &subject, seq, already, crate::unix_ms(), &actor)?;
+                        if already {
+                            report.found_on_broker += 1;
+                            println!("bag {} was already on the hub as {STREAM} #{seq}; recorded", row.id);
+                        } else {
+                            report.published += 1;
+                            progress.published.fetch_add(1, Ordering::Relaxed);
+                            println!("published bag {} as {STREAM} #{seq}", row.id);
+                        }
+                        said.remove(&row.id);
+                        backoff = Duration::from_millis(200);
+                    }
+                    Err(PublishFailure::Refused(why)) => {
+                        eprintln!("hub: bag {} not published: {why}", row.id);
+                        tracing::error!(bag = row.id, "not published: {why}");
+                        refused.insert(row.id);
+                    }
+                    Err(PublishFailure::Retry(why)) => {
+                        if said.insert(row.id, why.clone()).as_deref() != Some(&why) {
+                            eprintln!("hub: bag {} waits ({why})", row.id);
+                        }
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if failed {
+            // Wait before the next try, but hear a drain order meanwhile.
+            let until = Instant::now() + backoff;
+            let until = drain.map_or(until, |d| until.min(d));
+            if let Ok(Some(Wake::Drain(d))) =
+                tokio::time::timeout(until.saturating_duration_since(Instant::now()), wake.recv()).await
+            {
+                drain = Some(d);
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+    report.waiting =
+        store.unpublished(usize::MAX >> 1)?.into_iter().filter(|r| !refused.contains(&r.id)).count();
+    report.refused = refused.into_iter().collect();
+    report.refused.sort();
+    Ok(report)
+}
+
+/// The stream and the bucket, created when this is the first node (same settings from every
+/// node, so creating twice is harmless).
+async fn set_up(
+    js: &jetstream::Context,
+    cfg: &Config,
+) -> Result<(stream::Stream, object_store::ObjectStore), async_nats::Error> {
+    let bags = js
+        .get_or_create_stream(stream::Config {
+            name: STREAM.into(),
+            subjects: vec![format!("{SUBJECT_ROOT}.>")],
+            max_age: cfg.keep,
+            num_replicas: cfg.replicas,
+            duplicate_window: Duration::from_secs(120),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    let scans = match js.get_object_store(SCANS_BUCKET).await {
+        Ok(s) => s,
+        Err(_) => {
+            js.create_object_store(object_store::Config {
+                bucket: SCANS_BUCKET.into(),
+                description: Some("Twinspect scans (two-page 16-bit TIFF), named line/node/bag".into()),
+                max_age: cfg.keep,
+                num_replicas: cfg.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await?
+        }
+    };
+    Ok((bags, scans))
+}
+
+async fn publish_one(
+    js: &jetstream::Context,
+    bags: &stream::Stream,
+    scans: &object_store::ObjectStore,
+    store: &Store,
+    cfg: &Config,
+    row: &BagRow,
+) -> Result<Attempt, PublishFailure> {
+    let (line, node) = (&cfg.line, &cfg.node);
+    let (Some(file), Some(sha), Some(lines), Some(ended)) =
+        (&row.scan_file, &row.scan_sha256, row.lines, row.ended_ms)
+    else {
+        return Err(PublishFailure::Refused("the archive holds no scan for it".into()));
+    };
+    let path = store.dir().join(file);
+    let bytes = std::fs::read(&path).map_err(|e| retry(format!("reading {}: {e}", path.display())))?;
+    if hex_sha256(&bytes) != *sha {
+        return Err(PublishFailure::Refused(format!(
+            "{} no longer matches the SHA-256 the archive recorded",
+            path.display()
+        )));
+    }
+    let c = store.calibration(row.id).map_err(|e| PublishFailure::Refused(e.to_string()))?;
+    let object = super::scan_object(line, node, row.id);
+    let announcement = BagAnnouncement {
+        format: FORMAT,
+        line: line.clone(),
+        node: node.clone(),
+        bag: row.id,
+        scanner_bag: row.scanner_bag,
+        item_id: row.item_id.clone(),
+        profile: row.profile.clone(),
+        source: row.source.clone(),
+        channels: row.channels,
+        lines,
+        missing_rows: row.missing_rows.clone(),
+        truncated: row.truncated,
+        started_ms: row.started_ms,
+        ended_ms: ended,
+        calibration: CalibrationMsg {
+            dark_low: c.dark_low,
+            dark_high: c.dark_high,
+            air_low: c.air_low,
+            air_high: c.air_high,
+            full_scale: c.full_scale,
+        },
+        scan: ScanRef {
+            bucket: SCANS_BUCKET.into(),
+            object: object.clone(),
+            bytes: bytes.len() as u64,
+            sha256: sha.clone(),
+            format: "tiff-u16-2page".into(),
+        },
+    };
+    let body = serde_json::to_vec(&announcement).map_err(retry)?;
+    if body.len() > super::MAX_ANNOUNCEMENT {
+        return Err(PublishFailure::Refused(format!("its announcement is {} bytes", body.len())));
+    }
+    // The scan first, so a station never reads an announcement whose scan is not there yet.
+    let held = match scans.info(&object).await {
+        Ok(info) => !info.deleted && info.size == bytes.len() && info.metadata.get("sha256") == Some(sha),
+        Err(_) => false,
+    };
+    if !held {
+        let meta = object_store::ObjectMetadata {
+            name: object.clone(),
+            description: Some(format!("line {line} node {node} bag {}", row.id)),
+            metadata: HashMap::from([("sha256".to_string(), sha.clone())]),
+            ..Default::default()
+        };
+        scans.put(meta, &mut bytes.as_slice()).await.map_err(|e| retry(format!("scan: {e}")))?;
+    }
+    let subject = super::bag_subject(line, node, row.id);
+    let msg = PublishMessage::build()
+        .payload(body.into())
+        .message_id(super::message_id(line, node, row.id))
+        .expected_last_subject_sequence(0);
+    let ack = js.send_publish(subject.clone(), msg).await.map_err(retry)?.await;
+    match ack {
+        Ok(a) if a.duplicate => Ok(Attempt::Found(a.sequence)),
+        Ok(a) => Ok(Attempt::Published(a.sequence)),
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+            // Already there from a run that stopped before recording it: take its sequence, after
+            // checking it is this bag's announcement and not someone else's on our subject.
+            let m = bags.get_last_raw_message_by_subject(&subject).await.map_err(retry)?;
+            let theirs = BagAnnouncement::decode(&m.payload).map_err(PublishFailure::Refused)?;
+            if theirs.scan.sha256 != *sha || theirs.bag != row.id {
+                return Err(PublishFailure::Refused(format!(
+                    "the hub already holds a different bag on {subject} (#{})",
+                    m.sequence
+                )));
+            }
+            Ok(Attempt::Found(m.sequence))
+        }
+        Err(e) => Err(retry(format!("announcement: {e}"))),
+    }
+}

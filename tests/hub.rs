@@ -1,0 +1,295 @@
+//! The hub's scanner node against a real NATS server (Debian's nats-server, JetStream on, on
+//! loopback): every archived bag reaches the broker once, with its scan, through a broker that
+//! is down at the start and killed in the middle; a bag the broker already holds is recorded,
+//! not sent again; bad options are refused before anything starts.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::twinspect;
+use twinspect::files::store::{BagState, Store, hex_sha256};
+use twinspect::hub::{BagAnnouncement, SCANS_BUCKET, STREAM};
+
+/// A nats-server with JetStream on 127.0.0.1, its store in `dir`; killed on drop.
+struct Nats {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Nats {
+    fn start(port: u16, dir: &Path) -> Nats {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian's nats-server package; .ci/test installs it)");
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "nats-server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nats { child, port, dir: dir.to_path_buf() }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Killed as a crash would (SIGKILL: no clean shutdown of its store).
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `twinspect node`, its output lines on a channel.
+struct Node {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Node {
+    fn start(data: &Path, hub: &str, args: &[&str]) -> Node {
+        let mut child = twinspect()
+            .arg("--quiet")
+            .arg("--data")
+            .arg(data)
+            .args(["node", "--hub", hub, "--line", "L1", "--node", "n1"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded: a node that says more than the test reads waits on its pipe (it says little).
+        let (tx, lines) = mpsc::sync_channel(4096);
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        Node { child, lines, seen: Vec::new() }
+    }
+
+    /// Wait for a line containing `what`; fails the test with everything said so far.
+    fn wait_for(&mut self, what: &str, limit: Duration) -> String {
+        let t0 = Instant::now();
+        if let Some(l) = self.seen.iter().find(|l| l.contains(what)) {
+            return l.clone();
+        }
+        while t0.elapsed() < limit {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(l.clone());
+                if l.contains(what) {
+                    return l;
+                }
+            }
+        }
+        panic!("no {what:?} within {limit:?}; the node said:\n{}", self.seen.join("\n"));
+    }
+
+    fn count(&mut self, what: &str) -> usize {
+        self.seen.extend(self.lines.try_iter());
+        self.seen.iter().filter(|l| l.contains(what)).count()
+    }
+
+    /// SIGTERM, then the exit status and everything it said.
+    fn stop(self) -> (bool, String) {
+        // SAFETY: signalling a child this test started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.wait()
+    }
+
+    fn wait(mut self) -> (bool, String) {
+        let ok = self.child.wait().unwrap().success();
+        // The reader threads end with the process's pipes.
+        std::thread::sleep(Duration::from_millis(100));
+        self.seen.extend(self.lines.try_iter());
+        (ok, self.seen.join("\n"))
+    }
+}
+
+fn summary(out: &str, name: &str) -> u64 {
+    common::stat(out, name)
+}
+
+/// What the broker holds: each bag's announcement by subject (every message of the stream, in
+/// order), and the scans' bytes by object name.
+struct Held {
+    messages: Vec<(String, u64, BagAnnouncement)>,
+    scans: HashMap<String, Vec<u8>>,
+}
+
+fn broker_contents(url: &str) -> Held {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use tokio::io::AsyncReadExt;
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(STREAM).await.unwrap();
+        let info = stream.info().await.unwrap().clone();
+        let mut messages = Vec::new();
+        for seq in info.state.first_sequence..=info.state.last_sequence {
+            let m = stream.get_raw_message(seq).await.unwrap();
+            let a = BagAnnouncement::decode(&m.payload).unwrap();
+            messages.push((m.subject.to_string(), m.sequence, a));
+        }
+        let bucket = js.get_object_store(SCANS_BUCKET).await.unwrap();
+        let mut scans = HashMap::new();
+        for (_, _, a) in &messages {
+            let mut obj = bucket.get(&a.scan.object).await.unwrap();
+            let mut bytes = Vec::new();
+            obj.read_to_end(&mut bytes).await.unwrap();
+            scans.insert(a.scan.object.clone(), bytes);
+        }
+        Held { messages, scans }
+    })
+}
+
+/// Every complete bag of the archive is on the broker exactly once, as the archive holds it
+/// (scan bytes, tag, lines, calibration), and the archive knows each one's stream sequence.
+fn assert_broker_holds_the_archive(data: &Path, held: &Held) {
+    let store = Store::open_read(data).unwrap();
+    let rows = store.bags(&Default::default()).unwrap();
+    let complete: Vec<_> = rows.iter().filter(|r| r.state == BagState::Complete).collect();
+    assert!(!complete.is_empty());
+    let mut by_subject: BTreeMap<&str, usize> = BTreeMap::new();
+    for (s, _, _) in &held.messages {
+        *by_subject.entry(s).or_default() += 1;
+    }
+    assert!(by_subject.values().all(|&n| n == 1), "a subject twice: {by_subject:?}");
+    assert_eq!(held.messages.len(), complete.len(), "one message per complete bag");
+    for r in complete {
+        let subject = format!("twinspect.bag.L1.n1.{}", r.id);
+        let (_, seq, a) = held
+            .messages
+            .iter()
+            .find(|(s, _, _)| *s == subject)
+            .unwrap_or_else(|| panic!("bag {} not on the broker", r.id));
+        assert_eq!(store.published(r.id).unwrap(), Some((subject.clone(), *seq)), "bag {}", r.id);
+        assert_eq!((a.bag, a.item_id.as_deref(), Some(a.lines)), (r.id, r.item_id.as_deref(), r.lines));
+        assert_eq!((a.line.as_str(), a.node.as_str(), a.channels), ("L1", "n1", r.channels));
+        let file = std::fs::read(data.join(r.scan_file.as_ref().unwrap())).unwrap();
+        let scan = &held.scans[&a.scan.object];
+        assert_eq!(scan.len(), file.len());
+        assert!(scan == &file, "bag {}: the broker's scan differs from the archive's", r.id);
+        assert_eq!(hex_sha256(scan), a.scan.sha256);
+        assert_eq!(a.scan.sha256, r.scan_sha256.clone().unwrap());
+        let cal = store.calibration(r.id).unwrap();
+        assert_eq!(a.calibration.air_high, cal.air_high);
+    }
+    assert!(store.verify_audit().unwrap().ok());
+}
+
+#[test]
+fn a_node_keeps_scanning_while_the_broker_is_down_and_publishes_every_bag_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    // The broker is not there when the node starts: it scans and archives anyway.
+    let mut node = Node::start(&data, &url, &["--source", "synthetic://?seed=11&speed=4"]);
+    node.wait_for("archived bag 1 ", Duration::from_secs(60));
+    node.wait_for("archived bag 2 ", Duration::from_secs(60));
+    assert_eq!(node.count("published bag"), 0);
+    // The broker comes: what waited goes out, oldest first.
+    let mut nats = Nats::start(port, &tmp.path().join("js"));
+    node.wait_for("published bag 1 ", Duration::from_secs(30));
+    node.wait_for("published bag 2 ", Duration::from_secs(30));
+    // The broker dies (SIGKILL) while bags keep coming; then it comes back on its own store.
+    nats.kill();
+    let archived = node.count("archived bag");
+    node.wait_for(&format!("archived bag {} ", archived + 1), Duration::from_secs(60));
+    let nats = Nats::start(port, &nats.dir.clone());
+    node.wait_for(&format!("published bag {} ", archived + 1), Duration::from_secs(30));
+    let (ok, out) = node.stop();
+    assert!(ok, "{out}");
+    assert_eq!(summary(&out, "waiting in the archive"), 0, "{out}");
+    let held = broker_contents(&nats.url());
+    assert_broker_holds_the_archive(&data, &held);
+    assert!(held.messages.len() > archived, "{out}");
+}
+
+#[test]
+fn a_bag_the_broker_already_holds_is_recorded_not_sent_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let nats = Nats::start(free_port(), &tmp.path().join("js"));
+    let node = Node::start(&data, &nats.url(), &["--source", "synthetic://?seed=12&speed=20", "--bags", "2"]);
+    let (ok, out) = node.wait();
+    assert!(ok, "{out}");
+    assert_eq!((summary(&out, "published"), summary(&out, "waiting in the archive")), (2, 0), "{out}");
+    // A node killed after the broker's ack but before its archive said so: the record is gone.
+    {
+        let s = Store::open(&data).unwrap();
+        s.connection().execute("DELETE FROM published WHERE bag = 2", []).unwrap();
+        assert_eq!(s.unpublished(10).unwrap().len(), 1);
+    }
+    let node = Node::start(&data, &nats.url(), &["--source", "synthetic://?seed=13&speed=20", "--bags", "1"]);
+    let (ok, out) = node.wait();
+    assert!(ok, "{out}");
+    assert!(out.contains("bag 2 was already on the hub"), "{out}");
+    assert_eq!(summary(&out, "published"), 1, "only the new bag: {out}");
+    assert_eq!(summary(&out, "found on the hub already"), 1, "{out}");
+    let held = broker_contents(&nats.url());
+    assert_eq!(held.messages.len(), 3);
+    assert_broker_holds_the_archive(&data, &held);
+    let s = Store::open_read(&data).unwrap();
+    let found: Vec<_> = twinspect::files::store::audit::entries(s.connection())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "bag.published" && e.detail.contains("\"found_on_broker\":true"))
+        .collect();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].bag, Some(2));
+}
+
+#[test]
+fn bad_hub_options_are_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for (args, says) in [
+        (vec!["--hub", "http://127.0.0.1:4222", "--line", "L1"], "nats://HOST:PORT"),
+        (vec!["--hub", "nats://127.0.0.1", "--line", "L1"], "nats://HOST:PORT"),
+        (vec!["--hub", "nats://127.0.0.1:4222", "--line", "a.>"], "line \"a.>\""),
+        (vec!["--hub", "nats://127.0.0.1:4222", "--line", "L1", "--node", "n 1"], "node \"n 1\""),
+        (vec!["--hub", "nats://127.0.0.1:4222", "--line", "L1", "--keep-hours=-1"], "--keep-hours"),
+    ] {
+        let (ok, out, err) = common::run(
+            twinspect()
+                .arg("--data")
+                .arg(&data)
+                .arg("node")
+                .args(["--source", "synthetic://?seed=1", "--bags", "1"])
+                .args(&args),
+        );
+        assert!(!ok, "{args:?} accepted: {out}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(!data.join("archive.sqlite").exists(), "nothing was started");
+}
