@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::twinspect;
 use twinspect::files::store::{BagState, Store, hex_sha256};
-use twinspect::hub::{BagAnnouncement, SCANS_BUCKET, STREAM};
+use twinspect::hub::{BagAnnouncement, DECISIONS, DecisionMsg, SCANS_BUCKET, STREAM};
 
 /// A nats-server with JetStream on 127.0.0.1, its store in `dir`; killed on drop.
 struct Nats {
@@ -61,7 +61,7 @@ impl Drop for Nats {
     }
 }
 
-/// A running `twinspect node`, its output lines on a channel.
+/// A running `twinspect node` or `bot`, its output lines on a channel.
 struct Node {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -70,17 +70,22 @@ struct Node {
 
 impl Node {
     fn start(data: &Path, hub: &str, args: &[&str]) -> Node {
-        let mut child = twinspect()
-            .arg("--quiet")
-            .arg("--data")
-            .arg(data)
-            .args(["node", "--hub", hub, "--line", "L1", "--node", "n1"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Bounded: a node that says more than the test reads waits on its pipe (it says little).
+        let mut c = twinspect();
+        c.arg("--quiet").arg("--data").arg(data);
+        c.args(["node", "--hub", hub, "--line", "L1", "--node", "n1"]).args(args);
+        Node::spawn(c)
+    }
+
+    /// `twinspect bot --hub HUB ARGS`.
+    fn bot(hub: &str, args: &[&str]) -> Node {
+        let mut c = twinspect();
+        c.args(["bot", "--hub", hub]).args(args);
+        Node::spawn(c)
+    }
+
+    fn spawn(mut c: Command) -> Node {
+        let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // Bounded: a process that says more than the test reads waits on its pipe (it says little).
         let (tx, lines) = mpsc::sync_channel(4096);
         for out in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -123,6 +128,12 @@ impl Node {
         // SAFETY: signalling a child this test started.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.wait()
+    }
+
+    /// Killed as a crash would.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn wait(mut self) -> (bool, String) {
@@ -292,4 +303,122 @@ fn bad_hub_options_are_refused_before_anything_starts() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
     assert!(!data.join("archive.sqlite").exists(), "nothing was started");
+    // A bot for an agency the site does not have, or with another agency's code: refused with
+    // what the site has (no broker needed to say so).
+    for (args, says) in [
+        (["--agency", "police", "--decide", "release"], "customs, quarantine"),
+        (["--agency", "customs", "--decide", "treat"], "customs's codes are release, open"),
+    ] {
+        let (ok, _, err) = common::run(twinspect().args(["bot", "--hub", "nats://127.0.0.1:1"]).args(args));
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+}
+
+/// Every decision on the broker, in order.
+fn decisions(url: &str) -> Vec<(String, DecisionMsg)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let Ok(mut stream) = js.get_stream(DECISIONS).await else { return Vec::new() };
+        let state = stream.info().await.unwrap().state.clone();
+        let mut out = Vec::new();
+        for seq in state.first_sequence..=state.last_sequence {
+            if state.messages == 0 {
+                break;
+            }
+            let m = stream.get_raw_message(seq).await.unwrap();
+            out.push((m.subject.to_string(), serde_json::from_slice(&m.payload).unwrap()));
+        }
+        out
+    })
+}
+
+/// Publish raw bytes on a subject, as a forger or a broken node would.
+fn publish_raw(url: &str, subject: &str, payload: Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.publish(subject.to_string(), payload.into()).await.unwrap().await.unwrap();
+    })
+}
+
+#[test]
+fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_bags_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let nats = Nats::start(free_port(), &tmp.path().join("js"));
+    let url = nats.url();
+    let (ok, out) =
+        Node::start(&data, &url, &["--source", "synthetic://?seed=21&speed=20", "--bags", "4"]).wait();
+    assert!(ok, "{out}");
+    // Three bad messages after the four bags: a scan that does not match its announced
+    // checksum (a real announcement with another SHA-256), a cut-short announcement, and one
+    // far over the size limit.
+    let held = broker_contents(&url);
+    let mut tampered = held.messages[0].2.clone();
+    tampered.scan.sha256 = "0".repeat(64);
+    publish_raw(&url, &held.messages[0].0, serde_json::to_vec(&tampered).unwrap());
+    publish_raw(&url, "twinspect.bag.L1.evil.7", b"{\"format\":1,\"line\":".to_vec());
+    publish_raw(&url, "twinspect.bag.L1.evil.8", vec![b' '; 600 * 1024]);
+
+    // Customs' first station takes bag 1, holds it (a long look) and dies.
+    let hold = ["--hold-seconds", "2"];
+    let mut c1 = Node::bot(
+        &url,
+        &[&["--agency", "customs", "--decide", "open", "--name", "c1", "--think-ms", "60000"][..], &hold]
+            .concat(),
+    );
+    c1.wait_for("took bag L1.n1.1 ", Duration::from_secs(30));
+    // Held past the hold time by progress acks: nobody else gets it meanwhile.
+    let c2 = Node::bot(
+        &url,
+        &[&["--agency", "customs", "--decide", "release", "--name", "c2", "--think-ms", "50"][..], &hold]
+            .concat(),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    c1.kill();
+    let q1 = Node::bot(
+        &url,
+        &[&["--agency", "quarantine", "--decide", "release", "--name", "q1"][..], &hold].concat(),
+    );
+    let t0 = Instant::now();
+    while decisions(&url).len() < 8 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "decisions: {:?}", decisions(&url));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok2, out2) = c2.stop();
+    let (okq, outq) = q1.stop();
+    assert!(ok2 && okq, "{out2}\n{outq}");
+    let all = decisions(&url);
+    assert_eq!(all.len(), 8, "{all:?}");
+    let mut per: BTreeMap<(String, i64), Vec<&DecisionMsg>> = BTreeMap::new();
+    for (subject, d) in &all {
+        assert_eq!(subject, &format!("twinspect.decision.{}.L1.n1.{}", d.agency, d.bag));
+        per.entry((d.agency.clone(), d.bag)).or_default().push(d);
+    }
+    for agency in ["customs", "quarantine"] {
+        for bag in 1..=4 {
+            let ds = &per[&(agency.to_string(), bag)];
+            assert_eq!(ds.len(), 1, "{agency} bag {bag}: {ds:?}");
+            assert_eq!(ds[0].level, "L2");
+        }
+    }
+    // Bag 1 went to c2 after c1 died, as its second delivery; c1 decided nothing.
+    let b1 = per[&("customs".to_string(), 1)][0];
+    assert_eq!((b1.station.as_str(), b1.code.as_str()), ("c2", "release"));
+    assert!(out2.contains("took bag L1.n1.1 (delivery 2"), "{out2}");
+    assert!(all.iter().all(|(_, d)| d.station != "c1"));
+    // The bad messages were refused by each agency, once (terminated, not delivered again).
+    for out in [&out2, &outq] {
+        assert_eq!(common::stat(out, "refused"), 3, "{out}");
+        assert!(out.contains("SHA-256"), "{out}");
+        assert!(out.contains("limit"), "{out}");
+    }
+    // The scans the decisions were taken on are the archive's.
+    let store = Store::open_read(&data).unwrap();
+    for (_, d) in &all {
+        assert_eq!(Some(d.scan_sha256.clone()), store.bag(d.bag).unwrap().scan_sha256);
+    }
 }

@@ -1,5 +1,6 @@
 //! The hub's commands: `node` (a scanner node: capture into its own archive, which is the
-//! outbox, and publish every whole bag to the hub's NATS JetStream).
+//! outbox, and publish every whole bag to the hub's NATS JetStream) and `bot` (a screening
+//! station that decides by itself, for load tests and demos).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,4 +111,128 @@ pub fn node(
         println!("refused (scan damaged): {:?}", report.refused);
     }
     captured
+}
+
+/// Options of `twinspect bot`.
+#[derive(clap::Args, Debug)]
+pub struct BotArgs {
+    /// The hub's NATS servers: nats://HOST:PORT[,HOST:PORT...].
+    #[arg(long)]
+    pub hub: String,
+    /// The agency it screens for (an agency of the site).
+    #[arg(long)]
+    pub agency: String,
+    /// The decision code it gives every bag (one of the agency's codes).
+    #[arg(long)]
+    pub decide: String,
+    /// How long it looks at each bag, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub think_ms: u64,
+    /// Its station name (default: bot-<agency>-<process id>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The site (agencies and their codes), as for `run`.
+    #[arg(long)]
+    pub site: Option<PathBuf>,
+    /// A bag neither decided nor held this long goes to another station (the agency's consumer
+    /// keeps what its first station set).
+    #[arg(long, default_value_t = 30.0)]
+    pub hold_seconds: f64,
+    /// Stop after deciding this many bags (default: until SIGTERM or Ctrl-C).
+    #[arg(long)]
+    pub bags: Option<u64>,
+}
+
+pub fn bot(a: BotArgs) -> anyhow::Result<()> {
+    use crate::hub::station::{Decided, Next, Station, StationConfig};
+    let hub = HubUrl::parse(&a.hub)?;
+    let site = super::load_site(a.site.as_deref())?;
+    let Some(agency) = site.agency(&a.agency) else {
+        let known: Vec<&str> = site.agencies.iter().map(|g| g.id.as_str()).collect();
+        anyhow::bail!("--agency {}: the site's agencies are {}", a.agency, known.join(", "));
+    };
+    if agency.decision(&a.decide).is_none() {
+        let known: Vec<&str> = agency.decisions.iter().map(|d| d.code.as_str()).collect();
+        anyhow::bail!("--decide {}: {}'s codes are {}", a.decide, a.agency, known.join(", "));
+    }
+    anyhow::ensure!(
+        (0.5..=3600.0).contains(&a.hold_seconds),
+        "--hold-seconds {}: from 0.5 to 3600",
+        a.hold_seconds
+    );
+    let name = a.name.clone().unwrap_or_else(|| format!("bot-{}-{}", a.agency, std::process::id()));
+    crate::hub::check_name("agency", &a.agency)?;
+    crate::hub::check_name("station", &name)?;
+    let hold = Duration::from_secs_f64(a.hold_seconds);
+    let cfg = StationConfig {
+        hub,
+        agency: a.agency.clone(),
+        station: name.clone(),
+        hold,
+        max_deliver: 10,
+        replicas: 1,
+        keep: Duration::from_secs(72 * 3600),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let stopped = || stop.load(Ordering::Relaxed);
+    let operator = format!("bot:{name}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let station = Station::connect(cfg).await.map_err(|e| anyhow::anyhow!("hub: {e}"))?;
+        println!("station {name} screening for {} on {}", a.agency, a.hub);
+        let (mut decided, mut elsewhere, mut refused) = (0u64, 0u64, 0u64);
+        while !stopped() && a.bags.is_none_or(|n| decided < n) {
+            let t = match station.next(Duration::from_millis(500)).await {
+                Ok(Next::Bag(t)) => t,
+                Ok(Next::Nothing) => continue,
+                Ok(Next::Refused { subject, why }) => {
+                    refused += 1;
+                    eprintln!("refused {subject}: {why}");
+                    continue;
+                }
+                Err(e) => {
+                    eprintln!("hub: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let id = format!("{}.{}.{}", t.bag.line, t.bag.node, t.bag.bag);
+            println!("took bag {id} (delivery {}, {} lines)", t.delivery, t.bag.lines);
+            // Looking: held by progress acks at a third of the hold time.
+            let until = t.taken + Duration::from_millis(a.think_ms);
+            let mut next_hold = t.taken + hold / 3;
+            while std::time::Instant::now() < until && !stopped() {
+                if std::time::Instant::now() >= next_hold {
+                    if let Err(e) = station.hold(&t).await {
+                        eprintln!("hub: holding bag {id}: {e}");
+                    }
+                    next_hold += hold / 3;
+                }
+                tokio::time::sleep(Duration::from_millis(50).min(until - std::time::Instant::now())).await;
+            }
+            if stopped() && std::time::Instant::now() < until {
+                let _ = station.hand_back(*t).await;
+                println!("handed bag {id} back");
+                break;
+            }
+            match station.decide(*t, &a.decide, &operator, "L2", None).await {
+                Ok(Decided::Recorded(seq)) => {
+                    decided += 1;
+                    println!("decided bag {id} {} as {} #{seq}", a.decide, crate::hub::DECISIONS);
+                }
+                Ok(Decided::Elsewhere(seq)) => {
+                    elsewhere += 1;
+                    println!("bag {id} was decided elsewhere (#{seq})");
+                }
+                Err(e) => eprintln!("hub: deciding bag {id}: {e}"),
+            }
+        }
+        println!("decided: {decided}");
+        println!("decided elsewhere first: {elsewhere}");
+        println!("refused: {refused}");
+        Ok(())
+    })
 }

@@ -110,6 +110,9 @@ pub enum Command {
     /// is up or not (what waits goes out on reconnect). Runs until SIGTERM, Ctrl-C, --bags or
     /// --seconds.
     Node(hub::NodeArgs),
+    /// A screening bot of a hub, for load tests and demos: takes the next bag for its agency
+    /// as a station does, looks for --think-ms, and gives every bag the same decision.
+    Bot(hub::BotArgs),
     /// Record bags from a source, headless: bag-NNNNNN.tiff (two pages) per bag, then the link's
     /// statistics (lines, bags, missing lines, CRC errors, resends).
     Capture(stream::CaptureArgs),
@@ -298,6 +301,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             stream::capture(&cli.profile, cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
         }
         Some(Command::Genicam(a)) => stream::genicam(a),
+        Some(Command::Bot(a)) => hub::bot(a),
         Some(Command::Node(a)) => {
             hub::node(&cli.profile, cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
         }
@@ -713,7 +717,7 @@ struct WorkstationFiles<'a> {
 }
 
 /// The site's agencies and policy: from its file, or customs and quarantine.
-fn load_site(site: Option<&Path>) -> anyhow::Result<crate::domain::inspection::InspectionConfig> {
+pub(crate) fn load_site(site: Option<&Path>) -> anyhow::Result<crate::domain::inspection::InspectionConfig> {
     let Some(path) = site else { return Ok(crate::domain::inspection::InspectionConfig::default()) };
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     crate::domain::inspection::InspectionConfig::from_toml(&text)

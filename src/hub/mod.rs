@@ -10,6 +10,7 @@
 //! the publisher reads the archive as its outbox).
 
 pub mod publish;
+pub mod station;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,40 @@ pub fn scan_object(line: &str, node: &str, bag: i64) -> String {
 /// The message id the broker's duplicate window also checks.
 pub fn message_id(line: &str, node: &str, bag: i64) -> String {
     format!("{line}.{node}.{bag}")
+}
+
+/// The stream of every agency's decisions on hub bags.
+pub const DECISIONS: &str = "TWINSPECT_DECISIONS";
+/// Subjects of the decision stream: `twinspect.decision.<agency>.<line>.<node>.<bag>`.
+pub const DECISION_ROOT: &str = "twinspect.decision";
+
+/// The subject of one agency's decision on one bag: the broker keeps the first and refuses any
+/// other (a station that held a bag too long and a second station that got it meanwhile cannot
+/// both decide it).
+pub fn decision_subject(agency: &str, line: &str, node: &str, bag: i64) -> String {
+    format!("{DECISION_ROOT}.{agency}.{line}.{node}.{bag}")
+}
+
+/// An agency's decision on a hub bag, as a station publishes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionMsg {
+    pub format: u32,
+    pub agency: String,
+    pub code: String,
+    /// The station that decided, and the operator logged in there (a bot: `bot:<name>`).
+    pub station: String,
+    pub operator: String,
+    /// Screening level: `L1` automatic, `L2` an operator, `L3` the opening bench.
+    pub level: String,
+    pub line: String,
+    pub node: String,
+    pub bag: i64,
+    /// The scan the decision was taken on.
+    pub scan_sha256: String,
+    pub at_ms: u64,
+    /// How long the bag was on the station (taken to decided).
+    pub held_ms: u64,
+    pub reason: Option<String>,
 }
 
 /// Dark and air levels in force when the bag ended, per channel.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, object_store, stream};
 
-use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, SCANS_BUCKET, STREAM, SUBJECT_ROOT, ScanRef};
+use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, SCANS_BUCKET, STREAM, ScanRef};
 use crate::files::store::{BagRow, Store, hex_sha256};
 
 /// How a node publishes.
@@ -252,37 +252,14 @@ async fn run(
     Ok(report)
 }
 
-/// The stream and the bucket, created when this is the first node (same settings from every
-/// node, so creating twice is harmless).
+/// The stream and the bucket, created when this is the first node or station (same settings
+/// from every one, so creating twice is harmless).
 async fn set_up(
     js: &jetstream::Context,
     cfg: &Config,
 ) -> Result<(stream::Stream, object_store::ObjectStore), async_nats::Error> {
-    let bags = js
-        .get_or_create_stream(stream::Config {
-            name: STREAM.into(),
-            subjects: vec![format!("{SUBJECT_ROOT}.>")],
-            max_age: cfg.keep,
-            num_replicas: cfg.replicas,
-            duplicate_window: Duration::from_secs(120),
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
-    let scans = match js.get_object_store(SCANS_BUCKET).await {
-        Ok(s) => s,
-        Err(_) => {
-            js.create_object_store(object_store::Config {
-                bucket: SCANS_BUCKET.into(),
-                description: Some("Twinspect scans (two-page 16-bit TIFF), named line/node/bag".into()),
-                max_age: cfg.keep,
-                num_replicas: cfg.replicas,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await?
-        }
-    };
+    let bags = js.get_or_create_stream(super::station::bag_stream(cfg.replicas, cfg.keep)).await?;
+    let scans = super::station::scans(js, cfg.replicas, cfg.keep).await?;
     Ok((bags, scans))
 }
 

@@ -1,0 +1,287 @@
+//! A screening station's side of the hub: the next bag for its agency, held while the operator
+//! looks, and the agency's one decision on it.
+//!
+//! Every agency reads every bag through a durable pull consumer of its own (`screen-<agency>`);
+//! within an agency the consumer hands each bag to one station at a time. A station holds its
+//! bag by progress acks; a bag not decided (or held) within the consumer's ack wait, or whose
+//! station died, is delivered to another station. The decision goes to the decision stream on
+//! the bag's own subject with "expected last subject sequence 0", so whichever station decides
+//! first is the agency's decision and a late second one is refused by the broker ("decided
+//! elsewhere") rather than recorded twice; only then is the bag acknowledged (double ack: the
+//! broker confirms it).
+//!
+//! Owns: the consumer's and decision stream's set-up, taking and checking a bag (announcement
+//! decoded under limits, scan fetched and its SHA-256 checked; a bag that fails is terminated,
+//! never retried), holding, deciding, handing back. Must not import: egui, wgpu, the desk.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{
+    self, AckKind,
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    context::PublishErrorKind,
+    message::PublishMessage,
+    object_store, stream,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncReadExt;
+
+use super::{BagAnnouncement, DECISION_ROOT, DECISIONS, DecisionMsg, FORMAT, HubUrl, SCANS_BUCKET};
+use crate::files::store::hex_sha256;
+
+/// How a station takes bags.
+#[derive(Clone, Debug)]
+pub struct StationConfig {
+    pub hub: HubUrl,
+    pub agency: String,
+    /// This station's name (for the decision and the broker's client list).
+    pub station: String,
+    /// A bag neither decided nor held this long goes to another station (the consumer's ack
+    /// wait, set by the agency's first station).
+    pub hold: Duration,
+    /// Deliveries of one bag before the broker gives up on it.
+    pub max_deliver: i64,
+    /// For the streams when this station creates them.
+    pub replicas: usize,
+    pub keep: Duration,
+}
+
+/// A bag on this station.
+pub struct Taken {
+    msg: jetstream::Message,
+    pub bag: BagAnnouncement,
+    pub scan: Vec<u8>,
+    /// How many times the broker has delivered it (1: first station to see it).
+    pub delivery: i64,
+    pub taken: Instant,
+}
+
+/// What asking for the next bag gave.
+pub enum Next {
+    Bag(Box<Taken>),
+    /// A message on the bag subjects that is not a good bag (malformed, oversized, a scan that
+    /// does not match): terminated, never delivered again.
+    Refused {
+        subject: String,
+        why: String,
+    },
+    Nothing,
+}
+
+/// What deciding gave.
+#[derive(Debug, PartialEq)]
+pub enum Decided {
+    /// Recorded as the agency's decision, at this sequence of the decision stream.
+    Recorded(u64),
+    /// Another station of the agency decided the bag first: this decision was not recorded.
+    Elsewhere(u64),
+}
+
+pub struct Station {
+    cfg: StationConfig,
+    js: jetstream::Context,
+    consumer: PullConsumer,
+    scans: object_store::ObjectStore,
+}
+
+/// The bag stream's settings (nodes and stations create it alike, so whichever comes first
+/// does, with the same settings).
+pub fn bag_stream(replicas: usize, keep: Duration) -> stream::Config {
+    stream::Config {
+        name: super::STREAM.into(),
+        subjects: vec![format!("{}.>", super::SUBJECT_ROOT)],
+        max_age: keep,
+        num_replicas: replicas,
+        duplicate_window: Duration::from_secs(120),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// The scans' bucket settings.
+pub fn scan_bucket(replicas: usize, keep: Duration) -> object_store::Config {
+    object_store::Config {
+        bucket: SCANS_BUCKET.into(),
+        description: Some("Twinspect scans (two-page 16-bit TIFF), named line/node/bag".into()),
+        max_age: keep,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// The scans' bucket, created when missing.
+pub async fn scans(
+    js: &jetstream::Context,
+    replicas: usize,
+    keep: Duration,
+) -> Result<object_store::ObjectStore, async_nats::Error> {
+    Ok(match js.get_object_store(SCANS_BUCKET).await {
+        Ok(s) => s,
+        Err(_) => js.create_object_store(scan_bucket(replicas, keep)).await?,
+    })
+}
+
+impl Station {
+    pub async fn connect(cfg: StationConfig) -> Result<Station, async_nats::Error> {
+        super::check_name("agency", &cfg.agency)?;
+        super::check_name("station", &cfg.station)?;
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("twinspect station {} ({})", cfg.station, cfg.agency))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(2))
+            .request_timeout(Some(Duration::from_secs(5)))
+            .connect(cfg.hub.servers.clone())
+            .await?;
+        let js = jetstream::new(client);
+        let bags = js.get_or_create_stream(bag_stream(cfg.replicas, cfg.keep)).await?;
+        js.get_or_create_stream(stream::Config {
+            name: DECISIONS.into(),
+            subjects: vec![format!("{DECISION_ROOT}.>")],
+            max_age: cfg.keep,
+            num_replicas: cfg.replicas,
+            duplicate_window: Duration::from_secs(120),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+        let scans = scans(&js, cfg.replicas, cfg.keep).await?;
+        let name = format!("screen-{}", cfg.agency);
+        let consumer: PullConsumer = bags
+            .get_or_create_consumer(
+                &name,
+                pull::Config {
+                    durable_name: Some(name.clone()),
+                    description: Some(format!("every bag, once per {} station", cfg.agency)),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: cfg.hold,
+                    max_deliver: cfg.max_deliver,
+                    deliver_policy: DeliverPolicy::All,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(Station { cfg, js, consumer, scans })
+    }
+
+    /// The next bag for this agency, waiting at most `wait` for one.
+    pub async fn next(&self, wait: Duration) -> Result<Next, async_nats::Error> {
+        let mut batch = self.consumer.fetch().max_messages(1).expires(wait).messages().await?;
+        let Some(msg) = batch.next().await else { return Ok(Next::Nothing) };
+        let msg = msg?;
+        let subject = msg.subject.to_string();
+        let delivery = msg.info().map(|i| i.delivered).unwrap_or(1);
+        let bag = match BagAnnouncement::decode(&msg.payload) {
+            Ok(b) => b,
+            Err(why) => return self.refuse(msg, subject, why).await,
+        };
+        if subject != super::bag_subject(&bag.line, &bag.node, bag.bag) {
+            let why = format!("it names bag {}.{}.{} on another subject", bag.line, bag.node, bag.bag);
+            return self.refuse(msg, subject, why).await;
+        }
+        let scan = match self.fetch_scan(&bag).await {
+            Ok(s) => s,
+            Err(ScanProblem::Bad(why)) => return self.refuse(msg, subject, why).await,
+            Err(ScanProblem::NotNow(e)) => {
+                // The scan store is unreachable this moment: another try soon, maybe elsewhere.
+                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await?;
+                return Err(e);
+            }
+        };
+        Ok(Next::Bag(Box::new(Taken { msg, bag, scan, delivery, taken: Instant::now() })))
+    }
+
+    async fn refuse(
+        &self,
+        msg: jetstream::Message,
+        subject: String,
+        why: String,
+    ) -> Result<Next, async_nats::Error> {
+        tracing::warn!(subject, "refused: {why}");
+        msg.ack_with(AckKind::Term).await?;
+        Ok(Next::Refused { subject, why })
+    }
+
+    async fn fetch_scan(&self, bag: &BagAnnouncement) -> Result<Vec<u8>, ScanProblem> {
+        if bag.scan.bucket != SCANS_BUCKET
+            || bag.scan.object != super::scan_object(&bag.line, &bag.node, bag.bag)
+        {
+            return Err(ScanProblem::Bad(format!("its scan is at {}/{}", bag.scan.bucket, bag.scan.object)));
+        }
+        let mut obj = self.scans.get(&bag.scan.object).await.map_err(|e| ScanProblem::NotNow(e.into()))?;
+        if obj.info().size as u64 != bag.scan.bytes {
+            return Err(ScanProblem::Bad(format!(
+                "its scan holds {} bytes, the announcement says {}",
+                obj.info().size,
+                bag.scan.bytes
+            )));
+        }
+        let mut bytes = Vec::with_capacity(bag.scan.bytes as usize);
+        (&mut obj)
+            .take(bag.scan.bytes + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| ScanProblem::NotNow(e.into()))?;
+        if hex_sha256(&bytes) != bag.scan.sha256 {
+            return Err(ScanProblem::Bad("its scan does not match the SHA-256 announced".into()));
+        }
+        Ok(bytes)
+    }
+
+    /// Keep the bag while the operator looks (call well within the hold time).
+    pub async fn hold(&self, t: &Taken) -> Result<(), async_nats::Error> {
+        t.msg.ack_with(AckKind::Progress).await
+    }
+
+    /// Give the bag back undecided (the station is closing): another station gets it now.
+    pub async fn hand_back(&self, t: Taken) -> Result<(), async_nats::Error> {
+        t.msg.ack_with(AckKind::Nak(None)).await
+    }
+
+    /// The agency's decision on the bag, then the bag acknowledged.
+    pub async fn decide(
+        &self,
+        t: Taken,
+        code: &str,
+        operator: &str,
+        level: &str,
+        reason: Option<String>,
+    ) -> Result<Decided, async_nats::Error> {
+        let b = &t.bag;
+        let d = DecisionMsg {
+            format: FORMAT,
+            agency: self.cfg.agency.clone(),
+            code: code.into(),
+            station: self.cfg.station.clone(),
+            operator: operator.into(),
+            level: level.into(),
+            line: b.line.clone(),
+            node: b.node.clone(),
+            bag: b.bag,
+            scan_sha256: b.scan.sha256.clone(),
+            at_ms: crate::unix_ms(),
+            held_ms: t.taken.elapsed().as_millis() as u64,
+            reason,
+        };
+        let subject = super::decision_subject(&self.cfg.agency, &b.line, &b.node, b.bag);
+        let msg =
+            PublishMessage::build().payload(serde_json::to_vec(&d)?.into()).expected_last_subject_sequence(0);
+        let outcome = match self.js.send_publish(subject.clone(), msg).await?.await {
+            Ok(ack) => Decided::Recorded(ack.sequence),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                let decisions = self.js.get_stream(DECISIONS).await?;
+                let first = decisions.get_last_raw_message_by_subject(&subject).await?;
+                Decided::Elsewhere(first.sequence)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        t.msg.double_ack().await?;
+        Ok(outcome)
+    }
+}
+
+enum ScanProblem {
+    Bad(String),
+    NotNow(async_nats::Error),
+}
