@@ -61,6 +61,58 @@ impl Drop for Nats {
     }
 }
 
+/// A throwaway PostgreSQL cluster (Debian's PostgreSQL 15) on 127.0.0.1, trust authentication,
+/// database `twinspect`; stopped on drop. PostgreSQL refuses to run as root: its files belong to
+/// the `postgres` user.
+struct Postgres {
+    dir: PathBuf,
+    port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn as_postgres(program: &str, args: &[&str]) {
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--", &format!("{PG_BIN}/{program}")])
+        .args(args)
+        .output()
+        .expect("runuser");
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Postgres {
+    fn start(tmp: &Path) -> Postgres {
+        let dir = tmp.join("pg");
+        std::fs::create_dir_all(&dir).unwrap();
+        // The postgres user must reach its directory through the test's.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(Command::new("chown").arg("postgres:postgres").arg(&dir).status().unwrap().success());
+        let d = dir.to_str().unwrap();
+        as_postgres("initdb", &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        let port = free_port();
+        let opts = format!("-p {port} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off");
+        as_postgres("pg_ctl", &["-D", d, "-o", &opts, "-l", &format!("{d}/log"), "-w", "start"]);
+        let pg = Postgres { dir, port };
+        as_postgres("createdb", &["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "twinspect"]);
+        pg
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/twinspect", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl"), "-D"])
+            .arg(&self.dir)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
 /// A running `twinspect node` or `bot`, its output lines on a channel.
 struct Node {
     child: Child,
@@ -350,8 +402,14 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     let data = tmp.path().join("data");
     let nats = Nats::start(free_port(), &tmp.path().join("js"));
     let url = nats.url();
-    let (ok, out) =
-        Node::start(&data, &url, &["--source", "synthetic://?seed=21&speed=20", "--bags", "4"]).wait();
+    let pg = Postgres::start(tmp.path());
+    let records = pg.url();
+    let (ok, out) = Node::start(
+        &data,
+        &url,
+        &["--source", "synthetic://?seed=21&speed=20", "--bags", "4", "--records", &records],
+    )
+    .wait();
     assert!(ok, "{out}");
     // Three bad messages after the four bags: a scan that does not match its announced
     // checksum (a real announcement with another SHA-256), a cut-short announcement, and one
@@ -364,7 +422,7 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     publish_raw(&url, "twinspect.bag.L1.evil.8", vec![b' '; 600 * 1024]);
 
     // Customs' first station takes bag 1, holds it (a long look) and dies.
-    let hold = ["--hold-seconds", "2"];
+    let hold = ["--hold-seconds", "2", "--records", &records];
     let mut c1 = Node::bot(
         &url,
         &[&["--agency", "customs", "--decide", "open", "--name", "c1", "--think-ms", "60000"][..], &hold]
@@ -421,4 +479,32 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     for (_, d) in &all {
         assert_eq!(Some(d.scan_sha256.clone()), store.bag(d.bag).unwrap().scan_sha256);
     }
+    // PostgreSQL holds the same: four bags, each with one decision per agency (the one on the
+    // broker), and a chain that verifies; the trail refuses to be rewritten.
+    let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
+    assert!(ok, "{err}");
+    let listed: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    for b in &listed {
+        let bag = b["bag"].as_i64().unwrap();
+        for agency in ["customs", "quarantine"] {
+            let on_broker = per[&(agency.to_string(), bag)][0];
+            let d = &b["decisions"][agency];
+            assert_eq!(d["code"], on_broker.code.as_str(), "{b}");
+            assert_eq!(d["station"], on_broker.station.as_str(), "{b}");
+        }
+        assert_eq!(Some(b["scan_sha256"].as_str().unwrap().to_string()), store.bag(bag).unwrap().scan_sha256);
+    }
+    let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
+    assert!(ok, "{said}{err}");
+    // 1 migration + 4 bags + 8 decisions.
+    assert!(said.contains("intact: 13 entries"), "{said}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let r = twinspect::hub::records::Records::connect(&records).await.unwrap();
+        let e = r.client().execute("DELETE FROM audit WHERE seq = 2", &[]).await.unwrap_err();
+        assert!(e.to_string().contains("append-only") || format!("{e:?}").contains("append-only"), "{e:?}");
+        let e = r.client().execute("UPDATE audit SET actor = 'x'", &[]).await.unwrap_err();
+        assert!(format!("{e:?}").contains("append-only"), "{e:?}");
+    });
 }

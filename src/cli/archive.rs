@@ -85,6 +85,10 @@ pub struct BagsArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The hub's PostgreSQL records (postgres://...) instead of this machine's archive: every
+    /// bag with every agency's decision.
+    #[arg(long, conflicts_with_all = ["from", "to", "item", "operator", "agency", "decision", "category"])]
+    pub records: Option<String>,
 }
 
 fn outcome_word(state: &OutcomeState) -> String {
@@ -100,7 +104,43 @@ fn outcome_word(state: &OutcomeState) -> String {
 }
 
 /// `twinspect bags`: one bag per line, archive id first.
+/// A tokio runtime for one command's calls to the hub's records.
+fn hub_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+fn hub_bags(url: &str, a: &BagsArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let bags = hub_runtime()?.block_on(async {
+        let r = crate::hub::records::Records::connect(url).await?;
+        anyhow::Ok(r.bags().await?)
+    })?;
+    let mut out = std::io::stdout().lock();
+    let n = if a.limit == 0 { bags.len() } else { a.limit.min(bags.len()) };
+    for b in bags.iter().rev().take(n) {
+        if a.json {
+            writeln!(out, "{}", serde_json::to_string(b)?)?;
+        } else {
+            let decided: Vec<String> = b.decisions.iter().map(|(g, d)| format!("{g}={}", d.code)).collect();
+            writeln!(
+                out,
+                "{}.{}.{}\t{}\t{} lines\t{}",
+                b.line,
+                b.node,
+                b.bag,
+                b.item_id.as_deref().unwrap_or("-"),
+                b.lines,
+                if decided.is_empty() { "undecided".into() } else { decided.join(" ") }
+            )?;
+        }
+    }
+    Ok(())
+}
+
 pub fn bags(data: Option<&Path>, a: BagsArgs) -> anyhow::Result<()> {
+    if let Some(url) = &a.records {
+        return hub_bags(url, &a);
+    }
     let dir = data_dir(data)?;
     let store = Store::open_read(&dir)?;
     let q = BagQuery {
@@ -152,7 +192,11 @@ pub fn bags(data: Option<&Path>, a: BagsArgs) -> anyhow::Result<()> {
 pub enum AuditAction {
     /// Check the hash chain: exit status 0 and the head hash when intact, 1 and every break
     /// (edited, deleted, reordered or cut-off entries) when not.
-    Verify,
+    Verify {
+        /// The hub's PostgreSQL records (postgres://...) instead of this machine's archive.
+        #[arg(long)]
+        records: Option<String>,
+    },
     /// Print the trail, oldest first (one JSON object per line).
     List {
         /// Only entries about this archived bag.
@@ -161,28 +205,31 @@ pub enum AuditAction {
     },
 }
 
+fn report_verification(r: &audit::Report, place: &str) -> anyhow::Result<()> {
+    if r.ok() {
+        let (seq, hash) = r.head.clone().unwrap_or((0, audit::GENESIS.into()));
+        println!("audit trail intact: {} entries; head entry {seq} sha256 {hash}", r.entries);
+        Ok(())
+    } else {
+        for p in &r.problems {
+            println!("BROKEN: {p}");
+        }
+        bail!("the audit trail of {place} is broken ({} problems in {} entries)", r.problems.len(), r.entries)
+    }
+}
+
 pub fn audit_command(data: Option<&Path>, action: AuditAction) -> anyhow::Result<()> {
+    if let AuditAction::Verify { records: Some(url) } = &action {
+        let r = hub_runtime()?.block_on(async {
+            let r = crate::hub::records::Records::connect(url).await?;
+            anyhow::Ok(r.verify_audit().await?)
+        })?;
+        return report_verification(&r, "the hub's records");
+    }
     let dir = data_dir(data)?;
     let store = Store::open_read(&dir)?;
     match action {
-        AuditAction::Verify => {
-            let r = store.verify_audit()?;
-            if r.ok() {
-                let (seq, hash) = r.head.unwrap_or((0, audit::GENESIS.into()));
-                println!("audit trail intact: {} entries; head entry {seq} sha256 {hash}", r.entries);
-                Ok(())
-            } else {
-                for p in &r.problems {
-                    println!("BROKEN: {p}");
-                }
-                bail!(
-                    "the audit trail of {} is broken ({} problems in {} entries)",
-                    dir.display(),
-                    r.problems.len(),
-                    r.entries
-                )
-            }
-        }
+        AuditAction::Verify { .. } => report_verification(&store.verify_audit()?, &dir.display().to_string()),
         AuditAction::List { bag } => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -46,6 +46,10 @@ pub struct NodeArgs {
     /// Also record everything the source delivers to FILE (.tsrec).
     #[arg(long)]
     pub record: Option<PathBuf>,
+    /// The hub's PostgreSQL records (postgres://USER@HOST:PORT/DB): each bag recorded there
+    /// too before it counts as published.
+    #[arg(long)]
+    pub records: Option<String>,
 }
 
 fn host_name() -> String {
@@ -68,6 +72,12 @@ pub fn node(
     for (what, v) in [("--keep-hours", a.keep_hours), ("--drain-seconds", a.drain_seconds)] {
         anyhow::ensure!((0.0..1e6).contains(&v), "{what} {v}: a number of hours/seconds, 0 or more");
     }
+    if let Some(url) = &a.records {
+        anyhow::ensure!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "--records {url:?}: expected postgres://USER@HOST:PORT/DATABASE"
+        );
+    }
     let dir = super::archive::data_dir(data)?;
     let store = Store::open(&dir).with_context(|| format!("opening the archive at {}", dir.display()))?;
     let waiting = store.unpublished(usize::MAX >> 1)?.len();
@@ -77,6 +87,7 @@ pub fn node(
         node: node.clone(),
         replicas: a.replicas as usize,
         keep: Duration::from_secs_f64(a.keep_hours * 3600.0),
+        records: a.records.clone(),
     };
     println!(
         "node {node} on line {}: archive {} ({waiting} bags waiting to be published), hub {}",
@@ -141,9 +152,14 @@ pub struct BotArgs {
     /// Stop after deciding this many bags (default: until SIGTERM or Ctrl-C).
     #[arg(long)]
     pub bags: Option<u64>,
+    /// The hub's PostgreSQL records (postgres://USER@HOST:PORT/DB): the bag and the agency's
+    /// decision go there before the bag is acknowledged.
+    #[arg(long)]
+    pub records: Option<String>,
 }
 
 pub fn bot(a: BotArgs) -> anyhow::Result<()> {
+    use crate::hub::records::Records;
     use crate::hub::station::{Decided, Next, Station, StationConfig};
     let hub = HubUrl::parse(&a.hub)?;
     let site = super::load_site(a.site.as_deref())?;
@@ -181,6 +197,10 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
     let operator = format!("bot:{name}");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
+        let mut records = match &a.records {
+            Some(url) => Some(Records::connect(url).await?),
+            None => None,
+        };
         let station = Station::connect(cfg).await.map_err(|e| anyhow::anyhow!("hub: {e}"))?;
         println!("station {name} screening for {} on {}", a.agency, a.hub);
         let (mut decided, mut elsewhere, mut refused) = (0u64, 0u64, 0u64);
@@ -218,16 +238,50 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                 println!("handed bag {id} back");
                 break;
             }
-            match station.decide(*t, &a.decide, &operator, "L2", None).await {
-                Ok(Decided::Recorded(seq)) => {
+            let (outcome, decision) = match station.decide(&t, &a.decide, &operator, "L2", None).await {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("hub: deciding bag {id}: {e}");
+                    let _ = station.hand_back(*t).await;
+                    continue;
+                }
+            };
+            // The records before the ack: a station that dies here leaves the bag to another,
+            // which finds the decision on the broker and records it.
+            if let Some(r) = records.as_mut() {
+                let seq = match outcome {
+                    Decided::Recorded(s) | Decided::Elsewhere(s) => s,
+                };
+                let wrote = async {
+                    r.record_bag(&t.bag, Station::stream_seq(&t), &operator).await?;
+                    r.record_decision(&decision, seq).await
+                }
+                .await;
+                if let Err(e) = wrote {
+                    eprintln!("{e}; bag {id} handed back");
+                    let _ = station.hand_back(*t).await;
+                    if r.is_closed() {
+                        match Records::connect(a.records.as_deref().expect("records given")).await {
+                            Ok(c) => *r = c,
+                            Err(e) => eprintln!("{e}"),
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
+            if let Err(e) = station.done(*t).await {
+                eprintln!("hub: acknowledging bag {id}: {e}");
+            }
+            match outcome {
+                Decided::Recorded(seq) => {
                     decided += 1;
                     println!("decided bag {id} {} as {} #{seq}", a.decide, crate::hub::DECISIONS);
                 }
-                Ok(Decided::Elsewhere(seq)) => {
+                Decided::Elsewhere(seq) => {
                     elsewhere += 1;
                     println!("bag {id} was decided elsewhere (#{seq})");
                 }
-                Err(e) => eprintln!("hub: deciding bag {id}: {e}"),
             }
         }
         println!("decided: {decided}");

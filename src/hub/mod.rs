@@ -10,6 +10,7 @@
 //! the publisher reads the archive as its outbox).
 
 pub mod publish;
+pub mod records;
 pub mod station;
 
 use serde::{Deserialize, Serialize};

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, object_store, stream};
 
+use super::records::{Records, RecordsError};
 use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, SCANS_BUCKET, STREAM, ScanRef};
 use crate::files::store::{BagRow, Store, hex_sha256};
 
@@ -33,6 +34,9 @@ pub struct Config {
     pub replicas: usize,
     /// How long the broker keeps bags and scans.
     pub keep: Duration,
+    /// The hub's PostgreSQL records (`postgres://...`): each bag is recorded there too before
+    /// it counts as published.
+    pub records: Option<String>,
 }
 
 /// What the publisher did, for the node's summary.
@@ -159,6 +163,7 @@ async fn run(
     let mut said: HashMap<i64, String> = HashMap::new();
     let mut backoff = Duration::from_millis(200);
     let mut ready: Option<(stream::Stream, object_store::ObjectStore)> = None;
+    let mut records: Option<Records> = None;
     loop {
         let past_deadline = drain.is_some_and(|d| Instant::now() >= d);
         if past_deadline {
@@ -199,7 +204,22 @@ async fn run(
                 if drain.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
-                match publish_one(&js, bags, scans, &store, &cfg, &row).await {
+                let outcome = match publish_one(&js, bags, scans, &store, &cfg, &row).await {
+                    Ok((attempt, announcement)) => {
+                        let seq = match attempt {
+                            Attempt::Published(s) | Attempt::Found(s) => s,
+                        };
+                        match record(&cfg, &mut records, &announcement, seq, &actor).await {
+                            Ok(()) => Ok(attempt),
+                            Err(e) => {
+                                records = None;
+                                Err(PublishFailure::Retry(e.to_string()))
+                            }
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                match outcome {
                     Ok(attempt) => {
                         let (seq, already) = match attempt {
                             Attempt::Published(s) => (s, false),
@@ -270,7 +290,7 @@ async fn publish_one(
     store: &Store,
     cfg: &Config,
     row: &BagRow,
-) -> Result<Attempt, PublishFailure> {
+) -> Result<(Attempt, BagAnnouncement), PublishFailure> {
     let (line, node) = (&cfg.line, &cfg.node);
     let (Some(file), Some(sha), Some(lines), Some(ended)) =
         (&row.scan_file, &row.scan_sha256, row.lines, row.ended_ms)
@@ -341,9 +361,9 @@ async fn publish_one(
         .message_id(super::message_id(line, node, row.id))
         .expected_last_subject_sequence(0);
     let ack = js.send_publish(subject.clone(), msg).await.map_err(retry)?.await;
-    match ack {
-        Ok(a) if a.duplicate => Ok(Attempt::Found(a.sequence)),
-        Ok(a) => Ok(Attempt::Published(a.sequence)),
+    let attempt = match ack {
+        Ok(a) if a.duplicate => Attempt::Found(a.sequence),
+        Ok(a) => Attempt::Published(a.sequence),
         Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
             // Already there from a run that stopped before recording it: take its sequence, after
             // checking it is this bag's announcement and not someone else's on our subject.
@@ -355,8 +375,25 @@ async fn publish_one(
                     m.sequence
                 )));
             }
-            Ok(Attempt::Found(m.sequence))
+            Attempt::Found(m.sequence)
         }
-        Err(e) => Err(retry(format!("announcement: {e}"))),
+        Err(e) => return Err(retry(format!("announcement: {e}"))),
+    };
+    Ok((attempt, announcement))
+}
+
+/// The bag in the hub's PostgreSQL records, when the node keeps them (idempotent).
+async fn record(
+    cfg: &Config,
+    records: &mut Option<Records>,
+    a: &BagAnnouncement,
+    seq: u64,
+    actor: &str,
+) -> Result<(), RecordsError> {
+    let Some(url) = &cfg.records else { return Ok(()) };
+    if records.as_ref().is_none_or(|r| r.is_closed()) {
+        *records = Some(Records::connect(url).await?);
     }
+    records.as_mut().expect("connected above").record_bag(a, seq, actor).await?;
+    Ok(())
 }

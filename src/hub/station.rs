@@ -239,15 +239,18 @@ impl Station {
         t.msg.ack_with(AckKind::Nak(None)).await
     }
 
-    /// The agency's decision on the bag, then the bag acknowledged.
+    /// The agency's decision on the bag: this one, or the one another station recorded first
+    /// (read back from the broker, so the caller can record it wherever it keeps records). The
+    /// bag stays on this station until [`Station::done`] (or goes back with
+    /// [`Station::hand_back`]).
     pub async fn decide(
         &self,
-        t: Taken,
+        t: &Taken,
         code: &str,
         operator: &str,
         level: &str,
         reason: Option<String>,
-    ) -> Result<Decided, async_nats::Error> {
+    ) -> Result<(Decided, DecisionMsg), async_nats::Error> {
         let b = &t.bag;
         let d = DecisionMsg {
             format: FORMAT,
@@ -267,17 +270,27 @@ impl Station {
         let subject = super::decision_subject(&self.cfg.agency, &b.line, &b.node, b.bag);
         let msg =
             PublishMessage::build().payload(serde_json::to_vec(&d)?.into()).expected_last_subject_sequence(0);
-        let outcome = match self.js.send_publish(subject.clone(), msg).await?.await {
-            Ok(ack) => Decided::Recorded(ack.sequence),
+        match self.js.send_publish(subject.clone(), msg).await?.await {
+            Ok(ack) => Ok((Decided::Recorded(ack.sequence), d)),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                 let decisions = self.js.get_stream(DECISIONS).await?;
                 let first = decisions.get_last_raw_message_by_subject(&subject).await?;
-                Decided::Elsewhere(first.sequence)
+                let theirs: DecisionMsg = serde_json::from_slice(&first.payload)?;
+                Ok((Decided::Elsewhere(first.sequence), theirs))
             }
-            Err(e) => return Err(e.into()),
-        };
-        t.msg.double_ack().await?;
-        Ok(outcome)
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The bag is finished on this station (its decision is on the broker and recorded):
+    /// acknowledged, the broker confirming.
+    pub async fn done(&self, t: Taken) -> Result<(), async_nats::Error> {
+        t.msg.double_ack().await
+    }
+
+    /// The bag's position in the bag stream.
+    pub fn stream_seq(t: &Taken) -> u64 {
+        t.msg.info().map(|i| i.stream_sequence).unwrap_or(0)
     }
 }
 

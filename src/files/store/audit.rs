@@ -121,10 +121,20 @@ pub fn entries(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
 /// Walk the chain from the first entry; report each edited, missing or misplaced entry and a
 /// cut tail. A broken link is reported once: the walk goes on from the stored hash.
 pub fn verify(conn: &Connection) -> rusqlite::Result<Report> {
+    let head: Option<(i64, String)> = conn
+        .query_row("SELECT seq, hash FROM audit_head WHERE one = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(verify_chain(entries(conn)?, head))
+}
+
+/// [`verify`] over entries and a recorded head read from any database (the hub's PostgreSQL
+/// records keep the same chain). A head of entry 0 is an empty trail's.
+pub fn verify_chain(entries: impl IntoIterator<Item = Entry>, head: Option<(i64, String)>) -> Report {
+    let head = head.filter(|(seq, _)| *seq != 0);
     let mut report = Report::default();
     let mut prev = GENESIS.to_string();
     let mut expected = 1i64;
-    for e in entries(conn)? {
+    for e in entries {
         report.entries += 1;
         if e.seq != expected {
             if e.seq > expected {
@@ -152,9 +162,6 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Report> {
         expected = e.seq + 1;
         report.head = Some((e.seq, e.hash));
     }
-    let head: Option<(i64, String)> = conn
-        .query_row("SELECT seq, hash FROM audit_head WHERE one = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
     match (&head, &report.head) {
         (Some((hs, hh)), Some((ls, lh))) if hs != ls || hh != lh => report.problems.push(format!(
             "the trail ends at entry {ls} but its recorded head is entry {hs}: entries removed from the end"
@@ -165,5 +172,5 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Report> {
         (None, Some(_)) => report.problems.push("the trail's recorded head is missing".into()),
         _ => {}
     }
-    Ok(report)
+    report
 }

@@ -1,0 +1,337 @@
+//! The hub's shared records in PostgreSQL (`--records postgres://...`): every bag a node
+//! announced, every agency's one decision on it, and the same hash-chained audit trail as the
+//! desk's archive, written by the nodes and stations themselves (no further service).
+//!
+//! Writes are idempotent: a bag or a decision is keyed by what names it across the hub (line,
+//! node, bag; and the agency), so a redelivered message is one row and one audit entry. Audit
+//! entries are appended under a row lock on the chain's head, so writers on many machines
+//! extend one chain; the trail refuses UPDATE, DELETE and TRUNCATE (triggers), and
+//! `audit verify --records` walks it with the desk's verifier.
+//!
+//! Owns: the PostgreSQL schema and its migrations (serialised by an advisory lock), the rows'
+//! writes and reads, the chain. Must not import: egui, wgpu, the desk.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::json;
+use tokio_postgres::{NoTls, Transaction};
+
+use super::{BagAnnouncement, DecisionMsg};
+use crate::files::store::audit::{self, Entry, GENESIS};
+
+/// Schema versions, in order; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE hub_bags (
+        line TEXT NOT NULL,
+        node TEXT NOT NULL,
+        bag BIGINT NOT NULL,
+        scanner_bag BIGINT NOT NULL,
+        item_id TEXT,
+        profile TEXT NOT NULL,
+        channels INTEGER NOT NULL,
+        lines INTEGER NOT NULL,
+        missing_lines INTEGER NOT NULL,
+        truncated BOOLEAN NOT NULL,
+        started_ms BIGINT NOT NULL,
+        ended_ms BIGINT NOT NULL,
+        scan_sha256 TEXT NOT NULL,
+        stream_seq BIGINT NOT NULL,
+        PRIMARY KEY (line, node, bag)
+    );
+    CREATE TABLE hub_decisions (
+        agency TEXT NOT NULL,
+        line TEXT NOT NULL,
+        node TEXT NOT NULL,
+        bag BIGINT NOT NULL,
+        code TEXT NOT NULL,
+        station TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        level TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        held_ms BIGINT NOT NULL,
+        reason TEXT,
+        scan_sha256 TEXT NOT NULL,
+        stream_seq BIGINT NOT NULL,
+        PRIMARY KEY (agency, line, node, bag)
+    );
+    CREATE TABLE audit (
+        seq BIGINT PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        bag BIGINT,
+        detail TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TABLE audit_head (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE FUNCTION twinspect_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
+    CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION twinspect_append_only();
+    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION twinspect_append_only();
+"#];
+
+/// Any number the migrations' advisory lock is known by.
+const MIGRATION_LOCK: i64 = 0x7477_696e_7370_6563;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error("records URL {0:?}: expected postgres://USER@HOST:PORT/DATABASE")]
+    Url(String),
+    #[error("records: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("records: schema {found}, this Twinspect knows {known}: upgrade Twinspect")]
+    NewerSchema { found: i32, known: usize },
+}
+
+type Result<T> = std::result::Result<T, RecordsError>;
+
+/// A connection to the hub's records.
+pub struct Records {
+    client: tokio_postgres::Client,
+}
+
+/// A bag with every agency's decision, as `bags --records --json` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HubBag {
+    pub line: String,
+    pub node: String,
+    pub bag: i64,
+    pub item_id: Option<String>,
+    pub lines: i32,
+    pub ended_ms: i64,
+    pub scan_sha256: String,
+    pub decisions: BTreeMap<String, HubDecision>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HubDecision {
+    pub code: String,
+    pub station: String,
+    pub operator: String,
+    pub level: String,
+    pub at_ms: i64,
+}
+
+impl Records {
+    /// Connect (on the current tokio runtime) and bring the schema up to date.
+    pub async fn connect(url: &str) -> Result<Records> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(RecordsError::Url(url.into()));
+        }
+        let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!("records: connection lost: {e}");
+            }
+        });
+        let mut r = Records { client };
+        r.migrate().await?;
+        Ok(r)
+    }
+
+    /// True once the connection has gone (reconnect with [`Records::connect`]).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    async fn migrate(&mut self) -> Result<()> {
+        let tx = self.client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS twinspect_schema (version INTEGER NOT NULL)").await?;
+        let found: i32 = match tx.query_opt("SELECT version FROM twinspect_schema", &[]).await? {
+            Some(r) => r.get(0),
+            None => {
+                tx.execute("INSERT INTO twinspect_schema (version) VALUES (0)", &[]).await?;
+                0
+            }
+        };
+        if found as usize > MIGRATIONS.len() {
+            return Err(RecordsError::NewerSchema { found, known: MIGRATIONS.len() });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.batch_execute(sql).await?;
+            if i == 0 {
+                tx.execute("INSERT INTO audit_head (one, seq, hash) VALUES (1, 0, $1)", &[&GENESIS]).await?;
+            }
+            let v = (i + 1) as i32;
+            tx.execute("UPDATE twinspect_schema SET version = $1", &[&v]).await?;
+            append(&tx, crate::unix_ms(), "(system)", "schema.migrate", &json!({ "to": v })).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A bag as announced on the hub (stream sequence `seq`); true when this call recorded it.
+    pub async fn record_bag(&mut self, a: &BagAnnouncement, seq: u64, actor: &str) -> Result<bool> {
+        let tx = self.client.transaction().await?;
+        let n = tx
+            .execute(
+                "INSERT INTO hub_bags (line, node, bag, scanner_bag, item_id, profile, channels, lines,
+                   missing_lines, truncated, started_ms, ended_ms, scan_sha256, stream_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (line, node, bag) DO NOTHING",
+                &[
+                    &a.line,
+                    &a.node,
+                    &a.bag,
+                    &(a.scanner_bag as i64),
+                    &a.item_id,
+                    &a.profile,
+                    &(a.channels as i32),
+                    &(a.lines as i32),
+                    &(a.missing_rows.len() as i32),
+                    &a.truncated,
+                    &(a.started_ms as i64),
+                    &(a.ended_ms as i64),
+                    &a.scan.sha256,
+                    &(seq as i64),
+                ],
+            )
+            .await?;
+        if n == 1 {
+            let detail = json!({ "bag": format!("{}.{}.{}", a.line, a.node, a.bag), "item_id": a.item_id,
+                                 "lines": a.lines, "scan_sha256": a.scan.sha256, "stream_seq": seq });
+            append(&tx, crate::unix_ms(), actor, "bag.announced", &detail).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// An agency's decision (decision stream sequence `seq`); true when this call recorded it,
+    /// false when the agency's decision on the bag was already there.
+    pub async fn record_decision(&mut self, d: &DecisionMsg, seq: u64) -> Result<bool> {
+        let tx = self.client.transaction().await?;
+        let n = tx
+            .execute(
+                "INSERT INTO hub_decisions (agency, line, node, bag, code, station, operator, level, at_ms,
+                   held_ms, reason, scan_sha256, stream_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 ON CONFLICT (agency, line, node, bag) DO NOTHING",
+                &[
+                    &d.agency,
+                    &d.line,
+                    &d.node,
+                    &d.bag,
+                    &d.code,
+                    &d.station,
+                    &d.operator,
+                    &d.level,
+                    &(d.at_ms as i64),
+                    &(d.held_ms as i64),
+                    &d.reason,
+                    &d.scan_sha256,
+                    &(seq as i64),
+                ],
+            )
+            .await?;
+        if n == 1 {
+            let detail = json!({ "bag": format!("{}.{}.{}", d.line, d.node, d.bag), "agency": d.agency,
+                                 "code": d.code, "station": d.station, "level": d.level, "stream_seq": seq });
+            append(&tx, d.at_ms, &d.operator, "decision", &detail).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Every bag with every agency's decision, by line, node and bag.
+    pub async fn bags(&self) -> Result<Vec<HubBag>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT b.line, b.node, b.bag, b.item_id, b.lines, b.ended_ms, b.scan_sha256,
+                        d.agency, d.code, d.station, d.operator, d.level, d.at_ms
+                 FROM hub_bags b LEFT JOIN hub_decisions d USING (line, node, bag)
+                 ORDER BY b.line, b.node, b.bag, d.agency",
+                &[],
+            )
+            .await?;
+        let mut out: Vec<HubBag> = Vec::new();
+        for r in rows {
+            let key: (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+            if out.last().is_none_or(|b| (&b.line, &b.node, b.bag) != (&key.0, &key.1, key.2)) {
+                out.push(HubBag {
+                    line: key.0,
+                    node: key.1,
+                    bag: key.2,
+                    item_id: r.get(3),
+                    lines: r.get(4),
+                    ended_ms: r.get(5),
+                    scan_sha256: r.get(6),
+                    decisions: BTreeMap::new(),
+                });
+            }
+            if let Some(agency) = r.get::<_, Option<String>>(7) {
+                let d = HubDecision {
+                    code: r.get(8),
+                    station: r.get(9),
+                    operator: r.get(10),
+                    level: r.get(11),
+                    at_ms: r.get(12),
+                };
+                out.last_mut().expect("pushed above").decisions.insert(agency, d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The trail, checked as the desk's archive is.
+    pub async fn verify_audit(&self) -> Result<audit::Report> {
+        let rows = self
+            .client
+            .query("SELECT seq, at_ms, actor, action, bag, detail, prev, hash FROM audit ORDER BY seq", &[])
+            .await?;
+        let entries = rows.into_iter().map(|r| Entry {
+            seq: r.get(0),
+            at_ms: r.get(1),
+            actor: r.get(2),
+            action: r.get(3),
+            bag: r.get(4),
+            detail: r.get(5),
+            prev: r.get(6),
+            hash: r.get(7),
+        });
+        let head = self
+            .client
+            .query_opt("SELECT seq, hash FROM audit_head WHERE one = 1", &[])
+            .await?
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
+        Ok(audit::verify_chain(entries.collect::<Vec<_>>(), head))
+    }
+
+    /// The raw client, for tests and `psql`-like checks.
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+}
+
+/// One audit entry inside the caller's transaction, after the head's row lock (writers on other
+/// machines wait their turn, so the chain stays one chain).
+async fn append(
+    tx: &Transaction<'_>,
+    at_ms: u64,
+    actor: &str,
+    action: &str,
+    detail: &serde_json::Value,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let head = tx.query_one("SELECT seq, hash FROM audit_head WHERE one = 1 FOR UPDATE", &[]).await?;
+    let (seq, prev): (i64, String) = (head.get::<_, i64>(0) + 1, head.get(1));
+    let detail = detail.to_string();
+    let at = at_ms as i64;
+    let hash = audit::entry_hash(&prev, seq, at, actor, action, None, &detail);
+    tx.execute(
+        "INSERT INTO audit (seq, at_ms, actor, action, bag, detail, prev, hash)
+         VALUES ($1, $2, $3, $4, NULL, $5, $6, $7)",
+        &[&seq, &at, &actor, &action, &detail, &prev, &hash],
+    )
+    .await?;
+    tx.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE one = 1", &[&seq, &hash]).await?;
+    Ok(())
+}
