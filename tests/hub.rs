@@ -508,3 +508,322 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
         assert!(format!("{e:?}").contains("append-only"), "{e:?}");
     });
 }
+
+/// Hosts on one machine: network namespaces joined by veth pairs to a bridge in a switch
+/// namespace, addresses in 10.77.0.0/24 that exist only inside them.
+struct Lan {
+    switch: common::Netns,
+    hosts: Vec<(common::Netns, String, usize)>,
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().unwrap();
+    assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+impl Lan {
+    fn new() -> Lan {
+        let switch = common::Netns::new("hubsw");
+        ip(&["-n", &switch.name, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &switch.name, "link", "set", "br0", "up"]);
+        Lan { switch, hosts: Vec::new() }
+    }
+
+    /// A host named `tag` at 10.77.0.`last`.
+    fn host(&mut self, tag: &str, last: u8) -> usize {
+        let ns = common::Netns::new(&format!("hub{tag}"));
+        let i = self.hosts.len();
+        let (port, host_if) = (format!("p{i}"), "eth0".to_string());
+        ip(&[
+            "-n",
+            &self.switch.name,
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &host_if,
+            "netns",
+            &ns.name,
+        ]);
+        ip(&["-n", &self.switch.name, "link", "set", &port, "master", "br0"]);
+        ip(&["-n", &self.switch.name, "link", "set", &port, "up"]);
+        let addr = format!("10.77.0.{last}");
+        ip(&["-n", &ns.name, "addr", "add", &format!("{addr}/24"), "dev", &host_if]);
+        ip(&["-n", &ns.name, "link", "set", &host_if, "up"]);
+        self.hosts.push((ns, addr, i));
+        i
+    }
+
+    fn ns(&self, h: usize) -> &common::Netns {
+        &self.hosts[h].0
+    }
+
+    fn addr(&self, h: usize) -> &str {
+        &self.hosts[h].1
+    }
+
+    /// The host's cable: pulled (`false`) or plugged back.
+    fn link(&self, h: usize, up: bool) {
+        let port = format!("p{}", self.hosts[h].2);
+        ip(&["-n", &self.switch.name, "link", "set", &port, if up { "up" } else { "down" }]);
+    }
+}
+
+/// `twinspect ARGS` on a host, as a [`Node`].
+fn on_host(ns: &common::Netns, args: &[&str]) -> Node {
+    let mut c = ns.cmd(env!("CARGO_BIN_EXE_twinspect"));
+    c.env("WGPU_BACKEND", "vulkan").args(args);
+    Node::spawn(c)
+}
+
+/// The whole hub on one machine: a 3-server JetStream cluster (R3 streams), three scanner
+/// nodes, four bots of two agencies and PostgreSQL, each on a host of its own. While it runs a
+/// bot dies mid-bag, a broker is killed and a scanner's cable is pulled for 30 s. At the end
+/// every bag every scanner archived has exactly one decision per agency in PostgreSQL, equal
+/// to the broker's, and the audit chain verifies.
+#[test]
+fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lan = Lan::new();
+    let brokers: Vec<usize> = (1..=3).map(|i| lan.host(&format!("b{i}"), i)).collect();
+    let scanners: Vec<usize> = (1..=3).map(|i| lan.host(&format!("s{i}"), 10 + i)).collect();
+    let stations = lan.host("st", 21);
+    let db = lan.host("db", 30);
+    let hub = format!(
+        "nats://{}",
+        brokers.iter().map(|&b| format!("{}:4222", lan.addr(b))).collect::<Vec<_>>().join(",")
+    );
+
+    // Brokers: one cluster, JetStream on each, stores of their own.
+    let mut servers: Vec<Child> = Vec::new();
+    for (i, &b) in brokers.iter().enumerate() {
+        let routes: Vec<String> =
+            brokers.iter().filter(|&&o| o != b).map(|&o| format!("nats://{}:6222", lan.addr(o))).collect();
+        let store = tmp.path().join(format!("js{i}"));
+        let child = lan
+            .ns(b)
+            .cmd("nats-server")
+            .args(["-js", "-a", lan.addr(b), "-p", "4222", "--server_name", &format!("b{}", i + 1)])
+            .args(["--cluster_name", "hub", "--cluster", &format!("nats://{}:6222", lan.addr(b))])
+            .args(["--routes", &routes.join(","), "-sd"])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        servers.push(child);
+    }
+
+    // PostgreSQL on its own host, reachable from the LAN.
+    let pgdir = tmp.path().join("pg");
+    std::fs::create_dir_all(&pgdir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(Command::new("chown").arg("postgres:postgres").arg(&pgdir).status().unwrap().success());
+    let d = pgdir.to_str().unwrap();
+    as_postgres("initdb", &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync"]);
+    let mut hba = std::fs::OpenOptions::new().append(true).open(pgdir.join("pg_hba.conf")).unwrap();
+    std::io::Write::write_all(&mut hba, b"host all all 10.77.0.0/24 trust\n").unwrap();
+    let pg_opts = format!("-p 5432 -k {d} -c listen_addresses={} -c fsync=off", lan.addr(db));
+    let pg = |args: &[&str]| {
+        let o = lan
+            .ns(db)
+            .cmd("runuser")
+            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl"), "-D", d])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "pg_ctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    pg(&["-o", &pg_opts, "-l", &format!("{d}/log"), "-w", "start"]);
+    struct StopPg<'a>(&'a dyn Fn(&[&str]));
+    impl Drop for StopPg<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["-m", "immediate", "stop"]);
+        }
+    }
+    let _stop_pg = StopPg(&pg);
+    let o = lan
+        .ns(db)
+        .cmd("runuser")
+        .args(["-u", "postgres", "--", &format!("{PG_BIN}/createdb"), "-h", lan.addr(db), "twinspect"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let records = format!("postgres://postgres@{}:5432/twinspect", lan.addr(db));
+
+    // Three scanners, each its own archive; real-time line rate.
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, &s) in scanners.iter().enumerate() {
+        let data = tmp.path().join(format!("data{}", i + 1));
+        let source = format!("synthetic://?seed={}", 31 + i);
+        let name = format!("s{}", i + 1);
+        nodes.push(on_host(
+            lan.ns(s),
+            &[
+                "--quiet",
+                "--data",
+                data.to_str().unwrap(),
+                "node",
+                "--source",
+                &source,
+                "--hub",
+                &hub,
+                "--line",
+                "L1",
+                "--node",
+                &name,
+                "--replicas",
+                "3",
+                "--records",
+                &records,
+            ],
+        ));
+    }
+    // Four stations: two per agency.
+    let bot = |agency: &str, code: &str, name: &str| {
+        on_host(
+            lan.ns(stations),
+            &[
+                "bot",
+                "--hub",
+                &hub,
+                "--agency",
+                agency,
+                "--decide",
+                code,
+                "--name",
+                name,
+                "--think-ms",
+                "300",
+                "--hold-seconds",
+                "3",
+                "--replicas",
+                "3",
+                "--records",
+                &records,
+            ],
+        )
+    };
+    let mut c1 = bot("customs", "release", "c1");
+    let c2 = bot("customs", "open", "c2");
+    let q1 = bot("quarantine", "release", "q1");
+    let q2 = bot("quarantine", "treat", "q2");
+
+    let t_start = Instant::now();
+    let phase = |what: &str| eprintln!("{:>6.1} s  {what}", t_start.elapsed().as_secs_f64());
+    // A customs station dies holding a bag.
+    let took = c1.wait_for("took bag", Duration::from_secs(90));
+    phase(&format!("c1 {took}; killed"));
+    let held_bag = took.split_whitespace().nth(2).unwrap().to_string();
+    c1.kill();
+    // A broker dies (its clients move to the others; R3 streams keep a quorum).
+    let _ = servers[1].kill();
+    let _ = servers[1].wait();
+    // A scanner's cable is pulled for 30 s: it goes on scanning into its archive.
+    nodes[2].wait_for("published bag 1 ", Duration::from_secs(60));
+    phase("broker b2 killed; s3's cable pulled for 30 s");
+    lan.link(scanners[2], false);
+    std::thread::sleep(Duration::from_secs(30));
+    lan.link(scanners[2], true);
+    std::thread::sleep(Duration::from_secs(5));
+    phase("cable back; scanners stopping");
+    // Scanners stop (publishing what waits), then the stations finish what is queued.
+    let mut archives = Vec::new();
+    for (i, n) in nodes.into_iter().enumerate() {
+        let (ok, out) = n.stop();
+        assert!(ok, "node s{}: {out}", i + 1);
+        assert_eq!(summary(&out, "waiting in the archive"), 0, "node s{}: {out}", i + 1);
+        if i == 2 {
+            assert!(out.contains(" waits ("), "s3 never had to wait for the hub: {out}");
+        }
+        archives.push(tmp.path().join(format!("data{}", i + 1)));
+    }
+    phase("scanners stopped, nothing waiting");
+    let expected: usize = archives
+        .iter()
+        .map(|d| {
+            let s = Store::open_read(d).unwrap();
+            s.bags(&Default::default()).unwrap().iter().filter(|r| r.state == BagState::Complete).count()
+        })
+        .sum();
+    let listed = |lan: &Lan| -> Vec<serde_json::Value> {
+        let o = lan
+            .ns(stations)
+            .cmd(env!("CARGO_BIN_EXE_twinspect"))
+            .args(["bags", "--json", "--records", &records])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let t0 = Instant::now();
+    let (mut c2, mut q1, mut q2) = (c2, q1, q2);
+    loop {
+        let bags = listed(&lan);
+        if t0.elapsed() > Duration::from_secs(120) {
+            // What the stations said, before failing.
+            for b in [&mut c2, &mut q1, &mut q2] {
+                b.count("");
+                eprintln!("----\n{}", b.seen.join("\n"));
+            }
+        }
+        let done = bags.iter().filter(|b| b["decisions"].as_object().is_some_and(|d| d.len() == 2)).count();
+        if bags.len() == expected && done == expected {
+            break;
+        }
+        if t0.elapsed().as_millis() % 5000 < 500 {
+            phase(&format!("{} of {expected} bags recorded, {done} decided by both", bags.len()));
+        }
+        assert!(
+            t0.elapsed() <= Duration::from_secs(120),
+            "{} of {expected} bags recorded, {done} decided by both agencies",
+            bags.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    phase(&format!("{expected} bags decided by both agencies"));
+    let mut outs = Vec::new();
+    for b in [c2, q1, q2] {
+        let (ok, out) = b.stop();
+        assert!(ok, "{out}");
+        outs.push(out);
+    }
+    assert!(expected >= 6, "only {expected} bags in all");
+    // Each scanner's every bag, by its archive's checksum; one decision per agency; the bag
+    // the dead station held decided by the other customs station.
+    let bags = listed(&lan);
+    for (i, d) in archives.iter().enumerate() {
+        let s = Store::open_read(d).unwrap();
+        for r in s.bags(&Default::default()).unwrap().iter().filter(|r| r.state == BagState::Complete) {
+            let node = format!("s{}", i + 1);
+            let b = bags
+                .iter()
+                .find(|b| b["node"] == node.as_str() && b["bag"] == r.id)
+                .unwrap_or_else(|| panic!("{node} bag {} not in the records", r.id));
+            assert_eq!(b["scan_sha256"].as_str(), r.scan_sha256.as_deref());
+        }
+    }
+    let held = bags
+        .iter()
+        .find(|b| {
+            format!("{}.{}.{}", b["line"].as_str().unwrap(), b["node"].as_str().unwrap(), b["bag"])
+                == held_bag
+        })
+        .unwrap();
+    assert_eq!(held["decisions"]["customs"]["station"], "c2", "{held}");
+    let o = lan
+        .ns(stations)
+        .cmd(env!("CARGO_BIN_EXE_twinspect"))
+        .args(["audit", "verify", "--records", &records])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+}

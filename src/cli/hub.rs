@@ -152,6 +152,9 @@ pub struct BotArgs {
     /// Stop after deciding this many bags (default: until SIGTERM or Ctrl-C).
     #[arg(long)]
     pub bags: Option<u64>,
+    /// Replicas of the hub's streams if this station creates them (3 on a 3-server cluster).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
     /// The hub's PostgreSQL records (postgres://USER@HOST:PORT/DB): the bag and the agency's
     /// decision go there before the bag is acknowledged.
     #[arg(long)]
@@ -186,7 +189,7 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         station: name.clone(),
         hold,
         max_deliver: 10,
-        replicas: 1,
+        replicas: a.replicas as usize,
         keep: Duration::from_secs(72 * 3600),
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -201,10 +204,25 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
             Some(url) => Some(Records::connect(url).await?),
             None => None,
         };
-        let station = Station::connect(cfg).await.map_err(|e| anyhow::anyhow!("hub: {e}"))?;
+        // Brokers may still be starting (or electing a JetStream leader): wait for them.
+        let mut said = String::new();
+        let station = loop {
+            match Station::connect(cfg.clone()).await {
+                Ok(s) => break s,
+                Err(e) if !stopped() => {
+                    if e.to_string() != said {
+                        said = e.to_string();
+                        eprintln!("hub: not ready ({e}); trying again");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => anyhow::bail!("hub: {e}"),
+            }
+        };
         println!("station {name} screening for {} on {}", a.agency, a.hub);
         let (mut decided, mut elsewhere, mut refused) = (0u64, 0u64, 0u64);
         while !stopped() && a.bags.is_none_or(|n| decided < n) {
+            let asked = std::time::Instant::now();
             let t = match station.next(Duration::from_millis(500)).await {
                 Ok(Next::Bag(t)) => t,
                 Ok(Next::Nothing) => continue,
@@ -220,7 +238,12 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                 }
             };
             let id = format!("{}.{}.{}", t.bag.line, t.bag.node, t.bag.bag);
-            println!("took bag {id} (delivery {}, {} lines)", t.delivery, t.bag.lines);
+            println!(
+                "took bag {id} (delivery {}, {} lines, scan fetched in {} ms)",
+                t.delivery,
+                t.bag.lines,
+                (t.taken - asked).as_millis()
+            );
             // Looking: held by progress acks at a third of the hold time.
             let until = t.taken + Duration::from_millis(a.think_ms);
             let mut next_hold = t.taken + hold / 3;
@@ -276,7 +299,12 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
             match outcome {
                 Decided::Recorded(seq) => {
                     decided += 1;
-                    println!("decided bag {id} {} as {} #{seq}", a.decide, crate::hub::DECISIONS);
+                    println!(
+                        "decided bag {id} {} as {} #{seq} ({} ms after taking it)",
+                        a.decide,
+                        crate::hub::DECISIONS,
+                        decision.held_ms
+                    );
                 }
                 Decided::Elsewhere(seq) => {
                     elsewhere += 1;

@@ -136,6 +136,9 @@ async fn run(
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
+        // A pulled cable is noticed within seconds (the default is a minute), and the client
+        // reconnects rather than waiting on a dead TCP connection's retransmissions.
+        .ping_interval(Duration::from_secs(3))
         .request_timeout(Some(Duration::from_secs(5)))
         .event_callback(move |ev| {
             let p = p.clone();

@@ -24,7 +24,6 @@ use async_nats::jetstream::{
     object_store, stream,
 };
 use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
 
 use super::{BagAnnouncement, DECISION_ROOT, DECISIONS, DecisionMsg, FORMAT, HubUrl, SCANS_BUCKET};
 use crate::files::store::hex_sha256;
@@ -82,6 +81,8 @@ pub struct Station {
     js: jetstream::Context,
     consumer: PullConsumer,
     scans: object_store::ObjectStore,
+    /// The stream under the scans' bucket.
+    scan_stream: stream::Stream,
 }
 
 /// The bag stream's settings (nodes and stations create it alike, so whichever comes first
@@ -131,6 +132,9 @@ impl Station {
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(2))
+            // A pulled cable is noticed within seconds (the default is a minute), and the client
+            // reconnects rather than waiting on a dead TCP connection's retransmissions.
+            .ping_interval(Duration::from_secs(3))
             .request_timeout(Some(Duration::from_secs(5)))
             .connect(cfg.hub.servers.clone())
             .await?;
@@ -147,6 +151,7 @@ impl Station {
         })
         .await?;
         let scans = scans(&js, cfg.replicas, cfg.keep).await?;
+        let scan_stream = js.get_stream(format!("OBJ_{SCANS_BUCKET}")).await?;
         let name = format!("screen-{}", cfg.agency);
         let consumer: PullConsumer = bags
             .get_or_create_consumer(
@@ -162,14 +167,22 @@ impl Station {
                 },
             )
             .await?;
-        Ok(Station { cfg, js, consumer, scans })
+        Ok(Station { cfg, js, consumer, scans, scan_stream })
     }
 
-    /// The next bag for this agency, waiting at most `wait` for one.
+    /// The next bag for this agency, waiting at most `wait` for one (a pull request the broker
+    /// holds open: `fetch` would answer "nothing" at once and make an idle station spin).
     pub async fn next(&self, wait: Duration) -> Result<Next, async_nats::Error> {
-        let mut batch = self.consumer.fetch().max_messages(1).expires(wait).messages().await?;
+        let mut batch = self
+            .consumer
+            .batch()
+            .max_messages(1)
+            .expires(wait)
+            .messages()
+            .await
+            .map_err(|e| format!("asking for a bag: {e}"))?;
         let Some(msg) = batch.next().await else { return Ok(Next::Nothing) };
-        let msg = msg?;
+        let msg = msg.map_err(|e| format!("receiving a bag: {e}"))?;
         let subject = msg.subject.to_string();
         let delivery = msg.info().map(|i| i.delivered).unwrap_or(1);
         let bag = match BagAnnouncement::decode(&msg.payload) {
@@ -203,26 +216,43 @@ impl Station {
         Ok(Next::Refused { subject, why })
     }
 
+    /// The bag's scan, chunk by chunk from the bucket's stream through its leader. Not the
+    /// object store's own reader: that makes an ephemeral consumer for every read, and a 2.9
+    /// cluster may place it on a member that is down, so a third of reads hung until the
+    /// request timed out while one broker of three was dead.
     async fn fetch_scan(&self, bag: &BagAnnouncement) -> Result<Vec<u8>, ScanProblem> {
         if bag.scan.bucket != SCANS_BUCKET
             || bag.scan.object != super::scan_object(&bag.line, &bag.node, bag.bag)
         {
             return Err(ScanProblem::Bad(format!("its scan is at {}/{}", bag.scan.bucket, bag.scan.object)));
         }
-        let mut obj = self.scans.get(&bag.scan.object).await.map_err(|e| ScanProblem::NotNow(e.into()))?;
-        if obj.info().size as u64 != bag.scan.bytes {
+        let not_now =
+            |e: &dyn std::fmt::Display| ScanProblem::NotNow(format!("scan {}: {e}", bag.scan.object).into());
+        let info = self.scans.info(&bag.scan.object).await.map_err(|e| not_now(&e))?;
+        if info.deleted || info.size as u64 != bag.scan.bytes {
             return Err(ScanProblem::Bad(format!(
                 "its scan holds {} bytes, the announcement says {}",
-                obj.info().size,
-                bag.scan.bytes
+                info.size, bag.scan.bytes
             )));
         }
+        let subject = format!("$O.{SCANS_BUCKET}.C.{}", info.nuid);
         let mut bytes = Vec::with_capacity(bag.scan.bytes as usize);
-        (&mut obj)
-            .take(bag.scan.bytes + 1)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| ScanProblem::NotNow(e.into()))?;
+        let mut seq = 1;
+        for _ in 0..info.chunks {
+            let m = self
+                .scan_stream
+                .raw_message_builder()
+                .sequence(seq)
+                .next_by_subject(subject.clone())
+                .send()
+                .await
+                .map_err(|e| not_now(&e))?;
+            if m.subject.as_str() != subject || bytes.len() + m.payload.len() > info.size {
+                return Err(ScanProblem::Bad("its scan's chunks do not add up to its size".into()));
+            }
+            bytes.extend_from_slice(&m.payload);
+            seq = m.sequence + 1;
+        }
         if hex_sha256(&bytes) != bag.scan.sha256 {
             return Err(ScanProblem::Bad("its scan does not match the SHA-256 announced".into()));
         }
