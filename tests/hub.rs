@@ -197,6 +197,28 @@ impl Node {
     }
 }
 
+impl Drop for Node {
+    /// A test that fails leaves no process behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Processes killed when the test ends, however it ends.
+struct Reaper(Vec<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn summary(out: &str, name: &str) -> u64 {
     common::stat(out, name)
 }
@@ -598,7 +620,7 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
     );
 
     // Brokers: one cluster, JetStream on each, stores of their own.
-    let mut servers: Vec<Child> = Vec::new();
+    let mut servers = Reaper(Vec::new());
     for (i, &b) in brokers.iter().enumerate() {
         let routes: Vec<String> =
             brokers.iter().filter(|&&o| o != b).map(|&o| format!("nats://{}:6222", lan.addr(o))).collect();
@@ -614,7 +636,7 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        servers.push(child);
+        servers.0.push(child);
     }
 
     // PostgreSQL on its own host, reachable from the LAN.
@@ -721,8 +743,8 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
     let held_bag = took.split_whitespace().nth(2).unwrap().to_string();
     c1.kill();
     // A broker dies (its clients move to the others; R3 streams keep a quorum).
-    let _ = servers[1].kill();
-    let _ = servers[1].wait();
+    let _ = servers.0[1].kill();
+    let _ = servers.0[1].wait();
     // A scanner's cable is pulled for 30 s: it goes on scanning into its archive.
     nodes[2].wait_for("published bag 1 ", Duration::from_secs(60));
     phase("broker b2 killed; s3's cable pulled for 30 s");
@@ -822,8 +844,5 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-    for mut s in servers {
-        let _ = s.kill();
-        let _ = s.wait();
-    }
+    drop(servers);
 }

@@ -223,7 +223,17 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         let (mut decided, mut elsewhere, mut refused) = (0u64, 0u64, 0u64);
         while !stopped() && a.bags.is_none_or(|n| decided < n) {
             let asked = std::time::Instant::now();
-            let t = match station.next(Duration::from_millis(500)).await {
+            // A stop is heard at once, even while the brokers do not answer (a bag pulled at that
+            // moment goes to another station after the hold time).
+            let next = tokio::select! {
+                r = station.next(Duration::from_millis(500)) => r,
+                _ = async {
+                    while !stopped() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                } => break,
+            };
+            let t = match next {
                 Ok(Next::Bag(t)) => t,
                 Ok(Next::Nothing) => continue,
                 Ok(Next::Refused { subject, why }) => {
