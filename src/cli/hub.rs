@@ -275,7 +275,7 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                 Ok(x) => x,
                 Err(e) => {
                     eprintln!("hub: deciding bag {id}: {e}");
-                    let _ = station.hand_back(*t).await;
+                    let _ = station.hand_back_later(*t).await;
                     continue;
                 }
             };
@@ -292,7 +292,7 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                 .await;
                 if let Err(e) = wrote {
                     eprintln!("{e}; bag {id} handed back");
-                    let _ = station.hand_back(*t).await;
+                    let _ = station.hand_back_later(*t).await;
                     if r.is_closed() {
                         match Records::connect(a.records.as_deref().expect("records given")).await {
                             Ok(c) => *r = c,

@@ -24,6 +24,9 @@ use super::records::{Records, RecordsError};
 use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, SCANS_BUCKET, STREAM, ScanRef};
 use crate::files::store::{BagRow, Store, hex_sha256};
 
+/// Bytes in each of a scan's messages in the object store.
+pub const SCAN_CHUNK: usize = 512 * 1024;
+
 /// How a node publishes.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -354,6 +357,9 @@ async fn publish_one(
             name: object.clone(),
             description: Some(format!("line {line} node {node} bag {}", row.id)),
             metadata: HashMap::from([("sha256".to_string(), sha.clone())]),
+            // The library waits for each chunk's ack before the next: 512 KiB chunks (under
+            // NATS's 1 MB message limit) make a 7.7 MB hub scan 15 round trips instead of 60.
+            chunk_size: Some(SCAN_CHUNK),
             ..Default::default()
         };
         scans.put(meta, &mut bytes.as_slice()).await.map_err(|e| retry(format!("scan: {e}")))?;

@@ -269,6 +269,13 @@ impl Station {
         t.msg.ack_with(AckKind::Nak(None)).await
     }
 
+    /// Give the bag back after a failure here (the broker or the records did not answer): it
+    /// comes again after a pause, not at once, so a passing outage does not use up its
+    /// deliveries.
+    pub async fn hand_back_later(&self, t: Taken) -> Result<(), async_nats::Error> {
+        t.msg.ack_with(AckKind::Nak(Some(Duration::from_secs(2)))).await
+    }
+
     /// The agency's decision on the bag: this one, or the one another station recorded first
     /// (read back from the broker, so the caller can record it wherever it keeps records). The
     /// bag stays on this station until [`Station::done`] (or goes back with
@@ -298,17 +305,35 @@ impl Station {
             reason,
         };
         let subject = super::decision_subject(&self.cfg.agency, &b.line, &b.node, b.bag);
-        let msg =
-            PublishMessage::build().payload(serde_json::to_vec(&d)?.into()).expected_last_subject_sequence(0);
-        match self.js.send_publish(subject.clone(), msg).await?.await {
-            Ok(ack) => Ok((Decided::Recorded(ack.sequence), d)),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                let decisions = self.js.get_stream(DECISIONS).await?;
-                let first = decisions.get_last_raw_message_by_subject(&subject).await?;
-                let theirs: DecisionMsg = serde_json::from_slice(&first.payload)?;
-                Ok((Decided::Elsewhere(first.sequence), theirs))
+        let payload: Vec<u8> = serde_json::to_vec(&d)?;
+        // The operator has decided: keep the bag and try again for a while rather than hand it
+        // back (a stream electing a new leader after a broker died answers "no responders" or
+        // nothing for a few seconds; handing back at once burned through the deliveries).
+        let mut pause = Duration::from_millis(250);
+        let give_up = Instant::now() + self.cfg.hold.max(Duration::from_secs(10));
+        loop {
+            let msg =
+                PublishMessage::build().payload(payload.clone().into()).expected_last_subject_sequence(0);
+            let ack = match self.js.send_publish(subject.clone(), msg).await {
+                Ok(f) => f.await,
+                Err(e) => Err(e),
+            };
+            match ack {
+                Ok(ack) => return Ok((Decided::Recorded(ack.sequence), d)),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    let decisions = self.js.get_stream(DECISIONS).await?;
+                    let first = decisions.get_last_raw_message_by_subject(&subject).await?;
+                    let theirs: DecisionMsg = serde_json::from_slice(&first.payload)?;
+                    return Ok((Decided::Elsewhere(first.sequence), theirs));
+                }
+                Err(e) if Instant::now() + pause < give_up => {
+                    tracing::warn!(subject, "decision not taken yet ({e}); trying again");
+                    let _ = self.hold(t).await;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
     }
 

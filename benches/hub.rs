@@ -1,0 +1,182 @@
+//! Parcels an hour through the hub on this machine (issue 20): a scanner node publishes bags of
+//! the hub profile (scan into the object store, announcement, PostgreSQL row) while bots of two
+//! agencies take each bag, fetch and check its scan, decide and record the decision in
+//! PostgreSQL; the run ends when every bag has both agencies' decisions in PostgreSQL. Everything
+//! shares this machine: nats-server (one, JetStream on file), PostgreSQL 15, the node, the bots.
+//!
+//! The archive is filled first (`capture`, not timed), so the node's outbox drains at the
+//! broker's pace rather than the emulator's line rate; what is timed is publish and screening.
+//! Needs root (PostgreSQL runs as its own user), nats-server and PostgreSQL 15 installed.
+//!
+//! `cargo bench --bench hub [-- BAGS [BOTS_PER_AGENCY]]` (default 120 bags, 2 bots an agency)
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_twinspect");
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn as_postgres(program: &str, args: &[&str]) {
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--", &format!("{PG_BIN}/{program}")])
+        .args(args)
+        .output()
+        .expect("runuser");
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+struct Reaper(Vec<Child>, Option<String>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(d) = &self.1 {
+            let _ = Command::new("runuser")
+                .args([
+                    "-u",
+                    "postgres",
+                    "--",
+                    &format!("{PG_BIN}/pg_ctl"),
+                    "-D",
+                    d,
+                    "-m",
+                    "immediate",
+                    "stop",
+                ])
+                .output();
+        }
+    }
+}
+
+fn decided_by_both(records: &str) -> (usize, usize) {
+    let o = Command::new(BIN).args(["bags", "--json", "--records", records]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let bags: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let both = bags.iter().filter(|b| b["decisions"].as_object().is_some_and(|d| d.len() == 2)).count();
+    (bags.len(), both)
+}
+
+fn dir_bytes(d: &Path) -> u64 {
+    std::fs::read_dir(d)
+        .map(|it| {
+            it.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let bags: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(120);
+    let per_agency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+
+    eprintln!("filling an archive with {bags} bags of the hub profile (not timed)...");
+    let t = Instant::now();
+    let o = Command::new(BIN)
+        .args(["--quiet", "--profile", "hub-160", "--data"])
+        .arg(&data)
+        .args(["capture", "--source", "synthetic://?seed=5&speed=50", "--bags", &bags.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let scans = dir_bytes(&data.join("scans"));
+    eprintln!(
+        "  {:.0} s; scans {:.1} MB in all, {:.2} MB a bag",
+        t.elapsed().as_secs_f64(),
+        scans as f64 / 1e6,
+        scans as f64 / 1e6 / bags as f64
+    );
+
+    let mut reaper = Reaper(Vec::new(), None);
+    let port = free_port();
+    reaper.0.push(
+        Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(tmp.path().join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server"),
+    );
+    let hub = format!("nats://127.0.0.1:{port}");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pg = tmp.path().join("pg");
+    std::fs::create_dir_all(&pg).unwrap();
+    assert!(Command::new("chown").arg("postgres:postgres").arg(&pg).status().unwrap().success());
+    let d = pg.to_str().unwrap().to_string();
+    as_postgres("initdb", &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"]);
+    let pg_port = free_port();
+    // fsync stays on: the records' durability is part of what is measured.
+    let opts = format!("-p {pg_port} -k {d} -c listen_addresses=127.0.0.1");
+    as_postgres("pg_ctl", &["-D", &d, "-o", &opts, "-l", &format!("{d}/log"), "-w", "start"]);
+    reaper.1 = Some(d.clone());
+    as_postgres("createdb", &["-h", "127.0.0.1", "-p", &pg_port.to_string(), "-U", "postgres", "twinspect"]);
+    let records = format!("postgres://postgres@127.0.0.1:{pg_port}/twinspect");
+
+    let t0 = Instant::now();
+    for agency in ["customs", "quarantine"] {
+        for i in 0..per_agency {
+            reaper.0.push(
+                Command::new(BIN)
+                    .args(["bot", "--hub", &hub, "--agency", agency, "--decide", "release"])
+                    .args(["--name", &format!("{agency}{i}"), "--records", &records])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+    }
+    let node = Command::new(BIN)
+        .args(["--quiet", "--profile", "hub-160", "--data"])
+        .arg(&data)
+        .args(["node", "--source", "synthetic://?seed=6", "--seconds", "0.001", "--drain-seconds", "3600"])
+        .args(["--hub", &hub, "--line", "L1", "--node", "n1", "--records", &records])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = node.wait_with_output().unwrap();
+    let published = t0.elapsed();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("published: {bags}")), "{said}");
+    let mut last = (0, 0);
+    while last.1 < bags {
+        std::thread::sleep(Duration::from_millis(250));
+        last = decided_by_both(&records);
+        assert!(t0.elapsed() < Duration::from_secs(1800), "{last:?} of {bags}");
+    }
+    let all = t0.elapsed();
+    let per_hour = |d: Duration| bags as f64 * 3600.0 / d.as_secs_f64();
+    println!(
+        "hub, {bags} bags of hub-160 ({:.2} MB scans), {per_agency} bots an agency, one nats-server, PostgreSQL 15:",
+        scans as f64 / 1e6 / bags as f64
+    );
+    println!(
+        "  published (scan + announcement + PostgreSQL row): {:.1} s, {:.0} bags an hour",
+        published.as_secs_f64(),
+        per_hour(published)
+    );
+    println!(
+        "  decided by both agencies and recorded:            {:.1} s, {:.0} bags an hour",
+        all.as_secs_f64(),
+        per_hour(all)
+    );
+}
