@@ -34,6 +34,11 @@ async function login(page, id, pin, agency) {
   await Promise.all([page.waitForURL("**/openings"), page.click("form.login button")]);
 }
 
+// The first tile of image function `fn` to arrive.
+function tileOf(page, fn) {
+  return page.waitForResponse((r) => r.url().includes(`/dzi/${fn}_files/`), { timeout: 60000 });
+}
+
 // Waits until no tile has been requested for `quiet` ms (OpenSeadragon loads in bursts).
 async function settle(page, tiles, quiet = 800) {
   let n = -1;
@@ -57,7 +62,13 @@ async function settle(page, tiles, quiet = 800) {
     out.openings = await cp.$$eval("a[href^='/bag/']", (as) => as.map((a) => a.getAttribute("href")));
     await cp.screenshot({ path: `${shots}/openings-1280x800.png` });
     const tiles = watchTiles(cp);
-    await Promise.all([cp.waitForURL("**/bag/1"), cp.click("a[href='/bag/1']")]);
+    // The first tile of a function waits for the server to render that bag's pyramid (seconds on
+    // a busy machine): wait for it before counting what the view fetched.
+    await Promise.all([
+      cp.waitForURL("**/bag/1"),
+      tileOf(cp, "standard"),
+      cp.click("a[href='/bag/1']"),
+    ]);
     await cp.waitForSelector("#viewer canvas");
     await settle(cp, tiles);
     out.first_view = tiles.slice();
@@ -82,7 +93,7 @@ async function settle(page, tiles, quiet = 800) {
     out.marks_after_check = await shown();
     // Another image function: the same bag's tiles under that function's name.
     const before = tiles.length;
-    await cp.click("button[data-fn=negative]");
+    await Promise.all([tileOf(cp, "negative"), cp.click("button[data-fn=negative]")]);
     await settle(cp, tiles, 500);
     out.negative_tiles = tiles.slice(before).filter((t) => t.fn === "negative" && t.status === 200).length;
     await cp.click("button[data-fn=standard]");
