@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::twinspect;
 use twinspect::files::store::{BagState, Store, hex_sha256};
-use twinspect::hub::{BagAnnouncement, DECISIONS, DecisionMsg, SCANS_BUCKET, STREAM};
+use twinspect::hub::access::scans_bucket;
+use twinspect::hub::{BagAnnouncement, DECISIONS, DecisionMsg, STREAM};
 
 /// A nats-server with JetStream on 127.0.0.1, its store in `dir`; killed on drop.
 struct Nats {
@@ -29,9 +30,15 @@ fn free_port() -> u16 {
 
 impl Nats {
     fn start(port: u16, dir: &Path) -> Nats {
+        Nats::start_with(port, dir, &[])
+    }
+
+    /// With a configuration file too (users and permissions).
+    fn start_with(port: u16, dir: &Path, more: &[&str]) -> Nats {
         let child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(dir)
+            .args(more)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -244,9 +251,10 @@ fn broker_contents(url: &str) -> Held {
             let a = BagAnnouncement::decode(&m.payload).unwrap();
             messages.push((m.subject.to_string(), m.sequence, a));
         }
-        let bucket = js.get_object_store(SCANS_BUCKET).await.unwrap();
         let mut scans = HashMap::new();
         for (_, _, a) in &messages {
+            assert_eq!(a.scan.bucket, scans_bucket(&a.line));
+            let bucket = js.get_object_store(&a.scan.bucket).await.unwrap();
             let mut obj = bucket.get(&a.scan.object).await.unwrap();
             let mut bytes = Vec::new();
             obj.read_to_end(&mut bytes).await.unwrap();
@@ -390,9 +398,18 @@ fn bad_hub_options_are_refused_before_anything_starts() {
 
 /// Every decision on the broker, in order.
 fn decisions(url: &str) -> Vec<(String, DecisionMsg)> {
+    decisions_as(url, None)
+}
+
+/// Every decision on the broker, read with a key (a seed file) when the hub uses keys.
+fn decisions_as(url: &str, seed: Option<&Path>) -> Vec<(String, DecisionMsg)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let client = async_nats::connect(url).await.unwrap();
+        let mut o = async_nats::ConnectOptions::new();
+        if let Some(p) = seed {
+            o = o.nkey(std::fs::read_to_string(p).unwrap().trim().to_string());
+        }
+        let client = o.connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
         let Ok(mut stream) = js.get_stream(DECISIONS).await else { return Vec::new() };
         let state = stream.info().await.unwrap().state.clone();
@@ -529,6 +546,230 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
         let e = r.client().execute("UPDATE audit SET actor = 'x'", &[]).await.unwrap_err();
         assert!(format!("{e:?}").contains("append-only"), "{e:?}");
     });
+}
+
+/// What the broker says to a client with `seed` (inbox `inbox`) that publishes on each of
+/// `subjects`: the subjects it refused ("Permissions Violation for Publish to ...").
+fn refused_subjects(url: &str, seed: &Path, inbox: &str, subjects: &[&str]) -> Vec<String> {
+    let seed = std::fs::read_to_string(seed).unwrap().trim().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
+        let client = async_nats::ConnectOptions::with_nkey(seed)
+            .custom_inbox_prefix(inbox)
+            .event_callback(move |ev| {
+                let tx = tx.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = ev {
+                        let _ = tx.send(e.to_string()).await;
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .unwrap();
+        for s in subjects {
+            client.publish(s.to_string(), "{}".into()).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        let mut said = Vec::new();
+        while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+            said.push(e);
+        }
+        subjects
+            .iter()
+            .filter(|s| said.iter().any(|e| e.contains(&format!("\"{s}\""))))
+            .map(|s| s.to_string())
+            .collect()
+    })
+}
+
+#[test]
+fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_rewrite_the_trail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    // A key each, made as an integrator would; only public keys go into the users file.
+    let key = |name: &str| {
+        let (ok, public, err) =
+            common::run(twinspect().args(["hub", "key", "--out"]).arg(keys.join(format!("{name}.nk"))));
+        assert!(ok && public.trim().starts_with('U'), "{err}");
+        public.trim().to_string()
+    };
+    let users = format!(
+        "[[node]]\nline = \"L1\"\nnode = \"n1\"\nkey = \"{}\"\n\
+         [[station]]\nagency = \"customs\"\nstation = \"c1\"\nkey = \"{}\"\n\
+         [[station]]\nagency = \"quarantine\"\nstation = \"q1\"\nkey = \"{}\"\n\
+         [[admin]]\nname = \"ops\"\nkey = \"{}\"\n",
+        key("n1"),
+        key("c1"),
+        key("q1"),
+        key("ops")
+    );
+    key("stranger");
+    let seed = |name: &str| keys.join(format!("{name}.nk"));
+    let seed_arg = |name: &str| seed(name).to_str().unwrap().to_string();
+    std::fs::write(tmp.path().join("users.toml"), users).unwrap();
+    let auth = tmp.path().join("auth.conf");
+    let (ok, _, err) = common::run(
+        twinspect()
+            .args(["hub", "permissions", "--users"])
+            .arg(tmp.path().join("users.toml"))
+            .arg("--out")
+            .arg(&auth),
+    );
+    assert!(ok, "{err}");
+    let nats = Nats::start_with(free_port(), &tmp.path().join("js"), &["-c", auth.to_str().unwrap()]);
+    let url = nats.url();
+    let pg = Postgres::start(tmp.path());
+    let owner = pg.url();
+    let writer = owner.replace("postgres@", "hub_writer@");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&owner, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        c.batch_execute("CREATE ROLE hub_writer LOGIN").await.unwrap();
+    });
+    // Before the administrator has set the records up, the writer role is told what to do.
+    let (ok, _, err) = common::run(twinspect().args(["bags", "--records", &writer]));
+    assert!(!ok && err.contains("twinspect hub setup"), "{err}");
+    // A connection without a key, or with one the users file does not list: refused.
+    rt.block_on(async {
+        let e = async_nats::connect(url.as_str()).await.unwrap_err();
+        assert!(e.to_string().contains("authorization"), "{e}");
+        let stranger = std::fs::read_to_string(seed("stranger")).unwrap().trim().to_string();
+        let e = async_nats::ConnectOptions::with_nkey(stranger).connect(url.as_str()).await.unwrap_err();
+        assert!(e.to_string().contains("authorization"), "{e}");
+    });
+
+    let (ok, said, err) = common::run(twinspect().args([
+        "hub",
+        "setup",
+        "--hub",
+        &url,
+        "--credentials",
+        &seed_arg("ops"),
+        "--users",
+        tmp.path().join("users.toml").to_str().unwrap(),
+        "--hold-seconds",
+        "5",
+        "--records",
+        &owner,
+        "--writer",
+        "hub_writer",
+    ]));
+    assert!(ok, "{said}{err}");
+    for ready in [
+        "stream TWINSPECT_BAGS",
+        "consumer screen-customs",
+        "consumer screen-quarantine",
+        "bucket twinspect-scans-L1",
+    ] {
+        assert!(said.contains(ready), "{said}");
+    }
+
+    // The node, and one station of each agency, with their own keys and the writer role.
+    let data = tmp.path().join("data");
+    let creds = ["--credentials", &seed_arg("n1")];
+    let node_args =
+        [&["--source", "synthetic://?seed=31&speed=20", "--bags", "3", "--records", &writer][..], &creds];
+    let (ok, out) = Node::start(&data, &url, &node_args.concat()).wait();
+    assert!(ok, "{out}");
+    assert_eq!(summary(&out, "published"), 3, "{out}");
+    let mut bots = Vec::new();
+    for (agency, code, name) in [("customs", "open", "c1"), ("quarantine", "release", "q1")] {
+        let k = seed_arg(name);
+        let args = [
+            "--agency",
+            agency,
+            "--decide",
+            code,
+            "--name",
+            name,
+            "--bags",
+            "3",
+            "--records",
+            &writer,
+            "--credentials",
+            &k,
+        ];
+        bots.push(Node::bot(&url, &args));
+    }
+    for b in bots {
+        let (ok, out) = b.wait();
+        assert!(ok, "{out}");
+        assert_eq!(summary(&out, "decided"), 3, "{out}");
+    }
+    let before = decisions_as(&url, Some(&seed("ops")));
+    assert_eq!(before.len(), 6, "{before:?}");
+
+    // What each may not do, the broker refuses: a customs station deciding for quarantine,
+    // announcing a bag, taking quarantine's bags, deleting the stream; a node deciding,
+    // announcing another node's bag, writing another line's scans; a client listening to
+    // another's replies.
+    let c1_forbidden = [
+        "twinspect.decision.quarantine.L1.n1.1",
+        "twinspect.bag.L1.n1.9",
+        "$JS.API.CONSUMER.MSG.NEXT.TWINSPECT_BAGS.screen-quarantine",
+        "$JS.API.STREAM.DELETE.TWINSPECT_BAGS",
+        "$JS.API.STREAM.PURGE.TWINSPECT_DECISIONS",
+    ];
+    assert_eq!(refused_subjects(&url, &seed("c1"), "_INBOX.station.customs.c1", &c1_forbidden), c1_forbidden);
+    let n1_forbidden = [
+        "twinspect.decision.customs.L1.n1.1",
+        "twinspect.bag.L1.n2.1",
+        "twinspect.bag.L2.n1.1",
+        "$O.twinspect-scans-L2.C.x",
+        "$JS.API.STREAM.DELETE.OBJ_twinspect-scans-L1",
+    ];
+    assert_eq!(refused_subjects(&url, &seed("n1"), "_INBOX.node.L1.n1", &n1_forbidden), n1_forbidden);
+    // The control: what a station may do is not refused.
+    let c1_allowed = ["$JS.API.INFO", "$JS.API.STREAM.INFO.TWINSPECT_BAGS"];
+    assert!(refused_subjects(&url, &seed("c1"), "_INBOX.station.customs.c1", &c1_allowed).is_empty());
+    // Nothing of that reached a stream: the same six decisions, each by its agency's station.
+    let after = decisions_as(&url, Some(&seed("ops")));
+    assert_eq!(after, before);
+    for (_, d) in &after {
+        assert_eq!(d.station, if d.agency == "customs" { "c1" } else { "q1" });
+    }
+    // A node started on a line its key is not for: told by the broker, nothing published.
+    let mut c = twinspect();
+    c.arg("--quiet").arg("--data").arg(tmp.path().join("data2"));
+    c.args(["node", "--hub", &url, "--line", "L2", "--node", "n1", "--credentials", &seed_arg("n1")]);
+    c.args(["--source", "synthetic://?seed=32&speed=20", "--bags", "1", "--drain-seconds", "3"]);
+    let (ok, out) = Node::spawn(c).wait();
+    assert!(ok, "{out}");
+    assert!(out.contains("Permissions Violation") && out.contains("node n1 on line L2"), "{out}");
+    assert_eq!(summary(&out, "waiting in the archive"), 1, "{out}");
+
+    // The records writer adds, never changes: every way of rewriting the trail or a decision
+    // is refused by PostgreSQL itself (no privilege; not the owner, so no dropping triggers).
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&writer, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        for sql in [
+            "UPDATE audit SET actor = 'x'",
+            "DELETE FROM audit",
+            "TRUNCATE audit",
+            "DROP TRIGGER audit_no_change ON audit",
+            "ALTER TABLE audit DISABLE TRIGGER ALL",
+            "UPDATE hub_decisions SET code = 'release'",
+            "DELETE FROM hub_decisions",
+            "DELETE FROM hub_bags",
+            "DROP TABLE audit",
+        ] {
+            let e = c.batch_execute(sql).await.unwrap_err();
+            assert_eq!(
+                e.code(),
+                Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+                "{sql}: {e:?}"
+            );
+        }
+    });
+    let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &writer]));
+    assert!(ok, "{said}{err}");
+    // 1 migration + the writer's grant + 3 bags + 6 decisions.
+    assert!(said.contains("intact: 11 entries"), "{said}");
 }
 
 /// Hosts on one machine: network namespaces joined by veth pairs to a bridge in a switch

@@ -10,7 +10,15 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::files::store::Store;
+use crate::hub::access::{self, Credentials, Identity, Users};
 use crate::hub::{HubUrl, publish};
+
+fn credentials(path: Option<&Path>) -> anyhow::Result<Option<Credentials>> {
+    Ok(match path {
+        Some(p) => Some(Credentials::load(p)?),
+        None => None,
+    })
+}
 
 /// Options of `twinspect node`.
 #[derive(clap::Args, Debug)]
@@ -50,6 +58,10 @@ pub struct NodeArgs {
     /// too before it counts as published.
     #[arg(long)]
     pub records: Option<String>,
+    /// This node's key (an nkey seed file, mode 600, from `twinspect hub key`), when the hub
+    /// uses keys.
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
 }
 
 fn host_name() -> String {
@@ -88,6 +100,7 @@ pub fn node(
         replicas: a.replicas as usize,
         keep: Duration::from_secs_f64(a.keep_hours * 3600.0),
         records: a.records.clone(),
+        credentials: credentials(a.credentials.as_deref())?,
     };
     println!(
         "node {node} on line {}: archive {} ({waiting} bags waiting to be published), hub {}",
@@ -159,6 +172,10 @@ pub struct BotArgs {
     /// decision go there before the bag is acknowledged.
     #[arg(long)]
     pub records: Option<String>,
+    /// This station's key (an nkey seed file, mode 600, from `twinspect hub key`), when the hub
+    /// uses keys.
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
 }
 
 pub fn bot(a: BotArgs) -> anyhow::Result<()> {
@@ -191,6 +208,7 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         max_deliver: 10,
         replicas: a.replicas as usize,
         keep: Duration::from_secs(72 * 3600),
+        credentials: credentials(a.credentials.as_deref())?,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -325,6 +343,172 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         println!("decided: {decided}");
         println!("decided elsewhere first: {elsewhere}");
         println!("refused: {refused}");
+        Ok(())
+    })
+}
+
+/// `twinspect hub ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum HubCommand {
+    /// A new key for a node, station or administrator: its seed written to FILE (mode 600,
+    /// never over an existing file; it stays on that machine), its public key printed (it goes
+    /// in the hub's users file).
+    Key {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The broker's permissions from the hub's users file: a nats-server `authorization` block
+    /// (include it from the server's configuration). Nodes publish only their own bags and
+    /// scans, stations take bags only from their agency's consumer and decide only for it.
+    Permissions {
+        /// The users file (TOML: [[node]] line, node, key; [[station]] agency, station, key;
+        /// [[admin]] name, key).
+        #[arg(long)]
+        users: PathBuf,
+        /// Where to write the block (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Set the hub up: on the broker, the bag and decision streams, each agency's consumer and
+    /// each line's scans bucket (with an administrator's key when the hub uses keys); in
+    /// PostgreSQL, the schema and a writer role that cannot rewrite the audit trail.
+    Setup(SetupArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SetupArgs {
+    /// The hub's NATS servers: nats://HOST:PORT[,HOST:PORT...].
+    #[arg(long)]
+    pub hub: Option<String>,
+    /// The administrator's key (an nkey seed file).
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// The site (its agencies get a consumer each).
+    #[arg(long)]
+    pub site: Option<PathBuf>,
+    /// The users file: every line a node is on gets its scans bucket.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Lines to make scans buckets for (besides the users file's).
+    #[arg(long)]
+    pub line: Vec<String>,
+    /// Replicas of every stream (3 on a 3-server cluster).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
+    /// How long the broker keeps bags, scans and decisions, in hours.
+    #[arg(long, default_value_t = 72.0)]
+    pub keep_hours: f64,
+    /// A bag neither decided nor held this long by a station goes to another.
+    #[arg(long, default_value_t = 30.0)]
+    pub hold_seconds: f64,
+    /// The hub's PostgreSQL as the tables' owner (postgres://OWNER@HOST:PORT/DB).
+    #[arg(long)]
+    pub records: Option<String>,
+    /// The role nodes and stations write records as (it must exist; it gets INSERT and SELECT).
+    #[arg(long, requires = "records")]
+    pub writer: Option<String>,
+}
+
+pub fn hub(c: HubCommand) -> anyhow::Result<()> {
+    match c {
+        HubCommand::Key { out } => {
+            let c = Credentials::create(&out)?;
+            println!("{}", c.public);
+            eprintln!("seed written to {} (mode 600): keep it on the machine that uses it", out.display());
+            Ok(())
+        }
+        HubCommand::Permissions { users, out } => {
+            let text =
+                std::fs::read_to_string(&users).with_context(|| format!("reading {}", users.display()))?;
+            let users = Users::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", users.display()))?;
+            let conf = users.server_config();
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, conf).with_context(|| format!("writing {}", p.display()))?;
+                    eprintln!("{} users written to {}", users.users.len(), p.display());
+                }
+                None => print!("{conf}"),
+            }
+            Ok(())
+        }
+        HubCommand::Setup(a) => setup(a),
+    }
+}
+
+fn setup(a: SetupArgs) -> anyhow::Result<()> {
+    use crate::hub::station;
+    anyhow::ensure!(
+        a.hub.is_some() || a.records.is_some(),
+        "nothing to set up: give --hub, --records or both"
+    );
+    anyhow::ensure!((0.0..1e6).contains(&a.keep_hours), "--keep-hours {}: 0 or more", a.keep_hours);
+    anyhow::ensure!(
+        (0.5..=3600.0).contains(&a.hold_seconds),
+        "--hold-seconds {}: from 0.5 to 3600",
+        a.hold_seconds
+    );
+    let site = super::load_site(a.site.as_deref())?;
+    let mut lines = a.line.clone();
+    if let Some(p) = &a.users {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        lines.extend(Users::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?.lines());
+    }
+    lines.sort();
+    lines.dedup();
+    for l in &lines {
+        crate::hub::check_name("line", l)?;
+    }
+    let creds = credentials(a.credentials.as_deref())?;
+    let keep = Duration::from_secs_f64(a.keep_hours * 3600.0);
+    let replicas = a.replicas as usize;
+    let hold = Duration::from_secs_f64(a.hold_seconds);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        if let Some(url) = &a.hub {
+            let hub = HubUrl::parse(url)?;
+            let who = Identity::Admin { name: "setup".into() };
+            let client = access::connect_options("twinspect hub setup".into(), &who, creds.as_ref())
+                .max_reconnects(Some(3))
+                .connect(hub.servers.clone())
+                .await
+                .with_context(|| format!("connecting to {url}"))?;
+            let js = async_nats::jetstream::new(client);
+            let timeout = |what: String| move |e: async_nats::Error| anyhow::anyhow!("{what}: {e}");
+            let bags = js
+                .get_or_create_stream(station::bag_stream(replicas, keep))
+                .await
+                .map_err(|e| timeout(format!("stream {}", crate::hub::STREAM))(e.into()))?;
+            println!("stream {}: ready", crate::hub::STREAM);
+            js.get_or_create_stream(station::decision_stream(replicas, keep))
+                .await
+                .map_err(|e| timeout(format!("stream {}", crate::hub::DECISIONS))(e.into()))?;
+            println!("stream {}: ready", crate::hub::DECISIONS);
+            for g in &site.agencies {
+                crate::hub::check_name("agency", &g.id)?;
+                let name = access::agency_consumer(&g.id);
+                bags.get_or_create_consumer(&name, station::agency_consumer(&g.id, hold, 10))
+                    .await
+                    .map_err(|e| timeout(format!("consumer {name}"))(e.into()))?;
+                println!("consumer {name}: ready");
+            }
+            for l in &lines {
+                let bucket = access::scans_bucket(l);
+                if js.get_object_store(&bucket).await.is_err() {
+                    js.create_object_store(station::scan_bucket(&bucket, replicas, keep))
+                        .await
+                        .map_err(|e| timeout(format!("bucket {bucket}"))(e.into()))?;
+                }
+                println!("bucket {bucket}: ready");
+            }
+        }
+        if let Some(url) = &a.records {
+            let mut r = crate::hub::records::Records::connect(url).await?;
+            println!("records: schema up to date");
+            if let Some(role) = &a.writer {
+                r.grant_writer(role, "(setup)").await?;
+                println!("records: role {role} may add records, not change or remove them");
+            }
+        }
         Ok(())
     })
 }

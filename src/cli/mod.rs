@@ -113,6 +113,10 @@ pub enum Command {
     /// A screening bot of a hub, for load tests and demos: takes the next bag for its agency
     /// as a station does, looks for --think-ms, and gives every bag the same decision.
     Bot(hub::BotArgs),
+    /// The hub's administration: keys for nodes and stations, the broker's permissions from
+    /// the hub's users file, and setting up streams, consumers and the PostgreSQL writer role.
+    #[command(subcommand)]
+    Hub(hub::HubCommand),
     /// Record bags from a source, headless: bag-NNNNNN.tiff (two pages) per bag, then the link's
     /// statistics (lines, bags, missing lines, CRC errors, resends).
     Capture(stream::CaptureArgs),
@@ -302,6 +306,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Genicam(a)) => stream::genicam(a),
         Some(Command::Bot(a)) => hub::bot(a),
+        Some(Command::Hub(c)) => hub::hub(c),
         Some(Command::Node(a)) => {
             hub::node(&cli.profile, cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
         }

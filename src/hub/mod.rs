@@ -9,6 +9,7 @@
 //! Must not import: egui, wgpu, the desk, the sources (a node's capture loop feeds the archive;
 //! the publisher reads the archive as its outbox).
 
+pub mod access;
 pub mod publish;
 pub mod records;
 pub mod station;
@@ -20,7 +21,8 @@ use serde::{Deserialize, Serialize};
 pub const STREAM: &str = "TWINSPECT_BAGS";
 /// Subjects of the bag stream: `twinspect.bag.<line>.<node>.<bag>`.
 pub const SUBJECT_ROOT: &str = "twinspect.bag";
-/// The object store bucket that holds the scans (two-page 16-bit TIFF, as archived).
+/// The object store buckets that hold the scans (two-page 16-bit TIFF, as archived), one a
+/// line: `twinspect-scans-<line>` ([`access::scans_bucket`]).
 pub const SCANS_BUCKET: &str = "twinspect-scans";
 /// The announcement's format version.
 pub const FORMAT: u32 = 1;

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, object_store, stream};
 
+use super::access::{self, Credentials, Identity};
 use super::records::{Records, RecordsError};
-use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, SCANS_BUCKET, STREAM, ScanRef};
+use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, STREAM, ScanRef};
 use crate::files::store::{BagRow, Store, hex_sha256};
 
 /// Bytes in each of a scan's messages in the object store.
@@ -40,6 +41,8 @@ pub struct Config {
     /// The hub's PostgreSQL records (`postgres://...`): each bag is recorded there too before
     /// it counts as published.
     pub records: Option<String>,
+    /// Its key, when the hub uses keys (`--credentials`).
+    pub credentials: Option<Credentials>,
 }
 
 /// What the publisher did, for the node's summary.
@@ -134,17 +137,13 @@ async fn run(
 ) -> anyhow::Result<Report> {
     let actor = format!("node:{}", cfg.node);
     let p = progress.clone();
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("twinspect node {} line {}", cfg.node, cfg.line))
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(2))
-        // A pulled cable is noticed within seconds (the default is a minute), and the client
-        // reconnects rather than waiting on a dead TCP connection's retransmissions.
-        .ping_interval(Duration::from_secs(3))
-        .request_timeout(Some(Duration::from_secs(5)))
+    let who = Identity::Node { line: cfg.line.clone(), node: cfg.node.clone() };
+    let name = format!("twinspect node {} line {}", cfg.node, cfg.line);
+    let w = who.clone();
+    let client = access::connect_options(name, &who, cfg.credentials.as_ref())
         .event_callback(move |ev| {
             let p = p.clone();
+            let w = w.clone();
             async move {
                 match ev {
                     async_nats::Event::Connected => {
@@ -155,6 +154,7 @@ async fn run(
                         p.connected.store(false, Ordering::Relaxed);
                         eprintln!("hub: disconnected; bags wait in the archive");
                     }
+                    async_nats::Event::ServerError(e) => eprintln!("{}", access::explain(&e, &w)),
                     async_nats::Event::ClientError(e) => tracing::debug!("hub: {e}"),
                     other => tracing::warn!("hub: {other}"),
                 }
@@ -167,6 +167,7 @@ async fn run(
     let mut drain: Option<Instant> = None;
     let mut refused: HashSet<i64> = HashSet::new();
     let mut said: HashMap<i64, String> = HashMap::new();
+    let mut said_setup: Option<String> = None;
     let mut backoff = Duration::from_millis(200);
     let mut ready: Option<(stream::Stream, object_store::ObjectStore)> = None;
     let mut records: Option<Records> = None;
@@ -198,7 +199,8 @@ async fn run(
             match set_up(&js, &cfg).await {
                 Ok(r) => ready = Some(r),
                 Err(e) => {
-                    if said.insert(0, e.to_string()).as_deref() != Some(&e.to_string()) {
+                    if said_setup.as_deref() != Some(&e.to_string()) {
+                        said_setup = Some(e.to_string());
                         eprintln!("hub: not ready ({e}); bags wait in the archive");
                     }
                     failed = true;
@@ -285,7 +287,13 @@ async fn set_up(
     cfg: &Config,
 ) -> Result<(stream::Stream, object_store::ObjectStore), async_nats::Error> {
     let bags = js.get_or_create_stream(super::station::bag_stream(cfg.replicas, cfg.keep)).await?;
-    let scans = super::station::scans(js, cfg.replicas, cfg.keep).await?;
+    let bucket = access::scans_bucket(&cfg.line);
+    let scans = match js.get_object_store(&bucket).await {
+        Ok(s) => s,
+        Err(_) => {
+            js.create_object_store(super::station::scan_bucket(&bucket, cfg.replicas, cfg.keep)).await?
+        }
+    };
     Ok((bags, scans))
 }
 
@@ -336,7 +344,7 @@ async fn publish_one(
             full_scale: c.full_scale,
         },
         scan: ScanRef {
-            bucket: SCANS_BUCKET.into(),
+            bucket: access::scans_bucket(line),
             object: object.clone(),
             bytes: bytes.len() as u64,
             sha256: sha.clone(),

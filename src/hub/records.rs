@@ -89,6 +89,13 @@ pub enum RecordsError {
     Db(#[from] tokio_postgres::Error),
     #[error("records: schema {found}, this Twinspect knows {known}: upgrade Twinspect")]
     NewerSchema { found: i32, known: usize },
+    #[error(
+        "records: the schema is at version {found} of {known} and this role may not change it ({why}): \
+         the hub's administrator runs `twinspect hub setup --records <owner's URL> --writer <this role>`"
+    )]
+    NotSetUp { found: i32, known: usize, why: String },
+    #[error("records: role {0:?}: a PostgreSQL role name (lower-case letters, digits, '_')")]
+    Role(String),
 }
 
 type Result<T> = std::result::Result<T, RecordsError>;
@@ -142,7 +149,63 @@ impl Records {
         self.client.is_closed()
     }
 
+    /// The schema's version, None before the first migration.
+    async fn schema_version(&self) -> Result<Option<i32>> {
+        let exists: Option<String> =
+            self.client.query_one("SELECT to_regclass('twinspect_schema')::text", &[]).await?.get(0);
+        if exists.is_none() {
+            return Ok(None);
+        }
+        Ok(self.client.query_opt("SELECT version FROM twinspect_schema", &[]).await?.map(|r| r.get(0)))
+    }
+
     async fn migrate(&mut self) -> Result<()> {
+        // Up to date: nothing to create or lock, so a writer role that may not create tables
+        // connects as well as the owner.
+        let known = MIGRATIONS.len();
+        let before = self.schema_version().await?;
+        match before {
+            Some(v) if v as usize == known => return Ok(()),
+            Some(found) if found as usize > known => return Err(RecordsError::NewerSchema { found, known }),
+            _ => {}
+        }
+        self.migrate_locked().await.map_err(|e| match e {
+            RecordsError::Db(db)
+                if db.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                let why = db.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| db.to_string());
+                RecordsError::NotSetUp { found: before.unwrap_or(0), known, why }
+            }
+            other => other,
+        })
+    }
+
+    /// Let `role` write records and nothing more: read every table, add bags, decisions and
+    /// audit entries, move the chain's head; no UPDATE, DELETE or TRUNCATE of the trail (and,
+    /// not owning the tables, no dropping their triggers). Run as the tables' owner.
+    pub async fn grant_writer(&mut self, role: &str, actor: &str) -> Result<()> {
+        let ok = (1..=63).contains(&role.len())
+            && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            return Err(RecordsError::Role(role.into()));
+        }
+        let tx = self.client.transaction().await?;
+        let schema: String = tx.query_one("SELECT current_schema()", &[]).await?.get(0);
+        let schema = format!("\"{}\"", schema.replace('"', "\"\""));
+        tx.batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA {schema} TO \"{role}\";
+             GRANT SELECT ON twinspect_schema TO \"{role}\";
+             GRANT SELECT, INSERT ON hub_bags, hub_decisions, audit TO \"{role}\";
+             GRANT SELECT, UPDATE ON audit_head TO \"{role}\";"
+        ))
+        .await?;
+        append(&tx, crate::unix_ms(), actor, "records.writer", &json!({ "role": role })).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn migrate_locked(&mut self) -> Result<()> {
         let tx = self.client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS twinspect_schema (version INTEGER NOT NULL)").await?;

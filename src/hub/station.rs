@@ -25,7 +25,8 @@ use async_nats::jetstream::{
 };
 use futures_util::StreamExt;
 
-use super::{BagAnnouncement, DECISION_ROOT, DECISIONS, DecisionMsg, FORMAT, HubUrl, SCANS_BUCKET};
+use super::access::{self, Credentials, Identity};
+use super::{BagAnnouncement, DECISION_ROOT, DECISIONS, DecisionMsg, FORMAT, HubUrl};
 use crate::files::store::hex_sha256;
 
 /// How a station takes bags.
@@ -43,6 +44,8 @@ pub struct StationConfig {
     /// For the streams when this station creates them.
     pub replicas: usize,
     pub keep: Duration,
+    /// Its key, when the hub uses keys (`--credentials`).
+    pub credentials: Option<Credentials>,
 }
 
 /// A bag on this station.
@@ -80,9 +83,9 @@ pub struct Station {
     cfg: StationConfig,
     js: jetstream::Context,
     consumer: PullConsumer,
-    scans: object_store::ObjectStore,
-    /// The stream under the scans' bucket.
-    scan_stream: stream::Stream,
+    /// Each line's scans bucket and the stream under it, opened when a bag of the line first
+    /// comes (nodes create them).
+    scans: std::sync::Mutex<std::collections::HashMap<String, (object_store::ObjectStore, stream::Stream)>>,
 }
 
 /// The bag stream's settings (nodes and stations create it alike, so whichever comes first
@@ -99,10 +102,10 @@ pub fn bag_stream(replicas: usize, keep: Duration) -> stream::Config {
     }
 }
 
-/// The scans' bucket settings.
-pub fn scan_bucket(replicas: usize, keep: Duration) -> object_store::Config {
+/// A line's scans bucket settings.
+pub fn scan_bucket(bucket: &str, replicas: usize, keep: Duration) -> object_store::Config {
     object_store::Config {
-        bucket: SCANS_BUCKET.into(),
+        bucket: bucket.into(),
         description: Some("Twinspect scans (two-page 16-bit TIFF), named line/node/bag".into()),
         max_age: keep,
         num_replicas: replicas,
@@ -111,63 +114,63 @@ pub fn scan_bucket(replicas: usize, keep: Duration) -> object_store::Config {
     }
 }
 
-/// The scans' bucket, created when missing.
-pub async fn scans(
-    js: &jetstream::Context,
-    replicas: usize,
-    keep: Duration,
-) -> Result<object_store::ObjectStore, async_nats::Error> {
-    Ok(match js.get_object_store(SCANS_BUCKET).await {
-        Ok(s) => s,
-        Err(_) => js.create_object_store(scan_bucket(replicas, keep)).await?,
-    })
+/// The decision stream's settings.
+pub fn decision_stream(replicas: usize, keep: Duration) -> stream::Config {
+    stream::Config {
+        name: DECISIONS.into(),
+        subjects: vec![format!("{DECISION_ROOT}.>")],
+        max_age: keep,
+        num_replicas: replicas,
+        duplicate_window: Duration::from_secs(120),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// An agency's consumer: every bag, each to one of the agency's stations at a time.
+pub fn agency_consumer(agency: &str, hold: Duration, max_deliver: i64) -> pull::Config {
+    let name = access::agency_consumer(agency);
+    pull::Config {
+        durable_name: Some(name),
+        description: Some(format!("every bag, once per {agency} station")),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: hold,
+        max_deliver,
+        deliver_policy: DeliverPolicy::All,
+        ..Default::default()
+    }
 }
 
 impl Station {
     pub async fn connect(cfg: StationConfig) -> Result<Station, async_nats::Error> {
         super::check_name("agency", &cfg.agency)?;
         super::check_name("station", &cfg.station)?;
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("twinspect station {} ({})", cfg.station, cfg.agency))
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connection_timeout(Duration::from_secs(2))
-            // A pulled cable is noticed within seconds (the default is a minute), and the client
-            // reconnects rather than waiting on a dead TCP connection's retransmissions.
-            .ping_interval(Duration::from_secs(3))
-            .request_timeout(Some(Duration::from_secs(5)))
+        let who = Identity::Station { agency: cfg.agency.clone(), station: cfg.station.clone() };
+        let name = format!("twinspect station {} ({})", cfg.station, cfg.agency);
+        let w = who.clone();
+        let client = access::connect_options(name, &who, cfg.credentials.as_ref())
+            .event_callback(move |ev| {
+                let w = w.clone();
+                async move {
+                    match ev {
+                        async_nats::Event::ServerError(e) => eprintln!("{}", access::explain(&e, &w)),
+                        async_nats::Event::ClientError(e) => tracing::debug!("hub: {e}"),
+                        other => tracing::info!("hub: {other}"),
+                    }
+                }
+            })
             .connect(cfg.hub.servers.clone())
             .await?;
         let js = jetstream::new(client);
         let bags = js.get_or_create_stream(bag_stream(cfg.replicas, cfg.keep)).await?;
-        js.get_or_create_stream(stream::Config {
-            name: DECISIONS.into(),
-            subjects: vec![format!("{DECISION_ROOT}.>")],
-            max_age: cfg.keep,
-            num_replicas: cfg.replicas,
-            duplicate_window: Duration::from_secs(120),
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
-        let scans = scans(&js, cfg.replicas, cfg.keep).await?;
-        let scan_stream = js.get_stream(format!("OBJ_{SCANS_BUCKET}")).await?;
-        let name = format!("screen-{}", cfg.agency);
+        js.get_or_create_stream(decision_stream(cfg.replicas, cfg.keep)).await?;
         let consumer: PullConsumer = bags
             .get_or_create_consumer(
-                &name,
-                pull::Config {
-                    durable_name: Some(name.clone()),
-                    description: Some(format!("every bag, once per {} station", cfg.agency)),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: cfg.hold,
-                    max_deliver: cfg.max_deliver,
-                    deliver_policy: DeliverPolicy::All,
-                    ..Default::default()
-                },
+                &access::agency_consumer(&cfg.agency),
+                agency_consumer(&cfg.agency, cfg.hold, cfg.max_deliver),
             )
             .await?;
-        Ok(Station { cfg, js, consumer, scans, scan_stream })
+        Ok(Station { cfg, js, consumer, scans: Default::default() })
     }
 
     /// The next bag for this agency, waiting at most `wait` for one (a pull request the broker
@@ -221,26 +224,37 @@ impl Station {
     /// cluster may place it on a member that is down, so a third of reads hung until the
     /// request timed out while one broker of three was dead.
     async fn fetch_scan(&self, bag: &BagAnnouncement) -> Result<Vec<u8>, ScanProblem> {
-        if bag.scan.bucket != SCANS_BUCKET
-            || bag.scan.object != super::scan_object(&bag.line, &bag.node, bag.bag)
-        {
+        let bucket = access::scans_bucket(&bag.line);
+        if bag.scan.bucket != bucket || bag.scan.object != super::scan_object(&bag.line, &bag.node, bag.bag) {
             return Err(ScanProblem::Bad(format!("its scan is at {}/{}", bag.scan.bucket, bag.scan.object)));
         }
         let not_now =
             |e: &dyn std::fmt::Display| ScanProblem::NotNow(format!("scan {}: {e}", bag.scan.object).into());
-        let info = self.scans.info(&bag.scan.object).await.map_err(|e| not_now(&e))?;
+        let opened = self.scans.lock().expect("not poisoned").get(&bucket).cloned();
+        let (scans, scan_stream) = match opened {
+            Some(x) => x,
+            None => {
+                let store = self.js.get_object_store(&bucket).await.map_err(|e| not_now(&e))?;
+                let stream = self.js.get_stream(format!("OBJ_{bucket}")).await.map_err(|e| not_now(&e))?;
+                self.scans
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(bucket.clone(), (store.clone(), stream.clone()));
+                (store, stream)
+            }
+        };
+        let info = scans.info(&bag.scan.object).await.map_err(|e| not_now(&e))?;
         if info.deleted || info.size as u64 != bag.scan.bytes {
             return Err(ScanProblem::Bad(format!(
                 "its scan holds {} bytes, the announcement says {}",
                 info.size, bag.scan.bytes
             )));
         }
-        let subject = format!("$O.{SCANS_BUCKET}.C.{}", info.nuid);
+        let subject = format!("$O.{bucket}.C.{}", info.nuid);
         let mut bytes = Vec::with_capacity(bag.scan.bytes as usize);
         let mut seq = 1;
         for _ in 0..info.chunks {
-            let m = self
-                .scan_stream
+            let m = scan_stream
                 .raw_message_builder()
                 .sequence(seq)
                 .next_by_subject(subject.clone())

@@ -1,0 +1,424 @@
+//! Who may do what on the hub. Each scanner node, station and administrator connects with its
+//! own NATS nkey (an Ed25519 key pair: the seed file stays on its machine, the broker's
+//! configuration holds only public keys), and the broker's permissions, generated here from the
+//! hub's list of who is who (a `hub-users.toml`), let a node publish only its own line's bags
+//! and scans, and a station take bags only from its agency's consumer and decide only for its
+//! agency. A forged decision from an unknown key never connects; one from another agency's
+//! station is refused by the broker itself.
+//!
+//! Owns: the identities and their subjects, the users file, the nats-server `authorization`
+//! block, credentials (seed files) and the connect options every hub client uses. Must not
+//! import: egui, wgpu, the desk.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{DECISION_ROOT, HubError, SCANS_BUCKET, STREAM, SUBJECT_ROOT, check_name};
+
+/// Who a hub client is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// A scanner node on a sorting line.
+    Node { line: String, node: String },
+    /// A screening station (or bot) of an agency.
+    Station { agency: String, station: String },
+    /// The hub's administrator: sets up streams, buckets and consumers.
+    Admin { name: String },
+}
+
+/// Subjects an identity may publish to and subscribe to (NATS wildcards).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Permissions {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+/// The scans bucket of one line (one bucket a line, so a node's permission to write scans can
+/// be limited to its own line's).
+pub fn scans_bucket(line: &str) -> String {
+    format!("{SCANS_BUCKET}-{line}")
+}
+
+/// The durable consumer of an agency's stations.
+pub fn agency_consumer(agency: &str) -> String {
+    format!("screen-{agency}")
+}
+
+impl Identity {
+    /// The prefix of this client's reply subjects: its own, so no other client may listen to
+    /// the broker's answers to it.
+    pub fn inbox(&self) -> String {
+        match self {
+            Identity::Node { line, node } => format!("_INBOX.node.{line}.{node}"),
+            Identity::Station { agency, station } => format!("_INBOX.station.{agency}.{station}"),
+            Identity::Admin { name } => format!("_INBOX.admin.{name}"),
+        }
+    }
+
+    /// What the broker lets this identity do.
+    pub fn permissions(&self) -> Permissions {
+        // Reading is open to every identity: stream and consumer information, and messages by
+        // sequence or subject (stations read scans and decisions that way; nodes look up a bag
+        // the broker already holds).
+        let mut publish: Vec<String> = [
+            "$JS.API.INFO",
+            "$JS.API.STREAM.INFO.*",
+            "$JS.API.CONSUMER.INFO.*.*",
+            "$JS.API.STREAM.MSG.GET.*",
+            "$JS.API.DIRECT.GET.>",
+        ]
+        .map(String::from)
+        .to_vec();
+        let subscribe = vec![format!("{}.>", self.inbox())];
+        match self {
+            Identity::Admin { .. } => {
+                return Permissions { publish: vec![">".into()], subscribe: vec![">".into()] };
+            }
+            Identity::Node { line, node } => {
+                let bucket = scans_bucket(line);
+                publish.extend([
+                    format!("{SUBJECT_ROOT}.{line}.{node}.*"),
+                    format!("$O.{bucket}.>"),
+                    // Its line's bucket when it is the first node there; replacing a scan
+                    // purges the old one's chunks.
+                    format!("$JS.API.STREAM.CREATE.OBJ_{bucket}"),
+                    format!("$JS.API.STREAM.PURGE.OBJ_{bucket}"),
+                ]);
+            }
+            Identity::Station { agency, .. } => {
+                let consumer = agency_consumer(agency);
+                publish.extend([
+                    format!("{DECISION_ROOT}.{agency}.*.*.*"),
+                    format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{consumer}"),
+                    format!("$JS.API.CONSUMER.CREATE.{STREAM}.{consumer}"),
+                    format!("$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.{consumer}"),
+                    // Acknowledgements (the v1 and the domain-qualified v2 reply subjects).
+                    format!("$JS.ACK.{STREAM}.{consumer}.>"),
+                    format!("$JS.ACK.*.*.{STREAM}.{consumer}.>"),
+                ]);
+            }
+        }
+        Permissions { publish, subscribe }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Identity::Node { line, node } => format!("node {node} on line {line}"),
+            Identity::Station { agency, station } => format!("station {station} of {agency}"),
+            Identity::Admin { name } => format!("administrator {name}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("{0}")]
+    Name(#[from] HubError),
+    #[error("users file: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("users file: {who}: {key:?} is not a NATS user's public key (U..., from `twinspect hub key`)")]
+    Key { who: String, key: String },
+    #[error("users file: the key of {0} is given to someone else too")]
+    SharedKey(String),
+    #[error("users file: {0} is listed twice")]
+    Twice(String),
+    #[error("users file: nobody is listed")]
+    Empty,
+    #[error("credentials {path}: {why}")]
+    Credentials { path: String, why: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeUser {
+    line: String,
+    node: String,
+    key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StationUser {
+    agency: String,
+    station: String,
+    key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminUser {
+    name: String,
+    key: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    node: Vec<NodeUser>,
+    #[serde(default)]
+    station: Vec<StationUser>,
+    #[serde(default)]
+    admin: Vec<AdminUser>,
+}
+
+/// The hub's users: each identity with its public key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Users {
+    pub users: Vec<(Identity, String)>,
+}
+
+impl Users {
+    /// Parse and check a users file: names usable in subjects, real public user keys, no key
+    /// shared by two identities, nobody twice.
+    pub fn parse(text: &str) -> Result<Users, AccessError> {
+        let f: UsersFile = toml::from_str(text)?;
+        let mut users = Vec::new();
+        for n in f.node {
+            check_name("line", &n.line)?;
+            check_name("node", &n.node)?;
+            users.push((Identity::Node { line: n.line, node: n.node }, n.key));
+        }
+        for s in f.station {
+            check_name("agency", &s.agency)?;
+            check_name("station", &s.station)?;
+            users.push((Identity::Station { agency: s.agency, station: s.station }, s.key));
+        }
+        for a in f.admin {
+            check_name("administrator", &a.name)?;
+            users.push((Identity::Admin { name: a.name }, a.key));
+        }
+        if users.is_empty() {
+            return Err(AccessError::Empty);
+        }
+        let (mut keys, mut who) = (HashSet::new(), HashSet::new());
+        for (id, key) in &users {
+            let user_key = key.starts_with('U') && nkeys::KeyPair::from_public_key(key).is_ok();
+            if !user_key {
+                return Err(AccessError::Key { who: id.describe(), key: key.clone() });
+            }
+            if !keys.insert(key.as_str()) {
+                return Err(AccessError::SharedKey(id.describe()));
+            }
+            // A station's name is unique across agencies too: it is how a decision names it.
+            let unique = match id {
+                Identity::Station { station, .. } => {
+                    Identity::Station { agency: String::new(), station: station.clone() }
+                }
+                other => other.clone(),
+            };
+            if !who.insert(unique) {
+                return Err(AccessError::Twice(id.describe()));
+            }
+        }
+        Ok(Users { users })
+    }
+
+    /// Every line a node of the file is on.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .users
+            .iter()
+            .filter_map(|(id, _)| match id {
+                Identity::Node { line, .. } => Some(line.clone()),
+                _ => None,
+            })
+            .collect();
+        lines.sort();
+        lines.dedup();
+        lines
+    }
+
+    /// The nats-server `authorization` block for these users (include it from the server's
+    /// configuration). A connection with any other key, or none, is refused.
+    pub fn server_config(&self) -> String {
+        let q = |s: &str| serde_json::to_string(s).expect("a string serialises");
+        let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+        let mut out = String::from(
+            "# Twinspect hub users: written by `twinspect hub permissions`; edit the users file, not this.\n\
+             authorization {\n  users = [\n",
+        );
+        for (id, key) in &self.users {
+            let p = id.permissions();
+            out.push_str(&format!(
+                "    # {}\n    {{\n      nkey: {}\n      permissions: {{\n        publish: {{ allow: [{}] }}\n        \
+                 subscribe: {{ allow: [{}] }}\n      }}\n    }}\n",
+                id.describe(),
+                q(key),
+                list(&p.publish),
+                list(&p.subscribe)
+            ));
+        }
+        out.push_str("  ]\n}\n");
+        out
+    }
+}
+
+/// A client's secret: its nkey seed, read from a file only its owner may read.
+#[derive(Clone)]
+pub struct Credentials {
+    seed: String,
+    /// The public key the broker knows it by.
+    pub public: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({})", self.public)
+    }
+}
+
+impl Credentials {
+    /// Read a seed file (`SU...`, as `twinspect hub key` or `nk -gen user` writes).
+    pub fn load(path: &Path) -> Result<Credentials, AccessError> {
+        let bad = |why: String| AccessError::Credentials { path: path.display().to_string(), why };
+        let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+        if meta.len() > 4096 {
+            return Err(bad(format!("{} bytes: a seed file holds one line", meta.len())));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(bad(format!("others may read it (mode {mode:03o}): chmod 600 it")));
+            }
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let seed = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("SU"))
+            .ok_or_else(|| bad("no user seed (a line SU...) in it".into()))?;
+        let kp = nkeys::KeyPair::from_seed(seed).map_err(|e| bad(format!("its seed: {e}")))?;
+        Ok(Credentials { seed: seed.to_string(), public: kp.public_key() })
+    }
+
+    /// A new key pair: its seed written to `path` (mode 600, never over an existing file).
+    pub fn create(path: &Path) -> Result<Credentials, AccessError> {
+        let bad = |why: String| AccessError::Credentials { path: path.display().to_string(), why };
+        let kp = nkeys::KeyPair::new_user();
+        let seed = kp.seed().map_err(|e| bad(e.to_string()))?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).map_err(|e| bad(e.to_string()))?;
+        use std::io::Write;
+        f.write_all(format!("{seed}\n").as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Credentials { seed, public: kp.public_key() })
+    }
+}
+
+/// How every hub client connects: its name in the broker's client list, its own reply
+/// subjects, its key when the hub uses keys, reconnecting for ever, and pings every 3 s so a
+/// pulled cable is noticed within seconds (the default is a minute) rather than after a dead
+/// TCP connection's retransmissions.
+pub fn connect_options(
+    name: String,
+    who: &Identity,
+    creds: Option<&Credentials>,
+) -> async_nats::ConnectOptions {
+    let mut o = async_nats::ConnectOptions::new()
+        .name(name)
+        .custom_inbox_prefix(who.inbox())
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .ping_interval(Duration::from_secs(3))
+        .request_timeout(Some(Duration::from_secs(5)));
+    if let Some(c) = creds {
+        o = o.nkey(c.seed.clone());
+    }
+    o
+}
+
+/// What a refusal by the broker means, for the operator's log.
+pub fn explain(e: &async_nats::ServerError, who: &Identity) -> String {
+    match e {
+        async_nats::ServerError::AuthorizationViolation => format!(
+            "the hub refused {}'s credentials (no key, or a key its users file does not list)",
+            who.describe()
+        ),
+        async_nats::ServerError::Other(s) if s.to_ascii_lowercase().contains("permissions violation") => {
+            format!("the hub refused {}: {s} (not allowed by its users file)", who.describe())
+        }
+        other => format!("the hub: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> String {
+        nkeys::KeyPair::new_user().public_key()
+    }
+
+    #[test]
+    fn a_node_may_publish_only_its_own_bags_and_a_station_only_its_agencys_decisions() {
+        let node = Identity::Node { line: "A".into(), node: "a1".into() }.permissions();
+        assert!(node.publish.contains(&"twinspect.bag.A.a1.*".to_string()));
+        assert!(node.publish.contains(&"$O.twinspect-scans-A.>".to_string()));
+        assert!(!node.publish.iter().any(|s| s.starts_with("twinspect.decision") || s == ">"));
+        assert_eq!(node.subscribe, vec!["_INBOX.node.A.a1.>".to_string()]);
+        let st = Identity::Station { agency: "customs".into(), station: "c1".into() }.permissions();
+        assert!(st.publish.contains(&"twinspect.decision.customs.*.*.*".to_string()));
+        assert!(!st.publish.iter().any(|s| s.contains("quarantine") || s.starts_with("twinspect.bag")));
+        assert!(!st.publish.iter().any(|s| s.contains("STREAM.DELETE") || s.contains("STREAM.CREATE")));
+    }
+
+    #[test]
+    fn a_users_file_is_checked_before_it_becomes_server_configuration() {
+        let (k1, k2, k3) = (key(), key(), key());
+        let text = format!(
+            "[[node]]\nline = \"A\"\nnode = \"a1\"\nkey = \"{k1}\"\n\
+             [[station]]\nagency = \"customs\"\nstation = \"c1\"\nkey = \"{k2}\"\n\
+             [[admin]]\nname = \"ops\"\nkey = \"{k3}\"\n"
+        );
+        let users = Users::parse(&text).unwrap();
+        assert_eq!(users.users.len(), 3);
+        assert_eq!(users.lines(), vec!["A".to_string()]);
+        let conf = users.server_config();
+        assert!(conf.contains(&format!("nkey: \"{k1}\"")), "{conf}");
+        assert!(conf.contains("\"twinspect.decision.customs.*.*.*\""), "{conf}");
+        // A shared key, an account key, a name that is no subject token, an unknown field,
+        // somebody twice, nobody: each refused with what is wrong.
+        let shared = text.replace(&k2, &k1);
+        assert!(matches!(Users::parse(&shared), Err(AccessError::SharedKey(_))));
+        let account = nkeys::KeyPair::new_account().public_key();
+        assert!(matches!(Users::parse(&text.replace(&k1, &account)), Err(AccessError::Key { .. })));
+        assert!(matches!(Users::parse(&text.replace("\"a1\"", "\"a.1\"")), Err(AccessError::Name(_))));
+        assert!(matches!(Users::parse(&text.replace("node = ", "nod = ")), Err(AccessError::Toml(_))));
+        let twice =
+            format!("{text}[[station]]\nagency = \"quarantine\"\nstation = \"c1\"\nkey = \"{}\"\n", key());
+        assert!(matches!(Users::parse(&twice), Err(AccessError::Twice(_))));
+        assert!(matches!(Users::parse(""), Err(AccessError::Empty)));
+    }
+
+    #[test]
+    fn a_seed_file_is_made_private_and_one_others_may_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c1.nk");
+        let c = Credentials::create(&p).unwrap();
+        assert!(c.public.starts_with('U'));
+        assert_eq!(Credentials::load(&p).unwrap().public, c.public);
+        assert!(Credentials::create(&p).is_err(), "never over an existing seed");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Credentials::load(&p).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        let q = dir.path().join("junk.nk");
+        std::fs::write(&q, "not a seed\n").unwrap();
+        std::fs::set_permissions(&q, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Credentials::load(&q).unwrap_err().to_string().contains("no user seed"));
+    }
+}
