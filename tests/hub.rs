@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::twinspect;
 use twinspect::files::store::{BagState, Store, hex_sha256};
 use twinspect::hub::access::scans_bucket;
+use twinspect::hub::sorter::{SORT_STREAM, SortMsg};
 use twinspect::hub::{BagAnnouncement, DECISIONS, DecisionMsg, STREAM};
 
 /// A nats-server with JetStream on 127.0.0.1, its store in `dir`; killed on drop.
@@ -548,6 +549,99 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     });
 }
 
+/// A site with a sorter: lanes by outcome, `deadline_ms` from the scanner to the divert point.
+fn sorter_site(dir: &Path, deadline_ms: u64) -> PathBuf {
+    let site = twinspect::domain::inspection::InspectionConfig {
+        sorter: Some(twinspect::domain::sorting::SorterConfig {
+            deadline_ms,
+            lines: Default::default(),
+            margin_ms: 1000,
+            lanes: twinspect::domain::sorting::Lanes {
+                released: "1".into(),
+                opened: "2".into(),
+                held: "3".into(),
+                referred: "4".into(),
+                manual: "9".into(),
+            },
+        }),
+        ..Default::default()
+    };
+    let path = dir.join("site.toml");
+    std::fs::write(&path, toml::to_string(&site).unwrap()).unwrap();
+    path
+}
+
+/// Every lane message on the broker.
+fn lanes(url: &str) -> Vec<(String, SortMsg)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        let Ok(mut stream) = js.get_stream(SORT_STREAM).await else { return Vec::new() };
+        let state = stream.info().await.unwrap().state.clone();
+        let mut out = Vec::new();
+        for seq in state.first_sequence..=state.last_sequence {
+            if state.messages == 0 {
+                break;
+            }
+            let m = stream.get_raw_message(seq).await.unwrap();
+            out.push((m.subject.to_string(), serde_json::from_slice(&m.payload).unwrap()));
+        }
+        out
+    })
+}
+
+#[test]
+fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let nats = Nats::start(free_port(), &tmp.path().join("js"));
+    let url = nats.url();
+    let site = sorter_site(tmp.path(), 8000);
+    let site = site.to_str().unwrap();
+    // Customs decides every parcel ("open"); quarantine's only station decides the first two
+    // and leaves: parcels 3 and 4 are undecided at their deadline.
+    let c1 = Node::bot(&url, &["--agency", "customs", "--decide", "open", "--name", "c1", "--bags", "4"]);
+    let q1 =
+        Node::bot(&url, &["--agency", "quarantine", "--decide", "release", "--name", "q1", "--bags", "2"]);
+    let node = Node::start(
+        &data,
+        &url,
+        &["--source", "synthetic://?seed=41&speed=20", "--bags", "4", "--site", site],
+    );
+    let (ok, out) = node.wait();
+    assert!(ok, "{out}");
+    for b in [c1, q1] {
+        let (ok, said) = b.wait();
+        assert!(ok, "{said}");
+    }
+    assert_eq!(summary(&out, "sorted"), 2, "{out}");
+    assert_eq!(summary(&out, "manual lane"), 2, "{out}");
+    assert_eq!(summary(&out, "no lane before the deadline"), 0, "{out}");
+    let all = lanes(&url);
+    assert_eq!(all.len(), 4, "{all:?}");
+    let store = Store::open_read(&data).unwrap();
+    for (subject, m) in &all {
+        assert_eq!(subject, &format!("twinspect.sort.L1.n1.{}", m.bag));
+        let row = store.bag(m.bag).unwrap();
+        assert_eq!(m.item_id, row.item_id);
+        assert_eq!(m.deadline_ms, row.ended_ms.unwrap() + 8000);
+        assert!(m.at_ms <= m.deadline_ms, "{m:?}");
+        if m.bag <= 2 {
+            assert_eq!((m.lane.as_str(), m.outcome.as_str()), ("2", "opened"), "{m:?}");
+        } else {
+            assert_eq!((m.lane.as_str(), m.outcome.as_str()), ("9", "manual"), "{m:?}");
+            assert_eq!(m.waiting_for, vec!["quarantine".to_string()]);
+            // Sent no earlier than the margin before the deadline: the agencies had their time.
+            assert!(m.at_ms + 1000 >= m.deadline_ms, "{m:?}");
+        }
+    }
+    // Counted and audited as such in the node's archive.
+    let entries = twinspect::files::store::audit::entries(store.connection()).unwrap();
+    let count = |action: &str| entries.iter().filter(|e| e.action == action).count();
+    assert_eq!((count("bag.sorted"), count("bag.manual_lane")), (2, 2));
+    assert!(store.verify_audit().unwrap().ok());
+}
+
 /// What the broker says to a client with `seed` (inbox `inbox`) that publishes on each of
 /// `subjects`: the subjects it refused ("Permissions Violation for Publish to ...").
 fn refused_subjects(url: &str, seed: &Path, inbox: &str, subjects: &[&str]) -> Vec<String> {
@@ -661,6 +755,7 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     assert!(ok, "{said}{err}");
     for ready in [
         "stream TWINSPECT_BAGS",
+        "stream TWINSPECT_SORT",
         "consumer screen-customs",
         "consumer screen-quarantine",
         "bucket twinspect-scans-L1",
@@ -671,11 +766,18 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     // The node, and one station of each agency, with their own keys and the writer role.
     let data = tmp.path().join("data");
     let creds = ["--credentials", &seed_arg("n1")];
-    let node_args =
-        [&["--source", "synthetic://?seed=31&speed=20", "--bags", "3", "--records", &writer][..], &creds];
+    // With a sorter: no station yet, so each parcel's manual lane (the node may send lanes).
+    let site = sorter_site(tmp.path(), 3000);
+    let sorting = ["--site", site.to_str().unwrap()];
+    let node_args = [
+        &["--source", "synthetic://?seed=31&speed=20", "--bags", "3", "--records", &writer][..],
+        &creds,
+        &sorting,
+    ];
     let (ok, out) = Node::start(&data, &url, &node_args.concat()).wait();
     assert!(ok, "{out}");
     assert_eq!(summary(&out, "published"), 3, "{out}");
+    assert_eq!(summary(&out, "manual lane"), 3, "{out}");
     let mut bots = Vec::new();
     for (agency, code, name) in [("customs", "open", "c1"), ("quarantine", "release", "q1")] {
         let k = seed_arg(name);
@@ -918,7 +1020,8 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let records = format!("postgres://postgres@{}:5432/twinspect", lan.addr(db));
 
-    // Three scanners, each its own archive; real-time line rate.
+    // Three scanners, each its own archive; real-time line rate; a sorter on the line.
+    let site = sorter_site(tmp.path(), 12_000);
     let mut nodes: Vec<Node> = Vec::new();
     for (i, &s) in scanners.iter().enumerate() {
         let data = tmp.path().join(format!("data{}", i + 1));
@@ -943,6 +1046,8 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
                 "3",
                 "--records",
                 &records,
+                "--site",
+                site.to_str().unwrap(),
             ],
         ));
     }
@@ -996,10 +1101,17 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
     phase("cable back; scanners stopping");
     // Scanners stop (publishing what waits), then the stations finish what is queued.
     let mut archives = Vec::new();
+    let mut lanes_counted = 0;
     for (i, n) in nodes.into_iter().enumerate() {
         let (ok, out) = n.stop();
         assert!(ok, "node s{}: {out}", i + 1);
         assert_eq!(summary(&out, "waiting in the archive"), 0, "node s{}: {out}", i + 1);
+        // Every parcel this run published was given a lane, the manual one, or counted as
+        // having missed its deadline (the sorter's default).
+        let resolved = ["sorted", "manual lane", "no lane before the deadline"].map(|k| summary(&out, k));
+        let published = summary(&out, "published") + summary(&out, "found on the hub already");
+        assert_eq!(resolved.iter().sum::<u64>(), published, "node s{}: {out}", i + 1);
+        lanes_counted += resolved[0] + resolved[1];
         if i == 2 {
             assert!(out.contains(" waits ("), "s3 never had to wait for the hub: {out}");
         }
@@ -1085,5 +1197,39 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // Every lane message reached the broker before its parcel's deadline, one per parcel; a
+    // lane other than the manual one is the one both agencies' decisions give.
+    let b1 = format!("nats://{}:4222", lan.addr(brokers[0]));
+    let sent = {
+        let ns = lan.ns(stations).name.clone();
+        std::thread::spawn(move || {
+            common::enter_netns(&ns);
+            lanes(&b1)
+        })
+        .join()
+        .unwrap()
+    };
+    assert_eq!(sent.len() as u64, lanes_counted, "{sent:?}");
+    assert!(sent.iter().any(|(_, m)| m.outcome != "manual"), "no parcel sorted by its decisions: {sent:?}");
+    let cfg =
+        twinspect::domain::inspection::InspectionConfig::from_toml(&std::fs::read_to_string(&site).unwrap())
+            .unwrap();
+    for (subject, m) in &sent {
+        assert_eq!(subject, &format!("twinspect.sort.L1.{}.{}", m.node, m.bag));
+        assert!(m.at_ms <= m.deadline_ms, "{m:?}");
+        if m.outcome == "manual" {
+            continue;
+        }
+        let b = bags.iter().find(|b| b["node"] == m.node.as_str() && b["bag"] == m.bag).unwrap();
+        let codes: BTreeMap<String, String> = b["decisions"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(a, d)| (a.clone(), d["code"].as_str().unwrap().to_string()))
+            .collect();
+        let lane = cfg.sorter.as_ref().unwrap().lane(&cfg.joint_state(&codes)).unwrap();
+        assert_eq!(m.lane, lane, "{m:?} {b}");
+    }
+    phase(&format!("{} lane messages in time, each as the decisions say", sent.len()));
     drop(servers);
 }

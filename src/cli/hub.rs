@@ -58,6 +58,11 @@ pub struct NodeArgs {
     /// too before it counts as published.
     #[arg(long)]
     pub records: Option<String>,
+    /// The site (agencies, their codes, and the `[sorter]` section: lanes and the line's
+    /// deadline from the scanner to the divert point). With a sorter, each published parcel's
+    /// lane goes to it once every agency has decided, or the manual lane before the deadline.
+    #[arg(long)]
+    pub site: Option<PathBuf>,
     /// This node's key (an nkey seed file, mode 600, from `twinspect hub key`), when the hub
     /// uses keys.
     #[arg(long)]
@@ -101,7 +106,19 @@ pub fn node(
         keep: Duration::from_secs_f64(a.keep_hours * 3600.0),
         records: a.records.clone(),
         credentials: credentials(a.credentials.as_deref())?,
+        site: match &a.site {
+            Some(p) => Some(super::load_site(Some(p))?),
+            None => None,
+        },
     };
+    if let Some(s) = cfg.site.as_ref().and_then(|s| s.sorter.as_ref()) {
+        println!(
+            "sorter: lanes on {}.{}.{node}.<bag>, {} ms from the scanner to the divert point",
+            crate::hub::sorter::SORT_ROOT,
+            a.line,
+            s.deadline_ms(&a.line)
+        );
+    }
     println!(
         "node {node} on line {}: archive {} ({waiting} bags waiting to be published), hub {}",
         a.line,
@@ -133,6 +150,11 @@ pub fn node(
     println!("waiting in the archive: {}", report.waiting);
     if !report.refused.is_empty() {
         println!("refused (scan damaged): {:?}", report.refused);
+    }
+    if let Some(s) = &report.sort {
+        println!("sorted: {}", s.sorted);
+        println!("manual lane: {}", s.manual);
+        println!("no lane before the deadline: {}", s.missed);
     }
     captured
 }
@@ -483,6 +505,10 @@ fn setup(a: SetupArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| timeout(format!("stream {}", crate::hub::DECISIONS))(e.into()))?;
             println!("stream {}: ready", crate::hub::DECISIONS);
+            js.get_or_create_stream(crate::hub::sorter::sort_stream(replicas, keep))
+                .await
+                .map_err(|e| timeout(format!("stream {}", crate::hub::sorter::SORT_STREAM))(e.into()))?;
+            println!("stream {}: ready", crate::hub::sorter::SORT_STREAM);
             for g in &site.agencies {
                 crate::hub::check_name("agency", &g.id)?;
                 let name = access::agency_consumer(&g.id);

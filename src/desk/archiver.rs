@@ -163,7 +163,7 @@ enum Job {
     },
     SaveView {
         bag: BagRef,
-        request: ViewRequest,
+        request: Box<ViewRequest>,
         profile: String,
     },
     /// A bag whose scan will not be saved: flagged partial with why.
@@ -420,7 +420,7 @@ impl Archiver {
     pub fn save_view(&mut self, r: ViewRequest) -> Result<(), ArchiveError> {
         let bag = self.bags.get(&r.key).cloned().ok_or(ArchiveError::NotArchived)?;
         let profile = self.shared.profile.clone();
-        self.send(Job::SaveView { bag, request: r, profile })
+        self.send(Job::SaveView { bag, request: Box::new(r), profile })
     }
 
     /// Decisions and marks on `key` go to archived bag `archive_id` (a bag of an earlier run,
@@ -602,7 +602,7 @@ fn records_loop(sh: Arc<Shared>, mut store: Store, jobs: Receiver<Job>, answers:
                     std::thread::Builder::new()
                         .name("save view".into())
                         .spawn(move || {
-                            let result = render_view(&dir, id, profile, request);
+                            let result = render_view(&dir, id, profile, *request);
                             let _ = tx.send(Answer::Public(Reply::View { station, result }));
                         })
                         .map_err(ArchiveError::Thread)

@@ -11,6 +11,7 @@
 //! Must not import: egui, wgpu, tokio. Time is passed in (milliseconds since the Unix epoch).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A text in both UI languages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +203,9 @@ pub struct InspectionConfig {
     /// The screens, 1 to 4 (none given: one live screen per agency, in the agencies' order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub screens: Vec<ScreenConfig>,
+    /// A hub line's sorter: lanes and deadlines (none: no sorter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorter: Option<super::sorting::SorterConfig>,
 }
 
 impl Default for InspectionConfig {
@@ -219,6 +223,7 @@ impl Default for InspectionConfig {
             policy: DecisionPolicy::default(),
             belt: BeltPolicy::default(),
             screens: Vec::new(),
+            sorter: None,
             agencies: vec![
                 AgencyConfig {
                     id: "customs".into(),
@@ -269,6 +274,36 @@ impl Default for InspectionConfig {
 }
 
 impl InspectionConfig {
+    /// The joint state from each agency's current decision code (an agency missing from
+    /// `codes` is undecided): pending while any agency is undecided; then hold before open
+    /// before refer before release (the strongest disposition governs).
+    pub fn joint_state(&self, codes: &BTreeMap<String, String>) -> OutcomeState {
+        let waiting: Vec<String> =
+            self.agencies.iter().filter(|a| !codes.contains_key(&a.id)).map(|a| a.id.clone()).collect();
+        if !waiting.is_empty() {
+            return OutcomeState::Pending { waiting_for: waiting };
+        }
+        let by = |kind: DispositionKind| -> Vec<String> {
+            self.agencies
+                .iter()
+                .filter(|a| a.decision(&codes[&a.id]).map(|c| c.kind) == Some(kind))
+                .map(|a| a.id.clone())
+                .collect()
+        };
+        let (hold, open, refer) =
+            (by(DispositionKind::Hold), by(DispositionKind::Open), by(DispositionKind::Refer));
+        if !hold.is_empty() {
+            OutcomeState::Held { by: hold }
+        } else if !open.is_empty() {
+            let joint = open.len() > 1;
+            OutcomeState::Opened { by: open, joint }
+        } else if !refer.is_empty() {
+            OutcomeState::Referred { by: refer }
+        } else {
+            OutcomeState::Released
+        }
+    }
+
     pub fn agency(&self, id: &str) -> Option<&AgencyConfig> {
         self.agencies.iter().find(|a| a.id == id)
     }
@@ -358,6 +393,9 @@ impl InspectionConfig {
             if ids[..i].contains(id) {
                 return bad(format!("screen id {id} twice"));
             }
+        }
+        if let Some(Err(e)) = self.sorter.as_ref().map(|s| s.validate()) {
+            return bad(e);
         }
         if let Some(a) = self.belt.agencies.iter().find(|a| self.agency(a).is_none()) {
             return bad(format!("[belt] agencies: unknown agency {a:?}"));
@@ -931,34 +969,9 @@ impl BagRecord {
     pub fn outcome(&self, cfg: &InspectionConfig) -> Outcome {
         let decisions: Vec<(String, Option<Decision>)> =
             cfg.agencies.iter().map(|a| (a.id.clone(), self.current(&a.id).cloned())).collect();
-        let waiting: Vec<String> =
-            decisions.iter().filter(|(_, d)| d.is_none()).map(|(a, _)| a.clone()).collect();
-        if !waiting.is_empty() {
-            return Outcome { state: OutcomeState::Pending { waiting_for: waiting }, decisions };
-        }
-        let by = |kind: DispositionKind| -> Vec<String> {
-            decisions
-                .iter()
-                .filter(|(a, d)| {
-                    let d = d.as_ref().expect("all decided");
-                    cfg.agency(a).and_then(|ac| ac.decision(&d.code)).map(|c| c.kind) == Some(kind)
-                })
-                .map(|(a, _)| a.clone())
-                .collect()
-        };
-        let (hold, open, refer) =
-            (by(DispositionKind::Hold), by(DispositionKind::Open), by(DispositionKind::Refer));
-        let state = if !hold.is_empty() {
-            OutcomeState::Held { by: hold }
-        } else if !open.is_empty() {
-            let joint = open.len() > 1;
-            OutcomeState::Opened { by: open, joint }
-        } else if !refer.is_empty() {
-            OutcomeState::Referred { by: refer }
-        } else {
-            OutcomeState::Released
-        };
-        Outcome { state, decisions }
+        let codes: BTreeMap<String, String> =
+            decisions.iter().filter_map(|(a, d)| Some((a.clone(), d.as_ref()?.code.clone()))).collect();
+        Outcome { state: cfg.joint_state(&codes), decisions }
     }
 
     /// Add a mark for `agency`; returns its id.

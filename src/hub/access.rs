@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::sorter::SORT_ROOT;
 use super::{DECISION_ROOT, HubError, SCANS_BUCKET, STREAM, SUBJECT_ROOT, check_name};
 
 /// Who a hub client is.
@@ -72,7 +73,7 @@ impl Identity {
         ]
         .map(String::from)
         .to_vec();
-        let subscribe = vec![format!("{}.>", self.inbox())];
+        let mut subscribe = vec![format!("{}.>", self.inbox())];
         match self {
             Identity::Admin { .. } => {
                 return Permissions { publish: vec![">".into()], subscribe: vec![">".into()] };
@@ -86,7 +87,11 @@ impl Identity {
                     // purges the old one's chunks.
                     format!("$JS.API.STREAM.CREATE.OBJ_{bucket}"),
                     format!("$JS.API.STREAM.PURGE.OBJ_{bucket}"),
+                    // Its parcels' lanes to the line's sorter.
+                    format!("{SORT_ROOT}.{line}.{node}.*"),
                 ]);
+                // It hears its parcels' decisions, to give them lanes.
+                subscribe.push(format!("{DECISION_ROOT}.*.{line}.{node}.*"));
             }
             Identity::Station { agency, .. } => {
                 let consumer = agency_consumer(agency);
@@ -369,7 +374,9 @@ mod tests {
         assert!(node.publish.contains(&"twinspect.bag.A.a1.*".to_string()));
         assert!(node.publish.contains(&"$O.twinspect-scans-A.>".to_string()));
         assert!(!node.publish.iter().any(|s| s.starts_with("twinspect.decision") || s == ">"));
-        assert_eq!(node.subscribe, vec!["_INBOX.node.A.a1.>".to_string()]);
+        // Its replies, and its own parcels' decisions (for the sorter), nothing else.
+        assert_eq!(node.subscribe, ["_INBOX.node.A.a1.>", "twinspect.decision.*.A.a1.*"]);
+        assert!(node.publish.contains(&"twinspect.sort.A.a1.*".to_string()));
         let st = Identity::Station { agency: "customs".into(), station: "c1".into() }.permissions();
         assert!(st.publish.contains(&"twinspect.decision.customs.*.*.*".to_string()));
         assert!(!st.publish.iter().any(|s| s.contains("quarantine") || s.starts_with("twinspect.bag")));

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod publish;
 pub mod records;
+pub mod sorter;
 pub mod station;
 
 use serde::{Deserialize, Serialize};

@@ -22,6 +22,7 @@ use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMes
 
 use super::access::{self, Credentials, Identity};
 use super::records::{Records, RecordsError};
+use super::sorter::{self, NewParcel, SortReport, Sorting};
 use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, STREAM, ScanRef};
 use crate::files::store::{BagRow, Store, hex_sha256};
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub records: Option<String>,
     /// Its key, when the hub uses keys (`--credentials`).
     pub credentials: Option<Credentials>,
+    /// The site, when its `[sorter]` section gives this line's parcels lanes.
+    pub site: Option<crate::domain::inspection::InspectionConfig>,
 }
 
 /// What the publisher did, for the node's summary.
@@ -56,6 +59,8 @@ pub struct Report {
     pub waiting: usize,
     /// Bags refused for good (their scan no longer matches the archive's checksum).
     pub refused: Vec<i64>,
+    /// What the line's sorter was told, when the site has one.
+    pub sort: Option<SortReport>,
 }
 
 enum Wake {
@@ -162,8 +167,25 @@ async fn run(
         })
         .connect(cfg.hub.servers.clone())
         .await?;
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     let mut report = Report::default();
+    let sorting = cfg.site.clone().and_then(|site| Sorting::new(site, &cfg.line, &cfg.node));
+    let (parcels, sorter) = match sorting {
+        Some(sorting) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1024);
+            let stream_cfg = sorter::sort_stream(cfg.replicas, cfg.keep);
+            let task = tokio::spawn(sorter::run(
+                client.clone(),
+                sorting,
+                rx,
+                store.second_writer()?,
+                actor.clone(),
+                stream_cfg,
+            ));
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
     let mut drain: Option<Instant> = None;
     let mut refused: HashSet<i64> = HashSet::new();
     let mut said: HashMap<i64, String> = HashMap::new();
@@ -235,6 +257,10 @@ async fn run(
                         };
                         let subject = super::bag_subject(&cfg.line, &cfg.node, row.id);
                         store.mark_published(row.id, &subject, seq, already, crate::unix_ms(), &actor)?;
+                        if let (Some(tx), Some(ended_ms)) = (&parcels, row.ended_ms) {
+                            let p = NewParcel { bag: row.id, item_id: row.item_id.clone(), ended_ms };
+                            let _ = tx.send(p).await;
+                        }
                         if already {
                             report.found_on_broker += 1;
                             println!("bag {} was already on the hub as {STREAM} #{seq}; recorded", row.id);
@@ -277,6 +303,11 @@ async fn run(
         store.unpublished(usize::MAX >> 1)?.into_iter().filter(|r| !refused.contains(&r.id)).count();
     report.refused = refused.into_iter().collect();
     report.refused.sort();
+    // Every parcel in flight is resolved by its deadline at the latest.
+    drop(parcels);
+    if let Some(task) = sorter {
+        report.sort = Some(task.await??);
+    }
     Ok(report)
 }
 

@@ -91,11 +91,16 @@ impl Netns {
 
     /// Join the namespace with this thread (sockets made afterwards live there).
     pub fn enter(&self) {
-        let f = File::open(format!("/var/run/netns/{}", self.name)).unwrap();
-        // SAFETY: setns on a namespace file we opened; it changes only this thread's namespace.
-        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        enter_netns(&self.name);
     }
+}
+
+/// Join the namespace `name` with this thread (another thread's [`Netns`] keeps owning it).
+pub fn enter_netns(name: &str) {
+    let f = File::open(format!("/var/run/netns/{name}")).unwrap();
+    // SAFETY: setns on a namespace file we opened; it changes only this thread's namespace.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
 }
 
 impl Drop for Netns {

@@ -315,8 +315,9 @@ pub struct Store {
     conn: Connection,
     dir: PathBuf,
     db_path: PathBuf,
-    /// Held while this process may write (flock, released by the kernel when the process dies).
-    _lock: Option<std::fs::File>,
+    /// Held while this process may write (flock, released by the kernel when the process
+    /// dies); shared by every writing connection of this process, so it holds while any lives.
+    _lock: Option<std::sync::Arc<std::fs::File>>,
     /// Bags a crash had left half captured, flagged when this store was opened.
     pub recovered: Vec<i64>,
 }
@@ -363,8 +364,13 @@ impl Store {
         let lock = take_lock(dir)?;
         let db_path = dir.join(DB_FILE);
         let conn = Connection::open(&db_path).map_err(|e| StoreError::db(&db_path, e))?;
-        let mut store =
-            Store { conn, dir: dir.to_path_buf(), db_path, _lock: Some(lock), recovered: Vec::new() };
+        let mut store = Store {
+            conn,
+            dir: dir.to_path_buf(),
+            db_path,
+            _lock: Some(std::sync::Arc::new(lock)),
+            recovered: Vec::new(),
+        };
         store.configure(true)?;
         store.migrate()?;
         store.recover()?;
@@ -404,7 +410,7 @@ impl Store {
             conn,
             dir: self.dir.clone(),
             db_path: self.db_path.clone(),
-            _lock: None,
+            _lock: self._lock.clone(),
             recovered: Vec::new(),
         };
         s.configure(true)?;
@@ -925,6 +931,20 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// The sorter's lane for bag `bag` (`manual`: the manual lane, sent or by default), in the
+    /// audit trail.
+    pub fn record_sorted(
+        &mut self,
+        bag: i64,
+        manual: bool,
+        detail: &serde_json::Value,
+        at_ms: u64,
+        actor: &str,
+    ) -> Result<()> {
+        let action = if manual { "bag.manual_lane" } else { "bag.sorted" };
+        self.write(|tx| audit::append(tx, at_ms, actor, action, Some(bag), detail).map(|_| ()))
     }
 
     /// Where the broker holds bag `bag`: its subject and stream sequence, once published.

@@ -1,0 +1,446 @@
+//! A line's sorter, as its scanner node drives it. Each parcel the node publishes is followed
+//! until every agency of the site has decided it: then its lane (from the joint outcome, the
+//! site's `[sorter]` section) goes to the sorter on the parcel's own subject
+//! `twinspect.sort.<line>.<node>.<bag>` in the stream `TWINSPECT_SORT`, before the parcel
+//! reaches the divert point (the line's deadline from its end at the scanner, less a margin). A
+//! parcel still undecided at that moment goes to the manual lane, sent as such; one whose
+//! deadline passed before a lane could go (the broker was down, the bag was published late) is
+//! the sorter's own default, the manual lane. Each is counted and audited in the node's archive.
+//!
+//! Decisions are heard as the stations publish them (a subscription to the line's and node's
+//! decision subjects); before sending a parcel to the manual lane the node reads the decision
+//! stream for the agencies it has not heard from, so a decision missed while reconnecting is
+//! not lost. The lane message is published with "expected last subject sequence 0": one per
+//! parcel, however often a node restarts.
+//!
+//! Owns: the bookkeeping of parcels in flight ([`Sorting`], pure), the lane message, the task
+//! that hears decisions and sends lanes. Must not import: egui, wgpu, the desk.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{DECISION_ROOT, DECISIONS, DecisionMsg, FORMAT};
+use crate::domain::inspection::{InspectionConfig, OutcomeState};
+use crate::files::store::Store;
+
+/// The stream of lane messages.
+pub const SORT_STREAM: &str = "TWINSPECT_SORT";
+/// Subjects of the lane messages: `twinspect.sort.<line>.<node>.<bag>` (a line's sorter
+/// subscribes to `twinspect.sort.<line>.>`).
+pub const SORT_ROOT: &str = "twinspect.sort";
+
+pub fn sort_subject(line: &str, node: &str, bag: i64) -> String {
+    format!("{SORT_ROOT}.{line}.{node}.{bag}")
+}
+
+/// The lane stream's settings.
+pub fn sort_stream(replicas: usize, keep: Duration) -> stream::Config {
+    stream::Config {
+        name: SORT_STREAM.into(),
+        subjects: vec![format!("{SORT_ROOT}.>")],
+        max_age: keep,
+        num_replicas: replicas,
+        duplicate_window: Duration::from_secs(120),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// What the sorter is told about one parcel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SortMsg {
+    pub format: u32,
+    pub line: String,
+    pub node: String,
+    pub bag: i64,
+    /// The parcel's barcode or tag, as the scanner gave it.
+    pub item_id: Option<String>,
+    pub lane: String,
+    /// `released`, `opened`, `held`, `referred`, or `manual` (undecided in time).
+    pub outcome: String,
+    /// The agencies that had not decided (manual lane only).
+    pub waiting_for: Vec<String>,
+    /// When the parcel left the scanner, and when it reaches the divert point.
+    pub ended_ms: u64,
+    pub deadline_ms: u64,
+    pub at_ms: u64,
+}
+
+struct Parcel {
+    item_id: Option<String>,
+    ended_ms: u64,
+    deadline_ms: u64,
+    codes: BTreeMap<String, String>,
+}
+
+/// Parcels in flight on one node, and the rule that gives each its lane. Pure: times are
+/// passed in.
+pub struct Sorting {
+    site: InspectionConfig,
+    line: String,
+    node: String,
+    pending: BTreeMap<i64, Parcel>,
+    /// Decisions heard before their parcel was followed (a station may decide a bag between
+    /// the broker's ack of its announcement and the node's noting it), applied when it is.
+    early: BTreeMap<i64, Vec<DecisionMsg>>,
+}
+
+/// Parcels whose decisions are kept while they are not yet followed.
+const MAX_EARLY: usize = 1024;
+
+impl Sorting {
+    /// None when the site has no sorter.
+    pub fn new(site: InspectionConfig, line: &str, node: &str) -> Option<Sorting> {
+        site.sorter.as_ref()?;
+        Some(Sorting {
+            site,
+            line: line.into(),
+            node: node.into(),
+            pending: BTreeMap::new(),
+            early: BTreeMap::new(),
+        })
+    }
+
+    fn cfg(&self) -> &crate::domain::sorting::SorterConfig {
+        self.site.sorter.as_ref().expect("checked in new")
+    }
+
+    /// Follow a parcel from now on (again: nothing changes); its lane at once when the
+    /// decisions heard before are all there.
+    pub fn add(&mut self, bag: i64, item_id: Option<String>, ended_ms: u64, now_ms: u64) -> Option<SortMsg> {
+        let deadline_ms = ended_ms + self.cfg().deadline_ms(&self.line);
+        self.pending.entry(bag).or_insert(Parcel { item_id, ended_ms, deadline_ms, codes: BTreeMap::new() });
+        let mut lane = None;
+        for d in self.early.remove(&bag).unwrap_or_default() {
+            lane = lane.or(self.decided(&d, now_ms));
+        }
+        lane
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Agencies that have not decided `bag` yet.
+    pub fn waiting_for(&self, bag: i64) -> Vec<String> {
+        let Some(p) = self.pending.get(&bag) else { return Vec::new() };
+        self.site.agencies.iter().filter(|a| !p.codes.contains_key(&a.id)).map(|a| a.id.clone()).collect()
+    }
+
+    /// A decision heard: the parcel's lane once every agency has decided it (the parcel is then
+    /// no longer followed). A decision on a parcel not followed, or with a code its agency
+    /// does not have, changes nothing.
+    pub fn decided(&mut self, d: &DecisionMsg, now_ms: u64) -> Option<SortMsg> {
+        if d.line != self.line || d.node != self.node {
+            return None;
+        }
+        let known = self.site.agency(&d.agency).is_some_and(|a| a.decision(&d.code).is_some());
+        if !known {
+            return None;
+        }
+        let Some(p) = self.pending.get_mut(&d.bag) else {
+            let early = self.early.entry(d.bag).or_default();
+            if early.len() < self.site.agencies.len() {
+                early.push(d.clone());
+            }
+            while self.early.len() > MAX_EARLY {
+                self.early.pop_first();
+            }
+            return None;
+        };
+        p.codes.entry(d.agency.clone()).or_insert_with(|| d.code.clone());
+        let state = self.site.joint_state(&p.codes);
+        let lane = self.cfg().lane(&state)?.to_string();
+        let outcome = match state {
+            OutcomeState::Released => "released",
+            OutcomeState::Opened { .. } => "opened",
+            OutcomeState::Held { .. } => "held",
+            OutcomeState::Referred { .. } => "referred",
+            OutcomeState::Pending { .. } => unreachable!("a pending state has no lane"),
+        };
+        let p = self.pending.remove(&d.bag).expect("found above");
+        Some(self.message(d.bag, p, lane, outcome, Vec::new(), now_ms))
+    }
+
+    /// Parcels whose lane must go now (their deadline less the margin has come).
+    pub fn due(&self, now_ms: u64) -> Vec<i64> {
+        let margin = self.cfg().margin_ms;
+        self.pending.iter().filter(|(_, p)| now_ms + margin >= p.deadline_ms).map(|(b, _)| *b).collect()
+    }
+
+    /// The manual lane for an undecided parcel (no longer followed).
+    pub fn manual(&mut self, bag: i64, now_ms: u64) -> Option<SortMsg> {
+        let waiting = self.waiting_for(bag);
+        let p = self.pending.remove(&bag)?;
+        let lane = self.cfg().lanes.manual.clone();
+        Some(self.message(bag, p, lane, "manual", waiting, now_ms))
+    }
+
+    fn message(
+        &self,
+        bag: i64,
+        p: Parcel,
+        lane: String,
+        outcome: &str,
+        waiting_for: Vec<String>,
+        now_ms: u64,
+    ) -> SortMsg {
+        SortMsg {
+            format: FORMAT,
+            line: self.line.clone(),
+            node: self.node.clone(),
+            bag,
+            item_id: p.item_id,
+            lane,
+            outcome: outcome.into(),
+            waiting_for,
+            ended_ms: p.ended_ms,
+            deadline_ms: p.deadline_ms,
+            at_ms: now_ms,
+        }
+    }
+}
+
+/// What the node's sorter did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SortReport {
+    /// Parcels sent to their outcome's lane before the deadline.
+    pub sorted: u64,
+    /// Parcels sent to the manual lane (undecided in time).
+    pub manual: u64,
+    /// Parcels whose lane could not go before their deadline: the sorter's default, manual.
+    pub missed: u64,
+}
+
+/// A parcel to follow: the node has published it.
+#[derive(Clone, Debug)]
+pub struct NewParcel {
+    pub bag: i64,
+    pub item_id: Option<String>,
+    pub ended_ms: u64,
+}
+
+/// Largest decision message read (a decision is a few hundred bytes).
+const MAX_DECISION: usize = 64 * 1024;
+
+/// The sorter task: hears decisions, sends lanes, until `parcels` closes and every parcel is
+/// resolved (each is, by its deadline at the latest).
+pub async fn run(
+    client: async_nats::Client,
+    mut sorting: Sorting,
+    mut parcels: tokio::sync::mpsc::Receiver<NewParcel>,
+    mut store: Store,
+    actor: String,
+    stream_cfg: stream::Config,
+) -> anyhow::Result<SortReport> {
+    let js = jetstream::new(client.clone());
+    let mut report = SortReport::default();
+    let (line, node) = (sorting.line.clone(), sorting.node.clone());
+    let mut decisions = client.subscribe(format!("{DECISION_ROOT}.*.{line}.{node}.*")).await?;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut open = true;
+    let mut stream_ready = false;
+    loop {
+        let mut send = Vec::new();
+        tokio::select! {
+            p = parcels.recv(), if open => match p {
+                Some(p) => send.extend(sorting.add(p.bag, p.item_id, p.ended_ms, crate::unix_ms())),
+                None => open = false,
+            },
+            m = decisions.next() => {
+                if let Some(m) = m
+                    && m.payload.len() <= MAX_DECISION
+                    && let Ok(d) = serde_json::from_slice::<DecisionMsg>(&m.payload)
+                    && m.subject.as_str() == super::decision_subject(&d.agency, &d.line, &d.node, d.bag)
+                    && let Some(s) = sorting.decided(&d, crate::unix_ms())
+                {
+                    send.push(s);
+                }
+            }
+            _ = tick.tick() => {
+                for bag in sorting.due(crate::unix_ms()) {
+                    // Decisions missed while reconnecting are on the decision stream.
+                    for agency in sorting.waiting_for(bag) {
+                        if let Some(d) = stored_decision(&js, &agency, &line, &node, bag).await
+                            && let Some(s) = sorting.decided(&d, crate::unix_ms())
+                        {
+                            send.push(s);
+                        }
+                    }
+                    if let Some(s) = sorting.manual(bag, crate::unix_ms()) {
+                        send.push(s);
+                    }
+                }
+            }
+        }
+        for s in send {
+            if !stream_ready {
+                stream_ready = js.get_or_create_stream(stream_cfg.clone()).await.is_ok();
+            }
+            let sent = deliver(&js, &s).await;
+            let manual = s.outcome == "manual" || !sent;
+            match (sent, manual) {
+                (true, false) => report.sorted += 1,
+                (true, true) => report.manual += 1,
+                (false, _) => report.missed += 1,
+            }
+            let what = if sent { "lane" } else { "no lane before the deadline: the sorter's default" };
+            println!(
+                "bag {} {what} {} ({}{})",
+                s.bag,
+                if sent { s.lane.as_str() } else { "manual" },
+                s.outcome,
+                if s.waiting_for.is_empty() {
+                    String::new()
+                } else {
+                    format!(", waiting for {}", s.waiting_for.join(", "))
+                }
+            );
+            let detail = json!({ "lane": if sent { s.lane.clone() } else { "(sorter default)".into() },
+                                 "outcome": s.outcome, "waiting_for": s.waiting_for, "sent": sent,
+                                 "deadline_ms": s.deadline_ms, "item_id": s.item_id });
+            if let Err(e) = store.record_sorted(s.bag, manual, &detail, crate::unix_ms(), &actor) {
+                eprintln!("archive: bag {}: {e}", s.bag);
+            }
+        }
+        if !open && sorting.is_empty() {
+            return Ok(report);
+        }
+    }
+}
+
+/// An agency's decision on a parcel as the decision stream holds it, if any.
+async fn stored_decision(
+    js: &jetstream::Context,
+    agency: &str,
+    line: &str,
+    node: &str,
+    bag: i64,
+) -> Option<DecisionMsg> {
+    let subject = super::decision_subject(agency, line, node, bag);
+    let stream = js.get_stream(DECISIONS).await.ok()?;
+    let m =
+        tokio::time::timeout(Duration::from_millis(500), stream.get_last_raw_message_by_subject(&subject))
+            .await
+            .ok()?
+            .ok()?;
+    if m.payload.len() > MAX_DECISION {
+        return None;
+    }
+    serde_json::from_slice(&m.payload).ok()
+}
+
+/// Send a lane, retrying until the parcel's deadline; true when the broker holds it in time
+/// (or already held it from an earlier run).
+async fn deliver(js: &jetstream::Context, s: &SortMsg) -> bool {
+    let subject = sort_subject(&s.line, &s.node, s.bag);
+    let Ok(body) = serde_json::to_vec(s) else { return false };
+    loop {
+        let left = Duration::from_millis(s.deadline_ms.saturating_sub(crate::unix_ms()));
+        if left.is_zero() {
+            return false;
+        }
+        let msg = PublishMessage::build()
+            .payload(body.clone().into())
+            .message_id(format!("sort.{}.{}.{}", s.line, s.node, s.bag))
+            .expected_last_subject_sequence(0);
+        let ack = tokio::time::timeout(left, async {
+            match js.send_publish(subject.clone(), msg).await {
+                Ok(f) => f.await,
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+        match ack {
+            Ok(Ok(_)) => return crate::unix_ms() <= s.deadline_ms,
+            Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => return true,
+            Ok(Err(e)) => {
+                tracing::warn!(subject, "lane not taken yet ({e})");
+                tokio::time::sleep(Duration::from_millis(200).min(left)).await;
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::sorting::{Lanes, SorterConfig};
+
+    fn site() -> InspectionConfig {
+        InspectionConfig {
+            sorter: Some(SorterConfig {
+                deadline_ms: 10_000,
+                lines: Default::default(),
+                margin_ms: 1_000,
+                lanes: Lanes {
+                    released: "1".into(),
+                    opened: "2".into(),
+                    held: "3".into(),
+                    referred: "4".into(),
+                    manual: "9".into(),
+                },
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn decision(agency: &str, code: &str, bag: i64) -> DecisionMsg {
+        DecisionMsg {
+            format: FORMAT,
+            agency: agency.into(),
+            code: code.into(),
+            station: "s".into(),
+            operator: "o".into(),
+            level: "L2".into(),
+            line: "L1".into(),
+            node: "n1".into(),
+            bag,
+            scan_sha256: String::new(),
+            at_ms: 0,
+            held_ms: 0,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_parcel_gets_its_lane_when_every_agency_has_decided_and_the_manual_lane_at_its_deadline() {
+        assert!(Sorting::new(InspectionConfig::default(), "L1", "n1").is_none(), "no [sorter]: no sorting");
+        let mut s = Sorting::new(site(), "L1", "n1").unwrap();
+        assert_eq!(s.add(1, Some("EMS123".into()), 1_000, 1_000), None);
+        assert_eq!(s.add(2, None, 2_000, 2_000), None);
+        assert_eq!(s.decided(&decision("customs", "release", 1), 1_500), None);
+        assert_eq!(s.waiting_for(1), vec!["quarantine".to_string()]);
+        // A code the agency does not have, another node's bag, a bag not followed: nothing.
+        assert_eq!(s.decided(&decision("quarantine", "shred", 1), 1_600), None);
+        let mut other = decision("quarantine", "release", 1);
+        other.node = "n2".into();
+        assert_eq!(s.decided(&other, 1_600), None);
+        assert_eq!(s.decided(&decision("quarantine", "release", 7), 1_600), None);
+        let m = s.decided(&decision("quarantine", "treat", 1), 1_700).unwrap();
+        assert_eq!(
+            (m.lane.as_str(), m.outcome.as_str(), m.item_id.as_deref()),
+            ("3", "held", Some("EMS123"))
+        );
+        assert_eq!((m.ended_ms, m.deadline_ms, m.at_ms), (1_000, 11_000, 1_700));
+        // Bag 2: nothing due until its deadline less the margin; then the manual lane.
+        assert!(s.due(10_999).is_empty());
+        assert_eq!(s.due(11_000), vec![2]);
+        let m = s.manual(2, 11_000).unwrap();
+        assert_eq!((m.lane.as_str(), m.outcome.as_str()), ("9", "manual"));
+        assert_eq!(m.waiting_for, vec!["customs".to_string(), "quarantine".to_string()]);
+        assert!(s.is_empty());
+        // Decisions heard before their parcel is followed count once it is.
+        assert_eq!(s.decided(&decision("customs", "open", 5), 12_000), None);
+        assert_eq!(s.decided(&decision("quarantine", "release", 5), 12_000), None);
+        let m = s.add(5, None, 11_500, 12_100).unwrap();
+        assert_eq!((m.lane.as_str(), m.outcome.as_str()), ("2", "opened"));
+        assert!(s.is_empty());
+    }
+}
