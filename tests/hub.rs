@@ -404,6 +404,15 @@ fn decisions(url: &str) -> Vec<(String, DecisionMsg)> {
 
 /// Every decision on the broker, read with a key (a seed file) when the hub uses keys.
 fn decisions_as(url: &str, seed: Option<&Path>) -> Vec<(String, DecisionMsg)> {
+    stream_messages(url, seed, DECISIONS)
+}
+
+/// Every message of a stream, in order, by subject (none when there is no such stream).
+fn stream_messages<T: serde::de::DeserializeOwned>(
+    url: &str,
+    seed: Option<&Path>,
+    name: &str,
+) -> Vec<(String, T)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let mut o = async_nats::ConnectOptions::new();
@@ -412,7 +421,7 @@ fn decisions_as(url: &str, seed: Option<&Path>) -> Vec<(String, DecisionMsg)> {
         }
         let client = o.connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
-        let Ok(mut stream) = js.get_stream(DECISIONS).await else { return Vec::new() };
+        let Ok(mut stream) = js.get_stream(name).await else { return Vec::new() };
         let state = stream.info().await.unwrap().state.clone();
         let mut out = Vec::new();
         for seq in state.first_sequence..=state.last_sequence {
@@ -549,23 +558,17 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     });
 }
 
-/// A site with a sorter: lanes by outcome, `deadline_ms` from the scanner to the divert point.
+/// The shipped hub line's site (lanes 1 released, 2 opened, 3 held or referred, 9 manual),
+/// `deadline_ms` from the scanner to the divert point.
 fn sorter_site(dir: &Path, deadline_ms: u64) -> PathBuf {
-    let site = twinspect::domain::inspection::InspectionConfig {
-        sorter: Some(twinspect::domain::sorting::SorterConfig {
-            deadline_ms,
-            lines: Default::default(),
-            margin_ms: 1000,
-            lanes: twinspect::domain::sorting::Lanes {
-                released: "1".into(),
-                opened: "2".into(),
-                held: "3".into(),
-                referred: "4".into(),
-                manual: "9".into(),
-            },
-        }),
-        ..Default::default()
-    };
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/hub-line.toml");
+    let mut site = twinspect::domain::inspection::InspectionConfig::from_toml(
+        &std::fs::read_to_string(shipped).unwrap(),
+    )
+    .unwrap();
+    let sorter = site.sorter.as_mut().unwrap();
+    sorter.deadline_ms = deadline_ms;
+    sorter.lines.clear();
     let path = dir.join("site.toml");
     std::fs::write(&path, toml::to_string(&site).unwrap()).unwrap();
     path
@@ -573,21 +576,7 @@ fn sorter_site(dir: &Path, deadline_ms: u64) -> PathBuf {
 
 /// Every lane message on the broker.
 fn lanes(url: &str) -> Vec<(String, SortMsg)> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
-        let Ok(mut stream) = js.get_stream(SORT_STREAM).await else { return Vec::new() };
-        let state = stream.info().await.unwrap().state.clone();
-        let mut out = Vec::new();
-        for seq in state.first_sequence..=state.last_sequence {
-            if state.messages == 0 {
-                break;
-            }
-            let m = stream.get_raw_message(seq).await.unwrap();
-            out.push((m.subject.to_string(), serde_json::from_slice(&m.payload).unwrap()));
-        }
-        out
-    })
+    stream_messages(url, None, SORT_STREAM)
 }
 
 #[test]

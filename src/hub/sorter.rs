@@ -371,24 +371,13 @@ async fn deliver(js: &jetstream::Context, s: &SortMsg) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::sorting::{Lanes, SorterConfig};
 
+    /// The shipped hub line's site, 10 s from the scanner to the divert point.
     fn site() -> InspectionConfig {
-        InspectionConfig {
-            sorter: Some(SorterConfig {
-                deadline_ms: 10_000,
-                lines: Default::default(),
-                margin_ms: 1_000,
-                lanes: Lanes {
-                    released: "1".into(),
-                    opened: "2".into(),
-                    held: "3".into(),
-                    referred: "4".into(),
-                    manual: "9".into(),
-                },
-            }),
-            ..Default::default()
-        }
+        let mut site =
+            InspectionConfig::from_toml(include_str!("../../hardware/sites/hub-line.toml")).unwrap();
+        site.sorter.as_mut().unwrap().deadline_ms = 10_000;
+        site
     }
 
     fn decision(agency: &str, code: &str, bag: i64) -> DecisionMsg {
