@@ -9,6 +9,11 @@
 //! Needs root (PostgreSQL runs as its own user), nats-server and PostgreSQL 15 installed.
 //!
 //! `cargo bench --bench hub [-- BAGS [BOTS_PER_AGENCY]]` (default 120 bags, 2 bots an agency)
+//!
+//! `cargo bench --bench hub -- latency [SECONDS]`: 1, 2, 4 and 8 scanner nodes at the hub
+//! profile's real line rate for SECONDS each (default 60), 2 bots an agency: how long from a
+//! bag's end at the scanner to its scan checked on a station (median, p99), and the CPU time the
+//! broker and the database spend, as the scanners grow.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -79,8 +84,145 @@ fn dir_bytes(d: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// A nats-server (JetStream on file) and a PostgreSQL 15 cluster under `dir`, on loopback;
+/// their URLs. Both stop with the reaper.
+fn start_servers(dir: &Path, reaper: &mut Reaper) -> (String, String) {
+    let port = free_port();
+    reaper.0.push(
+        Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server"),
+    );
+    let hub = format!("nats://127.0.0.1:{port}");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pg = dir.join("pg");
+    std::fs::create_dir_all(&pg).unwrap();
+    assert!(Command::new("chown").arg("postgres:postgres").arg(&pg).status().unwrap().success());
+    let d = pg.to_str().unwrap().to_string();
+    as_postgres("initdb", &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"]);
+    let pg_port = free_port();
+    // fsync stays on: the records' durability is part of what is measured.
+    let opts = format!("-p {pg_port} -k {d} -c listen_addresses=127.0.0.1");
+    as_postgres("pg_ctl", &["-D", &d, "-o", &opts, "-l", &format!("{d}/log"), "-w", "start"]);
+    reaper.1 = Some(d.clone());
+    as_postgres("createdb", &["-h", "127.0.0.1", "-p", &pg_port.to_string(), "-U", "postgres", "twinspect"]);
+    (hub, format!("postgres://postgres@127.0.0.1:{pg_port}/twinspect"))
+}
+
+/// CPU seconds (user + system) used so far by every process whose command name is `name`.
+fn cpu_seconds(name: &str) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        if &stat[open + 1..close] != name {
+            continue;
+        }
+        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let t: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+        total += t / tick;
+    }
+    total
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// 1, 2, 4, 8 scanners at the line rate: end-to-screen latency and the servers' load.
+fn latency(seconds: f64) {
+    println!("hub latency, hub-160 at its real line rate, 2 bots an agency, one nats-server, PostgreSQL 15:");
+    println!(
+        "  scanners  bags  on screen after the bag ended: median  p99   max    nats-server CPU  PostgreSQL CPU"
+    );
+    for scanners in [1usize, 2, 4, 8] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut reaper = Reaper(Vec::new(), None);
+        let (hub, records) = start_servers(tmp.path(), &mut reaper);
+        let mut bots = Vec::new();
+        for agency in ["customs", "quarantine"] {
+            for i in 0..2 {
+                let log = tmp.path().join(format!("{agency}{i}.log"));
+                let child = Command::new(BIN)
+                    .args(["bot", "--hub", &hub, "--agency", agency, "--decide", "release"])
+                    .args(["--name", &format!("{agency}{i}"), "--records", &records])
+                    .stdout(std::fs::File::create(&log).unwrap())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                bots.push(log);
+                reaper.0.push(child);
+            }
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let (nats0, pg0) = (cpu_seconds("nats-server"), cpu_seconds("postgres"));
+        let t0 = Instant::now();
+        let nodes: Vec<Child> = (0..scanners)
+            .map(|i| {
+                Command::new(BIN)
+                    .args(["--quiet", "--profile", "hub-160", "--data"])
+                    .arg(tmp.path().join(format!("data{i}")))
+                    .args(["node", "--source", &format!("synthetic://?seed={}", 100 + i)])
+                    .args(["--seconds", &seconds.to_string(), "--hub", &hub, "--line", "L1"])
+                    .args(["--node", &format!("n{i}"), "--records", &records])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut n in nodes {
+            assert!(n.wait().unwrap().success());
+        }
+        // The stations finish what is queued.
+        let mut last = (0, 0);
+        while last.0 == 0 || last.1 < last.0 {
+            std::thread::sleep(Duration::from_millis(250));
+            last = decided_by_both(&records);
+            assert!(t0.elapsed() < Duration::from_secs(1800), "{last:?}");
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let (nats, pg) = (cpu_seconds("nats-server") - nats0, cpu_seconds("postgres") - pg0);
+        drop(reaper);
+        let mut ms: Vec<u64> = bots
+            .iter()
+            .flat_map(|log| {
+                let text = std::fs::read_to_string(log).unwrap();
+                text.lines()
+                    .filter_map(|l| l.split("on screen ").nth(1)?.split(' ').next()?.parse().ok())
+                    .collect::<Vec<u64>>()
+            })
+            .collect();
+        ms.sort();
+        println!(
+            "  {scanners:>8}  {:>4}  {:>6} {:>5} {:>5}   {:>5.1} ({:>3.0} %)   {:>5.1} ({:>3.0} %)",
+            last.0,
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or(0),
+            nats,
+            100.0 * nats / wall,
+            pg,
+            100.0 * pg / wall
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if args.first().map(String::as_str) == Some("latency") {
+        latency(args.get(1).and_then(|a| a.parse().ok()).unwrap_or(60.0));
+        return;
+    }
     let bags: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(120);
     let per_agency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2);
     let tmp = tempfile::tempdir().unwrap();
@@ -104,32 +246,7 @@ fn main() {
     );
 
     let mut reaper = Reaper(Vec::new(), None);
-    let port = free_port();
-    reaper.0.push(
-        Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(tmp.path().join("js"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server"),
-    );
-    let hub = format!("nats://127.0.0.1:{port}");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let pg = tmp.path().join("pg");
-    std::fs::create_dir_all(&pg).unwrap();
-    assert!(Command::new("chown").arg("postgres:postgres").arg(&pg).status().unwrap().success());
-    let d = pg.to_str().unwrap().to_string();
-    as_postgres("initdb", &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"]);
-    let pg_port = free_port();
-    // fsync stays on: the records' durability is part of what is measured.
-    let opts = format!("-p {pg_port} -k {d} -c listen_addresses=127.0.0.1");
-    as_postgres("pg_ctl", &["-D", &d, "-o", &opts, "-l", &format!("{d}/log"), "-w", "start"]);
-    reaper.1 = Some(d.clone());
-    as_postgres("createdb", &["-h", "127.0.0.1", "-p", &pg_port.to_string(), "-U", "postgres", "twinspect"]);
-    let records = format!("postgres://postgres@127.0.0.1:{pg_port}/twinspect");
-
+    let (hub, records) = start_servers(tmp.path(), &mut reaper);
     let t0 = Instant::now();
     for agency in ["customs", "quarantine"] {
         for i in 0..per_agency {

@@ -288,8 +288,11 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                 }
             };
             let id = format!("{}.{}.{}", t.bag.line, t.bag.node, t.bag.bag);
+            // On screen (scan fetched and checked) this long after the bag left the scanner
+            // (the node's clock against this machine's: one clock on one machine, NTP across).
+            let since_end = crate::unix_ms().saturating_sub(t.bag.ended_ms);
             println!(
-                "took bag {id} (delivery {}, {} lines, scan fetched in {} ms)",
+                "took bag {id} (delivery {}, {} lines, scan fetched in {} ms, on screen {since_end} ms after the bag ended)",
                 t.delivery,
                 t.bag.lines,
                 (t.taken - asked).as_millis()
