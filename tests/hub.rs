@@ -546,8 +546,8 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     }
     let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
     assert!(ok, "{said}{err}");
-    // 1 migration + 4 bags + 8 decisions.
-    assert!(said.contains("intact: 13 entries"), "{said}");
+    // 2 migrations + 4 bags + 8 decisions.
+    assert!(said.contains("intact: 14 entries"), "{said}");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let r = twinspect::hub::records::Records::connect(&records).await.unwrap();
@@ -857,10 +857,48 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
             );
         }
     });
-    let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &writer]));
+    let users_file = tmp.path().join("users.toml");
+    let verify = || {
+        common::run(twinspect().args(["audit", "verify", "--records", &writer, "--users"]).arg(&users_file))
+    };
+    let (ok, said, err) = verify();
     assert!(ok, "{said}{err}");
-    // 1 migration + the writer's grant + 3 bags + 6 decisions.
-    assert!(said.contains("intact: 11 entries"), "{said}");
+    // 2 migrations + the writer's grant + 3 bags + 6 decisions; each decision signed by the
+    // key the users file gives the station it names.
+    assert!(said.contains("intact: 12 entries"), "{said}");
+    assert!(said.contains("decisions: 6, each signed by the station it names"), "{said}");
+
+    // A customs station that decides a bag in another customs station's name: the broker lets
+    // it (its agency's subject), the records take it, and the check names it.
+    rt.block_on(async {
+        use twinspect::hub::access::Credentials;
+        let (_, first) = &after[0];
+        let c1 = Credentials::load(&seed("c1")).unwrap();
+        let mut forged = DecisionMsg {
+            agency: "customs".into(),
+            code: "open".into(),
+            station: "c2".into(),
+            bag: 99,
+            key: Some(c1.public.clone()),
+            ..first.clone()
+        };
+        forged.signature = Some(c1.sign(&forged.signed_bytes()));
+        let mut r = twinspect::hub::records::Records::connect(&writer).await.unwrap();
+        assert!(r.record_decision(&forged, 999).await.unwrap());
+        // And one whose signature was made for another decision (its code changed after).
+        let mut altered = DecisionMsg { bag: 98, ..forged.clone() };
+        altered.station = "c1".into();
+        altered.signature = Some(c1.sign(&altered.signed_bytes()));
+        altered.code = "release".into();
+        assert!(r.record_decision(&altered, 998).await.unwrap());
+    });
+    let (ok, said, _) = verify();
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("bag L1.n1.99 customs") && said.contains("station c1 of customs signed it"),
+        "{said}"
+    );
+    assert!(said.contains("bag L1.n1.98 customs") && said.contains("does not match"), "{said}");
 }
 
 /// Hosts on one machine: network namespaces joined by veth pairs to a bridge in a switch

@@ -196,6 +196,10 @@ pub enum AuditAction {
         /// The hub's PostgreSQL records (postgres://...) instead of this machine's archive.
         #[arg(long)]
         records: Option<String>,
+        /// With --records: the hub's users file; every decision must then be signed by the key
+        /// it gives the station the decision names.
+        #[arg(long, requires = "records")]
+        users: Option<PathBuf>,
     },
     /// Print the trail, oldest first (one JSON object per line).
     List {
@@ -219,12 +223,43 @@ fn report_verification(r: &audit::Report, place: &str) -> anyhow::Result<()> {
 }
 
 pub fn audit_command(data: Option<&Path>, action: AuditAction) -> anyhow::Result<()> {
-    if let AuditAction::Verify { records: Some(url) } = &action {
-        let r = hub_runtime()?.block_on(async {
+    if let AuditAction::Verify { records: Some(url), users } = &action {
+        let users = match users {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                Some(
+                    crate::hub::access::Users::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+                )
+            }
+            None => None,
+        };
+        let (r, decisions) = hub_runtime()?.block_on(async {
             let r = crate::hub::records::Records::connect(url).await?;
-            anyhow::Ok(r.verify_audit().await?)
+            let decisions = if users.is_some() { r.decisions().await? } else { Vec::new() };
+            anyhow::Ok((r.verify_audit().await?, decisions))
         })?;
-        return report_verification(&r, "the hub's records");
+        report_verification(&r, "the hub's records")?;
+        let Some(users) = users else { return Ok(()) };
+        let forged: Vec<String> = decisions
+            .iter()
+            .filter_map(|d| {
+                let why = users.check_decision(d).err()?;
+                Some(format!("bag {}.{}.{} {} {:?}: {why}", d.line, d.node, d.bag, d.agency, d.code))
+            })
+            .collect();
+        for f in &forged {
+            println!("NOT PROVED: {f}");
+        }
+        if !forged.is_empty() {
+            bail!(
+                "{} of {} decisions are not signed by the station they name",
+                forged.len(),
+                decisions.len()
+            );
+        }
+        println!("decisions: {}, each signed by the station it names", decisions.len());
+        return Ok(());
     }
     let dir = data_dir(data)?;
     let store = Store::open_read(&dir)?;

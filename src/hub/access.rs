@@ -222,6 +222,20 @@ impl Users {
         Ok(Users { users })
     }
 
+    /// Whether a recorded decision was made by the station it names: signed, by the key this
+    /// file gives that station of that agency, and the signature holds.
+    pub fn check_decision(&self, d: &super::DecisionMsg) -> Result<(), String> {
+        let Some(key) = d.signer()? else { return Err("unsigned".into()) };
+        let named = Identity::Station { agency: d.agency.clone(), station: d.station.clone() };
+        match self.users.iter().find(|(_, k)| k == key) {
+            Some((id, _)) if *id == named => Ok(()),
+            Some((id, _)) => {
+                Err(format!("it names station {} of {} but {} signed it", d.station, d.agency, id.describe()))
+            }
+            None => Err(format!("signed by {key}, a key the users file does not list")),
+        }
+    }
+
     /// Every line a node of the file is on.
     pub fn lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
@@ -300,6 +314,13 @@ impl Credentials {
             .ok_or_else(|| bad("no user seed (a line SU...) in it".into()))?;
         let kp = nkeys::KeyPair::from_seed(seed).map_err(|e| bad(format!("its seed: {e}")))?;
         Ok(Credentials { seed: seed.to_string(), public: kp.public_key() })
+    }
+
+    /// This key's Ed25519 signature of `bytes`, in hex.
+    pub fn sign(&self, bytes: &[u8]) -> String {
+        let kp = nkeys::KeyPair::from_seed(&self.seed).expect("checked when loaded");
+        let sig = kp.sign(bytes).expect("a seed's key pair signs");
+        sig.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// A new key pair: its seed written to `path` (mode 600, never over an existing file).
@@ -409,6 +430,58 @@ mod tests {
             format!("{text}[[station]]\nagency = \"quarantine\"\nstation = \"c1\"\nkey = \"{}\"\n", key());
         assert!(matches!(Users::parse(&twice), Err(AccessError::Twice(_))));
         assert!(matches!(Users::parse(""), Err(AccessError::Empty)));
+    }
+
+    #[test]
+    fn a_decision_is_proved_only_by_the_key_of_the_station_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let c1 = Credentials::create(&dir.path().join("c1.nk")).unwrap();
+        let q1 = Credentials::create(&dir.path().join("q1.nk")).unwrap();
+        let users = Users::parse(&format!(
+            "[[station]]\nagency = \"customs\"\nstation = \"c1\"\nkey = \"{}\"\n\
+             [[station]]\nagency = \"quarantine\"\nstation = \"q1\"\nkey = \"{}\"\n",
+            c1.public, q1.public
+        ))
+        .unwrap();
+        let sign = |mut d: super::super::DecisionMsg, by: &Credentials| {
+            d.key = Some(by.public.clone());
+            d.signature = Some(by.sign(&d.signed_bytes()));
+            d
+        };
+        let d = super::super::DecisionMsg {
+            format: 1,
+            agency: "customs".into(),
+            code: "open".into(),
+            station: "c1".into(),
+            operator: "o".into(),
+            level: "L2".into(),
+            line: "L1".into(),
+            node: "n1".into(),
+            bag: 1,
+            scan_sha256: "ab".repeat(32),
+            at_ms: 5,
+            held_ms: 1,
+            reason: None,
+            key: None,
+            signature: None,
+        };
+        assert_eq!(users.check_decision(&d).unwrap_err(), "unsigned");
+        let good = sign(d.clone(), &c1);
+        users.check_decision(&good).unwrap();
+        // Survives the wire (JSON) unchanged.
+        let wire: super::super::DecisionMsg =
+            serde_json::from_slice(&serde_json::to_vec(&good).unwrap()).unwrap();
+        users.check_decision(&wire).unwrap();
+        let other = sign(d.clone(), &q1);
+        assert!(users.check_decision(&other).unwrap_err().contains("station q1 of quarantine signed it"));
+        let mut changed = good.clone();
+        changed.code = "release".into();
+        assert!(users.check_decision(&changed).unwrap_err().contains("does not match"));
+        let mut cut = good.clone();
+        cut.signature = Some("00".into());
+        assert!(users.check_decision(&cut).unwrap_err().contains("64 bytes"));
+        let stranger = Credentials::create(&dir.path().join("x.nk")).unwrap();
+        assert!(users.check_decision(&sign(d, &stranger)).unwrap_err().contains("does not list"));
     }
 
     #[test]

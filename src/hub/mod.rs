@@ -122,6 +122,42 @@ pub struct DecisionMsg {
     /// How long the bag was on the station (taken to decided).
     pub held_ms: u64,
     pub reason: Option<String>,
+    /// The deciding station's public key (`U...`), when the hub uses keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Its Ed25519 signature (hex) over [`DecisionMsg::signed_bytes`]: which station decided
+    /// can be proved from the records, not only claimed in `station`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl DecisionMsg {
+    /// What the station signs: the decision as JSON, key included, signature left out.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let unsigned = DecisionMsg { signature: None, ..self.clone() };
+        serde_json::to_vec(&unsigned).expect("a decision serialises")
+    }
+
+    /// The key that signed this decision; None when it is unsigned; an error when the
+    /// signature does not hold.
+    pub fn signer(&self) -> Result<Option<&str>, String> {
+        let (Some(key), Some(sig)) = (&self.key, &self.signature) else {
+            return if self.key.is_none() && self.signature.is_none() {
+                Ok(None)
+            } else {
+                Err("a key without a signature, or a signature without a key".into())
+            };
+        };
+        let kp = nkeys::KeyPair::from_public_key(key).map_err(|e| format!("key {key}: {e}"))?;
+        let sig = (0..sig.len() / 2)
+            .map(|i| sig.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .filter(|b| b.len() == 64 && sig.len() == 128)
+            .ok_or("the signature is not 64 bytes of hex")?;
+        kp.verify(&self.signed_bytes(), &sig)
+            .map_err(|_| "the signature does not match the decision".to_string())?;
+        Ok(Some(key))
+    }
 }
 
 /// Dark and air levels in force when the bag ended, per channel.

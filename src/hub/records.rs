@@ -21,7 +21,8 @@ use super::{BagAnnouncement, DecisionMsg};
 use crate::files::store::audit::{self, Entry, GENESIS};
 
 /// Schema versions, in order; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE hub_bags (
         line TEXT NOT NULL,
         node TEXT NOT NULL,
@@ -76,7 +77,11 @@ const MIGRATIONS: &[&str] = &[r#"
         FOR EACH ROW EXECUTE FUNCTION twinspect_append_only();
     CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
         FOR EACH STATEMENT EXECUTE FUNCTION twinspect_append_only();
-"#];
+"#,
+    r#"
+    ALTER TABLE hub_decisions ADD COLUMN key TEXT, ADD COLUMN signature TEXT;
+"#,
+];
 
 /// Any number the migrations' advisory lock is known by.
 const MIGRATION_LOCK: i64 = 0x7477_696e_7370_6563;
@@ -275,8 +280,8 @@ impl Records {
         let n = tx
             .execute(
                 "INSERT INTO hub_decisions (agency, line, node, bag, code, station, operator, level, at_ms,
-                   held_ms, reason, scan_sha256, stream_seq)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                   held_ms, reason, scan_sha256, stream_seq, key, signature)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  ON CONFLICT (agency, line, node, bag) DO NOTHING",
                 &[
                     &d.agency,
@@ -292,6 +297,8 @@ impl Records {
                     &d.reason,
                     &d.scan_sha256,
                     &(seq as i64),
+                    &d.key,
+                    &d.signature,
                 ],
             )
             .await?;
@@ -367,6 +374,39 @@ impl Records {
             .await?
             .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
         Ok(audit::verify_chain(entries.collect::<Vec<_>>(), head))
+    }
+
+    /// Every agency's decision on every bag, as the stations published them (signature and all).
+    pub async fn decisions(&self) -> Result<Vec<DecisionMsg>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT agency, code, station, operator, level, line, node, bag, scan_sha256, at_ms, held_ms,
+                        reason, key, signature
+                 FROM hub_decisions ORDER BY line, node, bag, agency",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DecisionMsg {
+                format: super::FORMAT,
+                agency: r.get(0),
+                code: r.get(1),
+                station: r.get(2),
+                operator: r.get(3),
+                level: r.get(4),
+                line: r.get(5),
+                node: r.get(6),
+                bag: r.get(7),
+                scan_sha256: r.get(8),
+                at_ms: r.get::<_, i64>(9) as u64,
+                held_ms: r.get::<_, i64>(10) as u64,
+                reason: r.get(11),
+                key: r.get(12),
+                signature: r.get(13),
+            })
+            .collect())
     }
 
     /// The raw client, for tests and `psql`-like checks.

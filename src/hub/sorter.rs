@@ -395,6 +395,8 @@ mod tests {
             at_ms: 0,
             held_ms: 0,
             reason: None,
+            key: None,
+            signature: None,
         }
     }
 

@@ -317,6 +317,12 @@ impl Station {
             at_ms: crate::unix_ms(),
             held_ms: t.taken.elapsed().as_millis() as u64,
             reason,
+            key: self.cfg.credentials.as_ref().map(|c| c.public.clone()),
+            signature: None,
+        };
+        let d = match &self.cfg.credentials {
+            Some(c) => DecisionMsg { signature: Some(c.sign(&d.signed_bytes())), ..d },
+            None => d,
         };
         let subject = super::decision_subject(&self.cfg.agency, &b.line, &b.node, b.bag);
         let payload: Vec<u8> = serde_json::to_vec(&d)?;
