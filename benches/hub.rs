@@ -141,7 +141,9 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 /// 1, 2, 4, 8 scanners at the line rate: end-to-screen latency and the servers' load.
 fn latency(seconds: f64) {
     println!("hub latency, hub-160 at its real line rate, 2 bots an agency, one nats-server, PostgreSQL 15:");
-    println!("  bag end to its scan checked on a station (ms); the servers' CPU over the run (s, % of one core)");
+    println!(
+        "  bag end to its scan checked on a station (ms); the servers' CPU over the run (s, % of one core)"
+    );
     println!("  scanners  bags  median   p99   max   nats-server      PostgreSQL");
     for scanners in [1usize, 2, 4, 8] {
         let tmp = tempfile::tempdir().unwrap();

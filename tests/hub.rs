@@ -592,10 +592,28 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
     let c1 = Node::bot(&url, &["--agency", "customs", "--decide", "open", "--name", "c1", "--bags", "4"]);
     let q1 =
         Node::bot(&url, &["--agency", "quarantine", "--decide", "release", "--name", "q1", "--bags", "2"]);
+    // The line's barcode reader reads each parcel 300 ms after it starts through the tunnel,
+    // all but every third (parcel 3 keeps the scanner's tag).
+    let port = free_port();
+    let source = format!("synthetic://?seed=41&speed=5&reader={port}&reader_ms=300&noread=3");
+    let reader = format!("tcp://127.0.0.1:{port}");
     let node = Node::start(
         &data,
         &url,
-        &["--source", "synthetic://?seed=41&speed=20", "--bags", "4", "--site", site],
+        &[
+            "--source",
+            &source,
+            "--bags",
+            "4",
+            "--site",
+            site,
+            "--barcode",
+            &reader,
+            "--barcode-offset-ms",
+            "300",
+            "--barcode-tolerance-ms",
+            "250",
+        ],
     );
     let (ok, out) = node.wait();
     assert!(ok, "{out}");
@@ -606,13 +624,26 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
     assert_eq!(summary(&out, "sorted"), 2, "{out}");
     assert_eq!(summary(&out, "manual lane"), 2, "{out}");
     assert_eq!(summary(&out, "no lane before the deadline"), 0, "{out}");
+    assert_eq!(summary(&out, "barcodes read"), 3, "{out}");
+    assert_eq!(summary(&out, "parcels without a barcode"), 1, "{out}");
+    // Each parcel's id on the hub: its barcode, joined by time on the belt; the unread one's,
+    // the scanner's tag.
+    let announced: Vec<(String, BagAnnouncement)> = stream_messages(&url, None, STREAM);
+    let ids: Vec<(i64, String)> =
+        announced.iter().map(|(_, a)| (a.bag, a.item_id.clone().unwrap_or_default())).collect();
+    let expected = [(1, "PK00004100"), (2, "PK00004101"), (3, "TS00004102"), (4, "PK00004103")];
+    assert_eq!(ids, expected.map(|(b, id)| (b, id.to_string())));
     let all = lanes(&url);
     assert_eq!(all.len(), 4, "{all:?}");
     let store = Store::open_read(&data).unwrap();
     for (subject, m) in &all {
         assert_eq!(subject, &format!("twinspect.sort.L1.n1.{}", m.bag));
         let row = store.bag(m.bag).unwrap();
-        assert_eq!(m.item_id, row.item_id);
+        assert_eq!(
+            m.item_id.as_deref(),
+            Some(expected[m.bag as usize - 1].1),
+            "the sorter hears the barcode"
+        );
         assert_eq!(m.deadline_ms, row.ended_ms.unwrap() + 8000);
         assert!(m.at_ms <= m.deadline_ms, "{m:?}");
         if m.bag <= 2 {
@@ -627,7 +658,7 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
     // Counted and audited as such in the node's archive.
     let entries = twinspect::files::store::audit::entries(store.connection()).unwrap();
     let count = |action: &str| entries.iter().filter(|e| e.action == action).count();
-    assert_eq!((count("bag.sorted"), count("bag.manual_lane")), (2, 2));
+    assert_eq!((count("bag.sorted"), count("bag.manual_lane"), count("bag.barcode")), (2, 2, 4));
     assert!(store.verify_audit().unwrap().ok());
 }
 

@@ -63,6 +63,17 @@ pub struct NodeArgs {
     /// lane goes to it once every agency has decided, or the manual lane before the deadline.
     #[arg(long)]
     pub site: Option<PathBuf>,
+    /// The line's barcode reader (tcp://HOST:PORT: a CR/LF-terminated code a parcel): each
+    /// parcel's code joined to its bag by time on the belt becomes its id on the hub.
+    #[arg(long)]
+    pub barcode: Option<String>,
+    /// Where the reader stands: a parcel is read this many ms after it starts through the
+    /// scanner's tunnel (negative: before, upstream).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub barcode_offset_ms: i64,
+    /// How far from there a read may be (under half the time between parcels).
+    #[arg(long, default_value_t = 300)]
+    pub barcode_tolerance_ms: u64,
     /// This node's key (an nkey seed file, mode 600, from `twinspect hub key`), when the hub
     /// uses keys.
     #[arg(long)]
@@ -110,6 +121,13 @@ pub fn node(
             Some(p) => Some(super::load_site(Some(p))?),
             None => None,
         },
+        barcode: match &a.barcode {
+            Some(url) => Some(
+                crate::hub::barcode::BarcodeConfig::parse(url, a.barcode_offset_ms, a.barcode_tolerance_ms)
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        },
     };
     if let Some(s) = cfg.site.as_ref().and_then(|s| s.sorter.as_ref()) {
         println!(
@@ -150,6 +168,12 @@ pub fn node(
     println!("waiting in the archive: {}", report.waiting);
     if !report.refused.is_empty() {
         println!("refused (scan damaged): {:?}", report.refused);
+    }
+    if let Some((read, missed, unclaimed, bad)) = report.barcodes {
+        println!("barcodes read: {read}");
+        println!("parcels without a barcode: {missed}");
+        println!("reads no parcel took: {unclaimed}");
+        println!("unreadable reader lines: {bad}");
     }
     if let Some(s) = &report.sort {
         println!("sorted: {}", s.sorted);

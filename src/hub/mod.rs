@@ -10,6 +10,7 @@
 //! the publisher reads the archive as its outbox).
 
 pub mod access;
+pub mod barcode;
 pub mod publish;
 pub mod records;
 pub mod sorter;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, object_store, stream};
 
 use super::access::{self, Credentials, Identity};
+use super::barcode::{BarcodeConfig, BarcodeJoin, Reader};
 use super::records::{Records, RecordsError};
 use super::sorter::{self, NewParcel, SortReport, Sorting};
 use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, STREAM, ScanRef};
@@ -46,6 +47,8 @@ pub struct Config {
     pub credentials: Option<Credentials>,
     /// The site, when its `[sorter]` section gives this line's parcels lanes.
     pub site: Option<crate::domain::inspection::InspectionConfig>,
+    /// The line's barcode reader, whose reads become the parcels' ids.
+    pub barcode: Option<BarcodeConfig>,
 }
 
 /// What the publisher did, for the node's summary.
@@ -61,6 +64,8 @@ pub struct Report {
     pub refused: Vec<i64>,
     /// What the line's sorter was told, when the site has one.
     pub sort: Option<SortReport>,
+    /// Barcodes: (parcels read, parcels not read, reads no parcel took, unreadable lines).
+    pub barcodes: Option<(u64, u64, u64, u64)>,
 }
 
 enum Wake {
@@ -190,6 +195,15 @@ async fn run(
     let mut refused: HashSet<i64> = HashSet::new();
     let mut said: HashMap<i64, String> = HashMap::new();
     let mut said_setup: Option<String> = None;
+    // The barcode reader: each parcel's code joined before it is published (held back until
+    // every read that could be its own has come).
+    let reader = match &cfg.barcode {
+        Some(b) => Some((Reader::start(b.addr.clone())?, BarcodeJoin::new(b))),
+        None => None,
+    };
+    let mut reader = reader;
+    let mut joined: HashMap<i64, Option<String>> = HashMap::new();
+    let (mut read, mut not_read) = (0u64, 0u64);
     let mut backoff = Duration::from_millis(200);
     let mut ready: Option<(stream::Stream, object_store::ObjectStore)> = None;
     let mut records: Option<Records> = None;
@@ -230,9 +244,35 @@ async fn run(
             }
         }
         if let Some((bags, scans)) = &ready {
-            for row in waiting {
+            for mut row in waiting {
                 if drain.is_some_and(|d| Instant::now() >= d) {
                     break;
+                }
+                if let Some((r, join)) = reader.as_mut() {
+                    for (at, code) in r.reads.try_iter() {
+                        join.read(at, code);
+                    }
+                    if let std::collections::hash_map::Entry::Vacant(slot) = joined.entry(row.id) {
+                        let complete = join.complete_at(row.started_ms);
+                        let now = crate::unix_ms();
+                        if now < complete {
+                            // Its read may still come: wait for it (bags go in belt order).
+                            let pause = Duration::from_millis((complete - now).min(1000));
+                            tokio::time::sleep(pause).await;
+                            break;
+                        }
+                        let code = join.take(row.started_ms);
+                        if code.is_some() {
+                            read += 1
+                        } else {
+                            not_read += 1
+                        }
+                        store.record_barcode(row.id, code.as_deref(), row.item_id.as_deref(), now, &actor)?;
+                        slot.insert(code);
+                    }
+                    if let Some(Some(code)) = joined.get(&row.id) {
+                        row.item_id = Some(code.clone());
+                    }
                 }
                 let outcome = match publish_one(&js, bags, scans, &store, &cfg, &row).await {
                     Ok((attempt, announcement)) => {
@@ -270,6 +310,7 @@ async fn run(
                             println!("published bag {} as {STREAM} #{seq}", row.id);
                         }
                         said.remove(&row.id);
+                        joined.remove(&row.id);
                         backoff = Duration::from_millis(200);
                     }
                     Err(PublishFailure::Refused(why)) => {
@@ -303,6 +344,9 @@ async fn run(
         store.unpublished(usize::MAX >> 1)?.into_iter().filter(|r| !refused.contains(&r.id)).count();
     report.refused = refused.into_iter().collect();
     report.refused.sort();
+    if let Some((r, join)) = &reader {
+        report.barcodes = Some((read, not_read, join.unclaimed, r.bad.load(Ordering::Relaxed)));
+    }
     // Every parcel in flight is resolved by its deadline at the latest.
     drop(parcels);
     if let Some(task) = sorter {

@@ -230,20 +230,43 @@ pub enum OpenError {
     Dicos(#[from] crate::files::dicos::DicosError),
     #[error(transparent)]
     Io(#[from] crate::files::io::IoError),
+    #[error("the emulated barcode reader on 127.0.0.1:{port}: {why}")]
+    Reader { port: u16, why: String },
 }
 
 /// Start the source a URL names, delivering lines of `profile`'s width.
 pub fn open(u: &url::SourceUrl, profile: &ScannerProfile) -> Result<RunningSource, OpenError> {
     match u.scheme.as_str() {
         "synthetic" => {
-            u.only_keys(&["seed", "profile", "speed", "drift", "gap_mm", "bags"])?;
+            u.only_keys(&[
+                "seed",
+                "profile",
+                "speed",
+                "drift",
+                "gap_mm",
+                "bags",
+                "reader",
+                "reader_ms",
+                "noread",
+            ])?;
             let d = SyntheticOptions::default();
+            let reader = match u.get_str("reader") {
+                Some(_) => {
+                    let port: u16 = u.get("reader", 0)?;
+                    let codes =
+                        emulate_reader(port).map_err(|e| OpenError::Reader { port, why: e.to_string() })?;
+                    let offset_ms: i64 = u.get("reader_ms", 0)?;
+                    Some(ReaderEmulation { codes, offset_ms, noread_every: u.get("noread", 0)? })
+                }
+                None => None,
+            };
             let opts = SyntheticOptions {
                 seed: u.get("seed", d.seed)?,
                 speed: u.get("speed", d.speed)?,
                 drift: u.get("drift", d.drift)?,
                 gap_mm: u.get("gap_mm", d.gap_mm)?,
                 bags: u.get_str("bags").map(|_| u.get("bags", 0u64)).transpose()?,
+                reader,
                 ..d
             };
             Ok(spawn_synthetic(profile, opts)?)
@@ -357,11 +380,69 @@ pub struct SyntheticOptions {
     /// Stop after this many bags (and the empty belt after the last), then stay connected and
     /// silent: a fixed scene for snapshots and benchmarks. `None`: bags forever.
     pub bags: Option<u64>,
+    /// A barcode reader on the line beside the scanner (`reader=PORT&reader_ms=OFFSET&noread=N`).
+    pub reader: Option<ReaderEmulation>,
+}
+
+/// The emulated line's barcode reader: it reads each parcel `offset_ms` after the parcel starts
+/// through the tunnel (negative: before, at most the empty belt's length ahead), every
+/// `noread_every`-th parcel not at all (0: every one read), and serves the codes as a reader
+/// does, a CR/LF-terminated line each to whoever is connected to its TCP port. A parcel's code
+/// is its tag's with `PK` for `TS`.
+#[derive(Clone, Debug)]
+pub struct ReaderEmulation {
+    pub codes: Sender<(Instant, String)>,
+    pub offset_ms: i64,
+    pub noread_every: u64,
+}
+
+/// The reader's TCP server on 127.0.0.1:`port`: codes sent at their times to the client
+/// connected then (a reader's reads are lost while nobody listens); it ends with the sender.
+pub fn emulate_reader(port: u16) -> std::io::Result<Sender<(Instant, String)>> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    listener.set_nonblocking(true)?;
+    let (tx, rx) = bounded::<(Instant, String)>(1024);
+    std::thread::Builder::new().name("emulated barcode reader".into()).spawn(move || {
+        let mut client: Option<std::net::TcpStream> = None;
+        loop {
+            if let Ok((c, _)) = listener.accept() {
+                let _ = c.set_nonblocking(false);
+                client = Some(c);
+            }
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok((due, code)) => {
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    // Whoever connected while it waited hears this read.
+                    if let Ok((c, _)) = listener.accept() {
+                        let _ = c.set_nonblocking(false);
+                        client = Some(c);
+                    }
+                    if let Some(c) = client.as_mut() {
+                        use std::io::Write;
+                        if c.write_all(format!("{code}\r\n").as_bytes()).is_err() {
+                            client = None;
+                        }
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    })?;
+    Ok(tx)
 }
 
 impl Default for SyntheticOptions {
     fn default() -> Self {
-        SyntheticOptions { seed: 1, speed: 1.0, gap_mm: 250.0, drift: 0.02, capacity: 8192, bags: None }
+        SyntheticOptions {
+            seed: 1,
+            speed: 1.0,
+            gap_mm: 250.0,
+            drift: 0.02,
+            capacity: 8192,
+            bags: None,
+            reader: None,
+        }
     }
 }
 
@@ -625,6 +706,22 @@ impl Synthetic {
         // The scanner's bag numbers, and which bag goes through (a reversed bag comes again).
         let (mut bag_no, mut content) = (0u64, 0u64);
         loop {
+            if let Some(r) = &self.opts.reader
+                && self.opts.bags.is_none_or(|n| content < n)
+                && (r.noread_every == 0 || content % r.noread_every != r.noread_every - 1)
+            {
+                // The next parcel starts through the tunnel after the empty belt.
+                let now = Instant::now();
+                let start = now + Duration::from_secs_f64(gap_lines as f64 / self.rate);
+                let off = Duration::from_millis(r.offset_ms.unsigned_abs());
+                let due = if r.offset_ms >= 0 {
+                    start + off
+                } else {
+                    start.checked_sub(off).unwrap_or(now).max(now)
+                };
+                let code = format!("PK{:06}{:02}", self.opts.seed % 1_000_000, content % 100);
+                let _ = r.codes.try_send((due, code));
+            }
             for _ in 0..gap_lines {
                 if matches!(self.obey(), Went::Quit) {
                     return;

@@ -933,6 +933,20 @@ impl Store {
         })
     }
 
+    /// The line's barcode reader's code joined to bag `bag` (None: no read matched it), beside
+    /// the scanner's own tag, in the audit trail.
+    pub fn record_barcode(
+        &mut self,
+        bag: i64,
+        code: Option<&str>,
+        scanner_tag: Option<&str>,
+        at_ms: u64,
+        actor: &str,
+    ) -> Result<()> {
+        let detail = json!({ "code": code, "read": code.is_some(), "scanner_tag": scanner_tag });
+        self.write(|tx| audit::append(tx, at_ms, actor, "bag.barcode", Some(bag), &detail).map(|_| ()))
+    }
+
     /// The sorter's lane for bag `bag` (`manual`: the manual lane, sent or by default), in the
     /// audit trail.
     pub fn record_sorted(
