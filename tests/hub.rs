@@ -546,8 +546,8 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     }
     let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
     assert!(ok, "{said}{err}");
-    // 2 migrations + 4 bags + 8 decisions.
-    assert!(said.contains("intact: 14 entries"), "{said}");
+    // 3 migrations + 4 bags + 8 decisions.
+    assert!(said.contains("intact: 15 entries"), "{said}");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let r = twinspect::hub::records::Records::connect(&records).await.unwrap();
@@ -894,9 +894,14 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     };
     let (ok, said, err) = verify();
     assert!(ok, "{said}{err}");
-    // 2 migrations + the writer's grant + 3 bags + 6 decisions; each decision signed by the
-    // key the users file gives the station it names.
-    assert!(said.contains("intact: 12 entries"), "{said}");
+    // 3 migrations + the writer's grant + 3 bags + 3 manual lanes + 6 decisions; each decision
+    // signed by the key the users file gives the station it names.
+    assert!(said.contains("intact: 16 entries"), "{said}");
+    let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &writer]));
+    assert!(ok, "{err}");
+    for b in listed.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {
+        assert_eq!(b["lane"], serde_json::json!({ "lane": "9", "outcome": "manual", "sent": true }), "{b}");
+    }
     assert!(said.contains("decisions: 6, each signed by the station it names"), "{said}");
 
     // A customs station that decides a bag in another customs station's name: the broker lets
@@ -1275,10 +1280,12 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
     for (subject, m) in &sent {
         assert_eq!(subject, &format!("twinspect.sort.L1.{}.{}", m.node, m.bag));
         assert!(m.at_ms <= m.deadline_ms, "{m:?}");
+        // PostgreSQL holds the same lane.
+        let b = bags.iter().find(|b| b["node"] == m.node.as_str() && b["bag"] == m.bag).unwrap();
+        assert_eq!(b["lane"]["lane"], m.lane.as_str(), "{b}");
         if m.outcome == "manual" {
             continue;
         }
-        let b = bags.iter().find(|b| b["node"] == m.node.as_str() && b["bag"] == m.bag).unwrap();
         let codes: BTreeMap<String, String> = b["decisions"]
             .as_object()
             .unwrap()

@@ -186,6 +186,7 @@ async fn run(
                 store.second_writer()?,
                 actor.clone(),
                 stream_cfg,
+                cfg.records.clone(),
             ));
             (Some(tx), Some(task))
         }

@@ -81,6 +81,20 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE hub_decisions ADD COLUMN key TEXT, ADD COLUMN signature TEXT;
 "#,
+    r#"
+    CREATE TABLE hub_lanes (
+        line TEXT NOT NULL,
+        node TEXT NOT NULL,
+        bag BIGINT NOT NULL,
+        lane TEXT,
+        outcome TEXT NOT NULL,
+        sent BOOLEAN NOT NULL,
+        waiting_for TEXT NOT NULL,
+        deadline_ms BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (line, node, bag)
+    );
+"#,
 ];
 
 /// Any number the migrations' advisory lock is known by.
@@ -121,6 +135,17 @@ pub struct HubBag {
     pub ended_ms: i64,
     pub scan_sha256: String,
     pub decisions: BTreeMap<String, HubDecision>,
+    /// What the line's sorter was told, when the line has one.
+    pub lane: Option<HubLane>,
+}
+
+/// A parcel's lane (none when its deadline passed before the lane could go: the sorter's
+/// default, manual).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HubLane {
+    pub lane: Option<String>,
+    pub outcome: String,
+    pub sent: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -201,7 +226,7 @@ impl Records {
         tx.batch_execute(&format!(
             "GRANT USAGE ON SCHEMA {schema} TO \"{role}\";
              GRANT SELECT ON twinspect_schema TO \"{role}\";
-             GRANT SELECT, INSERT ON hub_bags, hub_decisions, audit TO \"{role}\";
+             GRANT SELECT, INSERT ON hub_bags, hub_decisions, hub_lanes, audit TO \"{role}\";
              GRANT SELECT, UPDATE ON audit_head TO \"{role}\";"
         ))
         .await?;
@@ -311,14 +336,49 @@ impl Records {
         Ok(n == 1)
     }
 
+    /// A parcel's lane as its node sent it to the sorter (`sent` false: its deadline passed
+    /// first, the sorter's default); true when this call recorded it.
+    pub async fn record_lane(&mut self, m: &super::sorter::SortMsg, sent: bool, actor: &str) -> Result<bool> {
+        let tx = self.client.transaction().await?;
+        let lane = sent.then(|| m.lane.clone());
+        let n = tx
+            .execute(
+                "INSERT INTO hub_lanes (line, node, bag, lane, outcome, sent, waiting_for, deadline_ms, at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (line, node, bag) DO NOTHING",
+                &[
+                    &m.line,
+                    &m.node,
+                    &m.bag,
+                    &lane,
+                    &m.outcome,
+                    &sent,
+                    &m.waiting_for.join(","),
+                    &(m.deadline_ms as i64),
+                    &(m.at_ms as i64),
+                ],
+            )
+            .await?;
+        if n == 1 {
+            let manual = m.outcome == "manual" || !sent;
+            let detail = json!({ "bag": format!("{}.{}.{}", m.line, m.node, m.bag), "lane": lane,
+                                 "outcome": m.outcome, "sent": sent, "waiting_for": m.waiting_for });
+            append(&tx, m.at_ms, actor, if manual { "bag.manual_lane" } else { "bag.sorted" }, &detail)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     /// Every bag with every agency's decision, by line, node and bag.
     pub async fn bags(&self) -> Result<Vec<HubBag>> {
         let rows = self
             .client
             .query(
                 "SELECT b.line, b.node, b.bag, b.item_id, b.lines, b.ended_ms, b.scan_sha256,
-                        d.agency, d.code, d.station, d.operator, d.level, d.at_ms
+                        d.agency, d.code, d.station, d.operator, d.level, d.at_ms,
+                        l.lane, l.outcome, l.sent
                  FROM hub_bags b LEFT JOIN hub_decisions d USING (line, node, bag)
+                      LEFT JOIN hub_lanes l USING (line, node, bag)
                  ORDER BY b.line, b.node, b.bag, d.agency",
                 &[],
             )
@@ -336,6 +396,11 @@ impl Records {
                     ended_ms: r.get(5),
                     scan_sha256: r.get(6),
                     decisions: BTreeMap::new(),
+                    lane: r.get::<_, Option<String>>(14).map(|outcome| HubLane {
+                        lane: r.get(13),
+                        outcome,
+                        sent: r.get(15),
+                    }),
                 });
             }
             if let Some(agency) = r.get::<_, Option<String>>(7) {

@@ -237,7 +237,9 @@ pub async fn run(
     mut store: Store,
     actor: String,
     stream_cfg: stream::Config,
+    records_url: Option<String>,
 ) -> anyhow::Result<SortReport> {
+    let mut records: Option<super::records::Records> = None;
     let js = jetstream::new(client.clone());
     let mut report = SortReport::default();
     let (line, node) = (sorting.line.clone(), sorting.node.clone());
@@ -306,6 +308,41 @@ pub async fn run(
                                  "deadline_ms": s.deadline_ms, "item_id": s.item_id });
             if let Err(e) = store.record_sorted(s.bag, manual, &detail, crate::unix_ms(), &actor) {
                 eprintln!("archive: bag {}: {e}", s.bag);
+            }
+            if let Some(url) = &records_url {
+                // The hub's records too (the archive's audit keeps it whatever happens here).
+                let mut why = String::new();
+                for attempt in 0..3 {
+                    if attempt > 0 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    if records.as_ref().is_none_or(|r| r.is_closed()) {
+                        match super::records::Records::connect(url).await {
+                            Ok(r) => records = Some(r),
+                            Err(e) => {
+                                why = e.to_string();
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(r) = records.as_mut() else { continue };
+                    match r.record_lane(&s, sent, &actor).await {
+                        Ok(_) => {
+                            why.clear();
+                            break;
+                        }
+                        Err(e) => {
+                            why = e.to_string();
+                            records = None;
+                        }
+                    }
+                }
+                if !why.is_empty() {
+                    eprintln!(
+                        "bag {}: its lane is in the archive's audit, not in the hub's records ({why})",
+                        s.bag
+                    );
+                }
             }
         }
         if !open && sorting.is_empty() {
