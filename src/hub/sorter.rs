@@ -40,15 +40,7 @@ pub fn sort_subject(line: &str, node: &str, bag: i64) -> String {
 
 /// The lane stream's settings.
 pub fn sort_stream(replicas: usize, keep: Duration) -> stream::Config {
-    stream::Config {
-        name: SORT_STREAM.into(),
-        subjects: vec![format!("{SORT_ROOT}.>")],
-        max_age: keep,
-        num_replicas: replicas,
-        duplicate_window: Duration::from_secs(120),
-        storage: stream::StorageType::File,
-        ..Default::default()
-    }
+    super::station::hub_stream(SORT_STREAM, SORT_ROOT, replicas, keep)
 }
 
 /// What the sorter is told about one parcel.
@@ -239,13 +231,21 @@ pub async fn run(
     stream_cfg: stream::Config,
     records_url: Option<String>,
 ) -> anyhow::Result<SortReport> {
-    let mut records: Option<super::records::Records> = None;
+    // The hub's records are written beside the lanes, never in their way: a database that is
+    // slow or gone must not make a parcel miss its deadline.
+    let (to_records, recorder) = match records_url {
+        Some(url) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(4096);
+            (Some(tx), Some(tokio::spawn(record_lanes(url, rx, actor.clone()))))
+        }
+        None => (None, None),
+    };
     let js = jetstream::new(client.clone());
     let mut report = SortReport::default();
     let (line, node) = (sorting.line.clone(), sorting.node.clone());
     let mut decisions = client.subscribe(format!("{DECISION_ROOT}.*.{line}.{node}.*")).await?;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
-    let mut open = true;
+    let (mut open, mut hearing) = (true, true);
     let mut stream_ready = false;
     loop {
         let mut send = Vec::new();
@@ -254,7 +254,8 @@ pub async fn run(
                 Some(p) => send.extend(sorting.add(p.bag, p.item_id, p.ended_ms, crate::unix_ms())),
                 None => open = false,
             },
-            m = decisions.next() => {
+            m = decisions.next(), if hearing => {
+                hearing = m.is_some();
                 if let Some(m) = m
                     && m.payload.len() <= MAX_DECISION
                     && let Ok(d) = serde_json::from_slice::<DecisionMsg>(&m.payload)
@@ -309,44 +310,51 @@ pub async fn run(
             if let Err(e) = store.record_sorted(s.bag, manual, &detail, crate::unix_ms(), &actor) {
                 eprintln!("archive: bag {}: {e}", s.bag);
             }
-            if let Some(url) = &records_url {
-                // The hub's records too (the archive's audit keeps it whatever happens here).
-                let mut why = String::new();
-                for attempt in 0..3 {
-                    if attempt > 0 {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    if records.as_ref().is_none_or(|r| r.is_closed()) {
-                        match super::records::Records::connect(url).await {
-                            Ok(r) => records = Some(r),
-                            Err(e) => {
-                                why = e.to_string();
-                                continue;
-                            }
-                        }
-                    }
-                    let Some(r) = records.as_mut() else { continue };
-                    match r.record_lane(&s, sent, &actor).await {
-                        Ok(_) => {
-                            why.clear();
-                            break;
-                        }
-                        Err(e) => {
-                            why = e.to_string();
-                            records = None;
-                        }
-                    }
-                }
-                if !why.is_empty() {
-                    eprintln!(
-                        "bag {}: its lane is in the archive's audit, not in the hub's records ({why})",
-                        s.bag
-                    );
-                }
+            if let Some(tx) = &to_records
+                && tx.try_send((s.clone(), sent)).is_err()
+            {
+                eprintln!("bag {}: its lane is in the archive's audit; the hub's records are behind", s.bag);
             }
         }
         if !open && sorting.is_empty() {
+            drop(to_records);
+            if let Some(r) = recorder {
+                // What the database has not taken yet: a few more seconds, then the archive's
+                // audit is what holds it.
+                let _ = tokio::time::timeout(Duration::from_secs(10), r).await;
+            }
             return Ok(report);
+        }
+    }
+}
+
+/// Lanes into the hub's records, in order, each retried until the database takes it.
+async fn record_lanes(url: String, mut lanes: tokio::sync::mpsc::Receiver<(SortMsg, bool)>, actor: String) {
+    let mut records: Option<super::records::Records> = None;
+    let mut said = false;
+    while let Some((s, sent)) = lanes.recv().await {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            if records.as_ref().is_none_or(|r| r.is_closed()) {
+                let connect = super::records::Records::connect(&url);
+                records =
+                    tokio::time::timeout(Duration::from_secs(5), connect).await.ok().and_then(|r| r.ok());
+            }
+            let done = match records.as_mut() {
+                Some(r) => r.record_lane(&s, sent, &actor).await.is_ok(),
+                None => false,
+            };
+            if done {
+                said = false;
+                break;
+            }
+            records = None;
+            if !said {
+                eprintln!("the hub's records do not answer: lanes wait (bag {} first)", s.bag);
+                said = true;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
         }
     }
 }

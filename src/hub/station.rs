@@ -91,9 +91,15 @@ pub struct Station {
 /// The bag stream's settings (nodes and stations create it alike, so whichever comes first
 /// does, with the same settings).
 pub fn bag_stream(replicas: usize, keep: Duration) -> stream::Config {
+    hub_stream(super::STREAM, super::SUBJECT_ROOT, replicas, keep)
+}
+
+/// A hub stream: every subject under `root`, kept `keep` on file, a 2-minute window in which
+/// the broker also refuses a message id it has seen.
+pub fn hub_stream(name: &str, root: &str, replicas: usize, keep: Duration) -> stream::Config {
     stream::Config {
-        name: super::STREAM.into(),
-        subjects: vec![format!("{}.>", super::SUBJECT_ROOT)],
+        name: name.into(),
+        subjects: vec![format!("{root}.>")],
         max_age: keep,
         num_replicas: replicas,
         duplicate_window: Duration::from_secs(120),
@@ -116,15 +122,7 @@ pub fn scan_bucket(bucket: &str, replicas: usize, keep: Duration) -> object_stor
 
 /// The decision stream's settings.
 pub fn decision_stream(replicas: usize, keep: Duration) -> stream::Config {
-    stream::Config {
-        name: DECISIONS.into(),
-        subjects: vec![format!("{DECISION_ROOT}.>")],
-        max_age: keep,
-        num_replicas: replicas,
-        duplicate_window: Duration::from_secs(120),
-        storage: stream::StorageType::File,
-        ..Default::default()
-    }
+    hub_stream(DECISIONS, DECISION_ROOT, replicas, keep)
 }
 
 /// An agency's consumer: every bag, each to one of the agency's stations at a time.
