@@ -1164,7 +1164,7 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
     phase("cable back; scanners stopping");
     // Scanners stop (publishing what waits), then the stations finish what is queued.
     let mut archives = Vec::new();
-    let mut lanes_counted = 0;
+    let (mut lanes_counted, mut lanes_missed) = (0, 0);
     for (i, n) in nodes.into_iter().enumerate() {
         let (ok, out) = n.stop();
         assert!(ok, "node s{}: {out}", i + 1);
@@ -1175,6 +1175,7 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
         let published = summary(&out, "published") + summary(&out, "found on the hub already");
         assert_eq!(resolved.iter().sum::<u64>(), published, "node s{}: {out}", i + 1);
         lanes_counted += resolved[0] + resolved[1];
+        lanes_missed += resolved[2];
         if i == 2 {
             assert!(out.contains(" waits ("), "s3 never had to wait for the hub: {out}");
         }
@@ -1272,7 +1273,14 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
         .join()
         .unwrap()
     };
-    assert_eq!(sent.len() as u64, lanes_counted, "{sent:?}");
+    // Every lane a node counted as sent is on the broker. One it counted as past its deadline
+    // may be there too: sent in time, its ack lost as a broker died or a cable came back, the
+    // node could not know (found by CI: 25 on the broker, 24 counted, one of them missed).
+    let on_broker = sent.len() as u64;
+    assert!(
+        (lanes_counted..=lanes_counted + lanes_missed).contains(&on_broker),
+        "{on_broker} lanes on the broker, {lanes_counted} counted sent, {lanes_missed} missed: {sent:?}"
+    );
     assert!(sent.iter().any(|(_, m)| m.outcome != "manual"), "no parcel sorted by its decisions: {sent:?}");
     let cfg =
         twinspect::domain::inspection::InspectionConfig::from_toml(&std::fs::read_to_string(&site).unwrap())
@@ -1280,9 +1288,14 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
     for (subject, m) in &sent {
         assert_eq!(subject, &format!("twinspect.sort.L1.{}.{}", m.node, m.bag));
         assert!(m.at_ms <= m.deadline_ms, "{m:?}");
-        // PostgreSQL holds the same lane.
+        // PostgreSQL holds the same lane (or, for one whose ack the node never had, what the
+        // node knew: no lane before the deadline).
         let b = bags.iter().find(|b| b["node"] == m.node.as_str() && b["bag"] == m.bag).unwrap();
-        assert_eq!(b["lane"]["lane"], m.lane.as_str(), "{b}");
+        if b["lane"]["sent"] == true {
+            assert_eq!(b["lane"]["lane"], m.lane.as_str(), "{b}");
+        } else {
+            assert_eq!(b["lane"]["lane"], serde_json::Value::Null, "{b}");
+        }
         if m.outcome == "manual" {
             continue;
         }
