@@ -522,36 +522,29 @@ fn setup(a: SetupArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("connecting to {url}"))?;
             let js = async_nats::jetstream::new(client);
-            let timeout = |what: String| move |e: async_nats::Error| anyhow::anyhow!("{what}: {e}");
-            let bags = js
-                .get_or_create_stream(station::bag_stream(replicas, keep))
-                .await
-                .map_err(|e| timeout(format!("stream {}", crate::hub::STREAM))(e.into()))?;
-            println!("stream {}: ready", crate::hub::STREAM);
-            js.get_or_create_stream(station::decision_stream(replicas, keep))
-                .await
-                .map_err(|e| timeout(format!("stream {}", crate::hub::DECISIONS))(e.into()))?;
-            println!("stream {}: ready", crate::hub::DECISIONS);
-            js.get_or_create_stream(crate::hub::sorter::sort_stream(replicas, keep))
-                .await
-                .map_err(|e| timeout(format!("stream {}", crate::hub::sorter::SORT_STREAM))(e.into()))?;
-            println!("stream {}: ready", crate::hub::sorter::SORT_STREAM);
+            use crate::hub::{DECISIONS, STREAM, sorter};
+            for (name, cfg) in [
+                (STREAM, station::bag_stream(replicas, keep)),
+                (DECISIONS, station::decision_stream(replicas, keep)),
+                (sorter::SORT_STREAM, sorter::sort_stream(replicas, keep)),
+            ] {
+                js.get_or_create_stream(cfg).await.with_context(|| format!("stream {name}"))?;
+                println!("stream {name}: ready");
+            }
+            let bags = js.get_stream(STREAM).await.with_context(|| format!("stream {STREAM}"))?;
             for g in &site.agencies {
                 crate::hub::check_name("agency", &g.id)?;
                 let name = access::agency_consumer(&g.id);
                 bags.get_or_create_consumer(&name, station::agency_consumer(&g.id, hold, 10))
                     .await
-                    .map_err(|e| timeout(format!("consumer {name}"))(e.into()))?;
+                    .with_context(|| format!("consumer {name}"))?;
                 println!("consumer {name}: ready");
             }
             for l in &lines {
-                let bucket = access::scans_bucket(l);
-                if js.get_object_store(&bucket).await.is_err() {
-                    js.create_object_store(station::scan_bucket(&bucket, replicas, keep))
-                        .await
-                        .map_err(|e| timeout(format!("bucket {bucket}"))(e.into()))?;
-                }
-                println!("bucket {bucket}: ready");
+                station::line_scans(&js, l, replicas, keep)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("bucket {}: {e}", access::scans_bucket(l)))?;
+                println!("bucket {}: ready", access::scans_bucket(l));
             }
         }
         if let Some(url) = &a.records {

@@ -198,11 +198,10 @@ async fn run(
     let mut said_setup: Option<String> = None;
     // The barcode reader: each parcel's code joined before it is published (held back until
     // every read that could be its own has come).
-    let reader = match &cfg.barcode {
+    let mut reader = match &cfg.barcode {
         Some(b) => Some((Reader::start(b.addr.clone())?, BarcodeJoin::new(b))),
         None => None,
     };
-    let mut reader = reader;
     let mut joined: HashMap<i64, Option<String>> = HashMap::new();
     let (mut read, mut not_read) = (0u64, 0u64);
     let mut backoff = Duration::from_millis(200);
@@ -363,13 +362,7 @@ async fn set_up(
     cfg: &Config,
 ) -> Result<(stream::Stream, object_store::ObjectStore), async_nats::Error> {
     let bags = js.get_or_create_stream(super::station::bag_stream(cfg.replicas, cfg.keep)).await?;
-    let bucket = access::scans_bucket(&cfg.line);
-    let scans = match js.get_object_store(&bucket).await {
-        Ok(s) => s,
-        Err(_) => {
-            js.create_object_store(super::station::scan_bucket(&bucket, cfg.replicas, cfg.keep)).await?
-        }
-    };
+    let scans = super::station::line_scans(js, &cfg.line, cfg.replicas, cfg.keep).await?;
     Ok((bags, scans))
 }
 

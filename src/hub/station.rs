@@ -120,6 +120,20 @@ pub fn scan_bucket(bucket: &str, replicas: usize, keep: Duration) -> object_stor
     }
 }
 
+/// A line's scans bucket, created when this is its first node (or the hub's set-up).
+pub async fn line_scans(
+    js: &jetstream::Context,
+    line: &str,
+    replicas: usize,
+    keep: Duration,
+) -> Result<object_store::ObjectStore, async_nats::Error> {
+    let bucket = access::scans_bucket(line);
+    Ok(match js.get_object_store(&bucket).await {
+        Ok(s) => s,
+        Err(_) => js.create_object_store(scan_bucket(&bucket, replicas, keep)).await?,
+    })
+}
+
 /// The decision stream's settings.
 pub fn decision_stream(replicas: usize, keep: Duration) -> stream::Config {
     hub_stream(DECISIONS, DECISION_ROOT, replicas, keep)
