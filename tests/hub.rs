@@ -286,7 +286,9 @@ fn assert_broker_holds_the_archive(data: &Path, held: &Held) {
             .find(|(s, _, _)| *s == subject)
             .unwrap_or_else(|| panic!("bag {} not on the broker", r.id));
         assert_eq!(store.published(r.id).unwrap(), Some((subject.clone(), *seq)), "bag {}", r.id);
-        assert_eq!((a.bag, a.item_id.as_deref(), Some(a.lines)), (r.id, r.item_id.as_deref(), r.lines));
+        // Its id on the hub: the barcode the node joined to it, else the scanner's tag.
+        let id = store.barcode_of(r.id).unwrap().flatten().or(r.item_id.clone());
+        assert_eq!((a.bag, a.item_id.clone(), Some(a.lines)), (r.id, id, r.lines));
         assert_eq!((a.line.as_str(), a.node.as_str(), a.channels), ("L1", "n1", r.channels));
         let file = std::fs::read(data.join(r.scan_file.as_ref().unwrap())).unwrap();
         let scan = &held.scans[&a.scan.object];
@@ -306,8 +308,25 @@ fn a_node_keeps_scanning_while_the_broker_is_down_and_publishes_every_bag_once()
     let data = tmp.path().join("data");
     let port = free_port();
     let url = format!("nats://127.0.0.1:{port}");
-    // The broker is not there when the node starts: it scans and archives anyway.
-    let mut node = Node::start(&data, &url, &["--source", "synthetic://?seed=11&speed=4"]);
+    // The broker is not there when the node starts: it scans and archives anyway, and joins
+    // each parcel to its barcode as the line's reader sends it (the reader does not wait).
+    let reader = free_port();
+    let source = format!("synthetic://?seed=11&speed=4&reader={reader}&reader_ms=300");
+    let barcode = format!("tcp://127.0.0.1:{reader}");
+    let mut node = Node::start(
+        &data,
+        &url,
+        &[
+            "--source",
+            &source,
+            "--barcode",
+            &barcode,
+            "--barcode-offset-ms",
+            "300",
+            "--barcode-tolerance-ms",
+            "250",
+        ],
+    );
     node.wait_for("archived bag 1 ", Duration::from_secs(60));
     node.wait_for("archived bag 2 ", Duration::from_secs(60));
     assert_eq!(node.count("published bag"), 0);
@@ -327,6 +346,11 @@ fn a_node_keeps_scanning_while_the_broker_is_down_and_publishes_every_bag_once()
     let held = broker_contents(&nats.url());
     assert_broker_holds_the_archive(&data, &held);
     assert!(held.messages.len() > archived, "{out}");
+    // Every parcel went out with its barcode, those read while the broker was away too.
+    for (_, _, a) in &held.messages {
+        assert!(a.item_id.as_deref().is_some_and(|id| id.starts_with("PK")), "{a:?}\n{out}");
+    }
+    assert_eq!(summary(&out, "parcels without a barcode"), 0, "{out}");
 }
 
 #[test]

@@ -202,7 +202,6 @@ async fn run(
         Some(b) => Some((Reader::start(b.addr.clone())?, BarcodeJoin::new(b))),
         None => None,
     };
-    let mut joined: HashMap<i64, Option<String>> = HashMap::new();
     let (mut read, mut not_read) = (0u64, 0u64);
     let mut backoff = Duration::from_millis(200);
     let mut ready: Option<(stream::Stream, object_store::ObjectStore)> = None;
@@ -230,6 +229,30 @@ async fn run(
             }
             continue;
         }
+        // Barcodes are joined whether or not the broker is there: reads are taken as they come
+        // (a reader does not send twice) and each join kept in the archive, where publishing
+        // (this run's or a later one's) finds it.
+        let mut read_pending: Option<u64> = None;
+        if let Some((r, join)) = reader.as_mut() {
+            for (at, code) in r.reads.try_iter() {
+                join.read(at, code);
+            }
+            let now = crate::unix_ms();
+            for row in store.unjoined(256)? {
+                let complete = join.complete_at(row.started_ms);
+                if now < complete {
+                    read_pending = Some(complete - now);
+                    break;
+                }
+                let code = join.take(row.started_ms);
+                if code.is_some() {
+                    read += 1
+                } else {
+                    not_read += 1
+                }
+                store.record_barcode(row.id, code.as_deref(), row.item_id.as_deref(), now, &actor)?;
+            }
+        }
         let mut failed = false;
         if ready.is_none() {
             match set_up(&js, &cfg).await {
@@ -248,30 +271,12 @@ async fn run(
                 if drain.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
-                if let Some((r, join)) = reader.as_mut() {
-                    for (at, code) in r.reads.try_iter() {
-                        join.read(at, code);
-                    }
-                    if let std::collections::hash_map::Entry::Vacant(slot) = joined.entry(row.id) {
-                        let complete = join.complete_at(row.started_ms);
-                        let now = crate::unix_ms();
-                        if now < complete {
-                            // Its read may still come: wait for it (bags go in belt order).
-                            let pause = Duration::from_millis((complete - now).min(1000));
-                            tokio::time::sleep(pause).await;
-                            break;
-                        }
-                        let code = join.take(row.started_ms);
-                        if code.is_some() {
-                            read += 1
-                        } else {
-                            not_read += 1
-                        }
-                        store.record_barcode(row.id, code.as_deref(), row.item_id.as_deref(), now, &actor)?;
-                        slot.insert(code);
-                    }
-                    if let Some(Some(code)) = joined.get(&row.id) {
-                        row.item_id = Some(code.clone());
+                if reader.is_some() {
+                    match store.barcode_of(row.id)? {
+                        // Its read may still come: it waits (bags go in belt order).
+                        None => break,
+                        Some(Some(code)) => row.item_id = Some(code),
+                        Some(None) => {}
                     }
                 }
                 let outcome = match publish_one(&js, bags, scans, &store, &cfg, &row).await {
@@ -310,7 +315,6 @@ async fn run(
                             println!("published bag {} as {STREAM} #{seq}", row.id);
                         }
                         said.remove(&row.id);
-                        joined.remove(&row.id);
                         backoff = Duration::from_millis(200);
                     }
                     Err(PublishFailure::Refused(why)) => {
@@ -326,6 +330,15 @@ async fn run(
                         break;
                     }
                 }
+            }
+        }
+        if let Some(wait) = read_pending
+            && !failed
+        {
+            // The next bag's read may still come: wait for it, hearing a drain order meanwhile.
+            let wait = Duration::from_millis(wait.min(1000));
+            if let Ok(Some(Wake::Drain(d))) = tokio::time::timeout(wait, wake.recv()).await {
+                drain = Some(d);
             }
         }
         if failed {

@@ -151,6 +151,14 @@ const MIGRATIONS: &[&str] = &[
         stream_seq INTEGER NOT NULL
     );
     "#,
+    // 6: a hub line's barcode reader: the code joined to each bag (NULL: no read matched it).
+    r#"
+    CREATE TABLE barcodes (
+        bag INTEGER PRIMARY KEY REFERENCES bags (id),
+        code TEXT,
+        at_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -933,8 +941,8 @@ impl Store {
         })
     }
 
-    /// The line's barcode reader's code joined to bag `bag` (None: no read matched it), beside
-    /// the scanner's own tag, in the audit trail.
+    /// The line's barcode reader's code joined to bag `bag` (None: no read matched it), once
+    /// (a second call changes nothing), with its audit entry beside the scanner's own tag.
     pub fn record_barcode(
         &mut self,
         bag: i64,
@@ -944,7 +952,41 @@ impl Store {
         actor: &str,
     ) -> Result<()> {
         let detail = json!({ "code": code, "read": code.is_some(), "scanner_tag": scanner_tag });
-        self.write(|tx| audit::append(tx, at_ms, actor, "bag.barcode", Some(bag), &detail).map(|_| ()))
+        self.write(|tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO barcodes (bag, code, at_ms) VALUES (?1, ?2, ?3)",
+                params![bag, code, at_ms as i64],
+            )?;
+            if n == 1 {
+                audit::append(tx, at_ms, actor, "bag.barcode", Some(bag), &detail)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Complete bags still to go to the hub that have no barcode joined yet, oldest first, at
+    /// most `limit`.
+    pub fn unjoined(&self, limit: usize) -> Result<Vec<BagRow>> {
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM bags b WHERE b.state = 'complete'
+                 AND NOT EXISTS (SELECT 1 FROM published p WHERE p.bag = b.id)
+                 AND NOT EXISTS (SELECT 1 FROM barcodes c WHERE c.bag = b.id) ORDER BY b.id LIMIT ?1",
+                prefixed_columns()
+            ))
+            .map_err(|e| self.e(e))?;
+        let rows = st.query_map([limit as i64], bag_row).map_err(|e| self.e(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.e(e))
+    }
+
+    /// The barcode joined to bag `bag` earlier (by this run or one before it): None when it
+    /// was never joined, Some(None) when no read matched it.
+    pub fn barcode_of(&self, bag: i64) -> Result<Option<Option<String>>> {
+        self.conn
+            .query_row("SELECT code FROM barcodes WHERE bag = ?1", [bag], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.e(e))
     }
 
     /// The sorter's lane for bag `bag` (`manual`: the manual lane, sent or by default), in the
