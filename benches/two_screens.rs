@@ -63,6 +63,7 @@ fn workstation(
     desk.archive =
         Some(twinspect::desk::archiver::Archiver::open(data, "bench", &p.name, CHANNELS as usize).unwrap());
     let parts = Parts {
+        remote: None,
         profile: p.clone(),
         source,
         lut: MaterialLut::for_profile(p).unwrap(),

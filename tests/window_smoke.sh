@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of the real workstation: start it under Xvfb on lavapipe, check that both station
 # windows exist (xwininfo: Customs 海关 and Quarantine 检验检疫), let bags scroll in, take a
-# screenshot of the screen, check it is not blank.
+# screenshot of the screen, check it is not blank. The opening bench is served beside it
+# (`run --web`) from the workstation's own desk and archive: a tablet logs in and sees a bag
+# the screens archived, and its login is in the workstation's one audit trail.
 # Writes target/screenshots/workstation.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +26,7 @@ export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then XDG_RUNTIME_DIR=$(mktemp -d); export XDG_RUNTIME_DIR; fi
 for _ in $(seq 50); do xwininfo -root >/dev/null 2>&1 && break; sleep 0.1; done
 data=$(mktemp -d)
-./target/debug/twinspect run --seed 3 --data "$data" >"$out/workstation.log" 2>&1 &
+./target/debug/twinspect run --seed 3 --data "$data" --web 127.0.0.1:0 >"$out/workstation.log" 2>&1 &
 app=$!
 found=""
 for _ in $(seq 120); do
@@ -77,6 +79,31 @@ read -r cb qb <<<"$before"
 read -r ca qa <<<"$after"
 [ "$cb" -lt 1000 ] && [ "$qb" -lt 1000 ] && [ "$ca" -lt 1000 ] && [ "$qa" -gt 3000 ] \
   || { echo "F11 on the quarantine screen did not change that screen alone"; exit 1; }
+# The opening bench beside the screens: the workstation's desk answers it (no second writer).
+base=$(sed -n 's|^opening bench on \(http://127.0.0.1:[0-9]*\)/$|\1|p' "$out/workstation.log")
+[ -n "$base" ] || { echo "run --web printed no address"; cat "$out/workstation.log"; exit 1; }
+jar=$(mktemp)
+csrf=$(curl -sf -c "$jar" -b "$jar" "$base/login" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
+[ -n "$csrf" ] || { echo "no login form at $base/login"; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -c "$jar" -b "$jar" \
+  --data-urlencode "csrf=$csrf" --data-urlencode id=c001 --data-urlencode pin=1111 \
+  --data-urlencode agency=customs "$base/login")
+[ "$code" = 303 ] || { echo "web login beside the workstation answered $code"; exit 1; }
+curl -sf -b "$jar" "$base/openings" >/dev/null || { echo "openings page refused"; exit 1; }
+page=$(curl -sf -b "$jar" "$base/bag/1") || { echo "bag 1 (archived by the screens) not served"; exit 1; }
+grep -q 'data-bag="1"' <<<"$page" || { echo "bag page without its image"; exit 1; }
+ctype=$(curl -s -o "$out/web-tile.png" -w '%{content_type}' -b "$jar" "$base/bag/1/dzi/standard_files/8/0_0.png")
+[ "$ctype" = image/png ] || { echo "bag 1's tile came back as '$ctype'"; exit 1; }
+scsrf=$(curl -sf -b "$jar" "$base/openings" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
+curl -s -o /dev/null -b "$jar" --data-urlencode "csrf=$scsrf" "$base/logout"
+rm -f "$jar"
+echo "opening bench beside the workstation: logged in, bag 1 and a tile served"
+kill -0 "$app" 2>/dev/null || { echo "workstation died serving the web:"; cat "$out/workstation.log"; exit 1; }
+# Closing the window stops both; what the web did is in the workstation's one audit trail.
+kill "$app"; wait "$app" 2>/dev/null || true; app=""
+trail=$(./target/debug/twinspect audit list --data "$data")
+grep '"c001"' <<<"$trail" | grep -q '"login"' || { echo "the web login is not in the workstation's trail"; exit 1; }
+grep '"c001"' <<<"$trail" | grep -q '"logout"' || { echo "the web logout is not in the workstation's trail"; exit 1; }
 # The workstation archives what it shows: bags with their scans, and a sound audit trail.
 archived=$(./target/debug/twinspect bags --data "$data" | grep -c $'\tcomplete\t' || true)
 echo "bags archived by the workstation: $archived"

@@ -101,6 +101,17 @@ pub enum Command {
         /// Also record everything the source delivers, with its timing, to FILE (.tsrec).
         #[arg(long)]
         record: Option<PathBuf>,
+        /// Also serve the opening bench (`twinspect web`) on ADDR from this workstation's own desk
+        /// and archive: the same accounts, bags and openings as its screens (port 0: any free
+        /// port, printed).
+        #[arg(long, value_name = "ADDR")]
+        web: Option<std::net::SocketAddr>,
+        /// With --web: serve HTTPS with the site's certificate (PEM), with --tls-key.
+        #[arg(long, requires_all = ["tls_key", "web"])]
+        tls_cert: Option<PathBuf>,
+        /// With --web: the certificate's private key (PEM).
+        #[arg(long, requires_all = ["tls_cert", "web"])]
+        tls_key: Option<PathBuf>,
     },
     /// Serve the physics-based scanner emulator over a serial link (a pseudo-terminal or a
     /// device), with optional injected loss, corruption, noise and disconnects.
@@ -163,8 +174,8 @@ pub enum Command {
     },
     /// The opening bench in a browser (移动查验终端): the openings waiting, each bag's image (zoom by
     /// tiles, the image functions, every agency's marks) and the findings form, for tablets on
-    /// the site's LAN. Serves the archive in --data (its writer: not beside a running
-    /// workstation on the same folder).
+    /// the site's LAN. Serves the archive in --data as its writer; beside a workstation on the
+    /// same archive, use `run --web` instead.
     Web {
         /// Address to listen on (port 0: any free port, printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -281,25 +292,34 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => {
-            run_workstation(&cli.profile, 1, WorkstationFiles::default(), None, cli.data.as_deref(), None)
-        }
+        None => run_workstation(
+            &cli.profile,
+            1,
+            WorkstationFiles::default(),
+            None,
+            cli.data.as_deref(),
+            None,
+            None,
+        ),
         Some(Command::Snapshot { out, synthetic, source, script, bags, size, operators, site }) => snapshot(
             &cli.profile,
             SnapshotArgs { out, synthetic, source, script, bags, size, operators, site, data: cli.data },
         ),
-        Some(Command::Run { seed, operators, layout, site, source, record }) => run_workstation(
-            &cli.profile,
-            seed,
-            WorkstationFiles {
-                operators: operators.as_deref(),
-                layout: layout.as_deref(),
-                site: site.as_deref(),
-            },
-            source.as_deref(),
-            cli.data.as_deref(),
-            record.as_deref(),
-        ),
+        Some(Command::Run { seed, operators, layout, site, source, record, web, tls_cert, tls_key }) => {
+            run_workstation(
+                &cli.profile,
+                seed,
+                WorkstationFiles {
+                    operators: operators.as_deref(),
+                    layout: layout.as_deref(),
+                    site: site.as_deref(),
+                },
+                source.as_deref(),
+                cli.data.as_deref(),
+                record.as_deref(),
+                web.map(|listen| (listen, tls_cert.zip(tls_key))),
+            )
+        }
         Some(Command::Emulate(a)) => stream::emulate(&ScannerProfile::load(&cli.profile)?, a),
         Some(Command::Capture(a)) => {
             stream::capture(&cli.profile, cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
@@ -736,13 +756,37 @@ fn run_workstation(
     source: Option<&str>,
     data: Option<&Path>,
     record: Option<&Path>,
+    web: Option<(std::net::SocketAddr, Option<(PathBuf, PathBuf)>)>,
 ) -> anyhow::Result<()> {
     let url = match source {
         Some(s) => crate::source::url::SourceUrl::parse(s)?,
         None => crate::source::url::SourceUrl::parse(&format!("synthetic://?seed={seed}"))?,
     };
     let data = archive::data_dir(data)?;
-    let parts = workstation_parts(profile, &url, files, &data, record)?;
+    let mut parts = workstation_parts(profile, &url, files, &data, record)?;
+    // The opening bench beside the screens: the same desk, stepped by the window's frame loop.
+    let web = match web {
+        Some((listen, tls)) => {
+            let (link, host) = crate::desk::host::channel();
+            parts.remote = Some(host);
+            let opts = crate::web::Options {
+                listen,
+                data: data.clone(),
+                profile: parts.profile.clone(),
+                config: parts.inspection.clone(),
+                operators: Default::default(),
+                demo_accounts: false,
+                cpu: false,
+                tls,
+            };
+            let scheme = if opts.tls.is_some() { "https" } else { "http" };
+            Some(crate::web::beside(&opts, link, |addr| {
+                println!("opening bench on {scheme}://{addr}/");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            })?)
+        }
+        None => None,
+    };
     let first = parts.inspection.screens().into_iter().next().context("no screens")?;
     let agency = parts.inspection.agency(&first.agency).context("the first screen's agency")?;
     let title = crate::ui::station_title(agency, &first);
@@ -751,7 +795,11 @@ fn run_workstation(
         crate::ui::native_options(&title, &parts.layout.placement(0)),
         Box::new(move |cc| Ok(Box::new(crate::ui::Workstation::for_window(cc, parts)))),
     )
-    .map_err(|e| anyhow::anyhow!("window: {e}"))
+    .map_err(|e| anyhow::anyhow!("window: {e}"))?;
+    if let Some(w) = web {
+        w.stop()?;
+    }
+    Ok(())
 }
 
 struct SnapshotArgs {
@@ -889,7 +937,7 @@ fn workstation_parts(
             desk.archive_open_error = Some(e.to_string());
         }
     }
-    Ok(crate::ui::Parts { profile, source, lut, inspection, desk, layout })
+    Ok(crate::ui::Parts { profile, source, lut, inspection, desk, layout, remote: None })
 }
 
 /// `twinspect manpage --out DIR`: twinspect.1 and twinspect-SUB.1 for every subcommand (and

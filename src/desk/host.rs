@@ -1,5 +1,6 @@
-//! The desk on a thread of its own, for front ends that are not the windows' frame loop (the
-//! opening bench's web server): they send [`Request`]s on one bounded channel and hear each
+//! The desk for front ends that are not the windows' frame loop (the opening bench's web
+//! server): on a thread of its own ([`spawn`]), or stepped by the workstation's frame loop
+//! beside its two screens (`run --web`, [`channel`]). They send [`Request`]s on one bounded channel and hear each
 //! command's outcome through a reply callback, once it is final (a commit, a loaded bag), so a
 //! remote front end never sees [`Done::Recording`] and never waits on the desk's thread itself.
 //!
@@ -53,15 +54,30 @@ impl DeskLink {
     }
 }
 
+/// A link and the host that serves it: the host is stepped by whoever owns the desk (its own
+/// thread, [`spawn`], or the workstation's frame loop beside its two screens).
+pub fn channel() -> (DeskLink, Host) {
+    let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+    (
+        DeskLink { tx },
+        Host { rx, free: HashMap::new(), attached: Vec::new(), waiting: HashMap::new(), made: 0 },
+    )
+}
+
 /// Start the desk's thread; it runs until every [`DeskLink`] is dropped, then settles the
 /// archive's queue and returns the desk.
-pub fn spawn(desk: Desk) -> (DeskLink, std::thread::JoinHandle<Desk>) {
-    let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+pub fn spawn(mut desk: Desk) -> (DeskLink, std::thread::JoinHandle<Desk>) {
+    let (link, mut host) = channel();
     let h = std::thread::Builder::new()
         .name("desk".into())
-        .spawn(move || serve(desk, rx))
+        .spawn(move || {
+            while host.step(&mut desk, Duration::from_millis(5)) {}
+            host.stop();
+            desk.settle(Duration::from_secs(10));
+            desk
+        })
         .expect("spawning the desk thread");
-    (DeskLink { tx }, h)
+    (link, h)
 }
 
 struct Waiting {
@@ -69,47 +85,88 @@ struct Waiting {
     since: Instant,
 }
 
-fn serve(mut desk: Desk, rx: Receiver<Request>) -> Desk {
-    let mut free: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut attached: Vec<usize> = Vec::new();
-    let mut waiting: HashMap<usize, Waiting> = HashMap::new();
-    let mut made = 0usize;
-    loop {
-        let r = rx.recv_timeout(Duration::from_millis(5));
+/// The remote sessions' side of a desk: their stations, and the commands waiting for the archive.
+pub struct Host {
+    rx: Receiver<Request>,
+    free: HashMap<String, Vec<usize>>,
+    attached: Vec<usize>,
+    waiting: HashMap<usize, Waiting>,
+    made: usize,
+}
+
+impl Host {
+    /// Take the requests queued (waiting up to `wait` for the first), then the archive's answers
+    /// and the remote stations' timers. False once every link is gone.
+    pub fn step(&mut self, desk: &mut Desk, wait: Duration) -> bool {
+        let mut first = true;
+        let mut open = true;
+        // At most a queue's worth a step: a frame loop is never held up for long.
+        for _ in 0..QUEUE {
+            let r = if first && !wait.is_zero() {
+                self.rx.recv_timeout(wait)
+            } else {
+                self.rx.try_recv().map_err(|e| match e {
+                    crossbeam_channel::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    crossbeam_channel::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            };
+            first = false;
+            match r {
+                Ok(req) => self.handle(desk, req),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        desk.poll();
+        self.answer(desk);
+        open
+    }
+
+    /// Every command still waiting is told the desk is stopping.
+    pub fn stop(&mut self) {
+        for (_, w) in self.waiting.drain() {
+            (w.reply)(Err(DeskError::NotRecorded("the desk is stopping".into())));
+        }
+    }
+
+    fn handle(&mut self, desk: &mut Desk, r: Request) {
         let now = crate::unix_ms();
         match r {
-            Ok(Request::Attach { agency, reply }) => {
-                let reused = free.get_mut(&agency).and_then(Vec::pop);
+            Request::Attach { agency, reply } => {
+                let reused = self.free.get_mut(&agency).and_then(Vec::pop);
                 let got = match reused {
                     Some(i) => Ok(i),
                     None => {
-                        made += 1;
-                        desk.add_station(&format!("web-{agency}-{made}"), &agency, true)
+                        self.made += 1;
+                        desk.add_station(&format!("web-{agency}-{}", self.made), &agency, true)
                     }
                 };
                 if let Ok(i) = got {
-                    attached.push(i);
+                    self.attached.push(i);
                 }
                 reply(got);
             }
-            Ok(Request::Detach { station }) => {
-                if let Some(p) = attached.iter().position(|&i| i == station) {
-                    attached.swap_remove(p);
+            Request::Detach { station } => {
+                if let Some(p) = self.attached.iter().position(|&i| i == station) {
+                    self.attached.swap_remove(p);
                     if desk.station(station).operator.is_some() {
                         let _ = desk.apply(station, Command::Logout, now);
                     }
                     let _ = desk.apply(station, Command::CloseBag, now);
                     desk.take_said(station);
-                    if let Some(w) = waiting.remove(&station) {
+                    if let Some(w) = self.waiting.remove(&station) {
                         (w.reply)(Err(DeskError::NotLoggedIn));
                     }
-                    free.entry(desk.station(station).agency.clone()).or_default().push(station);
+                    self.free.entry(desk.station(station).agency.clone()).or_default().push(station);
                 }
             }
-            Ok(Request::Apply { station, cmd, reply }) => {
-                if !attached.contains(&station) {
+            Request::Apply { station, cmd, reply } => {
+                if !self.attached.contains(&station) {
                     reply(Err(DeskError::NoStation(station)));
-                } else if let std::collections::hash_map::Entry::Vacant(slot) = waiting.entry(station) {
+                } else if let std::collections::hash_map::Entry::Vacant(slot) = self.waiting.entry(station) {
                     desk.tick(station, now, true);
                     // What the station heard before this command is not this command's answer.
                     desk.take_said(station);
@@ -123,14 +180,15 @@ fn serve(mut desk: Desk, rx: Receiver<Request>) -> Desk {
                     reply(Err(DeskError::Busy));
                 }
             }
-            Ok(Request::Read(f)) => f(&desk),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Request::Read(f) => f(desk),
         }
-        desk.poll();
-        for &i in &attached {
+    }
+
+    fn answer(&mut self, desk: &mut Desk) {
+        let now = crate::unix_ms();
+        for &i in &self.attached {
             desk.tick(i, now, false);
-            if !waiting.contains_key(&i) {
+            if !self.waiting.contains_key(&i) {
                 continue;
             }
             let said = desk.take_said(i);
@@ -138,17 +196,12 @@ fn serve(mut desk: Desk, rx: Receiver<Request>) -> Desk {
                 !matches!(r, Ok(Done::BreakDue { .. } | Done::Recording | Done::Opening(_) | Done::Searching))
             });
             if let Some(a) = answer {
-                let w = waiting.remove(&i).expect("checked");
+                let w = self.waiting.remove(&i).expect("checked");
                 (w.reply)(a);
-            } else if waiting[&i].since.elapsed() > ANSWER_WITHIN {
-                let w = waiting.remove(&i).expect("checked");
+            } else if self.waiting[&i].since.elapsed() > ANSWER_WITHIN {
+                let w = self.waiting.remove(&i).expect("checked");
                 (w.reply)(Err(DeskError::NotRecorded("the archive did not answer in time".into())));
             }
         }
     }
-    for (_, w) in waiting.drain() {
-        (w.reply)(Err(DeskError::NotRecorded("the desk is stopping".into())));
-    }
-    desk.settle(Duration::from_secs(10));
-    desk
 }

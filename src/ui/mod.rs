@@ -423,6 +423,8 @@ pub struct Workstation {
     /// When the newest line came (what a frozen image shows), and since when the link is down.
     last_line_at: Option<std::time::SystemTime>,
     link_down_since: Option<std::time::SystemTime>,
+    /// Remote front ends this desk serves (`run --web`).
+    remote: Option<crate::desk::host::Host>,
 }
 
 /// Everything a workstation is made of besides its screens.
@@ -433,6 +435,8 @@ pub struct Parts {
     pub inspection: InspectionConfig,
     pub desk: Desk,
     pub layout: layout::Layout,
+    /// Remote front ends served by this desk (the opening bench's web server of `run --web`).
+    pub remote: Option<crate::desk::host::Host>,
 }
 
 impl Workstation {
@@ -449,7 +453,7 @@ impl Workstation {
         font: Option<&'static str>,
         parts: Parts,
     ) -> Self {
-        let Parts { profile, source, lut, inspection, desk, layout } = parts;
+        let Parts { profile, source, lut, inspection, desk, layout, remote } = parts;
         let stations: Vec<Station> = inspection
             .screens()
             .into_iter()
@@ -523,6 +527,7 @@ impl Workstation {
         // Scanners that do not signal bags: 30 mm of empty belt ends a bag.
         assembler.segmenter = crate::assemble::Segmenter::for_profile(&profile, 30.0);
         Workstation {
+            remote,
             profile,
             source,
             assembler,
@@ -2168,6 +2173,10 @@ impl eframe::App for Workstation {
             st.view.advance_vde(dt);
         }
         self.ingest(Duration::from_millis(8));
+        // The web's requests: never waited for, the frame goes on.
+        if let Some(h) = self.remote.as_mut() {
+            h.step(&mut self.desk, Duration::ZERO);
+        }
         ctx.request_repaint();
     }
 

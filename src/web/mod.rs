@@ -604,8 +604,14 @@ pub fn start(o: &Options) -> anyhow::Result<(Shared, std::thread::JoinHandle<Des
     a.log("system", "web.start", serde_json::json!({ "listen": o.listen.to_string() }));
     desk.archive = Some(a);
     let (link, h) = crate::desk::host::spawn(desk);
+    Ok((shared(o, link), h))
+}
+
+/// The server's state over a desk reached through `link` (its accounts are the desk's: `o`'s
+/// operators are not used).
+pub fn shared(o: &Options, link: DeskLink) -> Shared {
     let renderer = tiles::Renderer::new(o.profile.clone(), o.cpu);
-    let web = Web {
+    Arc::new(Web {
         desk: link,
         config: o.config.clone(),
         data: o.data.clone(),
@@ -613,8 +619,7 @@ pub fn start(o: &Options) -> anyhow::Result<(Shared, std::thread::JoinHandle<Des
         limiter: Default::default(),
         tiles: tiles::TileCache::new(o.data.clone(), renderer),
         secure: o.tls.is_some(),
-    };
-    Ok((Arc::new(web), h))
+    })
 }
 
 /// The site's certificate and key as rustls serves them (ring's cryptography; HTTP/1.1).
@@ -642,6 +647,68 @@ pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Resu
 
 /// Serve until Ctrl-C (or SIGTERM); `ready` hears the address bound (port 0: the one chosen).
 pub fn serve(o: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    let tls = tls_of(&o)?;
+    let (web, desk) = start(&o)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(listen(web, o.listen, tls, ready, shutdown()))?;
+    drop(rt);
+    let _ = desk.join();
+    Ok(())
+}
+
+/// The server beside a workstation (`run --web`): its desk is the workstation's, reached through
+/// `link` and served by the window's frame loop. The server runs on a thread of its own until
+/// the returned handle is stopped or dropped (signals stay the window's).
+pub fn beside(o: &Options, link: DeskLink, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<Beside> {
+    let tls = tls_of(o)?;
+    let web = shared(o, link);
+    // Bound here, so a port in use is said before any window opens.
+    let listener =
+        std::net::TcpListener::bind(o.listen).map_err(|e| anyhow::anyhow!("--web {}: {e}", o.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name("web".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        rt.block_on(serve_on(web, listener, tls, async move {
+            let _ = stopped.await;
+        }))
+    })?;
+    ready(addr);
+    Ok(Beside { stop: Some(stop), thread: Some(thread) })
+}
+
+/// A web server running beside a workstation.
+pub struct Beside {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Beside {
+    /// Stop serving (requests under way finish, five seconds at most) and say why it ended if
+    /// it ended on its own.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.end()
+    }
+
+    fn end(&mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| anyhow::anyhow!("the web server panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        let _ = self.end();
+    }
+}
+
+fn tls_of(o: &Options) -> anyhow::Result<Option<rustls::ServerConfig>> {
     let tls = match &o.tls {
         Some((cert, key)) => Some(tls_config(cert, key)?),
         None => None,
@@ -656,42 +723,59 @@ pub fn serve(o: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
             o.listen
         );
     }
-    let (web, desk) = start(&o)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(async move {
-        let sweeper = web.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-                sweeper.expire();
-            }
-        });
-        let app = router(web).into_make_service_with_connect_info::<SocketAddr>();
-        match tls {
-            None => {
-                let listener = tokio::net::TcpListener::bind(o.listen).await?;
-                ready(listener.local_addr()?);
-                axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
-            }
-            Some(tls) => {
-                let listener = std::net::TcpListener::bind(o.listen)?;
-                listener.set_nonblocking(true)?;
-                ready(listener.local_addr()?);
-                let config = axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls));
-                let handle = axum_server::Handle::<SocketAddr>::new();
-                let stop = handle.clone();
-                tokio::spawn(async move {
-                    shutdown().await;
-                    stop.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-                });
-                axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(app).await?;
-            }
+    Ok(tls)
+}
+
+async fn listen(
+    web: Shared,
+    addr: SocketAddr,
+    tls: Option<rustls::ServerConfig>,
+    ready: impl FnOnce(SocketAddr),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    ready(listener.local_addr()?);
+    serve_on(web, listener, tls, stop).await
+}
+
+/// Serve on `listener` until `stop` completes.
+async fn serve_on(
+    web: Shared,
+    listener: std::net::TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let sweeper = web.clone();
+    let sweeping = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            sweeper.expire();
         }
-        anyhow::Ok(())
-    })?;
-    drop(rt);
-    let _ = desk.join();
-    Ok(())
+    });
+    let app = router(web).into_make_service_with_connect_info::<SocketAddr>();
+    let r = match tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, app).with_graceful_shutdown(stop).await.map_err(anyhow::Error::from)
+        }
+        Some(tls) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls));
+            let handle = axum_server::Handle::<SocketAddr>::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                stop.await;
+                h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+            });
+            axum_server::from_tcp_rustls(listener, config)?
+                .handle(handle)
+                .serve(app)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    };
+    sweeping.abort();
+    r
 }
 
 async fn shutdown() {
