@@ -485,7 +485,18 @@ fn an_opening_asked_by_one_agency_calls_both_and_closes_when_both_have_recorded_
         .collect();
     assert_eq!(actions.iter().filter(|a| *a == "findings").count(), 2, "{actions:?}");
     let mut csv = Vec::new();
-    twinspect::files::export::records_csv(&store, &desk.config, &Default::default(), &mut csv).unwrap();
+    // The progress an export shows: told before each bag, of all the bags found.
+    let mut told = Vec::new();
+    let n = twinspect::files::export::records_csv_with(
+        &store,
+        &desk.config,
+        &Default::default(),
+        &mut csv,
+        |done, total| told.push((done, total)),
+    )
+    .unwrap();
+    assert!(n >= 1);
+    assert_eq!(told, (0..n).map(|i| (i, n)).collect::<Vec<_>>());
     let csv = String::from_utf8(csv).unwrap();
     assert!(
         csv.contains("closed") && csv.contains("nothing found") && csv.contains("fruit_veg x12 (apples)"),

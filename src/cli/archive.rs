@@ -317,7 +317,12 @@ pub enum ExportAction {
 }
 
 /// `twinspect export csv|png`: written, then audited (who: the local user).
-pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyhow::Result<()> {
+pub fn export(
+    profile: &str,
+    data: Option<&Path>,
+    action: ExportAction,
+    mode: super::progress::Mode,
+) -> anyhow::Result<()> {
     let dir = data_dir(data)?;
     let mut store = Store::open_shared(&dir)?;
     let cfg = InspectionConfig::default();
@@ -330,7 +335,15 @@ pub fn export(profile: &str, data: Option<&Path>, action: ExportAction) -> anyho
                 ..Default::default()
             };
             let mut bytes = Vec::new();
-            let n = crate::files::export::records_csv(&store, &cfg, &q, &mut bytes)?;
+            let mut bar: Option<super::progress::Progress> = None;
+            let n = crate::files::export::records_csv_with(&store, &cfg, &q, &mut bytes, |done, total| {
+                let b = bar
+                    .get_or_insert_with(|| super::progress::Progress::new(mode, Some(total as u64), "bags"));
+                b.update(done as u64, String::new);
+            })?;
+            if let Some(b) = bar {
+                b.finish();
+            }
             crate::files::io::write_atomically(&out, &bytes)?;
             store.log(
                 super::now_ms(),
@@ -481,8 +494,18 @@ fn add_threat(
 
 /// `twinspect import --dicos FILES|DIR`: a DX pair archived as a new, complete bag (with the
 /// identity calibration: the images are transmission already), audited.
-pub fn import_dicos(profile: &str, data: Option<&Path>, paths: &[PathBuf]) -> anyhow::Result<()> {
-    let imported = crate::files::dicos::import_pair(paths)?;
+pub fn import_dicos(
+    profile: &str,
+    data: Option<&Path>,
+    paths: &[PathBuf],
+    mode: super::progress::Mode,
+) -> anyhow::Result<()> {
+    // One pair of images read, checked and decoded: a spinner on a terminal while it lasts.
+    let spin = super::progress::Progress::new(mode, None, "DICOS files");
+    spin.say(&format!("reading {} DICOS path(s)", paths.len()));
+    let imported = crate::files::dicos::import_pair(paths);
+    spin.finish();
+    let imported = imported?;
     for f in &imported.skipped {
         eprintln!("skipped {} (not a DICOS DX image)", f.display());
     }
@@ -572,7 +595,12 @@ pub enum TrainAction {
     Threats,
 }
 
-pub fn train(profile: &str, data: Option<&Path>, action: TrainAction) -> anyhow::Result<()> {
+pub fn train(
+    profile: &str,
+    data: Option<&Path>,
+    action: TrainAction,
+    mode: super::progress::Mode,
+) -> anyhow::Result<()> {
     let (operator, out) = match action {
         TrainAction::Report { operator, out } => (operator, out),
         TrainAction::AddThreat { bag, mark, region, name, category, keep_background } => {
@@ -606,16 +634,18 @@ pub fn train(profile: &str, data: Option<&Path>, action: TrainAction) -> anyhow:
     };
     let dir = data_dir(data)?;
     let mut store = Store::open_shared(&dir)?;
+    let spin = super::progress::Progress::new(mode, None, "results");
+    spin.say(&format!("reading {operator}'s training results"));
     let rows = store.training(&operator)?;
     if rows.is_empty() {
+        spin.finish();
         bail!("no training results for operator {operator:?} in {}", dir.display());
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let page = out.join("index.html");
-    crate::files::io::write_atomically(
-        &page,
-        crate::files::export::training_report_html(&operator, &rows).as_bytes(),
-    )?;
+    let html = crate::files::export::training_report_html(&operator, &rows);
+    spin.finish();
+    crate::files::io::write_atomically(&page, html.as_bytes())?;
     let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     store.log(
         super::now_ms(),

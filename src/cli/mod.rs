@@ -341,7 +341,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::StoreExercise(a)) => {
             archive::exercise(cli.data.as_deref(), a, progress::Mode::detect(cli.quiet))
         }
-        Some(Command::Train { action }) => archive::train(&cli.profile, cli.data.as_deref(), action),
+        Some(Command::Train { action }) => {
+            archive::train(&cli.profile, cli.data.as_deref(), action, progress::Mode::detect(cli.quiet))
+        }
         Some(Command::Web { listen, operators, site, cpu, tls_cert, tls_key }) => {
             let (operators, demo_accounts) = match &operators {
                 Some(path) => {
@@ -378,9 +380,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, true, Some(bag), Some(out)) => archive::ExportAction::Dicos { bag, out },
                 _ => anyhow::bail!("export what? csv, png, dicos (or --dicos --bag ID --out DIR)"),
             };
-            archive::export(&cli.profile, cli.data.as_deref(), action)
+            archive::export(&cli.profile, cli.data.as_deref(), action, progress::Mode::detect(cli.quiet))
         }
-        Some(Command::Import { dicos }) => archive::import_dicos(&cli.profile, cli.data.as_deref(), &dicos),
+        Some(Command::Import { dicos }) => archive::import_dicos(
+            &cli.profile,
+            cli.data.as_deref(),
+            &dicos,
+            progress::Mode::detect(cli.quiet),
+        ),
         Some(Command::Operators { file, action }) => operators_command(cli.data.as_deref(), &file, action),
         Some(Command::Classify { file }) => {
             let profile = ScannerProfile::load(&cli.profile)?;

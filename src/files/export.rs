@@ -45,6 +45,17 @@ pub fn records_csv(
     q: &BagQuery,
     out: impl Write,
 ) -> Result<usize, StoreError> {
+    records_csv_with(store, cfg, q, out, |_, _| {})
+}
+
+/// [`records_csv`], telling `progress` (bags written so far, bags found) before each bag.
+pub fn records_csv_with(
+    store: &Store,
+    cfg: &InspectionConfig,
+    q: &BagQuery,
+    out: impl Write,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<usize, StoreError> {
     let bad = |e: csv::Error| StoreError::Bad(format!("CSV: {e}"));
     let mut out = out;
     out.write_all("\u{feff}".as_bytes()).map_err(|e| StoreError::Io { path: "CSV".into(), source: e })?;
@@ -74,7 +85,8 @@ pub fn records_csv(
     w.write_record(&head).map_err(bad)?;
     let mut rows = store.bags(q)?;
     rows.reverse();
-    for row in &rows {
+    for (n, row) in rows.iter().enumerate() {
+        progress(n, rows.len());
         let rec = store.record(row.id)?;
         let mut r = vec![
             row.id.to_string(),
