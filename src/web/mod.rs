@@ -552,7 +552,12 @@ async fn tile(
         Ok(p) => p,
         Err(e) => return tile_problem(&e),
     };
-    match tokio::task::spawn_blocking(move || p.tile_png(level, col, row)).await {
+    // A tile encoded before is served at once; else encoded off the async threads.
+    let png = match p.cached_png(level, col, row) {
+        Some(b) => Ok(Ok(b)),
+        None => tokio::task::spawn_blocking(move || p.png(level, col, row)).await,
+    };
+    match png {
         Ok(Ok(png)) => {
             ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=300")], png)
                 .into_response()

@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Bytes;
 
 use crate::desk::archiver::{LoadedBag, read_bag};
 use crate::domain::profile::ScannerProfile;
@@ -28,9 +30,11 @@ pub struct Level {
     pub rgba: Vec<u8>,
 }
 
-/// Every level of one rendered image, `levels[max]` the full one.
+/// Every level of one rendered image, `levels[max]` the full one, and each tile's PNG once
+/// it has been asked for (encoded once however many tablets look).
 pub struct Pyramid {
     pub levels: Vec<Level>,
+    encoded: Vec<Vec<OnceLock<Bytes>>>,
 }
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
@@ -56,7 +60,11 @@ impl Pyramid {
             levels.push(half);
         }
         levels.reverse();
-        Pyramid { levels }
+        let encoded = levels
+            .iter()
+            .map(|l| (0..l.w.div_ceil(TILE) * l.h.div_ceil(TILE)).map(|_| OnceLock::new()).collect())
+            .collect();
+        Pyramid { levels, encoded }
     }
 
     pub fn max_level(&self) -> usize {
@@ -99,6 +107,30 @@ impl Pyramid {
         image::ImageEncoder::write_image(enc, &rgba, w as u32, h as u32, image::ExtendedColorType::Rgba8)
             .map_err(|e| TileError::Render(e.to_string()))?;
         Ok(png)
+    }
+
+    /// The tile as PNG, encoded on the first request and kept with the pyramid.
+    pub fn png(&self, level: usize, col: usize, row: usize) -> Result<Bytes, TileError> {
+        if let Some(b) = self.cached_png(level, col, row) {
+            return Ok(b);
+        }
+        let png = Bytes::from(self.tile_png(level, col, row)?);
+        let slot = self.slot(level, col, row).expect("tile_png checked the tile");
+        Ok(slot.get_or_init(|| png).clone())
+    }
+
+    /// The tile's PNG if it has been encoded already.
+    pub fn cached_png(&self, level: usize, col: usize, row: usize) -> Option<Bytes> {
+        self.slot(level, col, row)?.get().cloned()
+    }
+
+    fn slot(&self, level: usize, col: usize, row: usize) -> Option<&OnceLock<Bytes>> {
+        let l = self.levels.get(level)?;
+        let cols = l.w.div_ceil(TILE);
+        if col >= cols || row >= l.h.div_ceil(TILE) {
+            return None;
+        }
+        self.encoded.get(level)?.get(row * cols + col)
     }
 
     /// The Deep Zoom descriptor (`.dzi`).
@@ -304,5 +336,12 @@ mod tests {
         assert!(p.tile(m, usize::MAX, usize::MAX).is_err(), "no overflow");
         let png = p.tile_png(0, 0, 0).unwrap();
         assert_eq!(&png[1..4], b"PNG");
+        // Kept once encoded: the same bytes, not encoded again.
+        assert!(p.cached_png(m, 2, 1).is_none());
+        let a = p.png(m, 2, 1).unwrap();
+        assert_eq!(a, p.tile_png(m, 2, 1).unwrap());
+        assert_eq!(p.cached_png(m, 2, 1).unwrap().as_ptr(), a.as_ptr());
+        assert_eq!(p.png(m, 3, 0), Err(TileError::Outside(3, 0, m)));
+        assert!(p.cached_png(m, 3, 0).is_none() && p.cached_png(m + 1, 0, 0).is_none());
     }
 }
