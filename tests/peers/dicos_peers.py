@@ -7,6 +7,7 @@ image, the DICOS-only elements DICOM does not define removed) is written for dci
 against the DICOM DX IOD that DICOS DX derives from. Prints one JSON object per file.
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -88,6 +89,16 @@ def tdr(path, ds, out):
     out["private_creator"] = str(creator.value) if creator is not None else None
     treatment = ds.get((0x0011, 0x1001))
     out["treatment"] = str(treatment.value) if treatment is not None else None
+    # SDICOS's checks: its TDR class has no Validate in Python, but writing checks every module
+    # (as DX.Validate does): the file as SDICOS read it, written again.
+    t = pyDICOS.TDR()
+    err = pyDICOS.ErrorLog()
+    out["sdicos_read"] = bool(t.Read(pyDICOS.Filename(path), err, None))
+    err = pyDICOS.ErrorLog()
+    out["sdicos_rewritten"] = bool(t.Write(pyDICOS.Filename(path[:-4] + ".sdicos.dcs"), err))
+    out["sdicos_rewrite_errors"] = [l for l in err.GetErrorLog().Get().splitlines() if l.strip()]
+    if os.path.exists(path[:-4] + ".sdicos.dcs"):
+        os.remove(path[:-4] + ".sdicos.dcs")
     sd = pydicos.TDRLoader(path).get_data()
     out["pydicos_alarm"] = sd["AlarmDecision"].name
     out["pydicos_type"] = sd["TDRType"].name
