@@ -285,14 +285,19 @@ pub async fn run(
             if !stream_ready {
                 stream_ready = js.get_or_create_stream(stream_cfg.clone()).await.is_ok();
             }
-            let sent = deliver(&js, &s).await;
+            let delivered = deliver(&js, &s).await;
+            let sent = delivered != Delivered::Missed;
             let manual = s.outcome == "manual" || !sent;
             match (sent, manual) {
                 (true, false) => report.sorted += 1,
                 (true, true) => report.manual += 1,
                 (false, _) => report.missed += 1,
             }
-            let what = if sent { "lane" } else { "no lane before the deadline: the sorter's default" };
+            let what = match delivered {
+                Delivered::InTime => "lane",
+                Delivered::ReadBack => "lane (its ack was lost; found on the stream, stored in time)",
+                Delivered::Missed => "no lane before the deadline: the sorter's default",
+            };
             println!(
                 "bag {} {what} {} ({}{})",
                 s.bag,
@@ -306,6 +311,7 @@ pub async fn run(
             );
             let detail = json!({ "lane": if sent { s.lane.clone() } else { "(sorter default)".into() },
                                  "outcome": s.outcome, "waiting_for": s.waiting_for, "sent": sent,
+                                 "read_back": delivered == Delivered::ReadBack,
                                  "deadline_ms": s.deadline_ms, "item_id": s.item_id });
             if let Err(e) = store.record_sorted(s.bag, manual, &detail, crate::unix_ms(), &actor) {
                 eprintln!("archive: bag {}: {e}", s.bag);
@@ -380,16 +386,55 @@ async fn stored_decision(
     serde_json::from_slice(&m.payload).ok()
 }
 
-/// Send a lane, retrying until the parcel's deadline; true when the broker holds it in time
-/// (or already held it from an earlier run).
-async fn deliver(js: &jetstream::Context, s: &SortMsg) -> bool {
+/// How a lane went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivered {
+    /// Acknowledged by the broker before the deadline (or held from an earlier run).
+    InTime,
+    /// No acknowledgement in time, but the stream, read back after the deadline, holds it
+    /// stored before the deadline (the ack was lost while a broker failed or a cable came back).
+    ReadBack,
+    /// Not on the broker before the deadline, or the broker could not be asked.
+    Missed,
+}
+
+/// Send a lane, retrying until the parcel's deadline; when no ack came in time, the stream
+/// read back to learn whether the broker took it all the same.
+async fn deliver(js: &jetstream::Context, s: &SortMsg) -> Delivered {
+    let (sent, tried) = publish_lane(js, s).await;
+    if sent {
+        Delivered::InTime
+    } else if tried && stored_in_time(js, s).await {
+        Delivered::ReadBack
+    } else {
+        Delivered::Missed
+    }
+}
+
+/// Whether the sort stream holds this parcel's lane stored by the deadline (the broker's clock
+/// against the node's: the hub's hosts keep time by NTP).
+async fn stored_in_time(js: &jetstream::Context, s: &SortMsg) -> bool {
     let subject = sort_subject(&s.line, &s.node, s.bag);
-    let Ok(body) = serde_json::to_vec(s) else { return false };
+    let ask = async {
+        let stream = js.get_stream(SORT_STREAM).await.ok()?;
+        let m = stream.get_last_raw_message_by_subject(&subject).await.ok()?;
+        let stored_ms = (m.time.unix_timestamp_nanos() / 1_000_000) as u64;
+        Some(stored_ms <= s.deadline_ms)
+    };
+    tokio::time::timeout(Duration::from_secs(2), ask).await.ok().flatten().unwrap_or(false)
+}
+
+/// Publish until acknowledged or the deadline: (acknowledged in time, at least one try sent).
+async fn publish_lane(js: &jetstream::Context, s: &SortMsg) -> (bool, bool) {
+    let subject = sort_subject(&s.line, &s.node, s.bag);
+    let Ok(body) = serde_json::to_vec(s) else { return (false, false) };
+    let mut tried = false;
     loop {
         let left = Duration::from_millis(s.deadline_ms.saturating_sub(crate::unix_ms()));
         if left.is_zero() {
-            return false;
+            return (false, tried);
         }
+        tried = true;
         let msg = PublishMessage::build()
             .payload(body.clone().into())
             .message_id(format!("sort.{}.{}.{}", s.line, s.node, s.bag))
@@ -402,13 +447,13 @@ async fn deliver(js: &jetstream::Context, s: &SortMsg) -> bool {
         })
         .await;
         match ack {
-            Ok(Ok(_)) => return crate::unix_ms() <= s.deadline_ms,
-            Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => return true,
+            Ok(Ok(_)) => return (crate::unix_ms() <= s.deadline_ms, true),
+            Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => return (true, true),
             Ok(Err(e)) => {
                 tracing::warn!(subject, "lane not taken yet ({e})");
                 tokio::time::sleep(Duration::from_millis(200).min(left)).await;
             }
-            Err(_) => return false,
+            Err(_) => return (false, true),
         }
     }
 }
