@@ -18,7 +18,7 @@ use twinspect::desk::archiver::read_bag;
 use twinspect::domain::material::MaterialLut;
 use twinspect::domain::profile::ScannerProfile;
 use twinspect::domain::view::Preset;
-use twinspect::files::store::{BagStart, Store};
+use twinspect::files::store::Store;
 use twinspect::pipeline::gpu::{GpuContext, GpuImage, Kernels, Work};
 
 const CHANNELS: usize = 2048;
@@ -32,22 +32,7 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
 fn main() {
     let mut profile = ScannerProfile::load("hub-160").unwrap();
     profile.channels = CHANNELS as u32;
-    let (frame, cal) = common::synthetic_frame(&profile, LINES);
-    let dir = tempfile::tempdir().unwrap();
-    let id = {
-        let mut store = Store::open(dir.path()).unwrap();
-        let start = BagStart {
-            scanner_bag: 1,
-            item_id: Some("BENCH0001"),
-            source: "bench",
-            profile: &profile.name,
-            channels: CHANNELS,
-            at_ms: 0,
-        };
-        let id = store.begin_bag(&start, "bench").unwrap();
-        store.finish_bag(id, &frame, &cal, &[], false, 1, "bench").unwrap();
-        id
-    };
+    let (dir, id) = common::archived_bag(&profile, LINES);
     let reader = Store::open_read(dir.path()).unwrap();
     let ctx = GpuContext::headless().expect("a GPU adapter (WGPU_BACKEND=vulkan for lavapipe)");
     let adapter = ctx.describe();

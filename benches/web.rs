@@ -32,7 +32,7 @@ use criterion::Criterion;
 use twinspect::desk::archiver::read_bag;
 use twinspect::domain::profile::ScannerProfile;
 use twinspect::domain::view::Preset;
-use twinspect::files::store::{BagStart, Store};
+use twinspect::files::store::Store;
 use twinspect::web::tiles::{Pyramid, Renderer, TILE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_twinspect");
@@ -333,22 +333,8 @@ fn main() {
     let secs: u64 = std::env::var("WEB_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let mut profile = ScannerProfile::load("hub-160").unwrap();
     profile.channels = CHANNELS as u32;
-    let (frame, cal) = common::synthetic_frame(&profile, LINES);
-    let data = tempfile::tempdir().unwrap();
-    {
-        let mut store = Store::open(data.path()).unwrap();
-        let start = BagStart {
-            scanner_bag: 1,
-            item_id: Some("BENCH0001"),
-            source: "bench",
-            profile: &profile.name,
-            channels: CHANNELS,
-            at_ms: 0,
-        };
-        let id = store.begin_bag(&start, "bench").unwrap();
-        store.finish_bag(id, &frame, &cal, &[], false, 1, "bench").unwrap();
-        assert_eq!(id, 1);
-    }
+    let (data, id) = common::archived_bag(&profile, LINES);
+    assert_eq!(id, 1, "the pages ask for bag 1");
     let bag = read_bag(&Store::open_read(data.path()).unwrap(), 1, &profile.name).unwrap();
 
     // 1. In process.

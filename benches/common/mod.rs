@@ -32,3 +32,23 @@ pub fn synthetic_frame(profile: &ScannerProfile, lines: usize) -> (RawFrame, Cal
     }
     (RawFrame { low, high }, cal)
 }
+
+/// An archive in a new temporary folder holding one bag: `lines` lines of synthetic bags scanned
+/// by `profile`, as the workstation archives them. The folder and the bag's id.
+#[allow(dead_code)] // not every benchmark opens an archive
+pub fn archived_bag(profile: &ScannerProfile, lines: usize) -> (tempfile::TempDir, i64) {
+    let (frame, cal) = synthetic_frame(profile, lines);
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = twinspect::files::store::Store::open(dir.path()).unwrap();
+    let start = twinspect::files::store::BagStart {
+        scanner_bag: 1,
+        item_id: Some("BENCH0001"),
+        source: "bench",
+        profile: &profile.name,
+        channels: profile.channels as usize,
+        at_ms: 0,
+    };
+    let id = store.begin_bag(&start, "bench").unwrap();
+    store.finish_bag(id, &frame, &cal, &[], false, 1, "bench").unwrap();
+    (dir, id)
+}
