@@ -20,22 +20,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_twinspect");
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[path = "../tests/common/servers.rs"]
+mod servers;
 
-fn as_postgres(program: &str, args: &[&str]) {
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--", &format!("{PG_BIN}/{program}")])
-        .args(args)
-        .output()
-        .expect("runuser");
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use servers::{Nats, Postgres};
 
-struct Reaper(Vec<Child>, Option<String>);
+/// What a run started: its processes (killed on drop), then its servers (stopped after them).
+struct Reaper(Vec<Child>, Option<(Nats, Postgres)>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
@@ -43,21 +35,7 @@ impl Drop for Reaper {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if let Some(d) = &self.1 {
-            let _ = Command::new("runuser")
-                .args([
-                    "-u",
-                    "postgres",
-                    "--",
-                    &format!("{PG_BIN}/pg_ctl"),
-                    "-D",
-                    d,
-                    "-m",
-                    "immediate",
-                    "stop",
-                ])
-                .output();
-        }
+        self.1.take();
     }
 }
 
@@ -87,31 +65,12 @@ fn dir_bytes(d: &Path) -> u64 {
 /// A nats-server (JetStream on file) and a PostgreSQL 15 cluster under `dir`, on loopback;
 /// their URLs. Both stop with the reaper.
 fn start_servers(dir: &Path, reaper: &mut Reaper) -> (String, String) {
-    let port = free_port();
-    reaper.0.push(
-        Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.join("js"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server"),
-    );
-    let hub = format!("nats://127.0.0.1:{port}");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let pg = dir.join("pg");
-    std::fs::create_dir_all(&pg).unwrap();
-    assert!(Command::new("chown").arg("postgres:postgres").arg(&pg).status().unwrap().success());
-    let d = pg.to_str().unwrap().to_string();
-    as_postgres("initdb", &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"]);
-    let pg_port = free_port();
+    let nats = Nats::start(servers::free_port(), &dir.join("js"));
     // fsync stays on: the records' durability is part of what is measured.
-    let opts = format!("-p {pg_port} -k {d} -c listen_addresses=127.0.0.1");
-    as_postgres("pg_ctl", &["-D", &d, "-o", &opts, "-l", &format!("{d}/log"), "-w", "start"]);
-    reaper.1 = Some(d.clone());
-    as_postgres("createdb", &["-h", "127.0.0.1", "-p", &pg_port.to_string(), "-U", "postgres", "twinspect"]);
-    (hub, format!("postgres://postgres@127.0.0.1:{pg_port}/twinspect"))
+    let pg = Postgres::start_with(dir, true);
+    let urls = (nats.url(), pg.url());
+    reaper.1 = Some((nats, pg));
+    urls
 }
 
 /// CPU seconds (user + system) used so far by every process whose command name is `name`.

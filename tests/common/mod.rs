@@ -4,6 +4,8 @@
 // Each test crate uses part of this.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command};
