@@ -700,10 +700,18 @@ impl Beside {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        match self.thread.take() {
-            Some(t) => t.join().map_err(|_| anyhow::anyhow!("the web server panicked"))?,
-            None => Ok(()),
+        let Some(t) = self.thread.take() else { return Ok(()) };
+        // A tablet that keeps a request open does not hold the workstation's exit: six seconds,
+        // then the server is left to end with the process.
+        let t0 = std::time::Instant::now();
+        while !t.is_finished() {
+            if t0.elapsed() > std::time::Duration::from_secs(6) {
+                tracing::warn!("the opening bench still had requests open when the workstation closed");
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        t.join().map_err(|_| anyhow::anyhow!("the web server panicked"))?
     }
 }
 
