@@ -43,12 +43,10 @@ fn server() -> Server {
         data: data.clone(),
         profile: twinspect::domain::profile::ScannerProfile::load("desk-140").unwrap(),
         config: cfg,
-        operators: twinspect::desk::Desk::demo_operators(),
-        demo_accounts: true,
         cpu: true,
         tls: None,
     };
-    let (web, desk) = twinspect::web::start(&opts).unwrap();
+    let (web, desk) = twinspect::web::start(&opts, twinspect::desk::Desk::demo_operators(), true).unwrap();
     let app = twinspect::web::router(web);
     Server { app, data, _dir: dir, _desk: desk }
 }

@@ -363,13 +363,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 data: archive::data_dir(cli.data.as_deref())?,
                 profile: ScannerProfile::load(&cli.profile)?,
                 config: load_site(site.as_deref())?,
-                operators,
-                demo_accounts,
                 cpu,
                 tls: tls_cert.zip(tls_key),
             };
             let scheme = if opts.tls.is_some() { "https" } else { "http" };
-            crate::web::serve(opts, |addr| {
+            crate::web::serve(opts, operators, demo_accounts, |addr| {
                 println!("listening on {scheme}://{addr}/");
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             })
@@ -781,8 +779,6 @@ fn run_workstation(
                 data: data.clone(),
                 profile: parts.profile.clone(),
                 config: parts.inspection.clone(),
-                operators: Default::default(),
-                demo_accounts: false,
                 cpu: false,
                 tls,
             };

@@ -337,8 +337,10 @@ async fn run(
         {
             // The next bag's read may still come: wait for it, hearing a drain order meanwhile.
             let wait = Duration::from_millis(wait.min(1000));
-            if let Ok(Some(Wake::Drain(d))) = tokio::time::timeout(wait, wake.recv()).await {
-                drain = Some(d);
+            match tokio::time::timeout(wait, wake.recv()).await {
+                Ok(Some(Wake::Drain(d))) => drain = Some(d),
+                Ok(None) => drain = Some(Instant::now()),
+                Ok(Some(Wake::Bag)) | Err(_) => {}
             }
         }
         if failed {

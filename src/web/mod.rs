@@ -592,17 +592,20 @@ pub struct Options {
     pub data: PathBuf,
     pub profile: crate::domain::profile::ScannerProfile,
     pub config: InspectionConfig,
-    pub operators: crate::domain::operators::OperatorStore,
-    pub demo_accounts: bool,
     /// Render on the CPU even where there is a GPU.
     pub cpu: bool,
     /// HTTPS: the certificate chain and its private key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-/// The desk over the archive in `data` (its writer), on its own thread, and the shared state.
-pub fn start(o: &Options) -> anyhow::Result<(Shared, std::thread::JoinHandle<Desk>)> {
-    let mut desk = Desk::new(o.config.clone(), o.operators.clone(), o.demo_accounts);
+/// A desk of its own over the archive in `data` (its writer) with these accounts (`demo`: the
+/// demonstration ones, shown as such), on its own thread, and the shared state.
+pub fn start(
+    o: &Options,
+    operators: crate::domain::operators::OperatorStore,
+    demo: bool,
+) -> anyhow::Result<(Shared, std::thread::JoinHandle<Desk>)> {
+    let mut desk = Desk::new(o.config.clone(), operators, demo);
     let mut a =
         crate::desk::archiver::Archiver::open(&o.data, "web", &o.profile.name, o.profile.channels as usize)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -612,8 +615,7 @@ pub fn start(o: &Options) -> anyhow::Result<(Shared, std::thread::JoinHandle<Des
     Ok((shared(o, link), h))
 }
 
-/// The server's state over a desk reached through `link` (its accounts are the desk's: `o`'s
-/// operators are not used).
+/// The server's state over a desk reached through `link` (the accounts are the desk's).
 pub fn shared(o: &Options, link: DeskLink) -> Shared {
     let renderer = tiles::Renderer::new(o.profile.clone(), o.cpu);
     Arc::new(Web {
@@ -650,10 +652,16 @@ pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Resu
     Ok(c)
 }
 
-/// Serve until Ctrl-C (or SIGTERM); `ready` hears the address bound (port 0: the one chosen).
-pub fn serve(o: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+/// Serve a desk of its own (see [`start`]) until Ctrl-C (or SIGTERM); `ready` hears the address
+/// bound (port 0: the one chosen).
+pub fn serve(
+    o: Options,
+    operators: crate::domain::operators::OperatorStore,
+    demo: bool,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     let tls = tls_of(&o)?;
-    let (web, desk) = start(&o)?;
+    let (web, desk) = start(&o, operators, demo)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(listen(web, o.listen, tls, ready, shutdown()))?;
     drop(rt);
