@@ -244,6 +244,10 @@ pub async fn run(
     let mut report = SortReport::default();
     let (line, node) = (sorting.line.clone(), sorting.node.clone());
     let mut decisions = client.subscribe(format!("{DECISION_ROOT}.*.{line}.{node}.*")).await?;
+    // A decision heard is only a hint: a station's publish the decision stream refused (another
+    // station of its agency decided first) is heard all the same. What counts is the stream's,
+    // read back off the loop.
+    let (stored_tx, mut stored) = tokio::sync::mpsc::channel::<DecisionMsg>(1024);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let (mut open, mut hearing) = (true, true);
     let mut stream_ready = false;
@@ -260,8 +264,22 @@ pub async fn run(
                     && m.payload.len() <= MAX_DECISION
                     && let Ok(d) = serde_json::from_slice::<DecisionMsg>(&m.payload)
                     && m.subject.as_str() == super::decision_subject(&d.agency, &d.line, &d.node, d.bag)
-                    && let Some(s) = sorting.decided(&d, crate::unix_ms())
                 {
+                    let (js, tx, line, node) = (js.clone(), stored_tx.clone(), line.clone(), node.clone());
+                    tokio::spawn(async move {
+                        // Heard as it was stored, perhaps a moment before: asked twice.
+                        for pause in [0, 300] {
+                            tokio::time::sleep(Duration::from_millis(pause)).await;
+                            if let Some(s) = stored_decision(&js, &d.agency, &line, &node, d.bag).await {
+                                let _ = tx.send(s).await;
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+            Some(d) = stored.recv() => {
+                if let Some(s) = sorting.decided(&d, crate::unix_ms()) {
                     send.push(s);
                 }
             }
