@@ -585,6 +585,134 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
     assert!(store.verify_audit().unwrap().ok());
 }
 
+/// `curl` with a cookie jar: the status and the body.
+fn curl(jar: &Path, args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-c"])
+        .arg(jar)
+        .arg("-b")
+        .arg(jar)
+        .args(args)
+        .output()
+        .expect("curl (Debian's curl package)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The form token on a page.
+fn csrf_of(page: &str) -> String {
+    let key = "name=\"csrf\" value=\"";
+    let at = page.find(key).expect("a form token on the page") + key.len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+/// Log in at the bench in `base` (a new jar).
+fn bench_login(base: &str, jar: &Path, id: &str, pin: &str, agency: &str) {
+    let (_, login) = curl(jar, &[&format!("{base}/login")]);
+    let csrf = csrf_of(&login);
+    let form = [format!("csrf={csrf}"), format!("id={id}"), format!("pin={pin}"), format!("agency={agency}")];
+    let mut args: Vec<&str> = Vec::new();
+    for f in &form {
+        args.extend(["--data-urlencode", f.as_str()]);
+    }
+    let url = format!("{base}/login");
+    args.push(&url);
+    let (code, body) = curl(jar, &args);
+    assert_eq!(code, 303, "{id} logging in at the bench: {body}");
+}
+
+#[test]
+fn the_opening_bench_beside_a_node_works_from_the_hubs_decisions_and_keeps_the_findings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let nats = Nats::start(free_port(), &tmp.path().join("js"));
+    let url = nats.url();
+    // Customs asks to open the first two parcels, quarantine releases them; both bots leave.
+    let c1 = Node::bot(&url, &["--agency", "customs", "--decide", "open", "--name", "c1", "--bags", "2"]);
+    let q1 =
+        Node::bot(&url, &["--agency", "quarantine", "--decide", "release", "--name", "q1", "--bags", "2"]);
+    let mut node =
+        Node::start(&data, &url, &["--source", "synthetic://?seed=43&speed=5", "--web", "127.0.0.1:0"]);
+    let line = node.wait_for("opening bench on http://", Duration::from_secs(60));
+    let base = line.split("opening bench on ").nth(1).unwrap().trim_end_matches('/').to_string();
+    for b in [c1, q1] {
+        let (ok, said) = b.wait();
+        assert!(ok, "{said}");
+    }
+    // The node copies each decision into its archive as the decision stream holds it.
+    for (agency, code) in [("customs", "open"), ("quarantine", "release")] {
+        for bag in [1, 2] {
+            node.wait_for(&format!("bag {bag}: {agency} decided {code} (recorded)"), Duration::from_secs(30));
+        }
+    }
+    // A decision on the stream for a scan this archive does not hold is not copied.
+    let mut forged = decisions(&url).into_iter().find(|(_, d)| d.agency == "customs").unwrap().1;
+    forged.bag = 3;
+    forged.scan_sha256 = "0".repeat(64);
+    node.wait_for("published bag 3", Duration::from_secs(60));
+    publish_raw(&url, "twinspect.decision.customs.L1.n1.3", serde_json::to_vec(&forged).unwrap());
+    node.wait_for("decided on another scan than the archive's", Duration::from_secs(30));
+
+    // At the bench: both parcels wait to be opened; customs records nothing found on parcel 1,
+    // quarantine records its own, and the opening is closed.
+    let (cj, qj) = (tmp.path().join("c.jar"), tmp.path().join("q.jar"));
+    bench_login(&base, &cj, "c001", "1111", "customs");
+    let (code, page) = curl(&cj, &[&format!("{base}/openings")]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("href=\"/bag/1\"") && page.contains("href=\"/bag/2\""), "{page}");
+    assert!(!page.contains("href=\"/bag/3\""), "parcel 3 was not asked to be opened: {page}");
+    let (code, page) = curl(&cj, &[&format!("{base}/bag/1")]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("data-bag=\"1\""), "{page}");
+    let tile = format!("{base}/bag/1/dzi/standard_files/8/0_0.png");
+    let (code, _) = curl(&cj, &["-o", "/dev/null", &tile]);
+    assert_eq!(code, 200);
+    let token = format!("csrf={}", csrf_of(&page));
+    let findings = format!("{base}/bag/1/findings");
+    let (code, said) = curl(&cj, &["--data-urlencode", &token, &findings]);
+    assert_eq!(code, 303, "{said}");
+    bench_login(&base, &qj, "q001", "2222", "quarantine");
+    let (_, page) = curl(&qj, &[&format!("{base}/bag/1")]);
+    let token = format!("csrf={}", csrf_of(&page));
+    let (code, said) =
+        curl(&qj, &["--data-urlencode", &token, "--data-urlencode", "treatment=none needed", &findings]);
+    assert_eq!(code, 303, "{said}");
+    let (_, page) = curl(&qj, &[&format!("{base}/openings")]);
+    assert!(!page.contains("href=\"/bag/1\"") && page.contains("href=\"/bag/2\""), "{page}");
+
+    let (ok, out) = node.stop();
+    assert!(ok, "{out}");
+    // One archive holds it all: the scans, both agencies' decisions from the hub, the findings
+    // from the bench, under one audit trail that verifies.
+    let store = Store::open_read(&data).unwrap();
+    let rec = store.record(1).unwrap();
+    assert_eq!(rec.current("customs").map(|d| d.code.as_str()), Some("open"));
+    assert_eq!(rec.current("quarantine").map(|d| d.code.as_str()), Some("release"));
+    assert_eq!(rec.decisions.len(), 2, "each decision copied once: {:?}", rec.decisions);
+    assert_eq!(rec.findings_of("customs").map(|f| f.operator.as_str()), Some("c001"));
+    assert_eq!(rec.findings_of("quarantine").and_then(|f| f.treatment.as_deref()), Some("none needed"));
+    assert!(store.record(3).unwrap().current("customs").is_none());
+    let entries = twinspect::files::store::audit::entries(store.connection()).unwrap();
+    assert!(entries.iter().any(|e| e.action == "login" && e.actor == "c001"), "{entries:?}");
+    assert!(store.verify_audit().unwrap().ok());
+
+    // A decision taken while the node was down is copied when it starts again.
+    let mut late = decisions(&url).into_iter().find(|(_, d)| d.agency == "quarantine").unwrap().1;
+    late.bag = 3;
+    late.scan_sha256 = store.bag(3).unwrap().scan_sha256.unwrap();
+    drop(store);
+    publish_raw(&url, "twinspect.decision.quarantine.L1.n1.3", serde_json::to_vec(&late).unwrap());
+    let mut node = Node::start(&data, &url, &["--source", "synthetic://?seed=44&speed=5"]);
+    node.wait_for("bag 3: quarantine decided release (recorded)", Duration::from_secs(30));
+    let (ok, out) = node.stop();
+    assert!(ok, "{out}");
+    assert!(!out.contains("bag 1: customs decided"), "copied twice: {out}");
+    let store = Store::open_read(&data).unwrap();
+    assert_eq!(store.record(3).unwrap().current("quarantine").map(|d| d.code.as_str()), Some("release"));
+    assert_eq!(store.record(1).unwrap().decisions.len(), 2);
+}
+
 /// What the broker says to a client with `seed` (inbox `inbox`) that publishes on each of
 /// `subjects`: the subjects it refused ("Permissions Violation for Publish to ...").
 fn refused_subjects(url: &str, seed: &Path, inbox: &str, subjects: &[&str]) -> Vec<String> {

@@ -78,6 +78,73 @@ pub struct NodeArgs {
     /// uses keys.
     #[arg(long)]
     pub credentials: Option<PathBuf>,
+    /// Also serve the opening bench (`twinspect web`) on ADDR for this line's opening lane:
+    /// the bags of this node's archive with every agency's decision as the hub holds it, the
+    /// findings kept in the same archive (port 0: any free port, printed).
+    #[arg(long)]
+    pub web: Option<std::net::SocketAddr>,
+    /// With --web: operator accounts (made with `twinspect operators`); without it, the
+    /// demonstration accounts.
+    #[arg(long, requires = "web")]
+    pub operators: Option<PathBuf>,
+    /// With --web: serve HTTPS with the site's certificate (PEM), with --tls-key.
+    #[arg(long, requires_all = ["tls_key", "web"])]
+    pub tls_cert: Option<PathBuf>,
+    /// With --web: the certificate's private key (PEM).
+    #[arg(long, requires_all = ["tls_cert", "web"])]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The opening bench beside a node: a desk of its own over the node's archive (a writer of the
+/// same process), on its own thread, and the web server in front of it.
+struct Bench {
+    server: crate::web::Beside,
+    desk: std::thread::JoinHandle<crate::desk::Desk>,
+}
+
+impl Bench {
+    fn start(
+        profile: &str,
+        store: &Store,
+        a: &NodeArgs,
+        listen: std::net::SocketAddr,
+    ) -> anyhow::Result<Bench> {
+        let profile = crate::domain::profile::ScannerProfile::load(profile)?;
+        let config = super::load_site(a.site.as_deref())?;
+        let (operators, demo) = super::web_accounts(a.operators.as_deref())?;
+        let mut desk = crate::desk::Desk::new(config.clone(), operators, demo);
+        let mut archiver = crate::desk::archiver::Archiver::over(
+            store.second_writer()?,
+            "node-web",
+            &profile.name,
+            profile.channels as usize,
+        )?;
+        archiver.log("system", "web.start", serde_json::json!({ "listen": listen.to_string() }));
+        desk.archive = Some(archiver);
+        let (link, desk) = crate::desk::host::spawn(desk);
+        let opts = crate::web::Options {
+            listen,
+            data: store.dir().to_path_buf(),
+            profile,
+            config,
+            cpu: false,
+            tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+        };
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        let server = crate::web::beside(&opts, link, |addr| {
+            println!("opening bench on {scheme}://{addr}/");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        })?;
+        Ok(Bench { server, desk })
+    }
+
+    /// Stop serving, then let the desk settle what it queued for the archive.
+    fn stop(self) -> anyhow::Result<()> {
+        let served = self.server.stop();
+        // The server held the last link: the desk's thread ends with it.
+        let _ = self.desk.join();
+        served
+    }
 }
 
 fn host_name() -> String {
@@ -143,6 +210,10 @@ pub fn node(
         dir.display(),
         hub.servers.join(",")
     );
+    let bench = match a.web {
+        Some(listen) => Some(Bench::start(profile, &store, &a, listen)?),
+        None => None,
+    };
     let publisher = publish::Publisher::start(cfg, store.second_writer()?)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -163,6 +234,9 @@ pub fn node(
         println!("stopping: publishing what waits (at most {} s)", a.drain_seconds);
     }
     let report = publisher.finish(Duration::from_secs_f64(a.drain_seconds))?;
+    if let Some(b) = bench {
+        b.stop()?;
+    }
     println!("published: {}", report.published);
     println!("found on the hub already: {}", report.found_on_broker);
     println!("waiting in the archive: {}", report.waiting);

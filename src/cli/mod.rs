@@ -345,19 +345,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             archive::train(&cli.profile, cli.data.as_deref(), action, progress::Mode::detect(cli.quiet))
         }
         Some(Command::Web { listen, operators, site, cpu, tls_cert, tls_key }) => {
-            let (operators, demo_accounts) = match &operators {
-                Some(path) => {
-                    let store = load_operators(path)?;
-                    if store.records().next().is_none() {
-                        bail!(
-                            "{} has no operator accounts: add some with `twinspect operators`",
-                            path.display()
-                        );
-                    }
-                    (store, false)
-                }
-                None => (crate::desk::Desk::demo_operators(), true),
-            };
+            let (operators, demo_accounts) = web_accounts(operators.as_deref())?;
             let opts = crate::web::Options {
                 listen,
                 data: archive::data_dir(cli.data.as_deref())?,
@@ -747,6 +735,23 @@ struct WorkstationFiles<'a> {
 }
 
 /// The site's agencies and policy: from its file, or customs and quarantine.
+/// The accounts an opening bench served on its own takes: the file's (none in it is refused),
+/// or the demonstration ones (`true`).
+pub(crate) fn web_accounts(
+    path: Option<&Path>,
+) -> anyhow::Result<(crate::domain::operators::OperatorStore, bool)> {
+    Ok(match path {
+        Some(path) => {
+            let store = load_operators(path)?;
+            if store.records().next().is_none() {
+                bail!("{} has no operator accounts: add some with `twinspect operators`", path.display());
+            }
+            (store, false)
+        }
+        None => (crate::desk::Desk::demo_operators(), true),
+    })
+}
+
 pub(crate) fn load_site(site: Option<&Path>) -> anyhow::Result<crate::domain::inspection::InspectionConfig> {
     let Some(path) = site else { return Ok(crate::domain::inspection::InspectionConfig::default()) };
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -246,7 +246,19 @@ pub struct Archiver {
 impl Archiver {
     /// Open the archive in `dir` for the workstation (`source`, `profile`: what bags record).
     pub fn open(dir: &Path, source: &str, profile: &str, channels: usize) -> Result<Archiver, StoreError> {
-        let mut store = Store::open(dir)?;
+        Archiver::over(Store::open(dir)?, source, profile, channels)
+    }
+
+    /// The desk's link over a writer this process already holds (a scanner node's archive, whose
+    /// capture and publisher have writers of their own: `Store::second_writer`).
+    pub fn over(
+        mut store: Store,
+        source: &str,
+        profile: &str,
+        channels: usize,
+    ) -> Result<Archiver, StoreError> {
+        let dir = store.dir().to_path_buf();
+        let dir = dir.as_path();
         let recovered = std::mem::take(&mut store.recovered);
         let mut scan_store = store.second_writer()?;
         let shared = Arc::new(Shared {

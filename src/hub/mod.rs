@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod barcode;
+pub mod decisions;
 pub mod publish;
 pub mod records;
 pub mod sorter;

@@ -11,7 +11,7 @@
 //! refuses the second announcement) and records it as found, so nothing goes twice.
 //!
 //! Owns: the publisher thread (a tokio runtime of its own), its connection, the stream and bucket
-//! set-up. Must not import: egui, wgpu, the desk, the sources.
+//! set-up, the tasks beside it (the sorter's, the decisions' copy). Must not import: egui, wgpu, the desk, the sources.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -192,6 +192,15 @@ async fn run(
         }
         None => (None, None),
     };
+    // Every agency's decision on this node's bags, copied into its archive as the stream holds it.
+    let agencies = cfg.site.clone().unwrap_or_default().agencies.into_iter().map(|a| a.id).collect();
+    let copier = tokio::spawn(super::decisions::run(
+        client.clone(),
+        cfg.line.clone(),
+        cfg.node.clone(),
+        agencies,
+        store.second_writer()?,
+    ));
     let mut drain: Option<Instant> = None;
     let mut refused: HashSet<i64> = HashSet::new();
     let mut said: HashMap<i64, String> = HashMap::new();
@@ -367,6 +376,7 @@ async fn run(
     if let Some(task) = sorter {
         report.sort = Some(task.await??);
     }
+    copier.abort();
     Ok(report)
 }
 

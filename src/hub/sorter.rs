@@ -218,7 +218,7 @@ pub struct NewParcel {
 }
 
 /// Largest decision message read (a decision is a few hundred bytes).
-const MAX_DECISION: usize = 64 * 1024;
+pub(super) const MAX_DECISION: usize = 64 * 1024;
 
 /// The sorter task: hears decisions, sends lanes, until `parcels` closes and every parcel is
 /// resolved (each is, by its deadline at the latest).
@@ -384,7 +384,7 @@ async fn record_lanes(url: String, mut lanes: tokio::sync::mpsc::Receiver<(SortM
 }
 
 /// An agency's decision on a parcel as the decision stream holds it, if any.
-async fn stored_decision(
+pub(super) async fn stored_decision(
     js: &jetstream::Context,
     agency: &str,
     line: &str,

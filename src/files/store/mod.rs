@@ -1003,6 +1003,19 @@ impl Store {
         self.write(|tx| audit::append(tx, at_ms, actor, action, Some(bag), detail).map(|_| ()))
     }
 
+    /// The newest `limit` bags published to the hub, newest first.
+    pub fn published_ids(&self, limit: usize) -> Result<Vec<i64>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT bag FROM published ORDER BY bag DESC LIMIT ?1")
+            .map_err(|e| self.e(e))?;
+        let ids = st
+            .query_map([limit.min(i64::MAX as usize) as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+            .map_err(|e| self.e(e))?;
+        Ok(ids)
+    }
+
     /// Where the broker holds bag `bag`: its subject and stream sequence, once published.
     pub fn published(&self, bag: i64) -> Result<Option<(String, u64)>> {
         self.conn

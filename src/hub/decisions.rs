@@ -1,0 +1,141 @@
+//! A scanner node's copy of the decisions taken on its bags: every agency's decision, as the
+//! hub's decision stream holds it, recorded in the node's own archive (with its audit entry),
+//! so the archive beside the line holds each bag's whole record - what the opening bench served
+//! from that node (`node --web`) shows and works from, and what `bags` and the exports list.
+//!
+//! A decision heard on its subject is only a hint (a publish the stream refused is heard all
+//! the same): what is recorded is read back from the stream, and only when it was taken on the
+//! scan this archive holds. At start the newest published bags still missing an agency's
+//! decision are looked up, so decisions taken while the node was down are not lost.
+//!
+//! Owns: the task that hears, reads back and records. Must not import: egui, wgpu, the desk.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::sorter::{MAX_DECISION, stored_decision};
+use super::{DECISION_ROOT, DecisionMsg};
+use crate::domain::inspection::Decision;
+use crate::files::store::Store;
+
+/// Published bags looked up at start for decisions taken while the node was away.
+pub const CATCH_UP: usize = 500;
+
+/// What recording one decision came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Added to the archive.
+    New,
+    /// The archive holds it already.
+    Known,
+    /// Not recorded: why (a bag this archive does not hold, another scan).
+    Refused(String),
+}
+
+/// Record decision `d` (as the stream holds it) in the node's archive, once.
+pub fn record(store: &mut Store, d: &DecisionMsg) -> Recorded {
+    let row = match store.bag(d.bag) {
+        Ok(r) => r,
+        Err(e) => return Recorded::Refused(format!("bag {}: {e}", d.bag)),
+    };
+    if row.scan_sha256.as_deref() != Some(d.scan_sha256.as_str()) {
+        return Recorded::Refused(format!("bag {}: decided on another scan than the archive's", d.bag));
+    }
+    match store.record(d.bag) {
+        Ok(r) => {
+            if r.current(&d.agency).is_some_and(|c| c.code == d.code && c.at_ms == d.at_ms) {
+                return Recorded::Known;
+            }
+        }
+        Err(e) => return Recorded::Refused(format!("bag {}: {e}", d.bag)),
+    }
+    let decision = Decision {
+        agency: d.agency.clone(),
+        code: d.code.clone(),
+        operator: d.operator.clone(),
+        at_ms: d.at_ms,
+        reason: d.reason.clone(),
+    };
+    match store.record_decision(d.bag, &decision) {
+        Ok(()) => Recorded::New,
+        Err(e) => Recorded::Refused(format!("bag {}: {e}", d.bag)),
+    }
+}
+
+/// Hear the decisions on this node's bags and record each in `store`, until the task is
+/// dropped. `agencies`: the site's, for the look-up at start.
+pub async fn run(
+    client: async_nats::Client,
+    line: String,
+    node: String,
+    agencies: Vec<String>,
+    mut store: Store,
+) {
+    let js = async_nats::jetstream::new(client.clone());
+    let mut heard = loop {
+        match client.subscribe(format!("{DECISION_ROOT}.*.{line}.{node}.*")).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!("hub: not hearing decisions yet ({e})");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let (tx, mut stored) = tokio::sync::mpsc::channel::<DecisionMsg>(1024);
+    // Decisions taken while this node was away: the newest published bags still missing one.
+    {
+        let (js, tx, line, node) = (js.clone(), tx.clone(), line.clone(), node.clone());
+        let missing: Vec<(i64, String)> = store
+            .published_ids(CATCH_UP)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|bag| store.record(bag).ok().map(|r| (bag, r)))
+            .flat_map(|(bag, r)| {
+                agencies
+                    .iter()
+                    .filter(|a| r.current(a).is_none())
+                    .map(|a| (bag, a.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        tokio::spawn(async move {
+            for (bag, agency) in missing {
+                if let Some(d) = stored_decision(&js, &agency, &line, &node, bag).await {
+                    let _ = tx.send(d).await;
+                }
+            }
+        });
+    }
+    loop {
+        tokio::select! {
+            m = heard.next() => {
+                let Some(m) = m else { return };
+                if m.payload.len() <= MAX_DECISION
+                    && let Ok(d) = serde_json::from_slice::<DecisionMsg>(&m.payload)
+                    && m.subject.as_str() == super::decision_subject(&d.agency, &d.line, &d.node, d.bag)
+                {
+                    let (js, tx, line, node) = (js.clone(), tx.clone(), line.clone(), node.clone());
+                    tokio::spawn(async move {
+                        // Heard as it was stored, perhaps a moment before: asked twice.
+                        for pause in [0, 300] {
+                            tokio::time::sleep(Duration::from_millis(pause)).await;
+                            if let Some(s) = stored_decision(&js, &d.agency, &line, &node, d.bag).await {
+                                let _ = tx.send(s).await;
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+            Some(d) = stored.recv() => match record(&mut store, &d) {
+                Recorded::New => println!("bag {}: {} decided {} (recorded)", d.bag, d.agency, d.code),
+                Recorded::Known => {}
+                Recorded::Refused(why) => {
+                    eprintln!("hub: a decision of {} not recorded: {why}", d.agency);
+                    tracing::warn!(agency = %d.agency, "decision not recorded: {why}");
+                }
+            },
+        }
+    }
+}
