@@ -469,8 +469,8 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     }
     let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
     assert!(ok, "{said}{err}");
-    // 3 migrations + 4 bags + 8 decisions.
-    assert!(said.contains("intact: 15 entries"), "{said}");
+    // 4 migrations + 4 bags + 8 decisions.
+    assert!(said.contains("intact: 16 entries"), "{said}");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let r = twinspect::hub::records::Records::connect(&records).await.unwrap();
@@ -632,8 +632,13 @@ fn the_opening_bench_beside_a_node_works_from_the_hubs_decisions_and_keeps_the_f
     let c1 = Node::bot(&url, &["--agency", "customs", "--decide", "open", "--name", "c1", "--bags", "2"]);
     let q1 =
         Node::bot(&url, &["--agency", "quarantine", "--decide", "release", "--name", "q1", "--bags", "2"]);
-    let mut node =
-        Node::start(&data, &url, &["--source", "synthetic://?seed=43&speed=5", "--web", "127.0.0.1:0"]);
+    let pg = Postgres::start(tmp.path());
+    let records = pg.url();
+    let mut node = Node::start(
+        &data,
+        &url,
+        &["--source", "synthetic://?seed=43&speed=5", "--web", "127.0.0.1:0", "--records", &records],
+    );
     let line = node.wait_for("opening bench on http://", Duration::from_secs(60));
     let base = line.split("opening bench on ").nth(1).unwrap().trim_end_matches('/').to_string();
     for b in [c1, q1] {
@@ -680,6 +685,20 @@ fn the_opening_bench_beside_a_node_works_from_the_hubs_decisions_and_keeps_the_f
     assert_eq!(code, 303, "{said}");
     let (_, page) = curl(&qj, &[&format!("{base}/openings")]);
     assert!(!page.contains("href=\"/bag/1\"") && page.contains("href=\"/bag/2\""), "{page}");
+    // The findings reach the hub's records, where every line's benches and `bags` read them.
+    node.wait_for("bag 1: quarantine's findings in the hub's records", Duration::from_secs(30));
+    node.wait_for("bag 1: customs's findings in the hub's records", Duration::from_secs(30));
+    let o = twinspect().args(["bags", "--json", "--records", &records]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let one = listed.iter().find(|b| b["bag"] == 1).unwrap();
+    assert_eq!(one["findings"]["customs"]["operator"], "c001", "{one}");
+    assert_eq!(one["findings"]["customs"]["items"], serde_json::json!([]), "{one}");
+    assert_eq!(one["findings"]["quarantine"]["treatment"], "none needed", "{one}");
+    assert!(listed.iter().find(|b| b["bag"] == 2).unwrap().get("findings").is_none());
+    let o = twinspect().args(["audit", "verify", "--records", &records]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 
     let (ok, out) = node.stop();
     assert!(ok, "{out}");
@@ -929,6 +948,8 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
             "UPDATE hub_decisions SET code = 'release'",
             "DELETE FROM hub_decisions",
             "DELETE FROM hub_bags",
+            "UPDATE hub_findings SET treatment = 'x'",
+            "DELETE FROM hub_findings",
             "DROP TABLE audit",
         ] {
             let e = c.batch_execute(sql).await.unwrap_err();
@@ -938,6 +959,17 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
                 "{sql}: {e:?}"
             );
         }
+        // It adds an agency's findings (the bench beside a node): one row, however often sent.
+        let mut r = twinspect::hub::records::Records::connect(&writer).await.unwrap();
+        let f = twinspect::domain::inspection::Findings {
+            agency: "customs".into(),
+            operator: "c001".into(),
+            at_ms: 1,
+            items: Vec::new(),
+            treatment: None,
+        };
+        assert!(r.record_findings("L1", "n1", 1, &f, "node:n1").await.unwrap());
+        assert!(!r.record_findings("L1", "n1", 1, &f, "node:n1").await.unwrap());
     });
     let users_file = tmp.path().join("users.toml");
     let verify = || {
@@ -945,9 +977,9 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     };
     let (ok, said, err) = verify();
     assert!(ok, "{said}{err}");
-    // 3 migrations + the writer's grant + 3 bags + 3 manual lanes + 6 decisions; each decision
-    // signed by the key the users file gives the station it names.
-    assert!(said.contains("intact: 16 entries"), "{said}");
+    // 4 migrations + the writer's grant + 3 bags + 3 manual lanes + 6 decisions + 1 findings;
+    // each decision signed by the key the users file gives the station it names.
+    assert!(said.contains("intact: 18 entries"), "{said}");
     let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &writer]));
     assert!(ok, "{err}");
     for b in listed.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {

@@ -103,7 +103,6 @@ fn outcome_word(state: &OutcomeState) -> String {
     }
 }
 
-/// `twinspect bags`: one bag per line, archive id first.
 /// A tokio runtime for one command's calls to the hub's records.
 fn hub_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
@@ -122,21 +121,32 @@ fn hub_bags(url: &str, a: &BagsArgs) -> anyhow::Result<()> {
             writeln!(out, "{}", serde_json::to_string(b)?)?;
         } else {
             let decided: Vec<String> = b.decisions.iter().map(|(g, d)| format!("{g}={}", d.code)).collect();
+            let found: Vec<String> = b
+                .findings
+                .iter()
+                .map(|(g, f)| {
+                    let n: u32 = f.items.iter().map(|i| i.count).sum();
+                    if n == 0 { format!("{g}:nothing found") } else { format!("{g}:{n} found") }
+                })
+                .collect();
             writeln!(
                 out,
-                "{}.{}.{}\t{}\t{} lines\t{}",
+                "{}.{}.{}\t{}\t{} lines\t{}{}",
                 b.line,
                 b.node,
                 b.bag,
                 b.item_id.as_deref().unwrap_or("-"),
                 b.lines,
-                if decided.is_empty() { "undecided".into() } else { decided.join(" ") }
+                if decided.is_empty() { "undecided".into() } else { decided.join(" ") },
+                if found.is_empty() { String::new() } else { format!("\topened: {}", found.join(" ")) }
             )?;
         }
     }
     Ok(())
 }
 
+/// `twinspect bags`: one bag per line, archive id first (or the hub's records, by line, node and
+/// bag).
 pub fn bags(data: Option<&Path>, a: BagsArgs) -> anyhow::Result<()> {
     if let Some(url) = &a.records {
         return hub_bags(url, &a);

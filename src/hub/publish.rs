@@ -201,6 +201,20 @@ async fn run(
         agencies,
         store.second_writer()?,
     ));
+    // Findings recorded at the bench beside this node (`node --web`), into the hub's records.
+    let findings = match &cfg.records {
+        Some(url) => {
+            let task = send_findings(
+                url.clone(),
+                cfg.line.clone(),
+                cfg.node.clone(),
+                store.second_writer()?,
+                actor.clone(),
+            );
+            Some(tokio::spawn(task))
+        }
+        None => None,
+    };
     let mut drain: Option<Instant> = None;
     let mut refused: HashSet<i64> = HashSet::new();
     let mut said: HashMap<i64, String> = HashMap::new();
@@ -377,7 +391,64 @@ async fn run(
         report.sort = Some(task.await??);
     }
     copier.abort();
+    if let Some(task) = findings {
+        // What the bench recorded last: a few seconds more, then the next run sends it.
+        tokio::time::sleep(FINDINGS_EVERY).await;
+        task.abort();
+    }
     Ok(report)
+}
+
+/// How often the findings outbox is looked at.
+const FINDINGS_EVERY: Duration = Duration::from_secs(1);
+
+/// The findings outbox: every findings record on a published bag, into the hub's records, each
+/// once (marked sent in the archive after the database's commit; sent again, it is one row).
+/// Beside the bags, never in their way: a database that is slow or gone delays only findings.
+async fn send_findings(url: String, line: String, node: String, mut store: Store, actor: String) {
+    let mut records: Option<Records> = None;
+    let mut said = false;
+    loop {
+        tokio::time::sleep(FINDINGS_EVERY).await;
+        let waiting = match store.unsent_findings(64) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!("findings outbox: {e}");
+                continue;
+            }
+        };
+        for (id, bag, f) in waiting {
+            if records.as_ref().is_none_or(|r| r.is_closed()) {
+                let connect = Records::connect(&url);
+                records =
+                    tokio::time::timeout(Duration::from_secs(5), connect).await.ok().and_then(|r| r.ok());
+            }
+            let Some(r) = records.as_mut() else {
+                if !said {
+                    eprintln!("the hub's records do not answer: findings wait (bag {bag} first)");
+                    said = true;
+                }
+                break;
+            };
+            match r.record_findings(&line, &node, bag, &f, &actor).await {
+                Ok(_) => {
+                    said = false;
+                    if let Err(e) = store.mark_findings_sent(id, crate::unix_ms()) {
+                        tracing::error!("findings outbox: {e}");
+                    }
+                    println!("bag {bag}: {}'s findings in the hub's records", f.agency);
+                }
+                Err(e) => {
+                    records = None;
+                    if !said {
+                        eprintln!("the hub's records do not answer: findings wait (bag {bag} first): {e}");
+                        said = true;
+                    }
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// The stream and the bucket, created when this is the first node or station (same settings

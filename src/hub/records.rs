@@ -1,5 +1,6 @@
 //! The hub's shared records in PostgreSQL (`--records postgres://...`): every bag a node
-//! announced, every agency's one decision on it, and the same hash-chained audit trail as the
+//! announced, every agency's one decision on it, its lane, each agency's findings at its
+//! opening, and the same hash-chained audit trail as the
 //! desk's archive, written by the nodes and stations themselves (no further service).
 //!
 //! Writes are idempotent: a bag or a decision is keyed by what names it across the hub (line,
@@ -95,6 +96,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (line, node, bag)
     );
 "#,
+    r#"
+    CREATE TABLE hub_findings (
+        line TEXT NOT NULL,
+        node TEXT NOT NULL,
+        bag BIGINT NOT NULL,
+        agency TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        items TEXT NOT NULL,
+        treatment TEXT,
+        PRIMARY KEY (line, node, bag, agency, at_ms)
+    );
+"#,
 ];
 
 /// Any number the migrations' advisory lock is known by.
@@ -137,6 +151,9 @@ pub struct HubBag {
     pub decisions: BTreeMap<String, HubDecision>,
     /// What the line's sorter was told, when the line has one.
     pub lane: Option<HubLane>,
+    /// Each agency's findings at the opening, the latest record (none: not opened, or not yet).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub findings: BTreeMap<String, crate::domain::inspection::Findings>,
 }
 
 /// A parcel's lane (none when its deadline passed before the lane could go: the sorter's
@@ -226,7 +243,7 @@ impl Records {
         tx.batch_execute(&format!(
             "GRANT USAGE ON SCHEMA {schema} TO \"{role}\";
              GRANT SELECT ON twinspect_schema TO \"{role}\";
-             GRANT SELECT, INSERT ON hub_bags, hub_decisions, hub_lanes, audit TO \"{role}\";
+             GRANT SELECT, INSERT ON hub_bags, hub_decisions, hub_lanes, hub_findings, audit TO \"{role}\";
              GRANT SELECT, UPDATE ON audit_head TO \"{role}\";"
         ))
         .await?;
@@ -369,6 +386,34 @@ impl Records {
         Ok(n == 1)
     }
 
+    /// An agency's findings at a bag's opening, as the bench beside the bag's node recorded
+    /// them; true when this call recorded them (a record sent again is one row).
+    pub async fn record_findings(
+        &mut self,
+        line: &str,
+        node: &str,
+        bag: i64,
+        f: &crate::domain::inspection::Findings,
+        actor: &str,
+    ) -> Result<bool> {
+        let tx = self.client.transaction().await?;
+        let items = serde_json::to_string(&f.items).expect("findings serialise");
+        let n = tx
+            .execute(
+                "INSERT INTO hub_findings (line, node, bag, agency, operator, at_ms, items, treatment)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (line, node, bag, agency, at_ms) DO NOTHING",
+                &[&line, &node, &bag, &f.agency, &f.operator, &(f.at_ms as i64), &items, &f.treatment],
+            )
+            .await?;
+        if n == 1 {
+            let detail = json!({ "bag": format!("{line}.{node}.{bag}"), "agency": f.agency,
+                                 "operator": f.operator, "items": f.items, "treatment": f.treatment });
+            append(&tx, f.at_ms, actor, "findings", &detail).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     /// Every bag with every agency's decision, by line, node and bag.
     pub async fn bags(&self) -> Result<Vec<HubBag>> {
         let rows = self
@@ -401,6 +446,7 @@ impl Records {
                         outcome,
                         sent: r.get(15),
                     }),
+                    findings: BTreeMap::new(),
                 });
             }
             if let Some(agency) = r.get::<_, Option<String>>(7) {
@@ -413,6 +459,32 @@ impl Records {
                 };
                 out.last_mut().expect("pushed above").decisions.insert(agency, d);
             }
+        }
+        // Each agency's latest findings.
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT ON (line, node, bag, agency) line, node, bag, agency, operator, at_ms, items,
+                        treatment
+                 FROM hub_findings ORDER BY line, node, bag, agency, at_ms DESC",
+                &[],
+            )
+            .await?;
+        // (The database's collation orders names its own way: found by name, not by search.)
+        let at: std::collections::HashMap<(String, String, i64), usize> =
+            out.iter().enumerate().map(|(i, b)| ((b.line.clone(), b.node.clone(), b.bag), i)).collect();
+        for r in rows {
+            let key: (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+            let Some(&i) = at.get(&key) else { continue };
+            let items: String = r.get(6);
+            let f = crate::domain::inspection::Findings {
+                agency: r.get(3),
+                operator: r.get(4),
+                at_ms: r.get::<_, i64>(5) as u64,
+                items: serde_json::from_str(&items).unwrap_or_default(),
+                treatment: r.get(7),
+            };
+            out[i].findings.insert(f.agency.clone(), f);
         }
         Ok(out)
     }

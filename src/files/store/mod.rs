@@ -159,6 +159,14 @@ const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL
     );
     "#,
+    // 7: a hub node's findings outbox: a findings row with no row here has not yet reached the
+    // hub's records.
+    r#"
+    CREATE TABLE findings_sent (
+        findings INTEGER PRIMARY KEY REFERENCES findings (id),
+        at_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -1001,6 +1009,53 @@ impl Store {
     ) -> Result<()> {
         let action = if manual { "bag.manual_lane" } else { "bag.sorted" };
         self.write(|tx| audit::append(tx, at_ms, actor, action, Some(bag), detail).map(|_| ()))
+    }
+
+    /// Findings recorded on bags already published to the hub and not yet sent to its records,
+    /// oldest first: (the findings' row, the bag, the findings).
+    pub fn unsent_findings(&self, limit: usize) -> Result<Vec<(i64, i64, Findings)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT f.id, f.bag, f.agency, f.operator, f.at_ms, f.items, f.treatment FROM findings f
+                 WHERE EXISTS (SELECT 1 FROM published p WHERE p.bag = f.bag)
+                 AND NOT EXISTS (SELECT 1 FROM findings_sent s WHERE s.findings = f.id)
+                 ORDER BY f.id LIMIT ?1",
+            )
+            .map_err(|e| self.e(e))?;
+        let rows = st
+            .query_map([limit.min(i64::MAX as usize) as i64], |r| {
+                let items: String = r.get(5)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    items,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.e(e))?;
+        rows.into_iter()
+            .map(|(id, bag, agency, operator, at_ms, items, treatment)| {
+                let items = serde_json::from_str(&items)
+                    .map_err(|e| StoreError::Bad(format!("bag {bag}: findings {id}: {e}")))?;
+                Ok((id, bag, Findings { agency, operator, at_ms: at_ms as u64, items, treatment }))
+            })
+            .collect()
+    }
+
+    /// Findings row `id` reached the hub's records.
+    pub fn mark_findings_sent(&mut self, id: i64, at_ms: u64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO findings_sent (findings, at_ms) VALUES (?1, ?2)",
+                params![id, at_ms as i64],
+            )
+            .map_err(|e| self.e(e))?;
+        Ok(())
     }
 
     /// The newest `limit` bags published to the hub, newest first.

@@ -105,6 +105,42 @@ fn a_finished_bag_keeps_its_scan_hashed_and_readable() {
 }
 
 #[test]
+fn findings_wait_for_the_hubs_records_until_their_bag_is_published_and_go_once() {
+    use crate::domain::inspection::{Findings, FoundItem};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let a = s.begin_bag(&start(1, Some("A"), 1000), "capture").unwrap();
+    let b = s.begin_bag(&start(2, Some("B"), 1100), "capture").unwrap();
+    s.finish_bag(a, &frame(10, 8, 1), &calib(8), &[], false, 2000, "capture").unwrap();
+    s.finish_bag(b, &frame(10, 8, 2), &calib(8), &[], false, 2100, "capture").unwrap();
+    let f = |agency: &str, n: u32| Findings {
+        agency: agency.into(),
+        operator: "c001".into(),
+        at_ms: 5000 + n as u64,
+        items: (0..n)
+            .map(|_| FoundItem { category: "knife".into(), count: 1, note: String::new() })
+            .collect(),
+        treatment: None,
+    };
+    s.record_findings(a, &f("customs", 0)).unwrap();
+    s.record_findings(b, &f("customs", 1)).unwrap();
+    s.record_findings(a, &f("quarantine", 2)).unwrap();
+    let unsent = |s: &Store| s.unsent_findings(10).unwrap();
+    assert!(unsent(&s).is_empty(), "no bag is on the hub yet");
+    s.mark_published(a, "twinspect.bag.L1.n1.1", 7, false, 3000, "node").unwrap();
+    let w = unsent(&s);
+    assert_eq!(
+        w.iter().map(|(_, bag, f)| (*bag, f.agency.as_str())).collect::<Vec<_>>(),
+        [(a, "customs"), (a, "quarantine")]
+    );
+    assert_eq!(w[1].2, f("quarantine", 2), "the record whole");
+    assert_eq!(s.unsent_findings(1).unwrap().len(), 1, "at most the limit");
+    s.mark_findings_sent(w[0].0, 6000).unwrap();
+    s.mark_findings_sent(w[0].0, 6100).unwrap();
+    assert_eq!(unsent(&s).iter().map(|(id, _, _)| *id).collect::<Vec<_>>(), [w[1].0]);
+}
+
+#[test]
 fn the_outbox_holds_complete_bags_until_the_broker_has_them() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(dir.path()).unwrap();
