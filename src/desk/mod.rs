@@ -876,6 +876,16 @@ impl Desk {
             // After the other archived bags, before this run's.
             let at = self.bags.iter().take_while(|(s, _)| is_archived(s)).count();
             self.bags.insert(at, (span, b.record.clone()));
+        } else if key & ARCHIVED_KEY != 0
+            && let Some((_, r)) = self.bags.iter_mut().find(|(s, _)| s.bag == key)
+            && b.record.decisions.len() >= r.decisions.len()
+            && b.record.findings.len() >= r.findings.len()
+        {
+            // An archived bag read again: the archive's record is the newer (another writer of
+            // it - a hub node's copy of the decisions - may have added to it; what this desk
+            // committed is in it already, unless a commit overtook the read: then it waits for
+            // the next open).
+            *r = b.record.clone();
         }
         if key & ARCHIVED_KEY != 0 {
             self.archived_lines.insert(key, b.frame.lines() as u64);

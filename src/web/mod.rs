@@ -136,12 +136,31 @@ impl Web {
         }
     }
 
-    /// The bag's desk key once it is open on this station (opened now unless it already is).
+    /// Whether the archive holds more of bag `id` (decisions, findings) than the desk's record
+    /// under `key`: another writer of the archive (a hub node's copy of the decisions) added to
+    /// it since it was opened, so it is read again.
+    async fn newer_in_archive(&self, key: u64, id: i64) -> bool {
+        let known = self.read(move |d| d.bag(key).map(|(_, r)| (r.decisions.len(), r.findings.len()))).await;
+        let data = self.data.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            let r = crate::files::store::Store::open_read(&data).and_then(|s| s.record(id)).ok()?;
+            Some((r.decisions.len(), r.findings.len()))
+        })
+        .await;
+        match (known, stored) {
+            (Some(Some(k)), Ok(Some(s))) => s.0 > k.0 || s.1 > k.1,
+            _ => false,
+        }
+    }
+
+    /// The bag's desk key once it is open on this station (opened now unless it already is, or
+    /// the archive holds more of it than the desk).
     async fn open(&self, s: &WebSession, id: i64) -> Result<u64, DeskError> {
         let station = s.station;
         let open = self.read(move |d| d.station(station).opened.as_ref().map(|o| (o.id, o.key))).await;
         if let Some(Some((oid, key))) = open
             && oid == id
+            && !self.newer_in_archive(key, id).await
         {
             return Ok(key);
         }

@@ -418,7 +418,8 @@ fn an_archive_of_an_older_schema_is_migrated_and_keeps_its_records() {
         // Back to version 1, as a workstation of the first release left it.
         s.connection()
             .execute_batch(
-                "DROP TABLE training; DROP TABLE findings; DROP TABLE photos; DROP TABLE published; DROP TABLE barcodes;
+                "DROP TABLE training; DROP TABLE findings_sent; DROP TABLE findings; DROP TABLE photos; DROP TABLE published;
+                 DROP TABLE barcodes;
                  PRAGMA user_version = 1;",
             )
             .unwrap();
