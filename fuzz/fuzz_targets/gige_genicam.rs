@@ -31,6 +31,8 @@ impl genicam::Port for Mem {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(mut map) = genicam::NodeMap::load(data) else { return };
+    // Half the inputs through the register cache (invalidators, polling, selectors' addresses).
+    map.set_caching(data.len() % 2 == 0);
     let names: Vec<String> = map.names().take(64).map(str::to_string).collect();
     let mut mem = Mem(HashMap::new());
     for n in &names {
@@ -39,5 +41,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = map.enum_entry(&mut mem, n);
         let _ = map.set_int(&mut mem, n, 3);
         let _ = map.execute(&mut mem, n);
+        let _ = map.float(&mut mem, n);
+    }
+    for (selector, _) in map.selectors().to_vec() {
+        for e in map.entries(&selector).unwrap_or_default() {
+            let _ = map.set_enum(&mut mem, &selector, &e);
+        }
     }
 });

@@ -709,6 +709,8 @@ pub fn genicam(a: GenicamArgs) -> anyhow::Result<()> {
     let info = ctl.discover().with_context(|| format!("gige://{ip}"))?;
     let (_, xml) = ctl.xml().with_context(|| format!("gige://{ip}: its GenICam XML"))?;
     let mut map = NodeMap::load(&xml).with_context(|| format!("gige://{ip}"))?;
+    // One listing reads each register once (as each register's Cachable allows).
+    map.set_caching(true);
     println!("# {} {} (serial {}) at {ip}", info.manufacturer, info.model, info.serial);
     if !a.set.is_empty() {
         ctl.take_control().with_context(|| format!("gige://{ip}: control"))?;
@@ -732,7 +734,52 @@ pub fn genicam(a: GenicamArgs) -> anyhow::Result<()> {
         let value = f.value.unwrap_or_else(|e| format!("(unreadable: {e})"));
         println!("{}\t{}\t{value}\t{}", f.name, f.kind, f.range);
     }
-    Ok(())
+    list_selected(&mut map, &mut ctl, &a.features)
+}
+
+/// Each selector's features under each of its entries, as `Feature[Selector=Entry]` rows (the
+/// selector set to each entry in turn under control, then put back), for the features listed.
+fn list_selected(
+    map: &mut crate::source::gige::genicam::NodeMap,
+    ctl: &mut crate::source::gige::Gvcp,
+    only: &[String],
+) -> anyhow::Result<()> {
+    let wanted = |f: &String| only.is_empty() || only.contains(f);
+    let selectors: Vec<(String, Vec<String>)> = map
+        .selectors()
+        .iter()
+        .map(|(s, fs)| (s.clone(), fs.iter().filter(|f| wanted(f)).cloned().collect::<Vec<_>>()))
+        .filter(|(_, fs)| !fs.is_empty())
+        .collect();
+    if selectors.is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = ctl.take_control() {
+        println!("# selected features under their current entries only: no control of the device ({e})");
+        return Ok(());
+    }
+    let mut result = Ok(());
+    for (selector, features) in selectors {
+        let (Ok(entries), Ok(was)) = (map.entries(&selector), map.enum_entry(ctl, &selector)) else {
+            continue;
+        };
+        for entry in &entries {
+            if let Err(e) = map.set_enum(ctl, &selector, entry) {
+                println!("# {selector}={entry}: {e}");
+                continue;
+            }
+            for f in &features {
+                let d = map.describe(ctl, f)?;
+                let value = d.value.unwrap_or_else(|e| format!("(unreadable: {e})"));
+                println!("{f}[{selector}={entry}]\t{}\t{value}\t{}", d.kind, d.range);
+            }
+        }
+        if let Err(e) = map.set_enum(ctl, &selector, &was) {
+            result = Err(anyhow::anyhow!("{selector}: could not put it back to {was}: {e}"));
+        }
+    }
+    let _ = ctl.release();
+    result
 }
 
 fn set_features(

@@ -44,6 +44,10 @@ pub mod dreg {
     pub const XRAY_MODE: u32 = 0x20028;
     /// 0 stop, 1 forward, 2 reverse.
     pub const BELT_CONTROL: u32 = 0x2002C;
+    /// Which energy `DetectorGain` addresses: 0 high, 1 low.
+    pub const ENERGY_SELECTOR: u32 = 0x20030;
+    /// Each energy's detector gain (IEEE 754 float): high at this address, low 4 bytes on.
+    pub const DETECTOR_GAIN: u32 = 0x20040;
 }
 
 #[derive(Clone, Debug)]
@@ -119,6 +123,11 @@ struct Regs {
     extended_ids: bool,
     /// Lines per second (an IEEE 754 float register, as SFNC's AcquisitionLineRate is).
     line_rate: f32,
+    /// `EnergySelector` and each energy's gain (high, low): the samples are scaled by it.
+    energy_selector: u32,
+    gain: [f32; 2],
+    /// The ADC's full scale, where a gain clips.
+    full_scale: u16,
     controller: Option<SocketAddr>,
     last_from_controller: Instant,
 }
@@ -150,6 +159,10 @@ impl Regs {
             dreg::TL_PARAMS_LOCKED => self.tl_locked,
             dreg::XRAY_MODE => self.xray_mode,
             dreg::BELT_CONTROL => self.belt,
+            dreg::ENERGY_SELECTOR => self.energy_selector,
+            a if a == dreg::DETECTOR_GAIN || a == dreg::DETECTOR_GAIN + 4 => {
+                self.gain[((a - dreg::DETECTOR_GAIN) / 4) as usize].to_bits()
+            }
             _ => return Err(status::INVALID_ADDRESS),
         })
     }
@@ -205,10 +218,18 @@ impl Regs {
             dreg::TL_PARAMS_LOCKED if v <= 1 => self.tl_locked = v,
             dreg::XRAY_MODE if v <= 2 => self.xray_mode = v,
             dreg::BELT_CONTROL if v <= 2 => self.belt = v,
-            dreg::TL_PARAMS_LOCKED | dreg::XRAY_MODE | dreg::BELT_CONTROL => {
+            dreg::ENERGY_SELECTOR if v <= 1 => self.energy_selector = v,
+            dreg::TL_PARAMS_LOCKED | dreg::XRAY_MODE | dreg::BELT_CONTROL | dreg::ENERGY_SELECTOR => {
                 return Err(status::INVALID_PARAMETER);
             }
             a if (a as usize) < self.boot.len() => return Err(status::WRITE_PROTECT),
+            a if a == dreg::DETECTOR_GAIN || a == dreg::DETECTOR_GAIN + 4 => {
+                let g = f32::from_bits(v);
+                if !(0.25..=8.0).contains(&g) {
+                    return Err(status::INVALID_PARAMETER);
+                }
+                self.gain[((a - dreg::DETECTOR_GAIN) / 4) as usize] = g;
+            }
             dreg::LINE_RATE => {
                 let rate = f32::from_bits(v);
                 if !(1.0..=100_000.0).contains(&rate) {
@@ -340,6 +361,9 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
         belt: 1,
         extended_ids: false,
         line_rate,
+        energy_selector: 0,
+        gain: [1.0, 1.0],
+        full_scale: profile.full_scale(),
         controller: None,
         last_from_controller: Instant::now(),
     };
@@ -720,7 +744,7 @@ fn stream_loop(mut script: Lines, sh: Arc<Shared>, stop: Arc<AtomicBool>, faults
     let mut belt_was = 1;
     let mut rate_was = 0.0;
     while !stop.load(Ordering::Relaxed) {
-        let (streaming, dest, scps, height, mode, extended, belt, rate) = match sh.regs.lock() {
+        let (streaming, dest, scps, height, mode, extended, belt, rate, gain, full) = match sh.regs.lock() {
             Ok(r) => (
                 r.streaming,
                 SocketAddrV4::new(Ipv4Addr::from(r.u32_at(reg::SCDA0)), r.u32_at(reg::SCP0) as u16),
@@ -730,6 +754,8 @@ fn stream_loop(mut script: Lines, sh: Arc<Shared>, stop: Arc<AtomicBool>, faults
                 r.extended_ids,
                 r.belt,
                 f64::from(r.line_rate),
+                r.gain,
+                r.full_scale,
             ),
             Err(_) => return,
         };
@@ -786,8 +812,12 @@ fn stream_loop(mut script: Lines, sh: Arc<Shared>, stop: Arc<AtomicBool>, faults
         let lines_per_block = height / 2;
         for _ in 0..n {
             let l = script.next(mode);
-            for s in l.low.iter().chain(&l.high) {
-                rows.extend_from_slice(&s.to_le_bytes());
+            // Each energy's detector gain (high: selector 0, low: 1), clipped at full scale.
+            for (row, g) in [(&l.low, gain[1]), (&l.high, gain[0])] {
+                for &s in row.iter() {
+                    let v = if g == 1.0 { s } else { (f32::from(s) * g).round().min(f32::from(full)) as u16 };
+                    rows.extend_from_slice(&v.to_le_bytes());
+                }
             }
             lines_in_block += 1;
             if lines_in_block == lines_per_block {

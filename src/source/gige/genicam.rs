@@ -3,8 +3,11 @@
 //! [`Port`]: `Integer`, `IntReg`, `MaskedIntReg` (and `StructReg` entries), `Enumeration`,
 //! `Command`, `Boolean`, `StringReg`, `IntSwissKnife` (integer formulas), `Float`, `FloatReg`
 //! (IEEE 754, 4 or 8 bytes), `Converter` and `IntConverter` (FormulaTo/FormulaFrom) and
-//! `SwissKnife` (float formulas, GenApi's functions). Other node kinds are known by name and
-//! refused with what they are when used.
+//! `SwissKnife` (float formulas, GenApi's functions). Selectors (`pSelected`, and registers
+//! placed by `pIndex`); access modes (`AccessMode`, `ImposedAccessMode`, `pIsLocked`,
+//! `pIsAvailable`, `pIsImplemented`); a register cache when asked for (`Cachable`,
+//! `PollingTime`, `pInvalidator`). Other node kinds are known by name and refused with what
+//! they are when used.
 //!
 //! Hostile XML is refused, never obeyed: no DTD (so no entity expansion), at most
 //! [`MAX_XML_BYTES`] after unzipping, references at most [`MAX_DEPTH`] deep (so a cycle is an
@@ -114,6 +117,35 @@ struct Reg {
     length: IVal,
     writable: bool,
     big_endian: bool,
+    cachable: Cachable,
+    /// `PollingTime`: a cached value older than this is read again (ms).
+    polling_ms: Option<u64>,
+}
+
+/// A register's `Cachable`: whether a value read (or written) may be answered from the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+enum Cachable {
+    /// Never cached (status registers the device changes by itself).
+    NoCache,
+    /// A value written is the register's value (GenApi's default).
+    #[default]
+    WriteThrough,
+    /// A value written is read back from the device next time (it may have adjusted it).
+    WriteAround,
+}
+
+/// Register values read from the device, when caching is on ([`NodeMap::set_caching`]).
+#[derive(Debug, Default)]
+struct Cache {
+    /// By (address, length): the register node that read it, its bytes, when.
+    entries: HashMap<(u64, usize), (String, Vec<u8>, std::time::Instant)>,
+}
+
+impl Cache {
+    fn forget_overlapping(&mut self, addr: u64, len: usize) {
+        let end = addr.saturating_add(len as u64);
+        self.entries.retain(|(a, l), _| a.saturating_add(*l as u64) <= addr || *a >= end);
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -200,6 +232,14 @@ pub struct NodeMap {
     /// What a feature's access depends on (pIsLocked, pIsAvailable, pIsImplemented,
     /// ImposedAccessMode), for the features that say.
     guards: HashMap<String, Guard>,
+    /// Selectors and the features they select (`pSelected`), in the XML's order.
+    selected: Vec<(String, Vec<String>)>,
+    /// The registers whose cached values a write to a node makes stale (`pInvalidator`), by
+    /// the node written.
+    invalidates: HashMap<String, Vec<String>>,
+    /// Whether register values are kept (off unless asked for, as in Aravis).
+    caching: bool,
+    cache: std::sync::Mutex<Cache>,
 }
 
 /// A feature's access conditions, each a node read when the feature is used.
@@ -285,7 +325,16 @@ fn reg(n: roxmltree::Node<'_, '_>, base: Option<roxmltree::Node<'_, '_>>) -> R<R
     let length = ival(src, "Length")?.unwrap_or(IVal::Const(4));
     let access = child(n, "AccessMode").or_else(|| child(src, "AccessMode")).map(text).unwrap_or("RW");
     let big_endian = child(src, "Endianess").map(text) == Some("BigEndian");
-    Ok(Reg { address, length, writable: access != "RO", big_endian })
+    let cachable = match child(n, "Cachable").or_else(|| child(src, "Cachable")).map(text) {
+        Some("NoCache") => Cachable::NoCache,
+        Some("WriteAround") => Cachable::WriteAround,
+        _ => Cachable::WriteThrough,
+    };
+    let polling_ms = child(n, "PollingTime")
+        .or_else(|| child(src, "PollingTime"))
+        .and_then(|c| int(text(c)))
+        .map(|v| v.max(0) as u64);
+    Ok(Reg { address, length, writable: access != "RO", big_endian, cachable, polling_ms })
 }
 
 fn signed(n: roxmltree::Node<'_, '_>) -> bool {
@@ -494,6 +543,19 @@ impl NodeMap {
             }
             let node = parse_node(n).map_err(|err| GenicamError::Xml(format!("{name}: {err}")))?;
             map.nodes.insert(name.to_string(), node);
+            let named = |tag: &str| {
+                n.children()
+                    .filter(|c| c.is_element() && c.tag_name().name() == tag)
+                    .map(|c| text(c).trim().to_string())
+                    .collect::<Vec<_>>()
+            };
+            let selected = named("pSelected");
+            if !selected.is_empty() {
+                map.selected.push((name.to_string(), selected));
+            }
+            for by in named("pInvalidator") {
+                map.invalidates.entry(by).or_default().push(name.to_string());
+            }
             let reference = |tag: &str| child(n, tag).map(|c| text(c).to_string());
             let guard = Guard {
                 locked: reference("pIsLocked"),
@@ -559,11 +621,7 @@ impl NodeMap {
                 msg: format!("length {len} (1 to 8 bytes)"),
             });
         }
-        let b = port.read(addr, len).map_err(|source| GenicamError::Port {
-            name: name.into(),
-            addr: addr as i64,
-            source,
-        })?;
+        let b = self.read_port(port, name, r, addr, len)?;
         if b.len() != len {
             return Err(GenicamError::Port {
                 name: name.into(),
@@ -572,6 +630,74 @@ impl NodeMap {
             });
         }
         Ok((b, addr))
+    }
+
+    /// Register `name`'s bytes: from the cache when caching is on, the register may be cached
+    /// and its value is not older than its polling time; from the device otherwise (and kept).
+    fn read_port(&self, port: &mut dyn Port, name: &str, r: &Reg, addr: u64, len: usize) -> R<Vec<u8>> {
+        let cachable = self.caching && r.cachable != Cachable::NoCache;
+        if cachable {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, b, at)) = cache.entries.get(&(addr, len))
+                && r.polling_ms.is_none_or(|ms| at.elapsed().as_millis() < u128::from(ms))
+            {
+                return Ok(b.clone());
+            }
+        }
+        let b = port.read(addr, len).map_err(|source| GenicamError::Port {
+            name: name.into(),
+            addr: addr as i64,
+            source,
+        })?;
+        if cachable && b.len() == len {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.entries.insert((addr, len), (name.to_string(), b.clone(), std::time::Instant::now()));
+        }
+        Ok(b)
+    }
+
+    /// Write register `name`'s bytes; the cache keeps what was written (WriteThrough) or
+    /// forgets it (WriteAround), and forgets what overlapped it and what the write invalidates.
+    fn write_port(&self, port: &mut dyn Port, name: &str, r: &Reg, addr: u64, b: &[u8]) -> R<()> {
+        let result = port.write(addr, b).map_err(|source| GenicamError::Port {
+            name: name.into(),
+            addr: addr as i64,
+            source,
+        });
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.forget_overlapping(addr, b.len());
+        if result.is_ok() && self.caching && r.cachable == Cachable::WriteThrough {
+            cache.entries.insert((addr, b.len()), (name.to_string(), b.to_vec(), std::time::Instant::now()));
+        }
+        drop(cache);
+        self.invalidated_by(name);
+        result
+    }
+
+    /// Forget the cached values of the registers a write to `name` makes stale.
+    fn invalidated_by(&self, name: &str) {
+        let Some(stale) = self.invalidates.get(name) else { return };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.entries.retain(|_, (owner, _, _)| !stale.contains(owner));
+    }
+
+    /// Keep register values read and written, as each register's `Cachable`, `PollingTime` and
+    /// `pInvalidator` allow (off by default: every read goes to the device).
+    pub fn set_caching(&mut self, on: bool) {
+        self.caching = on;
+        if !on {
+            self.invalidate();
+        }
+    }
+
+    /// Forget every cached value (the device was reset or reconnected).
+    pub fn invalidate(&self) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).entries.clear();
+    }
+
+    /// Selectors and the features each selects (`pSelected`), in the XML's order.
+    pub fn selectors(&self) -> &[(String, Vec<String>)] {
+        &self.selected
     }
 
     fn int_at(&self, port: &mut dyn Port, name: &str, depth: u32) -> R<i64> {
@@ -768,11 +894,7 @@ impl NodeMap {
                     4 => return Err(range(f64::from(f32::MIN), f64::from(f32::MAX), 0.0)),
                     _ => v.to_bits() as i64,
                 };
-                port.write(addr, &encode(raw, len, reg.big_endian)).map_err(|source| GenicamError::Port {
-                    name: name.into(),
-                    addr: addr as i64,
-                    source,
-                })
+                self.write_port(port, name, &reg, addr, &encode(raw, len, reg.big_endian))
             }
             Node::Converter { vars, consts, to, value, .. } => {
                 let bad = |msg: String| GenicamError::Formula { name: name.into(), msg };
@@ -854,11 +976,7 @@ impl NodeMap {
                     return Err(GenicamError::Range { name: name.into(), value: v, min, max, inc: 1 });
                 }
                 let b = encode(v, len, reg.big_endian);
-                port.write(addr, &b).map_err(|source| GenicamError::Port {
-                    name: name.into(),
-                    addr: addr as i64,
-                    source,
-                })
+                self.write_port(port, name, &reg, addr, &b)
             }
             Node::MaskedIntReg { reg, lsb, msb, .. } => {
                 if !reg.writable {
@@ -873,11 +991,7 @@ impl NodeMap {
                 let raw = decode(&old, reg.big_endian, 0, (old.len() * 8 - 1) as u32, false) as u64;
                 let new = (raw & !mask) | (((v as u64) << lo) & mask);
                 let b = encode(new as i64, old.len(), reg.big_endian);
-                port.write(addr, &b).map_err(|source| GenicamError::Port {
-                    name: name.into(),
-                    addr: addr as i64,
-                    source,
-                })
+                self.write_port(port, name, &reg, addr, &b)
             }
             Node::Boolean { value, on, off } => {
                 let raw = if v != 0 { on } else { off };
@@ -946,7 +1060,9 @@ impl NodeMap {
     /// Set an integer feature, refused outside its Min/Max/Inc, or while locked.
     pub fn set_int(&mut self, port: &mut dyn Port, name: &str, v: i64) -> R<()> {
         self.check_write(port, name)?;
-        self.set_at(port, name, v, 0)
+        let r = self.set_at(port, name, v, 0);
+        self.invalidated_by(name);
+        r
     }
 
     /// A float feature's value (also any integer feature's, as a float).
@@ -959,7 +1075,9 @@ impl NodeMap {
     /// and Inc, or while locked; an integer feature takes the value rounded.
     pub fn set_float(&mut self, port: &mut dyn Port, name: &str, v: f64) -> R<()> {
         self.check_write(port, name)?;
-        self.set_float_at(port, name, v, 0)
+        let r = self.set_float_at(port, name, v, 0);
+        self.invalidated_by(name);
+        r
     }
 
     /// A feature as a listing shows it (as `arv-tool-0.8 features` does): kind, value, range.
@@ -1056,7 +1174,9 @@ impl NodeMap {
             });
         };
         self.check_write(port, name)?;
-        self.set_at(port, name, v, 0)
+        let r = self.set_at(port, name, v, 0);
+        self.invalidated_by(name);
+        r
     }
 
     /// The entry names of an enumeration.
@@ -1074,7 +1194,9 @@ impl NodeMap {
         };
         self.check_write(port, name)?;
         let v = self.ival(port, &command, 0)?;
-        self.set_ival(port, name, &value, v, 0)
+        let r = self.set_ival(port, name, &value, v, 0);
+        self.invalidated_by(name);
+        r
     }
 
     /// A string register's text (up to its first NUL).
@@ -1090,11 +1212,7 @@ impl NodeMap {
         if len > MAX_STRING_REG {
             return Err(GenicamError::Register { name: name.into(), msg: format!("string of {len} bytes") });
         }
-        let b = port.read(addr, len).map_err(|source| GenicamError::Port {
-            name: name.into(),
-            addr: addr as i64,
-            source,
-        })?;
+        let b = self.read_port(port, name, reg, addr, len)?;
         let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
         Ok(String::from_utf8_lossy(&b[..end]).into_owned())
     }
@@ -1758,6 +1876,108 @@ mod tests {
         assert!(formula::parse("1.5").unwrap().eval(&[]).is_err(), "no float in an integer formula");
         assert!(formula::parse("12abc").is_err());
         assert_eq!(formula::parse("0x10 + 2").unwrap().eval(&[]).unwrap(), 18);
+    }
+
+    /// A port that counts the device's reads.
+    struct Counted(Mem, usize);
+
+    impl Port for Counted {
+        fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, PortError> {
+            self.1 += 1;
+            self.0.read(addr, len)
+        }
+        fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), PortError> {
+            self.0.write(addr, data)
+        }
+    }
+
+    const SELECTED: &str = r#"<?xml version="1.0"?>
+<RegisterDescription ModelName="M" VendorName="V">
+  <Enumeration Name="EnergySelector"><pSelected>Gain</pSelected><pSelected>Offset</pSelected>
+    <EnumEntry Name="High"><Value>0</Value></EnumEntry><EnumEntry Name="Low"><Value>1</Value></EnumEntry>
+    <pValue>SelReg</pValue></Enumeration>
+  <IntReg Name="SelReg"><Address>0x10</Address><Length>4</Length><AccessMode>RW</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess></IntReg>
+  <Float Name="Gain"><pValue>GainReg</pValue><Min>0.5</Min><Max>8</Max></Float>
+  <FloatReg Name="GainReg"><Address>0x20</Address><pIndex Offset="4">EnergySelector</pIndex><Length>4</Length><AccessMode>RW</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess></FloatReg>
+  <Integer Name="Offset"><pValue>OffsetReg</pValue></Integer>
+  <IntReg Name="OffsetReg"><Address>0x30</Address><pIndex Offset="4">EnergySelector</pIndex><Length>4</Length><AccessMode>RW</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess><Cachable>WriteAround</Cachable></IntReg>
+  <Integer Name="Status"><pValue>StatusReg</pValue></Integer>
+  <IntReg Name="StatusReg"><Address>0x40</Address><Length>4</Length><AccessMode>RO</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess><Cachable>NoCache</Cachable></IntReg>
+  <Command Name="Reset"><pValue>ResetReg</pValue><CommandValue>1</CommandValue></Command>
+  <IntReg Name="ResetReg"><Address>0x50</Address><Length>4</Length><AccessMode>WO</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess><Cachable>NoCache</Cachable></IntReg>
+  <Integer Name="Temperature"><pValue>TempReg</pValue></Integer>
+  <IntReg Name="TempReg"><Address>0x60</Address><Length>4</Length><AccessMode>RO</AccessMode><pPort>Device</pPort><Endianess>BigEndian</Endianess><PollingTime>40</PollingTime><pInvalidator>Reset</pInvalidator></IntReg>
+  <Port Name="Device"/>
+</RegisterDescription>"#;
+
+    #[test]
+    fn a_selector_moves_its_features_to_their_own_registers() {
+        let mut map = NodeMap::load(SELECTED.as_bytes()).unwrap();
+        assert_eq!(map.selectors(), &[("EnergySelector".to_string(), vec!["Gain".into(), "Offset".into()])]);
+        let mut port = Mem(HashMap::new());
+        map.set_float(&mut port, "Gain", 2.0).unwrap();
+        map.set_enum(&mut port, "EnergySelector", "Low").unwrap();
+        map.set_float(&mut port, "Gain", 4.5).unwrap();
+        map.set_int(&mut port, "Offset", 300).unwrap();
+        // Each energy's gain in its own register: 0x20 (High) and 0x24 (Low).
+        assert_eq!(port.read(0x20, 4).unwrap(), 2.0f32.to_be_bytes());
+        assert_eq!(port.read(0x24, 4).unwrap(), 4.5f32.to_be_bytes());
+        assert_eq!(port.read(0x34, 4).unwrap(), 300u32.to_be_bytes());
+        assert_eq!(map.float(&mut port, "Gain").unwrap(), 4.5);
+        map.set_enum(&mut port, "EnergySelector", "High").unwrap();
+        assert_eq!(map.float(&mut port, "Gain").unwrap(), 2.0);
+        assert_eq!(map.int(&mut port, "Offset").unwrap(), 0);
+        assert!(map.set_float(&mut port, "Gain", 9.0).is_err(), "the range holds for every entry");
+    }
+
+    #[test]
+    fn the_cache_answers_what_may_be_cached_and_forgets_what_a_write_makes_stale() {
+        let mut map = NodeMap::load(SELECTED.as_bytes()).unwrap();
+        let mut port = Counted(Mem(HashMap::new()), 0);
+        let reads = |map: &NodeMap, port: &mut Counted, name: &str| {
+            let before = port.1;
+            map.int(port, name).unwrap();
+            port.1 - before
+        };
+        // Off by default: every read goes to the device.
+        assert_eq!(reads(&map, &mut port, "Offset"), 2, "the selector, then the register");
+        assert_eq!(reads(&map, &mut port, "Offset"), 2);
+        map.set_caching(true);
+        assert_eq!(reads(&map, &mut port, "Offset"), 2);
+        assert_eq!(reads(&map, &mut port, "Offset"), 0, "both from the cache");
+        // A status register the device changes by itself is never cached.
+        port.0.write(0x40, &7u32.to_be_bytes()).unwrap();
+        assert_eq!(map.int(&mut port, "Status").unwrap(), 7);
+        port.0.write(0x40, &8u32.to_be_bytes()).unwrap();
+        assert_eq!(map.int(&mut port, "Status").unwrap(), 8);
+        // WriteThrough (the selector): a value written is the value; WriteAround (Offset): read
+        // back from the device, which may have adjusted it.
+        map.set_enum(&mut port, "EnergySelector", "Low").unwrap();
+        assert_eq!(reads(&map, &mut port, "EnergySelector"), 0);
+        map.set_int(&mut port, "Offset", 5).unwrap();
+        port.0.write(0x34, &4u32.to_be_bytes()).unwrap(); // the device rounds to its step
+        assert_eq!(map.int(&mut port, "Offset").unwrap(), 4);
+        // Selected registers are cached each at its own address.
+        map.set_enum(&mut port, "EnergySelector", "High").unwrap();
+        assert_eq!(map.int(&mut port, "Offset").unwrap(), 0);
+        map.set_enum(&mut port, "EnergySelector", "Low").unwrap();
+        assert_eq!(reads(&map, &mut port, "Offset"), 0);
+        assert_eq!(map.int(&mut port, "Offset").unwrap(), 4);
+        // A polled register is read again once its polling time has passed; one a command
+        // invalidates, at once.
+        port.0.write(0x60, &30u32.to_be_bytes()).unwrap();
+        assert_eq!(map.int(&mut port, "Temperature").unwrap(), 30);
+        port.0.write(0x60, &31u32.to_be_bytes()).unwrap();
+        assert_eq!(map.int(&mut port, "Temperature").unwrap(), 30, "within its polling time");
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(map.int(&mut port, "Temperature").unwrap(), 31);
+        port.0.write(0x60, &20u32.to_be_bytes()).unwrap();
+        map.execute(&mut port, "Reset").unwrap();
+        assert_eq!(map.int(&mut port, "Temperature").unwrap(), 20);
+        // A reconnect forgets everything.
+        port.0.write(0x34, &9u32.to_be_bytes()).unwrap();
+        map.invalidate();
+        assert_eq!(map.int(&mut port, "Offset").unwrap(), 9);
     }
 
     #[test]
