@@ -274,6 +274,89 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// The plots' size in pixels and their fonts (the page's, drawn by the browser).
+const PLOT: (u32, u32) = (600, 280);
+const PLOT_FONT: &str = "Noto Sans CJK SC, sans-serif";
+/// Tick labels and axis titles: plotters' SVG writes a font of size s as s / 1.24 pixels, so these
+/// come out as 13 and 14 px, the size of the page's small print.
+const PLOT_TEXT: (f64, f64) = (16.0, 17.5);
+
+/// The hit rate after each bag that had a projected threat, as SVG.
+fn hit_rate_plot(pts: &[(u32, f64)]) -> Result<String, Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, PLOT).into_drawing_area();
+        root.fill(&WHITE)?;
+        let n = pts.last().map_or(1, |p| p.0).max(1);
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .margin_right(24)
+            .x_label_area_size(44)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0u32..n, 0f64..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("projected threats seen 已见投射威胁")
+            .y_desc("hit rate 命中率")
+            .x_labels((n as usize + 1).min(12))
+            .y_labels(6)
+            .y_label_formatter(&|v| format!("{v:.1}"))
+            .label_style((PLOT_FONT, PLOT_TEXT.0))
+            .axis_desc_style((PLOT_FONT, PLOT_TEXT.1))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        let red = RGBColor(192, 57, 43);
+        chart.draw_series(LineSeries::new(pts.iter().copied(), red.stroke_width(2)))?;
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, red.filled())))?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// Decision times in ten bins from 0 to the slowest, as SVG.
+fn times_plot(times: &[f64]) -> Result<String, Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let tmax = times.last().copied().unwrap_or(1.0).max(1.0);
+    let mut bins = [0u32; 10];
+    for t in times {
+        bins[((t / tmax * 10.0) as usize).min(9)] += 1;
+    }
+    let top = bins.iter().copied().max().unwrap_or(1).max(1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, PLOT).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .margin_right(24)
+            .x_label_area_size(44)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..tmax, 0u32..top + 1)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("decision time (s) 判图时间 (秒)")
+            .y_desc("bags 件数")
+            .x_labels(11)
+            .y_labels((top as usize + 2).min(10))
+            .x_label_formatter(&|v| format!("{v:.1}"))
+            .label_style((PLOT_FONT, PLOT_TEXT.0))
+            .axis_desc_style((PLOT_FONT, PLOT_TEXT.1))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        let w = tmax / 10.0;
+        chart.draw_series(bins.iter().enumerate().map(|(i, &c)| {
+            let x0 = i as f64 * w;
+            let mut r = Rectangle::new([(x0, 0), (x0 + w, c)], RGBColor(41, 128, 185).filled());
+            r.set_margin(0, 0, 1, 1);
+            r
+        }))?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
 /// An operator's training report: a self-contained HTML page (inline SVG plots, no scripts,
 /// nothing fetched) with the signal-detection summary, the hit rate over the session, and the
 /// distribution of decision times.
@@ -298,63 +381,8 @@ pub fn training_report_html(operator: &str, rows: &[crate::files::store::Trainin
         }
         pts.push((n, h as f64 / n as f64));
     }
-    let (w, ht, pad) = (560.0, 240.0, 40.0);
-    let xmax = pts.last().map_or(1.0, |p| p.0 as f64).max(1.0);
-    let poly: Vec<String> = pts
-        .iter()
-        .map(|(i, r)| {
-            format!(
-                "{:.1},{:.1}",
-                pad + (*i as f64 / xmax) * (w - 2.0 * pad),
-                ht - pad - r * (ht - 2.0 * pad)
-            )
-        })
-        .collect();
-    let hit_svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{ht}" role="img" aria-label="hit rate over the session">
-<rect width="100%" height="100%" fill="#fff"/>
-<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="#333"/>
-<text x="{pad}" y="{t}" font-size="12">1.0</text><text x="8" y="{b}" font-size="12">0.0</text>
-<text x="{r}" y="{lx}" font-size="12" text-anchor="end">projected threats seen: {xmax}</text>
-<polyline fill="none" stroke="#c0392b" stroke-width="2" points="{poly}"/>
-</svg>"##,
-        b = ht - pad,
-        r = w - pad,
-        t = pad - 4.0,
-        lx = ht - 12.0,
-        poly = poly.join(" ")
-    );
-    // Decision times: 10 bins from 0 to the slowest.
-    let tmax = times.last().copied().unwrap_or(1.0).max(1.0);
-    let mut bins = [0u32; 10];
-    for t in &times {
-        bins[((t / tmax * 10.0) as usize).min(9)] += 1;
-    }
-    let bmax = bins.iter().copied().max().unwrap_or(1).max(1) as f64;
-    let bw = (w - 2.0 * pad) / 10.0;
-    let bars: String = bins
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let bh = c as f64 / bmax * (ht - 2.0 * pad);
-            format!(
-                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="#2980b9"><title>{c}</title></rect>"##,
-                pad + i as f64 * bw + 1.0,
-                ht - pad - bh,
-                bw - 2.0
-            )
-        })
-        .collect();
-    let time_svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{ht}" role="img" aria-label="decision times">
-<rect width="100%" height="100%" fill="#fff"/>
-<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/>{bars}
-<text x="{pad}" y="{lx}" font-size="12">0 s</text><text x="{r}" y="{lx}" font-size="12" text-anchor="end">{tmax:.1} s</text>
-</svg>"##,
-        b = ht - pad,
-        r = w - pad,
-        lx = ht - 12.0
-    );
+    let hit_svg = hit_rate_plot(&pts).unwrap_or_else(|e| format!("<p>(plot: {})</p>", esc(&e.to_string())));
+    let time_svg = times_plot(&times).unwrap_or_else(|e| format!("<p>(plot: {})</p>", esc(&e.to_string())));
     let table: String = rows
         .iter()
         .map(|r| {
@@ -455,6 +483,46 @@ pub fn view_rgba(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The numbers an SVG element's attribute holds, in the order the elements come.
+    fn attr(svg: &str, elem: &str, fill: &str, name: &str) -> Vec<f64> {
+        svg.split(&format!("<{elem} "))
+            .skip(1)
+            .filter(|e| e.contains(&format!("fill=\"{fill}\"")))
+            .map(|e| {
+                let e = format!(" {}", &e[..e.find('>').unwrap_or(e.len())]);
+                let v = e.split(&format!(" {name}=\"")).nth(1).expect("attribute");
+                v[..v.find('"').unwrap()].parse().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_plots_put_each_value_where_its_scale_says() {
+        // Hit rates 1.0, 0.5, 0.0: three points, the middle one halfway down.
+        let svg = hit_rate_plot(&[(1, 1.0), (2, 0.5), (3, 0.0)]).unwrap();
+        let cy = attr(&svg, "circle", "#C0392B", "cy");
+        assert_eq!(cy.len(), 3, "{svg}");
+        assert!(cy[0] < cy[1] && cy[1] < cy[2]);
+        assert!(((cy[1] - cy[0]) - (cy[2] - cy[1])).abs() <= 1.0, "{cy:?}");
+        let cx = attr(&svg, "circle", "#C0392B", "cx");
+        assert!(((cx[1] - cx[0]) - (cx[2] - cx[1])).abs() <= 1.0, "{cx:?}");
+        let texts: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .map(|t| t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()].trim())
+            .collect();
+        assert!(
+            texts.contains(&"hit rate 命中率") && texts.contains(&"0.6"),
+            "axis title and ticks: {texts:?}"
+        );
+        // Times 0.5, 0.6, 5.5, 10 s: bins 0-1 s twice, 5-6 s and 9-10 s once, the others empty.
+        let svg = times_plot(&[0.5, 0.6, 5.5, 10.0]).unwrap();
+        let h = attr(&svg, "rect", "#2980B9", "height");
+        assert_eq!(h.len(), 10, "{svg}");
+        assert!(h[5] > 0.0 && (h[0] - 2.0 * h[5]).abs() <= 1.0 && h[9] == h[5], "{h:?}");
+        assert!(h.iter().enumerate().all(|(i, &v)| [0, 5, 9].contains(&i) || v == 0.0), "{h:?}");
+    }
 
     #[test]
     fn utc_dates_match_the_calendar() {
