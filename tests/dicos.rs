@@ -218,29 +218,18 @@ fn dicos_export_is_read_by_pydicom_pydicos_dcmdump_and_dciodvfy_and_imports_back
         v.sort();
         v
     };
-    // SDICOS reads every TDR; written again, it passes the findings' TDRs and fails the decision
-    // TDRs only on the operator's identification, whose two items it does not carry over from
-    // the file (its Code Value and Code Meaning come out empty, whatever the items hold: tried
-    // with every DCS4 encoding type, in either order; its Python binding can neither set an
-    // operator nor validate a TDR, so no file of its own to compare). Any other complaint fails.
+    // SDICOS reads every TDR and writes it again, which runs its module checks (its Python TDR
+    // class has no Validate): nothing refused. What it writes of the operator's identification
+    // is what we wrote - the operator's ID, then the DCS4 encoding type "Text Encoding".
     for t in [customs, quarantine, customs_found, quarantine_found] {
         assert_eq!(t["sdicos_read"], true, "SDICOS reads {}", t["file"]);
-        if t["sdicos_rewritten"] == false {
-            let errors = t["sdicos_rewrite_errors"].as_array().unwrap();
-            assert!(t["tdr_type"] == "OPERATOR", "{}: {errors:?}", t["file"]);
-            for e in errors {
-                let e = e.as_str().unwrap();
-                assert!(
-                    e.contains("SQ (0008, 1072)") || e.contains("unable to write TDR"),
-                    "{}: SDICOS names {e}",
-                    t["file"]
-                );
-            }
-        }
-    }
-    for t in [customs_found, quarantine_found] {
         assert_eq!(t["sdicos_rewritten"], true, "{}: {}", t["file"], t["sdicos_rewrite_errors"]);
+        assert_eq!(t["sdicos_rewrite_errors"], serde_json::json!([]), "{}", t["file"]);
     }
+    assert_eq!(
+        customs["sdicos_operator"],
+        serde_json::json!([["c001", "c001"], ["100001", "Text Encoding"]])
+    );
     for t in [customs, quarantine] {
         assert_eq!(t["sop_class"], "1.2.840.10008.5.1.4.1.1.501.3");
         assert_eq!(t["tdr_type"], "OPERATOR");

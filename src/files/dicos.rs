@@ -415,7 +415,10 @@ fn tdr_head(common: &Common, head: &TdrHead, dx: &[(String, String)]) -> DataSet
             .collect(),
     );
     let mut op = DataSet::new();
-    let mut id_type = code("TEXT", "DCS", "Text");
+    // The second item is the ID's encoding type from DICOS context group DCS4: "Text Encoding"
+    // is code 100001 (SDICOS's IdentificationEncodingType reads the type from this code and
+    // meaning; a word such as "TEXT" leaves the operator unread).
+    let mut id_type = code("100001", "DCS", "Text Encoding");
     id_type.put_str(tag(8, 0x105), b"CS", "DCS");
     id_type.put_str(tag(8, 0x106), b"DT", "20090101");
     id_type.put_str(tag(0x8, 0x10f), b"CS", "DCS4");

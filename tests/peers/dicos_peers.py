@@ -97,8 +97,15 @@ def tdr(path, ds, out):
     err = pyDICOS.ErrorLog()
     out["sdicos_rewritten"] = bool(t.Write(pyDICOS.Filename(path[:-4] + ".sdicos.dcs"), err))
     out["sdicos_rewrite_errors"] = [l for l in err.GetErrorLog().Get().splitlines() if l.strip()]
-    if os.path.exists(path[:-4] + ".sdicos.dcs"):
-        os.remove(path[:-4] + ".sdicos.dcs")
+    rewritten = path[:-4] + ".sdicos.dcs"
+    if os.path.exists(rewritten):
+        # What SDICOS kept of the operator's identification: its own writer's items.
+        again = pydicom.dcmread(rewritten)
+        if (0x0008, 0x1072) in again:
+            codes = again[0x0008, 0x1072][0][0x0040, 0x1101].value
+            out["sdicos_operator"] = [[str(c.get("CodeValue", "")), str(c.get("CodeMeaning", ""))]
+                                      for c in codes]
+        os.remove(rewritten)
     sd = pydicos.TDRLoader(path).get_data()
     out["pydicos_alarm"] = sd["AlarmDecision"].name
     out["pydicos_type"] = sd["TDRType"].name
