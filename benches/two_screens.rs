@@ -64,6 +64,7 @@ fn workstation(
         Some(twinspect::desk::archiver::Archiver::open(data, "bench", &p.name, CHANNELS as usize).unwrap());
     let parts = Parts {
         remote: None,
+        hub: None,
         profile: p.clone(),
         source,
         lut: MaterialLut::for_profile(p).unwrap(),

@@ -318,6 +318,18 @@ fn bad_hub_options_are_refused_before_anything_starts() {
         let (ok, _, err) = common::run(twinspect().args(["bot", "--hub", "nats://127.0.0.1:1"]).args(args));
         assert!(!ok && err.contains(says), "{args:?}: {err}");
     }
+    // A workstation's screens as stations: refused before any window opens or archive is made.
+    for (args, says) in [
+        (vec!["--hub", "nats://127.0.0.1"], "nats://HOST:PORT"),
+        (vec!["--hub", "nats://127.0.0.1:1", "--hold-seconds", "0"], "--hold-seconds"),
+        (vec!["--hub", "nats://127.0.0.1:1", "--station", "ws 1"], "--station ws 1"),
+        (vec!["--records", "postgres://x"], "--hub"),
+        (vec!["--hub", "nats://127.0.0.1:1", "--station", "ws1", "--keys", "/nonexistent"], "ws1-customs.nk"),
+    ] {
+        let (ok, _, err) = common::run(twinspect().arg("--data").arg(&data).arg("run").args(&args));
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    assert!(!data.join("archive.sqlite").exists(), "nothing was started");
 }
 
 /// Every decision on the broker, in order.
@@ -1406,4 +1418,87 @@ fn a_hub_of_three_brokers_three_scanners_and_four_stations_loses_nothing() {
     }
     phase(&format!("{} lane messages in time, each as the decisions say", sent.len()));
     drop(servers);
+}
+
+/// `run --hub`, driven headless through `snapshot --hub` (the same workstation, link and frame
+/// step): the customs screen takes the hub's bags one after another while c001 is logged in,
+/// and c001's decisions go to the hub and its records; the quarantine screen's operator logs
+/// out with a bag open, which goes back to the hub undecided and is decided by another station.
+#[test]
+fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), &tmp.path().join("js"));
+    let url = nats.url();
+    let pg = Postgres::start(tmp.path());
+    let records = pg.url();
+    let mut node = Node::start(&tmp.path().join("node"), &url, &["--source", "synthetic://?seed=45&speed=5"]);
+    node.wait_for("published bag 2", Duration::from_secs(90));
+    let script = tmp.path().join("script.txt");
+    std::fs::write(
+        &script,
+        "login customs c001 1111\nlogin quarantine q001 2222\nwait 8\nsnap first\n\
+         decide customs open\nlogout quarantine\nwait 6\ndecide customs release\nwait 4\n",
+    )
+    .unwrap();
+    let (desk, shots) = (tmp.path().join("desk"), tmp.path().join("shots"));
+    let (ok, said, err) = common::run(
+        twinspect()
+            .arg("--data")
+            .arg(&desk)
+            .args(["snapshot", "--hub", &url, "--records", &records, "--station", "ws1", "--out"])
+            .arg(&shots)
+            .arg("--script")
+            .arg(&script),
+    );
+    assert!(ok, "{said}\n{err}");
+    let _ = std::fs::copy(shots.join("first-customs.png"), "target/screenshots/hub-station-customs.png");
+    // What the customs screen showed: a bag of the hub's, opened from the desk's archive.
+    let text = std::fs::read_to_string(shots.join("first-customs.txt")).unwrap();
+    assert!(
+        text.contains("Bag #1 opened from the archive") && text.contains("operator 操作员: c001"),
+        "{text}"
+    );
+
+    // On the hub: c001's two decisions, from station ws1-customs, on the node's bags 1 and 2.
+    let ds = decisions(&url);
+    let mine: Vec<&DecisionMsg> = ds.iter().map(|(_, d)| d).filter(|d| d.station == "ws1-customs").collect();
+    assert_eq!(mine.len(), 2, "{ds:?}\n{err}");
+    let by_bag: BTreeMap<i64, &str> = mine.iter().map(|d| (d.bag, d.code.as_str())).collect();
+    assert_eq!(by_bag, BTreeMap::from([(1, "open"), (2, "release")]), "{err}");
+    assert!(mine.iter().all(|d| d.operator == "c001" && d.level == "L2" && d.node == "n1"));
+    // The quarantine screen decided nothing: its bag went back when q001 logged out.
+    assert!(ds.iter().all(|(_, d)| d.agency != "quarantine"), "{ds:?}");
+    let q1 =
+        Node::bot(&url, &["--agency", "quarantine", "--decide", "release", "--name", "q1", "--bags", "1"]);
+    let (ok, out) = q1.wait();
+    assert!(ok, "{out}");
+    assert!(out.contains("took bag L1.n1.1 (delivery 2"), "handed back, delivered again: {out}");
+
+    // The desk's archive holds the hub's scans byte for byte and what reached the hub.
+    let store = Store::open_read(&desk).unwrap();
+    let node_store = Store::open_read(&tmp.path().join("node")).unwrap();
+    for (hub_bag, code) in [(1, "open"), (2, "release")] {
+        let id = store
+            .hub_taken(&twinspect::files::store::HubBag {
+                line: "L1".into(),
+                node: "n1".into(),
+                bag: hub_bag,
+            })
+            .unwrap()
+            .expect("taken into the desk's archive");
+        assert_eq!(store.bag(id).unwrap().scan_sha256, node_store.bag(hub_bag).unwrap().scan_sha256);
+        let sent = store.hub_decided(id, "customs").unwrap().expect("sent");
+        assert_eq!((sent.code.as_str(), sent.elsewhere), (code, false));
+    }
+    assert!(store.verify_audit().unwrap().ok());
+    // And the hub's records, as `bags --records` lists them.
+    let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for (bag, code) in [(1, "open"), (2, "release")] {
+        let row = rows.iter().find(|r| r["bag"] == bag).unwrap_or_else(|| panic!("bag {bag}: {listed}"));
+        assert_eq!(row["decisions"]["customs"]["code"], code, "{row}");
+    }
+    let (ok, out) = node.stop();
+    assert!(ok, "{out}");
 }

@@ -524,8 +524,11 @@ fn a_lost_link_alerts_every_screen_once_and_a_revealed_threat_only_its_trainee()
     let mut desk = Desk::new(inspection.clone(), Desk::demo_operators(), true);
     desk.training = true;
     let layout = twinspect::ui::layout::Layout::default();
-    let mut ws =
-        Workstation::new(None, None, Parts { profile, source, lut, inspection, desk, layout, remote: None });
+    let mut ws = Workstation::new(
+        None,
+        None,
+        Parts { profile, source, lut, inspection, desk, layout, remote: None, hub: None },
+    );
     ws.source().stats.connected.store(false, Relaxed);
     for _ in 0..3 {
         ws.ingest(std::time::Duration::from_millis(1));

@@ -112,6 +112,8 @@ pub enum Command {
         /// With --web: the certificate's private key (PEM).
         #[arg(long, requires_all = ["tls_cert", "web"])]
         tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        hub: HubStationArgs,
     },
     /// Serve the physics-based scanner emulator over a serial link (a pseudo-terminal or a
     /// device), with optional injected loss, corruption, noise and disconnects.
@@ -243,6 +245,9 @@ pub enum Command {
         /// The site file (`hardware/sites/`): one screen per agency, named after it.
         #[arg(long)]
         site: Option<PathBuf>,
+        /// The screens as stations of a hub, as `run --hub` (the script's `wait` lets bags come).
+        #[command(flatten)]
+        hub: HubStationArgs,
     },
     /// Classify attenuation pairs: reads CSV with `log_att_low,log_att_high` columns (stdin when
     /// no file), writes every input column plus `zeff` and `class`.
@@ -300,12 +305,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             cli.data.as_deref(),
             None,
             None,
+            &HubStationArgs::default(),
         ),
-        Some(Command::Snapshot { out, synthetic, source, script, bags, size, operators, site }) => snapshot(
-            &cli.profile,
-            SnapshotArgs { out, synthetic, source, script, bags, size, operators, site, data: cli.data },
-        ),
-        Some(Command::Run { seed, operators, layout, site, source, record, web, tls_cert, tls_key }) => {
+        Some(Command::Snapshot { out, synthetic, source, script, bags, size, operators, site, hub }) => {
+            snapshot(
+                &cli.profile,
+                SnapshotArgs {
+                    out,
+                    synthetic,
+                    source,
+                    script,
+                    bags,
+                    size,
+                    operators,
+                    site,
+                    data: cli.data,
+                    hub,
+                },
+            )
+        }
+        Some(Command::Run { seed, operators, layout, site, source, record, web, tls_cert, tls_key, hub }) => {
             run_workstation(
                 &cli.profile,
                 seed,
@@ -318,6 +337,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.data.as_deref(),
                 record.as_deref(),
                 web.map(|listen| (listen, tls_cert.zip(tls_key))),
+                &hub,
             )
         }
         Some(Command::Emulate(a)) => stream::emulate(&ScannerProfile::load(&cli.profile)?, a),
@@ -726,6 +746,82 @@ fn operators_command(data: Option<&Path>, file: &Path, action: OperatorAction) -
     Ok(())
 }
 
+/// `run --hub`: the workstation's screens as stations of a hub (central screening).
+#[derive(clap::Args, Debug, Default)]
+pub struct HubStationArgs {
+    /// Screen the hub's bags (central screening, 集中判图): each screen takes its agency's next
+    /// bag from the hub while an operator is logged in there, and the agency's decision goes back
+    /// to the hub (`nats://HOST:PORT[,HOST:PORT...]`). Without --source the workstation has no
+    /// scanner of its own.
+    #[arg(long, value_name = "URL")]
+    hub: Option<String>,
+    /// With --hub: also write each decision to the hub's records (PostgreSQL URL).
+    #[arg(long, value_name = "URL", requires = "hub")]
+    records: Option<String>,
+    /// With --hub: this workstation's name on the hub; each screen is the station
+    /// NAME-SCREEN (default: the host's name).
+    #[arg(long, value_name = "NAME", requires = "hub")]
+    station: Option<String>,
+    /// With --hub: a bag neither decided nor held this long goes to another station.
+    #[arg(long, default_value_t = 30.0, requires = "hub")]
+    hold_seconds: f64,
+    /// With --hub, at a hub that uses keys: the folder of each screen's station key
+    /// (`NAME-SCREEN.nk`, made by `twinspect hub key`; its public key in the hub's users file as
+    /// that station of the screen's agency).
+    #[arg(long, value_name = "DIR", requires = "hub")]
+    keys: Option<PathBuf>,
+}
+
+impl HubStationArgs {
+    /// The link's settings for the site's screens (back-office screens work from the archive
+    /// only and take no bags).
+    fn link(
+        &self,
+        inspection: &crate::domain::inspection::InspectionConfig,
+    ) -> anyhow::Result<Option<crate::hub::screening::LinkConfig>> {
+        let Some(url) = &self.hub else { return Ok(None) };
+        anyhow::ensure!(
+            (0.5..=3600.0).contains(&self.hold_seconds),
+            "--hold-seconds {}: from 0.5 to 3600",
+            self.hold_seconds
+        );
+        let name = match &self.station {
+            Some(n) => n.clone(),
+            None => std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect())
+                .filter(|h: &String| !h.is_empty() && h.len() <= 40)
+                .unwrap_or_else(|| "desk".into()),
+        };
+        let screens = inspection
+            .screens()
+            .into_iter()
+            .zip(inspection.screen_ids())
+            .enumerate()
+            .filter(|(_, (s, _))| !s.back_office)
+            .map(|(i, (s, id))| {
+                let station = format!("{name}-{id}");
+                crate::hub::check_name("station", &station)
+                    .map_err(|e| anyhow::anyhow!("--station {name}: {e}"))?;
+                let credentials = match &self.keys {
+                    Some(dir) => {
+                        Some(crate::hub::access::Credentials::load(&dir.join(format!("{station}.nk")))?)
+                    }
+                    None => None,
+                };
+                Ok(crate::hub::screening::ScreenSpec { screen: i, agency: s.agency, station, credentials })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(crate::hub::screening::LinkConfig {
+            hub: crate::hub::HubUrl::parse(url)?,
+            screens,
+            records: self.records.clone(),
+            hold: std::time::Duration::from_secs_f64(self.hold_seconds),
+            replicas: 1,
+        }))
+    }
+}
+
 /// The files a workstation is set up from (each optional).
 #[derive(Clone, Copy, Default)]
 struct WorkstationFiles<'a> {
@@ -759,6 +855,7 @@ pub(crate) fn load_site(site: Option<&Path>) -> anyhow::Result<crate::domain::in
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_workstation(
     profile: &str,
     seed: u64,
@@ -767,13 +864,17 @@ fn run_workstation(
     data: Option<&Path>,
     record: Option<&Path>,
     web: Option<(std::net::SocketAddr, Option<(PathBuf, PathBuf)>)>,
+    hub: &HubStationArgs,
 ) -> anyhow::Result<()> {
     let url = match source {
         Some(s) => crate::source::url::SourceUrl::parse(s)?,
+        // A central screening room has no scanner: the emulator calibrates and stays silent.
+        None if hub.hub.is_some() => crate::source::url::SourceUrl::parse("synthetic://?bags=0")?,
         None => crate::source::url::SourceUrl::parse(&format!("synthetic://?seed={seed}"))?,
     };
     let data = archive::data_dir(data)?;
-    let mut parts = workstation_parts(profile, &url, files, &data, record)?;
+    let link = hub.link(&load_site(files.site)?)?;
+    let mut parts = workstation_parts(profile, &url, files, &data, record, link)?;
     // The opening bench beside the screens: the same desk, stepped by the window's frame loop.
     let web = match web {
         Some((listen, tls)) => {
@@ -820,6 +921,7 @@ struct SnapshotArgs {
     operators: Option<PathBuf>,
     site: Option<PathBuf>,
     data: Option<PathBuf>,
+    hub: HubStationArgs,
 }
 
 fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
@@ -840,8 +942,11 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
         None => crate::ui::snapshot::Script::default(),
     };
     // The emulator delivers just the bags waited for, faster than real time: a still scene.
+    // Screening a hub's bags, it has none of its own.
+    let hub_bags = a.hub.hub.is_some() && a.source.is_none();
     let url = match &a.source {
         Some(s) => crate::source::url::SourceUrl::parse(s)?,
+        None if hub_bags => crate::source::url::SourceUrl::parse("synthetic://?bags=0")?,
         None => crate::source::url::SourceUrl::parse(&format!(
             "synthetic://?seed={}&bags={}&speed=2",
             a.synthetic, a.bags
@@ -856,11 +961,12 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
     let data =
         a.data.clone().or_else(|| scratch.as_ref().map(|d| d.path().to_path_buf())).expect("one of them");
     let files = WorkstationFiles { operators: a.operators.as_deref(), layout: None, site: a.site.as_deref() };
-    let parts = workstation_parts(profile, &url, files, &data, None)?;
+    let link = a.hub.link(&inspection)?;
+    let parts = workstation_parts(profile, &url, files, &data, None, link)?;
     let opts = crate::ui::snapshot::SnapshotOptions {
         out: a.out.clone(),
         size,
-        bags: a.bags,
+        bags: if hub_bags { 0 } else { a.bags },
         timeout: std::time::Duration::from_secs(120),
     };
     let report = crate::ui::snapshot::run(parts, &script, &opts)?;
@@ -880,6 +986,7 @@ fn workstation_parts(
     files: WorkstationFiles<'_>,
     data: &Path,
     record: Option<&Path>,
+    hub: Option<crate::hub::screening::LinkConfig>,
 ) -> anyhow::Result<crate::ui::Parts> {
     let WorkstationFiles { operators, layout, site } = files;
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile))?;
@@ -914,12 +1021,20 @@ fn workstation_parts(
     desk.training = url.scheme == "replay" && url.get("tip", 0.0f64).is_ok_and(|r| r > 0.0);
     // The archive: a problem opening it (a full disk, a read-only directory) is shown on both
     // screens and the live image goes on; records then say they were not recorded.
-    match crate::desk::archiver::Archiver::open(
-        data,
-        &source.description,
-        &profile.name,
-        profile.channels as usize,
-    ) {
+    // With a hub, the link takes the hub's bags into the archive through a writer of its own.
+    let mut link_store = None;
+    let opened = crate::files::store::Store::open(data).and_then(|store| {
+        if hub.is_some() {
+            link_store = Some(store.second_writer()?);
+        }
+        crate::desk::archiver::Archiver::over(
+            store,
+            &source.description,
+            &profile.name,
+            profile.channels as usize,
+        )
+    });
+    match opened {
         Ok(mut a) => {
             for id in &a.recovered {
                 eprintln!(
@@ -945,7 +1060,15 @@ fn workstation_parts(
             desk.archive_open_error = Some(e.to_string());
         }
     }
-    Ok(crate::ui::Parts { profile, source, lut, inspection, desk, layout, remote: None })
+    let hub = match (hub, link_store) {
+        (Some(cfg), Some(store)) => {
+            eprintln!("hub: screening for {} screens on {}", cfg.screens.len(), cfg.hub.servers.join(","));
+            Some(crate::hub::screening::HubLink::start(cfg, &store)?)
+        }
+        (Some(_), None) => bail!("--hub: the hub's bags need the archive, which did not open (above)"),
+        (None, _) => None,
+    };
+    Ok(crate::ui::Parts { profile, source, lut, inspection, desk, layout, remote: None, hub })
 }
 
 /// `twinspect manpage --out DIR`: twinspect.1 and twinspect-SUB.1 for every subcommand (and

@@ -14,6 +14,7 @@ pub mod barcode;
 pub mod decisions;
 pub mod publish;
 pub mod records;
+pub mod screening;
 pub mod sorter;
 pub mod station;
 

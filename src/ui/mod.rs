@@ -425,6 +425,8 @@ pub struct Workstation {
     link_down_since: Option<std::time::SystemTime>,
     /// Remote front ends this desk serves (`run --web`).
     remote: Option<crate::desk::host::Host>,
+    /// The screens as hub stations (`run --hub`): bags to open, who is logged in where.
+    hub: Option<crate::hub::screening::HubLink>,
 }
 
 /// Everything a workstation is made of besides its screens.
@@ -437,6 +439,8 @@ pub struct Parts {
     pub layout: layout::Layout,
     /// Remote front ends served by this desk (the opening bench's web server of `run --web`).
     pub remote: Option<crate::desk::host::Host>,
+    /// The screens as hub stations (`run --hub`).
+    pub hub: Option<crate::hub::screening::HubLink>,
 }
 
 impl Workstation {
@@ -453,7 +457,7 @@ impl Workstation {
         font: Option<&'static str>,
         parts: Parts,
     ) -> Self {
-        let Parts { profile, source, lut, inspection, desk, layout, remote } = parts;
+        let Parts { profile, source, lut, inspection, desk, layout, remote, hub } = parts;
         let stations: Vec<Station> = inspection
             .screens()
             .into_iter()
@@ -528,6 +532,7 @@ impl Workstation {
         assembler.segmenter = crate::assemble::Segmenter::for_profile(&profile, 30.0);
         Workstation {
             remote,
+            hub,
             profile,
             source,
             assembler,
@@ -578,6 +583,33 @@ impl Workstation {
             self.send_belt(i, *b);
         }
         r
+    }
+
+    /// The hub link's requests (`run --hub`): each screen's operator told, bags taken from the
+    /// hub opened on their screens, its words on the screens' message lines. Never waits.
+    pub fn hub_step(&mut self) {
+        let Some(link) = self.hub.as_ref() else { return };
+        for i in 0..self.stations.len() {
+            link.operator(i, self.desk.station(i).operator.as_ref().map(|o| o.id.as_str()));
+        }
+        let mut asked = Vec::new();
+        while let Some(m) = link.try_next() {
+            asked.push(m);
+        }
+        for m in asked {
+            match m {
+                crate::hub::screening::ToDesk::Open { screen, bag, hub } if screen < self.panels.len() => {
+                    tracing::info!("hub bag {hub} is bag {bag}: opened on screen {}", screen + 1);
+                    let _ = self.command(screen, Command::Open { id: bag });
+                }
+                crate::hub::screening::ToDesk::Say { screen, text, problem }
+                    if screen < self.panels.len() =>
+                {
+                    self.panels[screen].message = Some((problem, text));
+                }
+                _ => {}
+            }
+        }
     }
 
     /// An alert on station `only` (or every live screen): kept in each screen's list, logged, and
@@ -2177,6 +2209,7 @@ impl eframe::App for Workstation {
         if let Some(h) = self.remote.as_mut() {
             h.step(&mut self.desk, Duration::ZERO);
         }
+        self.hub_step();
         ctx.request_repaint();
     }
 

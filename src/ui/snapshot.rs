@@ -611,6 +611,7 @@ impl Headless {
     /// New lines in, each screen laid out (and with `present`, rendered as a window would be).
     fn frame_with(&mut self, present: bool) -> Result<(), SnapshotError> {
         self.h.state_mut().ws.ingest(Duration::from_millis(8));
+        self.h.state_mut().ws.hub_step();
         for i in 0..self.agencies.len() {
             self.step(i);
             if present {

@@ -94,14 +94,22 @@ fn encode_gray16_pages(path: &Path, pages: &[(usize, usize, Vec<u16>, String)]) 
 /// Read a raw scan written by [`write_raw_tiff`] (or any two-page 16-bit greyscale TIFF of equal
 /// page sizes).
 pub fn read_raw_tiff(path: &Path) -> Result<RawFrame, IoError> {
-    use tiff::decoder::{Decoder, DecodingResult, Limits};
-    let err = |m: String| IoError::Tiff { path: path.display().to_string(), message: m };
     let file = std::fs::File::open(path)
         .map_err(|source| IoError::File { path: path.display().to_string(), source })?;
+    decode_raw_tiff(std::io::BufReader::new(file), &path.display().to_string())
+}
+
+/// [`read_raw_tiff`] of bytes already in memory (a scan from the hub); `name` for errors.
+pub fn raw_tiff_from_bytes(bytes: &[u8], name: &str) -> Result<RawFrame, IoError> {
+    decode_raw_tiff(std::io::Cursor::new(bytes), name)
+}
+
+fn decode_raw_tiff(reader: impl std::io::Read + std::io::Seek, name: &str) -> Result<RawFrame, IoError> {
+    use tiff::decoder::{Decoder, DecodingResult, Limits};
+    let err = |m: String| IoError::Tiff { path: name.to_string(), message: m };
     let mut limits = Limits::default();
     limits.decoding_buffer_size = (MAX_TIFF_SIDE as usize) * (MAX_TIFF_CHANNELS as usize) * 2;
-    let mut dec =
-        Decoder::new(std::io::BufReader::new(file)).map_err(|e| err(e.to_string()))?.with_limits(limits);
+    let mut dec = Decoder::new(reader).map_err(|e| err(e.to_string()))?.with_limits(limits);
     let mut pages: Vec<Array2<u16>> = Vec::new();
     loop {
         let (w, h) = dec.dimensions().map_err(|e| err(e.to_string()))?;

@@ -11,6 +11,9 @@
 //! Must not import: egui, wgpu, tokio, the sources (it stores what it is given).
 
 pub mod audit;
+mod hub_inbox;
+
+pub use hub_inbox::{HubBag, HubDecided};
 
 use std::path::{Path, PathBuf};
 
@@ -165,6 +168,28 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE findings_sent (
         findings INTEGER PRIMARY KEY REFERENCES findings (id),
         at_ms INTEGER NOT NULL
+    );
+    "#,
+    // 8: a central screening workstation's hub inbox (`run --hub`): the hub's bags taken into
+    // this archive (the node's line, node and bag id; the scan is the hub's, byte for byte), and
+    // each agency's decision on one once it is on the hub.
+    r#"
+    CREATE TABLE hub_taken (
+        bag INTEGER PRIMARY KEY REFERENCES bags (id),
+        line TEXT NOT NULL,
+        node TEXT NOT NULL,
+        hub_bag INTEGER NOT NULL,
+        UNIQUE (line, node, hub_bag)
+    );
+    CREATE TABLE hub_decided (
+        bag INTEGER NOT NULL REFERENCES hub_taken (bag),
+        agency TEXT NOT NULL,
+        code TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        elsewhere INTEGER NOT NULL,
+        stream_seq INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (bag, agency)
     );
     "#,
 ];
@@ -653,12 +678,7 @@ impl Store {
             .map_err(|e| StoreError::Bad(e.to_string()))?;
         let sha = hex_sha256(&bytes);
         write_synced(&path, &bytes)?;
-        let calib = json!({
-            "dark_low": calibration.dark_low, "dark_high": calibration.dark_high,
-            "air_low": calibration.air_low, "air_high": calibration.air_high,
-            "full_scale": calibration.full_scale,
-        })
-        .to_string();
+        let calib = calibration_json(calibration);
         let missing = serde_json::to_string(missing_rows).expect("numbers serialise");
         let lines = frame.lines();
         self.write(|tx| {
@@ -1339,6 +1359,16 @@ fn bag_row(r: &rusqlite::Row) -> rusqlite::Result<BagRow> {
         scan_file: r.get(13)?,
         scan_sha256: r.get(14)?,
     })
+}
+
+/// A calibration as the bags table keeps it.
+fn calibration_json(c: &Calibration) -> String {
+    json!({
+        "dark_low": c.dark_low, "dark_high": c.dark_high,
+        "air_low": c.air_low, "air_high": c.air_high,
+        "full_scale": c.full_scale,
+    })
+    .to_string()
 }
 
 fn scan_rel(id: i64) -> String {

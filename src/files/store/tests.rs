@@ -418,7 +418,7 @@ fn an_archive_of_an_older_schema_is_migrated_and_keeps_its_records() {
         // Back to version 1, as a workstation of the first release left it.
         s.connection()
             .execute_batch(
-                "DROP TABLE training; DROP TABLE findings_sent; DROP TABLE findings; DROP TABLE photos; DROP TABLE published;
+                "DROP TABLE hub_decided; DROP TABLE hub_taken; DROP TABLE training; DROP TABLE findings_sent; DROP TABLE findings; DROP TABLE photos; DROP TABLE published;
                  DROP TABLE barcodes;
                  PRAGMA user_version = 1;",
             )
@@ -467,4 +467,49 @@ fn two_writers_of_one_process_take_turns_and_the_chain_stays_one_chain() {
     let r = a.verify_audit().unwrap();
     assert!(r.ok(), "{:?}", r.problems);
     assert_eq!(r.entries, u64::from(SCHEMA_VERSION) + 1 + 2 * n);
+}
+
+#[test]
+fn a_hub_bag_is_taken_once_byte_for_byte_and_its_decisions_reach_the_hub_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let f = frame(40, 8, 3);
+    let scan = crate::files::io::encode_raw_tiff(Path::new("hub"), &f, "node's bag 7").unwrap();
+    let hub = HubBag { line: "l1".into(), node: "n1".into(), bag: 7 };
+    let b = start(7, Some("EMS-1"), 1000);
+    let (id, new) = s.take_hub_bag(&hub, &b, &scan, &calib(8), &[3], false, 2000, "station").unwrap();
+    assert!(new);
+    // Delivered again (a station died holding it): the same bag, not a second one.
+    let (again, new) = s.take_hub_bag(&hub, &b, &scan, &calib(8), &[3], false, 2000, "station").unwrap();
+    assert_eq!((again, new), (id, false));
+    assert_eq!(s.bags(&BagQuery::default()).unwrap().len(), 1);
+    let row = s.bag(id).unwrap();
+    assert_eq!(row.scan_sha256.as_deref(), Some(hex_sha256(&scan).as_str()), "the hub's scan, byte for byte");
+    assert_eq!((row.state, row.lines, row.missing_rows.clone()), (BagState::Complete, Some(40), vec![3]));
+    assert_eq!(s.scan(id).unwrap(), f);
+    assert_eq!(s.hub_bag(id).unwrap(), Some(hub.clone()));
+    assert_eq!(s.hub_taken(&HubBag { bag: 8, ..hub.clone() }).unwrap(), None);
+    // A scan that is not what it says is refused, and nothing is taken.
+    let other = HubBag { bag: 9, ..hub.clone() };
+    assert!(s.take_hub_bag(&other, &b, b"not a tiff", &calib(8), &[], false, 2000, "station").is_err());
+    let wide = BagStart { channels: 16, ..start(9, None, 1000) };
+    assert!(s.take_hub_bag(&other, &wide, &scan, &calib(16), &[], false, 2000, "station").is_err());
+    assert_eq!(s.hub_taken(&other).unwrap(), None);
+    // The agency's decision reached the hub: kept once, audited once.
+    assert_eq!(s.hub_decided(id, "customs").unwrap(), None);
+    let d = HubDecided {
+        code: "clear".into(),
+        operator: "c001".into(),
+        elsewhere: false,
+        stream_seq: 12,
+        at_ms: 3000,
+    };
+    s.record_hub_decided(id, "customs", &d).unwrap();
+    s.record_hub_decided(id, "customs", &HubDecided { code: "open".into(), ..d.clone() }).unwrap();
+    assert_eq!(s.hub_decided(id, "customs").unwrap(), Some(d));
+    assert_eq!(s.hub_decided(id, "quarantine").unwrap(), None);
+    let entries = audit::entries(s.connection()).unwrap();
+    assert_eq!(entries.iter().filter(|e| e.action == "bag.from_hub").count(), 1);
+    assert_eq!(entries.iter().filter(|e| e.action == "hub.decided").count(), 1);
+    assert!(s.verify_audit().unwrap().ok());
 }
