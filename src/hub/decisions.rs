@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::sorter::{MAX_DECISION, stored_decision};
+use super::sorter::stored_decision;
 use super::{DECISION_ROOT, DecisionMsg};
 use crate::domain::inspection::Decision;
 use crate::files::store::Store;
@@ -111,22 +111,7 @@ pub async fn run(
         tokio::select! {
             m = heard.next() => {
                 let Some(m) = m else { return };
-                if m.payload.len() <= MAX_DECISION
-                    && let Ok(d) = serde_json::from_slice::<DecisionMsg>(&m.payload)
-                    && m.subject.as_str() == super::decision_subject(&d.agency, &d.line, &d.node, d.bag)
-                {
-                    let (js, tx, line, node) = (js.clone(), tx.clone(), line.clone(), node.clone());
-                    tokio::spawn(async move {
-                        // Heard as it was stored, perhaps a moment before: asked twice.
-                        for pause in [0, 300] {
-                            tokio::time::sleep(Duration::from_millis(pause)).await;
-                            if let Some(s) = stored_decision(&js, &d.agency, &line, &node, d.bag).await {
-                                let _ = tx.send(s).await;
-                                return;
-                            }
-                        }
-                    });
-                }
+                super::sorter::read_back_heard(&js, &m, &tx, &line, &node);
             }
             Some(d) = stored.recv() => match record(&mut store, &d) {
                 Recorded::New => println!("bag {}: {} decided {} (recorded)", d.bag, d.agency, d.code),

@@ -260,22 +260,8 @@ pub async fn run(
             },
             m = decisions.next(), if hearing => {
                 hearing = m.is_some();
-                if let Some(m) = m
-                    && m.payload.len() <= MAX_DECISION
-                    && let Ok(d) = serde_json::from_slice::<DecisionMsg>(&m.payload)
-                    && m.subject.as_str() == super::decision_subject(&d.agency, &d.line, &d.node, d.bag)
-                {
-                    let (js, tx, line, node) = (js.clone(), stored_tx.clone(), line.clone(), node.clone());
-                    tokio::spawn(async move {
-                        // Heard as it was stored, perhaps a moment before: asked twice.
-                        for pause in [0, 300] {
-                            tokio::time::sleep(Duration::from_millis(pause)).await;
-                            if let Some(s) = stored_decision(&js, &d.agency, &line, &node, d.bag).await {
-                                let _ = tx.send(s).await;
-                                return;
-                            }
-                        }
-                    });
+                if let Some(m) = m {
+                    read_back_heard(&js, &m, &stored_tx, &line, &node);
                 }
             }
             Some(d) = stored.recv() => {
@@ -381,6 +367,35 @@ async fn record_lanes(url: String, mut lanes: tokio::sync::mpsc::Receiver<(SortM
             pause = (pause * 2).min(Duration::from_secs(5));
         }
     }
+}
+
+/// A decision heard on its subject is only a hint: when it is well-formed and on its own
+/// subject, the decision stream's own decision on that bag is read back (heard as it was stored,
+/// perhaps a moment before: asked twice, 300 ms apart) and sent on `tx`, off the caller's loop.
+pub(super) fn read_back_heard(
+    js: &jetstream::Context,
+    m: &async_nats::Message,
+    tx: &tokio::sync::mpsc::Sender<DecisionMsg>,
+    line: &str,
+    node: &str,
+) {
+    if m.payload.len() > MAX_DECISION {
+        return;
+    }
+    let Ok(d) = serde_json::from_slice::<DecisionMsg>(&m.payload) else { return };
+    if m.subject.as_str() != super::decision_subject(&d.agency, &d.line, &d.node, d.bag) {
+        return;
+    }
+    let (js, tx, line, node) = (js.clone(), tx.clone(), line.to_owned(), node.to_owned());
+    tokio::spawn(async move {
+        for pause in [0, 300] {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            if let Some(s) = stored_decision(&js, &d.agency, &line, &node, d.bag).await {
+                let _ = tx.send(s).await;
+                return;
+            }
+        }
+    });
 }
 
 /// An agency's decision on a parcel as the decision stream holds it, if any.

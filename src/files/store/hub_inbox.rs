@@ -6,7 +6,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
-use super::{BagStart, Result, Store, StoreError, audit, calibration_json, scan_rel, write_synced};
+use super::{BagStart, Complete, Result, Store, StoreError, audit, calibration_json, scan_rel, write_synced};
 use crate::domain::calib::Calibration;
 
 /// A bag's name across the hub: the node's line, the node, and the node's archive id.
@@ -70,27 +70,22 @@ impl Store {
         write_synced(&self.dir.join(&rel), scan)?;
         let sha = super::hex_sha256(scan);
         let calib = calibration_json(calibration);
-        let missing = serde_json::to_string(missing_rows).expect("numbers serialise");
-        let lines = frame.lines();
+        let done = Complete {
+            id,
+            ended_ms,
+            lines: frame.lines(),
+            missing_rows,
+            truncated,
+            rel: &rel,
+            sha: &sha,
+            calibration: &calib,
+        };
         self.write(|tx| {
-            tx.execute(
-                "UPDATE bags SET state = 'complete', ended_ms = ?2, lines = ?3, missing_rows = ?4,
-                 truncated = ?5, scan_file = ?6, scan_sha256 = ?7, calibration = ?8 WHERE id = ?1",
-                params![id, ended_ms as i64, lines as i64, missing, truncated, rel, sha, calib],
-            )?;
             tx.execute(
                 "INSERT INTO hub_taken (bag, line, node, hub_bag) VALUES (?1, ?2, ?3, ?4)",
                 params![id, hub.line, hub.node, hub.bag],
             )?;
-            audit::append(
-                tx,
-                super::now_ms(),
-                actor,
-                "bag.from_hub",
-                Some(id),
-                &json!({ "hub_bag": hub.to_string(), "lines": lines, "missing_lines": missing_rows.len(),
-                         "truncated": truncated, "scan_file": rel, "scan_sha256": sha }),
-            )
+            done.apply(tx, super::now_ms(), actor, "bag.from_hub", json!({ "hub_bag": hub.to_string() }))
         })?;
         Ok((id, true))
     }

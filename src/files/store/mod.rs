@@ -679,24 +679,17 @@ impl Store {
         let sha = hex_sha256(&bytes);
         write_synced(&path, &bytes)?;
         let calib = calibration_json(calibration);
-        let missing = serde_json::to_string(missing_rows).expect("numbers serialise");
-        let lines = frame.lines();
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE bags SET state = 'complete', ended_ms = ?2, lines = ?3, missing_rows = ?4,
-                 truncated = ?5, scan_file = ?6, scan_sha256 = ?7, calibration = ?8 WHERE id = ?1",
-                params![id, at_ms as i64, lines as i64, missing, truncated, rel, sha, calib],
-            )?;
-            audit::append(
-                tx,
-                at_ms,
-                actor,
-                "bag.complete",
-                Some(id),
-                &json!({ "lines": lines, "missing_lines": missing_rows.len(), "truncated": truncated,
-                         "scan_file": rel, "scan_sha256": sha }),
-            )
-        })?;
+        let done = Complete {
+            id,
+            ended_ms: at_ms,
+            lines: frame.lines(),
+            missing_rows,
+            truncated,
+            rel: &rel,
+            sha: &sha,
+            calibration: &calib,
+        };
+        self.write(|tx| done.apply(tx, at_ms, actor, "bag.complete", json!({})))?;
         self.bag(id)
     }
 
@@ -1359,6 +1352,54 @@ fn bag_row(r: &rusqlite::Row) -> rusqlite::Result<BagRow> {
         scan_file: r.get(13)?,
         scan_sha256: r.get(14)?,
     })
+}
+
+/// What makes a bag's row complete: its scan file (already written and synced), its lines,
+/// lost rows and calibration.
+struct Complete<'a> {
+    id: i64,
+    ended_ms: u64,
+    lines: usize,
+    missing_rows: &'a [usize],
+    truncated: bool,
+    rel: &'a str,
+    sha: &'a str,
+    /// As [`calibration_json`] writes it.
+    calibration: &'a str,
+}
+
+impl Complete<'_> {
+    /// The row says complete, with its audit entry (`action`, `more` added to its detail).
+    fn apply(
+        &self,
+        tx: &rusqlite::Transaction,
+        at_ms: u64,
+        actor: &str,
+        action: &str,
+        more: serde_json::Value,
+    ) -> rusqlite::Result<()> {
+        let missing = serde_json::to_string(self.missing_rows).expect("numbers serialise");
+        tx.execute(
+            "UPDATE bags SET state = 'complete', ended_ms = ?2, lines = ?3, missing_rows = ?4,
+             truncated = ?5, scan_file = ?6, scan_sha256 = ?7, calibration = ?8 WHERE id = ?1",
+            params![
+                self.id,
+                self.ended_ms as i64,
+                self.lines as i64,
+                missing,
+                self.truncated,
+                self.rel,
+                self.sha,
+                self.calibration
+            ],
+        )?;
+        let mut detail = json!({ "lines": self.lines, "missing_lines": self.missing_rows.len(),
+                                 "truncated": self.truncated, "scan_file": self.rel, "scan_sha256": self.sha });
+        if let (Some(d), serde_json::Value::Object(m)) = (detail.as_object_mut(), more) {
+            d.extend(m);
+        }
+        audit::append(tx, at_ms, actor, action, Some(self.id), &detail).map(|_| ())
+    }
 }
 
 /// A calibration as the bags table keeps it.
