@@ -120,6 +120,9 @@ struct Regs {
     tl_locked: u32,
     xray_mode: u32,
     belt: u32,
+    /// Writes of `BeltControl` that changed it (counted as they come: the streaming thread may
+    /// not look between two).
+    belt_changes: u64,
     extended_ids: bool,
     /// Lines per second (an IEEE 754 float register, as SFNC's AcquisitionLineRate is).
     line_rate: f32,
@@ -217,7 +220,10 @@ impl Regs {
             }
             dreg::TL_PARAMS_LOCKED if v <= 1 => self.tl_locked = v,
             dreg::XRAY_MODE if v <= 2 => self.xray_mode = v,
-            dreg::BELT_CONTROL if v <= 2 => self.belt = v,
+            dreg::BELT_CONTROL if v <= 2 => {
+                self.belt_changes += u64::from(v != self.belt);
+                self.belt = v;
+            }
             dreg::ENERGY_SELECTOR if v <= 1 => self.energy_selector = v,
             dreg::TL_PARAMS_LOCKED | dreg::XRAY_MODE | dreg::BELT_CONTROL | dreg::ENERGY_SELECTOR => {
                 return Err(status::INVALID_PARAMETER);
@@ -359,6 +365,7 @@ pub fn serve(profile: &ScannerProfile, opts: GigeOptions) -> anyhow::Result<Gige
         tl_locked: 0,
         xray_mode: 0,
         belt: 1,
+        belt_changes: 0,
         extended_ids: false,
         line_rate,
         energy_selector: 0,
@@ -745,18 +752,21 @@ fn stream_loop(mut script: Lines, sh: Arc<Shared>, stop: Arc<AtomicBool>, faults
     let mut rate_was = 0.0;
     while !stop.load(Ordering::Relaxed) {
         let (streaming, dest, scps, height, mode, extended, belt, rate, gain, full) = match sh.regs.lock() {
-            Ok(r) => (
-                r.streaming,
-                SocketAddrV4::new(Ipv4Addr::from(r.u32_at(reg::SCDA0)), r.u32_at(reg::SCP0) as u16),
-                (r.u32_at(reg::SCPS0) & 0xFFFF) as usize,
-                r.height,
-                r.xray_mode,
-                r.extended_ids,
-                r.belt,
-                f64::from(r.line_rate),
-                r.gain,
-                r.full_scale,
-            ),
+            Ok(r) => {
+                sh.stats.belt_changes.store(r.belt_changes, Ordering::Relaxed);
+                (
+                    r.streaming,
+                    SocketAddrV4::new(Ipv4Addr::from(r.u32_at(reg::SCDA0)), r.u32_at(reg::SCP0) as u16),
+                    (r.u32_at(reg::SCPS0) & 0xFFFF) as usize,
+                    r.height,
+                    r.xray_mode,
+                    r.extended_ids,
+                    r.belt,
+                    f64::from(r.line_rate),
+                    r.gain,
+                    r.full_scale,
+                )
+            }
             Err(_) => return,
         };
         // A new line rate (AcquisitionLineRate written): paced afresh from now.
@@ -771,9 +781,6 @@ fn stream_loop(mut script: Lines, sh: Arc<Shared>, stop: Arc<AtomicBool>, faults
             && let Lines::Live(s) = &mut script
         {
             let _ = s.reverse();
-        }
-        if belt != belt_was {
-            sh.stats.belt_changes.fetch_add(1, Ordering::Relaxed);
         }
         sh.stats.belt.store(u64::from(belt), Ordering::Relaxed);
         belt_was = belt;
