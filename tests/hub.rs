@@ -322,6 +322,7 @@ fn bad_hub_options_are_refused_before_anything_starts() {
     for (args, says) in [
         (vec!["--hub", "nats://127.0.0.1"], "nats://HOST:PORT"),
         (vec!["--hub", "nats://127.0.0.1:1", "--hold-seconds", "0"], "--hold-seconds"),
+        (vec!["--hub", "nats://127.0.0.1:1", "--screen-seconds", "0"], "--screen-seconds"),
         (vec!["--hub", "nats://127.0.0.1:1", "--station", "ws 1"], "--station ws 1"),
         (vec!["--records", "postgres://x"], "--hub"),
         (vec!["--hub", "nats://127.0.0.1:1", "--station", "ws1", "--keys", "/nonexistent"], "ws1-customs.nk"),
@@ -1437,7 +1438,7 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
     std::fs::write(
         &script,
         "login customs c001 1111\nlogin quarantine q001 2222\nwait 8\nsnap first\n\
-         decide customs open\nlogout quarantine\nwait 6\ndecide customs release\nwait 4\n",
+         decide customs open\nlogout quarantine\nwait 6\ndecide customs release\nwait 36\n",
     )
     .unwrap();
     let (desk, shots) = (tmp.path().join("desk"), tmp.path().join("shots"));
@@ -1445,7 +1446,18 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
         twinspect()
             .arg("--data")
             .arg(&desk)
-            .args(["snapshot", "--hub", &url, "--records", &records, "--station", "ws1", "--out"])
+            .args([
+                "snapshot",
+                "--hub",
+                &url,
+                "--records",
+                &records,
+                "--station",
+                "ws1",
+                "--screen-seconds",
+                "25",
+            ])
+            .arg("--out")
             .arg(&shots)
             .arg("--script")
             .arg(&script),
@@ -1473,6 +1485,21 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
     let (ok, out) = q1.wait();
     assert!(ok, "{out}");
     assert!(out.contains("took bag L1.n1.1 (delivery 2"), "handed back, delivered again: {out}");
+    // The third bag sat undecided on the customs screen past --screen-seconds: it went back to
+    // the hub, and another customs station decides it.
+    assert!(err.contains("went back to the hub undecided: not decided within 25 s"), "{err}");
+    let c1 = Node::bot(&url, &["--agency", "customs", "--decide", "refer", "--name", "c1", "--bags", "3"]);
+    let (ok, out) = c1.wait();
+    assert!(ok, "{out}");
+    let again = out
+        .lines()
+        .find(|l| l.contains("took bag L1.n1.3 (delivery "))
+        .unwrap_or_else(|| panic!("{out}\n{err}\n{:?}", decisions(&url)));
+    assert!(!again.contains("(delivery 1,"), "{again}");
+    assert!(
+        decisions(&url).iter().any(|(_, d)| d.bag == 3 && d.agency == "customs" && d.station == "c1"),
+        "{out}"
+    );
 
     // The desk's archive holds the hub's scans byte for byte and what reached the hub.
     let store = Store::open_read(&desk).unwrap();

@@ -463,6 +463,8 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        // A bag handed back at a stop reaches the broker before the process ends.
+        station.flush().await;
         println!("decided: {decided}");
         println!("decided elsewhere first: {elsewhere}");
         println!("refused: {refused}");

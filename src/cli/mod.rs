@@ -765,6 +765,10 @@ pub struct HubStationArgs {
     /// With --hub: a bag neither decided nor held this long goes to another station.
     #[arg(long, default_value_t = 30.0, requires = "hub")]
     hold_seconds: f64,
+    /// With --hub: a bag undecided this long on a screen goes back to the hub for another
+    /// station (the screen closes it).
+    #[arg(long, default_value_t = 300.0, requires = "hub")]
+    screen_seconds: f64,
     /// With --hub, at a hub that uses keys: the folder of each screen's station key
     /// (`NAME-SCREEN.nk`, made by `twinspect hub key`; its public key in the hub's users file as
     /// that station of the screen's agency).
@@ -784,6 +788,11 @@ impl HubStationArgs {
             (0.5..=3600.0).contains(&self.hold_seconds),
             "--hold-seconds {}: from 0.5 to 3600",
             self.hold_seconds
+        );
+        anyhow::ensure!(
+            (1.0..=86_400.0).contains(&self.screen_seconds),
+            "--screen-seconds {}: from 1 to 86400",
+            self.screen_seconds
         );
         let name = match &self.station {
             Some(n) => n.clone(),
@@ -817,6 +826,7 @@ impl HubStationArgs {
             screens,
             records: self.records.clone(),
             hold: std::time::Duration::from_secs_f64(self.hold_seconds),
+            limit: std::time::Duration::from_secs_f64(self.screen_seconds),
             replicas: 1,
         }))
     }

@@ -52,6 +52,9 @@ pub struct LinkConfig {
     pub records: Option<String>,
     /// A bag neither decided nor held this long goes to another station.
     pub hold: Duration,
+    /// A bag undecided this long on a screen goes back to the hub for another station (the
+    /// screen closes it and says so).
+    pub limit: Duration,
     pub replicas: usize,
 }
 
@@ -60,6 +63,8 @@ pub struct LinkConfig {
 pub enum ToDesk {
     /// Hub bag `hub` is archive bag `bag` now: open it on `screen`.
     Open { screen: usize, bag: i64, hub: String },
+    /// Archive bag `bag` went back to the hub undecided: close it on `screen` if it is open there.
+    Close { screen: usize, bag: i64 },
     /// A line for the screen's message line (`problem`: shown as one).
     Say { screen: usize, text: String, problem: bool },
 }
@@ -165,6 +170,8 @@ struct Screen {
 enum Left {
     Decided,
     HandedBack,
+    /// Undecided within the limit: handed back.
+    TimedOut,
     Stopped,
 }
 
@@ -245,9 +252,13 @@ impl Screen {
             };
             match self.screen_bag(&station, *t).await {
                 Left::Decided | Left::HandedBack => {}
+                // Not at once: the bag is another station's turn.
+                Left::TimedOut => tokio::time::sleep(Duration::from_secs(3)).await,
                 Left::Stopped => break,
             }
         }
+        // A bag handed back at the stop reaches the broker before the process ends.
+        station.flush().await;
     }
 
     /// One bag on this screen, from taking it to its decision on the hub (or handing it back).
@@ -278,13 +289,19 @@ impl Screen {
             if let Some(d) = self.decision_of(id) {
                 return self.send(station, t, id, &hub, d).await;
             }
-            if self.operator().is_none() {
+            let (left, why) = if self.operator().is_none() {
+                (Left::HandedBack, "the operator logged out".to_string())
+            } else if t.taken.elapsed() >= self.cfg.limit {
+                (Left::TimedOut, format!("not decided within {} s", self.cfg.limit.as_secs()))
+            } else {
+                (Left::Decided, String::new())
+            };
+            if !why.is_empty() {
                 let _ = station.hand_back(t).await;
-                self.say(
-                    format!("hub bag {hub} (bag {id}) handed back undecided: the operator logged out"),
-                    false,
-                );
-                return Left::HandedBack;
+                let _ = self.tx.try_send(ToDesk::Close { screen: self.spec.screen, bag: id });
+                let late = matches!(left, Left::TimedOut);
+                self.say(format!("bag {id} (hub bag {hub}) went back to the hub undecided: {why}"), late);
+                return left;
             }
             if Instant::now() >= next_hold {
                 if let Err(e) = station.hold(&t).await {

@@ -295,6 +295,14 @@ impl Station {
         t.msg.ack_with(AckKind::Nak(None)).await
     }
 
+    /// Everything said to the broker so far is sent (acks and naks are buffered: a station
+    /// that stops right after handing a bag back would otherwise leave it to the hold time).
+    pub async fn flush(&self) {
+        if let Err(e) = self.js.client().flush().await {
+            tracing::warn!("hub: flushing: {e}");
+        }
+    }
+
     /// Give the bag back after a failure here (the broker or the records did not answer): it
     /// comes again after a pause, not at once, so a passing outage does not use up its
     /// deliveries.

@@ -602,6 +602,12 @@ impl Workstation {
                     tracing::info!("hub bag {hub} is bag {bag}: opened on screen {}", screen + 1);
                     let _ = self.command(screen, Command::Open { id: bag });
                 }
+                crate::hub::screening::ToDesk::Close { screen, bag }
+                    if screen < self.panels.len()
+                        && self.desk.station(screen).opened.as_ref().is_some_and(|o| o.id == bag) =>
+                {
+                    let _ = self.command(screen, Command::CloseBag);
+                }
                 crate::hub::screening::ToDesk::Say { screen, text, problem }
                     if screen < self.panels.len() =>
                 {
