@@ -384,6 +384,10 @@ impl Screen {
         };
         let (seq, elsewhere) = match outcome {
             Decided::Recorded(s) => (s, false),
+            // This station's own decision, sent before its ack was lost: not someone else's.
+            Decided::Elsewhere(s) if theirs.station == self.spec.station && theirs.code == d.code => {
+                (s, false)
+            }
             Decided::Elsewhere(s) => (s, true),
         };
         if let Some(url) = self.cfg.records.clone() {
