@@ -289,14 +289,14 @@ impl Screen {
             if let Some(d) = self.decision_of(id) {
                 return self.send(station, t, id, &hub, d).await;
             }
-            let (left, why) = if self.operator().is_none() {
-                (Left::HandedBack, "the operator logged out".to_string())
+            let back = if self.operator().is_none() {
+                Some((Left::HandedBack, "the operator logged out".to_string()))
             } else if t.taken.elapsed() >= self.cfg.limit {
-                (Left::TimedOut, format!("not decided within {} s", self.cfg.limit.as_secs()))
+                Some((Left::TimedOut, format!("not decided within {} s", self.cfg.limit.as_secs())))
             } else {
-                (Left::Decided, String::new())
+                None
             };
-            if !why.is_empty() {
+            if let Some((left, why)) = back {
                 let _ = station.hand_back(t).await;
                 let _ = self.tx.try_send(ToDesk::Close { screen: self.spec.screen, bag: id });
                 let late = matches!(left, Left::TimedOut);
