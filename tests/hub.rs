@@ -494,6 +494,118 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     });
 }
 
+/// Pixels of a bag's scan the high-energy beam did not penetrate (transmission under e^-5.3,
+/// the hub profile's dense threshold), counted here from the definition: (raw - dark) over
+/// (air - dark) per channel, lost rows left out.
+fn dense_pixels_of(a: &BagAnnouncement, scan: &[u8]) -> usize {
+    let frame = twinspect::files::io::raw_tiff_from_bytes(scan, "scan").unwrap();
+    let c = &a.calibration;
+    let floor = (-5.3f64).exp();
+    let mut n = 0;
+    for (row, line) in frame.high.outer_iter().enumerate() {
+        if a.missing_rows.contains(&row) {
+            continue;
+        }
+        for (ch, &raw) in line.iter().enumerate() {
+            let t = (raw as f64 - c.dark_high[ch] as f64) / (c.air_high[ch] as f64 - c.dark_high[ch] as f64);
+            if raw < c.full_scale && t < floor {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn the_automatic_level_clears_what_the_aids_pass_and_an_operator_gets_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let nats = Nats::start(free_port(), &tmp.path().join("js"));
+    let url = nats.url();
+    let pg = Postgres::start(tmp.path());
+    let records = pg.url();
+    // The hub line's site with customs screening automatically first; quarantine does not.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/hub-line.toml");
+    let site = tmp.path().join("site.toml");
+    let text = std::fs::read_to_string(shipped).unwrap() + "\n[automatic]\nagencies = [\"customs\"]\n";
+    std::fs::write(&site, text).unwrap();
+    let site = site.to_str().unwrap();
+    let bags = 10;
+    let (ok, out) = Node::start(
+        &data,
+        &url,
+        &["--source", "synthetic://?seed=4&speed=20", "--bags", &bags.to_string(), "--records", &records],
+    )
+    .wait();
+    assert!(ok, "{out}");
+    let common = ["--site", site, "--records", &records, "--bags", "10"];
+    let c = Node::bot(
+        &url,
+        &[&["--agency", "customs", "--decide", "open", "--name", "c1"][..], &common].concat(),
+    );
+    let q = Node::bot(
+        &url,
+        &[&["--agency", "quarantine", "--decide", "release", "--name", "q1"][..], &common].concat(),
+    );
+    let (okc, outc) = c.wait();
+    let (okq, outq) = q.wait();
+    assert!(okc && okq, "{outc}\n{outq}");
+    assert!(outc.contains("automatic level first: bags the alarm aids pass are given release"), "{outc}");
+    assert!(!outq.contains("automatic level"), "{outq}");
+
+    let held = broker_contents(&url);
+    let all = decisions(&url);
+    assert_eq!(all.len(), 2 * bags, "{all:?}");
+    let (mut cleared, mut alarmed) = (0, 0);
+    for (_, _, a) in &held.messages {
+        let of = |agency: &str| -> Vec<&DecisionMsg> {
+            all.iter().map(|(_, d)| d).filter(|d| d.agency == agency && d.bag == a.bag).collect()
+        };
+        let (cd, qd) = (of("customs"), of("quarantine"));
+        assert!(cd.len() == 1 && qd.len() == 1, "bag {}: {cd:?} {qd:?}", a.bag);
+        let (cd, qd) = (cd[0], qd[0]);
+        assert_eq!((qd.level.as_str(), qd.operator.as_str()), ("L2", "bot:q1"));
+        let dense = dense_pixels_of(a, &held.scans[&a.scan.object]);
+        let seen_whole = a.missing_rows.is_empty() && !a.truncated;
+        if cd.level == "L1" {
+            // Cleared: the aids passed it, recorded as automatic with the agency's release code.
+            cleared += 1;
+            assert!(dense < 16 && seen_whole, "bag {} cleared with {dense} dense px: {cd:?}", a.bag);
+            assert_eq!(
+                (cd.code.as_str(), cd.operator.as_str(), cd.station.as_str()),
+                ("release", "(auto)", "c1")
+            );
+            let reason = cd.reason.as_deref().unwrap();
+            assert_eq!(reason, format!("L1 clear: no alarm ({dense} px not penetrated)"));
+            assert!(outc.contains(&format!("cleared bag L1.n1.{} automatically", a.bag)), "{outc}");
+        } else {
+            // Alarmed: the operator (here the bot) was given it, told why, and decided.
+            alarmed += 1;
+            assert!(dense >= 16 || !seen_whole, "bag {} alarmed with {dense} dense px", a.bag);
+            assert_eq!((cd.level.as_str(), cd.code.as_str(), cd.operator.as_str()), ("L2", "open", "bot:c1"));
+            let took = outc.lines().find(|l| l.contains(&format!("took bag L1.n1.{} ", a.bag))).unwrap();
+            assert!(took.contains(&format!("L1 alarm: dense object ({dense} px")) || !seen_whole, "{took}");
+        }
+    }
+    // The synthetic bags give both: a level that cleared everything or nothing shows nothing.
+    eprintln!("L1 cleared {cleared} of {bags} bags, alarmed {alarmed}");
+    assert!(cleared > 0 && alarmed > 0, "cleared {cleared}, alarmed {alarmed}");
+    assert_eq!(common::stat(&outc, "cleared automatically (L1)"), cleared);
+    assert_eq!(common::stat(&outc, "decided"), alarmed);
+    assert_eq!(common::stat(&outq, "cleared automatically (L1)"), 0);
+    // The hub's records say the same, level included.
+    let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
+    assert!(ok, "{err}");
+    let listed: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(listed.len(), bags);
+    for b in &listed {
+        let bag = b["bag"].as_i64().unwrap();
+        let on_broker = all.iter().map(|(_, d)| d).find(|d| d.agency == "customs" && d.bag == bag).unwrap();
+        assert_eq!(b["decisions"]["customs"]["level"], on_broker.level.as_str(), "{b}");
+        assert_eq!(b["decisions"]["customs"]["operator"], on_broker.operator.as_str(), "{b}");
+    }
+}
+
 /// The shipped hub line's site (lanes 1 released, 2 opened, 3 held or referred, 9 manual),
 /// `deadline_ms` from the scanner to the divert point.
 fn sorter_site(dir: &Path, deadline_ms: u64) -> PathBuf {

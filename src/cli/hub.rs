@@ -299,8 +299,8 @@ pub struct BotArgs {
 }
 
 pub fn bot(a: BotArgs) -> anyhow::Result<()> {
-    use crate::hub::records::Records;
-    use crate::hub::station::{Decided, Next, Station, StationConfig};
+    use crate::hub::records::StationRecords;
+    use crate::hub::station::{Automatic, Decided, Next, Station, StationConfig};
     let hub = HubUrl::parse(&a.hub)?;
     let site = super::load_site(a.site.as_deref())?;
     let Some(agency) = site.agency(&a.agency) else {
@@ -329,7 +329,14 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         replicas: a.replicas as usize,
         keep: Duration::from_secs(72 * 3600),
         credentials: credentials(a.credentials.as_deref())?,
+        automatic: Automatic::for_agency(&site, &a.agency),
     };
+    if let Some(l1) = &cfg.automatic {
+        println!(
+            "automatic level first: bags the alarm aids pass are given {} (a dense object of {} px alarms)",
+            l1.release, l1.aids.dense_pixels
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone())?;
@@ -339,7 +346,7 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut records = match &a.records {
-            Some(url) => Some(Records::connect(url).await?),
+            Some(url) => Some(StationRecords::connect(url).await?),
             None => None,
         };
         // Brokers may still be starting (or electing a JetStream leader): wait for them.
@@ -358,8 +365,8 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
             }
         };
         println!("station {name} screening for {} on {}", a.agency, a.hub);
-        let (mut decided, mut elsewhere, mut refused) = (0u64, 0u64, 0u64);
-        while !stopped() && a.bags.is_none_or(|n| decided < n) {
+        let (mut decided, mut cleared, mut elsewhere, mut refused) = (0u64, 0u64, 0u64, 0u64);
+        while !stopped() && a.bags.is_none_or(|n| decided + cleared < n) {
             let asked = std::time::Instant::now();
             // A stop is heard at once, even while the brokers do not answer (a bag pulled at that
             // moment goes to another station after the hold time).
@@ -371,8 +378,23 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                     }
                 } => break,
             };
-            let t = match next {
-                Ok(Next::Bag(t)) => t,
+            let (t, outcome, decision) = match next {
+                Ok(Next::Bag(t)) => {
+                    let Some((outcome, decision)) =
+                        look_and_decide(&station, &t, asked, &a, &operator, &stopped).await
+                    else {
+                        if stopped() {
+                            let id = format!("{}.{}.{}", t.bag.line, t.bag.node, t.bag.bag);
+                            let _ = station.hand_back(*t).await;
+                            println!("handed bag {id} back");
+                            break;
+                        }
+                        let _ = station.hand_back_later(*t).await;
+                        continue;
+                    };
+                    (t, outcome, decision)
+                }
+                Ok(Next::Cleared { t, outcome, decision }) => (t, outcome, *decision),
                 Ok(Next::Nothing) => continue,
                 Ok(Next::Refused { subject, why }) => {
                     refused += 1;
@@ -386,68 +408,32 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                 }
             };
             let id = format!("{}.{}.{}", t.bag.line, t.bag.node, t.bag.bag);
-            // On screen (scan fetched and checked) this long after the bag left the scanner
-            // (the node's clock against this machine's: one clock on one machine, NTP across).
-            let since_end = crate::unix_ms().saturating_sub(t.bag.ended_ms);
-            println!(
-                "took bag {id} (delivery {}, {} lines, scan fetched in {} ms, on screen {since_end} ms after the bag ended)",
-                t.delivery,
-                t.bag.lines,
-                (t.taken - asked).as_millis()
-            );
-            // Looking: held by progress acks at a third of the hold time.
-            let until = t.taken + Duration::from_millis(a.think_ms);
-            let mut next_hold = t.taken + hold / 3;
-            while std::time::Instant::now() < until && !stopped() {
-                if std::time::Instant::now() >= next_hold {
-                    if let Err(e) = station.hold(&t).await {
-                        eprintln!("hub: holding bag {id}: {e}");
-                    }
-                    next_hold += hold / 3;
-                }
-                tokio::time::sleep(Duration::from_millis(50).min(until - std::time::Instant::now())).await;
-            }
-            if stopped() && std::time::Instant::now() < until {
-                let _ = station.hand_back(*t).await;
-                println!("handed bag {id} back");
-                break;
-            }
-            let (outcome, decision) = match station.decide(&t, &a.decide, &operator, "L2", None).await {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("hub: deciding bag {id}: {e}");
-                    let _ = station.hand_back_later(*t).await;
-                    continue;
-                }
+            let seq = match outcome {
+                Decided::Recorded(s) | Decided::Elsewhere(s) => s,
             };
             // The records before the ack: a station that dies here leaves the bag to another,
             // which finds the decision on the broker and records it.
-            if let Some(r) = records.as_mut() {
-                let seq = match outcome {
-                    Decided::Recorded(s) | Decided::Elsewhere(s) => s,
-                };
-                let wrote = async {
-                    r.record_bag(&t.bag, Station::stream_seq(&t), &operator).await?;
-                    r.record_decision(&decision, seq).await
-                }
-                .await;
-                if let Err(e) = wrote {
-                    eprintln!("{e}; bag {id} handed back");
-                    let _ = station.hand_back_later(*t).await;
-                    if r.is_closed() {
-                        match Records::connect(a.records.as_deref().expect("records given")).await {
-                            Ok(c) => *r = c,
-                            Err(e) => eprintln!("{e}"),
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
+            if let Some(r) = records.as_mut()
+                && let Err(e) =
+                    r.record_decided(&t.bag, Station::stream_seq(&t), &operator, &decision, seq).await
+            {
+                eprintln!("{e}; bag {id} handed back");
+                let _ = station.hand_back_later(*t).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
             }
             if let Err(e) = station.done(*t).await {
                 eprintln!("hub: acknowledging bag {id}: {e}");
             }
             match outcome {
+                Decided::Recorded(seq) if decision.level == "L1" => {
+                    cleared += 1;
+                    println!(
+                        "cleared bag {id} automatically as {} #{seq}: {}",
+                        crate::hub::DECISIONS,
+                        decision.reason.as_deref().unwrap_or("")
+                    );
+                }
                 Decided::Recorded(seq) => {
                     decided += 1;
                     println!(
@@ -466,10 +452,57 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         // A bag handed back at a stop reaches the broker before the process ends.
         station.flush().await;
         println!("decided: {decided}");
+        println!("cleared automatically (L1): {cleared}");
         println!("decided elsewhere first: {elsewhere}");
         println!("refused: {refused}");
         Ok(())
     })
+}
+
+/// A bot's look at a bag taken for its operator: held by progress acks at a third of the hold
+/// time for `--think-ms`, then decided. None when it stopped meanwhile or the decision did not
+/// go (said; the caller hands the bag back).
+async fn look_and_decide(
+    station: &crate::hub::station::Station,
+    t: &crate::hub::station::Taken,
+    asked: std::time::Instant,
+    a: &BotArgs,
+    operator: &str,
+    stopped: &impl Fn() -> bool,
+) -> Option<(crate::hub::station::Decided, crate::hub::DecisionMsg)> {
+    let id = format!("{}.{}.{}", t.bag.line, t.bag.node, t.bag.bag);
+    // On screen (scan fetched and checked) this long after the bag left the scanner (the
+    // node's clock against this machine's: one clock on one machine, NTP across).
+    let since_end = crate::unix_ms().saturating_sub(t.bag.ended_ms);
+    let l1 = t.l1.as_ref().map(|v| format!(", {}", v.describe())).unwrap_or_default();
+    println!(
+        "took bag {id} (delivery {}, {} lines, scan fetched in {} ms, on screen {since_end} ms after the bag ended{l1})",
+        t.delivery,
+        t.bag.lines,
+        (t.taken - asked).as_millis()
+    );
+    let hold = Duration::from_secs_f64(a.hold_seconds);
+    let until = t.taken + Duration::from_millis(a.think_ms);
+    let mut next_hold = t.taken + hold / 3;
+    while std::time::Instant::now() < until && !stopped() {
+        if std::time::Instant::now() >= next_hold {
+            if let Err(e) = station.hold(t).await {
+                eprintln!("hub: holding bag {id}: {e}");
+            }
+            next_hold += hold / 3;
+        }
+        tokio::time::sleep(Duration::from_millis(50).min(until - std::time::Instant::now())).await;
+    }
+    if stopped() && std::time::Instant::now() < until {
+        return None;
+    }
+    match station.decide(t, &a.decide, operator, "L2", None).await {
+        Ok(x) => Some(x),
+        Err(e) => {
+            eprintln!("hub: deciding bag {id}: {e}");
+            None
+        }
+    }
 }
 
 /// `twinspect hub ...`.

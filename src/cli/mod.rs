@@ -818,7 +818,14 @@ impl HubStationArgs {
                     }
                     None => None,
                 };
-                Ok(crate::hub::screening::ScreenSpec { screen: i, agency: s.agency, station, credentials })
+                let automatic = crate::hub::station::Automatic::for_agency(inspection, &s.agency);
+                Ok(crate::hub::screening::ScreenSpec {
+                    screen: i,
+                    agency: s.agency,
+                    station,
+                    credentials,
+                    automatic,
+                })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Some(crate::hub::screening::LinkConfig {

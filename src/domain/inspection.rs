@@ -206,6 +206,10 @@ pub struct InspectionConfig {
     /// A hub line's sorter: lanes and deadlines (none: no sorter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sorter: Option<super::sorting::SorterConfig>,
+    /// Central screening's automatic level (L1): which agencies' stations clear what the alarm
+    /// aids pass (none: an operator sees every bag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic: Option<super::automatic::AutomaticConfig>,
 }
 
 impl Default for InspectionConfig {
@@ -224,6 +228,7 @@ impl Default for InspectionConfig {
             belt: BeltPolicy::default(),
             screens: Vec::new(),
             sorter: None,
+            automatic: None,
             agencies: vec![
                 AgencyConfig {
                     id: "customs".into(),
@@ -395,6 +400,9 @@ impl InspectionConfig {
             }
         }
         if let Some(Err(e)) = self.sorter.as_ref().map(|s| s.validate()) {
+            return bad(e);
+        }
+        if let Some(Err(e)) = self.automatic.as_ref().map(|a| a.validate(&|id| self.agency(id).is_some())) {
             return bad(e);
         }
         if let Some(a) = self.belt.agencies.iter().find(|a| self.agency(a).is_none()) {

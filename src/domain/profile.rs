@@ -79,6 +79,13 @@ impl ScannerProfile {
         BUILTIN.iter().map(|(n, _)| *n).collect()
     }
 
+    /// A built-in profile by name only, never a file (for a name that came from elsewhere: a
+    /// hub bag's announcement).
+    pub fn builtin(name: &str) -> Option<Self> {
+        let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name)?;
+        Self::from_toml(text, name).ok()
+    }
+
     /// A built-in profile by name, or a TOML file by path.
     pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {

@@ -174,6 +174,45 @@ pub struct HubDecision {
     pub at_ms: i64,
 }
 
+/// The hub's records as a station writes them: connected when first needed, and again once the
+/// connection has closed (a restarted database).
+pub struct StationRecords {
+    url: String,
+    conn: Option<Records>,
+}
+
+impl StationRecords {
+    /// Connect later, at the first write.
+    pub fn new(url: &str) -> StationRecords {
+        StationRecords { url: url.into(), conn: None }
+    }
+
+    /// Connect now (a wrong URL or role is said at the start).
+    pub async fn connect(url: &str) -> Result<StationRecords> {
+        Ok(StationRecords { url: url.into(), conn: Some(Records::connect(url).await?) })
+    }
+
+    /// A bag a station `by` finished (at `bag_seq` of the bag stream) and the agency's decision
+    /// on it (at `seq` of the decision stream), each once however often this is called.
+    pub async fn record_decided(
+        &mut self,
+        bag: &BagAnnouncement,
+        bag_seq: u64,
+        by: &str,
+        d: &DecisionMsg,
+        seq: u64,
+    ) -> Result<()> {
+        if self.conn.as_ref().is_none_or(|r| r.is_closed()) {
+            self.conn = None;
+            self.conn = Some(Records::connect(&self.url).await?);
+        }
+        let r = self.conn.as_mut().expect("connected");
+        r.record_bag(bag, bag_seq, by).await?;
+        r.record_decision(d, seq).await?;
+        Ok(())
+    }
+}
+
 impl Records {
     /// Connect (on the current tokio runtime) and bring the schema up to date.
     pub async fn connect(url: &str) -> Result<Records> {

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use super::access::Credentials;
-use super::records::Records;
-use super::station::{Decided, Next, Station, StationConfig, Taken};
+use super::records::StationRecords;
+use super::station::{Automatic, Decided, Next, Station, StationConfig, Taken};
 use super::{BagAnnouncement, HubUrl};
 use crate::domain::calib::Calibration;
 use crate::files::store::{BagStart, HubBag, HubDecided, Store};
@@ -41,6 +41,9 @@ pub struct ScreenSpec {
     /// Its station name on the hub (unique across the hub).
     pub station: String,
     pub credentials: Option<Credentials>,
+    /// The automatic level first (the site's `[automatic]` names the agency): only the bags
+    /// its alarm aids do not pass come to the screen.
+    pub automatic: Option<Automatic>,
 }
 
 /// How the workstation joins the hub.
@@ -111,7 +114,7 @@ impl HubLink {
                         tx: tx.clone(),
                         operators: ops.clone(),
                         stop: halt.clone(),
-                        records: None,
+                        records: cfg.records.as_deref().map(StationRecords::new),
                     };
                     tasks.push(tokio::task::spawn_local(screen.run()));
                 }
@@ -163,7 +166,7 @@ struct Screen {
     tx: Sender<ToDesk>,
     operators: Arc<Mutex<Vec<Option<String>>>>,
     stop: Arc<AtomicBool>,
-    records: Option<Records>,
+    records: Option<StationRecords>,
 }
 
 /// How a bag left a screen.
@@ -208,6 +211,7 @@ impl Screen {
             replicas: self.cfg.replicas,
             keep: Duration::from_secs(72 * 3600),
             credentials: self.spec.credentials.clone(),
+            automatic: self.spec.automatic.clone(),
         };
         let mut said = String::new();
         let station = loop {
@@ -239,6 +243,10 @@ impl Screen {
             }
             let t = match station.next(Duration::from_millis(500)).await {
                 Ok(Next::Bag(t)) => t,
+                Ok(Next::Cleared { t, outcome, decision }) => {
+                    self.cleared(&station, *t, outcome, *decision).await;
+                    continue;
+                }
                 Ok(Next::Nothing) => continue,
                 Ok(Next::Refused { subject, why }) => {
                     self.say(format!("hub: refused {subject}: {why}"), true);
@@ -278,6 +286,9 @@ impl Screen {
         if self.decision_of(id).is_none() && self.tx.try_send(open).is_err() {
             let _ = station.hand_back(t).await;
             return Left::HandedBack;
+        }
+        if let Some(v @ crate::domain::automatic::Verdict::Alarm(_)) = &t.l1 {
+            self.say(format!("bag {id} (hub bag {hub}): {}", v.describe()), false);
         }
         let hold = self.cfg.hold;
         let mut next_hold = Instant::now() + hold / 3;
@@ -357,6 +368,31 @@ impl Screen {
         }
     }
 
+    /// A bag the automatic level cleared (its decision on the hub): into the hub's records,
+    /// then acknowledged. It never reaches this workstation's archive or screen.
+    async fn cleared(&mut self, station: &Station, t: Taken, outcome: Decided, d: crate::hub::DecisionMsg) {
+        let hub = HubBag { line: t.bag.line.clone(), node: t.bag.node.clone(), bag: t.bag.bag };
+        let (Decided::Recorded(seq) | Decided::Elsewhere(seq)) = outcome;
+        if let Some(r) = self.records.as_mut()
+            && let Err(e) =
+                r.record_decided(&t.bag, Station::stream_seq(&t), &self.spec.station, &d, seq).await
+        {
+            self.say(format!("hub bag {hub}: the hub's records did not take it ({e}); trying again"), true);
+            let _ = station.hand_back_later(t).await;
+            return;
+        }
+        if let Err(e) = station.done(t).await {
+            tracing::warn!("hub: acknowledging bag {hub}: {e}");
+        }
+        tracing::info!(
+            station = self.spec.station,
+            "hub bag {hub}: {} by {} ({})",
+            d.code,
+            d.level,
+            d.station
+        );
+    }
+
     /// The decision to the hub (and its records), then the bag acknowledged.
     async fn send(
         &mut self,
@@ -390,16 +426,9 @@ impl Screen {
             }
             Decided::Elsewhere(s) => (s, true),
         };
-        if let Some(url) = self.cfg.records.clone() {
-            let wrote = async {
-                if self.records.as_ref().is_none_or(|r| r.is_closed()) {
-                    self.records = Some(Records::connect(&url).await?);
-                }
-                let r = self.records.as_mut().expect("just connected");
-                r.record_bag(&t.bag, Station::stream_seq(&t), &self.spec.station).await?;
-                r.record_decision(&theirs, seq).await
-            }
-            .await;
+        if let Some(r) = self.records.as_mut() {
+            let wrote =
+                r.record_decided(&t.bag, Station::stream_seq(&t), &self.spec.station, &theirs, seq).await;
             if let Err(e) = wrote {
                 self.say(
                     format!("hub bag {hub}: the hub's records did not take it ({e}); trying again"),

@@ -10,9 +10,13 @@
 //! elsewhere") rather than recorded twice; only then is the bag acknowledged (double ack: the
 //! broker confirms it).
 //!
+//! Where the site has the agency screen automatically first (L1), a bag the alarm aids pass is
+//! decided at once with the agency's release code (operator "(auto)", level L1) and never shown;
+//! a bag they alarm on goes to the operator with the reasons.
+//!
 //! Owns: the consumer's and decision stream's set-up, taking and checking a bag (announcement
 //! decoded under limits, scan fetched and its SHA-256 checked; a bag that fails is terminated,
-//! never retried), holding, deciding, handing back. Must not import: egui, wgpu, the desk.
+//! never retried), the automatic level, holding, deciding, handing back. Must not import: egui, wgpu, the desk.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +31,10 @@ use futures_util::StreamExt;
 
 use super::access::{self, Credentials, Identity};
 use super::{BagAnnouncement, DECISION_ROOT, DECISIONS, DecisionMsg, FORMAT, HubUrl};
+use crate::domain::automatic::{self, Alarm, AutomaticConfig, BagImage, Verdict};
+use crate::domain::calib::Calibration;
+use crate::domain::inspection::AUTO_OPERATOR;
+use crate::domain::profile::ScannerProfile;
 use crate::files::store::hex_sha256;
 
 /// How a station takes bags.
@@ -46,6 +54,63 @@ pub struct StationConfig {
     pub keep: Duration,
     /// Its key, when the hub uses keys (`--credentials`).
     pub credentials: Option<Credentials>,
+    /// The automatic level (L1) first, when the site has its agency screen automatically.
+    pub automatic: Option<Automatic>,
+}
+
+/// L1 on a station: the site's aids, and the agency's code that clears a bag they pass.
+#[derive(Clone, Debug)]
+pub struct Automatic {
+    pub aids: AutomaticConfig,
+    pub release: String,
+}
+
+impl Automatic {
+    /// L1 for `agency` as the site sets it: none when the site has no `[automatic]` section
+    /// naming the agency.
+    pub fn for_agency(site: &crate::domain::inspection::InspectionConfig, agency: &str) -> Option<Automatic> {
+        let aids = site.automatic.as_ref().filter(|a| a.screens(agency))?;
+        let release = site.agency(agency)?.release_code()?.code.clone();
+        Some(Automatic { aids: aids.clone(), release })
+    }
+
+    /// The aids' verdict on a bag and its scan (a two-page TIFF, checked against its SHA-256).
+    pub fn verdict(&self, bag: &BagAnnouncement, scan: &[u8]) -> Verdict {
+        let unreadable = |why: String| Verdict::Alarm(vec![Alarm::Unreadable(why)]);
+        let c = &bag.calibration;
+        let cal = match Calibration::from_tables(
+            c.dark_low.clone(),
+            c.dark_high.clone(),
+            c.air_low.clone(),
+            c.air_high.clone(),
+            c.full_scale,
+        ) {
+            Ok(cal) => cal,
+            Err(e) => return unreadable(format!("calibration: {e}")),
+        };
+        let frame = match crate::files::io::raw_tiff_from_bytes(scan, &bag.scan.object) {
+            Ok(f) => f,
+            Err(e) => return unreadable(e.to_string()),
+        };
+        let high = frame.high.as_standard_layout();
+        let Some(high) = high.as_slice().filter(|_| frame.high.ncols() == bag.channels) else {
+            return unreadable(format!(
+                "{} channels in the scan, {} announced",
+                frame.high.ncols(),
+                bag.channels
+            ));
+        };
+        let threshold = ScannerProfile::builtin(&bag.profile)
+            .map(|p| p.material.dense_threshold)
+            .ok_or_else(|| bag.profile.clone());
+        let image = BagImage {
+            high,
+            channels: bag.channels,
+            missing_rows: &bag.missing_rows,
+            truncated: bag.truncated,
+        };
+        automatic::screen(&image, &cal, threshold, &self.aids)
+    }
 }
 
 /// A bag on this station.
@@ -56,11 +121,22 @@ pub struct Taken {
     /// How many times the broker has delivered it (1: first station to see it).
     pub delivery: i64,
     pub taken: Instant,
+    /// What the automatic level said, when the station screens automatically first (a bag
+    /// given to the station's operator is an alarm).
+    pub l1: Option<Verdict>,
 }
 
 /// What asking for the next bag gave.
 pub enum Next {
     Bag(Box<Taken>),
+    /// Cleared by the automatic level: the agency's decision (this one, or one another station
+    /// recorded first) is on the broker. The caller records it where it keeps records, then
+    /// calls [`Station::done`].
+    Cleared {
+        t: Box<Taken>,
+        outcome: Decided,
+        decision: Box<DecisionMsg>,
+    },
     /// A message on the bag subjects that is not a good bag (malformed, oversized, a scan that
     /// does not match): terminated, never delivered again.
     Refused {
@@ -217,7 +293,20 @@ impl Station {
                 return Err(e);
             }
         };
-        Ok(Next::Bag(Box::new(Taken { msg, bag, scan, delivery, taken: Instant::now() })))
+        let l1 = self.cfg.automatic.as_ref().map(|a| a.verdict(&bag, &scan));
+        let t = Taken { msg, bag, scan, delivery, taken: Instant::now(), l1 };
+        let (Some(a), Some(v @ Verdict::Clear { .. })) = (&self.cfg.automatic, &t.l1) else {
+            return Ok(Next::Bag(Box::new(t)));
+        };
+        match self.decide(&t, &a.release, AUTO_OPERATOR, "L1", Some(v.describe())).await {
+            Ok((outcome, decision)) => {
+                Ok(Next::Cleared { t: Box::new(t), outcome, decision: Box::new(decision) })
+            }
+            Err(e) => {
+                let _ = self.hand_back_later(t).await;
+                Err(e)
+            }
+        }
     }
 
     async fn refuse(

@@ -292,9 +292,6 @@ pub struct Alert {
 /// Alerts each screen keeps for its details.
 const ALERTS_KEPT: usize = 20;
 
-/// Pixels not penetrated in one frame's new lines that make a dense-object alert.
-const DENSE_ALERT_PIXELS: usize = 16;
-
 impl Station {
     /// The function `p`, under the operator's adjustment (a running VDE sweep keeps its place).
     fn set_view(&mut self, p: Preset, adjust: Adjust) {
@@ -682,16 +679,10 @@ impl Workstation {
         if batch.lines == 0 || self.dense_alerted == Some(bag) || bag == 0 {
             return;
         }
-        let t = cal.table();
-        let ch = t.len();
+        use crate::domain::automatic::{DENSE_PIXELS, dense_pixels};
         let thr = self.gpu.as_ref().map_or(f32::INFINITY, |g| g.lut.dense_threshold);
-        let dense = batch
-            .high
-            .chunks_exact(ch)
-            .flat_map(|line| line.iter().zip(&t))
-            .filter(|(raw, c)| crate::domain::calib::attenuation(**raw, c[1], c[3], cal.full_scale) > thr)
-            .count();
-        if dense >= DENSE_ALERT_PIXELS {
+        // The same aid as central screening's automatic level.
+        if dense_pixels(&batch.high, cal.dark_high.len(), cal, thr, &[]) >= DENSE_PIXELS {
             self.dense_alerted = Some(bag);
             self.alert(None, crate::sound::Tone::Dense, format!("bag {bag} of this run"));
         }
