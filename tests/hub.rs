@@ -606,6 +606,82 @@ fn the_automatic_level_clears_what_the_aids_pass_and_an_operator_gets_the_rest()
     }
 }
 
+#[test]
+fn a_hub_screen_shows_its_operator_only_what_the_automatic_level_alarmed_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), &tmp.path().join("js"));
+    let url = nats.url();
+    let pg = Postgres::start(tmp.path());
+    let records = pg.url();
+    let (ok, out) = Node::start(
+        &tmp.path().join("node"),
+        &url,
+        &["--source", "synthetic://?seed=4&speed=20", "--bags", "10"],
+    )
+    .wait();
+    assert!(ok, "{out}");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/hub-line.toml");
+    let site = tmp.path().join("site.toml");
+    let text = std::fs::read_to_string(shipped).unwrap() + "\n[automatic]\nagencies = [\"customs\"]\n";
+    std::fs::write(&site, text).unwrap();
+    let script = tmp.path().join("script.txt");
+    std::fs::write(&script, "login customs c001 1111\nwait 6\nsnap first\ndecide customs open\nwait 3\n")
+        .unwrap();
+    let (desk, shots) = (tmp.path().join("desk"), tmp.path().join("shots"));
+    let (ok, said, err) = common::run(
+        twinspect()
+            .arg("--data")
+            .arg(&desk)
+            .args(["snapshot", "--hub", &url, "--records", &records, "--station", "ws1", "--site"])
+            .arg(&site)
+            .arg("--out")
+            .arg(&shots)
+            .arg("--script")
+            .arg(&script),
+    );
+    assert!(ok, "{said}\n{err}");
+    let held = broker_contents(&url);
+    let dense: HashMap<i64, usize> = held
+        .messages
+        .iter()
+        .map(|(_, _, a)| (a.bag, dense_pixels_of(a, &held.scans[&a.scan.object])))
+        .collect();
+    let ds = decisions(&url);
+    let mine: Vec<&DecisionMsg> = ds.iter().map(|(_, d)| d).filter(|d| d.station == "ws1-customs").collect();
+    // The operator decided one bag: one the aids alarmed on, shown with the reason.
+    let by_operator: Vec<&&DecisionMsg> = mine.iter().filter(|d| d.level == "L2").collect();
+    assert_eq!(by_operator.len(), 1, "{mine:?}\n{err}");
+    let shown = by_operator[0];
+    assert_eq!((shown.code.as_str(), shown.operator.as_str()), ("open", "c001"));
+    assert!(dense[&shown.bag] >= 16, "bag {} shown with {} dense px", shown.bag, dense[&shown.bag]);
+    let why = format!("L1 alarm: dense object ({} px not penetrated)", dense[&shown.bag]);
+    let screen = std::fs::read_to_string(shots.join("first-customs.txt")).unwrap();
+    assert!(screen.contains(&why), "{why}\n{screen}");
+    let _ = std::fs::copy(shots.join("first-customs.png"), "target/screenshots/hub-station-l1-alarm.png");
+    // Every other bag it took was cleared without the operator: passed by the aids.
+    let cleared: Vec<&&DecisionMsg> = mine.iter().filter(|d| d.level == "L1").collect();
+    assert!(!cleared.is_empty(), "{mine:?}");
+    for d in &cleared {
+        assert_eq!((d.code.as_str(), d.operator.as_str()), ("release", "(auto)"));
+        assert!(dense[&d.bag] < 16, "bag {} cleared with {} dense px", d.bag, dense[&d.bag]);
+    }
+    // Cleared bags never entered the desk's archive; the shown one did.
+    let store = Store::open_read(&desk).unwrap();
+    let taken =
+        |bag| store.hub_taken(&twinspect::files::store::HubBag { line: "L1".into(), node: "n1".into(), bag });
+    assert!(taken(shown.bag).unwrap().is_some());
+    assert!(cleared.iter().all(|d| taken(d.bag).unwrap().is_none()));
+    // The hub's records hold each of them with its level.
+    let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for d in &mine {
+        let row =
+            rows.iter().find(|r| r["bag"] == d.bag).unwrap_or_else(|| panic!("bag {}: {listed}", d.bag));
+        assert_eq!(row["decisions"]["customs"]["level"], d.level.as_str(), "{row}");
+    }
+}
+
 /// The shipped hub line's site (lanes 1 released, 2 opened, 3 held or referred, 9 manual),
 /// `deadline_ms` from the scanner to the divert point.
 fn sorter_site(dir: &Path, deadline_ms: u64) -> PathBuf {

@@ -113,6 +113,18 @@ impl Verdict {
     }
 }
 
+impl Verdict {
+    /// [`Verdict::describe`] in Chinese.
+    pub fn describe_zh(&self) -> String {
+        match self {
+            Verdict::Clear { dense } => format!("L1 自动放行：无报警（{dense} 像素未穿透）"),
+            Verdict::Alarm(a) => {
+                format!("L1 报警：{}", a.iter().map(Alarm::zh).collect::<Vec<_>>().join("，"))
+            }
+        }
+    }
+}
+
 /// Pixels of `high` (high-energy samples, `channels` a line) the beam did not penetrate: their
 /// attenuation under `cal` is above `threshold`. Lines listed in `skip` (placeholders for lost
 /// rows, not image) are not counted.

@@ -29,6 +29,7 @@ use super::access::Credentials;
 use super::records::StationRecords;
 use super::station::{Automatic, Decided, Next, Station, StationConfig, Taken};
 use super::{BagAnnouncement, HubUrl};
+use crate::domain::automatic::Verdict;
 use crate::domain::calib::Calibration;
 use crate::files::store::{BagStart, HubBag, HubDecided, Store};
 
@@ -64,8 +65,9 @@ pub struct LinkConfig {
 /// What the link asks of the front end.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ToDesk {
-    /// Hub bag `hub` is archive bag `bag` now: open it on `screen`.
-    Open { screen: usize, bag: i64, hub: String },
+    /// Hub bag `hub` is archive bag `bag` now: open it on `screen`; `why` it came to an
+    /// operator (English, Chinese) when the automatic level alarmed on it.
+    Open { screen: usize, bag: i64, hub: String, why: Option<(String, String)> },
     /// Archive bag `bag` went back to the hub undecided: close it on `screen` if it is open there.
     Close { screen: usize, bag: i64 },
     /// A line for the screen's message line (`problem`: shown as one).
@@ -282,13 +284,17 @@ impl Screen {
             }
         };
         // Decided here before (the workstation stopped before the hub had it): send it now.
-        let open = ToDesk::Open { screen: self.spec.screen, bag: id, hub: hub.to_string() };
+        let why = match &t.l1 {
+            Some(v @ Verdict::Alarm(_)) => {
+                tracing::info!(station = self.spec.station, "bag {id} (hub bag {hub}): {}", v.describe());
+                Some((v.describe(), v.describe_zh()))
+            }
+            _ => None,
+        };
+        let open = ToDesk::Open { screen: self.spec.screen, bag: id, hub: hub.to_string(), why };
         if self.decision_of(id).is_none() && self.tx.try_send(open).is_err() {
             let _ = station.hand_back(t).await;
             return Left::HandedBack;
-        }
-        if let Some(v @ crate::domain::automatic::Verdict::Alarm(_)) = &t.l1 {
-            self.say(format!("bag {id} (hub bag {hub}): {}", v.describe()), false);
         }
         let hold = self.cfg.hold;
         let mut next_hold = Instant::now() + hold / 3;

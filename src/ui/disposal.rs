@@ -198,6 +198,9 @@ pub struct StationPanel {
     reason: String,
     /// Last message: (is an error, text).
     pub message: Option<(bool, String)>,
+    /// Why the hub gave this screen archive bag `.0` (central screening's automatic level
+    /// alarmed on it): English and Chinese, shown while that bag is open.
+    pub hub_note: Option<(i64, String, String)>,
     /// This screen's language.
     pub lang: Lang,
     /// Marking tool, category and note of this screen.
@@ -223,6 +226,7 @@ impl StationPanel {
             login_pin: String::new(),
             reason: String::new(),
             message: None,
+            hub_note: None,
             lang: Lang::default(),
             marks: MarkTool::new("other"),
             recall: None,
@@ -412,6 +416,9 @@ impl StationPanel {
             if back.inner {
                 let _ = self.send(desk, Command::CloseBag, now_ms);
                 return;
+            }
+            if let Some((_, en, zh)) = self.hub_note.as_ref().filter(|n| n.0 == id) {
+                ui.colored_label(egui::Color32::from_rgb(220, 60, 40), lang.tr(en, zh));
             }
         }
         ui.label(format!(

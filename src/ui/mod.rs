@@ -595,8 +595,11 @@ impl Workstation {
         }
         for m in asked {
             match m {
-                crate::hub::screening::ToDesk::Open { screen, bag, hub } if screen < self.panels.len() => {
+                crate::hub::screening::ToDesk::Open { screen, bag, hub, why }
+                    if screen < self.panels.len() =>
+                {
                     tracing::info!("hub bag {hub} is bag {bag}: opened on screen {}", screen + 1);
+                    self.panels[screen].hub_note = why.map(|(en, zh)| (bag, en, zh));
                     let _ = self.command(screen, Command::Open { id: bag });
                 }
                 crate::hub::screening::ToDesk::Close { screen, bag }
