@@ -65,6 +65,7 @@ fn workstation(
     let parts = Parts {
         remote: None,
         hub: None,
+        no_scanner: false,
         profile: p.clone(),
         source,
         lut: MaterialLut::for_profile(p).unwrap(),

@@ -657,6 +657,9 @@ fn a_hub_screen_shows_its_operator_only_what_the_automatic_level_alarmed_on() {
     let why = format!("L1 alarm: dense object ({} px not penetrated)", dense[&shown.bag]);
     let screen = std::fs::read_to_string(shots.join("first-customs.txt")).unwrap();
     assert!(screen.contains(&why), "{why}\n{screen}");
+    // A screening room has no scanner: the screen says so, and shows no X-ray lamp or belt.
+    assert!(screen.contains("no scanner: central screening"), "{screen}");
+    assert!(!screen.contains("X-RAY ON") && !screen.contains("belt forward"), "{screen}");
     let _ = std::fs::copy(shots.join("first-customs.png"), "target/screenshots/hub-station-l1-alarm.png");
     // Every other bag it took was cleared without the operator: passed by the aids.
     let cleared: Vec<&&DecisionMsg> = mine.iter().filter(|d| d.level == "L1").collect();

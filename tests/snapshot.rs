@@ -267,6 +267,7 @@ fn frames_are_drawn_while_the_archives_disk_stalls_and_the_decision_lands_after(
     let parts = Parts {
         remote: None,
         hub: None,
+        no_scanner: false,
         lut: MaterialLut::for_profile(&profile).unwrap(),
         profile,
         source,

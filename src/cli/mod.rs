@@ -891,7 +891,8 @@ fn run_workstation(
     };
     let data = archive::data_dir(data)?;
     let link = hub.link(&load_site(files.site)?)?;
-    let mut parts = workstation_parts(profile, &url, files, &data, record, link)?;
+    let no_scanner = source.is_none() && hub.hub.is_some();
+    let mut parts = workstation_parts(profile, &url, files, &data, record, link, no_scanner)?;
     // The opening bench beside the screens: the same desk, stepped by the window's frame loop.
     let web = match web {
         Some((listen, tls)) => {
@@ -979,7 +980,7 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
         a.data.clone().or_else(|| scratch.as_ref().map(|d| d.path().to_path_buf())).expect("one of them");
     let files = WorkstationFiles { operators: a.operators.as_deref(), layout: None, site: a.site.as_deref() };
     let link = a.hub.link(&inspection)?;
-    let parts = workstation_parts(profile, &url, files, &data, None, link)?;
+    let parts = workstation_parts(profile, &url, files, &data, None, link, hub_bags)?;
     let opts = crate::ui::snapshot::SnapshotOptions {
         out: a.out.clone(),
         size,
@@ -1004,6 +1005,7 @@ fn workstation_parts(
     data: &Path,
     record: Option<&Path>,
     hub: Option<crate::hub::screening::LinkConfig>,
+    no_scanner: bool,
 ) -> anyhow::Result<crate::ui::Parts> {
     let WorkstationFiles { operators, layout, site } = files;
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile))?;
@@ -1085,7 +1087,7 @@ fn workstation_parts(
         (Some(_), None) => bail!("--hub: the hub's bags need the archive, which did not open (above)"),
         (None, _) => None,
     };
-    Ok(crate::ui::Parts { profile, source, lut, inspection, desk, layout, remote: None, hub })
+    Ok(crate::ui::Parts { profile, source, lut, inspection, desk, layout, remote: None, hub, no_scanner })
 }
 
 /// `twinspect manpage --out DIR`: twinspect.1 and twinspect-SUB.1 for every subcommand (and

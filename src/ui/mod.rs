@@ -424,6 +424,7 @@ pub struct Workstation {
     remote: Option<crate::desk::host::Host>,
     /// The screens as hub stations (`run --hub`): bags to open, who is logged in where.
     hub: Option<crate::hub::screening::HubLink>,
+    no_scanner: bool,
 }
 
 /// Everything a workstation is made of besides its screens.
@@ -438,6 +439,9 @@ pub struct Parts {
     pub remote: Option<crate::desk::host::Host>,
     /// The screens as hub stations (`run --hub`).
     pub hub: Option<crate::hub::screening::HubLink>,
+    /// No scanner here (a central screening room: `run --hub` without `--source`): the screens
+    /// say so instead of a link, a belt and an X-ray lamp.
+    pub no_scanner: bool,
 }
 
 impl Workstation {
@@ -454,7 +458,7 @@ impl Workstation {
         font: Option<&'static str>,
         parts: Parts,
     ) -> Self {
-        let Parts { profile, source, lut, inspection, desk, layout, remote, hub } = parts;
+        let Parts { profile, source, lut, inspection, desk, layout, remote, hub, no_scanner } = parts;
         let stations: Vec<Station> = inspection
             .screens()
             .into_iter()
@@ -530,6 +534,7 @@ impl Workstation {
         Workstation {
             remote,
             hub,
+            no_scanner,
             profile,
             source,
             assembler,
@@ -713,7 +718,9 @@ impl Workstation {
         use std::sync::atomic::Ordering::Relaxed;
         let lang = self.panels[i].lang;
         let (en, zh) = (b.name(), i18n::belt_verb_zh(b));
-        let why = if self.source.commands.is_none() {
+        let why = if self.no_scanner {
+            Some(("no scanner here: central screening", "无扫描仪：集中判图"))
+        } else if self.source.commands.is_none() {
             Some((
                 "this source cannot move a belt (a recording, images, a fed source)",
                 "此信号源无传送带控制",
@@ -1174,6 +1181,7 @@ impl Workstation {
         let mut switch = false;
         let mut belt = None;
         let reported = self.assembler.stats.belt;
+        let no_scanner = self.no_scanner;
         let st = &mut self.stations[i];
         ui.horizontal_wrapped(|ui| {
             // Tighter than egui's default: the whole toolbar on one row at 1280 px, both languages.
@@ -1186,7 +1194,7 @@ impl Workstation {
                 ui.label(heading(&n.en, &n.zh));
             }
             // The belt's keys, lit as the scanner reports it (not as last pressed).
-            if !st.screen.back_office {
+            if !st.screen.back_office && !no_scanner {
                 ui.separator();
                 for (b, key) in [(Belt::Reverse, "Ctrl+←"), (Belt::Stop, "Space"), (Belt::Forward, "Ctrl+→")]
                 {
@@ -1357,6 +1365,12 @@ impl Workstation {
         ui.horizontal_wrapped(|ui| {
             let finished = st.finished.load(Relaxed);
             let link_down = !st.connected.load(Relaxed) && !finished;
+            if self.no_scanner {
+                ui.label(lang.tr("no scanner: central screening", "无扫描仪：集中判图"));
+                ui.separator();
+                self.status_tail(ui, i, lang);
+                return;
+            }
             let health = if finished {
                 lang.tr("played to the end", "已播放完毕")
             } else if link_down {
@@ -1417,35 +1431,40 @@ impl Workstation {
                     .on_hover_ui(|ui| _ = ui.label(self.link_counts(lang)));
             }
             ui.separator();
-            let (en, zh) = i18n::preset_name(self.stations[i].preset);
-            ui.label(lang.tr(en, zh));
-            let pending = self
-                .desk
-                .bags
-                .iter()
-                .filter(|(_, r)| matches!(r.outcome(&self.desk.config).state, OutcomeState::Pending { .. }))
-                .count();
-            ui.separator();
-            ui.label(format!("{}: {pending}", lang.tr("pending bags", "待处置行李")));
-            let op = self
-                .desk
-                .station(i)
-                .operator
-                .as_ref()
-                .map_or(lang.tr("not logged in", "未登录"), |o| o.id.clone());
-            ui.separator();
-            ui.label(format!("{}: {op}", lang.tr("operator", "操作员")));
-            if self.font.is_none() {
-                ui.separator();
-                ui.colored_label(egui::Color32::YELLOW, "no CJK font: install fonts-noto-cjk (中文字体缺失)");
-            }
-            ui.separator();
-            ui.weak(lang.tr("details", "详情")).on_hover_ui(|ui| _ = ui.label(self.status_details(i, lang)));
-            if let Some(e) = self.error.as_ref().or(s.last_error.as_ref()) {
-                ui.separator();
-                ui.colored_label(egui::Color32::RED, e);
-            }
+            self.status_tail(ui, i, lang);
         });
+    }
+
+    /// The status bar after the scanner's part: view, pending bags, operator, details, errors.
+    fn status_tail(&self, ui: &mut egui::Ui, i: usize, lang: i18n::Lang) {
+        let (en, zh) = i18n::preset_name(self.stations[i].preset);
+        ui.label(lang.tr(en, zh));
+        let pending = self
+            .desk
+            .bags
+            .iter()
+            .filter(|(_, r)| matches!(r.outcome(&self.desk.config).state, OutcomeState::Pending { .. }))
+            .count();
+        ui.separator();
+        ui.label(format!("{}: {pending}", lang.tr("pending bags", "待处置行李")));
+        let op = self
+            .desk
+            .station(i)
+            .operator
+            .as_ref()
+            .map_or(lang.tr("not logged in", "未登录"), |o| o.id.clone());
+        ui.separator();
+        ui.label(format!("{}: {op}", lang.tr("operator", "操作员")));
+        if self.font.is_none() {
+            ui.separator();
+            ui.colored_label(egui::Color32::YELLOW, "no CJK font: install fonts-noto-cjk (中文字体缺失)");
+        }
+        ui.separator();
+        ui.weak(lang.tr("details", "详情")).on_hover_ui(|ui| _ = ui.label(self.status_details(i, lang)));
+        if let Some(e) = self.error.as_ref().or(self.assembler.stats.last_error.as_ref()) {
+            ui.separator();
+            ui.colored_label(egui::Color32::RED, e);
+        }
     }
 
     /// The live image of station `i`: zoom (wheel, + and -, up to 64x), pan (drag, arrows),
@@ -1855,7 +1874,7 @@ impl Workstation {
                 format!("{} {}", i18n::belt_symbol(b), lang.tr(&en.to_uppercase(), zh)),
             ));
         }
-        (out, scanner.is_some_and(|st| st.tube_on))
+        (out, !self.no_scanner && scanner.is_some_and(|st| st.tube_on))
     }
 
     fn banners_ui(&self, ui: &egui::Ui, i: usize, rect: egui::Rect) {
