@@ -482,8 +482,8 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     }
     let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
     assert!(ok, "{said}{err}");
-    // 4 migrations + 4 bags + 8 decisions.
-    assert!(said.contains("intact: 16 entries"), "{said}");
+    // 5 migrations + 4 bags + 8 decisions.
+    assert!(said.contains("intact: 17 entries"), "{said}");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let r = twinspect::hub::records::Records::connect(&records).await.unwrap();
@@ -1193,9 +1193,9 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     };
     let (ok, said, err) = verify();
     assert!(ok, "{said}{err}");
-    // 4 migrations + the writer's grant + 3 bags + 3 manual lanes + 6 decisions + 1 findings;
+    // 5 migrations + the writer's grant + 3 bags + 3 manual lanes + 6 decisions + 1 findings;
     // each decision signed by the key the users file gives the station it names.
-    assert!(said.contains("intact: 18 entries"), "{said}");
+    assert!(said.contains("intact: 19 entries"), "{said}");
     let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &writer]));
     assert!(ok, "{err}");
     for b in listed.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {
@@ -1629,6 +1629,7 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
     std::fs::write(
         &script,
         "login customs c001 1111\nlogin quarantine q001 2222\nwait 8\nsnap first\n\
+         mark customs rect 20 300 80 700 weapon blade-shaped\n\
          decide customs open\nlogout quarantine\nwait 6\ndecide customs release\nwait 36\n",
     )
     .unwrap();
@@ -1669,6 +1670,16 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
     let by_bag: BTreeMap<i64, &str> = mine.iter().map(|d| (d.bag, d.code.as_str())).collect();
     assert_eq!(by_bag, BTreeMap::from([(1, "open"), (2, "release")]), "{err}");
     assert!(mine.iter().all(|d| d.operator == "c001" && d.level == "L2" && d.node == "n1"));
+    // The mark c001 made on bag 1 went with its decision (signed with it); bag 2 had none.
+    let marked = mine.iter().find(|d| d.bag == 1).unwrap();
+    assert_eq!(marked.marks.len(), 1, "{marked:?}");
+    let mark = &marked.marks[0];
+    assert_eq!(
+        (mark.category.as_str(), mark.note.as_str(), mark.operator.as_str()),
+        ("weapon", "blade-shaped", "c001")
+    );
+    assert!(matches!(mark.shape, twinspect::domain::inspection::Shape::Rect { .. }), "{mark:?}");
+    assert!(mine.iter().find(|d| d.bag == 2).unwrap().marks.is_empty());
     // The quarantine screen decided nothing: its bag went back when q001 logged out.
     assert!(ds.iter().all(|(_, d)| d.agency != "quarantine"), "{ds:?}");
     let q1 =
@@ -1717,6 +1728,22 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
         let row = rows.iter().find(|r| r["bag"] == bag).unwrap_or_else(|| panic!("bag {bag}: {listed}"));
         assert_eq!(row["decisions"]["customs"]["code"], code, "{row}");
     }
+    let row1 = rows.iter().find(|r| r["bag"] == 1).unwrap();
+    assert_eq!(row1["decisions"]["customs"]["marks"], serde_json::to_value(&marked.marks).unwrap(), "{row1}");
+    // The node's archive holds the mark on its bag 1 too, where its opening bench shows it.
+    let t0 = Instant::now();
+    let on_node = loop {
+        let r = Store::open_read(&tmp.path().join("node")).unwrap().record(1).unwrap();
+        if !r.annotations.is_empty() || t0.elapsed() > Duration::from_secs(20) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(on_node.annotations.len(), 1, "{:?}", on_node.annotations);
+    let a = &on_node.annotations[0];
+    assert_eq!((a.agency.as_str(), a.operator.as_str(), &a.shape), ("customs", "c001", &mark.shape));
+    assert_eq!((a.category.as_str(), a.note.as_str()), ("weapon", "blade-shaped"));
+    assert!(node_store.verify_audit().unwrap().ok());
     let (ok, out) = node.stop();
     assert!(ok, "{out}");
 }

@@ -496,7 +496,7 @@ async fn look_and_decide(
     if stopped() && std::time::Instant::now() < until {
         return None;
     }
-    match station.decide(t, &a.decide, operator, "L2", None).await {
+    match station.decide(t, &a.decide, operator, "L2", None, Vec::new()).await {
         Ok(x) => Some(x),
         Err(e) => {
             eprintln!("hub: deciding bag {id}: {e}");

@@ -462,6 +462,7 @@ mod tests {
             at_ms: 5,
             held_ms: 1,
             reason: None,
+            marks: Vec::new(),
             key: None,
             signature: None,
         };
@@ -481,7 +482,37 @@ mod tests {
         cut.signature = Some("00".into());
         assert!(users.check_decision(&cut).unwrap_err().contains("64 bytes"));
         let stranger = Credentials::create(&dir.path().join("x.nk")).unwrap();
-        assert!(users.check_decision(&sign(d, &stranger)).unwrap_err().contains("does not list"));
+        assert!(users.check_decision(&sign(d.clone(), &stranger)).unwrap_err().contains("does not list"));
+        // The operator's marks are signed with the decision: one moved afterwards is caught.
+        use crate::domain::inspection::Shape;
+        let mark = super::super::HubMark {
+            shape: Shape::Rect { x0: 1.5, y0: 2.0, x1: 40.25, y1: 9.0 },
+            category: "weapon".into(),
+            note: "刀".into(),
+            operator: "o".into(),
+            created_ms: 4,
+        };
+        let marked = sign(super::super::DecisionMsg { marks: vec![mark.clone()], ..d.clone() }, &c1);
+        let wire: super::super::DecisionMsg =
+            serde_json::from_slice(&serde_json::to_vec(&marked).unwrap()).unwrap();
+        users.check_decision(&wire).unwrap();
+        let mut moved = marked.clone();
+        moved.marks[0].shape = Shape::Rect { x0: 1.5, y0: 2.0, x1: 40.25, y1: 10.0 };
+        assert!(users.check_decision(&moved).unwrap_err().contains("does not match"));
+        // And they are checked before anyone keeps them.
+        assert!(marked.check_marks().is_ok());
+        let many = super::super::DecisionMsg { marks: vec![mark.clone(); 101], ..d.clone() };
+        assert!(many.check_marks().unwrap_err().contains("101 marks"));
+        let empty = super::super::HubMark {
+            shape: Shape::Rect { x0: 1.0, y0: 2.0, x1: 1.0, y1: 9.0 },
+            ..mark.clone()
+        };
+        let bad = super::super::DecisionMsg { marks: vec![mark.clone(), empty], ..d.clone() };
+        assert!(bad.check_marks().unwrap_err().contains("mark 2"));
+        let long = super::super::HubMark { note: "x".repeat(2001), ..mark };
+        assert!(
+            super::super::DecisionMsg { marks: vec![long], ..d }.check_marks().unwrap_err().contains("note")
+        );
     }
 
     #[test]

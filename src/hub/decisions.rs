@@ -1,5 +1,6 @@
 //! A scanner node's copy of the decisions taken on its bags: every agency's decision, as the
-//! hub's decision stream holds it, recorded in the node's own archive (with its audit entry),
+//! hub's decision stream holds it, recorded in the node's own archive with the operator's marks
+//! that came with it (and their audit entries),
 //! so the archive beside the line holds each bag's whole record - what the opening bench served
 //! from that node (`node --web`) shows and works from, and what `bags` and the exports list.
 //!
@@ -16,7 +17,7 @@ use futures_util::StreamExt;
 
 use super::sorter::stored_decision;
 use super::{DECISION_ROOT, DecisionMsg};
-use crate::domain::inspection::Decision;
+use crate::domain::inspection::{Annotation, Decision};
 use crate::files::store::Store;
 
 /// Published bags looked up at start for decisions taken while the node was away.
@@ -57,7 +58,30 @@ pub fn record(store: &mut Store, d: &DecisionMsg) -> Recorded {
         at_ms: d.at_ms,
         reason: d.reason.clone(),
     };
-    match store.record_decision(d.bag, &decision) {
+    // Its marks (where the operator saw something: what the opening bench shows) with it, when
+    // they hold up; a decision with marks that do not is recorded without them.
+    let marks: Vec<Annotation> = match d.check_marks() {
+        Ok(()) => d
+            .marks
+            .iter()
+            .map(|m| {
+                Annotation::new(
+                    0,
+                    &d.agency,
+                    &m.operator,
+                    m.shape.clone(),
+                    &m.category,
+                    &m.note,
+                    m.created_ms,
+                )
+            })
+            .collect(),
+        Err(why) => {
+            eprintln!("hub: bag {}: {}'s marks not kept: {why}", d.bag, d.agency);
+            Vec::new()
+        }
+    };
+    match store.record_decision_with_marks(d.bag, &decision, &marks) {
         Ok(()) => Recorded::New,
         Err(e) => Recorded::Refused(format!("bag {}: {e}", d.bag)),
     }

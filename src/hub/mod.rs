@@ -125,6 +125,10 @@ pub struct DecisionMsg {
     /// How long the bag was on the station (taken to decided).
     pub held_ms: u64,
     pub reason: Option<String>,
+    /// The operator's marks on the bag for the agency (where to look at the opening), at most
+    /// [`MAX_MARKS`]; signed with the decision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<HubMark>,
     /// The deciding station's public key (`U...`), when the hub uses keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -134,7 +138,55 @@ pub struct DecisionMsg {
     pub signature: Option<String>,
 }
 
+/// Most marks a decision carries.
+pub const MAX_MARKS: usize = 100;
+
+/// A mark on a hub bag as its decision carries it: where, what (the agency's category and the
+/// operator's note), who and when. Coordinates are the bag's (line, channel).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HubMark {
+    pub shape: crate::domain::inspection::Shape,
+    pub category: String,
+    pub note: String,
+    pub operator: String,
+    pub created_ms: u64,
+}
+
+impl HubMark {
+    pub fn of(a: &crate::domain::inspection::Annotation) -> HubMark {
+        HubMark {
+            shape: a.shape.clone(),
+            category: a.category.clone(),
+            note: a.note.clone(),
+            operator: a.operator.clone(),
+            created_ms: a.edited_ms.unwrap_or(a.created_ms),
+        }
+    }
+}
+
 impl DecisionMsg {
+    /// Whether its marks can be kept (a decision from the broker is never trusted): how many,
+    /// each shape sound, category and note of sane length.
+    pub fn check_marks(&self) -> Result<(), String> {
+        if self.marks.len() > MAX_MARKS {
+            return Err(format!("{} marks (at most {MAX_MARKS})", self.marks.len()));
+        }
+        for (i, m) in self.marks.iter().enumerate() {
+            m.shape.validate().map_err(|e| format!("mark {}: {e}", i + 1))?;
+            if m.category.is_empty() || m.category.chars().count() > 64 {
+                return Err(format!("mark {}: a category of 1 to 64 characters", i + 1));
+            }
+            if m.note.chars().count() > crate::domain::inspection::MAX_NOTE_CHARS {
+                return Err(format!(
+                    "mark {}: a note over {} characters",
+                    i + 1,
+                    crate::domain::inspection::MAX_NOTE_CHARS
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// What the station signs: the decision as JSON, key included, signature left out.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let unsigned = DecisionMsg { signature: None, ..self.clone() };

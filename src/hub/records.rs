@@ -109,6 +109,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (line, node, bag, agency, at_ms)
     );
 "#,
+    // The operator's marks that came with a decision: the JSON array as signed (so a
+    // decision read back verifies), none when it had none.
+    r#"
+    ALTER TABLE hub_decisions ADD COLUMN marks TEXT;
+"#,
 ];
 
 /// Any number the migrations' advisory lock is known by.
@@ -172,6 +177,9 @@ pub struct HubDecision {
     pub operator: String,
     pub level: String,
     pub at_ms: i64,
+    /// The operator's marks that came with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<super::HubMark>,
 }
 
 /// The hub's records as a station writes them: connected when first needed, and again once the
@@ -357,12 +365,13 @@ impl Records {
     /// An agency's decision (decision stream sequence `seq`); true when this call recorded it,
     /// false when the agency's decision on the bag was already there.
     pub async fn record_decision(&mut self, d: &DecisionMsg, seq: u64) -> Result<bool> {
+        let marks = (!d.marks.is_empty()).then(|| serde_json::to_string(&d.marks).expect("marks serialise"));
         let tx = self.client.transaction().await?;
         let n = tx
             .execute(
                 "INSERT INTO hub_decisions (agency, line, node, bag, code, station, operator, level, at_ms,
-                   held_ms, reason, scan_sha256, stream_seq, key, signature)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                   held_ms, reason, scan_sha256, stream_seq, key, signature, marks)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                  ON CONFLICT (agency, line, node, bag) DO NOTHING",
                 &[
                     &d.agency,
@@ -380,12 +389,14 @@ impl Records {
                     &(seq as i64),
                     &d.key,
                     &d.signature,
+                    &marks,
                 ],
             )
             .await?;
         if n == 1 {
             let detail = json!({ "bag": format!("{}.{}.{}", d.line, d.node, d.bag), "agency": d.agency,
-                                 "code": d.code, "station": d.station, "level": d.level, "stream_seq": seq });
+                                 "code": d.code, "station": d.station, "level": d.level, "stream_seq": seq,
+                                 "marks": d.marks.len() });
             append(&tx, d.at_ms, &d.operator, "decision", &detail).await?;
         }
         tx.commit().await?;
@@ -460,7 +471,7 @@ impl Records {
             .query(
                 "SELECT b.line, b.node, b.bag, b.item_id, b.lines, b.ended_ms, b.scan_sha256,
                         d.agency, d.code, d.station, d.operator, d.level, d.at_ms,
-                        l.lane, l.outcome, l.sent
+                        l.lane, l.outcome, l.sent, d.marks
                  FROM hub_bags b LEFT JOIN hub_decisions d USING (line, node, bag)
                       LEFT JOIN hub_lanes l USING (line, node, bag)
                  ORDER BY b.line, b.node, b.bag, d.agency",
@@ -495,6 +506,7 @@ impl Records {
                     operator: r.get(10),
                     level: r.get(11),
                     at_ms: r.get(12),
+                    marks: marks_of(r.get(16)),
                 };
                 out.last_mut().expect("pushed above").decisions.insert(agency, d);
             }
@@ -558,7 +570,7 @@ impl Records {
             .client
             .query(
                 "SELECT agency, code, station, operator, level, line, node, bag, scan_sha256, at_ms, held_ms,
-                        reason, key, signature
+                        reason, key, signature, marks
                  FROM hub_decisions ORDER BY line, node, bag, agency",
                 &[],
             )
@@ -581,6 +593,7 @@ impl Records {
                 reason: r.get(11),
                 key: r.get(12),
                 signature: r.get(13),
+                marks: marks_of(r.get(14)),
             })
             .collect())
     }
@@ -589,6 +602,11 @@ impl Records {
     pub fn client(&self) -> &tokio_postgres::Client {
         &self.client
     }
+}
+
+/// A decision's marks as stored (JSON); none when absent or unreadable (written by us, as sent).
+fn marks_of(text: Option<String>) -> Vec<super::HubMark> {
+    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
 }
 
 /// One audit entry inside the caller's transaction, after the head's row lock (writers on other

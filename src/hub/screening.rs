@@ -28,7 +28,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use super::access::Credentials;
 use super::records::StationRecords;
 use super::station::{Automatic, Decided, Next, Station, StationConfig, Taken};
-use super::{BagAnnouncement, HubUrl};
+use super::{BagAnnouncement, HubMark, HubUrl, MAX_MARKS};
 use crate::domain::automatic::Verdict;
 use crate::domain::calib::Calibration;
 use crate::files::store::{BagStart, HubBag, HubDecided, Store};
@@ -409,21 +409,36 @@ impl Screen {
         d: crate::domain::inspection::Decision,
     ) -> Left {
         let level = if d.operator == crate::domain::inspection::AUTO_OPERATOR { "L1" } else { "L2" };
-        let (outcome, theirs) = match station.decide(&t, &d.code, &d.operator, level, d.reason.clone()).await
-        {
-            Ok(x) => x,
+        // The agency's marks go with its decision: where the opening bench should look.
+        let mut marks: Vec<HubMark> = match self.store.record(id) {
+            Ok(r) => r.annotations.iter().filter(|a| a.agency == self.spec.agency).map(HubMark::of).collect(),
             Err(e) => {
-                // Kept in the archive: sent when the hub delivers the bag again.
-                self.say(
-                    format!(
-                        "hub bag {hub} (bag {id}): decision not sent ({e}); it goes when the hub is back"
-                    ),
-                    true,
-                );
-                let _ = station.hand_back_later(t).await;
-                return Left::HandedBack;
+                tracing::warn!("hub link: bag {id}: its marks not read ({e})");
+                Vec::new()
             }
         };
+        if marks.len() > MAX_MARKS {
+            self.say(
+                format!("bag {id}: only the first {MAX_MARKS} of {} marks go to the hub", marks.len()),
+                true,
+            );
+            marks.truncate(MAX_MARKS);
+        }
+        let (outcome, theirs) =
+            match station.decide(&t, &d.code, &d.operator, level, d.reason.clone(), marks).await {
+                Ok(x) => x,
+                Err(e) => {
+                    // Kept in the archive: sent when the hub delivers the bag again.
+                    self.say(
+                        format!(
+                            "hub bag {hub} (bag {id}): decision not sent ({e}); it goes when the hub is back"
+                        ),
+                        true,
+                    );
+                    let _ = station.hand_back_later(t).await;
+                    return Left::HandedBack;
+                }
+            };
         let (seq, elsewhere) = match outcome {
             Decided::Recorded(s) => (s, false),
             // This station's own decision, sent before its ack was lost: not someone else's.

@@ -518,6 +518,7 @@ mod tests {
             at_ms: 0,
             held_ms: 0,
             reason: None,
+            marks: Vec::new(),
             key: None,
             signature: None,
         }

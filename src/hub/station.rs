@@ -30,7 +30,7 @@ use async_nats::jetstream::{
 use futures_util::StreamExt;
 
 use super::access::{self, Credentials, Identity};
-use super::{BagAnnouncement, DECISION_ROOT, DECISIONS, DecisionMsg, FORMAT, HubUrl};
+use super::{BagAnnouncement, DECISION_ROOT, DECISIONS, DecisionMsg, FORMAT, HubMark, HubUrl};
 use crate::domain::automatic::{self, Alarm, AutomaticConfig, BagImage, Verdict};
 use crate::domain::calib::Calibration;
 use crate::domain::inspection::AUTO_OPERATOR;
@@ -298,7 +298,7 @@ impl Station {
         let (Some(a), Some(v @ Verdict::Clear { .. })) = (&self.cfg.automatic, &t.l1) else {
             return Ok(Next::Bag(Box::new(t)));
         };
-        match self.decide(&t, &a.release, AUTO_OPERATOR, "L1", Some(v.describe())).await {
+        match self.decide(&t, &a.release, AUTO_OPERATOR, "L1", Some(v.describe()), Vec::new()).await {
             Ok((outcome, decision)) => {
                 Ok(Next::Cleared { t: Box::new(t), outcome, decision: Box::new(decision) })
             }
@@ -410,6 +410,7 @@ impl Station {
         operator: &str,
         level: &str,
         reason: Option<String>,
+        marks: Vec<HubMark>,
     ) -> Result<(Decided, DecisionMsg), async_nats::Error> {
         let b = &t.bag;
         let d = DecisionMsg {
@@ -426,6 +427,7 @@ impl Station {
             at_ms: crate::unix_ms(),
             held_ms: t.taken.elapsed().as_millis() as u64,
             reason,
+            marks,
             key: self.cfg.credentials.as_ref().map(|c| c.public.clone()),
             signature: None,
         };

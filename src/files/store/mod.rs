@@ -715,33 +715,38 @@ impl Store {
     /// A decision, committed with its audit entry (a change of decision carries its reason).
     pub fn record_decision(&mut self, bag: i64, d: &Decision) -> Result<()> {
         self.bag(bag)?;
+        self.write(|tx| insert_decision(tx, bag, d))
+    }
+
+    /// A decision taken elsewhere (at a hub station) with the marks its operator made there,
+    /// committed together with their audit entries; the marks get this archive's next ids.
+    pub fn record_decision_with_marks(&mut self, bag: i64, d: &Decision, marks: &[Annotation]) -> Result<()> {
+        self.bag(bag)?;
         self.write(|tx| {
-            let previous: Option<String> = tx
-                .query_row(
-                    "SELECT code FROM decisions WHERE bag = ?1 AND agency = ?2 ORDER BY id DESC LIMIT 1",
-                    params![bag, d.agency],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            tx.execute(
-                "INSERT INTO decisions (bag, agency, code, operator, at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![bag, d.agency, d.code, d.operator, d.at_ms as i64, d.reason],
-            )?;
-            let action = if d.operator == crate::domain::inspection::AUTO_OPERATOR {
-                "decision.auto"
-            } else if previous.is_some() {
-                "decision.change"
-            } else {
-                "decision"
-            };
-            audit::append(
-                tx,
-                d.at_ms,
-                &d.operator,
-                action,
-                Some(bag),
-                &json!({ "agency": d.agency, "code": d.code, "previous": previous, "reason": d.reason }),
-            )
+            insert_decision(tx, bag, d)?;
+            let mut id: i64 =
+                tx.query_row("SELECT COALESCE(MAX(id), 0) FROM annotations WHERE bag = ?1", params![bag], |r| {
+                    r.get(0)
+                })?;
+            for a in marks {
+                id += 1;
+                let shape = serde_json::to_string(&a.shape).expect("shapes serialise");
+                tx.execute(
+                    "INSERT INTO annotations (bag, id, agency, operator, shape, category, note, created_ms, edited_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)",
+                    params![bag, id, a.agency, a.operator, shape, a.category, a.note, a.created_ms as i64],
+                )?;
+                audit::append(
+                    tx,
+                    a.created_ms,
+                    &a.operator,
+                    "mark.add",
+                    Some(bag),
+                    &json!({ "mark": id, "agency": a.agency, "category": a.category, "note": a.note,
+                             "shape": a.shape, "from": "hub" }),
+                )?;
+            }
+            Ok(())
         })
     }
 
@@ -1423,6 +1428,36 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 }
 
 /// Write a file so that it is either whole or absent, and its name survives a power cut.
+/// A decision and its audit entry, inside the caller's transaction.
+fn insert_decision(tx: &rusqlite::Transaction, bag: i64, d: &Decision) -> rusqlite::Result<()> {
+    let previous: Option<String> = tx
+        .query_row(
+            "SELECT code FROM decisions WHERE bag = ?1 AND agency = ?2 ORDER BY id DESC LIMIT 1",
+            params![bag, d.agency],
+            |r| r.get(0),
+        )
+        .optional()?;
+    tx.execute(
+        "INSERT INTO decisions (bag, agency, code, operator, at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![bag, d.agency, d.code, d.operator, d.at_ms as i64, d.reason],
+    )?;
+    let action = if d.operator == crate::domain::inspection::AUTO_OPERATOR {
+        "decision.auto"
+    } else if previous.is_some() {
+        "decision.change"
+    } else {
+        "decision"
+    };
+    audit::append(
+        tx,
+        d.at_ms,
+        &d.operator,
+        action,
+        Some(bag),
+        &json!({ "agency": d.agency, "code": d.code, "previous": previous, "reason": d.reason }),
+    )
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::files::io::write_atomically(path, bytes).map_err(|e| match e {
         crate::files::io::IoError::File { source, .. } => StoreError::io(path, source),
