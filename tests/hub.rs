@@ -1000,10 +1000,14 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
         "[[node]]\nline = \"L1\"\nnode = \"n1\"\nkey = \"{}\"\n\
          [[station]]\nagency = \"customs\"\nstation = \"c1\"\nkey = \"{}\"\n\
          [[station]]\nagency = \"quarantine\"\nstation = \"q1\"\nkey = \"{}\"\n\
+         [[station]]\nagency = \"customs\"\nstation = \"ws1-customs\"\nkey = \"{}\"\n\
+         [[station]]\nagency = \"quarantine\"\nstation = \"ws1-quarantine\"\nkey = \"{}\"\n\
          [[admin]]\nname = \"ops\"\nkey = \"{}\"\n",
         key("n1"),
         key("c1"),
         key("q1"),
+        key("ws1-customs"),
+        key("ws1-quarantine"),
         key("ops")
     );
     key("stranger");
@@ -1076,14 +1080,14 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     let site = sorter_site(tmp.path(), 3000);
     let sorting = ["--site", site.to_str().unwrap()];
     let node_args = [
-        &["--source", "synthetic://?seed=31&speed=20", "--bags", "3", "--records", &writer][..],
+        &["--source", "synthetic://?seed=31&speed=20", "--bags", "4", "--records", &writer][..],
         &creds,
         &sorting,
     ];
     let (ok, out) = Node::start(&data, &url, &node_args.concat()).wait();
     assert!(ok, "{out}");
-    assert_eq!(summary(&out, "published"), 3, "{out}");
-    assert_eq!(summary(&out, "manual lane"), 3, "{out}");
+    assert_eq!(summary(&out, "published"), 4, "{out}");
+    assert_eq!(summary(&out, "manual lane"), 4, "{out}");
     let mut bots = Vec::new();
     for (agency, code, name) in [("customs", "open", "c1"), ("quarantine", "release", "q1")] {
         let k = seed_arg(name);
@@ -1108,8 +1112,35 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
         assert!(ok, "{out}");
         assert_eq!(summary(&out, "decided"), 3, "{out}");
     }
+    // A workstation's screens as stations, each with its key from --keys: customs decides the
+    // fourth bag, with a mark, signed by ws1-customs's key.
+    let script = tmp.path().join("script.txt");
+    std::fs::write(
+        &script,
+        "login customs c001 1111\nwait 6\nmark customs rect 20 300 80 700 weapon x\ndecide customs detain\nwait 3\n",
+    )
+    .unwrap();
+    let (ok, said, err) = common::run(
+        twinspect()
+            .arg("--data")
+            .arg(tmp.path().join("desk"))
+            .args(["snapshot", "--hub", &url, "--records", &writer, "--station", "ws1", "--keys"])
+            .arg(&keys)
+            .arg("--out")
+            .arg(tmp.path().join("shots"))
+            .arg("--script")
+            .arg(&script),
+    );
+    assert!(ok, "{said}\n{err}");
     let before = decisions_as(&url, Some(&seed("ops")));
-    assert_eq!(before.len(), 6, "{before:?}");
+    assert_eq!(before.len(), 7, "{before:?}\n{err}");
+    let ws1 = before.iter().map(|(_, d)| d).find(|d| d.station == "ws1-customs").expect("decided at ws1");
+    assert_eq!((ws1.bag, ws1.code.as_str(), ws1.marks.len()), (4, "detain", 1), "{ws1:?}");
+    let users = twinspect::hub::access::Users::parse(
+        &std::fs::read_to_string(tmp.path().join("users.toml")).unwrap(),
+    )
+    .unwrap();
+    users.check_decision(ws1).unwrap();
 
     // What each may not do, the broker refuses: a customs station deciding for quarantine,
     // announcing a bag, taking quarantine's bags, deleting the stream; a node deciding,
@@ -1134,11 +1165,16 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     // The control: what a station may do is not refused.
     let c1_allowed = ["$JS.API.INFO", "$JS.API.STREAM.INFO.TWINSPECT_BAGS"];
     assert!(refused_subjects(&url, &seed("c1"), "_INBOX.station.customs.c1", &c1_allowed).is_empty());
-    // Nothing of that reached a stream: the same six decisions, each by its agency's station.
+    // Nothing of that reached a stream: the same seven decisions, each by its station.
     let after = decisions_as(&url, Some(&seed("ops")));
     assert_eq!(after, before);
     for (_, d) in &after {
-        assert_eq!(d.station, if d.agency == "customs" { "c1" } else { "q1" });
+        let station = match (d.agency.as_str(), d.bag) {
+            ("customs", 4) => "ws1-customs",
+            ("customs", _) => "c1",
+            _ => "q1",
+        };
+        assert_eq!(d.station, station);
     }
     // A node started on a line its key is not for: told by the broker, nothing published.
     let mut c = twinspect();
@@ -1193,15 +1229,15 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     };
     let (ok, said, err) = verify();
     assert!(ok, "{said}{err}");
-    // 5 migrations + the writer's grant + 3 bags + 3 manual lanes + 6 decisions + 1 findings;
+    // 5 migrations + the writer's grant + 4 bags + 4 manual lanes + 7 decisions + 1 findings;
     // each decision signed by the key the users file gives the station it names.
-    assert!(said.contains("intact: 19 entries"), "{said}");
+    assert!(said.contains("intact: 22 entries"), "{said}");
     let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &writer]));
     assert!(ok, "{err}");
     for b in listed.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {
         assert_eq!(b["lane"], serde_json::json!({ "lane": "9", "outcome": "manual", "sent": true }), "{b}");
     }
-    assert!(said.contains("decisions: 6, each signed by the station it names"), "{said}");
+    assert!(said.contains("decisions: 7, each signed by the station it names"), "{said}");
 
     // A customs station that decides a bag in another customs station's name: the broker lets
     // it (its agency's subject), the records take it, and the check names it.
