@@ -624,6 +624,42 @@ fn a_hub_screen_shows_its_operator_only_what_the_automatic_level_alarmed_on() {
     let site = tmp.path().join("site.toml");
     let text = std::fs::read_to_string(shipped).unwrap() + "\n[automatic]\nagencies = [\"customs\"]\n";
     std::fs::write(&site, text).unwrap();
+    // The first bag the aids will alarm on was decided already by a customs station that then
+    // died before acknowledging it: nobody screens it again.
+    let held = broker_contents(&url);
+    let dense: HashMap<i64, usize> = held
+        .messages
+        .iter()
+        .map(|(_, _, a)| (a.bag, dense_pixels_of(a, &held.scans[&a.scan.object])))
+        .collect();
+    let (_, _, pre) =
+        held.messages.iter().find(|(_, _, a)| dense[&a.bag] >= 16).expect("an alarm among 10 bags");
+    let earlier = DecisionMsg {
+        format: twinspect::hub::FORMAT,
+        agency: "customs".into(),
+        code: "refer".into(),
+        station: "c9".into(),
+        operator: "c009".into(),
+        level: "L2".into(),
+        line: "L1".into(),
+        node: "n1".into(),
+        bag: pre.bag,
+        scan_sha256: pre.scan.sha256.clone(),
+        at_ms: 1,
+        held_ms: 1,
+        reason: None,
+        marks: Vec::new(),
+        key: None,
+        signature: None,
+    };
+    let subject = format!("twinspect.decision.customs.L1.n1.{}", pre.bag);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await.unwrap());
+        let keep = Duration::from_secs(3600);
+        js.get_or_create_stream(twinspect::hub::station::decision_stream(1, keep)).await.unwrap();
+    });
+    publish_raw(&url, &subject, serde_json::to_vec(&earlier).unwrap());
     let script = tmp.path().join("script.txt");
     std::fs::write(&script, "login customs c001 1111\nwait 6\nsnap first\ndecide customs open\nwait 3\n")
         .unwrap();
@@ -640,12 +676,6 @@ fn a_hub_screen_shows_its_operator_only_what_the_automatic_level_alarmed_on() {
             .arg(&script),
     );
     assert!(ok, "{said}\n{err}");
-    let held = broker_contents(&url);
-    let dense: HashMap<i64, usize> = held
-        .messages
-        .iter()
-        .map(|(_, _, a)| (a.bag, dense_pixels_of(a, &held.scans[&a.scan.object])))
-        .collect();
     let ds = decisions(&url);
     let mine: Vec<&DecisionMsg> = ds.iter().map(|(_, d)| d).filter(|d| d.station == "ws1-customs").collect();
     // The operator decided one bag: one the aids alarmed on, shown with the reason.
@@ -674,14 +704,22 @@ fn a_hub_screen_shows_its_operator_only_what_the_automatic_level_alarmed_on() {
         |bag| store.hub_taken(&twinspect::files::store::HubBag { line: "L1".into(), node: "n1".into(), bag });
     assert!(taken(shown.bag).unwrap().is_some());
     assert!(cleared.iter().all(|d| taken(d.bag).unwrap().is_none()));
+    // The bag decided before was not screened again: its one decision is c9's, and the hub's
+    // records have it (written by the screen that found it decided).
+    assert_ne!(shown.bag, pre.bag);
+    assert!(taken(pre.bag).unwrap().is_none());
+    let on_pre: Vec<&DecisionMsg> =
+        ds.iter().map(|(_, d)| d).filter(|d| d.bag == pre.bag && d.agency == "customs").collect();
+    assert_eq!(on_pre, [&earlier]);
     // The hub's records hold each of them with its level.
     let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
     assert!(ok, "{err}");
     let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    for d in &mine {
+    for d in mine.iter().chain([&&earlier]) {
         let row =
             rows.iter().find(|r| r["bag"] == d.bag).unwrap_or_else(|| panic!("bag {}: {listed}", d.bag));
         assert_eq!(row["decisions"]["customs"]["level"], d.level.as_str(), "{row}");
+        assert_eq!(row["decisions"]["customs"]["station"], d.station.as_str(), "{row}");
     }
 }
 

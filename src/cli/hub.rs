@@ -394,7 +394,7 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                     };
                     (t, outcome, decision)
                 }
-                Ok(Next::Cleared { t, outcome, decision }) => (t, outcome, *decision),
+                Ok(Next::Decided { t, outcome, decision }) => (t, outcome, *decision),
                 Ok(Next::Nothing) => continue,
                 Ok(Next::Refused { subject, why }) => {
                     refused += 1;

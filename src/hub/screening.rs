@@ -245,8 +245,8 @@ impl Screen {
             }
             let t = match station.next(Duration::from_millis(500)).await {
                 Ok(Next::Bag(t)) => t,
-                Ok(Next::Cleared { t, outcome, decision }) => {
-                    self.cleared(&station, *t, outcome, *decision).await;
+                Ok(Next::Decided { t, outcome, decision }) => {
+                    self.decided_without_operator(&station, *t, outcome, *decision).await;
                     continue;
                 }
                 Ok(Next::Nothing) => continue,
@@ -374,9 +374,16 @@ impl Screen {
         }
     }
 
-    /// A bag the automatic level cleared (its decision on the hub): into the hub's records,
-    /// then acknowledged. It never reaches this workstation's archive or screen.
-    async fn cleared(&mut self, station: &Station, t: Taken, outcome: Decided, d: crate::hub::DecisionMsg) {
+    /// A bag decided without this screen's operator (cleared by the automatic level, or found
+    /// decided on the hub already): its decision into the hub's records, then acknowledged. It
+    /// never reaches this workstation's archive or screen.
+    async fn decided_without_operator(
+        &mut self,
+        station: &Station,
+        t: Taken,
+        outcome: Decided,
+        d: crate::hub::DecisionMsg,
+    ) {
         let hub = HubBag { line: t.bag.line.clone(), node: t.bag.node.clone(), bag: t.bag.bag };
         let (Decided::Recorded(seq) | Decided::Elsewhere(seq)) = outcome;
         if let Some(r) = self.records.as_mut()
@@ -390,12 +397,13 @@ impl Screen {
         if let Err(e) = station.done(t).await {
             tracing::warn!("hub: acknowledging bag {hub}: {e}");
         }
+        let how = if d.level == "L1" { "cleared automatically" } else { "found decided" };
         tracing::info!(
             station = self.spec.station,
-            "hub bag {hub}: {} by {} ({})",
+            "hub bag {hub}: {how}: {} at {} ({})",
             d.code,
-            d.level,
-            d.station
+            d.station,
+            d.level
         );
     }
 

@@ -25,7 +25,8 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
     context::PublishErrorKind,
     message::PublishMessage,
-    object_store, stream,
+    object_store,
+    stream::{self, LastRawMessageErrorKind},
 };
 use futures_util::StreamExt;
 
@@ -129,10 +130,11 @@ pub struct Taken {
 /// What asking for the next bag gave.
 pub enum Next {
     Bag(Box<Taken>),
-    /// Cleared by the automatic level: the agency's decision (this one, or one another station
-    /// recorded first) is on the broker. The caller records it where it keeps records, then
-    /// calls [`Station::done`].
-    Cleared {
+    /// Decided without the operator: cleared by the automatic level here (`Recorded`), or found
+    /// decided on the broker already (`Elsewhere`: a station that died between deciding and
+    /// acknowledging; its scan is then not fetched). The caller records the decision where it
+    /// keeps records, then calls [`Station::done`].
+    Decided {
         t: Box<Taken>,
         outcome: Decided,
         decision: Box<DecisionMsg>,
@@ -159,6 +161,8 @@ pub struct Station {
     cfg: StationConfig,
     js: jetstream::Context,
     consumer: PullConsumer,
+    /// The decision stream, where a bag's decision is looked up before anyone screens it.
+    decisions: stream::Stream,
     /// Each line's scans bucket and the stream under it, opened when a bag of the line first
     /// comes (nodes create them).
     scans: std::sync::Mutex<std::collections::HashMap<String, (object_store::ObjectStore, stream::Stream)>>,
@@ -251,14 +255,14 @@ impl Station {
             .await?;
         let js = jetstream::new(client);
         let bags = js.get_or_create_stream(bag_stream(cfg.replicas, cfg.keep)).await?;
-        js.get_or_create_stream(decision_stream(cfg.replicas, cfg.keep)).await?;
+        let decisions = js.get_or_create_stream(decision_stream(cfg.replicas, cfg.keep)).await?;
         let consumer: PullConsumer = bags
             .get_or_create_consumer(
                 &access::agency_consumer(&cfg.agency),
                 agency_consumer(&cfg.agency, cfg.hold, cfg.max_deliver),
             )
             .await?;
-        Ok(Station { cfg, js, consumer, scans: Default::default() })
+        Ok(Station { cfg, js, consumer, decisions, scans: Default::default() })
     }
 
     /// The next bag for this agency, waiting at most `wait` for one (a pull request the broker
@@ -284,6 +288,25 @@ impl Station {
             let why = format!("it names bag {}.{}.{} on another subject", bag.line, bag.node, bag.bag);
             return self.refuse(msg, subject, why).await;
         }
+        // Decided already (its station died before acknowledging): nobody needs to look again.
+        let subject_d = super::decision_subject(&self.cfg.agency, &bag.line, &bag.node, bag.bag);
+        match self.decisions.get_last_raw_message_by_subject(&subject_d).await {
+            Ok(m) => match serde_json::from_slice::<DecisionMsg>(&m.payload) {
+                // On this very scan (an announcement whose scan differs is checked below).
+                Ok(decision) if decision.scan_sha256 == bag.scan.sha256 => {
+                    let t = Taken { msg, bag, scan: Vec::new(), delivery, taken: Instant::now(), l1: None };
+                    let outcome = Decided::Elsewhere(m.sequence);
+                    return Ok(Next::Decided { t: Box::new(t), outcome, decision: Box::new(decision) });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(subject = subject_d, "not a decision ({e}): screened again"),
+            },
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+            Err(e) => {
+                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await?;
+                return Err(format!("looking up {subject_d}: {e}").into());
+            }
+        }
         let scan = match self.fetch_scan(&bag).await {
             Ok(s) => s,
             Err(ScanProblem::Bad(why)) => return self.refuse(msg, subject, why).await,
@@ -300,7 +323,7 @@ impl Station {
         };
         match self.decide(&t, &a.release, AUTO_OPERATOR, "L1", Some(v.describe()), Vec::new()).await {
             Ok((outcome, decision)) => {
-                Ok(Next::Cleared { t: Box::new(t), outcome, decision: Box::new(decision) })
+                Ok(Next::Decided { t: Box::new(t), outcome, decision: Box::new(decision) })
             }
             Err(e) => {
                 let _ = self.hand_back_later(t).await;
