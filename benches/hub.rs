@@ -8,7 +8,9 @@
 //! broker's pace rather than the emulator's line rate; what is timed is publish and screening.
 //! Needs root (PostgreSQL runs as its own user), nats-server and PostgreSQL 15 installed.
 //!
-//! `cargo bench --bench hub [-- BAGS [BOTS_PER_AGENCY]]` (default 120 bags, 2 bots an agency)
+//! `cargo bench --bench hub [-- BAGS [BOTS_PER_AGENCY]]` (default 120 bags, 2 bots an agency):
+//! the same bags twice, side by side: bots screen every bag; then both agencies screen
+//! automatically first (the site's `[automatic]`, L1) and bots get only the alarms.
 //!
 //! `cargo bench --bench hub -- latency [SECONDS]`: 1, 2, 4 and 8 scanner nodes at the hub
 //! profile's real line rate for SECONDS each (default 60), 2 bots an agency: how long from a
@@ -46,6 +48,19 @@ fn decided_by_both(records: &str) -> (usize, usize) {
     let bags: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let both = bags.iter().filter(|b| b["decisions"].as_object().is_some_and(|d| d.len() == 2)).count();
     (bags.len(), both)
+}
+
+/// Agency decisions taken at level L1 and at L2, from the records.
+fn levels(records: &str) -> (usize, usize) {
+    let o = Command::new(BIN).args(["bags", "--json", "--records", records]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut n = (0, 0);
+    for b in text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {
+        for d in b["decisions"].as_object().into_iter().flat_map(|m| m.values()) {
+            if d["level"] == "L1" { n.0 += 1 } else { n.1 += 1 }
+        }
+    }
+    n
 }
 
 fn dir_bytes(d: &Path) -> u64 {
@@ -205,55 +220,89 @@ fn main() {
         scans as f64 / 1e6 / bags as f64
     );
 
-    let mut reaper = Reaper(Vec::new(), None);
-    let (hub, records) = start_servers(tmp.path(), &mut reaper);
-    let t0 = Instant::now();
-    for agency in ["customs", "quarantine"] {
-        for i in 0..per_agency {
-            reaper.0.push(
-                Command::new(BIN)
-                    .args(["bot", "--hub", &hub, "--agency", agency, "--decide", "release"])
-                    .args(["--name", &format!("{agency}{i}"), "--records", &records])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            );
-        }
-    }
-    let node = Command::new(BIN)
-        .args(["--quiet", "--profile", "hub-160", "--data"])
-        .arg(&data)
-        .args(["node", "--source", "synthetic://?seed=6", "--seconds", "0.001", "--drain-seconds", "3600"])
-        .args(["--hub", &hub, "--line", "L1", "--node", "n1", "--records", &records])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = node.wait_with_output().unwrap();
-    let published = t0.elapsed();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains(&format!("published: {bags}")), "{said}");
-    let mut last = (0, 0);
-    while last.1 < bags {
-        std::thread::sleep(Duration::from_millis(250));
-        last = decided_by_both(&records);
-        assert!(t0.elapsed() < Duration::from_secs(1800), "{last:?} of {bags}");
-    }
-    let all = t0.elapsed();
-    let per_hour = |d: Duration| bags as f64 * 3600.0 / d.as_secs_f64();
+    // The same bags twice, side by side: operators (here bots) see every bag; then both agencies
+    // screen automatically first (L1), and bots see only what the aids alarm on.
+    let site = tmp.path().join("l1-site.toml");
+    let l1 = twinspect::domain::inspection::InspectionConfig {
+        automatic: Some(twinspect::domain::automatic::AutomaticConfig {
+            agencies: vec!["customs".into(), "quarantine".into()],
+            dense_pixels: twinspect::domain::automatic::DENSE_PIXELS,
+        }),
+        ..Default::default()
+    };
+    std::fs::write(&site, toml::to_string(&l1).unwrap()).unwrap();
     println!(
         "hub, {bags} bags of hub-160 ({:.2} MB scans), {per_agency} bots an agency, one nats-server, PostgreSQL 15:",
         scans as f64 / 1e6 / bags as f64
     );
-    println!(
-        "  published (scan + announcement + PostgreSQL row): {:.1} s, {:.0} bags an hour",
-        published.as_secs_f64(),
-        per_hour(published)
-    );
-    println!(
-        "  decided by both agencies and recorded:            {:.1} s, {:.0} bags an hour",
-        all.as_secs_f64(),
-        per_hour(all)
-    );
+    for automatic in [false, true] {
+        let run = tmp.path().join(if automatic { "l1" } else { "operators" });
+        std::fs::create_dir(&run).unwrap();
+        let copied = Command::new("cp").arg("-a").arg(&data).arg(run.join("data")).status().unwrap();
+        assert!(copied.success());
+        let site_args: Vec<&str> = if automatic { vec!["--site", site.to_str().unwrap()] } else { vec![] };
+        let mut reaper = Reaper(Vec::new(), None);
+        let (hub, records) = start_servers(&run, &mut reaper);
+        let t0 = Instant::now();
+        for agency in ["customs", "quarantine"] {
+            for i in 0..per_agency {
+                reaper.0.push(
+                    Command::new(BIN)
+                        .args(["bot", "--hub", &hub, "--agency", agency, "--decide", "release"])
+                        .args(["--name", &format!("{agency}{i}"), "--records", &records])
+                        .args(&site_args)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap(),
+                );
+            }
+        }
+        let node = Command::new(BIN)
+            .args(["--quiet", "--profile", "hub-160", "--data"])
+            .arg(run.join("data"))
+            .args([
+                "node",
+                "--source",
+                "synthetic://?seed=6",
+                "--seconds",
+                "0.001",
+                "--drain-seconds",
+                "3600",
+            ])
+            .args(["--hub", &hub, "--line", "L1", "--node", "n1", "--records", &records])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = node.wait_with_output().unwrap();
+        let published = t0.elapsed();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains(&format!("published: {bags}")), "{said}");
+        let mut last = (0, 0);
+        while last.1 < bags {
+            std::thread::sleep(Duration::from_millis(250));
+            last = decided_by_both(&records);
+            assert!(t0.elapsed() < Duration::from_secs(1800), "{last:?} of {bags}");
+        }
+        let all = t0.elapsed();
+        let per_hour = |d: Duration| bags as f64 * 3600.0 / d.as_secs_f64();
+        let to_operators = if automatic {
+            let (l1, l2) = levels(&records);
+            format!("L1 cleared {l1} agency decisions, {l2} went to the bots")
+        } else {
+            "every bag to the bots".into()
+        };
+        println!("  {}:", if automatic { "L1 first (both agencies)" } else { "operators only" });
+        println!(
+            "    published (scan + announcement + PostgreSQL row): {:.1} s, {:.0} bags an hour",
+            published.as_secs_f64(),
+            per_hour(published)
+        );
+        println!(
+            "    decided by both agencies and recorded:            {:.1} s, {:.0} bags an hour ({to_operators})",
+            all.as_secs_f64(),
+            per_hour(all)
+        );
+    }
 }

@@ -15,7 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::calib::{Calibration, attenuation};
+#[cfg(doc)]
+use super::calib::attenuation;
+use super::calib::{A_MAX, Calibration, STARVED_COUNTS};
 
 /// Dense pixels in one bag that alarm, unless the site says otherwise (the desk's alert too).
 pub const DENSE_PIXELS: usize = 16;
@@ -126,8 +128,12 @@ impl Verdict {
 }
 
 /// Pixels of `high` (high-energy samples, `channels` a line) the beam did not penetrate: their
-/// attenuation under `cal` is above `threshold`. Lines listed in `skip` (placeholders for lost
-/// rows, not image) are not counted.
+/// attenuation under `cal` ([`attenuation`], the rule the GPU shares) is above `threshold`.
+/// Lines listed in `skip` (placeholders for lost rows, not image) are not counted.
+///
+/// Counted without a logarithm per pixel: attenuation `ln(air - dark) - ln(raw - dark)` is above
+/// `threshold` exactly when `raw - dark` is under `(air - dark) e^-threshold`, a limit per
+/// channel; a starved sample is dense, a saturated one or a dead channel's never.
 pub fn dense_pixels(
     high: &[u16],
     channels: usize,
@@ -135,17 +141,25 @@ pub fn dense_pixels(
     threshold: f32,
     skip: &[usize],
 ) -> usize {
-    if channels == 0 {
+    if channels == 0 || threshold.is_nan() || threshold >= A_MAX {
         return 0;
     }
-    let t = cal.table();
+    // Per channel: dark, and the signal above dark under which a sample is dense (none: dead).
+    let limits: Vec<(f32, f32)> = cal
+        .table()
+        .iter()
+        .map(|c| {
+            (c[1], if c[3] < 0.0 { f32::NEG_INFINITY } else { (c[3] - threshold).exp().max(STARVED_COUNTS) })
+        })
+        .collect();
+    let full = cal.full_scale;
     high.chunks_exact(channels)
         .enumerate()
         .filter(|(i, _)| !skip.contains(i))
         .map(|(_, line)| {
             line.iter()
-                .zip(&t)
-                .filter(|(raw, c)| attenuation(**raw, c[1], c[3], cal.full_scale) > threshold)
+                .zip(&limits)
+                .filter(|(raw, (dark, limit))| **raw < full && (**raw as f32 - dark) < *limit)
                 .count()
         })
         .sum()
@@ -227,6 +241,30 @@ mod tests {
         let mut thick = bag(10, 0);
         thick[..40].fill(100 + 599);
         assert_eq!(verdict(&thick, &[], false, 16), Verdict::Clear { dense: 0 });
+    }
+
+    #[test]
+    fn the_count_without_logarithms_is_the_attenuation_rules_count() {
+        use super::super::calib::attenuation;
+        // Every code of a 12-bit ADC on channels of different dark, air and a dead one.
+        let cal = Calibration::from_tables(
+            vec![0.0, 100.0, 37.5, 200.0],
+            vec![0.0, 100.0, 37.5, 200.0],
+            vec![4000.0, 3000.0, 4095.0, 230.0],
+            vec![4000.0, 3000.0, 4095.0, 230.0],
+            4095,
+        )
+        .unwrap();
+        let high: Vec<u16> = (0..4096u16).flat_map(|v| [v, v, v, v]).collect();
+        let t = cal.table();
+        for thr in [0.5, 2.0, 3.0, 5.3, 7.9, 11.9, 12.0] {
+            let by_rule = high
+                .chunks_exact(4)
+                .flat_map(|l| l.iter().zip(&t))
+                .filter(|(r, c)| attenuation(**r, c[1], c[3], cal.full_scale) > thr)
+                .count();
+            assert_eq!(dense_pixels(&high, 4, &cal, thr, &[]), by_rule, "threshold {thr}");
+        }
     }
 
     #[test]
