@@ -516,6 +516,15 @@ fn dense_pixels_of(a: &BagAnnouncement, scan: &[u8]) -> usize {
     n
 }
 
+/// The shipped hub line's site with customs screening automatically first (L1), in `dir`.
+fn customs_first(dir: &Path) -> PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/hub-line.toml");
+    let site = dir.join("site.toml");
+    let text = std::fs::read_to_string(shipped).unwrap() + "\n[automatic]\nagencies = [\"customs\"]\n";
+    std::fs::write(&site, text).unwrap();
+    site
+}
+
 #[test]
 fn the_automatic_level_clears_what_the_aids_pass_and_an_operator_gets_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
@@ -525,10 +534,7 @@ fn the_automatic_level_clears_what_the_aids_pass_and_an_operator_gets_the_rest()
     let pg = Postgres::start(tmp.path());
     let records = pg.url();
     // The hub line's site with customs screening automatically first; quarantine does not.
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/hub-line.toml");
-    let site = tmp.path().join("site.toml");
-    let text = std::fs::read_to_string(shipped).unwrap() + "\n[automatic]\nagencies = [\"customs\"]\n";
-    std::fs::write(&site, text).unwrap();
+    let site = customs_first(tmp.path());
     let site = site.to_str().unwrap();
     let bags = 10;
     let (ok, out) = Node::start(
@@ -620,10 +626,7 @@ fn a_hub_screen_shows_its_operator_only_what_the_automatic_level_alarmed_on() {
     )
     .wait();
     assert!(ok, "{out}");
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/hub-line.toml");
-    let site = tmp.path().join("site.toml");
-    let text = std::fs::read_to_string(shipped).unwrap() + "\n[automatic]\nagencies = [\"customs\"]\n";
-    std::fs::write(&site, text).unwrap();
+    let site = customs_first(tmp.path());
     // The first bag the aids will alarm on was decided already by a customs station that then
     // died before acknowledging it: nobody screens it again.
     let held = broker_contents(&url);
