@@ -66,6 +66,7 @@ fn workstation(
         remote: None,
         hub: None,
         no_scanner: false,
+        publishing: None,
         profile: p.clone(),
         source,
         lut: MaterialLut::for_profile(p).unwrap(),

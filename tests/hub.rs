@@ -326,6 +326,15 @@ fn bad_hub_options_are_refused_before_anything_starts() {
         (vec!["--hub", "nats://127.0.0.1:1", "--station", "ws 1"], "--station ws 1"),
         (vec!["--records", "postgres://x"], "--hub"),
         (vec!["--hub", "nats://127.0.0.1:1", "--station", "ws1", "--keys", "/nonexistent"], "ws1-customs.nk"),
+        // A desk that publishes its own bags.
+        (vec!["--publish", "L1"], "--hub"),
+        (vec!["--hub", "nats://127.0.0.1:1", "--publish", "a.>"], "--publish: line \"a.>\""),
+        (vec!["--hub", "nats://127.0.0.1:1", "--publish", "L1", "--station", "d 1"], "--station: node"),
+        (vec!["--hub", "nats://127.0.0.1:1", "--publish", "L1", "--records", "http://x"], "--records"),
+        (
+            vec!["--hub", "nats://127.0.0.1:1", "--publish", "L1", "--station", "d1", "--keys", "/x"],
+            "d1-customs.nk",
+        ),
     ] {
         let (ok, _, err) = common::run(twinspect().arg("--data").arg(&data).arg("run").args(&args));
         assert!(!ok && err.contains(says), "{args:?}: {err}");
@@ -1043,13 +1052,15 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
          [[station]]\nagency = \"quarantine\"\nstation = \"q1\"\nkey = \"{}\"\n\
          [[station]]\nagency = \"customs\"\nstation = \"ws1-customs\"\nkey = \"{}\"\n\
          [[station]]\nagency = \"quarantine\"\nstation = \"ws1-quarantine\"\nkey = \"{}\"\n\
-         [[admin]]\nname = \"ops\"\nkey = \"{}\"\n",
+         [[admin]]\nname = \"ops\"\nkey = \"{}\"\n\
+         [[node]]\nline = \"D1\"\nnode = \"ws1\"\nkey = \"{}\"\n",
         key("n1"),
         key("c1"),
         key("q1"),
         key("ws1-customs"),
         key("ws1-quarantine"),
-        key("ops")
+        key("ops"),
+        key("ws1")
     );
     key("stranger");
     let seed = |name: &str| keys.join(format!("{name}.nk"));
@@ -1311,6 +1322,34 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
         "{said}"
     );
     assert!(said.contains("bag L1.n1.98 customs") && said.contains("does not match"), "{said}");
+
+    // A live desk that publishes its own bags, with its keys: node ws1 of line D1 for the bags,
+    // its screens' station keys for their decisions, each signed by its screen's key.
+    std::fs::write(&script, "login customs c001 1111\nwait 2\ndecide customs release\nwait 1\n").unwrap();
+    let (ok, said, err) = common::run(
+        twinspect()
+            .arg("--data")
+            .arg(tmp.path().join("desk2"))
+            .args(["snapshot", "--source", "synthetic://?seed=33&bags=1&speed=2", "--bags", "1"])
+            .args(["--hub", &url, "--publish", "D1", "--records", &writer, "--station", "ws1", "--keys"])
+            .arg(&keys)
+            .arg("--out")
+            .arg(tmp.path().join("shots"))
+            .arg("--script")
+            .arg(&script),
+    );
+    assert!(ok, "{said}\n{err}");
+    assert_eq!(summary(&said, "bags published to the hub"), 1, "{said}\n{err}");
+    assert_eq!(summary(&said, "decisions sent to the hub"), 1, "{said}\n{err}");
+    assert!(!err.contains("Permissions Violation"), "{err}");
+    let desk: Vec<DecisionMsg> = decisions_as(&url, Some(&seed("ops")))
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| d.line == "D1")
+        .collect();
+    assert_eq!(desk.len(), 1, "{desk:?}");
+    assert_eq!((desk[0].station.as_str(), desk[0].code.as_str()), ("ws1-customs", "release"));
+    users.check_decision(&desk[0]).unwrap();
 }
 
 /// Hosts on one machine: network namespaces joined by veth pairs to a bridge in a switch
@@ -1823,4 +1862,142 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
     assert!(node_store.verify_audit().unwrap().ok());
     let (ok, out) = node.stop();
     assert!(ok, "{out}");
+}
+
+#[test]
+fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_only_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let pg = Postgres::start(tmp.path());
+    let records = pg.url();
+    let (desk, shots) = (tmp.path().join("desk"), tmp.path().join("shots"));
+    let snapshot = |source: &str, bags: &str, script: &str, name: &str| {
+        let file = tmp.path().join(format!("{name}.txt"));
+        std::fs::write(&file, script).unwrap();
+        common::run(
+            twinspect()
+                .arg("--data")
+                .arg(&desk)
+                .args(["snapshot", "--source", source, "--bags", bags, "--hub", &url, "--publish", "L9"])
+                .args(["--station", "desk1", "--records", &records, "--out"])
+                .arg(&shots)
+                .arg("--script")
+                .arg(&file),
+        )
+    };
+    // The hub is down: the desk scans and its operators decide all the same; the bags and the
+    // decisions wait in its archive, and its screens say so.
+    let (ok, said, err) = snapshot(
+        "synthetic://?seed=7&bags=2&speed=2",
+        "2",
+        "login customs c001 1111\nlogin quarantine q001 2222\nwait 2\n\
+         mark customs rect 20 300 80 700 weapon knife-shaped\n\
+         decide customs open\ndecide quarantine release\nwait 1\nsnap down\n",
+        "down",
+    );
+    assert!(ok, "{said}\n{err}");
+    let down = std::fs::read_to_string(shots.join("down-customs.txt")).unwrap();
+    assert!(down.contains("hub not reachable: bags wait here"), "{down}");
+    let _ = std::fs::copy(shots.join("down-customs.png"), "target/screenshots/desk-publishing-hub-down.png");
+    assert_eq!(summary(&said, "waiting in the archive for the next run"), 2, "{said}");
+    assert_eq!(summary(&said, "decisions sent to the hub"), 0, "{said}");
+    let store = Store::open_read(&desk).unwrap();
+    let decided: Vec<i64> =
+        (1..=2).filter(|&b| store.record(b).unwrap().current("customs").is_some()).collect();
+    assert_eq!(decided.len(), 1, "the screens decided the bag they showed");
+    let (bag, other) = (decided[0], 3 - decided[0]);
+    drop(store);
+
+    // The hub is back: the next run sends both bags, then the two agencies' decisions on the
+    // decided one, each once.
+    let nats = Nats::start(port, &tmp.path().join("js"));
+    let (ok, said, err) = snapshot("synthetic://?bags=0", "0", "wait 4\nsnap up\n", "up");
+    assert!(ok, "{said}\n{err}");
+    assert_eq!(summary(&said, "bags published to the hub"), 2, "{said}\n{err}");
+    assert_eq!(summary(&said, "decisions sent to the hub"), 2, "{said}\n{err}");
+    let up = std::fs::read_to_string(shots.join("up-customs.txt")).unwrap();
+    assert!(up.contains("hub L9/desk1: 2 bags published"), "{up}");
+    let _ = std::fs::copy(shots.join("up-customs.png"), "target/screenshots/desk-publishing.png");
+    let held = broker_contents(nats.url().as_str());
+    assert_eq!(held.messages.len(), 2, "each bag once");
+    let store = Store::open_read(&desk).unwrap();
+    for (subject, _, a) in &held.messages {
+        assert_eq!(subject, &format!("twinspect.bag.L9.desk1.{}", a.bag));
+        assert_eq!(a.screened_at_desk, ["customs", "quarantine"]);
+        assert_eq!(Some(&a.scan.sha256), store.bag(a.bag).unwrap().scan_sha256.as_ref());
+        assert_eq!(hex_sha256(&held.scans[&a.scan.object]), a.scan.sha256);
+    }
+    let ds = decisions(&url);
+    assert_eq!(ds.len(), 2, "{ds:?}");
+    let of = |agency: &str| ds.iter().map(|(_, d)| d).find(|d| d.agency == agency).unwrap();
+    let (c, q) = (of("customs"), of("quarantine"));
+    assert_eq!(
+        (c.bag, c.code.as_str(), c.station.as_str(), c.operator.as_str()),
+        (bag, "open", "desk1-customs", "c001")
+    );
+    assert_eq!(
+        (q.bag, q.code.as_str(), q.station.as_str(), q.operator.as_str()),
+        (bag, "release", "desk1-quarantine", "q001")
+    );
+    assert!(ds.iter().all(|(_, d)| d.level == "L2" && d.line == "L9" && d.node == "desk1"));
+    assert_eq!(Some(&c.scan_sha256), store.bag(bag).unwrap().scan_sha256.as_ref());
+    assert_eq!(c.marks.len(), 1, "{c:?}");
+    assert_eq!((c.marks[0].category.as_str(), c.marks[0].note.as_str()), ("weapon", "knife-shaped"));
+    assert_eq!(store.decision_sent(bag, "customs").unwrap().as_deref(), Some("open"));
+    assert_eq!(store.decision_sent(other, "customs").unwrap(), None);
+    assert!(store.verify_audit().unwrap().ok());
+    drop(store);
+
+    // On the hub, customs' and quarantine's stations let the desk's bags pass; an agency with no
+    // screen at the desk (airport security) screens both centrally.
+    let three = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/three-screens.toml");
+    let three = three.to_str().unwrap();
+    let mut c1 =
+        Node::bot(&url, &["--agency", "customs", "--decide", "refer", "--name", "c1", "--site", three]);
+    let s1 = Node::bot(
+        &url,
+        &[
+            "--agency",
+            "security",
+            "--decide",
+            "release",
+            "--name",
+            "s1",
+            "--bags",
+            "2",
+            "--site",
+            three,
+            "--records",
+            &records,
+        ],
+    );
+    let (ok, out) = s1.wait();
+    assert!(ok, "{out}");
+    c1.wait_for(&format!("bag L9.desk1.{bag} is screened at its desk"), Duration::from_secs(30));
+    c1.wait_for(&format!("bag L9.desk1.{other} is screened at its desk"), Duration::from_secs(30));
+    let (ok, out) = c1.stop();
+    assert!(ok, "{out}");
+    assert_eq!(summary(&out, "decided"), 0, "{out}");
+    assert_eq!(summary(&out, "screened at their desk"), 2, "{out}");
+    let ds = decisions(&url);
+    assert_eq!(ds.len(), 4, "{ds:?}");
+    assert!(ds.iter().all(|(_, d)| d.station != "c1"));
+    // The hub's records: both bags, the desk's two decisions and security's.
+    let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let row = |b: i64| {
+        rows.iter().find(|r| r["bag"] == b && r["node"] == "desk1").unwrap_or_else(|| panic!("{listed}"))
+    };
+    let r = row(bag);
+    assert_eq!(r["decisions"]["customs"]["station"], "desk1-customs", "{r}");
+    assert_eq!(r["decisions"]["customs"]["code"], "open", "{r}");
+    assert_eq!(r["decisions"]["quarantine"]["code"], "release", "{r}");
+    assert_eq!(r["decisions"]["security"]["station"], "s1", "{r}");
+    let r = row(other);
+    assert!(r["decisions"]["customs"].is_null(), "{r}");
+    assert_eq!(r["decisions"]["security"]["code"], "release", "{r}");
+    let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
+    assert!(ok, "{said}\n{err}");
 }

@@ -243,6 +243,18 @@ fn a_training_replay_projects_threats_inside_bags_and_says_which_and_where() {
         .output()
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("0 to 1"));
+    // A training session's bags carry projected threats: a desk never publishes them to a hub.
+    let o = twinspect()
+        .arg("--data")
+        .arg(dir.path().join("desk"))
+        .args(["snapshot", "--hub", "nats://127.0.0.1:1", "--publish", "L1", "--source"])
+        .arg(format!("replay://{}?speed=max&tip=0.5", rec.display()))
+        .arg("--out")
+        .arg(dir.path().join("shots"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("a training session"), "{err}");
 }
 
 #[test]

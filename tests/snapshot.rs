@@ -268,6 +268,7 @@ fn frames_are_drawn_while_the_archives_disk_stalls_and_the_decision_lands_after(
         remote: None,
         hub: None,
         no_scanner: false,
+        publishing: None,
         lut: MaterialLut::for_profile(&profile).unwrap(),
         profile,
         source,

@@ -527,7 +527,18 @@ fn a_lost_link_alerts_every_screen_once_and_a_revealed_threat_only_its_trainee()
     let mut ws = Workstation::new(
         None,
         None,
-        Parts { profile, source, lut, inspection, desk, layout, remote: None, hub: None, no_scanner: false },
+        Parts {
+            profile,
+            source,
+            lut,
+            inspection,
+            desk,
+            layout,
+            remote: None,
+            hub: None,
+            no_scanner: false,
+            publishing: None,
+        },
     );
     ws.source().stats.connected.store(false, Relaxed);
     for _ in 0..3 {

@@ -195,6 +195,7 @@ pub fn node(
             ),
             None => None,
         },
+        desk: Vec::new(),
     };
     if let Some(s) = cfg.site.as_ref().and_then(|s| s.sorter.as_ref()) {
         println!(
@@ -366,6 +367,7 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         };
         println!("station {name} screening for {} on {}", a.agency, a.hub);
         let (mut decided, mut cleared, mut elsewhere, mut refused) = (0u64, 0u64, 0u64, 0u64);
+        let mut at_desk = 0u64;
         while !stopped() && a.bags.is_none_or(|n| decided + cleared < n) {
             let asked = std::time::Instant::now();
             // A stop is heard at once, even while the brokers do not answer (a bag pulled at that
@@ -396,6 +398,11 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                 }
                 Ok(Next::Decided { t, outcome, decision }) => (t, outcome, *decision),
                 Ok(Next::Nothing) => continue,
+                Ok(Next::AtDesk { line, node, bag }) => {
+                    at_desk += 1;
+                    println!("bag {line}.{node}.{bag} is screened at its desk; let pass");
+                    continue;
+                }
                 Ok(Next::Refused { subject, why }) => {
                     refused += 1;
                     eprintln!("refused {subject}: {why}");
@@ -454,6 +461,7 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         println!("decided: {decided}");
         println!("cleared automatically (L1): {cleared}");
         println!("decided elsewhere first: {elsewhere}");
+        println!("screened at their desk: {at_desk}");
         println!("refused: {refused}");
         Ok(())
     })

@@ -774,6 +774,13 @@ pub struct HubStationArgs {
     /// that station of the screen's agency).
     #[arg(long, value_name = "DIR", requires = "hub")]
     keys: Option<PathBuf>,
+    /// With --hub: this desk's own scanner's bags go to the hub as those of a node of line LINE
+    /// (the node's name is --station's), each once, the archive being the outbox; its screens
+    /// screen them here, and each of their agencies' decisions goes to the hub too (a station
+    /// of the agency on the hub lets them pass). The screens take no other scanner's bags. At a
+    /// hub that uses keys, --keys holds NAME.nk (the node) beside the screens' keys.
+    #[arg(long, value_name = "LINE", requires = "hub")]
+    publish: Option<String>,
 }
 
 impl HubStationArgs {
@@ -784,6 +791,9 @@ impl HubStationArgs {
         inspection: &crate::domain::inspection::InspectionConfig,
     ) -> anyhow::Result<Option<crate::hub::screening::LinkConfig>> {
         let Some(url) = &self.hub else { return Ok(None) };
+        if self.publish.is_some() {
+            return Ok(None);
+        }
         anyhow::ensure!(
             (0.5..=3600.0).contains(&self.hold_seconds),
             "--hold-seconds {}: from 0.5 to 3600",
@@ -794,14 +804,7 @@ impl HubStationArgs {
             "--screen-seconds {}: from 1 to 86400",
             self.screen_seconds
         );
-        let name = match &self.station {
-            Some(n) => n.clone(),
-            None => std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect())
-                .filter(|h: &String| !h.is_empty() && h.len() <= 40)
-                .unwrap_or_else(|| "desk".into()),
-        };
+        let name = self.name();
         let screens = inspection
             .screens()
             .into_iter()
@@ -812,12 +815,7 @@ impl HubStationArgs {
                 let station = format!("{name}-{id}");
                 crate::hub::check_name("station", &station)
                     .map_err(|e| anyhow::anyhow!("--station {name}: {e}"))?;
-                let credentials = match &self.keys {
-                    Some(dir) => {
-                        Some(crate::hub::access::Credentials::load(&dir.join(format!("{station}.nk")))?)
-                    }
-                    None => None,
-                };
+                let credentials = self.key(&station)?;
                 let automatic = crate::hub::station::Automatic::for_agency(inspection, &s.agency);
                 Ok(crate::hub::screening::ScreenSpec {
                     screen: i,
@@ -838,6 +836,73 @@ impl HubStationArgs {
         }))
     }
 }
+
+impl HubStationArgs {
+    /// This workstation's name on the hub.
+    fn name(&self) -> String {
+        match &self.station {
+            Some(n) => n.clone(),
+            None => std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect())
+                .filter(|h: &String| !h.is_empty() && h.len() <= 40)
+                .unwrap_or_else(|| "desk".into()),
+        }
+    }
+
+    /// The key of `who` (a station or this desk's node) in --keys, when the hub uses keys.
+    fn key(&self, who: &str) -> anyhow::Result<Option<crate::hub::access::Credentials>> {
+        match &self.keys {
+            Some(dir) => Ok(Some(crate::hub::access::Credentials::load(&dir.join(format!("{who}.nk")))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `--publish LINE`: the desk's publisher, its own bags going to the hub as node NAME of LINE
+    /// and the decisions of the agencies at its live screens with them.
+    fn publishing(
+        &self,
+        inspection: &crate::domain::inspection::InspectionConfig,
+    ) -> anyhow::Result<Option<crate::hub::publish::Config>> {
+        let (Some(url), Some(line)) = (&self.hub, &self.publish) else { return Ok(None) };
+        let node = self.name();
+        crate::hub::check_name("line", line).map_err(|e| anyhow::anyhow!("--publish: {e}"))?;
+        crate::hub::check_name("node", &node).map_err(|e| anyhow::anyhow!("--station: {e}"))?;
+        if let Some(r) = &self.records {
+            anyhow::ensure!(
+                r.starts_with("postgres://") || r.starts_with("postgresql://"),
+                "--records {r:?}: expected postgres://USER@HOST:PORT/DATABASE"
+            );
+        }
+        let mut desk: Vec<crate::hub::publish::DeskScreen> = Vec::new();
+        for (s, id) in inspection.screens().into_iter().zip(inspection.screen_ids()) {
+            if s.back_office || desk.iter().any(|d| d.agency == s.agency) {
+                continue;
+            }
+            let station = format!("{node}-{id}");
+            crate::hub::check_name("station", &station)
+                .map_err(|e| anyhow::anyhow!("--station {node}: {e}"))?;
+            crate::hub::check_name("agency", &s.agency)?;
+            let credentials = self.key(&station)?;
+            desk.push(crate::hub::publish::DeskScreen { agency: s.agency, station, credentials });
+        }
+        Ok(Some(crate::hub::publish::Config {
+            hub: crate::hub::HubUrl::parse(url)?,
+            line: line.clone(),
+            node: node.clone(),
+            replicas: 1,
+            keep: std::time::Duration::from_secs(72 * 3600),
+            records: self.records.clone(),
+            credentials: self.key(&node)?,
+            site: Some(inspection.clone()),
+            barcode: None,
+            desk,
+        }))
+    }
+}
+
+/// How long a publishing desk that closes goes on sending what waits (the rest goes next run).
+const PUBLISH_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The files a workstation is set up from (each optional).
 #[derive(Clone, Copy, Default)]
@@ -890,9 +955,12 @@ fn run_workstation(
         None => crate::source::url::SourceUrl::parse(&format!("synthetic://?seed={seed}"))?,
     };
     let data = archive::data_dir(data)?;
-    let link = hub.link(&load_site(files.site)?)?;
-    let no_scanner = source.is_none() && hub.hub.is_some();
-    let mut parts = workstation_parts(profile, &url, files, &data, record, link, no_scanner)?;
+    let site = load_site(files.site)?;
+    let link = hub.link(&site)?;
+    let publish = hub.publishing(&site)?;
+    let no_scanner = source.is_none() && hub.hub.is_some() && publish.is_none();
+    let hubs = HubParts { link, publish, no_scanner };
+    let (mut parts, publisher) = workstation_parts(profile, &url, files, &data, record, hubs)?;
     // The opening bench beside the screens: the same desk, stepped by the window's frame loop.
     let web = match web {
         Some((listen, tls)) => {
@@ -926,6 +994,17 @@ fn run_workstation(
     if let Some(w) = web {
         w.stop()?;
     }
+    finish_publishing(publisher)
+}
+
+/// A publishing desk that closes: what waits goes for a few seconds more, and what it did is said.
+fn finish_publishing(publisher: Option<crate::hub::publish::Publisher>) -> anyhow::Result<()> {
+    let Some(p) = publisher else { return Ok(()) };
+    let r = p.finish(PUBLISH_DRAIN)?;
+    println!("bags published to the hub: {}", r.published);
+    println!("bags found on the hub already: {}", r.found_on_broker);
+    println!("decisions sent to the hub: {}", r.decisions_sent);
+    println!("waiting in the archive for the next run: {}", r.waiting);
     Ok(())
 }
 
@@ -961,7 +1040,7 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
     };
     // The emulator delivers just the bags waited for, faster than real time: a still scene.
     // Screening a hub's bags, it has none of its own.
-    let hub_bags = a.hub.hub.is_some() && a.source.is_none();
+    let hub_bags = a.hub.hub.is_some() && a.source.is_none() && a.hub.publish.is_none();
     let url = match &a.source {
         Some(s) => crate::source::url::SourceUrl::parse(s)?,
         None if hub_bags => crate::source::url::SourceUrl::parse("synthetic://?bags=0")?,
@@ -979,15 +1058,22 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
     let data =
         a.data.clone().or_else(|| scratch.as_ref().map(|d| d.path().to_path_buf())).expect("one of them");
     let files = WorkstationFiles { operators: a.operators.as_deref(), layout: None, site: a.site.as_deref() };
-    let link = a.hub.link(&inspection)?;
-    let parts = workstation_parts(profile, &url, files, &data, None, link, hub_bags)?;
+    let hubs = HubParts {
+        link: a.hub.link(&inspection)?,
+        publish: a.hub.publishing(&inspection)?,
+        no_scanner: hub_bags,
+    };
+    let (parts, publisher) = workstation_parts(profile, &url, files, &data, None, hubs)?;
     let opts = crate::ui::snapshot::SnapshotOptions {
         out: a.out.clone(),
         size,
         bags: if hub_bags { 0 } else { a.bags },
         timeout: std::time::Duration::from_secs(120),
     };
-    let report = crate::ui::snapshot::run(parts, &script, &opts)?;
+    let report = crate::ui::snapshot::run(parts, &script, &opts);
+    // What the desk decided reaches the hub even when the snapshot failed.
+    finish_publishing(publisher)?;
+    let report = report?;
     for w in &report.warnings {
         eprintln!("snapshot: {w}");
     }
@@ -997,16 +1083,25 @@ fn snapshot(profile: &str, a: SnapshotArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The source, accounts, layout and archive of a workstation (the window's or a snapshot's).
+/// A workstation's part in a hub: its screens as stations (`link`), or its own bags published
+/// (`publish`), or neither.
+struct HubParts {
+    link: Option<crate::hub::screening::LinkConfig>,
+    publish: Option<crate::hub::publish::Config>,
+    no_scanner: bool,
+}
+
+/// The source, accounts, layout and archive of a workstation (the window's or a snapshot's),
+/// and its publisher when it publishes to a hub.
 fn workstation_parts(
     profile: &str,
     url: &crate::source::url::SourceUrl,
     files: WorkstationFiles<'_>,
     data: &Path,
     record: Option<&Path>,
-    hub: Option<crate::hub::screening::LinkConfig>,
-    no_scanner: bool,
-) -> anyhow::Result<crate::ui::Parts> {
+    hubs: HubParts,
+) -> anyhow::Result<(crate::ui::Parts, Option<crate::hub::publish::Publisher>)> {
+    let HubParts { link: hub, publish, no_scanner } = hubs;
     let WorkstationFiles { operators, layout, site } = files;
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile))?;
     let lut = MaterialLut::for_profile(&profile)?;
@@ -1038,13 +1133,22 @@ fn workstation_parts(
     // A replay with projected threats is a training session: decisions are judged.
     let mut desk = desk;
     desk.training = url.scheme == "replay" && url.get("tip", 0.0f64).is_ok_and(|r| r > 0.0);
+    // Projected threats are training, never a real bag: a training session publishes nothing.
+    anyhow::ensure!(
+        !(desk.training && publish.is_some()),
+        "--publish: a training session (a replay with projected threats) publishes nothing to the hub"
+    );
     // The archive: a problem opening it (a full disk, a read-only directory) is shown on both
     // screens and the live image goes on; records then say they were not recorded.
     // With a hub, the link takes the hub's bags into the archive through a writer of its own.
     let mut link_store = None;
+    let mut publish_store = None;
     let opened = crate::files::store::Store::open(data).and_then(|store| {
         if hub.is_some() {
             link_store = Some(store.second_writer()?);
+        }
+        if publish.is_some() {
+            publish_store = Some(store.second_writer()?);
         }
         crate::desk::archiver::Archiver::over(
             store,
@@ -1087,7 +1191,36 @@ fn workstation_parts(
         (Some(_), None) => bail!("--hub: the hub's bags need the archive, which did not open (above)"),
         (None, _) => None,
     };
-    Ok(crate::ui::Parts { profile, source, lut, inspection, desk, layout, remote: None, hub, no_scanner })
+    let (publisher, publishing) = match (publish, publish_store) {
+        (Some(cfg), Some(store)) => {
+            eprintln!(
+                "hub: publishing this desk's bags as {}/{} to {} (screened here: {})",
+                cfg.line,
+                cfg.node,
+                cfg.hub.servers.join(","),
+                cfg.desk.iter().map(|d| d.agency.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            let (line, node) = (cfg.line.clone(), cfg.node.clone());
+            let p = crate::hub::publish::Publisher::start(cfg, store)?;
+            let progress = p.progress.clone();
+            (Some(p), Some(crate::ui::Publishing { line, node, progress }))
+        }
+        (Some(_), None) => bail!("--publish: the archive is the outbox, and it did not open (above)"),
+        (None, _) => (None, None),
+    };
+    let parts = crate::ui::Parts {
+        profile,
+        source,
+        lut,
+        inspection,
+        desk,
+        layout,
+        remote: None,
+        hub,
+        no_scanner,
+        publishing,
+    };
+    Ok((parts, publisher))
 }
 
 /// `twinspect manpage --out DIR`: twinspect.1 and twinspect-SUB.1 for every subcommand (and

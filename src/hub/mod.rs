@@ -259,6 +259,11 @@ pub struct BagAnnouncement {
     pub ended_ms: u64,
     pub calibration: CalibrationMsg,
     pub scan: ScanRef,
+    /// Agencies that screen this bag at the scanner's own desk (a live desk that publishes,
+    /// `run --publish`): their stations on the hub let it pass, and the desk sends their
+    /// decisions. Empty from a node: every agency screens it on the hub.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub screened_at_desk: Vec<String>,
 }
 
 /// Largest announcement a node sends or a station accepts (far under NATS's 1 MB default).
@@ -294,6 +299,12 @@ impl BagAnnouncement {
         }
         if a.missing_rows.iter().any(|&r| r >= a.lines) {
             return Err("announcement: a missing row beyond the bag".into());
+        }
+        if a.screened_at_desk.len() > 16 {
+            return Err("announcement: more than 16 agencies screen it at its desk".into());
+        }
+        for agency in &a.screened_at_desk {
+            check_name("agency", agency).map_err(|e| format!("announcement: screened at its desk by {e}"))?;
         }
         Ok(a)
     }
@@ -365,6 +376,7 @@ mod tests {
                 sha256: "ab".repeat(32),
                 format: "tiff-u16-2page".into(),
             },
+            screened_at_desk: Vec::new(),
         }
     }
 
@@ -385,6 +397,12 @@ mod tests {
         assert!(refused(&|b| b.scan.bytes = 10).contains("bytes"));
         assert!(refused(&|b| b.scan.sha256 = "x".into()).contains("SHA-256"));
         assert!(refused(&|b| b.missing_rows = vec![10]).contains("missing"));
+        assert!(refused(&|b| b.screened_at_desk = vec!["customs.>".into()]).contains("desk"));
+        assert!(refused(&|b| b.screened_at_desk = vec!["a".into(); 17]).contains("16 agencies"));
+        // A node's announcement says nothing of a desk (older stations read it as before).
+        assert!(!String::from_utf8(bytes).unwrap().contains("screened_at_desk"));
+        let desk = BagAnnouncement { screened_at_desk: vec!["customs".into()], ..announcement() };
+        assert_eq!(BagAnnouncement::decode(&serde_json::to_vec(&desk).unwrap()).unwrap(), desk);
         assert!(BagAnnouncement::decode(b"{\"format\":1").is_err());
         assert!(BagAnnouncement::decode(&vec![b' '; MAX_ANNOUNCEMENT + 1]).unwrap_err().contains("limit"));
     }

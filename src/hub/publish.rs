@@ -24,7 +24,7 @@ use super::access::{self, Credentials, Identity};
 use super::barcode::{BarcodeConfig, BarcodeJoin, Reader};
 use super::records::{Records, RecordsError};
 use super::sorter::{self, NewParcel, SortReport, Sorting};
-use super::{BagAnnouncement, CalibrationMsg, FORMAT, HubUrl, STREAM, ScanRef};
+use super::{BagAnnouncement, CalibrationMsg, DECISIONS, DecisionMsg, FORMAT, HubUrl, STREAM, ScanRef};
 use crate::files::store::{BagRow, Store, hex_sha256};
 
 /// Bytes in each of a scan's messages in the object store.
@@ -49,6 +49,20 @@ pub struct Config {
     pub site: Option<crate::domain::inspection::InspectionConfig>,
     /// The line's barcode reader, whose reads become the parcels' ids.
     pub barcode: Option<BarcodeConfig>,
+    /// A live desk that publishes (`run --publish`): the agencies that screen at its screens,
+    /// each as a station of the hub. Their stations on the hub let the desk's bags pass and the
+    /// desk sends their decisions. Empty for a node.
+    pub desk: Vec<DeskScreen>,
+}
+
+/// An agency that screens a publishing desk's bags at the desk, as a station of the hub.
+#[derive(Clone, Debug)]
+pub struct DeskScreen {
+    pub agency: String,
+    /// Its station name on the hub (the desk's name and the screen's).
+    pub station: String,
+    /// Its key, when the hub uses keys: the agency's decisions are signed with it.
+    pub credentials: Option<Credentials>,
 }
 
 /// What the publisher did, for the node's summary.
@@ -66,6 +80,8 @@ pub struct Report {
     pub sort: Option<SortReport>,
     /// Barcodes: (parcels read, parcels not read, reads no parcel took, unreadable lines).
     pub barcodes: Option<(u64, u64, u64, u64)>,
+    /// A publishing desk's decisions sent to the hub by this run.
+    pub decisions_sent: u64,
 }
 
 enum Wake {
@@ -78,6 +94,8 @@ enum Wake {
 #[derive(Debug, Default)]
 pub struct Progress {
     pub published: AtomicU64,
+    /// A publishing desk's decisions sent to the hub.
+    pub decisions: AtomicU64,
     pub connected: AtomicBool,
 }
 
@@ -192,8 +210,17 @@ async fn run(
         }
         None => (None, None),
     };
-    // Every agency's decision on this node's bags, copied into its archive as the stream holds it.
-    let agencies = cfg.site.clone().unwrap_or_default().agencies.into_iter().map(|a| a.id).collect();
+    // Every agency's decision on this node's bags, copied into its archive as the stream holds it
+    // (but those a desk takes itself: its archive has them first).
+    let agencies = cfg
+        .site
+        .clone()
+        .unwrap_or_default()
+        .agencies
+        .into_iter()
+        .map(|a| a.id)
+        .filter(|a| !cfg.desk.iter().any(|d| d.agency == *a))
+        .collect();
     let copier = tokio::spawn(super::decisions::run(
         client.clone(),
         cfg.line.clone(),
@@ -214,6 +241,14 @@ async fn run(
             Some(tokio::spawn(task))
         }
         None => None,
+    };
+    // A desk's decisions, to the hub after their bags.
+    let (desk_drain, desk_decisions) = if cfg.desk.is_empty() {
+        (None, None)
+    } else {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let task = send_decisions(cfg.clone(), store.second_writer()?, actor.clone(), progress.clone(), rx);
+        (Some(tx), Some(tokio::spawn(task)))
     };
     let mut drain: Option<Instant> = None;
     let mut refused: HashSet<i64> = HashSet::new();
@@ -390,6 +425,17 @@ async fn run(
     if let Some(task) = sorter {
         report.sort = Some(task.await??);
     }
+    if let (Some(tx), Some(task)) = (desk_drain, desk_decisions) {
+        // The decisions on what went: until they are sent or the drain's time is up.
+        let until = drain.unwrap_or_else(Instant::now);
+        let _ = tx.send(Some(until));
+        let left = until.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+        match tokio::time::timeout(left, task).await {
+            Ok(Ok(n)) => report.decisions_sent = n,
+            Ok(Err(e)) => eprintln!("hub: the desk's decisions: {e}"),
+            Err(_) => eprintln!("hub: the desk's decisions: stopped at the drain's limit"),
+        }
+    }
     copier.abort();
     if let Some(task) = findings {
         // What the bench recorded last: a few seconds more, then the next run sends it.
@@ -397,6 +443,198 @@ async fn run(
         task.abort();
     }
     Ok(report)
+}
+
+/// The decisions outbox of a live desk that publishes: each desk agency's current decision on
+/// a bag the desk published goes to the hub's decision stream as that agency's station at the
+/// desk (signed with its key where the hub uses keys), then to the hub's records, and only then
+/// is marked sent in the archive. The broker keeps an agency's first decision on a bag: one
+/// found there already (this desk's, sent by a run that stopped before marking it, or another
+/// station's) is what is recorded. Returns how many went when `drain` names a time and nothing
+/// is left, or the time is up.
+async fn send_decisions(
+    cfg: Config,
+    mut store: Store,
+    actor: String,
+    progress: Arc<Progress>,
+    mut drain: tokio::sync::watch::Receiver<Option<Instant>>,
+) -> u64 {
+    let agencies: Vec<String> = cfg.desk.iter().map(|d| d.agency.clone()).collect();
+    let mut links: HashMap<String, jetstream::Context> = HashMap::new();
+    let mut records: Option<Records> = None;
+    let mut said: Option<String> = None;
+    let mut sent = 0u64;
+    loop {
+        let until = *drain.borrow();
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return sent;
+        }
+        let waiting = match store.unsent_decisions(&agencies, 64) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("hub: the desk's decisions: {e}");
+                Vec::new()
+            }
+        };
+        if waiting.is_empty() && until.is_some() {
+            return sent;
+        }
+        let mut failed = false;
+        for u in waiting {
+            let Some(screen) = cfg.desk.iter().find(|d| d.agency == u.decision.agency) else { continue };
+            let js = match links.get(&screen.agency) {
+                Some(js) => js.clone(),
+                None => match desk_link(&cfg, screen).await {
+                    Ok(js) => {
+                        links.insert(screen.agency.clone(), js.clone());
+                        js
+                    }
+                    Err(why) => {
+                        if said.as_deref() != Some(&why) {
+                            eprintln!("hub: the desk's decisions wait ({why})");
+                            said = Some(why);
+                        }
+                        failed = true;
+                        break;
+                    }
+                },
+            };
+            let d = desk_decision(&cfg, screen, &u);
+            let outcome = match send_decision(&js, d).await {
+                Ok((seq, held)) => match record_decision(&cfg, &mut records, &held, seq).await {
+                    Ok(()) => Ok((seq, held)),
+                    Err(e) => {
+                        records = None;
+                        Err(format!("the hub's records: {e}"))
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok((seq, held)) => {
+                    if let Err(e) = store.mark_decision_sent(&u, seq, &held.code, crate::unix_ms(), &actor) {
+                        eprintln!("hub: the desk's decisions: {e}");
+                        failed = true;
+                        break;
+                    }
+                    let ours = held.station == screen.station && held.at_ms == u.decision.at_ms;
+                    if ours {
+                        sent += 1;
+                        progress.decisions.fetch_add(1, Ordering::Relaxed);
+                        println!(
+                            "bag {}: {} decided {} at the desk; on the hub as {DECISIONS} #{seq}",
+                            u.bag, screen.agency, u.decision.code
+                        );
+                    } else {
+                        println!(
+                            "bag {}: the hub holds {}'s earlier decision {} from {} (#{seq}); the desk's {} stays in its archive",
+                            u.bag, screen.agency, held.code, held.station, u.decision.code
+                        );
+                    }
+                    said = None;
+                }
+                Err(why) => {
+                    if said.as_deref() != Some(&why) {
+                        eprintln!("hub: the desk's decisions wait ({why})");
+                        said = Some(why);
+                    }
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        let pause = if failed { Duration::from_secs(1) } else { Duration::from_millis(500) };
+        let _ = tokio::time::timeout(pause, drain.changed()).await;
+    }
+}
+
+/// The connection of a desk's screen as its agency's station, the decision stream found.
+async fn desk_link(cfg: &Config, screen: &DeskScreen) -> Result<jetstream::Context, String> {
+    let who = Identity::Station { agency: screen.agency.clone(), station: screen.station.clone() };
+    let name = format!("twinspect desk station {} ({})", screen.station, screen.agency);
+    let w = who.clone();
+    let client = access::connect_options(name, &who, screen.credentials.as_ref())
+        .event_callback(move |ev| {
+            let w = w.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = ev {
+                    eprintln!("{}", access::explain(&e, &w))
+                }
+            }
+        })
+        .connect(cfg.hub.servers.clone())
+        .await
+        .map_err(|e| format!("{}: {e}", screen.station))?;
+    let js = jetstream::new(client);
+    js.get_or_create_stream(super::station::decision_stream(cfg.replicas, cfg.keep))
+        .await
+        .map_err(|e| format!("the decision stream: {e}"))?;
+    Ok(js)
+}
+
+/// The hub's message for a desk's decision (held: from the bag's end to the decision).
+fn desk_decision(cfg: &Config, screen: &DeskScreen, u: &crate::files::store::UnsentDecision) -> DecisionMsg {
+    let auto = u.decision.operator == crate::domain::inspection::AUTO_OPERATOR;
+    let d = DecisionMsg {
+        format: FORMAT,
+        agency: screen.agency.clone(),
+        code: u.decision.code.clone(),
+        station: screen.station.clone(),
+        operator: u.decision.operator.clone(),
+        level: if auto { "L1" } else { "L2" }.into(),
+        line: cfg.line.clone(),
+        node: cfg.node.clone(),
+        bag: u.bag,
+        scan_sha256: u.scan_sha256.clone(),
+        at_ms: u.decision.at_ms,
+        held_ms: u.ended_ms.map_or(0, |e| u.decision.at_ms.saturating_sub(e)),
+        reason: u.decision.reason.clone(),
+        marks: u.marks.iter().take(super::MAX_MARKS).map(super::HubMark::of).collect(),
+        key: screen.credentials.as_ref().map(|c| c.public.clone()),
+        signature: None,
+    };
+    match &screen.credentials {
+        Some(c) => DecisionMsg { signature: Some(c.sign(&d.signed_bytes())), ..d },
+        None => d,
+    }
+}
+
+/// Decision `d` on the decision stream: its sequence and the decision the stream holds (`d`,
+/// or the agency's first one when another came before it).
+async fn send_decision(js: &jetstream::Context, d: DecisionMsg) -> Result<(u64, DecisionMsg), String> {
+    let subject = super::decision_subject(&d.agency, &d.line, &d.node, d.bag);
+    let payload = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
+    let msg = PublishMessage::build().payload(payload.into()).expected_last_subject_sequence(0);
+    let ack = match js.send_publish(subject.clone(), msg).await {
+        Ok(f) => f.await,
+        Err(e) => Err(e),
+    };
+    match ack {
+        Ok(ack) => Ok((ack.sequence, d)),
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+            let stream = js.get_stream(DECISIONS).await.map_err(|e| e.to_string())?;
+            let first = stream.get_last_raw_message_by_subject(&subject).await.map_err(|e| e.to_string())?;
+            let theirs: DecisionMsg =
+                serde_json::from_slice(&first.payload).map_err(|e| format!("{subject}: {e}"))?;
+            Ok((first.sequence, theirs))
+        }
+        Err(e) => Err(format!("{subject}: {e}")),
+    }
+}
+
+/// A decision in the hub's PostgreSQL records, when the desk keeps them (idempotent).
+async fn record_decision(
+    cfg: &Config,
+    records: &mut Option<Records>,
+    d: &DecisionMsg,
+    seq: u64,
+) -> Result<(), RecordsError> {
+    let Some(url) = &cfg.records else { return Ok(()) };
+    if records.as_ref().is_none_or(|r| r.is_closed()) {
+        *records = Some(Records::connect(url).await?);
+    }
+    records.as_mut().expect("connected above").record_decision(d, seq).await?;
+    Ok(())
 }
 
 /// How often the findings outbox is looked at.
@@ -515,6 +753,7 @@ async fn publish_one(
             sha256: sha.clone(),
             format: "tiff-u16-2page".into(),
         },
+        screened_at_desk: cfg.desk.iter().map(|d| d.agency.clone()).collect(),
     };
     let body = serde_json::to_vec(&announcement).map_err(retry)?;
     if body.len() > super::MAX_ANNOUNCEMENT {

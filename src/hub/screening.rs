@@ -249,7 +249,7 @@ impl Screen {
                     self.decided_without_operator(&station, *t, outcome, *decision).await;
                     continue;
                 }
-                Ok(Next::Nothing) => continue,
+                Ok(Next::Nothing | Next::AtDesk { .. }) => continue,
                 Ok(Next::Refused { subject, why }) => {
                     self.say(format!("hub: refused {subject}: {why}"), true);
                     continue;

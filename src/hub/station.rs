@@ -145,6 +145,13 @@ pub enum Next {
         subject: String,
         why: String,
     },
+    /// A bag the agency screens at its scanner's own desk (a live desk that publishes): let
+    /// pass (acknowledged); the desk sends the agency's decision.
+    AtDesk {
+        line: String,
+        node: String,
+        bag: i64,
+    },
     Nothing,
 }
 
@@ -287,6 +294,11 @@ impl Station {
         if subject != super::bag_subject(&bag.line, &bag.node, bag.bag) {
             let why = format!("it names bag {}.{}.{} on another subject", bag.line, bag.node, bag.bag);
             return self.refuse(msg, subject, why).await;
+        }
+        // Screened at its scanner's desk, which sends the agency's decision: not this station's.
+        if bag.screened_at_desk.contains(&self.cfg.agency) {
+            msg.double_ack().await?;
+            return Ok(Next::AtDesk { line: bag.line, node: bag.node, bag: bag.bag });
         }
         // Decided already (its station died before acknowledging): nobody needs to look again.
         let subject_d = super::decision_subject(&self.cfg.agency, &bag.line, &bag.node, bag.bag);

@@ -425,6 +425,15 @@ pub struct Workstation {
     /// The screens as hub stations (`run --hub`): bags to open, who is logged in where.
     hub: Option<crate::hub::screening::HubLink>,
     no_scanner: bool,
+    publishing: Option<Publishing>,
+}
+
+/// A live desk that publishes its bags to a hub (`run --hub URL --publish LINE`): its name
+/// there and what its publisher has done, for the status bar.
+pub struct Publishing {
+    pub line: String,
+    pub node: String,
+    pub progress: std::sync::Arc<crate::hub::publish::Progress>,
 }
 
 /// Everything a workstation is made of besides its screens.
@@ -442,6 +451,8 @@ pub struct Parts {
     /// No scanner here (a central screening room: `run --hub` without `--source`): the screens
     /// say so instead of a link, a belt and an X-ray lamp.
     pub no_scanner: bool,
+    /// This desk publishes its bags to a hub (`run --publish`).
+    pub publishing: Option<Publishing>,
 }
 
 impl Workstation {
@@ -458,7 +469,8 @@ impl Workstation {
         font: Option<&'static str>,
         parts: Parts,
     ) -> Self {
-        let Parts { profile, source, lut, inspection, desk, layout, remote, hub, no_scanner } = parts;
+        let Parts { profile, source, lut, inspection, desk, layout, remote, hub, no_scanner, publishing } =
+            parts;
         let stations: Vec<Station> = inspection
             .screens()
             .into_iter()
@@ -535,6 +547,7 @@ impl Workstation {
             remote,
             hub,
             no_scanner,
+            publishing,
             profile,
             source,
             assembler,
@@ -1455,6 +1468,22 @@ impl Workstation {
             .map_or(lang.tr("not logged in", "未登录"), |o| o.id.clone());
         ui.separator();
         ui.label(format!("{}: {op}", lang.tr("operator", "操作员")));
+        if let Some(p) = &self.publishing {
+            use std::sync::atomic::Ordering::Relaxed;
+            ui.separator();
+            let n = p.progress.published.load(Relaxed);
+            if p.progress.connected.load(Relaxed) {
+                ui.label(lang.tr(
+                    &format!("hub {}/{}: {n} bags published", p.line, p.node),
+                    &format!("集中判图 {}/{}：已上传 {n} 件", p.line, p.node),
+                ));
+            } else {
+                ui.colored_label(
+                    egui::Color32::YELLOW,
+                    lang.tr("hub not reachable: bags wait here", "集中判图中心不可达：行李在本机等待"),
+                );
+            }
+        }
         if self.font.is_none() {
             ui.separator();
             ui.colored_label(egui::Color32::YELLOW, "no CJK font: install fonts-noto-cjk (中文字体缺失)");

@@ -11,8 +11,10 @@
 //! Must not import: egui, wgpu, tokio, the sources (it stores what it is given).
 
 pub mod audit;
+mod desk_outbox;
 mod hub_inbox;
 
+pub use desk_outbox::UnsentDecision;
 pub use hub_inbox::{HubBag, HubDecided};
 
 use std::path::{Path, PathBuf};
@@ -188,6 +190,20 @@ const MIGRATIONS: &[&str] = &[
         operator TEXT NOT NULL,
         elsewhere INTEGER NOT NULL,
         stream_seq INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (bag, agency)
+    );
+    "#,
+    // 9: a publishing desk's decisions outbox (`run --hub --publish`): each agency's decision on
+    // a bag the desk published goes to the hub once; `hub_code` is the code the hub holds (the
+    // desk's, or another the hub had first).
+    r#"
+    CREATE TABLE decisions_sent (
+        bag INTEGER NOT NULL REFERENCES bags (id),
+        agency TEXT NOT NULL,
+        decision INTEGER NOT NULL REFERENCES decisions (id),
+        stream_seq INTEGER NOT NULL,
+        hub_code TEXT NOT NULL,
         at_ms INTEGER NOT NULL,
         PRIMARY KEY (bag, agency)
     );
@@ -922,13 +938,15 @@ impl Store {
     }
 
     /// The outbox: complete bags not yet acknowledged by the hub's broker, oldest first, at most
-    /// `limit` (partial bags have no scan and never leave).
+    /// `limit` (partial bags have no scan and never leave; bags taken from the hub are the hub's
+    /// already and never go back as this archive's own).
     pub fn unpublished(&self, limit: usize) -> Result<Vec<BagRow>> {
         let mut st = self
             .conn
             .prepare(&format!(
                 "SELECT {} FROM bags b WHERE b.state = 'complete'
-                 AND NOT EXISTS (SELECT 1 FROM published p WHERE p.bag = b.id) ORDER BY b.id LIMIT ?1",
+                 AND NOT EXISTS (SELECT 1 FROM published p WHERE p.bag = b.id)
+                 AND NOT EXISTS (SELECT 1 FROM hub_taken h WHERE h.bag = b.id) ORDER BY b.id LIMIT ?1",
                 prefixed_columns()
             ))
             .map_err(|e| self.e(e))?;

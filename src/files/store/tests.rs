@@ -418,7 +418,7 @@ fn an_archive_of_an_older_schema_is_migrated_and_keeps_its_records() {
         // Back to version 1, as a workstation of the first release left it.
         s.connection()
             .execute_batch(
-                "DROP TABLE hub_decided; DROP TABLE hub_taken; DROP TABLE training; DROP TABLE findings_sent; DROP TABLE findings; DROP TABLE photos; DROP TABLE published;
+                "DROP TABLE decisions_sent; DROP TABLE hub_decided; DROP TABLE hub_taken; DROP TABLE training; DROP TABLE findings_sent; DROP TABLE findings; DROP TABLE photos; DROP TABLE published;
                  DROP TABLE barcodes;
                  PRAGMA user_version = 1;",
             )
@@ -511,5 +511,65 @@ fn a_hub_bag_is_taken_once_byte_for_byte_and_its_decisions_reach_the_hub_once() 
     let entries = audit::entries(s.connection()).unwrap();
     assert_eq!(entries.iter().filter(|e| e.action == "bag.from_hub").count(), 1);
     assert_eq!(entries.iter().filter(|e| e.action == "hub.decided").count(), 1);
+    assert!(s.verify_audit().unwrap().ok());
+}
+
+#[test]
+fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_never_go_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let a = s.begin_bag(&start(1, Some("A"), 1000), "workstation").unwrap();
+    let b = s.begin_bag(&start(2, Some("B"), 1100), "workstation").unwrap();
+    s.finish_bag(a, &frame(10, 8, 1), &calib(8), &[], false, 2000, "workstation").unwrap();
+    s.finish_bag(b, &frame(10, 8, 2), &calib(8), &[], false, 2100, "workstation").unwrap();
+    // A bag taken from the hub (an earlier central screening run on this archive) is the hub's.
+    let scan = crate::files::io::encode_raw_tiff(Path::new("hub"), &frame(10, 8, 3), "hub").unwrap();
+    let hub = HubBag { line: "L1".into(), node: "n1".into(), bag: 5 };
+    let (taken, _) =
+        s.take_hub_bag(&hub, &start(5, None, 900), &scan, &calib(8), &[], false, 950, "x").unwrap();
+    assert_eq!(s.unpublished(10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [a, b]);
+    let dec = |agency: &str, code: &str, at_ms: u64| Decision {
+        agency: agency.into(),
+        code: code.into(),
+        operator: "c001".into(),
+        at_ms,
+        reason: None,
+    };
+    let desk = ["customs".to_string()];
+    s.record_decision(a, &dec("customs", "release", 3000)).unwrap();
+    s.record_decision(a, &dec("customs", "open", 3100)).unwrap();
+    s.record_decision(a, &dec("quarantine", "release", 3200)).unwrap();
+    s.record_decision(b, &dec("customs", "release", 3300)).unwrap();
+    s.record_decision(taken, &dec("customs", "release", 3400)).unwrap();
+    let mark = Annotation::new(0, "customs", "c001", Shape::Text { at: [1.0, 2.0] }, "other", "here", 3050);
+    s.record_decision_with_marks(b, &dec("quarantine", "open", 3350), &[]).unwrap();
+    s.save_annotation(a, &Annotation { id: 1, ..mark.clone() }, MarkChange::Added, "c001", 3050).unwrap();
+    assert!(s.unsent_decisions(&desk, 10).unwrap().is_empty(), "no bag is on the hub yet");
+    s.mark_published(a, "twinspect.bag.L9.d1.1", 4, false, 3500, "node:d1").unwrap();
+    let w = s.unsent_decisions(&desk, 10).unwrap();
+    // The agency's current decision only, with its marks and the scan it was taken on.
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!((w[0].bag, w[0].decision.code.as_str(), w[0].ended_ms), (a, "open", Some(2000)));
+    assert_eq!(w[0].marks.iter().map(|m| m.note.as_str()).collect::<Vec<_>>(), ["here"]);
+    assert_eq!(Some(w[0].scan_sha256.clone()), s.bag(a).unwrap().scan_sha256);
+    let both = ["customs".to_string(), "quarantine".to_string()];
+    assert_eq!(s.unsent_decisions(&both, 10).unwrap().len(), 2);
+    assert_eq!(s.unsent_decisions(&both, 1).unwrap().len(), 1, "at most the limit");
+    assert_eq!(s.decision_sent(a, "customs").unwrap(), None);
+    s.mark_decision_sent(&w[0], 11, "open", 3600, "node:d1").unwrap();
+    s.mark_decision_sent(&w[0], 12, "release", 3700, "node:d1").unwrap();
+    assert_eq!(s.decision_sent(a, "customs").unwrap().as_deref(), Some("open"), "once");
+    assert!(s.unsent_decisions(&desk, 10).unwrap().is_empty());
+    // A change after it reached the hub stays here.
+    s.record_decision(a, &dec("customs", "detain", 3800)).unwrap();
+    assert!(s.unsent_decisions(&desk, 10).unwrap().is_empty());
+    let sent: Vec<String> = audit::entries(s.connection())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "decision.published")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("\"stream_seq\":11"), "{sent:?}");
     assert!(s.verify_audit().unwrap().ok());
 }
