@@ -2001,3 +2001,87 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
     let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
     assert!(ok, "{said}\n{err}");
 }
+
+#[test]
+fn a_screen_that_loses_the_race_for_a_bag_keeps_the_hubs_decision_as_the_agencys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), &tmp.path().join("js"));
+    let url = nats.url();
+    let (ok, out) = Node::start(
+        &tmp.path().join("node"),
+        &url,
+        &["--source", "synthetic://?seed=46&speed=20", "--bags", "1"],
+    )
+    .wait();
+    assert!(ok, "{out}");
+    let held = broker_contents(&url);
+    let a = held.messages[0].2.clone();
+    let script = tmp.path().join("script.txt");
+    std::fs::write(&script, "login customs c001 1111\nwait 12\ndecide customs open\nwait 2\nsnap after\n")
+        .unwrap();
+    let (desk, shots) = (tmp.path().join("desk"), tmp.path().join("shots"));
+    let mut c = twinspect();
+    c.arg("--data").arg(&desk).args(["snapshot", "--hub", &url, "--station", "ws1", "--out"]);
+    c.arg(&shots).arg("--script").arg(&script);
+    let screen = Node::spawn(c);
+    // The bag is on ws1's customs screen...
+    let hub = twinspect::files::store::HubBag { line: "L1".into(), node: "n1".into(), bag: a.bag };
+    let t0 = Instant::now();
+    let id = loop {
+        let taken = Store::open_read(&desk).ok().and_then(|s| s.hub_taken(&hub).ok().flatten());
+        if let Some(id) = taken {
+            break id;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "the screen never took the bag");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // ...when another customs station (which held it before and came back) decides it first.
+    let mark = twinspect::hub::HubMark {
+        shape: twinspect::domain::inspection::Shape::Rect { x0: 10.0, y0: 100.0, x1: 40.0, y1: 300.0 },
+        category: "drugs".into(),
+        note: "powder".into(),
+        operator: "c009".into(),
+        created_ms: 5,
+    };
+    let first = DecisionMsg {
+        format: twinspect::hub::FORMAT,
+        agency: "customs".into(),
+        code: "refer".into(),
+        station: "c9".into(),
+        operator: "c009".into(),
+        level: "L2".into(),
+        line: "L1".into(),
+        node: "n1".into(),
+        bag: a.bag,
+        scan_sha256: a.scan.sha256.clone(),
+        at_ms: 10,
+        held_ms: 1,
+        reason: None,
+        marks: vec![mark],
+        key: None,
+        signature: None,
+    };
+    publish_raw(
+        &url,
+        &format!("twinspect.decision.customs.L1.n1.{}", a.bag),
+        serde_json::to_vec(&first).unwrap(),
+    );
+    let (ok, out) = screen.wait();
+    assert!(ok, "{out}");
+    // The hub kept the first; the screen said so, and the desk's archive holds the hub's
+    // decision as customs' current one, c001's before it, and c009's mark.
+    assert_eq!(decisions(&url).into_iter().map(|(_, d)| d).collect::<Vec<_>>(), [first]);
+    let text = std::fs::read_to_string(shots.join("after-customs.txt")).unwrap();
+    assert!(text.contains("customs decided it first at station c9 (refer)"), "{text}");
+    let store = Store::open_read(&desk).unwrap();
+    let r = store.record(id).unwrap();
+    let ours: Vec<(&str, &str)> =
+        r.decisions.iter().map(|d| (d.code.as_str(), d.operator.as_str())).collect();
+    assert_eq!(ours, [("open", "c001"), ("refer", "c009")]);
+    let current = r.current("customs").unwrap();
+    assert_eq!(current.reason.as_deref(), Some("decided first at hub station c9"));
+    assert!(r.annotations.iter().any(|m| m.operator == "c009" && m.note == "powder"), "{:?}", r.annotations);
+    let sent = store.hub_decided(id, "customs").unwrap().unwrap();
+    assert_eq!((sent.code.as_str(), sent.elsewhere), ("refer", true));
+    assert!(store.verify_audit().unwrap().ok());
+}

@@ -51,6 +51,16 @@ pub fn record(store: &mut Store, d: &DecisionMsg) -> Recorded {
         }
         Err(e) => return Recorded::Refused(format!("bag {}: {e}", d.bag)),
     }
+    let (decision, marks) = as_archived(d);
+    match store.record_decision_with_marks(d.bag, &decision, &marks) {
+        Ok(()) => Recorded::New,
+        Err(e) => Recorded::Refused(format!("bag {}: {e}", d.bag)),
+    }
+}
+
+/// Decision `d` as an archive keeps it, with its marks (those that hold up: a decision whose
+/// marks do not is kept without them, and says so).
+pub fn as_archived(d: &DecisionMsg) -> (Decision, Vec<Annotation>) {
     let decision = Decision {
         agency: d.agency.clone(),
         code: d.code.clone(),
@@ -58,9 +68,7 @@ pub fn record(store: &mut Store, d: &DecisionMsg) -> Recorded {
         at_ms: d.at_ms,
         reason: d.reason.clone(),
     };
-    // Its marks (where the operator saw something: what the opening bench shows) with it, when
-    // they hold up; a decision with marks that do not is recorded without them.
-    let marks: Vec<Annotation> = match d.check_marks() {
+    let marks = match d.check_marks() {
         Ok(()) => d
             .marks
             .iter()
@@ -81,10 +89,7 @@ pub fn record(store: &mut Store, d: &DecisionMsg) -> Recorded {
             Vec::new()
         }
     };
-    match store.record_decision_with_marks(d.bag, &decision, &marks) {
-        Ok(()) => Recorded::New,
-        Err(e) => Recorded::Refused(format!("bag {}: {e}", d.bag)),
-    }
+    (decision, marks)
 }
 
 /// Hear the decisions on this node's bags and record each in `store`, until the task is
