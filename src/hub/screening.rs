@@ -365,8 +365,8 @@ impl Screen {
 
     /// The agency's decision in force on archive bag `id`, if one is recorded.
     fn decision_of(&self, id: i64) -> Option<crate::domain::inspection::Decision> {
-        match self.store.record(id) {
-            Ok(r) => r.current(&self.spec.agency).cloned(),
+        match self.store.current_decision(id, &self.spec.agency) {
+            Ok(d) => d,
             Err(e) => {
                 tracing::warn!("hub link: reading bag {id}: {e}");
                 None

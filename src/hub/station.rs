@@ -89,17 +89,14 @@ impl Automatic {
             Ok(cal) => cal,
             Err(e) => return unreadable(format!("calibration: {e}")),
         };
-        let frame = match crate::files::io::raw_tiff_from_bytes(scan, &bag.scan.object) {
-            Ok(f) => f,
+        // The aids look at the high-energy page only: the low one is not decoded.
+        let page = match crate::files::io::raw_tiff_high_page(scan, &bag.scan.object) {
+            Ok(p) => p,
             Err(e) => return unreadable(e.to_string()),
         };
-        let high = frame.high.as_standard_layout();
-        let Some(high) = high.as_slice().filter(|_| frame.high.ncols() == bag.channels) else {
-            return unreadable(format!(
-                "{} channels in the scan, {} announced",
-                frame.high.ncols(),
-                bag.channels
-            ));
+        let high = page.as_standard_layout();
+        let Some(high) = high.as_slice().filter(|_| page.ncols() == bag.channels) else {
+            return unreadable(format!("{} channels in the scan, {} announced", page.ncols(), bag.channels));
         };
         let threshold = ScannerProfile::builtin(&bag.profile)
             .map(|p| p.material.dense_threshold)

@@ -105,12 +105,30 @@ pub fn raw_tiff_from_bytes(bytes: &[u8], name: &str) -> Result<RawFrame, IoError
 }
 
 fn decode_raw_tiff(reader: impl std::io::Read + std::io::Seek, name: &str) -> Result<RawFrame, IoError> {
+    let (low, high) = decode_raw_tiff_pages(reader, name, true)?;
+    Ok(RawFrame { low: low.expect("asked for"), high })
+}
+
+/// The high-energy page of a two-page raw TIFF held in memory, the low page's data skipped
+/// (its size still checked): what the alarm aids need of a hub bag's scan.
+pub fn raw_tiff_high_page(bytes: &[u8], name: &str) -> Result<Array2<u16>, IoError> {
+    Ok(decode_raw_tiff_pages(std::io::Cursor::new(bytes), name, false)?.1)
+}
+
+/// Both pages of a raw TIFF (the low one only when `low`), checked: 16-bit greyscale, sizes
+/// within limits, two pages of one size.
+fn decode_raw_tiff_pages(
+    reader: impl std::io::Read + std::io::Seek,
+    name: &str,
+    low: bool,
+) -> Result<(Option<Array2<u16>>, Array2<u16>), IoError> {
     use tiff::decoder::{Decoder, DecodingResult, Limits};
     let err = |m: String| IoError::Tiff { path: name.to_string(), message: m };
     let mut limits = Limits::default();
     limits.decoding_buffer_size = (MAX_TIFF_SIDE as usize) * (MAX_TIFF_CHANNELS as usize) * 2;
     let mut dec = Decoder::new(reader).map_err(|e| err(e.to_string()))?.with_limits(limits);
-    let mut pages: Vec<Array2<u16>> = Vec::new();
+    let mut pages: Vec<Option<Array2<u16>>> = Vec::new();
+    let mut sizes: Vec<(u32, u32)> = Vec::new();
     loop {
         let (w, h) = dec.dimensions().map_err(|e| err(e.to_string()))?;
         if w == 0 || h == 0 || w > MAX_TIFF_CHANNELS || h > MAX_TIFF_SIDE {
@@ -118,22 +136,31 @@ fn decode_raw_tiff(reader: impl std::io::Read + std::io::Seek, name: &str) -> Re
                 "page of {w} x {h} is outside 1..={MAX_TIFF_CHANNELS} channels, 1..={MAX_TIFF_SIDE} lines"
             )));
         }
-        match dec.read_image().map_err(|e| err(e.to_string()))? {
-            DecodingResult::U16(v) if v.len() == w as usize * h as usize => pages
-                .push(Array2::from_shape_vec((h as usize, w as usize), v).map_err(|e| err(e.to_string()))?),
-            _ => return Err(err("pages must be 16-bit single-channel greyscale".into())),
+        sizes.push((w, h));
+        if pages.is_empty() && !low {
+            // Skipped, but it must be what it says: 16-bit single-channel greyscale.
+            match dec.colortype().map_err(|e| err(e.to_string()))? {
+                tiff::ColorType::Gray(16) => pages.push(None),
+                _ => return Err(err("pages must be 16-bit single-channel greyscale".into())),
+            }
+        } else {
+            match dec.read_image().map_err(|e| err(e.to_string()))? {
+                DecodingResult::U16(v) if v.len() == w as usize * h as usize => pages.push(Some(
+                    Array2::from_shape_vec((h as usize, w as usize), v).map_err(|e| err(e.to_string()))?,
+                )),
+                _ => return Err(err("pages must be 16-bit single-channel greyscale".into())),
+            }
         }
         if pages.len() == 2 || !dec.more_images() {
             break;
         }
         dec.next_image().map_err(|e| err(e.to_string()))?;
     }
-    if pages.len() != 2 || pages[0].dim() != pages[1].dim() {
+    if pages.len() != 2 || sizes[0] != sizes[1] {
         return Err(err(format!("need two pages (low, high) of equal size, found {}", pages.len())));
     }
-    let high = pages.pop().expect("two pages");
-    let low = pages.pop().expect("two pages");
-    Ok(RawFrame { low, high })
+    let high = pages.pop().flatten().expect("read");
+    Ok((pages.pop().flatten(), high))
 }
 
 /// Folder of a data directory that holds the threat library's captured threats.
@@ -216,5 +243,43 @@ mod tests {
         std::fs::write(&p, b"II*\0garbage").unwrap();
         assert!(read_raw_tiff(&p).is_err());
         assert!(read_raw_tiff(&dir.path().join("missing.tiff")).is_err());
+    }
+
+    #[test]
+    fn the_high_page_alone_is_the_high_page_and_a_scan_that_is_not_two_like_pages_is_refused() {
+        let mut f = RawFrame::zeros(9, 6);
+        for ((i, v), w) in f.low.indexed_iter_mut().zip(f.high.iter_mut()) {
+            *v = (i.0 * 100 + i.1) as u16;
+            *w = 60000 - 3 * *v;
+        }
+        let bytes = encode_raw_tiff(Path::new("a"), &f, "two pages").unwrap();
+        assert_eq!(raw_tiff_high_page(&bytes, "a").unwrap(), f.high);
+        // One page; pages of two sizes; an 8-bit first page: refused as the whole decode is.
+        let one = {
+            let mut out = std::io::Cursor::new(Vec::new());
+            let mut enc = tiff::encoder::TiffEncoder::new(&mut out).unwrap();
+            enc.write_image::<tiff::encoder::colortype::Gray16>(6, 9, f.low.as_slice().unwrap()).unwrap();
+            out.into_inner()
+        };
+        assert!(raw_tiff_high_page(&one, "one").unwrap_err().to_string().contains("two pages"));
+        let uneven = {
+            let mut out = std::io::Cursor::new(Vec::new());
+            let mut enc = tiff::encoder::TiffEncoder::new(&mut out).unwrap();
+            enc.write_image::<tiff::encoder::colortype::Gray16>(6, 9, f.low.as_slice().unwrap()).unwrap();
+            enc.write_image::<tiff::encoder::colortype::Gray16>(6, 3, &f.high.as_slice().unwrap()[..18])
+                .unwrap();
+            out.into_inner()
+        };
+        assert!(raw_tiff_high_page(&uneven, "u").unwrap_err().to_string().contains("equal size"));
+        assert!(raw_tiff_from_bytes(&uneven, "u").is_err());
+        let eight = {
+            let mut out = std::io::Cursor::new(Vec::new());
+            let mut enc = tiff::encoder::TiffEncoder::new(&mut out).unwrap();
+            enc.write_image::<tiff::encoder::colortype::Gray8>(6, 9, &[7u8; 54]).unwrap();
+            enc.write_image::<tiff::encoder::colortype::Gray16>(6, 9, f.high.as_slice().unwrap()).unwrap();
+            out.into_inner()
+        };
+        assert!(raw_tiff_high_page(&eight, "8").unwrap_err().to_string().contains("16-bit"));
+        assert!(raw_tiff_high_page(b"II*\0garbage", "g").is_err());
     }
 }

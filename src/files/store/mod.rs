@@ -734,6 +734,28 @@ impl Store {
         self.write(|tx| insert_decision(tx, bag, d))
     }
 
+    /// `agency`'s current decision on bag `bag` (its latest), if any: one indexed read, for a
+    /// caller that watches for it.
+    pub fn current_decision(&self, bag: i64, agency: &str) -> Result<Option<Decision>> {
+        self.conn
+            .query_row(
+                "SELECT agency, code, operator, at_ms, reason FROM decisions WHERE bag = ?1 AND agency = ?2
+                 ORDER BY id DESC LIMIT 1",
+                params![bag, agency],
+                |r| {
+                    Ok(Decision {
+                        agency: r.get(0)?,
+                        code: r.get(1)?,
+                        operator: r.get(2)?,
+                        at_ms: r.get::<_, i64>(3)? as u64,
+                        reason: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.e(e))
+    }
+
     /// A decision taken elsewhere (at a hub station) with the marks its operator made there,
     /// committed together with their audit entries; the marks get this archive's next ids.
     pub fn record_decision_with_marks(&mut self, bag: i64, d: &Decision, marks: &[Annotation]) -> Result<()> {

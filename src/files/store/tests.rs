@@ -563,6 +563,10 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
     // A change after it reached the hub stays here.
     s.record_decision(a, &dec("customs", "detain", 3800)).unwrap();
     assert!(s.unsent_decisions(&desk, 10).unwrap().is_empty());
+    assert_eq!(s.current_decision(a, "customs").unwrap(), Some(dec("customs", "detain", 3800)));
+    assert_eq!(s.current_decision(a, "security").unwrap(), None);
+    let r = s.record(a).unwrap();
+    assert_eq!(s.current_decision(a, "quarantine").unwrap().as_ref(), r.current("quarantine"));
     let sent: Vec<String> = audit::entries(s.connection())
         .unwrap()
         .into_iter()
