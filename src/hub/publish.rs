@@ -465,7 +465,8 @@ async fn send_decisions(
     let mut said: Option<String> = None;
     let mut sent = 0u64;
     loop {
-        let until = *drain.borrow();
+        // Marked seen, so the pause below waits for the next change rather than none.
+        let until = *drain.borrow_and_update();
         if until.is_some_and(|u| Instant::now() >= u) {
             return sent;
         }
