@@ -1912,12 +1912,45 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
     // The hub is back: the next run sends both bags, then the two agencies' decisions on the
     // decided one, each once.
     let nats = Nats::start(port, &tmp.path().join("js"));
+    // Meanwhile a quarantine station on the hub (an older one, that knows nothing of desks)
+    // decided the bag first.
+    let sha = Store::open_read(&desk).unwrap().bag(bag).unwrap().scan_sha256.unwrap();
+    let q9 = DecisionMsg {
+        format: twinspect::hub::FORMAT,
+        agency: "quarantine".into(),
+        code: "open".into(),
+        station: "q9".into(),
+        operator: "q009".into(),
+        level: "L2".into(),
+        line: "L9".into(),
+        node: "desk1".into(),
+        bag,
+        scan_sha256: sha,
+        at_ms: 10,
+        held_ms: 1,
+        reason: None,
+        marks: Vec::new(),
+        key: None,
+        signature: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await.unwrap());
+        let keep = Duration::from_secs(3600);
+        js.get_or_create_stream(twinspect::hub::station::decision_stream(1, keep)).await.unwrap();
+    });
+    publish_raw(
+        &url,
+        &format!("twinspect.decision.quarantine.L9.desk1.{bag}"),
+        serde_json::to_vec(&q9).unwrap(),
+    );
     let (ok, said, err) = snapshot("synthetic://?bags=0", "0", "wait 4\nsnap up\n", "up");
     assert!(ok, "{said}\n{err}");
     assert_eq!(summary(&said, "bags published to the hub"), 2, "{said}\n{err}");
-    assert_eq!(summary(&said, "decisions sent to the hub"), 2, "{said}\n{err}");
+    assert_eq!(summary(&said, "decisions sent to the hub"), 1, "{said}\n{err}");
+    assert!(said.contains("the hub holds quarantine's earlier decision open from q9"), "{said}");
     let up = std::fs::read_to_string(shots.join("up-customs.txt")).unwrap();
-    assert!(up.contains("hub L9/desk1: 2 bags published"), "{up}");
+    assert!(up.contains("hub L9/desk1: bags sent 2, decisions sent 1"), "{up}");
     let _ = std::fs::copy(shots.join("up-customs.png"), "target/screenshots/desk-publishing.png");
     let held = broker_contents(nats.url().as_str());
     assert_eq!(held.messages.len(), 2, "each bag once");
@@ -1936,16 +1969,23 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
         (c.bag, c.code.as_str(), c.station.as_str(), c.operator.as_str()),
         (bag, "open", "desk1-customs", "c001")
     );
-    assert_eq!(
-        (q.bag, q.code.as_str(), q.station.as_str(), q.operator.as_str()),
-        (bag, "release", "desk1-quarantine", "q001")
-    );
+    assert_eq!(q, &q9, "the hub keeps the first");
     assert!(ds.iter().all(|(_, d)| d.level == "L2" && d.line == "L9" && d.node == "desk1"));
     assert_eq!(Some(&c.scan_sha256), store.bag(bag).unwrap().scan_sha256.as_ref());
     assert_eq!(c.marks.len(), 1, "{c:?}");
     assert_eq!((c.marks[0].category.as_str(), c.marks[0].note.as_str()), ("weapon", "knife-shaped"));
     assert_eq!(store.decision_sent(bag, "customs").unwrap().as_deref(), Some("open"));
     assert_eq!(store.decision_sent(other, "customs").unwrap(), None);
+    // The desk's archive takes the hub's quarantine decision as the current one, q001's before it.
+    let r = store.record(bag).unwrap();
+    let qs: Vec<(&str, &str)> = r
+        .decisions
+        .iter()
+        .filter(|d| d.agency == "quarantine")
+        .map(|d| (d.code.as_str(), d.operator.as_str()))
+        .collect();
+    assert_eq!(qs, [("release", "q001"), ("open", "q009")]);
+    assert_eq!(store.decision_sent(bag, "quarantine").unwrap().as_deref(), Some("open"));
     assert!(store.verify_audit().unwrap().ok());
     drop(store);
 
@@ -1993,7 +2033,7 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
     let r = row(bag);
     assert_eq!(r["decisions"]["customs"]["station"], "desk1-customs", "{r}");
     assert_eq!(r["decisions"]["customs"]["code"], "open", "{r}");
-    assert_eq!(r["decisions"]["quarantine"]["code"], "release", "{r}");
+    assert_eq!(r["decisions"]["quarantine"]["station"], "q9", "{r}");
     assert_eq!(r["decisions"]["security"]["station"], "s1", "{r}");
     let r = row(other);
     assert!(r["decisions"]["customs"].is_null(), "{r}");

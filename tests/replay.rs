@@ -254,7 +254,8 @@ fn a_training_replay_projects_threats_inside_bags_and_says_which_and_where() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("a training session"), "{err}");
+    assert!(!o.status.success() && err.contains("a replay publishes nothing to the hub"), "{err}");
+    assert!(!dir.path().join("desk").join("archive.sqlite").exists(), "refused before the archive opened");
 }
 
 #[test]

@@ -859,7 +859,7 @@ impl HubStationArgs {
     }
 
     /// `--publish LINE`: the desk's publisher, its own bags going to the hub as node NAME of LINE
-    /// and the decisions of the agencies at its live screens with them.
+    /// and the decisions of the agencies at its screens with them.
     fn publishing(
         &self,
         inspection: &crate::domain::inspection::InspectionConfig,
@@ -874,9 +874,13 @@ impl HubStationArgs {
                 "--records {r:?}: expected postgres://USER@HOST:PORT/DATABASE"
             );
         }
+        // Every agency of the site screens at the desk (each has a screen there, front or back
+        // office), as the station of its first live screen (or its back office's).
+        let mut screens: Vec<_> = inspection.screens().into_iter().zip(inspection.screen_ids()).collect();
+        screens.sort_by_key(|(s, _)| s.back_office);
         let mut desk: Vec<crate::hub::publish::DeskScreen> = Vec::new();
-        for (s, id) in inspection.screens().into_iter().zip(inspection.screen_ids()) {
-            if s.back_office || desk.iter().any(|d| d.agency == s.agency) {
+        for (s, id) in screens {
+            if desk.iter().any(|d| d.agency == s.agency) {
                 continue;
             }
             let station = format!("{node}-{id}");
@@ -951,7 +955,9 @@ fn run_workstation(
     let url = match source {
         Some(s) => crate::source::url::SourceUrl::parse(s)?,
         // A central screening room has no scanner: the emulator calibrates and stays silent.
-        None if hub.hub.is_some() => crate::source::url::SourceUrl::parse("synthetic://?bags=0")?,
+        None if hub.hub.is_some() && hub.publish.is_none() => {
+            crate::source::url::SourceUrl::parse("synthetic://?bags=0")?
+        }
         None => crate::source::url::SourceUrl::parse(&format!("synthetic://?seed={seed}"))?,
     };
     let data = archive::data_dir(data)?;
@@ -1102,6 +1108,13 @@ fn workstation_parts(
     hubs: HubParts,
 ) -> anyhow::Result<(crate::ui::Parts, Option<crate::hub::publish::Publisher>)> {
     let HubParts { link: hub, publish, no_scanner } = hubs;
+    // A replay's bags were scanned before (and with projected threats it is a training session):
+    // only a scanner's new bags go to the hub.
+    anyhow::ensure!(
+        !(url.scheme == "replay" && publish.is_some()),
+        "--publish: a replay publishes nothing to the hub (its bags were scanned before; with \
+         projected threats it is a training session): publish from the scanner (--source)"
+    );
     let WorkstationFiles { operators, layout, site } = files;
     let profile = ScannerProfile::load(url.get_str("profile").unwrap_or(profile))?;
     let lut = MaterialLut::for_profile(&profile)?;
@@ -1133,11 +1146,6 @@ fn workstation_parts(
     // A replay with projected threats is a training session: decisions are judged.
     let mut desk = desk;
     desk.training = url.scheme == "replay" && url.get("tip", 0.0f64).is_ok_and(|r| r > 0.0);
-    // Projected threats are training, never a real bag: a training session publishes nothing.
-    anyhow::ensure!(
-        !(desk.training && publish.is_some()),
-        "--publish: a training session (a replay with projected threats) publishes nothing to the hub"
-    );
     // The archive: a problem opening it (a full disk, a read-only directory) is shown on both
     // screens and the live image goes on; records then say they were not recorded.
     // With a hub, the link takes the hub's bags into the archive through a writer of its own.

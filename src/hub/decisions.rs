@@ -93,12 +93,14 @@ pub fn as_archived(d: &DecisionMsg) -> (Decision, Vec<Annotation>) {
 }
 
 /// Hear the decisions on this node's bags and record each in `store`, until the task is
-/// dropped. `agencies`: the site's, for the look-up at start.
+/// dropped. `agencies`: the site's, for the look-up at start; `skip`: agencies whose decisions
+/// are not copied (a publishing desk's own, which its decisions outbox records).
 pub async fn run(
     client: async_nats::Client,
     line: String,
     node: String,
     agencies: Vec<String>,
+    skip: Vec<String>,
     mut store: Store,
 ) {
     let js = async_nats::jetstream::new(client.clone());
@@ -142,14 +144,19 @@ pub async fn run(
                 let Some(m) = m else { return };
                 super::sorter::read_back_heard(&js, &m, &tx, &line, &node);
             }
-            Some(d) = stored.recv() => match record(&mut store, &d) {
-                Recorded::New => println!("bag {}: {} decided {} (recorded)", d.bag, d.agency, d.code),
-                Recorded::Known => {}
-                Recorded::Refused(why) => {
-                    eprintln!("hub: a decision of {} not recorded: {why}", d.agency);
-                    tracing::warn!(agency = %d.agency, "decision not recorded: {why}");
+            Some(d) = stored.recv() => {
+                if skip.contains(&d.agency) {
+                    continue;
                 }
-            },
+                match record(&mut store, &d) {
+                    Recorded::New => println!("bag {}: {} decided {} (recorded)", d.bag, d.agency, d.code),
+                    Recorded::Known => {}
+                    Recorded::Refused(why) => {
+                        eprintln!("hub: a decision of {} not recorded: {why}", d.agency);
+                        tracing::warn!(agency = %d.agency, "decision not recorded: {why}");
+                    }
+                }
+            }
         }
     }
 }

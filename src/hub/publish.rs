@@ -96,6 +96,12 @@ pub struct Progress {
     pub published: AtomicU64,
     /// A publishing desk's decisions sent to the hub.
     pub decisions: AtomicU64,
+    /// Its decisions on published bags not sent yet (as last counted).
+    pub decisions_waiting: AtomicU64,
+    /// The last try to send one failed (the hub, its records or a key).
+    pub decisions_failing: AtomicBool,
+    /// Its decisions changed after the agency's first reached the hub (which keeps the first).
+    pub changed_after_sent: AtomicU64,
     pub connected: AtomicBool,
 }
 
@@ -226,6 +232,7 @@ async fn run(
         cfg.line.clone(),
         cfg.node.clone(),
         agencies,
+        cfg.desk.iter().map(|d| d.agency.clone()).collect(),
         store.second_writer()?,
     ));
     // Findings recorded at the bench beside this node (`node --web`), into the hub's records.
@@ -250,6 +257,13 @@ async fn run(
         let task = send_decisions(cfg.clone(), store.second_writer()?, actor.clone(), progress.clone(), rx);
         (Some(tx), Some(tokio::spawn(task)))
     };
+    // A desk publishes its bags from the moment it first did, never its earlier history.
+    let desk_since =
+        if cfg.desk.is_empty() { None } else { Some(store.desk_publishing_since(crate::unix_ms(), &actor)?) };
+    let outbox = |store: &Store, limit: usize| match desk_since {
+        Some(since) => store.unpublished_desk(since, limit),
+        None => store.unpublished(limit),
+    };
     let mut drain: Option<Instant> = None;
     let mut refused: HashSet<i64> = HashSet::new();
     let mut said: HashMap<i64, String> = HashMap::new();
@@ -270,8 +284,7 @@ async fn run(
             break;
         }
         // What waits (refused bags skipped; there are few).
-        let waiting: Vec<BagRow> = store
-            .unpublished(64 + refused.len())?
+        let waiting: Vec<BagRow> = outbox(&store, 64 + refused.len())?
             .into_iter()
             .filter(|r| !refused.contains(&r.id))
             .take(64)
@@ -414,16 +427,11 @@ async fn run(
         }
     }
     report.waiting =
-        store.unpublished(usize::MAX >> 1)?.into_iter().filter(|r| !refused.contains(&r.id)).count();
+        outbox(&store, usize::MAX >> 1)?.into_iter().filter(|r| !refused.contains(&r.id)).count();
     report.refused = refused.into_iter().collect();
     report.refused.sort();
     if let Some((r, join)) = &reader {
         report.barcodes = Some((read, not_read, join.unclaimed, r.bad.load(Ordering::Relaxed)));
-    }
-    // Every parcel in flight is resolved by its deadline at the latest.
-    drop(parcels);
-    if let Some(task) = sorter {
-        report.sort = Some(task.await??);
     }
     if let (Some(tx), Some(task)) = (desk_drain, desk_decisions) {
         // The decisions on what went: until they are sent or the drain's time is up.
@@ -435,6 +443,11 @@ async fn run(
             Ok(Err(e)) => eprintln!("hub: the desk's decisions: {e}"),
             Err(_) => eprintln!("hub: the desk's decisions: stopped at the drain's limit"),
         }
+    }
+    // Every parcel in flight is resolved by its deadline at the latest.
+    drop(parcels);
+    if let Some(task) = sorter {
+        report.sort = Some(task.await??);
     }
     copier.abort();
     if let Some(task) = findings {
@@ -460,35 +473,47 @@ async fn send_decisions(
     mut drain: tokio::sync::watch::Receiver<Option<Instant>>,
 ) -> u64 {
     let agencies: Vec<String> = cfg.desk.iter().map(|d| d.agency.clone()).collect();
-    let mut links: HashMap<String, jetstream::Context> = HashMap::new();
+    // One connection an agency, made once (the client reconnects by itself), its decision
+    // stream looked up until found.
+    let mut links: HashMap<String, (jetstream::Context, bool)> = HashMap::new();
     let mut records: Option<Records> = None;
     let mut said: Option<String> = None;
     let mut sent = 0u64;
+    let mut round = 0u64;
     loop {
         // Marked seen, so the pause below waits for the next change rather than none.
         let until = *drain.borrow_and_update();
         if until.is_some_and(|u| Instant::now() >= u) {
             return sent;
         }
-        let waiting = match store.unsent_decisions(&agencies, 64) {
+        // The newest published bags twice a second; every published bag twice a minute and at
+        // the drain (a bag decided long after it was scanned).
+        let whole = round.is_multiple_of(60) || until.is_some();
+        round += 1;
+        let after = if whole { 0 } else { store.last_published().unwrap_or(0).saturating_sub(RECENT_BAGS) };
+        let waiting = match store.unsent_decisions(&agencies, after, 64) {
             Ok(w) => w,
             Err(e) => {
                 eprintln!("hub: the desk's decisions: {e}");
                 Vec::new()
             }
         };
+        if whole {
+            progress.decisions_waiting.store(waiting.len() as u64, Ordering::Relaxed);
+            if let Ok(n) = store.changed_after_sent() {
+                progress.changed_after_sent.store(n, Ordering::Relaxed);
+            }
+        }
         if waiting.is_empty() && until.is_some() {
             return sent;
         }
         let mut failed = false;
         for u in waiting {
             let Some(screen) = cfg.desk.iter().find(|d| d.agency == u.decision.agency) else { continue };
-            let js = match links.get(&screen.agency) {
-                Some(js) => js.clone(),
-                None => match desk_link(&cfg, screen).await {
+            if !links.contains_key(&screen.agency) {
+                match desk_link(&cfg, screen).await {
                     Ok(js) => {
-                        links.insert(screen.agency.clone(), js.clone());
-                        js
+                        links.insert(screen.agency.clone(), (js, false));
                     }
                     Err(why) => {
                         if said.as_deref() != Some(&why) {
@@ -498,8 +523,28 @@ async fn send_decisions(
                         failed = true;
                         break;
                     }
-                },
-            };
+                }
+            }
+            let link = links.get_mut(&screen.agency).expect("made above");
+            if !link.1 {
+                match link
+                    .0
+                    .get_or_create_stream(super::station::decision_stream(cfg.replicas, cfg.keep))
+                    .await
+                {
+                    Ok(_) => link.1 = true,
+                    Err(e) => {
+                        let why = format!("{}: the decision stream: {e}", screen.station);
+                        if said.as_deref() != Some(&why) {
+                            eprintln!("hub: the desk's decisions wait ({why})");
+                            said = Some(why);
+                        }
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            let js = link.0.clone();
             let d = desk_decision(&cfg, screen, &u);
             let outcome = match send_decision(&js, d).await {
                 Ok((seq, held)) => match record_decision(&cfg, &mut records, &held, seq).await {
@@ -527,11 +572,21 @@ async fn send_decisions(
                             u.bag, screen.agency, u.decision.code
                         );
                     } else {
+                        // The hub's is the agency's: the desk's archive takes it as the current
+                        // one, the desk's own before it (as a screen that lost the race does).
+                        let (mut winner, marks) = super::decisions::as_archived(&held);
+                        winner.reason = Some(format!("decided first at hub station {}", held.station));
+                        if let Err(e) = store.record_decision_with_marks(u.bag, &winner, &marks) {
+                            eprintln!("hub: bag {}: the hub's decision not kept: {e}", u.bag);
+                        }
                         println!(
-                            "bag {}: the hub holds {}'s earlier decision {} from {} (#{seq}); the desk's {} stays in its archive",
+                            "bag {}: the hub holds {}'s earlier decision {} from {} (#{seq}); the desk's {} is superseded",
                             u.bag, screen.agency, held.code, held.station, u.decision.code
                         );
                     }
+                    progress.decisions_failing.store(false, Ordering::Relaxed);
+                    let left = progress.decisions_waiting.load(Ordering::Relaxed);
+                    progress.decisions_waiting.store(left.saturating_sub(1), Ordering::Relaxed);
                     said = None;
                 }
                 Err(why) => {
@@ -544,12 +599,19 @@ async fn send_decisions(
                 }
             }
         }
+        if failed {
+            progress.decisions_failing.store(true, Ordering::Relaxed);
+        }
         let pause = if failed { Duration::from_secs(1) } else { Duration::from_millis(500) };
         let _ = tokio::time::timeout(pause, drain.changed()).await;
     }
 }
 
-/// The connection of a desk's screen as its agency's station, the decision stream found.
+/// How many of the newest published bags the desk's decisions outbox looks at twice a second.
+const RECENT_BAGS: i64 = 2000;
+
+/// The connection of a desk's screen as its agency's station (it connects and reconnects in the
+/// background, as every hub client does).
 async fn desk_link(cfg: &Config, screen: &DeskScreen) -> Result<jetstream::Context, String> {
     let who = Identity::Station { agency: screen.agency.clone(), station: screen.station.clone() };
     let name = format!("twinspect desk station {} ({})", screen.station, screen.agency);
@@ -566,11 +628,7 @@ async fn desk_link(cfg: &Config, screen: &DeskScreen) -> Result<jetstream::Conte
         .connect(cfg.hub.servers.clone())
         .await
         .map_err(|e| format!("{}: {e}", screen.station))?;
-    let js = jetstream::new(client);
-    js.get_or_create_stream(super::station::decision_stream(cfg.replicas, cfg.keep))
-        .await
-        .map_err(|e| format!("the decision stream: {e}"))?;
-    Ok(js)
+    Ok(jetstream::new(client))
 }
 
 /// The hub's message for a desk's decision (held: from the bag's end to the decision).

@@ -1471,16 +1471,36 @@ impl Workstation {
         if let Some(p) = &self.publishing {
             use std::sync::atomic::Ordering::Relaxed;
             ui.separator();
-            let n = p.progress.published.load(Relaxed);
+            let (n, d) = (p.progress.published.load(Relaxed), p.progress.decisions.load(Relaxed));
             if p.progress.connected.load(Relaxed) {
                 ui.label(lang.tr(
-                    &format!("hub {}/{}: {n} bags published", p.line, p.node),
-                    &format!("集中判图 {}/{}：已上传 {n} 件", p.line, p.node),
+                    &format!("hub {}/{}: bags sent {n}, decisions sent {d}", p.line, p.node),
+                    &format!("集中判图 {}/{}：已上传行李 {n}，处置 {d}", p.line, p.node),
                 ));
             } else {
                 ui.colored_label(
                     egui::Color32::YELLOW,
                     lang.tr("hub not reachable: bags wait here", "集中判图中心不可达：行李在本机等待"),
+                );
+            }
+            let waiting = p.progress.decisions_waiting.load(Relaxed);
+            if p.progress.decisions_failing.load(Relaxed) && waiting > 0 {
+                ui.colored_label(
+                    egui::Color32::YELLOW,
+                    lang.tr(
+                        &format!("{waiting} decisions wait for the hub"),
+                        &format!("{waiting} 项处置等待上传"),
+                    ),
+                );
+            }
+            let changed = p.progress.changed_after_sent.load(Relaxed);
+            if changed > 0 {
+                ui.colored_label(
+                    egui::Color32::YELLOW,
+                    lang.tr(
+                        &format!("{changed} changed after reaching the hub, which keeps the first"),
+                        &format!("{changed} 项处置上传后更改：以首次为准"),
+                    ),
                 );
             }
         }

@@ -105,24 +105,26 @@ pub fn raw_tiff_from_bytes(bytes: &[u8], name: &str) -> Result<RawFrame, IoError
 }
 
 fn decode_raw_tiff(reader: impl std::io::Read + std::io::Seek, name: &str) -> Result<RawFrame, IoError> {
-    let (low, high) = decode_raw_tiff_pages(reader, name, true)?;
+    let (low, high) = decode_raw_tiff_pages(reader, name, None)?;
     Ok(RawFrame { low: low.expect("asked for"), high })
 }
 
 /// The high-energy page of a two-page raw TIFF held in memory, the low page's data skipped
 /// (its size still checked): what the alarm aids need of a hub bag's scan.
 pub fn raw_tiff_high_page(bytes: &[u8], name: &str) -> Result<Array2<u16>, IoError> {
-    Ok(decode_raw_tiff_pages(std::io::Cursor::new(bytes), name, false)?.1)
+    Ok(decode_raw_tiff_pages(std::io::Cursor::new(bytes), name, Some(bytes.len() as u64))?.1)
 }
 
-/// Both pages of a raw TIFF (the low one only when `low`), checked: 16-bit greyscale, sizes
-/// within limits, two pages of one size.
+/// Both pages of a raw TIFF, checked: 16-bit unsigned greyscale, sizes within limits, two pages
+/// of one size. `skip_low` (the file's length): the low page's data is not decoded, only its
+/// type checked and its strips found within the file.
 fn decode_raw_tiff_pages(
     reader: impl std::io::Read + std::io::Seek,
     name: &str,
-    low: bool,
+    skip_low: Option<u64>,
 ) -> Result<(Option<Array2<u16>>, Array2<u16>), IoError> {
     use tiff::decoder::{Decoder, DecodingResult, Limits};
+    use tiff::tags::Tag;
     let err = |m: String| IoError::Tiff { path: name.to_string(), message: m };
     let mut limits = Limits::default();
     limits.decoding_buffer_size = (MAX_TIFF_SIDE as usize) * (MAX_TIFF_CHANNELS as usize) * 2;
@@ -137,12 +139,36 @@ fn decode_raw_tiff_pages(
             )));
         }
         sizes.push((w, h));
-        if pages.is_empty() && !low {
-            // Skipped, but it must be what it says: 16-bit single-channel greyscale.
-            match dec.colortype().map_err(|e| err(e.to_string()))? {
-                tiff::ColorType::Gray(16) => pages.push(None),
-                _ => return Err(err("pages must be 16-bit single-channel greyscale".into())),
+        if let Some(file_len) = skip_low.filter(|_| pages.is_empty()) {
+            // Skipped, but it must be what it says: 16-bit unsigned single-channel greyscale,
+            // its data within the file.
+            let gray16 =
+                matches!(dec.colortype().map_err(|e| err(e.to_string()))?, tiff::ColorType::Gray(16));
+            let unsigned = dec
+                .find_tag_unsigned::<u16>(Tag::SampleFormat)
+                .map_err(|e| err(e.to_string()))?
+                .is_none_or(|f| f == 1);
+            if !gray16 || !unsigned {
+                return Err(err("pages must be 16-bit single-channel greyscale".into()));
             }
+            let offsets =
+                dec.find_tag_unsigned_vec::<u64>(Tag::StripOffsets).map_err(|e| err(e.to_string()))?;
+            let counts =
+                dec.find_tag_unsigned_vec::<u64>(Tag::StripByteCounts).map_err(|e| err(e.to_string()))?;
+            let within = match (offsets, counts) {
+                (Some(o), Some(c)) => {
+                    !o.is_empty()
+                        && o.len() == c.len()
+                        && o.iter()
+                            .zip(&c)
+                            .all(|(&o, &c)| o.checked_add(c).is_some_and(|end| end <= file_len))
+                }
+                _ => false,
+            };
+            if !within {
+                return Err(err("the low page's strips are not within the file".into()));
+            }
+            pages.push(None);
         } else {
             match dec.read_image().map_err(|e| err(e.to_string()))? {
                 DecodingResult::U16(v) if v.len() == w as usize * h as usize => pages.push(Some(
@@ -281,5 +307,19 @@ mod tests {
         };
         assert!(raw_tiff_high_page(&eight, "8").unwrap_err().to_string().contains("16-bit"));
         assert!(raw_tiff_high_page(b"II*\0garbage", "g").is_err());
+        // A low page whose strips point beyond the end of the file: refused too (its first
+        // strip's offset moved past the end in the first directory).
+        let mut cut = bytes.clone();
+        let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]) as usize;
+        let u32_at = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
+        let ifd = u32_at(&cut, 4);
+        let entry =
+            (0..u16_at(&cut, ifd)).map(|k| ifd + 2 + 12 * k).find(|&e| u16_at(&cut, e) == 273).unwrap();
+        assert_eq!(u16_at(&cut, entry + 2), 4, "StripOffsets as LONG");
+        let at = if u32_at(&cut, entry + 4) == 1 { entry + 8 } else { u32_at(&cut, entry + 8) };
+        let beyond = (cut.len() as u32 + 1000).to_le_bytes();
+        cut[at..at + 4].copy_from_slice(&beyond);
+        let e = raw_tiff_high_page(&cut, "cut").unwrap_err().to_string();
+        assert!(e.contains("strips are not within"), "{e}");
     }
 }

@@ -5,10 +5,10 @@
 //! change made after it did stays in this archive (the hub keeps an agency's first decision, as
 //! it does for every station).
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
-use super::{Result, Store, StoreError, audit};
+use super::{BagRow, Result, Store, StoreError, audit};
 use crate::domain::inspection::{Annotation, Decision};
 
 /// An agency's current decision on a published bag, not yet on the hub.
@@ -26,24 +26,73 @@ pub struct UnsentDecision {
 }
 
 impl Store {
-    /// The current decisions of `agencies` on bags published to the hub that have not been sent
-    /// there, oldest first, at most `limit`.
-    pub fn unsent_decisions(&self, agencies: &[String], limit: usize) -> Result<Vec<UnsentDecision>> {
+    /// The archive's bags a desk publishes come after this one: the last bag it held when it
+    /// first published (recorded then, with its audit entry; the same answer ever after).
+    pub fn desk_publishing_since(&mut self, at_ms: u64, actor: &str) -> Result<i64> {
+        self.write(|tx| {
+            let since: Option<i64> = tx
+                .query_row("SELECT since_bag FROM desk_publishing WHERE one = 1", [], |r| r.get(0))
+                .optional()?;
+            if let Some(since) = since {
+                return Ok(since);
+            }
+            let since: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM bags", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO desk_publishing (one, since_bag, at_ms) VALUES (1, ?1, ?2)",
+                params![since, at_ms as i64],
+            )?;
+            let detail = json!({ "since_bag": since, "earlier_bags_stay_here": true });
+            audit::append(tx, at_ms, actor, "desk.publishing", None, &detail)?;
+            Ok(since)
+        })
+    }
+
+    /// A publishing desk's outbox: its complete bags after `since`, oldest first, at most `limit`,
+    /// but never one taken from the hub, one replayed from a recording, or a training bag
+    /// (projected threats).
+    pub fn unpublished_desk(&self, since: i64, limit: usize) -> Result<Vec<BagRow>> {
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM bags b WHERE b.id > ?1 AND b.state = 'complete'
+                 AND b.source NOT LIKE 'replay:%'
+                 AND NOT EXISTS (SELECT 1 FROM published p WHERE p.bag = b.id)
+                 AND NOT EXISTS (SELECT 1 FROM hub_taken h WHERE h.bag = b.id)
+                 AND NOT EXISTS (SELECT 1 FROM training t WHERE t.bag = b.id) ORDER BY b.id LIMIT ?2",
+                super::prefixed_columns()
+            ))
+            .map_err(|e| self.e(e))?;
+        let rows = st
+            .query_map(params![since, limit.min(i64::MAX as usize) as i64], super::bag_row)
+            .map_err(|e| self.e(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.e(e))
+    }
+
+    /// The current decisions of `agencies` on bags after `after` published to the hub that have
+    /// not been sent there, oldest bag first, at most `limit` (the published bags are walked,
+    /// each agency's current decision found by index).
+    pub fn unsent_decisions(
+        &self,
+        agencies: &[String],
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<UnsentDecision>> {
         let agencies = serde_json::to_string(agencies).expect("strings serialise");
         let mut st = self
             .conn
             .prepare(
                 "SELECT d.id, d.bag, d.agency, d.code, d.operator, d.at_ms, d.reason, b.scan_sha256, b.ended_ms
-                 FROM decisions d JOIN bags b ON b.id = d.bag
-                 WHERE d.agency IN (SELECT value FROM json_each(?1))
-                 AND EXISTS (SELECT 1 FROM published p WHERE p.bag = d.bag)
-                 AND d.id = (SELECT MAX(e.id) FROM decisions e WHERE e.bag = d.bag AND e.agency = d.agency)
-                 AND NOT EXISTS (SELECT 1 FROM decisions_sent s WHERE s.bag = d.bag AND s.agency = d.agency)
-                 ORDER BY d.id LIMIT ?2",
+                 FROM published p CROSS JOIN json_each(?1) a
+                 JOIN decisions d ON d.id =
+                   (SELECT MAX(e.id) FROM decisions e WHERE e.bag = p.bag AND e.agency = a.value)
+                 JOIN bags b ON b.id = p.bag
+                 WHERE p.bag > ?2
+                 AND NOT EXISTS (SELECT 1 FROM decisions_sent s WHERE s.bag = p.bag AND s.agency = a.value)
+                 ORDER BY p.bag, d.id LIMIT ?3",
             )
             .map_err(|e| self.e(e))?;
         let rows = st
-            .query_map(params![agencies, limit.min(i64::MAX as usize) as i64], |r| {
+            .query_map(params![agencies, after, limit.min(i64::MAX as usize) as i64], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -64,12 +113,15 @@ impl Store {
             .map(|(row, bag, decision, sha, ended)| {
                 let scan_sha256 =
                     sha.ok_or_else(|| StoreError::Bad(format!("bag {bag}: published without a scan")))?;
-                let marks = self
-                    .record(bag)?
-                    .annotations
-                    .into_iter()
-                    .filter(|a| a.agency == decision.agency)
-                    .collect();
+                // A bag whose record cannot be read goes without its marks rather than hold up
+                // every decision behind it.
+                let marks = match self.record(bag) {
+                    Ok(r) => r.annotations.into_iter().filter(|a| a.agency == decision.agency).collect(),
+                    Err(e) => {
+                        tracing::warn!(bag, "its marks not read for the hub: {e}");
+                        Vec::new()
+                    }
+                };
                 Ok(UnsentDecision {
                     bag,
                     row,
@@ -108,9 +160,29 @@ impl Store {
         })
     }
 
+    /// Decisions of the desk changed after the agency's decision reached the hub (the hub keeps
+    /// the first): how many bags and agencies.
+    pub fn changed_after_sent(&self) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM decisions_sent s
+                 WHERE (SELECT MAX(e.id) FROM decisions e WHERE e.bag = s.bag AND e.agency = s.agency) > s.decision",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.e(e))
+    }
+
+    /// The newest bag published to the hub (0: none).
+    pub fn last_published(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(bag), 0) FROM published", [], |r| r.get(0))
+            .map_err(|e| self.e(e))
+    }
+
     /// The code the hub holds for `agency` on bag `bag` as this desk sent it (None: not sent).
     pub fn decision_sent(&self, bag: i64, agency: &str) -> Result<Option<String>> {
-        use rusqlite::OptionalExtension;
         self.conn
             .query_row(
                 "SELECT hub_code FROM decisions_sent WHERE bag = ?1 AND agency = ?2",

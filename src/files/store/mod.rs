@@ -196,7 +196,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 9: a publishing desk's decisions outbox (`run --hub --publish`): each agency's decision on
     // a bag the desk published goes to the hub once; `hub_code` is the code the hub holds (the
-    // desk's, or another the hub had first).
+    // desk's, or another the hub had first). `desk_publishing`: the archive's last bag when the
+    // desk first published; the bags before it stay the desk's own.
     r#"
     CREATE TABLE decisions_sent (
         bag INTEGER NOT NULL REFERENCES bags (id),
@@ -206,6 +207,12 @@ const MIGRATIONS: &[&str] = &[
         hub_code TEXT NOT NULL,
         at_ms INTEGER NOT NULL,
         PRIMARY KEY (bag, agency)
+    );
+    CREATE INDEX decisions_bag_agency ON decisions (bag, agency, id);
+    CREATE TABLE desk_publishing (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        since_bag INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL
     );
     "#,
 ];

@@ -418,7 +418,7 @@ fn an_archive_of_an_older_schema_is_migrated_and_keeps_its_records() {
         // Back to version 1, as a workstation of the first release left it.
         s.connection()
             .execute_batch(
-                "DROP TABLE decisions_sent; DROP TABLE hub_decided; DROP TABLE hub_taken; DROP TABLE training; DROP TABLE findings_sent; DROP TABLE findings; DROP TABLE photos; DROP TABLE published;
+                "DROP TABLE desk_publishing; DROP INDEX decisions_bag_agency; DROP TABLE decisions_sent; DROP TABLE hub_decided; DROP TABLE hub_taken; DROP TABLE training; DROP TABLE findings_sent; DROP TABLE findings; DROP TABLE photos; DROP TABLE published;
                  DROP TABLE barcodes;
                  PRAGMA user_version = 1;",
             )
@@ -528,6 +528,26 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
     let (taken, _) =
         s.take_hub_bag(&hub, &start(5, None, 900), &scan, &calib(8), &[], false, 950, "x").unwrap();
     assert_eq!(s.unpublished(10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [a, b]);
+    // A desk publishes what it scans from its first publishing on, never a replay's bag or a
+    // training bag.
+    let ids = |v: Vec<BagRow>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.unpublished_desk(0, 10).unwrap()), [a, b]);
+    let replayed = BagStart { source: "replay:///r.rec?speed=max (recorded from x)", ..start(6, None, 960) };
+    let r = s.begin_bag(&replayed, "workstation").unwrap();
+    s.finish_bag(r, &frame(10, 8, 4), &calib(8), &[], false, 970, "workstation").unwrap();
+    s.connection()
+        .execute(
+            "INSERT INTO training (bag, operator, agency, threat, result, decision_ms, at_ms)
+             VALUES (?1, 't001', 'customs', NULL, 'miss', 1, 1)",
+            [b],
+        )
+        .unwrap();
+    assert_eq!(ids(s.unpublished_desk(0, 10).unwrap()), [a]);
+    let since = s.desk_publishing_since(990, "node:d1").unwrap();
+    assert_eq!(since, r, "the last bag when it first published");
+    assert_eq!(s.desk_publishing_since(5000, "node:d1").unwrap(), since, "ever after");
+    assert!(s.unpublished_desk(since, 10).unwrap().is_empty());
+    assert_eq!(ids(s.unpublished_desk(0, 10).unwrap()), [a]);
     let dec = |agency: &str, code: &str, at_ms: u64| Decision {
         agency: agency.into(),
         code: code.into(),
@@ -544,25 +564,29 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
     let mark = Annotation::new(0, "customs", "c001", Shape::Text { at: [1.0, 2.0] }, "other", "here", 3050);
     s.record_decision_with_marks(b, &dec("quarantine", "open", 3350), &[]).unwrap();
     s.save_annotation(a, &Annotation { id: 1, ..mark.clone() }, MarkChange::Added, "c001", 3050).unwrap();
-    assert!(s.unsent_decisions(&desk, 10).unwrap().is_empty(), "no bag is on the hub yet");
+    assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty(), "no bag is on the hub yet");
     s.mark_published(a, "twinspect.bag.L9.d1.1", 4, false, 3500, "node:d1").unwrap();
-    let w = s.unsent_decisions(&desk, 10).unwrap();
+    let w = s.unsent_decisions(&desk, 0, 10).unwrap();
     // The agency's current decision only, with its marks and the scan it was taken on.
     assert_eq!(w.len(), 1, "{w:?}");
     assert_eq!((w[0].bag, w[0].decision.code.as_str(), w[0].ended_ms), (a, "open", Some(2000)));
     assert_eq!(w[0].marks.iter().map(|m| m.note.as_str()).collect::<Vec<_>>(), ["here"]);
     assert_eq!(Some(w[0].scan_sha256.clone()), s.bag(a).unwrap().scan_sha256);
     let both = ["customs".to_string(), "quarantine".to_string()];
-    assert_eq!(s.unsent_decisions(&both, 10).unwrap().len(), 2);
-    assert_eq!(s.unsent_decisions(&both, 1).unwrap().len(), 1, "at most the limit");
+    assert_eq!(s.unsent_decisions(&both, 0, 10).unwrap().len(), 2);
+    assert_eq!(s.unsent_decisions(&both, 0, 1).unwrap().len(), 1, "at most the limit");
     assert_eq!(s.decision_sent(a, "customs").unwrap(), None);
+    assert_eq!(s.changed_after_sent().unwrap(), 0);
     s.mark_decision_sent(&w[0], 11, "open", 3600, "node:d1").unwrap();
     s.mark_decision_sent(&w[0], 12, "release", 3700, "node:d1").unwrap();
     assert_eq!(s.decision_sent(a, "customs").unwrap().as_deref(), Some("open"), "once");
-    assert!(s.unsent_decisions(&desk, 10).unwrap().is_empty());
+    assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty());
     // A change after it reached the hub stays here.
     s.record_decision(a, &dec("customs", "detain", 3800)).unwrap();
-    assert!(s.unsent_decisions(&desk, 10).unwrap().is_empty());
+    assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty());
+    assert_eq!(s.changed_after_sent().unwrap(), 1, "and counted");
+    assert!(s.unsent_decisions(&both, a, 10).unwrap().is_empty(), "only bags after the one given");
+    assert_eq!(s.last_published().unwrap(), a);
     assert_eq!(s.current_decision(a, "customs").unwrap(), Some(dec("customs", "detain", 3800)));
     assert_eq!(s.current_decision(a, "security").unwrap(), None);
     let r = s.record(a).unwrap();
