@@ -516,10 +516,7 @@ async fn send_decisions(
                         links.insert(screen.agency.clone(), (js, false));
                     }
                     Err(why) => {
-                        if said.as_deref() != Some(&why) {
-                            eprintln!("hub: the desk's decisions wait ({why})");
-                            said = Some(why);
-                        }
+                        say_once(&mut said, why);
                         failed = true;
                         break;
                     }
@@ -535,10 +532,7 @@ async fn send_decisions(
                     Ok(_) => link.1 = true,
                     Err(e) => {
                         let why = format!("{}: the decision stream: {e}", screen.station);
-                        if said.as_deref() != Some(&why) {
-                            eprintln!("hub: the desk's decisions wait ({why})");
-                            said = Some(why);
-                        }
+                        say_once(&mut said, why);
                         failed = true;
                         break;
                     }
@@ -590,10 +584,7 @@ async fn send_decisions(
                     said = None;
                 }
                 Err(why) => {
-                    if said.as_deref() != Some(&why) {
-                        eprintln!("hub: the desk's decisions wait ({why})");
-                        said = Some(why);
-                    }
+                    say_once(&mut said, why);
                     failed = true;
                     break;
                 }
@@ -604,6 +595,14 @@ async fn send_decisions(
         }
         let pause = if failed { Duration::from_secs(1) } else { Duration::from_millis(500) };
         let _ = tokio::time::timeout(pause, drain.changed()).await;
+    }
+}
+
+/// Why the desk's decisions wait, said once while it stays the same.
+fn say_once(said: &mut Option<String>, why: String) {
+    if said.as_deref() != Some(&why) {
+        eprintln!("hub: the desk's decisions wait ({why})");
+        *said = Some(why);
     }
 }
 

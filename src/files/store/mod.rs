@@ -749,15 +749,7 @@ impl Store {
                 "SELECT agency, code, operator, at_ms, reason FROM decisions WHERE bag = ?1 AND agency = ?2
                  ORDER BY id DESC LIMIT 1",
                 params![bag, agency],
-                |r| {
-                    Ok(Decision {
-                        agency: r.get(0)?,
-                        code: r.get(1)?,
-                        operator: r.get(2)?,
-                        at_ms: r.get::<_, i64>(3)? as u64,
-                        reason: r.get(4)?,
-                    })
-                },
+                decision_row,
             )
             .optional()
             .map_err(|e| self.e(e))
@@ -1229,15 +1221,7 @@ impl Store {
             .prepare("SELECT agency, code, operator, at_ms, reason FROM decisions WHERE bag = ?1 ORDER BY id")
             .map_err(|e| self.e(e))?;
         let decisions = st
-            .query_map([id], |r| {
-                Ok(Decision {
-                    agency: r.get(0)?,
-                    code: r.get(1)?,
-                    operator: r.get(2)?,
-                    at_ms: r.get::<_, i64>(3)? as u64,
-                    reason: r.get(4)?,
-                })
-            })
+            .query_map([id], decision_row)
             .map_err(|e| self.e(e))?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| self.e(e))?;
@@ -1476,6 +1460,17 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 
 /// Write a file so that it is either whole or absent, and its name survives a power cut.
 /// A decision and its audit entry, inside the caller's transaction.
+/// A decision from `SELECT agency, code, operator, at_ms, reason`.
+fn decision_row(r: &rusqlite::Row) -> rusqlite::Result<Decision> {
+    Ok(Decision {
+        agency: r.get(0)?,
+        code: r.get(1)?,
+        operator: r.get(2)?,
+        at_ms: r.get::<_, i64>(3)? as u64,
+        reason: r.get(4)?,
+    })
+}
+
 fn insert_decision(tx: &rusqlite::Transaction, bag: i64, d: &Decision) -> rusqlite::Result<()> {
     let previous: Option<String> = tx
         .query_row(
