@@ -93,6 +93,7 @@ enum Wake {
 /// Counters the node can read while the publisher runs.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Bags this run recorded as on the hub (sent now, or found there from a run before).
     pub published: AtomicU64,
     /// A publishing desk's decisions sent to the hub.
     pub decisions: AtomicU64,
@@ -377,12 +378,12 @@ async fn run(
                             let p = NewParcel { bag: row.id, item_id: row.item_id.clone(), ended_ms };
                             let _ = tx.send(p).await;
                         }
+                        progress.published.fetch_add(1, Ordering::Relaxed);
                         if already {
                             report.found_on_broker += 1;
                             println!("bag {} was already on the hub as {STREAM} #{seq}; recorded", row.id);
                         } else {
                             report.published += 1;
-                            progress.published.fetch_add(1, Ordering::Relaxed);
                             println!("published bag {} as {STREAM} #{seq}", row.id);
                         }
                         said.remove(&row.id);

@@ -107,6 +107,20 @@ impl Postgres {
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/twinspect", self.port)
     }
+
+    /// Stopped (fast: connections cut), as a database that went away.
+    #[allow(dead_code)] // not every test stops it
+    pub fn stop(&self) {
+        as_postgres("pg_ctl", &["-D", self.dir.to_str().unwrap(), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Started again on its port, after [`Postgres::stop`].
+    #[allow(dead_code)]
+    pub fn restart(&self) {
+        let d = self.dir.to_str().unwrap();
+        let opts = format!("-p {} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off", self.port);
+        as_postgres("pg_ctl", &["-D", d, "-o", &opts, "-l", &format!("{d}/log"), "-w", "start"]);
+    }
 }
 
 impl Drop for Postgres {
