@@ -92,6 +92,19 @@ pub fn as_archived(d: &DecisionMsg) -> (Decision, Vec<Annotation>) {
     (decision, marks)
 }
 
+/// The hub's decision `theirs` on archive bag `bag`, taken first by another station, kept as
+/// the agency's current one (the archive's own before it, superseded and audited), with the
+/// marks that came with it and why in its reason.
+pub fn keep_hubs_first(store: &mut Store, bag: i64, theirs: &DecisionMsg) -> Result<(), String> {
+    let (mut winner, marks) = as_archived(theirs);
+    let first = format!("decided first at hub station {}", theirs.station);
+    winner.reason = Some(match &winner.reason {
+        Some(r) => format!("{first}: {r}"),
+        None => first,
+    });
+    store.record_decision_with_marks(bag, &winner, &marks).map_err(|e| format!("bag {bag}: {e}"))
+}
+
 /// Hear the decisions on this node's bags and record each in `store`, until the task is
 /// dropped. `agencies`: the site's, for the look-up at start; `skip`: agencies whose decisions
 /// are not copied (a publishing desk's own, which its decisions outbox records).

@@ -568,11 +568,9 @@ async fn send_decisions(
                         );
                     } else {
                         // The hub's is the agency's: the desk's archive takes it as the current
-                        // one, the desk's own before it (as a screen that lost the race does).
-                        let (mut winner, marks) = super::decisions::as_archived(&held);
-                        winner.reason = Some(format!("decided first at hub station {}", held.station));
-                        if let Err(e) = store.record_decision_with_marks(u.bag, &winner, &marks) {
-                            eprintln!("hub: bag {}: the hub's decision not kept: {e}", u.bag);
+                        // one (as a screen that lost the race does).
+                        if let Err(e) = super::decisions::keep_hubs_first(&mut store, u.bag, &held) {
+                            eprintln!("hub: the hub's decision not kept: {e}");
                         }
                         println!(
                             "bag {}: the hub holds {}'s earlier decision {} from {} (#{seq}); the desk's {} is superseded",

@@ -468,16 +468,9 @@ impl Screen {
             }
         }
         if elsewhere {
-            // The hub's decision is the agency's: this archive's current one too, with the marks
-            // that came with it (the operator's own stays before it, superseded, and audited).
-            let (mut winner, marks) = super::decisions::as_archived(&theirs);
-            let first = format!("decided first at hub station {}", theirs.station);
-            winner.reason = Some(match &winner.reason {
-                Some(r) => format!("{first}: {r}"),
-                None => first,
-            });
-            if let Err(e) = self.store.record_decision_with_marks(id, &winner, &marks) {
-                tracing::warn!("hub link: bag {id}: the hub's decision not kept: {e}");
+            // The hub's decision is the agency's: this archive's current one too.
+            if let Err(e) = super::decisions::keep_hubs_first(&mut self.store, id, &theirs) {
+                tracing::warn!("hub link: the hub's decision not kept: {e}");
             }
         }
         let kept = HubDecided {
