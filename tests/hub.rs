@@ -339,6 +339,33 @@ fn bad_hub_options_are_refused_before_anything_starts() {
         let (ok, _, err) = common::run(twinspect().arg("--data").arg(&data).arg("run").args(&args));
         assert!(!ok && err.contains(says), "{args:?}: {err}");
     }
+    // The hub's opening bench.
+    let no_opening = tmp.path().join("no-opening.toml");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/hub-line.toml");
+    let text = std::fs::read_to_string(shipped).unwrap().replace("kind = \"open\"", "kind = \"hold\"");
+    std::fs::write(&no_opening, text).unwrap();
+    let site = no_opening.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--hub", "nats://127.0.0.1:1"], "--records"),
+        (vec!["--records", "postgres://x@127.0.0.1:1/hub"], "--hub"),
+        (vec!["--hub", "nats://127.0.0.1", "--records", "postgres://x@y/z"], "nats://HOST:PORT"),
+        (vec!["--hub", "nats://127.0.0.1:1", "--records", "http://x"], "--records"),
+        (
+            vec!["--hub", "nats://127.0.0.1:1", "--records", "postgres://x@y/z", "--name", "b.1"],
+            "bench \"b.1\"",
+        ),
+        (vec!["--hub", "nats://127.0.0.1:1", "--records", "postgres://x@y/z", "--credentials", "/x"], "/x"),
+        (
+            vec!["--hub", "nats://127.0.0.1:1", "--records", "postgres://x@y/z", "--site", site],
+            "asks for an opening",
+        ),
+        (vec!["--name", "b1"], "--hub"),
+    ] {
+        let (ok, _, err) = common::run(
+            twinspect().arg("--data").arg(&data).args(["web", "--listen", "127.0.0.1:0"]).args(&args),
+        );
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
     assert!(!data.join("archive.sqlite").exists(), "nothing was started");
 }
 
@@ -998,6 +1025,161 @@ fn the_opening_bench_beside_a_node_works_from_the_hubs_decisions_and_keeps_the_f
     assert_eq!(store.record(1).unwrap().decisions.len(), 2);
 }
 
+/// `twinspect web` as the hub's opening bench over archive `data`.
+fn hub_bench(data: &Path, hub: &str, records: &str) -> (Node, String) {
+    let mut c = twinspect();
+    c.arg("--quiet").arg("--data").arg(data);
+    c.args(["web", "--listen", "127.0.0.1:0", "--hub", hub, "--records", records, "--name", "bench1"]);
+    let mut bench = Node::spawn(c);
+    let line = bench.wait_for("listening on http://", Duration::from_secs(60));
+    let base = line.split("listening on ").nth(1).unwrap().trim_end_matches('/').to_string();
+    (bench, base)
+}
+
+#[test]
+fn the_hubs_opening_bench_serves_every_lines_parcels_asked_open_and_sends_its_findings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), &tmp.path().join("js"));
+    let url = nats.url();
+    let pg = Postgres::start(tmp.path());
+    let records = pg.url();
+    // One parcel from line L1, then two from line L2.
+    for (line, node, bags, seed) in [("L1", "n1", "1", "43"), ("L2", "n2", "2", "44")] {
+        let mut c = twinspect();
+        c.arg("--quiet").arg("--data").arg(tmp.path().join(node));
+        c.args([
+            "node",
+            "--hub",
+            &url,
+            "--line",
+            line,
+            "--node",
+            node,
+            "--records",
+            &records,
+            "--bags",
+            bags,
+        ]);
+        c.args(["--source", &format!("synthetic://?seed={seed}&speed=5")]);
+        let (ok, said) = Node::spawn(c).wait();
+        assert!(ok && said.contains(&format!("published: {bags}")), "{said}");
+    }
+    // Customs asks to open the first parcel of each line and releases the third.
+    for (name, code, bags) in [("c1", "open", "2"), ("c2", "release", "1")] {
+        let (ok, said) =
+            Node::bot(&url, &["--agency", "customs", "--decide", code, "--name", name, "--bags", bags])
+                .wait();
+        assert!(ok, "{said}");
+    }
+    // The bench starts after those decisions (it reads the stream from its start) and before
+    // quarantine's (heard as they come).
+    let data = tmp.path().join("bench");
+    let (mut bench, base) = hub_bench(&data, &url, &records);
+    for hub_bag in ["L1.n1.1", "L2.n2.1"] {
+        bench.wait_for(&format!("bag {hub_bag}: taken for its opening"), Duration::from_secs(30));
+        bench.wait_for(&format!("bag {hub_bag}: customs decided open (recorded)"), Duration::from_secs(30));
+    }
+    let (ok, said) =
+        Node::bot(&url, &["--agency", "quarantine", "--decide", "release", "--name", "q1", "--bags", "2"])
+            .wait();
+    assert!(ok, "{said}");
+    for hub_bag in ["L1.n1.1", "L2.n2.1"] {
+        bench.wait_for(
+            &format!("bag {hub_bag}: quarantine decided release (recorded)"),
+            Duration::from_secs(30),
+        );
+    }
+    // Bad input on the decision subjects: refused, logged, nothing else lost.
+    let real =
+        decisions(&url).into_iter().find(|(_, d)| d.agency == "customs" && d.code == "open").unwrap().1;
+    publish_raw(&url, "twinspect.decision.quarantine.L2.n2.9", b"{ not a decision".to_vec());
+    let mut other_scan = real.clone();
+    (other_scan.agency, other_scan.line, other_scan.node, other_scan.bag) =
+        ("quarantine".into(), "L2".into(), "n2".into(), 2);
+    other_scan.code = "open".into();
+    other_scan.scan_sha256 = "0".repeat(64);
+    publish_raw(&url, "twinspect.decision.quarantine.L2.n2.2", serde_json::to_vec(&other_scan).unwrap());
+    let mut second = real.clone();
+    second.code = "release".into();
+    let subject = format!("twinspect.decision.customs.{}.{}.{}", real.line, real.node, real.bag);
+    publish_raw(&url, &subject, serde_json::to_vec(&second).unwrap());
+    bench.wait_for("not a decision", Duration::from_secs(30));
+    bench.wait_for("bag L2.n2.2: decided on another scan than the one announced", Duration::from_secs(30));
+    bench.wait_for("not the agency's decision: the stream holds one before it", Duration::from_secs(30));
+
+    // At the bench: both lines' parcels wait to be opened, the released one does not.
+    let (cj, qj) = (tmp.path().join("c.jar"), tmp.path().join("q.jar"));
+    bench_login(&base, &cj, "c001", "1111", "customs");
+    let (code, page) = curl(&cj, &[&format!("{base}/openings")]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("href=\"/bag/1\"") && page.contains("href=\"/bag/2\""), "{page}");
+    assert!(!page.contains("href=\"/bag/3\""), "{page}");
+    // Each under its name on the hub, as the line labels it.
+    assert!(page.contains(">L1.n1.1<") && page.contains(">L2.n2.1<") && !page.contains("L2.n2.2"), "{page}");
+    let store = Store::open_read(&data).unwrap();
+    let l1 = twinspect::files::store::HubBag { line: "L1".into(), node: "n1".into(), bag: 1 };
+    let id = store.hub_taken(&l1).unwrap().expect("L1.n1.1 in the bench's archive");
+    drop(store);
+    let (code, page) = curl(&cj, &[&format!("{base}/bag/{id}")]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("bot:c1"), "customs' decision on the page: {page}");
+    let tile = format!("{base}/bag/{id}/dzi/standard_files/8/0_0.png");
+    let (code, _) = curl(&cj, &["-o", "/dev/null", &tile]);
+    assert_eq!(code, 200);
+    let findings = format!("{base}/bag/{id}/findings");
+    let token = format!("csrf={}", csrf_of(&page));
+    let (code, said) = curl(&cj, &["--data-urlencode", &token, &findings]);
+    assert_eq!(code, 303, "{said}");
+    bench_login(&base, &qj, "q001", "2222", "quarantine");
+    let (_, page) = curl(&qj, &[&format!("{base}/bag/{id}")]);
+    let token = format!("csrf={}", csrf_of(&page));
+    let (code, said) =
+        curl(&qj, &["--data-urlencode", &token, "--data-urlencode", "treatment=none needed", &findings]);
+    assert_eq!(code, 303, "{said}");
+    let (_, page) = curl(&qj, &[&format!("{base}/openings")]);
+    assert!(!page.contains(&format!("href=\"/bag/{id}\"")), "the opening is closed: {page}");
+    // The findings reach the hub's records under the parcel's name on the hub.
+    bench.wait_for("bag L1.n1.1: customs's findings in the hub's records", Duration::from_secs(30));
+    bench.wait_for("bag L1.n1.1: quarantine's findings in the hub's records", Duration::from_secs(30));
+    let o = twinspect().args(["bags", "--json", "--records", &records]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let one = listed.iter().find(|b| b["line"] == "L1" && b["bag"] == 1).unwrap();
+    assert_eq!(one["findings"]["customs"]["operator"], "c001", "{one}");
+    assert_eq!(one["findings"]["quarantine"]["treatment"], "none needed", "{one}");
+    assert!(listed.iter().filter(|b| b.get("findings").is_some()).count() == 1, "{listed:?}");
+    let o = twinspect().args(["audit", "verify", "--records", &records]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let (ok, out) = bench.stop();
+    assert!(ok, "{out}");
+    assert!(out.contains("bags taken from the hub for their opening: 2"), "{out}");
+    assert!(out.contains("refused: 3"), "{out}");
+
+    // Started again, it reads the stream again and takes nothing twice.
+    let (bench, _) = hub_bench(&data, &url, &records);
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, out) = bench.stop();
+    assert!(ok, "{out}");
+    assert!(out.contains("bags taken from the hub for their opening: 0"), "{out}");
+    assert!(out.contains("decisions recorded: 0"), "{out}");
+    let store = Store::open_read(&data).unwrap();
+    let rec = store.record(id).unwrap();
+    assert_eq!(rec.current("customs").map(|d| d.code.as_str()), Some("open"));
+    assert_eq!(rec.current("quarantine").map(|d| d.code.as_str()), Some("release"));
+    assert_eq!(rec.decisions.len(), 2, "each decision once: {:?}", rec.decisions);
+    assert_eq!(rec.findings_of("customs").map(|f| f.operator.as_str()), Some("c001"));
+    assert_eq!(store.bag(id).unwrap().scan_sha256.as_deref(), Some(real_scan(&url, "L1", "n1", 1).as_str()));
+    assert!(store.verify_audit().unwrap().ok());
+}
+
+/// The SHA-256 the hub announced for a bag's scan.
+fn real_scan(url: &str, line: &str, node: &str, bag: i64) -> String {
+    let subject = format!("twinspect.bag.{line}.{node}.{bag}");
+    let held = stream_messages::<BagAnnouncement>(url, None, STREAM);
+    held.into_iter().find(|(s, _)| *s == subject).expect("the bag on the hub").1.scan.sha256
+}
+
 /// What the broker says to a client with `seed` (inbox `inbox`) that publishes on each of
 /// `subjects`: the subjects it refused ("Permissions Violation for Publish to ...").
 fn refused_subjects(url: &str, seed: &Path, inbox: &str, subjects: &[&str]) -> Vec<String> {
@@ -1053,14 +1235,16 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
          [[station]]\nagency = \"customs\"\nstation = \"ws1-customs\"\nkey = \"{}\"\n\
          [[station]]\nagency = \"quarantine\"\nstation = \"ws1-quarantine\"\nkey = \"{}\"\n\
          [[admin]]\nname = \"ops\"\nkey = \"{}\"\n\
-         [[node]]\nline = \"D1\"\nnode = \"ws1\"\nkey = \"{}\"\n",
+         [[node]]\nline = \"D1\"\nnode = \"ws1\"\nkey = \"{}\"\n\
+         [[bench]]\nname = \"b1\"\nkey = \"{}\"\n",
         key("n1"),
         key("c1"),
         key("q1"),
         key("ws1-customs"),
         key("ws1-quarantine"),
         key("ops"),
-        key("ws1")
+        key("ws1"),
+        key("b1")
     );
     key("stranger");
     let seed = |name: &str| keys.join(format!("{name}.nk"));
@@ -1164,6 +1348,27 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
         assert!(ok, "{out}");
         assert_eq!(summary(&out, "decided"), 3, "{out}");
     }
+    // The hub's opening bench with its key: it reads the decisions, the bags and their scans
+    // (customs asked to open three), and may publish nothing.
+    let mut c = twinspect();
+    c.arg("--quiet").arg("--data").arg(tmp.path().join("bench"));
+    c.args(["web", "--listen", "127.0.0.1:0", "--hub", &url, "--records", &writer, "--name", "b1"]);
+    c.args(["--credentials", &seed_arg("b1")]);
+    let mut bench = Node::spawn(c);
+    for bag in 1..=3 {
+        bench.wait_for(&format!("bag L1.n1.{bag}: taken for its opening"), Duration::from_secs(30));
+        bench.wait_for(&format!("bag L1.n1.{bag}: quarantine decided release"), Duration::from_secs(30));
+    }
+    let (ok, out) = bench.stop();
+    assert!(ok && !out.contains("Permissions Violation") && out.contains("refused: 0"), "{out}");
+    let b1_forbidden = [
+        "twinspect.decision.customs.L1.n1.1",
+        "twinspect.bag.L1.n1.9",
+        "$O.twinspect-scans-L1.C.x",
+        "$JS.API.CONSUMER.CREATE.TWINSPECT_DECISIONS",
+        "$JS.API.CONSUMER.MSG.NEXT.TWINSPECT_BAGS.screen-customs",
+    ];
+    assert_eq!(refused_subjects(&url, &seed("b1"), "_INBOX.bench.b1", &b1_forbidden), b1_forbidden);
     // A workstation's screens as stations, each with its key from --keys: customs decides the
     // fourth bag, with a mark, signed by ws1-customs's key.
     let script = tmp.path().join("script.txt");

@@ -675,3 +675,32 @@ fn setup(a: SetupArgs) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// The hub's opening bench (`web --hub --records`), its options checked.
+pub(super) fn bench_config(
+    hub: &str,
+    records: &str,
+    name: &str,
+    creds: Option<&Path>,
+    site: &crate::domain::inspection::InspectionConfig,
+) -> anyhow::Result<crate::hub::bench::BenchConfig> {
+    let hub = HubUrl::parse(hub)?;
+    crate::hub::check_name("bench", name)?;
+    anyhow::ensure!(
+        records.starts_with("postgres://") || records.starts_with("postgresql://"),
+        "--records {records:?}: expected postgres://USER@HOST:PORT/DATABASE"
+    );
+    anyhow::ensure!(
+        site.agencies
+            .iter()
+            .any(|a| a.decisions.iter().any(|d| d.kind == crate::domain::inspection::DispositionKind::Open)),
+        "the site has no decision code that asks for an opening: the bench would have nothing to serve"
+    );
+    Ok(crate::hub::bench::BenchConfig {
+        hub,
+        name: name.to_string(),
+        credentials: credentials(creds)?,
+        records: records.to_string(),
+        site: site.clone(),
+    })
+}

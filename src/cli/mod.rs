@@ -177,7 +177,9 @@ pub enum Command {
     /// The opening bench in a browser (移动查验终端): the openings waiting, each bag's image (zoom by
     /// tiles, the image functions, every agency's marks) and the findings form, for tablets on
     /// the site's LAN. Serves the archive in --data as its writer; beside a workstation on the
-    /// same archive, use `run --web` instead.
+    /// same archive, use `run --web` instead. With --hub and --records: the hub's opening
+    /// bench, serving every line's parcels its stations asked to open (brought into --data from
+    /// the hub), its findings sent to the hub's records.
     Web {
         /// Address to listen on (port 0: any free port, printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -198,6 +200,20 @@ pub enum Command {
         /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// The hub's NATS servers (nats://HOST:PORT[,HOST:PORT...]), with --records: serve the
+        /// parcels any of its stations asked to open.
+        #[arg(long, requires = "records")]
+        hub: Option<String>,
+        /// With --hub: the hub's PostgreSQL records (postgres://USER@HOST:PORT/DB), where the
+        /// findings go (the scans stay on the hub and in --data).
+        #[arg(long, requires = "hub")]
+        records: Option<String>,
+        /// With --hub: this bench's name on the hub (its users file's `[[bench]]`).
+        #[arg(long, requires = "hub", default_value = "bench")]
+        name: String,
+        /// With --hub: this bench's key (an nkey seed file, mode 600), when the hub uses keys.
+        #[arg(long, requires = "hub")]
+        credentials: Option<PathBuf>,
     },
     /// Training with threat image projection: reports.
     Train {
@@ -364,7 +380,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Train { action }) => {
             archive::train(&cli.profile, cli.data.as_deref(), action, progress::Mode::detect(cli.quiet))
         }
-        Some(Command::Web { listen, operators, site, cpu, tls_cert, tls_key }) => {
+        Some(Command::Web {
+            listen,
+            operators,
+            site,
+            cpu,
+            tls_cert,
+            tls_key,
+            hub,
+            records,
+            name,
+            credentials,
+        }) => {
             let (operators, demo_accounts) = web_accounts(operators.as_deref())?;
             let opts = crate::web::Options {
                 listen,
@@ -374,11 +401,40 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 cpu,
                 tls: tls_cert.zip(tls_key),
             };
+            let bench = match (hub, records) {
+                (Some(hub), Some(records)) => {
+                    Some(hub::bench_config(&hub, &records, &name, credentials.as_deref(), &opts.config)?)
+                }
+                _ => None,
+            };
+            let store = crate::files::store::Store::open(&opts.data)
+                .with_context(|| format!("opening the archive at {}", opts.data.display()))?;
+            let intake = match bench {
+                Some(cfg) => {
+                    println!(
+                        "opening bench {} of hub {}: openings into {}",
+                        cfg.name,
+                        cfg.hub.servers.join(","),
+                        opts.data.display()
+                    );
+                    Some(crate::hub::bench::HubBench::start(cfg, store.second_writer()?)?)
+                }
+                None => None,
+            };
             let scheme = if opts.tls.is_some() { "https" } else { "http" };
-            crate::web::serve(opts, operators, demo_accounts, |addr| {
+            let served = crate::web::serve_over(opts, store, operators, demo_accounts, |addr| {
                 println!("listening on {scheme}://{addr}/");
                 let _ = std::io::Write::flush(&mut std::io::stdout());
-            })
+            });
+            if let Some(i) = intake {
+                let p = i.progress.clone();
+                i.stop();
+                use std::sync::atomic::Ordering::Relaxed;
+                println!("bags taken from the hub for their opening: {}", p.taken.load(Relaxed));
+                println!("decisions recorded: {}", p.recorded.load(Relaxed));
+                println!("refused: {}", p.refused.load(Relaxed));
+            }
+            served
         }
         Some(Command::Export { action, dicos, bag, out }) => {
             let action = match (action, dicos, bag, out) {

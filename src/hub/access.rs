@@ -28,6 +28,8 @@ pub enum Identity {
     Station { agency: String, station: String },
     /// The hub's administrator: sets up streams, buckets and consumers.
     Admin { name: String },
+    /// The hub's opening bench (`web --hub`): reads bags, scans and decisions, publishes nothing.
+    Bench { name: String },
 }
 
 /// Subjects an identity may publish to and subscribe to (NATS wildcards).
@@ -56,6 +58,7 @@ impl Identity {
             Identity::Node { line, node } => format!("_INBOX.node.{line}.{node}"),
             Identity::Station { agency, station } => format!("_INBOX.station.{agency}.{station}"),
             Identity::Admin { name } => format!("_INBOX.admin.{name}"),
+            Identity::Bench { name } => format!("_INBOX.bench.{name}"),
         }
     }
 
@@ -93,6 +96,8 @@ impl Identity {
                 // It hears its parcels' decisions, to give them lanes.
                 subscribe.push(format!("{DECISION_ROOT}.*.{line}.{node}.*"));
             }
+            // Reading is all it does.
+            Identity::Bench { .. } => {}
             Identity::Station { agency, .. } => {
                 let consumer = agency_consumer(agency);
                 publish.extend([
@@ -114,6 +119,7 @@ impl Identity {
             Identity::Node { line, node } => format!("node {node} on line {line}"),
             Identity::Station { agency, station } => format!("station {station} of {agency}"),
             Identity::Admin { name } => format!("administrator {name}"),
+            Identity::Bench { name } => format!("opening bench {name}"),
         }
     }
 }
@@ -159,9 +165,18 @@ struct AdminUser {
     key: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BenchUser {
+    name: String,
+    key: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsersFile {
+    #[serde(default)]
+    bench: Vec<BenchUser>,
     #[serde(default)]
     node: Vec<NodeUser>,
     #[serde(default)]
@@ -191,6 +206,10 @@ impl Users {
             check_name("agency", &s.agency)?;
             check_name("station", &s.station)?;
             users.push((Identity::Station { agency: s.agency, station: s.station }, s.key));
+        }
+        for b in f.bench {
+            check_name("bench", &b.name)?;
+            users.push((Identity::Bench { name: b.name }, b.key));
         }
         for a in f.admin {
             check_name("administrator", &a.name)?;
@@ -402,18 +421,29 @@ mod tests {
         assert!(st.publish.contains(&"twinspect.decision.customs.*.*.*".to_string()));
         assert!(!st.publish.iter().any(|s| s.contains("quarantine") || s.starts_with("twinspect.bag")));
         assert!(!st.publish.iter().any(|s| s.contains("STREAM.DELETE") || s.contains("STREAM.CREATE")));
+        // The opening bench reads (stream information and messages) and publishes nothing.
+        let bench = Identity::Bench { name: "b1".into() }.permissions();
+        assert!(
+            bench
+                .publish
+                .iter()
+                .all(|s| s.starts_with("$JS.API.") && (s.contains("INFO") || s.contains("GET")))
+        );
+        assert_eq!(bench.subscribe, ["_INBOX.bench.b1.>"]);
     }
 
     #[test]
     fn a_users_file_is_checked_before_it_becomes_server_configuration() {
-        let (k1, k2, k3) = (key(), key(), key());
+        let (k1, k2, k3, k4) = (key(), key(), key(), key());
         let text = format!(
             "[[node]]\nline = \"A\"\nnode = \"a1\"\nkey = \"{k1}\"\n\
              [[station]]\nagency = \"customs\"\nstation = \"c1\"\nkey = \"{k2}\"\n\
-             [[admin]]\nname = \"ops\"\nkey = \"{k3}\"\n"
+             [[admin]]\nname = \"ops\"\nkey = \"{k3}\"\n\
+             [[bench]]\nname = \"b1\"\nkey = \"{k4}\"\n"
         );
         let users = Users::parse(&text).unwrap();
-        assert_eq!(users.users.len(), 3);
+        assert_eq!(users.users.len(), 4);
+        assert!(users.users.contains(&(Identity::Bench { name: "b1".into() }, k4.clone())));
         assert_eq!(users.lines(), vec!["A".to_string()]);
         let conf = users.server_config();
         assert!(conf.contains(&format!("nkey: \"{k1}\"")), "{conf}");

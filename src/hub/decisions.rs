@@ -36,25 +36,31 @@ pub enum Recorded {
 
 /// Record decision `d` (as the stream holds it) in the node's archive, once.
 pub fn record(store: &mut Store, d: &DecisionMsg) -> Recorded {
-    let row = match store.bag(d.bag) {
+    record_on(store, d.bag, d)
+}
+
+/// Record decision `d` on archive bag `id` (the node's own bag, or a hub bag taken into this
+/// archive), once, and only when it was taken on the scan the archive holds.
+pub fn record_on(store: &mut Store, id: i64, d: &DecisionMsg) -> Recorded {
+    let row = match store.bag(id) {
         Ok(r) => r,
-        Err(e) => return Recorded::Refused(format!("bag {}: {e}", d.bag)),
+        Err(e) => return Recorded::Refused(format!("bag {id}: {e}")),
     };
     if row.scan_sha256.as_deref() != Some(d.scan_sha256.as_str()) {
-        return Recorded::Refused(format!("bag {}: decided on another scan than the archive's", d.bag));
+        return Recorded::Refused(format!("bag {id}: decided on another scan than the archive's"));
     }
-    match store.record(d.bag) {
+    match store.record(id) {
         Ok(r) => {
             if r.current(&d.agency).is_some_and(|c| c.code == d.code && c.at_ms == d.at_ms) {
                 return Recorded::Known;
             }
         }
-        Err(e) => return Recorded::Refused(format!("bag {}: {e}", d.bag)),
+        Err(e) => return Recorded::Refused(format!("bag {id}: {e}")),
     }
     let (decision, marks) = as_archived(d);
-    match store.record_decision_with_marks(d.bag, &decision, &marks) {
+    match store.record_decision_with_marks(id, &decision, &marks) {
         Ok(()) => Recorded::New,
-        Err(e) => Recorded::Refused(format!("bag {}: {e}", d.bag)),
+        Err(e) => Recorded::Refused(format!("bag {id}: {e}")),
     }
 }
 

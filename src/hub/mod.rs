@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod barcode;
+pub mod bench;
 pub mod decisions;
 pub mod publish;
 pub mod records;

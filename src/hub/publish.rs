@@ -241,8 +241,7 @@ async fn run(
         Some(url) => {
             let task = send_findings(
                 url.clone(),
-                cfg.line.clone(),
-                cfg.node.clone(),
+                Some((cfg.line.clone(), cfg.node.clone())),
                 store.second_writer()?,
                 actor.clone(),
             );
@@ -700,12 +699,23 @@ const FINDINGS_EVERY: Duration = Duration::from_secs(1);
 /// The findings outbox: every findings record on a published bag, into the hub's records, each
 /// once (marked sent in the archive after the database's commit; sent again, it is one row).
 /// Beside the bags, never in their way: a database that is slow or gone delays only findings.
-async fn send_findings(url: String, line: String, node: String, mut store: Store, actor: String) {
+/// `own`: a node's line and name (its own published bags); none: the bags this archive took
+/// from the hub (the hub's opening bench), each under its name on the hub.
+pub(super) async fn send_findings(
+    url: String,
+    own: Option<(String, String)>,
+    mut store: Store,
+    actor: String,
+) {
     let mut records: Option<Records> = None;
     let mut said = false;
     loop {
         tokio::time::sleep(FINDINGS_EVERY).await;
-        let waiting = match store.unsent_findings(64) {
+        let waiting = match &own {
+            Some(_) => store.unsent_findings(64),
+            None => store.unsent_taken_findings(64),
+        };
+        let waiting = match waiting {
             Ok(w) => w,
             Err(e) => {
                 tracing::error!("findings outbox: {e}");
@@ -713,6 +723,16 @@ async fn send_findings(url: String, line: String, node: String, mut store: Store
             }
         };
         for (id, bag, f) in waiting {
+            let (line, node, hub_bag) = match &own {
+                Some((line, node)) => (line.clone(), node.clone(), bag),
+                None => match store.hub_bag(bag) {
+                    Ok(Some(h)) => (h.line, h.node, h.bag),
+                    other => {
+                        tracing::error!("findings outbox: bag {bag} is not a hub bag: {other:?}");
+                        continue;
+                    }
+                },
+            };
             if records.as_ref().is_none_or(|r| r.is_closed()) {
                 let connect = Records::connect(&url);
                 records =
@@ -725,13 +745,15 @@ async fn send_findings(url: String, line: String, node: String, mut store: Store
                 }
                 break;
             };
-            match r.record_findings(&line, &node, bag, &f, &actor).await {
+            match r.record_findings(&line, &node, hub_bag, &f, &actor).await {
                 Ok(_) => {
                     said = false;
                     if let Err(e) = store.mark_findings_sent(id, crate::unix_ms()) {
                         tracing::error!("findings outbox: {e}");
                     }
-                    println!("bag {bag}: {}'s findings in the hub's records", f.agency);
+                    let shown =
+                        if own.is_some() { bag.to_string() } else { format!("{line}.{node}.{hub_bag}") };
+                    println!("bag {shown}: {}'s findings in the hub's records", f.agency);
                 }
                 Err(e) => {
                     records = None;

@@ -332,35 +332,7 @@ impl Screen {
 
     /// The bag into the archive (or found there: delivered again).
     fn take(&mut self, t: &Taken, hub: &HubBag) -> anyhow::Result<i64> {
-        let b: &BagAnnouncement = &t.bag;
-        let c = &b.calibration;
-        let calibration = Calibration::from_tables(
-            c.dark_low.clone(),
-            c.dark_high.clone(),
-            c.air_low.clone(),
-            c.air_high.clone(),
-            c.full_scale,
-        )?;
-        let source = format!("hub://{hub}");
-        let start = BagStart {
-            scanner_bag: b.scanner_bag,
-            item_id: b.item_id.as_deref(),
-            source: &source,
-            profile: &b.profile,
-            channels: b.channels,
-            at_ms: b.started_ms,
-        };
-        let (id, _new) = self.store.take_hub_bag(
-            hub,
-            &start,
-            &t.scan,
-            &calibration,
-            &b.missing_rows,
-            b.truncated,
-            b.ended_ms,
-            &self.spec.station,
-        )?;
-        Ok(id)
+        Ok(take_into(&mut self.store, &t.bag, &t.scan, hub, &self.spec.station)?.0)
     }
 
     /// The agency's decision in force on archive bag `id`, if one is recorded.
@@ -499,4 +471,42 @@ impl Screen {
         }
         Left::Decided
     }
+}
+
+/// A hub bag, its scan checked against its announcement, into `store` (or found there, taken
+/// before): its archive id, and whether this call took it.
+pub fn take_into(
+    store: &mut Store,
+    b: &BagAnnouncement,
+    scan: &[u8],
+    hub: &HubBag,
+    actor: &str,
+) -> anyhow::Result<(i64, bool)> {
+    let c = &b.calibration;
+    let calibration = Calibration::from_tables(
+        c.dark_low.clone(),
+        c.dark_high.clone(),
+        c.air_low.clone(),
+        c.air_high.clone(),
+        c.full_scale,
+    )?;
+    let source = format!("hub://{hub}");
+    let start = BagStart {
+        scanner_bag: b.scanner_bag,
+        item_id: b.item_id.as_deref(),
+        source: &source,
+        profile: &b.profile,
+        channels: b.channels,
+        at_ms: b.started_ms,
+    };
+    Ok(store.take_hub_bag(
+        hub,
+        &start,
+        scan,
+        &calibration,
+        &b.missing_rows,
+        b.truncated,
+        b.ended_ms,
+        actor,
+    )?)
 }

@@ -167,9 +167,74 @@ pub struct Station {
     consumer: PullConsumer,
     /// The decision stream, where a bag's decision is looked up before anyone screens it.
     decisions: stream::Stream,
-    /// Each line's scans bucket and the stream under it, opened when a bag of the line first
-    /// comes (nodes create them).
-    scans: std::sync::Mutex<std::collections::HashMap<String, (object_store::ObjectStore, stream::Stream)>>,
+    scans: Scans,
+}
+
+/// The hub's scans, read by whoever takes bags (stations, the hub's opening bench): each line's
+/// bucket and the stream under it, opened when a bag of the line first comes (nodes create them).
+pub struct Scans {
+    js: jetstream::Context,
+    opened: std::sync::Mutex<std::collections::HashMap<String, (object_store::ObjectStore, stream::Stream)>>,
+}
+
+impl Scans {
+    pub fn new(js: jetstream::Context) -> Scans {
+        Scans { js, opened: Default::default() }
+    }
+
+    /// The bag's scan, chunk by chunk from the bucket's stream through its leader. Not the
+    /// object store's own reader: that makes an ephemeral consumer for every read, and a 2.9
+    /// cluster may place it on a member that is down, so a third of reads hung until the
+    /// request timed out while one broker of three was dead.
+    pub async fn fetch(&self, bag: &BagAnnouncement) -> Result<Vec<u8>, ScanProblem> {
+        let bucket = access::scans_bucket(&bag.line);
+        if bag.scan.bucket != bucket || bag.scan.object != super::scan_object(&bag.line, &bag.node, bag.bag) {
+            return Err(ScanProblem::Bad(format!("its scan is at {}/{}", bag.scan.bucket, bag.scan.object)));
+        }
+        let not_now =
+            |e: &dyn std::fmt::Display| ScanProblem::NotNow(format!("scan {}: {e}", bag.scan.object).into());
+        let opened = self.opened.lock().expect("not poisoned").get(&bucket).cloned();
+        let (scans, scan_stream) = match opened {
+            Some(x) => x,
+            None => {
+                let store = self.js.get_object_store(&bucket).await.map_err(|e| not_now(&e))?;
+                let stream = self.js.get_stream(format!("OBJ_{bucket}")).await.map_err(|e| not_now(&e))?;
+                self.opened
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(bucket.clone(), (store.clone(), stream.clone()));
+                (store, stream)
+            }
+        };
+        let info = scans.info(&bag.scan.object).await.map_err(|e| not_now(&e))?;
+        if info.deleted || info.size as u64 != bag.scan.bytes {
+            return Err(ScanProblem::Bad(format!(
+                "its scan holds {} bytes, the announcement says {}",
+                info.size, bag.scan.bytes
+            )));
+        }
+        let subject = format!("$O.{bucket}.C.{}", info.nuid);
+        let mut bytes = Vec::with_capacity(bag.scan.bytes as usize);
+        let mut seq = 1;
+        for _ in 0..info.chunks {
+            let m = scan_stream
+                .raw_message_builder()
+                .sequence(seq)
+                .next_by_subject(subject.clone())
+                .send()
+                .await
+                .map_err(|e| not_now(&e))?;
+            if m.subject.as_str() != subject || bytes.len() + m.payload.len() > info.size {
+                return Err(ScanProblem::Bad("its scan's chunks do not add up to its size".into()));
+            }
+            bytes.extend_from_slice(&m.payload);
+            seq = m.sequence + 1;
+        }
+        if hex_sha256(&bytes) != bag.scan.sha256 {
+            return Err(ScanProblem::Bad("its scan does not match the SHA-256 announced".into()));
+        }
+        Ok(bytes)
+    }
 }
 
 /// The bag stream's settings (nodes and stations create it alike, so whichever comes first
@@ -266,7 +331,7 @@ impl Station {
                 agency_consumer(&cfg.agency, cfg.hold, cfg.max_deliver),
             )
             .await?;
-        Ok(Station { cfg, js, consumer, decisions, scans: Default::default() })
+        Ok(Station { cfg, scans: Scans::new(js.clone()), js, consumer, decisions })
     }
 
     /// The next bag for this agency, waiting at most `wait` for one (a pull request the broker
@@ -316,7 +381,7 @@ impl Station {
                 return Err(format!("looking up {subject_d}: {e}").into());
             }
         }
-        let scan = match self.fetch_scan(&bag).await {
+        let scan = match self.scans.fetch(&bag).await {
             Ok(s) => s,
             Err(ScanProblem::Bad(why)) => return self.refuse(msg, subject, why).await,
             Err(ScanProblem::NotNow(e)) => {
@@ -350,60 +415,6 @@ impl Station {
         tracing::warn!(subject, "refused: {why}");
         msg.ack_with(AckKind::Term).await?;
         Ok(Next::Refused { subject, why })
-    }
-
-    /// The bag's scan, chunk by chunk from the bucket's stream through its leader. Not the
-    /// object store's own reader: that makes an ephemeral consumer for every read, and a 2.9
-    /// cluster may place it on a member that is down, so a third of reads hung until the
-    /// request timed out while one broker of three was dead.
-    async fn fetch_scan(&self, bag: &BagAnnouncement) -> Result<Vec<u8>, ScanProblem> {
-        let bucket = access::scans_bucket(&bag.line);
-        if bag.scan.bucket != bucket || bag.scan.object != super::scan_object(&bag.line, &bag.node, bag.bag) {
-            return Err(ScanProblem::Bad(format!("its scan is at {}/{}", bag.scan.bucket, bag.scan.object)));
-        }
-        let not_now =
-            |e: &dyn std::fmt::Display| ScanProblem::NotNow(format!("scan {}: {e}", bag.scan.object).into());
-        let opened = self.scans.lock().expect("not poisoned").get(&bucket).cloned();
-        let (scans, scan_stream) = match opened {
-            Some(x) => x,
-            None => {
-                let store = self.js.get_object_store(&bucket).await.map_err(|e| not_now(&e))?;
-                let stream = self.js.get_stream(format!("OBJ_{bucket}")).await.map_err(|e| not_now(&e))?;
-                self.scans
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(bucket.clone(), (store.clone(), stream.clone()));
-                (store, stream)
-            }
-        };
-        let info = scans.info(&bag.scan.object).await.map_err(|e| not_now(&e))?;
-        if info.deleted || info.size as u64 != bag.scan.bytes {
-            return Err(ScanProblem::Bad(format!(
-                "its scan holds {} bytes, the announcement says {}",
-                info.size, bag.scan.bytes
-            )));
-        }
-        let subject = format!("$O.{bucket}.C.{}", info.nuid);
-        let mut bytes = Vec::with_capacity(bag.scan.bytes as usize);
-        let mut seq = 1;
-        for _ in 0..info.chunks {
-            let m = scan_stream
-                .raw_message_builder()
-                .sequence(seq)
-                .next_by_subject(subject.clone())
-                .send()
-                .await
-                .map_err(|e| not_now(&e))?;
-            if m.subject.as_str() != subject || bytes.len() + m.payload.len() > info.size {
-                return Err(ScanProblem::Bad("its scan's chunks do not add up to its size".into()));
-            }
-            bytes.extend_from_slice(&m.payload);
-            seq = m.sequence + 1;
-        }
-        if hex_sha256(&bytes) != bag.scan.sha256 {
-            return Err(ScanProblem::Bad("its scan does not match the SHA-256 announced".into()));
-        }
-        Ok(bytes)
     }
 
     /// Keep the bag while the operator looks (call well within the hold time).
@@ -512,7 +523,9 @@ impl Station {
     }
 }
 
-enum ScanProblem {
+/// Why a scan could not be had: the broker's copy is bad (never worth another try), or the broker
+/// could not be asked this moment.
+pub enum ScanProblem {
     Bad(String),
     NotNow(async_nats::Error),
 }

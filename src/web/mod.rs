@@ -8,7 +8,8 @@
 //! outside the image). Every change goes through the desk's [`Command`]s on the desk's thread
 //! ([`crate::desk::host`]): the same rules, records and audit as the two screens.
 //!
-//! Must not import: egui (the i18n words of `ui::i18n` are plain data), the archive's writer.
+//! Must not import: egui (the i18n words of `ui::i18n` are plain data); the archive's writer is
+//! only handed to the desk's archiver at start, never written through here.
 
 pub mod auth;
 pub mod pages;
@@ -339,6 +340,7 @@ pub fn waiting(data: &std::path::Path, cfg: &InspectionConfig) -> anyhow::Result
         {
             out.push(pages::Waiting {
                 id: row.id,
+                hub: row.source.strip_prefix("hub://").map(str::to_owned),
                 item_id: row.item_id,
                 ended_ms: row.ended_ms,
                 record,
@@ -624,9 +626,21 @@ pub fn start(
     operators: crate::domain::operators::OperatorStore,
     demo: bool,
 ) -> anyhow::Result<(Shared, std::thread::JoinHandle<Desk>)> {
+    let store = crate::files::store::Store::open(&o.data).map_err(|e| anyhow::anyhow!("{e}"))?;
+    start_over(o, store, operators, demo)
+}
+
+/// [`start`] over the archive's writer `store`, which the caller opened (and may hold further
+/// writers of: the hub's opening bench brings bags in beside the desk).
+pub fn start_over(
+    o: &Options,
+    store: crate::files::store::Store,
+    operators: crate::domain::operators::OperatorStore,
+    demo: bool,
+) -> anyhow::Result<(Shared, std::thread::JoinHandle<Desk>)> {
     let mut desk = Desk::new(o.config.clone(), operators, demo);
     let mut a =
-        crate::desk::archiver::Archiver::open(&o.data, "web", &o.profile.name, o.profile.channels as usize)
+        crate::desk::archiver::Archiver::over(store, "web", &o.profile.name, o.profile.channels as usize)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     a.log("system", "web.start", serde_json::json!({ "listen": o.listen.to_string() }));
     desk.archive = Some(a);
@@ -679,8 +693,20 @@ pub fn serve(
     demo: bool,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    let store = crate::files::store::Store::open(&o.data).map_err(|e| anyhow::anyhow!("{e}"))?;
+    serve_over(o, store, operators, demo, ready)
+}
+
+/// [`serve`] over the archive's writer `store`, which the caller opened.
+pub fn serve_over(
+    o: Options,
+    store: crate::files::store::Store,
+    operators: crate::domain::operators::OperatorStore,
+    demo: bool,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     let tls = tls_of(&o)?;
-    let (web, desk) = start(&o, operators, demo)?;
+    let (web, desk) = start_over(&o, store, operators, demo)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(listen(web, o.listen, tls, ready, shutdown()))?;
     drop(rt);

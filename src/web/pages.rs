@@ -86,6 +86,9 @@ fn agency_label(lang: Lang, cfg: &InspectionConfig, id: &str) -> String {
 /// One bag waiting to be opened (or opened, when `opening.closed`).
 pub struct Waiting {
     pub id: i64,
+    /// Its name on the hub (`line.node.bag`, as the sorter and the line's labels have it),
+    /// when the bag came from the hub.
+    pub hub: Option<String>,
     pub item_id: Option<String>,
     pub ended_ms: Option<u64>,
     pub record: BagRecord,
@@ -113,7 +116,7 @@ pub fn openings(lang: Lang, cfg: &InspectionConfig, who: &WebSession, waiting: &
                 tbody {
                     @for w in waiting {
                         tr {
-                            td { a href={ "/bag/" (w.id) } { "#" (w.id) } }
+                            td { a href={ "/bag/" (w.id) } { "#" (w.id) } @if let Some(h) = &w.hub { " " span.hub { (h) } } }
                             td { (w.item_id.as_deref().unwrap_or("—")) }
                             td { (w.ended_ms.map(crate::files::export::utc).unwrap_or_default()) }
                             td { @for a in &w.opening.asked_by { span.agency { (agency_label(lang, cfg, a)) } " " } }

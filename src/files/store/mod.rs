@@ -1071,14 +1071,25 @@ impl Store {
     /// Findings recorded on bags already published to the hub and not yet sent to its records,
     /// oldest first: (the findings' row, the bag, the findings).
     pub fn unsent_findings(&self, limit: usize) -> Result<Vec<(i64, i64, Findings)>> {
+        self.unsent_findings_on("published", limit)
+    }
+
+    /// Findings recorded on bags this archive took from the hub (the hub's opening bench) and
+    /// not yet sent to its records, oldest first: (the findings' row, the bag, the findings).
+    pub fn unsent_taken_findings(&self, limit: usize) -> Result<Vec<(i64, i64, Findings)>> {
+        self.unsent_findings_on("hub_taken", limit)
+    }
+
+    /// Unsent findings on the bags listed in `table` (`published` or `hub_taken`).
+    fn unsent_findings_on(&self, table: &'static str, limit: usize) -> Result<Vec<(i64, i64, Findings)>> {
         let mut st = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT f.id, f.bag, f.agency, f.operator, f.at_ms, f.items, f.treatment FROM findings f
-                 WHERE EXISTS (SELECT 1 FROM published p WHERE p.bag = f.bag)
+                 WHERE EXISTS (SELECT 1 FROM {table} p WHERE p.bag = f.bag)
                  AND NOT EXISTS (SELECT 1 FROM findings_sent s WHERE s.findings = f.id)
                  ORDER BY f.id LIMIT ?1",
-            )
+            ))
             .map_err(|e| self.e(e))?;
         let rows = st
             .query_map([limit.min(i64::MAX as usize) as i64], |r| {
