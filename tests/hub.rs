@@ -765,6 +765,11 @@ fn a_hub_screen_shows_its_operator_only_what_the_automatic_level_alarmed_on() {
 /// The shipped hub line's site (lanes 1 released, 2 opened, 3 held or referred, 9 manual),
 /// `deadline_ms` from the scanner to the divert point.
 fn sorter_site(dir: &Path, deadline_ms: u64) -> PathBuf {
+    sorter_site_under(dir, deadline_ms, None)
+}
+
+/// The same, its sorter listening under `subject` (the site's own subject root).
+fn sorter_site_under(dir: &Path, deadline_ms: u64, subject: Option<&str>) -> PathBuf {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/hub-line.toml");
     let mut site = twinspect::domain::inspection::InspectionConfig::from_toml(
         &std::fs::read_to_string(shipped).unwrap(),
@@ -773,6 +778,7 @@ fn sorter_site(dir: &Path, deadline_ms: u64) -> PathBuf {
     let sorter = site.sorter.as_mut().unwrap();
     sorter.deadline_ms = deadline_ms;
     sorter.lines.clear();
+    sorter.subject = subject.map(str::to_owned);
     let path = dir.join("site.toml");
     std::fs::write(&path, toml::to_string(&site).unwrap()).unwrap();
     path
@@ -789,8 +795,12 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
     let data = tmp.path().join("data");
     let nats = Nats::start(free_port(), &tmp.path().join("js"));
     let url = nats.url();
-    let site = sorter_site(tmp.path(), 8000);
+    // The site's sorter listens under a subject of its own; the hub's lane stream was made
+    // for the default one (the node widens it: this hub has no keys).
+    let site = sorter_site_under(tmp.path(), 8000, Some("hall2.sorter"));
     let site = site.to_str().unwrap();
+    let (ok, said, err) = common::run(twinspect().args(["hub", "setup", "--hub", &url]));
+    assert!(ok && said.contains("lanes under twinspect.sort.>"), "{said}{err}");
     // Customs decides every parcel ("open"); quarantine's only station decides the first two
     // and leaves: parcels 3 and 4 are undecided at their deadline.
     let c1 = Node::bot(&url, &["--agency", "customs", "--decide", "open", "--name", "c1", "--bags", "4"]);
@@ -841,7 +851,7 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
     assert_eq!(all.len(), 4, "{all:?}");
     let store = Store::open_read(&data).unwrap();
     for (subject, m) in &all {
-        assert_eq!(subject, &format!("twinspect.sort.L1.n1.{}", m.bag));
+        assert_eq!(subject, &format!("hall2.sorter.L1.n1.{}", m.bag));
         let row = store.bag(m.bag).unwrap();
         assert_eq!(
             m.item_id.as_deref(),
@@ -1250,15 +1260,22 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     let seed = |name: &str| keys.join(format!("{name}.nk"));
     let seed_arg = |name: &str| seed(name).to_str().unwrap().to_string();
     std::fs::write(tmp.path().join("users.toml"), users).unwrap();
+    // With a sorter listening under the site's own subject: no station yet, so each parcel's
+    // manual lane (the node may send lanes there, and nowhere else).
+    let site = sorter_site_under(tmp.path(), 3000, Some("hall2.sorter"));
     let auth = tmp.path().join("auth.conf");
     let (ok, _, err) = common::run(
         twinspect()
             .args(["hub", "permissions", "--users"])
             .arg(tmp.path().join("users.toml"))
+            .arg("--site")
+            .arg(&site)
             .arg("--out")
             .arg(&auth),
     );
     assert!(ok, "{err}");
+    let conf = std::fs::read_to_string(&auth).unwrap();
+    assert!(conf.contains("\"hall2.sorter.L1.n1.*\"") && !conf.contains("twinspect.sort"), "{conf}");
     let nats = Nats::start_with(free_port(), &tmp.path().join("js"), &["-c", auth.to_str().unwrap()]);
     let url = nats.url();
     let pg = Postgres::start(tmp.path());
@@ -1297,8 +1314,11 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
         &owner,
         "--writer",
         "hub_writer",
+        "--site",
+        site.to_str().unwrap(),
     ]));
     assert!(ok, "{said}{err}");
+    assert!(said.contains("lanes under hall2.sorter.>"), "{said}");
     for ready in [
         "stream TWINSPECT_BAGS",
         "stream TWINSPECT_SORT",
@@ -1312,8 +1332,6 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     // The node, and one station of each agency, with their own keys and the writer role.
     let data = tmp.path().join("data");
     let creds = ["--credentials", &seed_arg("n1")];
-    // With a sorter: no station yet, so each parcel's manual lane (the node may send lanes).
-    let site = sorter_site(tmp.path(), 3000);
     let sorting = ["--site", site.to_str().unwrap()];
     let node_args = [
         &["--source", "synthetic://?seed=31&speed=20", "--bags", "4", "--records", &writer][..],

@@ -200,7 +200,7 @@ pub fn node(
     if let Some(s) = cfg.site.as_ref().and_then(|s| s.sorter.as_ref()) {
         println!(
             "sorter: lanes on {}.{}.{node}.<bag>, {} ms from the scanner to the divert point",
-            crate::hub::sorter::SORT_ROOT,
+            s.subject(),
             a.line,
             s.deadline_ms(&a.line)
         );
@@ -534,6 +534,10 @@ pub enum HubCommand {
         /// Where to write the block (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The site, where its `[sorter]` names the subject its sorter listens under (nodes
+        /// may send lanes there).
+        #[arg(long)]
+        site: Option<PathBuf>,
     },
     /// Set the hub up: on the broker, the bag and decision streams, each agency's consumer and
     /// each line's scans bucket (with an administrator's key when the hub uses keys); in
@@ -583,11 +587,12 @@ pub fn hub(c: HubCommand) -> anyhow::Result<()> {
             eprintln!("seed written to {} (mode 600): keep it on the machine that uses it", out.display());
             Ok(())
         }
-        HubCommand::Permissions { users, out } => {
+        HubCommand::Permissions { users, out, site } => {
             let text =
                 std::fs::read_to_string(&users).with_context(|| format!("reading {}", users.display()))?;
             let users = Users::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", users.display()))?;
-            let conf = users.server_config();
+            let site = super::load_site(site.as_deref())?;
+            let conf = users.server_config(sort_root(&site));
             match out {
                 Some(p) => {
                     std::fs::write(&p, conf).with_context(|| format!("writing {}", p.display()))?;
@@ -643,11 +648,13 @@ fn setup(a: SetupArgs) -> anyhow::Result<()> {
             for (name, cfg) in [
                 (STREAM, station::bag_stream(replicas, keep)),
                 (DECISIONS, station::decision_stream(replicas, keep)),
-                (sorter::SORT_STREAM, sorter::sort_stream(replicas, keep)),
             ] {
                 js.get_or_create_stream(cfg).await.with_context(|| format!("stream {name}"))?;
                 println!("stream {name}: ready");
             }
+            let lanes = sorter::sort_stream(sort_root(&site), replicas, keep);
+            sorter::ready_sort_stream(&js, lanes).await.map_err(anyhow::Error::msg)?;
+            println!("stream {} (lanes under {}.>): ready", sorter::SORT_STREAM, sort_root(&site));
             let bags = js.get_stream(STREAM).await.with_context(|| format!("stream {STREAM}"))?;
             for g in &site.agencies {
                 crate::hub::check_name("agency", &g.id)?;
@@ -703,4 +710,9 @@ pub(super) fn bench_config(
         records: records.to_string(),
         site: site.clone(),
     })
+}
+
+/// The subject root the site's sorter listens under (the default without a sorter).
+fn sort_root(site: &crate::domain::inspection::InspectionConfig) -> &str {
+    site.sorter.as_ref().map_or(crate::hub::sorter::SORT_ROOT, |s| s.subject())
 }

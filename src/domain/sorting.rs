@@ -4,8 +4,8 @@
 //! agency's decision (released, opened, held, referred), and a parcel still undecided shortly
 //! before its deadline goes to the manual lane.
 //!
-//! Owns: the site's `[sorter]` section (deadlines, margin, lanes) and the rule from outcome to
-//! lane. Pure: no clocks, no broker (the hub's sorter task applies it). Must not import: egui,
+//! Owns: the site's `[sorter]` section (deadlines, margin, lanes, the subject the sorter's
+//! gateway listens under) and the rule from outcome to lane. Pure: no clocks, no broker (the hub's sorter task applies it). Must not import: egui,
 //! wgpu, tokio, the hub.
 
 use std::collections::BTreeMap;
@@ -16,6 +16,18 @@ use super::inspection::OutcomeState;
 
 fn default_margin() -> u64 {
     1000
+}
+
+/// Where lanes go unless the site names another subject: `twinspect.sort.<line>.<node>.<bag>`.
+pub const DEFAULT_SUBJECT: &str = "twinspect.sort";
+
+/// The hub's own subjects, which a sorter's may not reach into (nor they into it).
+const HUB_SUBJECTS: [&str; 2] = ["twinspect.bag", "twinspect.decision"];
+
+/// Whether one subject root holds the other (token by token).
+fn nested(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+    a.iter().zip(&b).all(|(x, y)| x == y)
 }
 
 /// The lane (the sorter's own name for it: a chute, an exit number) for each outcome.
@@ -44,10 +56,19 @@ pub struct SorterConfig {
     /// agency has not decided by then), so the sorter has it in time.
     #[serde(default = "default_margin")]
     pub margin_ms: u64,
+    /// The subject root the sorter's gateway listens under (`<subject>.<line>.<node>.<bag>`;
+    /// default [`DEFAULT_SUBJECT`]): NATS tokens of letters, digits, - or _, joined by dots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub lanes: Lanes,
 }
 
 impl SorterConfig {
+    /// The subject root of the lane messages.
+    pub fn subject(&self) -> &str {
+        self.subject.as_deref().unwrap_or(DEFAULT_SUBJECT)
+    }
+
     /// The deadline on `line`, from the parcel's end at the scanner.
     pub fn deadline_ms(&self, line: &str) -> u64 {
         self.lines.get(line).copied().unwrap_or(self.deadline_ms)
@@ -77,6 +98,24 @@ impl SorterConfig {
                 ));
             }
         }
+        if let Some(subject) = &self.subject {
+            let tokens: Vec<&str> = subject.split('.').collect();
+            let ok = subject.len() <= 128
+                && tokens.len() <= 8
+                && tokens.iter().all(|t| {
+                    !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+                && tokens[0] != "_INBOX";
+            if !ok {
+                return Err(format!(
+                    "[sorter] subject = {subject:?}: NATS tokens of letters, digits, - or _ joined by dots \
+                     (no wildcards, at most 8 tokens)"
+                ));
+            }
+            if let Some(hub) = HUB_SUBJECTS.iter().find(|h| nested(subject, h)) {
+                return Err(format!("[sorter] subject = {subject:?} overlaps the hub's own {hub}.>"));
+            }
+        }
         let l = &self.lanes;
         for (what, lane) in [
             ("released", &l.released),
@@ -104,6 +143,7 @@ mod tests {
             deadline_ms: 20_000,
             lines: BTreeMap::from([("L2".to_string(), 8_000)]),
             margin_ms: 1_000,
+            subject: None,
             lanes: Lanes {
                 released: "1".into(),
                 opened: "2".into(),
@@ -147,5 +187,19 @@ mod tests {
         let mut c = cfg();
         c.lanes.manual = "a b".into();
         assert!(c.validate().unwrap_err().contains("manual"));
+        // The site's own subject: a plain root, clear of the hub's subjects.
+        let mut c = cfg();
+        assert_eq!(c.subject(), "twinspect.sort");
+        c.subject = Some("hall2.sorter-A".into());
+        c.validate().unwrap();
+        assert_eq!(c.subject(), "hall2.sorter-A");
+        for bad in ["hall2.*", "hall2.>", "hall2..x", "", "_INBOX.x", "a b", "a.b.c.d.e.f.g.h.i"] {
+            c.subject = Some(bad.into());
+            assert!(c.validate().unwrap_err().contains("NATS tokens"), "{bad:?}");
+        }
+        for bad in ["twinspect", "twinspect.bag", "twinspect.decision.customs"] {
+            c.subject = Some(bad.into());
+            assert!(c.validate().unwrap_err().contains("overlaps"), "{bad:?}");
+        }
     }
 }

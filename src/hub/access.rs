@@ -62,8 +62,13 @@ impl Identity {
         }
     }
 
-    /// What the broker lets this identity do.
+    /// What the broker lets this identity do (lanes under the default subject root).
     pub fn permissions(&self) -> Permissions {
+        self.permissions_under(SORT_ROOT)
+    }
+
+    /// What the broker lets this identity do where the site's sorter listens under `sort_root`.
+    pub fn permissions_under(&self, sort_root: &str) -> Permissions {
         // Reading is open to every identity: stream and consumer information, and messages by
         // sequence or subject (stations read scans and decisions that way; nodes look up a bag
         // the broker already holds).
@@ -91,7 +96,7 @@ impl Identity {
                     format!("$JS.API.STREAM.CREATE.OBJ_{bucket}"),
                     format!("$JS.API.STREAM.PURGE.OBJ_{bucket}"),
                     // Its parcels' lanes to the line's sorter.
-                    format!("{SORT_ROOT}.{line}.{node}.*"),
+                    format!("{sort_root}.{line}.{node}.*"),
                 ]);
                 // It hears its parcels' decisions, to give them lanes.
                 subscribe.push(format!("{DECISION_ROOT}.*.{line}.{node}.*"));
@@ -270,9 +275,10 @@ impl Users {
         lines
     }
 
-    /// The nats-server `authorization` block for these users (include it from the server's
-    /// configuration). A connection with any other key, or none, is refused.
-    pub fn server_config(&self) -> String {
+    /// The nats-server `authorization` block for these users, nodes sending lanes under
+    /// `sort_root` (include it from the server's configuration). A connection with any other
+    /// key, or none, is refused.
+    pub fn server_config(&self, sort_root: &str) -> String {
         let q = |s: &str| serde_json::to_string(s).expect("a string serialises");
         let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
         let mut out = String::from(
@@ -280,7 +286,7 @@ impl Users {
              authorization {\n  users = [\n",
         );
         for (id, key) in &self.users {
-            let p = id.permissions();
+            let p = id.permissions_under(sort_root);
             out.push_str(&format!(
                 "    # {}\n    {{\n      nkey: {}\n      permissions: {{\n        publish: {{ allow: [{}] }}\n        \
                  subscribe: {{ allow: [{}] }}\n      }}\n    }}\n",
@@ -445,9 +451,12 @@ mod tests {
         assert_eq!(users.users.len(), 4);
         assert!(users.users.contains(&(Identity::Bench { name: "b1".into() }, k4.clone())));
         assert_eq!(users.lines(), vec!["A".to_string()]);
-        let conf = users.server_config();
+        let conf = users.server_config(SORT_ROOT);
         assert!(conf.contains(&format!("nkey: \"{k1}\"")), "{conf}");
         assert!(conf.contains("\"twinspect.decision.customs.*.*.*\""), "{conf}");
+        assert!(conf.contains("\"twinspect.sort.A.a1.*\""), "{conf}");
+        let hall = users.server_config("hall2.sorter");
+        assert!(hall.contains("\"hall2.sorter.A.a1.*\"") && !hall.contains("twinspect.sort"), "{hall}");
         // A shared key, an account key, a name that is no subject token, an unknown field,
         // somebody twice, nobody: each refused with what is wrong.
         let shared = text.replace(&k2, &k1);

@@ -203,7 +203,7 @@ async fn run(
     let (parcels, sorter) = match sorting {
         Some(sorting) => {
             let (tx, rx) = tokio::sync::mpsc::channel(1024);
-            let stream_cfg = sorter::sort_stream(cfg.replicas, cfg.keep);
+            let stream_cfg = sorter::sort_stream(sorting.root(), cfg.replicas, cfg.keep);
             let task = tokio::spawn(sorter::run(
                 client.clone(),
                 sorting,

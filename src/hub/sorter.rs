@@ -30,17 +30,42 @@ use crate::files::store::Store;
 
 /// The stream of lane messages.
 pub const SORT_STREAM: &str = "TWINSPECT_SORT";
-/// Subjects of the lane messages: `twinspect.sort.<line>.<node>.<bag>` (a line's sorter
-/// subscribes to `twinspect.sort.<line>.>`).
-pub const SORT_ROOT: &str = "twinspect.sort";
+/// Subjects of the lane messages unless the site names another root: `twinspect.sort.<line>.
+/// <node>.<bag>` (a line's sorter subscribes to `<root>.<line>.>`).
+pub const SORT_ROOT: &str = crate::domain::sorting::DEFAULT_SUBJECT;
 
-pub fn sort_subject(line: &str, node: &str, bag: i64) -> String {
-    format!("{SORT_ROOT}.{line}.{node}.{bag}")
+/// A parcel's lane subject under `root` (the site's `[sorter] subject`).
+pub fn sort_subject(root: &str, line: &str, node: &str, bag: i64) -> String {
+    format!("{root}.{line}.{node}.{bag}")
 }
 
-/// The lane stream's settings.
-pub fn sort_stream(replicas: usize, keep: Duration) -> stream::Config {
-    super::station::hub_stream(SORT_STREAM, SORT_ROOT, replicas, keep)
+/// The lane stream's settings, taking the lanes under `root`.
+pub fn sort_stream(root: &str, replicas: usize, keep: Duration) -> stream::Config {
+    super::station::hub_stream(SORT_STREAM, root, replicas, keep)
+}
+
+/// The lane stream, taking the lanes under `cfg`'s root as well as what it took before (sites
+/// whose sorters listen under different roots share it): created, or its subjects widened.
+/// Refused where this client may not change streams (a hub with keys: `hub setup --site` does).
+pub async fn ready_sort_stream(js: &jetstream::Context, cfg: stream::Config) -> Result<(), String> {
+    let mut stream =
+        js.get_or_create_stream(cfg.clone()).await.map_err(|e| format!("stream {SORT_STREAM}: {e}"))?;
+    let info = stream.info().await.map_err(|e| format!("stream {SORT_STREAM}: {e}"))?;
+    let mut subjects = info.config.subjects.clone();
+    let missing: Vec<String> = cfg.subjects.iter().filter(|s| !subjects.contains(s)).cloned().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    subjects.extend(missing.iter().cloned());
+    let mut wider = info.config.clone();
+    wider.subjects = subjects;
+    js.update_stream(wider).await.map(|_| ()).map_err(|e| {
+        format!(
+            "stream {SORT_STREAM} takes {:?}, not the site's {missing:?}, and could not be widened ({e}): \
+             `twinspect hub setup --site SITE` does it",
+            info.config.subjects
+        )
+    })
 }
 
 /// What the sorter is told about one parcel.
@@ -100,6 +125,11 @@ impl Sorting {
 
     fn cfg(&self) -> &crate::domain::sorting::SorterConfig {
         self.site.sorter.as_ref().expect("checked in new")
+    }
+
+    /// The subject root the site's sorter listens under.
+    pub fn root(&self) -> &str {
+        self.cfg().subject()
     }
 
     /// Follow a parcel from now on (again: nothing changes); its lane at once when the
@@ -242,7 +272,7 @@ pub async fn run(
     };
     let js = jetstream::new(client.clone());
     let mut report = SortReport::default();
-    let (line, node) = (sorting.line.clone(), sorting.node.clone());
+    let (line, node, root) = (sorting.line.clone(), sorting.node.clone(), sorting.root().to_string());
     let mut decisions = client.subscribe(format!("{DECISION_ROOT}.*.{line}.{node}.*")).await?;
     // A decision heard is only a hint: a station's publish the decision stream refused (another
     // station of its agency decided first) is heard all the same. What counts is the stream's,
@@ -251,6 +281,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let (mut open, mut hearing) = (true, true);
     let mut stream_ready = false;
+    let mut said_stream: Option<String> = None;
     loop {
         let mut send = Vec::new();
         tokio::select! {
@@ -287,9 +318,17 @@ pub async fn run(
         }
         for s in send {
             if !stream_ready {
-                stream_ready = js.get_or_create_stream(stream_cfg.clone()).await.is_ok();
+                match ready_sort_stream(&js, stream_cfg.clone()).await {
+                    Ok(()) => stream_ready = true,
+                    Err(why) => {
+                        if said_stream.as_deref() != Some(why.as_str()) {
+                            eprintln!("sorter: {why}");
+                            said_stream = Some(why);
+                        }
+                    }
+                }
             }
-            let delivered = deliver(&js, &s).await;
+            let delivered = deliver(&js, &root, &s).await;
             let sent = delivered != Delivered::Missed;
             let manual = s.outcome == "manual" || !sent;
             match (sent, manual) {
@@ -433,11 +472,11 @@ enum Delivered {
 
 /// Send a lane, retrying until the parcel's deadline; when no ack came in time, the stream
 /// read back to learn whether the broker took it all the same.
-async fn deliver(js: &jetstream::Context, s: &SortMsg) -> Delivered {
-    let (sent, tried) = publish_lane(js, s).await;
+async fn deliver(js: &jetstream::Context, root: &str, s: &SortMsg) -> Delivered {
+    let (sent, tried) = publish_lane(js, root, s).await;
     if sent {
         Delivered::InTime
-    } else if tried && stored_in_time(js, s).await {
+    } else if tried && stored_in_time(js, root, s).await {
         Delivered::ReadBack
     } else {
         Delivered::Missed
@@ -446,8 +485,8 @@ async fn deliver(js: &jetstream::Context, s: &SortMsg) -> Delivered {
 
 /// Whether the sort stream holds this parcel's lane stored by the deadline (the broker's clock
 /// against the node's: the hub's hosts keep time by NTP).
-async fn stored_in_time(js: &jetstream::Context, s: &SortMsg) -> bool {
-    let subject = sort_subject(&s.line, &s.node, s.bag);
+async fn stored_in_time(js: &jetstream::Context, root: &str, s: &SortMsg) -> bool {
+    let subject = sort_subject(root, &s.line, &s.node, s.bag);
     let ask = async {
         let stream = js.get_stream(SORT_STREAM).await.ok()?;
         let m = stream.get_last_raw_message_by_subject(&subject).await.ok()?;
@@ -458,8 +497,8 @@ async fn stored_in_time(js: &jetstream::Context, s: &SortMsg) -> bool {
 }
 
 /// Publish until acknowledged or the deadline: (acknowledged in time, at least one try sent).
-async fn publish_lane(js: &jetstream::Context, s: &SortMsg) -> (bool, bool) {
-    let subject = sort_subject(&s.line, &s.node, s.bag);
+async fn publish_lane(js: &jetstream::Context, root: &str, s: &SortMsg) -> (bool, bool) {
+    let subject = sort_subject(root, &s.line, &s.node, s.bag);
     let Ok(body) = serde_json::to_vec(s) else { return (false, false) };
     let mut tried = false;
     loop {
