@@ -2,7 +2,7 @@
 //! to end, packed as the emulator packs them) rendered to noise-free transmissions through the
 //! basis table, on every core, against the full forward model at every pixel (the way the
 //! synthetic scanner worked before the table) in the same run; and the raw readout with noise
-//! and the detector's blur that the emulator streams. Target (issue 22): the bag in under
+//! and the detector's blur and afterglow, as one frame and as the lines the emulators stream. Target (issue 22): the bag in under
 //! 100 ms, so the emulator keeps up with the hub profile's line rate.
 //!
 //! `cargo bench --bench synth`
@@ -52,6 +52,8 @@ fn main() {
         b.iter(|| sc.transmission_frame_exact(&bag))
     });
     g.bench_function("raw scan with noise and blur", |b| b.iter(|| sc.scan_bag(&bag)));
+    // What the emulators stream: the same lines, not gathered into one frame.
+    g.bench_function("raw lines as the emulator streams them", |b| b.iter(|| sc.scan_lines(&bag)));
     g.bench_function("generate (layout only)", |b| b.iter(|| generate_bag(12, &profile)));
     g.bench_function("scanner set-up (model, basis table)", |b| {
         b.iter(|| SyntheticScanner::new(&profile, 1).unwrap())

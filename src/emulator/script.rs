@@ -298,7 +298,7 @@ impl Script {
             self.queue.push_back(Frame::BagStart { bag: no, tag });
         }
         let Origin::Synthetic(scanner) = &mut self.origin else { return };
-        let lines: Vec<RawLine> = scanner.bag_lines(&bag).collect();
+        let lines: Vec<RawLine> = scanner.scan_lines(&bag);
         for l in lines {
             self.push_line(l);
         }

@@ -748,7 +748,7 @@ impl Synthetic {
             if !send(&self.tx, &self.stats, SourceEvent::BagStart { bag: bag_no, item_id }) {
                 return;
             }
-            let lines: Vec<RawLine> = self.scanner.bag_lines(&bag).collect();
+            let lines: Vec<RawLine> = self.scanner.scan_lines(&bag);
             let mut whole = true;
             for l in lines {
                 match self.obey() {

@@ -821,7 +821,8 @@ pub struct SyntheticScanner {
     gain_high: Vec<f32>,
     dark_low: Vec<f32>,
     dark_high: Vec<f32>,
-    rng: Rng,
+    /// The seed of every line's noise (with the line's number).
+    noise_seed: u64,
     seq: u64,
     /// Tube output factor (1 = nominal); callers may change it to emulate drift.
     pub tube_output: f64,
@@ -845,6 +846,22 @@ struct LineBuf {
     exact: Vec<bool>,
     areal: Vec<f32>,
     scratch: Vec<f32>,
+}
+
+/// The detector's crosstalk: each channel shares [`CROSSTALK`] of its signal with either
+/// neighbour (the edges with themselves). Written for the compiler to vectorise.
+fn crosstalk(src: &[f32], out: &mut [f32]) {
+    let n = src.len();
+    if n < 2 {
+        out.copy_from_slice(src);
+        return;
+    }
+    let (keep, share) = (1.0 - 2.0 * CROSSTALK, CROSSTALK);
+    out[0] = keep * src[0] + share * (src[0] + src[1]);
+    out[n - 1] = keep * src[n - 1] + share * (src[n - 2] + src[n - 1]);
+    for ((o, w), c) in out[1..n - 1].iter_mut().zip(src.windows(3)).zip(&src[1..n - 1]) {
+        *o = keep * *c + share * (w[0] + w[2]);
+    }
 }
 
 impl SyntheticScanner {
@@ -873,7 +890,7 @@ impl SyntheticScanner {
             gain_high,
             dark_low,
             dark_high,
-            rng,
+            noise_seed: rng.next_u64(),
             seq: 0,
             tube_output: 1.0,
             glow: (vec![1.0; n], vec![1.0; n]),
@@ -903,43 +920,74 @@ impl SyntheticScanner {
         }
     }
 
-    fn sample(&mut self, t: f32, dark: f32, gain: f32, quanta: f64, signal: f64, beam: bool) -> u16 {
-        let mut v = dark as f64 + self.profile.dark_noise * self.rng.normal();
-        if beam {
-            let q = self.rng.poisson(quanta * self.tube_output * t as f64);
-            v += q / quanta * signal * gain as f64;
-        }
-        v.round().clamp(0.0, self.profile.full_scale() as f64) as u16
+    /// Read out line `seq` given per-channel transmissions (`None`: beam off). Its noise comes
+    /// from a stream of its own (the scanner's seed and the line's number), so a bag's lines are
+    /// the same read out one at a time (a live stream) or many at once on every core.
+    fn read_line(&self, seq: u64, t: Option<(&[f32], &[f32])>) -> RawLine {
+        let p = &self.profile;
+        let mut rng = Rng::new(self.noise_seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let (tl, th) = t.unzip();
+        let low = self.read_energy(
+            &mut rng,
+            tl,
+            &self.dark_low,
+            &self.gain_low,
+            p.air_quanta_low,
+            p.air_signal_low,
+        );
+        let high = self.read_energy(
+            &mut rng,
+            th,
+            &self.dark_high,
+            &self.gain_high,
+            p.air_quanta_high,
+            p.air_signal_high,
+        );
+        let kind = if t.is_some() { LineKind::Scan } else { LineKind::Dark };
+        RawLine { seq, kind, low, high }
     }
 
-    /// Read out one line given per-channel transmissions (`None`: beam off).
+    /// One energy's samples of a line: each channel's dark level, read noise, and the photons
+    /// through `t` (none: beam off; Poisson: exact below 30 quanta, above it its normal
+    /// approximation, which joins the read noise in one normal draw), scaled by the channel's
+    /// gain and rounded to the converter's counts.
+    fn read_energy(
+        &self,
+        rng: &mut Rng,
+        t: Option<&[f32]>,
+        dark: &[f32],
+        gain: &[f32],
+        quanta: f64,
+        signal: f64,
+    ) -> Vec<u16> {
+        let read = self.profile.dark_noise;
+        let full = self.profile.full_scale() as f64;
+        // Rounded to the nearest count (a positive value: plus a half, truncated; no libm call).
+        let count = |v: f64| (v.clamp(0.0, full) + 0.5) as u16;
+        let Some(t) = t else {
+            return dark.iter().map(|&d| count(d as f64 + read * rng.gauss())).collect();
+        };
+        let (per_signal, photons) = (signal / quanta, quanta * self.tube_output);
+        t.iter()
+            .zip(dark.iter().zip(gain))
+            .map(|(&t, (&d, &g))| {
+                let per_quantum = per_signal * g as f64;
+                let lambda = photons * t as f64;
+                count(if lambda >= 30.0 {
+                    let var = read * read + per_quantum * per_quantum * lambda;
+                    d as f64 + per_quantum * lambda + var.sqrt() * rng.gauss()
+                } else {
+                    d as f64 + read * rng.gauss() + per_quantum * rng.poisson(lambda)
+                })
+            })
+            .collect()
+    }
+
+    /// Read out the next line given per-channel transmissions (`None`: beam off).
     pub fn line_from_transmission(&mut self, t: Option<(&[f32], &[f32])>) -> RawLine {
-        let n = self.channels();
-        let p = self.profile.clone();
-        let mut low = Vec::with_capacity(n);
-        let mut high = Vec::with_capacity(n);
-        for c in 0..n {
-            let (tl, th) = t.map_or((0.0, 0.0), |(l, h)| (l[c], h[c]));
-            low.push(self.sample(
-                tl,
-                self.dark_low[c],
-                self.gain_low[c],
-                p.air_quanta_low,
-                p.air_signal_low,
-                t.is_some(),
-            ));
-            high.push(self.sample(
-                th,
-                self.dark_high[c],
-                self.gain_high[c],
-                p.air_quanta_high,
-                p.air_signal_high,
-                t.is_some(),
-            ));
-        }
+        let line = self.read_line(self.seq, t);
         self.seq += 1;
-        let kind = if t.is_some() { LineKind::Scan } else { LineKind::Dark };
-        RawLine { seq: self.seq - 1, kind, low, high }
+        line
     }
 
     pub fn dark_line(&mut self) -> RawLine {
@@ -1051,8 +1099,10 @@ impl SyntheticScanner {
     fn frame_with(&self, bag: &Bag, all_exact: bool) -> (Array2<f32>, Array2<f32>) {
         let (lines, n) = (bag.lines(&self.profile), self.channels());
         let prep = self.prepare(bag);
-        let mut lo = Array2::from_elem((lines, n), 1.0f32);
-        let mut hi = Array2::from_elem((lines, n), 1.0f32);
+        // Every pixel is written below: zeroed memory (fresh pages, touched first by the
+        // threads that render them) rather than a single-threaded fill.
+        let mut lo = Array2::<f32>::zeros((lines, n));
+        let mut hi = Array2::<f32>::zeros((lines, n));
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 16);
         // Blocks of lines handed out in turn, so that a cluttered stretch of the bag does not
         // leave the other cores idle.
@@ -1093,15 +1143,13 @@ impl SyntheticScanner {
     /// The detector's blur of one line: light shared with the neighbouring channels, and the
     /// afterglow of the line before.
     fn blur(&mut self, t: &mut [f32], high: bool) {
-        let n = t.len();
-        if n >= 2 {
-            let src = t.to_vec();
-            for c in 0..n {
-                let left = src[c.saturating_sub(1)];
-                let right = src[(c + 1).min(n - 1)];
-                t[c] = (1.0 - 2.0 * CROSSTALK) * src[c] + CROSSTALK * (left + right);
-            }
-        }
+        let src = t.to_vec();
+        crosstalk(&src, t);
+        self.afterglow(t, high);
+    }
+
+    /// The last line's afterglow on line `t` (one line after another: each carries the last).
+    fn afterglow(&mut self, t: &mut [f32], high: bool) {
         let glow = if high { &mut self.glow.1 } else { &mut self.glow.0 };
         for (v, g) in t.iter_mut().zip(glow.iter_mut()) {
             *v = (1.0 - AFTERGLOW) * *v + AFTERGLOW * *g;
@@ -1111,21 +1159,64 @@ impl SyntheticScanner {
 
     /// Scan a whole bag: its raw lines, in order.
     pub fn scan_bag(&mut self, bag: &Bag) -> RawFrame {
-        let (lo, hi) = self.transmission_frame(bag);
+        let lines = self.scan_lines(bag);
+        RawFrame::from_lines(&lines, self.channels())
+    }
+
+    /// A whole bag's raw lines at once, rendered and read out on every core: the same lines as
+    /// [`SyntheticScanner::bag_lines`] gives one at a time.
+    pub fn scan_lines(&mut self, bag: &Bag) -> Vec<RawLine> {
+        let (mut lo, mut hi) = self.transmission_frame(bag);
         self.glow.0.fill(1.0);
         self.glow.1.fill(1.0);
-        let lines: Vec<RawLine> = lo
-            .rows()
-            .into_iter()
-            .zip(hi.rows())
-            .map(|(a, b)| {
-                let (mut a, mut b) = (a.to_vec(), b.to_vec());
-                self.blur(&mut a, false);
-                self.blur(&mut b, true);
-                self.line_from_transmission(Some((&a, &b)))
-            })
-            .collect();
-        RawFrame::from_lines(&lines, self.channels())
+        let n = lo.nrows();
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 16);
+        let per = n.div_ceil(threads).max(1);
+        // The detector's crosstalk within each line on every core, its afterglow line after
+        // line (each line carries the last one's), then the readout's noise on every core.
+        std::thread::scope(|s| {
+            let chunks = lo
+                .axis_chunks_iter_mut(ndarray::Axis(0), per)
+                .zip(hi.axis_chunks_iter_mut(ndarray::Axis(0), per));
+            for (mut x, mut y) in chunks {
+                s.spawn(move || {
+                    let mut src = Vec::new();
+                    for mut row in x.rows_mut().into_iter().chain(y.rows_mut()) {
+                        let row = row.as_slice_mut().expect("rows are contiguous");
+                        src.clear();
+                        src.extend_from_slice(row);
+                        crosstalk(&src, row);
+                    }
+                });
+            }
+        });
+        for (mut a, mut b) in lo.rows_mut().into_iter().zip(hi.rows_mut()) {
+            self.afterglow(a.as_slice_mut().expect("rows are contiguous"), false);
+            self.afterglow(b.as_slice_mut().expect("rows are contiguous"), true);
+        }
+        let first = self.seq;
+        self.seq += n as u64;
+        let this = &*self;
+        let lines: Vec<RawLine> = std::thread::scope(|s| {
+            let parts: Vec<_> = (0..n)
+                .step_by(per)
+                .map(|from| {
+                    let (lo, hi) = (&lo, &hi);
+                    s.spawn(move || {
+                        (from..(from + per).min(n))
+                            .map(|l| {
+                                let (a, b) = (lo.row(l), hi.row(l));
+                                let (a, b) =
+                                    (a.as_slice().expect("contiguous"), b.as_slice().expect("contiguous"));
+                                this.read_line(first + l as u64, Some((a, b)))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts.into_iter().flat_map(|p| p.join().expect("a readout thread panicked")).collect()
+        });
+        lines
     }
 
     /// The bag's raw lines, one at a time (for a live stream): the same lines as
@@ -1160,6 +1251,28 @@ mod tests {
 
     fn desk() -> ScannerProfile {
         ScannerProfile::load("desk-140").unwrap()
+    }
+
+    #[test]
+    fn a_bag_read_out_at_once_on_every_core_is_the_one_read_line_by_line() {
+        let p = desk();
+        let bag = generate_bag(7, &p);
+        let mut a = SyntheticScanner::new(&p, 3).unwrap();
+        let mut b = SyntheticScanner::new(&p, 3).unwrap();
+        // After calibration lines, as a source reads them first.
+        let _ = (a.calibration_lines(4), b.calibration_lines(4));
+        let whole = a.scan_lines(&bag);
+        let one_by_one: Vec<RawLine> = b.bag_lines(&bag).collect();
+        assert_eq!(whole.len(), bag.lines(&p));
+        assert!(whole == one_by_one, "the same lines, noise and all");
+        // The next bag goes on from the same line number, and its noise is new.
+        let next = a.scan_lines(&bag);
+        assert_eq!(next[0].seq, whole.last().unwrap().seq + 1);
+        assert_ne!(next[10].low, whole[10].low);
+        // Another seed, other noise on the same bag.
+        let mut c = SyntheticScanner::new(&p, 4).unwrap();
+        let _ = c.calibration_lines(4);
+        assert_ne!(c.scan_lines(&bag)[10].low, whole[10].low);
     }
 
     #[test]
