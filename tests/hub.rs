@@ -913,6 +913,22 @@ fn bench_login(base: &str, jar: &Path, id: &str, pin: &str, agency: &str) {
     assert_eq!(code, 303, "{id} logging in at the bench: {body}");
 }
 
+/// The logged-in agency's findings on bag `id` at the bench: nothing found, or a treatment.
+fn bench_findings(base: &str, jar: &Path, id: i64, treatment: Option<&str>) {
+    let (code, page) = curl(jar, &[&format!("{base}/bag/{id}")]);
+    assert_eq!(code, 200, "{page}");
+    let token = format!("csrf={}", csrf_of(&page));
+    let treatment = treatment.map(|t| format!("treatment={t}"));
+    let mut args = vec!["--data-urlencode", token.as_str()];
+    if let Some(t) = &treatment {
+        args.extend(["--data-urlencode", t.as_str()]);
+    }
+    let url = format!("{base}/bag/{id}/findings");
+    args.push(&url);
+    let (code, said) = curl(jar, &args);
+    assert_eq!(code, 303, "{said}");
+}
+
 #[test]
 fn the_opening_bench_beside_a_node_works_from_the_hubs_decisions_and_keeps_the_findings() {
     let tmp = tempfile::tempdir().unwrap();
@@ -964,16 +980,9 @@ fn the_opening_bench_beside_a_node_works_from_the_hubs_decisions_and_keeps_the_f
     let tile = format!("{base}/bag/1/dzi/standard_files/8/0_0.png");
     let (code, _) = curl(&cj, &["-o", "/dev/null", &tile]);
     assert_eq!(code, 200);
-    let token = format!("csrf={}", csrf_of(&page));
-    let findings = format!("{base}/bag/1/findings");
-    let (code, said) = curl(&cj, &["--data-urlencode", &token, &findings]);
-    assert_eq!(code, 303, "{said}");
+    bench_findings(&base, &cj, 1, None);
     bench_login(&base, &qj, "q001", "2222", "quarantine");
-    let (_, page) = curl(&qj, &[&format!("{base}/bag/1")]);
-    let token = format!("csrf={}", csrf_of(&page));
-    let (code, said) =
-        curl(&qj, &["--data-urlencode", &token, "--data-urlencode", "treatment=none needed", &findings]);
-    assert_eq!(code, 303, "{said}");
+    bench_findings(&base, &qj, 1, Some("none needed"));
     let (_, page) = curl(&qj, &[&format!("{base}/openings")]);
     assert!(!page.contains("href=\"/bag/1\"") && page.contains("href=\"/bag/2\""), "{page}");
     // A decision that arrives while the bench has the bag open shows when it is read again.
@@ -1136,16 +1145,9 @@ fn the_hubs_opening_bench_serves_every_lines_parcels_asked_open_and_sends_its_fi
     let tile = format!("{base}/bag/{id}/dzi/standard_files/8/0_0.png");
     let (code, _) = curl(&cj, &["-o", "/dev/null", &tile]);
     assert_eq!(code, 200);
-    let findings = format!("{base}/bag/{id}/findings");
-    let token = format!("csrf={}", csrf_of(&page));
-    let (code, said) = curl(&cj, &["--data-urlencode", &token, &findings]);
-    assert_eq!(code, 303, "{said}");
+    bench_findings(&base, &cj, id, None);
     bench_login(&base, &qj, "q001", "2222", "quarantine");
-    let (_, page) = curl(&qj, &[&format!("{base}/bag/{id}")]);
-    let token = format!("csrf={}", csrf_of(&page));
-    let (code, said) =
-        curl(&qj, &["--data-urlencode", &token, "--data-urlencode", "treatment=none needed", &findings]);
-    assert_eq!(code, 303, "{said}");
+    bench_findings(&base, &qj, id, Some("none needed"));
     let (_, page) = curl(&qj, &[&format!("{base}/openings")]);
     assert!(!page.contains(&format!("href=\"/bag/{id}\"")), "the opening is closed: {page}");
     // The findings reach the hub's records under the parcel's name on the hub.

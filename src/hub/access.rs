@@ -392,6 +392,26 @@ pub fn connect_options(
     o
 }
 
+/// [`connect_options`] with the broker's refusals said on standard error in the operator's
+/// words and the connection's other events logged.
+pub fn reporting_options(
+    name: String,
+    who: &Identity,
+    creds: Option<&Credentials>,
+) -> async_nats::ConnectOptions {
+    let w = who.clone();
+    connect_options(name, who, creds).event_callback(move |ev| {
+        let w = w.clone();
+        async move {
+            match ev {
+                async_nats::Event::ServerError(e) => eprintln!("{}", explain(&e, &w)),
+                async_nats::Event::ClientError(e) => tracing::debug!("hub: {e}"),
+                other => tracing::info!("hub: {other}"),
+            }
+        }
+    })
+}
+
 /// What a refusal by the broker means, for the operator's log.
 pub fn explain(e: &async_nats::ServerError, who: &Identity) -> String {
     match e {

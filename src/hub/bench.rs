@@ -123,19 +123,8 @@ async fn run(
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let who = Identity::Bench { name: cfg.name.clone() };
-    let w = who.clone();
     let client =
-        access::connect_options(format!("twinspect bench {}", cfg.name), &who, cfg.credentials.as_ref())
-            .event_callback(move |ev| {
-                let w = w.clone();
-                async move {
-                    match ev {
-                        async_nats::Event::ServerError(e) => eprintln!("{}", access::explain(&e, &w)),
-                        async_nats::Event::ClientError(e) => tracing::debug!("hub: {e}"),
-                        other => tracing::info!("hub: {other}"),
-                    }
-                }
-            })
+        access::reporting_options(format!("twinspect bench {}", cfg.name), &who, cfg.credentials.as_ref())
             .connect(cfg.hub.servers.clone());
     let client = tokio::select! {
         c = client => match c {

@@ -308,18 +308,7 @@ impl Station {
         super::check_name("station", &cfg.station)?;
         let who = Identity::Station { agency: cfg.agency.clone(), station: cfg.station.clone() };
         let name = format!("twinspect station {} ({})", cfg.station, cfg.agency);
-        let w = who.clone();
-        let client = access::connect_options(name, &who, cfg.credentials.as_ref())
-            .event_callback(move |ev| {
-                let w = w.clone();
-                async move {
-                    match ev {
-                        async_nats::Event::ServerError(e) => eprintln!("{}", access::explain(&e, &w)),
-                        async_nats::Event::ClientError(e) => tracing::debug!("hub: {e}"),
-                        other => tracing::info!("hub: {other}"),
-                    }
-                }
-            })
+        let client = access::reporting_options(name, &who, cfg.credentials.as_ref())
             .connect(cfg.hub.servers.clone())
             .await?;
         let js = jetstream::new(client);
