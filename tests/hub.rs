@@ -1375,6 +1375,9 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     c.args(["web", "--listen", "127.0.0.1:0", "--hub", &url, "--records", &writer, "--name", "b1"]);
     c.args(["--credentials", &seed_arg("b1")]);
     let mut bench = Node::spawn(c);
+    // Serving (its signal handler in place) before it is stopped: the intake may have taken the
+    // bags while the renderer was still starting.
+    bench.wait_for("listening on http://", Duration::from_secs(60));
     for bag in 1..=3 {
         bench.wait_for(&format!("bag L1.n1.{bag}: taken for its opening"), Duration::from_secs(30));
         bench.wait_for(&format!("bag L1.n1.{bag}: quarantine decided release"), Duration::from_secs(30));

@@ -141,17 +141,28 @@ async fn run(
         tokio::spawn(super::publish::send_findings(cfg.records.clone(), None, findings, actor.clone()));
     let js = jetstream::new(client);
     let scans = Scans::new(js.clone());
+    let mut decisions = Decisions::default();
     let mut seq = 1u64;
     let mut said: Option<String> = None;
     loop {
         if *stopped.borrow() {
             break;
         }
-        let step = next_decision(&js, seq).await;
+        let step = decisions.next(&js, seq).await;
         let pause = match step {
             Ok(Some((at, payload, subject))) => {
                 progress.read.fetch_add(1, Ordering::Relaxed);
-                match handle(&cfg, &js, &scans, &mut store, &progress, (at, &payload, &subject), &actor).await
+                match handle(
+                    &cfg,
+                    &js,
+                    &decisions,
+                    &scans,
+                    &mut store,
+                    &progress,
+                    (at, &payload, &subject),
+                    &actor,
+                )
+                .await
                 {
                     Handled::Next => {
                         seq = at + 1;
@@ -185,43 +196,67 @@ fn say_once(said: &mut Option<String>, why: String) {
     }
 }
 
-/// The decision stream's first message at or after `seq` (its sequence, payload and subject);
-/// none when the stream holds nothing beyond.
-async fn next_decision(js: &jetstream::Context, seq: u64) -> Result<Option<(u64, Vec<u8>, String)>, String> {
-    let stream = match js.get_stream(DECISIONS).await {
-        Ok(s) => s,
-        // No station has decided anything yet (stations create the stream).
-        Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => return Ok(None),
-        Err(e) => return Err(format!("the decision stream: {e}")),
-    };
-    let state = &stream.cached_info().state;
-    if state.messages == 0 || seq > state.last_sequence {
-        return Ok(None);
-    }
-    // Messages before the first were removed (the hub keeps decisions for its hours).
-    let mut at = seq.max(state.first_sequence);
-    while at <= state.last_sequence {
-        match stream.raw_message_builder().sequence(at).send().await {
-            Ok(m) => return Ok(Some((m.sequence, m.payload.to_vec(), m.subject.to_string()))),
-            // A gap (a message removed on its own): the one after it.
-            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => at += 1,
-            Err(e) => return Err(format!("the decision stream at {at}: {e}")),
-        }
-    }
-    Ok(None)
+/// The decision stream as the bench walks it: its handle and the last sequence it was known to
+/// hold, asked of the broker again only once the walk has reached it (not for every message).
+#[derive(Default)]
+struct Decisions {
+    stream: Option<jetstream::stream::Stream>,
+    first: u64,
+    last: u64,
 }
 
-/// The sequence of the first message the decision stream holds on `subject`.
-async fn first_on(js: &jetstream::Context, subject: &str) -> Result<u64, String> {
-    let stream = js.get_stream(DECISIONS).await.map_err(|e| format!("the decision stream: {e}"))?;
-    let m = stream
-        .raw_message_builder()
-        .sequence(1)
-        .next_by_subject(subject.to_string())
-        .send()
-        .await
-        .map_err(|e| format!("{subject}: {e}"))?;
-    Ok(m.sequence)
+impl Decisions {
+    /// The stream's first message at or after `seq` (its sequence, payload and subject); none
+    /// when the stream holds nothing beyond.
+    async fn next(
+        &mut self,
+        js: &jetstream::Context,
+        seq: u64,
+    ) -> Result<Option<(u64, Vec<u8>, String)>, String> {
+        if self.stream.is_none() || seq > self.last {
+            let mut stream = match js.get_stream(DECISIONS).await {
+                Ok(s) => s,
+                // No station has decided anything yet (stations create the stream).
+                Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => return Ok(None),
+                Err(e) => return Err(format!("the decision stream: {e}")),
+            };
+            let state = stream.info().await.map_err(|e| format!("the decision stream: {e}"))?.state.clone();
+            (self.first, self.last) =
+                if state.messages == 0 { (0, 0) } else { (state.first_sequence, state.last_sequence) };
+            self.stream = Some(stream);
+            if seq > self.last {
+                return Ok(None);
+            }
+        }
+        let stream = self.stream.as_ref().expect("opened above");
+        // Messages before the first were removed (the hub keeps decisions for its hours).
+        let mut at = seq.max(self.first);
+        while at <= self.last {
+            match stream.raw_message_builder().sequence(at).send().await {
+                Ok(m) => return Ok(Some((m.sequence, m.payload.to_vec(), m.subject.to_string()))),
+                // A gap (a message removed on its own): the one after it.
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => at += 1,
+                Err(e) => {
+                    self.stream = None;
+                    return Err(format!("the decision stream at {at}: {e}"));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The sequence of the first message the stream holds on `subject`.
+    async fn first_on(&self, subject: &str) -> Result<u64, String> {
+        let stream = self.stream.as_ref().ok_or("the decision stream: not open")?;
+        let m = stream
+            .raw_message_builder()
+            .sequence(1)
+            .next_by_subject(subject.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("{subject}: {e}"))?;
+        Ok(m.sequence)
+    }
 }
 
 /// Whether `d`'s code asks for an opening, as the site has it.
@@ -233,6 +268,7 @@ fn asks_opening(site: &InspectionConfig, d: &DecisionMsg) -> bool {
 async fn handle(
     cfg: &BenchConfig,
     js: &jetstream::Context,
+    decisions: &Decisions,
     scans: &Scans,
     store: &mut Store,
     progress: &BenchProgress,
@@ -265,7 +301,7 @@ async fn handle(
     }
     // The agency's decision is the first on its subject (stations publish expecting none
     // before); a later message there is not one, whoever put it there.
-    match first_on(js, subject).await {
+    match decisions.first_on(subject).await {
         Ok(first) if first == at => {}
         Ok(first) => {
             return refuse(format!("not the agency's decision: the stream holds one before it ({first})"));

@@ -48,9 +48,10 @@ pub fn sort_stream(root: &str, replicas: usize, keep: Duration) -> stream::Confi
 /// whose sorters listen under different roots share it): created, or its subjects widened.
 /// Refused where this client may not change streams (a hub with keys: `hub setup --site` does).
 pub async fn ready_sort_stream(js: &jetstream::Context, cfg: stream::Config) -> Result<(), String> {
-    let mut stream =
+    let stream =
         js.get_or_create_stream(cfg.clone()).await.map_err(|e| format!("stream {SORT_STREAM}: {e}"))?;
-    let info = stream.info().await.map_err(|e| format!("stream {SORT_STREAM}: {e}"))?;
+    // As the broker answered the get or the create: no second request.
+    let info = stream.cached_info();
     let mut subjects = info.config.subjects.clone();
     let missing: Vec<String> = cfg.subjects.iter().filter(|s| !subjects.contains(s)).cloned().collect();
     if missing.is_empty() {
