@@ -708,7 +708,12 @@ pub fn serve_over(
     let tls = tls_of(&o)?;
     let (web, desk) = start_over(&o, store, operators, demo)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(listen(web, o.listen, tls, ready, shutdown()))?;
+    rt.block_on(async {
+        // Signals taken over before the address is said: whoever reads it may stop the server
+        // at once (a lazily polled handler left a window where SIGTERM killed it unsaid).
+        let stop = shutdown()?;
+        listen(web, o.listen, tls, ready, stop).await
+    })?;
     drop(rt);
     let _ = desk.join();
     Ok(())
@@ -844,14 +849,15 @@ async fn serve_on(
     r
 }
 
-async fn shutdown() {
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
+/// SIGTERM or SIGINT, their handlers installed now (on the current runtime), awaited later.
+fn shutdown() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    })
 }
