@@ -407,13 +407,30 @@ fn stream_messages<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Publish raw bytes on a subject, as a forger or a broken node would.
-fn publish_raw(url: &str, subject: &str, payload: Vec<u8>) {
+/// Publish raw bytes on a subject, as a forger or a broken node would: the stream sequence.
+fn publish_raw(url: &str, subject: &str, payload: Vec<u8>) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = async_nats::connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
-        js.publish(subject.to_string(), payload.into()).await.unwrap().await.unwrap();
+        js.publish(subject.to_string(), payload.into()).await.unwrap().await.unwrap().sequence
+    })
+}
+
+/// Every message of the decision stream as stored: sequence, subject, payload.
+fn raw_decisions(url: &str) -> Vec<(u64, String, Vec<u8>)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        let mut stream = js.get_stream(DECISIONS).await.unwrap();
+        let state = stream.info().await.unwrap().state.clone();
+        let mut out = Vec::new();
+        for seq in state.first_sequence..=state.last_sequence {
+            if let Ok(m) = stream.get_raw_message(seq).await {
+                out.push((m.sequence, m.subject.to_string(), m.payload.to_vec()));
+            }
+        }
+        out
     })
 }
 
@@ -518,8 +535,8 @@ fn every_bag_gets_one_decision_per_agency_when_a_station_dies_mid_bag_and_bad_ba
     }
     let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
     assert!(ok, "{said}{err}");
-    // 5 migrations + 4 bags + 8 decisions.
-    assert!(said.contains("intact: 17 entries"), "{said}");
+    // 6 migrations + 4 bags + 8 decisions.
+    assert!(said.contains("intact: 18 entries"), "{said}");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let r = twinspect::hub::records::Records::connect(&records).await.unwrap();
@@ -690,6 +707,7 @@ fn a_hub_screen_shows_its_operator_only_what_the_automatic_level_alarmed_on() {
         marks: Vec::new(),
         key: None,
         signature: None,
+        corrects: None,
     };
     let subject = format!("twinspect.decision.customs.L1.n1.{}", pre.bag);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -829,12 +847,30 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
             "250",
         ],
     );
+    // Once parcel 1 has its lane, customs corrects its decision to release: well before the
+    // divert point, so the parcel gets a new lane.
+    let u = url.clone();
+    let corrector = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        while !lanes(&u).iter().any(|(_, m)| m.bag == 1) {
+            assert!(t0.elapsed() < Duration::from_secs(60), "parcel 1 got no lane");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let subject = "twinspect.decision.customs.L1.n1.1";
+        let (seq, _, payload) = raw_decisions(&u).into_iter().rfind(|(_, s, _)| s == subject).unwrap();
+        let d: DecisionMsg = serde_json::from_slice(&payload).unwrap();
+        let fix = DecisionMsg { code: "release".into(), corrects: Some(seq), ..d };
+        publish_raw(&u, subject, serde_json::to_vec(&fix).unwrap());
+    });
     let (ok, out) = node.wait();
     assert!(ok, "{out}");
+    corrector.join().unwrap();
     for b in [c1, q1] {
         let (ok, said) = b.wait();
         assert!(ok, "{said}");
     }
+    assert!(out.contains("bag 1 rerouted to 1 (released; was 2): a decision corrected"), "{out}");
+    assert_eq!(summary(&out, "rerouted by a correction"), 1, "{out}");
     assert_eq!(summary(&out, "sorted"), 2, "{out}");
     assert_eq!(summary(&out, "manual lane"), 2, "{out}");
     assert_eq!(summary(&out, "no lane before the deadline"), 0, "{out}");
@@ -847,8 +883,18 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
         announced.iter().map(|(_, a)| (a.bag, a.item_id.clone().unwrap_or_default())).collect();
     let expected = [(1, "PK00004100"), (2, "PK00004101"), (3, "TS00004102"), (4, "PK00004103")];
     assert_eq!(ids, expected.map(|(b, id)| (b, id.to_string())));
-    let all = lanes(&url);
-    assert_eq!(all.len(), 4, "{all:?}");
+    let mut all = lanes(&url);
+    assert_eq!(all.len(), 5, "{all:?}");
+    // Parcel 1's new lane: after its first, before its divert point, naming the lane it replaces.
+    let i = all.iter().position(|(_, m)| m.replaces.is_some()).unwrap();
+    let (subject, new) = all.remove(i);
+    assert_eq!(subject, "hall2.sorter.L1.n1.1");
+    assert_eq!(
+        (new.lane.as_str(), new.outcome.as_str(), new.replaces.as_deref()),
+        ("1", "released", Some("2"))
+    );
+    let old = &all.iter().find(|(_, m)| m.bag == 1).unwrap().1;
+    assert!(old.at_ms <= new.at_ms && new.at_ms + 1000 < new.deadline_ms, "{old:?} {new:?}");
     let store = Store::open_read(&data).unwrap();
     for (subject, m) in &all {
         assert_eq!(subject, &format!("hall2.sorter.L1.n1.{}", m.bag));
@@ -873,6 +919,7 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
     let entries = twinspect::files::store::audit::entries(store.connection()).unwrap();
     let count = |action: &str| entries.iter().filter(|e| e.action == action).count();
     assert_eq!((count("bag.sorted"), count("bag.manual_lane"), count("bag.barcode")), (2, 2, 4));
+    assert_eq!(count("bag.rerouted"), 1);
     assert!(store.verify_audit().unwrap().ok());
 }
 
@@ -1182,6 +1229,54 @@ fn the_hubs_opening_bench_serves_every_lines_parcels_asked_open_and_sends_its_fi
     assert_eq!(rec.decisions.len(), 2, "each decision once: {:?}", rec.decisions);
     assert_eq!(rec.findings_of("customs").map(|f| f.operator.as_str()), Some("c001"));
     assert_eq!(store.bag(id).unwrap().scan_sha256.as_deref(), Some(real_scan(&url, "L1", "n1", 1).as_str()));
+    assert!(store.verify_audit().unwrap().ok());
+    drop(store);
+
+    // Corrections: customs releases L2.n2.1 after asking to open it (its opening leaves the
+    // bench's list) and asks to open L2.n2.2, released before (taken now). A "correction" that
+    // names a message on another subject is refused.
+    let raw = raw_decisions(&url);
+    let last_on = |subject: &str| {
+        let (seq, _, payload) = raw.iter().rfind(|(_, s, _)| s == subject).unwrap();
+        (*seq, serde_json::from_slice::<DecisionMsg>(payload).unwrap())
+    };
+    let (c21, s21, c22, s22) = (
+        "twinspect.decision.customs.L2.n2.1",
+        "twinspect.decision.quarantine.L2.n2.1",
+        "twinspect.decision.customs.L2.n2.2",
+        "twinspect.decision.quarantine.L2.n2.2",
+    );
+    let (seq, d) = last_on(c21);
+    assert_eq!(d.code, "open");
+    let fix = DecisionMsg { code: "release".into(), corrects: Some(seq), at_ms: d.at_ms + 1, ..d };
+    publish_raw(&url, c21, serde_json::to_vec(&fix).unwrap());
+    let (seq, d) = last_on(c22);
+    assert_eq!(d.code, "release");
+    let fix = DecisionMsg { code: "open".into(), corrects: Some(seq), at_ms: d.at_ms + 1, ..d };
+    publish_raw(&url, c22, serde_json::to_vec(&fix).unwrap());
+    let (_, q) = last_on(s21);
+    let elsewhere = DecisionMsg { code: "treat".into(), corrects: Some(last_on(c21).0), ..q };
+    publish_raw(&url, s21, serde_json::to_vec(&elsewhere).unwrap());
+    assert!(raw.iter().any(|(_, s, _)| s == s22), "quarantine's forged decision on L2.n2.2");
+    let (mut bench, base) = hub_bench(&data, &url, &records);
+    bench.wait_for("bag L2.n2.1: customs decided release (recorded)", Duration::from_secs(30));
+    bench.wait_for("bag L2.n2.2: taken for its opening", Duration::from_secs(30));
+    bench.wait_for("bag L2.n2.2: customs decided open (recorded)", Duration::from_secs(30));
+    bench.wait_for("which is not on its subject", Duration::from_secs(30));
+    bench_login(&base, &cj, "c001", "1111", "customs");
+    let (code, page) = curl(&cj, &[&format!("{base}/openings")]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains(">L2.n2.2<") && !page.contains(">L2.n2.1<"), "{page}");
+    let (ok, out) = bench.stop();
+    assert!(ok, "{out}");
+    assert!(out.contains("bags taken from the hub for their opening: 1"), "{out}");
+    let store = Store::open_read(&data).unwrap();
+    let l21 = twinspect::files::store::HubBag { line: "L2".into(), node: "n2".into(), bag: 1 };
+    let r = store.record(store.hub_taken(&l21).unwrap().unwrap()).unwrap();
+    let customs: Vec<&str> =
+        r.decisions.iter().filter(|d| d.agency == "customs").map(|d| d.code.as_str()).collect();
+    assert_eq!(customs, ["open", "release"], "the correction after the decision it replaced");
+    assert_eq!(r.current("quarantine").map(|d| d.code.as_str()), Some("release"), "not the forged one");
     assert!(store.verify_audit().unwrap().ok());
 }
 
@@ -1509,9 +1604,9 @@ fn each_node_and_station_does_only_its_own_part_and_the_records_writer_cannot_re
     };
     let (ok, said, err) = verify();
     assert!(ok, "{said}{err}");
-    // 5 migrations + the writer's grant + 4 bags + 4 manual lanes + 7 decisions + 1 findings;
+    // 6 migrations + the writer's grant + 4 bags + 4 manual lanes + 7 decisions + 1 findings;
     // each decision signed by the key the users file gives the station it names.
-    assert!(said.contains("intact: 22 entries"), "{said}");
+    assert!(said.contains("intact: 23 entries"), "{said}");
     let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &writer]));
     assert!(ok, "{err}");
     for b in listed.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {
@@ -2160,6 +2255,7 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
         marks: Vec::new(),
         key: None,
         signature: None,
+        corrects: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -2189,7 +2285,7 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
     assert!(found >= 1, "{said}\n{err}");
     assert_eq!(found + summary(&said, "bags published to the hub"), 2, "{said}\n{err}");
     assert_eq!(summary(&said, "decisions sent to the hub"), 1, "{said}\n{err}");
-    assert!(said.contains("the hub holds quarantine's earlier decision open from q9"), "{said}");
+    assert!(said.contains("the hub holds quarantine's decision open from q9"), "{said}");
     let up = std::fs::read_to_string(shots.join("up-customs.txt")).unwrap();
     assert!(up.contains("hub L9/desk1: bags sent 2, decisions sent 1"), "{up}");
     let _ = std::fs::copy(shots.join("up-customs.png"), "target/screenshots/desk-publishing.png");
@@ -2234,8 +2330,23 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
     // screen at the desk (airport security) screens both centrally.
     let three = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/sites/three-screens.toml");
     let three = three.to_str().unwrap();
-    let mut c1 =
-        Node::bot(&url, &["--agency", "customs", "--decide", "refer", "--name", "c1", "--site", three]);
+    // A desk's word is not taken on trust: a bag it has not decided within the desk's time is
+    // screened on the hub (here 3 s, long past for both bags).
+    let mut c1 = Node::bot(
+        &url,
+        &[
+            "--agency",
+            "customs",
+            "--decide",
+            "refer",
+            "--name",
+            "c1",
+            "--site",
+            three,
+            "--desk-wait-seconds",
+            "3",
+        ],
+    );
     let s1 = Node::bot(
         &url,
         &[
@@ -2255,15 +2366,23 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
     );
     let (ok, out) = s1.wait();
     assert!(ok, "{out}");
-    c1.wait_for(&format!("bag L9.desk1.{bag} is screened at its desk"), Duration::from_secs(30));
-    c1.wait_for(&format!("bag L9.desk1.{other} is screened at its desk"), Duration::from_secs(30));
+    c1.wait_for(&format!("bag L9.desk1.{bag} is screened at its desk; let pass"), Duration::from_secs(30));
+    c1.wait_for(
+        &format!("bag L9.desk1.{other}: not decided at its desk within 3 s: screened here"),
+        Duration::from_secs(30),
+    );
+    let t0 = Instant::now();
+    while decisions(&url).len() < 5 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (ok, out) = c1.stop();
     assert!(ok, "{out}");
-    assert_eq!(summary(&out, "decided"), 0, "{out}");
-    assert_eq!(summary(&out, "screened at their desk"), 2, "{out}");
+    assert_eq!(summary(&out, "decided"), 1, "{out}");
+    assert_eq!(summary(&out, "screened at their desk"), 1, "{out}");
     let ds = decisions(&url);
-    assert_eq!(ds.len(), 4, "{ds:?}");
-    assert!(ds.iter().all(|(_, d)| d.station != "c1"));
+    assert_eq!(ds.len(), 5, "{ds:?}");
+    let by_c1: Vec<i64> = ds.iter().filter(|(_, d)| d.station == "c1").map(|(_, d)| d.bag).collect();
+    assert_eq!(by_c1, [other], "{ds:?}");
     // The hub's records: both bags, the desk's two decisions and security's.
     let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
     assert!(ok, "{err}");
@@ -2277,10 +2396,72 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
     assert_eq!(r["decisions"]["quarantine"]["station"], "q9", "{r}");
     assert_eq!(r["decisions"]["security"]["station"], "s1", "{r}");
     let r = row(other);
-    assert!(r["decisions"]["customs"].is_null(), "{r}");
+    assert!(r["decisions"]["customs"].is_null(), "c1 keeps no records: {r}");
     assert_eq!(r["decisions"]["security"]["code"], "release", "{r}");
     let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
     assert!(ok, "{said}\n{err}");
+
+    // Customs changes its decision at the desk: it goes to the hub as a correction of the one
+    // there, into the records beside it; quarantine's (the hub's q9, taken by the desk) is not
+    // sent back.
+    let before = raw_decisions(&url);
+    let first = before
+        .iter()
+        .find(|(_, s, _)| s == &format!("twinspect.decision.customs.L9.desk1.{bag}"))
+        .map(|(seq, _, _)| *seq)
+        .unwrap();
+    let (ok, said, err) = snapshot(
+        "synthetic://?bags=0",
+        "0",
+        &format!(
+            "login customs c001 1111\nopen customs {bag}\ndecide customs release \"seen again\"\nwait 3\nsnap fixed\n"
+        ),
+        "fixed",
+    );
+    assert!(ok, "{said}\n{err}");
+    assert!(
+        said.contains(&format!(
+            "bag {bag}: customs corrected to release at the desk; on the hub as {DECISIONS} #"
+        )) && said.contains(&format!("(replaces #{first})")),
+        "{said}"
+    );
+    assert_eq!(summary(&said, "decisions sent to the hub"), 1, "{said}\n{err}");
+    let fixed = std::fs::read_to_string(shots.join("fixed-customs.txt")).unwrap();
+    assert!(fixed.contains("corrections sent: 1"), "{fixed}");
+    let _ = std::fs::copy(shots.join("fixed-customs.png"), "target/screenshots/desk-correction.png");
+    let after = raw_decisions(&url);
+    assert_eq!(after.len(), before.len() + 1, "one correction, nothing else");
+    let (_, subject, payload) = after.last().unwrap();
+    assert_eq!(subject, &format!("twinspect.decision.customs.L9.desk1.{bag}"));
+    let c: DecisionMsg = serde_json::from_slice(payload).unwrap();
+    assert_eq!((c.code.as_str(), c.corrects, c.station.as_str()), ("release", Some(first), "desk1-customs"));
+    assert_eq!(c.reason.as_deref(), Some("seen again"));
+    // A correction that does not name the subject's latest is refused by the broker.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let refused = rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await.unwrap());
+        let stale = DecisionMsg { code: "detain".into(), corrects: Some(first), ..c.clone() };
+        let m = async_nats::jetstream::message::PublishMessage::build()
+            .payload(serde_json::to_vec(&stale).unwrap().into())
+            .expected_last_subject_sequence(first);
+        js.send_publish(subject.clone(), m).await.unwrap().await.is_err()
+    });
+    assert!(refused, "a fork of the chain");
+    let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let r = rows.iter().find(|r| r["bag"] == bag && r["node"] == "desk1").unwrap();
+    assert_eq!(r["decisions"]["customs"]["code"], "release", "{r}");
+    assert_eq!(r["decisions"]["customs"]["corrected"][0]["code"], "open", "{r}");
+    assert_eq!(r["decisions"]["quarantine"]["code"], "open", "{r}");
+    assert!(r["decisions"]["quarantine"].get("corrected").is_none(), "{r}");
+    let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
+    assert!(ok, "{said}\n{err}");
+    let store = Store::open_read(&desk).unwrap();
+    assert_eq!(store.decision_sent(bag, "customs").unwrap().as_deref(), Some("release"));
+    let entries = twinspect::files::store::audit::entries(store.connection()).unwrap();
+    assert_eq!(entries.iter().filter(|e| e.action == "decision.correction_published").count(), 1);
+    assert!(store.verify_audit().unwrap().ok());
 }
 
 #[test]
@@ -2341,6 +2522,7 @@ fn a_screen_that_loses_the_race_for_a_bag_keeps_the_hubs_decision_as_the_agencys
         marks: vec![mark],
         key: None,
         signature: None,
+        corrects: None,
     };
     publish_raw(
         &url,

@@ -120,7 +120,15 @@ fn hub_bags(url: &str, a: &BagsArgs) -> anyhow::Result<()> {
         if a.json {
             writeln!(out, "{}", serde_json::to_string(b)?)?;
         } else {
-            let decided: Vec<String> = b.decisions.iter().map(|(g, d)| format!("{g}={}", d.code)).collect();
+            // A corrected decision shows what it replaced: customs=release(was open).
+            let decided: Vec<String> = b
+                .decisions
+                .iter()
+                .map(|(g, d)| match d.corrected.last() {
+                    Some(e) => format!("{g}={}(was {})", d.code, e.code),
+                    None => format!("{g}={}", d.code),
+                })
+                .collect();
             let found: Vec<String> = b
                 .findings
                 .iter()

@@ -254,6 +254,8 @@ pub fn node(
         println!("sorted: {}", s.sorted);
         println!("manual lane: {}", s.manual);
         println!("no lane before the deadline: {}", s.missed);
+        println!("rerouted by a correction: {}", s.rerouted);
+        println!("decided after the lane could change: {}", s.too_late);
     }
     captured
 }
@@ -283,6 +285,10 @@ pub struct BotArgs {
     /// keeps what its first station set).
     #[arg(long, default_value_t = 30.0)]
     pub hold_seconds: f64,
+    /// A bag announced as screened for the agency at its scanner's desk waits this long for the
+    /// desk's decision (from its announcement); not decided there by then, the bot screens it.
+    #[arg(long, default_value_t = 300.0)]
+    pub desk_wait_seconds: f64,
     /// Stop after deciding this many bags (default: until SIGTERM or Ctrl-C).
     #[arg(long)]
     pub bags: Option<u64>,
@@ -317,6 +323,11 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         "--hold-seconds {}: from 0.5 to 3600",
         a.hold_seconds
     );
+    anyhow::ensure!(
+        (0.0..=86_400.0).contains(&a.desk_wait_seconds),
+        "--desk-wait-seconds {}: from 0 to 86400",
+        a.desk_wait_seconds
+    );
     let name = a.name.clone().unwrap_or_else(|| format!("bot-{}-{}", a.agency, std::process::id()));
     crate::hub::check_name("agency", &a.agency)?;
     crate::hub::check_name("station", &name)?;
@@ -331,6 +342,7 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
         keep: Duration::from_secs(72 * 3600),
         credentials: credentials(a.credentials.as_deref())?,
         automatic: Automatic::for_agency(&site, &a.agency),
+        desk_wait: Duration::from_secs_f64(a.desk_wait_seconds),
     };
     if let Some(l1) = &cfg.automatic {
         println!(
@@ -401,6 +413,13 @@ pub fn bot(a: BotArgs) -> anyhow::Result<()> {
                 Ok(Next::AtDesk { line, node, bag }) => {
                     at_desk += 1;
                     println!("bag {line}.{node}.{bag} is screened at its desk; let pass");
+                    continue;
+                }
+                Ok(Next::DeskWaits { line, node, bag, left }) => {
+                    println!(
+                        "bag {line}.{node}.{bag} is screened at its desk, not decided there yet: back in {} s",
+                        left.as_secs_f64().ceil()
+                    );
                     continue;
                 }
                 Ok(Next::Refused { subject, why }) => {

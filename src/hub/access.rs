@@ -524,6 +524,7 @@ mod tests {
             marks: Vec::new(),
             key: None,
             signature: None,
+            corrects: None,
         };
         assert_eq!(users.check_decision(&d).unwrap_err(), "unsigned");
         let good = sign(d.clone(), &c1);

@@ -9,7 +9,8 @@
 //! announcement read back from the bag stream and checked, the scan from its line's bucket,
 //! checked by SHA-256, kept byte for byte, and every agency's decision on the bag as the
 //! decision stream holds it (with the operator's marks). A decision on a bag the archive holds
-//! already is recorded when it comes. A decision taken on another scan than the one announced,
+//! already is recorded when it comes, and so is a correction (a message naming the agency's
+//! decision just before it on the subject): a decision corrected since is passed over. A decision taken on another scan than the one announced,
 //! or a bag whose announcement or scan does not hold up, is refused and logged; the rest goes on.
 //! Findings recorded at the bench go to the hub's PostgreSQL records under the bag's name on the
 //! hub, each once, whatever the database does meanwhile.
@@ -245,17 +246,53 @@ impl Decisions {
         Ok(None)
     }
 
-    /// The sequence of the first message the stream holds on `subject`.
-    async fn first_on(&self, subject: &str) -> Result<u64, String> {
+    /// The sequence of the message at or after `from` on `subject`, if any.
+    async fn next_on(&self, subject: &str, from: u64) -> Result<Option<u64>, String> {
+        Ok(self.message_on(subject, from).await?.map(|(seq, _)| seq))
+    }
+
+    /// The message at or after `from` on `subject` (its sequence and payload), if any.
+    async fn message_on(&self, subject: &str, from: u64) -> Result<Option<(u64, Vec<u8>)>, String> {
         let stream = self.stream.as_ref().ok_or("the decision stream: not open")?;
-        let m = stream
-            .raw_message_builder()
-            .sequence(1)
-            .next_by_subject(subject.to_string())
-            .send()
-            .await
-            .map_err(|e| format!("{subject}: {e}"))?;
-        Ok(m.sequence)
+        match stream.raw_message_builder().sequence(from).next_by_subject(subject.to_string()).send().await {
+            Ok(m) => Ok(Some((m.sequence, m.payload.to_vec()))),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(format!("{subject}: {e}")),
+        }
+    }
+
+    /// Whether decision `d`, message `at` on `subject`, is a link of the agency's chain there:
+    /// the subject's first message correcting nothing (stations publish expecting none before),
+    /// or a correction of the subject's message just before it. Why not, when it is not.
+    async fn in_chain(&self, subject: &str, at: u64, d: &DecisionMsg) -> Result<Option<String>, String> {
+        match d.corrects {
+            None => Ok(match self.next_on(subject, 1).await? {
+                Some(first) if first == at => None,
+                Some(first) => Some(format!(
+                    "not the agency's decision: the stream holds one before it ({first}) and it corrects none"
+                )),
+                None => Some("the stream holds nothing on its subject".into()),
+            }),
+            Some(earlier) if earlier >= at => Ok(Some(format!("it corrects #{earlier}, not one before it"))),
+            Some(earlier) => Ok(match self.next_on(subject, earlier).await? {
+                Some(e) if e == earlier => match self.next_on(subject, earlier + 1).await? {
+                    Some(next) if next == at => None,
+                    _ => Some(format!("it corrects #{earlier}, which another message corrected first")),
+                },
+                _ => Some(format!("it corrects #{earlier}, which is not on its subject")),
+            }),
+        }
+    }
+
+    /// Whether message `at` on `subject` was corrected: the subject's next message is a
+    /// decision that names it (anything else there is refused when the walk reaches it).
+    async fn corrected(&self, subject: &str, at: u64) -> Result<bool, String> {
+        Ok(match self.message_on(subject, at + 1).await? {
+            Some((_, payload)) if payload.len() <= MAX_DECISION => {
+                serde_json::from_slice::<DecisionMsg>(&payload).is_ok_and(|c| c.corrects == Some(at))
+            }
+            _ => false,
+        })
     }
 }
 
@@ -299,13 +336,18 @@ async fn handle(
     if held.is_none() && !asks_opening(&cfg.site, &d) {
         return Handled::Next;
     }
-    // The agency's decision is the first on its subject (stations publish expecting none
-    // before); a later message there is not one, whoever put it there.
-    match decisions.first_on(subject).await {
-        Ok(first) if first == at => {}
-        Ok(first) => {
-            return refuse(format!("not the agency's decision: the stream holds one before it ({first})"));
-        }
+    // The agency's decisions on a bag are one chain on its subject; any other message there is
+    // not one, whoever put it there.
+    match decisions.in_chain(subject, at, &d).await {
+        Ok(None) => {}
+        Ok(Some(why)) => return refuse(why),
+        Err(why) => return Handled::Again(why),
+    }
+    // Corrected since: what counts is the correction, when the walk reaches it (a bag asked
+    // open and then released is never taken; one released and then asked open is).
+    match decisions.corrected(subject, at).await {
+        Ok(false) => {}
+        Ok(true) => return Handled::Next,
         Err(why) => return Handled::Again(why),
     }
     let id = match held {

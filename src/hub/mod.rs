@@ -101,7 +101,8 @@ pub const DECISION_ROOT: &str = "twinspect.decision";
 
 /// The subject of one agency's decision on one bag: the broker keeps the first and refuses any
 /// other (a station that held a bag too long and a second station that got it meanwhile cannot
-/// both decide it).
+/// both decide it). A correction goes on the same subject, published expecting the decision it
+/// corrects to be the subject's last message, so corrections make one chain, never a fork.
 pub fn decision_subject(agency: &str, line: &str, node: &str, bag: i64) -> String {
     format!("{DECISION_ROOT}.{agency}.{line}.{node}.{bag}")
 }
@@ -137,6 +138,10 @@ pub struct DecisionMsg {
     /// can be proved from the records, not only claimed in `station`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// A correction: the decision stream sequence of the agency's decision on the bag that this
+    /// one replaces (the subject's last message when it was published); signed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrects: Option<u64>,
 }
 
 /// Most marks a decision carries.

@@ -101,8 +101,8 @@ pub struct Progress {
     pub decisions_waiting: AtomicU64,
     /// The last try to send one failed (the hub, its records or a key).
     pub decisions_failing: AtomicBool,
-    /// Its decisions changed after the agency's first reached the hub (which keeps the first).
-    pub changed_after_sent: AtomicU64,
+    /// Of those, corrections: a decision changed at the desk after the hub had the agency's.
+    pub corrections: AtomicU64,
     pub connected: AtomicBool,
 }
 
@@ -461,10 +461,11 @@ async fn run(
 /// The decisions outbox of a live desk that publishes: each desk agency's current decision on
 /// a bag the desk published goes to the hub's decision stream as that agency's station at the
 /// desk (signed with its key where the hub uses keys), then to the hub's records, and only then
-/// is marked sent in the archive. The broker keeps an agency's first decision on a bag: one
-/// found there already (this desk's, sent by a run that stopped before marking it, or another
-/// station's) is what is recorded. Returns how many went when `drain` names a time and nothing
-/// is left, or the time is up.
+/// is marked sent in the archive; a decision changed after that goes as a correction of the
+/// one the hub holds. The broker keeps an agency's first decision on a bag (and a correction
+/// only of its latest): one found there already (this desk's, sent by a run that stopped before
+/// marking it, or another station's) is what is recorded. Returns how many went when `drain`
+/// names a time and nothing is left, or the time is up.
 async fn send_decisions(
     cfg: Config,
     mut store: Store,
@@ -500,9 +501,6 @@ async fn send_decisions(
         };
         if whole {
             progress.decisions_waiting.store(waiting.len() as u64, Ordering::Relaxed);
-            if let Ok(n) = store.changed_after_sent() {
-                progress.changed_after_sent.store(n, Ordering::Relaxed);
-            }
         }
         if waiting.is_empty() && until.is_some() {
             return sent;
@@ -561,18 +559,32 @@ async fn send_decisions(
                     if ours {
                         sent += 1;
                         progress.decisions.fetch_add(1, Ordering::Relaxed);
-                        println!(
-                            "bag {}: {} decided {} at the desk; on the hub as {DECISIONS} #{seq}",
-                            u.bag, screen.agency, u.decision.code
-                        );
+                        match u.corrects {
+                            Some(earlier) => {
+                                progress.corrections.fetch_add(1, Ordering::Relaxed);
+                                println!(
+                                    "bag {}: {} corrected to {} at the desk; on the hub as {DECISIONS} #{seq} (replaces #{earlier})",
+                                    u.bag, screen.agency, u.decision.code
+                                );
+                            }
+                            None => println!(
+                                "bag {}: {} decided {} at the desk; on the hub as {DECISIONS} #{seq}",
+                                u.bag, screen.agency, u.decision.code
+                            ),
+                        }
                     } else {
                         // The hub's is the agency's: the desk's archive takes it as the current
-                        // one (as a screen that lost the race does).
-                        if let Err(e) = super::decisions::keep_hubs_first(&mut store, u.bag, &held) {
+                        // one (as a screen that lost the race does), and it is what the hub
+                        // holds, not a change of the desk's to send.
+                        let kept =
+                            super::decisions::keep_hubs_first(&mut store, u.bag, &held).and_then(|()| {
+                                store.sent_is_current(u.bag, &screen.agency).map_err(|e| e.to_string())
+                            });
+                        if let Err(e) = kept {
                             eprintln!("hub: the hub's decision not kept: {e}");
                         }
                         println!(
-                            "bag {}: the hub holds {}'s earlier decision {} from {} (#{seq}); the desk's {} is superseded",
+                            "bag {}: the hub holds {}'s decision {} from {} (#{seq}); the desk's {} is superseded",
                             u.bag, screen.agency, held.code, held.station, u.decision.code
                         );
                     }
@@ -648,6 +660,7 @@ fn desk_decision(cfg: &Config, screen: &DeskScreen, u: &crate::files::store::Uns
         marks: u.marks.iter().take(super::MAX_MARKS).map(super::HubMark::of).collect(),
         key: screen.credentials.as_ref().map(|c| c.public.clone()),
         signature: None,
+        corrects: u.corrects,
     };
     match &screen.credentials {
         Some(c) => DecisionMsg { signature: Some(c.sign(&d.signed_bytes())), ..d },
@@ -656,11 +669,14 @@ fn desk_decision(cfg: &Config, screen: &DeskScreen, u: &crate::files::store::Uns
 }
 
 /// Decision `d` on the decision stream: its sequence and the decision the stream holds (`d`,
-/// or the agency's first one when another came before it).
+/// or the agency's latest when another came before it). A correction goes only where the
+/// decision it corrects is still the subject's last message.
 async fn send_decision(js: &jetstream::Context, d: DecisionMsg) -> Result<(u64, DecisionMsg), String> {
     let subject = super::decision_subject(&d.agency, &d.line, &d.node, d.bag);
     let payload = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
-    let msg = PublishMessage::build().payload(payload.into()).expected_last_subject_sequence(0);
+    let msg = PublishMessage::build()
+        .payload(payload.into())
+        .expected_last_subject_sequence(d.corrects.unwrap_or(0));
     let ack = match js.send_publish(subject.clone(), msg).await {
         Ok(f) => f.await,
         Err(e) => Err(e),

@@ -114,6 +114,23 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE hub_decisions ADD COLUMN marks TEXT;
 "#,
+    // Corrections: an agency's decision on a bag is a chain on the decision stream, the first
+    // (corrects nothing) and each correction naming the message it replaces; every link is a
+    // row (the writer role still only inserts), the current one the latest on the stream. A
+    // parcel's lanes likewise: its first, then any that replaced it before the divert point.
+    r#"
+    ALTER TABLE hub_decisions ADD COLUMN corrects BIGINT;
+    ALTER TABLE hub_decisions DROP CONSTRAINT hub_decisions_pkey;
+    ALTER TABLE hub_decisions ADD PRIMARY KEY (agency, line, node, bag, stream_seq);
+    CREATE UNIQUE INDEX hub_decisions_first ON hub_decisions (agency, line, node, bag)
+        WHERE corrects IS NULL;
+    CREATE UNIQUE INDEX hub_decisions_chain ON hub_decisions (agency, line, node, bag, corrects)
+        WHERE corrects IS NOT NULL;
+    ALTER TABLE hub_lanes ADD COLUMN replaces TEXT;
+    ALTER TABLE hub_lanes DROP CONSTRAINT hub_lanes_pkey;
+    ALTER TABLE hub_lanes ADD PRIMARY KEY (line, node, bag, at_ms);
+    CREATE UNIQUE INDEX hub_lanes_first ON hub_lanes (line, node, bag) WHERE replaces IS NULL;
+"#,
 ];
 
 /// Any number the migrations' advisory lock is known by.
@@ -168,6 +185,9 @@ pub struct HubLane {
     pub lane: Option<String>,
     pub outcome: String,
     pub sent: bool,
+    /// The lane it replaced (a decision corrected before the divert point).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -180,6 +200,18 @@ pub struct HubDecision {
     /// The operator's marks that came with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<super::HubMark>,
+    /// The agency's earlier decisions on the bag, each replaced by a correction, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub corrected: Vec<HubEarlier>,
+}
+
+/// An agency's decision on a bag that a correction replaced.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HubEarlier {
+    pub code: String,
+    pub station: String,
+    pub operator: String,
+    pub at_ms: i64,
 }
 
 /// The hub's records as a station writes them: connected when first needed, and again once the
@@ -362,17 +394,18 @@ impl Records {
         Ok(n == 1)
     }
 
-    /// An agency's decision (decision stream sequence `seq`); true when this call recorded it,
-    /// false when the agency's decision on the bag was already there.
+    /// An agency's decision (decision stream sequence `seq`), or its correction; true when
+    /// this call recorded it, false when it was already there (sent again: one row). The
+    /// agency's current decision is its latest on the stream.
     pub async fn record_decision(&mut self, d: &DecisionMsg, seq: u64) -> Result<bool> {
         let marks = (!d.marks.is_empty()).then(|| serde_json::to_string(&d.marks).expect("marks serialise"));
         let tx = self.client.transaction().await?;
         let n = tx
             .execute(
                 "INSERT INTO hub_decisions (agency, line, node, bag, code, station, operator, level, at_ms,
-                   held_ms, reason, scan_sha256, stream_seq, key, signature, marks)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                 ON CONFLICT (agency, line, node, bag) DO NOTHING",
+                   held_ms, reason, scan_sha256, stream_seq, key, signature, marks, corrects)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 ON CONFLICT DO NOTHING",
                 &[
                     &d.agency,
                     &d.line,
@@ -390,14 +423,22 @@ impl Records {
                     &d.key,
                     &d.signature,
                     &marks,
+                    &d.corrects.map(|c| c as i64),
                 ],
             )
             .await?;
         if n == 1 {
-            let detail = json!({ "bag": format!("{}.{}.{}", d.line, d.node, d.bag), "agency": d.agency,
+            let mut detail = json!({ "bag": format!("{}.{}.{}", d.line, d.node, d.bag), "agency": d.agency,
                                  "code": d.code, "station": d.station, "level": d.level, "stream_seq": seq,
                                  "marks": d.marks.len() });
-            append(&tx, d.at_ms, &d.operator, "decision", &detail).await?;
+            let action = match d.corrects {
+                Some(earlier) => {
+                    detail["corrects"] = json!(earlier);
+                    "decision.corrected"
+                }
+                None => "decision",
+            };
+            append(&tx, d.at_ms, &d.operator, action, &detail).await?;
         }
         tx.commit().await?;
         Ok(n == 1)
@@ -410,8 +451,9 @@ impl Records {
         let lane = sent.then(|| m.lane.clone());
         let n = tx
             .execute(
-                "INSERT INTO hub_lanes (line, node, bag, lane, outcome, sent, waiting_for, deadline_ms, at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (line, node, bag) DO NOTHING",
+                "INSERT INTO hub_lanes (line, node, bag, lane, outcome, sent, waiting_for, deadline_ms, at_ms,
+                   replaces)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
                 &[
                     &m.line,
                     &m.node,
@@ -422,15 +464,23 @@ impl Records {
                     &m.waiting_for.join(","),
                     &(m.deadline_ms as i64),
                     &(m.at_ms as i64),
+                    &m.replaces,
                 ],
             )
             .await?;
         if n == 1 {
             let manual = m.outcome == "manual" || !sent;
-            let detail = json!({ "bag": format!("{}.{}.{}", m.line, m.node, m.bag), "lane": lane,
+            let mut detail = json!({ "bag": format!("{}.{}.{}", m.line, m.node, m.bag), "lane": lane,
                                  "outcome": m.outcome, "sent": sent, "waiting_for": m.waiting_for });
-            append(&tx, m.at_ms, actor, if manual { "bag.manual_lane" } else { "bag.sorted" }, &detail)
-                .await?;
+            let action = match &m.replaces {
+                Some(earlier) => {
+                    detail["replaces"] = json!(earlier);
+                    "bag.rerouted"
+                }
+                None if manual => "bag.manual_lane",
+                None => "bag.sorted",
+            };
+            append(&tx, m.at_ms, actor, action, &detail).await?;
         }
         tx.commit().await?;
         Ok(n == 1)
@@ -471,9 +521,12 @@ impl Records {
             .query(
                 "SELECT b.line, b.node, b.bag, b.item_id, b.lines, b.ended_ms, b.scan_sha256,
                         d.agency, d.code, d.station, d.operator, d.level, d.at_ms,
-                        l.lane, l.outcome, l.sent, d.marks
-                 FROM hub_bags b LEFT JOIN hub_decisions d USING (line, node, bag)
-                      LEFT JOIN hub_lanes l USING (line, node, bag)
+                        l.lane, l.outcome, l.sent, d.marks, l.replaces
+                 FROM hub_bags b
+                      LEFT JOIN (SELECT DISTINCT ON (agency, line, node, bag) * FROM hub_decisions
+                                 ORDER BY agency, line, node, bag, stream_seq DESC) d USING (line, node, bag)
+                      LEFT JOIN (SELECT DISTINCT ON (line, node, bag) * FROM hub_lanes
+                                 ORDER BY line, node, bag, at_ms DESC) l USING (line, node, bag)
                  ORDER BY b.line, b.node, b.bag, d.agency",
                 &[],
             )
@@ -495,6 +548,7 @@ impl Records {
                         lane: r.get(13),
                         outcome,
                         sent: r.get(15),
+                        replaces: r.get(17),
                     }),
                     findings: BTreeMap::new(),
                 });
@@ -507,8 +561,37 @@ impl Records {
                     level: r.get(11),
                     at_ms: r.get(12),
                     marks: marks_of(r.get(16)),
+                    corrected: Vec::new(),
                 };
                 out.last_mut().expect("pushed above").decisions.insert(agency, d);
+            }
+        }
+        // (The database's collation orders names its own way: found by name, not by search.)
+        let at: std::collections::HashMap<(String, String, i64), usize> =
+            out.iter().enumerate().map(|(i, b)| ((b.line.clone(), b.node.clone(), b.bag), i)).collect();
+        // Decisions that corrections replaced: every row of an agency's chain but its latest.
+        let rows = self
+            .client
+            .query(
+                "SELECT d.line, d.node, d.bag, d.agency, d.code, d.station, d.operator, d.at_ms
+                 FROM hub_decisions d
+                 WHERE EXISTS (SELECT 1 FROM hub_decisions c WHERE (c.agency, c.line, c.node, c.bag)
+                               = (d.agency, d.line, d.node, d.bag) AND c.stream_seq > d.stream_seq)
+                 ORDER BY d.stream_seq",
+                &[],
+            )
+            .await?;
+        for r in rows {
+            let key: (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+            let Some(&i) = at.get(&key) else { continue };
+            let agency: String = r.get(3);
+            if let Some(d) = out[i].decisions.get_mut(&agency) {
+                d.corrected.push(HubEarlier {
+                    code: r.get(4),
+                    station: r.get(5),
+                    operator: r.get(6),
+                    at_ms: r.get(7),
+                });
             }
         }
         // Each agency's latest findings.
@@ -521,9 +604,6 @@ impl Records {
                 &[],
             )
             .await?;
-        // (The database's collation orders names its own way: found by name, not by search.)
-        let at: std::collections::HashMap<(String, String, i64), usize> =
-            out.iter().enumerate().map(|(i, b)| ((b.line.clone(), b.node.clone(), b.bag), i)).collect();
         for r in rows {
             let key: (String, String, i64) = (r.get(0), r.get(1), r.get(2));
             let Some(&i) = at.get(&key) else { continue };
@@ -564,14 +644,15 @@ impl Records {
         Ok(audit::verify_chain(entries.collect::<Vec<_>>(), head))
     }
 
-    /// Every agency's decision on every bag, as the stations published them (signature and all).
+    /// Every agency's decision on every bag, as the stations published them (signature and all),
+    /// corrections included (each after the decision it replaced).
     pub async fn decisions(&self) -> Result<Vec<DecisionMsg>> {
         let rows = self
             .client
             .query(
                 "SELECT agency, code, station, operator, level, line, node, bag, scan_sha256, at_ms, held_ms,
-                        reason, key, signature, marks
-                 FROM hub_decisions ORDER BY line, node, bag, agency",
+                        reason, key, signature, marks, corrects
+                 FROM hub_decisions ORDER BY line, node, bag, agency, stream_seq",
                 &[],
             )
             .await?;
@@ -594,6 +675,7 @@ impl Records {
                 key: r.get(12),
                 signature: r.get(13),
                 marks: marks_of(r.get(14)),
+                corrects: r.get::<_, Option<i64>>(15).map(|c| c as u64),
             })
             .collect())
     }

@@ -214,6 +214,7 @@ impl Screen {
             keep: Duration::from_secs(72 * 3600),
             credentials: self.spec.credentials.clone(),
             automatic: self.spec.automatic.clone(),
+            desk_wait: super::station::DESK_WAIT,
         };
         let mut said = String::new();
         let station = loop {
@@ -249,7 +250,7 @@ impl Screen {
                     self.decided_without_operator(&station, *t, outcome, *decision).await;
                     continue;
                 }
-                Ok(Next::Nothing | Next::AtDesk { .. }) => continue,
+                Ok(Next::Nothing | Next::AtDesk { .. } | Next::DeskWaits { .. }) => continue,
                 Ok(Next::Refused { subject, why }) => {
                     self.say(format!("hub: refused {subject}: {why}"), true);
                     continue;

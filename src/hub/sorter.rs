@@ -13,6 +13,12 @@
 //! not lost. The lane message is published with "expected last subject sequence 0": one per
 //! parcel, however often a node restarts.
 //!
+//! A corrected decision (a message naming the one it replaces) counts in place of the
+//! agency's earlier one. Heard after the parcel's lane went, it gives the parcel a new lane
+//! (naming the one it replaces; the sorter diverts by the parcel's last lane) when the joint
+//! outcome's lane changed and the parcel has not reached its divert point less the margin;
+//! later than that, the lane stays and the node says so and audits it.
+//!
 //! Owns: the bookkeeping of parcels in flight ([`Sorting`], pure), the lane message, the task
 //! that hears decisions and sends lanes. Must not import: egui, wgpu, the desk.
 
@@ -87,6 +93,11 @@ pub struct SortMsg {
     pub ended_ms: u64,
     pub deadline_ms: u64,
     pub at_ms: u64,
+    /// A new lane for a parcel whose lane went already (an agency corrected its decision
+    /// before the parcel reached the divert point): the lane it replaces. The sorter diverts
+    /// by the parcel's last lane on its subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 struct Parcel {
@@ -94,6 +105,20 @@ struct Parcel {
     ended_ms: u64,
     deadline_ms: u64,
     codes: BTreeMap<String, String>,
+}
+
+/// A parcel whose lane went, followed until it reaches the divert point.
+struct Sorted {
+    parcel: Parcel,
+    lane: String,
+}
+
+/// A correction heard once its parcel was past the point where its lane could change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TooLate {
+    pub bag: i64,
+    pub agency: String,
+    pub code: String,
 }
 
 /// Parcels in flight on one node, and the rule that gives each its lane. Pure: times are
@@ -106,7 +131,15 @@ pub struct Sorting {
     /// Decisions heard before their parcel was followed (a station may decide a bag between
     /// the broker's ack of its announcement and the node's noting it), applied when it is.
     early: BTreeMap<i64, Vec<DecisionMsg>>,
+    /// Parcels whose lane went, until their divert point (a correction may still change it).
+    sorted: BTreeMap<i64, Sorted>,
+    /// Corrections heard too late to change a parcel's lane, for the node to say and audit.
+    too_late: Vec<TooLate>,
 }
+
+/// How long after its divert point a sorted parcel is remembered (a correction heard then
+/// is said to be too late, not taken for a parcel not followed yet).
+const REMEMBER_SORTED_MS: u64 = 10 * 60 * 1000;
 
 /// Parcels whose decisions are kept while they are not yet followed.
 const MAX_EARLY: usize = 1024;
@@ -121,6 +154,8 @@ impl Sorting {
             node: node.into(),
             pending: BTreeMap::new(),
             early: BTreeMap::new(),
+            sorted: BTreeMap::new(),
+            too_late: Vec::new(),
         })
     }
 
@@ -156,8 +191,11 @@ impl Sorting {
     }
 
     /// A decision heard: the parcel's lane once every agency has decided it (the parcel is then
-    /// no longer followed). A decision on a parcel not followed, or with a code its agency
-    /// does not have, changes nothing.
+    /// followed as sorted until its divert point). An agency's later decision (a correction)
+    /// replaces its earlier one: before the lane went, the lane is the corrected joint outcome's;
+    /// after, a new lane when the outcome's lane changed and the parcel has not reached its
+    /// divert point (less the margin), else it is noted as too late. A decision on a parcel
+    /// not followed, or with a code its agency does not have, changes nothing.
     pub fn decided(&mut self, d: &DecisionMsg, now_ms: u64) -> Option<SortMsg> {
         if d.line != self.line || d.node != self.node {
             return None;
@@ -166,8 +204,12 @@ impl Sorting {
         if !known {
             return None;
         }
+        if self.sorted.contains_key(&d.bag) {
+            return self.corrected_after_lane(d, now_ms);
+        }
         let Some(p) = self.pending.get_mut(&d.bag) else {
             let early = self.early.entry(d.bag).or_default();
+            early.retain(|e| e.agency != d.agency);
             if early.len() < self.site.agencies.len() {
                 early.push(d.clone());
             }
@@ -176,8 +218,18 @@ impl Sorting {
             }
             return None;
         };
-        p.codes.entry(d.agency.clone()).or_insert_with(|| d.code.clone());
-        let state = self.site.joint_state(&p.codes);
+        p.codes.insert(d.agency.clone(), d.code.clone());
+        let codes = p.codes.clone();
+        let (lane, outcome) = self.lane_of(&codes)?;
+        let p = self.pending.remove(&d.bag).expect("found above");
+        let m = self.message(d.bag, &p, lane.clone(), outcome, Vec::new(), now_ms);
+        self.sorted.insert(d.bag, Sorted { parcel: p, lane });
+        Some(m)
+    }
+
+    /// The lane and outcome of a parcel's decisions, once they make a joint outcome.
+    fn lane_of(&self, codes: &BTreeMap<String, String>) -> Option<(String, &'static str)> {
+        let state = self.site.joint_state(codes);
         let lane = self.cfg().lane(&state)?.to_string();
         let outcome = match state {
             OutcomeState::Released => "released",
@@ -186,13 +238,43 @@ impl Sorting {
             OutcomeState::Referred { .. } => "referred",
             OutcomeState::Pending { .. } => unreachable!("a pending state has no lane"),
         };
-        let p = self.pending.remove(&d.bag).expect("found above");
-        Some(self.message(d.bag, p, lane, outcome, Vec::new(), now_ms))
+        Some((lane, outcome))
+    }
+
+    fn corrected_after_lane(&mut self, d: &DecisionMsg, now_ms: u64) -> Option<SortMsg> {
+        let margin = self.cfg().margin_ms;
+        let s = self.sorted.get(&d.bag).expect("looked up by the caller");
+        if s.parcel.codes.get(&d.agency) == Some(&d.code) {
+            return None;
+        }
+        if now_ms + margin >= s.parcel.deadline_ms {
+            self.too_late.push(TooLate { bag: d.bag, agency: d.agency.clone(), code: d.code.clone() });
+            return None;
+        }
+        let mut codes = s.parcel.codes.clone();
+        codes.insert(d.agency.clone(), d.code.clone());
+        let (lane, outcome) = self.lane_of(&codes)?;
+        let s = self.sorted.get_mut(&d.bag).expect("looked up above");
+        s.parcel.codes = codes;
+        if lane == s.lane {
+            return None;
+        }
+        let replaces = std::mem::replace(&mut s.lane, lane.clone());
+        let s = self.sorted.get(&d.bag).expect("looked up above");
+        let mut m = self.message(d.bag, &s.parcel, lane, outcome, Vec::new(), now_ms);
+        m.replaces = Some(replaces);
+        Some(m)
+    }
+
+    /// Corrections heard too late to change their parcel's lane, since last asked.
+    pub fn take_too_late(&mut self) -> Vec<TooLate> {
+        std::mem::take(&mut self.too_late)
     }
 
     /// Parcels whose lane must go now (their deadline less the margin has come).
-    pub fn due(&self, now_ms: u64) -> Vec<i64> {
+    pub fn due(&mut self, now_ms: u64) -> Vec<i64> {
         let margin = self.cfg().margin_ms;
+        self.sorted.retain(|_, s| now_ms < s.parcel.deadline_ms + REMEMBER_SORTED_MS);
         self.pending.iter().filter(|(_, p)| now_ms + margin >= p.deadline_ms).map(|(b, _)| *b).collect()
     }
 
@@ -201,13 +283,15 @@ impl Sorting {
         let waiting = self.waiting_for(bag);
         let p = self.pending.remove(&bag)?;
         let lane = self.cfg().lanes.manual.clone();
-        Some(self.message(bag, p, lane, "manual", waiting, now_ms))
+        let m = self.message(bag, &p, lane.clone(), "manual", waiting, now_ms);
+        self.sorted.insert(bag, Sorted { parcel: p, lane });
+        Some(m)
     }
 
     fn message(
         &self,
         bag: i64,
-        p: Parcel,
+        p: &Parcel,
         lane: String,
         outcome: &str,
         waiting_for: Vec<String>,
@@ -218,13 +302,14 @@ impl Sorting {
             line: self.line.clone(),
             node: self.node.clone(),
             bag,
-            item_id: p.item_id,
+            item_id: p.item_id.clone(),
             lane,
             outcome: outcome.into(),
             waiting_for,
             ended_ms: p.ended_ms,
             deadline_ms: p.deadline_ms,
             at_ms: now_ms,
+            replaces: None,
         }
     }
 }
@@ -238,6 +323,11 @@ pub struct SortReport {
     pub manual: u64,
     /// Parcels whose lane could not go before their deadline: the sorter's default, manual.
     pub missed: u64,
+    /// Parcels given a new lane before their divert point (a decision corrected after their
+    /// lane went).
+    pub rerouted: u64,
+    /// Corrections heard after their parcel's divert point (less the margin): its lane stayed.
+    pub too_late: u64,
 }
 
 /// A parcel to follow: the node has published it.
@@ -332,6 +422,31 @@ pub async fn run(
             let delivered = deliver(&js, &root, &s).await;
             let sent = delivered != Delivered::Missed;
             let manual = s.outcome == "manual" || !sent;
+            if let Some(earlier) = &s.replaces {
+                // The parcel's first lane was counted; this one changes it, or not.
+                if sent {
+                    report.rerouted += 1;
+                }
+                let said =
+                    if sent { "rerouted to" } else { "could not be rerouted before its deadline: stays in" };
+                let lane = if sent { &s.lane } else { earlier };
+                println!("bag {} {said} {lane} ({}; was {earlier}): a decision corrected", s.bag, s.outcome);
+                let detail = json!({ "lane": s.lane, "replaces": earlier, "outcome": s.outcome, "sent": sent,
+                                     "deadline_ms": s.deadline_ms, "item_id": s.item_id });
+                if let Err(e) = store.log(crate::unix_ms(), &actor, "bag.rerouted", Some(s.bag), detail) {
+                    eprintln!("archive: bag {}: {e}", s.bag);
+                }
+                if sent
+                    && let Some(tx) = &to_records
+                    && tx.try_send((s.clone(), sent)).is_err()
+                {
+                    eprintln!(
+                        "bag {}: its new lane is in the archive's audit; the hub's records are behind",
+                        s.bag
+                    );
+                }
+                continue;
+            }
             match (sent, manual) {
                 (true, false) => report.sorted += 1,
                 (true, true) => report.manual += 1,
@@ -364,6 +479,19 @@ pub async fn run(
                 && tx.try_send((s.clone(), sent)).is_err()
             {
                 eprintln!("bag {}: its lane is in the archive's audit; the hub's records are behind", s.bag);
+            }
+        }
+        for late in sorting.take_too_late() {
+            report.too_late += 1;
+            println!(
+                "bag {}: {} decided {} after the parcel passed the point where its lane could change: it stays in its lane",
+                late.bag, late.agency, late.code
+            );
+            let detail = json!({ "agency": late.agency, "code": late.code });
+            if let Err(e) =
+                store.log(crate::unix_ms(), &actor, "bag.decided_after_lane", Some(late.bag), detail)
+            {
+                eprintln!("archive: bag {}: {e}", late.bag);
             }
         }
         if !open && sorting.is_empty() {
@@ -508,10 +636,17 @@ async fn publish_lane(js: &jetstream::Context, root: &str, s: &SortMsg) -> (bool
             return (false, tried);
         }
         tried = true;
-        let msg = PublishMessage::build()
-            .payload(body.clone().into())
-            .message_id(format!("sort.{}.{}.{}", s.line, s.node, s.bag))
-            .expected_last_subject_sequence(0);
+        // A parcel's first lane: once (a lane there already is this node's, from a run before).
+        // A new lane: once per change (the broker's duplicate window), after the first.
+        let msg = match &s.replaces {
+            None => PublishMessage::build()
+                .payload(body.clone().into())
+                .message_id(format!("sort.{}.{}.{}", s.line, s.node, s.bag))
+                .expected_last_subject_sequence(0),
+            Some(_) => PublishMessage::build()
+                .payload(body.clone().into())
+                .message_id(format!("sort.{}.{}.{}.{}", s.line, s.node, s.bag, s.at_ms)),
+        };
         let ack = tokio::time::timeout(left, async {
             match js.send_publish(subject.clone(), msg).await {
                 Ok(f) => f.await,
@@ -561,6 +696,7 @@ mod tests {
             marks: Vec::new(),
             key: None,
             signature: None,
+            corrects: None,
         }
     }
 
@@ -597,5 +733,50 @@ mod tests {
         let m = s.add(5, None, 11_500, 12_100).unwrap();
         assert_eq!((m.lane.as_str(), m.outcome.as_str()), ("2", "opened"));
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_corrected_decision_changes_the_lane_until_the_divert_point_and_is_noted_after() {
+        let mut s = Sorting::new(site(), "L1", "n1").unwrap();
+        // Corrected before the lane went: the corrected code counts.
+        s.add(1, None, 1_000, 1_000);
+        assert_eq!(s.decided(&decision("customs", "open", 1), 1_100), None);
+        assert_eq!(s.decided(&decision("customs", "release", 1), 1_200), None);
+        let m = s.decided(&decision("quarantine", "release", 1), 1_300).unwrap();
+        assert_eq!((m.lane.as_str(), m.outcome.as_str(), m.replaces.as_deref()), ("1", "released", None));
+        // Corrected after: a new lane, naming the one it replaces, while the parcel has not
+        // reached its divert point less the margin (11 000 - 1 000).
+        let m = s.decided(&decision("customs", "open", 1), 5_000).unwrap();
+        assert_eq!((m.lane.as_str(), m.outcome.as_str(), m.replaces.as_deref()), ("2", "opened", Some("1")));
+        assert_eq!((m.deadline_ms, m.at_ms), (11_000, 5_000));
+        // The same code again, or a correction that keeps the lane: nothing to send.
+        assert_eq!(s.decided(&decision("customs", "open", 1), 5_100), None);
+        let m = s.decided(&decision("quarantine", "treat", 1), 5_200).unwrap();
+        assert_eq!((m.lane.as_str(), m.outcome.as_str(), m.replaces.as_deref()), ("3", "held", Some("2")));
+        assert_eq!(s.decided(&decision("quarantine", "destroy", 1), 5_300), None, "held still: lane 3");
+        // Too late: the lane stays, the correction is noted once.
+        assert_eq!(s.decided(&decision("customs", "release", 1), 10_000), None);
+        assert_eq!(
+            s.take_too_late(),
+            vec![TooLate { bag: 1, agency: "customs".into(), code: "release".into() }]
+        );
+        assert!(s.take_too_late().is_empty());
+        // A parcel sent to the manual lane: a decision after it is too late too.
+        s.add(2, None, 2_000, 2_000);
+        assert_eq!(s.due(11_000), vec![2]);
+        s.manual(2, 11_000).unwrap();
+        assert_eq!(s.decided(&decision("customs", "release", 2), 11_100), None);
+        assert_eq!(s.take_too_late().len(), 1);
+        // Remembered ten minutes past the divert point, then forgotten (heard after that, a
+        // decision waits as for a parcel not followed yet, bounded).
+        s.due(11_000 + REMEMBER_SORTED_MS);
+        assert_eq!(s.decided(&decision("customs", "open", 1), 11_000 + REMEMBER_SORTED_MS), None);
+        assert!(s.take_too_late().is_empty());
+        // A correction heard before its parcel is followed replaces the agency's earlier one.
+        s.decided(&decision("customs", "open", 9), 20_000);
+        s.decided(&decision("customs", "release", 9), 20_100);
+        s.decided(&decision("quarantine", "release", 9), 20_200);
+        let m = s.add(9, None, 20_000, 20_300).unwrap();
+        assert_eq!(m.outcome, "released");
     }
 }

@@ -57,7 +57,15 @@ pub struct StationConfig {
     pub credentials: Option<Credentials>,
     /// The automatic level (L1) first, when the site has its agency screen automatically.
     pub automatic: Option<Automatic>,
+    /// How long a bag announced as screened for this agency at its scanner's desk waits for
+    /// the desk's decision (from its announcement reaching the broker); not decided there by
+    /// then, it is screened here. A desk's claim is never taken on trust: a node that says its
+    /// bags are screened at its desk only delays their screening on the hub.
+    pub desk_wait: Duration,
 }
+
+/// How long a desk's bag waits for the desk's decision, unless a station is told otherwise.
+pub const DESK_WAIT: Duration = Duration::from_secs(300);
 
 /// L1 on a station: the site's aids, and the agency's code that clears a bag they pass.
 #[derive(Clone, Debug)]
@@ -142,12 +150,20 @@ pub enum Next {
         subject: String,
         why: String,
     },
-    /// A bag the agency screens at its scanner's own desk (a live desk that publishes): let
-    /// pass (acknowledged); the desk sends the agency's decision.
+    /// A bag the agency screens at its scanner's own desk (a live desk that publishes), decided
+    /// there: let pass (acknowledged).
     AtDesk {
         line: String,
         node: String,
         bag: i64,
+    },
+    /// A bag screened at its desk, not decided there yet: handed back to the broker until the
+    /// desk's time is up (`left`), then screened on the hub unless the desk has decided.
+    DeskWaits {
+        line: String,
+        node: String,
+        bag: i64,
+        left: Duration,
     },
     Nothing,
 }
@@ -346,13 +362,44 @@ impl Station {
             let why = format!("it names bag {}.{}.{} on another subject", bag.line, bag.node, bag.bag);
             return self.refuse(msg, subject, why).await;
         }
-        // Screened at its scanner's desk, which sends the agency's decision: not this station's.
+        let subject_d = super::decision_subject(&self.cfg.agency, &bag.line, &bag.node, bag.bag);
+        // Screened at its scanner's desk, which sends the agency's decision: not this station's
+        // once the desk has decided; until the desk's time is up, back to the broker; then here.
         if bag.screened_at_desk.contains(&self.cfg.agency) {
-            msg.double_ack().await?;
-            return Ok(Next::AtDesk { line: bag.line, node: bag.node, bag: bag.bag });
+            match self.decisions.get_last_raw_message_by_subject(&subject_d).await {
+                Ok(_) => {
+                    msg.double_ack().await?;
+                    return Ok(Next::AtDesk { line: bag.line, node: bag.node, bag: bag.bag });
+                }
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    // The broker's time of the announcement (the hub's hosts keep time by NTP).
+                    let now = crate::unix_ms();
+                    let announced = msg
+                        .info()
+                        .map(|i| (i.published.unix_timestamp_nanos() / 1_000_000) as u64)
+                        .unwrap_or(now);
+                    let age = Duration::from_millis(now.saturating_sub(announced));
+                    if let Some(left) = self.cfg.desk_wait.checked_sub(age).filter(|l| !l.is_zero()) {
+                        // At least a second: a nak is a delivery, and deliveries are counted.
+                        let left = left.max(Duration::from_secs(1));
+                        msg.ack_with(AckKind::Nak(Some(left))).await?;
+                        return Ok(Next::DeskWaits { line: bag.line, node: bag.node, bag: bag.bag, left });
+                    }
+                    println!(
+                        "bag {}.{}.{}: not decided at its desk within {} s: screened here",
+                        bag.line,
+                        bag.node,
+                        bag.bag,
+                        self.cfg.desk_wait.as_secs()
+                    );
+                }
+                Err(e) => {
+                    msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await?;
+                    return Err(format!("looking up {subject_d}: {e}").into());
+                }
+            }
         }
         // Decided already (its station died before acknowledging): nobody needs to look again.
-        let subject_d = super::decision_subject(&self.cfg.agency, &bag.line, &bag.node, bag.bag);
         match self.decisions.get_last_raw_message_by_subject(&subject_d).await {
             Ok(m) => match serde_json::from_slice::<DecisionMsg>(&m.payload) {
                 // On this very scan (an announcement whose scan differs is checked below).
@@ -462,6 +509,7 @@ impl Station {
             marks,
             key: self.cfg.credentials.as_ref().map(|c| c.public.clone()),
             signature: None,
+            corrects: None,
         };
         let d = match &self.cfg.credentials {
             Some(c) => DecisionMsg { signature: Some(c.sign(&d.signed_bytes())), ..d },

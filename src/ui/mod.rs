@@ -1493,14 +1493,10 @@ impl Workstation {
                     ),
                 );
             }
-            let changed = p.progress.changed_after_sent.load(Relaxed);
-            if changed > 0 {
-                ui.colored_label(
-                    egui::Color32::YELLOW,
-                    lang.tr(
-                        &format!("{changed} changed after reaching the hub, which keeps the first"),
-                        &format!("{changed} 项处置上传后更改：以首次为准"),
-                    ),
+            let corrected = p.progress.corrections.load(Relaxed);
+            if corrected > 0 {
+                ui.label(
+                    lang.tr(&format!("corrections sent: {corrected}"), &format!("已上传更正：{corrected}")),
                 );
             }
         }

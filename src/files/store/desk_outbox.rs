@@ -1,9 +1,9 @@
 //! A publishing desk's decisions outbox (`run --hub URL --publish LINE`): the desk publishes its
 //! own bags to the hub as a node does (the `published` table), and each agency that screens at
 //! the desk sends its decision on such a bag to the hub once, the current one when it goes. A
-//! decision with no `decisions_sent` row for its bag and agency has not reached the hub yet; a
-//! change made after it did stays in this archive (the hub keeps an agency's first decision, as
-//! it does for every station).
+//! decision with no `decisions_sent` row for its bag and agency has not reached the hub yet; one
+//! made after the row's decision (the operator changed it) goes as a correction of the message
+//! the row names, and the row then names the correction.
 
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
@@ -23,6 +23,9 @@ pub struct UnsentDecision {
     pub ended_ms: Option<u64>,
     /// The agency's marks on the bag, as they stand.
     pub marks: Vec<Annotation>,
+    /// A correction: the decision stream sequence of the agency's decision the hub holds now
+    /// (sent by this desk, or another station's that the desk took as its own).
+    pub corrects: Option<u64>,
 }
 
 impl Store {
@@ -70,7 +73,8 @@ impl Store {
 
     /// The current decisions of `agencies` on bags after `after` published to the hub that have
     /// not been sent there, oldest bag first, at most `limit` (the published bags are walked,
-    /// each agency's current decision found by index).
+    /// each agency's current decision found by index): first decisions, and corrections of a
+    /// decision sent before.
     pub fn unsent_decisions(
         &self,
         agencies: &[String],
@@ -81,13 +85,14 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT d.id, d.bag, d.agency, d.code, d.operator, d.at_ms, d.reason, b.scan_sha256, b.ended_ms
+                "SELECT d.id, d.bag, d.agency, d.code, d.operator, d.at_ms, d.reason, b.scan_sha256, b.ended_ms,
+                        s.stream_seq
                  FROM published p CROSS JOIN json_each(?1) a
                  JOIN decisions d ON d.id =
                    (SELECT MAX(e.id) FROM decisions e WHERE e.bag = p.bag AND e.agency = a.value)
                  JOIN bags b ON b.id = p.bag
-                 WHERE p.bag > ?2
-                 AND NOT EXISTS (SELECT 1 FROM decisions_sent s WHERE s.bag = p.bag AND s.agency = a.value)
+                 LEFT JOIN decisions_sent s ON s.bag = p.bag AND s.agency = a.value
+                 WHERE p.bag > ?2 AND (s.decision IS NULL OR s.decision < d.id)
                  ORDER BY p.bag, d.id LIMIT ?3",
             )
             .map_err(|e| self.e(e))?;
@@ -105,12 +110,13 @@ impl Store {
                     },
                     r.get::<_, Option<String>>(7)?,
                     r.get::<_, Option<i64>>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
                 ))
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| self.e(e))?;
         rows.into_iter()
-            .map(|(row, bag, decision, sha, ended)| {
+            .map(|(row, bag, decision, sha, ended, sent)| {
                 let scan_sha256 =
                     sha.ok_or_else(|| StoreError::Bad(format!("bag {bag}: published without a scan")))?;
                 // A bag whose record cannot be read goes without its marks rather than hold up
@@ -129,6 +135,7 @@ impl Store {
                     scan_sha256,
                     ended_ms: ended.map(|e| e as u64),
                     marks,
+                    corrects: sent.map(|s| s as u64),
                 })
             })
             .collect()
@@ -136,7 +143,8 @@ impl Store {
 
     /// Decision `d` reached the hub as message `stream_seq` of its decision stream; `hub_code`
     /// is the code the hub holds for the agency (another than `d`'s when the hub had one
-    /// first). Recorded once, with its audit entry; a second call changes nothing.
+    /// first). Recorded once, with its audit entry; a second call changes nothing. A correction
+    /// replaces what the row said was on the hub.
     pub fn mark_decision_sent(
         &mut self,
         d: &UnsentDecision,
@@ -147,31 +155,41 @@ impl Store {
     ) -> Result<()> {
         self.write(|tx| {
             let n = tx.execute(
-                "INSERT OR IGNORE INTO decisions_sent (bag, agency, decision, stream_seq, hub_code, at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO decisions_sent (bag, agency, decision, stream_seq, hub_code, at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (bag, agency) DO UPDATE SET decision = excluded.decision,
+                   stream_seq = excluded.stream_seq, hub_code = excluded.hub_code, at_ms = excluded.at_ms
+                 WHERE excluded.decision > decisions_sent.decision",
                 params![d.bag, d.decision.agency, d.row, stream_seq as i64, hub_code, at_ms as i64],
             )?;
             if n == 1 {
-                let detail = json!({ "agency": d.decision.agency, "code": d.decision.code,
+                let mut detail = json!({ "agency": d.decision.agency, "code": d.decision.code,
                                      "hub_code": hub_code, "stream_seq": stream_seq });
-                audit::append(tx, at_ms, actor, "decision.published", Some(d.bag), &detail)?;
+                let action = match d.corrects {
+                    Some(earlier) => {
+                        detail["corrects"] = json!(earlier);
+                        "decision.correction_published"
+                    }
+                    None => "decision.published",
+                };
+                audit::append(tx, at_ms, actor, action, Some(d.bag), &detail)?;
             }
             Ok(())
         })
     }
 
-    /// Decisions of the desk changed after the agency's decision reached the hub (the hub keeps
-    /// the first): how many bags and agencies.
-    pub fn changed_after_sent(&self) -> Result<u64> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*) FROM decisions_sent s
-                 WHERE (SELECT MAX(e.id) FROM decisions e WHERE e.bag = s.bag AND e.agency = s.agency) > s.decision",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.e(e))
+    /// The hub's decision for `agency` on `bag`, taken by this archive as the agency's current
+    /// one (another station's came first), is what the hub holds: not a change to send.
+    pub fn sent_is_current(&mut self, bag: i64, agency: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE decisions_sent SET decision =
+                   (SELECT MAX(e.id) FROM decisions e WHERE e.bag = ?1 AND e.agency = ?2)
+                 WHERE bag = ?1 AND agency = ?2",
+                params![bag, agency],
+            )?;
+            Ok(())
+        })
     }
 
     /// The newest bag published to the hub (0: none).

@@ -576,16 +576,30 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
     assert_eq!(s.unsent_decisions(&both, 0, 10).unwrap().len(), 2);
     assert_eq!(s.unsent_decisions(&both, 0, 1).unwrap().len(), 1, "at most the limit");
     assert_eq!(s.decision_sent(a, "customs").unwrap(), None);
-    assert_eq!(s.changed_after_sent().unwrap(), 0);
+    assert_eq!(w[0].corrects, None, "a first decision");
     s.mark_decision_sent(&w[0], 11, "open", 3600, "node:d1").unwrap();
     s.mark_decision_sent(&w[0], 12, "release", 3700, "node:d1").unwrap();
     assert_eq!(s.decision_sent(a, "customs").unwrap().as_deref(), Some("open"), "once");
     assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty());
-    // A change after it reached the hub stays here.
+    // A change after it reached the hub goes as a correction of the message the hub holds.
     s.record_decision(a, &dec("customs", "detain", 3800)).unwrap();
-    assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty());
-    assert_eq!(s.changed_after_sent().unwrap(), 1, "and counted");
+    let c = s.unsent_decisions(&desk, 0, 10).unwrap();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!((c[0].decision.code.as_str(), c[0].corrects), ("detain", Some(11)));
     assert!(s.unsent_decisions(&both, a, 10).unwrap().is_empty(), "only bags after the one given");
+    s.mark_decision_sent(&c[0], 15, "detain", 3900, "node:d1").unwrap();
+    s.mark_decision_sent(&c[0], 16, "detain", 3950, "node:d1").unwrap();
+    assert_eq!(s.decision_sent(a, "customs").unwrap().as_deref(), Some("detain"));
+    assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty(), "sent once");
+    // The earlier marking, repeated (a run that stopped before it), changes nothing back.
+    s.mark_decision_sent(&w[0], 11, "open", 4000, "node:d1").unwrap();
+    assert_eq!(s.decision_sent(a, "customs").unwrap().as_deref(), Some("detain"));
+    // Another station's decision that the desk takes as its own is what the hub holds.
+    s.record_decision(a, &dec("customs", "release", 4100)).unwrap();
+    assert_eq!(s.unsent_decisions(&desk, 0, 10).unwrap().len(), 1);
+    s.sent_is_current(a, "customs").unwrap();
+    assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty(), "not sent back to the hub");
+    s.record_decision(a, &dec("customs", "detain", 3800)).unwrap();
     assert_eq!(s.last_published().unwrap(), a);
     assert_eq!(s.current_decision(a, "customs").unwrap(), Some(dec("customs", "detain", 3800)));
     assert_eq!(s.current_decision(a, "security").unwrap(), None);
@@ -599,5 +613,13 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
         .collect();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].contains("\"stream_seq\":11"), "{sent:?}");
+    let corrections: Vec<String> = audit::entries(s.connection())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "decision.correction_published")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(corrections.len(), 1, "{corrections:?}");
+    assert!(corrections[0].contains("\"corrects\":11") && corrections[0].contains("\"stream_seq\":15"));
     assert!(s.verify_audit().unwrap().ok());
 }
