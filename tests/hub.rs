@@ -2185,6 +2185,69 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
     assert!(node_store.verify_audit().unwrap().ok());
     let (ok, out) = node.stop();
     assert!(ok, "{out}");
+
+    // c001 changes customs' decision on bag 2 at the desk after it reached the hub: it goes as
+    // a correction from ws1-customs, into the records beside the decision it replaces. (Every
+    // other bag decided first, so the screen has none of the hub's to take meanwhile.)
+    let published = summary(&out, "published");
+    let decided = decisions(&url).iter().filter(|(_, d)| d.agency == "customs").count() as u64;
+    if published > decided {
+        let n = (published - decided).to_string();
+        let (ok, said) =
+            Node::bot(&url, &["--agency", "customs", "--decide", "release", "--name", "c9", "--bags", &n])
+                .wait();
+        assert!(ok, "{said}");
+    }
+    let two = store
+        .hub_taken(&twinspect::files::store::HubBag { line: "L1".into(), node: "n1".into(), bag: 2 })
+        .unwrap()
+        .unwrap();
+    let first = store.hub_decided(two, "customs").unwrap().unwrap().stream_seq;
+    drop(store);
+    std::fs::write(
+        &script,
+        format!(
+            "login customs c001 1111\nopen customs {two}\ndecide customs detain \"second look\"\nwait 4\n"
+        ),
+    )
+    .unwrap();
+    let (ok, said, err) = common::run(
+        twinspect()
+            .arg("--data")
+            .arg(&desk)
+            .args(["snapshot", "--hub", &url, "--records", &records, "--station", "ws1", "--out"])
+            .arg(&shots)
+            .arg("--script")
+            .arg(&script),
+    );
+    assert!(ok, "{said}\n{err}");
+    let raw = raw_decisions(&url);
+    let on_two: Vec<DecisionMsg> = raw
+        .iter()
+        .filter(|(_, s, _)| s == "twinspect.decision.customs.L1.n1.2")
+        .map(|(_, _, p)| serde_json::from_slice(p).unwrap())
+        .collect();
+    assert_eq!(on_two.len(), 2, "{on_two:?}\n{err}");
+    let c = &on_two[1];
+    assert_eq!(
+        (c.code.as_str(), c.station.as_str(), c.operator.as_str(), c.corrects),
+        ("detain", "ws1-customs", "c001", Some(first))
+    );
+    assert_eq!(c.reason.as_deref(), Some("second look"));
+    let store = Store::open_read(&desk).unwrap();
+    let now = store.hub_decided(two, "customs").unwrap().unwrap();
+    assert_eq!((now.code.as_str(), now.elsewhere), ("detain", false));
+    assert!(now.stream_seq > first);
+    assert!(store.hub_changed("customs", 0, 10).unwrap().is_empty(), "sent once");
+    assert!(store.verify_audit().unwrap().ok());
+    let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let row = rows.iter().find(|r| r["bag"] == 2).unwrap();
+    assert_eq!(row["decisions"]["customs"]["code"], "detain", "{row}");
+    assert_eq!(row["decisions"]["customs"]["corrected"][0]["code"], "release", "{row}");
+    let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
+    assert!(ok, "{said}\n{err}");
 }
 
 #[test]

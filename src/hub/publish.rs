@@ -538,7 +538,7 @@ async fn send_decisions(
             }
             let js = link.0.clone();
             let d = desk_decision(&cfg, screen, &u);
-            let outcome = match send_decision(&js, d).await {
+            let outcome = match super::station::send_decision(&js, d).await {
                 Ok((seq, held)) => match record_decision(&cfg, &mut records, &held, seq).await {
                     Ok(()) => Ok((seq, held)),
                     Err(e) => {
@@ -665,32 +665,6 @@ fn desk_decision(cfg: &Config, screen: &DeskScreen, u: &crate::files::store::Uns
     match &screen.credentials {
         Some(c) => DecisionMsg { signature: Some(c.sign(&d.signed_bytes())), ..d },
         None => d,
-    }
-}
-
-/// Decision `d` on the decision stream: its sequence and the decision the stream holds (`d`,
-/// or the agency's latest when another came before it). A correction goes only where the
-/// decision it corrects is still the subject's last message.
-async fn send_decision(js: &jetstream::Context, d: DecisionMsg) -> Result<(u64, DecisionMsg), String> {
-    let subject = super::decision_subject(&d.agency, &d.line, &d.node, d.bag);
-    let payload = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
-    let msg = PublishMessage::build()
-        .payload(payload.into())
-        .expected_last_subject_sequence(d.corrects.unwrap_or(0));
-    let ack = match js.send_publish(subject.clone(), msg).await {
-        Ok(f) => f.await,
-        Err(e) => Err(e),
-    };
-    match ack {
-        Ok(ack) => Ok((ack.sequence, d)),
-        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-            let stream = js.get_stream(DECISIONS).await.map_err(|e| e.to_string())?;
-            let first = stream.get_last_raw_message_by_subject(&subject).await.map_err(|e| e.to_string())?;
-            let theirs: DecisionMsg =
-                serde_json::from_slice(&first.payload).map_err(|e| format!("{subject}: {e}"))?;
-            Ok((first.sequence, theirs))
-        }
-        Err(e) => Err(format!("{subject}: {e}")),
     }
 }
 

@@ -251,6 +251,16 @@ impl StationRecords {
         r.record_decision(d, seq).await?;
         Ok(())
     }
+
+    /// A decision (a correction) on a bag the records hold already.
+    pub async fn record_decision(&mut self, d: &DecisionMsg, seq: u64) -> Result<()> {
+        if self.conn.as_ref().is_none_or(|r| r.is_closed()) {
+            self.conn = None;
+            self.conn = Some(Records::connect(&self.url).await?);
+        }
+        self.conn.as_mut().expect("connected").record_decision(d, seq).await?;
+        Ok(())
+    }
 }
 
 impl Records {

@@ -27,7 +27,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use super::access::Credentials;
 use super::records::StationRecords;
-use super::station::{Automatic, Decided, Next, Station, StationConfig, Taken};
+use super::station::{Automatic, Correction, Decided, Next, Station, StationConfig, Taken};
 use super::{BagAnnouncement, HubMark, HubUrl, MAX_MARKS};
 use crate::domain::automatic::Verdict;
 use crate::domain::calib::Calibration;
@@ -161,6 +161,12 @@ impl Drop for HubLink {
 /// How often a screen looks for its operator's decision in the archive.
 const LOOK: Duration = Duration::from_millis(200);
 
+/// How often a screen looks for decisions changed after they reached the hub.
+const CORRECTIONS_EVERY: Duration = Duration::from_secs(1);
+
+/// How many of the newest hub bags are looked at for changed decisions every time.
+const RECENT_HUB_BAGS: i64 = 2000;
+
 struct Screen {
     cfg: LinkConfig,
     spec: ScreenSpec,
@@ -239,7 +245,14 @@ impl Screen {
             }
         };
         self.say(format!("screening for {} on the hub as {}", self.spec.agency, self.spec.station), false);
+        let (mut next_look, mut round) = (Instant::now(), 0u64);
         while !self.stopped() {
+            // Decisions changed here after they reached the hub: corrections, whoever is logged in.
+            if Instant::now() >= next_look {
+                self.send_corrections(&station, round).await;
+                round += 1;
+                next_look = Instant::now() + CORRECTIONS_EVERY;
+            }
             if self.operator().is_none() {
                 tokio::time::sleep(LOOK).await;
                 continue;
@@ -331,6 +344,104 @@ impl Screen {
         }
     }
 
+    /// The agency's decisions changed in this archive after the hub had them, each to the hub
+    /// as a correction of the message it holds, then to its records, then marked here. The
+    /// newest hub bags every time; all of them every minute (a bag corrected long after).
+    async fn send_corrections(&mut self, station: &Station, round: u64) {
+        let after = if round.is_multiple_of(60) {
+            0
+        } else {
+            self.store.last_hub_taken().unwrap_or(0).saturating_sub(RECENT_HUB_BAGS)
+        };
+        let changed = match self.store.hub_changed(&self.spec.agency, after, 16) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("hub link: corrections not read: {e}");
+                return;
+            }
+        };
+        for c in changed {
+            let level =
+                if c.decision.operator == crate::domain::inspection::AUTO_OPERATOR { "L1" } else { "L2" };
+            let correction = Correction {
+                hub: c.hub.clone(),
+                scan_sha256: c.scan_sha256.clone(),
+                code: c.decision.code.clone(),
+                operator: c.decision.operator.clone(),
+                level: level.into(),
+                at_ms: c.decision.at_ms,
+                reason: c.decision.reason.clone(),
+                marks: self.marks_of(c.bag),
+                corrects: c.corrects,
+            };
+            let (seq, held) = match station.correct(correction).await {
+                Ok(x) => x,
+                Err(e) => {
+                    self.say(
+                        format!("bag {}: correction not sent ({e}); it goes when the hub is back", c.bag),
+                        true,
+                    );
+                    return;
+                }
+            };
+            if let Some(r) = self.records.as_mut()
+                && let Err(e) = r.record_decision(&held, seq).await
+            {
+                self.say(
+                    format!("hub bag {}: the hub's records did not take the correction ({e})", c.hub),
+                    true,
+                );
+                return;
+            }
+            let ours = held.station == self.spec.station && held.at_ms == c.decision.at_ms;
+            if !ours && let Err(e) = super::decisions::keep_hubs_first(&mut self.store, c.bag, &held) {
+                tracing::warn!("hub link: the hub's decision not kept: {e}");
+            }
+            let kept = HubDecided {
+                code: held.code.clone(),
+                operator: held.operator.clone(),
+                elsewhere: !ours,
+                stream_seq: seq,
+                at_ms: held.at_ms,
+            };
+            if let Err(e) = self.store.record_hub_corrected(c.bag, &self.spec.agency, &kept) {
+                tracing::warn!("hub link: bag {}: {e}", c.bag);
+                return;
+            }
+            if ours {
+                self.say(format!("bag {}: corrected to {} on the hub (#{seq})", c.bag, held.code), false);
+            } else {
+                self.say(
+                    format!(
+                        "bag {}: {} holds {} from {} on the hub; this correction was not taken",
+                        c.bag, self.spec.agency, held.code, held.station
+                    ),
+                    true,
+                );
+            }
+        }
+    }
+
+    /// The agency's marks on archive bag `id`, as its decision carries them (the first
+    /// [`MAX_MARKS`]).
+    fn marks_of(&self, id: i64) -> Vec<HubMark> {
+        let mut marks: Vec<HubMark> = match self.store.record(id) {
+            Ok(r) => r.annotations.iter().filter(|a| a.agency == self.spec.agency).map(HubMark::of).collect(),
+            Err(e) => {
+                tracing::warn!("hub link: bag {id}: its marks not read ({e})");
+                Vec::new()
+            }
+        };
+        if marks.len() > MAX_MARKS {
+            self.say(
+                format!("bag {id}: only the first {MAX_MARKS} of {} marks go to the hub", marks.len()),
+                true,
+            );
+            marks.truncate(MAX_MARKS);
+        }
+        marks
+    }
+
     /// The bag into the archive (or found there: delivered again).
     fn take(&mut self, t: &Taken, hub: &HubBag) -> anyhow::Result<i64> {
         Ok(take_into(&mut self.store, &t.bag, &t.scan, hub, &self.spec.station)?.0)
@@ -391,20 +502,7 @@ impl Screen {
     ) -> Left {
         let level = if d.operator == crate::domain::inspection::AUTO_OPERATOR { "L1" } else { "L2" };
         // The agency's marks go with its decision: where the opening bench should look.
-        let mut marks: Vec<HubMark> = match self.store.record(id) {
-            Ok(r) => r.annotations.iter().filter(|a| a.agency == self.spec.agency).map(HubMark::of).collect(),
-            Err(e) => {
-                tracing::warn!("hub link: bag {id}: its marks not read ({e})");
-                Vec::new()
-            }
-        };
-        if marks.len() > MAX_MARKS {
-            self.say(
-                format!("bag {id}: only the first {MAX_MARKS} of {} marks go to the hub", marks.len()),
-                true,
-            );
-            marks.truncate(MAX_MARKS);
-        }
+        let marks = self.marks_of(id);
         let (outcome, theirs) =
             match station.decide(&t, &d.code, &d.operator, level, d.reason.clone(), marks).await {
                 Ok(x) => x,
@@ -451,7 +549,8 @@ impl Screen {
             operator: theirs.operator.clone(),
             elsewhere,
             stream_seq: seq,
-            at_ms: theirs.at_ms,
+            // As in force here: the archive's decision, or the hub's kept above.
+            at_ms: if elsewhere { theirs.at_ms } else { d.at_ms },
         };
         if let Err(e) = self.store.record_hub_decided(id, &self.spec.agency, &kept) {
             tracing::warn!("hub link: bag {id}: {e}");

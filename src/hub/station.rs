@@ -168,6 +168,21 @@ pub enum Next {
     Nothing,
 }
 
+/// A decision changed on a hub bag after the hub had the agency's: what the station sends.
+#[derive(Clone, Debug)]
+pub struct Correction {
+    pub hub: crate::files::store::HubBag,
+    pub scan_sha256: String,
+    pub code: String,
+    pub operator: String,
+    pub level: String,
+    pub at_ms: u64,
+    pub reason: Option<String>,
+    pub marks: Vec<HubMark>,
+    /// The decision stream's message it replaces.
+    pub corrects: u64,
+}
+
 /// What deciding gave.
 #[derive(Debug, PartialEq)]
 pub enum Decided {
@@ -554,9 +569,69 @@ impl Station {
         t.msg.double_ack().await
     }
 
+    /// A correction of the agency's decision on a hub bag decided before (the hub holds it as
+    /// message `corrects`): signed where the station has a key, sent only while that message
+    /// is still the subject's last. Its sequence and the decision the hub then holds (this
+    /// correction, or a later one of the agency's that came first).
+    pub async fn correct(&self, c: Correction) -> Result<(u64, DecisionMsg), String> {
+        let d = DecisionMsg {
+            format: FORMAT,
+            agency: self.cfg.agency.clone(),
+            code: c.code,
+            station: self.cfg.station.clone(),
+            operator: c.operator,
+            level: c.level,
+            line: c.hub.line,
+            node: c.hub.node,
+            bag: c.hub.bag,
+            scan_sha256: c.scan_sha256,
+            at_ms: c.at_ms,
+            held_ms: 0,
+            reason: c.reason,
+            marks: c.marks,
+            key: self.cfg.credentials.as_ref().map(|k| k.public.clone()),
+            signature: None,
+            corrects: Some(c.corrects),
+        };
+        let d = match &self.cfg.credentials {
+            Some(k) => DecisionMsg { signature: Some(k.sign(&d.signed_bytes())), ..d },
+            None => d,
+        };
+        send_decision(&self.js, d).await
+    }
+
     /// The bag's position in the bag stream.
     pub fn stream_seq(t: &Taken) -> u64 {
         t.msg.info().map(|i| i.stream_sequence).unwrap_or(0)
+    }
+}
+
+/// Decision `d` on the decision stream: its sequence and the decision the stream holds (`d`,
+/// or the agency's latest when another came before it). A correction goes only where the
+/// decision it corrects is still the subject's last message.
+pub(super) async fn send_decision(
+    js: &jetstream::Context,
+    d: DecisionMsg,
+) -> Result<(u64, DecisionMsg), String> {
+    let subject = super::decision_subject(&d.agency, &d.line, &d.node, d.bag);
+    let payload = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
+    let msg = PublishMessage::build()
+        .payload(payload.into())
+        .expected_last_subject_sequence(d.corrects.unwrap_or(0));
+    let ack = match js.send_publish(subject.clone(), msg).await {
+        Ok(f) => f.await,
+        Err(e) => Err(e),
+    };
+    match ack {
+        Ok(ack) => Ok((ack.sequence, d)),
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+            let stream = js.get_stream(DECISIONS).await.map_err(|e| e.to_string())?;
+            let first = stream.get_last_raw_message_by_subject(&subject).await.map_err(|e| e.to_string())?;
+            let theirs: DecisionMsg =
+                serde_json::from_slice(&first.payload).map_err(|e| format!("{subject}: {e}"))?;
+            Ok((first.sequence, theirs))
+        }
+        Err(e) => Err(format!("{subject}: {e}")),
     }
 }
 

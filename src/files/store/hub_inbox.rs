@@ -1,7 +1,8 @@
 //! A central screening workstation's hub inbox (`run --hub`): the hub's bags taken into this
 //! archive, so the screens open them as any archived bag, and each agency's decision on one once
 //! the hub holds it (the decision's outbox: a decision recorded here with no `hub_decided` row
-//! has not reached the hub yet).
+//! has not reached the hub yet; one in force here that is not the one the row names - another
+//! time - was changed after, and goes to the hub as a correction).
 
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
@@ -32,7 +33,23 @@ pub struct HubDecided {
     pub elsewhere: bool,
     /// Its position in the hub's decision stream.
     pub stream_seq: u64,
+    /// The time of the decision in force here that the hub holds (this archive's own for a
+    /// decision of this workstation's, the hub's for one taken from it): a decision in force
+    /// of another time was changed after.
     pub at_ms: u64,
+}
+
+/// An agency's decision on a hub bag changed here after the hub had one: what to send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HubChanged {
+    /// The archive's id of the bag.
+    pub bag: i64,
+    pub hub: HubBag,
+    pub scan_sha256: String,
+    /// The decision in force here.
+    pub decision: crate::domain::inspection::Decision,
+    /// The hub's message it corrects.
+    pub corrects: u64,
 }
 
 impl Store {
@@ -132,6 +149,72 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// Hub bags after `after` on which `agency`'s decision in force here is not the one the hub
+    /// holds (an operator changed it after it went), oldest first, at most `limit`.
+    pub fn hub_changed(&self, agency: &str, after: i64, limit: usize) -> Result<Vec<HubChanged>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT h.bag, t.line, t.node, t.hub_bag, b.scan_sha256, d.code, d.operator, d.at_ms, d.reason,
+                        h.stream_seq
+                 FROM hub_decided h JOIN hub_taken t ON t.bag = h.bag JOIN bags b ON b.id = h.bag
+                 JOIN decisions d ON d.id =
+                   (SELECT MAX(e.id) FROM decisions e WHERE e.bag = h.bag AND e.agency = h.agency)
+                 WHERE h.agency = ?1 AND h.bag > ?2 AND d.at_ms != h.at_ms
+                 ORDER BY h.bag LIMIT ?3",
+            )
+            .map_err(|e| self.e(e))?;
+        let rows = st
+            .query_map(params![agency, after, limit.min(i64::MAX as usize) as i64], |r| {
+                Ok(HubChanged {
+                    bag: r.get(0)?,
+                    hub: HubBag { line: r.get(1)?, node: r.get(2)?, bag: r.get(3)? },
+                    scan_sha256: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    decision: crate::domain::inspection::Decision {
+                        agency: agency.to_string(),
+                        code: r.get(5)?,
+                        operator: r.get(6)?,
+                        at_ms: r.get::<_, i64>(7)? as u64,
+                        reason: r.get(8)?,
+                    },
+                    corrects: r.get::<_, i64>(9)? as u64,
+                })
+            })
+            .map_err(|e| self.e(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.e(e))
+    }
+
+    /// The agency's decision on hub bag `bag` as the hub holds it after a correction: `d`
+    /// (this workstation's correction, or `elsewhere` one the agency sent first). Recorded once
+    /// per message, with its audit entry.
+    pub fn record_hub_corrected(&mut self, bag: i64, agency: &str, d: &HubDecided) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE hub_decided SET code = ?3, operator = ?4, elsewhere = ?5, stream_seq = ?6, at_ms = ?7
+                 WHERE bag = ?1 AND agency = ?2 AND stream_seq < ?6",
+                params![bag, agency, d.code, d.operator, d.elsewhere, d.stream_seq as i64, d.at_ms as i64],
+            )?;
+            if n == 1 {
+                audit::append(
+                    tx,
+                    super::now_ms(),
+                    &d.operator,
+                    if d.elsewhere { "hub.corrected_elsewhere" } else { "hub.corrected" },
+                    Some(bag),
+                    &json!({ "agency": agency, "code": d.code, "stream_seq": d.stream_seq }),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The newest hub bag this archive took (0: none).
+    pub fn last_hub_taken(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(bag), 0) FROM hub_taken", [], |r| r.get(0))
+            .map_err(|e| self.e(e))
     }
 
     /// The agency's decision on bag `bag` as the hub holds it, once it does.

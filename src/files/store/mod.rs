@@ -15,7 +15,7 @@ mod desk_outbox;
 mod hub_inbox;
 
 pub use desk_outbox::UnsentDecision;
-pub use hub_inbox::{HubBag, HubDecided};
+pub use hub_inbox::{HubBag, HubChanged, HubDecided};
 
 use std::path::{Path, PathBuf};
 
@@ -214,6 +214,15 @@ const MIGRATIONS: &[&str] = &[
         since_bag INTEGER NOT NULL,
         at_ms INTEGER NOT NULL
     );
+    "#,
+    // 10: a central screening workstation tells a decision changed after it reached the hub by
+    // `hub_decided.at_ms`, now the time of the decision in force here that the hub holds. Rows
+    // of earlier versions held the time it was sent: they take the decision in force now (a
+    // change made before this version stays here, as the workstation said it would).
+    r#"
+    UPDATE hub_decided SET at_ms = COALESCE((SELECT d.at_ms FROM decisions d WHERE d.id =
+        (SELECT MAX(e.id) FROM decisions e WHERE e.bag = hub_decided.bag AND e.agency = hub_decided.agency)),
+        at_ms);
     "#,
 ];
 

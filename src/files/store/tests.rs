@@ -515,6 +515,58 @@ fn a_hub_bag_is_taken_once_byte_for_byte_and_its_decisions_reach_the_hub_once() 
 }
 
 #[test]
+fn a_hub_decision_changed_here_after_it_went_is_a_correction_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let scan = crate::files::io::encode_raw_tiff(Path::new("hub"), &frame(40, 8, 3), "bag").unwrap();
+    let hub = HubBag { line: "l1".into(), node: "n1".into(), bag: 7 };
+    let (id, _) =
+        s.take_hub_bag(&hub, &start(7, None, 1000), &scan, &calib(8), &[], false, 2000, "st").unwrap();
+    let dec = |code: &str, at_ms: u64| Decision {
+        agency: "customs".into(),
+        code: code.into(),
+        operator: "c001".into(),
+        at_ms,
+        reason: None,
+    };
+    s.record_decision(id, &dec("release", 3000)).unwrap();
+    let sent = HubDecided {
+        code: "release".into(),
+        operator: "c001".into(),
+        elsewhere: false,
+        stream_seq: 12,
+        at_ms: 3000,
+    };
+    s.record_hub_decided(id, "customs", &sent).unwrap();
+    assert!(s.hub_changed("customs", 0, 10).unwrap().is_empty(), "the hub holds the one in force");
+    s.record_decision(id, &dec("open", 4000)).unwrap();
+    let c = s.hub_changed("customs", 0, 10).unwrap();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!((c[0].bag, &c[0].hub, c[0].decision.code.as_str(), c[0].corrects), (id, &hub, "open", 12));
+    assert_eq!(Some(c[0].scan_sha256.clone()), s.bag(id).unwrap().scan_sha256);
+    assert!(s.hub_changed("customs", id, 10).unwrap().is_empty(), "only bags after the one given");
+    assert!(s.hub_changed("quarantine", 0, 10).unwrap().is_empty());
+    let fixed = HubDecided { code: "open".into(), stream_seq: 15, at_ms: 4000, ..sent.clone() };
+    s.record_hub_corrected(id, "customs", &fixed).unwrap();
+    s.record_hub_corrected(id, "customs", &fixed).unwrap();
+    // A correction read back late (an older message) changes nothing back.
+    s.record_hub_corrected(id, "customs", &HubDecided { stream_seq: 13, ..sent.clone() }).unwrap();
+    assert_eq!(s.hub_decided(id, "customs").unwrap(), Some(fixed));
+    assert!(s.hub_changed("customs", 0, 10).unwrap().is_empty(), "sent once");
+    assert_eq!(s.last_hub_taken().unwrap(), id);
+    let entries = audit::entries(s.connection()).unwrap();
+    assert_eq!(entries.iter().filter(|e| e.action == "hub.corrected").count(), 1);
+    assert!(s.verify_audit().unwrap().ok());
+    // An archive of version 9 kept the time a decision was sent: upgraded, it takes the
+    // decision in force as the one the hub holds (no flood of corrections at the upgrade).
+    s.connection().execute_batch("UPDATE hub_decided SET at_ms = 99; PRAGMA user_version = 9;").unwrap();
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.hub_decided(id, "customs").unwrap().map(|d| d.at_ms), Some(4000));
+    assert!(s.hub_changed("customs", 0, 10).unwrap().is_empty());
+}
+
+#[test]
 fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_never_go_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(dir.path()).unwrap();
