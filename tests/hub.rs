@@ -1075,20 +1075,34 @@ fn the_opening_bench_beside_a_node_works_from_the_hubs_decisions_and_keeps_the_f
     assert!(entries.iter().any(|e| e.action == "login" && e.actor == "c001"), "{entries:?}");
     assert!(store.verify_audit().unwrap().ok());
 
-    // A decision taken while the node was down is copied when it starts again.
+    // A decision taken while the node was down is copied when it starts again, and so is a
+    // correction.
     let mut late = decisions(&url).into_iter().find(|(_, d)| d.agency == "quarantine").unwrap().1;
     late.bag = 3;
     late.scan_sha256 = store.bag(3).unwrap().scan_sha256.unwrap();
     drop(store);
     publish_raw(&url, "twinspect.decision.quarantine.L1.n1.3", serde_json::to_vec(&late).unwrap());
+    let q1 = "twinspect.decision.quarantine.L1.n1.1";
+    let (seq, _, payload) = raw_decisions(&url).into_iter().find(|(_, s, _)| s == q1).unwrap();
+    let earlier: DecisionMsg = serde_json::from_slice(&payload).unwrap();
+    let fix = DecisionMsg {
+        code: "treat".into(),
+        corrects: Some(seq),
+        at_ms: earlier.at_ms + 1,
+        ..earlier.clone()
+    };
+    publish_raw(&url, q1, serde_json::to_vec(&fix).unwrap());
     let mut node = Node::start(&data, &url, &["--source", "synthetic://?seed=44&speed=5"]);
     node.wait_for("bag 3: quarantine decided release (recorded)", Duration::from_secs(30));
+    node.wait_for("bag 1: quarantine decided treat (recorded)", Duration::from_secs(30));
     let (ok, out) = node.stop();
     assert!(ok, "{out}");
     assert!(!out.contains("bag 1: customs decided"), "copied twice: {out}");
     let store = Store::open_read(&data).unwrap();
     assert_eq!(store.record(3).unwrap().current("quarantine").map(|d| d.code.as_str()), Some("release"));
-    assert_eq!(store.record(1).unwrap().decisions.len(), 2);
+    let one = store.record(1).unwrap();
+    assert_eq!(one.decisions.len(), 3, "{:?}", one.decisions);
+    assert_eq!(one.current("quarantine").map(|d| d.code.as_str()), Some("treat"));
 }
 
 /// `twinspect web` as the hub's opening bench over archive `data`.

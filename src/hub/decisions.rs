@@ -6,8 +6,8 @@
 //!
 //! A decision heard on its subject is only a hint (a publish the stream refused is heard all
 //! the same): what is recorded is read back from the stream, and only when it was taken on the
-//! scan this archive holds. At start the newest published bags still missing an agency's
-//! decision are looked up, so decisions taken while the node was down are not lost.
+//! scan this archive holds. At start every agency's latest decision on the newest published
+//! bags is looked up, so decisions taken or corrected while the node was down are not lost.
 //!
 //! Owns: the task that hears, reads back and records. Must not import: egui, wgpu, the desk.
 
@@ -133,20 +133,16 @@ pub async fn run(
         }
     };
     let (tx, mut stored) = tokio::sync::mpsc::channel::<DecisionMsg>(1024);
-    // Decisions taken while this node was away: the newest published bags still missing one.
+    // Decisions taken or corrected while this node was away: every agency's latest on the
+    // newest published bags (one the archive holds already is known, not recorded again).
     {
         let (js, tx, line, node) = (js.clone(), tx.clone(), line.clone(), node.clone());
         let missing: Vec<(i64, String)> = store
             .published_ids(CATCH_UP)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|bag| store.record(bag).ok().map(|r| (bag, r)))
-            .flat_map(|(bag, r)| {
-                agencies
-                    .iter()
-                    .filter(|a| r.current(a).is_none())
-                    .map(|a| (bag, a.clone()))
-                    .collect::<Vec<_>>()
+            .flat_map(|bag| {
+                agencies.iter().filter(|a| !skip.contains(a)).map(|a| (bag, a.clone())).collect::<Vec<_>>()
             })
             .collect();
         tokio::spawn(async move {
