@@ -2521,7 +2521,8 @@ fn a_live_desk_publishes_its_bags_and_its_screens_decisions_and_the_hub_screens_
         let m = async_nats::jetstream::message::PublishMessage::build()
             .payload(serde_json::to_vec(&stale).unwrap().into())
             .expected_last_subject_sequence(first);
-        js.send_publish(subject.clone(), m).await.unwrap().await.is_err()
+        let e = js.send_publish(subject.clone(), m).await.unwrap().await.unwrap_err();
+        e.kind() == async_nats::jetstream::context::PublishErrorKind::WrongLastSequence
     });
     assert!(refused, "a fork of the chain");
     let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));

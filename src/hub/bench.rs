@@ -284,12 +284,17 @@ impl Decisions {
         }
     }
 
-    /// Whether message `at` on `subject` was corrected: the subject's next message is a
-    /// decision that names it (anything else there is refused when the walk reaches it).
-    async fn corrected(&self, subject: &str, at: u64) -> Result<bool, String> {
+    /// Whether decision `d`, message `at` on `subject`, was corrected: the subject's next
+    /// message is a decision on the same bag and scan that names it (anything else there is
+    /// refused when the walk reaches it, and does not hide `d`).
+    async fn corrected(&self, subject: &str, at: u64, d: &DecisionMsg) -> Result<bool, String> {
         Ok(match self.message_on(subject, at + 1).await? {
             Some((_, payload)) if payload.len() <= MAX_DECISION => {
-                serde_json::from_slice::<DecisionMsg>(&payload).is_ok_and(|c| c.corrects == Some(at))
+                serde_json::from_slice::<DecisionMsg>(&payload).is_ok_and(|c| {
+                    c.corrects == Some(at)
+                        && super::decision_subject(&c.agency, &c.line, &c.node, c.bag) == subject
+                        && c.scan_sha256 == d.scan_sha256
+                })
             }
             _ => false,
         })
@@ -344,8 +349,9 @@ async fn handle(
         Err(why) => return Handled::Again(why),
     }
     // Corrected since: what counts is the correction, when the walk reaches it (a bag asked
-    // open and then released is never taken; one released and then asked open is).
-    match decisions.corrected(subject, at).await {
+    // open and released before the walk came to it is never taken; one released and then
+    // asked open is).
+    match decisions.corrected(subject, at, &d).await {
         Ok(false) => {}
         Ok(true) => return Handled::Next,
         Err(why) => return Handled::Again(why),

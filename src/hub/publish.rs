@@ -546,16 +546,59 @@ async fn send_decisions(
                         Err(format!("the hub's records: {e}"))
                     }
                 },
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok((seq, held)) => {
-                    if let Err(e) = store.mark_decision_sent(&u, seq, &held.code, crate::unix_ms(), &actor) {
+                Err(super::station::SendFailure::Refused(why)) => {
+                    // Never to go (what it corrects is gone from the hub): said, audited, and
+                    // out of the way of the decisions behind it.
+                    eprintln!(
+                        "hub: bag {}: {}'s correction cannot go to the hub: {why}",
+                        u.bag, screen.agency
+                    );
+                    if let Err(e) = store.mark_decision_refused(&u, &why, crate::unix_ms(), &actor) {
                         eprintln!("hub: the desk's decisions: {e}");
                         failed = true;
                         break;
                     }
-                    let ours = held.station == screen.station && held.at_ms == u.decision.at_ms;
+                    continue;
+                }
+                Err(super::station::SendFailure::NotNow(why)) => Err(why),
+            };
+            match outcome {
+                Ok((seq, held)) => {
+                    let from_desk = held.station == screen.station;
+                    let ours = from_desk && held.at_ms == u.decision.at_ms;
+                    // What the hub holds, as a row of this archive: the decision sent now, or
+                    // this desk's earlier one (sent by a round or run that did not mark it: the
+                    // current one goes as its correction next), or another station's, kept here
+                    // first as the agency's current decision (as a screen that lost the race
+                    // keeps it).
+                    let row = if ours {
+                        Ok(Some(u.row))
+                    } else if from_desk {
+                        store.decision_row_at(u.bag, &screen.agency, held.at_ms).map_err(|e| e.to_string())
+                    } else {
+                        super::decisions::keep_hubs_first(&mut store, u.bag, &held).and_then(|()| {
+                            store
+                                .decision_row_at(u.bag, &screen.agency, held.at_ms)
+                                .map_err(|e| e.to_string())
+                        })
+                    };
+                    let marked = match row {
+                        Ok(Some(row)) => {
+                            let held_row = crate::files::store::UnsentDecision { row, ..u.clone() };
+                            store
+                                .mark_decision_sent(&held_row, seq, &held.code, crate::unix_ms(), &actor)
+                                .map_err(|e| e.to_string())
+                        }
+                        Ok(None) => {
+                            Err(format!("bag {}: the hub's decision #{seq} is not in the archive", u.bag))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = marked {
+                        eprintln!("hub: the desk's decisions: {e}");
+                        failed = true;
+                        break;
+                    }
                     if ours {
                         sent += 1;
                         progress.decisions.fetch_add(1, Ordering::Relaxed);
@@ -572,17 +615,12 @@ async fn send_decisions(
                                 u.bag, screen.agency, u.decision.code
                             ),
                         }
+                    } else if from_desk {
+                        println!(
+                            "bag {}: the hub holds the desk's earlier {} (#{seq}); {} follows as its correction",
+                            u.bag, held.code, u.decision.code
+                        );
                     } else {
-                        // The hub's is the agency's: the desk's archive takes it as the current
-                        // one (as a screen that lost the race does), and it is what the hub
-                        // holds, not a change of the desk's to send.
-                        let kept =
-                            super::decisions::keep_hubs_first(&mut store, u.bag, &held).and_then(|()| {
-                                store.sent_is_current(u.bag, &screen.agency).map_err(|e| e.to_string())
-                            });
-                        if let Err(e) = kept {
-                            eprintln!("hub: the hub's decision not kept: {e}");
-                        }
                         println!(
                             "bag {}: the hub holds {}'s decision {} from {} (#{seq}); the desk's {} is superseded",
                             u.bag, screen.agency, held.code, held.station, u.decision.code

@@ -27,7 +27,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use super::access::Credentials;
 use super::records::StationRecords;
-use super::station::{Automatic, Correction, Decided, Next, Station, StationConfig, Taken};
+use super::station::{Automatic, Correction, Decided, Next, SendFailure, Station, StationConfig, Taken};
 use super::{BagAnnouncement, HubMark, HubUrl, MAX_MARKS};
 use crate::domain::automatic::Verdict;
 use crate::domain::calib::Calibration;
@@ -117,6 +117,8 @@ impl HubLink {
                         operators: ops.clone(),
                         stop: halt.clone(),
                         records: cfg.records.as_deref().map(StationRecords::new),
+                        next_look: Instant::now(),
+                        rounds: 0,
                     };
                     tasks.push(tokio::task::spawn_local(screen.run()));
                 }
@@ -175,6 +177,9 @@ struct Screen {
     operators: Arc<Mutex<Vec<Option<String>>>>,
     stop: Arc<AtomicBool>,
     records: Option<StationRecords>,
+    /// When to look for corrections next, and how many looks so far.
+    next_look: Instant,
+    rounds: u64,
 }
 
 /// How a bag left a screen.
@@ -245,13 +250,10 @@ impl Screen {
             }
         };
         self.say(format!("screening for {} on the hub as {}", self.spec.agency, self.spec.station), false);
-        let (mut next_look, mut round) = (Instant::now(), 0u64);
         while !self.stopped() {
             // Decisions changed here after they reached the hub: corrections, whoever is logged in.
-            if Instant::now() >= next_look {
-                self.send_corrections(&station, round).await;
-                round += 1;
-                next_look = Instant::now() + CORRECTIONS_EVERY;
+            if Instant::now() >= self.next_look {
+                self.send_corrections(&station).await;
             }
             if self.operator().is_none() {
                 tokio::time::sleep(LOOK).await;
@@ -320,6 +322,10 @@ impl Screen {
             if let Some(d) = self.decision_of(id) {
                 return self.send(station, t, id, &hub, d).await;
             }
+            // Corrections go while the screen holds a bag too (a parcel's lane may still change).
+            if Instant::now() >= self.next_look {
+                self.send_corrections(station).await;
+            }
             let back = if self.operator().is_none() {
                 Some((Left::HandedBack, "the operator logged out".to_string()))
             } else if t.taken.elapsed() >= self.cfg.limit {
@@ -347,7 +353,10 @@ impl Screen {
     /// The agency's decisions changed in this archive after the hub had them, each to the hub
     /// as a correction of the message it holds, then to its records, then marked here. The
     /// newest hub bags every time; all of them every minute (a bag corrected long after).
-    async fn send_corrections(&mut self, station: &Station, round: u64) {
+    async fn send_corrections(&mut self, station: &Station) {
+        let round = self.rounds;
+        self.rounds += 1;
+        self.next_look = Instant::now() + CORRECTIONS_EVERY;
         let after = if round.is_multiple_of(60) {
             0
         } else {
@@ -376,7 +385,18 @@ impl Screen {
             };
             let (seq, held) = match station.correct(correction).await {
                 Ok(x) => x,
-                Err(e) => {
+                Err(SendFailure::Refused(why)) => {
+                    // Never to go: said, audited, and out of the way of the others.
+                    self.say(format!("bag {}: the correction cannot go to the hub: {why}", c.bag), true);
+                    if let Err(e) =
+                        self.store.hub_correction_refused(c.bag, &self.spec.agency, c.decision.at_ms, &why)
+                    {
+                        tracing::warn!("hub link: bag {}: {e}", c.bag);
+                        return;
+                    }
+                    continue;
+                }
+                Err(SendFailure::NotNow(e)) => {
                     self.say(
                         format!("bag {}: correction not sent ({e}); it goes when the hub is back", c.bag),
                         true,
@@ -393,14 +413,19 @@ impl Screen {
                 );
                 return;
             }
-            let ours = held.station == self.spec.station && held.at_ms == c.decision.at_ms;
-            if !ours && let Err(e) = super::decisions::keep_hubs_first(&mut self.store, c.bag, &held) {
+            // The hub's latest: this correction; this screen's own earlier one, sent by a round
+            // that did not mark it (marked now: the decision in force follows as its
+            // correction); or another station's, kept here first as the agency's current one.
+            let own = held.station == self.spec.station;
+            let ours = own && held.at_ms == c.decision.at_ms;
+            if !own && let Err(e) = super::decisions::keep_hubs_first(&mut self.store, c.bag, &held) {
                 tracing::warn!("hub link: the hub's decision not kept: {e}");
+                return;
             }
             let kept = HubDecided {
                 code: held.code.clone(),
                 operator: held.operator.clone(),
-                elsewhere: !ours,
+                elsewhere: !own,
                 stream_seq: seq,
                 at_ms: held.at_ms,
             };
@@ -410,6 +435,8 @@ impl Screen {
             }
             if ours {
                 self.say(format!("bag {}: corrected to {} on the hub (#{seq})", c.bag, held.code), false);
+            } else if own {
+                tracing::info!("bag {}: the hub holds this screen's earlier {} (#{seq})", c.bag, held.code);
             } else {
                 self.say(
                     format!(
@@ -538,19 +565,23 @@ impl Screen {
                 return Left::HandedBack;
             }
         }
-        if elsewhere {
-            // The hub's decision is the agency's: this archive's current one too.
-            if let Err(e) = super::decisions::keep_hubs_first(&mut self.store, id, &theirs) {
-                tracing::warn!("hub link: the hub's decision not kept: {e}");
-            }
-        }
+        // The hub's decision is the agency's: this archive's current one too. Not kept (a disk
+        // problem), the archive's stays in force and is never sent as a correction of it.
+        let kept_here = elsewhere
+            && match super::decisions::keep_hubs_first(&mut self.store, id, &theirs) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("hub link: the hub's decision not kept: {e}");
+                    false
+                }
+            };
         let kept = HubDecided {
             code: theirs.code.clone(),
             operator: theirs.operator.clone(),
             elsewhere,
             stream_seq: seq,
-            // As in force here: the archive's decision, or the hub's kept above.
-            at_ms: if elsewhere { theirs.at_ms } else { d.at_ms },
+            // As in force here: the hub's kept above, or the archive's decision.
+            at_ms: if kept_here { theirs.at_ms } else { d.at_ms },
         };
         if let Err(e) = self.store.record_hub_decided(id, &self.spec.agency, &kept) {
             tracing::warn!("hub link: bag {id}: {e}");

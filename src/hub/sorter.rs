@@ -249,6 +249,9 @@ impl Sorting {
         }
         if now_ms + margin >= s.parcel.deadline_ms {
             self.too_late.push(TooLate { bag: d.bag, agency: d.agency.clone(), code: d.code.clone() });
+            // Noted once: the same decision heard again is not late again.
+            let s = self.sorted.get_mut(&d.bag).expect("looked up above");
+            s.parcel.codes.insert(d.agency.clone(), d.code.clone());
             return None;
         }
         let mut codes = s.parcel.codes.clone();
@@ -619,6 +622,11 @@ async fn stored_in_time(js: &jetstream::Context, root: &str, s: &SortMsg) -> boo
     let ask = async {
         let stream = js.get_stream(SORT_STREAM).await.ok()?;
         let m = stream.get_last_raw_message_by_subject(&subject).await.ok()?;
+        // This very lane (a new lane's read-back would otherwise find the parcel's first).
+        let held: SortMsg = serde_json::from_slice(&m.payload).ok()?;
+        if (&held.lane, held.at_ms, &held.replaces) != (&s.lane, s.at_ms, &s.replaces) {
+            return Some(false);
+        }
         let stored_ms = (m.time.unix_timestamp_nanos() / 1_000_000) as u64;
         Some(stored_ms <= s.deadline_ms)
     };

@@ -573,7 +573,7 @@ impl Station {
     /// message `corrects`): signed where the station has a key, sent only while that message
     /// is still the subject's last. Its sequence and the decision the hub then holds (this
     /// correction, or a later one of the agency's that came first).
-    pub async fn correct(&self, c: Correction) -> Result<(u64, DecisionMsg), String> {
+    pub async fn correct(&self, c: Correction) -> Result<(u64, DecisionMsg), SendFailure> {
         let d = DecisionMsg {
             format: FORMAT,
             agency: self.cfg.agency.clone(),
@@ -606,15 +606,16 @@ impl Station {
     }
 }
 
-/// Decision `d` on the decision stream: its sequence and the decision the stream holds (`d`,
-/// or the agency's latest when another came before it). A correction goes only where the
-/// decision it corrects is still the subject's last message.
+/// Decision `d` on the decision stream: its sequence and the decision the stream holds (`d`;
+/// else, for a first decision, the agency's first, or for a correction, the agency's latest,
+/// which came before it). A correction goes only where the decision it corrects is still the
+/// subject's last message.
 pub(super) async fn send_decision(
     js: &jetstream::Context,
     d: DecisionMsg,
-) -> Result<(u64, DecisionMsg), String> {
+) -> Result<(u64, DecisionMsg), SendFailure> {
     let subject = super::decision_subject(&d.agency, &d.line, &d.node, d.bag);
-    let payload = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
+    let payload = serde_json::to_vec(&d).map_err(|e| SendFailure::NotNow(e.to_string()))?;
     let msg = PublishMessage::build()
         .payload(payload.into())
         .expected_last_subject_sequence(d.corrects.unwrap_or(0));
@@ -625,13 +626,44 @@ pub(super) async fn send_decision(
     match ack {
         Ok(ack) => Ok((ack.sequence, d)),
         Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-            let stream = js.get_stream(DECISIONS).await.map_err(|e| e.to_string())?;
-            let first = stream.get_last_raw_message_by_subject(&subject).await.map_err(|e| e.to_string())?;
-            let theirs: DecisionMsg =
-                serde_json::from_slice(&first.payload).map_err(|e| format!("{subject}: {e}"))?;
-            Ok((first.sequence, theirs))
+            let stream = js.get_stream(DECISIONS).await.map_err(|e| SendFailure::NotNow(e.to_string()))?;
+            let last = match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => m,
+                // A correction of a decision the hub no longer holds (removed with its age).
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    return Err(SendFailure::Refused(format!(
+                        "{subject}: the hub no longer holds the decision it corrects"
+                    )));
+                }
+                Err(e) => return Err(SendFailure::NotNow(format!("{subject}: {e}"))),
+            };
+            if last.payload.len() > super::sorter::MAX_DECISION {
+                return Err(SendFailure::Refused(format!("{subject}: its last message is not a decision")));
+            }
+            let held: DecisionMsg = serde_json::from_slice(&last.payload).map_err(|e| {
+                SendFailure::Refused(format!("{subject}: its last message is not a decision ({e})"))
+            })?;
+            Ok((last.sequence, held))
         }
-        Err(e) => Err(format!("{subject}: {e}")),
+        Err(e) => Err(SendFailure::NotNow(format!("{subject}: {e}"))),
+    }
+}
+
+/// Why a decision did not reach the decision stream.
+#[derive(Debug)]
+pub enum SendFailure {
+    /// The broker could not take it this moment: another try later.
+    NotNow(String),
+    /// Never: the subject no longer holds what it corrects, or holds something that is not a
+    /// decision.
+    Refused(String),
+}
+
+impl std::fmt::Display for SendFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendFailure::NotNow(why) | SendFailure::Refused(why) => f.write_str(why),
+        }
     }
 }
 

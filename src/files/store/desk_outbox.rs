@@ -178,16 +178,36 @@ impl Store {
         })
     }
 
-    /// The hub's decision for `agency` on `bag`, taken by this archive as the agency's current
-    /// one (another station's came first), is what the hub holds: not a change to send.
-    pub fn sent_is_current(&mut self, bag: i64, agency: &str) -> Result<()> {
+    /// The newest of `agency`'s decisions on `bag` taken at `at_ms` (the archive's row of a
+    /// decision the hub holds: this desk's own, or the hub's kept here), if any.
+    pub fn decision_row_at(&self, bag: i64, agency: &str, at_ms: u64) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT MAX(id) FROM decisions WHERE bag = ?1 AND agency = ?2 AND at_ms = ?3",
+                params![bag, agency, at_ms as i64],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.e(e))
+    }
+
+    /// Decision `d` cannot go to the hub, ever (what it corrects is gone from the hub): marked
+    /// so it is not tried again, with why in the audit trail.
+    pub fn mark_decision_refused(
+        &mut self,
+        d: &UnsentDecision,
+        why: &str,
+        at_ms: u64,
+        actor: &str,
+    ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "UPDATE decisions_sent SET decision =
-                   (SELECT MAX(e.id) FROM decisions e WHERE e.bag = ?1 AND e.agency = ?2)
-                 WHERE bag = ?1 AND agency = ?2",
-                params![bag, agency],
+            let n = tx.execute(
+                "UPDATE decisions_sent SET decision = ?3 WHERE bag = ?1 AND agency = ?2 AND decision < ?3",
+                params![d.bag, d.decision.agency, d.row],
             )?;
+            if n == 1 {
+                let detail = json!({ "agency": d.decision.agency, "code": d.decision.code, "why": why });
+                audit::append(tx, at_ms, actor, "decision.correction_refused", Some(d.bag), &detail)?;
+            }
             Ok(())
         })
     }

@@ -210,6 +210,28 @@ impl Store {
         })
     }
 
+    /// A changed decision on hub bag `bag` that can never go to the hub (what it corrects is
+    /// gone from the hub): not tried again, with why in the audit trail.
+    pub fn hub_correction_refused(&mut self, bag: i64, agency: &str, at_ms: u64, why: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE hub_decided SET at_ms = ?3 WHERE bag = ?1 AND agency = ?2 AND at_ms != ?3",
+                params![bag, agency, at_ms as i64],
+            )?;
+            if n == 1 {
+                audit::append(
+                    tx,
+                    super::now_ms(),
+                    "(hub link)",
+                    "hub.correction_refused",
+                    Some(bag),
+                    &json!({ "agency": agency, "why": why }),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// The newest hub bag this archive took (0: none).
     pub fn last_hub_taken(&self) -> Result<i64> {
         self.conn

@@ -646,12 +646,28 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
     // The earlier marking, repeated (a run that stopped before it), changes nothing back.
     s.mark_decision_sent(&w[0], 11, "open", 4000, "node:d1").unwrap();
     assert_eq!(s.decision_sent(a, "customs").unwrap().as_deref(), Some("detain"));
-    // Another station's decision that the desk takes as its own is what the hub holds.
+    // Another station's decision that the desk takes as its own is what the hub holds: marked
+    // by its own row, it is not sent back to the hub.
     s.record_decision(a, &dec("customs", "release", 4100)).unwrap();
-    assert_eq!(s.unsent_decisions(&desk, 0, 10).unwrap().len(), 1);
-    s.sent_is_current(a, "customs").unwrap();
+    let c = s.unsent_decisions(&desk, 0, 10).unwrap();
+    assert_eq!(c.len(), 1);
+    let kept = s.decision_row_at(a, "customs", 4100).unwrap().unwrap();
+    assert_eq!(kept, c[0].row);
+    assert_eq!(s.decision_row_at(a, "customs", 4099).unwrap(), None);
+    s.mark_decision_sent(&UnsentDecision { row: kept, ..c[0].clone() }, 17, "release", 4200, "node:d1")
+        .unwrap();
     assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty(), "not sent back to the hub");
+    // A correction that can never go (what it corrects is gone from the hub): out of the way.
     s.record_decision(a, &dec("customs", "detain", 3800)).unwrap();
+    let c = s.unsent_decisions(&desk, 0, 10).unwrap();
+    assert_eq!(c[0].corrects, Some(17));
+    s.mark_decision_refused(&c[0], "gone", 4300, "node:d1").unwrap();
+    assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty());
+    assert_eq!(
+        s.decision_sent(a, "customs").unwrap().as_deref(),
+        Some("release"),
+        "the hub's, as it holds it"
+    );
     assert_eq!(s.last_published().unwrap(), a);
     assert_eq!(s.current_decision(a, "customs").unwrap(), Some(dec("customs", "detain", 3800)));
     assert_eq!(s.current_decision(a, "security").unwrap(), None);
@@ -671,7 +687,8 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
         .filter(|e| e.action == "decision.correction_published")
         .map(|e| e.detail)
         .collect();
-    assert_eq!(corrections.len(), 1, "{corrections:?}");
+    // The desk's correction, then the hub's later one it took as the agency's.
+    assert_eq!(corrections.len(), 2, "{corrections:?}");
     assert!(corrections[0].contains("\"corrects\":11") && corrections[0].contains("\"stream_seq\":15"));
     assert!(s.verify_audit().unwrap().ok());
 }
