@@ -397,7 +397,8 @@ async fn handle(
                 if a.id == d.agency {
                     continue;
                 }
-                if let Some(other) = super::sorter::stored_decision(js, &a.id, &d.line, &d.node, d.bag).await
+                if let Some((_, other)) =
+                    super::sorter::stored_decision(js, &a.id, &d.line, &d.node, d.bag).await
                 {
                     note(store, progress, id, &hub, &other);
                 }

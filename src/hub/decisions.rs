@@ -132,7 +132,8 @@ pub async fn run(
             }
         }
     };
-    let (tx, mut stored) = tokio::sync::mpsc::channel::<DecisionMsg>(1024);
+    let (tx, mut stored) = tokio::sync::mpsc::channel::<(u64, DecisionMsg)>(1024);
+    let mut latest = super::sorter::Latest::default();
     // Decisions taken or corrected while this node was away: every agency's latest on the
     // newest published bags (one the archive holds already is known, not recorded again).
     {
@@ -147,8 +148,8 @@ pub async fn run(
             .collect();
         tokio::spawn(async move {
             for (bag, agency) in missing {
-                if let Some(d) = stored_decision(&js, &agency, &line, &node, bag).await {
-                    let _ = tx.send(d).await;
+                if let Some(found) = stored_decision(&js, &agency, &line, &node, bag).await {
+                    let _ = tx.send(found).await;
                 }
             }
         });
@@ -159,8 +160,8 @@ pub async fn run(
                 let Some(m) = m else { return };
                 super::sorter::read_back_heard(&js, &m, &tx, &line, &node);
             }
-            Some(d) = stored.recv() => {
-                if skip.contains(&d.agency) {
+            Some((seq, d)) = stored.recv() => {
+                if skip.contains(&d.agency) || !latest.newer(seq, &d) {
                     continue;
                 }
                 match record(&mut store, &d) {

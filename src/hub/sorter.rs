@@ -371,7 +371,8 @@ pub async fn run(
     // A decision heard is only a hint: a station's publish the decision stream refused (another
     // station of its agency decided first) is heard all the same. What counts is the stream's,
     // read back off the loop.
-    let (stored_tx, mut stored) = tokio::sync::mpsc::channel::<DecisionMsg>(1024);
+    let (stored_tx, mut stored) = tokio::sync::mpsc::channel::<(u64, DecisionMsg)>(1024);
+    let mut latest = Latest::default();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let (mut open, mut hearing) = (true, true);
     let mut stream_ready = false;
@@ -389,8 +390,10 @@ pub async fn run(
                     read_back_heard(&js, &m, &stored_tx, &line, &node);
                 }
             }
-            Some(d) = stored.recv() => {
-                if let Some(s) = sorting.decided(&d, crate::unix_ms()) {
+            Some((seq, d)) = stored.recv() => {
+                if latest.newer(seq, &d)
+                    && let Some(s) = sorting.decided(&d, crate::unix_ms())
+                {
                     send.push(s);
                 }
             }
@@ -398,7 +401,8 @@ pub async fn run(
                 for bag in sorting.due(crate::unix_ms()) {
                     // Decisions missed while reconnecting are on the decision stream.
                     for agency in sorting.waiting_for(bag) {
-                        if let Some(d) = stored_decision(&js, &agency, &line, &node, bag).await
+                        if let Some((seq, d)) = stored_decision(&js, &agency, &line, &node, bag).await
+                            && latest.newer(seq, &d)
                             && let Some(s) = sorting.decided(&d, crate::unix_ms())
                         {
                             send.push(s);
@@ -546,7 +550,7 @@ async fn record_lanes(url: String, mut lanes: tokio::sync::mpsc::Receiver<(SortM
 pub(super) fn read_back_heard(
     js: &jetstream::Context,
     m: &async_nats::Message,
-    tx: &tokio::sync::mpsc::Sender<DecisionMsg>,
+    tx: &tokio::sync::mpsc::Sender<(u64, DecisionMsg)>,
     line: &str,
     node: &str,
 ) {
@@ -569,14 +573,15 @@ pub(super) fn read_back_heard(
     });
 }
 
-/// An agency's decision on a parcel as the decision stream holds it, if any.
+/// An agency's latest decision on a parcel as the decision stream holds it, if any, with its
+/// sequence there.
 pub(super) async fn stored_decision(
     js: &jetstream::Context,
     agency: &str,
     line: &str,
     node: &str,
     bag: i64,
-) -> Option<DecisionMsg> {
+) -> Option<(u64, DecisionMsg)> {
     let subject = super::decision_subject(agency, line, node, bag);
     let stream = js.get_stream(DECISIONS).await.ok()?;
     let m =
@@ -587,7 +592,34 @@ pub(super) async fn stored_decision(
     if m.payload.len() > MAX_DECISION {
         return None;
     }
-    serde_json::from_slice(&m.payload).ok()
+    Some((m.sequence, serde_json::from_slice(&m.payload).ok()?))
+}
+
+/// The newest decision stream sequence applied per bag and agency: a read-back older than one
+/// applied already (two read-backs racing, one of them slow) is dropped, so a correction is
+/// never undone by the decision it replaced.
+#[derive(Default)]
+pub(super) struct Latest {
+    seen: std::collections::HashMap<(i64, String), u64>,
+}
+
+/// Bags and agencies a [`Latest`] remembers (then it starts afresh).
+const MAX_LATEST: usize = 100_000;
+
+impl Latest {
+    /// Whether message `seq`, decision `d`, is not older than one applied for its bag and agency
+    /// (noted as applied when it is).
+    pub(super) fn newer(&mut self, seq: u64, d: &DecisionMsg) -> bool {
+        if self.seen.len() >= MAX_LATEST {
+            self.seen.clear();
+        }
+        let last = self.seen.entry((d.bag, d.agency.clone())).or_insert(0);
+        if seq < *last {
+            return false;
+        }
+        *last = seq;
+        true
+    }
 }
 
 /// How a lane went.
@@ -786,5 +818,17 @@ mod tests {
         s.decided(&decision("quarantine", "release", 9), 20_200);
         let m = s.add(9, None, 20_000, 20_300).unwrap();
         assert_eq!(m.outcome, "released");
+    }
+
+    #[test]
+    fn a_read_back_older_than_one_applied_is_dropped() {
+        let mut l = Latest::default();
+        let d = decision("customs", "open", 1);
+        assert!(l.newer(5, &d));
+        assert!(l.newer(5, &d), "the same message again");
+        assert!(!l.newer(4, &d), "the decision a correction replaced");
+        assert!(l.newer(3, &decision("quarantine", "open", 1)), "another agency");
+        assert!(l.newer(2, &decision("customs", "open", 2)), "another bag");
+        assert!(l.newer(9, &d));
     }
 }

@@ -131,10 +131,26 @@ impl Store {
 
     /// The agency's decision on hub bag `bag` (the archive's id) reached the hub, as `d`.
     pub fn record_hub_decided(&mut self, bag: i64, agency: &str, d: &HubDecided) -> Result<()> {
+        let sql =
+            "INSERT OR IGNORE INTO hub_decided (bag, agency, code, operator, elsewhere, stream_seq, at_ms)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+        self.put_hub_decided(sql, bag, agency, d, ["hub.decided", "hub.decided_elsewhere"])
+    }
+
+    /// What the hub holds for `agency` on `bag` into `hub_decided` by `sql` (parameters: bag,
+    /// agency, code, operator, elsewhere, stream sequence, time), audited as `actions` (this
+    /// workstation's, another station's) when it changed a row.
+    fn put_hub_decided(
+        &mut self,
+        sql: &str,
+        bag: i64,
+        agency: &str,
+        d: &HubDecided,
+        actions: [&str; 2],
+    ) -> Result<()> {
         self.write(|tx| {
             let n = tx.execute(
-                "INSERT OR IGNORE INTO hub_decided (bag, agency, code, operator, elsewhere, stream_seq, at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                sql,
                 params![bag, agency, d.code, d.operator, d.elsewhere, d.stream_seq as i64, d.at_ms as i64],
             )?;
             if n == 1 {
@@ -142,7 +158,7 @@ impl Store {
                     tx,
                     super::now_ms(),
                     &d.operator,
-                    if d.elsewhere { "hub.decided_elsewhere" } else { "hub.decided" },
+                    actions[usize::from(d.elsewhere)],
                     Some(bag),
                     &json!({ "agency": agency, "code": d.code, "stream_seq": d.stream_seq }),
                 )?;
@@ -190,24 +206,10 @@ impl Store {
     /// (this workstation's correction, or `elsewhere` one the agency sent first). Recorded once
     /// per message, with its audit entry.
     pub fn record_hub_corrected(&mut self, bag: i64, agency: &str, d: &HubDecided) -> Result<()> {
-        self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE hub_decided SET code = ?3, operator = ?4, elsewhere = ?5, stream_seq = ?6, at_ms = ?7
-                 WHERE bag = ?1 AND agency = ?2 AND stream_seq < ?6",
-                params![bag, agency, d.code, d.operator, d.elsewhere, d.stream_seq as i64, d.at_ms as i64],
-            )?;
-            if n == 1 {
-                audit::append(
-                    tx,
-                    super::now_ms(),
-                    &d.operator,
-                    if d.elsewhere { "hub.corrected_elsewhere" } else { "hub.corrected" },
-                    Some(bag),
-                    &json!({ "agency": agency, "code": d.code, "stream_seq": d.stream_seq }),
-                )?;
-            }
-            Ok(())
-        })
+        let sql =
+            "UPDATE hub_decided SET code = ?3, operator = ?4, elsewhere = ?5, stream_seq = ?6, at_ms = ?7
+                   WHERE bag = ?1 AND agency = ?2 AND stream_seq < ?6";
+        self.put_hub_decided(sql, bag, agency, d, ["hub.corrected", "hub.corrected_elsewhere"])
     }
 
     /// A changed decision on hub bag `bag` that can never go to the hub (what it corrects is
