@@ -348,6 +348,13 @@ impl Credentials {
         sig.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Decision `d` as a station with this key sends it: the key named, the decision signed.
+    pub fn sign_decision(&self, mut d: super::DecisionMsg) -> super::DecisionMsg {
+        d.key = Some(self.public.clone());
+        d.signature = Some(self.sign(&d.signed_bytes()));
+        d
+    }
+
     /// A new key pair: its seed written to `path` (mode 600, never over an existing file).
     pub fn create(path: &Path) -> Result<Credentials, AccessError> {
         let bad = |why: String| AccessError::Credentials { path: path.display().to_string(), why };
@@ -502,11 +509,7 @@ mod tests {
             c1.public, q1.public
         ))
         .unwrap();
-        let sign = |mut d: super::super::DecisionMsg, by: &Credentials| {
-            d.key = Some(by.public.clone());
-            d.signature = Some(by.sign(&d.signed_bytes()));
-            d
-        };
+        let sign = |d: super::super::DecisionMsg, by: &Credentials| by.sign_decision(d);
         let d = super::super::DecisionMsg {
             format: 1,
             agency: "customs".into(),

@@ -696,12 +696,12 @@ fn desk_decision(cfg: &Config, screen: &DeskScreen, u: &crate::files::store::Uns
         held_ms: u.ended_ms.map_or(0, |e| u.decision.at_ms.saturating_sub(e)),
         reason: u.decision.reason.clone(),
         marks: u.marks.iter().take(super::MAX_MARKS).map(super::HubMark::of).collect(),
-        key: screen.credentials.as_ref().map(|c| c.public.clone()),
+        key: None,
         signature: None,
         corrects: u.corrects,
     };
     match &screen.credentials {
-        Some(c) => DecisionMsg { signature: Some(c.sign(&d.signed_bytes())), ..d },
+        Some(c) => c.sign_decision(d),
         None => d,
     }
 }

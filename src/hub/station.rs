@@ -522,12 +522,12 @@ impl Station {
             held_ms: t.taken.elapsed().as_millis() as u64,
             reason,
             marks,
-            key: self.cfg.credentials.as_ref().map(|c| c.public.clone()),
+            key: None,
             signature: None,
             corrects: None,
         };
         let d = match &self.cfg.credentials {
-            Some(c) => DecisionMsg { signature: Some(c.sign(&d.signed_bytes())), ..d },
+            Some(c) => c.sign_decision(d),
             None => d,
         };
         let subject = super::decision_subject(&self.cfg.agency, &b.line, &b.node, b.bag);
@@ -589,12 +589,12 @@ impl Station {
             held_ms: 0,
             reason: c.reason,
             marks: c.marks,
-            key: self.cfg.credentials.as_ref().map(|k| k.public.clone()),
+            key: None,
             signature: None,
             corrects: Some(c.corrects),
         };
         let d = match &self.cfg.credentials {
-            Some(k) => DecisionMsg { signature: Some(k.sign(&d.signed_bytes())), ..d },
+            Some(c) => c.sign_decision(d),
             None => d,
         };
         send_decision(&self.js, d).await
