@@ -861,16 +861,35 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
         let d: DecisionMsg = serde_json::from_slice(&payload).unwrap();
         let fix = DecisionMsg { code: "release".into(), corrects: Some(seq), ..d };
         publish_raw(&u, subject, serde_json::to_vec(&fix).unwrap());
+        // Parcel 2, once its lane went: a second customs decision published raw, without the
+        // check that it comes first or corrects the one in force. It must count for nothing.
+        while !lanes(&u).iter().any(|(_, m)| m.bag == 2) {
+            assert!(t0.elapsed() < Duration::from_secs(60), "parcel 2 got no lane");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let subject = "twinspect.decision.customs.L1.n1.2";
+        let (_, _, payload) = raw_decisions(&u).into_iter().rfind(|(_, s, _)| s == subject).unwrap();
+        let d: DecisionMsg = serde_json::from_slice(&payload).unwrap();
+        let forged = DecisionMsg { code: "release".into(), corrects: None, ..d };
+        publish_raw(&u, subject, serde_json::to_vec(&forged).unwrap())
     });
     let (ok, out) = node.wait();
     assert!(ok, "{out}");
-    corrector.join().unwrap();
+    let forged = corrector.join().unwrap();
     for b in [c1, q1] {
         let (ok, said) = b.wait();
         assert!(ok, "{said}");
     }
     assert!(out.contains("bag 1 rerouted to 1 (released; was 2): a decision corrected"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "twinspect.decision.customs.L1.n1.2: message #{forged} is not a link of the agency's decision chain \
+             (a decision after the agency's first, correcting none): it counts for nothing"
+        )),
+        "{out}"
+    );
     assert_eq!(summary(&out, "rerouted by a correction"), 1, "{out}");
+    assert_eq!(summary(&out, "decided after the lane could change"), 0, "{out}");
     assert_eq!(summary(&out, "sorted"), 2, "{out}");
     assert_eq!(summary(&out, "manual lane"), 2, "{out}");
     assert_eq!(summary(&out, "no lane before the deadline"), 0, "{out}");
@@ -921,6 +940,9 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
     assert_eq!((count("bag.sorted"), count("bag.manual_lane"), count("bag.barcode")), (2, 2, 4));
     assert_eq!(count("bag.rerouted"), 1);
     assert!(store.verify_audit().unwrap().ok());
+    // The node's copy of the decisions: parcel 1's correction, parcel 2's first decision.
+    let customs = |bag| store.record(bag).unwrap().current("customs").map(|d| d.code.clone());
+    assert_eq!((customs(1), customs(2)), (Some("release".into()), Some("open".into())));
 }
 
 /// `curl` with a cookie jar: the status and the body.
@@ -1007,10 +1029,10 @@ fn the_opening_bench_beside_a_node_works_from_the_hubs_decisions_and_keeps_the_f
     }
     // A decision on the stream for a scan this archive does not hold is not copied.
     let mut forged = decisions(&url).into_iter().find(|(_, d)| d.agency == "customs").unwrap().1;
-    forged.bag = 3;
+    forged.bag = 4;
     forged.scan_sha256 = "0".repeat(64);
-    node.wait_for("published bag 3", Duration::from_secs(60));
-    publish_raw(&url, "twinspect.decision.customs.L1.n1.3", serde_json::to_vec(&forged).unwrap());
+    node.wait_for("published bag 4", Duration::from_secs(60));
+    publish_raw(&url, "twinspect.decision.customs.L1.n1.4", serde_json::to_vec(&forged).unwrap());
     node.wait_for("decided on another scan than the archive's", Duration::from_secs(30));
 
     // At the bench: both parcels wait to be opened; customs records nothing found on parcel 1,
@@ -1070,7 +1092,8 @@ fn the_opening_bench_beside_a_node_works_from_the_hubs_decisions_and_keeps_the_f
     assert_eq!(rec.decisions.len(), 2, "each decision copied once: {:?}", rec.decisions);
     assert_eq!(rec.findings_of("customs").map(|f| f.operator.as_str()), Some("c001"));
     assert_eq!(rec.findings_of("quarantine").and_then(|f| f.treatment.as_deref()), Some("none needed"));
-    assert_eq!(store.record(3).unwrap().decisions.len(), 1, "the forged decision was not copied");
+    assert_eq!(store.record(3).unwrap().decisions.len(), 1);
+    assert!(store.record(4).unwrap().decisions.is_empty(), "the forged decision was not copied");
     let entries = twinspect::files::store::audit::entries(store.connection()).unwrap();
     assert!(entries.iter().any(|e| e.action == "login" && e.actor == "c001"), "{entries:?}");
     assert!(store.verify_audit().unwrap().ok());
@@ -1185,7 +1208,7 @@ fn the_hubs_opening_bench_serves_every_lines_parcels_asked_open_and_sends_its_fi
     publish_raw(&url, &subject, serde_json::to_vec(&second).unwrap());
     bench.wait_for("not a decision", Duration::from_secs(30));
     bench.wait_for("bag L2.n2.2: decided on another scan than the one announced", Duration::from_secs(30));
-    bench.wait_for("not the agency's decision: the stream holds one before it", Duration::from_secs(30));
+    bench.wait_for("a decision after the agency's first, correcting none", Duration::from_secs(30));
 
     // At the bench: both lines' parcels wait to be opened, the released one does not.
     let (cj, qj) = (tmp.path().join("c.jar"), tmp.path().join("q.jar"));

@@ -25,8 +25,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream::RawMessageErrorKind};
 
 use super::access::{self, Credentials, Identity};
+use super::chain::MAX_DECISION;
 use super::decisions::{Recorded, record_on};
-use super::sorter::MAX_DECISION;
 use super::station::{ScanProblem, Scans};
 use super::{BagAnnouncement, DECISIONS, DecisionMsg, HubUrl, STREAM};
 use crate::domain::inspection::{DispositionKind, InspectionConfig};
@@ -153,17 +153,7 @@ async fn run(
         let pause = match step {
             Ok(Some((at, payload, subject))) => {
                 progress.read.fetch_add(1, Ordering::Relaxed);
-                match handle(
-                    &cfg,
-                    &js,
-                    &decisions,
-                    &scans,
-                    &mut store,
-                    &progress,
-                    (at, &payload, &subject),
-                    &actor,
-                )
-                .await
+                match handle(&cfg, &js, &scans, &mut store, &progress, (at, &payload, &subject), &actor).await
                 {
                     Handled::Next => {
                         seq = at + 1;
@@ -245,60 +235,6 @@ impl Decisions {
         }
         Ok(None)
     }
-
-    /// The sequence of the message at or after `from` on `subject`, if any.
-    async fn next_on(&self, subject: &str, from: u64) -> Result<Option<u64>, String> {
-        Ok(self.message_on(subject, from).await?.map(|(seq, _)| seq))
-    }
-
-    /// The message at or after `from` on `subject` (its sequence and payload), if any.
-    async fn message_on(&self, subject: &str, from: u64) -> Result<Option<(u64, Vec<u8>)>, String> {
-        let stream = self.stream.as_ref().ok_or("the decision stream: not open")?;
-        match stream.raw_message_builder().sequence(from).next_by_subject(subject.to_string()).send().await {
-            Ok(m) => Ok(Some((m.sequence, m.payload.to_vec()))),
-            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => Err(format!("{subject}: {e}")),
-        }
-    }
-
-    /// Whether decision `d`, message `at` on `subject`, is a link of the agency's chain there:
-    /// the subject's first message correcting nothing (stations publish expecting none before),
-    /// or a correction of the subject's message just before it. Why not, when it is not.
-    async fn in_chain(&self, subject: &str, at: u64, d: &DecisionMsg) -> Result<Option<String>, String> {
-        match d.corrects {
-            None => Ok(match self.next_on(subject, 1).await? {
-                Some(first) if first == at => None,
-                Some(first) => Some(format!(
-                    "not the agency's decision: the stream holds one before it ({first}) and it corrects none"
-                )),
-                None => Some("the stream holds nothing on its subject".into()),
-            }),
-            Some(earlier) if earlier >= at => Ok(Some(format!("it corrects #{earlier}, not one before it"))),
-            Some(earlier) => Ok(match self.next_on(subject, earlier).await? {
-                Some(e) if e == earlier => match self.next_on(subject, earlier + 1).await? {
-                    Some(next) if next == at => None,
-                    _ => Some(format!("it corrects #{earlier}, which another message corrected first")),
-                },
-                _ => Some(format!("it corrects #{earlier}, which is not on its subject")),
-            }),
-        }
-    }
-
-    /// Whether decision `d`, message `at` on `subject`, was corrected: the subject's next
-    /// message is a decision on the same bag and scan that names it (anything else there is
-    /// refused when the walk reaches it, and does not hide `d`).
-    async fn corrected(&self, subject: &str, at: u64, d: &DecisionMsg) -> Result<bool, String> {
-        Ok(match self.message_on(subject, at + 1).await? {
-            Some((_, payload)) if payload.len() <= MAX_DECISION => {
-                serde_json::from_slice::<DecisionMsg>(&payload).is_ok_and(|c| {
-                    c.corrects == Some(at)
-                        && super::decision_subject(&c.agency, &c.line, &c.node, c.bag) == subject
-                        && c.scan_sha256 == d.scan_sha256
-                })
-            }
-            _ => false,
-        })
-    }
 }
 
 /// Whether `d`'s code asks for an opening, as the site has it.
@@ -306,11 +242,9 @@ fn asks_opening(site: &InspectionConfig, d: &DecisionMsg) -> bool {
     site.agency(&d.agency).and_then(|a| a.decision(&d.code)).is_some_and(|c| c.kind == DispositionKind::Open)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn handle(
     cfg: &BenchConfig,
     js: &jetstream::Context,
-    decisions: &Decisions,
     scans: &Scans,
     store: &mut Store,
     progress: &BenchProgress,
@@ -342,19 +276,18 @@ async fn handle(
         return Handled::Next;
     }
     // The agency's decisions on a bag are one chain on its subject; any other message there is
-    // not one, whoever put it there.
-    match decisions.in_chain(subject, at, &d).await {
-        Ok(None) => {}
-        Ok(Some(why)) => return refuse(why),
+    // not one, whoever put it there. Corrected since: what counts is the correction, when the
+    // walk reaches it (a bag asked open and released before the walk came to it is never
+    // taken; one released and then asked open is).
+    let chain = match super::chain::read_chain(js, subject).await {
+        Ok(c) => c,
         Err(why) => return Handled::Again(why),
+    };
+    if let Some((_, why)) = chain.refused.iter().find(|(seq, _)| *seq == at) {
+        return refuse(why.clone());
     }
-    // Corrected since: what counts is the correction, when the walk reaches it (a bag asked
-    // open and released before the walk came to it is never taken; one released and then
-    // asked open is).
-    match decisions.corrected(subject, at, &d).await {
-        Ok(false) => {}
-        Ok(true) => return Handled::Next,
-        Err(why) => return Handled::Again(why),
+    if chain.in_force.as_ref().is_none_or(|(seq, _)| *seq != at) {
+        return Handled::Next;
     }
     let id = match held {
         Some(id) => id,
@@ -398,7 +331,7 @@ async fn handle(
                     continue;
                 }
                 if let Some((_, other)) =
-                    super::sorter::stored_decision(js, &a.id, &d.line, &d.node, d.bag).await
+                    super::chain::stored_decision(js, &a.id, &d.line, &d.node, d.bag).await
                 {
                     note(store, progress, id, &hub, &other);
                 }

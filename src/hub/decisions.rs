@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::sorter::stored_decision;
+use super::chain::{Latest, read_back_heard, stored_decision};
 use super::{DECISION_ROOT, DecisionMsg};
 use crate::domain::inspection::{Annotation, Decision};
 use crate::files::store::Store;
@@ -133,7 +133,7 @@ pub async fn run(
         }
     };
     let (tx, mut stored) = tokio::sync::mpsc::channel::<(u64, DecisionMsg)>(1024);
-    let mut latest = super::sorter::Latest::default();
+    let mut latest = Latest::default();
     // Decisions taken or corrected while this node was away: every agency's latest on the
     // newest published bags (one the archive holds already is known, not recorded again).
     {
@@ -158,7 +158,7 @@ pub async fn run(
         tokio::select! {
             m = heard.next() => {
                 let Some(m) = m else { return };
-                super::sorter::read_back_heard(&js, &m, &tx, &line, &node);
+                read_back_heard(&js, &m, &tx, &line, &node);
             }
             Some((seq, d)) = stored.recv() => {
                 if skip.contains(&d.agency) || !latest.newer(seq, &d) {

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod barcode;
 pub mod bench;
+pub mod chain;
 pub mod decisions;
 pub mod publish;
 pub mod records;

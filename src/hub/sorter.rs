@@ -10,7 +10,8 @@
 //! Decisions are heard as the stations publish them (a subscription to the line's and node's
 //! decision subjects); before sending a parcel to the manual lane the node reads the decision
 //! stream for the agencies it has not heard from, so a decision missed while reconnecting is
-//! not lost. The lane message is published with "expected last subject sequence 0": one per
+//! not lost. What counts is the agency's decision in force there, the last link of its chain
+//! ([`super::chain`]): a message published around the broker's check counts for nothing. The lane message is published with "expected last subject sequence 0": one per
 //! parcel, however often a node restarts.
 //!
 //! A corrected decision (a message naming the one it replaces) counts in place of the
@@ -30,7 +31,8 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{DECISION_ROOT, DECISIONS, DecisionMsg, FORMAT};
+use super::chain::{Latest, read_back_heard, stored_decision};
+use super::{DECISION_ROOT, DecisionMsg, FORMAT};
 use crate::domain::inspection::{InspectionConfig, OutcomeState};
 use crate::files::store::Store;
 
@@ -341,9 +343,6 @@ pub struct NewParcel {
     pub ended_ms: u64,
 }
 
-/// Largest decision message read (a decision is a few hundred bytes).
-pub(super) const MAX_DECISION: usize = 64 * 1024;
-
 /// The sorter task: hears decisions, sends lanes, until `parcels` closes and every parcel is
 /// resolved (each is, by its deadline at the latest).
 pub async fn run(
@@ -544,84 +543,6 @@ async fn record_lanes(url: String, mut lanes: tokio::sync::mpsc::Receiver<(SortM
     }
 }
 
-/// A decision heard on its subject is only a hint: when it is well-formed and on its own
-/// subject, the decision stream's own decision on that bag is read back (heard as it was stored,
-/// perhaps a moment before: asked twice, 300 ms apart) and sent on `tx`, off the caller's loop.
-pub(super) fn read_back_heard(
-    js: &jetstream::Context,
-    m: &async_nats::Message,
-    tx: &tokio::sync::mpsc::Sender<(u64, DecisionMsg)>,
-    line: &str,
-    node: &str,
-) {
-    if m.payload.len() > MAX_DECISION {
-        return;
-    }
-    let Ok(d) = serde_json::from_slice::<DecisionMsg>(&m.payload) else { return };
-    if m.subject.as_str() != super::decision_subject(&d.agency, &d.line, &d.node, d.bag) {
-        return;
-    }
-    let (js, tx, line, node) = (js.clone(), tx.clone(), line.to_owned(), node.to_owned());
-    tokio::spawn(async move {
-        for pause in [0, 300] {
-            tokio::time::sleep(Duration::from_millis(pause)).await;
-            if let Some(s) = stored_decision(&js, &d.agency, &line, &node, d.bag).await {
-                let _ = tx.send(s).await;
-                return;
-            }
-        }
-    });
-}
-
-/// An agency's latest decision on a parcel as the decision stream holds it, if any, with its
-/// sequence there.
-pub(super) async fn stored_decision(
-    js: &jetstream::Context,
-    agency: &str,
-    line: &str,
-    node: &str,
-    bag: i64,
-) -> Option<(u64, DecisionMsg)> {
-    let subject = super::decision_subject(agency, line, node, bag);
-    let stream = js.get_stream(DECISIONS).await.ok()?;
-    let m =
-        tokio::time::timeout(Duration::from_millis(500), stream.get_last_raw_message_by_subject(&subject))
-            .await
-            .ok()?
-            .ok()?;
-    if m.payload.len() > MAX_DECISION {
-        return None;
-    }
-    Some((m.sequence, serde_json::from_slice(&m.payload).ok()?))
-}
-
-/// The newest decision stream sequence applied per bag and agency: a read-back older than one
-/// applied already (two read-backs racing, one of them slow) is dropped, so a correction is
-/// never undone by the decision it replaced.
-#[derive(Default)]
-pub(super) struct Latest {
-    seen: std::collections::HashMap<(i64, String), u64>,
-}
-
-/// Bags and agencies a [`Latest`] remembers (then it starts afresh).
-const MAX_LATEST: usize = 100_000;
-
-impl Latest {
-    /// Whether message `seq`, decision `d`, is not older than one applied for its bag and agency
-    /// (noted as applied when it is).
-    pub(super) fn newer(&mut self, seq: u64, d: &DecisionMsg) -> bool {
-        if self.seen.len() >= MAX_LATEST {
-            self.seen.clear();
-        }
-        let last = self.seen.entry((d.bag, d.agency.clone())).or_insert(0);
-        if seq < *last {
-            return false;
-        }
-        *last = seq;
-        true
-    }
-}
-
 /// How a lane went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Delivered {
@@ -818,17 +739,5 @@ mod tests {
         s.decided(&decision("quarantine", "release", 9), 20_200);
         let m = s.add(9, None, 20_000, 20_300).unwrap();
         assert_eq!(m.outcome, "released");
-    }
-
-    #[test]
-    fn a_read_back_older_than_one_applied_is_dropped() {
-        let mut l = Latest::default();
-        let d = decision("customs", "open", 1);
-        assert!(l.newer(5, &d));
-        assert!(l.newer(5, &d), "the same message again");
-        assert!(!l.newer(4, &d), "the decision a correction replaced");
-        assert!(l.newer(3, &decision("quarantine", "open", 1)), "another agency");
-        assert!(l.newer(2, &decision("customs", "open", 2)), "another bag");
-        assert!(l.newer(9, &d));
     }
 }

@@ -626,24 +626,23 @@ pub(super) async fn send_decision(
     match ack {
         Ok(ack) => Ok((ack.sequence, d)),
         Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-            let stream = js.get_stream(DECISIONS).await.map_err(|e| SendFailure::NotNow(e.to_string()))?;
-            let last = match stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(m) => m,
+            // What the hub holds is the chain's last link; a message that is not one at the
+            // subject's end (a raw publish) leaves the agency's decision as it was, and no
+            // correction can follow it.
+            let chain = super::chain::read_chain(js, &subject).await.map_err(SendFailure::NotNow)?;
+            match (chain.in_force, chain.refused.last(), d.corrects) {
+                (Some(held), None, _) | (Some(held), Some(_), None) => Ok(held),
+                (_, Some((seq, why)), _) => Err(SendFailure::Refused(format!(
+                    "{subject}: its last message (#{seq}) is not a link of the agency's decision chain ({why})"
+                ))),
                 // A correction of a decision the hub no longer holds (removed with its age).
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                    return Err(SendFailure::Refused(format!(
-                        "{subject}: the hub no longer holds the decision it corrects"
-                    )));
+                (None, None, Some(_)) => Err(SendFailure::Refused(format!(
+                    "{subject}: the hub no longer holds the decision it corrects"
+                ))),
+                (None, None, None) => {
+                    Err(SendFailure::NotNow(format!("{subject}: refused, and holds nothing")))
                 }
-                Err(e) => return Err(SendFailure::NotNow(format!("{subject}: {e}"))),
-            };
-            if last.payload.len() > super::sorter::MAX_DECISION {
-                return Err(SendFailure::Refused(format!("{subject}: its last message is not a decision")));
             }
-            let held: DecisionMsg = serde_json::from_slice(&last.payload).map_err(|e| {
-                SendFailure::Refused(format!("{subject}: its last message is not a decision ({e})"))
-            })?;
-            Ok((last.sequence, held))
         }
         Err(e) => Err(SendFailure::NotNow(format!("{subject}: {e}"))),
     }
@@ -654,8 +653,8 @@ pub(super) async fn send_decision(
 pub enum SendFailure {
     /// The broker could not take it this moment: another try later.
     NotNow(String),
-    /// Never: the subject no longer holds what it corrects, or holds something that is not a
-    /// decision.
+    /// Never: the subject no longer holds what it corrects, or ends with a message that is not
+    /// a link of the agency's chain ([`super::chain`]).
     Refused(String),
 }
 
