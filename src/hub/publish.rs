@@ -585,8 +585,14 @@ async fn send_decisions(
                     let marked = match row {
                         Ok(Some(row)) => {
                             let held_row = crate::files::store::UnsentDecision { row, ..u.clone() };
+                            let on_hub = crate::files::store::OnHub {
+                                stream_seq: seq,
+                                code: &held.code,
+                                corrects: held.corrects,
+                                station: (!from_desk).then_some(held.station.as_str()),
+                            };
                             store
-                                .mark_decision_sent(&held_row, seq, &held.code, crate::unix_ms(), &actor)
+                                .mark_decision_sent(&held_row, &on_hub, crate::unix_ms(), &actor)
                                 .map_err(|e| e.to_string())
                         }
                         Ok(None) => {

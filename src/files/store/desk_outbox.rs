@@ -28,6 +28,19 @@ pub struct UnsentDecision {
     pub corrects: Option<u64>,
 }
 
+/// The agency's decision the hub holds once a desk's decision went (or met one there first).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OnHub<'a> {
+    /// Its decision stream sequence.
+    pub stream_seq: u64,
+    pub code: &'a str,
+    /// The message it corrects on the hub, when it is a correction.
+    pub corrects: Option<u64>,
+    /// The station that decided, when it is another station's, which the desk keeps as the
+    /// agency's (none: the desk's own, sent now or by an earlier round).
+    pub station: Option<&'a str>,
+}
+
 impl Store {
     /// The archive's bags a desk publishes come after this one: the last bag it held when it
     /// first published (recorded then, with its audit entry; the same answer ever after).
@@ -141,15 +154,15 @@ impl Store {
             .collect()
     }
 
-    /// Decision `d` reached the hub as message `stream_seq` of its decision stream; `hub_code`
-    /// is the code the hub holds for the agency (another than `d`'s when the hub had one
-    /// first). Recorded once, with its audit entry; a second call changes nothing. A correction
-    /// replaces what the row said was on the hub.
+    /// The hub holds `on_hub` as the agency's decision on `d`'s bag: `d` itself, or what the
+    /// archive's row `d.row` holds (the desk's earlier decision, or another station's kept as
+    /// the agency's). Recorded once, with its audit entry (`decision.published`,
+    /// `decision.correction_published`, or `decision.hub_kept` for another station's); a
+    /// second call changes nothing. A later row replaces what the row said was on the hub.
     pub fn mark_decision_sent(
         &mut self,
         d: &UnsentDecision,
-        stream_seq: u64,
-        hub_code: &str,
+        on_hub: &OnHub,
         at_ms: u64,
         actor: &str,
     ) -> Result<()> {
@@ -160,17 +173,21 @@ impl Store {
                  ON CONFLICT (bag, agency) DO UPDATE SET decision = excluded.decision,
                    stream_seq = excluded.stream_seq, hub_code = excluded.hub_code, at_ms = excluded.at_ms
                  WHERE excluded.decision > decisions_sent.decision",
-                params![d.bag, d.decision.agency, d.row, stream_seq as i64, hub_code, at_ms as i64],
+                params![d.bag, d.decision.agency, d.row, on_hub.stream_seq as i64, on_hub.code, at_ms as i64],
             )?;
             if n == 1 {
-                let mut detail = json!({ "agency": d.decision.agency, "code": d.decision.code,
-                                     "hub_code": hub_code, "stream_seq": stream_seq });
-                let action = match d.corrects {
-                    Some(earlier) => {
-                        detail["corrects"] = json!(earlier);
-                        "decision.correction_published"
+                let mut detail = json!({ "agency": d.decision.agency, "code": on_hub.code,
+                                         "stream_seq": on_hub.stream_seq });
+                if let Some(earlier) = on_hub.corrects {
+                    detail["corrects"] = json!(earlier);
+                }
+                let action = match (on_hub.station, on_hub.corrects) {
+                    (Some(station), _) => {
+                        detail["station"] = json!(station);
+                        "decision.hub_kept"
                     }
-                    None => "decision.published",
+                    (None, Some(_)) => "decision.correction_published",
+                    (None, None) => "decision.published",
                 };
                 audit::append(tx, at_ms, actor, action, Some(d.bag), &detail)?;
             }

@@ -14,7 +14,7 @@ pub mod audit;
 mod desk_outbox;
 mod hub_inbox;
 
-pub use desk_outbox::UnsentDecision;
+pub use desk_outbox::{OnHub, UnsentDecision};
 pub use hub_inbox::{HubBag, HubChanged, HubDecided};
 
 use std::path::{Path, PathBuf};

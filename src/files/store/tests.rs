@@ -629,8 +629,9 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
     assert_eq!(s.unsent_decisions(&both, 0, 1).unwrap().len(), 1, "at most the limit");
     assert_eq!(s.decision_sent(a, "customs").unwrap(), None);
     assert_eq!(w[0].corrects, None, "a first decision");
-    s.mark_decision_sent(&w[0], 11, "open", 3600, "node:d1").unwrap();
-    s.mark_decision_sent(&w[0], 12, "release", 3700, "node:d1").unwrap();
+    let ours = |stream_seq, code, corrects| OnHub { stream_seq, code, corrects, station: None };
+    s.mark_decision_sent(&w[0], &ours(11, "open", None), 3600, "node:d1").unwrap();
+    s.mark_decision_sent(&w[0], &ours(12, "release", None), 3700, "node:d1").unwrap();
     assert_eq!(s.decision_sent(a, "customs").unwrap().as_deref(), Some("open"), "once");
     assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty());
     // A change after it reached the hub goes as a correction of the message the hub holds.
@@ -639,12 +640,12 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!((c[0].decision.code.as_str(), c[0].corrects), ("detain", Some(11)));
     assert!(s.unsent_decisions(&both, a, 10).unwrap().is_empty(), "only bags after the one given");
-    s.mark_decision_sent(&c[0], 15, "detain", 3900, "node:d1").unwrap();
-    s.mark_decision_sent(&c[0], 16, "detain", 3950, "node:d1").unwrap();
+    s.mark_decision_sent(&c[0], &ours(15, "detain", Some(11)), 3900, "node:d1").unwrap();
+    s.mark_decision_sent(&c[0], &ours(16, "detain", Some(11)), 3950, "node:d1").unwrap();
     assert_eq!(s.decision_sent(a, "customs").unwrap().as_deref(), Some("detain"));
     assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty(), "sent once");
     // The earlier marking, repeated (a run that stopped before it), changes nothing back.
-    s.mark_decision_sent(&w[0], 11, "open", 4000, "node:d1").unwrap();
+    s.mark_decision_sent(&w[0], &ours(11, "open", None), 4000, "node:d1").unwrap();
     assert_eq!(s.decision_sent(a, "customs").unwrap().as_deref(), Some("detain"));
     // Another station's decision that the desk takes as its own is what the hub holds: marked
     // by its own row, it is not sent back to the hub.
@@ -654,8 +655,8 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
     let kept = s.decision_row_at(a, "customs", 4100).unwrap().unwrap();
     assert_eq!(kept, c[0].row);
     assert_eq!(s.decision_row_at(a, "customs", 4099).unwrap(), None);
-    s.mark_decision_sent(&UnsentDecision { row: kept, ..c[0].clone() }, 17, "release", 4200, "node:d1")
-        .unwrap();
+    let theirs = OnHub { station: Some("hub-c2"), ..ours(17, "release", Some(15)) };
+    s.mark_decision_sent(&UnsentDecision { row: kept, ..c[0].clone() }, &theirs, 4200, "node:d1").unwrap();
     assert!(s.unsent_decisions(&desk, 0, 10).unwrap().is_empty(), "not sent back to the hub");
     // A correction that can never go (what it corrects is gone from the hub): out of the way.
     s.record_decision(a, &dec("customs", "detain", 3800)).unwrap();
@@ -687,8 +688,21 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
         .filter(|e| e.action == "decision.correction_published")
         .map(|e| e.detail)
         .collect();
-    // The desk's correction, then the hub's later one it took as the agency's.
-    assert_eq!(corrections.len(), 2, "{corrections:?}");
+    // The desk's correction; the hub's later one it took as the agency's is audited as kept,
+    // naming the station that decided it.
+    assert_eq!(corrections.len(), 1, "{corrections:?}");
     assert!(corrections[0].contains("\"corrects\":11") && corrections[0].contains("\"stream_seq\":15"));
+    assert!(corrections[0].contains("\"code\":\"detain\""), "{corrections:?}");
+    let kept: Vec<String> = audit::entries(s.connection())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "decision.hub_kept")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        kept[0].contains("\"station\":\"hub-c2\"") && kept[0].contains("\"code\":\"release\""),
+        "{kept:?}"
+    );
     assert!(s.verify_audit().unwrap().ok());
 }
