@@ -848,15 +848,6 @@ struct LineBuf {
     scratch: Vec<f32>,
 }
 
-/// The detector's afterglow on one line's samples `t`: each channel keeps a part of what it saw
-/// on the line before (`glow`, which then holds this line's).
-fn glow_into(t: &mut [f32], glow: &mut [f32]) {
-    for (v, g) in t.iter_mut().zip(glow.iter_mut()) {
-        *v = (1.0 - AFTERGLOW) * *v + AFTERGLOW * *g;
-        *g = *v;
-    }
-}
-
 /// The detector's crosstalk: each channel shares [`CROSSTALK`] of its signal with either
 /// neighbour (the edges with themselves). Written for the compiler to vectorise.
 fn crosstalk(src: &[f32], out: &mut [f32]) {
@@ -1159,7 +1150,11 @@ impl SyntheticScanner {
 
     /// The last line's afterglow on line `t` (one line after another: each carries the last).
     fn afterglow(&mut self, t: &mut [f32], high: bool) {
-        glow_into(t, if high { &mut self.glow.1 } else { &mut self.glow.0 });
+        let glow = if high { &mut self.glow.1 } else { &mut self.glow.0 };
+        for (v, g) in t.iter_mut().zip(glow.iter_mut()) {
+            *v = (1.0 - AFTERGLOW) * *v + AFTERGLOW * *g;
+            *g = *v;
+        }
     }
 
     /// Scan a whole bag: its raw lines, in order.
@@ -1195,25 +1190,10 @@ impl SyntheticScanner {
                 });
             }
         });
-        // Each channel's afterglow is its own: the line-after-line pass runs on every core, a
-        // band of channels each.
-        let cols = lo.ncols().div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            let bands = lo
-                .axis_chunks_iter_mut(ndarray::Axis(1), cols)
-                .zip(hi.axis_chunks_iter_mut(ndarray::Axis(1), cols))
-                .zip(self.glow.0.chunks_mut(cols).zip(self.glow.1.chunks_mut(cols)));
-            for ((mut x, mut y), (gx, gy)) in bands {
-                s.spawn(move || {
-                    for mut row in x.rows_mut() {
-                        glow_into(row.as_slice_mut().expect("a row's band is contiguous"), gx);
-                    }
-                    for mut row in y.rows_mut() {
-                        glow_into(row.as_slice_mut().expect("a row's band is contiguous"), gy);
-                    }
-                });
-            }
-        });
+        for (mut a, mut b) in lo.rows_mut().into_iter().zip(hi.rows_mut()) {
+            self.afterglow(a.as_slice_mut().expect("rows are contiguous"), false);
+            self.afterglow(b.as_slice_mut().expect("rows are contiguous"), true);
+        }
         let first = self.seq;
         self.seq += n as u64;
         let this = &*self;
