@@ -283,7 +283,9 @@ async fn handle(
         Ok(c) => c,
         Err(why) => return Handled::Again(why),
     };
-    if let Some((_, why)) = chain.refused.iter().find(|(seq, _)| *seq == at) {
+    // Refused itself, or after the chain broke where the walk stopped (past its length).
+    let not_a_link = chain.refused.iter().find(|(seq, _)| *seq == at);
+    if let Some((_, why)) = not_a_link.or_else(|| chain.refused.last().filter(|(seq, _)| *seq < at)) {
         return refuse(why.clone());
     }
     if chain.in_force.as_ref().is_none_or(|(seq, _)| *seq != at) {

@@ -7,9 +7,15 @@
 //! onto the stream without that check - a station's raw publish - and counts for nothing: the
 //! decision in force is the last link before it.
 //!
-//! The sorter, a node's copy of the decisions and the opening bench read decisions back through
-//! [`stored_decision`]; the bench, which walks the whole stream in order, checks each message
-//! with the same rule as it reaches it.
+//! A chain whose first links aged out of the stream (it keeps decisions for the hub's hours)
+//! starts at the first message still held that corrects one no longer held; so a fork refused
+//! while its target was held could count once everything before it aged out - hours after the
+//! parcel left the line.
+//!
+//! Every reader of decisions goes through here: the sorter and a node's copy read back through
+//! [`stored_decision`]; the opening bench, walking the whole stream in order, checks each
+//! message against its subject's chain; a station looks at the chain before it screens a bag
+//! (decided at its desk, or decided already) and when the broker refuses its decision.
 //!
 //! Owns: the chain rule ([`Chain`], pure), reading a subject's chain off the stream, the
 //! read-back of a decision heard and the stream order of read-backs ([`Latest`]). Must not
@@ -66,6 +72,9 @@ impl Chain {
         if super::decision_subject(&d.agency, &d.line, &d.node, d.bag) != subject {
             return Err(format!("it names bag {}.{}.{} of {}", d.line, d.node, d.bag, d.agency));
         }
+        if self.seen.len() >= MAX_CHAIN {
+            return Err(format!("more than {MAX_CHAIN} messages on the subject: the rest count for nothing"));
+        }
         if self.broken {
             return Err("after a message that is not a link of the chain".into());
         }
@@ -93,31 +102,69 @@ impl Chain {
 
 /// The chain on `subject` as the decision stream holds it now.
 pub async fn read_chain(js: &jetstream::Context, subject: &str) -> Result<Chain, String> {
-    let mut stream = match js.get_stream(DECISIONS).await {
-        Ok(s) => s,
-        Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => return Ok(Chain::default()),
-        Err(e) => return Err(format!("the decision stream: {e}")),
-    };
-    let first_kept =
-        stream.info().await.map_err(|e| format!("the decision stream: {e}"))?.state.first_sequence;
+    match js.get_stream(DECISIONS).await {
+        Ok(stream) => read_chain_on(&stream, subject).await,
+        // No station has decided anything yet (stations create the stream).
+        Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => Ok(Chain::default()),
+        Err(e) => Err(format!("the decision stream: {e}")),
+    }
+}
+
+/// The chain on `subject` as `stream` (the decision stream) holds it now: one read a message,
+/// and one more that finds none. Past [`MAX_CHAIN`] messages the rest count for nothing (the
+/// first of them refused as such). The stream's first sequence is asked only where it matters:
+/// when the first message held is a correction (whose predecessor may have aged out).
+pub async fn read_chain_on(stream: &jetstream::stream::Stream, subject: &str) -> Result<Chain, String> {
     let mut chain = Chain::default();
     let mut from = 1;
-    for _ in 0..MAX_CHAIN {
-        match stream.raw_message_builder().sequence(from).next_by_subject(subject.to_string()).send().await {
-            Ok(m) => {
-                chain.take(subject, m.sequence, &m.payload, first_kept);
-                from = m.sequence + 1;
-            }
+    loop {
+        let m = match stream
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(subject.to_string())
+            .send()
+            .await
+        {
+            Ok(m) => m,
             Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(chain),
             Err(e) => return Err(format!("{subject}: {e}")),
+        };
+        let mut first_kept = 0;
+        if chain.seen.is_empty()
+            && serde_json::from_slice::<DecisionMsg>(&m.payload).is_ok_and(|d| d.corrects.is_some())
+        {
+            // Asked after the message was read: aging only moves it on.
+            let mut s = stream.clone();
+            first_kept =
+                s.info().await.map_err(|e| format!("the decision stream: {e}"))?.state.first_sequence;
         }
+        chain.take(subject, m.sequence, &m.payload, first_kept);
+        if chain.seen.len() > MAX_CHAIN {
+            return Ok(chain);
+        }
+        from = m.sequence + 1;
     }
-    Err(format!("{subject}: more than {MAX_CHAIN} messages"))
+}
+
+/// Each message that is not a link, said once by this process (bounded: then said afresh).
+fn say_not_a_link(subject: &str, seq: u64, why: &str) {
+    static SAID: std::sync::Mutex<Option<std::collections::HashSet<(String, u64)>>> =
+        std::sync::Mutex::new(None);
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    let said = said.get_or_insert_with(Default::default);
+    if said.len() >= 10_000 {
+        said.clear();
+    }
+    if said.insert((subject.to_string(), seq)) {
+        eprintln!(
+            "{subject}: message #{seq} is not a link of the agency's decision chain ({why}): it counts for nothing"
+        );
+    }
 }
 
 /// An agency's decision in force on a parcel as the decision stream holds it, if any, with its
-/// sequence there. Messages on the subject that are not links are said (they count for
-/// nothing); a stream that does not answer within a second and a half is as none.
+/// sequence there. Messages on the subject that are not links are said (once; they count for
+/// nothing); a stream that does not answer within half a second is as none.
 pub async fn stored_decision(
     js: &jetstream::Context,
     agency: &str,
@@ -126,7 +173,7 @@ pub async fn stored_decision(
     bag: i64,
 ) -> Option<(u64, DecisionMsg)> {
     let subject = super::decision_subject(agency, line, node, bag);
-    let chain = match tokio::time::timeout(Duration::from_millis(1500), read_chain(js, &subject)).await {
+    let chain = match tokio::time::timeout(Duration::from_millis(500), read_chain(js, &subject)).await {
         Ok(Ok(c)) => c,
         Ok(Err(why)) => {
             tracing::warn!("decision read-back: {why}");
@@ -135,10 +182,7 @@ pub async fn stored_decision(
         Err(_) => return None,
     };
     for (seq, why) in &chain.refused {
-        eprintln!(
-            "{subject}: message #{seq} is not a link of the agency's decision chain ({why}): it counts for nothing"
-        );
-        tracing::warn!(subject, seq, "not a link of the decision chain: {why}");
+        say_not_a_link(&subject, *seq, why);
     }
     chain.in_force
 }
@@ -295,6 +339,21 @@ mod tests {
         let other = DecisionMsg { scan_sha256: "cd".repeat(32), ..decision("release", Some(3)) };
         let c = walk(&[(3, decision("open", None)), (4, other)], 1);
         assert_eq!((in_force(&c), c.refused.len()), (Some((3, "open")), 1));
+    }
+
+    #[test]
+    fn a_chain_is_read_to_its_limit_and_no_further() {
+        let mut links = vec![(1, decision("open", None))];
+        for seq in 2..=MAX_CHAIN as u64 + 1 {
+            links.push((seq, decision(if seq % 2 == 0 { "release" } else { "open" }, Some(seq - 1))));
+        }
+        let c = walk(&links[..MAX_CHAIN], 1);
+        assert_eq!((in_force(&c).map(|(s, _)| s), c.refused.len()), (Some(MAX_CHAIN as u64), 0));
+        let c = walk(&links, 1);
+        assert_eq!(in_force(&c).map(|(s, _)| s), Some(MAX_CHAIN as u64), "the last link within the limit");
+        assert_eq!(c.refused.len(), 1);
+        assert_eq!(c.refused[0].0, MAX_CHAIN as u64 + 1);
+        assert!(c.refused[0].1.starts_with("more than 64 messages"), "{:?}", c.refused);
     }
 
     #[test]

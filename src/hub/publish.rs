@@ -547,12 +547,10 @@ async fn send_decisions(
                     }
                 },
                 Err(super::station::SendFailure::Refused(why)) => {
-                    // Never to go (what it corrects is gone from the hub): said, audited, and
-                    // out of the way of the decisions behind it.
-                    eprintln!(
-                        "hub: bag {}: {}'s correction cannot go to the hub: {why}",
-                        u.bag, screen.agency
-                    );
+                    // Never to go (what it corrects is gone from the hub, or its subject holds
+                    // a message that is not a link): said, audited, and out of the way of the
+                    // decisions behind it.
+                    eprintln!("hub: bag {}: {}'s decision cannot go to the hub: {why}", u.bag, screen.agency);
                     if let Err(e) = store.mark_decision_refused(&u, &why, crate::unix_ms(), &actor) {
                         eprintln!("hub: the desk's decisions: {e}");
                         failed = true;

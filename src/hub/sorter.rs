@@ -11,8 +11,9 @@
 //! decision subjects); before sending a parcel to the manual lane the node reads the decision
 //! stream for the agencies it has not heard from, so a decision missed while reconnecting is
 //! not lost. What counts is the agency's decision in force there, the last link of its chain
-//! ([`super::chain`]): a message published around the broker's check counts for nothing. The lane message is published with "expected last subject sequence 0": one per
-//! parcel, however often a node restarts.
+//! ([`super::chain`]): a message published around the broker's check counts for nothing. The
+//! lane message is published with "expected last subject sequence 0": one per parcel, however
+//! often a node restarts.
 //!
 //! A corrected decision (a message naming the one it replaces) counts in place of the
 //! agency's earlier one. Heard after the parcel's lane went, it gives the parcel a new lane
@@ -398,10 +399,12 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 for bag in sorting.due(crate::unix_ms()) {
-                    // Decisions missed while reconnecting are on the decision stream.
-                    for agency in sorting.waiting_for(bag) {
-                        if let Some((seq, d)) = stored_decision(&js, &agency, &line, &node, bag).await
-                            && latest.newer(seq, &d)
+                    // Decisions missed while reconnecting are on the decision stream (every
+                    // agency asked at once: each read waits half a second at most).
+                    let waiting = sorting.waiting_for(bag);
+                    let asked = waiting.iter().map(|agency| stored_decision(&js, agency, &line, &node, bag));
+                    for (seq, d) in futures_util::future::join_all(asked).await.into_iter().flatten() {
+                        if latest.newer(seq, &d)
                             && let Some(s) = sorting.decided(&d, crate::unix_ms())
                         {
                             send.push(s);

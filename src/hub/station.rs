@@ -25,8 +25,7 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
     context::PublishErrorKind,
     message::PublishMessage,
-    object_store,
-    stream::{self, LastRawMessageErrorKind},
+    object_store, stream,
 };
 use futures_util::StreamExt;
 
@@ -380,13 +379,22 @@ impl Station {
         let subject_d = super::decision_subject(&self.cfg.agency, &bag.line, &bag.node, bag.bag);
         // Screened at its scanner's desk, which sends the agency's decision: not this station's
         // once the desk has decided; until the desk's time is up, back to the broker; then here.
+        // What the agency's subject holds: its chain ([`super::chain`]); a message published
+        // around the broker's check counts for nothing.
+        let chain = match super::chain::read_chain_on(&self.decisions, &subject_d).await {
+            Ok(c) => c,
+            Err(why) => {
+                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await?;
+                return Err(format!("looking up {subject_d}: {why}").into());
+            }
+        };
         if bag.screened_at_desk.contains(&self.cfg.agency) {
-            match self.decisions.get_last_raw_message_by_subject(&subject_d).await {
-                Ok(_) => {
+            match &chain.in_force {
+                Some(_) => {
                     msg.double_ack().await?;
                     return Ok(Next::AtDesk { line: bag.line, node: bag.node, bag: bag.bag });
                 }
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                None => {
                     // The broker's time of the announcement (the hub's hosts keep time by NTP).
                     let now = crate::unix_ms();
                     let announced = msg
@@ -408,29 +416,16 @@ impl Station {
                         self.cfg.desk_wait.as_secs()
                     );
                 }
-                Err(e) => {
-                    msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await?;
-                    return Err(format!("looking up {subject_d}: {e}").into());
-                }
             }
         }
         // Decided already (its station died before acknowledging): nobody needs to look again.
-        match self.decisions.get_last_raw_message_by_subject(&subject_d).await {
-            Ok(m) => match serde_json::from_slice::<DecisionMsg>(&m.payload) {
-                // On this very scan (an announcement whose scan differs is checked below).
-                Ok(decision) if decision.scan_sha256 == bag.scan.sha256 => {
-                    let t = Taken { msg, bag, scan: Vec::new(), delivery, taken: Instant::now(), l1: None };
-                    let outcome = Decided::Elsewhere(m.sequence);
-                    return Ok(Next::Decided { t: Box::new(t), outcome, decision: Box::new(decision) });
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(subject = subject_d, "not a decision ({e}): screened again"),
-            },
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
-            Err(e) => {
-                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await?;
-                return Err(format!("looking up {subject_d}: {e}").into());
-            }
+        // On this very scan (an announcement whose scan differs is checked below).
+        if let Some((seq, decision)) = chain.in_force
+            && decision.scan_sha256 == bag.scan.sha256
+        {
+            let t = Taken { msg, bag, scan: Vec::new(), delivery, taken: Instant::now(), l1: None };
+            let outcome = Decided::Elsewhere(seq);
+            return Ok(Next::Decided { t: Box::new(t), outcome, decision: Box::new(decision) });
         }
         let scan = match self.scans.fetch(&bag).await {
             Ok(s) => s,
@@ -547,10 +542,17 @@ impl Station {
             match ack {
                 Ok(ack) => return Ok((Decided::Recorded(ack.sequence), d)),
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                    let decisions = self.js.get_stream(DECISIONS).await?;
-                    let first = decisions.get_last_raw_message_by_subject(&subject).await?;
-                    let theirs: DecisionMsg = serde_json::from_slice(&first.payload)?;
-                    return Ok((Decided::Elsewhere(first.sequence), theirs));
+                    // The agency's decision in force there (a raw message that is not a link of
+                    // its chain counts for nothing).
+                    let chain = super::chain::read_chain(&self.js, &subject).await?;
+                    return match (chain.in_force, chain.refused.first()) {
+                        (Some((seq, theirs)), _) => Ok((Decided::Elsewhere(seq), theirs)),
+                        (None, Some((seq, why))) => Err(format!(
+                            "{subject}: holds no decision of the agency's, and message #{seq} there is not one ({why})"
+                        )
+                        .into()),
+                        (None, None) => Err(format!("{subject}: the decision refused, and nothing there").into()),
+                    };
                 }
                 Err(e) if Instant::now() + pause < give_up => {
                     tracing::warn!(subject, "decision not taken yet ({e}); trying again");
@@ -607,9 +609,10 @@ impl Station {
 }
 
 /// Decision `d` on the decision stream: its sequence and the decision the stream holds (`d`;
-/// else, for a first decision, the agency's first, or for a correction, the agency's latest,
-/// which came before it). A correction goes only where the decision it corrects is still the
-/// subject's last message.
+/// else the agency's decision in force there, the last link of its chain, which came before
+/// it). A correction goes only where the decision it corrects is still the subject's last
+/// message; one that cannot ever go (what it corrects is gone, or a message that is not a link
+/// follows it) is refused.
 pub(super) async fn send_decision(
     js: &jetstream::Context,
     d: DecisionMsg,
@@ -630,18 +633,29 @@ pub(super) async fn send_decision(
             // subject's end (a raw publish) leaves the agency's decision as it was, and no
             // correction can follow it.
             let chain = super::chain::read_chain(js, &subject).await.map_err(SendFailure::NotNow)?;
-            match (chain.in_force, chain.refused.last(), d.corrects) {
-                (Some(held), None, _) | (Some(held), Some(_), None) => Ok(held),
-                (_, Some((seq, why)), _) => Err(SendFailure::Refused(format!(
-                    "{subject}: its last message (#{seq}) is not a link of the agency's decision chain ({why})"
-                ))),
-                // A correction of a decision the hub no longer holds (removed with its age).
-                (None, None, Some(_)) => Err(SendFailure::Refused(format!(
-                    "{subject}: the hub no longer holds the decision it corrects"
-                ))),
-                (None, None, None) => {
-                    Err(SendFailure::NotNow(format!("{subject}: refused, and holds nothing")))
-                }
+            let not_a_link = chain.refused.last().map(|(seq, why)| {
+                format!("{subject}: its last message (#{seq}) is not a link of the agency's decision chain ({why})")
+            });
+            match (chain.in_force, d.corrects) {
+                // What it corrects is still in force, and the broker refused it: something
+                // that is not a link follows (never to go), or a moment's race.
+                (Some(held), Some(earlier)) if held.0 == earlier && held.1 != d => Err(match not_a_link {
+                    Some(why) => SendFailure::Refused(why),
+                    None => {
+                        SendFailure::NotNow(format!("{subject}: refused, its last message is #{earlier}"))
+                    }
+                }),
+                // This very decision (an earlier try was stored, its ack lost), another
+                // station's first, or another station's newer correction: what the hub holds.
+                (Some(held), _) => Ok(held),
+                (None, corrects) => Err(match (not_a_link, corrects) {
+                    (Some(why), _) => SendFailure::Refused(why),
+                    // A correction of a decision the hub no longer holds (removed with its age).
+                    (None, Some(_)) => SendFailure::Refused(format!(
+                        "{subject}: the hub no longer holds the decision it corrects"
+                    )),
+                    (None, None) => SendFailure::NotNow(format!("{subject}: refused, and holds nothing")),
+                }),
             }
         }
         Err(e) => Err(SendFailure::NotNow(format!("{subject}: {e}"))),

@@ -207,8 +207,11 @@ impl Store {
             .map_err(|e| self.e(e))
     }
 
-    /// Decision `d` cannot go to the hub, ever (what it corrects is gone from the hub): marked
-    /// so it is not tried again, with why in the audit trail.
+    /// Decision `d` cannot go to the hub, ever (what it corrects is gone from the hub, or its
+    /// subject there holds a message that is not a link of the agency's chain): marked so it is
+    /// not tried again, with why in the audit trail (`decision.correction_refused`, or
+    /// `decision.refused` for a first decision, which leaves the hub holding nothing of the
+    /// desk's: `decision_sent` is then an empty code).
     pub fn mark_decision_refused(
         &mut self,
         d: &UnsentDecision,
@@ -218,12 +221,17 @@ impl Store {
     ) -> Result<()> {
         self.write(|tx| {
             let n = tx.execute(
-                "UPDATE decisions_sent SET decision = ?3 WHERE bag = ?1 AND agency = ?2 AND decision < ?3",
-                params![d.bag, d.decision.agency, d.row],
+                "INSERT INTO decisions_sent (bag, agency, decision, stream_seq, hub_code, at_ms)
+                 VALUES (?1, ?2, ?3, 0, '', ?4)
+                 ON CONFLICT (bag, agency) DO UPDATE SET decision = excluded.decision
+                 WHERE excluded.decision > decisions_sent.decision",
+                params![d.bag, d.decision.agency, d.row, at_ms as i64],
             )?;
             if n == 1 {
                 let detail = json!({ "agency": d.decision.agency, "code": d.decision.code, "why": why });
-                audit::append(tx, at_ms, actor, "decision.correction_refused", Some(d.bag), &detail)?;
+                let action =
+                    if d.corrects.is_some() { "decision.correction_refused" } else { "decision.refused" };
+                audit::append(tx, at_ms, actor, action, Some(d.bag), &detail)?;
             }
             Ok(())
         })

@@ -669,6 +669,18 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
         Some("release"),
         "the hub's, as it holds it"
     );
+    // A first decision that can never go (its subject on the hub holds a message that is not
+    // a link): out of the way too, the hub holding nothing of the desk's.
+    let q = s.unsent_decisions(&both, 0, 10).unwrap();
+    let q = q.iter().find(|u| u.decision.agency == "quarantine").unwrap();
+    assert_eq!(q.corrects, None);
+    s.mark_decision_refused(q, "not a link", 4400, "node:d1").unwrap();
+    s.mark_decision_refused(q, "not a link", 4401, "node:d1").unwrap();
+    assert!(s.unsent_decisions(&both, 0, 10).unwrap().is_empty());
+    assert_eq!(s.decision_sent(a, "quarantine").unwrap().as_deref(), Some(""));
+    let refused =
+        audit::entries(s.connection()).unwrap().into_iter().filter(|e| e.action == "decision.refused");
+    assert_eq!(refused.count(), 1, "audited once");
     assert_eq!(s.last_published().unwrap(), a);
     assert_eq!(s.current_decision(a, "customs").unwrap(), Some(dec("customs", "detain", 3800)));
     assert_eq!(s.current_decision(a, "security").unwrap(), None);
