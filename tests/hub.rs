@@ -2285,6 +2285,68 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
     assert_eq!(row["decisions"]["customs"]["corrected"][0]["code"], "release", "{row}");
     let (ok, said, err) = common::run(twinspect().args(["audit", "verify", "--records", &records]));
     assert!(ok, "{said}\n{err}");
+
+    // A crash between sending a correction and marking it: the screen had recorded c001's
+    // change in its archive and put the correction on the broker, then died before its records
+    // and its mark. Restarted, it must find its own correction there and take it as what the
+    // hub holds: not sent again (the subject keeps three messages), into the records now.
+    let detain_seq = raw
+        .iter()
+        .filter(|(_, s, _)| s == "twinspect.decision.customs.L1.n1.2")
+        .map(|(seq, _, _)| *seq)
+        .max()
+        .unwrap();
+    let at_ms = twinspect::unix_ms();
+    let mut store = Store::open(&desk).unwrap();
+    let change = twinspect::domain::inspection::Decision {
+        agency: "customs".into(),
+        code: "release".into(),
+        operator: "c001".into(),
+        at_ms,
+        reason: Some("third look".into()),
+    };
+    store.record_decision(two, &change).unwrap();
+    assert_eq!(store.hub_changed("customs", 0, 10).unwrap().len(), 1, "the change waits to be sent");
+    drop(store);
+    let sent_before_crash = DecisionMsg {
+        code: "release".into(),
+        at_ms,
+        reason: Some("third look".into()),
+        corrects: Some(detain_seq),
+        ..c.clone()
+    };
+    let crash_seq = publish_raw(
+        &url,
+        "twinspect.decision.customs.L1.n1.2",
+        serde_json::to_vec(&sent_before_crash).unwrap(),
+    );
+    std::fs::write(&script, "login customs c001 1111\nwait 4\n").unwrap();
+    let (ok, said, err) = common::run(
+        twinspect()
+            .arg("--data")
+            .arg(&desk)
+            .args(["snapshot", "--hub", &url, "--records", &records, "--station", "ws1", "--out"])
+            .arg(&shots)
+            .arg("--script")
+            .arg(&script),
+    );
+    assert!(ok, "{said}\n{err}");
+    let on_two =
+        raw_decisions(&url).into_iter().filter(|(_, s, _)| s == "twinspect.decision.customs.L1.n1.2").count();
+    assert_eq!(on_two, 3, "the correction on the broker was not sent again\n{err}");
+    let store = Store::open_read(&desk).unwrap();
+    let now = store.hub_decided(two, "customs").unwrap().unwrap();
+    assert_eq!((now.code.as_str(), now.elsewhere, now.stream_seq), ("release", false, crash_seq));
+    assert!(store.hub_changed("customs", 0, 10).unwrap().is_empty(), "marked, not pending");
+    assert!(store.verify_audit().unwrap().ok());
+    let (ok, listed, err) = common::run(twinspect().args(["bags", "--json", "--records", &records]));
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let row = rows.iter().find(|r| r["bag"] == 2).unwrap();
+    assert_eq!(row["decisions"]["customs"]["code"], "release", "{row}");
+    assert_eq!(row["decisions"]["customs"]["at_ms"], at_ms, "the decision sent before the crash: {row}");
+    let corrected = row["decisions"]["customs"]["corrected"].as_array().unwrap();
+    assert_eq!(corrected.len(), 2, "{row}");
 }
 
 #[test]
