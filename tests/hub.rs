@@ -852,26 +852,23 @@ fn each_parcel_gets_its_lane_before_its_deadline_or_the_manual_lane() {
     let u = url.clone();
     let corrector = std::thread::spawn(move || {
         let t0 = Instant::now();
-        while !lanes(&u).iter().any(|(_, m)| m.bag == 1) {
-            assert!(t0.elapsed() < Duration::from_secs(60), "parcel 1 got no lane");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let subject = "twinspect.decision.customs.L1.n1.1";
-        let (seq, _, payload) = raw_decisions(&u).into_iter().rfind(|(_, s, _)| s == subject).unwrap();
-        let d: DecisionMsg = serde_json::from_slice(&payload).unwrap();
-        let fix = DecisionMsg { code: "release".into(), corrects: Some(seq), ..d };
-        publish_raw(&u, subject, serde_json::to_vec(&fix).unwrap());
+        // Once `bag` has its lane: customs' decision on it, as the stream holds it, published
+        // again as `code`, correcting `corrects` (given the decision's sequence).
+        let republish = |bag: i64, code: &str, corrects: fn(u64) -> Option<u64>| {
+            while !lanes(&u).iter().any(|(_, m)| m.bag == bag) {
+                assert!(t0.elapsed() < Duration::from_secs(60), "parcel {bag} got no lane");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let subject = format!("twinspect.decision.customs.L1.n1.{bag}");
+            let (seq, _, payload) = raw_decisions(&u).into_iter().rfind(|(_, s, _)| *s == subject).unwrap();
+            let d: DecisionMsg = serde_json::from_slice(&payload).unwrap();
+            let again = DecisionMsg { code: code.into(), corrects: corrects(seq), ..d };
+            publish_raw(&u, &subject, serde_json::to_vec(&again).unwrap())
+        };
+        republish(1, "release", Some);
         // Parcel 2, once its lane went: a second customs decision published raw, without the
         // check that it comes first or corrects the one in force. It must count for nothing.
-        while !lanes(&u).iter().any(|(_, m)| m.bag == 2) {
-            assert!(t0.elapsed() < Duration::from_secs(60), "parcel 2 got no lane");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let subject = "twinspect.decision.customs.L1.n1.2";
-        let (_, _, payload) = raw_decisions(&u).into_iter().rfind(|(_, s, _)| s == subject).unwrap();
-        let d: DecisionMsg = serde_json::from_slice(&payload).unwrap();
-        let forged = DecisionMsg { code: "release".into(), corrects: None, ..d };
-        publish_raw(&u, subject, serde_json::to_vec(&forged).unwrap())
+        republish(2, "release", |_| None)
     });
     let (ok, out) = node.wait();
     assert!(ok, "{out}");
@@ -2110,6 +2107,20 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
     )
     .unwrap();
     let (desk, shots) = (tmp.path().join("desk"), tmp.path().join("shots"));
+    // The screens again, as a restarted workstation (stderr: what they said).
+    let screens = |script: &Path| {
+        let (ok, said, err) = common::run(
+            twinspect()
+                .arg("--data")
+                .arg(&desk)
+                .args(["snapshot", "--hub", &url, "--records", &records, "--station", "ws1", "--out"])
+                .arg(&shots)
+                .arg("--script")
+                .arg(script),
+        );
+        assert!(ok, "{said}\n{err}");
+        err
+    };
     let (ok, said, err) = common::run(
         twinspect()
             .arg("--data")
@@ -2248,16 +2259,7 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
         ),
     )
     .unwrap();
-    let (ok, said, err) = common::run(
-        twinspect()
-            .arg("--data")
-            .arg(&desk)
-            .args(["snapshot", "--hub", &url, "--records", &records, "--station", "ws1", "--out"])
-            .arg(&shots)
-            .arg("--script")
-            .arg(&script),
-    );
-    assert!(ok, "{said}\n{err}");
+    let err = screens(&script);
     let raw = raw_decisions(&url);
     let on_two: Vec<DecisionMsg> = raw
         .iter()
@@ -2321,16 +2323,7 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
         serde_json::to_vec(&sent_before_crash).unwrap(),
     );
     std::fs::write(&script, "login customs c001 1111\nwait 4\n").unwrap();
-    let (ok, said, err) = common::run(
-        twinspect()
-            .arg("--data")
-            .arg(&desk)
-            .args(["snapshot", "--hub", &url, "--records", &records, "--station", "ws1", "--out"])
-            .arg(&shots)
-            .arg("--script")
-            .arg(&script),
-    );
-    assert!(ok, "{said}\n{err}");
+    let err = screens(&script);
     let on_two =
         raw_decisions(&url).into_iter().filter(|(_, s, _)| s == "twinspect.decision.customs.L1.n1.2").count();
     assert_eq!(on_two, 3, "the correction on the broker was not sent again\n{err}");

@@ -686,31 +686,21 @@ fn a_desks_decisions_go_to_the_hub_after_their_bag_once_per_agency_and_hub_bags_
     assert_eq!(s.current_decision(a, "security").unwrap(), None);
     let r = s.record(a).unwrap();
     assert_eq!(s.current_decision(a, "quarantine").unwrap().as_ref(), r.current("quarantine"));
-    let sent: Vec<String> = audit::entries(s.connection())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "decision.published")
-        .map(|e| e.detail)
-        .collect();
+    // The audit entries' details of one action.
+    let details = |s: &Store, action: &str| -> Vec<String> {
+        let entries = audit::entries(s.connection()).unwrap().into_iter();
+        entries.filter(|e| e.action == action).map(|e| e.detail).collect()
+    };
+    let sent = details(&s, "decision.published");
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].contains("\"stream_seq\":11"), "{sent:?}");
-    let corrections: Vec<String> = audit::entries(s.connection())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "decision.correction_published")
-        .map(|e| e.detail)
-        .collect();
+    let corrections = details(&s, "decision.correction_published");
     // The desk's correction; the hub's later one it took as the agency's is audited as kept,
     // naming the station that decided it.
     assert_eq!(corrections.len(), 1, "{corrections:?}");
     assert!(corrections[0].contains("\"corrects\":11") && corrections[0].contains("\"stream_seq\":15"));
     assert!(corrections[0].contains("\"code\":\"detain\""), "{corrections:?}");
-    let kept: Vec<String> = audit::entries(s.connection())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "decision.hub_kept")
-        .map(|e| e.detail)
-        .collect();
+    let kept = details(&s, "decision.hub_kept");
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(
         kept[0].contains("\"station\":\"hub-c2\"") && kept[0].contains("\"code\":\"release\""),
