@@ -385,10 +385,11 @@ pub struct SyntheticOptions {
 }
 
 /// The emulated line's barcode reader: it reads each parcel `offset_ms` after the parcel starts
-/// through the tunnel (negative: before, at most the empty belt's length ahead), every
-/// `noread_every`-th parcel not at all (0: every one read), and serves the codes as a reader
-/// does, a CR/LF-terminated line each to whoever is connected to its TCP port. A parcel's code
-/// is its tag's with `PK` for `TS`.
+/// through the tunnel (negative: before, the reader upstream; as far as the line needs, several
+/// parcels ahead), every `noread_every`-th parcel not at all (0: every one read), and serves the
+/// codes as a reader does, a CR/LF-terminated line each to whoever is connected to its TCP
+/// port. A parcel's code is its tag's with `PK` for `TS`. Where it reads is a place on the belt:
+/// a stopped belt holds the reads back, a parcel reversed and scanned again is not read twice.
 #[derive(Clone, Debug)]
 pub struct ReaderEmulation {
     pub codes: Sender<(Instant, String)>,
@@ -585,6 +586,77 @@ pub fn spawn_synthetic(
     Ok(RunningSource { events: rx, stats, description, commands: Some(ctx), stop, thread: Some(thread) })
 }
 
+/// Where the emulated reader reads which parcel. Positions are belt lines (one a line sent
+/// with the belt running forward) from the start of the first parcel's empty belt; a parcel
+/// starts through the tunnel after its empty belt, `gap` lines, and takes its bag's lines.
+struct ReadPlan {
+    /// Where the reader reads relative to a parcel's start through the tunnel (lines).
+    off: i64,
+    gap: i64,
+    /// Parcels planned and not read yet: content number and start.
+    planned: std::collections::VecDeque<(u64, i64)>,
+    /// The next parcel to plan and where it starts.
+    next: (u64, i64),
+    /// Parcels generated to plan their length, kept for their scan.
+    bags: std::collections::HashMap<u64, crate::domain::synth::Bag>,
+}
+
+impl ReadPlan {
+    fn new(offset_ms: i64, rate: f64, gap: usize) -> ReadPlan {
+        let off = (offset_ms as f64 / 1000.0 * rate).round() as i64;
+        let gap = gap as i64;
+        ReadPlan { off, gap, planned: Default::default(), next: (0, gap), bags: Default::default() }
+    }
+
+    /// The reads at or before belt position `upto` (content and where), each once, with every
+    /// parcel through `current` (the one on the belt now) planned; `bag` makes a parcel (its
+    /// length plans the next), `last` is the number of parcels the scene has.
+    fn due(
+        &mut self,
+        upto: i64,
+        current: u64,
+        last: Option<u64>,
+        mut bag: impl FnMut(u64) -> (crate::domain::synth::Bag, usize),
+    ) -> Vec<(u64, i64)> {
+        while (self.next.1 + self.off <= upto || self.next.0 <= current)
+            && last.is_none_or(|n| self.next.0 < n)
+        {
+            let (content, start) = self.next;
+            let (b, lines) = bag(content);
+            self.bags.insert(content, b);
+            self.next = (content + 1, start + lines as i64 + self.gap);
+            self.planned.push_back((content, start));
+        }
+        let mut out = Vec::new();
+        while let Some(&(content, start)) = self.planned.front() {
+            if start + self.off > upto {
+                break;
+            }
+            self.planned.pop_front();
+            out.push((content, start + self.off));
+        }
+        out
+    }
+
+    /// Parcel `content` came back (the belt ran backwards) and starts again `by` lines later:
+    /// so does every parcel after it (a read done is not done again).
+    fn again(&mut self, content: u64, by: i64) {
+        for (c, s) in self.planned.iter_mut() {
+            if *c >= content {
+                *s += by;
+            }
+        }
+        if self.next.0 > content {
+            self.next.1 += by;
+        }
+    }
+}
+
+/// The seed of the synthetic scanner's `content`-th parcel.
+fn parcel_seed(seed: u64, content: u64) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(content)
+}
+
 /// What the belt did while a line waited to be sent.
 enum Went {
     On,
@@ -692,6 +764,29 @@ impl Synthetic {
         true
     }
 
+    /// The reader's reads due by belt position `pos` and half a second ahead (parcel `current`
+    /// on the belt), each queued to the reader for the time its place passes the reader at the
+    /// line rate (at once where that is past).
+    fn read(&mut self, plan: &mut Option<ReadPlan>, pos: i64, current: u64) {
+        let (Some(plan), Some(r)) = (plan.as_mut(), self.opts.reader.as_ref()) else { return };
+        let (seed, profile) = (self.opts.seed, &self.profile);
+        let ahead = (self.rate * 0.5).ceil() as i64;
+        let reads = plan.due(pos + ahead, current, self.opts.bags, |c| {
+            let b = generate_bag(parcel_seed(seed, c), profile);
+            let lines = b.lines(profile);
+            (b, lines)
+        });
+        for (content, at) in reads {
+            if r.noread_every != 0 && content % r.noread_every == r.noread_every - 1 {
+                continue;
+            }
+            let paced = (self.paced as i64 + at - pos).max(0) as f64;
+            let due = (self.t0 + Duration::from_secs_f64(paced / self.rate)).max(Instant::now());
+            let code = format!("PK{:06}{:02}", seed % 1_000_000, content % 100);
+            let _ = r.codes.try_send((due, code));
+        }
+    }
+
     fn run(mut self) {
         if !self.status() {
             return;
@@ -705,23 +800,10 @@ impl Synthetic {
         let gap_lines = (self.opts.gap_mm / self.profile.line_pitch_mm()).ceil() as usize;
         // The scanner's bag numbers, and which bag goes through (a reversed bag comes again).
         let (mut bag_no, mut content) = (0u64, 0u64);
+        // The belt's travel in lines since the first parcel's empty belt, and the reader's plan.
+        let mut pos = 0i64;
+        let mut plan = self.opts.reader.as_ref().map(|r| ReadPlan::new(r.offset_ms, self.rate, gap_lines));
         loop {
-            if let Some(r) = &self.opts.reader
-                && self.opts.bags.is_none_or(|n| content < n)
-                && (r.noread_every == 0 || content % r.noread_every != r.noread_every - 1)
-            {
-                // The next parcel starts through the tunnel after the empty belt.
-                let now = Instant::now();
-                let start = now + Duration::from_secs_f64(gap_lines as f64 / self.rate);
-                let off = Duration::from_millis(r.offset_ms.unsigned_abs());
-                let due = if r.offset_ms >= 0 {
-                    start + off
-                } else {
-                    start.checked_sub(off).unwrap_or(now).max(now)
-                };
-                let code = format!("PK{:06}{:02}", self.opts.seed % 1_000_000, content % 100);
-                let _ = r.codes.try_send((due, code));
-            }
             for _ in 0..gap_lines {
                 if matches!(self.obey(), Went::Quit) {
                     return;
@@ -732,6 +814,8 @@ impl Synthetic {
                 if !self.line(l) {
                     return;
                 }
+                pos += 1;
+                self.read(&mut plan, pos, content);
             }
             if self.opts.bags.is_some_and(|n| content >= n) {
                 // The scene is complete: connected, silent but for its status, until stopped.
@@ -741,7 +825,9 @@ impl Synthetic {
                 return;
             }
             let seed = self.opts.seed;
-            let bag = generate_bag(seed.wrapping_mul(1_000_003).wrapping_add(content), &self.profile);
+            let bag = plan.as_mut().and_then(|p| p.bags.remove(&content));
+            let bag = bag.unwrap_or_else(|| generate_bag(parcel_seed(seed, content), &self.profile));
+            let start = pos;
             self.stats.bags.fetch_add(1, Ordering::Relaxed);
             // A baggage tag as an upstream reader would deliver it (every bag has one here).
             let item_id = Some(format!("TS{:06}{:02}", seed % 1_000_000, content % 100));
@@ -762,6 +848,12 @@ impl Synthetic {
                 if !self.line(l) {
                     return;
                 }
+                pos += 1;
+                self.read(&mut plan, pos, content);
+            }
+            if !whole && let Some(p) = plan.as_mut() {
+                // It comes again after another empty belt.
+                p.again(content, pos + gap_lines as i64 - start);
             }
             if !send(&self.tx, &self.stats, SourceEvent::BagEnd { bag: bag_no }) {
                 return;
@@ -776,6 +868,76 @@ impl Synthetic {
 mod tests {
     use super::*;
     use crate::domain::scan::LineKind;
+
+    /// Parcels of 100, 200, 300, ... lines.
+    fn parcel(c: u64) -> (crate::domain::synth::Bag, usize) {
+        let p = ScannerProfile::load("desk-140").unwrap();
+        (generate_bag(c, &p), 100 * (c as usize + 1))
+    }
+
+    #[test]
+    fn an_upstream_reader_reads_parcels_several_ahead_and_a_reversed_one_once() {
+        // Gap 50 lines: parcels start at 50, 200, 450, 800; the reader 400 lines upstream
+        // (10 lines a ms: 40 ms) reads them at -350, -200, 50, 400.
+        let mut plan = ReadPlan::new(-40, 10_000.0, 50);
+        assert_eq!(plan.due(0, 0, None, parcel), vec![(0, -350), (1, -200)], "two parcels ahead");
+        assert_eq!(plan.due(49, 0, None, parcel), vec![]);
+        assert_eq!(plan.due(50, 0, None, parcel), vec![(2, 50)]);
+        // Parcel 1 is reversed 120 lines in (at 320) and starts again after another gap (at
+        // 370): 170 lines later than planned; parcel 2 was read already, parcel 3 moves.
+        plan.again(1, 170);
+        assert_eq!(plan.due(400, 1, None, parcel), vec![], "at 400 + 170 now");
+        assert_eq!(plan.due(570, 1, None, parcel), vec![(3, 570)]);
+        assert!(plan.due(10_000, 9, Some(4), parcel).is_empty(), "a scene of four parcels");
+        assert_eq!(plan.bags.len(), 4, "each made once, kept for its scan");
+        // Downstream (300 lines after the start): the parcel on the belt is planned anyway.
+        let mut plan = ReadPlan::new(30, 10_000.0, 50);
+        assert_eq!(plan.due(10, 0, None, parcel), vec![]);
+        assert_eq!(plan.next, (1, 200), "parcel 0 planned while on the belt");
+        assert_eq!(plan.due(349, 0, None, parcel), vec![]);
+        assert_eq!(plan.due(350, 0, None, parcel), vec![(0, 350)]);
+        assert_eq!(plan.due(500, 1, None, parcel), vec![(1, 500)]);
+    }
+
+    #[test]
+    fn the_emulated_reader_reads_each_parcel_at_its_place_on_the_belt() {
+        let p = ScannerProfile::load("desk-140").unwrap();
+        // The reader upstream by two parcels and more (each about 0.6 s at this speed).
+        let (codes, reads) = bounded(64);
+        let reader = ReaderEmulation { codes, offset_ms: -1500, noread_every: 3 };
+        let opts = SyntheticOptions { speed: 2.0, bags: Some(5), reader: Some(reader), ..Default::default() };
+        let src = spawn_synthetic(&p, opts).unwrap();
+        // When each parcel started through the tunnel, by its tag.
+        let mut starts = Vec::new();
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < end, "five parcels within a minute");
+            match src.events.recv_timeout(Duration::from_millis(50)) {
+                Ok(SourceEvent::BagStart { item_id, .. }) => starts.push((Instant::now(), item_id.unwrap())),
+                Ok(SourceEvent::BagEnd { bag: 4 }) => break,
+                _ => {}
+            }
+        }
+        let reads: Vec<(Instant, String)> = reads.try_iter().collect();
+        // Every parcel but the third read (no-read every third), in order.
+        let codes: Vec<&str> = reads.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(codes, ["PK00000100", "PK00000101", "PK00000103", "PK00000104"]);
+        assert_eq!(starts.len(), 5);
+        let (first, mut ahead) = (starts[0].0, 0);
+        for (due, code) in &reads {
+            let (started, _) = starts.iter().find(|(_, tag)| tag[2..] == code[2..]).unwrap();
+            let lead = started.duration_since(*due).as_secs_f64();
+            if started.duration_since(first).as_secs_f64() > 1.6 {
+                // Far enough from the scanner's start to be read 1.5 s ahead: three parcels
+                // and more upstream of the tunnel.
+                assert!((1.3..=1.7).contains(&lead), "{code} read {lead:.3} s before its start");
+                ahead += 1;
+            } else {
+                assert!((0.0..=1.7).contains(&lead), "{code} read {lead:.3} s before its start");
+            }
+        }
+        assert!(ahead >= 2, "{ahead} parcels read a whole 1.5 s ahead");
+    }
 
     #[test]
     fn synthetic_source_calibrates_first_then_scans_and_stops_on_drop() {
