@@ -3,7 +3,8 @@
 //! from the emulator. Sources are named by URL ([`url::SourceUrl`], [`open`]).
 //!
 //! Owns: [`SourceEvent`], [`SourceStats`], [`open`], the built-in synthetic scanner thread
-//! ([`spawn_synthetic`]) that paces lines at the profile's line rate, the serial driver
+//! ([`spawn_synthetic`]) that paces lines at the profile's line rate (and its emulated barcode
+//! reader, [`emulate_reader`], reading each parcel at its place on the belt), the serial driver
 //! ([`serial`]) and the GigE Vision driver ([`gige`]), with the wire codecs the emulators
 //! (`crate::emulator`) speak too. A full channel never blocks a source: like a real scanner it
 //! drops the line and counts it.
