@@ -2338,8 +2338,10 @@ fn a_desks_screens_screen_the_hubs_bags_and_their_decisions_go_back_to_the_hub()
     let row = rows.iter().find(|r| r["bag"] == 2).unwrap();
     assert_eq!(row["decisions"]["customs"]["code"], "release", "{row}");
     assert_eq!(row["decisions"]["customs"]["at_ms"], at_ms, "the decision sent before the crash: {row}");
+    assert_eq!(row["decisions"]["customs"]["reason"], "third look", "why it changed: {row}");
     let corrected = row["decisions"]["customs"]["corrected"].as_array().unwrap();
     assert_eq!(corrected.len(), 2, "{row}");
+    assert_eq!(corrected[1]["reason"], "second look", "why the one it replaced changed: {row}");
 }
 
 #[test]

@@ -197,6 +197,9 @@ pub struct HubDecision {
     pub operator: String,
     pub level: String,
     pub at_ms: i64,
+    /// Why the agency's decision was changed (a correction), or the operator's note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The operator's marks that came with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<super::HubMark>,
@@ -212,6 +215,8 @@ pub struct HubEarlier {
     pub station: String,
     pub operator: String,
     pub at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The hub's records as a station writes them: connected when first needed, and again once the
@@ -531,7 +536,7 @@ impl Records {
             .query(
                 "SELECT b.line, b.node, b.bag, b.item_id, b.lines, b.ended_ms, b.scan_sha256,
                         d.agency, d.code, d.station, d.operator, d.level, d.at_ms,
-                        l.lane, l.outcome, l.sent, d.marks, l.replaces
+                        l.lane, l.outcome, l.sent, d.marks, l.replaces, d.reason
                  FROM hub_bags b
                       LEFT JOIN (SELECT DISTINCT ON (agency, line, node, bag) * FROM hub_decisions
                                  ORDER BY agency, line, node, bag, stream_seq DESC) d USING (line, node, bag)
@@ -570,6 +575,7 @@ impl Records {
                     operator: r.get(10),
                     level: r.get(11),
                     at_ms: r.get(12),
+                    reason: r.get(18),
                     marks: marks_of(r.get(16)),
                     corrected: Vec::new(),
                 };
@@ -583,7 +589,7 @@ impl Records {
         let rows = self
             .client
             .query(
-                "SELECT d.line, d.node, d.bag, d.agency, d.code, d.station, d.operator, d.at_ms
+                "SELECT d.line, d.node, d.bag, d.agency, d.code, d.station, d.operator, d.at_ms, d.reason
                  FROM hub_decisions d
                  WHERE EXISTS (SELECT 1 FROM hub_decisions c WHERE (c.agency, c.line, c.node, c.bag)
                                = (d.agency, d.line, d.node, d.bag) AND c.stream_seq > d.stream_seq)
@@ -601,6 +607,7 @@ impl Records {
                     station: r.get(5),
                     operator: r.get(6),
                     at_ms: r.get(7),
+                    reason: r.get(8),
                 });
             }
         }
