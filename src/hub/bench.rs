@@ -25,7 +25,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream::RawMessageErrorKind};
 
 use super::access::{self, Credentials, Identity};
-use super::chain::MAX_DECISION;
 use super::decisions::{Recorded, record_on};
 use super::station::{ScanProblem, Scans};
 use super::{BagAnnouncement, DECISIONS, DecisionMsg, HubUrl, STREAM};
@@ -257,12 +256,9 @@ async fn handle(
         tracing::warn!(subject, "refused: {why}");
         Handled::Next
     };
-    if payload.len() > MAX_DECISION {
-        return refuse(format!("a decision of {} bytes (limit {MAX_DECISION})", payload.len()));
-    }
-    let d: DecisionMsg = match serde_json::from_slice(payload) {
+    let d = match super::chain::decode(payload) {
         Ok(d) => d,
-        Err(e) => return refuse(format!("not a decision: {e}")),
+        Err(why) => return refuse(why),
     };
     if subject != super::decision_subject(&d.agency, &d.line, &d.node, d.bag) {
         return refuse(format!("it names bag {}.{}.{} on another subject", d.line, d.node, d.bag));

@@ -53,7 +53,12 @@ impl Chain {
     /// first sequence (a chain whose first links aged out of the stream starts at the first
     /// correction still held).
     pub fn take(&mut self, subject: &str, seq: u64, payload: &[u8], first_kept: u64) {
-        let verdict = self.link(subject, seq, payload, first_kept);
+        self.take_decoded(subject, seq, decode(payload), first_kept);
+    }
+
+    /// [`Chain::take`] of a message already decoded ([`decode`]).
+    pub fn take_decoded(&mut self, subject: &str, seq: u64, d: Result<DecisionMsg, String>, first_kept: u64) {
+        let verdict = d.and_then(|d| self.link(subject, seq, d, first_kept));
         self.seen.push(seq);
         match verdict {
             Ok(d) => self.in_force = Some((seq, d)),
@@ -64,11 +69,7 @@ impl Chain {
         }
     }
 
-    fn link(&self, subject: &str, seq: u64, payload: &[u8], first_kept: u64) -> Result<DecisionMsg, String> {
-        if payload.len() > MAX_DECISION {
-            return Err(format!("{} bytes (limit {MAX_DECISION})", payload.len()));
-        }
-        let d: DecisionMsg = serde_json::from_slice(payload).map_err(|e| format!("not a decision: {e}"))?;
+    fn link(&self, subject: &str, seq: u64, d: DecisionMsg, first_kept: u64) -> Result<DecisionMsg, String> {
         if super::decision_subject(&d.agency, &d.line, &d.node, d.bag) != subject {
             return Err(format!("it names bag {}.{}.{} of {}", d.line, d.node, d.bag, d.agency));
         }
@@ -100,6 +101,14 @@ impl Chain {
     }
 }
 
+/// A decision message as read off the broker (at most [`MAX_DECISION`] bytes of JSON).
+pub fn decode(payload: &[u8]) -> Result<DecisionMsg, String> {
+    if payload.len() > MAX_DECISION {
+        return Err(format!("a decision of {} bytes (limit {MAX_DECISION})", payload.len()));
+    }
+    serde_json::from_slice(payload).map_err(|e| format!("not a decision: {e}"))
+}
+
 /// The chain on `subject` as the decision stream holds it now.
 pub async fn read_chain(js: &jetstream::Context, subject: &str) -> Result<Chain, String> {
     match js.get_stream(DECISIONS).await {
@@ -129,16 +138,15 @@ pub async fn read_chain_on(stream: &jetstream::stream::Stream, subject: &str) ->
             Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(chain),
             Err(e) => return Err(format!("{subject}: {e}")),
         };
+        let d = decode(&m.payload);
         let mut first_kept = 0;
-        if chain.seen.is_empty()
-            && serde_json::from_slice::<DecisionMsg>(&m.payload).is_ok_and(|d| d.corrects.is_some())
-        {
+        if chain.seen.is_empty() && d.as_ref().is_ok_and(|d| d.corrects.is_some()) {
             // Asked after the message was read: aging only moves it on.
             let mut s = stream.clone();
             first_kept =
                 s.info().await.map_err(|e| format!("the decision stream: {e}"))?.state.first_sequence;
         }
-        chain.take(subject, m.sequence, &m.payload, first_kept);
+        chain.take_decoded(subject, m.sequence, d, first_kept);
         if chain.seen.len() > MAX_CHAIN {
             return Ok(chain);
         }
@@ -199,10 +207,7 @@ pub fn read_back_heard(
     line: &str,
     node: &str,
 ) {
-    if m.payload.len() > MAX_DECISION {
-        return;
-    }
-    let Ok(d) = serde_json::from_slice::<DecisionMsg>(&m.payload) else { return };
+    let Ok(d) = decode(&m.payload) else { return };
     if m.subject.as_str() != super::decision_subject(&d.agency, &d.line, &d.node, d.bag) {
         return;
     }
@@ -371,7 +376,11 @@ mod tests {
         assert_eq!(c.refused.len(), 2);
         let mut c = Chain::default();
         c.take(SUBJECT, 2, &vec![b' '; MAX_DECISION + 1], 1);
-        assert!(c.refused[0].1.contains("limit"), "{:?}", c.refused);
+        assert!(
+            c.refused[0].1.starts_with("a decision of") && c.refused[0].1.contains("limit"),
+            "{:?}",
+            c.refused
+        );
     }
 
     #[test]

@@ -544,7 +544,7 @@ impl Station {
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                     // The agency's decision in force there (a raw message that is not a link of
                     // its chain counts for nothing).
-                    let chain = super::chain::read_chain(&self.js, &subject).await?;
+                    let chain = super::chain::read_chain_on(&self.decisions, &subject).await?;
                     return match (chain.in_force, chain.refused.first()) {
                         (Some((seq, theirs)), _) => Ok((Decided::Elsewhere(seq), theirs)),
                         (None, Some((seq, why))) => Err(format!(
